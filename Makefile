@@ -1,0 +1,50 @@
+# pqproxy: the two commands a user needs are `make run` and `make test`.
+# Both install what is missing (scripts/deps.sh), then build.
+
+BUILD      ?= build
+BUILD_SAN  ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CONFIG     ?= config/pqproxy.json
+DEPS_MK    := $(BUILD)/deps.mk
+
+.PHONY: all deps build build-asan run test test-unit test-asan clean distclean demo-model
+
+all: build
+
+# deps.sh is idempotent and takes about a second once its cache is warm.
+deps:
+	@mkdir -p $(BUILD)
+	@scripts/deps.sh --print-env > $(DEPS_MK).tmp && mv $(DEPS_MK).tmp $(DEPS_MK)
+
+-include $(DEPS_MK)
+
+define cmake_build
+	@cmake -S . -B $(1) -DWOLFSSL_ROOT="$$(sed -n 's/^WOLFSSL_ROOT := //p' $(DEPS_MK))" \
+	    -DLLHTTP_ROOT="$$(sed -n 's/^LLHTTP_ROOT := //p' $(DEPS_MK))" $(2) > $(1).cmake.log 2>&1 || \
+	    { cat $(1).cmake.log; exit 1; }
+	@cmake --build $(1) -j $(JOBS)
+endef
+
+build: deps
+	$(call cmake_build,$(BUILD),)
+
+build-asan: deps
+	$(call cmake_build,$(BUILD_SAN),-DPX_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
+
+# Starts the bundled demo model server and the proxy in front of it.
+run: build
+	@scripts/run-demo.sh $(BUILD)/pqproxy $(CONFIG)
+
+test: build build-asan
+	@echo "== tests: normal build"
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@echo "== tests: ASan + UBSan build"
+	@cd $(BUILD_SAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD).cmake.log $(BUILD_SAN).cmake.log
+
+# Also forgets the dependency cache (wolfSSL and llhttp are fetched and built again).
+distclean: clean
+	rm -rf "$${PQPROXY_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/pqproxy}"

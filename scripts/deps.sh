@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# Installs what pqproxy needs to build and test, idempotently.
+#
+#   scripts/deps.sh [--print-env]
+#
+# - Debian 12 packages (libuv, cJSON, cmocka, cmake, autotools, ...) through
+#   the system's apt, only when one is missing.
+# - wolfSSL >= 5.8 with ML-KEM and ML-DSA, built from Debian's source package
+#   of a newer suite, and llhttp >= 9 from Debian's binary packages of a newer
+#   suite. Both come through a *private* apt configuration (own sources list,
+#   lists and cache) that reuses the Debian mirror the machine already uses;
+#   the system's apt sources are never touched.
+# - Everything is installed into a cache outside the repo, keyed by version
+#   and build options, so that reruns and new clones reuse it.
+#
+# WOLFSSL_ROOT / LLHTTP_ROOT, when set, name installs of the user's own and
+# are used as they are. With --print-env the script ends by printing the
+# roots as make variable assignments (used by the top-level Makefile).
+set -euo pipefail
+
+CACHE="${PQPROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pqproxy}"
+WOLFSSL_MIN=5.8
+LLHTTP_MIN=9
+SUITES="${PQPROXY_DEBIAN_SUITES:-unstable testing trixie-backports trixie}"
+JOBS="$(nproc 2>/dev/null || echo 2)"
+
+log() { printf 'deps: %s\n' "$*" >&2; }
+die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
+
+# --- Debian 12 packages ------------------------------------------------------
+SYS_PKGS=(build-essential cmake pkg-config autoconf automake libtool
+          libuv1-dev libcjson-dev libcmocka-dev
+          python3 curl ca-certificates xz-utils file)
+
+install_system_packages() {
+    local missing=() p
+    for p in "${SYS_PKGS[@]}" "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing Debian packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    local aptlog; aptlog="$(mktemp)"
+    if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+             --no-install-recommends "${missing[@]}"; } >"$aptlog" 2>&1; then
+        tail -n 30 "$aptlog" >&2; rm -f "$aptlog"
+        die "apt-get could not install: ${missing[*]}"
+    fi
+    rm -f "$aptlog"
+}
+
+# --- private apt configuration for newer suites --------------------------------
+APT_DIR="$CACHE/apt"
+APT_OPTS=()
+
+# The Debian mirror this machine already uses: the URI that serves the main
+# archive's own release (not -security), as apt itself reports it.
+system_mirror() {
+    local uri codename
+    codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")"
+    uri="$(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(ORIGIN)' 2>/dev/null |
+           awk -v c="$codename" '$2 == c && $3 == "Debian" { print $1; exit }')"
+    if [ -z "$uri" ]; then
+        # apt has not fetched lists yet: read the configured sources instead.
+        uri="$(grep -hE '^(URIs:|deb )' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources \
+                 /etc/apt/sources.list.d/*.list 2>/dev/null |
+               grep -v security | grep -oE '(https?|file)://[^ ]+' | head -n1)"
+    fi
+    [ -n "$uri" ] || die "cannot find the Debian mirror in the system's apt configuration"
+    printf '%s\n' "${uri%/}"
+}
+
+setup_private_apt() {
+    [ ${#APT_OPTS[@]} -gt 0 ] && return 0
+    local mirror keyring=/usr/share/keyrings/debian-archive-keyring.gpg s
+    mirror="$(system_mirror)"
+    mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial" \
+             "$APT_DIR/etc/sources.list.d" "$APT_DIR/etc/preferences.d"
+    : > "$APT_DIR/etc/sources.list.new"
+    for s in $SUITES; do
+        printf 'deb [signed-by=%s] %s %s main\ndeb-src [signed-by=%s] %s %s main\n' \
+            "$keyring" "$mirror" "$s" "$keyring" "$mirror" "$s" >> "$APT_DIR/etc/sources.list.new"
+    done
+    mv "$APT_DIR/etc/sources.list.new" "$APT_DIR/etc/sources.list"
+    APT_OPTS=(-o "Dir::Etc::SourceList=$APT_DIR/etc/sources.list"
+              -o "Dir::Etc::SourceParts=$APT_DIR/etc/sources.list.d"
+              -o "Dir::Etc::Preferences=$APT_DIR/etc/preferences"
+              -o "Dir::Etc::PreferencesParts=$APT_DIR/etc/preferences.d"
+              -o "Dir::State::Lists=$APT_DIR/lists"
+              -o "Dir::State::status=$APT_DIR/status"
+              -o "Dir::Cache=$APT_DIR/cache"
+              -o "APT::Sandbox::User=root"
+              -o "Debug::NoLocking=1")
+    touch "$APT_DIR/status"
+    # Indexes are refreshed at most once a day; a failing suite (renamed,
+    # unreachable) is tolerated as long as some index arrives.
+    if [ -z "$(find "$APT_DIR/lists" -maxdepth 1 -name '*Sources*' -mtime -1 2>/dev/null | head -n1)" ]; then
+        log "refreshing private apt indexes ($SUITES) from $mirror"
+        apt-get "${APT_OPTS[@]}" update -qq >&2 || log "warning: some suites failed to update"
+    fi
+    ls "$APT_DIR/lists/"*Sources* >/dev/null 2>&1 ||
+        die "no source index could be fetched from $mirror for suites: $SUITES"
+}
+
+# Prints "version<TAB>directory<TAB>orig-name<TAB>sha256<TAB>size" for every
+# version of a source package the private indexes know, newest first.
+source_candidates() {
+    local rows=() row i j t
+    mapfile -t rows < <(apt-cache "${APT_OPTS[@]}" showsrc "$1" 2>/dev/null | awk '
+        function emit() { if (ver != "" && orig != "") print ver "\t" dir "\t" orig "\t" sha "\t" size
+                          ver = ""; orig = ""; dir = "" }
+        /^Package: / { emit() }
+        /^Version: / { ver = $2 }
+        /^Directory: / { dir = $2 }
+        /^Checksums-Sha256:/ { insha = 1; next }
+        /^[^ ]/ { insha = 0 }
+        insha && $3 ~ /\.orig\.tar\.(gz|xz|bz2)$/ { orig = $3; sha = $1; size = $2 }
+        END { emit() }' | sort -u)
+    # newest first, by Debian version ordering (a handful of rows)
+    for ((i = 0; i < ${#rows[@]}; i++)); do
+        for ((j = i + 1; j < ${#rows[@]}; j++)); do
+            if dpkg --compare-versions "${rows[j]%%$'\t'*}" gt "${rows[i]%%$'\t'*}"; then
+                t="${rows[i]}"; rows[i]="${rows[j]}"; rows[j]="$t"
+            fi
+        done
+    done
+    [ ${#rows[@]} -eq 0 ] || printf '%s\n' "${rows[@]}"
+}
+
+upstream_version() { local v="${1#*:}"; v="${v%-*}"; printf '%s\n' "${v%%+*}"; }
+
+# Downloads URI to DEST through apt's own transport, checking the SHA-256
+# taken from the archive index. Fails (without leaving DEST) on 404 or mismatch.
+fetch_verified() {
+    local uri="$1" dest="$2" sha="$3"
+    rm -f "$dest.part"
+    if /usr/lib/apt/apt-helper "${APT_OPTS[@]}" download-file "$uri" "$dest.part" "SHA256:$sha" >&2 2>/dev/null; then
+        # apt-helper verified the hash; check again so a wrong tool cannot fool us.
+        if [ "$(sha256sum "$dest.part" | cut -d' ' -f1)" = "$sha" ]; then
+            mv "$dest.part" "$dest"
+            return 0
+        fi
+        log "SHA-256 mismatch for $uri"
+    fi
+    rm -f "$dest.part"
+    return 1
+}
+
+# --- wolfSSL -----------------------------------------------------------------
+cpu_has() { grep -qw "$1" /proc/cpuinfo 2>/dev/null; }
+
+wolfssl_configure_flags() {
+    local f=(--enable-static --disable-shared --with-pic
+             --enable-tls13 --disable-oldtls --enable-tlsv12
+             --enable-mlkem --enable-pqc-hybrids --enable-mldsa
+             --enable-curve25519 --enable-ed25519 --enable-ecc --enable-ecccustcurves
+             --enable-sha3 --enable-sha384 --enable-sha512 --enable-hkdf
+             --enable-aesgcm --enable-chacha --enable-poly1305
+             --enable-sp=yes --enable-sp-math-all --enable-sp-asm
+             --enable-sni --enable-alpn --enable-session-ticket --enable-supportedcurves
+             --enable-secure-renegotiation-info
+             --enable-certgen --enable-certreq --enable-certext --enable-keygen
+             --enable-pkcs8 --enable-base64encode --enable-certgencache=no
+             --enable-harden --disable-examples --disable-crypttests --disable-benchmark
+             --enable-aesni)
+    # AES-NI / AVX2 paths are selected at run time by CPUID; only build them
+    # where the build CPU has them so the library runs on this machine kind.
+    if cpu_has aes && cpu_has avx2; then f+=(--enable-intelasm); fi
+    printf '%s\n' "${f[@]}"
+}
+
+build_wolfssl() {
+    local src="$1" prefix="$2" flags
+    mapfile -t flags < <(wolfssl_configure_flags)
+    log "building wolfSSL in $src (this takes a few minutes, once)"
+    (
+        cd "$src"
+        ./autogen.sh >"$src/autogen.log" 2>&1 || { tail -20 "$src/autogen.log" >&2; exit 1; }
+        ./configure --prefix="$prefix" "${flags[@]}" \
+            CFLAGS="-O2 -g -DHAVE_EX_DATA" \
+            >"$src/configure.log" 2>&1 || { tail -30 "$src/configure.log" >&2; exit 1; }
+        grep -E 'ML-KEM|MLKEM|ML-DSA|MLDSA|Dilithium|Kyber|TLS v1.3|Intel|AES-NI|SP math|SP ASM' \
+            "$src/configure.log" | grep -v '^checking' | sed 's/^/deps:   /' >&2 || true
+        make -j"$JOBS" >"$src/make.log" 2>&1 || { tail -40 "$src/make.log" >&2; exit 1; }
+        make install >"$src/install.log" 2>&1 || { tail -20 "$src/install.log" >&2; exit 1; }
+    )
+}
+
+wolfssl_ok() {
+    # A usable install: the header says >= 5.8 and ML-KEM/ML-DSA are compiled in.
+    local root="$1" opts="$1/include/wolfssl/options.h"
+    [ -f "$root/.pqproxy-complete" ] && [ -f "$opts" ] &&
+        grep -qE 'define (WOLFSSL_HAVE_MLKEM|WOLFSSL_HAVE_KYBER)' "$opts" &&
+        grep -qE 'define WOLFSSL_HAVE_MLDSA' "$opts"
+}
+
+ensure_wolfssl() {
+    if [ -n "${WOLFSSL_ROOT:-}" ]; then
+        [ -f "$WOLFSSL_ROOT/include/wolfssl/ssl.h" ] || die "WOLFSSL_ROOT=$WOLFSSL_ROOT has no include/wolfssl/ssl.h"
+        log "using WOLFSSL_ROOT=$WOLFSSL_ROOT"
+        return 0
+    fi
+    local key; key="$(wolfssl_configure_flags | sha256sum | cut -c1-12)"
+    # Fast path: a complete cached build for these flags, newest first.
+    local d
+    for d in $(ls -d "$CACHE"/wolfssl-*-"$key" 2>/dev/null | sort -rV); do
+        if wolfssl_ok "$d"; then
+            log "wolfSSL: using cached build $d"
+            WOLFSSL_ROOT="$d"; return 0
+        fi
+    done
+    setup_private_apt
+    local cands; cands="$(source_candidates wolfssl)"
+    [ -n "$cands" ] || die "no wolfssl source package found in suites: $SUITES"
+    local ver dir orig sha size up
+    while IFS=$'\t' read -r ver dir orig sha size; do
+        up="$(upstream_version "$ver")"
+        if ! dpkg --compare-versions "$up" ge "$WOLFSSL_MIN"; then
+            log "wolfSSL $ver is older than $WOLFSSL_MIN; skipped"; continue
+        fi
+        local prefix="$CACHE/wolfssl-$up-$key" dl="$CACHE/downloads"
+        if wolfssl_ok "$prefix"; then WOLFSSL_ROOT="$prefix"; return 0; fi
+        mkdir -p "$dl"
+        if [ ! -f "$dl/$orig" ] || [ "$(sha256sum "$dl/$orig" | cut -d' ' -f1)" != "$sha" ]; then
+            log "fetching $orig ($size bytes, Debian $ver)"
+            if ! fetch_verified "$(system_mirror)/$dir/$orig" "$dl/$orig" "$sha"; then
+                log "wolfSSL $ver: $orig could not be fetched or verified; trying an older version"
+                continue
+            fi
+        fi
+        log "wolfSSL $ver: $orig SHA-256 $sha verified against the archive index"
+        local work; work="$(mktemp -d "$CACHE/build-wolfssl.XXXXXX")"
+        tar -xf "$dl/$orig" -C "$work"
+        local src; src="$(find "$work" -mindepth 1 -maxdepth 1 -type d | head -n1)"
+        rm -rf "$prefix"
+        if build_wolfssl "$src" "$prefix" && touch "$prefix/.pqproxy-complete" && wolfssl_ok "$prefix"; then
+            rm -rf "$work"
+            log "wolfSSL $up built with ML-KEM and ML-DSA into $prefix"
+            WOLFSSL_ROOT="$prefix"; return 0
+        fi
+        log "wolfSSL $ver failed to build (logs kept in $src); trying an older version"
+        rm -rf "$prefix"
+    done <<<"$cands"
+    die "no wolfSSL >= $WOLFSSL_MIN could be fetched and built"
+}
+
+# --- llhttp --------------------------------------------------------------------
+ensure_llhttp() {
+    if [ -n "${LLHTTP_ROOT:-}" ]; then
+        [ -f "$LLHTTP_ROOT/include/llhttp.h" ] || die "LLHTTP_ROOT=$LLHTTP_ROOT has no include/llhttp.h"
+        log "using LLHTTP_ROOT=$LLHTTP_ROOT"
+        return 0
+    fi
+    local d
+    for d in $(ls -d "$CACHE"/llhttp-* 2>/dev/null | sort -rV); do
+        if [ -f "$d/.pqproxy-complete" ]; then
+            log "llhttp: using cached $d"; LLHTTP_ROOT="$d"; return 0
+        fi
+    done
+    setup_private_apt
+    # Newest libllhttp-dev first; it carries the static library and header.
+    local vers ver
+    vers="$(apt-cache "${APT_OPTS[@]}" show libllhttp-dev 2>/dev/null | awk '/^Version: /{print $2}' | sort -u)"
+    [ -n "$vers" ] || die "libllhttp-dev not found in suites: $SUITES"
+    for ver in $(printf '%s\n' $vers | sort -V -r); do
+        local up; up="$(upstream_version "$ver")"
+        dpkg --compare-versions "$up" ge "$LLHTTP_MIN" || continue
+        local meta fname sha
+        meta="$(apt-cache "${APT_OPTS[@]}" show "libllhttp-dev=$ver" 2>/dev/null)"
+        fname="$(awk '/^Filename: /{print $2; exit}' <<<"$meta")"
+        sha="$(awk '/^SHA256: /{print $2; exit}' <<<"$meta")"
+        local dl="$CACHE/downloads" deb; deb="$CACHE/downloads/$(basename "$fname")"
+        mkdir -p "$dl"
+        if [ ! -f "$deb" ] || [ "$(sha256sum "$deb" | cut -d' ' -f1)" != "$sha" ]; then
+            log "fetching $(basename "$fname")"
+            fetch_verified "$(system_mirror)/$fname" "$deb" "$sha" || { log "llhttp $ver unavailable; trying older"; continue; }
+        fi
+        log "llhttp $ver: SHA-256 $sha verified against the archive index"
+        local prefix="$CACHE/llhttp-$up" tmp; tmp="$(mktemp -d)"
+        dpkg-deb -x "$deb" "$tmp"
+        rm -rf "$prefix"; mkdir -p "$prefix/include" "$prefix/lib"
+        cp "$tmp/usr/include/llhttp.h" "$prefix/include/"
+        cp "$tmp"/usr/lib/*/libllhttp.a "$prefix/lib/"
+        rm -rf "$tmp"
+        touch "$prefix/.pqproxy-complete"
+        LLHTTP_ROOT="$prefix"; return 0
+    done
+    die "no llhttp >= $LLHTTP_MIN could be fetched"
+}
+
+main() {
+    local print_env=0 extra=()
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --print-env) print_env=1 ;;
+            --with) extra+=("$2"); shift ;;
+            *) die "unknown argument: $1" ;;
+        esac
+        shift
+    done
+    mkdir -p "$CACHE"
+    install_system_packages "${extra[@]}"
+    ensure_wolfssl
+    ensure_llhttp
+    if [ $print_env -eq 1 ]; then
+        printf 'WOLFSSL_ROOT := %s\nLLHTTP_ROOT := %s\n' "$WOLFSSL_ROOT" "$LLHTTP_ROOT"
+    fi
+}
+
+main "$@"

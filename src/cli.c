@@ -1,0 +1,7 @@
+#include "cli.h"
+
+const px_command_t px_commands[] = {
+    { "--version", px_cmd_version },
+    { "version", px_cmd_version },
+    { 0, 0 },
+};

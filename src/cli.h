@@ -1,0 +1,14 @@
+/* The command table: each command lives in the module it belongs to. */
+#ifndef PX_CLI_H
+#define PX_CLI_H
+
+typedef struct {
+    const char *name;
+    int (*main)(int argc, char **argv);   /* argv[0] is the command name */
+} px_command_t;
+
+extern const px_command_t px_commands[];
+
+int px_cmd_version(int argc, char **argv);
+
+#endif

@@ -1,0 +1,122 @@
+/* Configuration: JSON file -> validated, immutable px_config_t.
+ *
+ * Every key is type- and range-checked and unknown keys are refused; an
+ * error names the file, the key path (e.g. "tls.certificates[1].key") and
+ * the reason. Relative file paths are resolved against the directory of the
+ * config file. A loaded config is never modified; reload builds a new one.
+ * docs/config.md documents every key and its default. */
+#ifndef PX_CONFIG_H
+#define PX_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PX_MAX_GROUPS 8
+#define PX_MAX_CERTS 16
+#define PX_MAX_SNI_PER_CERT 16
+#define PX_MAX_ALPN 4
+
+typedef enum { PX_PQ_REQUIRE = 0, PX_PQ_PREFER = 1 } px_pq_policy_t;
+
+/* A listen or upstream address: "host:port", "[v6]:port" or "unix:/path". */
+typedef struct {
+    int is_unix;
+    char host[256];      /* numeric IP or name, or the socket path if is_unix */
+    uint16_t port;
+} px_addr_t;
+
+typedef struct {
+    char *cert_file;                   /* PEM chain, leaf first */
+    char *key_file;                    /* PEM or DER private key */
+    char *sni[PX_MAX_SNI_PER_CERT];    /* names (exact or "*.suffix"); none = default only */
+    int sni_count;
+} px_cert_config_t;
+
+typedef struct {
+    px_cert_config_t certs[PX_MAX_CERTS]; /* certs[0] is the default */
+    int cert_count;
+    uint16_t groups[PX_MAX_GROUPS];       /* TLS named-group code points, server preference order */
+    int group_count;
+    px_pq_policy_t pq_policy;
+    int min_version;                      /* 12 or 13 */
+    char *client_ca_file;                 /* non-NULL: mTLS, client certificate required */
+    int session_tickets;                  /* bool */
+    uint32_t ticket_key_rotation_s;
+    char *alpn[PX_MAX_ALPN];              /* e.g. "http/1.1" */
+    int alpn_count;
+} px_tls_config_t;
+
+typedef struct {
+    px_addr_t addr;
+    uint32_t pool_max_idle;               /* idle keep-alive connections kept per worker */
+    uint32_t max_requests_per_conn;       /* 0 = unlimited */
+} px_upstream_config_t;
+
+typedef struct {
+    uint32_t max_header_bytes;            /* whole request/response head */
+    uint64_t max_body_bytes;              /* 0 = unlimited */
+    int trust_forwarded;                  /* keep incoming X-Forwarded-* and append */
+    uint32_t max_requests_per_conn;       /* 0 = unlimited */
+} px_http_config_t;
+
+typedef struct {                          /* all in milliseconds */
+    uint32_t handshake;
+    uint32_t request_header;
+    uint32_t body_idle;
+    uint32_t keepalive_idle;
+    uint32_t upstream_connect;
+    uint32_t upstream_response;           /* request fully sent -> first response byte */
+    uint32_t upstream_idle;               /* between response bytes */
+    uint32_t drain;                       /* SIGTERM -> exit at the latest */
+} px_timeouts_config_t;
+
+typedef enum { PX_LOG_DEBUG, PX_LOG_INFO, PX_LOG_WARN, PX_LOG_ERROR } px_log_level_t;
+
+typedef struct {
+    px_log_level_t level;
+    char *access_log;                     /* "stdout", "stderr", "off" or a file path */
+    char *error_log;                      /* "stderr", "stdout" or a file path */
+} px_log_config_t;
+
+typedef struct {
+    int enabled;
+    px_addr_t addr;
+} px_admin_config_t;
+
+typedef struct px_config {
+    char *path;                           /* the file it came from */
+    px_addr_t listen;
+    int workers;                          /* resolved: >= 1 (0 in the file = one per core) */
+    uint32_t max_connections;             /* per process */
+    px_tls_config_t tls;
+    px_upstream_config_t upstream;
+    px_http_config_t http;
+    px_timeouts_config_t timeouts;
+    px_log_config_t log;
+    px_admin_config_t admin;
+} px_config_t;
+
+/* Loads and validates FILE, then applies environment overrides
+ * (PQPROXY_LISTEN, PQPROXY_UPSTREAM, PQPROXY_ADMIN_LISTEN, PQPROXY_TLS_CERT,
+ * PQPROXY_TLS_KEY, PQPROXY_TLS_CLIENT_CA, PQPROXY_WORKERS). On error returns NULL and
+ * writes "FILE: KEY.PATH: reason" into err. */
+px_config_t *px_config_load(const char *file, char *err, size_t errlen);
+
+/* Same, from a JSON text; `file` is used for messages and relative paths. */
+px_config_t *px_config_parse(const char *json, const char *file, char *err, size_t errlen);
+
+void px_config_free(px_config_t *cfg);
+
+/* "host:port", "[v6]:port", "unix:/path" -> addr. Returns 0 or PX_EINVAL
+ * with the reason in err. */
+int px_addr_parse(const char *s, px_addr_t *addr, char *err, size_t errlen);
+
+/* Group names as used in the config ("X25519MLKEM768", ...) <-> code points.
+ * Returns 0 / NULL when unknown. */
+uint16_t px_group_from_name(const char *name);
+const char *px_group_name(uint16_t group);
+int px_group_is_hybrid(uint16_t group);
+/* Every group pqproxy knows by name (src/groups.c); returns the count. */
+int px_group_all(const uint16_t **ids);
+
+#endif

@@ -1,0 +1,86 @@
+/* One table for every error pqproxy reports.
+ *
+ * PX_ERRNO: negative return codes used between modules (0 is success),
+ * with a stable name and a human message.
+ * PX_HTTP_ERRORS: the errors a client can see, with their HTTP status and the
+ * stable "error" string of the JSON body {"error": ..., "detail": ...}. */
+#ifndef PX_ERRORS_H
+#define PX_ERRORS_H
+
+#include <stddef.h>
+
+#define PX_ERRNO_MAP(XX)                                                      \
+    XX(NOMEM,      "out of memory")                                            \
+    XX(INVAL,      "invalid argument")                                         \
+    XX(IO,         "I/O error")                                                \
+    XX(CONFIG,     "invalid configuration")                                    \
+    XX(TLS,        "TLS failure")                                              \
+    XX(PQPOLICY,   "handshake refused: no hybrid post-quantum group in common")\
+    XX(AGAIN,      "operation would block")                                    \
+    XX(EOF,        "end of stream")                                            \
+    XX(TOOBIG,     "size limit exceeded")                                      \
+    XX(PARSE,      "malformed input")                                          \
+    XX(CRYPTO,     "cryptographic operation failed")                           \
+    XX(NOTFOUND,   "not found")                                                \
+    XX(UNSUPPORTED,"not supported by this build")
+
+typedef enum {
+    PX_OK = 0,
+#define XX(name, msg) PX_E##name,
+    PX__ERRNO_FIRST = -10000, /* clear of libuv's -errno codes */
+    PX_ERRNO_MAP(XX)
+#undef XX
+} px_errno_t;
+
+const char *px_strerror(int err);
+const char *px_err_name(int err);
+
+/* name, HTTP status, "error" string seen by clients */
+#define PX_HTTP_ERRORS(XX)                                                    \
+    XX(BAD_REQUEST,        400, "bad_request")                                 \
+    XX(AMBIGUOUS_FRAMING,  400, "ambiguous_framing")                           \
+    XX(SIG_MISSING,        401, "signature_missing")                           \
+    XX(SIG_MALFORMED,      401, "signature_malformed")                         \
+    XX(SIG_UNKNOWN_KEY,    401, "signature_unknown_keyid")                     \
+    XX(SIG_EXPIRED,        401, "signature_expired")                           \
+    XX(SIG_REPLAYED,       401, "signature_replayed")                          \
+    XX(SIG_DIGEST,         401, "content_digest_mismatch")                     \
+    XX(SIG_ECDSA,          401, "signature_ecdsa_invalid")                     \
+    XX(SIG_MLDSA,          401, "signature_mldsa_invalid")                     \
+    XX(NOT_FOUND,          404, "not_found")                                   \
+    XX(METHOD_NOT_ALLOWED, 405, "method_not_allowed")                          \
+    XX(REQUEST_TIMEOUT,    408, "request_timeout")                             \
+    XX(LENGTH_REQUIRED,    411, "length_required")                             \
+    XX(BODY_TOO_LARGE,     413, "body_too_large")                              \
+    XX(URI_TOO_LONG,       414, "uri_too_long")                                \
+    XX(EXPECTATION_FAILED, 417, "expectation_failed")                          \
+    XX(HEADERS_TOO_LARGE,  431, "headers_too_large")                           \
+    XX(INTERNAL,           500, "internal_error")                              \
+    XX(NOT_IMPLEMENTED,    501, "not_implemented")                             \
+    XX(UPSTREAM_ERROR,     502, "upstream_unavailable")                        \
+    XX(UPSTREAM_BAD,       502, "upstream_bad_response")                       \
+    XX(OVERLOADED,         503, "overloaded")                                  \
+    XX(DRAINING,           503, "draining")                                    \
+    XX(UPSTREAM_TIMEOUT,   504, "upstream_timeout")                            \
+    XX(VERSION,            505, "http_version_not_supported")
+
+typedef enum {
+#define XX(name, status, str) PX_HERR_##name,
+    PX_HTTP_ERRORS(XX)
+#undef XX
+    PX_HERR__COUNT
+} px_http_error_t;
+
+int px_http_error_status(px_http_error_t e);
+const char *px_http_error_str(px_http_error_t e);
+const char *px_http_status_reason(int status);
+
+/* Renders a complete HTTP/1.1 response for an error: status line, JSON
+ * content type, Content-Length, optional "Connection: close", and the body
+ * {"error":"...","detail":"..."} with `detail` JSON-escaped. Returns the
+ * length written (truncating detail to fit), or PX_ETOOBIG if buf is too
+ * small for the fixed part. */
+int px_http_error_render(char *buf, size_t len, px_http_error_t e,
+                         const char *detail, int close_conn);
+
+#endif

@@ -1,0 +1,34 @@
+/* pqproxy command line: dispatch only. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int usage(FILE *f)
+{
+    fprintf(f,
+            "usage: pqproxy <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  run --config FILE        start the proxy\n"
+            "  check-config FILE        validate a configuration file and exit\n"
+            "  certgen --out DIR        make a development CA and server certificates\n"
+            "  request URL [options]    send one HTTPS request (hybrid post-quantum TLS)\n"
+            "  --version                version, wolfSSL version and post-quantum support\n");
+    return f == stderr ? 2 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : NULL;
+
+    if (!cmd)
+        return usage(stderr);
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))
+        return usage(stdout);
+    for (const px_command_t *c = px_commands; c->name; c++)
+        if (!strcmp(cmd, c->name))
+            return c->main(argc - 1, argv + 1);
+    fprintf(stderr, "pqproxy: unknown command '%s'\n", cmd);
+    return usage(stderr);
+}
