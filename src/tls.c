@@ -1,0 +1,854 @@
+/* wolfSSL contexts and the memory-buffer session adapter (see tls.h). */
+#include "tls.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/asn.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
+
+#include "errors.h"
+
+#define TLS_IN_MAX (64 * 1024 + 512)   /* unprocessed ciphertext kept at most */
+#define HELLO_MAX (64 * 1024)          /* a ClientHello larger than this is refused */
+
+/* TLS alert descriptions we send ourselves (RFC 8446 6.2). */
+#define ALERT_INSUFFICIENT_SECURITY 71
+
+/* Signature schemes (RFC 8446 4.2.3, draft-ietf-tls-mldsa) */
+#define SIG_ECDSA_P256 0x0403
+#define SIG_ECDSA_P384 0x0503
+#define SIG_ECDSA_P521 0x0603
+#define SIG_RSA_PSS_256 0x0804
+#define SIG_RSA_PKCS1_256 0x0401
+#define SIG_ED25519 0x0807
+#define SIG_MLDSA44 0x0904
+#define SIG_MLDSA65 0x0905
+#define SIG_MLDSA87 0x0906
+
+typedef struct {
+    WOLFSSL_CTX *ctx;
+    uint16_t sigalg;             /* the scheme a client must offer for this certificate */
+    const char *key_name;        /* "ECDSA-P256", "ML-DSA-65", ... */
+    char *sni[PX_MAX_SNI_PER_CERT];
+    int sni_count;
+} tls_cert_t;
+
+struct px_tls_ctx {
+    atomic_int refs;
+    int is_server;
+    px_pq_policy_t policy;
+    int allow_tls12;
+    uint16_t groups[PX_MAX_GROUPS];  /* server: usable groups, preference order */
+    int group_count;
+    tls_cert_t certs[PX_MAX_CERTS];
+    int cert_count;
+    char *alpn;                      /* comma-separated, wolfSSL_UseALPN format */
+    WOLFSSL_CTX *client;             /* client side */
+    uint16_t client_groups[PX_MAX_GROUPS];
+    int client_group_count;
+    int verify_peer;
+};
+
+struct px_tls {
+    px_tls_ctx_t *ctx;
+    WOLFSSL *ssl;
+    px_buf_t in, out;
+    int in_eof;
+    int done;
+    int hrr;
+    uint16_t group;                  /* pinned (server) or offered first (client) */
+    const tls_cert_t *cert;
+    char sni[256];
+    char err[160];
+};
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_rc;
+
+static void do_init(void)
+{
+    init_rc = wolfSSL_Init() == WOLFSSL_SUCCESS ? 0 : PX_ETLS;
+}
+
+int px_tls_global_init(void)
+{
+    pthread_once(&init_once, do_init);
+    return init_rc;
+}
+
+/* --- I/O callbacks: wolfSSL <-> the session's memory buffers ---------------- */
+
+static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *arg)
+{
+    px_tls_t *t = arg;
+    size_t n = px_buf_size(&t->in);
+    (void)ssl;
+    if (n == 0)
+        return t->in_eof ? WOLFSSL_CBIO_ERR_CONN_CLOSE : WOLFSSL_CBIO_ERR_WANT_READ;
+    if (n > (size_t)sz)
+        n = (size_t)sz;
+    memcpy(buf, px_buf_ptr(&t->in), n);
+    px_buf_consume(&t->in, n);
+    return (int)n;
+}
+
+static int io_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
+{
+    px_tls_t *t = arg;
+    (void)ssl;
+    /* Never WANT_WRITE: the owner bounds output by writing plaintext only
+     * once earlier output has gone to the socket. */
+    if (px_buf_append(&t->out, buf, (size_t)sz) != 0)
+        return WOLFSSL_CBIO_ERR_GENERAL;
+    return sz;
+}
+
+/* --- contexts ------------------------------------------------------------------ */
+
+static int read_file(const char *path, unsigned char **out, long *len)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf = NULL;
+    long n;
+    if (!f)
+        return PX_EIO;
+    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || n > 16 * 1024 * 1024 ||
+        fseek(f, 0, SEEK_SET) != 0)
+        goto fail;
+    buf = malloc((size_t)n + 1);
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
+        goto fail;
+    buf[n] = 0;
+    fclose(f);
+    *out = buf;
+    *len = n;
+    return 0;
+fail:
+    free(buf);
+    fclose(f);
+    return PX_EIO;
+}
+
+/* Reads the leaf's public key type to know which signature scheme a client
+ * must offer for it. */
+static int cert_key_type(const char *file, uint16_t *sigalg, const char **name)
+{
+    unsigned char *pem = NULL, *der = NULL;
+    long pem_len = 0;
+    int der_len, rc = PX_EPARSE;
+    DecodedCert dc;
+    int dc_init = 0;
+
+    if (read_file(file, &pem, &pem_len) != 0)
+        return PX_EIO;
+    der = malloc((size_t)pem_len + 1);
+    if (!der)
+        goto fail;
+    der_len = wc_CertPemToDer(pem, (int)pem_len, der, (int)pem_len, CERT_TYPE);
+    if (der_len <= 0) {        /* maybe DER already */
+        memcpy(der, pem, (size_t)pem_len);
+        der_len = (int)pem_len;
+    }
+    wc_InitDecodedCert(&dc, der, (word32)der_len, NULL);
+    dc_init = 1;
+    if (wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL) != 0)
+        goto fail;
+    switch (dc.keyOID) {
+    case ECDSAk:
+        if (dc.pkCurveOID == ECC_SECP384R1_OID) {
+            *sigalg = SIG_ECDSA_P384; *name = "ECDSA-P384";
+        } else if (dc.pkCurveOID == ECC_SECP521R1_OID) {
+            *sigalg = SIG_ECDSA_P521; *name = "ECDSA-P521";
+        } else {
+            *sigalg = SIG_ECDSA_P256; *name = "ECDSA-P256";
+        }
+        break;
+    case RSAk:     *sigalg = SIG_RSA_PSS_256; *name = "RSA"; break;
+    case ED25519k: *sigalg = SIG_ED25519; *name = "Ed25519"; break;
+    case ML_DSA_LEVEL2k: *sigalg = SIG_MLDSA44; *name = "ML-DSA-44"; break;
+    case ML_DSA_LEVEL3k: *sigalg = SIG_MLDSA65; *name = "ML-DSA-65"; break;
+    case ML_DSA_LEVEL5k: *sigalg = SIG_MLDSA87; *name = "ML-DSA-87"; break;
+    default: goto fail;
+    }
+    rc = 0;
+fail:
+    if (dc_init)
+        wc_FreeDecodedCert(&dc);
+    free(der);
+    free(pem);
+    return rc;
+}
+
+static px_tls_ctx_t *ctx_alloc(int is_server)
+{
+    px_tls_ctx_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    atomic_init(&c->refs, 1);
+    c->is_server = is_server;
+    return c;
+}
+
+static WOLFSSL_CTX *new_wolf_ctx(int server, int tls12)
+{
+    WOLFSSL_CTX *ctx;
+    if (tls12)
+        ctx = wolfSSL_CTX_new(server ? wolfSSLv23_server_method() : wolfSSLv23_client_method());
+    else
+        ctx = wolfSSL_CTX_new(server ? wolfTLSv1_3_server_method() : wolfTLSv1_3_client_method());
+    if (!ctx)
+        return NULL;
+    if (tls12 && wolfSSL_CTX_SetMinVersion(ctx, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS) {
+        wolfSSL_CTX_free(ctx);
+        return NULL;
+    }
+    wolfSSL_CTX_SetIORecv(ctx, io_recv);
+    wolfSSL_CTX_SetIOSend(ctx, io_send);
+    return ctx;
+}
+
+static void ctx_destroy(px_tls_ctx_t *c)
+{
+    for (int i = 0; i < c->cert_count; i++) {
+        wolfSSL_CTX_free(c->certs[i].ctx);
+        for (int j = 0; j < c->certs[i].sni_count; j++)
+            free(c->certs[i].sni[j]);
+    }
+    wolfSSL_CTX_free(c->client);
+    free(c->alpn);
+    free(c);
+}
+
+px_tls_ctx_t *px_tls_ctx_ref(px_tls_ctx_t *ctx)
+{
+    atomic_fetch_add(&ctx->refs, 1);
+    return ctx;
+}
+
+void px_tls_ctx_unref(px_tls_ctx_t *ctx)
+{
+    if (ctx && atomic_fetch_sub(&ctx->refs, 1) == 1)
+        ctx_destroy(ctx);
+}
+
+px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_t errlen)
+{
+    px_tls_ctx_t *c = NULL;
+    size_t alpn_len = 0;
+
+    if (px_tls_global_init() != 0) {
+        snprintf(err, errlen, "tls: wolfSSL initialisation failed");
+        return NULL;
+    }
+    c = ctx_alloc(1);
+    if (!c)
+        goto nomem;
+    c->policy = cfg->pq_policy;
+    c->allow_tls12 = cfg->min_version == 12;
+    for (int i = 0; i < cfg->group_count; i++) {
+        uint16_t g = cfg->groups[i];
+        /* Under "require" classical groups are never offered by the server. */
+        if (c->policy == PX_PQ_REQUIRE && !px_group_is_hybrid(g))
+            continue;
+        c->groups[c->group_count++] = g;
+    }
+    if (c->group_count == 0) {
+        snprintf(err, errlen, "tls.groups: no usable group (pq_policy \"require\" needs a hybrid group)");
+        goto fail;
+    }
+    for (int i = 0; i < cfg->alpn_count; i++)
+        alpn_len += strlen(cfg->alpn[i]) + 1;
+    if (alpn_len) {
+        c->alpn = calloc(1, alpn_len);
+        if (!c->alpn)
+            goto nomem;
+        for (int i = 0; i < cfg->alpn_count; i++) {
+            if (i)
+                strcat(c->alpn, ",");
+            strcat(c->alpn, cfg->alpn[i]);
+        }
+    }
+    for (int i = 0; i < cfg->cert_count; i++) {
+        const px_cert_config_t *cc = &cfg->certs[i];
+        tls_cert_t *tc = &c->certs[c->cert_count];
+        int rc;
+
+        tc->ctx = new_wolf_ctx(1, c->allow_tls12);
+        if (!tc->ctx)
+            goto nomem;
+        c->cert_count++;
+        rc = wolfSSL_CTX_use_certificate_chain_file(tc->ctx, cc->cert_file);
+        if (rc != WOLFSSL_SUCCESS) {
+            snprintf(err, errlen, "tls.certificates[%d].cert: cannot load %s (%s)", i, cc->cert_file,
+                     wolfSSL_ERR_reason_error_string((unsigned long)rc));
+            goto fail;
+        }
+        rc = wolfSSL_CTX_use_PrivateKey_file(tc->ctx, cc->key_file, WOLFSSL_FILETYPE_PEM);
+        if (rc != WOLFSSL_SUCCESS)
+            rc = wolfSSL_CTX_use_PrivateKey_file(tc->ctx, cc->key_file, WOLFSSL_FILETYPE_ASN1);
+        if (rc != WOLFSSL_SUCCESS) {
+            snprintf(err, errlen, "tls.certificates[%d].key: cannot load %s (%s)", i, cc->key_file,
+                     wolfSSL_ERR_reason_error_string((unsigned long)rc));
+            goto fail;
+        }
+        if (wolfSSL_CTX_check_private_key(tc->ctx) != WOLFSSL_SUCCESS) {
+            snprintf(err, errlen, "tls.certificates[%d].key: %s does not match the certificate %s",
+                     i, cc->key_file, cc->cert_file);
+            goto fail;
+        }
+        if (cert_key_type(cc->cert_file, &tc->sigalg, &tc->key_name) != 0) {
+            snprintf(err, errlen, "tls.certificates[%d].cert: unsupported public key type in %s", i,
+                     cc->cert_file);
+            goto fail;
+        }
+        for (int j = 0; j < cc->sni_count; j++) {
+            tc->sni[j] = strdup(cc->sni[j]);
+            if (!tc->sni[j])
+                goto nomem;
+            tc->sni_count++;
+        }
+        if (!cfg->session_tickets)
+            wolfSSL_CTX_NoTicketTLSv12(tc->ctx), wolfSSL_CTX_no_ticket_TLSv13(tc->ctx);
+        if (cfg->client_ca_file) {
+            if (wolfSSL_CTX_load_verify_locations(tc->ctx, cfg->client_ca_file, NULL) != WOLFSSL_SUCCESS) {
+                snprintf(err, errlen, "tls.client_ca: cannot load %s", cfg->client_ca_file);
+                goto fail;
+            }
+            wolfSSL_CTX_set_verify(tc->ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                                   NULL);
+        }
+    }
+    if (c->cert_count == 0) {
+        snprintf(err, errlen, "tls.certificates: at least one certificate is required");
+        goto fail;
+    }
+    return c;
+nomem:
+    snprintf(err, errlen, "tls: out of memory");
+fail:
+    if (c)
+        ctx_destroy(c);
+    return NULL;
+}
+
+px_tls_ctx_t *px_tls_ctx_client_new(const px_tls_client_opts_t *o, char *err, size_t errlen)
+{
+    px_tls_ctx_t *c;
+
+    if (px_tls_global_init() != 0) {
+        snprintf(err, errlen, "tls: wolfSSL initialisation failed");
+        return NULL;
+    }
+    c = ctx_alloc(0);
+    if (!c || !(c->client = new_wolf_ctx(0, o->tls12))) {
+        snprintf(err, errlen, "tls: out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < o->group_count && i < PX_MAX_GROUPS; i++)
+        c->client_groups[c->client_group_count++] = o->groups[i];
+    if (o->ca_file) {
+        if (wolfSSL_CTX_load_verify_locations(c->client, o->ca_file, NULL) != WOLFSSL_SUCCESS) {
+            snprintf(err, errlen, "cannot load CA file %s", o->ca_file);
+            goto fail;
+        }
+        wolfSSL_CTX_set_verify(c->client, WOLFSSL_VERIFY_PEER, NULL);
+        c->verify_peer = 1;
+    } else {
+        wolfSSL_CTX_set_verify(c->client, WOLFSSL_VERIFY_NONE, NULL);
+    }
+    if (o->cert_file) {
+        if (wolfSSL_CTX_use_certificate_chain_file(c->client, o->cert_file) != WOLFSSL_SUCCESS ||
+            wolfSSL_CTX_use_PrivateKey_file(c->client, o->key_file, WOLFSSL_FILETYPE_PEM) !=
+                WOLFSSL_SUCCESS) {
+            snprintf(err, errlen, "cannot load client certificate %s / key %s", o->cert_file,
+                     o->key_file ? o->key_file : "(none)");
+            goto fail;
+        }
+    }
+    return c;
+fail:
+    if (c)
+        ctx_destroy(c);
+    return NULL;
+}
+
+/* --- ClientHello parsing ----------------------------------------------------- */
+
+typedef struct {
+    const unsigned char *p;
+    size_t len, pos;
+} rd_t;
+
+static int rd_u8(rd_t *r, unsigned *v)
+{
+    if (r->pos + 1 > r->len) return -1;
+    *v = r->p[r->pos++];
+    return 0;
+}
+
+static int rd_u16(rd_t *r, unsigned *v)
+{
+    if (r->pos + 2 > r->len) return -1;
+    *v = (unsigned)r->p[r->pos] << 8 | r->p[r->pos + 1];
+    r->pos += 2;
+    return 0;
+}
+
+static int rd_skip(rd_t *r, size_t n)
+{
+    if (r->pos + n > r->len) return -1;
+    r->pos += n;
+    return 0;
+}
+
+/* A sub-reader over the next n bytes. */
+static int rd_sub(rd_t *r, size_t n, rd_t *sub)
+{
+    if (r->pos + n > r->len) return -1;
+    sub->p = r->p + r->pos;
+    sub->len = n;
+    sub->pos = 0;
+    r->pos += n;
+    return 0;
+}
+
+static int parse_u16_list(rd_t *ext, uint16_t *out, int max, int *count)
+{
+    unsigned n, v;
+    rd_t l;
+    if (rd_u16(ext, &n) || (n & 1) || rd_sub(ext, n, &l))
+        return -1;
+    while (l.pos < l.len) {
+        if (rd_u16(&l, &v)) return -1;
+        if (*count < max) out[(*count)++] = (uint16_t)v;
+    }
+    return 0;
+}
+
+static int parse_extension(unsigned type, rd_t *e, px_hello_t *h)
+{
+    unsigned n, v;
+    rd_t l;
+
+    switch (type) {
+    case 0: /* server_name */
+        if (rd_u16(e, &n) || rd_sub(e, n, &l)) return -1;
+        while (l.pos < l.len) {
+            unsigned kind, nl;
+            if (rd_u8(&l, &kind) || rd_u16(&l, &nl) || l.pos + nl > l.len) return -1;
+            if (kind == 0 && nl < sizeof h->sni && !h->sni[0]) {
+                for (unsigned i = 0; i < nl; i++) {
+                    char ch = (char)l.p[l.pos + i];
+                    if (ch <= 0x20 || ch >= 0x7f) return -1;
+                    h->sni[i] = (char)((ch >= 'A' && ch <= 'Z') ? ch + 32 : ch);
+                }
+                h->sni[nl] = 0;
+            }
+            l.pos += nl;
+        }
+        return 0;
+    case 10: /* supported_groups */
+        return parse_u16_list(e, h->groups, PX_HELLO_MAX_GROUPS, &h->group_count);
+    case 13: /* signature_algorithms */
+        return parse_u16_list(e, h->sigalgs, PX_HELLO_MAX_SIGALGS, &h->sigalg_count);
+    case 43: /* supported_versions */
+        if (rd_u8(e, &n) || rd_sub(e, n, &l)) return -1;
+        while (l.pos + 1 < l.len) {
+            rd_u16(&l, &v);
+            if (v == 0x0304) h->tls13 = 1;
+        }
+        return 0;
+    case 51: /* key_share */
+        if (rd_u16(e, &n) || rd_sub(e, n, &l)) return -1;
+        while (l.pos < l.len) {
+            unsigned g, kl;
+            if (rd_u16(&l, &g) || rd_u16(&l, &kl) || rd_skip(&l, kl)) return -1;
+            if (h->key_share_count < PX_HELLO_MAX_GROUPS)
+                h->key_shares[h->key_share_count++] = (uint16_t)g;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int px_tls_parse_client_hello(const char *data, size_t len, px_hello_t *h)
+{
+    /* Reassemble the handshake message from consecutive records. */
+    unsigned char msg[HELLO_MAX];
+    size_t have = 0, need = 0, pos = 0;
+    const unsigned char *p = (const unsigned char *)data;
+    rd_t r, exts;
+    unsigned v;
+
+    memset(h, 0, sizeof *h);
+    for (;;) {
+        size_t rlen;
+        if (len - pos < 5)
+            return PX_EAGAIN;
+        if (p[pos] != 22 || p[pos + 1] != 3)
+            return PX_EPARSE;
+        rlen = (size_t)p[pos + 3] << 8 | p[pos + 4];
+        if (rlen == 0 || rlen > 16384 + 256)
+            return PX_EPARSE;
+        if (len - pos - 5 < rlen)
+            return PX_EAGAIN;
+        if (have + rlen > sizeof msg)
+            return PX_EPARSE;
+        memcpy(msg + have, p + pos + 5, rlen);
+        have += rlen;
+        pos += 5 + rlen;
+        if (have >= 4) {
+            if (msg[0] != 1)                       /* client_hello */
+                return PX_EPARSE;
+            need = 4 + ((size_t)msg[1] << 16 | (size_t)msg[2] << 8 | msg[3]);
+            if (need > sizeof msg)
+                return PX_EPARSE;
+            if (have >= need)
+                break;
+        }
+    }
+    r.p = msg + 4;
+    r.len = need - 4;
+    r.pos = 0;
+    if (rd_u16(&r, &v) || rd_skip(&r, 32)                 /* legacy_version, random */
+        || rd_u8(&r, &v) || rd_skip(&r, v)                /* legacy_session_id */
+        || rd_u16(&r, &v) || rd_skip(&r, v)               /* cipher_suites */
+        || rd_u8(&r, &v) || rd_skip(&r, v))               /* legacy_compression_methods */
+        return PX_EPARSE;
+    if (r.pos == r.len)
+        return 0;                                         /* no extensions at all */
+    if (rd_u16(&r, &v) || rd_sub(&r, v, &exts))
+        return PX_EPARSE;
+    while (exts.pos < exts.len) {
+        unsigned type, elen;
+        rd_t e;
+        if (rd_u16(&exts, &type) || rd_u16(&exts, &elen) || rd_sub(&exts, elen, &e))
+            return PX_EPARSE;
+        if (parse_extension(type, &e, h) != 0)
+            return PX_EPARSE;
+    }
+    return 0;
+}
+
+/* --- sessions ----------------------------------------------------------------- */
+
+static int sni_match(const char *pattern, const char *name)
+{
+    if (pattern[0] == '*' && pattern[1] == '.') {
+        const char *dot = strchr(name, '.');
+        return dot && dot != name && !strcasecmp(dot + 1, pattern + 2);
+    }
+    return !strcasecmp(pattern, name);
+}
+
+static int offers(const uint16_t *list, int n, uint16_t v)
+{
+    for (int i = 0; i < n; i++)
+        if (list[i] == v)
+            return 1;
+    return 0;
+}
+
+/* Certificates whose names match the SNI (or, when none does, those
+ * without names, else the first); among them the first whose signature
+ * scheme the client offers. */
+static const tls_cert_t *pick_cert(const px_tls_ctx_t *c, const px_hello_t *h)
+{
+    const tls_cert_t *cand[PX_MAX_CERTS];
+    int n = 0;
+
+    if (h->sni[0])
+        for (int i = 0; i < c->cert_count; i++)
+            for (int j = 0; j < c->certs[i].sni_count; j++)
+                if (sni_match(c->certs[i].sni[j], h->sni)) {
+                    cand[n++] = &c->certs[i];
+                    break;
+                }
+    if (n == 0)
+        for (int i = 0; i < c->cert_count; i++)
+            if (c->certs[i].sni_count == 0)
+                cand[n++] = &c->certs[i];
+    if (n == 0)
+        cand[n++] = &c->certs[0];
+    if (h->sigalg_count == 0)
+        return cand[0];
+    for (int i = 0; i < n; i++) {
+        uint16_t s = cand[i]->sigalg;
+        if (offers(h->sigalgs, h->sigalg_count, s) ||
+            (s == SIG_RSA_PSS_256 && offers(h->sigalgs, h->sigalg_count, SIG_RSA_PKCS1_256)))
+            return cand[i];
+    }
+    return cand[0];
+}
+
+px_tls_t *px_tls_new(px_tls_ctx_t *ctx, const char *server_name)
+{
+    px_tls_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->ctx = px_tls_ctx_ref(ctx);
+    px_buf_init(&t->in, TLS_IN_MAX);
+    px_buf_init(&t->out, 0);
+    if (server_name)
+        snprintf(t->sni, sizeof t->sni, "%s", server_name);
+    return t;
+}
+
+void px_tls_free(px_tls_t *t)
+{
+    if (!t)
+        return;
+    wolfSSL_free(t->ssl);
+    px_buf_free(&t->in);
+    px_buf_free(&t->out);
+    px_tls_ctx_unref(t->ctx);
+    free(t);
+}
+
+char *px_tls_in_reserve(px_tls_t *t, size_t n)
+{
+    return px_buf_reserve(&t->in, n);
+}
+
+void px_tls_in_commit(px_tls_t *t, size_t n)
+{
+    px_buf_commit(&t->in, n);
+}
+
+void px_tls_in_eof(px_tls_t *t)
+{
+    t->in_eof = 1;
+}
+
+size_t px_tls_in_pending(const px_tls_t *t)
+{
+    return px_buf_size(&t->in);
+}
+
+void px_tls_in_discard(px_tls_t *t)
+{
+    px_buf_reset(&t->in);
+}
+
+px_buf_t *px_tls_out(px_tls_t *t)
+{
+    return &t->out;
+}
+
+static void send_plain_alert(px_tls_t *t, unsigned char desc)
+{
+    const unsigned char rec[7] = { 21, 3, 3, 0, 2, 2 /* fatal */, desc };
+    px_buf_append(&t->out, rec, sizeof rec);
+}
+
+static WOLFSSL *session_new(px_tls_t *t, WOLFSSL_CTX *wctx)
+{
+    WOLFSSL *ssl = wolfSSL_new(wctx);
+    if (!ssl)
+        return NULL;
+    wolfSSL_SetIOReadCtx(ssl, t);
+    wolfSSL_SetIOWriteCtx(ssl, t);
+    return ssl;
+}
+
+/* Server: inspect the ClientHello, choose certificate and group, then
+ * create the wolfSSL session pinned to them. */
+static int server_start(px_tls_t *t)
+{
+    px_tls_ctx_t *c = t->ctx;
+    px_hello_t h;
+    int groups[1];
+    int rc = px_tls_parse_client_hello(px_buf_ptr(&t->in), px_buf_size(&t->in), &h);
+
+    if (rc == PX_EAGAIN) {
+        if (t->in_eof) {
+            snprintf(t->err, sizeof t->err, "connection closed during ClientHello");
+            return PX_ETLS;
+        }
+        return PX_EAGAIN;
+    }
+    if (rc != 0) {
+        snprintf(t->err, sizeof t->err, "malformed ClientHello");
+        return PX_ETLS;
+    }
+    snprintf(t->sni, sizeof t->sni, "%s", h.sni);
+    t->group = 0;
+    if (h.tls13 || c->allow_tls12)
+        for (int i = 0; i < c->group_count && !t->group; i++)
+            if (offers(h.groups, h.group_count, c->groups[i]))
+                t->group = c->groups[i];
+    if (!t->group || (c->policy == PX_PQ_REQUIRE && (!h.tls13 || !px_group_is_hybrid(t->group)))) {
+        if (c->policy == PX_PQ_REQUIRE) {
+            send_plain_alert(t, ALERT_INSUFFICIENT_SECURITY);
+            snprintf(t->err, sizeof t->err, "%s",
+                     h.tls13 ? "client offers no hybrid post-quantum group"
+                             : "client does not offer TLS 1.3 (no hybrid key exchange possible)");
+            return PX_EPQPOLICY;
+        }
+        t->group = 0;     /* nothing in common: let wolfSSL refuse it in TLS terms */
+    }
+    t->cert = pick_cert(c, &h);
+    t->ssl = session_new(t, t->cert->ctx);
+    if (!t->ssl) {
+        snprintf(t->err, sizeof t->err, "out of memory");
+        return PX_ETLS;
+    }
+    if (t->group) {
+        groups[0] = t->group;
+        if (wolfSSL_set_groups(t->ssl, groups, 1) != WOLFSSL_SUCCESS) {
+            snprintf(t->err, sizeof t->err, "cannot pin group %s", px_group_name(t->group));
+            return PX_ETLS;
+        }
+        t->hrr = !offers(h.key_shares, h.key_share_count, t->group);
+    }
+    if (c->alpn)
+        wolfSSL_UseALPN(t->ssl, c->alpn, (unsigned)strlen(c->alpn), WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+    return 0;
+}
+
+static int client_start(px_tls_t *t)
+{
+    px_tls_ctx_t *c = t->ctx;
+    int groups[PX_MAX_GROUPS];
+
+    t->ssl = session_new(t, c->client);
+    if (!t->ssl) {
+        snprintf(t->err, sizeof t->err, "out of memory");
+        return PX_ETLS;
+    }
+    if (t->sni[0]) {
+        wolfSSL_UseSNI(t->ssl, WOLFSSL_SNI_HOST_NAME, t->sni, (unsigned short)strlen(t->sni));
+        if (c->verify_peer)
+            wolfSSL_check_domain_name(t->ssl, t->sni);
+    }
+    if (c->client_group_count) {
+        for (int i = 0; i < c->client_group_count; i++)
+            groups[i] = c->client_groups[i];
+        if (wolfSSL_set_groups(t->ssl, groups, c->client_group_count) != WOLFSSL_SUCCESS ||
+            wolfSSL_UseKeyShare(t->ssl, c->client_groups[0]) != WOLFSSL_SUCCESS) {
+            snprintf(t->err, sizeof t->err, "cannot offer group %s",
+                     px_group_name(c->client_groups[0]) ? px_group_name(c->client_groups[0]) : "?");
+            return PX_ETLS;
+        }
+        t->group = c->client_groups[0];
+    }
+    wolfSSL_UseALPN(t->ssl, (char *)"http/1.1", 8, WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+    return 0;
+}
+
+static int fail_from(px_tls_t *t, int ret, const char *what)
+{
+    int e = wolfSSL_get_error(t->ssl, ret);
+    char buf[80];
+    if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE)
+        return PX_EAGAIN;
+    if (e == WOLFSSL_ERROR_ZERO_RETURN)
+        return PX_EEOF;
+    if (e == SOCKET_PEER_CLOSED_E || e == SOCKET_ERROR_E) {
+        snprintf(t->err, sizeof t->err, "%s: connection closed by peer", what);
+        return PX_EIO;
+    }
+    wolfSSL_ERR_error_string_n((unsigned long)e, buf, sizeof buf);
+    snprintf(t->err, sizeof t->err, "%s: %s (%d)", what, buf, e);
+    return PX_ETLS;
+}
+
+int px_tls_handshake(px_tls_t *t)
+{
+    int ret, rc;
+    if (t->done)
+        return 0;
+    if (!t->ssl) {
+        rc = t->ctx->is_server ? server_start(t) : client_start(t);
+        if (rc != 0)
+            return rc;
+    }
+    ret = t->ctx->is_server ? wolfSSL_accept(t->ssl) : wolfSSL_connect(t->ssl);
+    if (ret == WOLFSSL_SUCCESS) {
+        t->done = 1;
+        t->err[0] = 0;
+        return 0;
+    }
+    rc = fail_from(t, ret, "handshake");
+    return rc == PX_EEOF ? PX_ETLS : rc;
+}
+
+int px_tls_handshake_done(const px_tls_t *t)
+{
+    return t->done;
+}
+
+int px_tls_read(px_tls_t *t, char *buf, size_t len)
+{
+    int ret;
+    if (len > INT32_MAX)
+        len = INT32_MAX;
+    ret = wolfSSL_read(t->ssl, buf, (int)len);
+    if (ret > 0)
+        return ret;
+    return fail_from(t, ret, "read");
+}
+
+int px_tls_write(px_tls_t *t, const char *buf, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        size_t n = len - done > 1 << 30 ? 1 << 30 : len - done;
+        int ret = wolfSSL_write(t->ssl, buf + done, (int)n);
+        if (ret <= 0)
+            return fail_from(t, ret, "write") == PX_EEOF ? PX_EEOF : PX_ETLS;
+        done += (size_t)ret;
+    }
+    return (int)len;
+}
+
+void px_tls_shutdown(px_tls_t *t)
+{
+    if (t->ssl && t->done)
+        wolfSSL_shutdown(t->ssl);
+}
+
+void px_tls_get_info(const px_tls_t *t, px_tls_info_t *info)
+{
+    memset(info, 0, sizeof *info);
+    info->sni = t->sni;
+    info->peer_subject = "";
+    info->cert_key = t->cert ? t->cert->key_name : "";
+    if (!t->ssl || !t->done) {
+        info->version = info->cipher = info->group = "";
+        return;
+    }
+    info->version = wolfSSL_get_version(t->ssl);
+    if (t->ssl) {
+        /* owned by the session in this build (no OpenSSL compatibility layer) */
+        WOLFSSL_X509 *peer = wolfSSL_get_peer_certificate(t->ssl);
+        if (peer) {
+            info->peer_subject = wolfSSL_X509_get_subjectCN(peer) ? wolfSSL_X509_get_subjectCN(peer) : "";
+        }
+    }
+    info->cipher = wolfSSL_get_cipher_name(t->ssl);
+    info->resumed = wolfSSL_session_reused(t->ssl);
+    info->hrr = t->hrr;
+    /* What wolfSSL negotiated, not what we asked for. */
+    info->group = wolfSSL_get_curve_name(t->ssl);
+    info->group_id = info->group ? px_group_from_name(info->group) : 0;
+    if (info->group_id)
+        info->group = px_group_name(info->group_id);
+    if (!info->group)
+        info->group = "";
+    info->hybrid = px_group_is_hybrid(info->group_id);
+}
+
+const char *px_tls_error(const px_tls_t *t)
+{
+    return t->err;
+}
