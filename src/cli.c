@@ -1,6 +1,10 @@
 #include "cli.h"
+#include "client.h"
+#include "server.h"
 
 const px_command_t px_commands[] = {
+    { "run", px_cmd_run },
+    { "request", px_cmd_request },
     { "--version", px_cmd_version },
     { "version", px_cmd_version },
     { 0, 0 },

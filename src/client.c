@@ -1,0 +1,461 @@
+/* `pqproxy request`: one HTTPS request over hybrid post-quantum TLS, for
+ * users and tests. Blocking I/O is fine here: one request, one socket. The
+ * request body is streamed from a file or stdin, the response body is
+ * written out as it arrives (so SSE token streams show up live). */
+#include "client.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "errors.h"
+#include "http1.h"
+#include "tls.h"
+
+#define IO_CHUNK 16384
+#define MAX_HEADERS 64
+
+typedef struct {
+    const char *url;
+    const char *method;
+    const char *headers[MAX_HEADERS];
+    int header_count;
+    const char *data;
+    const char *data_file;
+    const char *cacert, *cert, *key;
+    const char *connect_to;
+    const char *out_file;
+    uint16_t groups[PX_MAX_GROUPS];
+    int group_count;
+    int insecure, verbose, include, fail;
+    int timeout_ms;
+} opts_t;
+
+typedef struct {
+    int fd;
+    px_tls_t *tls;
+    int timeout_ms;
+} link_t;
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "usage: pqproxy request [options] https://HOST[:PORT]/PATH\n"
+            "  -X, --method METHOD      request method (GET, or POST with a body)\n"
+            "  -H, --header 'K: V'      add a header (repeatable)\n"
+            "  -d, --data STRING        request body\n"
+            "      --data-file FILE     request body from FILE ('-' for stdin), streamed\n"
+            "      --cacert FILE        trust anchors for the server certificate\n"
+            "  -k, --insecure           do not verify the server certificate\n"
+            "      --cert FILE --key FILE  client certificate (mTLS)\n"
+            "      --groups LIST        key-exchange groups, in order (default\n"
+            "                           X25519MLKEM768,SecP256r1MLKEM768,SecP384r1MLKEM1024,X25519)\n"
+            "      --connect HOST:PORT  connect there instead of the URL's host\n"
+            "  -o, --output FILE        write the body to FILE\n"
+            "  -i, --include            print the status line and headers\n"
+            "  -v, --verbose            print TLS details (version, group, cipher) to stderr\n"
+            "  -f, --fail               exit 22 when the status is 400 or more\n"
+            "      --timeout MS         give up after MS milliseconds of silence (default 30000)\n");
+    return 2;
+}
+
+static int parse_groups(const char *list, opts_t *o)
+{
+    char buf[512], *save = NULL, *tok;
+    snprintf(buf, sizeof buf, "%s", list);
+    o->group_count = 0;
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        uint16_t g = px_group_from_name(tok);
+        if (!g) {
+            fprintf(stderr, "pqproxy request: --groups: unknown group '%s'\n", tok);
+            return -1;
+        }
+        if (o->group_count == PX_MAX_GROUPS)
+            return -1;
+        o->groups[o->group_count++] = g;
+    }
+    return o->group_count ? 0 : -1;
+}
+
+/* https://host[:port]/path -> host (for SNI and Host), port, path. */
+static int parse_url(const char *url, char *host, size_t hcap, char *port, size_t pcap,
+                     const char **path)
+{
+    const char *p, *end, *colon;
+    if (strncasecmp(url, "https://", 8) != 0)
+        return -1;
+    p = url + 8;
+    end = p + strcspn(p, "/?#");
+    *path = *end == '/' ? end : "/";
+    if (*p == '[') {
+        const char *rb = memchr(p, ']', (size_t)(end - p));
+        if (!rb)
+            return -1;
+        snprintf(host, hcap, "%.*s", (int)(rb - p - 1), p + 1);
+        colon = rb[1] == ':' ? rb + 1 : NULL;
+    } else {
+        colon = memchr(p, ':', (size_t)(end - p));
+        snprintf(host, hcap, "%.*s", (int)((colon ? colon : end) - p), p);
+    }
+    if (colon)
+        snprintf(port, pcap, "%.*s", (int)(end - colon - 1), colon + 1);
+    else
+        snprintf(port, pcap, "443");
+    return host[0] ? 0 : -1;
+}
+
+static int dial(const char *host, const char *port)
+{
+    struct addrinfo hints, *res, *ai;
+    int fd = -1, rc;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "pqproxy request: %s:%s: %s\n", host, port, gai_strerror(rc));
+        return -1;
+    }
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            break;
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    if (fd < 0)
+        fprintf(stderr, "pqproxy request: cannot connect to %s:%s: %s\n", host, port, strerror(errno));
+    freeaddrinfo(res);
+    return fd;
+}
+
+static int flush_out(link_t *l)
+{
+    px_buf_t *o = px_tls_out(l->tls);
+    while (px_buf_size(o)) {
+        ssize_t w = send(l->fd, px_buf_ptr(o), px_buf_size(o), MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        px_buf_consume(o, (size_t)w);
+    }
+    return 0;
+}
+
+/* Reads more ciphertext; -1 on timeout or error, 0 at EOF, 1 otherwise. */
+static int fill_in(link_t *l)
+{
+    struct pollfd pfd = { l->fd, POLLIN, 0 };
+    char *p;
+    ssize_t r;
+    int prc = poll(&pfd, 1, l->timeout_ms);
+    if (prc == 0) {
+        fprintf(stderr, "pqproxy request: timed out after %d ms\n", l->timeout_ms);
+        return -1;
+    }
+    p = px_tls_in_reserve(l->tls, IO_CHUNK);
+    if (prc < 0 || !p)
+        return -1;
+    r = read(l->fd, p, IO_CHUNK);
+    if (r > 0) {
+        px_tls_in_commit(l->tls, (size_t)r);
+        return 1;
+    }
+    px_tls_in_eof(l->tls);
+    return 0;
+}
+
+static int send_all(link_t *l, const char *p, size_t n)
+{
+    if (px_tls_write(l->tls, p, n) < 0 || flush_out(l) < 0) {
+        fprintf(stderr, "pqproxy request: send failed: %s\n", px_tls_error(l->tls));
+        return -1;
+    }
+    return 0;
+}
+
+static int send_request(link_t *l, const opts_t *o, const char *host, const char *path)
+{
+    px_buf_t head;
+    FILE *body = NULL;
+    long long len = -1;
+    int rc = -1, has_host = 0;
+    const char *method = o->method ? o->method : (o->data || o->data_file) ? "POST" : "GET";
+
+    px_buf_init(&head, 0);
+    if (o->data) {
+        len = (long long)strlen(o->data);
+    } else if (o->data_file) {
+        struct stat st;
+        body = strcmp(o->data_file, "-") ? fopen(o->data_file, "rb") : stdin;
+        if (!body) {
+            fprintf(stderr, "pqproxy request: --data-file %s: %s\n", o->data_file, strerror(errno));
+            return -1;
+        }
+        if (fstat(fileno(body), &st) == 0 && S_ISREG(st.st_mode))
+            len = (long long)st.st_size;
+    }
+    px_buf_printf(&head, "%s %s HTTP/1.1\r\n", method, path);
+    for (int i = 0; i < o->header_count; i++) {
+        if (!strncasecmp(o->headers[i], "host:", 5))
+            has_host = 1;
+        px_buf_printf(&head, "%s\r\n", o->headers[i]);
+    }
+    if (!has_host)
+        px_buf_printf(&head, "Host: %s\r\n", host);
+    px_buf_printf(&head, "User-Agent: pqproxy-request/%s\r\n", PX_VERSION);
+    if (o->data || o->data_file) {
+        if (len >= 0)
+            px_buf_printf(&head, "Content-Length: %lld\r\n", len);
+        else
+            px_buf_printf(&head, "Transfer-Encoding: chunked\r\n");
+    }
+    px_buf_printf(&head, "Connection: close\r\n\r\n");
+    if (send_all(l, px_buf_ptr(&head), px_buf_size(&head)) < 0)
+        goto out;
+    if (o->data && send_all(l, o->data, strlen(o->data)) < 0)
+        goto out;
+    if (body) {
+        char buf[IO_CHUNK + 32];
+        size_t n;
+        while ((n = fread(buf + 16, 1, IO_CHUNK, body)) > 0) {
+            if (len < 0) {          /* chunked: frame in place */
+                int hl = snprintf(buf, 16, "%zx\r\n", n);
+                memmove(buf + 16 - hl, buf, (size_t)hl);
+                memcpy(buf + 16 + n, "\r\n", 2);
+                if (send_all(l, buf + 16 - hl, (size_t)hl + n + 2) < 0)
+                    goto out;
+            } else if (send_all(l, buf + 16, n) < 0) {
+                goto out;
+            }
+        }
+        if (len < 0 && send_all(l, "0\r\n\r\n", 5) < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    if (body && body != stdin)
+        fclose(body);
+    px_buf_free(&head);
+    return rc;
+}
+
+static int read_response(link_t *l, const opts_t *o, int is_head, int *status)
+{
+    px_http1_limits_t lim = { 1 << 20, 1000, 0 };
+    px_http1_t *p = px_http1_new(0, &lim);
+    FILE *out = stdout;
+    char plain[IO_CHUNK];
+    int rc = -1;
+
+    if (!p)
+        return -1;
+    if (o->out_file && !(out = fopen(o->out_file, "wb"))) {
+        fprintf(stderr, "pqproxy request: -o %s: %s\n", o->out_file, strerror(errno));
+        px_http1_free(p);
+        return -1;
+    }
+    px_http1_expect_head_response(p, is_head);
+    for (;;) {
+        int n = px_tls_read(l->tls, plain, sizeof plain);
+        size_t off = 0;
+        flush_out(l);
+        if (n == PX_EAGAIN) {
+            if (fill_in(l) < 0)     /* at EOF the next read reports it */
+                goto done;
+            continue;
+        }
+        if (n == PX_EEOF || n == PX_EIO) {
+            if (px_http1_finish(p) == PX_H1_END)
+                rc = 0;
+            else
+                goto truncated;
+            goto done;
+        }
+        if (n < 0) {
+            fprintf(stderr, "pqproxy request: %s\n", px_tls_error(l->tls));
+            goto done;
+        }
+        while (off < (size_t)n) {
+            const char *data;
+            size_t used = 0, dlen = 0;
+            px_h1_event_t ev = px_http1_parse(p, plain + off, (size_t)n - off, &used, &data, &dlen);
+            const px_http_head_t *h;
+            off += used;
+            switch (ev) {
+            case PX_H1_NEED_MORE:
+                off = (size_t)n;
+                break;
+            case PX_H1_HEAD:
+                h = px_http1_head(p);
+                if (!px_http1_is_interim(p))
+                    *status = h->status;
+                if (o->include) {
+                    fprintf(out, "HTTP/1.%d %d %.*s\r\n", h->http_minor, h->status, (int)h->reason_len,
+                            h->reason);
+                    for (int i = 0; i < h->header_count; i++)
+                        fprintf(out, "%.*s: %.*s\r\n", (int)h->headers[i].name_len, h->headers[i].name,
+                                (int)h->headers[i].value_len, h->headers[i].value);
+                    fprintf(out, "\r\n");
+                }
+                break;
+            case PX_H1_BODY:
+                fwrite(data, 1, dlen, out);
+                fflush(out);
+                break;
+            case PX_H1_END:
+                if (!px_http1_is_interim(p)) {
+                    rc = 0;
+                    goto done;
+                }
+                break;
+            case PX_H1_ERROR: {
+                const char *detail;
+                px_http1_error(p, &detail);
+                fprintf(stderr, "pqproxy request: malformed response: %s\n", detail);
+                goto done;
+            }
+            }
+        }
+    }
+truncated:
+    fprintf(stderr, "pqproxy request: the connection closed before the response ended\n");
+done:
+    if (out != stdout)
+        fclose(out);
+    else
+        fflush(out);
+    px_http1_free(p);
+    return rc;
+}
+
+int px_cmd_request(int argc, char **argv)
+{
+    opts_t o;
+    char host[256], port[16], err[512];
+    const char *path;
+    px_tls_client_opts_t co;
+    px_tls_ctx_t *ctx = NULL;
+    link_t l = { -1, NULL, 30000 };
+    int rc = 1, status = 0;
+    static const uint16_t dflt[] = { 0x11EC, 0x11EB, 0x11ED, 29 };
+
+    memset(&o, 0, sizeof o);
+    o.timeout_ms = 30000;
+    memcpy(o.groups, dflt, sizeof dflt);
+    o.group_count = 4;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(s, l) (!strcmp(a, s) || !strcmp(a, l))
+        if (OPT("-X", "--method") && v) o.method = argv[++i];
+        else if (OPT("-H", "--header") && v) {
+            if (o.header_count == MAX_HEADERS || !strchr(v, ':') || strpbrk(v, "\r\n"))
+                return fprintf(stderr, "pqproxy request: bad header '%s'\n", v), 2;
+            o.headers[o.header_count++] = argv[++i];
+        }
+        else if (OPT("-d", "--data") && v) o.data = argv[++i];
+        else if (!strcmp(a, "--data-file") && v) o.data_file = argv[++i];
+        else if (!strcmp(a, "--cacert") && v) o.cacert = argv[++i];
+        else if (!strcmp(a, "--cert") && v) o.cert = argv[++i];
+        else if (!strcmp(a, "--key") && v) o.key = argv[++i];
+        else if (!strcmp(a, "--connect") && v) o.connect_to = argv[++i];
+        else if (OPT("-o", "--output") && v) o.out_file = argv[++i];
+        else if (!strcmp(a, "--groups") && v) {
+            if (parse_groups(argv[++i], &o) < 0)
+                return 2;
+        }
+        else if (!strcmp(a, "--timeout") && v) o.timeout_ms = atoi(argv[++i]);
+        else if (OPT("-k", "--insecure")) o.insecure = 1;
+        else if (OPT("-v", "--verbose")) o.verbose = 1;
+        else if (OPT("-i", "--include")) o.include = 1;
+        else if (OPT("-f", "--fail")) o.fail = 1;
+        else if (a[0] != '-' && !o.url) o.url = a;
+        else return usage();
+#undef OPT
+    }
+    if (!o.url || parse_url(o.url, host, sizeof host, port, sizeof port, &path) < 0)
+        return usage();
+    if (!o.cacert && !o.insecure) {
+        fprintf(stderr, "pqproxy request: give --cacert FILE (or -k to skip verification)\n");
+        return 2;
+    }
+    if ((o.cert != NULL) != (o.key != NULL)) {
+        fprintf(stderr, "pqproxy request: --cert and --key go together\n");
+        return 2;
+    }
+    memset(&co, 0, sizeof co);
+    co.groups = o.groups;
+    co.group_count = o.group_count;
+    co.ca_file = o.insecure ? NULL : o.cacert;
+    co.cert_file = o.cert;
+    co.key_file = o.key;
+    ctx = px_tls_ctx_client_new(&co, err, sizeof err);
+    if (!ctx) {
+        fprintf(stderr, "pqproxy request: %s\n", err);
+        return 1;
+    }
+    if (o.connect_to) {
+        char chost[256], cport[16];
+        const char *colon = strrchr(o.connect_to, ':');
+        if (!colon)
+            return usage();
+        snprintf(chost, sizeof chost, "%.*s", (int)(colon - o.connect_to), o.connect_to);
+        snprintf(cport, sizeof cport, "%s", colon + 1);
+        l.fd = dial(chost, cport);
+    } else {
+        l.fd = dial(host, port);
+    }
+    if (l.fd < 0)
+        goto out;
+    l.timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 30000;
+    l.tls = px_tls_new(ctx, host);
+    for (;;) {
+        int hs = px_tls_handshake(l.tls);
+        if (flush_out(&l) < 0 && hs == PX_EAGAIN) {
+            fprintf(stderr, "pqproxy request: connection lost during the handshake\n");
+            goto out;
+        }
+        if (hs == 0)
+            break;
+        if (hs != PX_EAGAIN || fill_in(&l) < 0) {
+            fprintf(stderr, "pqproxy request: TLS handshake failed: %s\n",
+                    px_tls_error(l.tls)[0] ? px_tls_error(l.tls) : "connection closed");
+            goto out;
+        }
+    }
+    if (o.verbose) {
+        px_tls_info_t ti;
+        px_tls_get_info(l.tls, &ti);
+        fprintf(stderr, "* TLS %s, key exchange %s (%s), cipher %s%s\n", ti.version, ti.group,
+                ti.hybrid ? "hybrid post-quantum" : "classical", ti.cipher,
+                ti.resumed ? ", resumed" : "");
+    }
+    if (send_request(&l, &o, host, path) < 0)
+        goto out;
+    {
+        const char *m = o.method ? o.method : "";
+        if (read_response(&l, &o, !strcasecmp(m, "HEAD"), &status) < 0)
+            goto out;
+    }
+    if (o.verbose)
+        fprintf(stderr, "* status %d\n", status);
+    rc = o.fail && status >= 400 ? 22 : 0;
+    px_tls_shutdown(l.tls);
+    flush_out(&l);
+out:
+    if (l.fd >= 0)
+        close(l.fd);
+    px_tls_free(l.tls);
+    px_tls_ctx_unref(ctx);
+    return rc;
+}

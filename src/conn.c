@@ -1,0 +1,975 @@
+/* One client connection (see conn.h).
+ *
+ * Bytes flow: socket -> TLS input -> (decrypt) -> plaintext input -> request
+ * parser -> upstream output -> upstream link; and upstream link -> response
+ * parser -> TLS (encrypt) -> socket. Each direction has one write in flight
+ * and a high-water mark: above it the side that fills it is not read, so
+ * memory per connection is bounded whatever the body sizes.
+ *
+ * Requests on a connection are answered strictly in order, one exchange at
+ * a time; pipelined requests wait, parsed, in the plaintext input. */
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "errors.h"
+#include "http1.h"
+#include "log.h"
+
+#define READ_CHUNK (16 * 1024)      /* ciphertext per socket read */
+#define PLAIN_CHUNK (16 * 1024)     /* plaintext per TLS read (one record) */
+#define HIGH_WATER (64 * 1024)      /* per direction, see above */
+#define LINGER_MS 3000              /* after our FIN, wait this long for the client's */
+
+typedef enum { C_HANDSHAKE, C_IDLE, C_REQUEST, C_CLOSING, C_CLOSED } cstate_t;
+typedef enum { T_NONE, T_HANDSHAKE, T_HEADER, T_KEEPALIVE, T_BODY, T_LINGER } tkind_t;
+
+/* The exchange in progress: one request and its response. */
+typedef struct {
+    int active;
+    int req_done, resp_started, resp_head_sent, resp_done;
+    int chunked_up, chunked_down, keep_alive, is_head, idempotent, retried;
+    int upstream_ok;
+    px_uplink_t *up;
+    int up_reused;
+    px_buf_t up_out;             /* bytes waiting for the upstream */
+    px_buf_t replay;             /* the request head, kept for one retry */
+    uint64_t req_bytes, resp_bytes;
+    uint64_t t_start, t_sent, t_first;
+    int status;
+    int client_minor;
+    const char *error;
+    char method[16];
+    char path[512];
+    char request_id[20];
+} exch_t;
+
+struct px_conn {
+    px_conn_env_t *env;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    int open_handles;
+    cstate_t state;
+    tkind_t tkind;
+    px_tls_t *tls;
+    px_buf_t wout;               /* ciphertext being written to the client */
+    int writing, reading, client_eof, shutdown_sent;
+    px_buf_t pin;                /* decrypted, not yet parsed */
+    px_buf_t scratch;            /* response heads and chunk framing */
+    px_http1_t *req, *resp;
+    exch_t x;
+    uint32_t requests;
+    char client_ip[INET6_ADDRSTRLEN];
+    char client_addr[INET6_ADDRSTRLEN + 8];
+    px_conn_t *next, *prev;
+};
+
+static void conn_process(px_conn_t *c);
+static void flush_client(px_conn_t *c);
+static void begin_close(px_conn_t *c);
+static void abort_conn(px_conn_t *c);
+static void parse_requests(px_conn_t *c);
+static void respond_error(px_conn_t *c, px_http_error_t e, const char *detail);
+static void update_reading(px_conn_t *c);
+
+static const px_config_t *cfg_of(const px_conn_t *c)
+{
+    return c->env->cfg;
+}
+
+static double ms_since(uint64_t t0, uint64_t t1)
+{
+    return (double)(t1 - t0) / 1e6;
+}
+
+/* --- timers ------------------------------------------------------------------ */
+
+static void timer_cb(uv_timer_t *t);
+
+static void arm(px_conn_t *c, tkind_t kind)
+{
+    const px_timeouts_config_t *to = &cfg_of(c)->timeouts;
+    uint32_t ms = 0;
+    c->tkind = kind;
+    switch (kind) {
+    case T_HANDSHAKE: ms = to->handshake; break;
+    case T_HEADER:    ms = to->request_header; break;
+    case T_KEEPALIVE: ms = to->keepalive_idle; break;
+    case T_BODY:      ms = to->body_idle; break;
+    case T_LINGER:    ms = LINGER_MS; break;
+    case T_NONE:      break;
+    }
+    if (ms)
+        uv_timer_start(&c->timer, timer_cb, ms, 0);
+    else
+        uv_timer_stop(&c->timer);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    px_conn_t *c = t->data;
+    char detail[96];
+    switch (c->tkind) {
+    case T_HANDSHAKE:
+        c->env->stats.handshakes_timeout++;
+        px_debug("%s: TLS handshake timed out", c->client_addr);
+        abort_conn(c);
+        break;
+    case T_HEADER:
+        snprintf(detail, sizeof detail, "request headers not complete within %u ms",
+                 cfg_of(c)->timeouts.request_header);
+        respond_error(c, PX_HERR_REQUEST_TIMEOUT, detail);
+        break;
+    case T_KEEPALIVE:
+        begin_close(c);
+        break;
+    case T_BODY:
+        snprintf(detail, sizeof detail, "request body stalled for %u ms",
+                 cfg_of(c)->timeouts.body_idle);
+        respond_error(c, PX_HERR_REQUEST_TIMEOUT, detail);
+        break;
+    case T_LINGER:
+        abort_conn(c);
+        break;
+    case T_NONE:
+        break;
+    }
+}
+
+/* --- teardown ------------------------------------------------------------------ */
+
+static void exch_reset(px_conn_t *c)
+{
+    exch_t *x = &c->x;
+    px_buf_t up_out = x->up_out, replay = x->replay;
+    if (x->up)
+        px_uplink_release(x->up, 0);
+    px_buf_reset(&up_out);
+    px_buf_free(&replay);
+    memset(x, 0, sizeof *x);
+    x->up_out = up_out;
+    x->replay = replay;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    px_conn_t *c = h->data;
+    px_conn_env_t *env = c->env;
+    if (--c->open_handles > 0)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        env->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    env->conn_count--;
+    env->stats.conns_open--;
+    px_tls_free(c->tls);
+    px_http1_free(c->req);
+    px_http1_free(c->resp);
+    px_buf_free(&c->wout);
+    px_buf_free(&c->pin);
+    px_buf_free(&c->scratch);
+    px_buf_free(&c->x.up_out);
+    px_buf_free(&c->x.replay);
+    free(c);
+    if (env->on_conn_closed)
+        env->on_conn_closed(env);
+}
+
+static void abort_conn(px_conn_t *c)
+{
+    if (c->state == C_CLOSED)
+        return;
+    c->state = C_CLOSED;
+    if (c->x.up) {
+        px_uplink_release(c->x.up, 0);
+        c->x.up = NULL;
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+/* Graceful: finish writing, close_notify, FIN, then wait briefly for the
+ * client's FIN so that unread input does not turn our close into a reset
+ * that destroys the response in flight. */
+static void begin_close(px_conn_t *c)
+{
+    if (c->state >= C_CLOSING)
+        return;
+    c->state = C_CLOSING;
+    if (c->x.up) {
+        px_uplink_release(c->x.up, 0);
+        c->x.up = NULL;
+    }
+    if (px_tls_handshake_done(c->tls))
+        px_tls_shutdown(c->tls);
+    arm(c, T_LINGER);
+    flush_client(c);
+    update_reading(c);
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+    px_conn_t *c = req->data;
+    if (status < 0 || c->client_eof)
+        abort_conn(c);
+}
+
+/* --- client I/O ------------------------------------------------------------------ */
+
+static size_t client_pending(px_conn_t *c)
+{
+    return px_buf_size(px_tls_out(c->tls)) + px_buf_size(&c->wout);
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    px_conn_t *c = req->data;
+    c->writing = 0;
+    px_buf_reset(&c->wout);
+    if (c->state == C_CLOSED)
+        return;
+    if (status < 0) {
+        px_debug("%s: write failed: %s", c->client_addr, uv_strerror(status));
+        abort_conn(c);
+        return;
+    }
+    flush_client(c);
+    /* Output drained below the mark: resume the upstream. */
+    if (c->x.up && c->x.upstream_ok && client_pending(c) < HIGH_WATER && !c->x.resp_done)
+        px_uplink_read_start(c->x.up);
+}
+
+static void flush_client(px_conn_t *c)
+{
+    px_buf_t *out, tmp;
+    uv_buf_t b;
+
+    if (c->writing || c->state == C_CLOSED)
+        return;
+    out = px_tls_out(c->tls);
+    if (px_buf_size(out) == 0) {
+        if (c->state == C_CLOSING && !c->shutdown_sent) {
+            c->shutdown_sent = 1;
+            if (c->client_eof || uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, shutdown_cb) != 0)
+                abort_conn(c);
+        }
+        return;
+    }
+    tmp = c->wout;
+    c->wout = *out;
+    *out = tmp;
+    px_buf_reset(out);
+    b = uv_buf_init((char *)px_buf_ptr(&c->wout), (unsigned)px_buf_size(&c->wout));
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0) {
+        abort_conn(c);
+        return;
+    }
+    c->writing = 1;
+}
+
+static int send_plain(px_conn_t *c, const char *p, size_t n)
+{
+    if (px_tls_write(c->tls, p, n) < 0) {
+        px_debug("%s: %s", c->client_addr, px_tls_error(c->tls));
+        abort_conn(c);
+        return -1;
+    }
+    return 0;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    px_conn_t *c = h->data;
+    char *p = px_tls_in_reserve(c->tls, READ_CHUNK);
+    (void)suggested;
+    buf->base = p;
+    buf->len = p ? READ_CHUNK : 0;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    px_conn_t *c = s->data;
+    (void)buf;
+    if (c->state == C_CLOSED)
+        return;
+    if (n > 0) {
+        px_tls_in_commit(c->tls, (size_t)n);
+    } else if (n == UV_EOF) {
+        px_tls_in_eof(c->tls);
+        c->client_eof = 1;
+    } else if (n == UV_ENOBUFS) {
+        uv_read_stop(s);
+        c->reading = 0;
+        return;
+    } else if (n < 0) {
+        abort_conn(c);
+        return;
+    } else {
+        return;
+    }
+    if (c->state == C_CLOSING) {
+        /* Lingering: the client's bytes are of no use now; its FIN ends it. */
+        if (c->client_eof)
+            abort_conn(c);
+        else
+            px_tls_in_discard(c->tls);
+        return;
+    }
+    conn_process(c);
+}
+
+static size_t pin_max(const px_conn_t *c)
+{
+    return cfg_of(c)->http.max_header_bytes + 2 * PLAIN_CHUNK;
+}
+
+static void update_reading(px_conn_t *c)
+{
+    int want;
+    if (c->state == C_CLOSED)
+        return;
+    want = !c->client_eof && px_tls_in_pending(c->tls) + READ_CHUNK <= 64 * 1024 &&
+           px_buf_size(&c->pin) < pin_max(c);
+    if (c->state == C_CLOSING)
+        want = !c->client_eof;
+    if (want && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
+            c->reading = 1;
+    } else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+}
+
+/* Decrypts what has arrived into the plaintext input. -1: connection gone. */
+static int decrypt_input(px_conn_t *c)
+{
+    while (px_buf_size(&c->pin) < pin_max(c)) {
+        char *p = px_buf_reserve(&c->pin, PLAIN_CHUNK);
+        int n;
+        if (!p) {
+            abort_conn(c);
+            return -1;
+        }
+        n = px_tls_read(c->tls, p, PLAIN_CHUNK);
+        if (n > 0) {
+            px_buf_commit(&c->pin, (size_t)n);
+            continue;
+        }
+        if (n == PX_EAGAIN)
+            break;
+        if (n == PX_EEOF || n == PX_EIO) {   /* close_notify, or FIN without it */
+            c->client_eof = 1;
+            break;
+        }
+        px_debug("%s: %s", c->client_addr, px_tls_error(c->tls));
+        abort_conn(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* --- access log and counters ------------------------------------------------------ */
+
+static void log_exchange(px_conn_t *c)
+{
+    exch_t *x = &c->x;
+    px_conn_stats_t *st = &c->env->stats;
+    uint64_t now = uv_hrtime();
+    int cls = x->status / 100;
+
+    st->requests_total++;
+    if (cls >= 1 && cls <= 5)
+        st->responses_by_class[cls]++;
+    st->bytes_in += x->req_bytes;
+    st->bytes_out += x->resp_bytes;
+    if (px_access_log_enabled()) {
+        px_tls_info_t ti;
+        px_access_t a;
+        px_tls_get_info(c->tls, &ti);
+        memset(&a, 0, sizeof a);
+        a.client = c->client_addr;
+        a.sni = ti.sni;
+        a.tls_version = ti.version;
+        a.group = ti.group;
+        a.cipher = ti.cipher;
+        a.method = x->method[0] ? x->method : "-";
+        a.path = x->path[0] ? x->path : "-";
+        a.status = x->status;
+        a.bytes_in = x->req_bytes;
+        a.bytes_out = x->resp_bytes;
+        a.duration_ms = x->t_start ? ms_since(x->t_start, now) : 0;
+        a.upstream_ms = x->t_first && x->t_sent ? ms_since(x->t_sent, x->t_first) : -1;
+        a.request_id = x->request_id;
+        a.error = x->error;
+        a.worker = c->env->worker_id;
+        px_access_log(&a);
+    }
+}
+
+/* --- errors answered by the proxy ------------------------------------------------ */
+
+static void respond_error(px_conn_t *c, px_http_error_t e, const char *detail)
+{
+    char buf[1536];
+    int n;
+
+    if (c->state >= C_CLOSING)
+        return;
+    if (c->x.resp_head_sent) {
+        /* Too late for a status: a truncated response is all we can signal. */
+        abort_conn(c);
+        return;
+    }
+    if (c->x.up) {
+        px_uplink_release(c->x.up, 0);
+        c->x.up = NULL;
+    }
+    n = px_http_error_render(buf, sizeof buf, e, detail, 1);
+    c->x.status = px_http_error_status(e);
+    c->x.error = px_http_error_str(e);
+    log_exchange(c);
+    if (n > 0 && send_plain(c, buf, (size_t)n) < 0)
+        return;
+    begin_close(c);
+}
+
+/* --- the upstream side ------------------------------------------------------------ */
+
+static void up_on_connect(px_uplink_t *l, int status, void *ud);
+static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud);
+static void up_on_write(px_uplink_t *l, int status, void *ud);
+static const px_uplink_cb_t up_cb = { up_on_connect, up_on_read, up_on_write };
+
+static void flush_upstream(px_conn_t *c)
+{
+    exch_t *x = &c->x;
+    int rc;
+    if (!x->up || !x->upstream_ok || px_uplink_writing(x->up) || px_buf_size(&x->up_out) == 0)
+        return;
+    rc = px_uplink_write(x->up, &x->up_out);
+    if (rc < 0)
+        up_on_write(x->up, rc, c);
+}
+
+static void upstream_failed(px_conn_t *c, int uverr)
+{
+    exch_t *x = &c->x;
+    char detail[128];
+
+    /* A pooled link can have been closed by the model server just as we
+     * took it. Retry once on a fresh connection, only when that is safe:
+     * an idempotent request without a body, and nothing came back. */
+    if (x->up_reused && !x->resp_started && !x->retried && x->idempotent && x->req_done &&
+        px_buf_size(&x->replay) > 0) {
+        x->retried = 1;
+        c->env->stats.upstream_retries++;
+        px_uplink_release(x->up, 0);
+        x->up = NULL;
+        x->upstream_ok = 0;
+        x->up_reused = 0;
+        px_buf_reset(&x->up_out);
+        if (px_buf_append(&x->up_out, px_buf_ptr(&x->replay), px_buf_size(&x->replay)) == 0 &&
+            px_upstream_connect_fresh(c->env->upstream, &up_cb, c, &x->up) == 0)
+            return;
+    }
+    c->env->stats.upstream_errors++;
+    if (uverr == UV_EOF)
+        snprintf(detail, sizeof detail, "the model server closed the connection before responding");
+    else
+        snprintf(detail, sizeof detail, "the model server is unreachable: %s", uv_strerror(uverr));
+    if (x->resp_head_sent) {
+        px_info("%s: upstream failed mid-response (%s); closing", c->client_addr, uv_strerror(uverr));
+        x->error = "upstream_reset";
+        log_exchange(c);
+        abort_conn(c);
+        return;
+    }
+    respond_error(c, PX_HERR_UPSTREAM_ERROR, detail);
+}
+
+static void up_on_connect(px_uplink_t *l, int status, void *ud)
+{
+    px_conn_t *c = ud;
+    exch_t *x = &c->x;
+    (void)l;
+    if (status < 0) {
+        if (status == UV_ETIMEDOUT) {
+            char detail[96];
+            c->env->stats.upstream_timeouts++;
+            snprintf(detail, sizeof detail, "no connection to the model server within %u ms",
+                     cfg_of(c)->timeouts.upstream_connect);
+            respond_error(c, PX_HERR_UPSTREAM_TIMEOUT, detail);
+            return;
+        }
+        upstream_failed(c, status);
+        return;
+    }
+    x->upstream_ok = 1;
+    px_uplink_read_start(x->up);
+    flush_upstream(c);
+}
+
+static void up_on_write(px_uplink_t *l, int status, void *ud)
+{
+    px_conn_t *c = ud;
+    exch_t *x = &c->x;
+    if (status < 0) {
+        upstream_failed(c, status);
+        return;
+    }
+    if (px_buf_size(&x->up_out) > 0) {
+        flush_upstream(c);
+    } else if (x->req_done && !x->t_sent) {
+        x->t_sent = uv_hrtime();
+        if (!x->resp_started)
+            px_uplink_timeout(l, cfg_of(c)->timeouts.upstream_response);
+    }
+    /* Room again towards the upstream: take more of the client's body. */
+    if (c->state == C_REQUEST)
+        conn_process(c);
+}
+
+static int write_response_head(px_conn_t *c, const px_http_head_t *h)
+{
+    exch_t *x = &c->x;
+    px_buf_reset(&c->scratch);
+    if (h->body == PX_BODY_EOF && x->client_minor == 0)
+        x->keep_alive = 0;          /* an HTTP/1.0 client learns the end from our close */
+    if (px_http1_write_response_head(&c->scratch, h, x->client_minor, x->keep_alive, NULL, 0,
+                                     &x->chunked_down) < 0)
+        return -1;
+    return send_plain(c, px_buf_ptr(&c->scratch), px_buf_size(&c->scratch));
+}
+
+static int response_body(px_conn_t *c, const char *p, size_t n)
+{
+    exch_t *x = &c->x;
+    x->resp_bytes += n;
+    if (x->is_head || n == 0)
+        return 0;
+    if (!x->chunked_down)
+        return send_plain(c, p, n);
+    /* One record for framing and data rather than three. */
+    px_buf_reset(&c->scratch);
+    if (px_http1_chunk_begin(&c->scratch, n) < 0 || px_buf_append(&c->scratch, p, n) < 0 ||
+        px_http1_chunk_end(&c->scratch) < 0)
+        return -1;
+    return send_plain(c, px_buf_ptr(&c->scratch), px_buf_size(&c->scratch));
+}
+
+static void finish_exchange(px_conn_t *c, int link_reusable)
+{
+    exch_t *x = &c->x;
+    int keep;
+
+    px_uplink_release(x->up, link_reusable && x->req_done && !px_uplink_writing(x->up));
+    x->up = NULL;
+    log_exchange(c);
+    keep = x->keep_alive && x->req_done && !c->env->draining && !c->client_eof;
+    exch_reset(c);
+    if (!keep) {
+        begin_close(c);
+        return;
+    }
+    c->state = C_IDLE;
+    px_buf_free(&c->scratch);
+    arm(c, px_buf_size(&c->pin) ? T_HEADER : T_KEEPALIVE);
+    parse_requests(c);     /* a pipelined request may be waiting */
+}
+
+static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
+{
+    px_conn_t *c = ud;
+    exch_t *x = &c->x;
+    size_t off = 0;
+
+    if (n < 0) {
+        if (n == UV_ETIMEDOUT) {
+            char detail[96];
+            c->env->stats.upstream_timeouts++;
+            snprintf(detail, sizeof detail, "the model server did not respond within %u ms",
+                     x->resp_started ? cfg_of(c)->timeouts.upstream_idle
+                                     : cfg_of(c)->timeouts.upstream_response);
+            if (x->resp_head_sent) {
+                x->error = "upstream_timeout";
+                log_exchange(c);
+                abort_conn(c);
+            } else {
+                respond_error(c, PX_HERR_UPSTREAM_TIMEOUT, detail);
+            }
+            return;
+        }
+        if (n == UV_EOF && x->resp_head_sent && px_http1_finish(c->resp) == PX_H1_END) {
+            if (x->chunked_down && !x->is_head && send_plain(c, "0\r\n\r\n", 5) < 0)
+                return;
+            flush_client(c);
+            finish_exchange(c, 0);
+            return;
+        }
+        upstream_failed(c, (int)n);
+        return;
+    }
+    if (!x->resp_started) {
+        x->resp_started = 1;
+        x->t_first = uv_hrtime();
+        if (!x->t_sent)
+            x->t_sent = x->t_first;
+    }
+    px_uplink_timeout(l, cfg_of(c)->timeouts.upstream_idle);
+    while (off < (size_t)n) {
+        const char *data;
+        size_t used = 0, dlen = 0;
+        const px_http_head_t *h;
+        px_h1_event_t ev = px_http1_parse(c->resp, p + off, (size_t)n - off, &used, &data, &dlen);
+        off += used;
+        switch (ev) {
+        case PX_H1_NEED_MORE:
+            off = (size_t)n;
+            break;
+        case PX_H1_HEAD:
+            h = px_http1_head(c->resp);
+            if (px_http1_is_interim(c->resp)) {
+                /* 100 Continue was answered by the proxy itself; forward others (103). */
+                if (h->status != 100 && write_response_head(c, h) < 0)
+                    return;
+                break;
+            }
+            x->status = h->status;
+            if (!x->req_done)
+                x->keep_alive = 0;  /* answered before the body ended: the rest is unread */
+            if (write_response_head(c, h) < 0)
+                return;
+            x->resp_head_sent = 1;
+            break;
+        case PX_H1_BODY:
+            if (response_body(c, data, dlen) < 0)
+                return;
+            break;
+        case PX_H1_END:
+            if (px_http1_is_interim(c->resp))
+                break;
+            if (x->chunked_down && !x->is_head && send_plain(c, "0\r\n\r\n", 5) < 0)
+                return;
+            x->resp_done = 1;
+            flush_client(c);
+            /* Bytes after the response mean a confused upstream: do not reuse. */
+            finish_exchange(c, off == (size_t)n && px_http1_head(c->resp)->keep_alive);
+            return;
+        case PX_H1_ERROR: {
+            const char *detail;
+            px_http1_error(c->resp, &detail);
+            px_warn("%s: bad response from the model server: %s", c->client_addr, detail);
+            c->env->stats.upstream_errors++;
+            respond_error(c, PX_HERR_UPSTREAM_BAD, detail);
+            return;
+        }
+        }
+    }
+    flush_client(c);
+    if (client_pending(c) >= HIGH_WATER)
+        px_uplink_read_stop(l);   /* resumed by write_cb */
+}
+
+/* --- the client side: requests ----------------------------------------------------- */
+
+static void make_request_id(px_conn_t *c, char *out, size_t cap)
+{
+    uint64_t x = c->env->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    c->env->rng = x;
+    snprintf(out, cap, "%016llx", (unsigned long long)(x * 0x2545F4914F6CDD1DULL));
+}
+
+static int method_is(const px_http_head_t *h, const char *m)
+{
+    size_t n = strlen(m);
+    return h->method_len == n && !memcmp(h->method, m, n);
+}
+
+static void start_exchange(px_conn_t *c)
+{
+    const px_http_head_t *h = px_http1_head(c->req);
+    const px_config_t *cfg = cfg_of(c);
+    exch_t *x = &c->x;
+    px_fwd_opts_t fo;
+    int rc;
+
+    exch_reset(c);
+    x->active = 1;
+    c->state = C_REQUEST;
+    c->requests++;
+    x->t_start = uv_hrtime();
+    snprintf(x->method, sizeof x->method, "%.*s", (int)h->method_len, h->method);
+    snprintf(x->path, sizeof x->path, "%.*s", (int)h->target_len, h->target);
+    make_request_id(c, x->request_id, sizeof x->request_id);
+    x->client_minor = h->http_minor;
+    x->is_head = method_is(h, "HEAD");
+    x->idempotent = h->body == PX_BODY_NONE &&
+                    (method_is(h, "GET") || x->is_head || method_is(h, "OPTIONS") ||
+                     method_is(h, "PUT") || method_is(h, "DELETE") || method_is(h, "TRACE"));
+    x->keep_alive = h->keep_alive && !c->env->draining &&
+                    (!cfg->http.max_requests_per_conn || c->requests < cfg->http.max_requests_per_conn);
+    x->chunked_up = h->body == PX_BODY_CHUNKED;
+    x->req_done = 0;
+
+    memset(&fo, 0, sizeof fo);
+    fo.client_ip = c->client_ip;
+    fo.proto = "https";
+    fo.trust_forwarded = cfg->http.trust_forwarded;
+    fo.request_id = x->request_id;
+    rc = px_http1_write_request_head(&x->up_out, h, &fo);
+    if (rc < 0) {
+        respond_error(c, PX_HERR_HEADERS_TOO_LARGE, "the rewritten request head is too large");
+        return;
+    }
+    if (x->idempotent)
+        px_buf_append(&x->replay, px_buf_ptr(&x->up_out), px_buf_size(&x->up_out));
+    px_http1_expect_head_response(c->resp, x->is_head);
+
+    if (h->body != PX_BODY_NONE && !(h->body == PX_BODY_LENGTH && h->content_length == 0)) {
+        /* The limits were checked on the head: the client may send the body. */
+        if (h->expect_continue && send_plain(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
+            return;
+        arm(c, T_BODY);
+    } else {
+        arm(c, T_NONE);
+    }
+    rc = px_upstream_acquire(c->env->upstream, &up_cb, c, &x->up, &x->up_reused);
+    if (rc < 0)
+        upstream_failed(c, rc);
+}
+
+static void request_body(px_conn_t *c, const char *p, size_t n)
+{
+    exch_t *x = &c->x;
+    int rc = 0;
+    x->req_bytes += n;
+    if (x->chunked_up)
+        rc = px_http1_chunk_begin(&x->up_out, n);
+    if (rc == 0)
+        rc = px_buf_append(&x->up_out, p, n);
+    if (rc == 0 && x->chunked_up)
+        rc = px_http1_chunk_end(&x->up_out);
+    if (rc < 0) {
+        respond_error(c, PX_HERR_INTERNAL, "out of memory");
+        return;
+    }
+    arm(c, T_BODY);
+}
+
+static void request_end(px_conn_t *c)
+{
+    exch_t *x = &c->x;
+    /* Request trailers are not forwarded (they cannot be vetted here). */
+    if (x->chunked_up && px_http1_chunk_last(&x->up_out) < 0) {
+        respond_error(c, PX_HERR_INTERNAL, "out of memory");
+        return;
+    }
+    x->req_done = 1;
+    arm(c, T_NONE);
+}
+
+static void parse_requests(px_conn_t *c)
+{
+    while (c->state == C_IDLE || c->state == C_REQUEST) {
+        exch_t *x = &c->x;
+        const char *data;
+        size_t used = 0, dlen = 0;
+        px_h1_event_t ev;
+
+        if (x->active && x->req_done)
+            break;                  /* answer in order: wait for this response */
+        if (x->active && px_buf_size(&x->up_out) >= HIGH_WATER)
+            break;                  /* the upstream is slower: hold the client */
+        if (px_buf_size(&c->pin) == 0)
+            break;
+        ev = px_http1_parse(c->req, px_buf_ptr(&c->pin), px_buf_size(&c->pin), &used, &data, &dlen);
+        switch (ev) {
+        case PX_H1_NEED_MORE:
+            px_buf_consume(&c->pin, used);
+            if (!x->active && c->tkind == T_KEEPALIVE)
+                arm(c, T_HEADER);   /* a new head has begun: it must complete in time */
+            goto out;
+        case PX_H1_HEAD:
+            px_buf_consume(&c->pin, used);
+            start_exchange(c);
+            break;
+        case PX_H1_BODY:
+            request_body(c, data, dlen);     /* copies before the input moves */
+            px_buf_consume(&c->pin, used);
+            break;
+        case PX_H1_END:
+            px_buf_consume(&c->pin, used);
+            request_end(c);
+            break;
+        case PX_H1_ERROR: {
+            const char *detail;
+            px_http_error_t e = px_http1_error(c->req, &detail);
+            if (!x->active) {
+                snprintf(x->method, sizeof x->method, "-");
+                x->t_start = uv_hrtime();
+            }
+            respond_error(c, e, detail);
+            return;
+        }
+        }
+    }
+out:
+    flush_upstream(c);
+    flush_client(c);
+}
+
+static void conn_process(px_conn_t *c)
+{
+    if (c->state == C_HANDSHAKE) {
+        int rc = px_tls_handshake(c->tls);
+        if (rc == PX_EAGAIN) {
+            flush_client(c);
+            update_reading(c);
+            return;
+        }
+        if (rc != 0) {
+            if (rc == PX_EPQPOLICY)
+                c->env->stats.handshakes_pq_refused++;
+            else
+                c->env->stats.handshakes_failed++;
+            px_info("%s: TLS handshake refused: %s", c->client_addr, px_tls_error(c->tls));
+            c->state = C_CLOSING;          /* send the alert, then close */
+            arm(c, T_LINGER);
+            flush_client(c);
+            update_reading(c);
+            return;
+        }
+        {
+            px_tls_info_t ti;
+            px_conn_stats_t *st = &c->env->stats;
+            px_tls_get_info(c->tls, &ti);
+            st->handshakes_ok++;
+            if (ti.hybrid)
+                st->handshakes_hybrid++;
+            else
+                st->handshakes_classical++;
+            st->handshakes_resumed += ti.resumed != 0;
+            st->handshakes_hrr += ti.hrr != 0;
+            px_debug("%s: TLS %s %s %s sni=%s", c->client_addr, ti.version, ti.group, ti.cipher, ti.sni);
+        }
+        c->state = C_IDLE;
+        arm(c, T_HEADER);
+    }
+    if (c->state != C_IDLE && c->state != C_REQUEST)
+        return;
+    if (decrypt_input(c) < 0)
+        return;
+    parse_requests(c);
+    if (c->state == C_CLOSED)
+        return;
+    if (c->client_eof) {
+        if (c->state == C_IDLE)
+            begin_close(c);
+        else if (c->state == C_REQUEST && !c->x.req_done)
+            abort_conn(c);          /* the client gave up mid-request */
+    }
+    update_reading(c);
+}
+
+/* --- accept, drain --------------------------------------------------------------- */
+
+int px_conn_accept(px_conn_env_t *env, uv_stream_t *server)
+{
+    px_conn_t *c = calloc(1, sizeof *c);
+    const px_config_t *cfg = env->cfg;
+    struct sockaddr_storage ss;
+    int len = sizeof ss, rc;
+    px_http1_limits_t req_lim, resp_lim;
+
+    if (!c)
+        return UV_ENOMEM;
+    c->env = env;
+    uv_tcp_init(env->loop, &c->tcp);
+    uv_timer_init(env->loop, &c->timer);
+    c->tcp.data = c->timer.data = c->wreq.data = c->sreq.data = c;
+    c->open_handles = 2;
+    c->next = env->conns;
+    if (env->conns)
+        env->conns->prev = c;
+    env->conns = c;
+    env->conn_count++;
+    env->stats.conns_open++;
+    px_buf_init(&c->wout, 0);
+    px_buf_init(&c->pin, 0);
+    px_buf_init(&c->scratch, 0);
+    px_buf_init(&c->x.up_out, 0);
+    px_buf_init(&c->x.replay, 0);
+
+    rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rc != 0)
+        goto fail;
+    env->stats.conns_total++;
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        uint16_t port = 0;
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->client_ip, sizeof c->client_ip);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+            snprintf(c->client_addr, sizeof c->client_addr, "[%s]:%u", c->client_ip, port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, c->client_ip, sizeof c->client_ip);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+            snprintf(c->client_addr, sizeof c->client_addr, "%s:%u", c->client_ip, port);
+        }
+    }
+    if (env->conn_count > cfg->max_connections / (uint32_t)cfg->workers + 1 || env->draining) {
+        env->stats.rejected_overload++;
+        rc = UV_EBUSY;
+        goto fail;
+    }
+    req_lim.max_head_bytes = cfg->http.max_header_bytes;
+    req_lim.max_headers = 256;
+    req_lim.max_body_bytes = cfg->http.max_body_bytes;
+    resp_lim = req_lim;
+    resp_lim.max_body_bytes = 0;
+    c->tls = px_tls_new(env->tls, NULL);
+    c->req = px_http1_new(1, &req_lim);
+    c->resp = px_http1_new(0, &resp_lim);
+    if (!c->tls || !c->req || !c->resp) {
+        rc = UV_ENOMEM;
+        goto fail;
+    }
+    c->state = C_HANDSHAKE;
+    arm(c, T_HANDSHAKE);
+    update_reading(c);
+    return 0;
+fail:
+    abort_conn(c);
+    return rc;
+}
+
+void px_conn_drain_all(px_conn_env_t *env)
+{
+    env->draining = 1;
+    for (px_conn_t *c = env->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state == C_IDLE && px_buf_size(&c->pin) == 0)
+            begin_close(c);
+    }
+}
+
+void px_conn_close_all(px_conn_env_t *env)
+{
+    for (px_conn_t *c = env->conns, *next; c; c = next) {
+        next = c->next;
+        abort_conn(c);
+    }
+}

@@ -1,0 +1,51 @@
+/* One client connection: the TCP handle, its TLS session, the HTTP/1.1
+ * exchange in progress and the upstream link serving it. It frees itself
+ * only after every handle it owns has been closed. */
+#ifndef PX_CONN_H
+#define PX_CONN_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "tls.h"
+#include "upstream.h"
+
+typedef struct px_conn px_conn_t;
+
+/* Counters a worker keeps; only its own thread writes them. */
+typedef struct {
+    uint64_t conns_total, conns_open;
+    uint64_t handshakes_ok, handshakes_failed, handshakes_pq_refused, handshakes_timeout;
+    uint64_t handshakes_hybrid, handshakes_classical, handshakes_resumed, handshakes_hrr;
+    uint64_t requests_total, responses_by_class[6];   /* [1..5]: 1xx..5xx */
+    uint64_t bytes_in, bytes_out;                     /* body bytes */
+    uint64_t upstream_errors, upstream_timeouts, upstream_retries;
+    uint64_t rejected_overload;
+} px_conn_stats_t;
+
+/* What a worker shares with its connections. Only the worker's loop
+ * thread touches it. */
+typedef struct px_conn_env {
+    uv_loop_t *loop;
+    const px_config_t *cfg;      /* current config; swapped by reload */
+    px_tls_ctx_t *tls;           /* current server context (new sessions take a reference) */
+    px_upstream_t *upstream;
+    int worker_id;
+    int draining;
+    px_conn_t *conns;            /* all open connections */
+    uint32_t conn_count;
+    uint64_t rng;                /* request ids */
+    px_conn_stats_t stats;
+    void (*on_conn_closed)(struct px_conn_env *env);   /* optional */
+} px_conn_env_t;
+
+/* Accepts a pending connection from server into a new px_conn. */
+int px_conn_accept(px_conn_env_t *env, uv_stream_t *server);
+
+/* Draining: idle connections close now, busy ones after their response. */
+void px_conn_drain_all(px_conn_env_t *env);
+/* Closes every connection at once (drain timeout, shutdown). */
+void px_conn_close_all(px_conn_env_t *env);
+
+#endif

@@ -1,0 +1,178 @@
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errors.h"
+
+static int err_fd = 2;
+static int access_fd = 1;       /* -1: off */
+static px_log_level_t min_level = PX_LOG_INFO;
+
+static const char *level_names[] = { "debug", "info", "warn", "error" };
+
+static int open_dest(const char *dest, int dflt, char *err, size_t errlen, const char *key)
+{
+    int fd;
+    if (!dest)
+        return dflt;
+    if (!strcmp(dest, "stdout"))
+        return 1;
+    if (!strcmp(dest, "stderr"))
+        return 2;
+    if (!strcmp(dest, "off"))
+        return -1;
+    fd = open(dest, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0)
+        snprintf(err, errlen, "%s: cannot open %s: %s", key, dest, strerror(errno));
+    return fd < 0 ? -2 : fd;
+}
+
+int px_log_open(const px_log_config_t *cfg, char *err, size_t errlen)
+{
+    int e = open_dest(cfg->error_log, 2, err, errlen, "log.error_log");
+    int a;
+    if (e == -2)
+        return PX_EIO;
+    a = open_dest(cfg->access_log, 1, err, errlen, "log.access_log");
+    if (a == -2) {
+        if (e > 2)
+            close(e);
+        return PX_EIO;
+    }
+    px_log_close();
+    err_fd = e < 0 ? 2 : e;
+    access_fd = a;
+    min_level = cfg->level;
+    return 0;
+}
+
+void px_log_close(void)
+{
+    if (err_fd > 2)
+        close(err_fd);
+    if (access_fd > 2)
+        close(access_fd);
+    err_fd = 2;
+    access_fd = 1;
+}
+
+int px_log_enabled(px_log_level_t level)
+{
+    return level >= min_level;
+}
+
+int px_access_log_enabled(void)
+{
+    return access_fd >= 0;
+}
+
+size_t px_json_escape(char *out, size_t cap, const char *s)
+{
+    size_t n = 0;
+    if (!cap)
+        return 0;
+    for (; s && *s && n + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
+        } else {
+            out[n++] = (char)c;
+        }
+    }
+    out[n] = 0;
+    return n;
+}
+
+static size_t timestamp(char *buf, size_t cap)
+{
+    struct timeval tv;
+    struct tm tm;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    return (size_t)snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                            (int)(tv.tv_usec / 1000));
+}
+
+static void write_line(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, buf, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        buf += w;
+        len -= (size_t)w;
+    }
+}
+
+void px_log(px_log_level_t level, const char *fmt, ...)
+{
+    char msg[1024], esc[2048], line[2304], ts[64];
+    va_list ap;
+    int n;
+
+    if (level < min_level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    px_json_escape(esc, sizeof esc, msg);
+    timestamp(ts, sizeof ts);
+    n = snprintf(line, sizeof line, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n", ts,
+                 level_names[level], esc);
+    if (n > 0)
+        write_line(err_fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+#define FIELD(name, val)                                                                        \
+    do {                                                                                        \
+        px_json_escape(esc, sizeof esc, (val) ? (val) : "");                                    \
+        n += snprintf(line + n, sizeof line - (size_t)n, ",\"" name "\":\"%s\"", esc);         \
+    } while (0)
+
+void px_access_log(const px_access_t *a)
+{
+    char line[4096], esc[1024], ts[64];
+    int n;
+
+    if (access_fd < 0)
+        return;
+    timestamp(ts, sizeof ts);
+    n = snprintf(line, sizeof line, "{\"time\":\"%s\"", ts);
+    FIELD("client", a->client);
+    FIELD("sni", a->sni);
+    FIELD("tls_version", a->tls_version);
+    FIELD("group", a->group);
+    FIELD("cipher", a->cipher);
+    FIELD("method", a->method);
+    FIELD("path", a->path);
+    n += snprintf(line + n, sizeof line - (size_t)n,
+                  ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_ms\":%.3f", a->status,
+                  (unsigned long long)a->bytes_in, (unsigned long long)a->bytes_out, a->duration_ms);
+    if (a->upstream_ms >= 0)
+        n += snprintf(line + n, sizeof line - (size_t)n, ",\"upstream_ms\":%.3f", a->upstream_ms);
+    else
+        n += snprintf(line + n, sizeof line - (size_t)n, ",\"upstream_ms\":null");
+    FIELD("request_id", a->request_id);
+    if (a->sig_result) {
+        FIELD("sig", a->sig_result);
+        FIELD("sig_keyid", a->sig_keyid);
+    }
+    if (a->error)
+        FIELD("error", a->error);
+    n += snprintf(line + n, sizeof line - (size_t)n, ",\"worker\":%d}\n", a->worker);
+    if (n > 0 && (size_t)n < sizeof line)
+        write_line(access_fd, line, (size_t)n);
+}

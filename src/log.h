@@ -1,0 +1,42 @@
+/* Logging: the error log (leveled) and the access log (one JSON object per
+ * request). Both are JSON lines written with one write(2) each, so lines
+ * from worker threads never interleave. */
+#ifndef PX_LOG_H
+#define PX_LOG_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+/* Opens the configured destinations (replacing earlier ones). */
+int px_log_open(const px_log_config_t *cfg, char *err, size_t errlen);
+void px_log_close(void);
+
+int px_log_enabled(px_log_level_t level);
+void px_log(px_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define px_debug(...) do { if (px_log_enabled(PX_LOG_DEBUG)) px_log(PX_LOG_DEBUG, __VA_ARGS__); } while (0)
+#define px_info(...) px_log(PX_LOG_INFO, __VA_ARGS__)
+#define px_warn(...) px_log(PX_LOG_WARN, __VA_ARGS__)
+#define px_error(...) px_log(PX_LOG_ERROR, __VA_ARGS__)
+
+typedef struct {
+    const char *client;          /* "ip:port" */
+    const char *sni, *tls_version, *group, *cipher;
+    const char *method, *path;
+    int status;
+    uint64_t bytes_in, bytes_out;   /* request / response body bytes */
+    double duration_ms;             /* head received -> response complete */
+    double upstream_ms;             /* request sent -> first response byte; < 0: none */
+    const char *request_id;
+    const char *sig_result, *sig_keyid;  /* NULL when no signature policy applies */
+    const char *error;              /* the error string when pqproxy answered itself */
+    int worker;
+} px_access_t;
+
+void px_access_log(const px_access_t *a);
+int px_access_log_enabled(void);
+
+/* JSON string escaping into out (always NUL-terminated); returns length. */
+size_t px_json_escape(char *out, size_t cap, const char *s);
+
+#endif

@@ -1,0 +1,500 @@
+/* Workers, listeners, signals, drain and reload (see server.h). */
+#include "server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "log.h"
+#include "tls.h"
+#include "upstream.h"
+
+/* What a reload hands to the workers: a config and its TLS context, freed
+ * when the last worker has moved on to a newer one. */
+typedef struct {
+    px_config_t *cfg;
+    px_tls_ctx_t *tls;
+    atomic_int refs;
+} gen_t;
+
+typedef struct {
+    px_server_t *srv;
+    int id;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_async_t wake;
+    uv_timer_t drain_timer;
+    int listen_fd;
+    int listening, draining, stopped;
+    gen_t *gen;                        /* the generation this worker uses */
+    px_conn_env_t env;
+} worker_t;
+
+struct px_server {
+    worker_t *workers;
+    int nworkers;
+    uv_mutex_t lock;                   /* guards gen and the commands below */
+    gen_t *gen;                        /* newest */
+    int cmd_drain;
+    uv_loop_t loop;                    /* main thread: signals */
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_async_t worker_done;            /* a worker's loop has ended */
+    atomic_int workers_done;
+    atomic_int draining;
+    int exit_code;
+};
+
+static gen_t *gen_new(px_config_t *cfg, px_tls_ctx_t *tls)
+{
+    gen_t *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->cfg = cfg;
+    g->tls = tls;
+    atomic_init(&g->refs, 1);
+    return g;
+}
+
+static gen_t *gen_ref(gen_t *g)
+{
+    atomic_fetch_add(&g->refs, 1);
+    return g;
+}
+
+static void gen_unref(gen_t *g)
+{
+    if (g && atomic_fetch_sub(&g->refs, 1) == 1) {
+        px_tls_ctx_unref(g->tls);
+        px_config_free(g->cfg);
+        free(g);
+    }
+}
+
+/* A listening socket of our own so SO_REUSEPORT can be set before bind:
+ * each worker gets one and the kernel spreads connections among them. */
+static int listen_socket(const px_addr_t *a, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int fd, one = 1;
+
+    memset(&ss, 0, sizeof ss);
+    if (uv_ip4_addr(a->host, a->port, (struct sockaddr_in *)&ss) == 0) {
+        sl = sizeof(struct sockaddr_in);
+    } else if (uv_ip6_addr(a->host, a->port, (struct sockaddr_in6 *)&ss) == 0) {
+        sl = sizeof(struct sockaddr_in6);
+    } else {
+        snprintf(err, errlen, "listen: %s is not a numeric address", a->host);
+        return -1;
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 1024) != 0) {
+        snprintf(err, errlen, "listen: cannot listen on %s:%u: %s", a->host, a->port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* --- workers ---------------------------------------------------------------------- */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    worker_t *w = server->data;
+    if (status < 0) {
+        px_warn("worker %d: accept: %s", w->id, uv_strerror(status));
+        return;
+    }
+    px_conn_accept(&w->env, server);
+}
+
+static void worker_close_handles(worker_t *w);
+
+static void worker_maybe_done(px_conn_env_t *env)
+{
+    worker_t *w = (worker_t *)((char *)env - offsetof(worker_t, env));
+    if (w->draining && env->conn_count == 0 && !w->stopped)
+        worker_close_handles(w);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void worker_close_handles(worker_t *w)
+{
+    w->stopped = 1;
+    if (w->listening) {
+        uv_close((uv_handle_t *)&w->listener, on_listener_closed);
+        w->listening = 0;
+    }
+    uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    uv_close((uv_handle_t *)&w->wake, NULL);
+    px_upstream_close(w->env.upstream);
+}
+
+static void drain_timeout(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    if (w->env.conn_count)
+        px_warn("worker %d: drain timeout: closing %u connection(s)", w->id, w->env.conn_count);
+    px_conn_close_all(&w->env);
+}
+
+static void worker_start_drain(worker_t *w)
+{
+    if (w->draining)
+        return;
+    w->draining = 1;
+    if (w->listening) {
+        uv_close((uv_handle_t *)&w->listener, on_listener_closed);
+        w->listening = 0;
+    }
+    px_conn_drain_all(&w->env);
+    uv_timer_start(&w->drain_timer, drain_timeout, w->env.cfg->timeouts.drain, 0);
+    worker_maybe_done(&w->env);
+}
+
+static void worker_wake(uv_async_t *a)
+{
+    worker_t *w = a->data;
+    px_server_t *s = w->srv;
+    gen_t *newgen = NULL;
+    int drain;
+
+    uv_mutex_lock(&s->lock);
+    drain = s->cmd_drain;
+    if (s->gen != w->gen)
+        newgen = gen_ref(s->gen);
+    uv_mutex_unlock(&s->lock);
+
+    if (newgen && !w->stopped) {
+        gen_t *old = w->gen;
+        w->gen = newgen;
+        w->env.cfg = newgen->cfg;
+        w->env.tls = newgen->tls;
+        px_upstream_set_config(w->env.upstream, &newgen->cfg->upstream, &newgen->cfg->timeouts);
+        gen_unref(old);
+    } else if (newgen) {
+        gen_unref(newgen);
+    }
+    if (drain && !w->stopped)
+        worker_start_drain(w);
+}
+
+static void worker_main(void *arg)
+{
+    worker_t *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    atomic_fetch_add(&w->srv->workers_done, 1);
+    uv_async_send(&w->srv->worker_done);
+}
+
+static int worker_init(worker_t *w, px_server_t *s, int id, int fd, char *err, size_t errlen)
+{
+    uint64_t seed = 0;
+    int rc;
+
+    w->srv = s;
+    w->id = id;
+    w->listen_fd = fd;
+    w->gen = gen_ref(s->gen);
+    rc = uv_loop_init(&w->loop);
+    if (rc != 0)
+        goto fail;
+    w->env.loop = &w->loop;
+    w->env.cfg = w->gen->cfg;
+    w->env.tls = w->gen->tls;
+    w->env.worker_id = id;
+    w->env.on_conn_closed = worker_maybe_done;
+    if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
+        seed = (uint64_t)uv_hrtime() ^ (uint64_t)(uintptr_t)w;
+    w->env.rng = seed | 1;
+    w->env.upstream = px_upstream_new(&w->loop, &w->gen->cfg->upstream, &w->gen->cfg->timeouts);
+    if (!w->env.upstream) {
+        rc = UV_ENOMEM;
+        goto fail;
+    }
+    uv_async_init(&w->loop, &w->wake, worker_wake);
+    uv_timer_init(&w->loop, &w->drain_timer);
+    w->wake.data = w->drain_timer.data = w->listener.data = w;
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = w;
+    if ((rc = uv_tcp_open(&w->listener, fd)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection)) != 0)
+        goto fail;
+    w->listening = 1;
+    return 0;
+fail:
+    snprintf(err, errlen, "worker %d: %s", id, uv_strerror(rc));
+    return rc;
+}
+
+/* --- the server --------------------------------------------------------------------- */
+
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+px_server_t *px_server_new(px_config_t *cfg, char *err, size_t errlen)
+{
+    px_server_t *s = calloc(1, sizeof *s);
+    px_tls_ctx_t *tls = NULL;
+    int i;
+
+    if (!s) {
+        px_config_free(cfg);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    uv_mutex_init(&s->lock);
+    tls = px_tls_ctx_server_new(&cfg->tls, err, errlen);
+    if (!tls || !(s->gen = gen_new(cfg, tls))) {
+        px_tls_ctx_unref(tls);
+        px_config_free(cfg);
+        goto fail;
+    }
+    raise_nofile();
+    s->nworkers = cfg->workers;
+    s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
+    if (!s->workers)
+        goto fail;
+    for (i = 0; i < s->nworkers; i++)
+        s->workers[i].listen_fd = -1;
+    for (i = 0; i < s->nworkers; i++) {
+        int fd = listen_socket(&cfg->listen, err, errlen);
+        if (fd < 0 || worker_init(&s->workers[i], s, i, fd, err, errlen) != 0)
+            goto fail;
+    }
+    return s;
+fail:
+    px_server_free(s);
+    return NULL;
+}
+
+void px_server_free(px_server_t *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; s->workers && i < s->nworkers; i++) {
+        worker_t *w = &s->workers[i];
+        if (!w->srv)
+            continue;
+        if (!w->stopped && w->env.upstream) {
+            worker_close_handles(w);
+            uv_run(&w->loop, UV_RUN_DEFAULT);
+        }
+        uv_loop_close(&w->loop);
+        gen_unref(w->gen);
+    }
+    free(s->workers);
+    gen_unref(s->gen);
+    uv_mutex_destroy(&s->lock);
+    free(s);
+}
+
+static void wake_all(px_server_t *s)
+{
+    for (int i = 0; i < s->nworkers; i++)
+        uv_async_send(&s->workers[i].wake);
+}
+
+void px_server_drain(px_server_t *s)
+{
+    uv_mutex_lock(&s->lock);
+    s->cmd_drain = 1;
+    uv_mutex_unlock(&s->lock);
+    atomic_store(&s->draining, 1);
+    wake_all(s);
+}
+
+int px_server_draining(const px_server_t *s)
+{
+    return atomic_load(&((px_server_t *)s)->draining);
+}
+
+int px_server_reload(px_server_t *s)
+{
+    char err[512];
+    px_config_t *cfg;
+    px_tls_ctx_t *tls;
+    gen_t *g, *old;
+    const px_config_t *cur = s->gen->cfg;
+
+    cfg = px_config_load(cur->path, err, sizeof err);
+    if (!cfg) {
+        px_error("reload refused, keeping the running configuration: %s", err);
+        return PX_ECONFIG;
+    }
+    tls = px_tls_ctx_server_new(&cfg->tls, err, sizeof err);
+    if (!tls) {
+        px_error("reload refused, keeping the running configuration: %s: %s", cfg->path, err);
+        px_config_free(cfg);
+        return PX_ECONFIG;
+    }
+    if (memcmp(&cfg->listen, &cur->listen, sizeof cfg->listen) != 0 || cfg->workers != cur->workers)
+        px_warn("reload: listen address and workers take effect on restart only");
+    if (px_log_open(&cfg->log, err, sizeof err) != 0)
+        px_warn("reload: %s (logging unchanged)", err);
+    g = gen_new(cfg, tls);
+    if (!g) {
+        px_tls_ctx_unref(tls);
+        px_config_free(cfg);
+        return PX_ENOMEM;
+    }
+    uv_mutex_lock(&s->lock);
+    old = s->gen;
+    s->gen = g;
+    uv_mutex_unlock(&s->lock);
+    gen_unref(old);
+    wake_all(s);
+    px_info("configuration reloaded from %s", cfg->path);
+    return 0;
+}
+
+void px_server_stats(px_server_t *s, px_conn_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < s->nworkers; i++) {
+        const uint64_t *src = (const uint64_t *)&s->workers[i].env.stats;
+        uint64_t *dst = (uint64_t *)out;
+        for (size_t j = 0; j < sizeof *out / sizeof(uint64_t); j++)
+            dst[j] += __atomic_load_n(&src[j], __ATOMIC_RELAXED);
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    px_server_t *s = h->data;
+    if (signum == SIGHUP) {
+        px_info("SIGHUP: reloading configuration");
+        px_server_reload(s);
+        return;
+    }
+    if (atomic_load(&s->draining)) {
+        px_warn("second %s: exiting now", strsignal(signum));
+        _exit(1);
+    }
+    px_info("%s: draining (up to %u ms)", strsignal(signum), s->gen->cfg->timeouts.drain);
+    px_server_drain(s);
+}
+
+/* Every worker has finished: let the main loop end. */
+static void on_worker_done(uv_async_t *a)
+{
+    px_server_t *s = a->data;
+    if (atomic_load(&s->workers_done) < s->nworkers)
+        return;
+    uv_close((uv_handle_t *)&s->sig_term, NULL);
+    uv_close((uv_handle_t *)&s->sig_int, NULL);
+    uv_close((uv_handle_t *)&s->sig_hup, NULL);
+    uv_close((uv_handle_t *)&s->worker_done, NULL);
+}
+
+int px_server_run(px_server_t *s)
+{
+    char err[256];
+    int i, rc;
+
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&s->loop);
+    uv_signal_init(&s->loop, &s->sig_term);
+    uv_signal_init(&s->loop, &s->sig_int);
+    uv_signal_init(&s->loop, &s->sig_hup);
+    uv_async_init(&s->loop, &s->worker_done, on_worker_done);
+    s->sig_term.data = s->sig_int.data = s->sig_hup.data = s->worker_done.data = s;
+    uv_signal_start(&s->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&s->sig_int, on_signal, SIGINT);
+    uv_signal_start(&s->sig_hup, on_signal, SIGHUP);
+
+    for (i = 0; i < s->nworkers; i++) {
+        rc = uv_thread_create(&s->workers[i].thread, worker_main, &s->workers[i]);
+        if (rc != 0) {
+            snprintf(err, sizeof err, "cannot start worker %d: %s", i, uv_strerror(rc));
+            px_error("%s", err);
+            s->nworkers = i;
+            px_server_drain(s);
+            break;
+        }
+    }
+    {
+        const px_config_t *c = s->gen->cfg;
+        char groups[256] = "";
+        for (int g = 0; g < c->tls.group_count; g++) {
+            if (g)
+                strcat(groups, ",");
+            strcat(groups, px_group_name(c->tls.groups[g]) ? px_group_name(c->tls.groups[g]) : "?");
+        }
+        px_info("pqproxy %s listening on %s:%u, upstream %s%s:%u, %d worker(s), groups %s, pq_policy %s",
+                PX_VERSION, c->listen.host, c->listen.port, c->upstream.addr.is_unix ? "unix:" : "",
+                c->upstream.addr.host, c->upstream.addr.port, s->nworkers, groups,
+                c->tls.pq_policy == PX_PQ_REQUIRE ? "require" : "prefer");
+    }
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    for (i = 0; i < s->nworkers; i++)
+        uv_thread_join(&s->workers[i].thread);
+    uv_loop_close(&s->loop);
+    px_info("drained, exiting");
+    return s->exit_code;
+}
+
+int px_cmd_run(int argc, char **argv)
+{
+    const char *file = NULL;
+    char err[1024];
+    px_config_t *cfg;
+    px_server_t *s;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        if ((!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) && i + 1 < argc)
+            file = argv[++i];
+        else {
+            fprintf(stderr, "usage: pqproxy run --config FILE\n");
+            return 2;
+        }
+    }
+    if (!file) {
+        fprintf(stderr, "usage: pqproxy run --config FILE\n");
+        return 2;
+    }
+    cfg = px_config_load(file, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "pqproxy: %s\n", err);
+        return 1;
+    }
+    if (px_log_open(&cfg->log, err, sizeof err) != 0) {
+        fprintf(stderr, "pqproxy: %s: %s\n", file, err);
+        px_config_free(cfg);
+        return 1;
+    }
+    s = px_server_new(cfg, err, sizeof err);
+    if (!s) {
+        px_error("%s: %s", file, err);
+        fprintf(stderr, "pqproxy: %s: %s\n", file, err);
+        return 1;
+    }
+    rc = px_server_run(s);
+    px_server_free(s);
+    px_log_close();
+    return rc;
+}

@@ -1,0 +1,33 @@
+/* The running proxy: worker threads (one libuv loop and one SO_REUSEPORT
+ * listener each, nothing shared on the hot path), signals, graceful drain
+ * and reload. */
+#ifndef PX_SERVER_H
+#define PX_SERVER_H
+
+#include "config.h"
+#include "conn.h"
+
+typedef struct px_server px_server_t;
+
+/* Binds the listeners and loads TLS from cfg (which the server then owns).
+ * NULL on error with the reason in err. */
+px_server_t *px_server_new(px_config_t *cfg, char *err, size_t errlen);
+/* Runs until drained after SIGTERM/SIGINT. Returns the process exit code. */
+int px_server_run(px_server_t *s);
+void px_server_free(px_server_t *s);
+
+/* Loads the config file again and, if it is valid, swaps it in (and its
+ * certificates) for new connections; otherwise keeps the old one and logs
+ * why. 0 or a negative error. Called on SIGHUP. */
+int px_server_reload(px_server_t *s);
+/* Starts the drain (as SIGTERM does). */
+void px_server_drain(px_server_t *s);
+
+/* Aggregated counters of all workers (read without locks: each counter is
+ * written by one thread only; a read may be a moment old). */
+void px_server_stats(px_server_t *s, px_conn_stats_t *out);
+int px_server_draining(const px_server_t *s);
+
+int px_cmd_run(int argc, char **argv);
+
+#endif
