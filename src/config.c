@@ -780,11 +780,11 @@ static char *read_all(const char *file, int *err_out)
     }
     for (;;) {
         ssize_t n;
+        if (len > MAX_CONFIG_BYTES) {
+            e = EFBIG;
+            goto fail;
+        }
         if (len + 1 == cap) {
-            if (cap > MAX_CONFIG_BYTES) {
-                e = EFBIG;
-                goto fail;
-            }
             if (!(tmp = realloc(buf, cap * 2))) {
                 e = ENOMEM;
                 goto fail;

@@ -116,6 +116,20 @@ static void test_load_errors(void **state)
     assert_null(px_config_load(cfgfile, err, sizeof err));
     assert_non_null(strstr(err, "cannot read: contains a NUL byte"));
     assert_null(px_config_load(NULL, err, sizeof err));
+    /* 1 MiB is the limit: padding with spaces keeps the JSON valid */
+    for (size_t size = (1u << 20); size <= (1u << 20) + 1; size++) {
+        char *big = malloc(size + 1);
+        assert_non_null(big);
+        memset(big, ' ', size);
+        memcpy(big, "{}", 2);
+        big[size] = '\0';
+        assert_null(load(big));
+        free(big);
+        if (size == (1u << 20))
+            assert_non_null(strstr(err, "tls.certificates: required"));
+        else
+            assert_non_null(strstr(err, "cannot read: File too large"));
+    }
     expect_load_err("{\"workers\": x}", "line 1, column 13", "malformed JSON");
 }
 
