@@ -104,7 +104,7 @@ typedef struct px_config {
 px_config_t *px_config_load(const char *file, char *err, size_t errlen);
 
 /* Same, from a JSON text; `file` is used for messages and relative paths.
- * Environment overrides are not applied (the result depends on json only). */
+ * PQPROXY_* environment overrides are not applied: only px_config_load reads them. */
 px_config_t *px_config_parse(const char *json, const char *file, char *err, size_t errlen);
 
 void px_config_free(px_config_t *cfg);
