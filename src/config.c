@@ -31,6 +31,7 @@ typedef struct {
     /* where certs[0] and client_ca came from, when the environment set them */
     const char *cert0_env, *key0_env, *ca_env;
 } ctx_t;
+
 /* "FILE: where: reason" */
 #define fail(c, ...) px_jv_fail(&(c)->jv, __VA_ARGS__)
 
