@@ -7,5 +7,6 @@ const px_command_t px_commands[] = {
     { "request", px_cmd_request },
     { "--version", px_cmd_version },
     { "version", px_cmd_version },
+    { "check-config", px_cmd_check_config },
     { 0, 0 },
 };

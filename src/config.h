@@ -21,7 +21,8 @@ typedef enum { PX_PQ_REQUIRE = 0, PX_PQ_PREFER = 1 } px_pq_policy_t;
 /* A listen or upstream address: "host:port", "[v6]:port" or "unix:/path". */
 typedef struct {
     int is_unix;
-    char host[256];      /* numeric IP or name, or the socket path if is_unix */
+    char host[256];      /* numeric IP (never a name: "localhost" is stored as
+                            127.0.0.1), or the socket path if is_unix */
     uint16_t port;
 } px_addr_t;
 
@@ -102,7 +103,8 @@ typedef struct px_config {
  * writes "FILE: KEY.PATH: reason" into err. */
 px_config_t *px_config_load(const char *file, char *err, size_t errlen);
 
-/* Same, from a JSON text; `file` is used for messages and relative paths. */
+/* Same, from a JSON text; `file` is used for messages and relative paths.
+ * PQPROXY_* environment overrides are not applied: only px_config_load reads them. */
 px_config_t *px_config_parse(const char *json, const char *file, char *err, size_t errlen);
 
 void px_config_free(px_config_t *cfg);
