@@ -490,7 +490,9 @@ class Harness:
 
     def start_proxy(self, overrides=None, upstream=None, name="pqproxy", timeout=15.0, env=None):
         """Runs `pqproxy run --config FILE` with base_proxy_config() deep-merged
-        with overrides; waits until the listen port accepts."""
+        with overrides; waits until the listen port accepts. That readiness
+        probe is one TCP connect + close on the listen port: tests counting
+        connections or handshake failures must allow for it."""
         cfg = deep_merge(self.base_proxy_config(upstream), overrides or {})
         path = self.write_config(cfg)
         self.add_log("config", path)

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -283,6 +284,49 @@ def test_proc_cleanup_kills_group(h):
              {"a": {"b": 1, "c": 3}})
 
 
+def test_proxy_path_with_stand_in(h):
+    """certgen / start_proxy / tls_connect / http_request over TLS, with
+    fake_pqproxy.py standing in for the binary (classical TLS relay)."""
+    pxtest.require_exe("openssl")
+    saved = os.environ.get("PQPROXY_BIN")
+    os.environ["PQPROXY_BIN"] = os.path.join(pxtest.HERE, "fake_pqproxy.py")
+    try:
+        up = h.start_upstream()
+        px = h.start_proxy({"upstream": {"pool_max_idle": 4}, "admin": None})
+    finally:
+        if saved is None:
+            del os.environ["PQPROXY_BIN"]
+        else:
+            os.environ["PQPROXY_BIN"] = saved
+    certs = h.certgen()
+    check_eq(px.config["upstream"], {"address": f"127.0.0.1:{up.port}", "pool_max_idle": 4},
+             "overrides deep-merged")
+    check_eq(("admin" in px.config, px.admin_port), (False, None), "None deletes a key")
+    check_eq(px.config["tls"]["certificates"], [{"cert": os.path.join(certs, "server.crt"),
+                                                 "key": os.path.join(certs, "server.key")}])
+    with open(px.config_path) as f:
+        check_eq(json.load(f), px.config, "config file written")
+    ca = os.path.join(certs, "ca.crt")
+    sent = received = 0
+    with pxtest.tls_connect(px.port, ca, groups="X25519") as s:
+        check_eq(s.version(), "TLSv1.3")
+        for i in range(3):
+            r = http_request(s, "POST", "/echo", body=b"over tls %d" % i)
+            check_eq((r.status, r.json()["conn"], r.json()["body_len"]), (200, 1, 10))
+            sent += len(build_request("POST", "/echo", body=b"over tls %d" % i))
+            received += len(r.raw)
+    e = check_raises(ssl.SSLCertVerificationError, pxtest.tls_connect, px.port, ca,
+                     server_hostname="other.example")
+    check("other.example" in str(e), str(e))
+    # conn 1 is start_proxy's readiness probe (a TCP connect + close).
+    lines = sorted(px.wait_access_log(3), key=lambda x: x["conn"])
+    check_eq((lines[0]["conn"], lines[0]["bytes_in"]), (1, 0), "readiness probe")
+    check_eq(lines[1], {"conn": 2, "bytes_in": sent, "bytes_out": received}, "access log")
+    check_eq(lines[2]["conn"], 3)
+    check("alert" in lines[2]["error"].lower(), lines[2])
+    check_eq(px.stop(), 0, "SIGTERM exit")
+
+
 def test_runner_output_and_logs(h):
     # A throwaway test file: one pass, one fail (with a started process), one skip.
     script = h.path("test_sample.py")
@@ -301,7 +345,9 @@ def test_runner_output_and_logs(h):
                 pxtest.require_exe("no-such-program-pxtest")
             pxtest.main([test_pass, test_fail, test_skip])
             """))
-    r = subprocess.run([sys.executable, script], capture_output=True, timeout=60, cwd="/")
+    # Its kept temp dir (it fails on purpose) goes inside ours, removed with it.
+    env = dict(os.environ, TMPDIR=h.path())
+    r = subprocess.run([sys.executable, script], capture_output=True, timeout=60, cwd="/", env=env)
     out = r.stdout.decode()
     lines = out.splitlines()
     check_eq(r.returncode, 1, "exit code with a failure")
@@ -310,7 +356,9 @@ def test_runner_output_and_logs(h):
     check("FAIL test_fail: two: expected 3, got 2" in lines, out)
     check("SKIP test_skip: no-such-program-pxtest not installed" in lines, out)
     check("marker-out" in out and "marker-err" in out, "logs of started processes printed")
-    r = subprocess.run([sys.executable, script, "test_pass"], capture_output=True, timeout=60)
+    check(f"temp dir kept: {h.path()}" in out, "failed run keeps its temp dir")
+    r = subprocess.run([sys.executable, script, "test_pass"], capture_output=True, timeout=60,
+                       env=env)
     check_eq((r.returncode, r.stdout.decode().splitlines()[-1]), (0, "1 passed, 0 failed"))
 
 
@@ -320,4 +368,5 @@ if __name__ == "__main__":
                  test_sse_incremental, test_reset_after, test_continue,
                  test_no_length_close_delimited, test_status_delay_slow_headers_404,
                  test_close_before_response, test_bad_requests_not_recorded, test_unix_socket,
-                 test_proc_cleanup_kills_group, test_runner_output_and_logs])
+                 test_proc_cleanup_kills_group, test_proxy_path_with_stand_in,
+                 test_runner_output_and_logs])
