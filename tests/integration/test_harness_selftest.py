@@ -146,15 +146,15 @@ def test_sse_incremental(h):
             events.append((time.monotonic(), ev.decode()))
 
     t0 = time.monotonic()
-    r = http_request(up.port, "GET", "/sse?n=5&interval_ms=200", on_body=on_body)
+    r = http_request(up.port, "GET", "/sse?n=5&interval_ms=300", on_body=on_body)
     check_eq((r.status, r.framing, r.header("content-type")), (200, "chunked", "text/event-stream"))
     check_eq(len(events), 6, "5 events + [DONE]")
     check_eq([json.loads(e[len("data: "):])["index"] for _, e in events[:5]], [0, 1, 2, 3, 4])
     check_eq(events[5][1], "data: [DONE]")
-    check(events[0][0] - t0 < 0.15, f"first event late: {events[0][0] - t0:.3f}s")
+    check(events[0][0] - t0 < 0.25, f"first event late: {events[0][0] - t0:.3f}s")
     gaps = [b[0] - a[0] for a, b in zip(events, events[1:5])]
-    check(all(g > 0.12 for g in gaps), f"events not spread over time (buffered?): gaps {gaps}")
-    check(events[4][0] - events[0][0] > 0.7, "4 intervals of 200 ms")
+    check(all(g > 0.1 for g in gaps), f"events not spread over time (buffered?): gaps {gaps}")
+    check(events[4][0] - events[0][0] > 0.9, "4 intervals of 300 ms")
 
 
 def test_reset_after(h):
@@ -207,17 +207,17 @@ def test_status_delay_slow_headers_404(h):
     check_eq(r.json(), {"delayed_ms": 300})
     with tcp_connect(up.port) as s:
         t = time.monotonic()
-        send_raw(s, build_request("GET", "/slow-headers/400"))
+        send_raw(s, build_request("GET", "/slow-headers/500"))
         first = s.recv(100)
         t_first = time.monotonic() - t
         check_eq(first, b"HTTP/1.1 200 OK\r\n", "status line alone first")
-        check(t_first < 0.3, f"status line late: {t_first:.3f}s")
+        check(t_first < 0.4, f"status line late: {t_first:.3f}s")
         rest = b""
         while not rest.endswith(b"}\n"):
             piece = s.recv(1000)
             check(piece, "closed early")
             rest += piece
-        check(time.monotonic() - t >= 0.4, "rest of the head after the delay")
+        check(time.monotonic() - t >= 0.5, "rest of the head after the delay")
         check(rest.startswith(b"Content-Type: application/json\r\n"), repr(rest))
     r = http_request(up.port, "GET", "/nope")
     check_eq((r.status, r.json()["error"]), (404, "not found"))
@@ -308,7 +308,7 @@ def test_proxy_path_with_stand_in(h):
         check_eq(json.load(f), px.config, "config file written")
     ca = os.path.join(certs, "ca.crt")
     sent = received = 0
-    with pxtest.tls_connect(px.port, ca, groups="X25519") as s:
+    with pxtest.tls_connect(px.port, ca, groups="secp256r1") as s:
         check_eq(s.version(), "TLSv1.3")
         for i in range(3):
             r = http_request(s, "POST", "/echo", body=b"over tls %d" % i)
