@@ -35,6 +35,10 @@ build-asan: deps
 run: build
 	@scripts/run-demo.sh $(BUILD)/pqproxy $(CONFIG)
 
+# Only the demo model server (TF Serving REST API on 127.0.0.1:8501).
+demo-model:
+	@python3 scripts/demo_model_server.py
+
 test: build build-asan
 	@echo "== tests: normal build"
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

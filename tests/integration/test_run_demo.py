@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""scripts/run-demo.sh (make run) with a stand-in pqproxy binary, so it is
+tested without the real `run` subcommand: certgen only when certificates are
+missing, the demo model server up before the proxy starts, the user's next
+commands printed, everything stopped on SIGTERM/SIGINT and when the proxy
+exits, and a clear failure when the demo port is busy."""
+import os
+import signal
+import socket
+import stat
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pxtest  # noqa: E402
+from pxtest import check, check_eq, http_request, wait_until  # noqa: E402
+
+RUN_DEMO = os.path.join(pxtest.SOURCE_DIR, "scripts", "run-demo.sh")
+
+# The stand-in logs its argv; `run` proves the demo server answers a
+# prediction before "serving", then waits (or exits with FAKE_RUN_EXIT).
+FAKE_BIN = r"""#!/bin/sh
+echo "$@" >> "$FAKE_LOG"
+case "$1" in
+certgen) mkdir -p "$3" && touch "$3/server.crt" "$3/ca.crt" ;;
+run)
+  python3 - <<'EOF' || exit 9
+import json, os, urllib.request
+req = urllib.request.Request("http://127.0.0.1:%s/v1/models/half_plus_two:predict"
+                             % os.environ["PX_DEMO_PORT"], data=b'{"instances":[1.0,2.0,5.0]}')
+print("fake-proxy got", json.load(urllib.request.urlopen(req, timeout=5)), flush=True)
+EOF
+  [ -n "$FAKE_RUN_EXIT" ] && exit "$FAKE_RUN_EXIT"
+  exec sleep 300 ;;
+esac
+"""
+
+
+def setup(h, **env):
+    fake = h.path("fake-pqproxy")
+    with open(fake, "w") as f:
+        f.write(FAKE_BIN)
+    os.chmod(fake, os.stat(fake).st_mode | stat.S_IXUSR)
+    config = h.path("pqproxy.json")
+    with open(config, "w") as f:
+        f.write("{}\n")
+    port = pxtest.free_port()
+    full = {"PX_DEMO_PORT": str(port), "PX_DEMO_CERTS": h.path("certs"),
+            "FAKE_LOG": h.path("fake.log"), "FAKE_RUN_EXIT": ""}
+    full.update(env)
+    return fake, config, port, full
+
+
+def fake_calls(h):
+    return pxtest._read_text(h.path("fake.log")).splitlines()
+
+
+def port_closed(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except OSError:
+        return True
+
+
+def start_demo(h, **env):
+    fake, config, port, full = setup(h, **env)
+    # cwd "/" proves the script finds its repo files from anywhere.
+    p = h.start("run-demo", ["bash", RUN_DEMO, fake, config], env=full, cwd="/")
+    return p, fake, config, port
+
+
+def test_starts_both_and_sigterm_stops_both(h):
+    p, fake, config, port = start_demo(h)
+    p.wait_line(r"fake-proxy got \{'predictions': \[2.5, 3.0, 4.5\]\}", timeout=15)
+    check_eq(fake_calls(h), [f"certgen --out {h.path('certs')}", f"run --config {config}"])
+    out = p.stdout_text()
+    check("build/pqproxy request --cacert config/certs/ca.crt -v https://localhost:8443/v1/models/"
+          "half_plus_two:predict -d '{\"instances\":[1.0,2.0,5.0]}'" in out, out)
+    check("curl --cacert config/certs/ca.crt https://localhost:8443/v1/models/half_plus_two" in out, out)
+    check('"pq_policy": "prefer"' in out and "OpenSSL >= 3.5" in out, out)
+    check_eq(http_request(port, "GET", "/healthz").status, 200)
+    members = pxtest.group_members(p.pid)
+    check(len(members) >= 3, f"bash, demo server and fake proxy running: {members}")
+    # Only the script gets the signal (not its group): its trap must stop the rest.
+    os.kill(p.pid, signal.SIGTERM)
+    check_eq(p.wait(10), 143)
+    wait_until(lambda: not pxtest.group_members(p.pid), 10, msg="demo server and proxy gone")
+    check(port_closed(port), "demo port closed")
+
+
+def test_sigint_and_existing_certs(h):
+    os.makedirs(h.path("certs"))
+    open(h.path("certs", "server.crt"), "w").close()
+    p, fake, config, port = start_demo(h)
+    p.wait_line("fake-proxy got", timeout=15)
+    check_eq(fake_calls(h), [f"run --config {config}"], "no certgen when server.crt exists")
+    os.kill(p.pid, signal.SIGINT)
+    check_eq(p.wait(10), 130)
+    wait_until(lambda: not pxtest.group_members(p.pid), 10, msg="children gone")
+
+
+def test_proxy_exit_stops_demo_server(h):
+    p, fake, config, port = start_demo(h, FAKE_RUN_EXIT="7")
+    check_eq(p.wait(15), 7, "proxy's exit status passed on")
+    wait_until(lambda: not pxtest.group_members(p.pid), 10, msg="demo server gone")
+    check(port_closed(port), "demo port closed")
+
+
+def test_busy_port_fails_clearly(h):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        busy_port = busy.getsockname()[1]
+        p, fake, config, port = start_demo(h, PX_DEMO_PORT=str(busy_port))
+        check_eq(p.wait(10), 1)
+    check(f"port {busy_port} is busy" in p.stderr_text(), p.stderr_text())
+    check("run --config" not in "\n".join(fake_calls(h)), "proxy not started")
+
+
+def test_missing_config_and_usage(h):
+    fake, config, port, env = setup(h)
+    p = h.start("no-config", ["bash", RUN_DEMO, fake, h.path("nope.json")], env=env)
+    check_eq(p.wait(10), 1)
+    check("config file not found" in p.stderr_text(), p.stderr_text())
+    p = h.start("usage", ["bash", RUN_DEMO], env=env)
+    check_eq(p.wait(10), 2)
+    check_eq(fake_calls(h), [], "nothing run")
+
+
+if __name__ == "__main__":
+    pxtest.main([test_starts_both_and_sigterm_stops_both, test_sigint_and_existing_certs,
+                 test_proxy_exit_stops_demo_server, test_busy_port_fails_clearly,
+                 test_missing_config_and_usage])

@@ -1,0 +1,435 @@
+#!/usr/bin/env python3
+"""Controllable HTTP/1.1 upstream for pqproxy's integration tests.
+
+It parses requests itself (no http.server) so that tests see exactly what
+reached the upstream: header order and case, framing, trailers, pipelining.
+Every fully received request is appended to --record as one JSON line.
+Behaviour is chosen by the request path; see the table in the docstring of
+Conn.respond. Prints "READY <port>" on stdout once listening.
+
+Usage: upstream.py --port P [--host 127.0.0.1] [--unix PATH] [--record FILE]
+(--port 0 picks a free port; the READY line tells which.)
+"""
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+from urllib.parse import parse_qs, urlsplit
+
+MAX_HEAD = 64 * 1024         # request line + headers
+MAX_CHUNK_LINE = 4096
+PIECE = 64 * 1024            # streaming unit for /bytes and body reads
+MAX_DELAY_MS = 600_000
+
+REASONS = {
+    100: "Continue", 200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently",
+    302: "Found", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized",
+    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+    413: "Content Too Large", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
+    500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+# byte i of every generated body is i % 251 (251 is prime, so a shifted or
+# dropped piece never lines up by accident). PATTERN covers any 64 KiB window.
+PATTERN = bytes(i % 251 for i in range(PIECE + 251))
+
+
+def pattern(offset, n):
+    start = offset % 251
+    return PATTERN[start:start + n]
+
+
+class BadRequest(Exception):
+    def __init__(self, msg, status=400):
+        super().__init__(msg)
+        self.status = status
+
+
+class Server:
+    def __init__(self, record):
+        self.record = record
+        self.conns = 0
+
+    def log(self, msg):
+        print(f"upstream: {msg}", file=sys.stderr, flush=True)
+
+    def write_record(self, rec):
+        if not self.record:
+            return
+        # One write of one line; the event loop is single-threaded, so lines
+        # from concurrent connections never interleave.
+        with open(self.record, "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    async def handle(self, reader, writer):
+        self.conns += 1
+        conn = Conn(self, self.conns, reader, writer)
+        try:
+            await conn.run()
+        except (ConnectionError, asyncio.IncompleteReadError, BrokenPipeError):
+            pass
+        except Exception as e:  # never let one connection take the server down
+            self.log(f"conn {conn.n}: internal error: {e!r}")
+        finally:
+            if not writer.transport.is_closing():
+                writer.close()
+            try:
+                await writer.wait_closed()
+            except Exception:
+                pass
+
+
+class Conn:
+    def __init__(self, server, n, reader, writer):
+        self.server, self.n, self.reader, self.writer = server, n, reader, writer
+
+    # --- request parsing ---------------------------------------------------
+    async def read_head(self):
+        """Returns (method, target, version, headers) or None on clean EOF."""
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as e:
+            if not e.partial.strip():
+                return None
+            raise BadRequest("incomplete request head")
+        except asyncio.LimitOverrunError:
+            raise BadRequest("request head too large", 431)
+        lines = head[:-4].split(b"\r\n")
+        # RFC 9112 2.2: a server SHOULD ignore at least one empty line before the request line.
+        while lines and lines[0] == b"":
+            lines.pop(0)
+        if not lines:
+            raise BadRequest("empty request")
+        parts = lines[0].split(b" ")
+        if len(parts) != 3 or not parts[0] or not parts[1]:
+            raise BadRequest("malformed request line")
+        method, target, version = (p.decode("latin-1") for p in parts)
+        if version not in ("HTTP/1.1", "HTTP/1.0"):
+            raise BadRequest(f"unsupported version {version!r}")
+        headers = []
+        for line in lines[1:]:
+            if line[:1] in (b" ", b"\t"):
+                raise BadRequest("obsolete line folding")
+            name, sep, value = line.partition(b":")
+            if not sep or not name or name != name.strip() or b" " in name:
+                raise BadRequest("malformed header line")
+            headers.append([name.decode("latin-1"), value.strip(b" \t").decode("latin-1")])
+        return method, target, version, headers
+
+    async def body_chunks(self, headers):
+        """Yields the request body in pieces (never buffers all of it) and
+        fills self.trailers. Raises BadRequest on framing errors."""
+        self.trailers = []
+        te = [v for k, v in headers if k.lower() == "transfer-encoding"]
+        cl = [v for k, v in headers if k.lower() == "content-length"]
+        if te:
+            codings = [c.strip().lower() for v in te for c in v.split(",")]
+            if codings[-1] != "chunked":
+                raise BadRequest("transfer-encoding without final chunked")
+            if cl:
+                raise BadRequest("both content-length and transfer-encoding")
+            async for piece in self.chunked_body():
+                yield piece
+            return
+        if cl:
+            values = {v.strip() for v in cl}
+            if len(values) != 1 or not next(iter(values)).isdigit():
+                raise BadRequest("invalid content-length")
+            left = int(next(iter(values)))
+            while left > 0:
+                piece = await self.reader.read(min(left, PIECE))
+                if not piece:
+                    raise asyncio.IncompleteReadError(b"", left)
+                left -= len(piece)
+                yield piece
+
+    async def chunked_body(self):
+        while True:
+            line = await self.read_line()
+            size_s = line.split(b";", 1)[0].strip()
+            try:
+                if not size_s or any(c not in b"0123456789abcdefABCDEF" for c in size_s):
+                    raise ValueError
+                size = int(size_s, 16)
+            except ValueError:
+                raise BadRequest("bad chunk size")
+            if size == 0:
+                break
+            left = size
+            while left > 0:
+                piece = await self.reader.read(min(left, PIECE))
+                if not piece:
+                    raise asyncio.IncompleteReadError(b"", left)
+                left -= len(piece)
+                yield piece
+            if await self.reader.readexactly(2) != b"\r\n":
+                raise BadRequest("chunk not followed by CRLF")
+        while True:  # trailer section
+            line = await self.read_line()
+            if line == b"":
+                return
+            name, sep, value = line.partition(b":")
+            if not sep or not name:
+                raise BadRequest("malformed trailer")
+            self.trailers.append([name.decode("latin-1"), value.strip().decode("latin-1")])
+
+    async def read_line(self):
+        try:
+            line = await self.reader.readuntil(b"\r\n")
+        except asyncio.LimitOverrunError:
+            raise BadRequest("line too long")
+        if len(line) > MAX_CHUNK_LINE:
+            raise BadRequest("line too long")
+        return line[:-2]
+
+    # --- response writing --------------------------------------------------
+    async def send(self, data):
+        self.writer.write(data)
+        await self.writer.drain()
+
+    def head_bytes(self, status, headers):
+        reason = REASONS.get(status, "Status")
+        out = [f"HTTP/1.1 {status} {reason}\r\n"]
+        out += [f"{k}: {v}\r\n" for k, v in headers]
+        out.append("\r\n")
+        return "".join(out).encode("latin-1")
+
+    async def send_json(self, status, obj, close=False):
+        body = (json.dumps(obj) + "\n").encode()
+        headers = [("Content-Type", "application/json")]
+        if status in (204, 304):
+            body = b""
+        else:
+            headers.append(("Content-Length", str(len(body))))
+        if close or not self.keep_alive:
+            headers.append(("Connection", "close"))
+            self.keep_alive = False
+        if self.method == "HEAD":
+            body = b""
+        await self.send(self.head_bytes(status, headers) + body)
+
+    async def start_stream(self, status, headers):
+        """Chunked for HTTP/1.1 clients, close-delimited for HTTP/1.0 ones."""
+        self.chunked_out = self.version == "HTTP/1.1"
+        if self.chunked_out:
+            headers = headers + [("Transfer-Encoding", "chunked")]
+        else:
+            headers = headers + [("Connection", "close")]
+            self.keep_alive = False
+        await self.send(self.head_bytes(status, headers))
+
+    async def stream(self, data):
+        if self.method == "HEAD" or not data:
+            return
+        if self.chunked_out:
+            await self.send(b"%x\r\n" % len(data) + data + b"\r\n")
+        else:
+            await self.send(data)
+
+    async def end_stream(self):
+        if self.chunked_out and self.method != "HEAD":
+            await self.send(b"0\r\n\r\n")
+
+    # --- main loop -----------------------------------------------------------
+    async def run(self):
+        while True:
+            self.method = "GET"
+            self.version = "HTTP/1.1"
+            self.keep_alive = False
+            try:
+                req = await self.read_head()
+                if req is None:
+                    return
+                if not await self.respond(*req):
+                    return
+            except BadRequest as e:
+                self.server.log(f"conn {self.n}: 400: {e}")
+                await self.send_json(e.status, {"error": str(e)}, close=True)
+                return
+            if not self.keep_alive:
+                return
+
+    async def consume_body(self, headers):
+        h = hashlib.sha256()
+        n = 0
+        async for piece in self.body_chunks(headers):
+            h.update(piece)
+            n += len(piece)
+        return n, h.hexdigest()
+
+    async def respond(self, method, target, version, headers):
+        """Behaviour by path:
+          /echo  /status/<code>  /delay/<ms>  /bytes/<n>[?chunked=1]
+          /sse?n=N&interval_ms=M  /reset-after/<n>  /close-before-response
+          /slow-headers/<ms>  /no-length[?n=N]  /continue  /upload-sha  else 404.
+        Returns False when the connection must be closed without more output."""
+        self.method, self.version = method, version
+        conn_tokens = {t.strip().lower() for k, v in headers if k.lower() == "connection"
+                       for t in v.split(",")}
+        if version == "HTTP/1.1":
+            self.keep_alive = "close" not in conn_tokens
+        else:
+            self.keep_alive = "keep-alive" in conn_tokens
+        url = urlsplit(target)
+        path = url.path
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        segs = path.strip("/").split("/")
+
+        def int_arg(s, lo, hi):
+            try:
+                v = int(s)
+            except (TypeError, ValueError):
+                raise BadRequest(f"not an integer: {s!r}")
+            if not lo <= v <= hi:
+                raise BadRequest(f"out of range [{lo}, {hi}]: {v}")
+            return v
+
+        continue_sent = False
+        if path == "/continue" and any(k.lower() == "expect" and v.lower() == "100-continue"
+                                       for k, v in headers):
+            await self.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+            continue_sent = True
+
+        body_len, body_sha = await self.consume_body(headers)
+        info = {"conn": self.n, "method": method, "target": target, "headers": headers,
+                "body_len": body_len, "body_sha256": body_sha, "trailers": self.trailers}
+        self.server.write_record(info)
+        self.server.log(f"conn {self.n}: {method} {target} body={body_len}")
+
+        if path == "/echo":
+            await self.send_json(200, info)
+        elif path == "/continue":
+            await self.send_json(200, dict(info, continue_sent=continue_sent))
+        elif path == "/upload-sha":
+            await self.send_json(200, {"body_len": body_len, "body_sha256": body_sha})
+        elif len(segs) == 2 and segs[0] == "status":
+            code = int_arg(segs[1], 200, 599)
+            await self.send_json(code, {"status": code})
+        elif len(segs) == 2 and segs[0] == "delay":
+            ms = int_arg(segs[1], 0, MAX_DELAY_MS)
+            await asyncio.sleep(ms / 1000)
+            await self.send_json(200, {"delayed_ms": ms})
+        elif len(segs) == 2 and segs[0] == "bytes":
+            await self.send_bytes(int_arg(segs[1], 0, 1 << 40), query.get("chunked") == "1")
+        elif path == "/sse":
+            n = int_arg(query.get("n", "5"), 0, 100_000)
+            interval = int_arg(query.get("interval_ms", "50"), 0, MAX_DELAY_MS)
+            await self.start_stream(200, [("Content-Type", "text/event-stream"),
+                                          ("Cache-Control", "no-cache")])
+            for i in range(n):
+                if i:
+                    await asyncio.sleep(interval / 1000)
+                ev = json.dumps({"index": i, "t": time.time()})
+                await self.stream(f"data: {ev}\n\n".encode())
+            await self.stream(b"data: [DONE]\n\n")
+            await self.end_stream()
+        elif len(segs) == 2 and segs[0] == "reset-after":
+            n = int_arg(segs[1], 0, 1 << 30)
+            await self.send(self.head_bytes(200, [("Content-Type", "application/octet-stream"),
+                                                  ("Content-Length", str(n + 1000))]))
+            off = 0
+            while off < n:
+                piece = pattern(off, min(PIECE, n - off))
+                await self.send(piece)
+                off += len(piece)
+            await self.abort()
+            return False
+        elif path == "/close-before-response":
+            return False
+        elif len(segs) == 2 and segs[0] == "slow-headers":
+            ms = int_arg(segs[1], 0, MAX_DELAY_MS)
+            await self.send(b"HTTP/1.1 200 OK\r\n")
+            await asyncio.sleep(ms / 1000)
+            body = b'{"slow_headers_ms": %d}\n' % ms
+            rest = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            if not self.keep_alive:
+                rest.append(("Connection", "close"))
+            await self.send(b"".join(f"{k}: {v}\r\n".encode() for k, v in rest) + b"\r\n" + body)
+        elif path == "/no-length":
+            # Close-delimited body (RFC 9112 6.3 rule 8): no framing headers at all.
+            n = int_arg(query.get("n", "1000"), 0, 1 << 30)
+            await self.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
+            off = 0
+            while off < n:
+                piece = pattern(off, min(PIECE, n - off))
+                await self.send(piece)
+                off += len(piece)
+            self.keep_alive = False
+        else:
+            await self.send_json(404, {"error": "not found", "path": path})
+        return True
+
+    async def send_bytes(self, n, chunked):
+        headers = [("Content-Type", "application/octet-stream")]
+        if chunked:
+            await self.start_stream(200, headers)
+        else:
+            if not self.keep_alive:
+                headers.append(("Connection", "close"))
+            await self.send(self.head_bytes(200, headers + [("Content-Length", str(n))]))
+            self.chunked_out = False
+        off = 0
+        while off < n:
+            piece = pattern(off, min(PIECE, n - off))
+            if chunked:
+                await self.stream(piece)
+            elif self.method != "HEAD":
+                await self.send(piece)
+            off += len(piece)
+        if chunked:
+            await self.end_stream()
+
+    async def abort(self):
+        """Close with RST (SO_LINGER 0) once the written bytes left our buffer."""
+        t = self.writer.transport
+        t.set_write_buffer_limits(0)
+        await self.writer.drain()
+        # Let the kernel put the bytes on the wire: a linger-0 close discards
+        # anything still in the socket send queue.
+        await asyncio.sleep(0.05)
+        sock = t.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        t.abort()
+
+
+async def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--unix", help="also listen on this Unix socket path")
+    ap.add_argument("--record", help="append one JSON line per received request")
+    args = ap.parse_args()
+
+    srv = Server(args.record)
+    if args.record:
+        open(args.record, "a").close()  # exists (empty) before READY
+    servers = [await asyncio.start_server(srv.handle, args.host, args.port, limit=MAX_HEAD,
+                                          reuse_address=True)]
+    port = servers[0].sockets[0].getsockname()[1]
+    if args.unix:
+        if os.path.exists(args.unix):
+            os.unlink(args.unix)
+        servers.append(await asyncio.start_unix_server(srv.handle, args.unix, limit=MAX_HEAD))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"READY {port}", flush=True)
+    await stop.wait()
+    for s in servers:
+        s.close()
+    if args.unix and os.path.exists(args.unix):
+        os.unlink(args.unix)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
