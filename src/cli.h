@@ -10,5 +10,6 @@ typedef struct {
 extern const px_command_t px_commands[];
 
 int px_cmd_version(int argc, char **argv);
+int px_cmd_certgen(int argc, char **argv);   /* certgen.h */
 
 #endif
