@@ -654,6 +654,138 @@ static void test_cmd_certgen(void **state)
     rm_tree(base);
 }
 
+/* --- a TLS 1.3 handshake with what certgen wrote ----------------------------- */
+
+typedef struct {
+    unsigned char buf[65536];
+    size_t len;
+} pipe_t;
+
+static int pipe_recv(WOLFSSL *ssl, char *out, int sz, void *ctx)
+{
+    pipe_t *p = ctx;
+    size_t n = p->len < (size_t)sz ? p->len : (size_t)sz;
+
+    (void)ssl;
+    if (n == 0)
+        return WOLFSSL_CBIO_ERR_WANT_READ;
+    memcpy(out, p->buf, n);
+    memmove(p->buf, p->buf + n, p->len - n);
+    p->len -= n;
+    return (int)n;
+}
+
+static int pipe_send(WOLFSSL *ssl, char *in, int sz, void *ctx)
+{
+    pipe_t *p = ctx;
+
+    (void)ssl;
+    if (p->len + (size_t)sz > sizeof p->buf)
+        return WOLFSSL_CBIO_ERR_WANT_WRITE;
+    memcpy(p->buf + p->len, in, (size_t)sz);
+    p->len += (size_t)sz;
+    return sz;
+}
+
+/* Server identity srv, client trusts bundle and checks "localhost"; the
+ * server requires a client certificate issued by client_ca. Returns 1 when
+ * both sides complete the handshake. */
+static int handshake(const px_pem_pair_t *srv, const char *bundle, const px_pem_pair_t *client,
+                     const px_pem_pair_t *client_ca)
+{
+    WOLFSSL_CTX *sctx = wolfSSL_CTX_new(wolfTLSv1_3_server_method());
+    WOLFSSL_CTX *cctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());
+    pipe_t *c2s = calloc(1, sizeof *c2s), *s2c = calloc(1, sizeof *s2c);
+    WOLFSSL *s, *c;
+    int sdone = 0, cdone = 0, failed = 0;
+
+    assert_non_null(sctx);
+    assert_non_null(cctx);
+    assert_non_null(c2s);
+    assert_non_null(s2c);
+    assert_int_equal(wolfSSL_CTX_use_certificate_chain_buffer_format(
+                         sctx, (const unsigned char *)srv->cert_pem, (long)srv->cert_len,
+                         WOLFSSL_FILETYPE_PEM), WOLFSSL_SUCCESS);
+    assert_int_equal(wolfSSL_CTX_use_PrivateKey_buffer(sctx, (const unsigned char *)srv->key_pem,
+                                                       (long)srv->key_len, WOLFSSL_FILETYPE_PEM),
+                     WOLFSSL_SUCCESS);
+    assert_int_equal(wolfSSL_CTX_load_verify_buffer(sctx, (const unsigned char *)client_ca->cert_pem,
+                                                    (long)client_ca->cert_len,
+                                                    WOLFSSL_FILETYPE_PEM), WOLFSSL_SUCCESS);
+    wolfSSL_CTX_set_verify(sctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    assert_int_equal(wolfSSL_CTX_load_verify_buffer(cctx, (const unsigned char *)bundle,
+                                                    (long)strlen(bundle), WOLFSSL_FILETYPE_PEM),
+                     WOLFSSL_SUCCESS);
+    assert_int_equal(wolfSSL_CTX_use_certificate_chain_buffer_format(
+                         cctx, (const unsigned char *)client->cert_pem, (long)client->cert_len,
+                         WOLFSSL_FILETYPE_PEM), WOLFSSL_SUCCESS);
+    assert_int_equal(wolfSSL_CTX_use_PrivateKey_buffer(cctx, (const unsigned char *)client->key_pem,
+                                                       (long)client->key_len, WOLFSSL_FILETYPE_PEM),
+                     WOLFSSL_SUCCESS);
+    wolfSSL_CTX_set_verify(cctx, WOLFSSL_VERIFY_PEER, NULL);
+    wolfSSL_CTX_SetIORecv(sctx, pipe_recv);
+    wolfSSL_CTX_SetIOSend(sctx, pipe_send);
+    wolfSSL_CTX_SetIORecv(cctx, pipe_recv);
+    wolfSSL_CTX_SetIOSend(cctx, pipe_send);
+    assert_non_null(s = wolfSSL_new(sctx));
+    assert_non_null(c = wolfSSL_new(cctx));
+    wolfSSL_SetIOReadCtx(s, c2s);
+    wolfSSL_SetIOWriteCtx(s, s2c);
+    wolfSSL_SetIOReadCtx(c, s2c);
+    wolfSSL_SetIOWriteCtx(c, c2s);
+    assert_int_equal(wolfSSL_check_domain_name(c, "localhost"), WOLFSSL_SUCCESS);
+    for (int i = 0; i < 50 && !(sdone && cdone) && !failed; i++) {
+        if (!cdone) {
+            int r = wolfSSL_connect(c);
+            cdone = r == WOLFSSL_SUCCESS;
+            failed |= !cdone && wolfSSL_get_error(c, r) != WOLFSSL_ERROR_WANT_READ;
+        }
+        if (!sdone && !failed) {
+            int r = wolfSSL_accept(s);
+            sdone = r == WOLFSSL_SUCCESS;
+            failed |= !sdone && wolfSSL_get_error(s, r) != WOLFSSL_ERROR_WANT_READ;
+        }
+    }
+    wolfSSL_free(c);
+    wolfSSL_free(s);
+    wolfSSL_CTX_free(cctx);
+    wolfSSL_CTX_free(sctx);
+    free(c2s);
+    free(s2c);
+    return sdone && cdone;
+}
+
+static void test_tls_handshake(void **state)
+{
+    char base[] = "/tmp/px-certgen-XXXXXX", *bundle, path[512];
+    px_pem_pair_t ca, srv, mlsrv, cli;
+
+    (void)state;
+    assert_non_null(mkdtemp(base));
+    {
+        const char *argv[] = { "certgen", "--out", base };
+        assert_int_equal(run(3, argv), 0);
+    }
+    ca = load_pair(base, "ca.crt", "ca.key");
+    srv = load_pair(base, "server.crt", "server.key");
+    mlsrv = load_pair(base, "server-mldsa.crt", "server-mldsa.key");
+    cli = load_pair(base, "client.crt", "client.key");
+    snprintf(path, sizeof path, "%s/bundle-ca.crt", base);
+    assert_non_null(bundle = read_file(path, NULL));
+    assert_true(handshake(&srv, bundle, &cli, &ca));
+    assert_true(handshake(&mlsrv, bundle, &cli, &ca));
+    /* Verification is real: trusting only the ECDSA CA fails for ML-DSA,
+     * and a client certificate from an untrusted CA is refused. */
+    assert_false(handshake(&mlsrv, ca.cert_pem, &cli, &ca));
+    assert_false(handshake(&srv, bundle, &mlsrv, &ca));
+    free(bundle);
+    px_pem_pair_free(&ca);
+    px_pem_pair_free(&srv);
+    px_pem_pair_free(&mlsrv);
+    px_pem_pair_free(&cli);
+    rm_tree(base);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -685,6 +817,7 @@ int main(void)
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_pem_write_file),
         cmocka_unit_test(test_cmd_certgen),
+        cmocka_unit_test(test_tls_handshake),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
