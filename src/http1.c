@@ -174,6 +174,8 @@ static int buf_grow(hbuf_t *b, size_t n)
 
 static int buf_put(hbuf_t *b, const char *s, size_t n)
 {
+    if (!n)                     /* empty spans happen (empty reason); data may be NULL */
+        return 0;
     if (buf_grow(b, n))
         return -1;
     memcpy(b->data + b->len, s, n);
