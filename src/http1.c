@@ -81,16 +81,20 @@ struct px_http1 {
 static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 static int is_ows(int c) { return c == ' ' || c == '\t'; }
 
-/* Case-insensitive equality with a lowercase literal. */
-static int ieq(const char *a, size_t alen, const char *lit)
+static int iequal(const char *a, size_t alen, const char *b, size_t blen)
 {
-    size_t i, n = strlen(lit);
-    if (alen != n)
+    size_t i;
+    if (alen != blen)
         return 0;
-    for (i = 0; i < n; i++)
-        if (lower((unsigned char)a[i]) != lit[i])
+    for (i = 0; i < alen; i++)
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
             return 0;
     return 1;
+}
+
+static int ieq(const char *a, size_t alen, const char *lit)
+{
+    return iequal(a, alen, lit, strlen(lit));
 }
 
 static void trim(const char **s, size_t *len)
@@ -130,6 +134,15 @@ static int is_hostchar(int c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
            (c && strchr("-._~!$&'()*+,;=:[]%", c));
+}
+
+static int is_token(const char *s, size_t len)
+{
+    size_t i;
+    for (i = 0; i < len; i++)
+        if (!is_tchar((unsigned char)s[i]))
+            return 0;
+    return len > 0;
 }
 
 static int valid_host(const char *s, size_t len)
@@ -174,6 +187,8 @@ static int buf_grow(hbuf_t *b, size_t n)
 
 static int buf_put(hbuf_t *b, const char *s, size_t n)
 {
+    if (!n)                     /* empty spans happen (empty reason); data may be NULL */
+        return 0;
     if (buf_grow(b, n))
         return -1;
     memcpy(b->data + b->len, s, n);
@@ -197,7 +212,7 @@ static uint64_t raw_end(px_http1_t *p, const char *at, size_t len)
 static int head_put(px_http1_t *p, const char *at, size_t len)
 {
     if (raw_end(p, at, len) > p->lim.max_head_bytes)
-        return fail(p, PX_HERR_HEADERS_TOO_LARGE, "request head too large");
+        return fail(p, PX_HERR_HEADERS_TOO_LARGE, "head too large");
     if (buf_put(&p->acc, at, len))
         return fail(p, PX_HERR_INTERNAL, "out of memory");
     return 0;
@@ -223,9 +238,7 @@ static int on_message_begin(llhttp_t *ll)
 
 static int on_method(llhttp_t *ll, const char *at, size_t len)
 {
-    px_http1_t *p = P(ll);
-    if (raw_end(p, at, len) > p->lim.max_head_bytes)
-        return fail(p, PX_HERR_HEADERS_TOO_LARGE, "request head too large");
+    raw_end(P(ll), at, len);         /* a request's first span: sets the origin */
     return 0;
 }
 
@@ -624,24 +637,15 @@ static int on_message_complete(llhttp_t *ll)
 }
 
 static const llhttp_settings_t h1_settings = {
-    .on_message_begin = on_message_begin,
-    .on_protocol = on_protocol,
-    .on_url = on_url,
-    .on_status = on_status,
-    .on_method = on_method,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_chunk_extension_name = on_chunk_ext,
-    .on_chunk_extension_value = on_chunk_ext,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-    .on_protocol_complete = on_protocol_complete,
-    .on_url_complete = on_url_complete,
-    .on_method_complete = on_method_complete,
-    .on_version_complete = on_version_complete,
-    .on_header_field_complete = on_header_field_complete,
-    .on_header_value_complete = on_header_value_complete,
+    .on_message_begin = on_message_begin, .on_protocol = on_protocol,
+    .on_url = on_url, .on_status = on_status,
+    .on_method = on_method, .on_header_field = on_header_field,
+    .on_header_value = on_header_value, .on_chunk_extension_name = on_chunk_ext,
+    .on_chunk_extension_value = on_chunk_ext, .on_headers_complete = on_headers_complete,
+    .on_body = on_body, .on_message_complete = on_message_complete,
+    .on_protocol_complete = on_protocol_complete, .on_url_complete = on_url_complete,
+    .on_method_complete = on_method_complete, .on_version_complete = on_version_complete,
+    .on_header_field_complete = on_header_field_complete, .on_header_value_complete = on_header_value_complete,
     .on_chunk_header = on_chunk_header,
 };
 
@@ -653,7 +657,7 @@ px_http1_t *px_http1_new(int is_request, const px_http1_limits_t *limits)
     if (!p)
         return NULL;
     p->is_request = is_request;
-    if (limits)
+    if (limits)                 /* NULL limits, or a 0 head/count limit: the defaults */
         p->lim = *limits;
     if (!p->lim.max_head_bytes)
         p->lim.max_head_bytes = H1_DEFAULT_HEAD;
@@ -789,10 +793,8 @@ px_h1_event_t px_http1_parse(px_http1_t *p, const char *buf, size_t len, size_t 
          * parsing HTTP right after it. */
         off = (size_t)(llhttp_get_error_pos(&p->ll) - buf);
         llhttp_resume_after_upgrade(&p->ll);
-        if (p->ev)
-            break;
     }
-    if (err == HPE_OK || err == HPE_PAUSED_UPGRADE) {
+    if (err == HPE_OK) {
         used = len;
     } else if (err == HPE_PAUSED) {
         used = (size_t)(llhttp_get_error_pos(&p->ll) - buf);
@@ -832,10 +834,7 @@ px_h1_event_t px_http1_parse(px_http1_t *p, const char *buf, size_t len, size_t 
     return PX_H1_NEED_MORE;
 }
 
-void px_http1_expect_head_response(px_http1_t *p, int is_head)
-{
-    p->head_resp = is_head;
-}
+void px_http1_expect_head_response(px_http1_t *p, int is_head) { p->head_resp = is_head; }
 
 px_h1_event_t px_http1_finish(px_http1_t *p)
 {
@@ -870,15 +869,9 @@ px_h1_event_t px_http1_finish(px_http1_t *p)
     return PX_H1_ERROR;
 }
 
-const px_http_head_t *px_http1_head(const px_http1_t *p)
-{
-    return &p->head;
-}
+const px_http_head_t *px_http1_head(const px_http1_t *p) { return &p->head; }
 
-int px_http1_is_interim(const px_http1_t *p)
-{
-    return p->interim;
-}
+int px_http1_is_interim(const px_http1_t *p) { return p->interim; }
 
 px_http_error_t px_http1_error(const px_http1_t *p, const char **detail)
 {
@@ -887,10 +880,7 @@ px_http_error_t px_http1_error(const px_http1_t *p, const char **detail)
     return p->err;
 }
 
-int px_http1_idle(const px_http1_t *p)
-{
-    return p->st == ST_IDLE && !p->pending_end;
-}
+int px_http1_idle(const px_http1_t *p) { return p->st == ST_IDLE && !p->pending_end; }
 
 /* --- rewriting --------------------------------------------------------------- */
 
@@ -899,11 +889,8 @@ static int put_header(px_buf_t *out, const char *name, size_t nlen, const char *
 {
     size_t i;
     int rc;
-    if (!nlen)
+    if (!is_token(name, nlen))
         return PX_EINVAL;
-    for (i = 0; i < nlen; i++)
-        if (!is_tchar((unsigned char)name[i]))
-            return PX_EINVAL;
     for (i = 0; i < vlen; i++)
         if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
             return PX_EINVAL;
@@ -918,7 +905,19 @@ static int put_header_z(px_buf_t *out, const char *name, const char *value)
     return put_header(out, name, strlen(name), value, strlen(value));
 }
 
-static int is_hop_by_hop(const px_header_t *h)
+/* The first Connection header, or header_count: most heads have none, and
+ * then dropping Connection-named headers costs nothing per header. */
+static int first_connection(const px_http_head_t *head)
+{
+    int i;
+    for (i = 0; i < head->header_count; i++)
+        if (ieq(head->headers[i].name, head->headers[i].name_len, "connection"))
+            break;
+    return i;
+}
+
+/* Whether h is hop-by-hop: listed, or named by a Connection option (RFC 9110 7.6.1). */
+static int is_hop(const px_http_head_t *head, int conn, const px_header_t *h)
 {
     static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
                                        "trailer", "transfer-encoding", "upgrade" };
@@ -926,27 +925,15 @@ static int is_hop_by_hop(const px_header_t *h)
     for (i = 0; i < sizeof hop / sizeof hop[0]; i++)
         if (ieq(h->name, h->name_len, hop[i]))
             return 1;
-    return 0;
-}
-
-/* Whether h is named by a Connection option (RFC 9110 7.6.1). */
-static int named_in_connection(const px_http_head_t *head, const px_header_t *h)
-{
-    int i;
-    for (i = 0; i < head->header_count; i++) {
-        const px_header_t *c = &head->headers[i];
+    for (; conn < head->header_count; conn++) {
+        const px_header_t *c = &head->headers[conn];
         const char *s = c->value, *el;
         size_t len;
         if (!ieq(c->name, c->name_len, "connection"))
             continue;
         while (next_elem(&s, c->value + c->value_len, &el, &len))
-            if (len == h->name_len && len) {
-                size_t k;
-                for (k = 0; k < len && lower((unsigned char)el[k]) == lower((unsigned char)h->name[k]); k++)
-                    ;
-                if (k == len)
-                    return 1;
-            }
+            if (iequal(el, len, h->name, h->name_len))
+                return 1;
     }
     return 0;
 }
@@ -976,14 +963,14 @@ int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
                                 const px_fwd_opts_t *opts)
 {
     static const px_fwd_opts_t none;
-    size_t mark = px_buf_size(out);
-    int i, rc, trusted, have_xfp = 0, have_xfh = 0, have_rid = 0, nxff = 0;
+    size_t mark = px_buf_size(out), i;
+    int rc, trusted, conn, have_xfp = 0, have_xfh = 0, have_rid = 0, nxff = 0;
     px_buf_t xff;
 
     if (!opts)
         opts = &none;
     trusted = opts->trust_forwarded;
-    if (!head->is_request || !head->method_len || !head->target_len ||
+    if (!head->is_request || !is_token(head->method, head->method_len) || !head->target_len ||
         memchr(head->target, ' ', head->target_len) || memchr(head->target, '\r', head->target_len) ||
         memchr(head->target, '\n', head->target_len))
         return PX_EINVAL;
@@ -995,9 +982,10 @@ int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
         (rc = put_header(out, "Host", 4, head->host ? head->host : "", head->host_len)))
         goto fail;
 
-    for (i = 0; i < head->header_count; i++) {
+    conn = first_connection(head);
+    for (i = 0; i < (size_t)head->header_count; i++) {
         const px_header_t *h = &head->headers[i];
-        if (is_hop_by_hop(h) || named_in_connection(head, h) || ieq(h->name, h->name_len, "host") ||
+        if (is_hop(head, conn, h) || ieq(h->name, h->name_len, "host") ||
             ieq(h->name, h->name_len, "content-length"))
             continue;
         if (ieq(h->name, h->name_len, "x-forwarded-for")) {
@@ -1064,7 +1052,7 @@ int px_http1_write_response_head(px_buf_t *out, const px_http_head_t *head, int 
                                  int *chunked_out)
 {
     size_t mark = px_buf_size(out);
-    int i, rc, chunked = 0, interim = head->status < 200;
+    int i, rc, chunked = 0, interim = head->status < 200, conn;
     /* no body, but not 204: a HEAD response or 304 keeps the representation's length */
     int keep_cl = head->body == PX_BODY_NONE && head->status >= 200 && head->status != 204;
 
@@ -1076,10 +1064,10 @@ int px_http1_write_response_head(px_buf_t *out, const px_http_head_t *head, int 
     if ((rc = px_buf_printf(out, "HTTP/1.1 %d ", head->status)) ||
         (rc = px_buf_append(out, head->reason, head->reason_len)) || (rc = px_buf_append(out, "\r\n", 2)))
         goto fail;
+    conn = first_connection(head);
     for (i = 0; i < head->header_count; i++) {
         const px_header_t *h = &head->headers[i];
-        if (is_hop_by_hop(h) || named_in_connection(head, h) ||
-            (!keep_cl && ieq(h->name, h->name_len, "content-length")))
+        if (is_hop(head, conn, h) || (!keep_cl && ieq(h->name, h->name_len, "content-length")))
             continue;
         if ((rc = put_header(out, h->name, h->name_len, h->value, h->value_len)))
             goto fail;
@@ -1111,33 +1099,18 @@ fail:
     return rollback(out, mark, rc);
 }
 
-int px_http1_chunk_begin(px_buf_t *out, size_t n)
-{
-    return px_buf_printf(out, "%zx\r\n", n);
-}
+int px_http1_chunk_begin(px_buf_t *out, size_t n) { return px_buf_printf(out, "%zx\r\n", n); }
 
-int px_http1_chunk_end(px_buf_t *out)
-{
-    return px_buf_append(out, "\r\n", 2);
-}
+int px_http1_chunk_end(px_buf_t *out) { return px_buf_append(out, "\r\n", 2); }
 
-int px_http1_chunk_last(px_buf_t *out)
-{
-    return px_buf_append(out, "0\r\n\r\n", 5);
-}
+int px_http1_chunk_last(px_buf_t *out) { return px_buf_append(out, "0\r\n\r\n", 5); }
 
 const px_header_t *px_http_head_get(const px_http_head_t *head, const char *name)
 {
-    size_t n = strlen(name), k;
+    size_t n = strlen(name);
     int i;
-    for (i = 0; i < head->header_count; i++) {
-        const px_header_t *h = &head->headers[i];
-        if (h->name_len != n)
-            continue;
-        for (k = 0; k < n && lower((unsigned char)h->name[k]) == lower((unsigned char)name[k]); k++)
-            ;
-        if (k == n)
-            return h;
-    }
+    for (i = 0; i < head->header_count; i++)
+        if (iequal(head->headers[i].name, head->headers[i].name_len, name, n))
+            return &head->headers[i];
     return NULL;
 }

@@ -1,0 +1,347 @@
+/* px_http1 head rewriting: hop-by-hop, X-Forwarded-*, framing, round trips. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "h1_trace.h"
+
+#define S(lit) lit, sizeof(lit) - 1
+
+/* Parses one head from in and keeps the parser (the head points into it). */
+static px_http1_t *head_of(int is_request, const char *in)
+{
+    px_http1_t *p = px_http1_new(is_request, NULL);
+    size_t used, dlen;
+    const char *data;
+    if (px_http1_parse(p, in, strlen(in), &used, &data, &dlen) != PX_H1_HEAD)
+        fail_msg("no head: %s", in);
+    return p;
+}
+
+/* The text written for a request head, as a C string. */
+static char *req_out(const char *in, const px_fwd_opts_t *o)
+{
+    static char s[4096];
+    px_http1_t *p = head_of(1, in);
+    px_buf_t b;
+    px_buf_init(&b, 0);
+    assert_int_equal(px_http1_write_request_head(&b, px_http1_head(p), o), 0);
+    snprintf(s, sizeof s, "%.*s", (int)px_buf_size(&b), px_buf_ptr(&b));
+    px_buf_free(&b);
+    px_http1_free(p);
+    return s;
+}
+
+static char *resp_out(const char *in, int client_minor, int keep_alive, const px_header_t *extra, int n, int *chunked)
+{
+    static char s[4096];
+    px_http1_t *p = head_of(0, in);
+    px_buf_t b;
+    px_buf_init(&b, 0);
+    *chunked = -1;
+    assert_int_equal(px_http1_write_response_head(&b, px_http1_head(p), client_minor, keep_alive, extra, n, chunked), 0);
+    snprintf(s, sizeof s, "%.*s", (int)px_buf_size(&b), px_buf_ptr(&b));
+    px_buf_free(&b);
+    px_http1_free(p);
+    return s;
+}
+
+static const px_fwd_opts_t opts_untrusted = { "10.0.0.1", "https", 0, "rid-1", NULL, 0 };
+static const px_fwd_opts_t opts_trusted = { "10.0.0.1", "https", 1, "rid-1", NULL, 0 };
+
+static void test_hop_by_hop(void **state)
+{
+    assert_string_equal(
+        req_out("GET /p HTTP/1.1\r\nHost: h.example\r\nConnection: keep-alive, X-Secret,  x-other \r\n"
+                "Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\nTrailer: X-T\r\n"
+                "X-Secret: 1\r\nUpgrade: websocket\r\nAccept: */*\r\nX-Other: 2\r\nX-Secret-Not: 3\r\n\r\n",
+                &opts_untrusted),
+        "GET /p HTTP/1.1\r\nHost: h.example\r\nAccept: */*\r\nX-Secret-Not: 3\r\n"
+        "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: h.example\r\n"
+        "X-Request-Id: rid-1\r\n\r\n");
+}
+
+static void test_forwarded_untrusted(void **state)
+{
+    assert_string_equal(
+        req_out("GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: http\r\n"
+                "X-Forwarded-Host: evil\r\nX-Forwarded-Port: 1\r\nForwarded: for=6.6.6.6\r\n"
+                "X-Request-Id: client-id\r\nX-Keep: y\r\n\r\n",
+                &opts_untrusted),
+        "GET / HTTP/1.1\r\nHost: h\r\nX-Keep: y\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\n"
+        "X-Forwarded-Host: h\r\nX-Request-Id: rid-1\r\n\r\n");
+}
+
+static void test_forwarded_trusted(void **state)
+{
+    /* incoming values kept (several X-Forwarded-For joined), ours appended */
+    assert_string_equal(
+        req_out("GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: http\r\n"
+                "X-Forwarded-Host: orig\r\nx-forwarded-for: 5.6.7.8, 9.9.9.9\r\nX-Request-Id: client-id\r\n\r\n",
+                &opts_trusted),
+        "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: orig\r\n"
+        "X-Request-Id: client-id\r\nX-Forwarded-For: 1.2.3.4, 5.6.7.8, 9.9.9.9, 10.0.0.1\r\n\r\n");
+    /* trusted but absent: ours are set */
+    assert_string_equal(req_out("GET / HTTP/1.1\r\nHost: h\r\n\r\n", &opts_trusted),
+                        "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\n"
+                        "X-Forwarded-Host: h\r\nX-Request-Id: rid-1\r\n\r\n");
+    /* no options at all: nothing is invented */
+    assert_string_equal(req_out("GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n", NULL),
+                        "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Host: h\r\n\r\n");
+}
+
+static void test_request_framing(void **state)
+{
+    static const px_fwd_opts_t bare = { 0 };
+    assert_string_equal(req_out("POST /u HTTP/1.1\r\nHost: h\r\ncontent-length: 0005\r\n\r\n", &bare),
+                        "POST /u HTTP/1.1\r\nHost: h\r\nX-Forwarded-Host: h\r\nContent-Length: 5\r\n\r\n");
+    assert_string_equal(req_out("POST /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: h\r\n\r\n", &bare),
+                        "POST /u HTTP/1.1\r\nHost: h\r\nX-Forwarded-Host: h\r\nTransfer-Encoding: chunked\r\n\r\n");
+    /* HTTP/1.0 in, HTTP/1.1 out; no Host: an empty one (RFC 9112 3.2) */
+    assert_string_equal(req_out("POST /u HTTP/1.0\r\nContent-Length: 2\r\n\r\n", &bare),
+                        "POST /u HTTP/1.1\r\nHost: \r\nContent-Length: 2\r\n\r\n");
+    /* absolute-form: its authority is the Host sent */
+    assert_string_equal(req_out("GET http://up.example:81/x?y HTTP/1.1\r\nHost: other\r\n\r\n", &bare),
+                        "GET /x?y HTTP/1.1\r\nHost: up.example:81\r\nX-Forwarded-Host: up.example:81\r\n\r\n");
+    /* Expect is end-to-end: kept */
+    assert_string_equal(req_out("PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", &bare),
+                        "PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nX-Forwarded-Host: h\r\n"
+                        "Content-Length: 1\r\n\r\n");
+}
+
+static void test_extra_and_injection(void **state)
+{
+    static const px_header_t extra[] = { { "X-Px", 4, "a b", 3 }, { "Signature", 9, "sig=:x:", 7 } };
+    static const px_header_t bad_value[] = { { "X-Px", 4, "a\r\nX-Evil: 1", 13 } };
+    static const px_header_t bad_name[] = { { "X Px", 4, "a", 1 } };
+    static const px_header_t nul_value[] = { { "X-Px", 4, "a\0b", 3 } };
+    px_fwd_opts_t o = { "10.0.0.1", NULL, 0, NULL, extra, 2 };
+    px_http1_t *p;
+    px_buf_t b;
+
+    assert_string_equal(req_out("GET / HTTP/1.1\r\nHost: h\r\n\r\n", &o),
+                        "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Host: h\r\n"
+                        "X-Px: a b\r\nSignature: sig=:x:\r\n\r\n");
+
+    /* refusals leave the output exactly as it was */
+    p = head_of(1, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    px_buf_init(&b, 0);
+    assert_int_equal(px_buf_append(&b, "prev", 4), 0);
+    o.extra = bad_value;
+    o.extra_count = 1;
+    assert_int_equal(px_http1_write_request_head(&b, px_http1_head(p), &o), PX_EINVAL);
+    o.extra = bad_name;
+    assert_int_equal(px_http1_write_request_head(&b, px_http1_head(p), &o), PX_EINVAL);
+    o.extra = nul_value;
+    assert_int_equal(px_http1_write_request_head(&b, px_http1_head(p), &o), PX_EINVAL);
+    o.extra_count = 0;
+    o.request_id = "id\r\nX-Evil: 1";
+    assert_int_equal(px_http1_write_request_head(&b, px_http1_head(p), &o), PX_EINVAL);
+    o.request_id = NULL;
+    o.client_ip = "1.2.3.4\n";
+    assert_int_equal(px_http1_write_request_head(&b, px_http1_head(p), &o), PX_EINVAL);
+    assert_int_equal(px_buf_size(&b), 4);
+    assert_memory_equal(px_buf_ptr(&b), "prev", 4);
+    {
+        int chunked = 7;
+        assert_int_equal(px_http1_write_response_head(&b, px_http1_head(p), 1, 1, NULL, 0, &chunked), PX_EINVAL);
+        assert_int_equal(chunked, 0);
+    }
+    /* a full buffer: an error, and nothing half-written */
+    {
+        px_buf_t small;
+        px_buf_init(&small, 20);
+        o.client_ip = "1.2.3.4";
+        assert_int_equal(px_http1_write_request_head(&small, px_http1_head(p), &o), PX_ETOOBIG);
+        assert_int_equal(px_buf_size(&small), 0);
+        px_buf_free(&small);
+    }
+    px_buf_free(&b);
+    px_http1_free(p);
+}
+
+static void test_response_heads(void **state)
+{
+    static const px_header_t extra[] = { { "X-Px-Upstream", 13, "m1", 2 } };
+    int chunked;
+    /* HTTP/1.1 client, Content-Length */
+    assert_string_equal(resp_out("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive, X-Int\r\n"
+                                 "X-Int: 1\r\nKeep-Alive: timeout=3\r\nContent-Length: 5\r\n\r\n", 1, 1, extra, 1, &chunked),
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Px-Upstream: m1\r\nContent-Length: 5\r\n\r\n");
+    assert_int_equal(chunked, 0);
+    /* not kept alive */
+    assert_string_equal(resp_out("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 1, 0, NULL, 0, &chunked),
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    /* chunked upstream to an HTTP/1.1 client: re-chunked */
+    assert_string_equal(resp_out("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n", 1, 1, NULL, 0,
+                                 &chunked),
+                        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_int_equal(chunked, 1);
+    /* close-delimited upstream to an HTTP/1.1 client: chunked, so the client connection can stay */
+    assert_string_equal(resp_out("HTTP/1.0 200 OK\r\nServer: s\r\n\r\n", 1, 1, NULL, 0, &chunked),
+                        "HTTP/1.1 200 OK\r\nServer: s\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_int_equal(chunked, 1);
+    /* to an HTTP/1.0 client: unframed, and the connection closes */
+    assert_string_equal(resp_out("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 0, 1, NULL, 0, &chunked),
+                        "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+    assert_int_equal(chunked, 0);
+    assert_string_equal(resp_out("HTTP/1.1 200 OK\r\n\r\n", 0, 1, NULL, 0, &chunked),
+                        "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+    assert_int_equal(chunked, 0);
+    /* an HTTP/1.0 client kept alive is told so */
+    assert_string_equal(resp_out("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", 0, 1, NULL, 0, &chunked),
+                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n");
+    /* 304 keeps the representation's length; 204 has none */
+    assert_string_equal(resp_out("HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 10\r\n\r\n", 1, 1, NULL, 0,
+                                 &chunked),
+                        "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 10\r\n\r\n");
+    assert_string_equal(resp_out("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", 1, 1, NULL, 0, &chunked),
+                        "HTTP/1.1 204 No Content\r\n\r\n");
+    /* interim: no framing, no Connection */
+    assert_string_equal(resp_out("HTTP/1.1 100 Continue\r\n\r\n", 1, 0, NULL, 0, &chunked),
+                        "HTTP/1.1 100 Continue\r\n\r\n");
+    /* an empty reason stays empty */
+    assert_string_equal(resp_out("HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n", 1, 1, NULL, 0, &chunked),
+                        "HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n");
+}
+
+static void test_head_response_keeps_length(void **state)
+{
+    px_http1_t *p = px_http1_new(0, NULL);
+    size_t used, dlen;
+    const char *data;
+    int chunked;
+    px_buf_t b;
+    px_http1_expect_head_response(p, 1);
+    assert_int_equal(px_http1_parse(p, S("HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"), &used, &data, &dlen),
+                     PX_H1_HEAD);
+    px_buf_init(&b, 0);
+    assert_int_equal(px_http1_write_response_head(&b, px_http1_head(p), 1, 1, NULL, 0, &chunked), 0);
+    assert_int_equal(px_buf_size(&b), strlen("HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"));
+    assert_memory_equal(px_buf_ptr(&b), "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n", px_buf_size(&b));
+    assert_int_equal(chunked, 0);
+    px_buf_free(&b);
+    px_http1_free(p);
+}
+
+static void test_chunk_helpers(void **state)
+{
+    px_buf_t b;
+    px_buf_init(&b, 0);
+    assert_int_equal(px_http1_chunk_begin(&b, 255), 0);
+    assert_int_equal(px_buf_append(&b, "x", 1), 0);
+    assert_int_equal(px_http1_chunk_end(&b), 0);
+    assert_int_equal(px_http1_chunk_begin(&b, 0x10000), 0);
+    assert_int_equal(px_http1_chunk_last(&b), 0);
+    assert_int_equal(px_buf_size(&b), strlen("ff\r\nx\r\n10000\r\n0\r\n\r\n"));
+    assert_memory_equal(px_buf_ptr(&b), "ff\r\nx\r\n10000\r\n0\r\n\r\n", px_buf_size(&b));
+    px_buf_free(&b);
+}
+
+/* What we write, px_http1 reads back as the head we meant. */
+static void test_round_trip_request(void **state)
+{
+    static const char body[] = "hello, world";
+    px_http1_t *p = head_of(1, "POST http://api.example/v1/infer?x=1 HTTP/1.0\r\nHost: ignored\r\n"
+                               "Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\nContent-Type: application/json\r\n"
+                               "Content-Length: 12\r\n\r\n");
+    px_fwd_opts_t o = { "192.0.2.7", "https", 0, "abc-123", NULL, 0 };
+    px_buf_t b;
+    h1_trace_t t;
+    px_buf_init(&b, 0);
+    assert_int_equal(px_http1_write_request_head(&b, px_http1_head(p), &o), 0);
+    assert_int_equal(px_buf_append(&b, body, sizeof body - 1), 0);
+    h1_parse_all(1, NULL, px_buf_ptr(&b), px_buf_size(&b), 0, 0, &t);
+    assert_string_equal(t.log, "<POST /v1/infer?x=1 host=api.example 1.1 ka=1 exp=0 L12 [Host: api.example]"
+                               " [Content-Type: application/json] [X-Forwarded-For: 192.0.2.7]"
+                               " [X-Forwarded-Proto: https] [X-Forwarded-Host: api.example]"
+                               " [X-Request-Id: abc-123] [Content-Length: 12]>hello, world|");
+    px_buf_free(&b);
+    px_http1_free(p);
+}
+
+/* A chunked request, re-chunked with the helpers in other piece sizes. */
+static void test_round_trip_chunked(void **state)
+{
+    static const char in[] = "PUT /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "3\r\nabc\r\n1;e=1\r\nd\r\n0\r\nT: x\r\n\r\n";
+    px_http1_t *p = px_http1_new(1, NULL);
+    px_buf_t b;
+    size_t off = 0, used, dlen;
+    const char *data;
+    px_h1_event_t ev;
+    h1_trace_t t;
+    px_buf_init(&b, 0);
+    while ((ev = px_http1_parse(p, in + off, sizeof in - 1 - off, &used, &data, &dlen)) != PX_H1_END) {
+        off += used;
+        if (ev == PX_H1_HEAD) {
+            assert_int_equal(px_http1_write_request_head(&b, px_http1_head(p), NULL), 0);
+        } else if (ev == PX_H1_BODY) {
+            assert_int_equal(px_http1_chunk_begin(&b, dlen), 0);
+            assert_int_equal(px_buf_append(&b, data, dlen), 0);
+            assert_int_equal(px_http1_chunk_end(&b), 0);
+        } else {
+            fail_msg("event %d", ev);
+        }
+    }
+    assert_int_equal(px_http1_chunk_last(&b), 0);
+    h1_parse_all(1, NULL, px_buf_ptr(&b), px_buf_size(&b), 1, 0, &t);
+    assert_string_equal(t.log, "<PUT /c host=h 1.1 ka=1 exp=0 C0 [Host: h] [X-Forwarded-Host: h]"
+                               " [Transfer-Encoding: chunked]>abcd|");
+    px_buf_free(&b);
+    px_http1_free(p);
+}
+
+static void test_round_trip_response(void **state)
+{
+    static const px_header_t extra[] = { { "Strict-Transport-Security", 25, "max-age=63072000", 16 } };
+    px_http1_t *p = head_of(0, "HTTP/1.1 201 Created\r\nConnection: Foo\r\nFoo: bar\r\nLocation: /r/1\r\n\r\n");
+    px_buf_t b;
+    int chunked;
+    h1_trace_t t;
+    px_buf_init(&b, 0);
+    assert_int_equal(px_http1_write_response_head(&b, px_http1_head(p), 1, 0, extra, 1, &chunked), 0);
+    assert_int_equal(chunked, 1);
+    assert_int_equal(px_http1_chunk_begin(&b, 2), 0);
+    assert_int_equal(px_buf_append(&b, "ok", 2), 0);
+    assert_int_equal(px_http1_chunk_end(&b), 0);
+    assert_int_equal(px_http1_chunk_last(&b), 0);
+    h1_parse_all(0, NULL, px_buf_ptr(&b), px_buf_size(&b), 0, 0, &t);
+    assert_string_equal(t.log, "<201 Created 1.1 ka=0 C0 [Location: /r/1] [Strict-Transport-Security: max-age=63072000]"
+                               " [Transfer-Encoding: chunked] [Connection: close]>ok|");
+    px_buf_free(&b);
+    px_http1_free(p);
+}
+
+static void test_head_get(void **state)
+{
+    px_http1_t *p = head_of(1, "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nx-a: 2\r\n\r\n");
+    const px_header_t *h = px_http_head_get(px_http1_head(p), "X-a");
+    assert_non_null(h);
+    assert_int_equal(h->value_len, 1);
+    assert_memory_equal(h->value, "1", 1);
+    assert_null(px_http_head_get(px_http1_head(p), "X-B"));
+    assert_null(px_http_head_get(px_http1_head(p), ""));
+    px_http1_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hop_by_hop),
+        cmocka_unit_test(test_forwarded_untrusted),
+        cmocka_unit_test(test_forwarded_trusted),
+        cmocka_unit_test(test_request_framing),
+        cmocka_unit_test(test_extra_and_injection),
+        cmocka_unit_test(test_response_heads),
+        cmocka_unit_test(test_head_response_keeps_length),
+        cmocka_unit_test(test_chunk_helpers),
+        cmocka_unit_test(test_round_trip_request),
+        cmocka_unit_test(test_round_trip_chunked),
+        cmocka_unit_test(test_round_trip_response),
+        cmocka_unit_test(test_head_get),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
