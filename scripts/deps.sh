@@ -153,6 +153,10 @@ fetch_verified() {
 # --- wolfSSL -----------------------------------------------------------------
 cpu_has() { grep -qw "$1" /proc/cpuinfo 2>/dev/null; }
 
+# KEEP_PEER_CERT: the mTLS client certificate's subject goes into the logs.
+# WOLFSSL_ALT_NAMES: subjectAltName in generated certificates.
+WOLFSSL_CFLAGS="-O2 -g -DHAVE_EX_DATA -DKEEP_PEER_CERT -DWOLFSSL_ALT_NAMES"
+
 wolfssl_configure_flags() {
     local f=(--enable-static --disable-shared --with-pic
              --enable-tls13 --disable-oldtls --enable-tlsv12
@@ -181,7 +185,7 @@ build_wolfssl() {
         cd "$src"
         ./autogen.sh >"$src/autogen.log" 2>&1 || { tail -20 "$src/autogen.log" >&2; exit 1; }
         ./configure --prefix="$prefix" "${flags[@]}" \
-            CFLAGS="-O2 -g -DHAVE_EX_DATA" \
+            CFLAGS="$WOLFSSL_CFLAGS" \
             >"$src/configure.log" 2>&1 || { tail -30 "$src/configure.log" >&2; exit 1; }
         grep -E 'ML-KEM|MLKEM|ML-DSA|MLDSA|Dilithium|Kyber|TLS v1.3|Intel|AES-NI|SP math|SP ASM' \
             "$src/configure.log" | grep -v '^checking' | sed 's/^/deps:   /' >&2 || true
@@ -204,7 +208,7 @@ ensure_wolfssl() {
         log "using WOLFSSL_ROOT=$WOLFSSL_ROOT"
         return 0
     fi
-    local key; key="$(wolfssl_configure_flags | sha256sum | cut -c1-12)"
+    local key; key="$({ wolfssl_configure_flags; printf '%s\n' "$WOLFSSL_CFLAGS"; } | sha256sum | cut -c1-12)"
     # Fast path: a complete cached build for these flags, newest first.
     local d
     for d in $(ls -d "$CACHE"/wolfssl-*-"$key" 2>/dev/null | sort -rV); do
@@ -330,6 +334,9 @@ main() {
         shift
     done
     mkdir -p "$CACHE"
+    # One run at a time per cache: parallel builds would race on a prefix.
+    exec 9>"$CACHE/.lock"
+    flock 9
     install_system_packages "${extra[@]}"
     ensure_wolfssl
     ensure_llhttp

@@ -285,7 +285,7 @@ static int read_response(link_t *l, const opts_t *o, int is_head, int *status)
             fprintf(stderr, "pqproxy request: %s\n", px_tls_error(l->tls));
             goto done;
         }
-        while (off < (size_t)n) {
+        for (;;) {              /* until NEED_MORE: END can follow the last body bytes */
             const char *data;
             size_t used = 0, dlen = 0;
             px_h1_event_t ev = px_http1_parse(p, plain + off, (size_t)n - off, &used, &data, &dlen);
@@ -293,7 +293,6 @@ static int read_response(link_t *l, const opts_t *o, int is_head, int *status)
             off += used;
             switch (ev) {
             case PX_H1_NEED_MORE:
-                off = (size_t)n;
                 break;
             case PX_H1_HEAD:
                 h = px_http1_head(p);
@@ -325,6 +324,8 @@ static int read_response(link_t *l, const opts_t *o, int is_head, int *status)
                 goto done;
             }
             }
+            if (ev == PX_H1_NEED_MORE)
+                break;
         }
     }
 truncated:

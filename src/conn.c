@@ -626,15 +626,16 @@ static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
             x->t_sent = x->t_first;
     }
     px_uplink_timeout(l, cfg_of(c)->timeouts.upstream_idle);
-    while (off < (size_t)n) {
+    for (;;) {                  /* until NEED_MORE: END can follow the last body bytes */
         const char *data;
         size_t used = 0, dlen = 0;
         const px_http_head_t *h;
         px_h1_event_t ev = px_http1_parse(c->resp, p + off, (size_t)n - off, &used, &data, &dlen);
         off += used;
+        if (ev == PX_H1_NEED_MORE)
+            break;
         switch (ev) {
         case PX_H1_NEED_MORE:
-            off = (size_t)n;
             break;
         case PX_H1_HEAD:
             h = px_http1_head(c->resp);
@@ -793,13 +794,12 @@ static void parse_requests(px_conn_t *c)
             break;                  /* answer in order: wait for this response */
         if (x->active && px_buf_size(&x->up_out) >= HIGH_WATER)
             break;                  /* the upstream is slower: hold the client */
-        if (px_buf_size(&c->pin) == 0)
-            break;
+        /* Called even with no input left: END can follow the last body bytes. */
         ev = px_http1_parse(c->req, px_buf_ptr(&c->pin), px_buf_size(&c->pin), &used, &data, &dlen);
         switch (ev) {
         case PX_H1_NEED_MORE:
             px_buf_consume(&c->pin, used);
-            if (!x->active && c->tkind == T_KEEPALIVE)
+            if (!x->active && c->tkind == T_KEEPALIVE && !px_http1_idle(c->req))
                 arm(c, T_HEADER);   /* a new head has begun: it must complete in time */
             goto out;
         case PX_H1_HEAD:

@@ -67,6 +67,7 @@ struct px_tls {
     uint16_t group;                  /* pinned (server) or offered first (client) */
     const tls_cert_t *cert;
     char sni[256];
+    char peer[256];                  /* verified client certificate subject (mTLS) */
     char err[160];
 };
 
@@ -776,6 +777,16 @@ int px_tls_handshake(px_tls_t *t)
     if (ret == WOLFSSL_SUCCESS) {
         t->done = 1;
         t->err[0] = 0;
+#ifdef KEEP_PEER_CERT
+        if (t->ctx->is_server) {
+            WOLFSSL_X509 *peer = wolfSSL_get_peer_certificate(t->ssl);   /* a copy */
+            if (peer) {
+                wolfSSL_X509_NAME_oneline(wolfSSL_X509_get_subject_name(peer), t->peer,
+                                          sizeof t->peer);
+                wolfSSL_X509_free(peer);
+            }
+        }
+#endif
         return 0;
     }
     rc = fail_from(t, ret, "handshake");
@@ -821,20 +832,13 @@ void px_tls_get_info(const px_tls_t *t, px_tls_info_t *info)
 {
     memset(info, 0, sizeof *info);
     info->sni = t->sni;
-    info->peer_subject = "";
+    info->peer_subject = t->peer;
     info->cert_key = t->cert ? t->cert->key_name : "";
     if (!t->ssl || !t->done) {
         info->version = info->cipher = info->group = "";
         return;
     }
     info->version = wolfSSL_get_version(t->ssl);
-    if (t->ssl) {
-        /* owned by the session in this build (no OpenSSL compatibility layer) */
-        WOLFSSL_X509 *peer = wolfSSL_get_peer_certificate(t->ssl);
-        if (peer) {
-            info->peer_subject = wolfSSL_X509_get_subjectCN(peer) ? wolfSSL_X509_get_subjectCN(peer) : "";
-        }
-    }
     info->cipher = wolfSSL_get_cipher_name(t->ssl);
     info->resumed = wolfSSL_session_reused(t->ssl);
     info->hrr = t->hrr;

@@ -423,7 +423,7 @@ static void test_mtls(void **state)
     run(&sc, &r);
     assert_int_equal(r.server.rc, 0);
     assert_int_equal(r.client.rc, 0);
-    assert_string_equal(r.server.info.peer_subject, "client");
+    assert_non_null(strstr(r.server.info.peer_subject, "CN=client"));
     done(&r);
 }
 
