@@ -117,7 +117,7 @@ static void timer_cb(uv_timer_t *t)
     char detail[96];
     switch (c->tkind) {
     case T_HANDSHAKE:
-        c->env->stats.handshakes_timeout++;
+        px_m_inc(&c->env->m->hs_fail[PX_HS_TIMEOUT]);
         px_debug("%s: TLS handshake timed out", c->client_addr);
         abort_conn(c);
         break;
@@ -170,7 +170,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     env->conn_count--;
-    env->stats.conns_open--;
+    px_m_dec(&env->m->conns_open);
     px_tls_free(c->tls);
     px_http1_free(c->req);
     px_http1_free(c->resp);
@@ -383,15 +383,19 @@ static int decrypt_input(px_conn_t *c)
 static void log_exchange(px_conn_t *c)
 {
     exch_t *x = &c->x;
-    px_conn_stats_t *st = &c->env->stats;
+    px_metrics_t *m = c->env->m;
     uint64_t now = uv_hrtime();
     int cls = x->status / 100;
 
-    st->requests_total++;
-    if (cls >= 1 && cls <= 5)
-        st->responses_by_class[cls]++;
-    st->bytes_in += x->req_bytes;
-    st->bytes_out += x->resp_bytes;
+    if (cls < 1 || cls > 5)
+        cls = 0;
+    px_m_inc(&m->requests[px_m_method_index(x->method)][cls]);
+    if (x->t_start)
+        px_m_observe(&m->request_seconds, ms_since(x->t_start, now) / 1e3);
+    if (x->t_first && x->t_sent)
+        px_m_observe(&m->upstream_seconds, ms_since(x->t_sent, x->t_first) / 1e3);
+    px_m_add(&m->bytes_in, x->req_bytes);
+    px_m_add(&m->bytes_out, x->resp_bytes);
     if (px_access_log_enabled()) {
         px_tls_info_t ti;
         px_access_t a;
@@ -472,7 +476,7 @@ static void upstream_failed(px_conn_t *c, int uverr)
     if (x->up_reused && !x->resp_started && !x->retried && x->idempotent && x->req_done &&
         px_buf_size(&x->replay) > 0) {
         x->retried = 1;
-        c->env->stats.upstream_retries++;
+        px_m_inc(&c->env->m->upstream_retries);
         px_uplink_release(x->up, 0);
         x->up = NULL;
         x->upstream_ok = 0;
@@ -482,7 +486,7 @@ static void upstream_failed(px_conn_t *c, int uverr)
             px_upstream_connect_fresh(c->env->upstream, &up_cb, c, &x->up) == 0)
             return;
     }
-    c->env->stats.upstream_errors++;
+    px_m_inc(&c->env->m->upstream_errors[x->upstream_ok ? PX_UP_RESET : PX_UP_CONNECT]);
     if (uverr == UV_EOF)
         snprintf(detail, sizeof detail, "the model server closed the connection before responding");
     else
@@ -505,7 +509,7 @@ static void up_on_connect(px_uplink_t *l, int status, void *ud)
     if (status < 0) {
         if (status == UV_ETIMEDOUT) {
             char detail[96];
-            c->env->stats.upstream_timeouts++;
+            px_m_inc(&c->env->m->upstream_errors[PX_UP_TIMEOUT]);
             snprintf(detail, sizeof detail, "no connection to the model server within %u ms",
                      cfg_of(c)->timeouts.upstream_connect);
             respond_error(c, PX_HERR_UPSTREAM_TIMEOUT, detail);
@@ -543,6 +547,8 @@ static int write_response_head(px_conn_t *c, const px_http_head_t *h)
 {
     exch_t *x = &c->x;
     px_buf_reset(&c->scratch);
+    if (c->env->draining)
+        x->keep_alive = 0;          /* tell the client now, not by closing after */
     if (h->body == PX_BODY_EOF && x->client_minor == 0)
         x->keep_alive = 0;          /* an HTTP/1.0 client learns the end from our close */
     if (px_http1_write_response_head(&c->scratch, h, x->client_minor, x->keep_alive, NULL, 0,
@@ -596,7 +602,7 @@ static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
     if (n < 0) {
         if (n == UV_ETIMEDOUT) {
             char detail[96];
-            c->env->stats.upstream_timeouts++;
+            px_m_inc(&c->env->m->upstream_errors[PX_UP_TIMEOUT]);
             snprintf(detail, sizeof detail, "the model server did not respond within %u ms",
                      x->resp_started ? cfg_of(c)->timeouts.upstream_idle
                                      : cfg_of(c)->timeouts.upstream_response);
@@ -670,7 +676,7 @@ static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
             const char *detail;
             px_http1_error(c->resp, &detail);
             px_warn("%s: bad response from the model server: %s", c->client_addr, detail);
-            c->env->stats.upstream_errors++;
+            px_m_inc(&c->env->m->upstream_errors[PX_UP_BAD_RESPONSE]);
             respond_error(c, PX_HERR_UPSTREAM_BAD, detail);
             return;
         }
@@ -842,9 +848,9 @@ static void conn_process(px_conn_t *c)
         }
         if (rc != 0) {
             if (rc == PX_EPQPOLICY)
-                c->env->stats.handshakes_pq_refused++;
+                px_m_inc(&c->env->m->hs_fail[PX_HS_PQ_REFUSED]);
             else
-                c->env->stats.handshakes_failed++;
+                px_m_inc(&c->env->m->hs_fail[PX_HS_FAILED]);
             px_info("%s: TLS handshake refused: %s", c->client_addr, px_tls_error(c->tls));
             c->state = C_CLOSING;          /* send the alert, then close */
             arm(c, T_LINGER);
@@ -854,15 +860,13 @@ static void conn_process(px_conn_t *c)
         }
         {
             px_tls_info_t ti;
-            px_conn_stats_t *st = &c->env->stats;
+            px_metrics_t *m = c->env->m;
             px_tls_get_info(c->tls, &ti);
-            st->handshakes_ok++;
-            if (ti.hybrid)
-                st->handshakes_hybrid++;
-            else
-                st->handshakes_classical++;
-            st->handshakes_resumed += ti.resumed != 0;
-            st->handshakes_hrr += ti.hrr != 0;
+            px_m_inc(&m->hs_ok[px_m_group_index(ti.group_id)][px_m_cipher_index(ti.cipher)]);
+            if (ti.resumed)
+                px_m_inc(&m->hs_resumed);
+            if (ti.hrr)
+                px_m_inc(&m->hs_hrr);
             px_debug("%s: TLS %s %s %s sni=%s", c->client_addr, ti.version, ti.group, ti.cipher, ti.sni);
         }
         c->state = C_IDLE;
@@ -906,7 +910,7 @@ int px_conn_accept(px_conn_env_t *env, uv_stream_t *server)
         env->conns->prev = c;
     env->conns = c;
     env->conn_count++;
-    env->stats.conns_open++;
+    px_m_inc(&env->m->conns_open);
     px_buf_init(&c->wout, 0);
     px_buf_init(&c->pin, 0);
     px_buf_init(&c->scratch, 0);
@@ -916,7 +920,7 @@ int px_conn_accept(px_conn_env_t *env, uv_stream_t *server)
     rc = uv_accept(server, (uv_stream_t *)&c->tcp);
     if (rc != 0)
         goto fail;
-    env->stats.conns_total++;
+    px_m_inc(&env->m->conns_total);
     uv_tcp_nodelay(&c->tcp, 1);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
         uint16_t port = 0;
@@ -931,7 +935,7 @@ int px_conn_accept(px_conn_env_t *env, uv_stream_t *server)
         }
     }
     if (env->conn_count > cfg->max_connections / (uint32_t)cfg->workers + 1 || env->draining) {
-        env->stats.rejected_overload++;
+        px_m_inc(&env->m->conns_rejected);
         rc = UV_EBUSY;
         goto fail;
     }

@@ -8,21 +8,12 @@
 #include <uv.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "tls.h"
 #include "upstream.h"
 
 typedef struct px_conn px_conn_t;
 
-/* Counters a worker keeps; only its own thread writes them. */
-typedef struct {
-    uint64_t conns_total, conns_open;
-    uint64_t handshakes_ok, handshakes_failed, handshakes_pq_refused, handshakes_timeout;
-    uint64_t handshakes_hybrid, handshakes_classical, handshakes_resumed, handshakes_hrr;
-    uint64_t requests_total, responses_by_class[6];   /* [1..5]: 1xx..5xx */
-    uint64_t bytes_in, bytes_out;                     /* body bytes */
-    uint64_t upstream_errors, upstream_timeouts, upstream_retries;
-    uint64_t rejected_overload;
-} px_conn_stats_t;
 
 /* What a worker shares with its connections. Only the worker's loop
  * thread touches it. */
@@ -36,7 +27,7 @@ typedef struct px_conn_env {
     px_conn_t *conns;            /* all open connections */
     uint32_t conn_count;
     uint64_t rng;                /* request ids */
-    px_conn_stats_t stats;
+    px_metrics_t *m;             /* this worker's counters */
     void (*on_conn_closed)(struct px_conn_env *env);   /* optional */
 } px_conn_env_t;
 

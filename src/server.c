@@ -13,6 +13,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <time.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "admin.h"
 #include "errors.h"
 #include "log.h"
 #include "tls.h"
@@ -38,6 +44,7 @@ typedef struct {
     int listening, draining, stopped;
     gen_t *gen;                        /* the generation this worker uses */
     px_conn_env_t env;
+    px_metrics_t metrics;              /* written by this worker only */
 } worker_t;
 
 struct px_server {
@@ -51,8 +58,19 @@ struct px_server {
     uv_async_t worker_done;            /* a worker's loop has ended */
     atomic_int workers_done;
     atomic_int draining;
+    int started, loop_ready, main_closed;
     int exit_code;
+    px_admin_t *admin;
+    /* readiness: the model server accepts connections (probed every PROBE_MS) */
+    uv_timer_t probe_timer;
+    union { uv_tcp_t tcp; uv_pipe_t pipe; uv_handle_t handle; } probe;
+    uv_connect_t probe_req;
+    int probe_busy, upstream_up;
+    char upstream_why[128];
+    uint64_t reloads_ok, reloads_failed, config_time;
 };
+
+#define PROBE_MS 2000
 
 static gen_t *gen_new(px_config_t *cfg, px_tls_ctx_t *tls)
 {
@@ -224,7 +242,9 @@ static int worker_init(worker_t *w, px_server_t *s, int id, int fd, char *err, s
     if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
         seed = (uint64_t)uv_hrtime() ^ (uint64_t)(uintptr_t)w;
     w->env.rng = seed | 1;
-    w->env.upstream = px_upstream_new(&w->loop, &w->gen->cfg->upstream, &w->gen->cfg->timeouts);
+    w->env.m = &w->metrics;
+    w->env.upstream = px_upstream_new(&w->loop, &w->gen->cfg->upstream, &w->gen->cfg->timeouts,
+                                      &w->metrics);
     if (!w->env.upstream) {
         rc = UV_ENOMEM;
         goto fail;
@@ -245,6 +265,10 @@ fail:
 }
 
 /* --- the server --------------------------------------------------------------------- */
+
+static int admin_ready(void *ud, char *why, size_t n);
+static int admin_metrics(void *ud, px_buf_t *out);
+static void probe_upstream(uv_timer_t *t);
 
 static void raise_nofile(void)
 {
@@ -267,6 +291,14 @@ px_server_t *px_server_new(px_config_t *cfg, char *err, size_t errlen)
         return NULL;
     }
     uv_mutex_init(&s->lock);
+    if (uv_loop_init(&s->loop) != 0) {
+        px_config_free(cfg);
+        snprintf(err, errlen, "cannot create the main event loop");
+        goto fail;
+    }
+    s->loop_ready = 1;
+    uv_timer_init(&s->loop, &s->probe_timer);
+    s->probe_timer.data = s;
     tls = px_tls_ctx_server_new(&cfg->tls, err, errlen);
     if (!tls || !(s->gen = gen_new(cfg, tls))) {
         px_tls_ctx_unref(tls);
@@ -285,6 +317,13 @@ px_server_t *px_server_new(px_config_t *cfg, char *err, size_t errlen)
         if (fd < 0 || worker_init(&s->workers[i], s, i, fd, err, errlen) != 0)
             goto fail;
     }
+    if (cfg->admin.enabled) {
+        px_admin_handlers_t h = { admin_ready, admin_metrics, s };
+        s->admin = px_admin_start(&s->loop, &cfg->admin.addr, &h, err, errlen);
+        if (!s->admin)
+            goto fail;
+    }
+    s->config_time = (uint64_t)time(NULL);
     return s;
 fail:
     px_server_free(s);
@@ -307,6 +346,14 @@ void px_server_free(px_server_t *s)
         gen_unref(w->gen);
     }
     free(s->workers);
+    if (s->loop_ready) {
+        if (!s->main_closed) {
+            px_admin_close(s->admin);
+            uv_close((uv_handle_t *)&s->probe_timer, NULL);
+        }
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&s->loop);
+    }
     gen_unref(s->gen);
     uv_mutex_destroy(&s->lock);
     free(s);
@@ -343,12 +390,14 @@ int px_server_reload(px_server_t *s)
     cfg = px_config_load(cur->path, err, sizeof err);
     if (!cfg) {
         px_error("reload refused, keeping the running configuration: %s", err);
+        s->reloads_failed++;
         return PX_ECONFIG;
     }
     tls = px_tls_ctx_server_new(&cfg->tls, err, sizeof err);
     if (!tls) {
         px_error("reload refused, keeping the running configuration: %s: %s", cfg->path, err);
         px_config_free(cfg);
+        s->reloads_failed++;
         return PX_ECONFIG;
     }
     if (memcmp(&cfg->listen, &cur->listen, sizeof cfg->listen) != 0 || cfg->workers != cur->workers)
@@ -367,19 +416,103 @@ int px_server_reload(px_server_t *s)
     uv_mutex_unlock(&s->lock);
     gen_unref(old);
     wake_all(s);
+    s->reloads_ok++;
+    s->config_time = (uint64_t)time(NULL);
     px_info("configuration reloaded from %s", cfg->path);
     return 0;
 }
 
-void px_server_stats(px_server_t *s, px_conn_stats_t *out)
+/* --- readiness and metrics ------------------------------------------------------ */
+
+static void probe_closed(uv_handle_t *h)
 {
-    memset(out, 0, sizeof *out);
-    for (int i = 0; i < s->nworkers; i++) {
-        const uint64_t *src = (const uint64_t *)&s->workers[i].env.stats;
-        uint64_t *dst = (uint64_t *)out;
-        for (size_t j = 0; j < sizeof *out / sizeof(uint64_t); j++)
-            dst[j] += __atomic_load_n(&src[j], __ATOMIC_RELAXED);
+    px_server_t *s = h->data;
+    s->probe_busy = 0;
+}
+
+static void probe_connected(uv_connect_t *req, int status)
+{
+    px_server_t *s = req->data;
+    s->upstream_up = status == 0;
+    if (status != 0)
+        snprintf(s->upstream_why, sizeof s->upstream_why, "upstream unreachable: %s",
+                 uv_strerror(status));
+    uv_close(&s->probe.handle, probe_closed);
+}
+
+/* A connect to the model server, at most one at a time. */
+static void probe_upstream(uv_timer_t *t)
+{
+    px_server_t *s = t->data;
+    const px_addr_t *a = &s->gen->cfg->upstream.addr;
+    struct sockaddr_storage ss;
+    int rc;
+
+    if (s->probe_busy)
+        return;
+    s->probe_busy = 1;
+    s->probe_req.data = s;
+    if (a->is_unix) {
+        uv_pipe_init(&s->loop, &s->probe.pipe, 0);
+        s->probe.handle.data = s;
+        uv_pipe_connect(&s->probe_req, &s->probe.pipe, a->host, probe_connected);
+        return;
     }
+    uv_tcp_init(&s->loop, &s->probe.tcp);
+    s->probe.handle.data = s;
+    if (uv_ip4_addr(a->host, a->port, (struct sockaddr_in *)&ss) != 0)
+        uv_ip6_addr(a->host, a->port, (struct sockaddr_in6 *)&ss);
+    rc = uv_tcp_connect(&s->probe_req, &s->probe.tcp, (struct sockaddr *)&ss, probe_connected);
+    if (rc != 0) {
+        s->upstream_up = 0;
+        snprintf(s->upstream_why, sizeof s->upstream_why, "upstream unreachable: %s", uv_strerror(rc));
+        uv_close(&s->probe.handle, probe_closed);
+    }
+}
+
+static int admin_ready(void *ud, char *why, size_t n)
+{
+    px_server_t *s = ud;
+    if (atomic_load(&s->draining)) {
+        snprintf(why, n, "draining");
+        return 0;
+    }
+    if (!s->started) {
+        snprintf(why, n, "starting");
+        return 0;
+    }
+    if (!s->upstream_up) {
+        snprintf(why, n, "%s", s->upstream_why[0] ? s->upstream_why : "upstream not probed yet");
+        return 0;
+    }
+    return 1;
+}
+
+static int admin_metrics(void *ud, px_buf_t *out)
+{
+    px_server_t *s = ud;
+    px_metrics_t *w[256];
+    px_metrics_global_t g;
+    char why[8];
+    int n = s->nworkers < 256 ? s->nworkers : 256;
+
+    for (int i = 0; i < n; i++)
+        w[i] = &s->workers[i].metrics;
+    memset(&g, 0, sizeof g);
+    g.version = PX_VERSION;
+    g.wolfssl_version = wolfSSL_lib_version();
+    g.draining = atomic_load(&s->draining);
+    g.ready = admin_ready(s, why, sizeof why);
+    g.reloads_ok = s->reloads_ok;
+    g.reloads_failed = s->reloads_failed;
+    g.config_timestamp = s->config_time;
+    g.workers = (uint64_t)s->nworkers;
+    return px_metrics_render(out, w, n, &g);
+}
+
+int px_server_metrics(px_server_t *s, px_buf_t *out)
+{
+    return admin_metrics(s, out);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -408,6 +541,10 @@ static void on_worker_done(uv_async_t *a)
     uv_close((uv_handle_t *)&s->sig_int, NULL);
     uv_close((uv_handle_t *)&s->sig_hup, NULL);
     uv_close((uv_handle_t *)&s->worker_done, NULL);
+    px_admin_close(s->admin);
+    s->admin = NULL;
+    uv_close((uv_handle_t *)&s->probe_timer, NULL);
+    s->main_closed = 1;
 }
 
 int px_server_run(px_server_t *s)
@@ -416,7 +553,6 @@ int px_server_run(px_server_t *s)
     int i, rc;
 
     signal(SIGPIPE, SIG_IGN);
-    uv_loop_init(&s->loop);
     uv_signal_init(&s->loop, &s->sig_term);
     uv_signal_init(&s->loop, &s->sig_int);
     uv_signal_init(&s->loop, &s->sig_hup);
@@ -436,6 +572,8 @@ int px_server_run(px_server_t *s)
             break;
         }
     }
+    s->started = 1;
+    uv_timer_start(&s->probe_timer, probe_upstream, 0, PROBE_MS);
     {
         const px_config_t *c = s->gen->cfg;
         char groups[256] = "";
@@ -452,7 +590,6 @@ int px_server_run(px_server_t *s)
     uv_run(&s->loop, UV_RUN_DEFAULT);
     for (i = 0; i < s->nworkers; i++)
         uv_thread_join(&s->workers[i].thread);
-    uv_loop_close(&s->loop);
     px_info("drained, exiting");
     return s->exit_code;
 }

@@ -23,9 +23,9 @@ int px_server_reload(px_server_t *s);
 /* Starts the drain (as SIGTERM does). */
 void px_server_drain(px_server_t *s);
 
-/* Aggregated counters of all workers (read without locks: each counter is
- * written by one thread only; a read may be a moment old). */
-void px_server_stats(px_server_t *s, px_conn_stats_t *out);
+/* Appends the Prometheus exposition of all workers' counters (read
+ * without locks: each counter has one writer; a read may be a moment old). */
+int px_server_metrics(px_server_t *s, px_buf_t *out);
 int px_server_draining(const px_server_t *s);
 
 int px_cmd_run(int argc, char **argv);

@@ -41,7 +41,7 @@ struct px_upstream {
     px_uplink_t *idle;           /* most recently used first */
     uint32_t idle_count, live_count;
     int closing;
-    px_upstream_stats_t stats;
+    px_metrics_t *m;
     char rbuf[READ_CHUNK];       /* shared: on_read consumers copy what they keep */
 };
 
@@ -54,12 +54,21 @@ static void resolve(px_upstream_t *u)
         uv_ip6_addr(u->cfg.addr.host, u->cfg.addr.port, (struct sockaddr_in6 *)&u->addr);
 }
 
+static px_metrics_t dummy_metrics;   /* when the owner counts nothing */
+
+static void gauges(px_upstream_t *u)
+{
+    px_m_set(&u->m->upstream_idle, u->idle_count);
+    px_m_set(&u->m->upstream_busy, u->live_count - u->idle_count);
+}
+
 px_upstream_t *px_upstream_new(uv_loop_t *loop, const px_upstream_config_t *cfg,
-                               const px_timeouts_config_t *timeouts)
+                               const px_timeouts_config_t *timeouts, px_metrics_t *m)
 {
     px_upstream_t *u = calloc(1, sizeof *u);
     if (!u)
         return NULL;
+    u->m = m ? m : &dummy_metrics;
     u->loop = loop;
     u->cfg = *cfg;
     u->timeouts = *timeouts;
@@ -82,6 +91,7 @@ static void on_link_closed(uv_handle_t *h)
     px_buf_free(&l->inflight);
     free(l);
     u->live_count--;
+    gauges(u);
     maybe_free_pool(u);
 }
 
@@ -96,6 +106,7 @@ static void idle_unlink(px_uplink_t *l)
         l->next->prev = l->prev;
     l->next = l->prev = NULL;
     u->idle_count--;
+    gauges(u);
 }
 
 static void link_close(px_uplink_t *l)
@@ -125,7 +136,6 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     if (l->state == L_IDLE) {
         /* A pooled link must stay silent: data or EOF means it is unusable. */
-        l->pool->stats.closed_idle++;
         link_close(l);
         return;
     }
@@ -145,11 +155,9 @@ static void timer_cb(uv_timer_t *t)
     }
     switch (l->state) {
     case L_IDLE:
-        l->pool->stats.closed_idle++;
         link_close(l);
         break;
     case L_CONNECTING:
-        l->pool->stats.connect_errors++;
         if (l->cb)
             l->cb->on_connect(l, UV_ETIMEDOUT, l->ud);
         break;
@@ -169,7 +177,6 @@ static void connect_cb(uv_connect_t *req, int status)
         return;                 /* closed meanwhile (status is UV_ECANCELED) */
     uv_timer_stop(&l->timer);
     if (status < 0) {
-        l->pool->stats.connect_errors++;
         if (l->cb)
             l->cb->on_connect(l, status, l->ud);
         return;
@@ -200,6 +207,7 @@ static px_uplink_t *link_new(px_upstream_t *u)
     l->h.handle.data = l->timer.data = l->connect_req.data = l->write_req.data = l;
     l->open_handles = 2;
     u->live_count++;
+    gauges(u);
     return l;
 }
 
@@ -217,7 +225,7 @@ int px_upstream_connect_fresh(px_upstream_t *u, const px_uplink_cb_t *cb, void *
     l->cb = cb;
     l->ud = ud;
     l->state = L_CONNECTING;
-    u->stats.connects++;
+    px_m_inc(&u->m->upstream_connects);
     if (u->cfg.addr.is_unix) {
         uv_pipe_connect(&l->connect_req, &l->h.pipe, u->cfg.addr.host, connect_cb);
         rc = 0;
@@ -226,7 +234,6 @@ int px_upstream_connect_fresh(px_upstream_t *u, const px_uplink_cb_t *cb, void *
         rc = uv_tcp_connect(&l->connect_req, &l->h.tcp, (const struct sockaddr *)&u->addr, connect_cb);
     }
     if (rc != 0) {
-        u->stats.connect_errors++;
         link_close(l);
         return rc;
     }
@@ -249,7 +256,8 @@ int px_upstream_acquire(px_upstream_t *u, const px_uplink_cb_t *cb, void *ud, px
         l->ud = ud;
         l->pending_connect_cb = 1;       /* report from the loop, not from here */
         uv_timer_start(&l->timer, timer_cb, 0, 0);
-        u->stats.reuses++;
+        px_m_inc(&u->m->upstream_reuses);
+        gauges(u);
         *reused = 1;
         *out = l;
         return 0;
@@ -337,6 +345,7 @@ void px_uplink_release(px_uplink_t *l, int reusable)
         u->idle->prev = l;
     u->idle = l;
     u->idle_count++;
+    gauges(u);
     px_buf_free(&l->inflight);          /* idle links hold no buffers */
     l->reading = 0;
     if (uv_read_start(&l->h.stream, alloc_cb, read_cb) == 0)
@@ -365,12 +374,4 @@ void px_upstream_close(px_upstream_t *u)
     u->closing = 1;
     drop_idle(u);
     maybe_free_pool(u);
-}
-
-void px_upstream_get_stats(const px_upstream_t *u, px_upstream_stats_t *s, uint32_t *idle,
-                           uint32_t *busy)
-{
-    *s = u->stats;
-    *idle = u->idle_count;
-    *busy = u->live_count - u->idle_count;
 }

@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "metrics.h"
 
 typedef struct px_upstream px_upstream_t;
 typedef struct px_uplink px_uplink_t;
@@ -28,20 +29,15 @@ typedef struct {
     void (*on_write)(px_uplink_t *l, int status, void *ud);
 } px_uplink_cb_t;
 
-typedef struct {
-    uint64_t connects, reuses, connect_errors, closed_idle;
-} px_upstream_stats_t;
-
+/* m (optional): where connects, reuses and the idle/busy gauges are counted. */
 px_upstream_t *px_upstream_new(uv_loop_t *loop, const px_upstream_config_t *cfg,
-                               const px_timeouts_config_t *timeouts);
+                               const px_timeouts_config_t *timeouts, px_metrics_t *m);
 /* Closes idle links; links still owned are closed when released. The pool
  * is freed once every link it made is closed. */
 void px_upstream_close(px_upstream_t *u);
 /* Swaps configuration (reload); idle links to the old address are dropped. */
 void px_upstream_set_config(px_upstream_t *u, const px_upstream_config_t *cfg,
                             const px_timeouts_config_t *timeouts);
-void px_upstream_get_stats(const px_upstream_t *u, px_upstream_stats_t *s, uint32_t *idle,
-                           uint32_t *busy);
 
 /* Takes an idle link (*reused = 1) or starts a new connection; on_connect
  * is called either way (asynchronously). Returns 0 or a negative error. */

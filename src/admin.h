@@ -1,0 +1,28 @@
+/* The admin listener: plaintext HTTP/1.1 on its own port (127.0.0.1:9901
+ * by default) for probes and scrapes: /healthz, /readyz, /metrics. It runs
+ * on the main thread's loop, away from the workers' hot path. */
+#ifndef PX_ADMIN_H
+#define PX_ADMIN_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "config.h"
+
+typedef struct px_admin px_admin_t;
+
+typedef struct {
+    /* 1 when ready; else 0 with the reason in why. */
+    int (*ready)(void *ud, char *why, size_t whylen);
+    /* Appends the Prometheus exposition. */
+    int (*metrics)(void *ud, px_buf_t *out);
+    void *ud;
+} px_admin_handlers_t;
+
+px_admin_t *px_admin_start(uv_loop_t *loop, const px_addr_t *addr, const px_admin_handlers_t *h,
+                           char *err, size_t errlen);
+/* Closes the listener and every admin connection; frees itself afterwards. */
+void px_admin_close(px_admin_t *a);
+
+#endif

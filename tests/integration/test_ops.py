@@ -1,0 +1,247 @@
+"""Operations: admin endpoints, metrics after real traffic, readiness, graceful
+drain on SIGTERM, reload on SIGHUP (certificate swap, broken config refused)."""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+from pxtest import (Harness, check, check_eq, check_in, http_request, main, pqproxy_bin,
+                    tls_connect, wait_until)
+
+
+def admin_get(proxy, path, method="GET"):
+    port = int(proxy.config["admin"]["listen"].rsplit(":", 1)[1])
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request(method, path)
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r.status, body
+
+
+def metrics(proxy):
+    status, body = admin_get(proxy, "/metrics")
+    check_eq(status, 200, "/metrics status")
+    out = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def pq_request(h, proxy, groups=None, path="/echo", extra=()):
+    cmd = [pqproxy_bin(), "request", "--cacert", os.path.join(h.certgen(), "ca.crt"), "-v",
+           f"https://localhost:{proxy.port}{path}"]
+    if groups:
+        cmd += ["--groups", groups]
+    cmd += list(extra)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+
+
+def hs(m, group, result="ok", cipher=None):
+    total = 0
+    for k, v in m.items():
+        if not k.startswith("pqproxy_tls_handshakes_total{"):
+            continue
+        if f'group="{group}"' in k and f'result="{result}"' in k and (cipher is None or cipher in k):
+            total += v
+    return total
+
+
+def test_health_and_metrics_after_traffic(h):
+    proxy = h.start_proxy()                 # pq_policy prefer
+    check_eq(admin_get(proxy, "/healthz")[0], 200)
+    wait_until(lambda: admin_get(proxy, "/readyz")[0] == 200, msg="ready")
+    # a hybrid handshake (wolfSSL client) and a classical one (Python's OpenSSL 3.0)
+    r = pq_request(h, proxy)
+    check_eq(r.returncode, 0, r.stderr)
+    check_in("X25519MLKEM768", r.stderr)
+    s = tls_connect(proxy.port, os.path.join(h.certgen(), "ca.crt"))
+    resp = http_request(s, "GET", "/echo")
+    check_eq(resp.status, 200)
+    s.close()
+    # a refused one: only classical groups under require is tested below; here a bad request
+    s = tls_connect(proxy.port, os.path.join(h.certgen(), "ca.crt"))
+    s.sendall(b"GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+    s.recv(4096)
+    s.close()
+    m = metrics(proxy)
+    check_eq(hs(m, "X25519MLKEM768"), 1, "one hybrid handshake")
+    check_eq(hs(m, "X25519"), 2, "two classical handshakes")
+    check_in('pqproxy_tls_handshakes_total{group="X25519",hybrid="false",cipher="TLS_AES_256_GCM_SHA384",result="ok"}', m)
+    check_eq(m['pqproxy_http_requests_total{method="GET",code="2xx"}'], 2)
+    # refused before its head was complete: the method is not known yet
+    check_eq(m['pqproxy_http_requests_total{method="other",code="4xx"}'], 1)
+    check_eq(m["pqproxy_http_request_duration_seconds_count"], 3)
+    check_eq(m["pqproxy_upstream_response_seconds_count"], 2)
+    check(m["pqproxy_connections_total"] >= 3)
+    check_eq(m["pqproxy_upstream_connects_total"] + m["pqproxy_upstream_reuses_total"], 2)
+    check_eq(m['pqproxy_build_info{version="0.1.0",wolfssl="5.9.2"}'] if
+             'pqproxy_build_info{version="0.1.0",wolfssl="5.9.2"}' in m else
+             [v for k, v in m.items() if k.startswith("pqproxy_build_info")][0], 1)
+    check_eq(m["pqproxy_ready"], 1)
+    check_eq(m["pqproxy_draining"], 0)
+    # bad admin requests get JSON errors
+    st, body = admin_get(proxy, "/metrics", method="POST")
+    check_eq(st, 405)
+    check_eq(json.loads(body)["error"], "method_not_allowed")
+    st, body = admin_get(proxy, "/nothing")
+    check_eq(st, 404)
+
+
+def test_pq_refusals_counted(h):
+    proxy = h.start_proxy({"tls": {"pq_policy": "require"}})
+    r = pq_request(h, proxy, groups="X25519")
+    check(r.returncode != 0, "classical-only client refused under require")
+    r = pq_request(h, proxy, groups="X25519,X25519MLKEM768")
+    check_eq(r.returncode, 0, r.stderr)
+    m = metrics(proxy)
+    check_eq(hs(m, "none", "pq_policy_refused"), 1)
+    check_eq(hs(m, "X25519MLKEM768"), 1)
+    check_eq(m["pqproxy_tls_hello_retry_requests_total"], 1)
+    wait_until(lambda: "handshake refused" in proxy.proc.stderr_text(), msg="refusal logged")
+
+
+def test_readiness_follows_upstream(h):
+    up = h.start_upstream()
+    proxy = h.start_proxy(upstream=up)
+    wait_until(lambda: admin_get(proxy, "/readyz")[0] == 200, msg="ready")
+    up.proc.stop()
+    def not_ready():
+        st, body = admin_get(proxy, "/readyz")
+        return st == 503 and b"upstream unreachable" in body
+    wait_until(not_ready, timeout=8, msg="not ready once the upstream is gone")
+    check_eq(admin_get(proxy, "/healthz")[0], 200, "still alive")
+
+
+def test_drain_finishes_in_flight(h):
+    proxy = h.start_proxy({"timeouts": {"drain_ms": 10000}})
+    wait_until(lambda: admin_get(proxy, "/readyz")[0] == 200, msg="ready")
+    ca = os.path.join(h.certgen(), "ca.crt")
+    idle = tls_connect(proxy.port, ca)            # an idle keep-alive connection
+    check_eq(http_request(idle, "GET", "/echo").status, 200)
+    result = {}
+
+    def slow():
+        s = tls_connect(proxy.port, ca)
+        result["resp"] = http_request(s, "GET", "/delay/1500", timeout=10)
+        s.close()
+    t = threading.Thread(target=slow)
+    t.start()
+    wait_until(lambda: any(r["target"] == "/delay/1500" for r in h.upstream.records()),
+               timeout=5, msg="slow request reached upstream")
+    t0 = time.time()
+    proxy.proc.send_signal(signal.SIGTERM)
+    wait_until(lambda: admin_get(proxy, "/readyz") == (503, b'{"status":"not_ready","reason":"draining"}\n'),
+               timeout=3, msg="not ready while draining")
+    # the idle keep-alive connection is closed by the proxy
+    idle.settimeout(5)
+    check_eq(idle.recv(100), b"", "idle connection closed")
+    t.join(10)
+    check_eq(result["resp"].status, 200, "in-flight request completed")
+    check_eq(result["resp"].header("connection"), "close")
+    check_eq(proxy.proc.wait(10), 0, "clean exit")
+    check(time.time() - t0 < 5, "exit soon after the last request")
+    check_in("drained", proxy.proc.stderr_text())
+
+
+def test_drain_timeout_bounds_exit(h):
+    proxy = h.start_proxy({"timeouts": {"drain_ms": 700, "upstream_response_ms": 60000}})
+    ca = os.path.join(h.certgen(), "ca.crt")
+    s = tls_connect(proxy.port, ca)
+    s.sendall(b"GET /delay/20000 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    time.sleep(0.3)
+    t0 = time.time()
+    proxy.proc.send_signal(signal.SIGTERM)
+    check_eq(proxy.proc.wait(10), 0)
+    took = time.time() - t0
+    check(0.6 < took < 3, f"exit after drain_ms, took {took:.2f}s")
+    s.close()
+
+
+def test_sighup_swaps_certificate(h):
+    certs = h.certgen()
+    other = h.path("other-certs")
+    subprocess.run([pqproxy_bin(), "certgen", "--out", other], check=True, capture_output=True)
+    live = h.path("live")
+    os.makedirs(live)
+    shutil.copy(os.path.join(certs, "server.crt"), live)
+    shutil.copy(os.path.join(certs, "server.key"), live)
+    proxy = h.start_proxy({"tls": {"certificates": [{"cert": os.path.join(live, "server.crt"),
+                                                     "key": os.path.join(live, "server.key")}]}})
+    keep = tls_connect(proxy.port, os.path.join(certs, "ca.crt"))
+    check_eq(http_request(keep, "GET", "/echo").status, 200)
+    # rotate: new certificate and key from another CA, then SIGHUP
+    shutil.copy(os.path.join(other, "server.crt"), live)
+    shutil.copy(os.path.join(other, "server.key"), live)
+    proxy.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "configuration reloaded" in proxy.proc.stderr_text(), msg="reloaded")
+    # new connections see the new certificate ...
+    s = tls_connect(proxy.port, os.path.join(other, "ca.crt"))
+    check_eq(http_request(s, "GET", "/echo").status, 200)
+    s.close()
+    try:
+        tls_connect(proxy.port, os.path.join(certs, "ca.crt")).close()
+        check(False, "the old CA must no longer verify new connections")
+    except Exception as e:
+        check_in("CERTIFICATE_VERIFY_FAILED", str(e))
+    # ... and the open keep-alive connection keeps working
+    check_eq(http_request(keep, "GET", "/echo").status, 200)
+    keep.close()
+    m = metrics(proxy)
+    check_eq(m['pqproxy_config_reloads_total{result="ok"}'], 1)
+
+
+def test_sighup_broken_config_keeps_serving(h):
+    proxy = h.start_proxy()
+    good = open(proxy.config_path).read()
+    ca = os.path.join(h.certgen(), "ca.crt")
+    for broken in ['{"listen": ', json.dumps(dict(json.loads(good), tls={"certificates": [
+            {"cert": "/nonexistent.crt", "key": "/nonexistent.key"}]}))]:
+        with open(proxy.config_path, "w") as f:
+            f.write(broken)
+        before = proxy.proc.stderr_text().count("reload refused")
+        proxy.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: proxy.proc.stderr_text().count("reload refused") > before,
+                   msg="reload refused and logged")
+        s = tls_connect(proxy.port, ca)
+        check_eq(http_request(s, "GET", "/echo").status, 200, "still serving the old config")
+        s.close()
+    check_in("nonexistent.crt", proxy.proc.stderr_text())
+    m = metrics(proxy)
+    check_eq(m['pqproxy_config_reloads_total{result="failed"}'], 2)
+    check_eq(m['pqproxy_config_reloads_total{result="ok"}'], 0)
+
+
+def test_access_log_and_request_id(h):
+    proxy = h.start_proxy()
+    r = pq_request(h, proxy, path="/echo")
+    check_eq(r.returncode, 0, r.stderr)
+    echoed = json.loads(r.stdout)
+    rid = [v for k, v in echoed["headers"] if k.lower() == "x-request-id"]
+    check_eq(len(rid), 1, "X-Request-Id sent upstream")
+    lines = proxy.wait_access_log(1)
+    rec = lines[-1]
+    for key in ("time", "client", "sni", "tls_version", "group", "cipher", "method", "path",
+                "status", "bytes_in", "bytes_out", "duration_ms", "upstream_ms", "request_id"):
+        check_in(key, rec)
+    check_eq(rec["request_id"], rid[0])
+    check_eq(rec["group"], "X25519MLKEM768")
+    check_eq(rec["tls_version"], "TLSv1.3")
+    check_eq(rec["sni"], "localhost")
+    check_eq(rec["status"], 200)
+    check_eq(rec["path"], "/echo")
+    check(re.match(r"127\.0\.0\.1:\d+$", rec["client"]), rec["client"])
+
+
+if __name__ == "__main__":
+    main([test_health_and_metrics_after_traffic, test_pq_refusals_counted,
+          test_readiness_follows_upstream, test_drain_finishes_in_flight,
+          test_drain_timeout_bounds_exit, test_sighup_swaps_certificate,
+          test_sighup_broken_config_keeps_serving, test_access_log_and_request_id])
