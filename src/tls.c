@@ -15,6 +15,7 @@
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
 #include "errors.h"
+#include "tickets.h"
 
 #define TLS_IN_MAX (64 * 1024 + 512)   /* unprocessed ciphertext kept at most */
 #define HELLO_MAX (64 * 1024)          /* a ClientHello larger than this is refused */
@@ -316,8 +317,14 @@ px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_
                 goto nomem;
             tc->sni_count++;
         }
-        if (!cfg->session_tickets)
-            wolfSSL_CTX_NoTicketTLSv12(tc->ctx), wolfSSL_CTX_no_ticket_TLSv13(tc->ctx);
+        if (!cfg->session_tickets) {
+            wolfSSL_CTX_NoTicketTLSv12(tc->ctx);
+            wolfSSL_CTX_no_ticket_TLSv13(tc->ctx);
+        } else if (px_tickets_configure(cfg->ticket_key_rotation_s) != 0 ||
+                   px_tickets_attach(tc->ctx) != 0) {
+            snprintf(err, errlen, "tls.session_tickets: cannot set up ticket keys");
+            goto fail;
+        }
         if (cfg->client_ca_file) {
             if (wolfSSL_CTX_load_verify_locations(tc->ctx, cfg->client_ca_file, NULL) != WOLFSSL_SUCCESS) {
                 snprintf(err, errlen, "tls.client_ca: cannot load %s", cfg->client_ca_file);
@@ -820,6 +827,25 @@ int px_tls_write(px_tls_t *t, const char *buf, size_t len)
         done += (size_t)ret;
     }
     return (int)len;
+}
+
+void *px_tls_session_save(px_tls_t *t)
+{
+    return t->ssl ? wolfSSL_get1_session(t->ssl) : NULL;
+}
+
+int px_tls_session_resume(px_tls_t *t, void *session)
+{
+    if (t->ctx->is_server || t->ssl || !session)
+        return PX_EINVAL;
+    if (client_start(t) != 0)
+        return PX_ETLS;
+    return wolfSSL_set_session(t->ssl, session) == WOLFSSL_SUCCESS ? 0 : PX_ETLS;
+}
+
+void px_tls_session_free(void *session)
+{
+    wolfSSL_SESSION_free(session);
 }
 
 void px_tls_shutdown(px_tls_t *t)

@@ -76,6 +76,12 @@ int px_tls_handshake_done(const px_tls_t *t);
  * into the output; returns len or PX_ETLS. */
 int px_tls_read(px_tls_t *t, char *buf, size_t len);
 int px_tls_write(px_tls_t *t, const char *buf, size_t len);
+/* Client session resumption: save after the handshake (and after reading,
+ * since TLS 1.3 tickets arrive after it), resume before the next one. */
+void *px_tls_session_save(px_tls_t *t);
+int px_tls_session_resume(px_tls_t *t, void *session);
+void px_tls_session_free(void *session);
+
 /* Queues close_notify. */
 void px_tls_shutdown(px_tls_t *t);
 

@@ -20,6 +20,7 @@
 #include "certgen.h"
 #include "config.h"
 #include "errors.h"
+#include "tickets.h"
 #include "tls.h"
 
 #define X25519MLKEM768 0x11EC
@@ -222,11 +223,13 @@ typedef struct {
     int sni_cert;           /* the ML-DSA certificate is served for "pq.localhost" */
     int mtls;               /* server requires a client certificate */
     int client_cert;        /* client presents one */
+    void *resume;           /* client session to resume */
 } scenario_t;
 
 typedef struct {
     side_t server, client;
     char reply[96];
+    void *saved;            /* the client's session after the exchange */
 } result_t;
 
 static void run(const scenario_t *sc, result_t *r)
@@ -279,12 +282,15 @@ static void run(const scenario_t *sc, result_t *r)
     assert_int_equal(pthread_create(&th, NULL, server_main, &sa), 0);
     r->client.fd = connect_to(port);
     r->client.t = px_tls_new(cctx, sc->sni ? sc->sni : "localhost");
+    if (sc->resume)
+        assert_int_equal(px_tls_session_resume(r->client.t, sc->resume), 0);
     r->client.rc = handshake(&r->client);
     px_tls_get_info(r->client.t, &r->client.info);
     if (r->client.rc == 0) {
         px_tls_write(r->client.t, "ping", 4);
         pump_out(&r->client);
         recv_msg(&r->client, r->reply, sizeof r->reply);
+        r->saved = px_tls_session_save(r->client.t);   /* the ticket came before the reply */
     } else {
         shutdown(r->client.fd, SHUT_RDWR);
     }
@@ -299,6 +305,7 @@ static void run(const scenario_t *sc, result_t *r)
 
 static void done(result_t *r)
 {
+    px_tls_session_free(r->saved);
     px_tls_free(r->client.t);
     px_tls_free(r->server.t);
 }
@@ -308,7 +315,7 @@ static const uint16_t default_groups[] = { X25519MLKEM768, SECP256R1MLKEM768, SE
 static void test_hybrid_negotiated(void **state)
 {
     const uint16_t client[] = { X25519MLKEM768, X25519 };
-    scenario_t sc = { default_groups, 4, PX_PQ_REQUIRE, client, 2, NULL, 0, 0, 0 };
+    scenario_t sc = { default_groups, 4, PX_PQ_REQUIRE, client, 2, NULL, 0, 0, 0, NULL };
     result_t r;
     (void)state;
     run(&sc, &r);
@@ -331,7 +338,7 @@ static void test_hybrid_negotiated(void **state)
 static void test_server_preference_hrr(void **state)
 {
     const uint16_t client[] = { X25519, X25519MLKEM768 };
-    scenario_t sc = { default_groups, 4, PX_PQ_PREFER, client, 2, NULL, 0, 0, 0 };
+    scenario_t sc = { default_groups, 4, PX_PQ_PREFER, client, 2, NULL, 0, 0, 0, NULL };
     result_t r;
     (void)state;
     run(&sc, &r);
@@ -348,7 +355,7 @@ static void test_other_hybrids(void **state)
 {
     const uint16_t c1[] = { SECP384R1MLKEM1024 };
     const uint16_t c2[] = { SECP256R1MLKEM768 };
-    scenario_t sc = { default_groups, 4, PX_PQ_REQUIRE, c1, 1, NULL, 0, 0, 0 };
+    scenario_t sc = { default_groups, 4, PX_PQ_REQUIRE, c1, 1, NULL, 0, 0, 0, NULL };
     result_t r;
     (void)state;
     run(&sc, &r);
@@ -366,7 +373,7 @@ static void test_other_hybrids(void **state)
 static void test_require_refuses_classical(void **state)
 {
     const uint16_t client[] = { X25519, SECP256R1 };
-    scenario_t sc = { default_groups, 4, PX_PQ_REQUIRE, client, 2, NULL, 0, 0, 0 };
+    scenario_t sc = { default_groups, 4, PX_PQ_REQUIRE, client, 2, NULL, 0, 0, 0, NULL };
     result_t r;
     (void)state;
     run(&sc, &r);
@@ -380,7 +387,7 @@ static void test_require_refuses_classical(void **state)
 static void test_prefer_serves_classical(void **state)
 {
     const uint16_t client[] = { X25519 };
-    scenario_t sc = { default_groups, 4, PX_PQ_PREFER, client, 1, NULL, 0, 0, 0 };
+    scenario_t sc = { default_groups, 4, PX_PQ_PREFER, client, 1, NULL, 0, 0, 0, NULL };
     result_t r;
     (void)state;
     run(&sc, &r);
@@ -395,7 +402,7 @@ static void test_prefer_serves_classical(void **state)
 static void test_sni_selects_mldsa_certificate(void **state)
 {
     const uint16_t client[] = { X25519MLKEM768 };
-    scenario_t sc = { default_groups, 4, PX_PQ_REQUIRE, client, 1, "pq.localhost", 1, 0, 0 };
+    scenario_t sc = { default_groups, 4, PX_PQ_REQUIRE, client, 1, "pq.localhost", 1, 0, 0, NULL };
     result_t r;
     (void)state;
     run(&sc, &r);
@@ -413,7 +420,7 @@ static void test_sni_selects_mldsa_certificate(void **state)
 static void test_mtls(void **state)
 {
     const uint16_t client[] = { X25519MLKEM768 };
-    scenario_t sc = { default_groups, 4, PX_PQ_REQUIRE, client, 1, NULL, 0, 1, 0 };
+    scenario_t sc = { default_groups, 4, PX_PQ_REQUIRE, client, 1, NULL, 0, 1, 0, NULL };
     result_t r;
     (void)state;
     run(&sc, &r);                        /* no client certificate: refused */
@@ -425,6 +432,45 @@ static void test_mtls(void **state)
     assert_int_equal(r.client.rc, 0);
     assert_non_null(strstr(r.server.info.peer_subject, "CN=client"));
     done(&r);
+}
+
+/* Tickets are sealed with shared, rotating keys: a ticket resumes under
+ * the key that made it and under the next one, not after two rotations. */
+static void test_ticket_resumption_and_rotation(void **state)
+{
+    const uint16_t client[] = { X25519MLKEM768 };
+    scenario_t sc = { default_groups, 4, PX_PQ_REQUIRE, client, 1, NULL, 0, 0, 0, NULL };
+    result_t first, again, after1, after2;
+    (void)state;
+
+    run(&sc, &first);
+    assert_int_equal(first.server.rc, 0);
+    assert_false(first.server.info.resumed);
+    assert_non_null(first.saved);
+
+    sc.resume = first.saved;
+    run(&sc, &again);
+    assert_int_equal(again.server.rc, 0);
+    assert_true(again.server.info.resumed);
+    assert_string_equal(again.server.info.group, "X25519MLKEM768");   /* psk_dhe_ke: still hybrid */
+    assert_string_equal(again.reply, "pong X25519MLKEM768");
+
+    sc.resume = again.saved;              /* clients use their newest ticket */
+    px_tickets_rotate();                  /* the ticket's key is now the previous one */
+    run(&sc, &after1);
+    assert_int_equal(after1.server.rc, 0);
+    assert_true(after1.server.info.resumed);
+
+    sc.resume = again.saved;
+    px_tickets_rotate();                  /* and now retired */
+    run(&sc, &after2);
+    assert_int_equal(after2.server.rc, 0);
+    assert_int_equal(after2.client.rc, 0);
+    assert_false(after2.server.info.resumed);
+    done(&after2);
+    done(&after1);
+    done(&again);
+    done(&first);
 }
 
 /* --- the ClientHello parser ----------------------------------------------------------- */
@@ -517,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_prefer_serves_classical),
         cmocka_unit_test(test_sni_selects_mldsa_certificate),
         cmocka_unit_test(test_mtls),
+        cmocka_unit_test(test_ticket_resumption_and_rotation),
         cmocka_unit_test(test_parse_client_hello),
     };
     return cmocka_run_group_tests(tests, make_pki, remove_pki);
