@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= config/pqproxy.json
 DEPS_MK    := $(BUILD)/deps.mk
 
-.PHONY: all deps build build-asan run test test-unit test-asan clean distclean demo-model
+.PHONY: all deps deps-peers build build-asan run test test-unit test-asan clean distclean demo-model
 
 all: build
 
@@ -16,19 +16,31 @@ deps:
 	@mkdir -p $(BUILD)
 	@scripts/deps.sh --print-env > $(DEPS_MK).tmp && mv $(DEPS_MK).tmp $(DEPS_MK)
 
+# `make test` also installs the interop peers (Debian chromium, Node 24) and
+# writes the same deps.mk plus NODE24; plain `make` / `make run` do not need them.
+deps-peers:
+	@mkdir -p $(BUILD)
+	@scripts/deps.sh --print-env --peers > $(DEPS_MK).tmp && mv $(DEPS_MK).tmp $(DEPS_MK)
+
+DEPS_TARGET := $(if $(filter test,$(MAKECMDGOALS)),deps-peers,deps)
+
 -include $(DEPS_MK)
 
+# PX_NODE24 is passed only when deps.mk names it: a plain `make` keeps the
+# value a previous `make test` left in the CMake cache.
 define cmake_build
-	@cmake -S . -B $(1) -DWOLFSSL_ROOT="$$(sed -n 's/^WOLFSSL_ROOT := //p' $(DEPS_MK))" \
-	    -DLLHTTP_ROOT="$$(sed -n 's/^LLHTTP_ROOT := //p' $(DEPS_MK))" $(2) > $(1).cmake.log 2>&1 || \
+	@node24="$$(sed -n 's/^NODE24 := //p' $(DEPS_MK))"; \
+	cmake -S . -B $(1) -DWOLFSSL_ROOT="$$(sed -n 's/^WOLFSSL_ROOT := //p' $(DEPS_MK))" \
+	    -DLLHTTP_ROOT="$$(sed -n 's/^LLHTTP_ROOT := //p' $(DEPS_MK))" \
+	    $${node24:+-DPX_NODE24="$$node24"} $(2) > $(1).cmake.log 2>&1 || \
 	    { cat $(1).cmake.log; exit 1; }
 	@cmake --build $(1) -j $(JOBS)
 endef
 
-build: deps
+build: $(DEPS_TARGET)
 	$(call cmake_build,$(BUILD),)
 
-build-asan: deps
+build-asan: $(DEPS_TARGET)
 	$(call cmake_build,$(BUILD_SAN),-DPX_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
 
 # Starts the bundled demo model server and the proxy in front of it.

@@ -3,7 +3,9 @@
 # background, pqproxy in front of it in the foreground; Ctrl-C (or SIGTERM,
 # or the proxy exiting) stops both.
 #   usage: scripts/run-demo.sh BIN CONFIG
-# PX_DEMO_PORT and PX_DEMO_CERTS override 8501 and config/certs (for tests).
+# PX_DEMO_PORT and PX_DEMO_CERTS override 8501 and config/certs (for tests);
+# the proxy is pointed at them too (PQPROXY_UPSTREAM, PQPROXY_TLS_CERT/KEY,
+# unless those are set already), so the shipped config still fits.
 set -euo pipefail
 
 die() { echo "run-demo: $*" >&2; exit 1; }
@@ -20,6 +22,15 @@ PYTHON=${PYTHON:-python3}
 [ -x "$BIN" ] || die "pqproxy binary not found at $BIN (run make first)"
 [ -f "$CONFIG" ] || die "config file not found: $CONFIG"
 command -v "$PYTHON" >/dev/null || die "$PYTHON not found (the demo model server needs Python 3)"
+
+if [ -n "${PX_DEMO_PORT:-}" ] && [ -z "${PQPROXY_UPSTREAM:-}" ]; then
+    export PQPROXY_UPSTREAM="127.0.0.1:$DEMO_PORT"
+fi
+if [ -n "${PX_DEMO_CERTS:-}" ] && [ -z "${PQPROXY_TLS_CERT:-}${PQPROXY_TLS_KEY:-}" ]; then
+    export PQPROXY_TLS_CERT PQPROXY_TLS_KEY
+    PQPROXY_TLS_CERT=$(realpath -m -- "$CERTS/server.crt")
+    PQPROXY_TLS_KEY=$(realpath -m -- "$CERTS/server.key")
+fi
 
 if [ ! -f "$CERTS/server.crt" ]; then
     echo "run-demo: no $CERTS/server.crt yet: making development certificates"

@@ -34,6 +34,7 @@ UPSTREAM_PY = os.path.join(HERE, "upstream.py")
 DEMO_MODEL_PY = os.path.join(SOURCE_DIR, "scripts", "demo_model_server.py")
 LOOPBACK = "127.0.0.1"
 LOG_TAIL_BYTES = 64 * 1024
+SKIP_EXIT = 77     # main()'s exit status when every test skipped (CTest SKIP_RETURN_CODE)
 
 
 # --- assertions ----------------------------------------------------------------
@@ -801,7 +802,8 @@ def _alarm(signum, frame):
 def main(tests, argv=None):
     """Runs test functions in order (each gets a fresh Harness if it takes an
     argument); prints ok/FAIL/SKIP lines and 'N passed, M failed[, K skipped]'.
-    argv: optional test names to run (default: sys.argv[1:])."""
+    argv: optional test names to run (default: sys.argv[1:]). Exits 0, 1 on
+    any failure, or SKIP_EXIT (77) when every test skipped."""
     argv = sys.argv[1:] if argv is None else argv
     if argv:
         unknown = set(argv) - {t.__name__ for t in tests}
@@ -846,4 +848,8 @@ def main(tests, argv=None):
     if skipped:
         summary += f", {skipped} skipped"
     print(summary, flush=True)
+    if failed == 0 and passed == 0 and skipped > 0:
+        # Everything skipped (a missing peer): CTest reports the test as
+        # skipped (SKIP_RETURN_CODE), not as passed.
+        sys.exit(SKIP_EXIT)
     sys.exit(0 if failed == 0 and passed + skipped > 0 else 1)

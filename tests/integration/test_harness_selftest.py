@@ -360,6 +360,10 @@ def test_runner_output_and_logs(h):
     r = subprocess.run([sys.executable, script, "test_pass"], capture_output=True, timeout=60,
                        env=env)
     check_eq((r.returncode, r.stdout.decode().splitlines()[-1]), (0, "1 passed, 0 failed"))
+    r = subprocess.run([sys.executable, script, "test_skip"], capture_output=True, timeout=60,
+                       env=env)
+    check_eq((r.returncode, r.stdout.decode().splitlines()[-1]),
+             (pxtest.SKIP_EXIT, "0 passed, 0 failed, 1 skipped"), "all skipped: CTest's skip code")
 
 
 if __name__ == "__main__":

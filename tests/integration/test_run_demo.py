@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""scripts/run-demo.sh (make run) with a stand-in pqproxy binary, so it is
-tested without the real `run` subcommand: certgen only when certificates are
-missing, the demo model server up before the proxy starts, the user's next
-commands printed, everything stopped on SIGTERM/SIGINT and when the proxy
-exits, and a clear failure when the demo port is busy."""
+"""scripts/run-demo.sh (make run). Mostly with a stand-in pqproxy binary:
+certgen only when certificates are missing, the demo model server up before
+the proxy starts, the user's next commands printed, everything stopped on
+SIGTERM/SIGINT and when the proxy exits, and a clear failure when the demo
+port is busy. test_real_binary_readme_request then runs it as `make run`
+does, with the real binary and config/pqproxy.json (on free ports), and
+makes the README's `pqproxy request` call."""
+import json
 import os
+import subprocess
 import signal
 import socket
 import stat
@@ -23,6 +27,7 @@ echo "$@" >> "$FAKE_LOG"
 case "$1" in
 certgen) mkdir -p "$3" && touch "$3/server.crt" "$3/ca.crt" ;;
 run)
+  echo "fake-proxy env upstream=$PQPROXY_UPSTREAM cert=$PQPROXY_TLS_CERT key=$PQPROXY_TLS_KEY"
   python3 - <<'EOF' || exit 9
 import json, os, urllib.request
 req = urllib.request.Request("http://127.0.0.1:%s/v1/models/half_plus_two:predict"
@@ -78,6 +83,9 @@ def test_starts_both_and_sigterm_stops_both(h):
           "half_plus_two:predict -d '{\"instances\":[1.0,2.0,5.0]}'" in out, out)
     check("curl --cacert config/certs/ca.crt https://localhost:8443/v1/models/half_plus_two" in out, out)
     check('"pq_policy": "prefer"' in out and "OpenSSL >= 3.5" in out, out)
+    # The proxy is pointed at the overridden demo port and certificates.
+    check(f"fake-proxy env upstream=127.0.0.1:{port} cert={h.path('certs', 'server.crt')} "
+          f"key={h.path('certs', 'server.key')}" in out, out)
     check_eq(http_request(port, "GET", "/healthz").status, 200)
     members = pxtest.group_members(p.pid)
     check(len(members) >= 3, f"bash, demo server and fake proxy running: {members}")
@@ -127,7 +135,42 @@ def test_missing_config_and_usage(h):
     check_eq(fake_calls(h), [], "nothing run")
 
 
+def test_real_binary_readme_request(h):
+    """`make run` for real: run-demo.sh with the built pqproxy and the shipped
+    config/pqproxy.json (pq_policy require), moved to free ports by the
+    documented environment overrides; then the README's request."""
+    bin_ = os.path.abspath(pxtest.pqproxy_bin())
+    config = os.path.join(pxtest.SOURCE_DIR, "config", "pqproxy.json")
+    port, admin_port, demo_port = pxtest.free_port(), pxtest.free_port(), pxtest.free_port()
+    certs = h.path("certs")
+    env = {"PX_DEMO_PORT": str(demo_port), "PX_DEMO_CERTS": certs,
+           "PQPROXY_LISTEN": f"127.0.0.1:{port}", "PQPROXY_ADMIN_LISTEN": f"127.0.0.1:{admin_port}",
+           "PQPROXY_WORKERS": "2"}
+    p = h.start("make-run", ["bash", RUN_DEMO, bin_, config], env=env, cwd="/")
+    p.wait_port(port, timeout=60)     # certgen first, then the demo server, then the proxy
+    check(os.path.exists(os.path.join(certs, "ca.crt")), "certgen wrote the dev PKI")
+    r = subprocess.run([bin_, "request", "--cacert", os.path.join(certs, "ca.crt"), "-v",
+                        f"https://localhost:{port}/v1/models/half_plus_two:predict",
+                        "-d", '{"instances":[1.0,2.0,5.0]}'],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    check_eq(r.returncode, 0, f"pqproxy request: {r.stderr}")
+    check_eq(json.loads(r.stdout), {"predictions": [2.5, 3.0, 4.5]}, "the README's prediction")
+    check("key exchange X25519MLKEM768 (hybrid post-quantum)" in r.stderr, r.stderr)
+    # The access log (stdout in the shipped config) agrees.
+    def access():
+        for ln in p.stdout_text().splitlines():
+            if ln.startswith("{") and '"path":"/v1/models/half_plus_two:predict"' in ln:
+                return json.loads(ln)
+        return None
+    log = wait_until(access, 10, msg="the request in the access log")
+    check_eq((log["group"], log["status"], log["method"]), ("X25519MLKEM768", 200, "POST"))
+    os.kill(p.pid, signal.SIGTERM)
+    check_eq(p.wait(30), 143)
+    wait_until(lambda: not pxtest.group_members(p.pid), 10, msg="demo server and proxy gone")
+    check(port_closed(port) and port_closed(demo_port), "proxy and demo ports closed")
+
+
 if __name__ == "__main__":
     pxtest.main([test_starts_both_and_sigterm_stops_both, test_sigint_and_existing_certs,
                  test_proxy_exit_stops_demo_server, test_busy_port_fails_clearly,
-                 test_missing_config_and_usage])
+                 test_missing_config_and_usage, test_real_binary_readme_request])
