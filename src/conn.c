@@ -77,6 +77,7 @@ static void abort_conn(px_conn_t *c);
 static void parse_requests(px_conn_t *c);
 static void respond_error(px_conn_t *c, px_http_error_t e, const char *detail);
 static void update_reading(px_conn_t *c);
+static void compact(px_conn_t *c);
 
 static const px_config_t *cfg_of(const px_conn_t *c)
 {
@@ -243,6 +244,7 @@ static void write_cb(uv_write_t *req, int status)
         return;
     }
     flush_client(c);
+    compact(c);
     /* Output drained below the mark: resume the upstream. */
     if (c->x.up && c->x.upstream_ok && client_pending(c) < HIGH_WATER && !c->x.resp_done)
         px_uplink_read_start(c->x.up);
@@ -573,6 +575,22 @@ static int response_body(px_conn_t *c, const char *p, size_t n)
     return send_plain(c, px_buf_ptr(&c->scratch), px_buf_size(&c->scratch));
 }
 
+/* An idle connection keeps only what it uses: a keep-alive connection
+ * between requests holds no buffers. */
+static void compact(px_conn_t *c)
+{
+    if (c->state != C_IDLE)
+        return;
+    px_buf_free(&c->scratch);
+    px_buf_free(&c->x.up_out);
+    px_buf_free(&c->x.replay);
+    if (px_buf_size(&c->pin) == 0)
+        px_buf_free(&c->pin);
+    if (!c->writing)
+        px_buf_free(&c->wout);
+    px_tls_compact(c->tls);
+}
+
 static void finish_exchange(px_conn_t *c, int link_reusable)
 {
     exch_t *x = &c->x;
@@ -588,9 +606,9 @@ static void finish_exchange(px_conn_t *c, int link_reusable)
         return;
     }
     c->state = C_IDLE;
-    px_buf_free(&c->scratch);
     arm(c, px_buf_size(&c->pin) ? T_HEADER : T_KEEPALIVE);
     parse_requests(c);     /* a pipelined request may be waiting */
+    compact(c);
 }
 
 static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)

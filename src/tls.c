@@ -642,6 +642,14 @@ size_t px_tls_in_pending(const px_tls_t *t)
     return px_buf_size(&t->in);
 }
 
+void px_tls_compact(px_tls_t *t)
+{
+    if (px_buf_size(&t->in) == 0)
+        px_buf_free(&t->in);
+    if (px_buf_size(&t->out) == 0)
+        px_buf_free(&t->out);
+}
+
 void px_tls_in_discard(px_tls_t *t)
 {
     px_buf_reset(&t->in);

@@ -60,6 +60,9 @@ char *px_tls_in_reserve(px_tls_t *t, size_t n);
 void px_tls_in_commit(px_tls_t *t, size_t n);
 void px_tls_in_eof(px_tls_t *t);
 size_t px_tls_in_pending(const px_tls_t *t);
+/* Releases empty buffers (an idle keep-alive connection keeps no memory
+ * it is not using). */
+void px_tls_compact(px_tls_t *t);
 /* Drops unprocessed input (a closing connection no longer reads it). */
 void px_tls_in_discard(px_tls_t *t);
 
