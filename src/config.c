@@ -9,6 +9,7 @@
 #include "config.h"
 #include "cli.h"
 #include "errors.h"
+#include "config_sig.h"
 #include "jsonv.h"
 
 #include <errno.h>
@@ -470,7 +471,8 @@ static int parse_admin(ctx_t *c, const cJSON *o, px_admin_config_t *a)
 }
 
 static const char *const root_keys[] = { "listen", "workers", "max_connections", "tls",
-                                         "upstream", "http", "timeouts", "log", "admin", NULL };
+                                         "upstream", "http", "timeouts", "log", "admin",
+                                         "signatures", "routes", NULL };
 
 static int parse_root(ctx_t *c, const cJSON *root, px_config_t *cfg)
 {
@@ -497,6 +499,11 @@ static int parse_root(ctx_t *c, const cJSON *root, px_config_t *cfg)
     if ((v = px_jv_item(root, "log")) && (r = parse_log(c, v, &cfg->log)) < 0)
         return r;
     if ((v = px_jv_item(root, "admin")) && (r = parse_admin(c, v, &cfg->admin)) < 0)
+        return r;
+    if ((v = px_jv_item(root, "signatures")) &&
+        (r = px_config_parse_signatures(&c->jv, c->dir, v, cfg)) < 0)
+        return r;
+    if ((v = px_jv_item(root, "routes")) && (r = px_config_parse_routes(&c->jv, v, cfg)) < 0)
         return r;
     return 0;
 }
@@ -527,6 +534,7 @@ static int set_defaults(ctx_t *c, px_config_t *cfg)
 #undef XX
     cfg->log.level = PX_LOG_INFO;
     cfg->admin.enabled = 1;
+    px_config_sig_defaults(cfg);
     if (set_str(c, &cfg->tls.alpn[0], "http/1.1") < 0 ||
         set_str(c, &cfg->log.access_log, "stdout") < 0 ||
         set_str(c, &cfg->log.error_log, "stderr") < 0)
@@ -671,6 +679,8 @@ static int finish(ctx_t *c, px_config_t *cfg)
     }
     if (tls->client_ca_file &&
         (r = check_readable(c, c->ca_env ? c->ca_env : "tls.client_ca", tls->client_ca_file)) < 0)
+        return r;
+    if ((r = px_config_check_signatures(&c->jv, cfg)) < 0)
         return r;
     if (c->workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -855,7 +865,13 @@ void px_config_free(px_config_t *cfg)
         free(cfg->tls.alpn[i]);
     free(cfg->log.access_log);
     free(cfg->log.error_log);
+    px_config_free_signatures(cfg);
     free(cfg);
+}
+
+char *px_config_path_join(const char *dir, const char *p)
+{
+    return join_path(dir, p);
 }
 
 /* ---- pqproxy check-config ------------------------------------------------ */

@@ -84,6 +84,31 @@ typedef struct {
     px_addr_t addr;
 } px_admin_config_t;
 
+/* Per-request signatures (docs/signatures.md). */
+typedef enum { PX_VERIFY_OFF = 0, PX_VERIFY_OPTIONAL, PX_VERIFY_REQUIRED } px_verify_mode_t;
+
+#define PX_MAX_ROUTES 32
+#define PX_MAX_SIG_HEADERS 8
+
+typedef struct {
+    char *prefix;                         /* path prefix; the longest match wins */
+    px_verify_mode_t verify;
+    int sign_responses;
+} px_route_t;
+
+typedef struct {
+    char *keyring;                        /* directory of <keyid>.ecdsa.pub + <keyid>.mldsa.pub */
+    uint32_t max_skew_s;
+    uint32_t max_validity_s;
+    int allow_classical;                  /* accept ECDSA-only requests (migration; counted) */
+    char *required_headers[PX_MAX_SIG_HEADERS];  /* lowercase field names every signature covers */
+    int required_header_count;
+    uint64_t max_signed_body_bytes;       /* buffered until its digest is checked; beyond: 413 */
+    uint32_t replay_cache_entries;
+    char *response_key;                   /* PREFIX of PREFIX.ecdsa.key and PREFIX.mldsa.key */
+    char *response_keyid;
+} px_sig_config_t;
+
 typedef struct px_config {
     char *path;                           /* the file it came from */
     px_addr_t listen;
@@ -95,6 +120,9 @@ typedef struct px_config {
     px_timeouts_config_t timeouts;
     px_log_config_t log;
     px_admin_config_t admin;
+    px_sig_config_t sig;
+    px_route_t routes[PX_MAX_ROUTES];
+    int route_count;
 } px_config_t;
 
 /* Loads and validates FILE, then applies environment overrides
@@ -108,6 +136,10 @@ px_config_t *px_config_load(const char *file, char *err, size_t errlen);
 px_config_t *px_config_parse(const char *json, const char *file, char *err, size_t errlen);
 
 void px_config_free(px_config_t *cfg);
+
+/* The route for a request path (longest prefix), or NULL: no signature
+ * policy applies. */
+const px_route_t *px_config_route(const px_config_t *cfg, const char *path, size_t len);
 
 /* "host:port", "[v6]:port", "unix:/path" -> addr. Returns 0 or PX_EINVAL
  * with the reason in err. */
