@@ -45,7 +45,7 @@ typedef struct {
     const char *error;
     char method[16];
     char path[512];
-    char request_id[20];
+    char request_id[128];        /* ours, or the client's when trusted (truncated to fit) */
 } exch_t;
 
 struct px_conn {
@@ -715,6 +715,12 @@ static void start_exchange(px_conn_t *c)
     snprintf(x->method, sizeof x->method, "%.*s", (int)h->method_len, h->method);
     snprintf(x->path, sizeof x->path, "%.*s", (int)h->target_len, h->target);
     make_request_id(c, x->request_id, sizeof x->request_id);
+    if (cfg->http.trust_forwarded) {
+        /* http1 then forwards the client's X-Request-Id: log that one. */
+        const px_header_t *rid = px_http_head_get(h, "x-request-id");
+        if (rid)
+            snprintf(x->request_id, sizeof x->request_id, "%.*s", (int)rid->value_len, rid->value);
+    }
     x->client_minor = h->http_minor;
     x->is_head = method_is(h, "HEAD");
     x->idempotent = h->body == PX_BODY_NONE &&
