@@ -936,7 +936,9 @@ int px_conn_accept(px_conn_env_t *env, uv_stream_t *server)
             snprintf(c->client_addr, sizeof c->client_addr, "%s:%u", c->client_ip, port);
         }
     }
-    if (env->conn_count > cfg->max_connections / (uint32_t)cfg->workers + 1 || env->draining) {
+    /* conn_count includes this one; each worker takes its share, rounded up. */
+    if (env->conn_count > (cfg->max_connections + (uint32_t)cfg->workers - 1) / (uint32_t)cfg->workers ||
+        env->draining) {
         env->stats.rejected_overload++;
         rc = UV_EBUSY;
         goto fail;
