@@ -243,8 +243,17 @@ def test_max_requests_per_conn(h):
         check(closed_by_peer(s), "closed after max_requests_per_conn")
 
 
+def test_upstream_max_requests_per_conn(h):
+    e = Env(h, {"upstream": {"max_requests_per_conn": 3}})
+    with e.connect() as s:
+        for i in range(7):
+            check_eq(http_request(s, "GET", f"/echo?i={i}").status, 200)
+    check_eq([x["conn"] for x in e.records()], [1, 1, 1, 2, 2, 2, 3],
+             "an upstream connection carries at most 3 requests")
+
+
 if __name__ == "__main__":
     main([test_get_and_post_forwarded, test_hop_by_hop_removed, test_forwarded_headers_set,
           test_trust_forwarded, test_access_log_fields, test_keepalive_many_requests_one_upstream_conn,
           test_pipelining_in_order, test_connection_close_from_client, test_http10_client,
-          test_max_requests_per_conn])
+          test_max_requests_per_conn, test_upstream_max_requests_per_conn])
