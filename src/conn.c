@@ -543,6 +543,8 @@ static int write_response_head(px_conn_t *c, const px_http_head_t *h)
 {
     exch_t *x = &c->x;
     px_buf_reset(&c->scratch);
+    if (c->env->draining)
+        x->keep_alive = 0;          /* finish_exchange will close: say so */
     if ((h->body == PX_BODY_EOF || h->body == PX_BODY_CHUNKED) && x->client_minor == 0)
         x->keep_alive = 0;          /* unframed to HTTP/1.0: the client learns the end from our close */
     if (px_http1_write_response_head(&c->scratch, h, x->client_minor, x->keep_alive, NULL, 0,
