@@ -4,7 +4,9 @@ hop-by-hop headers, X-Forwarded-*, X-Request-Id), the access log, keep-alive,
 pipelining, the upstream pool, Connection: close and HTTP/1.0 clients."""
 import os
 import re
+import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pxtest import (check, check_eq, build_request, http_request, main, read_response,  # noqa: E402
@@ -252,8 +254,34 @@ def test_upstream_max_requests_per_conn(h):
              "an upstream connection carries at most 3 requests")
 
 
+def test_pipelined_request_after_close_not_forwarded(h):
+    e = Env(h)
+    with e.connect() as s:
+        send_raw(s, build_request("GET", "/echo", headers=[("Connection", "close")]) +
+                 build_request("GET", "/echo?after-close=1"))
+        r = read_response(s)
+        check_eq((r.status, r.header("connection")), (200, "close"))
+        check(closed_by_peer(s), "closed after the Connection: close response")
+    time.sleep(0.3)
+    check_eq([x["target"] for x in e.records()], ["/echo"], "the request after close was dropped")
+
+
+def test_sigterm_drains_inflight_request(h):
+    e = Env(h)
+    with e.connect() as s:
+        send_raw(s, build_request("GET", "/delay/800"))
+        time.sleep(0.3)
+        e.px.proc.send_signal(signal.SIGTERM)
+        r = read_response(s, timeout=5)
+        check_eq((r.status, r.json()), (200, {"delayed_ms": 800}), "in-flight response completed")
+        check_eq(r.header("connection"), "close", "the client is told the connection ends")
+        check(closed_by_peer(s), "then closed")
+    check_eq(e.px.proc.wait(5), 0, "exit 0 after the drain")
+
+
 if __name__ == "__main__":
     main([test_get_and_post_forwarded, test_hop_by_hop_removed, test_forwarded_headers_set,
           test_trust_forwarded, test_access_log_fields, test_keepalive_many_requests_one_upstream_conn,
           test_pipelining_in_order, test_connection_close_from_client, test_http10_client,
-          test_max_requests_per_conn, test_upstream_max_requests_per_conn])
+          test_max_requests_per_conn, test_upstream_max_requests_per_conn,
+          test_pipelined_request_after_close_not_forwarded, test_sigterm_drains_inflight_request])
