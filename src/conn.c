@@ -45,7 +45,7 @@ typedef struct {
     const char *error;
     char method[16];
     char path[512];
-    char request_id[20];
+    char request_id[128];        /* ours, or the client's when trusted (truncated to fit) */
 } exch_t;
 
 struct px_conn {
@@ -550,9 +550,9 @@ static int write_response_head(px_conn_t *c, const px_http_head_t *h)
     exch_t *x = &c->x;
     px_buf_reset(&c->scratch);
     if (c->env->draining)
-        x->keep_alive = 0;          /* tell the client now, not by closing after */
-    if (h->body == PX_BODY_EOF && x->client_minor == 0)
-        x->keep_alive = 0;          /* an HTTP/1.0 client learns the end from our close */
+        x->keep_alive = 0;          /* finish_exchange will close: say so */
+    if ((h->body == PX_BODY_EOF || h->body == PX_BODY_CHUNKED) && x->client_minor == 0)
+        x->keep_alive = 0;          /* unframed to HTTP/1.0: the client learns the end from our close */
     if (px_http1_write_response_head(&c->scratch, h, x->client_minor, x->keep_alive, NULL, 0,
                                      &x->chunked_down) < 0)
         return -1;
@@ -739,6 +739,12 @@ static void start_exchange(px_conn_t *c)
     snprintf(x->method, sizeof x->method, "%.*s", (int)h->method_len, h->method);
     snprintf(x->path, sizeof x->path, "%.*s", (int)h->target_len, h->target);
     make_request_id(c, x->request_id, sizeof x->request_id);
+    if (cfg->http.trust_forwarded) {
+        /* http1 then forwards the client's X-Request-Id: log that one. */
+        const px_header_t *rid = px_http_head_get(h, "x-request-id");
+        if (rid)
+            snprintf(x->request_id, sizeof x->request_id, "%.*s", (int)rid->value_len, rid->value);
+    }
     x->client_minor = h->http_minor;
     x->is_head = method_is(h, "HEAD");
     x->idempotent = h->body == PX_BODY_NONE &&
@@ -952,7 +958,9 @@ int px_conn_accept(px_conn_env_t *env, uv_stream_t *server)
             snprintf(c->client_addr, sizeof c->client_addr, "%s:%u", c->client_ip, port);
         }
     }
-    if (env->conn_count > cfg->max_connections / (uint32_t)cfg->workers + 1 || env->draining) {
+    /* conn_count includes this one; each worker takes its share, rounded up. */
+    if (env->conn_count > (cfg->max_connections + (uint32_t)cfg->workers - 1) / (uint32_t)cfg->workers ||
+        env->draining) {
         px_m_inc(&env->m->conns_rejected);
         rc = UV_EBUSY;
         goto fail;

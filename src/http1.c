@@ -854,8 +854,17 @@ px_h1_event_t px_http1_finish(px_http1_t *p)
     p->ev = 0;
     /* run what needs no input (a body that ended exactly at the last feed) */
     err = llhttp_execute(&p->ll, empty, 0);
-    if (err == HPE_OK && p->st == ST_BODY && p->head.body == PX_BODY_EOF)
+    if (err == HPE_OK && p->st == ST_BODY && p->head.body == PX_BODY_EOF) {
         err = llhttp_finish(&p->ll);    /* calls on_message_complete */
+        if (p->ev & EV_END) {
+            /* llhttp stays in its read-until-close state after such a
+             * message: start afresh, the next message comes on a new
+             * connection. */
+            llhttp_reset(&p->ll);
+            p->paused = 0;
+            return PX_H1_END;
+        }
+    }
     if (err == HPE_PAUSED)
         p->paused = 1;
     else if (err != HPE_OK)

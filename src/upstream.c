@@ -29,6 +29,7 @@ struct px_uplink {
     int open_handles;           /* freed when both handles are closed */
     int pending_connect_cb;     /* reused link: report "connected" from the timer */
     unsigned generation;        /* config generation it was made for */
+    uint32_t requests;          /* exchanges it has carried (max_requests_per_conn) */
     px_uplink_t *next, *prev;   /* idle list */
 };
 
@@ -330,8 +331,10 @@ void px_uplink_release(px_uplink_t *l, int reusable)
     px_upstream_t *u = l->pool;
     if (l->state == L_CLOSING)
         return;
+    l->requests++;
     if (!reusable || l->state != L_OWNED || l->writing || u->closing ||
-        l->generation != u->generation || u->idle_count >= u->cfg.pool_max_idle) {
+        l->generation != u->generation || u->idle_count >= u->cfg.pool_max_idle ||
+        (u->cfg.max_requests_per_conn && l->requests >= u->cfg.max_requests_per_conn)) {
         link_close(l);
         return;
     }

@@ -342,6 +342,8 @@ class Proxy:
         admin = config.get("admin") or {}
         self.admin_port = _addr_port(admin["listen"]) if admin.get("listen") else None
         self.access_log_path = (config.get("log") or {}).get("access_log")
+        self.checked = False
+        self.expect_clean_exit = True   # tests that kill it on purpose set False
 
     def access_log_lines(self):
         return _read_json_lines(self.access_log_path) if self.access_log_path else []
@@ -350,8 +352,34 @@ class Proxy:
         return wait_until(lambda: (lambda r: r if len(r) >= n else None)(self.access_log_lines()),
                           timeout, msg=f"{n} access log lines")
 
-    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+    def stop(self, sig=signal.SIGTERM, timeout=15.0):
         return self.proc.stop(sig, timeout)
+
+    def sanitizer_errors(self):
+        """Lines of the proxy's stderr that report an ASan/UBSan/LSan finding."""
+        return [ln for ln in self.proc.stderr_text().splitlines()
+                if any(m in ln for m in SANITIZER_MARKS)]
+
+    def check_clean_exit(self):
+        """Stops the proxy (SIGTERM) unless it has exited; fails unless the exit
+        code is 0 (when .expect_clean_exit) and stderr has no sanitizer report."""
+        if self.checked:
+            return
+        self.checked = True
+        rc = self.stop() if self.proc.alive() else self.proc.returncode
+        problems = []
+        if self.expect_clean_exit and rc != 0:
+            problems.append(f"exit code {rc} after SIGTERM (expected 0)")
+        bad = self.sanitizer_errors()
+        if bad:
+            problems.append("sanitizer report: " + " | ".join(bad[:5]))
+        if problems:
+            raise TestFailure(f"{self.proc.name}: " + "; ".join(problems))
+
+
+# Any of these on a proxy's stderr fails the test (ASan, LSan, UBSan).
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "AddressSanitizer:DEADLYSIGNAL")
 
 
 def _addr_port(addr):
@@ -395,6 +423,7 @@ class Harness:
         self.tmp = os.path.join(Harness._session_tmp, re.sub(r"[^\w.-]", "_", name))
         os.makedirs(self.tmp, exist_ok=True)
         self.procs = []
+        self.proxies = []      # checked for a clean exit by close()
         self.extra_logs = []   # (label, path) printed on failure too
         self.upstream = None
         self._certs = None
@@ -406,12 +435,27 @@ class Harness:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None and not issubclass(exc_type, Skip):
             self.dump_logs()
+            try:
+                self.close()
+            except TestFailure as e:
+                print(f"pxtest: also: {e}", file=sys.stderr)
+            return False
         self.close()
         return False
 
     def close(self):
+        """Stops everything. Each proxy is stopped first with SIGTERM and must
+        exit 0 with no sanitizer report on stderr, else TestFailure (once)."""
+        problems = []
+        for px in self.proxies:
+            try:
+                px.check_clean_exit()
+            except TestFailure as e:
+                problems.append(str(e))
         for p in reversed(self.procs):
             p.stop(timeout=5)
+        if problems:
+            raise TestFailure("; ".join(problems))
 
     def path(self, *parts):
         return os.path.join(self.tmp, *parts)
@@ -487,6 +531,8 @@ class Harness:
             "upstream": {"address": f"{LOOPBACK}:{up.port}"},
             "admin": {"enabled": True, "listen": f"{LOOPBACK}:{free_port()}"},
             "log": {"access_log": self.path("access.log")},
+            # A test's open connections must not hold up the SIGTERM at its end.
+            "timeouts": {"drain_ms": 3000},
         }
 
     def start_proxy(self, overrides=None, upstream=None, name="pqproxy", timeout=15.0, env=None):
@@ -501,7 +547,9 @@ class Harness:
             self.add_log("access log", cfg["log"]["access_log"])
         p = self.start(name, [pqproxy_bin(), "run", "--config", path], env=env,
                        ready="port", port=_addr_port(cfg["listen"]), timeout=timeout)
-        return Proxy(p, cfg, path)
+        px = Proxy(p, cfg, path)
+        self.proxies.append(px)
+        return px
 
 
 # --- HTTP / TLS clients -----------------------------------------------------------------
@@ -828,16 +876,24 @@ def main(tests, argv=None):
             passed += 1
             print(f"ok {name} ({time.monotonic() - start:.2f}s)", flush=True)
         except Skip as e:
-            h.close()
-            skipped += 1
-            print(f"SKIP {name}: {e}", flush=True)
+            try:
+                h.close()
+                skipped += 1
+                print(f"SKIP {name}: {e}", flush=True)
+            except TestFailure as e2:
+                failed += 1
+                print(f"FAIL {name}: {e2}", flush=True)
+                h.dump_logs()
         except Exception as e:
             failed += 1
             reason = str(e) or type(e).__name__
             print(f"FAIL {name}: {reason}", flush=True)
             traceback.print_exc(file=sys.stdout)
+            try:
+                h.close()    # before the dump, so it shows the exit and any sanitizer report
+            except TestFailure as e2:
+                print(f"also: {e2}", flush=True)
             h.dump_logs()
-            h.close()
     tmp = Harness._session_tmp
     if tmp:
         if failed or os.environ.get("PX_KEEP_TMP"):

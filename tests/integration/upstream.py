@@ -239,6 +239,7 @@ class Conn:
 
     # --- main loop -----------------------------------------------------------
     async def run(self):
+        self.drop_next = False
         while True:
             self.method = "GET"
             self.version = "HTTP/1.1"
@@ -269,6 +270,9 @@ class Conn:
           /echo  /status/<code>  /delay/<ms>  /bytes/<n>[?chunked=1]
           /sse?n=N&interval_ms=M  /reset-after/<n>  /close-before-response
           /slow-headers/<ms>  /no-length[?n=N]  /continue  /upload-sha  else 404.
+        On any path, ?close=1 closes the connection after the response without
+        saying so, and ?drop_next=1 closes it, unanswered, when the next
+        request has arrived (recorded with "dropped": true).
         Returns False when the connection must be closed without more output."""
         self.method, self.version = method, version
         conn_tokens = {t.strip().lower() for k, v in headers if k.lower() == "connection"
@@ -300,8 +304,19 @@ class Conn:
         body_len, body_sha = await self.consume_body(headers)
         info = {"conn": self.n, "method": method, "target": target, "headers": headers,
                 "body_len": body_len, "body_sha256": body_sha, "trailers": self.trailers}
+        if self.drop_next:
+            # Asked for by the previous request (?drop_next=1): the request
+            # arrived on a kept-alive connection that we now close unanswered,
+            # as a server does when its idle timeout races a new request.
+            self.server.write_record(dict(info, dropped=True))
+            self.server.log(f"conn {self.n}: {method} {target}: dropped (drop_next)")
+            return False
         self.server.write_record(info)
         self.server.log(f"conn {self.n}: {method} {target} body={body_len}")
+        # ?close=1: close after this response although it is kept alive (no
+        # "Connection: close"); ?drop_next=1: close on the next request.
+        close_after = query.get("close") == "1"
+        self.drop_next = query.get("drop_next") == "1"
 
         if path == "/echo":
             await self.send_json(200, info)
@@ -364,7 +379,7 @@ class Conn:
             self.keep_alive = False
         else:
             await self.send_json(404, {"error": "not found", "path": path})
-        return True
+        return not close_after
 
     async def send_bytes(self, n, chunked):
         headers = [("Content-Type", "application/octet-stream")]

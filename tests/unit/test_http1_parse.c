@@ -337,6 +337,19 @@ static void test_finish_states(void **state)
     assert_int_equal(px_http1_finish(p), PX_H1_END);
     assert_int_equal(px_http1_finish(p), PX_H1_NEED_MORE);
     px_http1_free(p);
+
+    /* a close-delimited response, then the next response (from a new
+     * connection) on the same parser: a new head, not more body */
+    p = px_http1_new(0, &lim_default);
+    assert_int_equal(px_http1_parse(p, S("HTTP/1.1 200 OK\r\n\r\nab"), &used, &data, &dlen), PX_H1_HEAD);
+    assert_int_equal(px_http1_parse(p, S("ab"), &used, &data, &dlen), PX_H1_BODY);
+    assert_int_equal(px_http1_parse(p, S(""), &used, &data, &dlen), PX_H1_NEED_MORE);
+    assert_int_equal(px_http1_finish(p), PX_H1_END);
+    assert_int_equal(px_http1_parse(p, S("HTTP/1.1 204 No Content\r\n\r\n"), &used, &data, &dlen),
+                     PX_H1_HEAD);
+    assert_int_equal(px_http1_head(p)->status, 204);
+    assert_int_equal(px_http1_parse(p, S(""), &used, &data, &dlen), PX_H1_END);
+    px_http1_free(p);
 }
 
 static px_http_error_t parse_err(int is_request, const px_http1_limits_t *lim, const char *in, size_t len,

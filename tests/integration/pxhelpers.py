@@ -1,0 +1,114 @@
+"""Helpers shared by the test_proxy_*.py integration tests: a proxy in front
+of upstream.py, TLS connections to it, and the checks they all make."""
+import hashlib
+import os
+import socket
+import ssl
+import subprocess
+import time
+
+import pxtest
+from pxtest import TestFailure, check, check_eq, tls_connect, _leftover
+
+ERROR_KEYS = {"error", "detail"}
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+class Env:
+    """A proxy (pq_policy prefer, so Python's classical TLS can connect) in
+    front of a fresh upstream.py."""
+
+    def __init__(self, h, overrides=None, upstream=True, proxy_env=None):
+        self.h = h
+        self.up = h.start_upstream() if upstream else None
+        self.px = h.start_proxy(overrides or {}, upstream=self.up, env=proxy_env) \
+            if upstream else None
+        self.ca = os.path.join(h.certgen(), "ca.crt")
+
+    def connect(self, timeout=10.0):
+        return tls_connect(self.px.port, self.ca, timeout=timeout)
+
+    def access(self, n, timeout=10.0):
+        """The first n access log lines (waits for them)."""
+        return self.px.wait_access_log(n, timeout)[:n]
+
+    def records(self):
+        return self.up.records()
+
+
+def check_error(r, status, error, msg=""):
+    """r is the proxy's own error response: status, JSON {"error","detail"}."""
+    where = f"{msg}: " if msg else ""
+    check_eq(r.status, status, f"{where}status")
+    ctype = r.header("content-type") or ""
+    check(ctype.startswith("application/json"), f"{where}content-type {ctype!r}")
+    body = r.json()
+    check_eq(set(body), ERROR_KEYS, f"{where}error body keys ({body})")
+    check_eq(body["error"], error, f"{where}error string ({body})")
+    check(isinstance(body["detail"], str) and body["detail"], f"{where}detail {body!r}")
+    return body
+
+
+def closed_by_peer(sock, timeout=5.0):
+    """True when the peer closes (close_notify, FIN or RST) within timeout
+    and sends no more application data; False if data arrives instead."""
+    if _leftover.get(sock):
+        return False
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TestFailure(f"connection still open after {timeout}s")
+        sock.settimeout(left)
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            raise TestFailure(f"connection still open after {timeout}s")
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            return True
+        except ssl.SSLError:
+            return True
+        if not data:
+            return True
+        return False
+
+
+def still_open(sock, wait=0.3):
+    """True when nothing (no data, no close) arrives within wait seconds."""
+    if _leftover.get(sock):
+        return False
+    sock.settimeout(wait)
+    try:
+        data = sock.recv(1)
+    except socket.timeout:
+        return True
+    except (OSError, ssl.SSLError):
+        return False
+    return False             # data, or the peer closed
+
+
+def header_names(rec):
+    return [k.lower() for k, _ in rec["headers"]]
+
+
+def upstream_header(rec, name):
+    vals = [v for k, v in rec["headers"] if k.lower() == name.lower()]
+    return vals
+
+
+def run_request_cmd(args, timeout=30):
+    """Runs `pqproxy request ARGS`; returns the CompletedProcess (text)."""
+    r = subprocess.run([pxtest.pqproxy_bin(), "request", *args], capture_output=True,
+                       timeout=timeout, stdin=subprocess.DEVNULL)
+    out = r.stdout.decode("utf-8", "replace")
+    err = r.stderr.decode("utf-8", "replace")
+    for mark in pxtest.SANITIZER_MARKS:
+        check(mark not in err, f"pqproxy request: sanitizer report: {err}")
+    return r.returncode, out, err
+
+
+def is_asan_build():
+    return "build-asan" in pxtest.pqproxy_bin() or os.environ.get("PX_SANITIZED") == "1"
