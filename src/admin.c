@@ -30,6 +30,8 @@ struct admin_conn {
     px_http1_t *parser;
     px_buf_t in, out;
     int handles, answered;
+    int waiting_ready;       /* a readiness answer is due: keep the memory */
+    int head_only;
     admin_conn_t *next, *prev;
 };
 
@@ -39,12 +41,9 @@ static void admin_maybe_free(px_admin_t *a)
         free(a);
 }
 
-static void conn_closed(uv_handle_t *h)
+static void conn_free(admin_conn_t *c)
 {
-    admin_conn_t *c = h->data;
     px_admin_t *a = c->a;
-    if (--c->handles > 0)
-        return;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -57,6 +56,14 @@ static void conn_closed(uv_handle_t *h)
     free(c);
     a->open_handles--;
     admin_maybe_free(a);
+}
+
+static void conn_closed(uv_handle_t *h)
+{
+    admin_conn_t *c = h->data;
+    if (--c->handles > 0 || c->waiting_ready)
+        return;                 /* freed when the readiness answer arrives */
+    conn_free(c);
 }
 
 static void conn_close(admin_conn_t *c)
@@ -112,14 +119,37 @@ static int path_is(const px_http_head_t *h, const char *p)
     return tl == n && !memcmp(h->target, p, n);
 }
 
+static void ready_done(void *token, int ready, const char *why)
+{
+    admin_conn_t *c = token;
+    char body[512], esc[300];
+    size_t k = 0;
+    int n;
+
+    c->waiting_ready = 0;
+    if (uv_is_closing((uv_handle_t *)&c->tcp)) {
+        if (c->handles == 0)
+            conn_free(c);       /* closed (timeout, shutdown) while we waited */
+        return;
+    }
+    if (ready) {
+        n = snprintf(body, sizeof body, "{\"status\":\"ready\"}\n");
+        respond(c, 200, "application/json", body, (size_t)n, c->head_only);
+        return;
+    }
+    for (const char *p = why; p && *p && k + 2 < sizeof esc; p++)
+        if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+            esc[k++] = *p;
+    esc[k] = 0;
+    n = snprintf(body, sizeof body, "{\"status\":\"not_ready\",\"reason\":\"%s\"}\n", esc);
+    respond(c, 503, "application/json", body, (size_t)n, c->head_only);
+}
+
 static void handle(admin_conn_t *c, const px_http_head_t *h)
 {
     px_admin_t *a = c->a;
     int is_head = h->method_len == 4 && !memcmp(h->method, "HEAD", 4);
     int is_get = h->method_len == 3 && !memcmp(h->method, "GET", 3);
-    char why[256], body[512];
-    int n;
-
     if (!is_get && !is_head) {
         respond_error(c, PX_HERR_METHOD_NOT_ALLOWED, "the admin endpoints answer GET and HEAD");
         return;
@@ -128,20 +158,9 @@ static void handle(admin_conn_t *c, const px_http_head_t *h)
         static const char ok[] = "{\"status\":\"ok\"}\n";
         respond(c, 200, "application/json", ok, sizeof ok - 1, is_head);
     } else if (path_is(h, "/readyz")) {
-        why[0] = 0;
-        if (a->h.ready(a->h.ud, why, sizeof why)) {
-            n = snprintf(body, sizeof body, "{\"status\":\"ready\"}\n");
-            respond(c, 200, "application/json", body, (size_t)n, is_head);
-        } else {
-            char esc[300];
-            size_t k = 0;
-            for (const char *p = why; *p && k + 2 < sizeof esc; p++)
-                if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
-                    esc[k++] = *p;
-            esc[k] = 0;
-            n = snprintf(body, sizeof body, "{\"status\":\"not_ready\",\"reason\":\"%s\"}\n", esc);
-            respond(c, 503, "application/json", body, (size_t)n, is_head);
-        }
+        c->waiting_ready = 1;
+        c->head_only = is_head;
+        a->h.ready(a->h.ud, c, ready_done);
     } else if (path_is(h, "/metrics")) {
         px_buf_t m;
         px_buf_init(&m, 0);

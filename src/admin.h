@@ -12,9 +12,13 @@
 
 typedef struct px_admin px_admin_t;
 
+/* Completes a readiness question: ready 1, or 0 with a reason. */
+typedef void (*px_admin_ready_done_t)(void *token, int ready, const char *why);
+
 typedef struct {
-    /* 1 when ready; else 0 with the reason in why. */
-    int (*ready)(void *ud, char *why, size_t whylen);
+    /* Answers through done(token, ...), now or later (it may probe the
+     * model server first); done is called exactly once. */
+    void (*ready)(void *ud, void *token, px_admin_ready_done_t done);
     /* Appends the Prometheus exposition. */
     int (*metrics)(void *ud, px_buf_t *out);
     void *ud;

@@ -61,16 +61,26 @@ struct px_server {
     int started, loop_ready, main_closed;
     int exit_code;
     px_admin_t *admin;
-    /* readiness: the model server accepts connections (probed every PROBE_MS) */
+    /* readiness: the model server accepts connections, probed when asked
+     * (at most once per PROBE_CACHE_MS) */
     uv_timer_t probe_timer;
     union { uv_tcp_t tcp; uv_pipe_t pipe; uv_handle_t handle; } probe;
     uv_connect_t probe_req;
     int probe_busy, upstream_up;
+    uint64_t probe_time;                /* uv_now of the last result */
+    struct ready_waiter *waiters;
     char upstream_why[128];
     uint64_t reloads_ok, reloads_failed, config_time;
 };
 
-#define PROBE_MS 2000
+#define PROBE_CACHE_MS 1000
+#define PROBE_TIMEOUT_MS 2000
+
+struct ready_waiter {
+    void *token;
+    px_admin_ready_done_t done;
+    struct ready_waiter *next;
+};
 
 static gen_t *gen_new(px_config_t *cfg, px_tls_ctx_t *tls)
 {
@@ -266,9 +276,8 @@ fail:
 
 /* --- the server --------------------------------------------------------------------- */
 
-static int admin_ready(void *ud, char *why, size_t n);
+static void admin_ready(void *ud, void *token, px_admin_ready_done_t done);
 static int admin_metrics(void *ud, px_buf_t *out);
-static void probe_upstream(uv_timer_t *t);
 
 static void raise_nofile(void)
 {
@@ -424,34 +433,84 @@ int px_server_reload(px_server_t *s)
 
 /* --- readiness and metrics ------------------------------------------------------ */
 
+static int ready_now(px_server_t *s, const char **why)
+{
+    if (atomic_load(&s->draining)) {
+        *why = "draining";
+        return 0;
+    }
+    if (!s->started) {
+        *why = "starting";
+        return 0;
+    }
+    if (!s->upstream_up) {
+        *why = s->upstream_why[0] ? s->upstream_why : "upstream not probed yet";
+        return 0;
+    }
+    *why = "";
+    return 1;
+}
+
+static void answer_waiters(px_server_t *s)
+{
+    struct ready_waiter *w = s->waiters;
+    s->waiters = NULL;
+    while (w) {
+        struct ready_waiter *next = w->next;
+        const char *why;
+        int ok = ready_now(s, &why);
+        w->done(w->token, ok, why);
+        free(w);
+        w = next;
+    }
+}
+
 static void probe_closed(uv_handle_t *h)
 {
     px_server_t *s = h->data;
     s->probe_busy = 0;
+    s->probe_time = uv_now(&s->loop);
+    answer_waiters(s);
 }
 
-static void probe_connected(uv_connect_t *req, int status)
+static void probe_finish(px_server_t *s, int status)
 {
-    px_server_t *s = req->data;
+    if (uv_is_closing(&s->probe.handle))
+        return;                 /* the timeout already decided */
     s->upstream_up = status == 0;
     if (status != 0)
         snprintf(s->upstream_why, sizeof s->upstream_why, "upstream unreachable: %s",
                  uv_strerror(status));
+    uv_timer_stop(&s->probe_timer);
     uv_close(&s->probe.handle, probe_closed);
 }
 
-/* A connect to the model server, at most one at a time. */
-static void probe_upstream(uv_timer_t *t)
+static void probe_connected(uv_connect_t *req, int status)
+{
+    probe_finish(req->data, status);
+}
+
+static void probe_timeout(uv_timer_t *t)
 {
     px_server_t *s = t->data;
+    /* closing the handle cancels the connect (probe_connected gets UV_ECANCELED) */
+    if (!uv_is_closing(&s->probe.handle)) {
+        s->upstream_up = 0;
+        snprintf(s->upstream_why, sizeof s->upstream_why, "upstream unreachable: connect timed out");
+        uv_close(&s->probe.handle, probe_closed);
+    }
+}
+
+/* One connect to the model server, at most one at a time. */
+static void probe_upstream(px_server_t *s)
+{
     const px_addr_t *a = &s->gen->cfg->upstream.addr;
     struct sockaddr_storage ss;
     int rc;
 
-    if (s->probe_busy)
-        return;
     s->probe_busy = 1;
     s->probe_req.data = s;
+    uv_timer_start(&s->probe_timer, probe_timeout, PROBE_TIMEOUT_MS, 0);
     if (a->is_unix) {
         uv_pipe_init(&s->loop, &s->probe.pipe, 0);
         s->probe.handle.data = s;
@@ -463,29 +522,36 @@ static void probe_upstream(uv_timer_t *t)
     if (uv_ip4_addr(a->host, a->port, (struct sockaddr_in *)&ss) != 0)
         uv_ip6_addr(a->host, a->port, (struct sockaddr_in6 *)&ss);
     rc = uv_tcp_connect(&s->probe_req, &s->probe.tcp, (struct sockaddr *)&ss, probe_connected);
-    if (rc != 0) {
-        s->upstream_up = 0;
-        snprintf(s->upstream_why, sizeof s->upstream_why, "upstream unreachable: %s", uv_strerror(rc));
-        uv_close(&s->probe.handle, probe_closed);
-    }
+    if (rc != 0)
+        probe_finish(s, rc);
 }
 
-static int admin_ready(void *ud, char *why, size_t n)
+/* /readyz: answered from the last probe if it is recent, else after a new
+ * one. Probing only when asked keeps an idle model server free of traffic
+ * it did not ask for. */
+static void admin_ready(void *ud, void *token, px_admin_ready_done_t done)
 {
     px_server_t *s = ud;
-    if (atomic_load(&s->draining)) {
-        snprintf(why, n, "draining");
-        return 0;
+    struct ready_waiter *w;
+    const char *why;
+    int ok = ready_now(s, &why);
+
+    if (!s->started || atomic_load(&s->draining) || s->main_closed ||
+        (!s->probe_busy && s->probe_time && uv_now(&s->loop) - s->probe_time < PROBE_CACHE_MS)) {
+        done(token, ok, why);
+        return;
     }
-    if (!s->started) {
-        snprintf(why, n, "starting");
-        return 0;
+    w = malloc(sizeof *w);
+    if (!w) {
+        done(token, 0, "out of memory");
+        return;
     }
-    if (!s->upstream_up) {
-        snprintf(why, n, "%s", s->upstream_why[0] ? s->upstream_why : "upstream not probed yet");
-        return 0;
-    }
-    return 1;
+    w->token = token;
+    w->done = done;
+    w->next = s->waiters;
+    s->waiters = w;
+    if (!s->probe_busy)
+        probe_upstream(s);
 }
 
 static int admin_metrics(void *ud, px_buf_t *out)
@@ -493,7 +559,7 @@ static int admin_metrics(void *ud, px_buf_t *out)
     px_server_t *s = ud;
     px_metrics_t *w[256];
     px_metrics_global_t g;
-    char why[8];
+    const char *why;
     int n = s->nworkers < 256 ? s->nworkers : 256;
 
     for (int i = 0; i < n; i++)
@@ -502,7 +568,7 @@ static int admin_metrics(void *ud, px_buf_t *out)
     g.version = PX_VERSION;
     g.wolfssl_version = wolfSSL_lib_version();
     g.draining = atomic_load(&s->draining);
-    g.ready = admin_ready(s, why, sizeof why);
+    g.ready = ready_now(s, &why);
     g.reloads_ok = s->reloads_ok;
     g.reloads_failed = s->reloads_failed;
     g.config_timestamp = s->config_time;
@@ -573,7 +639,6 @@ int px_server_run(px_server_t *s)
         }
     }
     s->started = 1;
-    uv_timer_start(&s->probe_timer, probe_upstream, 0, PROBE_MS);
     {
         const px_config_t *c = s->gen->cfg;
         char groups[256] = "";

@@ -80,7 +80,9 @@ def dump_dom(h, url, spki):
         p.stop(timeout=5)   # the whole group: browser, zygote, renderers
         raise TestFailure(f"chromium did not finish within {CHROMIUM_TIMEOUT}s")
     p.stop(timeout=5)       # any helper left behind in its group
-    check(not pxtest.group_members(p.pid), "no chromium process left running")
+    # helpers (zygote, crashpad) exit on their own time after the group's SIGTERM
+    pxtest.wait_until(lambda: not pxtest.group_members(p.pid), timeout=10,
+                      msg="no chromium process left running")
     check_eq(rc, 0, f"chromium exit status (stderr: {p.stderr_text()[-1500:]})")
     return p.stdout_text()
 
