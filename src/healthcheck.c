@@ -199,7 +199,7 @@ int px_healthcheck_get(const char *url, int timeout_ms, char *err, size_t errlen
                                                : strerror(errno));
             goto fail;
         }
-        while (pos < (size_t)r) {
+        for (;;) {              /* until NEED_MORE: END may follow with no input */
             const char *data, *detail;
             size_t dlen;
             px_h1_event_t ev = px_http1_parse(p, buf + pos, (size_t)r - pos, &used, &data, &dlen);

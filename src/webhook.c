@@ -199,7 +199,7 @@ static void serve_conn(px_tls_ctx_t *ctx, int fd, const char *peer, const px_inj
         }
         if (n <= 0)
             goto out;
-        while (off < (size_t)n) {
+        for (int more = 1; more;) {     /* until NEED_MORE: END may follow with no input */
             const char *data, *detail;
             size_t used = 0, dlen = 0;
             px_h1_event_t ev = px_http1_parse(p, plain + off, (size_t)n - off, &used, &data, &dlen);
@@ -207,13 +207,17 @@ static void serve_conn(px_tls_ctx_t *ctx, int fd, const char *peer, const px_inj
             off += used;
             switch (ev) {
             case PX_H1_NEED_MORE:
-                off = (size_t)n;
+                more = 0;
                 break;
             case PX_H1_HEAD:
                 h = px_http1_head(p);
                 snprintf(method, sizeof method, "%.*s", (int)h->method_len, h->method);
-                snprintf(path, sizeof path, "%.*s", (int)strcspn(h->target, "?#") < (int)h->target_len
-                         ? (int)strcspn(h->target, "?#") : (int)h->target_len, h->target);
+                {   /* the path without the query (the API server adds ?timeout=5s) */
+                    size_t pl = 0;
+                    while (pl < h->target_len && h->target[pl] != '?' && h->target[pl] != '#')
+                        pl++;
+                    snprintf(path, sizeof path, "%.*s", (int)pl, h->target);
+                }
                 if (h->expect_continue) {
                     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
                     if (px_tls_write(c.tls, cont, sizeof cont - 1) < 0 || flush_out(&c) < 0)
