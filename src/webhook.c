@@ -31,7 +31,7 @@
 #include "tls.h"
 
 #define IO_CHUNK 16384
-#define CONN_DEADLINE_MS 10000
+#define CONN_DEADLINE_MS 5000       /* = the webhooks' timeoutSeconds */
 #define MAX_BODY (8u << 20)          /* the API server's request limit is ~3 MiB */
 
 typedef struct {
