@@ -52,6 +52,7 @@ demo-model:
 	@python3 scripts/demo_model_server.py
 
 test: build build-asan
+	@scripts/deps.sh --test-tools
 	@echo "== tests: normal build"
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	@echo "== tests: ASan + UBSan build"

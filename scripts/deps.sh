@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pqproxy needs to build and test, idempotently.
 #
-#   scripts/deps.sh [--print-env] [--peers]
+#   scripts/deps.sh [--print-env] [--peers] [--test-tools]
 #
 # - Debian 12 packages (libuv, cJSON, cmocka, cmake, autotools, ...) through
 #   the system's apt, only when one is missing.
@@ -18,6 +18,8 @@
 # roots as make variable assignments (used by the top-level Makefile).
 # --peers also installs the independent TLS peers the interop tests use
 # (Debian's chromium, Node.js 24 from npm).
+# --test-tools installs what `make test` uses beyond the build: the
+# Dockerfile linter dockerfile-utils (npm) for tests/integration/test_deploy_docker.py.
 set -euo pipefail
 
 CACHE="${PQPROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pqproxy}"
@@ -32,7 +34,7 @@ die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
 # --- Debian 12 packages ------------------------------------------------------
 SYS_PKGS=(build-essential cmake pkg-config autoconf automake libtool
           libuv1-dev libcjson-dev libcmocka-dev
-          python3 curl ca-certificates xz-utils file)
+          python3 python3-yaml curl ca-certificates xz-utils file)
 
 install_system_packages() {
     local missing=() p
@@ -323,12 +325,32 @@ ensure_node() {
     fi
 }
 
+# dockerfile-utils (the linter behind VS Code's Dockerfile support; works
+# offline), pinned, unpacked into the cache. Tests find it there.
+DOCKERFILE_UTILS_VERSION=0.16.3
+ensure_dockerfile_lint() {
+    local d="$CACHE/dockerfile-utils-$DOCKERFILE_UTILS_VERSION"
+    DOCKERFILE_LINT="$d/node_modules/.bin/dockerfile-utils"
+    if [ -x "$DOCKERFILE_LINT" ] && [ -f "$d/.pqproxy-complete" ]; then return 0; fi
+    command -v npm >/dev/null 2>&1 || install_system_packages npm
+    log "installing dockerfile-utils $DOCKERFILE_UTILS_VERSION (npm) into $d"
+    rm -rf "$d"; mkdir -p "$d"
+    if (cd "$d" && npm install --no-save --no-audit --no-fund --loglevel=error \
+            "dockerfile-utils@$DOCKERFILE_UTILS_VERSION" >&2); then
+        touch "$d/.pqproxy-complete"
+    else
+        log "warning: dockerfile-utils could not be installed; the Dockerfile lint test will be skipped"
+        DOCKERFILE_LINT=""
+    fi
+}
+
 main() {
-    local print_env=0 peers=0 extra=()
+    local print_env=0 peers=0 test_tools=0 extra=()
     while [ $# -gt 0 ]; do
         case "$1" in
             --print-env) print_env=1 ;;
             --peers) peers=1 ;;
+            --test-tools) test_tools=1 ;;
             --with) extra+=("$2"); shift ;;
             *) die "unknown argument: $1" ;;
         esac
@@ -342,6 +364,8 @@ main() {
     ensure_wolfssl
     ensure_llhttp
     NODE_BIN=""
+    DOCKERFILE_LINT=""
+    [ $test_tools -eq 0 ] || ensure_dockerfile_lint
     if [ $peers -eq 1 ]; then
         # Independent peers for the interop tests: Debian's chromium (BoringSSL)
         # and curl (OpenSSL 3.0, classical only), Node 24 (OpenSSL 3.5).
@@ -353,6 +377,7 @@ main() {
     if [ $print_env -eq 1 ]; then
         printf 'WOLFSSL_ROOT := %s\nLLHTTP_ROOT := %s\n' "$WOLFSSL_ROOT" "$LLHTTP_ROOT"
         [ -z "$NODE_BIN" ] || printf 'NODE24 := %s\n' "$NODE_BIN"
+        [ -z "$DOCKERFILE_LINT" ] || printf 'DOCKERFILE_LINT := %s\n' "$DOCKERFILE_LINT"
     fi
 }
 

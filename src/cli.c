@@ -1,6 +1,8 @@
 #include "cli.h"
 #include "certgen.h"
 #include "client.h"
+#include "healthcheck.h"
+#include "inject.h"
 #include "server.h"
 
 const px_command_t px_commands[] = {
@@ -8,6 +10,8 @@ const px_command_t px_commands[] = {
     { "check-config", px_cmd_check_config },
     { "certgen", px_cmd_certgen },
     { "request", px_cmd_request },
+    { "healthcheck", px_cmd_healthcheck },
+    { "inject-webhook", px_cmd_inject_webhook },
     { "--version", px_cmd_version },
     { "version", px_cmd_version },
     { 0, 0 },

@@ -564,6 +564,7 @@ static int apply_env(ctx_t *c, px_config_t *cfg)
 {
     const char *w = env("PQPROXY_WORKERS"), *crt = env("PQPROXY_TLS_CERT");
     const char *key = env("PQPROXY_TLS_KEY"), *ca = env("PQPROXY_TLS_CLIENT_CA");
+    const char *pq = env("PQPROXY_PQ_POLICY");
     char *cwd = NULL, shown[80];
     int r;
 
@@ -583,6 +584,16 @@ static int apply_env(ctx_t *c, px_config_t *cfg)
             goto fail;
         }
         c->workers = (int)n;
+    }
+    if (pq) {
+        if (!strcmp(pq, "require") || !strcmp(pq, "prefer")) {
+            cfg->tls.pq_policy = strcmp(pq, "require") ? PX_PQ_PREFER : PX_PQ_REQUIRE;
+        } else {
+            px_jv_printable(shown, sizeof shown, pq, 40);
+            r = fail(c, "environment PQPROXY_PQ_POLICY", "must be \"require\" or \"prefer\", got \"%s\"",
+                     shown);
+            goto fail;
+        }
     }
     if (!!crt != !!key) {
         r = fail(c, crt ? "environment PQPROXY_TLS_CERT" : "environment PQPROXY_TLS_KEY",

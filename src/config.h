@@ -127,8 +127,8 @@ typedef struct px_config {
 
 /* Loads and validates FILE, then applies environment overrides
  * (PQPROXY_LISTEN, PQPROXY_UPSTREAM, PQPROXY_ADMIN_LISTEN, PQPROXY_TLS_CERT,
- * PQPROXY_TLS_KEY, PQPROXY_TLS_CLIENT_CA, PQPROXY_WORKERS). On error returns NULL and
- * writes "FILE: KEY.PATH: reason" into err. */
+ * PQPROXY_TLS_KEY, PQPROXY_TLS_CLIENT_CA, PQPROXY_WORKERS, PQPROXY_PQ_POLICY).
+ * On error returns NULL and writes "FILE: KEY.PATH: reason" into err. */
 px_config_t *px_config_load(const char *file, char *err, size_t errlen);
 
 /* Same, from a JSON text; `file` is used for messages and relative paths.

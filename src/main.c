@@ -14,6 +14,8 @@ static int usage(FILE *f)
             "  check-config FILE        validate a configuration file and exit\n"
             "  certgen --out DIR        make a development CA and server certificates\n"
             "  request URL [options]    send one HTTPS request (hybrid post-quantum TLS)\n"
+            "  healthcheck [--url URL]  GET the admin /healthz over plain HTTP; exit 0 on 2xx\n"
+            "  inject-webhook [options] Kubernetes admission webhook that injects the sidecar\n"
             "  --version                version, wolfSSL version and post-quantum support\n");
     return f == stderr ? 2 : 0;
 }

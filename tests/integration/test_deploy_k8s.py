@@ -1,0 +1,468 @@
+"""deploy/k8s/: the manifests parsed (python3-yaml) and held to their
+invariants, the ConfigMap's pqproxy.json loaded by the real binary with the
+Secret mount materialized, and the injector webhook served over HTTPS by the
+real binary (certificates from make-certs.sh) answering AdmissionReview
+fixtures from tests/data/admission."""
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pxtest
+from pxtest import check, check_eq, check_in, skip
+
+try:
+    import yaml
+except ImportError:                      # scripts/deps.sh installs python3-yaml
+    yaml = None
+
+K8S = os.path.join(pxtest.SOURCE_DIR, "deploy", "k8s")
+BASE = os.path.join(K8S, "base")
+WEBHOOK = os.path.join(K8S, "webhook")
+FIXTURES = os.path.join(pxtest.SOURCE_DIR, "tests", "data", "admission")
+WEBHOOK_HOST = "pqproxy-webhook.pqproxy-system.svc"
+
+
+def need_yaml():
+    if yaml is None:
+        skip("python3-yaml not installed (scripts/deps.sh installs it)")
+
+
+def kustomization(d):
+    need_yaml()
+    with open(os.path.join(d, "kustomization.yaml")) as f:
+        return yaml.safe_load(f)
+
+
+def objects(d):
+    """Every object of the kustomization's resources, by (kind, name)."""
+    out = {}
+    for res in kustomization(d)["resources"]:
+        with open(os.path.join(d, res)) as f:
+            for doc in yaml.safe_load_all(f):
+                if doc:
+                    out[(doc["kind"], doc["metadata"]["name"])] = doc
+    return out
+
+
+def one(objs, kind):
+    found = [o for (k, _), o in objs.items() if k == kind]
+    check_eq(len(found), 1, f"number of {kind}s")
+    return found[0]
+
+
+def base_config():
+    with open(os.path.join(BASE, "pqproxy.json")) as f:
+        return json.load(f)
+
+
+def port_of(addr):
+    return int(str(addr).rsplit(":", 1)[1])
+
+
+def all_containers(pod_spec):
+    return pod_spec.get("initContainers", []) + pod_spec["containers"]
+
+
+def named(items, name):
+    found = [i for i in items or [] if i.get("name") == name]
+    check_eq(len(found), 1, f"items named {name}")
+    return found[0]
+
+
+def resolve_port(container, port):
+    if isinstance(port, int):
+        return port
+    return named(container.get("ports"), port)["containerPort"]
+
+
+def check_security_context(pod_spec, c, where):
+    sc = c.get("securityContext") or {}
+    psc = pod_spec.get("securityContext") or {}
+    check(sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, f"{where}: runAsNonRoot")
+    check_eq(sc.get("runAsUser", psc.get("runAsUser")), 10001, f"{where}: runAsUser")
+    check(sc.get("allowPrivilegeEscalation") is False, f"{where}: allowPrivilegeEscalation false")
+    check(sc.get("readOnlyRootFilesystem") is True, f"{where}: readOnlyRootFilesystem")
+    check_eq((sc.get("capabilities") or {}).get("drop"), ["ALL"], f"{where}: capabilities.drop")
+    seccomp = sc.get("seccompProfile") or psc.get("seccompProfile") or {}
+    check_eq(seccomp.get("type"), "RuntimeDefault", f"{where}: seccompProfile")
+    res = c.get("resources") or {}
+    for k in ("requests", "limits"):
+        check(res.get(k) and res[k].get("memory"), f"{where}: resources.{k}.memory")
+    check(res["requests"].get("cpu"), f"{where}: resources.requests.cpu")
+
+
+def prestop_sleep(c):
+    cmd = ((c.get("lifecycle") or {}).get("preStop") or {}).get("exec", {}).get("command")
+    if not cmd:
+        return 0
+    check_eq(cmd[0], "sleep", "preStop is a sleep")
+    return int(cmd[1])
+
+
+# --- kustomizations ------------------------------------------------------------------------
+
+def test_kustomizations_list_every_file():
+    for d, extra in ((BASE, set()), (WEBHOOK, {"make-certs.sh"})):
+        k = kustomization(d)
+        check_eq(k["apiVersion"], "kustomize.config.k8s.io/v1beta1")
+        listed = set(k["resources"])
+        for gen in k.get("configMapGenerator", []) + k.get("secretGenerator", []):
+            listed |= {f.split("=", 1)[-1] for f in gen.get("files", [])}
+        present = {f for f in os.listdir(d) if os.path.isfile(os.path.join(d, f))
+                   and f != "kustomization.yaml"} - extra
+        check_eq(sorted(present - listed), [], f"{d}: files not in kustomization.yaml")
+        check_eq(sorted(listed - present), [], f"{d}: listed but missing")
+        check_in("pqproxy", [i["name"] for i in k["images"]], "image name kustomize sets")
+    check_eq(kustomization(BASE)["namespace"], "models")
+    check_eq(kustomization(WEBHOOK)["namespace"], "pqproxy-system")
+
+
+# --- the base: TF Serving + native sidecar ----------------------------------------------------
+
+def sidecar_and_model():
+    objs = objects(BASE)
+    dep = one(objs, "Deployment")
+    spec = dep["spec"]["template"]["spec"]
+    return objs, dep, spec, named(spec["initContainers"], "pqproxy"), named(spec["containers"], "tfserving")
+
+
+def test_base_sidecar():
+    objs, dep, spec, px, model = sidecar_and_model()
+    cfg = base_config()
+    admin = port_of(cfg["admin"]["listen"])
+    check_eq(cfg["admin"]["listen"].rsplit(":", 1)[0], "0.0.0.0", "admin reachable by kubelet probes")
+    check_eq(px["restartPolicy"], "Always", "native sidecar")
+    check_eq(cfg["tls"]["pq_policy"], "require")
+    # probes: startup and liveness on /healthz, readiness on /readyz, all on the admin port
+    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"),
+                        ("readinessProbe", "/readyz")):
+        get = px[probe]["httpGet"]
+        check_eq(get["path"], path, probe)
+        check_eq(resolve_port(px, get["port"]), admin, f"{probe} port")
+        check(get.get("scheme", "HTTP") == "HTTP", f"{probe}: the admin port is plain HTTP")
+    check_eq(resolve_port(px, "pqproxy-https"), port_of(cfg["listen"]))
+    # config: the mounted ConfigMap holds the file the command reads
+    conf_path = px["command"][px["command"].index("--config") + 1]
+    check_eq(px["command"][:2], ["pqproxy", "run"])
+    mounts = {m["name"]: m for m in px["volumeMounts"]}
+    check_eq(os.path.dirname(conf_path), mounts["pqproxy-config"]["mountPath"])
+    vols = {v["name"]: v for v in spec["volumes"]}
+    gen = named(kustomization(BASE)["configMapGenerator"], vols["pqproxy-config"]["configMap"]["name"])
+    check_in(os.path.basename(conf_path), gen["files"])
+    # certificates: the Secret mounted where the config looks, with those keys
+    tls_dir = mounts["pqproxy-tls"]["mountPath"]
+    secret = objs[("Secret", vols["pqproxy-tls"]["secret"]["secretName"])]
+    for cert in cfg["tls"]["certificates"]:
+        for k in ("cert", "key"):
+            check_eq(os.path.dirname(cert[k]), tls_dir, f"{k} under the Secret mount")
+            check_in(os.path.basename(cert[k]), secret["stringData"], "Secret key")
+    check_eq(secret["type"], "kubernetes.io/tls")
+    check_in(("Secret", "pqproxy-signature-keys"), objs, "signature keys Secret")
+    check(all(m.get("readOnly") for m in px["volumeMounts"]), "read-only mounts")
+    # the model server: upstream on the pod's loopback, nothing declared or exposed
+    check(cfg["upstream"]["address"].startswith("127.0.0.1:"), "upstream on loopback")
+    check("ports" not in model, "the model server declares no port")
+    check_eq(spec.get("automountServiceAccountToken"), False)
+
+
+def test_base_security_contexts():
+    objs, dep, spec, px, model = sidecar_and_model()
+    for c in all_containers(spec):
+        check_security_context(spec, c, f"container {c['name']}")
+    check_eq(spec["securityContext"]["runAsUser"], 10001)
+    check(spec["securityContext"]["runAsNonRoot"] is True, "pod runAsNonRoot")
+
+
+def test_base_shutdown_budget():
+    objs, dep, spec, px, model = sidecar_and_model()
+    cfg = base_config()
+    drain_ms = cfg["timeouts"]["drain_ms"]
+    check(prestop_sleep(px) > 0, "the sidecar sleeps in preStop (endpoints settle)")
+    check(prestop_sleep(model) > 0, "the model server sleeps in preStop")
+    grace = spec["terminationGracePeriodSeconds"]
+    # native sidecars stop after the main containers: their budgets add up
+    need_ms = (prestop_sleep(model) + prestop_sleep(px)) * 1000 + drain_ms
+    check(grace * 1000 > need_ms, f"terminationGracePeriodSeconds {grace}s <= {need_ms} ms")
+    check(grace * 1000 > drain_ms, "terminationGracePeriodSeconds > drain_ms")
+
+
+def test_base_service_and_networkpolicy():
+    objs, dep, spec, px, model = sidecar_and_model()
+    cfg = base_config()
+    svc = one(objs, "Service")
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    check(svc["spec"]["selector"].items() <= labels.items(), "Service selects the pods")
+    check_eq(dep["spec"]["selector"]["matchLabels"], svc["spec"]["selector"])
+    ports = svc["spec"]["ports"]
+    check_eq(len(ports), 1, "one Service port")
+    check_eq(ports[0]["port"], 8443)
+    # targetPort is the sidecar's TLS port (which no other container declares)
+    check_eq(resolve_port(px, ports[0]["targetPort"]), port_of(cfg["listen"]))
+    np = one(objs, "NetworkPolicy")["spec"]
+    check(np["podSelector"]["matchLabels"].items() <= labels.items(), "NetworkPolicy selects the pods")
+    check_in("Ingress", np["policyTypes"])
+    allowed = {}
+    for rule in np["ingress"]:
+        for p in rule["ports"]:
+            allowed[p["port"]] = rule.get("from")
+    check_eq(sorted(allowed), [port_of(cfg["listen"]), port_of(cfg["admin"]["listen"])],
+             "ingress only to the TLS and admin ports")
+    check_eq(allowed[port_of(cfg["admin"]["listen"])],
+             [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+             "admin port from the monitoring namespace only")
+
+
+def test_base_config_loads(h):
+    """The ConfigMap's pqproxy.json, Secret mount materialized, through check-config."""
+    cfg = base_config()
+    certs = h.certgen()
+    root = h.path("rootfs")
+    for cert in cfg["tls"]["certificates"]:
+        os.makedirs(root + os.path.dirname(cert["cert"]), exist_ok=True)
+        shutil.copy(os.path.join(certs, "server.crt"), root + cert["cert"])
+        shutil.copy(os.path.join(certs, "server.key"), root + cert["key"])
+        cert["cert"], cert["key"] = root + cert["cert"], root + cert["key"]
+    path = h.write_config(cfg, "pqproxy.json")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PQPROXY_")}
+    r = subprocess.run([pxtest.pqproxy_bin(), "check-config", path], capture_output=True, text=True,
+                       env=env, timeout=30)
+    check_eq(r.returncode, 0, r.stderr)
+    check_in("listen 0.0.0.0:8443, upstream 127.0.0.1:8501", r.stdout)
+    check_in("pq_policy require", r.stdout)
+    # what the injector's annotations set through the environment
+    env2 = dict(env, PQPROXY_UPSTREAM="127.0.0.1:8000", PQPROXY_PQ_POLICY="prefer")
+    r = subprocess.run([pxtest.pqproxy_bin(), "check-config", path], capture_output=True, text=True,
+                       env=env2, timeout=30)
+    check_eq(r.returncode, 0, r.stderr)
+    check_in("upstream 127.0.0.1:8000", r.stdout)
+    check_in("pq_policy prefer", r.stdout)
+    r = subprocess.run([pxtest.pqproxy_bin(), "check-config", path], capture_output=True, text=True,
+                       env=dict(env, PQPROXY_PQ_POLICY="maybe"), timeout=30)
+    check_eq(r.returncode, 1)
+    check_in("environment PQPROXY_PQ_POLICY: must be", r.stderr)
+
+
+# --- the injector --------------------------------------------------------------------------------
+
+def webhook_objects():
+    objs = objects(WEBHOOK)
+    dep = one(objs, "Deployment")
+    spec = dep["spec"]["template"]["spec"]
+    return objs, dep, spec, named(spec["containers"], "webhook")
+
+
+def flag(cmd, name):
+    check_in(name, cmd)
+    return cmd[cmd.index(name) + 1]
+
+
+def test_webhook_configuration():
+    objs, dep, spec, c = webhook_objects()
+    mwc = one(objs, "MutatingWebhookConfiguration")
+    svc = one(objs, "Service")
+    ns = one(objs, "Namespace")
+    check_eq(ns["metadata"]["name"], "pqproxy-system")
+    check_eq(ns["metadata"]["labels"].get("pqproxy.io/inject"), "disabled")
+    hooks = {w["name"]: w for w in mwc["webhooks"]}
+    check_eq(sorted(hooks), ["namespace.inject.pqproxy.io", "pod.inject.pqproxy.io"])
+    for name, w in hooks.items():
+        check_eq(w["admissionReviewVersions"], ["v1"], name)
+        check_eq(w["sideEffects"], "None", name)
+        check_eq(w["timeoutSeconds"], 5, name)
+        check_in(w["failurePolicy"], ("Fail", "Ignore"), name)
+        s = w["clientConfig"]["service"]
+        check_eq((s["name"], s["namespace"]), (svc["metadata"]["name"], "pqproxy-system"), name)
+        check_eq(s["port"], svc["spec"]["ports"][0]["port"], f"{name}: Service port")
+        check_in("caBundle", w["clientConfig"])
+        check_eq(w["rules"], [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                               "resources": ["pods"], "scope": "Namespaced"}], name)
+        exprs = {e["key"]: e for e in w["namespaceSelector"]["matchExpressions"]}
+        own = exprs["kubernetes.io/metadata.name"]
+        check(own["operator"] == "NotIn" and "pqproxy-system" in own["values"],
+              f"{name}: excludes its own namespace")
+        check_in("kube-system", own["values"])
+    # the opted-in namespaces fail closed; the cluster-wide annotation hook does not
+    ns_hook, pod_hook = hooks["namespace.inject.pqproxy.io"], hooks["pod.inject.pqproxy.io"]
+    check_eq(ns_hook["failurePolicy"], "Fail")
+    check_eq(pod_hook["failurePolicy"], "Ignore")
+    check_eq(ns_hook["clientConfig"]["service"]["path"], "/inject/namespace")
+    check_eq(pod_hook["clientConfig"]["service"]["path"], "/inject")
+    nsel = {e["key"]: e for e in ns_hook["namespaceSelector"]["matchExpressions"]}["pqproxy.io/inject"]
+    check_eq((nsel["operator"], nsel["values"]), ("In", ["enabled"]))
+    psel = {e["key"]: e for e in pod_hook["namespaceSelector"]["matchExpressions"]}["pqproxy.io/inject"]
+    check_eq((psel["operator"], sorted(psel["values"])), ("NotIn", ["disabled", "enabled"]))
+
+
+def test_webhook_deployment():
+    objs, dep, spec, c = webhook_objects()
+    svc = one(objs, "Service")
+    cmd = c["command"]
+    check_eq(cmd[:2], ["pqproxy", "inject-webhook"])
+    listen = port_of(flag(cmd, "--listen"))
+    check_eq(resolve_port(c, svc["spec"]["ports"][0]["targetPort"]), listen, "Service targetPort")
+    mount = named(c["volumeMounts"], "webhook-tls")["mountPath"]
+    for f in ("--cert", "--key"):
+        check_eq(os.path.dirname(flag(cmd, f)), mount, f"{f} under the Secret mount")
+    check_eq(named(spec["volumes"], "webhook-tls")["secret"]["secretName"], "pqproxy-webhook-tls")
+    # what it injects refers to what the base makes
+    base_objs, base_dep, base_spec, px, _ = sidecar_and_model()
+    check_eq(flag(cmd, "--config-map"), named(base_spec["volumes"], "pqproxy-config")["configMap"]["name"])
+    check_eq(flag(cmd, "--tls-secret"), named(base_spec["volumes"], "pqproxy-tls")["secret"]["secretName"])
+    check_eq(int(flag(cmd, "--upstream-port")), port_of(base_config()["upstream"]["address"]))
+    image = flag(cmd, "--image")
+    k = {i["name"]: i for i in kustomization(WEBHOOK)["images"]}["pqproxy"]
+    check_eq(image, f"{k['newName']}:{k['newTag']}", "injected image == the injector's own image")
+    for probe in ("readinessProbe", "livenessProbe"):
+        get = c[probe]["httpGet"]
+        check_eq((get["scheme"], get["path"], get["port"]), ("HTTPS", "/healthz", listen), probe)
+    check_security_context(spec, c, "webhook")
+    check(dep["spec"]["replicas"] >= 2, "two replicas behind failurePolicy Fail")
+    pdb = one(objs, "PodDisruptionBudget")
+    check_eq(pdb["spec"]["selector"]["matchLabels"], dep["spec"]["selector"]["matchLabels"])
+
+
+def make_certs(h):
+    if not shutil.which("openssl"):
+        skip("openssl not installed")
+    out = h.path("webhook-certs")
+    r = subprocess.run([os.path.join(WEBHOOK, "make-certs.sh"), "--out", out], capture_output=True,
+                       text=True, timeout=60)
+    check_eq(r.returncode, 0, r.stderr)
+    bundle = r.stdout.strip().splitlines()[-1]
+    with open(os.path.join(out, "ca.crt"), "rb") as f:
+        check_eq(base64.b64decode(bundle), f.read(), "printed caBundle is ca.crt")
+    check_eq(oct(os.stat(os.path.join(out, "tls.key")).st_mode & 0o777), "0o600")
+    san = subprocess.run(["openssl", "x509", "-in", os.path.join(out, "tls.crt"), "-noout", "-ext",
+                          "subjectAltName"], capture_output=True, text=True).stdout
+    check_in(f"DNS:{WEBHOOK_HOST}", san)
+    # repeatable: files are reused
+    r2 = subprocess.run([os.path.join(WEBHOOK, "make-certs.sh"), "--out", out, "--print-ca-bundle"],
+                        capture_output=True, text=True, timeout=60)
+    check_eq(r2.stdout.strip(), bundle)
+    return out
+
+
+def start_webhook(h, certs, image="registry.example/pqproxy:0.1.0"):
+    port = pxtest.free_port()
+    h.start("inject-webhook", [pxtest.pqproxy_bin(), "inject-webhook", "--listen", f"127.0.0.1:{port}",
+                               "--cert", os.path.join(certs, "tls.crt"), "--key", os.path.join(certs, "tls.key"),
+                               "--image", image],
+            ready="port", port=port)
+    return port
+
+
+def post(certs, port, path, body_file=None, method=None):
+    """`pqproxy request` as the API server calls the Service; (status, body, stderr)."""
+    cmd = [pxtest.pqproxy_bin(), "request", "--cacert", os.path.join(certs, "ca.crt"), "-i", "-v",
+           "--connect", f"127.0.0.1:{port}", f"https://{WEBHOOK_HOST}{path}",
+           "-H", "Content-Type: application/json"]
+    if body_file:
+        cmd += ["--data-file", body_file]
+    if method:
+        cmd += ["-X", method]
+    r = subprocess.run(cmd, capture_output=True, timeout=30)
+    check_eq(r.returncode, 0, r.stderr.decode(errors="replace"))
+    head, _, body = r.stdout.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, body, r.stderr.decode(errors="replace")
+
+
+def fixture(name):
+    return os.path.join(FIXTURES, name)
+
+
+def apply_patch(doc, patch):
+    """RFC 6902 "add" (all the injector emits); the parent must exist."""
+    for op in patch:
+        check_eq(op["op"], "add")
+        parts = op["path"].split("/")[1:]
+        parent = doc
+        for p in parts[:-1]:
+            parent = parent[int(p)] if isinstance(parent, list) else parent[p]
+        last = parts[-1]
+        if isinstance(parent, list):
+            parent.insert(len(parent) if last == "-" else int(last), op["value"])
+        else:
+            parent[last] = op["value"]
+    return doc
+
+
+def test_webhook_served_over_https(h):
+    certs = make_certs(h)
+    port = start_webhook(h, certs)
+    # healthz (what the kubelet probes)
+    status, body, err = post(certs, port, "/healthz")
+    check_eq((status, json.loads(body)), (200, {"status": "ok"}))
+    check_in("X25519MLKEM768", err, "hybrid group towards a client that offers it")
+    # a pod with and without existing init containers: patched, uid echoed
+    for name, first_path in (("pod-no-init.json", "/spec/initContainers"),
+                             ("pod-with-init.json", "/spec/initContainers/-")):
+        with open(fixture(name)) as f:
+            review = json.load(f)
+        status, body, _ = post(certs, port, "/inject?timeout=5s", fixture(name))
+        check_eq(status, 200, name)
+        resp = json.loads(body)
+        check_eq((resp["apiVersion"], resp["kind"]), ("admission.k8s.io/v1", "AdmissionReview"))
+        r = resp["response"]
+        check_eq(r["uid"], review["request"]["uid"], "uid echoed")
+        check(r["allowed"] is True and r["patchType"] == "JSONPatch", name)
+        patch = json.loads(base64.b64decode(r["patch"]))
+        check_eq(patch[0]["path"], first_path, name)
+        pod = apply_patch(review["request"]["object"], patch)
+        sidecars = [c for c in pod["spec"]["initContainers"] if c["name"] == "pqproxy"]
+        check_eq(len(sidecars), 1, "injected once")
+        check_eq(sidecars[0]["image"], "registry.example/pqproxy:0.1.0")
+    # namespace mode: no annotation needed; opted-out pods untouched
+    status, body, _ = post(certs, port, "/inject/namespace", fixture("pod-no-annotation.json"))
+    check_in("patch", json.loads(body)["response"])
+    for path in ("/inject", "/inject/namespace"):
+        for name in ("pod-opted-out.json", "pod-already-injected.json", "deployment.json"):
+            status, body, _ = post(certs, port, path, fixture(name))
+            r = json.loads(body)["response"]
+            check_eq((status, r["allowed"], "patch" in r), (200, True, False), f"{path} {name}")
+    # malformed reviews: 400 with the project's JSON error body
+    for name in ("malformed-json.json", "malformed-no-uid.json", "malformed-v1beta1.json"):
+        status, body, _ = post(certs, port, "/inject", fixture(name))
+        check_eq(status, 400, name)
+        check_eq(json.loads(body)["error"], "bad_request", name)
+    status, body, _ = post(certs, port, "/inject", method="GET")
+    check_eq(status, 405)
+    status, body, _ = post(certs, port, "/mutate", fixture("pod-no-init.json"))
+    check_eq(status, 404)
+
+
+def test_injected_sidecar_matches_base(h):
+    """The sidecar the webhook injects and the one the base declares agree on
+    everything the rest of the deployment relies on."""
+    need_yaml()
+    certs = make_certs(h)
+    objs, dep, spec, c = webhook_objects()
+    port = start_webhook(h, certs, image=flag(c["command"], "--image"))
+    with open(fixture("pod-no-init.json")) as f:
+        review = json.load(f)
+    status, body, _ = post(certs, port, "/inject", fixture("pod-no-init.json"))
+    pod = apply_patch(review["request"]["object"], json.loads(base64.b64decode(json.loads(body)["response"]["patch"])))
+    inj = named(pod["spec"]["initContainers"], "pqproxy")
+    _, _, base_spec, base_px, _ = sidecar_and_model()
+    for key in ("restartPolicy", "command", "ports", "securityContext"):
+        check_eq(inj[key], base_px[key], key)
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        check_eq(inj[probe]["httpGet"], base_px[probe]["httpGet"], probe)
+    base_mounts = {m["name"]: m["mountPath"] for m in base_px["volumeMounts"]}
+    for m in inj["volumeMounts"]:
+        check_eq(m["mountPath"], base_mounts[m["name"]], m["name"])
+    check_eq(named(pod["spec"]["volumes"], "pqproxy-tls")["secret"]["secretName"],
+             named(base_spec["volumes"], "pqproxy-tls")["secret"]["secretName"])
+    check_security_context(pod["spec"], inj, "injected sidecar")
+    check_eq({e["name"]: e["value"] for e in inj["env"]}["PQPROXY_UPSTREAM"],
+             base_config()["upstream"]["address"])
+
+
+if __name__ == "__main__":
+    pxtest.main([test_kustomizations_list_every_file, test_base_sidecar, test_base_security_contexts,
+                 test_base_shutdown_budget, test_base_service_and_networkpolicy, test_base_config_loads,
+                 test_webhook_configuration, test_webhook_deployment, test_webhook_served_over_https,
+                 test_injected_sidecar_matches_base])
