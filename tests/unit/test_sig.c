@@ -521,14 +521,13 @@ static void test_pair_malformed(void **state)
 {
     fx_hdrs_t hs = { 0 };
     px_sig_msg_t m;
-    char *sg, *pq;
-    const char *in;
+    char *sg, *pq, *in;
     char buf[16384];
 
     fx_hdrs_load(&hs, "request-pair.headers");
     fx_request(&m, &hs);
     assert_int_equal(verify_at(&m, V_NOW, NULL, NULL), PX_SIG_OK);
-    in = fx_hdr(&hs, "Signature-Input");
+    in = strdup(fx_hdr(&hs, "Signature-Input")); /* fx_hdr_set frees the original */
     sg = strdup(fx_hdr(&hs, "Signature"));
     pq = strstr(sg, ", sig1-pq=");
     assert_non_null(pq);
@@ -552,6 +551,7 @@ static void test_pair_malformed(void **state)
     fx_hdr_set(&hs, "Signature", sg);
     assert_int_equal(verify_at(&m, V_NOW, NULL, NULL), PX_SIG_MLDSA);
     free(sg);
+    free(in);
     fx_hdrs_free(&hs);
 }
 
