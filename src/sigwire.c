@@ -114,8 +114,7 @@ static int parse_key(sfp_t *x, const char **k, size_t *klen)
     const char *start = x->p;
     int c = peek(x);
     if (!is_lcalpha(c) && c != '*')
-        return fail(x->err, x->errlen, "expected a key at offset %d",
-                    (int)(x->p - start)); /* offset relative; detail only */
+        return fail(x->err, x->errlen, "expected a lowercase key");
     while ((c = peek(x)) >= 0 && (is_lcalpha(c) || is_digit(c) || c == '_' || c == '-' ||
                                   c == '.' || c == '*'))
         x->p++;
