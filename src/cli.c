@@ -4,6 +4,7 @@
 #include "healthcheck.h"
 #include "inject.h"
 #include "server.h"
+#include "sig.h"
 
 const px_command_t px_commands[] = {
     { "run", px_cmd_run },
@@ -12,6 +13,9 @@ const px_command_t px_commands[] = {
     { "request", px_cmd_request },
     { "healthcheck", px_cmd_healthcheck },
     { "inject-webhook", px_cmd_inject_webhook },
+    { "keygen", px_cmd_keygen },
+    { "sign", px_cmd_sign },
+    { "verify", px_cmd_verify },
     { "--version", px_cmd_version },
     { "version", px_cmd_version },
     { 0, 0 },
