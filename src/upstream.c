@@ -8,7 +8,10 @@
 
 #define READ_CHUNK (64 * 1024)
 
-typedef enum { L_CONNECTING, L_OWNED, L_IDLE, L_CLOSING } link_state_t;
+/* L_RELEASING: given back while its last write's callback is still due
+ * (libuv reports completion on the next loop turn, possibly after the
+ * response has been read); it joins the pool when that write completes. */
+typedef enum { L_CONNECTING, L_OWNED, L_RELEASING, L_IDLE, L_CLOSING } link_state_t;
 
 struct px_uplink {
     union {
@@ -135,7 +138,7 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     px_uplink_t *l = s->data;
     if (n == 0)
         return;
-    if (l->state == L_IDLE) {
+    if (l->state == L_IDLE || l->state == L_RELEASING) {
         /* A pooled link must stay silent: data or EOF means it is unusable. */
         link_close(l);
         return;
@@ -266,11 +269,20 @@ int px_upstream_acquire(px_upstream_t *u, const px_uplink_cb_t *cb, void *ud, px
     return px_upstream_connect_fresh(u, cb, ud, out);
 }
 
+static void pool_insert(px_uplink_t *l);
+
 static void write_cb(uv_write_t *req, int status)
 {
     px_uplink_t *l = req->data;
     l->writing = 0;
     px_buf_reset(&l->inflight);
+    if (l->state == L_RELEASING) {
+        if (status == 0)
+            pool_insert(l);
+        else
+            link_close(l);
+        return;
+    }
     if (l->state == L_OWNED && l->cb)
         l->cb->on_write(l, status, l->ud);
 }
@@ -328,11 +340,26 @@ void px_uplink_timeout(px_uplink_t *l, uint32_t ms)
 
 void px_uplink_release(px_uplink_t *l, int reusable)
 {
-    px_upstream_t *u = l->pool;
     if (l->state == L_CLOSING)
         return;
     l->requests++;
-    if (!reusable || l->state != L_OWNED || l->writing || u->closing ||
+    if (reusable && l->state == L_OWNED && l->writing) {
+        l->cb = NULL;
+        l->ud = NULL;
+        l->state = L_RELEASING;
+        return;
+    }
+    if (!reusable || l->state != L_OWNED) {
+        link_close(l);
+        return;
+    }
+    pool_insert(l);
+}
+
+static void pool_insert(px_uplink_t *l)
+{
+    px_upstream_t *u = l->pool;
+    if (u->closing ||
         l->generation != u->generation || u->idle_count >= u->cfg.pool_max_idle ||
         (u->cfg.max_requests_per_conn && l->requests >= u->cfg.max_requests_per_conn)) {
         link_close(l);
