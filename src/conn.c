@@ -19,6 +19,7 @@
 #include "errors.h"
 #include "http1.h"
 #include "log.h"
+#include "sigflow.h"
 
 #define READ_CHUNK (16 * 1024)      /* ciphertext per socket read */
 #define PLAIN_CHUNK (16 * 1024)     /* plaintext per TLS read (one record) */
@@ -27,6 +28,10 @@
 
 typedef enum { C_HANDSHAKE, C_IDLE, C_REQUEST, C_CLOSING, C_CLOSED } cstate_t;
 typedef enum { T_NONE, T_HANDSHAKE, T_HEADER, T_KEEPALIVE, T_BODY, T_LINGER } tkind_t;
+/* a signed request: verifying its head, holding its body, or cleared */
+typedef enum { SIG_NONE, SIG_VERIFYING, SIG_BODY, SIG_DONE } sigstate_t;
+/* a signed response: not signed, held until signed (head fields), or trailer */
+typedef enum { RSIG_NONE, RSIG_HEAD, RSIG_TRAILER } rsig_t;
 
 /* The exchange in progress: one request and its response. */
 typedef struct {
@@ -46,6 +51,19 @@ typedef struct {
     char method[16];
     char path[512];
     char request_id[128];        /* ours, or the client's when trusted (truncated to fit) */
+    /* signatures (docs/signatures.md) */
+    px_sigctx_t *sig;            /* the generation's context, held for the exchange */
+    px_verify_mode_t verify;
+    int sign;
+    sigstate_t sig_state;
+    px_sigjob_t *job;            /* verification or signing on the thread pool */
+    px_digest_t *digest;         /* hash of the held request body */
+    px_sig_info_t info;          /* what the verification found (pointers into the head) */
+    const char *sig_result;      /* for the access log */
+    rsig_t rsig_mode;
+    px_sig_response_t *rsig;
+    px_buf_t rbody;              /* the held response body (RSIG_HEAD) */
+    int link_reusable;           /* decided at the response's end */
 } exch_t;
 
 struct px_conn {
@@ -153,17 +171,19 @@ static void exch_reset(px_conn_t *c)
         px_uplink_release(x->up, 0);
     px_buf_reset(&up_out);
     px_buf_free(&replay);
+    px_sigctx_unref(x->sig);
+    free(x->digest);
+    px_sig_response_free(x->rsig);
+    px_buf_free(&x->rbody);
     memset(x, 0, sizeof *x);
     x->up_out = up_out;
     x->replay = replay;
 }
 
-static void on_handle_closed(uv_handle_t *h)
+static void conn_free(px_conn_t *c)
 {
-    px_conn_t *c = h->data;
     px_conn_env_t *env = c->env;
-    if (--c->open_handles > 0)
-        return;
+    exch_reset(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -183,6 +203,27 @@ static void on_handle_closed(uv_handle_t *h)
     free(c);
     if (env->on_conn_closed)
         env->on_conn_closed(env);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    px_conn_t *c = h->data;
+    if (--c->open_handles > 0 || c->x.job)
+        return;                 /* a thread-pool job still points here: freed when it returns */
+    conn_free(c);
+}
+
+/* A job's callback: 1 when the connection is gone (the job is freed, and
+ * the connection too once its handles are closed). */
+static int job_orphaned(px_conn_t *c, px_sigjob_t *j)
+{
+    c->x.job = NULL;
+    if (c->state != C_CLOSED)
+        return 0;
+    px_sigjob_free(j);
+    if (c->open_handles == 0)
+        conn_free(c);
+    return 1;
 }
 
 static void abort_conn(px_conn_t *c)
@@ -417,6 +458,8 @@ static void log_exchange(px_conn_t *c)
         a.upstream_ms = x->t_first && x->t_sent ? ms_since(x->t_sent, x->t_first) : -1;
         a.request_id = x->request_id;
         a.error = x->error;
+        a.sig_result = x->sig_result;
+        a.sig_keyid = x->info.keyid;
         a.worker = c->env->worker_id;
         px_access_log(&a);
     }
@@ -545,7 +588,8 @@ static void up_on_write(px_uplink_t *l, int status, void *ud)
         conn_process(c);
 }
 
-static int write_response_head(px_conn_t *c, const px_http_head_t *h)
+static int write_response_head(px_conn_t *c, const px_http_head_t *h, const px_header_t *extra,
+                               int nextra)
 {
     exch_t *x = &c->x;
     px_buf_reset(&c->scratch);
@@ -553,7 +597,7 @@ static int write_response_head(px_conn_t *c, const px_http_head_t *h)
         x->keep_alive = 0;          /* finish_exchange will close: say so */
     if ((h->body == PX_BODY_EOF || h->body == PX_BODY_CHUNKED) && x->client_minor == 0)
         x->keep_alive = 0;          /* unframed to HTTP/1.0: the client learns the end from our close */
-    if (px_http1_write_response_head(&c->scratch, h, x->client_minor, x->keep_alive, NULL, 0,
+    if (px_http1_write_response_head(&c->scratch, h, x->client_minor, x->keep_alive, extra, nextra,
                                      &x->chunked_down) < 0)
         return -1;
     return send_plain(c, px_buf_ptr(&c->scratch), px_buf_size(&c->scratch));
@@ -591,13 +635,20 @@ static void compact(px_conn_t *c)
     px_tls_compact(c->tls);
 }
 
+static void release_upstream(px_conn_t *c, int link_reusable)
+{
+    exch_t *x = &c->x;
+    if (x->up)
+        px_uplink_release(x->up, link_reusable && x->req_done);
+    x->up = NULL;
+}
+
 static void finish_exchange(px_conn_t *c, int link_reusable)
 {
     exch_t *x = &c->x;
     int keep;
 
-    px_uplink_release(x->up, link_reusable && x->req_done && !px_uplink_writing(x->up));
-    x->up = NULL;
+    release_upstream(c, link_reusable);
     log_exchange(c);
     keep = x->keep_alive && x->req_done && !c->env->draining && !c->client_eof;
     exch_reset(c);
@@ -609,6 +660,98 @@ static void finish_exchange(px_conn_t *c, int link_reusable)
     arm(c, px_buf_size(&c->pin) ? T_HEADER : T_KEEPALIVE);
     parse_requests(c);     /* a pipelined request may be waiting */
     compact(c);
+}
+
+/* --- signed responses ------------------------------------------------------------- */
+
+/* Decides how a response is signed: a body known to fit is held and the
+ * signature goes in the head; anything streamed (chunked, close-delimited,
+ * larger) is relayed as it comes with the signature in a trailer. HTTP/1.0
+ * has no trailers: such a streamed response goes unsigned (counted). */
+static int response_sign_begin(px_conn_t *c, const px_http_head_t *h)
+{
+    exch_t *x = &c->x;
+    px_sig_signer_t *signer = px_sigctx_signer(x->sig, c->env->worker_id);
+    int held = h->body == PX_BODY_NONE ||
+               (h->body == PX_BODY_LENGTH && h->content_length <= px_sigctx_max_body(x->sig));
+
+    if (x->is_head || !signer)
+        return 0;
+    if (!held && x->client_minor == 0) {
+        px_m_inc(&c->env->m->responses_unsigned);
+        return 0;
+    }
+    x->rsig = px_sig_response_begin(signer, h->status, x->info.sig_field, x->info.sig_value,
+                                    x->info.sig_value_len, !held);
+    if (!x->rsig) {
+        respond_error(c, PX_HERR_INTERNAL, "cannot sign the response");
+        return -1;
+    }
+    x->rsig_mode = held ? RSIG_HEAD : RSIG_TRAILER;
+    return 0;
+}
+
+static void response_signed(px_sigjob_t *j, void *ud)
+{
+    px_conn_t *c = ud;
+    exch_t *x = &c->x;
+    const px_buf_t *dg, *sg;
+
+    if (job_orphaned(c, j))
+        return;
+    dg = px_sigjob_digest(j);
+    sg = px_sigjob_signature(j);
+    if (px_sigjob_status(j) != 0) {
+        px_sigjob_free(j);
+        if (x->rsig_mode == RSIG_HEAD)
+            respond_error(c, PX_HERR_INTERNAL, "signing the response failed");
+        else
+            abort_conn(c);
+        return;
+    }
+    if (x->rsig_mode == RSIG_HEAD) {
+        px_header_t extra[2] = {
+            { "Content-Digest", 14, px_buf_ptr(dg), px_buf_size(dg) },
+            { "X-Signature", 11, px_buf_ptr(sg), px_buf_size(sg) },
+        };
+        if (write_response_head(c, px_http1_head(c->resp), extra, 2) < 0 ||
+            send_plain(c, px_buf_ptr(&x->rbody), px_buf_size(&x->rbody)) < 0)
+            goto gone;
+        x->resp_head_sent = 1;
+    } else {
+        px_buf_reset(&c->scratch);
+        if (px_buf_printf(&c->scratch, "0\r\nContent-Digest: %.*s\r\nX-Signature: %.*s\r\n\r\n",
+                          (int)px_buf_size(dg), px_buf_ptr(dg), (int)px_buf_size(sg),
+                          px_buf_ptr(sg)) < 0 ||
+            send_plain(c, px_buf_ptr(&c->scratch), px_buf_size(&c->scratch)) < 0)
+            goto gone;
+    }
+    px_sig_count_response_signed();
+    px_sigjob_free(j);
+    flush_client(c);
+    finish_exchange(c, x->link_reusable);
+    return;
+gone:
+    px_sigjob_free(j);           /* send_plain has closed the connection */
+}
+
+/* The whole response is in: sign it off the event loop. The upstream link
+ * is free already. */
+static void response_sign_finish(px_conn_t *c)
+{
+    exch_t *x = &c->x;
+    px_sig_response_t *r = x->rsig;
+    int rc;
+
+    x->rsig = NULL;
+    release_upstream(c, x->link_reusable);
+    rc = px_sig_sign_async(c->env->loop, r, response_signed, c, &x->job);
+    if (rc < 0) {
+        if (x->rsig_mode == RSIG_HEAD)
+            respond_error(c, PX_HERR_INTERNAL, "cannot queue the response signature");
+        else
+            abort_conn(c);
+    }
 }
 
 static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
@@ -634,6 +777,11 @@ static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
             return;
         }
         if (n == UV_EOF && x->resp_head_sent && px_http1_finish(c->resp) == PX_H1_END) {
+            x->resp_done = 1;
+            if (x->rsig) {
+                response_sign_finish(c);
+                return;
+            }
             if (x->chunked_down && !x->is_head && send_plain(c, "0\r\n\r\n", 5) < 0)
                 return;
             flush_client(c);
@@ -665,30 +813,56 @@ static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
             h = px_http1_head(c->resp);
             if (px_http1_is_interim(c->resp)) {
                 /* 100 Continue was answered by the proxy itself; forward others (103). */
-                if (h->status != 100 && write_response_head(c, h) < 0)
+                if (h->status != 100 && write_response_head(c, h, NULL, 0) < 0)
                     return;
                 break;
             }
             x->status = h->status;
             if (!x->req_done)
                 x->keep_alive = 0;  /* answered before the body ended: the rest is unread */
-            if (write_response_head(c, h) < 0)
+            if (x->sign && response_sign_begin(c, h) < 0)
                 return;
+            if (x->rsig_mode == RSIG_HEAD)
+                break;              /* the head goes out with its signature, after the body */
+            if (x->rsig_mode == RSIG_TRAILER) {
+                /* streamed: chunked, the signature in the trailer section */
+                static const px_header_t trailer = { "Trailer", 7, "Content-Digest, X-Signature", 27 };
+                px_http_head_t copy = *h;
+                copy.body = PX_BODY_CHUNKED;
+                if (write_response_head(c, &copy, &trailer, 1) < 0)
+                    return;
+            } else if (write_response_head(c, h, NULL, 0) < 0) {
+                return;
+            }
             x->resp_head_sent = 1;
             break;
         case PX_H1_BODY:
-            if (response_body(c, data, dlen) < 0)
+            if (x->rsig)
+                px_sig_response_update(x->rsig, data, dlen);
+            if (x->rsig_mode == RSIG_HEAD) {
+                x->resp_bytes += dlen;
+                if (px_buf_append(&x->rbody, data, dlen) < 0) {
+                    respond_error(c, PX_HERR_INTERNAL, "out of memory");
+                    return;
+                }
+            } else if (response_body(c, data, dlen) < 0) {
                 return;
+            }
             break;
         case PX_H1_END:
             if (px_http1_is_interim(c->resp))
                 break;
+            x->resp_done = 1;
+            /* Bytes after the response mean a confused upstream: do not reuse. */
+            x->link_reusable = off == (size_t)n && px_http1_head(c->resp)->keep_alive;
+            if (x->rsig) {
+                response_sign_finish(c);
+                return;
+            }
             if (x->chunked_down && !x->is_head && send_plain(c, "0\r\n\r\n", 5) < 0)
                 return;
-            x->resp_done = 1;
             flush_client(c);
-            /* Bytes after the response mean a confused upstream: do not reuse. */
-            finish_exchange(c, off == (size_t)n && px_http1_head(c->resp)->keep_alive);
+            finish_exchange(c, x->link_reusable);
             return;
         case PX_H1_ERROR: {
             const char *detail;
@@ -721,6 +895,82 @@ static int method_is(const px_http_head_t *h, const char *m)
 {
     size_t n = strlen(m);
     return h->method_len == n && !memcmp(h->method, m, n);
+}
+
+static void upstream_start(px_conn_t *c)
+{
+    exch_t *x = &c->x;
+    int rc = px_upstream_acquire(c->env->upstream, &up_cb, c, &x->up, &x->up_reused);
+    if (rc < 0)
+        upstream_failed(c, rc);
+}
+
+/* The body may come now: answer 100-continue, and (unless the body must
+ * first be held and its digest checked) connect upstream at once. */
+static void request_proceed(px_conn_t *c)
+{
+    const px_http_head_t *h = px_http1_head(c->req);
+    exch_t *x = &c->x;
+
+    if (h->body != PX_BODY_NONE && !(h->body == PX_BODY_LENGTH && h->content_length == 0)) {
+        /* The limits were checked on the head: the client may send the body. */
+        if (h->expect_continue && send_plain(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
+            return;
+        arm(c, T_BODY);
+    } else {
+        arm(c, T_NONE);
+    }
+    if (x->sig_state != SIG_BODY)
+        upstream_start(c);
+}
+
+/* The route's signature policy for this request. */
+static void route_policy(px_conn_t *c, const px_http_head_t *h)
+{
+    exch_t *x = &c->x;
+    const char *q = memchr(h->target, '?', h->target_len);
+    const px_route_t *r = px_config_route(cfg_of(c), h->target,
+                                          q ? (size_t)(q - h->target) : h->target_len);
+    int signed_req;
+
+    if (!r || !c->env->sig)
+        return;
+    x->sig = px_sigctx_ref(c->env->sig);
+    x->verify = r->verify;
+    x->sign = r->sign_responses;
+    signed_req = px_http_head_get(h, "x-signature") || px_http_head_get(h, "signature") ||
+                 px_http_head_get(h, "signature-input");
+    if (x->verify == PX_VERIFY_REQUIRED || (x->verify == PX_VERIFY_OPTIONAL && signed_req))
+        x->sig_state = SIG_VERIFYING;
+}
+
+static void request_verified(px_sigjob_t *j, void *ud)
+{
+    px_conn_t *c = ud;
+    exch_t *x = &c->x;
+    px_sig_result_t r;
+
+    if (job_orphaned(c, j))
+        return;
+    r = px_sigjob_result(j);
+    x->info = *px_sigjob_info(j);     /* its pointers are into the request head, still parsed */
+    x->sig_result = px_sig_result_name(r);
+    px_sigjob_free(j);
+    if (r != PX_SIG_OK) {
+        px_info("%s: signature refused (%s, keyid \"%s\"): %s", c->client_addr, x->sig_result,
+                x->info.keyid, x->info.detail);
+        respond_error(c, px_sig_http_error(r), x->info.detail);
+        return;
+    }
+    x->digest = malloc(sizeof *x->digest);
+    if (!x->digest || px_digest_init(x->digest, x->info.digest_algs) != 0) {
+        respond_error(c, PX_HERR_INTERNAL, "out of memory");
+        return;
+    }
+    x->sig_state = SIG_BODY;
+    request_proceed(c);
+    if (c->state == C_REQUEST)
+        conn_process(c);                /* the body (or the end) may be waiting */
 }
 
 static void start_exchange(px_conn_t *c)
@@ -769,17 +1019,16 @@ static void start_exchange(px_conn_t *c)
         px_buf_append(&x->replay, px_buf_ptr(&x->up_out), px_buf_size(&x->up_out));
     px_http1_expect_head_response(c->resp, x->is_head);
 
-    if (h->body != PX_BODY_NONE && !(h->body == PX_BODY_LENGTH && h->content_length == 0)) {
-        /* The limits were checked on the head: the client may send the body. */
-        if (h->expect_continue && send_plain(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
-            return;
-        arm(c, T_BODY);
-    } else {
+    route_policy(c, h);
+    if (x->sig_state == SIG_VERIFYING) {
+        /* Nothing more is read from the client until the head has passed. */
         arm(c, T_NONE);
+        rc = px_sig_verify_async(c->env->loop, x->sig, h, request_verified, c, &x->job);
+        if (rc < 0)
+            respond_error(c, PX_HERR_INTERNAL, "cannot queue the signature verification");
+        return;
     }
-    rc = px_upstream_acquire(c->env->upstream, &up_cb, c, &x->up, &x->up_reused);
-    if (rc < 0)
-        upstream_failed(c, rc);
+    request_proceed(c);
 }
 
 static void request_body(px_conn_t *c, const char *p, size_t n)
@@ -787,6 +1036,18 @@ static void request_body(px_conn_t *c, const char *p, size_t n)
     exch_t *x = &c->x;
     int rc = 0;
     x->req_bytes += n;
+    if (x->sig_state == SIG_BODY) {
+        /* held until its digest is checked: bounded */
+        if (x->req_bytes > px_sigctx_max_body(x->sig)) {
+            char detail[128];
+            snprintf(detail, sizeof detail,
+                     "a signed request body is held until verified; the limit is %llu bytes",
+                     (unsigned long long)px_sigctx_max_body(x->sig));
+            respond_error(c, PX_HERR_BODY_TOO_LARGE, detail);
+            return;
+        }
+        px_digest_update(x->digest, p, n);
+    }
     if (x->chunked_up)
         rc = px_http1_chunk_begin(&x->up_out, n);
     if (rc == 0)
@@ -810,6 +1071,22 @@ static void request_end(px_conn_t *c)
     }
     x->req_done = 1;
     arm(c, T_NONE);
+    if (x->sig_state == SIG_BODY) {
+        px_digest_value_t v;
+        char detail[200];
+        px_digest_final(x->digest, &v);
+        if (px_content_digest_check(x->info.content_digest, x->info.content_digest_len, &v, detail,
+                                    sizeof detail) != PX_SIG_OK) {
+            x->sig_result = px_sig_result_name(PX_SIG_DIGEST);
+            px_sig_count_result(PX_SIG_DIGEST);
+            px_info("%s: signed request refused (keyid \"%s\"): %s", c->client_addr, x->info.keyid,
+                    detail);
+            respond_error(c, PX_HERR_SIG_DIGEST, detail);
+            return;
+        }
+        x->sig_state = SIG_DONE;        /* verified end to end: now the model may see it */
+        upstream_start(c);
+    }
 }
 
 static void parse_requests(px_conn_t *c)
@@ -822,7 +1099,9 @@ static void parse_requests(px_conn_t *c)
 
         if (x->active && x->req_done)
             break;                  /* answer in order: wait for this response */
-        if (x->active && px_buf_size(&x->up_out) >= HIGH_WATER)
+        if (x->active && x->sig_state == SIG_VERIFYING)
+            break;                  /* no body byte before the signature has passed */
+        if (x->active && x->sig_state != SIG_BODY && px_buf_size(&x->up_out) >= HIGH_WATER)
             break;                  /* the upstream is slower: hold the client */
         /* Called even with no input left: END can follow the last body bytes. */
         ev = px_http1_parse(c->req, px_buf_ptr(&c->pin), px_buf_size(&c->pin), &used, &data, &dlen);

@@ -22,6 +22,7 @@ typedef struct px_conn_env {
     const px_config_t *cfg;      /* current config; swapped by reload */
     px_tls_ctx_t *tls;           /* current server context (new sessions take a reference) */
     px_upstream_t *upstream;
+    struct px_sigctx *sig;       /* current signature context (NULL: none configured) */
     int worker_id;
     int draining;
     px_conn_t *conns;            /* all open connections */

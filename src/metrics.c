@@ -185,6 +185,29 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
     for (int e = 0; e < PX_M_UP_ERR; e++)
         px_buf_printf(o, "pqproxy_upstream_errors_total{kind=\"%s\"} %llu\n", up_err_names[e],
                       (unsigned long long)SUM(upstream_errors[e]));
+    help(o, "pqproxy_signature_verifications_total", "counter",
+         "Request signature checks by result (digest_mismatch: the signature passed, the body did not).");
+    for (int r = 0; r < g->sig_result_count; r++)
+        px_buf_printf(o, "pqproxy_signature_verifications_total{result=\"%s\"} %llu\n",
+                      g->sig_result_names[r], (unsigned long long)g->sig_results[r]);
+    help(o, "pqproxy_signature_classical_accepted_total", "counter",
+         "Requests accepted with an ECDSA-only signature (signatures.allow_classical).");
+    px_buf_printf(o, "pqproxy_signature_classical_accepted_total %llu\n",
+                  (unsigned long long)g->sig_classical);
+    help(o, "pqproxy_response_signatures_total", "counter",
+         "Responses on signing routes: signed, or streamed unsigned to HTTP/1.0 clients (no trailers).");
+    px_buf_printf(o, "pqproxy_response_signatures_total{result=\"signed\"} %llu\n",
+                  (unsigned long long)g->responses_signed);
+    px_buf_printf(o, "pqproxy_response_signatures_total{result=\"unsigned_http10\"} %llu\n",
+                  (unsigned long long)SUM(responses_unsigned));
+    help(o, "pqproxy_signature_queue_depth", "gauge",
+         "Signature jobs queued or running on the thread pool.");
+    px_buf_printf(o, "pqproxy_signature_queue_depth %llu\n", (unsigned long long)g->sig_queue_depth);
+    help(o, "pqproxy_replay_cache_entries", "gauge", "Nonces remembered by the replay cache.");
+    px_buf_printf(o, "pqproxy_replay_cache_entries %llu\n", (unsigned long long)g->replay_entries);
+    help(o, "pqproxy_replay_cache_capacity", "gauge", "Nonces the replay cache can hold.");
+    px_buf_printf(o, "pqproxy_replay_cache_capacity %llu\n", (unsigned long long)g->replay_capacity);
+
     help(o, "pqproxy_upstream_retries_total", "counter",
          "Idempotent requests retried on a fresh connection after a stale pooled one failed.");
     px_buf_printf(o, "pqproxy_upstream_retries_total %llu\n", (unsigned long long)SUM(upstream_retries));

@@ -39,6 +39,7 @@ typedef struct px_metrics {
     uint64_t upstream_errors[PX_M_UP_ERR], upstream_retries;
     uint64_t upstream_connects, upstream_reuses;
     uint64_t upstream_idle, upstream_busy;     /* gauges, set by the worker */
+    uint64_t responses_unsigned;      /* on a signing route, streamed to HTTP/1.0 (no trailers) */
 } px_metrics_t;
 
 static inline void px_m_add(uint64_t *c, uint64_t v)
@@ -63,6 +64,12 @@ typedef struct {
     uint64_t reloads_ok, reloads_failed;
     uint64_t config_timestamp;        /* unix time of the running config */
     uint64_t workers;
+    /* signatures (process-wide) */
+    const char *const *sig_result_names;   /* PX_SIG__COUNT names */
+    const uint64_t *sig_results;
+    int sig_result_count;
+    uint64_t sig_classical, responses_signed, sig_queue_depth;
+    uint64_t replay_entries, replay_capacity;
 } px_metrics_global_t;
 
 /* Appends the exposition of the sum of n workers' metrics and g. */

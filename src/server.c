@@ -19,6 +19,7 @@
 #include <wolfssl/ssl.h>
 
 #include "admin.h"
+#include "sigflow.h"
 #include "errors.h"
 #include "log.h"
 #include "tls.h"
@@ -29,6 +30,7 @@
 typedef struct {
     px_config_t *cfg;
     px_tls_ctx_t *tls;
+    px_sigctx_t *sig;
     atomic_int refs;
 } gen_t;
 
@@ -82,13 +84,14 @@ struct ready_waiter {
     struct ready_waiter *next;
 };
 
-static gen_t *gen_new(px_config_t *cfg, px_tls_ctx_t *tls)
+static gen_t *gen_new(px_config_t *cfg, px_tls_ctx_t *tls, px_sigctx_t *sig)
 {
     gen_t *g = calloc(1, sizeof *g);
     if (!g)
         return NULL;
     g->cfg = cfg;
     g->tls = tls;
+    g->sig = sig;
     atomic_init(&g->refs, 1);
     return g;
 }
@@ -103,6 +106,7 @@ static void gen_unref(gen_t *g)
 {
     if (g && atomic_fetch_sub(&g->refs, 1) == 1) {
         px_tls_ctx_unref(g->tls);
+        px_sigctx_unref(g->sig);
         px_config_free(g->cfg);
         free(g);
     }
@@ -215,6 +219,7 @@ static void worker_wake(uv_async_t *a)
         w->gen = newgen;
         w->env.cfg = newgen->cfg;
         w->env.tls = newgen->tls;
+        w->env.sig = newgen->sig;
         px_upstream_set_config(w->env.upstream, &newgen->cfg->upstream, &newgen->cfg->timeouts);
         gen_unref(old);
     } else if (newgen) {
@@ -247,6 +252,7 @@ static int worker_init(worker_t *w, px_server_t *s, int id, int fd, char *err, s
     w->env.loop = &w->loop;
     w->env.cfg = w->gen->cfg;
     w->env.tls = w->gen->tls;
+    w->env.sig = w->gen->sig;
     w->env.worker_id = id;
     w->env.on_conn_closed = worker_maybe_done;
     if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
@@ -292,6 +298,7 @@ px_server_t *px_server_new(px_config_t *cfg, char *err, size_t errlen)
 {
     px_server_t *s = calloc(1, sizeof *s);
     px_tls_ctx_t *tls = NULL;
+    px_sigctx_t *sig = NULL;
     int i;
 
     if (!s) {
@@ -309,8 +316,10 @@ px_server_t *px_server_new(px_config_t *cfg, char *err, size_t errlen)
     uv_timer_init(&s->loop, &s->probe_timer);
     s->probe_timer.data = s;
     tls = px_tls_ctx_server_new(&cfg->tls, err, errlen);
-    if (!tls || !(s->gen = gen_new(cfg, tls))) {
+    sig = tls ? px_sigctx_new(cfg, cfg->workers, err, errlen) : NULL;
+    if (!tls || !sig || !(s->gen = gen_new(cfg, tls, sig))) {
         px_tls_ctx_unref(tls);
+        px_sigctx_unref(sig);
         px_config_free(cfg);
         goto fail;
     }
@@ -393,6 +402,7 @@ int px_server_reload(px_server_t *s)
     char err[512];
     px_config_t *cfg;
     px_tls_ctx_t *tls;
+    px_sigctx_t *sig;
     gen_t *g, *old;
     const px_config_t *cur = s->gen->cfg;
 
@@ -409,13 +419,23 @@ int px_server_reload(px_server_t *s)
         s->reloads_failed++;
         return PX_ECONFIG;
     }
+    /* keys are loaded per worker: keep the running worker count */
+    sig = px_sigctx_new(cfg, cur->workers, err, sizeof err);
+    if (!sig) {
+        px_error("reload refused, keeping the running configuration: %s: %s", cfg->path, err);
+        px_tls_ctx_unref(tls);
+        px_config_free(cfg);
+        s->reloads_failed++;
+        return PX_ECONFIG;
+    }
     if (memcmp(&cfg->listen, &cur->listen, sizeof cfg->listen) != 0 || cfg->workers != cur->workers)
         px_warn("reload: listen address and workers take effect on restart only");
     if (px_log_open(&cfg->log, err, sizeof err) != 0)
         px_warn("reload: %s (logging unchanged)", err);
-    g = gen_new(cfg, tls);
+    g = gen_new(cfg, tls, sig);
     if (!g) {
         px_tls_ctx_unref(tls);
+        px_sigctx_unref(sig);
         px_config_free(cfg);
         return PX_ENOMEM;
     }
@@ -573,7 +593,22 @@ static int admin_metrics(void *ud, px_buf_t *out)
     g.reloads_failed = s->reloads_failed;
     g.config_timestamp = s->config_time;
     g.workers = (uint64_t)s->nworkers;
-    return px_metrics_render(out, w, n, &g);
+    {
+        static const char *names[PX_SIG__COUNT];
+        px_sig_metrics_t sm;
+        px_sig_metrics(&sm);
+        for (int i = 0; i < PX_SIG__COUNT; i++)
+            names[i] = px_sig_result_name((px_sig_result_t)i);
+        g.sig_result_names = names;
+        g.sig_results = sm.results;
+        g.sig_result_count = PX_SIG__COUNT;
+        g.sig_classical = sm.classical;
+        g.responses_signed = sm.responses_signed;
+        g.sig_queue_depth = sm.queue_depth;
+        g.replay_entries = sm.replay_entries;
+        g.replay_capacity = sm.replay_capacity;
+        return px_metrics_render(out, w, n, &g);
+    }
 }
 
 int px_server_metrics(px_server_t *s, px_buf_t *out)
