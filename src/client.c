@@ -13,11 +13,13 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "errors.h"
 #include "http1.h"
+#include "sig.h"
 #include "tls.h"
 
 #define IO_CHUNK 16384
@@ -37,6 +39,13 @@ typedef struct {
     int group_count;
     int insecure, verbose, include, fail;
     int timeout_ms;
+    const char *sign_key, *sign_keyid;        /* sign the request (PREFIX, keyid) */
+    const char *verify_key, *verify_keyid;    /* verify the response (PREFIX, keyid) */
+    char authority[300];                      /* Host: host[:port] */
+    /* the request as signed, for the response's ";req" binding */
+    px_buf_t sig_value, digest_value;
+    px_header_t sent[2];
+    px_sig_msg_t reqmsg;
 } opts_t;
 
 typedef struct {
@@ -63,7 +72,11 @@ static int usage(void)
             "  -i, --include            print the status line and headers\n"
             "  -v, --verbose            print TLS details (version, group, cipher) to stderr\n"
             "  -f, --fail               exit 22 when the status is 400 or more\n"
-            "      --timeout MS         give up after MS milliseconds of silence (default 30000)\n");
+            "      --timeout MS         give up after MS milliseconds of silence (default 30000)\n"
+            "      --sign-key PREFIX --keyid ID   sign the request (ECDSA P-384 + ML-DSA-87,\n"
+            "                           docs/signatures.md); PREFIX from pqproxy keygen\n"
+            "      --verify-key PREFIX [--verify-keyid ID]   verify the response signature with the\n"
+            "                           proxy's public keys (keyid default \"pqproxy\"); exit 1 if it fails\n");
     return 2;
 }
 
@@ -183,7 +196,66 @@ static int send_all(link_t *l, const char *p, size_t n)
     return 0;
 }
 
-static int send_request(link_t *l, const opts_t *o, const char *host, const char *path)
+/* Reads FILE ("-": stdin) into memory: a signed body's digest must be
+ * known before the head goes out. */
+static int slurp(const char *file, px_buf_t *out)
+{
+    FILE *f = strcmp(file, "-") ? fopen(file, "rb") : stdin;
+    char buf[IO_CHUNK];
+    size_t n;
+    int rc = 0;
+    if (!f)
+        return -1;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        if ((rc = px_buf_append(out, buf, n)) < 0)
+            break;
+    if (f != stdin)
+        fclose(f);
+    return rc;
+}
+
+/* Adds Content-Digest and X-Signature for the request (docs/signatures.md). */
+static int sign_request(opts_t *o, const char *method, const char *path, const char *body,
+                        size_t blen)
+{
+    px_sig_signer_t *signer = NULL;
+    char err[512], digest[160];
+    int rc = -1;
+
+    if (px_sig_signer_load(o->sign_key, o->sign_keyid, &signer, err, sizeof err) != 0) {
+        fprintf(stderr, "pqproxy request: --sign-key: %s\n", err);
+        return -1;
+    }
+    if (px_content_digest(body, blen, digest, sizeof digest) < 0 ||
+        px_buf_append(&o->digest_value, digest, strlen(digest)) < 0)
+        goto out;
+    o->sent[0] = (px_header_t){ "Content-Digest", 14, px_buf_ptr(&o->digest_value),
+                                px_buf_size(&o->digest_value) };
+    memset(&o->reqmsg, 0, sizeof o->reqmsg);
+    o->reqmsg.is_request = 1;
+    o->reqmsg.method = method;
+    o->reqmsg.method_len = strlen(method);
+    o->reqmsg.authority = o->authority;
+    o->reqmsg.authority_len = strlen(o->authority);
+    o->reqmsg.target = path;
+    o->reqmsg.target_len = strlen(path);
+    o->reqmsg.headers = o->sent;
+    o->reqmsg.header_count = 1;
+    if (px_sig_sign_request(signer, &o->reqmsg, NULL, 0, (int64_t)time(NULL), 300, NULL,
+                            &o->sig_value) < 0) {
+        fprintf(stderr, "pqproxy request: signing failed\n");
+        goto out;
+    }
+    o->sent[1] = (px_header_t){ "X-Signature", 11, px_buf_ptr(&o->sig_value),
+                                px_buf_size(&o->sig_value) };
+    o->reqmsg.header_count = 2;
+    rc = 0;
+out:
+    px_sig_signer_free(signer);
+    return rc;
+}
+
+static int send_request(link_t *l, opts_t *o, const char *host, const char *path)
 {
     px_buf_t head;
     FILE *body = NULL;
@@ -191,8 +263,23 @@ static int send_request(link_t *l, const opts_t *o, const char *host, const char
     int rc = -1, has_host = 0;
     const char *method = o->method ? o->method : (o->data || o->data_file) ? "POST" : "GET";
 
+    px_buf_t held;
     px_buf_init(&head, 0);
-    if (o->data) {
+    px_buf_init(&held, 0);
+    if (o->sign_key) {
+        /* the body is hashed before anything is sent */
+        if (o->data)
+            px_buf_append(&held, o->data, strlen(o->data));
+        else if (o->data_file && slurp(o->data_file, &held) < 0) {
+            fprintf(stderr, "pqproxy request: --data-file %s: %s\n", o->data_file, strerror(errno));
+            return -1;
+        }
+        if (sign_request(o, method, path, px_buf_ptr(&held), px_buf_size(&held)) < 0) {
+            px_buf_free(&held);
+            return -1;
+        }
+        len = (long long)px_buf_size(&held);
+    } else if (o->data) {
         len = (long long)strlen(o->data);
     } else if (o->data_file) {
         struct stat st;
@@ -210,10 +297,14 @@ static int send_request(link_t *l, const opts_t *o, const char *host, const char
             has_host = 1;
         px_buf_printf(&head, "%s\r\n", o->headers[i]);
     }
+    (void)host;
     if (!has_host)
-        px_buf_printf(&head, "Host: %s\r\n", host);
+        px_buf_printf(&head, "Host: %s\r\n", o->authority);
     px_buf_printf(&head, "User-Agent: pqproxy-request/%s\r\n", PX_VERSION);
-    if (o->data || o->data_file) {
+    for (int i = 0; o->sign_key && i < 2; i++)
+        px_buf_printf(&head, "%s: %.*s\r\n", o->sent[i].name, (int)o->sent[i].value_len,
+                      o->sent[i].value);
+    if (o->data || o->data_file || o->sign_key) {
         if (len >= 0)
             px_buf_printf(&head, "Content-Length: %lld\r\n", len);
         else
@@ -222,6 +313,12 @@ static int send_request(link_t *l, const opts_t *o, const char *host, const char
     px_buf_printf(&head, "Connection: close\r\n\r\n");
     if (send_all(l, px_buf_ptr(&head), px_buf_size(&head)) < 0)
         goto out;
+    if (o->sign_key) {
+        if (px_buf_size(&held) && send_all(l, px_buf_ptr(&held), px_buf_size(&held)) < 0)
+            goto out;
+        rc = 0;
+        goto out;
+    }
     if (o->data && send_all(l, o->data, strlen(o->data)) < 0)
         goto out;
     if (body) {
@@ -246,7 +343,49 @@ out:
     if (body && body != stdin)
         fclose(body);
     px_buf_free(&head);
+    px_buf_free(&held);
     return rc;
+}
+
+/* The proxy's response signature (head or trailer) and the body digest;
+ * 0 when both hold. Prints the outcome to stderr. */
+static int verify_response(const opts_t *o, px_http1_t *p, px_digest_t *d)
+{
+    const px_http_head_t *h = px_http1_head(p);
+    px_sig_keyring_t *ring = px_sig_keyring_new();
+    px_sig_policy_t pol;
+    px_sig_msg_t m;
+    px_sig_info_t info;
+    px_digest_value_t v;
+    px_sig_result_t r = PX_SIG_INTERNAL;
+    char err[512], detail[200];
+    int ntr = 0;
+
+    px_digest_final(d, &v);
+    if (!ring || px_sig_keyring_add_files(ring, o->verify_keyid, o->verify_key, err, sizeof err) != 0) {
+        fprintf(stderr, "pqproxy request: --verify-key: %s\n", ring ? err : "out of memory");
+        px_sig_keyring_free(ring);
+        return -1;
+    }
+    px_sig_policy_default(&pol);
+    px_sig_msg_from_head(&m, h);
+    m.trailers = px_http1_trailers(p, &ntr);
+    m.trailer_count = ntr;
+    m.req = o->sign_key ? &o->reqmsg : NULL;
+    r = px_sig_verify_response(ring, &pol, &m, o->verify_keyid, (int64_t)time(NULL), &info);
+    if (r == PX_SIG_OK)
+        r = px_content_digest_check(info.content_digest, info.content_digest_len, &v, detail,
+                                    sizeof detail);
+    else
+        snprintf(detail, sizeof detail, "%s", info.detail);
+    px_sig_keyring_free(ring);
+    if (r != PX_SIG_OK) {
+        fprintf(stderr, "* response signature: FAIL %s: %s\n", px_sig_result_name(r), detail);
+        return -1;
+    }
+    fprintf(stderr, "* response signature: OK (keyid %s, ECDSA P-384 + ML-DSA-87%s)\n", info.keyid,
+            ntr ? ", in the trailer" : "");
+    return 0;
 }
 
 static int read_response(link_t *l, const opts_t *o, int is_head, int *status)
@@ -256,9 +395,15 @@ static int read_response(link_t *l, const opts_t *o, int is_head, int *status)
     FILE *out = stdout;
     char plain[IO_CHUNK];
     int rc = -1;
+    px_digest_t digest;
 
     if (!p)
         return -1;
+    px_http1_keep_trailers(p, 1);
+    if (px_digest_init(&digest, PX_DIGEST_SHA256 | PX_DIGEST_SHA512) != 0) {
+        px_http1_free(p);
+        return -1;
+    }
     if (o->out_file && !(out = fopen(o->out_file, "wb"))) {
         fprintf(stderr, "pqproxy request: -o %s: %s\n", o->out_file, strerror(errno));
         px_http1_free(p);
@@ -275,11 +420,12 @@ static int read_response(link_t *l, const opts_t *o, int is_head, int *status)
             continue;
         }
         if (n == PX_EEOF || n == PX_EIO) {
-            if (px_http1_finish(p) == PX_H1_END)
-                rc = 0;
-            else
+            if (px_http1_finish(p) != PX_H1_END)
                 goto truncated;
-            goto done;
+            rc = o->verify_key ? verify_response(o, p, &digest) : 0;
+            if (!o->verify_key)
+                px_digest_final(&digest, &(px_digest_value_t){ 0 });
+            goto done_final;
         }
         if (n < 0) {
             fprintf(stderr, "pqproxy request: %s\n", px_tls_error(l->tls));
@@ -308,13 +454,16 @@ static int read_response(link_t *l, const opts_t *o, int is_head, int *status)
                 }
                 break;
             case PX_H1_BODY:
+                px_digest_update(&digest, data, dlen);
                 fwrite(data, 1, dlen, out);
                 fflush(out);
                 break;
             case PX_H1_END:
                 if (!px_http1_is_interim(p)) {
-                    rc = 0;
-                    goto done;
+                    rc = o->verify_key ? verify_response(o, p, &digest) : 0;
+                    if (!o->verify_key)
+                        px_digest_final(&digest, &(px_digest_value_t){ 0 });
+                    goto done_final;
                 }
                 break;
             case PX_H1_ERROR: {
@@ -331,6 +480,8 @@ static int read_response(link_t *l, const opts_t *o, int is_head, int *status)
 truncated:
     fprintf(stderr, "pqproxy request: the connection closed before the response ended\n");
 done:
+    px_digest_final(&digest, &(px_digest_value_t){ 0 });
+done_final:
     if (out != stdout)
         fclose(out);
     else
@@ -376,6 +527,10 @@ int px_cmd_request(int argc, char **argv)
                 return 2;
         }
         else if (!strcmp(a, "--timeout") && v) o.timeout_ms = atoi(argv[++i]);
+        else if (!strcmp(a, "--sign-key") && v) o.sign_key = argv[++i];
+        else if (!strcmp(a, "--keyid") && v) o.sign_keyid = argv[++i];
+        else if (!strcmp(a, "--verify-key") && v) o.verify_key = argv[++i];
+        else if (!strcmp(a, "--verify-keyid") && v) o.verify_keyid = argv[++i];
         else if (OPT("-k", "--insecure")) o.insecure = 1;
         else if (OPT("-v", "--verbose")) o.verbose = 1;
         else if (OPT("-i", "--include")) o.include = 1;
@@ -390,6 +545,20 @@ int px_cmd_request(int argc, char **argv)
         fprintf(stderr, "pqproxy request: give --cacert FILE (or -k to skip verification)\n");
         return 2;
     }
+    if (o.sign_key && !o.sign_keyid) {
+        fprintf(stderr, "pqproxy request: --sign-key needs --keyid\n");
+        return 2;
+    }
+    if (o.verify_key && !o.verify_keyid)
+        o.verify_keyid = "pqproxy";
+    if (!strcmp(port, "443"))
+        snprintf(o.authority, sizeof o.authority, "%s", host);
+    else if (strchr(host, ':'))
+        snprintf(o.authority, sizeof o.authority, "[%s]:%s", host, port);
+    else
+        snprintf(o.authority, sizeof o.authority, "%s:%s", host, port);
+    px_buf_init(&o.sig_value, 0);
+    px_buf_init(&o.digest_value, 0);
     if ((o.cert != NULL) != (o.key != NULL)) {
         fprintf(stderr, "pqproxy request: --cert and --key go together\n");
         return 2;
@@ -458,5 +627,7 @@ out:
         close(l.fd);
     px_tls_free(l.tls);
     px_tls_ctx_unref(ctx);
+    px_buf_free(&o.sig_value);
+    px_buf_free(&o.digest_value);
     return rc;
 }

@@ -68,6 +68,11 @@ struct px_http1 {
     long long origin;            /* message start relative to cur (negative: earlier feeds) */
     uint64_t body_seen;
     uint32_t ext_bytes, trailer_bytes, trailer_count;
+    /* trailers, kept only when asked (px_http1_keep_trailers) */
+    int keep_trailers;
+    px_buf_t tacc;
+    struct { uint32_t noff, nlen, voff, vlen; } tspans[PX_H1_MAX_TRAILERS];
+    px_header_t theaders[PX_H1_MAX_TRAILERS];
     const char *body_at;
     size_t body_len;
 
@@ -233,6 +238,7 @@ static int on_message_begin(llhttp_t *ll)
     p->origin_pending = 1;
     p->body_seen = 0;
     p->ext_bytes = p->trailer_bytes = p->trailer_count = 0;
+    px_buf_reset(&p->tacc);
     return 0;
 }
 
@@ -332,6 +338,22 @@ static int trailer_bytes(px_http1_t *p, size_t len)
     return 0;
 }
 
+/* Keeps trailer bytes when asked; *span: 1 name, 2 value. */
+static int trailer_keep(px_http1_t *p, const char *at, size_t len, int value)
+{
+    uint32_t i;
+    if (!p->keep_trailers || p->trailer_count == 0 || p->trailer_count > PX_H1_MAX_TRAILERS)
+        return 0;
+    i = p->trailer_count - 1;
+    if (px_buf_append(&p->tacc, at, len) != 0)
+        return fail(p, PX_HERR_INTERNAL, "out of memory");
+    if (value)
+        p->tspans[i].vlen += (uint32_t)len;
+    else
+        p->tspans[i].nlen += (uint32_t)len;
+    return 0;
+}
+
 static int on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
     px_http1_t *p = P(ll);
@@ -341,6 +363,10 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
         if (p->st == ST_BODY) {
             if (++p->trailer_count > p->lim.max_headers)
                 return fail(p, PX_HERR_HEADERS_TOO_LARGE, "too many trailer fields");
+            if (p->trailer_count <= PX_H1_MAX_TRAILERS) {
+                p->tspans[p->trailer_count - 1].noff = (uint32_t)px_buf_size(&p->tacc);
+                p->tspans[p->trailer_count - 1].nlen = p->tspans[p->trailer_count - 1].vlen = 0;
+            }
         } else {
             if (p->nspans >= p->lim.max_headers)
                 return fail(p, PX_HERR_HEADERS_TOO_LARGE, "too many header fields");
@@ -356,7 +382,7 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
         }
     }
     if (p->st == ST_BODY)
-        return trailer_bytes(p, len);
+        return (rc = trailer_bytes(p, len)) ? rc : trailer_keep(p, at, len, 0);
     if ((rc = head_put(p, at, len)))
         return rc;
     p->spans[p->nspans - 1].nlen += (uint32_t)len;
@@ -368,8 +394,11 @@ static int on_header_field_complete(llhttp_t *ll)
     px_http1_t *p = P(ll);
     hspan_t *h;
     p->in_field = 0;
-    if (p->st == ST_BODY)
+    if (p->st == ST_BODY) {
+        if (p->trailer_count && p->trailer_count <= PX_H1_MAX_TRAILERS)
+            p->tspans[p->trailer_count - 1].voff = (uint32_t)px_buf_size(&p->tacc);
         return 0;
+    }
     h = &p->spans[p->nspans - 1];
     h->voff = p->acc.len;
     switch (h->nlen) {
@@ -406,8 +435,9 @@ static int on_header_field_complete(llhttp_t *ll)
 static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 {
     px_http1_t *p = P(ll);
+    int rc;
     if (p->st == ST_BODY)
-        return trailer_bytes(p, len);
+        return (rc = trailer_bytes(p, len)) ? rc : trailer_keep(p, at, len, 1);
     return head_put(p, at, len);
 }
 
@@ -669,10 +699,33 @@ px_http1_t *px_http1_new(int is_request, const px_http1_limits_t *limits)
     return p;
 }
 
+void px_http1_keep_trailers(px_http1_t *p, int keep)
+{
+    p->keep_trailers = keep;
+}
+
+const px_header_t *px_http1_trailers(px_http1_t *p, int *count)
+{
+    int n = (int)(p->trailer_count < PX_H1_MAX_TRAILERS ? p->trailer_count : PX_H1_MAX_TRAILERS);
+    const char *base = px_buf_ptr(&p->tacc);
+    if (!p->keep_trailers)
+        n = 0;
+    for (int i = 0; i < n; i++) {
+        size_t vl = p->tspans[i].vlen;
+        while (vl && (base[p->tspans[i].voff + vl - 1] == ' ' || base[p->tspans[i].voff + vl - 1] == '\t'))
+            vl--;
+        p->theaders[i] = (px_header_t){ base + p->tspans[i].noff, p->tspans[i].nlen,
+                                        base + p->tspans[i].voff, vl };
+    }
+    *count = n;
+    return p->theaders;
+}
+
 void px_http1_free(px_http1_t *p)
 {
     if (!p)
         return;
+    px_buf_free(&p->tacc);
     free(p->acc.data);
     free(p->front.data);
     free(p->spans);

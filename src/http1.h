@@ -94,6 +94,13 @@ const px_http_head_t *px_http1_head(const px_http1_t *p);
  * HEAD + END pair; this tells whether the last head was one. */
 int px_http1_is_interim(const px_http1_t *p);
 
+/* Keep trailer fields (at most PX_H1_MAX_TRAILERS; off by default: the
+ * proxy drops request trailers). After PX_H1_END, px_http1_trailers gives
+ * them until the next message starts. */
+#define PX_H1_MAX_TRAILERS 16
+void px_http1_keep_trailers(px_http1_t *p, int keep);
+const px_header_t *px_http1_trailers(px_http1_t *p, int *count);
+
 /* After PX_H1_ERROR: which error to answer with, and a short detail. */
 px_http_error_t px_http1_error(const px_http1_t *p, const char **detail);
 

@@ -218,6 +218,29 @@ def test_reload_swaps_keyring(h):
     check_eq(sg.send("POST", "/echo", hdrs, body).json()["error"], "signature_replayed")
 
 
+def test_request_client_signs_and_verifies(h):
+    sg = Sig(h)
+    base = [pqproxy_bin(), "request", "--cacert", sg.ca, "--sign-key", os.path.join(sg.keys, "client"),
+            "--keyid", "client-a"]
+    url = f"https://localhost:{sg.proxy.port}"
+    r = subprocess.run(base + ["--verify-key", os.path.join(sg.keys, "proxy"), url + "/echo",
+                               "-d", '{"x": 1}'], capture_output=True, text=True, timeout=60)
+    check_eq(r.returncode, 0, r.stderr)
+    check_in("response signature: OK", r.stderr)
+    check_eq(json.loads(r.stdout)["body_len"], 8)
+    # streamed: the signature is in the trailer
+    r = subprocess.run(base + ["--verify-key", os.path.join(sg.keys, "proxy"),
+                               url + "/sse?n=2&interval_ms=10"], capture_output=True, text=True,
+                       timeout=60)
+    check_eq(r.returncode, 0, r.stderr)
+    check_in("in the trailer", r.stderr)
+    # verifying with the wrong public key fails the command
+    r = subprocess.run(base + ["--verify-key", os.path.join(sg.keys, "stranger"), url + "/echo"],
+                       capture_output=True, text=True, timeout=60)
+    check_eq(r.returncode, 1, r.stderr)
+    check_in("response signature: FAIL", r.stderr)
+
+
 def node24():
     import glob
     from pxtest import skip
@@ -275,4 +298,5 @@ def test_node_client_through_proxy(h):
 if __name__ == "__main__":
     main([test_signed_request_and_signed_response, test_every_failure_reason_refused,
           test_routes_and_limits, test_streamed_response_signed_in_trailer,
-          test_reload_swaps_keyring, test_node_client_through_proxy])
+          test_reload_swaps_keyring, test_request_client_signs_and_verifies,
+          test_node_client_through_proxy])
