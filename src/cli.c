@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "bench.h"
 #include "certgen.h"
 #include "client.h"
 #include "server.h"
@@ -8,6 +9,7 @@ const px_command_t px_commands[] = {
     { "check-config", px_cmd_check_config },
     { "certgen", px_cmd_certgen },
     { "request", px_cmd_request },
+    { "bench", px_cmd_bench },
     { "--version", px_cmd_version },
     { "version", px_cmd_version },
     { 0, 0 },
