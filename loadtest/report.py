@@ -181,12 +181,12 @@ def main():
     # gnuplot: req/s and p99 per target, scenario 1 (1 worker)
     if s1:
         with open(os.path.join(out, "s1.dat"), "w") as f:
-            f.write("target req_s p99_ms\n")
+            f.write("# target req_s p99_ms\n")
             for tgt, r in s1.items():
                 f.write(f"{tgt} {r['req_s']:.1f} {r['p99_us'] / 1000:.3f}\n")
         plot = ["set terminal pngcairo size 900,500 noenhanced" if has_cairo() else "set terminal png size 900,500",
                 "set style data histograms", "set style fill solid 0.8 border -1", "set boxwidth 0.8",
-                "set grid ytics", "set key off",
+                "set grid ytics", "set key off", "set yrange [0:*]",
                 "set output 'scenario1-req_s.png'",
                 "set title 'Scenario 1: keep-alive small requests, 1 worker (req/s)'",
                 "plot 's1.dat' using 2:xtic(1)",
@@ -195,7 +195,7 @@ def main():
                 "plot 's1.dat' using 3:xtic(1)"]
         if s2:
             with open(os.path.join(out, "s2.dat"), "w") as f:
-                f.write("target hs_s cpu_us\n")
+                f.write("# target hs_s cpu_us\n")
                 for tgt, r in s2.items():
                     f.write(f"{tgt} {r['req_s']:.1f} {r['cpu_us_per_req']:.1f}\n")
             plot += ["set output 'scenario2-handshakes.png'",

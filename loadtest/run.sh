@@ -300,9 +300,21 @@ run_wrk() {
     local sc="$1" var="$2" tgt="$3" round="$4" th="$5" c="$6" url="$7"; shift 7
     local pid="${PID[$tgt]}" c0 c1 line
     c0="$(cpu_ticks "$pid")"
+    # PERF=1: a cpu-clock profile of pqproxy during its first run of each scenario
+    local perfpid=""
+    if [ "${PERF:-0}" = 1 ] && [ "$tgt" = pqproxy ] && [ "$round" = 1 ] && command -v perf >/dev/null 2>&1; then
+        perf record -q -e cpu-clock -F 2000 -g -p "$pid" -o "$OUT/perf-s$sc.data" -- sleep "$DUR" \
+            >/dev/null 2>&1 &
+        perfpid=$!
+    fi
     line="$(timeout $((DUR + 30)) wrk -t"$th" -c"$c" -d"${DUR}s" --timeout 5s -s "$HERE/wrk-report.lua" "$@" "$url" 2>&1 |
             tee -a "$OUT/wrk.log" | grep '^PQRESULT' || true)"
     c1="$(cpu_ticks "$pid")"
+    if [ -n "$perfpid" ]; then
+        wait "$perfpid" 2>/dev/null || true
+        perf report -i "$OUT/perf-s$sc.data" --no-children --stdio -g none --percent-limit 0.7 \
+            > "$OUT/perf-s$sc.txt" 2>/dev/null || true
+    fi
     [ -n "$line" ] || { log "wrk against $tgt produced no result"; return 0; }
     python3 - "$sc" "$var" "$tgt" "$round" "$line" "$c0" "$c1" "$HZ" >> "$RESULTS" <<'EOF'
 import sys
