@@ -74,7 +74,7 @@ typedef struct {
     const char *only;
     WC_RNG rng;
     int failed;
-    char failmsg[256];
+    char failmsg[640];
 } bench_t;
 
 #define MAX_SAMPLES 200000
