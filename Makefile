@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= config/pqproxy.json
 DEPS_MK    := $(BUILD)/deps.mk
 
-.PHONY: all deps deps-peers build build-asan run test test-unit test-asan clean distclean demo-model
+.PHONY: all deps deps-peers build build-asan run test test-unit test-asan clean distclean demo-model bench bench-deps
 
 all: build
 
@@ -58,6 +58,19 @@ test: build build-asan
 	@echo "== tests: ASan + UBSan build"
 	@cd $(BUILD_SAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+# Benchmarks (docs/benchmarks.md): `pqproxy bench crypto`, then the load test
+# against nginx, HAProxy and hitch. Quick by default (< 2 minutes);
+# BENCH_FULL=1 for the full run (minutes). Results: loadtest/results/<timestamp>/.
+bench-deps:
+	@scripts/bench-deps.sh
+
+bench: build bench-deps
+	@mkdir -p loadtest/results
+	@stamp=$$(date -u +%Y%m%dT%H%M%SZ); out=loadtest/results/$$stamp; mkdir -p $$out; \
+	  $(BUILD)/pqproxy bench crypto $(if $(BENCH_FULL),,--quick) | tee $$out/bench-crypto.md && \
+	  $(BUILD)/pqproxy bench crypto $(if $(BENCH_FULL),,--quick) --json > $$out/bench-crypto.json && \
+	  loadtest/run.sh $(if $(BENCH_FULL),,--quick) --pqproxy $(BUILD)/pqproxy --out $$out
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD).cmake.log $(BUILD_SAN).cmake.log

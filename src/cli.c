@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "bench.h"
 #include "certgen.h"
 #include "client.h"
 #include "healthcheck.h"
@@ -16,6 +17,7 @@ const px_command_t px_commands[] = {
     { "keygen", px_cmd_keygen },
     { "sign", px_cmd_sign },
     { "verify", px_cmd_verify },
+    { "bench", px_cmd_bench },
     { "--version", px_cmd_version },
     { "version", px_cmd_version },
     { 0, 0 },

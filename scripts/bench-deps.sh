@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs the load-test peers and tools from Debian 12, idempotently.
+#
+#   scripts/bench-deps.sh [--check]
+#
+# - nginx-light (nginx 1.22, OpenSSL 3.0), haproxy (2.6), hitch (1.7): the
+#   TLS-terminating anchors pqproxy is compared with in loadtest/run.sh;
+#   nginx also serves as the plaintext upstream.
+# - wrk (4.1, OpenSSL 3.0: classical X25519 only): the load generator.
+# - gnuplot-nox: the PNG charts.
+# Everything comes from the system's apt, only when missing; the system's apt
+# sources are not touched. --check only reports what is missing (exit 1 if
+# anything is). Package services are not started by this script.
+set -euo pipefail
+
+BENCH_PKGS=(nginx-light haproxy hitch wrk gnuplot-nox curl procps)
+
+log() { printf 'bench-deps: %s\n' "$*" >&2; }
+die() { printf 'bench-deps: error: %s\n' "$*" >&2; exit 1; }
+
+missing_packages() {
+    local p
+    for p in "${BENCH_PKGS[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || printf '%s\n' "$p"
+    done
+}
+
+main() {
+    local check=0
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --check) check=1 ;;
+            *) die "unknown argument: $1" ;;
+        esac
+        shift
+    done
+    local missing=()
+    mapfile -t missing < <(missing_packages)
+    if [ ${#missing[@]} -eq 0 ]; then
+        return 0
+    fi
+    if [ $check -eq 1 ]; then
+        log "missing: ${missing[*]}"
+        return 1
+    fi
+    log "installing Debian packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    local aptlog; aptlog="$(mktemp)"
+    # Stay out of other apt runs' way (deps.sh, other clones): wait on the dpkg lock.
+    if ! { $sudo apt-get update -qq &&
+           DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o DPkg::Lock::Timeout=300 \
+               --no-install-recommends "${missing[@]}"; } >"$aptlog" 2>&1; then
+        tail -n 30 "$aptlog" >&2; rm -f "$aptlog"
+        die "apt-get could not install: ${missing[*]}"
+    fi
+    rm -f "$aptlog"
+    # Debian starts packaged daemons on install where it can; the load test
+    # runs its own instances on loopback ports, never the system services.
+    mapfile -t missing < <(missing_packages)
+    [ ${#missing[@]} -eq 0 ] || die "still missing after apt-get: ${missing[*]}"
+}
+
+main "$@"
