@@ -32,7 +32,7 @@ log() { printf 'deps: %s\n' "$*" >&2; }
 die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
 
 # --- Debian 12 packages ------------------------------------------------------
-SYS_PKGS=(build-essential cmake pkg-config autoconf automake libtool
+SYS_PKGS=(build-essential cmake pkg-config autoconf automake libtool patch
           libuv1-dev libcjson-dev libcmocka-dev
           python3 python3-yaml curl ca-certificates xz-utils file)
 
@@ -179,12 +179,23 @@ wolfssl_configure_flags() {
     printf '%s\n' "${f[@]}"
 }
 
+PATCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/patches/wolfssl"
+
 build_wolfssl() {
-    local src="$1" prefix="$2" flags
+    local src="$1" prefix="$2" flags p
     mapfile -t flags < <(wolfssl_configure_flags)
     log "building wolfSSL in $src (this takes a few minutes, once)"
     (
         cd "$src"
+        # Our fixes to the Debian source, each explained in its header.
+        for p in "$PATCH_DIR"/*.patch; do
+            [ -f "$p" ] || continue
+            if ! patch -p1 --forward --quiet < "$p" >"$src/patch.log" 2>&1; then
+                log "patch $(basename "$p") does not apply to this version:"; cat "$src/patch.log" >&2
+                exit 1
+            fi
+            log "applied $(basename "$p")"
+        done
         ./autogen.sh >"$src/autogen.log" 2>&1 || { tail -20 "$src/autogen.log" >&2; exit 1; }
         ./configure --prefix="$prefix" "${flags[@]}" \
             CFLAGS="$WOLFSSL_CFLAGS" \
@@ -210,7 +221,8 @@ ensure_wolfssl() {
         log "using WOLFSSL_ROOT=$WOLFSSL_ROOT"
         return 0
     fi
-    local key; key="$({ wolfssl_configure_flags; printf '%s\n' "$WOLFSSL_CFLAGS"; } | sha256sum | cut -c1-12)"
+    local key; key="$({ wolfssl_configure_flags; printf '%s\n' "$WOLFSSL_CFLAGS";
+                         cat "$PATCH_DIR"/*.patch 2>/dev/null; } | sha256sum | cut -c1-12)"
     # Fast path: a complete cached build for these flags, newest first.
     local d
     for d in $(ls -d "$CACHE"/wolfssl-*-"$key" 2>/dev/null | sort -rV); do

@@ -473,6 +473,30 @@ static void test_ticket_resumption_and_rotation(void **state)
     done(&first);
 }
 
+/* A client that keeps resuming with its newest ticket: wolfSSL's one-byte
+ * ticket nonce used to overflow after 255 resumptions and fail the
+ * handshake (scripts/patches/wolfssl/0001-tls13-ticket-nonce-wrap.patch). */
+static void test_resumption_chain(void **state)
+{
+    const uint16_t client[] = { X25519MLKEM768 };
+    scenario_t sc = { default_groups, 4, PX_PQ_REQUIRE, client, 1, NULL, 0, 0, 0, NULL };
+    result_t prev, cur;
+    (void)state;
+
+    run(&sc, &prev);
+    assert_int_equal(prev.server.rc, 0);
+    for (int i = 0; i < 300; i++) {
+        sc.resume = prev.saved;
+        run(&sc, &cur);
+        if (cur.server.rc != 0 || !cur.server.info.resumed)
+            fail_msg("resumption %d: rc %d resumed %d (%s)", i + 1, cur.server.rc,
+                     cur.server.info.resumed, px_tls_error(cur.server.t));
+        done(&prev);
+        prev = cur;
+    }
+    done(&prev);
+}
+
 /* --- the ClientHello parser ----------------------------------------------------------- */
 
 static size_t client_hello(const uint16_t *groups, int n, const char *sni, char *out, size_t cap)
@@ -564,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_sni_selects_mldsa_certificate),
         cmocka_unit_test(test_mtls),
         cmocka_unit_test(test_ticket_resumption_and_rotation),
+        cmocka_unit_test(test_resumption_chain),
         cmocka_unit_test(test_parse_client_hello),
     };
     return cmocka_run_group_tests(tests, make_pki, remove_pki);
