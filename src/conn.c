@@ -78,6 +78,7 @@ struct px_conn {
     px_tls_t *tls;
     px_buf_t wout;               /* ciphertext being written to the client */
     int writing, reading, client_eof, shutdown_sent;
+    int got_bytes;               /* the client has sent anything at all */
     px_buf_t pin;                /* decrypted, not yet parsed */
     px_buf_t scratch;            /* response heads and chunk framing */
     px_http1_t *req, *resp;
@@ -345,6 +346,7 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (c->state == C_CLOSED)
         return;
     if (n > 0) {
+        c->got_bytes = 1;
         px_tls_in_commit(c->tls, (size_t)n);
     } else if (n == UV_EOF) {
         px_tls_in_eof(c->tls);
@@ -1153,6 +1155,11 @@ static void conn_process(px_conn_t *c)
         if (rc == PX_EAGAIN) {
             flush_client(c);
             update_reading(c);
+            return;
+        }
+        if (rc != 0 && !c->got_bytes && c->client_eof) {
+            /* connected and left without a byte: a TCP health probe, not a handshake */
+            abort_conn(c);
             return;
         }
         if (rc != 0) {
