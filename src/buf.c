@@ -58,6 +58,17 @@ char *px_buf_reserve(px_buf_t *b, size_t n)
     return b->data + b->len;
 }
 
+char *px_buf_space(px_buf_t *b, size_t min, size_t *avail)
+{
+    char *p = b->cap - b->len >= min ? b->data + b->len : px_buf_reserve(b, min);
+    if (!p)
+        return NULL;
+    *avail = b->cap - b->len;
+    if (b->max && *avail > b->max - (b->len - b->off))
+        *avail = b->max - (b->len - b->off);
+    return p;
+}
+
 void px_buf_commit(px_buf_t *b, size_t n)
 {
     b->len += n;

@@ -26,6 +26,9 @@ void px_buf_consume(px_buf_t *b, size_t n);
 void px_buf_reset(px_buf_t *b);
 /* Ensures room for n more bytes and returns a pointer to it (then px_buf_commit). */
 char *px_buf_reserve(px_buf_t *b, size_t n);
+/* Free space at the end of at least `min` bytes (growing only when less is
+ * left), its size in *avail: for reads that take what fits. */
+char *px_buf_space(px_buf_t *b, size_t min, size_t *avail);
 void px_buf_commit(px_buf_t *b, size_t n);
 
 #endif

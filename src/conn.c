@@ -97,6 +97,7 @@ static void parse_requests(px_conn_t *c);
 static void respond_error(px_conn_t *c, px_http_error_t e, const char *detail);
 static void update_reading(px_conn_t *c);
 static void compact(px_conn_t *c);
+static void upstream_failed(px_conn_t *c, int uverr);
 
 static const px_config_t *cfg_of(const px_conn_t *c)
 {
@@ -273,6 +274,14 @@ static size_t client_pending(px_conn_t *c)
     return px_buf_size(px_tls_out(c->tls)) + px_buf_size(&c->wout);
 }
 
+/* Output has left: drop idle buffers, resume the upstream below the mark. */
+static void client_written(px_conn_t *c)
+{
+    compact(c);
+    if (c->x.up && c->x.upstream_ok && client_pending(c) < HIGH_WATER && !c->x.resp_done)
+        px_uplink_read_start(c->x.up);
+}
+
 static void write_cb(uv_write_t *req, int status)
 {
     px_conn_t *c = req->data;
@@ -286,16 +295,15 @@ static void write_cb(uv_write_t *req, int status)
         return;
     }
     flush_client(c);
-    compact(c);
-    /* Output drained below the mark: resume the upstream. */
-    if (c->x.up && c->x.upstream_ok && client_pending(c) < HIGH_WATER && !c->x.resp_done)
-        px_uplink_read_start(c->x.up);
+    if (c->state != C_CLOSED)
+        client_written(c);
 }
 
 static void flush_client(px_conn_t *c)
 {
     px_buf_t *out, tmp;
     uv_buf_t b;
+    int n;
 
     if (c->writing || c->state == C_CLOSED)
         return;
@@ -306,6 +314,25 @@ static void flush_client(px_conn_t *c)
             if (c->client_eof || uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, shutdown_cb) != 0)
                 abort_conn(c);
         }
+        return;
+    }
+    /* Usually the socket takes it all at once: no request, no deferred
+     * callback, no epoll change. */
+    b = uv_buf_init((char *)px_buf_ptr(out), (unsigned)px_buf_size(out));
+    n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == (int)px_buf_size(out)) {
+        px_buf_reset(out);
+        if (c->state == C_CLOSING)
+            flush_client(c);    /* now the FIN */
+        else
+            client_written(c);
+        return;
+    }
+    if (n > 0) {
+        px_buf_consume(out, (size_t)n);
+    } else if (n != UV_EAGAIN) {
+        px_debug("%s: write failed: %s", c->client_addr, uv_strerror(n));
+        abort_conn(c);
         return;
     }
     tmp = c->wout;
@@ -399,13 +426,15 @@ static void update_reading(px_conn_t *c)
 static int decrypt_input(px_conn_t *c)
 {
     while (px_buf_size(&c->pin) < pin_max(c)) {
-        char *p = px_buf_reserve(&c->pin, PLAIN_CHUNK);
+        /* grow only when little is left: a small request needs no big buffer */
+        size_t avail;
+        char *p = px_buf_space(&c->pin, 2048, &avail);
         int n;
         if (!p) {
             abort_conn(c);
             return -1;
         }
-        n = px_tls_read(c->tls, p, PLAIN_CHUNK);
+        n = px_tls_read(c->tls, p, avail > PLAIN_CHUNK ? PLAIN_CHUNK : avail);
         if (n > 0) {
             px_buf_commit(&c->pin, (size_t)n);
             continue;
@@ -501,15 +530,32 @@ static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud);
 static void up_on_write(px_uplink_t *l, int status, void *ud);
 static const px_uplink_cb_t up_cb = { up_on_connect, up_on_read, up_on_write };
 
+/* Everything queued for the upstream has left. */
+static void upstream_sent(px_conn_t *c)
+{
+    exch_t *x = &c->x;
+    if (x->req_done && !x->t_sent && px_buf_size(&x->up_out) == 0) {
+        x->t_sent = uv_hrtime();
+        if (!x->resp_started)
+            px_uplink_timeout(x->up, cfg_of(c)->timeouts.upstream_response);
+    }
+}
+
 static void flush_upstream(px_conn_t *c)
 {
     exch_t *x = &c->x;
     int rc;
-    if (!x->up || !x->upstream_ok || px_uplink_writing(x->up) || px_buf_size(&x->up_out) == 0)
+    if (!x->up || !x->upstream_ok || px_uplink_writing(x->up))
         return;
+    if (px_buf_size(&x->up_out) == 0) {
+        upstream_sent(c);       /* the request may have ended after its bytes left */
+        return;
+    }
     rc = px_uplink_write(x->up, &x->up_out);
     if (rc < 0)
-        up_on_write(x->up, rc, c);
+        upstream_failed(c, rc);
+    else if (rc == 1)
+        upstream_sent(c);       /* written at once: no on_write will come */
 }
 
 static void upstream_failed(px_conn_t *c, int uverr)
@@ -568,6 +614,8 @@ static void up_on_connect(px_uplink_t *l, int status, void *ud)
     x->upstream_ok = 1;
     px_uplink_read_start(x->up);
     flush_upstream(c);
+    if (c->state == C_REQUEST)
+        conn_process(c);        /* input held back while unconnected may go on */
 }
 
 static void up_on_write(px_uplink_t *l, int status, void *ud)
@@ -578,13 +626,11 @@ static void up_on_write(px_uplink_t *l, int status, void *ud)
         upstream_failed(c, status);
         return;
     }
-    if (px_buf_size(&x->up_out) > 0) {
+    (void)l;
+    if (px_buf_size(&x->up_out) > 0)
         flush_upstream(c);
-    } else if (x->req_done && !x->t_sent) {
-        x->t_sent = uv_hrtime();
-        if (!x->resp_started)
-            px_uplink_timeout(l, cfg_of(c)->timeouts.upstream_response);
-    }
+    else
+        upstream_sent(c);
     /* Room again towards the upstream: take more of the client's body. */
     if (c->state == C_REQUEST)
         conn_process(c);
@@ -903,8 +949,12 @@ static void upstream_start(px_conn_t *c)
 {
     exch_t *x = &c->x;
     int rc = px_upstream_acquire(c->env->upstream, &up_cb, c, &x->up, &x->up_reused);
-    if (rc < 0)
+    if (rc < 0) {
         upstream_failed(c, rc);
+    } else if (x->up_reused) {
+        x->upstream_ok = 1;             /* a pooled link is connected: write now */
+        flush_upstream(c);
+    }
 }
 
 /* The body may come now: answer 100-continue, and (unless the body must
@@ -1109,8 +1159,11 @@ static void parse_requests(px_conn_t *c)
             break;                  /* answer in order: wait for this response */
         if (x->active && x->sig_state == SIG_VERIFYING)
             break;                  /* no body byte before the signature has passed */
-        if (x->active && x->sig_state != SIG_BODY && px_buf_size(&x->up_out) >= HIGH_WATER)
-            break;                  /* the upstream is slower: hold the client */
+        if (x->active && x->sig_state != SIG_BODY && px_buf_size(&x->up_out) >= HIGH_WATER) {
+            flush_upstream(c);      /* it may all leave at once ... */
+            if (c->state != C_REQUEST || px_buf_size(&x->up_out) >= HIGH_WATER)
+                break;              /* ... else the upstream is slower: hold the client */
+        }
         /* Called even with no input left: END can follow the last body bytes. */
         ev = px_http1_parse(c->req, px_buf_ptr(&c->pin), px_buf_size(&c->pin), &used, &data, &dlen);
         switch (ev) {

@@ -30,7 +30,6 @@ struct px_uplink {
     link_state_t state;
     int writing, reading;
     int open_handles;           /* freed when both handles are closed */
-    int pending_connect_cb;     /* reused link: report "connected" from the timer */
     unsigned generation;        /* config generation it was made for */
     uint32_t requests;          /* exchanges it has carried (max_requests_per_conn) */
     px_uplink_t *next, *prev;   /* idle list */
@@ -151,12 +150,6 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void timer_cb(uv_timer_t *t)
 {
     px_uplink_t *l = t->data;
-    if (l->pending_connect_cb) {
-        l->pending_connect_cb = 0;
-        if (l->cb)
-            l->cb->on_connect(l, 0, l->ud);
-        return;
-    }
     switch (l->state) {
     case L_IDLE:
         link_close(l);
@@ -252,14 +245,13 @@ int px_upstream_acquire(px_upstream_t *u, const px_uplink_cb_t *cb, void *ud, px
     px_uplink_t *l = u->idle;
     *reused = 0;
     if (l) {
+        /* Still registered for reading (it watched for a close while idle):
+         * no epoll change, and usable at once. */
         idle_unlink(l);
-        uv_read_stop(&l->h.stream);
-        l->reading = 0;
+        uv_timer_stop(&l->timer);
         l->state = L_OWNED;
         l->cb = cb;
         l->ud = ud;
-        l->pending_connect_cb = 1;       /* report from the loop, not from here */
-        uv_timer_start(&l->timer, timer_cb, 0, 0);
         px_m_inc(&u->m->upstream_reuses);
         gauges(u);
         *reused = 1;
@@ -291,10 +283,22 @@ int px_uplink_write(px_uplink_t *l, px_buf_t *data)
 {
     px_buf_t tmp;
     uv_buf_t b;
-    int rc;
+    int rc, n;
 
     if (l->writing || l->state != L_OWNED)
         return UV_EBUSY;
+    /* Most writes fit in the socket buffer: done now, without a request,
+     * a deferred callback or an epoll change. */
+    b = uv_buf_init((char *)px_buf_ptr(data), (unsigned)px_buf_size(data));
+    n = uv_try_write(&l->h.stream, &b, 1);
+    if (n == (int)px_buf_size(data)) {
+        px_buf_reset(data);
+        return 1;
+    }
+    if (n > 0)
+        px_buf_consume(data, (size_t)n);
+    else if (n != UV_EAGAIN)
+        return n;
     /* Swap buffers: the caller keeps filling an empty one meanwhile. */
     tmp = l->inflight;
     l->inflight = *data;
@@ -330,8 +334,6 @@ void px_uplink_read_stop(px_uplink_t *l)
 
 void px_uplink_timeout(px_uplink_t *l, uint32_t ms)
 {
-    if (l->pending_connect_cb)
-        return;                 /* the timer is busy reporting the reuse */
     if (ms)
         uv_timer_start(&l->timer, timer_cb, ms, 0);
     else
@@ -367,7 +369,6 @@ static void pool_insert(px_uplink_t *l)
     }
     l->cb = NULL;
     l->ud = NULL;
-    l->pending_connect_cb = 0;
     l->state = L_IDLE;
     l->next = u->idle;
     l->prev = NULL;
@@ -377,9 +378,8 @@ static void pool_insert(px_uplink_t *l)
     u->idle_count++;
     gauges(u);
     px_buf_free(&l->inflight);          /* idle links hold no buffers */
-    l->reading = 0;
-    if (uv_read_start(&l->h.stream, alloc_cb, read_cb) == 0)
-        l->reading = 1;
+    if (!l->reading && uv_read_start(&l->h.stream, alloc_cb, read_cb) == 0)
+        l->reading = 1;                 /* to notice the server closing it */
     uv_timer_start(&l->timer, timer_cb, u->timeouts.keepalive_idle, 0);
 }
 

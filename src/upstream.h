@@ -39,14 +39,17 @@ void px_upstream_close(px_upstream_t *u);
 void px_upstream_set_config(px_upstream_t *u, const px_upstream_config_t *cfg,
                             const px_timeouts_config_t *timeouts);
 
-/* Takes an idle link (*reused = 1) or starts a new connection; on_connect
- * is called either way (asynchronously). Returns 0 or a negative error. */
+/* Takes an idle link (*reused = 1: connected, usable at once, no
+ * on_connect) or starts a new connection (on_connect follows,
+ * asynchronously). Returns 0 or a negative error. */
 int px_upstream_acquire(px_upstream_t *u, const px_uplink_cb_t *cb, void *ud, px_uplink_t **out,
                         int *reused);
 /* As acquire, never from the pool (a retry after a stale pooled link). */
 int px_upstream_connect_fresh(px_upstream_t *u, const px_uplink_cb_t *cb, void *ud,
                               px_uplink_t **out);
 
+/* Returns 1 when everything was written at once (no on_write follows), 0
+ * when the write is in flight (on_write follows), or a negative error. */
 int px_uplink_write(px_uplink_t *l, px_buf_t *data);
 int px_uplink_writing(const px_uplink_t *l);
 void px_uplink_read_start(px_uplink_t *l);
