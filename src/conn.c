@@ -27,7 +27,11 @@
 #define LINGER_MS 3000              /* after our FIN, wait this long for the client's */
 
 typedef enum { C_HANDSHAKE, C_IDLE, C_REQUEST, C_CLOSING, C_CLOSED } cstate_t;
-typedef enum { T_NONE, T_HANDSHAKE, T_HEADER, T_KEEPALIVE, T_BODY, T_LINGER } tkind_t;
+/* T_IDLE: the first second between requests; then buffers are released
+ * and the rest of the keep-alive time runs as T_KEEPALIVE. */
+typedef enum { T_NONE, T_HANDSHAKE, T_HEADER, T_IDLE, T_KEEPALIVE, T_BODY, T_LINGER } tkind_t;
+
+#define IDLE_COMPACT_MS 1000
 /* a signed request: verifying its head, holding its body, or cleared */
 typedef enum { SIG_NONE, SIG_VERIFYING, SIG_BODY, SIG_DONE } sigstate_t;
 /* a signed response: not signed, held until signed (head fields), or trailer */
@@ -121,7 +125,8 @@ static void arm(px_conn_t *c, tkind_t kind)
     switch (kind) {
     case T_HANDSHAKE: ms = to->handshake; break;
     case T_HEADER:    ms = to->request_header; break;
-    case T_KEEPALIVE: ms = to->keepalive_idle; break;
+    case T_IDLE:      ms = to->keepalive_idle > IDLE_COMPACT_MS ? IDLE_COMPACT_MS : to->keepalive_idle; break;
+    case T_KEEPALIVE: ms = to->keepalive_idle > IDLE_COMPACT_MS ? to->keepalive_idle - IDLE_COMPACT_MS : 1; break;
     case T_BODY:      ms = to->body_idle; break;
     case T_LINGER:    ms = LINGER_MS; break;
     case T_NONE:      break;
@@ -131,6 +136,8 @@ static void arm(px_conn_t *c, tkind_t kind)
     else
         uv_timer_stop(&c->timer);
 }
+
+static void to_keepalive(px_conn_t *c);
 
 static void timer_cb(uv_timer_t *t)
 {
@@ -146,6 +153,9 @@ static void timer_cb(uv_timer_t *t)
         snprintf(detail, sizeof detail, "request headers not complete within %u ms",
                  cfg_of(c)->timeouts.request_header);
         respond_error(c, PX_HERR_REQUEST_TIMEOUT, detail);
+        break;
+    case T_IDLE:
+        to_keepalive(c);
         break;
     case T_KEEPALIVE:
         begin_close(c);
@@ -277,7 +287,6 @@ static size_t client_pending(px_conn_t *c)
 /* Output has left: drop idle buffers, resume the upstream below the mark. */
 static void client_written(px_conn_t *c)
 {
-    compact(c);
     if (c->x.up && c->x.upstream_ok && client_pending(c) < HIGH_WATER && !c->x.resp_done)
         px_uplink_read_start(c->x.up);
 }
@@ -691,6 +700,19 @@ static void release_upstream(px_conn_t *c, int link_reusable)
     x->up = NULL;
 }
 
+/* A second without a request: release the buffers (a busy connection keeps
+ * them, an idle one holds almost nothing) and wait for the rest of the
+ * keep-alive time. While output still drains, look again later. */
+static void to_keepalive(px_conn_t *c)
+{
+    if (c->writing) {
+        arm(c, T_IDLE);
+        return;
+    }
+    compact(c);
+    arm(c, T_KEEPALIVE);
+}
+
 static void finish_exchange(px_conn_t *c, int link_reusable)
 {
     exch_t *x = &c->x;
@@ -705,9 +727,8 @@ static void finish_exchange(px_conn_t *c, int link_reusable)
         return;
     }
     c->state = C_IDLE;
-    arm(c, px_buf_size(&c->pin) ? T_HEADER : T_KEEPALIVE);
+    arm(c, px_buf_size(&c->pin) ? T_HEADER : T_IDLE);
     parse_requests(c);     /* a pipelined request may be waiting */
-    compact(c);
 }
 
 /* --- signed responses ------------------------------------------------------------- */
@@ -1169,7 +1190,8 @@ static void parse_requests(px_conn_t *c)
         switch (ev) {
         case PX_H1_NEED_MORE:
             px_buf_consume(&c->pin, used);
-            if (!x->active && c->tkind == T_KEEPALIVE && !px_http1_idle(c->req))
+            if (!x->active && (c->tkind == T_KEEPALIVE || c->tkind == T_IDLE) &&
+                !px_http1_idle(c->req))
                 arm(c, T_HEADER);   /* a new head has begun: it must complete in time */
             goto out;
         case PX_H1_HEAD:
