@@ -34,6 +34,10 @@ typedef struct {
 } px_access_t;
 
 void px_access_log(const px_access_t *a);
+/* On a worker thread: batch this thread's lines until px_access_log_flush
+ * (called once per loop turn). Off flushes and frees the batch. */
+int px_access_log_batch(int on);
+void px_access_log_flush(void);
 int px_access_log_enabled(void);
 
 /* JSON string escaping into out (always NUL-terminated); returns length. */

@@ -42,6 +42,7 @@ typedef struct {
     uv_tcp_t listener;
     uv_async_t wake;
     uv_timer_t drain_timer;
+    uv_prepare_t log_flush;            /* access-log lines leave once per loop turn */
     int listen_fd;
     int listening, draining, stopped;
     gen_t *gen;                        /* the generation this worker uses */
@@ -176,6 +177,7 @@ static void worker_close_handles(worker_t *w)
     }
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->wake, NULL);
+    uv_close((uv_handle_t *)&w->log_flush, NULL);
     px_upstream_close(w->env.upstream);
 }
 
@@ -229,10 +231,18 @@ static void worker_wake(uv_async_t *a)
         worker_start_drain(w);
 }
 
+static void flush_logs(uv_prepare_t *h)
+{
+    (void)h;
+    px_access_log_flush();
+}
+
 static void worker_main(void *arg)
 {
     worker_t *w = arg;
+    px_access_log_batch(1);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    px_access_log_batch(0);
     atomic_fetch_add(&w->srv->workers_done, 1);
     uv_async_send(&w->srv->worker_done);
 }
@@ -267,6 +277,8 @@ static int worker_init(worker_t *w, px_server_t *s, int id, int fd, char *err, s
     }
     uv_async_init(&w->loop, &w->wake, worker_wake);
     uv_timer_init(&w->loop, &w->drain_timer);
+    uv_prepare_init(&w->loop, &w->log_flush);
+    uv_prepare_start(&w->log_flush, flush_logs);
     w->wake.data = w->drain_timer.data = w->listener.data = w;
     uv_tcp_init(&w->loop, &w->listener);
     w->listener.data = w;
