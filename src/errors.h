@@ -22,7 +22,8 @@
     XX(PARSE,      "malformed input")                                          \
     XX(CRYPTO,     "cryptographic operation failed")                           \
     XX(NOTFOUND,   "not found")                                                \
-    XX(UNSUPPORTED,"not supported by this build")
+    XX(UNSUPPORTED,"not supported by this build")                            \
+    XX(TIMEOUT,    "timed out")
 
 typedef enum {
     PX_OK = 0,
