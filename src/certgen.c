@@ -8,7 +8,6 @@
  * wolfSSL has WOLFSSL_ALT_NAMES. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,15 +43,7 @@ const char *px_certgen_errmsg(void)
     return errmsg[0] ? errmsg : "no error";
 }
 
-__attribute__((format(printf, 2, 3)))
-static int fail_msg(int err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errmsg, sizeof errmsg, fmt, ap);
-    va_end(ap);
-    return err;
-}
+#define fail_msg(code, ...) px_errorf(code, errmsg, sizeof errmsg, __VA_ARGS__)
 
 static int wc_fail(const char *what, int wc_ret)
 {
