@@ -7,25 +7,12 @@
 #include "errors.h"
 
 #include <arpa/inet.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/un.h>
 
-static int bad(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int bad(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return PX_EINVAL;
-}
+#define bad(...) px_errorf(PX_EINVAL, __VA_ARGS__)
 
 static int parse_unix(const char *path, px_addr_t *a, char *err, size_t errlen)
 {

@@ -8,7 +8,6 @@
  * wolfSSL has WOLFSSL_ALT_NAMES. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,15 +43,7 @@ const char *px_certgen_errmsg(void)
     return errmsg[0] ? errmsg : "no error";
 }
 
-__attribute__((format(printf, 2, 3)))
-static int fail_msg(int err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errmsg, sizeof errmsg, fmt, ap);
-    va_end(ap);
-    return err;
-}
+#define fail_msg(code, ...) px_errorf(code, errmsg, sizeof errmsg, __VA_ARGS__)
 
 static int wc_fail(const char *what, int wc_ret)
 {
@@ -566,48 +557,59 @@ static int check_args(px_keytype_t type, const char *cn, int days, const px_pem_
     return 0;
 }
 
-int px_certgen_ca(px_keytype_t type, const char *cn, int days, px_pem_pair_t *out)
+/* Generates a key and its certificate signed by ca_key (NULL: self-signed
+ * CA), checks the signature as a verifier would, and returns both as PEM. */
+static int issue(px_keytype_t type, pxkey_t *ca_key, const uint8_t *ca_der, size_t ca_len,
+                 const char *cn, const uint8_t *san, size_t san_len, int days, role_t role,
+                 px_pem_pair_t *out)
 {
     WC_RNG rng;
-    int rng_ok = 0, ret;
     pxkey_t *key = NULL;
     uint8_t *der = NULL;
     size_t der_len = 0;
+    int ret;
 
-    if (out)
-        memset(out, 0, sizeof *out);
-    if ((ret = check_args(type, cn, days, out)) != 0)
-        goto fail;
-    if ((ret = wc_InitRng(&rng)) != 0) {
-        ret = wc_fail("wc_InitRng", ret);
-        goto fail;
-    }
-    rng_ok = 1;
+    if ((ret = wc_InitRng(&rng)) != 0)
+        return wc_fail("wc_InitRng", ret);
     if ((ret = key_generate(type, &rng, &key)) != 0)
         goto fail;
-    ret = build_cert(key, key, NULL, 0, cn, NULL, 0, days, ROLE_CA, &rng, &der, &der_len);
+    ret = build_cert(key, ca_key ? ca_key : key, ca_der, ca_len, cn, san, san_len, days, role,
+                     &rng, &der, &der_len);
     if (ret != 0)
         goto fail;
-    if ((ret = verify_with_ca(der, der_len, der, der_len)) != 0)
+    if (!ca_key) {
+        ca_der = der;
+        ca_len = der_len;
+    }
+    if ((ret = verify_with_ca(ca_der, ca_len, der, der_len)) != 0)
         goto fail;
     ret = make_pems(der, der_len, key, out);
 fail:
     free(der);
     key_free(key);
-    if (rng_ok)
-        wc_FreeRng(&rng);
+    wc_FreeRng(&rng);
     return ret;
+}
+
+int px_certgen_ca(px_keytype_t type, const char *cn, int days, px_pem_pair_t *out)
+{
+    int ret;
+
+    if (out)
+        memset(out, 0, sizeof *out);
+    if ((ret = check_args(type, cn, days, out)) != 0)
+        return ret;
+    return issue(type, NULL, NULL, 0, cn, NULL, 0, days, ROLE_CA, out);
 }
 
 int px_certgen_leaf(px_keytype_t type, const px_pem_pair_t *ca, const char *cn,
                     const char *const *sans, int nsans, int days, int is_client,
                     px_pem_pair_t *out)
 {
-    WC_RNG rng;
-    int rng_ok = 0, ret, n, bad = -1;
-    pxkey_t *key = NULL, *ca_key = NULL;
-    uint8_t *ca_der = NULL, *san = NULL, *der = NULL;
-    size_t san_len = 0, der_len = 0;
+    int ret, n, bad = -1;
+    pxkey_t *ca_key = NULL;
+    uint8_t *ca_der = NULL, *san = NULL;
+    size_t san_len = 0;
 
     if (out)
         memset(out, 0, sizeof *out);
@@ -639,28 +641,12 @@ int px_certgen_leaf(px_keytype_t type, const px_pem_pair_t *ca, const char *cn,
         goto fail;
     if ((ret = key_load_pem(ca->key_pem, ca->key_len, &ca_key)) != 0)
         goto fail;
-    if ((ret = wc_InitRng(&rng)) != 0) {
-        ret = wc_fail("wc_InitRng", ret);
-        goto fail;
-    }
-    rng_ok = 1;
-    if ((ret = key_generate(type, &rng, &key)) != 0)
-        goto fail;
-    ret = build_cert(key, ca_key, ca_der, (size_t)n, cn, san, san_len, days,
-                     is_client ? ROLE_CLIENT : ROLE_SERVER, &rng, &der, &der_len);
-    if (ret != 0)
-        goto fail;
-    if ((ret = verify_with_ca(ca_der, (size_t)n, der, der_len)) != 0)
-        goto fail;
-    ret = make_pems(der, der_len, key, out);
+    ret = issue(type, ca_key, ca_der, (size_t)n, cn, san, san_len, days,
+                is_client ? ROLE_CLIENT : ROLE_SERVER, out);
 fail:
-    free(der);
     free(san);
     free(ca_der);
-    key_free(key);
     key_free(ca_key);
-    if (rng_ok)
-        wc_FreeRng(&rng);
     return ret;
 }
 

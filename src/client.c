@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include "errors.h"
 #include "http1.h"
 #include "sig.h"
+#include "sockio.h"
 #include "tls.h"
 
 #define IO_CHUNK 16384
@@ -152,39 +152,17 @@ static int dial(const char *host, const char *port)
 
 static int flush_out(link_t *l)
 {
-    px_buf_t *o = px_tls_out(l->tls);
-    while (px_buf_size(o)) {
-        ssize_t w = send(l->fd, px_buf_ptr(o), px_buf_size(o), MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        px_buf_consume(o, (size_t)w);
-    }
-    return 0;
+    return px_sock_flush_tls(l->fd, l->tls, px_now_ms() + l->timeout_ms, NULL);
 }
 
-/* Reads more ciphertext; -1 on timeout or error, 0 at EOF, 1 otherwise. */
+/* Reads more ciphertext; < 0 on timeout or error, 0 at EOF, 1 otherwise.
+ * A failed read counts as EOF: the next px_tls_read reports the cut. */
 static int fill_in(link_t *l)
 {
-    struct pollfd pfd = { l->fd, POLLIN, 0 };
-    char *p;
-    ssize_t r;
-    int prc = poll(&pfd, 1, l->timeout_ms);
-    if (prc == 0) {
+    int rc = px_sock_fill_tls(l->fd, l->tls, px_now_ms() + l->timeout_ms, NULL);
+    if (rc == PX_ETIMEOUT)
         fprintf(stderr, "pqproxy request: timed out after %d ms\n", l->timeout_ms);
-        return -1;
-    }
-    p = px_tls_in_reserve(l->tls, IO_CHUNK);
-    if (prc < 0 || !p)
-        return -1;
-    r = read(l->fd, p, IO_CHUNK);
-    if (r > 0) {
-        px_tls_in_commit(l->tls, (size_t)r);
-        return 1;
-    }
-    px_tls_in_eof(l->tls);
-    return 0;
+    return rc == PX_EEOF ? 0 : rc;
 }
 
 static int send_all(link_t *l, const char *p, size_t n)

@@ -1,5 +1,6 @@
 #include "errors.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,6 +24,17 @@ const char *px_err_name(int err)
 #undef XX
     default: return "UNKNOWN";
     }
+}
+
+int px_errorf(int code, char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }
 
 static const struct { int status; const char *str; } http_errors[] = {

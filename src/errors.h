@@ -22,7 +22,8 @@
     XX(PARSE,      "malformed input")                                          \
     XX(CRYPTO,     "cryptographic operation failed")                           \
     XX(NOTFOUND,   "not found")                                                \
-    XX(UNSUPPORTED,"not supported by this build")
+    XX(UNSUPPORTED,"not supported by this build")                            \
+    XX(TIMEOUT,    "timed out")
 
 typedef enum {
     PX_OK = 0,
@@ -34,6 +35,11 @@ typedef enum {
 
 const char *px_strerror(int err);
 const char *px_err_name(int err);
+
+/* Formats a reason into err (skipped when err is NULL or errlen 0) and
+ * returns code: the error path of every function with an err buffer. */
+int px_errorf(int code, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* name, HTTP status, "error" string seen by clients */
 #define PX_HTTP_ERRORS(XX)                                                    \

@@ -12,10 +12,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "errors.h"
 #include "http1.h"
+#include "sockio.h"
 
 #define DEFAULT_URL "http://127.0.0.1:9901/healthz"
 #define DEFAULT_TIMEOUT_MS 3000
@@ -79,29 +80,6 @@ int px_healthcheck_parse_url(const char *url, char *host, size_t hcap, char *por
     return 0;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits for fd to become ready for `events` until the deadline: 1 ready, 0 timeout, -1 error. */
-static int wait_fd(int fd, short events, long long deadline)
-{
-    for (;;) {
-        long long left = deadline - now_ms();
-        struct pollfd pfd = { fd, events, 0 };
-        int rc;
-        if (left <= 0)
-            return 0;
-        rc = poll(&pfd, 1, (int)left);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        return rc < 0 ? -1 : rc > 0;
-    }
-}
-
 static int dial(const char *host, const char *port, long long deadline, char *err, size_t errlen)
 {
     struct addrinfo hints, *res = NULL, *ai;
@@ -124,7 +102,7 @@ static int dial(const char *host, const char *port, long long deadline, char *er
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
             break;
         if (errno == EINPROGRESS) {
-            rc = wait_fd(fd, POLLOUT, deadline);
+            rc = px_wait_fd(fd, POLLOUT, deadline, NULL);
             if (rc > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0)
                 break;
             snprintf(err, errlen, "connect %s:%s: %s", host, port,
@@ -146,8 +124,7 @@ int px_healthcheck_get(const char *url, int timeout_ms, char *err, size_t errlen
     const char *path;
     px_http1_limits_t lim = { 16384, 100, MAX_RESPONSE };
     px_http1_t *p = NULL;
-    long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS);
-    size_t off = 0, reqlen;
+    long long deadline = px_now_ms() + (timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS);
     int fd = -1, status = -1, n;
 
     if (px_healthcheck_parse_url(url, host, sizeof host, port, sizeof port, &path) < 0) {
@@ -162,36 +139,23 @@ int px_healthcheck_get(const char *url, int timeout_ms, char *err, size_t errlen
         snprintf(err, errlen, "bad URL path");
         return -1;
     }
-    reqlen = (size_t)n;
     if ((fd = dial(host, port, deadline, err, errlen)) < 0)
         goto fail;
-    while (off < reqlen) {
-        ssize_t w = send(fd, req + off, reqlen - off, MSG_NOSIGNAL);
-        if (w < 0 && errno == EAGAIN && wait_fd(fd, POLLOUT, deadline) > 0)
-            continue;
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            snprintf(err, errlen, "send: %s", strerror(errno));
-            goto fail;
-        }
-        off += (size_t)w;
+    if (px_sock_send_all(fd, req, (size_t)n, deadline, NULL) < 0) {
+        snprintf(err, errlen, "send: %s", strerror(errno));
+        goto fail;
     }
     if (!(p = px_http1_new(0, &lim))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
     for (;;) {
-        ssize_t r;
         size_t used = 0, pos = 0;
-        int ready = wait_fd(fd, POLLIN, deadline);
-        if (ready <= 0) {
-            snprintf(err, errlen, "%s", ready == 0 ? "timed out waiting for the response" : strerror(errno));
+        ssize_t r = px_sock_recv(fd, buf, sizeof buf, deadline, NULL);
+        if (r == PX_ETIMEOUT) {
+            snprintf(err, errlen, "timed out waiting for the response");
             goto fail;
         }
-        r = recv(fd, buf, sizeof buf, 0);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
         if (r <= 0) {
             if (r == 0 && px_http1_finish(p) == PX_H1_END && status > 0)
                 goto done;

@@ -813,24 +813,19 @@ static px_h1_event_t map_error(px_http1_t *p, llhttp_errno_t err)
     return PX_H1_ERROR;
 }
 
-px_h1_event_t px_http1_parse(px_http1_t *p, const char *buf, size_t len, size_t *consumed,
-                             const char **data, size_t *dlen)
-{
-    static const char empty[1];
-    size_t off = 0, used;
-    llhttp_errno_t err;
+static const char empty[1];
 
-    *consumed = 0;
-    *data = NULL;
-    *dlen = 0;
+/* Where parse and finish start: a failed parser stays failed and an END
+ * held back behind its HEAD goes out first; otherwise a paused parser
+ * resumes on [buf, buf + len) and PX_H1_NEED_MORE says go on. */
+static px_h1_event_t reenter(px_http1_t *p, const char *buf, size_t len)
+{
     if (p->failed)
         return PX_H1_ERROR;
     if (p->pending_end) {
         p->pending_end = 0;
         return PX_H1_END;
     }
-    if (!buf)
-        buf = empty, len = 0;
     if (p->paused) {
         llhttp_resume(&p->ll);
         p->paused = 0;
@@ -838,6 +833,23 @@ px_h1_event_t px_http1_parse(px_http1_t *p, const char *buf, size_t len, size_t 
     p->cur = buf;
     p->end = buf + len;
     p->ev = 0;
+    return PX_H1_NEED_MORE;
+}
+
+px_h1_event_t px_http1_parse(px_http1_t *p, const char *buf, size_t len, size_t *consumed,
+                             const char **data, size_t *dlen)
+{
+    size_t off = 0, used;
+    llhttp_errno_t err;
+    px_h1_event_t ev;
+
+    *consumed = 0;
+    *data = NULL;
+    *dlen = 0;
+    if (!buf)
+        buf = empty, len = 0;
+    if ((ev = reenter(p, buf, len)) != PX_H1_NEED_MORE)
+        return ev;
     for (;;) {
         err = llhttp_execute(&p->ll, buf + off, len - off);
         if (err != HPE_PAUSED_UPGRADE)
@@ -891,20 +903,10 @@ void px_http1_expect_head_response(px_http1_t *p, int is_head) { p->head_resp = 
 
 px_h1_event_t px_http1_finish(px_http1_t *p)
 {
-    static const char empty[1];
     llhttp_errno_t err;
-    if (p->failed)
-        return PX_H1_ERROR;
-    if (p->pending_end) {
-        p->pending_end = 0;
-        return PX_H1_END;
-    }
-    if (p->paused) {
-        llhttp_resume(&p->ll);
-        p->paused = 0;
-    }
-    p->cur = p->end = empty;
-    p->ev = 0;
+    px_h1_event_t ev;
+    if ((ev = reenter(p, empty, 0)) != PX_H1_NEED_MORE)
+        return ev;
     /* run what needs no input (a body that ended exactly at the last feed) */
     err = llhttp_execute(&p->ll, empty, 0);
     if (err == HPE_OK && p->st == ST_BODY && p->head.body == PX_BODY_EOF) {

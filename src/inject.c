@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "sigwire.h"
 
 #define ANN_INJECT "pqproxy.io/inject"
 #define ANN_PORT "pqproxy.io/upstream-port"
@@ -24,29 +25,16 @@ void px_inject_opts_default(px_inject_opts_t *o)
     o->prestop_sleep_s = 5;
 }
 
+/* sigwire's encoder, into a buffer of the exact size. */
 char *px_base64_encode(const unsigned char *p, size_t n)
 {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-    size_t i;
+    size_t cap = (n + 2) / 3 * 4 + 1;
+    char *out = malloc(cap);
 
-    if (!out)
+    if (out && px_b64_encode(p, n, out, cap, 0) < 0) {
+        free(out);
         return NULL;
-    for (i = 0; i + 2 < n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-        *o++ = tab[v >> 18];
-        *o++ = tab[v >> 12 & 63];
-        *o++ = tab[v >> 6 & 63];
-        *o++ = tab[v & 63];
     }
-    if (i < n) {
-        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0);
-        *o++ = tab[v >> 18];
-        *o++ = tab[v >> 12 & 63];
-        *o++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
-        *o++ = '=';
-    }
-    *o = '\0';
     return out;
 }
 

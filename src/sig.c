@@ -1,6 +1,5 @@
 /* Request and response signatures: verification policy, signing, and the
  * RFC 9530 Content-Digest (docs/signatures.md sections 4, 7 and 8). */
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,16 +17,7 @@ _Static_assert(sizeof(wc_Sha256) <= sizeof(((px_digest_t *)0)->st256), "wc_Sha25
 _Static_assert(sizeof(wc_Sha512) <= sizeof(((px_digest_t *)0)->st512), "wc_Sha512 fits");
 _Static_assert(_Alignof(wc_Sha256) <= 16 && _Alignof(wc_Sha512) <= 16, "alignment");
 
-__attribute__((format(printf, 3, 4)))
-static void say(char *d, size_t dl, const char *fmt, ...)
-{
-    va_list ap;
-    if (!d || !dl)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(d, dl, fmt, ap);
-    va_end(ap);
-}
+#define say(...) (void)px_errorf(0, __VA_ARGS__)
 
 /* --- results ------------------------------------------------------------------------- */
 

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,17 +30,7 @@
 _Static_assert(PX_SIG_MLDSA_LEN == WC_MLDSA_87_SIG_SIZE, "ML-DSA-87 signature size");
 _Static_assert(PX_SIG_MLDSA_PUB_LEN == WC_MLDSA_87_PUB_KEY_SIZE, "ML-DSA-87 key size");
 
-__attribute__((format(printf, 3, 4)))
-static int kfail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return PX_EINVAL;
-}
+#define kfail(...) px_errorf(PX_EINVAL, __VA_ARGS__)
 
 /* --- PEM / DER ------------------------------------------------------------------ */
 

@@ -1,22 +1,11 @@
 /* Structured fields, base64, the signature field and the signature base
  * (see sigwire.h and docs/signatures.md sections 2-4). */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "sigwire.h"
 
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
+#define fail(...) px_errorf(-1, __VA_ARGS__)
 
 /* --- base64 ------------------------------------------------------------------ */
 

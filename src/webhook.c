@@ -21,13 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "config.h"
 #include "errors.h"
 #include "http1.h"
+#include "sockio.h"
 #include "tls.h"
 
 #define IO_CHUNK 16384
@@ -48,65 +48,15 @@ static void on_stop(int sig)
     stop_requested = 1;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int wait_fd(int fd, short events, long long deadline)
-{
-    for (;;) {
-        long long left = deadline - now_ms();
-        struct pollfd pfd = { fd, events, 0 };
-        int rc;
-        if (left <= 0)
-            return 0;
-        rc = poll(&pfd, 1, (int)left);
-        if (rc < 0 && errno == EINTR && !stop_requested)
-            continue;
-        return rc < 0 ? -1 : rc > 0;
-    }
-}
-
 static int flush_out(wconn_t *c)
 {
-    px_buf_t *o = px_tls_out(c->tls);
-    while (px_buf_size(o)) {
-        ssize_t w = send(c->fd, px_buf_ptr(o), px_buf_size(o), MSG_NOSIGNAL);
-        if (w < 0 && (errno == EINTR || errno == EAGAIN)) {
-            if (errno == EAGAIN && wait_fd(c->fd, POLLOUT, c->deadline) <= 0)
-                return -1;
-            continue;
-        }
-        if (w <= 0)
-            return -1;
-        px_buf_consume(o, (size_t)w);
-    }
-    return 0;
+    return px_sock_flush_tls(c->fd, c->tls, c->deadline, &stop_requested);
 }
 
-/* More ciphertext: 1 got some, 0 EOF, -1 timeout or error. */
+/* More ciphertext: 1 got some, 0 EOF, < 0 timeout or error. */
 static int fill_in(wconn_t *c)
 {
-    for (;;) {
-        char *p;
-        ssize_t r;
-        if (wait_fd(c->fd, POLLIN, c->deadline) <= 0)
-            return -1;
-        if (!(p = px_tls_in_reserve(c->tls, IO_CHUNK)))
-            return -1;
-        r = recv(c->fd, p, IO_CHUNK, 0);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (r > 0) {
-            px_tls_in_commit(c->tls, (size_t)r);
-            return 1;
-        }
-        px_tls_in_eof(c->tls);
-        return r == 0 ? 0 : -1;
-    }
+    return px_sock_fill_tls(c->fd, c->tls, c->deadline, &stop_requested);
 }
 
 static int send_response(wconn_t *c, int status, const char *body, size_t len)
@@ -171,7 +121,7 @@ static int dispatch(wconn_t *c, const char *method, const char *path, const px_b
 static void serve_conn(px_tls_ctx_t *ctx, int fd, const char *peer, const px_inject_opts_t *o)
 {
     px_http1_limits_t lim = { 16384, 100, MAX_BODY };
-    wconn_t c = { fd, NULL, now_ms() + CONN_DEADLINE_MS };
+    wconn_t c = { fd, NULL, px_now_ms() + CONN_DEADLINE_MS };
     px_http1_t *p = NULL;
     px_buf_t body;
     char plain[IO_CHUNK], method[16] = "", path[256] = "";
@@ -380,7 +330,7 @@ int px_cmd_inject_webhook(int argc, char **argv)
         socklen_t sl = sizeof ss;
         char peer[INET6_ADDRSTRLEN + 8] = "?";
         int fd;
-        if (wait_fd(lfd, POLLIN, now_ms() + 1000) <= 0)
+        if (px_wait_fd(lfd, POLLIN, px_now_ms() + 1000, &stop_requested) <= 0)
             continue;
         fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0)

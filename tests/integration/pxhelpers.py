@@ -1,5 +1,6 @@
 """Helpers shared by the test_proxy_*.py integration tests: a proxy in front
-of upstream.py, TLS connections to it, and the checks they all make."""
+of upstream.py, TLS connections to it, and the checks they all make. The
+harness self-test uses sha() and pattern() too."""
 import hashlib
 import os
 import socket
@@ -15,6 +16,18 @@ ERROR_KEYS = {"error", "detail"}
 
 def sha(b):
     return hashlib.sha256(b).hexdigest()
+
+
+_PAT = None
+
+
+def pattern(offset, n):
+    """upstream.py's generated body: byte i is i % 251 (n <= 4 MiB here)."""
+    global _PAT
+    if _PAT is None:
+        _PAT = bytes(range(251)) * (4 * 1024 * 1024 // 251 + 2)
+    start = offset % 251
+    return _PAT[start:start + n]
 
 
 class Env:

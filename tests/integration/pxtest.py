@@ -704,6 +704,21 @@ class _Reader:
             r.body += piece
 
 
+def sse_events():
+    """(events, on_body): on_body, given to read_response, splits the body
+    into server-sent events and appends (arrival time, event text) to events
+    as each one completes."""
+    events, buf = [], bytearray()
+
+    def on_body(piece):
+        buf.extend(piece)
+        while b"\n\n" in buf:
+            ev, _, rest = bytes(buf).partition(b"\n\n")
+            buf[:] = rest
+            events.append((time.monotonic(), ev.decode()))
+    return events, on_body
+
+
 def read_response(sock, method="GET", timeout=10.0, on_body=None, skip_1xx=True,
                   max_bytes=64 << 20):
     """Reads one HTTP/1.1 response (Content-Length, chunked or close-delimited).

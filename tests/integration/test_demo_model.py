@@ -8,8 +8,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
-from pxtest import (check, check_eq, http_request, read_response, send_raw, tcp_connect,  # noqa: E402
-                    build_request)
+from pxtest import (check, check_eq, http_request, read_response, send_raw, sse_events,  # noqa: E402
+                    tcp_connect, build_request)
 
 PREDICT = "/v1/models/half_plus_two:predict"
 STREAM = "/v1/models/half_plus_two:stream"
@@ -133,16 +133,7 @@ def test_keepalive_and_chunked_request(h):
 
 def test_stream_incremental(h):
     port, _ = start_demo(h)
-    events = []
-    buf = bytearray()
-
-    def on_body(piece):
-        buf.extend(piece)
-        while b"\n\n" in buf:
-            ev, _, rest = bytes(buf).partition(b"\n\n")
-            buf[:] = rest
-            events.append((time.monotonic(), ev.decode()))
-
+    events, on_body = sse_events()
     with tcp_connect(port) as s:
         t0 = time.monotonic()
         send_raw(s, build_request("POST", STREAM, body=b'{"max_tokens": 5, "interval_ms": 300}'))

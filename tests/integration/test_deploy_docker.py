@@ -210,9 +210,9 @@ def test_container_config_loads(h):
         check_in("/etc/pqproxy/tls/server.crt", r.stderr)
 
 
-def test_container_config_serves(h):
-    """The container config, with only addresses moved to free loopback ports,
-    proxies to the demo model over hybrid post-quantum TLS."""
+def start_container_config(h):
+    """The demo model and pqproxy on the container config, with only the
+    addresses moved to free loopback ports: (proxy process, listen, admin)."""
     path = materialize(h)
     demo_port = pxtest.free_port()
     h.start("demo-model", [sys.executable, pxtest.DEMO_MODEL_PY, "--port", str(demo_port), "--quiet"],
@@ -220,8 +220,15 @@ def test_container_config_serves(h):
     listen, admin = pxtest.free_port(), pxtest.free_port()
     env = {"PQPROXY_LISTEN": f"127.0.0.1:{listen}", "PQPROXY_ADMIN_LISTEN": f"127.0.0.1:{admin}",
            "PQPROXY_UPSTREAM": f"127.0.0.1:{demo_port}", "PQPROXY_WORKERS": "1"}
-    h.start("pqproxy", [pxtest.pqproxy_bin(), "run", "--config", path], env=env, ready="port",
-            port=listen)
+    p = h.start("pqproxy", [pxtest.pqproxy_bin(), "run", "--config", path], env=env, ready="port",
+                port=listen)
+    return p, listen, admin
+
+
+def test_container_config_serves(h):
+    """The container config proxies to the demo model over hybrid
+    post-quantum TLS."""
+    _, listen, _ = start_container_config(h)
     certs = h.certgen()
     r = subprocess.run([pxtest.pqproxy_bin(), "request", "--cacert", os.path.join(certs, "ca.crt"), "-v",
                         f"https://localhost:{listen}/v1/models/half_plus_two:predict",
@@ -268,15 +275,7 @@ def test_healthcheck_command(h):
 
 def test_admin_healthz_in_container_config(h):
     """The probe the image and compose use, against the proxy's admin port."""
-    path = materialize(h)
-    demo_port = pxtest.free_port()
-    h.start("demo-model", [sys.executable, pxtest.DEMO_MODEL_PY, "--port", str(demo_port), "--quiet"],
-            ready="port", port=demo_port)
-    listen, admin = pxtest.free_port(), pxtest.free_port()
-    env = {"PQPROXY_LISTEN": f"127.0.0.1:{listen}", "PQPROXY_ADMIN_LISTEN": f"127.0.0.1:{admin}",
-           "PQPROXY_UPSTREAM": f"127.0.0.1:{demo_port}", "PQPROXY_WORKERS": "1"}
-    p = h.start("pqproxy", [pxtest.pqproxy_bin(), "run", "--config", path], env=env, ready="port",
-                port=listen)
+    p, _, admin = start_container_config(h)
     try:
         pxtest.wait_port(admin, timeout=3, proc=p)
     except pxtest.TestFailure:

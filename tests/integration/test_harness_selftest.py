@@ -2,7 +2,6 @@
 """Self-test of the integration harness (pxtest.py) and the test upstream
 (upstream.py) over plain TCP. Needs no pqproxy binary, so the proxy's own
 tests can trust these tools before the proxy exists."""
-import hashlib
 import json
 import os
 import signal
@@ -16,20 +15,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
 from pxtest import (wait_until, check, check_eq, check_raises, http_request, read_response,  # noqa: E402
-                    send_raw, tcp_connect, build_request, IncompleteResponse, TestFailure)
-
-_PAT = bytes(range(251)) * (2 * 1024 * 1024 // 251 + 2)
-
-
-def pattern(offset, n):
-    """upstream.py's body pattern: byte i is i % 251 (n <= 2 MiB here)."""
-    start = offset % 251
-    return _PAT[start:start + n]
-
-
-def sha(b):
-    return hashlib.sha256(b).hexdigest()
-
+                    send_raw, sse_events, tcp_connect, build_request, IncompleteResponse, TestFailure)
+from pxhelpers import pattern, sha  # noqa: E402
 
 def test_echo(h):
     up = h.start_upstream()
@@ -135,16 +122,7 @@ def test_bytes_large_bounded_rss(h):
 
 def test_sse_incremental(h):
     up = h.start_upstream()
-    events = []   # (arrival time, event text)
-    buf = bytearray()
-
-    def on_body(piece):
-        buf.extend(piece)
-        while b"\n\n" in buf:
-            ev, _, rest = bytes(buf).partition(b"\n\n")
-            buf[:] = rest
-            events.append((time.monotonic(), ev.decode()))
-
+    events, on_body = sse_events()
     t0 = time.monotonic()
     r = http_request(up.port, "GET", "/sse?n=5&interval_ms=300", on_body=on_body)
     check_eq((r.status, r.framing, r.header("content-type")), (200, "chunked", "text/event-stream"))

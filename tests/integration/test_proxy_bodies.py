@@ -9,17 +9,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pxtest import (check, check_eq, build_request, http_request, main, read_response,  # noqa: E402
-                    send_raw)
-from pxhelpers import Env, check_error, closed_by_peer, sha, still_open, upstream_header  # noqa: E402
-
-_PAT = bytes(range(251)) * (4 * 1024 * 1024 // 251 + 2)
-
-
-def pattern(offset, n):
-    """upstream.py's generated body: byte i is i % 251."""
-    start = offset % 251
-    return _PAT[start:start + n]
-
+                    send_raw, sse_events)
+from pxhelpers import (Env, check_error, closed_by_peer, pattern, sha, still_open,  # noqa: E402
+                       upstream_header)
 
 def test_content_length_request(h):
     e = Env(h)
@@ -167,24 +159,15 @@ def test_sse_streamed(h):
     with e.connect() as s:
         send_raw(s, build_request("GET", f"/sse?n={n}&interval_ms={interval}",
                                   headers=[("Accept", "text/event-stream")]))
-        arrivals = []
-        buf = bytearray()
-
-        def on_body(piece):
-            buf.extend(piece)
-            while b"\n\n" in buf:
-                i = buf.index(b"\n\n")
-                ev = bytes(buf[:i])
-                del buf[:i + 2]
-                arrivals.append((time.monotonic(), ev))
+        arrivals, on_body = sse_events()
         t0 = time.monotonic()
         r = read_response(s, on_body=on_body, timeout=20)
         check_eq((r.status, r.header("content-type"), r.framing),
                  (200, "text/event-stream", "chunked"))
     check_eq(len(arrivals), n + 1, "every event and [DONE]")
-    check_eq(arrivals[-1][1], b"data: [DONE]")
+    check_eq(arrivals[-1][1], "data: [DONE]")
     for i, (_, ev) in enumerate(arrivals[:-1]):
-        check_eq(json.loads(ev[len(b"data: "):])["index"], i)
+        check_eq(json.loads(ev[len("data: "):])["index"], i)
     first, last = arrivals[0][0] - t0, arrivals[-2][0] - t0
     span = (n - 1) * interval / 1000
     check(first < span / 2, f"first event after {first:.3f}s: buffered? (span {span:.2f}s)")

@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pxtest import check, check_eq, http_request, main, read_response, send_raw  # noqa: E402
-from pxhelpers import Env, is_asan_build  # noqa: E402
+from pxhelpers import Env, is_asan_build, pattern  # noqa: E402
 
 MiB = 1 << 20
 RSS_MARGIN_KB = 64 * 1024          # allowed growth over the idle RSS
@@ -101,9 +101,6 @@ def test_upload_1gib_streamed(h):
     check_eq((line["status"], line["bytes_in"]), (200, size))
 
 
-_PAT = bytes(i % 251 for i in range(4 * MiB + 251))
-
-
 def test_download_1gib_streamed(h):
     e = env_for(h)
     size = big_size()
@@ -114,10 +111,8 @@ def test_download_1gib_streamed(h):
     def on_body(piece):
         off = got[0]
         n = len(piece)
-        start = off % 251
-        if len(piece) <= 4 * MiB:
-            if piece != _PAT[start:start + n]:
-                bad.append(off)
+        if n <= 4 * MiB and piece != pattern(off, n):
+            bad.append(off)
         got[0] += n
 
     sampler = RssSampler(e.px.proc)

@@ -142,13 +142,17 @@ class Conn:
             values = {v.strip() for v in cl}
             if len(values) != 1 or not next(iter(values)).isdigit():
                 raise BadRequest("invalid content-length")
-            left = int(next(iter(values)))
-            while left > 0:
-                piece = await self.reader.read(min(left, PIECE))
-                if not piece:
-                    raise asyncio.IncompleteReadError(b"", left)
-                left -= len(piece)
+            async for piece in self.counted_body(int(next(iter(values)))):
                 yield piece
+
+    async def counted_body(self, left):
+        """The next `left` bytes, in pieces of at most PIECE as they arrive."""
+        while left > 0:
+            piece = await self.reader.read(min(left, PIECE))
+            if not piece:
+                raise asyncio.IncompleteReadError(b"", left)
+            left -= len(piece)
+            yield piece
 
     async def chunked_body(self):
         while True:
@@ -162,12 +166,7 @@ class Conn:
                 raise BadRequest("bad chunk size")
             if size == 0:
                 break
-            left = size
-            while left > 0:
-                piece = await self.reader.read(min(left, PIECE))
-                if not piece:
-                    raise asyncio.IncompleteReadError(b"", left)
-                left -= len(piece)
+            async for piece in self.counted_body(size):
                 yield piece
             if await self.reader.readexactly(2) != b"\r\n":
                 raise BadRequest("chunk not followed by CRLF")

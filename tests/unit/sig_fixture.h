@@ -1,5 +1,6 @@
 /* Shared helpers for the signature tests: test vector files (tests/data/sig,
- * docs/signatures.md section 10) and messages built from them. */
+ * docs/signatures.md section 10) and messages built from them. The
+ * whole-file reader serves the certgen and inject tests too. */
 #ifndef PX_SIG_FIXTURE_H
 #define PX_SIG_FIXTURE_H
 
@@ -16,17 +17,15 @@
 #define V_AUTHORITY "model.example"
 #define V_TARGET "/v1/models/half_plus_two:predict"
 
-/* Whole file (NUL-terminated); fails the test if absent. */
-static __attribute__((unused)) char *fx_read(const char *name, size_t *len)
+/* Whole file at path (NUL-terminated), or NULL if it cannot be opened. */
+static __attribute__((unused)) char *fx_read_path(const char *path, size_t *len)
 {
-    char path[1024];
-    FILE *f;
+    FILE *f = fopen(path, "rb");
     char *buf;
     long n;
 
-    snprintf(path, sizeof path, "%s%s", name[0] == '/' ? "" : SIG_DIR, name);
-    f = fopen(path, "rb");
-    assert_non_null(f);
+    if (!f)
+        return NULL;
     fseek(f, 0, SEEK_END);
     n = ftell(f);
     fseek(f, 0, SEEK_SET);
@@ -37,6 +36,17 @@ static __attribute__((unused)) char *fx_read(const char *name, size_t *len)
     fclose(f);
     if (len)
         *len = (size_t)n;
+    return buf;
+}
+
+/* A test vector file (absolute, or under SIG_DIR); fails the test if absent. */
+static __attribute__((unused)) char *fx_read(const char *name, size_t *len)
+{
+    char path[1024], *buf;
+
+    snprintf(path, sizeof path, "%s%s", name[0] == '/' ? "" : SIG_DIR, name);
+    buf = fx_read_path(path, len);
+    assert_non_null(buf);
     return buf;
 }
 

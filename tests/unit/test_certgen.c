@@ -26,6 +26,7 @@
 #include "certgen.h"
 #include "certgen_der.h"
 #include "errors.h"
+#include "sig_fixture.h"
 
 static const char *const test_sans[] = { "localhost", "127.0.0.1", "::1", "svc.example.test" };
 #define NTEST_SANS 4
@@ -404,27 +405,6 @@ static void test_der(void **state)
 
 /* --- files -------------------------------------------------------------------- */
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long n;
-
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return buf;
-}
-
 static int file_mode(const char *path)
 {
     struct stat st;
@@ -475,10 +455,10 @@ static void test_pem_write_file(void **state)
     assert_int_equal(px_pem_write_file(path, "one", 3, 0600, 0), 0);
     assert_int_equal(file_mode(path), 0600);
     assert_int_equal(px_pem_write_file(path, "two", 3, 0600, 0), -EEXIST);
-    assert_string_equal(s = read_file(path, NULL), "one");
+    assert_string_equal(s = fx_read_path(path, NULL), "one");
     free(s);
     assert_int_equal(px_pem_write_file(path, "three", 5, 0644, 1), 0);
-    assert_string_equal(s = read_file(path, NULL), "three");
+    assert_string_equal(s = fx_read_path(path, NULL), "three");
     free(s);
     assert_int_equal(file_mode(path), 0644);
     assert_int_equal(count_entries(dir), 1); /* no temporary files left */
@@ -506,9 +486,9 @@ static px_pem_pair_t load_pair(const char *dir, const char *crt, const char *key
     px_pem_pair_t p;
 
     snprintf(path, sizeof path, "%s/%s", dir, crt);
-    assert_non_null(p.cert_pem = read_file(path, &p.cert_len));
+    assert_non_null(p.cert_pem = fx_read_path(path, &p.cert_len));
     snprintf(path, sizeof path, "%s/%s", dir, key);
-    assert_non_null(p.key_pem = read_file(path, &p.key_len));
+    assert_non_null(p.key_pem = fx_read_path(path, &p.key_len));
     return p;
 }
 
@@ -548,7 +528,7 @@ static void test_cmd_certgen(void **state)
     mlsrv = load_pair(dir, "server-mldsa.crt", "server-mldsa.key");
     cli = load_pair(dir, "client.crt", "client.key");
     snprintf(path, sizeof path, "%s/bundle-ca.crt", dir);
-    bundle = read_file(path, NULL);
+    bundle = fx_read_path(path, NULL);
     assert_non_null(bundle);
     assert_int_equal(strncmp(bundle, ca.cert_pem, ca.cert_len), 0);
     assert_string_equal(bundle + ca.cert_len, mlca.cert_pem);
@@ -589,12 +569,12 @@ static void test_cmd_certgen(void **state)
 
     /* A second run without --force fails and leaves everything alone. */
     snprintf(path, sizeof path, "%s/ca.key", dir);
-    before = read_file(path, NULL);
+    before = fx_read_path(path, NULL);
     {
         const char *argv[] = { "certgen", "--out", dir };
         assert_int_equal(run(3, argv), 1);
     }
-    after = read_file(path, NULL);
+    after = fx_read_path(path, NULL);
     assert_string_equal(before, after);
     free(after);
     assert_int_equal(count_entries(dir), NOUT_FILES);
@@ -618,7 +598,7 @@ static void test_cmd_certgen(void **state)
     }
     assert_int_equal(count_entries(dir), NOUT_FILES);
     snprintf(path, sizeof path, "%s/ca.key", dir);
-    after = read_file(path, NULL);
+    after = fx_read_path(path, NULL);
     assert_string_not_equal(before, after);
     assert_int_equal(file_mode(path), 0600);
     free(before);
@@ -771,7 +751,7 @@ static void test_tls_handshake(void **state)
     mlsrv = load_pair(base, "server-mldsa.crt", "server-mldsa.key");
     cli = load_pair(base, "client.crt", "client.key");
     snprintf(path, sizeof path, "%s/bundle-ca.crt", base);
-    assert_non_null(bundle = read_file(path, NULL));
+    assert_non_null(bundle = fx_read_path(path, NULL));
     assert_true(handshake(&srv, bundle, &cli, &ca));
     assert_true(handshake(&mlsrv, bundle, &cli, &ca));
     /* Verification is real: trusting only the ECDSA CA fails for ML-DSA,

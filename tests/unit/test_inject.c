@@ -15,61 +15,33 @@
 
 #include "errors.h"
 #include "inject.h"
+#include "sig_fixture.h"
+#include "sigwire.h"
 
 static px_inject_opts_t opts;
 
 static char *slurp(const char *name, size_t *len)
 {
-    char path[1024];
-    FILE *f;
-    char *buf;
-    long n;
+    char path[1024], *buf;
 
     snprintf(path, sizeof path, "%s/admission/%s", PX_TEST_DATA, name);
-    f = fopen(path, "rb");
-    if (!f)
+    if (!(buf = fx_read_path(path, len)))
         fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
     return buf;
 }
 
 /* --- base64 and RFC 6902 --------------------------------------------------------- */
 
-static int b64val(char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
+/* The patch is strict base64: px_b64_decode (test_sig.c checks it). */
 static char *b64decode(const char *s)
 {
-    size_t n = strlen(s), o = 0;
+    size_t n = strlen(s);
     char *out = malloc(n + 1);
+    long m;
     assert_non_null(out);
-    assert_int_equal(n % 4, 0);
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4];
-        for (int k = 0; k < 4; k++) {
-            v[k] = s[i + k] == '=' ? 0 : b64val(s[i + k]);
-            assert_true(v[k] >= 0);
-        }
-        out[o++] = (char)(v[0] << 2 | v[1] >> 4);
-        if (s[i + 2] != '=') out[o++] = (char)((v[1] & 15) << 4 | v[2] >> 2);
-        if (s[i + 3] != '=') out[o++] = (char)((v[2] & 3) << 6 | v[3]);
-    }
-    out[o] = '\0';
+    m = px_b64_decode(s, n, (uint8_t *)out, n + 1);
+    assert_true(m >= 0);
+    out[m] = '\0';
     return out;
 }
 
