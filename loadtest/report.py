@@ -88,17 +88,18 @@ def main():
             ops = {}
 
     def prim(ids):
-        vals = [ops[i]["median_us"] for i in ids if i in ops]
+        vals = [ops[i]["cpu_us_per_op"] for i in ids if i in ops]
         return sum(vals) if len(vals) == len(ids) else float("nan")
     HS_PRIMS = ("mlkem768/encaps", "x25519/keygen", "x25519/shared", "ecdsa-p256/sign")
     SIG_PRIMS = ("ecdsa-p384/verify", "mldsa87/verify", "ecdsa-p384+mldsa87/dual-sign")
     hs_sum, sig_sum = prim(HS_PRIMS), prim(SIG_PRIMS)
-    hs_desc = " + ".join("%s %.1f" % (i, ops[i]["median_us"]) for i in HS_PRIMS if i in ops)
-    sig_desc = " + ".join("%s %.1f" % (i, ops[i]["median_us"]) for i in SIG_PRIMS if i in ops)
+    # thread CPU time per operation (bench crypto's cpu_us_per_op): CPU against CPU
+    hs_desc = " + ".join("%s %.1f" % (i, ops[i]["cpu_us_per_op"]) for i in HS_PRIMS if i in ops)
+    sig_desc = " + ".join("%s %.1f" % (i, ops[i]["cpu_us_per_op"]) for i in SIG_PRIMS if i in ops)
     result = {"scenario1": {"1 worker": s1, "2 workers": s1w2, "hybrid, 1 worker": s1h}, "scenario2": s2,
               "scenario3": s3, "scenario5": s5, "scenario8": s8,
               "primitives_us": {"hybrid_handshake_server": hs_sum, "signed_request_server": sig_sum,
-                                "ops": {i: ops[i]["median_us"] for i in HS_PRIMS + SIG_PRIMS if i in ops}},
+                                "ops_cpu_us": {i: ops[i]["cpu_us_per_op"] for i in HS_PRIMS + SIG_PRIMS if i in ops}},
               "scenario4": big, "scenario7": idle, "targets": {}}
     L = []
     w = L.append
@@ -158,11 +159,13 @@ def main():
                 if an in s3:
                     r = s3[an]
                     w(f"- pqproxy / {an}: handshakes/s ×{pq['req_s'] / r['req_s']:.2f}, "
-                      f"CPU/handshake ×{pq['cpu_us_per_req'] / r['cpu_us_per_req']:.2f}")
+                      f"CPU/handshake ×{pq['cpu_us_per_req'] / r['cpu_us_per_req']:.2f} "
+                      f"(one core's capacity: {1e6 / pq['cpu_us_per_req']:.0f} vs {1e6 / r['cpu_us_per_req']:.0f} "
+                      f"handshakes/s, ×{r['cpu_us_per_req'] / pq['cpu_us_per_req']:.2f})")
             if hs_sum == hs_sum:
                 w(f"- pqproxy CPU per hybrid connection {pq['cpu_us_per_req']:.1f} µs vs the server-side primitives "
                   f"{hs_sum:.1f} µs ({hs_desc}, "
-                  f"bench crypto medians): ×{pq['cpu_us_per_req'] / hs_sum:.2f} (includes accept, the request, the "
+                  f"bench crypto CPU per operation): ×{pq['cpu_us_per_req'] / hs_sum:.2f} (includes accept, the request, the "
                   f"upstream exchange and close)")
                 tl = ops.get("tls13/x25519mlkem768/server")
                 if tl:
@@ -247,7 +250,12 @@ def main():
         pq = s3["pqproxy-h"]
         if "nginx-h" in s3:
             ratio = pq["req_s"] / s3["nginx-h"]["req_s"]
-            t["hybrid_handshake_rate_vs_nginx_openssl35"] = {"ratio": round(ratio, 3), "met": ratio >= 1.3}
+            cap = s3["nginx-h"]["cpu_us_per_req"] / pq["cpu_us_per_req"]
+            t["hybrid_handshake_rate_vs_nginx_openssl35"] = {
+                "measured_ratio": round(ratio, 3), "capacity_ratio_from_cpu": round(cap, 3),
+                "met": ratio >= 1.3,
+                "note": "measured rates are bound by the single wrk thread on the shared 2 cores; "
+                        "capacity = 1 core / server CPU per handshake"}
         if hs_sum == hs_sum:
             ratio = pq["cpu_us_per_req"] / hs_sum
             t["cpu_per_hybrid_handshake_vs_primitives"] = {
