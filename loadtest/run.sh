@@ -504,7 +504,7 @@ if has 3; then
     if [ $HYB -eq 0 ]; then
         echo "Scenario 3 not run: no OpenSSL 3.5 libraries (scripts/openssl35.sh, or make bench-deps)." > "$OUT/scenario3.txt"
     else
-        log "scenario 3: new X25519MLKEM768 connection per request, $ROUNDS round(s) x ${DUR}s (OpenSSL 3.5: $OSSL35)"
+        log "scenario 3: new X25519MLKEM768 connection per request, $ROUNDS round(s) x ${SDUR}s (OpenSSL 3.5: $OSSL35)"
         CHK="$OUT/hybrid-check.txt"
         {
             echo "Hybrid check (OpenSSL 3.5 libraries: $OSSL35)"
@@ -520,7 +520,7 @@ if has 3; then
         } > "$CHK"
         for r in $(seq 1 "$ROUNDS"); do
             for n in "${PROXIESH[@]}"; do
-                WRK_LIBS="$OSSL35" run_wrk 3 "hybrid, 1 worker" "$n" "$r" 1 16 \
+                WRK_DUR="$SDUR" WRK_LIBS="$OSSL35" run_wrk 3 "hybrid, 1 worker" "$n" "$r" 1 16 \
                     "https://127.0.0.1:${PORT[$n]}/small.json" -H "Connection: close"
             done
         done
@@ -574,7 +574,8 @@ if has 5 && [ ${#SIGPROXY[@]} -eq 1 ]; then
             run_wrk 5 "signed" pqproxy-sig "$r" 1 16 "https://127.0.0.1:$sp$SIG_URL_PATH"
         rm -f "$RUN/signed.bin"
         SIG_RATE="$(last_rate 5 signed)"; [ "${SIG_RATE%.*}" -ge 200 ] || SIG_RATE=200
-        WRK_DUR="$SDUR" WRK_LIBS="$SIGLIBS" run_wrk 5 "unsigned" pqproxy-sig "$r" 1 16 "https://127.0.0.1:$sp$PLAIN_URL_PATH"
+        # the same proxy, unsigned route (quick mode: scenario 8's "unsigned alone" stands in)
+        [ $QUICK -eq 1 ] || WRK_DUR="$SDUR" WRK_LIBS="$SIGLIBS" run_wrk 5 "unsigned" pqproxy-sig "$r" 1 16 "https://127.0.0.1:$sp$PLAIN_URL_PATH"
     done
     { echo "- pqproxy-sig metrics after scenario 5:"
       metric_lines pqproxy-sig '^pqproxy_(signature_verifications_total|response_signatures_total)' |
