@@ -60,12 +60,16 @@ test: build build-asan
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
 # Benchmarks (docs/benchmarks.md): `pqproxy bench crypto`, then the load test
-# against nginx, HAProxy and hitch. Quick by default (< 2 minutes);
+# against nginx, HAProxy and hitch (bench-deps also builds OpenSSL 3.5's
+# shared libraries for the hybrid post-quantum scenarios). Quick by default (< 2 minutes);
 # BENCH_FULL=1 for the full run (minutes). Results: loadtest/results/<timestamp>/.
 bench-deps:
 	@scripts/bench-deps.sh
 
-bench: build bench-deps
+# Quick mode does not build the OpenSSL 3.5 libraries (minutes, once); the
+# hybrid scenarios run in it only when `make bench-deps` or a full run built them.
+bench: build
+	@scripts/bench-deps.sh $(if $(BENCH_FULL),,--no-openssl35)
 	@mkdir -p loadtest/results
 	@stamp=$$(date -u +%Y%m%dT%H%M%SZ); out=loadtest/results/$$stamp; mkdir -p $$out; \
 	  $(BUILD)/pqproxy bench crypto $(if $(BENCH_FULL),,--quick) | tee $$out/bench-crypto.md && \

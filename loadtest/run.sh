@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # pqproxy against TLS-terminating anchors (nginx, HAProxy, hitch), on loopback.
 #
-#   loadtest/run.sh [--quick] [--pqproxy PATH] [--out DIR] [--scenarios "1 2 4 6 7"]
+#   loadtest/run.sh [--quick] [--pqproxy PATH] [--out DIR] [--scenarios "1 2 3 4 5 6 7 8"]
 #
 # Starts one plaintext upstream (nginx: a small JSON document and /bytes/
 # files), then each TLS proxy in front of it with the same ECDSA P-256
@@ -12,12 +12,22 @@
 #   4  a 64 MiB streamed download through each proxy (curl): throughput, RSS
 #   6  bytes on the wire per handshake by group (pqproxy bench crypto --json)
 #   7  idle keep-alive TLS connections: proxy RSS per connection
-#   3  (hook) hybrid handshakes need a hybrid-capable load generator:
-#      loadtest/pqload (libuv + wolfSSL, built by CMake when present)
-#   5  (hook) signed requests: waits for the signature module
-# wrk and curl are Debian's (OpenSSL 3.0: classical X25519 only), so
-# pqproxy runs with pq_policy "prefer" here; scenario 6 gives the hybrid
-# group's byte cost, and `pqproxy bench crypto` its CPU cost.
+#   3  a new connection per request over X25519MLKEM768: wrk, nginx, HAProxy
+#      and hitch on OpenSSL 3.5's shared libraries (scripts/openssl35.sh,
+#      LD_LIBRARY_PATH), pqproxy under pq_policy "require"; handshakes/s,
+#      CPU per handshake vs the primitives of `pqproxy bench crypto`. Also
+#      the hybrid variant of scenario 1 (keep-alive), and a check that the
+#      hybrid group is really negotiated (hybrid-check.txt).
+#   5  signed requests (docs/signatures.md): pre-signed requests
+#      (build/sigreqs, each nonce once) sent by wrk (wrk-signed.lua) to a
+#      route that verifies and signs responses; CPU per signed request vs
+#      the raw crypto sum.
+#   8  signature isolation: an unsigned route's latency alone and while a
+#      signed load saturates the crypto threads.
+# The classical set (scenarios 1, 2, 4, 7) uses Debian's wrk and curl
+# (OpenSSL 3.0: X25519 only) and pqproxy with pq_policy "prefer". Without
+# the OpenSSL 3.5 libraries (OPENSSL35_DIR, or scripts/openssl35.sh; --quick
+# only uses them when already built) scenario 3 is skipped and 5/8 run on X25519.
 #
 # Results: loadtest/results/<timestamp>/ (results.md, results.json, *.png, logs).
 # Only 127.0.0.1 is used; every loop is bounded; everything started is
@@ -28,7 +38,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 PQPROXY="$ROOT/build/pqproxy"
 QUICK=0
-SCENARIOS="1 2 4 6 7 3 5"
+SCENARIOS="1 2 4 6 7 3 5 8"
 OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -36,16 +46,16 @@ while [ $# -gt 0 ]; do
         --pqproxy) PQPROXY="$2"; shift ;;
         --out) OUT="$2"; shift ;;
         --scenarios) SCENARIOS="$2"; shift ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
 done
 
 if [ $QUICK -eq 1 ]; then
-    DUR=3; ROUNDS=1; CONNS=32; IDLE_N=2000; BIG_MIB=64; WARM=1
+    DUR=3; ROUNDS=1; CONNS=32; IDLE_N=2000; BIG_MIB=64; WARM=1; SDUR=2
 else
-    DUR=10; ROUNDS=3; CONNS=64; IDLE_N=10000; BIG_MIB=64; WARM=2
+    DUR=10; ROUNDS=3; CONNS=64; IDLE_N=10000; BIG_MIB=64; WARM=2; SDUR=10
 fi
 
 log() { printf 'loadtest: %s\n' "$*" >&2; }
@@ -56,6 +66,26 @@ has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
 for t in nginx haproxy hitch wrk curl python3; do
     command -v "$t" >/dev/null 2>&1 || die "$t missing: run scripts/bench-deps.sh"
 done
+
+# OpenSSL 3.5 shared libraries for the hybrid peers (scenario 3 and variants).
+OSSL35="${OPENSSL35_DIR:-}"
+if [ -z "$OSSL35" ] && { has 1 || has 3 || has 5 || has 8; }; then
+    if [ $QUICK -eq 1 ]; then
+        OSSL35="$("$ROOT/scripts/openssl35.sh" --check 2>/dev/null || true)"
+    else
+        OSSL35="$("$ROOT/scripts/openssl35.sh" --print-dir)" || OSSL35=""
+    fi
+fi
+[ -z "$OSSL35" ] || [ -f "$OSSL35/libssl.so.3" ] || die "OPENSSL35_DIR=$OSSL35 has no libssl.so.3"
+HYB=0; [ -n "$OSSL35" ] && HYB=1
+# A command on OpenSSL 3.5 (its default groups start with X25519MLKEM768).
+on35() { env LD_LIBRARY_PATH="$OSSL35" "$@"; }
+
+# sigreqs (scenario 5/8's request generator), an optional CMake target.
+SIGREQS="${SIGREQS:-$(dirname "$PQPROXY")/sigreqs}"
+if { has 5 || has 8; } && [ ! -x "$SIGREQS" ] && [ -f "$(dirname "$PQPROXY")/CMakeCache.txt" ]; then
+    cmake --build "$(dirname "$PQPROXY")" --target sigreqs >/dev/null 2>&1 || true
+fi
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 OUT="${OUT:-$HERE/results/$STAMP}"
@@ -157,6 +187,8 @@ http {
         root $RUN/www;
         location = /small.json { }
         location /bytes/ { default_type application/octet-stream; }
+        # the model endpoints of scenarios 5 and 8 (POST is fine with return)
+        location /v1/ { return 200 '{"predictions": [2.5, 3.0, 4.5]}\n'; }
     }
 }
 EOF
@@ -166,9 +198,10 @@ wait_port "$UP_PORT" || die "upstream nginx did not start: $(cat "$RUN/upstream.
 
 # --- the proxies ------------------------------------------------------------------------
 
-declare -A PORT PID
-start_pqproxy() {   # name workers
-    local name="$1" workers="$2" port; port="$(free_port)"
+declare -A PORT PID APORT
+start_pqproxy() {   # name workers [policy] [extra top-level JSON members]
+    local name="$1" workers="$2" policy="${3:-prefer}" extra="${4:-}" port aport; port="$(free_port)"
+    aport="$(free_port)"
     cat > "$RUN/$name.json" <<EOF
 {
   "listen": "127.0.0.1:$port",
@@ -177,7 +210,7 @@ start_pqproxy() {   # name workers
   "tls": {
     "certificates": [ { "cert": "certs/server.crt", "key": "certs/server.key" } ],
     "groups": ["X25519MLKEM768", "SecP256r1MLKEM768", "SecP384r1MLKEM1024", "X25519"],
-    "pq_policy": "prefer",
+    "pq_policy": "$policy",
     "min_version": "1.3",
     "session_tickets": true,
     "alpn": ["http/1.1"]
@@ -185,15 +218,22 @@ start_pqproxy() {   # name workers
   "upstream": { "address": "127.0.0.1:$UP_PORT", "pool_max_idle": 256 },
   "timeouts": { "request_header_ms": 600000, "keepalive_idle_ms": 600000 },
   "log": { "level": "warn", "access_log": "off", "error_log": "$RUN/$name.err" },
-  "admin": { "enabled": false }
+  "admin": { "enabled": true, "listen": "127.0.0.1:$aport" }$extra
 }
 EOF
     (ulimit -n 20000 2>/dev/null || true; exec "$PQPROXY" run --config "$RUN/$name.json") >"$RUN/$name.out" 2>&1 &
-    PID[$name]=$!; PIDS+=("${PID[$name]}"); PORT[$name]=$port
+    PID[$name]=$!; PIDS+=("${PID[$name]}"); PORT[$name]=$port; APORT[$name]=$aport
 }
 
-start_nginx() {
-    local name="$1" workers="$2" port; port="$(free_port)"
+start_nginx() {   # name workers [hybrid]
+    local name="$1" workers="$2" hyb="${3:-}" port; port="$(free_port)"
+    local tls_extra="" log="access_log off;" pre=()
+    if [ -n "$hyb" ]; then
+        # OpenSSL 3.5 underneath; log the negotiated group (buffered: ~1 us/request)
+        tls_extra="ssl_ecdh_curve X25519MLKEM768:X25519;"
+        log="log_format pq '\$ssl_curve \$ssl_protocol \$status'; access_log $RUN/$name.access pq buffer=64k flush=1s;"
+        pre=(env LD_LIBRARY_PATH="$OSSL35")
+    fi
     cat > "$RUN/$name.conf" <<EOF
 $NGINX_USER
 worker_processes $workers;
@@ -203,7 +243,7 @@ error_log $RUN/$name.err warn;
 events { worker_connections 20000; }
 worker_rlimit_nofile 19000;
 http {
-    access_log off;
+    $log
     client_body_temp_path $RUN/tmp/$name-body; proxy_temp_path $RUN/tmp/$name-proxy;
     fastcgi_temp_path $RUN/tmp/$name-fcgi; uwsgi_temp_path $RUN/tmp/$name-uwsgi; scgi_temp_path $RUN/tmp/$name-scgi;
     keepalive_requests 1000000; keepalive_timeout 600s;
@@ -214,6 +254,7 @@ http {
         ssl_certificate_key $RUN/certs/server.key;
         ssl_protocols TLSv1.3;
         ssl_session_tickets on;
+        $tls_extra
         location / {
             proxy_pass http://model;
             proxy_http_version 1.1;
@@ -223,12 +264,14 @@ http {
     }
 }
 EOF
-    nginx -p "$RUN" -c "$RUN/$name.conf" >"$RUN/$name.out" 2>&1 &
+    "${pre[@]}" nginx -p "$RUN" -c "$RUN/$name.conf" >"$RUN/$name.out" 2>&1 &
     PID[$name]=$!; PIDS+=("${PID[$name]}"); PORT[$name]=$port
 }
 
-start_haproxy() {
-    local name="$1" workers="$2" port; port="$(free_port)"
+start_haproxy() {   # name workers [hybrid]
+    local name="$1" workers="$2" hyb="${3:-}" port; port="$(free_port)"
+    local curves="" pre=()
+    if [ -n "$hyb" ]; then curves=" curves X25519MLKEM768:X25519"; pre=(env LD_LIBRARY_PATH="$OSSL35"); fi
     cat > "$RUN/$name.cfg" <<EOF
 global
     nbthread $workers
@@ -244,17 +287,18 @@ defaults
     option http-keep-alive
     http-reuse always
 frontend fe
-    bind 127.0.0.1:$port ssl crt $RUN/certs/server-combined.pem alpn http/1.1
+    bind 127.0.0.1:$port ssl crt $RUN/certs/server-combined.pem alpn http/1.1$curves
     default_backend model
 backend model
     server up 127.0.0.1:$UP_PORT maxconn 1000
 EOF
-    haproxy -db -f "$RUN/$name.cfg" >"$RUN/$name.out" 2>&1 &
+    "${pre[@]}" haproxy -db -f "$RUN/$name.cfg" >"$RUN/$name.out" 2>&1 &
     PID[$name]=$!; PIDS+=("${PID[$name]}"); PORT[$name]=$port
 }
 
-start_hitch() {
-    local name="$1" workers="$2" port; port="$(free_port)"
+start_hitch() {   # name workers [hybrid: OpenSSL 3.5's default groups]
+    local name="$1" workers="$2" hyb="${3:-}" port pre=(); port="$(free_port)"
+    [ -z "$hyb" ] || pre=(env LD_LIBRARY_PATH="$OSSL35")
     cat > "$RUN/$name.conf" <<EOF
 frontend = "[127.0.0.1]:$port"
 backend = "[127.0.0.1]:$UP_PORT"
@@ -266,7 +310,7 @@ backlog = 4096
 EOF
     # hitch refuses to run its workers as root
     [ "$(id -u)" -ne 0 ] || printf 'user = "nobody"\ngroup = "nogroup"\n' >> "$RUN/$name.conf"
-    hitch --config="$RUN/$name.conf" >"$RUN/$name.out" 2>&1 &
+    "${pre[@]}" hitch --config="$RUN/$name.conf" >"$RUN/$name.out" 2>&1 &
     PID[$name]=$!; PIDS+=("${PID[$name]}"); PORT[$name]=$port
 }
 
@@ -280,15 +324,46 @@ start_pqproxy pqproxy-2w 2
 start_nginx nginx-2w 2
 start_haproxy haproxy-2w 2
 start_hitch hitch-2w 2
+# The hybrid set: every TLS peer on OpenSSL 3.5, pqproxy under "require".
+PROXIESH=()
+if [ $HYB -eq 1 ] && { has 1 || has 3; }; then
+    PROXIESH=(pqproxy-h nginx-h haproxy-h hitch-h)
+    start_pqproxy pqproxy-h 1 require
+    start_nginx nginx-h 1 hybrid
+    start_haproxy haproxy-h 1 hybrid
+    start_hitch hitch-h 1 hybrid
+fi
+
+# Scenarios 5 and 8: one pqproxy whose /v1/signed/ route requires a valid
+# dual signature and signs its responses; /v1/plain/ is an unsigned route.
+SIGPROXY=()
+SIG_TOTAL_MAX=4000000      # nonces the replay cache must hold for the whole run
+if { has 5 || has 8; } && [ -x "$SIGREQS" ]; then
+    mkdir -p "$RUN/sig/keyring"
+    "$PQPROXY" keygen --alg hybrid --out "$RUN/sig/client-a" >/dev/null
+    "$PQPROXY" keygen --alg hybrid --out "$RUN/sig/proxy" >/dev/null
+    cp "$RUN/sig/client-a.ecdsa.pub" "$RUN/sig/client-a.mldsa.pub" "$RUN/sig/keyring/"
+    SIGPOL=prefer; [ $HYB -eq 1 ] && SIGPOL=require
+    start_pqproxy pqproxy-sig 1 "$SIGPOL" ',
+  "signatures": { "keyring": "'"$RUN"'/sig/keyring", "response_key": "'"$RUN"'/sig/proxy",
+                  "max_validity_s": 3600, "replay_cache_entries": '"$SIG_TOTAL_MAX"' },
+  "routes": [ { "prefix": "/v1/signed/", "verify": "required", "sign_responses": true },
+              { "prefix": "/v1/plain/", "verify": "off" } ]'
+    SIGPROXY=(pqproxy-sig)
+fi
+
 PORT[direct]=$UP_PORT; PID[direct]=$UP_PID
-for n in "${PROXIES1[@]}" "${PROXIES2[@]}"; do
+for n in "${PROXIES1[@]}" "${PROXIES2[@]}" "${PROXIESH[@]}" "${SIGPROXY[@]}"; do
     wait_port "${PORT[$n]}" || die "$n did not start: $(cat "$RUN/$n".out "$RUN/$n".err 2>/dev/null | tail -5)"
-    curl -fsSk --max-time 5 "https://127.0.0.1:${PORT[$n]}/small.json" >/dev/null ||
+    # curl on OpenSSL 3.5 too, where available (pqproxy-h refuses classical clients)
+    if [ $HYB -eq 1 ]; then c=(on35 curl); else c=(curl); fi
+    "${c[@]}" -fsSk --max-time 5 "https://127.0.0.1:${PORT[$n]}/small.json" >/dev/null ||
         die "$n does not answer: $(cat "$RUN/$n".out "$RUN/$n".err 2>/dev/null | tail -5)"
 done
-log "upstream :$UP_PORT; $(for n in "${PROXIES1[@]}" "${PROXIES2[@]}"; do printf '%s :%s  ' "$n" "${PORT[$n]}"; done)"
+log "upstream :$UP_PORT; $(for n in "${PROXIES1[@]}" "${PROXIES2[@]}" "${PROXIESH[@]}" "${SIGPROXY[@]}"; do printf '%s :%s  ' "$n" "${PORT[$n]}"; done)"
 
 VERSIONS="$(nginx -v 2>&1 | sed 's/.*: //'); HAProxy $(haproxy -v | head -1 | awk '{print $3}'); $(hitch --version 2>&1 | head -1); $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'); $(openssl version 2>/dev/null | awk '{print $1, $2}')"
+[ $HYB -eq 0 ] || VERSIONS="$VERSIONS; hybrid set on $(on35 haproxy -vv 2>/dev/null | sed -n 's/^Running on OpenSSL version : //p' | awk '{print $1, $2}') ($OSSL35)"
 
 # --- wrk runs ----------------------------------------------------------------------------
 
@@ -302,12 +377,15 @@ run_wrk() {
     c0="$(cpu_ticks "$pid")"
     # PERF=1: a cpu-clock profile of pqproxy during its first run of each scenario
     local perfpid=""
-    if [ "${PERF:-0}" = 1 ] && [ "$tgt" = pqproxy ] && [ "$round" = 1 ] && command -v perf >/dev/null 2>&1; then
-        perf record -q -e cpu-clock -F 2000 -g -p "$pid" -o "$OUT/perf-s$sc.data" -- sleep "$DUR" \
+    if [ "${PERF:-0}" = 1 ] && [ "${tgt%%-*}" = pqproxy ] && [ "$round" = 1 ] && [ "${var#*+}" = "$var" ] &&
+       [ ! -e "$OUT/perf-s$sc.data" ] && command -v perf >/dev/null 2>&1; then
+        perf record -q -e cpu-clock -F 2000 -g -p "$pid" -o "$OUT/perf-s$sc.data" -- sleep "${WRK_DUR:-$DUR}" \
             >/dev/null 2>&1 &
         perfpid=$!
     fi
-    line="$(timeout $((DUR + 30)) wrk -t"$th" -c"$c" -d"${DUR}s" --timeout 5s -s "$HERE/wrk-report.lua" "$@" "$url" 2>&1 |
+    local d="${WRK_DUR:-$DUR}" pre=()
+    [ -z "${WRK_LIBS:-}" ] || pre=(env LD_LIBRARY_PATH="$WRK_LIBS")
+    line="$(timeout $((d + 30)) "${pre[@]}" wrk -t"$th" -c"$c" -d"${d}s" --timeout 5s -s "${WRK_SCRIPT:-$HERE/wrk-report.lua}" "$@" "$url" 2>&1 |
             tee -a "$OUT/wrk.log" | grep '^PQRESULT' || true)"
     c1="$(cpu_ticks "$pid")"
     if [ -n "$perfpid" ]; then
@@ -323,6 +401,9 @@ kv = dict(x.split("=") for x in line.split()[1:])
 req = int(kv["requests"]); dur = int(kv["duration_us"]) / 1e6
 errs = sum(int(kv[k]) for k in kv if k.startswith("err_"))
 cpu = (int(c1) - int(c0)) / int(hz)
+if int(kv.get("signed_exhausted", 0)):
+    print(f"loadtest: warning: {tgt} round {rnd}: {kv['signed_exhausted']} requests after the signed file ran out",
+          file=sys.stderr)
 print("\t".join(map(str, [sc, var, tgt, rnd, req, f"{dur:.3f}", f"{req / dur:.1f}", kv["p50"], kv["p99"],
                            kv["p999"], errs, f"{cpu:.2f}", f"{cpu * 1e6 / req:.1f}" if req else "nan"])))
 EOF
@@ -335,6 +416,9 @@ if has 1; then
         proto=https; [ "$n" = direct ] && proto=http
         timeout 20 wrk -t1 -c8 -d"${WARM}s" "$proto://127.0.0.1:${PORT[$n]}/small.json" >/dev/null 2>&1 || true
     done
+    for n in $([ $QUICK -eq 1 ] || echo "${PROXIESH[@]}"); do
+        timeout 20 env LD_LIBRARY_PATH="$OSSL35" wrk -t1 -c8 -d"${WARM}s" "https://127.0.0.1:${PORT[$n]}/small.json" >/dev/null 2>&1 || true
+    done
     for r in $(seq 1 "$ROUNDS"); do
         for n in direct "${PROXIES1[@]}"; do
             proto=https; [ "$n" = direct ] && proto=http
@@ -342,6 +426,11 @@ if has 1; then
         done
         for n in "${PROXIES2[@]}"; do
             run_wrk 1 "2 workers" "$n" "$r" "$THREADS2" "$((CONNS * 2))" "https://127.0.0.1:${PORT[$n]}/small.json"
+        done
+        [ $QUICK -eq 0 ] || continue     # the hybrid variant: full runs only (quick stays < 2 min)
+        for n in "${PROXIESH[@]}"; do    # X25519MLKEM768 (one handshake per connection)
+            WRK_LIBS="$OSSL35" run_wrk 1 "hybrid, 1 worker" "$n" "$r" "$THREADS1" "$CONNS" \
+                "https://127.0.0.1:${PORT[$n]}/small.json"
         done
     done
 fi
@@ -405,25 +494,113 @@ if has 6; then
     "$PQPROXY" bench crypto --quick --json --only tls13 > "$OUT/bench-crypto-tls.json" || true
 fi
 
-# --- scenarios 3 and 5: hooks ---------------------------------------------------------------------
+# --- scenario 3: hybrid handshakes (X25519MLKEM768), everyone on OpenSSL 3.5 ------------------
 
-PQLOAD="${PQLOAD:-$ROOT/build/pqload}"
+metric_lines() {   # name regex: matching lines of pqproxy's /metrics
+    curl -s --max-time 5 "http://127.0.0.1:${APORT[$1]}/metrics" 2>/dev/null | grep -E "$2" || true
+}
+
 if has 3; then
-    if [ -x "$PQLOAD" ]; then
-        log "scenario 3: hybrid handshakes with pqload"
-        for g in X25519MLKEM768 X25519; do
-            c0="$(cpu_ticks "${PID[pqproxy]}")"
-            timeout $((DUR + 30)) "$PQLOAD" --port "${PORT[pqproxy]}" --group "$g" --connections 16 \
-                --duration "$DUR" --close --path /small.json > "$OUT/pqload-$g.txt" 2>&1 || true
-            c1="$(cpu_ticks "${PID[pqproxy]}")"
-            echo "cpu_s $(( c1 - c0 )) / $HZ" >> "$OUT/pqload-$g.txt"
-        done
+    if [ $HYB -eq 0 ]; then
+        echo "Scenario 3 not run: no OpenSSL 3.5 libraries (scripts/openssl35.sh, or make bench-deps)." > "$OUT/scenario3.txt"
     else
-        echo "scenario 3 not run: no hybrid-capable load generator ($PQLOAD not built)" > "$OUT/scenario3.txt"
+        log "scenario 3: new X25519MLKEM768 connection per request, $ROUNDS round(s) x ${SDUR}s (OpenSSL 3.5: $OSSL35)"
+        CHK="$OUT/hybrid-check.txt"
+        {
+            echo "Hybrid check (OpenSSL 3.5 libraries: $OSSL35)"
+            u="https://127.0.0.1:${PORT[pqproxy-h]}/small.json"
+            l30="$(timeout 20 wrk -t1 -c4 -d1s -s "$HERE/wrk-report.lua" "$u" 2>&1 | grep '^PQRESULT' || true)"
+            l35="$(timeout 20 env LD_LIBRARY_PATH="$OSSL35" wrk -t1 -c4 -d1s -s "$HERE/wrk-report.lua" "$u" 2>&1 | grep '^PQRESULT' || true)"
+            echo "- wrk on OpenSSL 3.0 -> pqproxy (require): $(sed -E 's/.*(requests=[0-9]+).*(err_connect=[0-9]+ err_read=[0-9]+).*/\1 \2/' <<<"$l30")"
+            echo "- wrk on OpenSSL 3.5 -> pqproxy (require): $(sed -E 's/.*(requests=[0-9]+).*(err_connect=[0-9]+ err_read=[0-9]+).*/\1 \2/' <<<"$l35")"
+            echo "- libssl client with OpenSSL 3.0 defaults -> pqproxy (require): $(python3 "$HERE/tlsgroup.py" --port "${PORT[pqproxy-h]}" 2>&1 | tail -1)"
+            for n in "${PROXIESH[@]}"; do
+                echo "- libssl client with OpenSSL 3.5 defaults -> $n: $(python3 "$HERE/tlsgroup.py" --lib "$OSSL35" --port "${PORT[$n]}" 2>&1 | tail -1)"
+            done
+        } > "$CHK"
+        for r in $(seq 1 "$ROUNDS"); do
+            for n in "${PROXIESH[@]}"; do
+                WRK_DUR="$SDUR" WRK_LIBS="$OSSL35" run_wrk 3 "hybrid, 1 worker" "$n" "$r" 1 16 \
+                    "https://127.0.0.1:${PORT[$n]}/small.json" -H "Connection: close"
+            done
+        done
+        sleep 1.2    # nginx flushes its buffered access log every second
+        {
+            echo "- pqproxy metrics after the runs:"
+            metric_lines pqproxy-h '^pqproxy_tls_handshakes_total\{' | awk '$NF > 0 { print "    " $0 }'
+            echo "- nginx access log (\$ssl_curve \$ssl_protocol \$status), counts over all runs:"
+            awk '{ print $1, $2, $3 }' "$RUN/nginx-h.access" 2>/dev/null | sort | uniq -c | sed 's/^/    /'
+        } >> "$CHK"
+        cat "$CHK" >&2
+        # The primitives a hybrid handshake's server side needs (for the CPU comparison).
+        if [ ! -s "$OUT/bench-crypto.json" ]; then
+            "$PQPROXY" bench crypto $([ $QUICK -eq 1 ] && echo --quick) --json > "$OUT/bench-crypto.json" 2>/dev/null || true
+        fi
     fi
 fi
-if has 5; then
-    echo "scenario 5 (signed requests) not run: the request-signature module is not merged yet" > "$OUT/scenario5.txt"
+
+# --- scenarios 5 and 8: signed requests, and the unsigned route beside them ----------------------
+
+SIG_URL_PATH=/v1/signed/models/half_plus_two:predict
+PLAIN_URL_PATH=/v1/plain/models/half_plus_two:predict
+SIG_RATE=4000          # signed req/s assumed for sizing the first file; then the last measured rate
+SIG_USED=0             # nonces generated so far (the replay cache holds SIG_TOTAL_MAX)
+# make_signed FILE DURATION: fresh signed requests for DURATION seconds at 1.5 x SIG_RATE
+make_signed() {
+    local n; n="$(python3 -c "import sys; print(max(2000, int(float(sys.argv[1]) * float(sys.argv[2]) * 1.5)))" "$SIG_RATE" "$2")"
+    if [ $((SIG_USED + n)) -gt $((SIG_TOTAL_MAX * 3 / 4)) ]; then
+        log "warning: replay cache budget reached; fewer signed requests"; n=$(( (SIG_TOTAL_MAX * 3 / 4) - SIG_USED ))
+    fi
+    [ "$n" -gt 0 ] || n=1
+    SIG_USED=$((SIG_USED + n))
+    "$SIGREQS" --key "$RUN/sig/client-a" --keyid client-a --n "$n" --out "$1" --jobs 2 \
+        --path "$SIG_URL_PATH" >/dev/null || die "sigreqs failed"
+}
+last_rate() { awk -F'\t' -v s="$1" -v v="$2" '$1 == s && $2 == v { r = $7 } END { print r + 0 }' "$RESULTS"; }
+
+if { has 5 || has 8; } && [ ${#SIGPROXY[@]} -eq 0 ]; then
+    echo "Scenarios 5 and 8 not run: $SIGREQS not built (cmake --build build --target sigreqs)." > "$OUT/scenario5.txt"
+fi
+SIGLIBS=""; [ $HYB -eq 1 ] && SIGLIBS="$OSSL35"
+if has 5 && [ ${#SIGPROXY[@]} -eq 1 ]; then
+    log "scenario 5: signed requests (ECDSA P-384 + ML-DSA-87, responses signed), $ROUNDS round(s) x ${SDUR}s"
+    sp="${PORT[pqproxy-sig]}"
+    # one check by hand: pqproxy request signs, the proxy verifies and signs the response
+    { on35 "$PQPROXY" request -k -v --sign-key "$RUN/sig/client-a" --keyid client-a --verify-key "$RUN/sig/proxy" \
+          -d '{"instances":[1.0,2.0,5.0]}' "https://127.0.0.1:$sp$SIG_URL_PATH" 2>&1 | tail -3; } > "$OUT/scenario5-check.txt" || true
+    for r in $(seq 1 "$ROUNDS"); do
+        make_signed "$RUN/signed.bin" "$SDUR"
+        PQ_SIGNED_FILE="$RUN/signed.bin" WRK_DUR="$SDUR" WRK_SCRIPT="$HERE/wrk-signed.lua" WRK_LIBS="$SIGLIBS" \
+            run_wrk 5 "signed" pqproxy-sig "$r" 1 16 "https://127.0.0.1:$sp$SIG_URL_PATH"
+        rm -f "$RUN/signed.bin"
+        SIG_RATE="$(last_rate 5 signed)"; [ "${SIG_RATE%.*}" -ge 200 ] || SIG_RATE=200
+        # the same proxy, unsigned route (quick mode: scenario 8's "unsigned alone" stands in)
+        [ $QUICK -eq 1 ] || WRK_DUR="$SDUR" WRK_LIBS="$SIGLIBS" run_wrk 5 "unsigned" pqproxy-sig "$r" 1 16 "https://127.0.0.1:$sp$PLAIN_URL_PATH"
+    done
+    { echo "- pqproxy-sig metrics after scenario 5:"
+      metric_lines pqproxy-sig '^pqproxy_(signature_verifications_total|response_signatures_total)' |
+          awk '$NF > 0 { print "    " $0 }'; } >> "$OUT/scenario5-check.txt"
+    if [ ! -s "$OUT/bench-crypto.json" ]; then
+        "$PQPROXY" bench crypto $([ $QUICK -eq 1 ] && echo --quick) --json > "$OUT/bench-crypto.json" 2>/dev/null || true
+    fi
+fi
+
+if has 8 && [ ${#SIGPROXY[@]} -eq 1 ]; then
+    log "scenario 8: unsigned route alone and beside a saturating signed load, $ROUNDS round(s) x ${SDUR}s"
+    sp="${PORT[pqproxy-sig]}"
+    for r in $(seq 1 "$ROUNDS"); do
+        WRK_DUR="$SDUR" WRK_LIBS="$SIGLIBS" run_wrk 8 "unsigned alone" pqproxy-sig "$r" 1 8 "https://127.0.0.1:$sp$PLAIN_URL_PATH"
+        make_signed "$RUN/signed8.bin" "$((SDUR + 2))"
+        PQ_SIGNED_FILE="$RUN/signed8.bin" WRK_DUR="$((SDUR + 2))" WRK_SCRIPT="$HERE/wrk-signed.lua" WRK_LIBS="$SIGLIBS" \
+            run_wrk 8 "signed load" pqproxy-sig "$r" 1 32 "https://127.0.0.1:$sp$SIG_URL_PATH" &
+        spid=$!
+        sleep 1     # the signed load is running before the unsigned measurement starts
+        depth="$(for _ in 1 2 3; do metric_lines pqproxy-sig '^pqproxy_signature_queue_depth ' | awk '{ print $2 }'; sleep 0.2; done | sort -n | tail -1)"
+        WRK_DUR="$SDUR" WRK_LIBS="$SIGLIBS" run_wrk 8 "unsigned + signed load" pqproxy-sig "$r" 1 8 "https://127.0.0.1:$sp$PLAIN_URL_PATH"
+        wait "$spid" || true
+        rm -f "$RUN/signed8.bin"
+        echo "round $r: signature queue depth (max of 3 samples) during the signed load: ${depth:-?}" >> "$OUT/scenario8.txt"
+    done
 fi
 
 # --- report -------------------------------------------------------------------------------------
@@ -434,7 +611,7 @@ if command -v gnuplot >/dev/null 2>&1 && [ -f "$OUT/plot.gp" ]; then
     (cd "$OUT" && gnuplot plot.gp) 2>>"$OUT/gnuplot.log" || log "gnuplot failed (see gnuplot.log)"
 fi
 cp "$RUN"/*.json "$RUN"/*.conf "$RUN"/*.cfg "$OUT/" 2>/dev/null || true
-for n in "${PROXIES1[@]}" "${PROXIES2[@]}"; do
+for n in "${PROXIES1[@]}" "${PROXIES2[@]}" "${PROXIESH[@]}" "${SIGPROXY[@]}"; do
     [ -s "$RUN/$n.err" ] && cp "$RUN/$n.err" "$OUT/$n.err.log"
 done
 cat "$OUT/results.md"

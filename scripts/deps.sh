@@ -393,4 +393,7 @@ main() {
     fi
 }
 
-main "$@"
+# Sourced (scripts/openssl35.sh reuses the private apt functions): define only.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    main "$@"
+fi
