@@ -84,6 +84,7 @@ struct px_conn {
     int writing, reading, client_eof, shutdown_sent;
     int got_bytes;               /* the client has sent anything at all */
     px_buf_t pin;                /* decrypted, not yet parsed */
+    px_buf_t plain;              /* small writes to the client, staged to share one TLS record */
     px_buf_t scratch;            /* response heads and chunk framing */
     px_http1_t *req, *resp;
     exch_t x;
@@ -101,6 +102,8 @@ static void parse_requests(px_conn_t *c);
 static void respond_error(px_conn_t *c, px_http_error_t e, const char *detail);
 static void update_reading(px_conn_t *c);
 static void compact(px_conn_t *c);
+static int flush_plain(px_conn_t *c);
+static int upstream_head(px_conn_t *c, const px_http_head_t *h, const char *keyid);
 static void upstream_failed(px_conn_t *c, int uverr);
 
 static const px_config_t *cfg_of(const px_conn_t *c)
@@ -209,6 +212,7 @@ static void conn_free(px_conn_t *c)
     px_http1_free(c->resp);
     px_buf_free(&c->wout);
     px_buf_free(&c->pin);
+    px_buf_free(&c->plain);
     px_buf_free(&c->scratch);
     px_buf_free(&c->x.up_out);
     px_buf_free(&c->x.replay);
@@ -263,8 +267,10 @@ static void begin_close(px_conn_t *c)
         px_uplink_release(c->x.up, 0);
         c->x.up = NULL;
     }
+    if (flush_plain(c) < 0)
+        return;                     /* the connection is gone */
     if (px_tls_handshake_done(c->tls))
-        px_tls_shutdown(c->tls);
+        px_tls_shutdown(c->tls);    /* close_notify after the staged bytes */
     arm(c, T_LINGER);
     flush_client(c);
     update_reading(c);
@@ -281,7 +287,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
 
 static size_t client_pending(px_conn_t *c)
 {
-    return px_buf_size(px_tls_out(c->tls)) + px_buf_size(&c->wout);
+    return px_buf_size(&c->plain) + px_buf_size(px_tls_out(c->tls)) + px_buf_size(&c->wout);
 }
 
 /* Output has left: drop idle buffers, resume the upstream below the mark. */
@@ -315,6 +321,8 @@ static void flush_client(px_conn_t *c)
     int n;
 
     if (c->writing || c->state == C_CLOSED)
+        return;
+    if (flush_plain(c) < 0)
         return;
     out = px_tls_out(c->tls);
     if (px_buf_size(out) == 0) {
@@ -356,10 +364,38 @@ static void flush_client(px_conn_t *c)
     c->writing = 1;
 }
 
-static int send_plain(px_conn_t *c, const char *p, size_t n)
+#define RECORD_MAX 16384          /* TLS plaintext record size */
+
+static int encrypt(px_conn_t *c, const char *p, size_t n)
 {
     if (px_tls_write(c->tls, p, n) < 0) {
         px_debug("%s: %s", c->client_addr, px_tls_error(c->tls));
+        abort_conn(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Encrypts what is staged. */
+static int flush_plain(px_conn_t *c)
+{
+    int rc = 0;
+    if (px_buf_size(&c->plain) && c->state != C_CLOSED)
+        rc = encrypt(c, px_buf_ptr(&c->plain), px_buf_size(&c->plain));
+    px_buf_reset(&c->plain);
+    return rc;
+}
+
+/* Plaintext for the client. Small pieces (a response head and a small
+ * body, chunk framing) are staged and leave as one TLS record: one
+ * encryption here and one decryption at the client instead of several. */
+static int send_plain(px_conn_t *c, const char *p, size_t n)
+{
+    if (px_buf_size(&c->plain) + n > RECORD_MAX && flush_plain(c) < 0)
+        return -1;
+    if (n > RECORD_MAX)
+        return encrypt(c, p, n);
+    if (px_buf_append(&c->plain, p, n) < 0) {
         abort_conn(c);
         return -1;
     }
@@ -685,6 +721,8 @@ static void compact(px_conn_t *c)
     px_buf_free(&c->scratch);
     px_buf_free(&c->x.up_out);
     px_buf_free(&c->x.replay);
+    if (px_buf_size(&c->plain) == 0)
+        px_buf_free(&c->plain);
     if (px_buf_size(&c->pin) == 0)
         px_buf_free(&c->pin);
     if (!c->writing)
@@ -1035,6 +1073,8 @@ static void request_verified(px_sigjob_t *j, void *ud)
         respond_error(c, px_sig_http_error(r), x->info.detail);
         return;
     }
+    if (upstream_head(c, px_http1_head(c->req), x->info.keyid) < 0)
+        return;
     x->digest = malloc(sizeof *x->digest);
     if (!x->digest || px_digest_init(x->digest, x->info.digest_algs) != 0) {
         respond_error(c, PX_HERR_INTERNAL, "out of memory");
@@ -1046,12 +1086,46 @@ static void request_verified(px_sigjob_t *j, void *ud)
         conn_process(c);                /* the body (or the end) may be waiting */
 }
 
+/* Rewrites the request head for the model server into up_out. On routes
+ * that verify signatures, the client's signature fields are not forwarded
+ * (the model server needs who, not 6 KB of proof) and X-Verified-Keyid is
+ * set from the verification, never from the client. */
+static int upstream_head(px_conn_t *c, const px_http_head_t *h, const char *keyid)
+{
+    static const char *const sig_fields[] = { "x-signature", "signature", "signature-input",
+                                              "x-verified-keyid" };
+    const px_config_t *cfg = cfg_of(c);
+    exch_t *x = &c->x;
+    px_header_t kid = { "X-Verified-Keyid", 16, keyid, keyid ? strlen(keyid) : 0 };
+    px_fwd_opts_t fo;
+
+    memset(&fo, 0, sizeof fo);
+    fo.client_ip = c->client_ip;
+    fo.proto = "https";
+    fo.trust_forwarded = cfg->http.trust_forwarded;
+    fo.request_id = x->request_id;
+    if (x->verify != PX_VERIFY_OFF) {
+        fo.drop = sig_fields;
+        fo.drop_count = 4;
+        if (keyid && keyid[0]) {
+            fo.extra = &kid;
+            fo.extra_count = 1;
+        }
+    }
+    if (px_http1_write_request_head(&x->up_out, h, &fo) < 0) {
+        respond_error(c, PX_HERR_HEADERS_TOO_LARGE, "the rewritten request head is too large");
+        return -1;
+    }
+    if (x->idempotent)
+        px_buf_append(&x->replay, px_buf_ptr(&x->up_out), px_buf_size(&x->up_out));
+    return 0;
+}
+
 static void start_exchange(px_conn_t *c)
 {
     const px_http_head_t *h = px_http1_head(c->req);
     const px_config_t *cfg = cfg_of(c);
     exch_t *x = &c->x;
-    px_fwd_opts_t fo;
     int rc;
 
     exch_reset(c);
@@ -1078,21 +1152,12 @@ static void start_exchange(px_conn_t *c)
     x->chunked_up = h->body == PX_BODY_CHUNKED;
     x->req_done = 0;
 
-    memset(&fo, 0, sizeof fo);
-    fo.client_ip = c->client_ip;
-    fo.proto = "https";
-    fo.trust_forwarded = cfg->http.trust_forwarded;
-    fo.request_id = x->request_id;
-    rc = px_http1_write_request_head(&x->up_out, h, &fo);
-    if (rc < 0) {
-        respond_error(c, PX_HERR_HEADERS_TOO_LARGE, "the rewritten request head is too large");
-        return;
-    }
-    if (x->idempotent)
-        px_buf_append(&x->replay, px_buf_ptr(&x->up_out), px_buf_size(&x->up_out));
     px_http1_expect_head_response(c->resp, x->is_head);
-
     route_policy(c, h);
+    /* A signed request's upstream head is written once it has verified
+     * (it then carries the verified keyid instead of the signature). */
+    if (x->sig_state != SIG_VERIFYING && upstream_head(c, h, NULL) < 0)
+        return;
     if (x->sig_state == SIG_VERIFYING) {
         if (px_sig_queue_depth() >= PX_SIG_QUEUE_MAX) {
             /* shed load rather than queue without bound behind the crypto */
@@ -1304,6 +1369,7 @@ int px_conn_accept(px_conn_env_t *env, uv_stream_t *server)
     px_m_inc(&env->m->conns_open);
     px_buf_init(&c->wout, 0);
     px_buf_init(&c->pin, 0);
+    px_buf_init(&c->plain, 0);
     px_buf_init(&c->scratch, 0);
     px_buf_init(&c->x.up_out, 0);
     px_buf_init(&c->x.replay, 0);

@@ -1002,6 +1002,14 @@ static int is_hop(const px_http_head_t *head, int conn, const px_header_t *h)
     return 0;
 }
 
+static int dropped(const px_fwd_opts_t *o, const px_header_t *h)
+{
+    for (int i = 0; i < o->drop_count; i++)
+        if (ieq(h->name, h->name_len, o->drop[i]))
+            return 1;
+    return 0;
+}
+
 static int put_extra(px_buf_t *out, const px_header_t *extra, int n)
 {
     int i, rc;
@@ -1050,7 +1058,7 @@ int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
     for (i = 0; i < (size_t)head->header_count; i++) {
         const px_header_t *h = &head->headers[i];
         if (is_hop(head, conn, h) || ieq(h->name, h->name_len, "host") ||
-            ieq(h->name, h->name_len, "content-length"))
+            ieq(h->name, h->name_len, "content-length") || dropped(opts, h))
             continue;
         if (ieq(h->name, h->name_len, "x-forwarded-for")) {
             if (!trusted)

@@ -116,6 +116,8 @@ typedef struct {
     const char *request_id;       /* X-Request-Id to send (kept from the client if trusted & present) */
     const px_header_t *extra;     /* more headers to add */
     int extra_count;
+    const char *const *drop;      /* lowercase names of incoming headers not to forward */
+    int drop_count;
 } px_fwd_opts_t;
 
 /* Appends to out the request head to send upstream: "METHOD target HTTP/1.1",

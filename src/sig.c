@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/random.h>
@@ -441,16 +442,14 @@ out:
 
 /* --- signing ------------------------------------------------------------------------------------ */
 
+/* A nonce needs unpredictability, not a DRBG of its own: the kernel's
+ * generator directly (instantiating a WC_RNG per signature cost more
+ * than the random bytes). */
 static int random_nonce(char out[25])
 {
     uint8_t raw[18];
-    WC_RNG rng;
-    int r;
-    if (wc_InitRng(&rng) != 0)
-        return PX_ECRYPTO;
-    r = wc_RNG_GenerateBlock(&rng, raw, sizeof raw);
-    wc_FreeRng(&rng);
-    if (r != 0 || px_b64_encode(raw, sizeof raw, out, 25, 1) != 24)
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw ||
+        px_b64_encode(raw, sizeof raw, out, 25, 1) != 24)
         return PX_ECRYPTO;
     return 0;
 }

@@ -92,6 +92,14 @@ def test_signed_request_and_signed_response(h):
     rec = sg.records()[-1]
     check_eq(rec["target"], "/echo")
     check_eq(rec["body_len"], len(body))
+    names = {k.lower(): v for k, v in rec["headers"]}
+    check_eq(names.get("x-verified-keyid"), "client-a", "the model server learns who signed")
+    check("x-signature" not in names, "the 6 KB signature is not forwarded")
+    check_in("content-digest", names)
+    # a client cannot claim an identity: its own X-Verified-Keyid is dropped
+    check_eq(sg.send("GET", "/delay/1", [("X-Verified-Keyid", "admin")]).status, 200)
+    names = {k.lower(): v for k, v in sg.records()[-1]["headers"]}
+    check("x-verified-keyid" not in names, "a client's X-Verified-Keyid is never forwarded")
     # the response is signed in its head, bound to the request's signature
     xsig = r.header("x-signature")
     check(xsig and 'keyid="pqproxy"' in xsig and '"x-signature";req' in xsig, xsig)
@@ -114,7 +122,7 @@ def test_signed_request_and_signed_response(h):
             "--header", f"Content-Digest: {r.header('content-digest')}",
             "--header", f"X-Signature: {xsig}", check_rc=False)
     check_eq(v.returncode, 1)
-    lines = sg.proxy.wait_access_log(1)
+    lines = [l for l in sg.proxy.wait_access_log(2) if l["path"] == "/echo"]
     check_eq(lines[-1]["sig"], "ok")
     check_eq(lines[-1]["sig_keyid"], "client-a")
     check_eq(sg.metric('pqproxy_signature_verifications_total{result="ok"}'), 1)

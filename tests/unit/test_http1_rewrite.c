@@ -48,8 +48,8 @@ static char *resp_out(const char *in, int client_minor, int keep_alive, const px
     return s;
 }
 
-static const px_fwd_opts_t opts_untrusted = { "10.0.0.1", "https", 0, "rid-1", NULL, 0 };
-static const px_fwd_opts_t opts_trusted = { "10.0.0.1", "https", 1, "rid-1", NULL, 0 };
+static const px_fwd_opts_t opts_untrusted = { "10.0.0.1", "https", 0, "rid-1", NULL, 0, NULL, 0 };
+static const px_fwd_opts_t opts_trusted = { "10.0.0.1", "https", 1, "rid-1", NULL, 0, NULL, 0 };
 
 static void test_hop_by_hop(void **state)
 {
@@ -61,6 +61,22 @@ static void test_hop_by_hop(void **state)
         "GET /p HTTP/1.1\r\nHost: h.example\r\nAccept: */*\r\nX-Secret-Not: 3\r\n"
         "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: h.example\r\n"
         "X-Request-Id: rid-1\r\n\r\n");
+}
+
+/* Signature fields are not forwarded on verifying routes, and a client's
+ * own X-Verified-Keyid never is: only the proxy's, added as an extra. */
+static void test_drop_list(void **state)
+{
+    static const char *const drop[] = { "x-signature", "x-verified-keyid" };
+    static const px_header_t kid[] = { { "X-Verified-Keyid", 16, "client-a", 8 } };
+    px_fwd_opts_t o = { "10.0.0.1", "https", 0, "rid-1", kid, 1, drop, 2 };
+    (void)state;
+    assert_string_equal(
+        req_out("GET /p HTTP/1.1\r\nHost: h\r\nX-Signature: sig1=(...)\r\nX-Verified-Keyid: admin\r\n"
+                "Content-Digest: sha-256=:x:\r\nX-SIGNATURE-Other: 1\r\n\r\n", &o),
+        "GET /p HTTP/1.1\r\nHost: h\r\nContent-Digest: sha-256=:x:\r\nX-SIGNATURE-Other: 1\r\n"
+        "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: h\r\n"
+        "X-Request-Id: rid-1\r\nX-Verified-Keyid: client-a\r\n\r\n");
 }
 
 static void test_forwarded_untrusted(void **state)
@@ -117,7 +133,7 @@ static void test_extra_and_injection(void **state)
     static const px_header_t bad_value[] = { { "X-Px", 4, "a\r\nX-Evil: 1", 13 } };
     static const px_header_t bad_name[] = { { "X Px", 4, "a", 1 } };
     static const px_header_t nul_value[] = { { "X-Px", 4, "a\0b", 3 } };
-    px_fwd_opts_t o = { "10.0.0.1", NULL, 0, NULL, extra, 2 };
+    px_fwd_opts_t o = { "10.0.0.1", NULL, 0, NULL, extra, 2, NULL, 0 };
     px_http1_t *p;
     px_buf_t b;
 
@@ -247,7 +263,7 @@ static void test_round_trip_request(void **state)
     px_http1_t *p = head_of(1, "POST http://api.example/v1/infer?x=1 HTTP/1.0\r\nHost: ignored\r\n"
                                "Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\nContent-Type: application/json\r\n"
                                "Content-Length: 12\r\n\r\n");
-    px_fwd_opts_t o = { "192.0.2.7", "https", 0, "abc-123", NULL, 0 };
+    px_fwd_opts_t o = { "192.0.2.7", "https", 0, "abc-123", NULL, 0, NULL, 0 };
     px_buf_t b;
     h1_trace_t t;
     px_buf_init(&b, 0);
@@ -331,6 +347,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hop_by_hop),
+        cmocka_unit_test(test_drop_list),
         cmocka_unit_test(test_forwarded_untrusted),
         cmocka_unit_test(test_forwarded_trusted),
         cmocka_unit_test(test_request_framing),
