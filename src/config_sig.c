@@ -134,8 +134,11 @@ int px_config_parse_routes(px_jv_t *j, const cJSON *v, px_config_t *cfg)
         px_jv_fmt(kp, sizeof kp, "%s.prefix", path);
         if (r == 0)
             return px_jv_fail(j, kp, "required (a path prefix such as \"/v1/models/\")");
-        if (prefix[0] != '/' || strpbrk(prefix, " ?#\r\n\t"))
-            return px_jv_fail(j, kp, "must start with '/' and contain no space, '?' or '#'");
+        if (prefix[0] != '/')
+            return px_jv_fail(j, kp, "must start with '/'");
+        for (const char *q = prefix; *q; q++)     /* also a metrics label value: keep it plain */
+            if (*q <= ' ' || *q > '~' || *q == '?' || *q == '#' || *q == '"' || *q == '\\')
+                return px_jv_fail(j, kp, "printable ASCII only, without space, '?', '#', '\"' or '\\'");
         for (int k = 0; k < i; k++)
             if (!strcmp(cfg->routes[k].prefix, prefix))
                 return px_jv_fail(j, kp, "duplicate of routes[%d].prefix", k);

@@ -59,6 +59,7 @@ typedef struct {
     px_sigctx_t *sig;            /* the generation's context, held for the exchange */
     px_verify_mode_t verify;
     int sign;
+    int route_idx;               /* 1 + index of the route in the config, 0: none (metrics) */
     sigstate_t sig_state;
     px_sigjob_t *job;            /* verification or signing on the thread pool */
     px_digest_t *digest;         /* hash of the held request body */
@@ -508,7 +509,7 @@ static void log_exchange(px_conn_t *c)
 
     if (cls < 1 || cls > 5)
         cls = 0;
-    px_m_inc(&m->requests[px_m_method_index(x->method)][cls]);
+    px_m_inc(&m->requests[x->route_idx][px_m_method_index(x->method)][cls]);
     if (x->t_start)
         px_m_observe(&m->request_seconds, ms_since(x->t_start, now) / 1e3);
     if (x->t_first && x->t_sent)
@@ -1044,6 +1045,8 @@ static void route_policy(px_conn_t *c, const px_http_head_t *h)
                                           q ? (size_t)(q - h->target) : h->target_len);
     int signed_req;
 
+    if (r)
+        x->route_idx = (int)(r - cfg_of(c)->routes) + 1;
     if (!r || !c->env->sig)
         return;
     x->sig = px_sigctx_ref(c->env->sig);

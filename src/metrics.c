@@ -1,6 +1,7 @@
 /* Metrics aggregation and the Prometheus text format (see metrics.h). */
 #include "metrics.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -155,14 +156,23 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
     px_buf_printf(o, "pqproxy_tls_resumptions_total %llu\n", (unsigned long long)SUM(hs_resumed));
 
     help(o, "pqproxy_http_requests_total", "counter",
-         "Requests by method and response status class (\"none\": no response was sent).");
-    for (int m = 0; m < PX_M_METHODS; m++)
-        for (int c = 0; c < PX_M_CLASSES; c++) {
-            uint64_t v = SUM(requests[m][c]);
-            if (v)
-                px_buf_printf(o, "pqproxy_http_requests_total{method=\"%s\",code=\"%s\"} %llu\n",
-                              method_names[m], class_names[c], (unsigned long long)v);
-        }
+         "Requests by route (the matching routes[].prefix, \"none\" when no route matched), method "
+         "and response status class (\"none\": no response was sent).");
+    for (int r = 0; r < PX_M_ROUTES; r++)
+        for (int m = 0; m < PX_M_METHODS; m++)
+            for (int c = 0; c < PX_M_CLASSES; c++) {
+                uint64_t v = SUM(requests[r][m][c]);
+                char route[256];
+                if (!v)
+                    continue;
+                if (r == 0 || r > g->route_count || !g->route_names)
+                    snprintf(route, sizeof route, "none");
+                else   /* prefixes hold no '"', '\\' or control characters (config.c) */
+                    snprintf(route, sizeof route, "%s", g->route_names[r]);
+                px_buf_printf(o,
+                              "pqproxy_http_requests_total{route=\"%s\",method=\"%s\",code=\"%s\"} %llu\n",
+                              route, method_names[m], class_names[c], (unsigned long long)v);
+            }
     hist(o, w, n, offsetof(px_metrics_t, request_seconds), "pqproxy_http_request_duration_seconds",
          "From the complete request head to the complete response.");
     hist(o, w, n, offsetof(px_metrics_t, upstream_seconds), "pqproxy_upstream_response_seconds",

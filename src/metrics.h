@@ -18,6 +18,7 @@ enum { PX_M_CIPHERS = 4 };                                 /* see metrics.c */
 enum { PX_HS_PQ_REFUSED, PX_HS_FAILED, PX_HS_TIMEOUT, PX_M_HS_FAIL };
 enum { PX_M_METHODS = 8 };                                 /* GET POST PUT DELETE HEAD OPTIONS PATCH other */
 enum { PX_M_CLASSES = 6 };                                 /* 0: no response, 1..5: 1xx..5xx */
+enum { PX_M_ROUTES = 33 };                                 /* 0: no route, 1..32: config routes */
 enum { PX_UP_CONNECT, PX_UP_RESET, PX_UP_TIMEOUT, PX_UP_BAD_RESPONSE, PX_M_UP_ERR };
 enum { PX_M_BUCKETS = 16 };
 
@@ -32,7 +33,7 @@ typedef struct px_metrics {
     uint64_t hs_ok[PX_M_GROUPS][PX_M_CIPHERS];
     uint64_t hs_fail[PX_M_HS_FAIL];
     uint64_t hs_hrr, hs_resumed;
-    uint64_t requests[PX_M_METHODS][PX_M_CLASSES];
+    uint64_t requests[PX_M_ROUTES][PX_M_METHODS][PX_M_CLASSES];
     px_hist_t request_seconds;        /* head received -> response complete */
     px_hist_t upstream_seconds;       /* request sent -> first response byte */
     uint64_t bytes_in, bytes_out;     /* body bytes */
@@ -64,6 +65,8 @@ typedef struct {
     uint64_t reloads_ok, reloads_failed;
     uint64_t config_timestamp;        /* unix time of the running config */
     uint64_t workers;
+    const char *const *route_names;   /* [1..route_count]: the running config's prefixes */
+    int route_count;
     /* signatures (process-wide) */
     const char *const *sig_result_names;   /* PX_SIG__COUNT names */
     const uint64_t *sig_results;

@@ -606,6 +606,14 @@ static int admin_metrics(void *ud, px_buf_t *out)
     g.config_timestamp = s->config_time;
     g.workers = (uint64_t)s->nworkers;
     {
+        static const char *routes[PX_MAX_ROUTES + 1];
+        const px_config_t *c = s->gen->cfg;
+        for (int i = 0; i < c->route_count; i++)
+            routes[i + 1] = c->routes[i].prefix;
+        g.route_names = routes;
+        g.route_count = c->route_count;
+    }
+    {
         static const char *names[PX_SIG__COUNT];
         px_sig_metrics_t sm;
         px_sig_metrics(&sm);

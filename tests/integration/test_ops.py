@@ -75,9 +75,9 @@ def test_health_and_metrics_after_traffic(h):
     check_eq(hs(m, "X25519MLKEM768"), 1, "one hybrid handshake")
     check_eq(hs(m, "X25519"), 2, "two classical handshakes")
     check_in('pqproxy_tls_handshakes_total{group="X25519",hybrid="false",cipher="TLS_AES_256_GCM_SHA384",result="ok"}', m)
-    check_eq(m['pqproxy_http_requests_total{method="GET",code="2xx"}'], 2)
+    check_eq(m['pqproxy_http_requests_total{route="none",method="GET",code="2xx"}'], 2)
     # refused before its head was complete: the method is not known yet
-    check_eq(m['pqproxy_http_requests_total{method="other",code="4xx"}'], 1)
+    check_eq(m['pqproxy_http_requests_total{route="none",method="other",code="4xx"}'], 1)
     check_eq(m["pqproxy_http_request_duration_seconds_count"], 3)
     check_eq(m["pqproxy_upstream_response_seconds_count"], 2)
     check(m["pqproxy_connections_total"] >= 3)

@@ -127,6 +127,9 @@ def test_signed_request_and_signed_response(h):
     check_eq(lines[-1]["sig_keyid"], "client-a")
     check_eq(sg.metric('pqproxy_signature_verifications_total{result="ok"}'), 1)
     check_eq(sg.metric('pqproxy_response_signatures_total{result="signed"}'), 1)
+    # requests are counted under the route that matched
+    check_eq(sg.metric('pqproxy_http_requests_total{route="/",method="POST",code="2xx"}'), 1)
+    check_eq(sg.metric('pqproxy_http_requests_total{route="/delay/",method="GET",code="2xx"}'), 1)
 
 
 def test_every_failure_reason_refused(h):

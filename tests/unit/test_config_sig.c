@@ -140,6 +140,8 @@ static void test_errors(void **state)
     expect_err(cfg("\"routes\":[{\"verify\":\"required\"}]"), "routes[0].prefix", "required");
     expect_err(cfg("\"routes\":[{\"prefix\":\"v1\"}]"), "routes[0].prefix", "start with '/'");
     expect_err(cfg("\"routes\":[{\"prefix\":\"/a?b\"}]"), "routes[0].prefix", NULL);
+    expect_err(cfg("\"routes\":[{\"prefix\":\"/a\\\"b\"}]"), "routes[0].prefix", "printable");
+    expect_err(cfg("\"routes\":[{\"prefix\":\"/a b\"}]"), "routes[0].prefix", "printable");
     expect_err(cfg("\"routes\":[{\"prefix\":\"/a\"},{\"prefix\":\"/a\"}]"), "routes[1].prefix",
                "duplicate of routes[0].prefix");
     expect_err(cfg("\"routes\":[{\"prefix\":\"/\",\"verify\":\"maybe\"}]"), "routes[0].verify", NULL);
