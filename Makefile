@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= config/pqproxy.json
 DEPS_MK    := $(BUILD)/deps.mk
 
-.PHONY: all deps deps-peers build build-asan run test test-unit test-asan clean distclean demo-model bench bench-deps
+.PHONY: all deps deps-peers curl build build-asan run test test-unit test-asan clean distclean demo-model bench bench-deps
 
 all: build
 
@@ -16,23 +16,35 @@ deps:
 	@mkdir -p $(BUILD)
 	@scripts/deps.sh --print-env > $(DEPS_MK).tmp && mv $(DEPS_MK).tmp $(DEPS_MK)
 
-# `make test` also installs the interop peers (Debian chromium, Node 24) and
-# writes the same deps.mk plus NODE24; plain `make` / `make run` do not need them.
+# `make test` also installs the interop peers (Debian chromium, Node 24, curl
+# built on wolfSSL) and writes the same deps.mk plus NODE24 and CURL_PQ; plain
+# `make` / `make run` do not need them. A peer that cannot be built is not
+# fatal: its tests skip, naming it.
 deps-peers:
 	@mkdir -p $(BUILD)
-	@scripts/deps.sh --print-env --peers > $(DEPS_MK).tmp && mv $(DEPS_MK).tmp $(DEPS_MK)
+	@scripts/deps.sh --print-env --peers > $(DEPS_MK).tmp
+	@p="$$(scripts/curl-pq.sh --print-path)" && printf 'CURL_PQ := %s\n' "$$p" >> $(DEPS_MK).tmp || \
+	    echo "warning: scripts/curl-pq.sh failed; the wolfSSL curl interop tests will be skipped" >&2
+	@mv $(DEPS_MK).tmp $(DEPS_MK)
+
+# curl built from Debian's source package on the project's wolfSSL (with
+# --enable-curl): a hybrid post-quantum curl for systems whose own has no
+# ML-KEM. Prints the binary's path (docs/clients.md).
+curl:
+	@scripts/curl-pq.sh --print-path
 
 DEPS_TARGET := $(if $(filter test,$(MAKECMDGOALS)),deps-peers,deps)
 
 -include $(DEPS_MK)
 
-# PX_NODE24 is passed only when deps.mk names it: a plain `make` keeps the
-# value a previous `make test` left in the CMake cache.
+# PX_NODE24 / PX_CURL_PQ are passed only when deps.mk names them: a plain
+# `make` keeps the values a previous `make test` left in the CMake cache.
 define cmake_build
 	@node24="$$(sed -n 's/^NODE24 := //p' $(DEPS_MK))"; \
+	curlpq="$$(sed -n 's/^CURL_PQ := //p' $(DEPS_MK))"; \
 	cmake -S . -B $(1) -DWOLFSSL_ROOT="$$(sed -n 's/^WOLFSSL_ROOT := //p' $(DEPS_MK))" \
 	    -DLLHTTP_ROOT="$$(sed -n 's/^LLHTTP_ROOT := //p' $(DEPS_MK))" \
-	    $${node24:+-DPX_NODE24="$$node24"} $(2) > $(1).cmake.log 2>&1 || \
+	    $${node24:+-DPX_NODE24="$$node24"} $${curlpq:+-DPX_CURL_PQ="$$curlpq"} $(2) > $(1).cmake.log 2>&1 || \
 	    { cat $(1).cmake.log; exit 1; }
 	@cmake --build $(1) -j $(JOBS)
 endef
