@@ -116,24 +116,14 @@ ensure_curl() {
         [ -n "$ver" ] || continue
         up="$(upstream_version "$ver")"
         case "$up" in *'~'*) log "curl $ver is a pre-release; skipped"; continue ;; esac
-        local prefix="$CACHE/curl-$up-$key" dl="$CACHE/downloads"
+        local prefix="$CACHE/curl-$up-$key"
         if curl_ok "$prefix"; then CURL_DIR="$prefix"; return 0; fi
-        mkdir -p "$dl"
-        if [ ! -f "$dl/$orig" ] || [ "$(sha256sum "$dl/$orig" | cut -d' ' -f1)" != "$sha" ]; then
-            log "fetching $orig ($size bytes, Debian $ver)"
-            local ok
-            ok="$( exec 9>"$CACHE/.lock"; flock 9
-                   setup_private_apt
-                   fetch_verified "$(system_mirror)/$dir/$orig" "$dl/$orig" "$sha" && echo yes || true )"
-            if [ "$ok" != yes ]; then
-                log "curl $ver: $orig could not be fetched or verified; trying the next candidate"
-                continue
-            fi
-        fi
-        log "curl $ver: $orig SHA-256 $sha verified against the archive index"
-        local work; work="$(mktemp -d "$CACHE/build-curl.XXXXXX")"
-        tar -xf "$dl/$orig" -C "$work"
-        local src; src="$(find "$work" -mindepth 1 -maxdepth 1 -type d | head -n1)"
+        local src work
+        src="$( exec 9>"$CACHE/.lock"; flock 9
+                setup_private_apt
+                fetch_source curl "$ver" "$dir" "$orig" "$sha" "$size" )" ||
+            { log "curl $ver: trying the next candidate"; continue; }
+        work="$(dirname "$src")"
         rm -rf "$prefix"
         if build_curl "$src" "$prefix" "$wolf" &&
            printf 'Debian %s\nwolfSSL %s\n%s\n' "$ver" "$wolf" \

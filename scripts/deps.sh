@@ -152,6 +152,26 @@ fetch_verified() {
     return 1
 }
 
+# Downloads a source tarball named in the archive index (once; SHA-256
+# verified) and unpacks it into a fresh work directory under the cache;
+# prints the unpacked source directory. Needs setup_private_apt. NAME and
+# VERSION are for the messages; 1 when it cannot be had.
+fetch_source() {   # NAME VERSION DIRECTORY ORIG SHA256 SIZE
+    local name="$1" ver="$2" dir="$3" orig="$4" sha="$5" size="$6" dl="$CACHE/downloads" work
+    mkdir -p "$dl"
+    if [ ! -f "$dl/$orig" ] || [ "$(sha256sum "$dl/$orig" | cut -d' ' -f1)" != "$sha" ]; then
+        log "fetching $orig ($size bytes, Debian $ver)"
+        if ! fetch_verified "$(system_mirror)/$dir/$orig" "$dl/$orig" "$sha"; then
+            log "$name $ver: $orig could not be fetched or verified"
+            return 1
+        fi
+    fi
+    log "$name $ver: $orig SHA-256 $sha verified against the archive index"
+    work="$(mktemp -d "$CACHE/build-$name.XXXXXX")"
+    tar -xf "$dl/$orig" -C "$work" || { rm -rf "$work"; return 1; }
+    find "$work" -mindepth 1 -maxdepth 1 -type d | head -n1
+}
+
 # --- wolfSSL -----------------------------------------------------------------
 cpu_has() { grep -qw "$1" /proc/cpuinfo 2>/dev/null; }
 
@@ -240,20 +260,11 @@ ensure_wolfssl() {
         if ! dpkg --compare-versions "$up" ge "$WOLFSSL_MIN"; then
             log "wolfSSL $ver is older than $WOLFSSL_MIN; skipped"; continue
         fi
-        local prefix="$CACHE/wolfssl-$up-$key" dl="$CACHE/downloads"
+        local prefix="$CACHE/wolfssl-$up-$key" src work
         if wolfssl_ok "$prefix"; then WOLFSSL_ROOT="$prefix"; return 0; fi
-        mkdir -p "$dl"
-        if [ ! -f "$dl/$orig" ] || [ "$(sha256sum "$dl/$orig" | cut -d' ' -f1)" != "$sha" ]; then
-            log "fetching $orig ($size bytes, Debian $ver)"
-            if ! fetch_verified "$(system_mirror)/$dir/$orig" "$dl/$orig" "$sha"; then
-                log "wolfSSL $ver: $orig could not be fetched or verified; trying an older version"
-                continue
-            fi
-        fi
-        log "wolfSSL $ver: $orig SHA-256 $sha verified against the archive index"
-        local work; work="$(mktemp -d "$CACHE/build-wolfssl.XXXXXX")"
-        tar -xf "$dl/$orig" -C "$work"
-        local src; src="$(find "$work" -mindepth 1 -maxdepth 1 -type d | head -n1)"
+        src="$(fetch_source wolfssl "$ver" "$dir" "$orig" "$sha" "$size")" ||
+            { log "trying an older wolfSSL"; continue; }
+        work="$(dirname "$src")"
         rm -rf "$prefix"
         if build_wolfssl "$src" "$prefix" && touch "$prefix/.pqproxy-complete" && wolfssl_ok "$prefix"; then
             rm -rf "$work"

@@ -97,24 +97,14 @@ ensure_openssl() {
         if ! dpkg --compare-versions "$up" ge "$OPENSSL_MIN"; then
             log "OpenSSL $ver is older than $OPENSSL_MIN; skipped"; continue
         fi
-        local prefix="$CACHE/openssl-$up" dl="$CACHE/downloads"
+        local prefix="$CACHE/openssl-$up"
         if openssl_ok "$prefix"; then OPENSSL_DIR="$prefix"; return 0; fi
-        mkdir -p "$dl"
-        if [ ! -f "$dl/$orig" ] || [ "$(sha256sum "$dl/$orig" | cut -d' ' -f1)" != "$sha" ]; then
-            log "fetching $orig ($size bytes, Debian $ver)"
-            local ok
-            ok="$( exec 9>"$CACHE/.lock"; flock 9
-                   setup_private_apt
-                   fetch_verified "$(system_mirror)/$dir/$orig" "$dl/$orig" "$sha" && echo yes || true )"
-            if [ "$ok" != yes ]; then
-                log "OpenSSL $ver: $orig could not be fetched or verified; trying the next candidate"
-                continue
-            fi
-        fi
-        log "OpenSSL $ver: $orig SHA-256 $sha verified against the archive index"
-        local work; work="$(mktemp -d "$CACHE/build-openssl.XXXXXX")"
-        tar -xf "$dl/$orig" -C "$work"
-        local src; src="$(find "$work" -mindepth 1 -maxdepth 1 -type d | head -n1)"
+        local src work
+        src="$( exec 9>"$CACHE/.lock"; flock 9
+                setup_private_apt
+                fetch_source openssl "$ver" "$dir" "$orig" "$sha" "$size" )" ||
+            { log "OpenSSL $ver: trying the next candidate"; continue; }
+        work="$(dirname "$src")"
         rm -rf "$prefix"
         if build_openssl "$src" "$prefix" &&
            printf 'Debian %s\n%s\n' "$ver" "$(openssl_configure_flags | tr '\n' ' ')" > "$prefix/BUILDINFO" &&
