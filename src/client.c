@@ -233,7 +233,7 @@ out:
     return rc;
 }
 
-static int send_request(link_t *l, opts_t *o, const char *host, const char *path)
+static int send_request(link_t *l, opts_t *o, const char *path)
 {
     px_buf_t head;
     FILE *body = NULL;
@@ -275,7 +275,6 @@ static int send_request(link_t *l, opts_t *o, const char *host, const char *path
             has_host = 1;
         px_buf_printf(&head, "%s\r\n", o->headers[i]);
     }
-    (void)host;
     if (!has_host)
         px_buf_printf(&head, "Host: %s\r\n", o->authority);
     px_buf_printf(&head, "User-Agent: pqproxy-request/%s\r\n", PX_VERSION);
@@ -588,7 +587,7 @@ int px_cmd_request(int argc, char **argv)
                 ti.hybrid ? "hybrid post-quantum" : "classical", ti.cipher,
                 ti.resumed ? ", resumed" : "");
     }
-    if (send_request(&l, &o, host, path) < 0)
+    if (send_request(&l, &o, path) < 0)
         goto out;
     {
         const char *m = o.method ? o.method : "";

@@ -69,6 +69,7 @@ struct px_tls {
     const tls_cert_t *cert;
     char sni[256];
     char peer[256];                  /* verified client certificate subject (mTLS) */
+    px_tls_info_t info;              /* what was negotiated, recorded when the handshake ends */
     char err[160];
 };
 
@@ -761,6 +762,8 @@ static int client_start(px_tls_t *t)
     return 0;
 }
 
+static void record_info(px_tls_t *t);
+
 static int fail_from(px_tls_t *t, int ret, const char *what)
 {
     int e = wolfSSL_get_error(t->ssl, ret);
@@ -802,6 +805,7 @@ int px_tls_handshake(px_tls_t *t)
             }
         }
 #endif
+        record_info(t);
         return 0;
     }
     rc = fail_from(t, ret, "handshake");
@@ -862,16 +866,14 @@ void px_tls_shutdown(px_tls_t *t)
         wolfSSL_shutdown(t->ssl);
 }
 
-void px_tls_get_info(const px_tls_t *t, px_tls_info_t *info)
+/* Fixed once the handshake is done: read from wolfSSL once, not per request. */
+static void record_info(px_tls_t *t)
 {
+    px_tls_info_t *info = &t->info;
     memset(info, 0, sizeof *info);
     info->sni = t->sni;
     info->peer_subject = t->peer;
     info->cert_key = t->cert ? t->cert->key_name : "";
-    if (!t->ssl || !t->done) {
-        info->version = info->cipher = info->group = "";
-        return;
-    }
     info->version = wolfSSL_get_version(t->ssl);
     info->cipher = wolfSSL_get_cipher_name(t->ssl);
     info->resumed = wolfSSL_session_reused(t->ssl);
@@ -884,6 +886,19 @@ void px_tls_get_info(const px_tls_t *t, px_tls_info_t *info)
     if (!info->group)
         info->group = "";
     info->hybrid = px_group_is_hybrid(info->group_id);
+}
+
+void px_tls_get_info(const px_tls_t *t, px_tls_info_t *info)
+{
+    if (t->done) {
+        *info = t->info;
+        return;
+    }
+    memset(info, 0, sizeof *info);
+    info->sni = t->sni;
+    info->peer_subject = t->peer;
+    info->cert_key = t->cert ? t->cert->key_name : "";
+    info->version = info->cipher = info->group = "";
 }
 
 const char *px_tls_error(const px_tls_t *t)
