@@ -454,12 +454,28 @@ static int random_nonce(char out[25])
     return 0;
 }
 
+/* Appends prefix, base64(raw) and ':' to out, encoding in place: a 4.6 KB
+ * ML-DSA signature is 6.2 KB of base64, too much to copy through printf. */
+static int append_b64(px_buf_t *out, const char *prefix, const uint8_t *raw, size_t len)
+{
+    size_t plen = strlen(prefix), cap = (len + 2) / 3 * 4 + 1;
+    char *dst;
+    long n;
+
+    if (px_buf_append(out, prefix, plen) || !(dst = px_buf_reserve(out, cap + 1)) ||
+        (n = px_b64_encode(raw, len, dst, cap, 0)) < 0)
+        return PX_ENOMEM;
+    dst[n] = ':';
+    px_buf_commit(out, (size_t)n + 1);
+    return 0;
+}
+
 /* Builds "label=(comps);params", signs msg with it and appends the
  * complete X-Signature value to out. */
 static int sign_field(px_sig_signer_t *s, const px_sig_msg_t *msg, const char *comps,
                       int64_t now, int64_t ttl_s, const char *nonce, px_buf_t *out)
 {
-    char nbuf[25], *b64 = NULL;
+    char nbuf[25];
     px_buf_t params, base;
     px_sigfield_t *f = NULL;
     uint8_t ecdsa[PX_SIG_ECDSA_LEN], *mldsa = malloc(PX_SIG_MLDSA_LEN);
@@ -468,7 +484,7 @@ static int sign_field(px_sig_signer_t *s, const px_sig_msg_t *msg, const char *c
 
     px_buf_init(&params, 4096);
     px_buf_init(&base, PX_SIG_MAX_BASE + 4096);
-    if (!mldsa || !(f = malloc(sizeof *f)) || !(b64 = malloc(8192)))
+    if (!mldsa || !(f = malloc(sizeof *f)))
         goto out;
     if (!nonce) {
         if ((ret = random_nonce(nbuf)) != 0)
@@ -509,13 +525,9 @@ static int sign_field(px_sig_signer_t *s, const px_sig_msg_t *msg, const char *c
                                   ecdsa, mldsa)) != 0)
         goto out;
     ret = PX_ENOMEM;
-    if (px_buf_append(out, px_buf_ptr(&params), px_buf_size(&params)))
-        goto out;
-    if (px_b64_encode(ecdsa, sizeof ecdsa, b64, 8192, 0) < 0 ||
-        px_buf_printf(out, ";sig=:%s:", b64))
-        goto out;
-    if (px_b64_encode(mldsa, PX_SIG_MLDSA_LEN, b64, 8192, 0) < 0 ||
-        px_buf_printf(out, ";pq=:%s:", b64))
+    if (px_buf_append(out, px_buf_ptr(&params), px_buf_size(&params)) ||
+        append_b64(out, ";sig=:", ecdsa, sizeof ecdsa) ||
+        append_b64(out, ";pq=:", mldsa, PX_SIG_MLDSA_LEN))
         goto out;
     ret = 0;
 out:
@@ -523,7 +535,6 @@ out:
     px_buf_free(&base);
     free(f);
     free(mldsa);
-    free(b64);
     return ret;
 }
 

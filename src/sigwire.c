@@ -31,36 +31,50 @@ static inline int b64_val(int c)
 
 long px_b64_decode(const char *in, size_t len, uint8_t *out, size_t cap)
 {
-    size_t pad = 0, o = 0;
+    size_t pad = 0, o = 0, body;
+    int v[4], bad = 0;
+    uint32_t w;
 
     if (len % 4 != 0)
         return -1;
-    if (len >= 1 && in[len - 1] == '=')
+    if (len == 0)
+        return 0;
+    if (in[len - 1] == '=')
         pad++;
-    if (len >= 2 && in[len - 2] == '=')
+    if (in[len - 2] == '=')
         pad++;
     if (len / 4 * 3 - pad > cap)
         return -1;
-    for (size_t i = 0; i < len; i += 4) {
-        int v[4];
-        for (int j = 0; j < 4; j++) {
-            if (in[i + j] == '=' && i + 4 == len && j >= 4 - (int)pad)
-                v[j] = 0;
-            else if ((v[j] = b64_val((unsigned char)in[i + j])) < 0)
-                return -1;
-        }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        if (i + 4 == len && pad) {
-            /* canonical: the bits after the data are zero */
-            if ((pad == 1 && (w & 0xff)) || (pad == 2 && (w & 0xffff)))
-                return -1;
-        }
-        out[o++] = (uint8_t)(w >> 16);
-        if (!(i + 4 == len && pad == 2))
-            out[o++] = (uint8_t)(w >> 8);
-        if (!(i + 4 == len && pad >= 1))
-            out[o++] = (uint8_t)w;
+    /* Every quantum but the last has no padding: no per-byte branches
+     * there (a 6.2 KB ML-DSA signature is 1,550 quanta per request). */
+    body = len - 4;
+    for (size_t i = 0; i < body; i += 4) {
+        int a = b64_val(in[i]), b = b64_val(in[i + 1]), c = b64_val(in[i + 2]),
+            d = b64_val(in[i + 3]);
+        bad |= a | b | c | d;                   /* -1 has the sign bit set */
+        w = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+        out[o] = (uint8_t)(w >> 16);
+        out[o + 1] = (uint8_t)(w >> 8);
+        out[o + 2] = (uint8_t)w;
+        o += 3;
     }
+    if (bad < 0)
+        return -1;
+    for (int j = 0; j < 4; j++) {
+        if (in[body + j] == '=' && j >= 4 - (int)pad)
+            v[j] = 0;
+        else if ((v[j] = b64_val(in[body + j])) < 0)
+            return -1;
+    }
+    w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+    /* canonical: the bits after the data are zero */
+    if ((pad == 1 && (w & 0xff)) || (pad == 2 && (w & 0xffff)))
+        return -1;
+    out[o++] = (uint8_t)(w >> 16);
+    if (pad < 2)
+        out[o++] = (uint8_t)(w >> 8);
+    if (pad < 1)
+        out[o++] = (uint8_t)w;
     return (long)o;
 }
 

@@ -802,6 +802,12 @@ static void test_base64(void **state)
     assert_int_equal(px_b64_decode("=Zg=", 4, out, sizeof out), -1);
     assert_int_equal(px_b64_decode("Zg==Zg==", 8, out, sizeof out), -1);
     assert_int_equal(px_b64_decode("Zm9v", 4, out, 2), -1);            /* too big */
+    /* the unpadded body quanta are decoded without per-byte branches */
+    assert_int_equal(px_b64_decode("Zm9vYmFyZg==", 12, out, sizeof out), 7);
+    assert_memory_equal(out, "foobarf", 7);
+    assert_int_equal(px_b64_decode("Zm9*YmFyZg==", 12, out, sizeof out), -1);
+    assert_int_equal(px_b64_decode("Zm9vYmF=Zg==", 12, out, sizeof out), -1);
+    assert_int_equal(px_b64_decode("Zm9vYm\xffyZg==", 12, out, sizeof out), -1);
     assert_int_equal(px_b64_encode((const uint8_t *)"foob", 4, enc, sizeof enc, 0), 8);
     assert_string_equal(enc, "Zm9vYg==");
     assert_int_equal(px_b64_encode((const uint8_t *)"foob", 4, enc, sizeof enc, 1), 6);
