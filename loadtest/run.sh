@@ -379,7 +379,7 @@ run_wrk() {
     local perfpid=""
     if [ "${PERF:-0}" = 1 ] && [ "${tgt%%-*}" = pqproxy ] && [ "$round" = 1 ] && [ "${var#*+}" = "$var" ] &&
        [ ! -e "$OUT/perf-s$sc.data" ] && command -v perf >/dev/null 2>&1; then
-        perf record -q -e cpu-clock -F 2000 -g -p "$pid" -o "$OUT/perf-s$sc.data" -- sleep "${WRK_DUR:-$DUR}" \
+        perf record -q -e cpu-clock -F 2000 -p "$pid" -o "$OUT/perf-s$sc.data" -- sleep "${WRK_DUR:-$DUR}" \
             >/dev/null 2>&1 &
         perfpid=$!
     fi
@@ -568,10 +568,19 @@ if has 5 && [ ${#SIGPROXY[@]} -eq 1 ]; then
     # one check by hand: pqproxy request signs, the proxy verifies and signs the response
     { on35 "$PQPROXY" request -k -v --sign-key "$RUN/sig/client-a" --keyid client-a --verify-key "$RUN/sig/proxy" \
           -d '{"instances":[1.0,2.0,5.0]}' "https://127.0.0.1:$sp$SIG_URL_PATH" 2>&1 | tail -3; } > "$OUT/scenario5-check.txt" || true
+    # The raw crypto sum is measured right before and right after each
+    # round (bench-sig-r<N>-{before,after}.json): the ratio compares CPU
+    # against CPU taken minutes apart at most, on a machine whose speed drifts.
+    bench_sig() {
+        "$PQPROXY" bench crypto --json $([ $QUICK -eq 1 ] && echo --quick) \
+            --only ecdsa-p384/verify,mldsa87/verify,ecdsa-p384+mldsa87/dual-sign > "$OUT/bench-sig-$1.json" 2>/dev/null || true
+    }
     for r in $(seq 1 "$ROUNDS"); do
         make_signed "$RUN/signed.bin" "$SDUR"
+        bench_sig "r$r-before"
         PQ_SIGNED_FILE="$RUN/signed.bin" WRK_DUR="$SDUR" WRK_SCRIPT="$HERE/wrk-signed.lua" WRK_LIBS="$SIGLIBS" \
             run_wrk 5 "signed" pqproxy-sig "$r" 1 16 "https://127.0.0.1:$sp$SIG_URL_PATH"
+        bench_sig "r$r-after"
         rm -f "$RUN/signed.bin"
         SIG_RATE="$(last_rate 5 signed)"; [ "${SIG_RATE%.*}" -ge 200 ] || SIG_RATE=200
         # the same proxy, unsigned route (quick mode: scenario 8's "unsigned alone" stands in)

@@ -114,9 +114,22 @@ static void finish_row(row_t *r, double *s, size_t n, double cpu_sum_ns, double 
     r->cpu_s = pcpu_ns / 1e9;
 }
 
+/* --only takes comma-separated substrings of operation ids. */
 static int selected(const bench_t *b, const row_t *r)
 {
-    return !b->only || strstr(r->id, b->only) != NULL;
+    const char *p = b->only;
+    size_t idlen = strlen(r->id);
+
+    if (!p)
+        return 1;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        for (size_t i = 0; n && i + n <= idlen; i++)
+            if (!memcmp(r->id + i, p, n))
+                return 1;
+        p += n + (p[n] == ',');
+    }
+    return 0;
 }
 
 /* Runs op until the iteration policy is satisfied; r2 (optional) gets ns[1]. */
@@ -1716,7 +1729,7 @@ static int usage(FILE *f)
                "  TLS 1.3 handshakes on this machine; prints Markdown tables (or JSON) with sizes.\n"
                "  --quick          >= 20 iterations or ~50 ms per operation (default: >= 200 and >= 0.5 s)\n"
                "  --iterations N   exactly N iterations per operation\n"
-               "  --only S         time only operations whose id contains S (e.g. mlkem768, tls13)\n"
+               "  --only S[,S...]  time only operations whose id contains one of the S (e.g. mlkem768,tls13)\n"
                "  --json           machine-readable output (schema pqproxy-bench-crypto/1)\n");
     return 2;
 }

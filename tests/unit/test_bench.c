@@ -229,6 +229,37 @@ static void test_bandwidth(void **state)
     }
 }
 
+/* --only with a list: exactly the operations matching one of its items run. */
+static void test_only_list(void **state)
+{
+    px_bench_opts_t o;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cJSON *r, *ops;
+    int ran = 0;
+    (void)state;
+    assert_non_null(f);
+    memset(&o, 0, sizeof o);
+    o.iterations = 2;
+    o.json = 1;
+    o.only = "mlkem512/,ed25519/sign";
+    assert_int_equal(px_bench_crypto(&o, f), 0);
+    fclose(f);
+    assert_non_null(r = cJSON_Parse(buf));
+    free(buf);
+    ops = cJSON_GetObjectItem(r, "operations");
+    for (int i = 0; i < cJSON_GetArraySize(ops); i++) {
+        const cJSON *op = cJSON_GetArrayItem(ops, i);
+        const char *id = str(op, "id");
+        int want = !strncmp(id, "mlkem512/", 9) || !strcmp(id, "ed25519/sign");
+        assert_int_equal(cJSON_IsTrue(cJSON_GetObjectItem(op, "ran")), want);
+        ran += want;
+    }
+    assert_int_equal(ran, 4);
+    cJSON_Delete(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +269,7 @@ int main(void)
         cmocka_unit_test(test_sizes_are_the_standards),
         cmocka_unit_test(test_tls_sizes),
         cmocka_unit_test(test_bandwidth),
+        cmocka_unit_test(test_only_list),
     };
     return cmocka_run_group_tests(tests, run_bench, free_report);
 }
