@@ -105,6 +105,7 @@ typedef struct {
     int required_header_count;
     uint64_t max_signed_body_bytes;       /* buffered until its digest is checked; beyond: 413 */
     uint32_t replay_cache_entries;
+    uint32_t crypto_threads;              /* libuv pool size; 0: the CPUs available (start only) */
     char *response_key;                   /* PREFIX of PREFIX.ecdsa.key and PREFIX.mldsa.key */
     char *response_keyid;
 } px_sig_config_t;

@@ -16,7 +16,7 @@
 static const char *const sig_keys[] = { "keyring", "max_skew_s", "max_validity_s",
                                         "allow_classical", "required_headers",
                                         "max_signed_body_bytes", "replay_cache_entries",
-                                        "response_key", "response_keyid", NULL };
+                                        "response_key", "response_keyid", "crypto_threads", NULL };
 static const char *const route_keys[] = { "prefix", "verify", "sign_responses", NULL };
 static const char *const verify_names[] = { "off", "optional", "required", NULL };
 
@@ -67,7 +67,8 @@ int px_config_parse_signatures(px_jv_t *j, const char *dir, const cJSON *o, px_c
         (r = px_jv_u32(j, o, "signatures", "max_validity_s", 1, 3600, &s->max_validity_s)) < 0 ||
         (r = px_jv_bool(j, o, "signatures", "allow_classical", &s->allow_classical)) < 0 ||
         (r = px_jv_u32(j, o, "signatures", "replay_cache_entries", 1024, 16u << 20,
-                       &s->replay_cache_entries)) < 0)
+                       &s->replay_cache_entries)) < 0 ||
+        (r = px_jv_u32(j, o, "signatures", "crypto_threads", 0, 128, &s->crypto_threads)) < 0)
         return r;
     if ((r = px_jv_int(j, o, "signatures", "max_signed_body_bytes", 1, (int64_t)1 << 30, &n)) < 0)
         return r;

@@ -2,6 +2,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -53,6 +54,7 @@ typedef struct {
 struct px_server {
     worker_t *workers;
     int nworkers;
+    unsigned crypto_threads;            /* libuv pool size (px_sig_pool_setup) */
     uv_mutex_t lock;                   /* guards gen and the commands below */
     gen_t *gen;                        /* newest */
     int cmd_drain;
@@ -440,8 +442,9 @@ int px_server_reload(px_server_t *s)
         s->reloads_failed++;
         return PX_ECONFIG;
     }
-    if (memcmp(&cfg->listen, &cur->listen, sizeof cfg->listen) != 0 || cfg->workers != cur->workers)
-        px_warn("reload: listen address and workers take effect on restart only");
+    if (memcmp(&cfg->listen, &cur->listen, sizeof cfg->listen) != 0 || cfg->workers != cur->workers ||
+        cfg->sig.crypto_threads != cur->sig.crypto_threads)
+        px_warn("reload: listen address, workers and signatures.crypto_threads take effect on restart only");
     if (px_log_open(&cfg->log, err, sizeof err) != 0)
         px_warn("reload: %s (logging unchanged)", err);
     g = gen_new(cfg, tls, sig);
@@ -702,9 +705,10 @@ int px_server_run(px_server_t *s)
                 strcat(groups, ",");
             strcat(groups, px_group_name(c->tls.groups[g]) ? px_group_name(c->tls.groups[g]) : "?");
         }
-        px_info("pqproxy %s listening on %s:%u, upstream %s%s:%u, %d worker(s), groups %s, pq_policy %s",
+        px_info("pqproxy %s listening on %s:%u, upstream %s%s:%u, %d worker(s), %u crypto thread(s), "
+                "groups %s, pq_policy %s",
                 PX_VERSION, c->listen.host, c->listen.port, c->upstream.addr.is_unix ? "unix:" : "",
-                c->upstream.addr.host, c->upstream.addr.port, s->nworkers, groups,
+                c->upstream.addr.host, c->upstream.addr.port, s->nworkers, s->crypto_threads, groups,
                 c->tls.pq_policy == PX_PQ_REQUIRE ? "require" : "prefer");
     }
     uv_run(&s->loop, UV_RUN_DEFAULT);
@@ -720,6 +724,7 @@ int px_cmd_run(int argc, char **argv)
     char err[1024];
     px_config_t *cfg;
     px_server_t *s;
+    unsigned threads;
     int rc;
 
     for (int i = 1; i < argc; i++) {
@@ -744,12 +749,19 @@ int px_cmd_run(int argc, char **argv)
         px_config_free(cfg);
         return 1;
     }
+    /* Signature jobs allocate and free ~100 KB of working memory each; by
+     * default glibc hands such pages back at once and faults them in again,
+     * with TLB-shootdown interrupts across the threads. Keep them. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    mallopt(M_TRIM_THRESHOLD, 16 << 20);
+    threads = px_sig_pool_setup(cfg->sig.crypto_threads);
     s = px_server_new(cfg, err, sizeof err);
     if (!s) {
         px_error("%s: %s", file, err);
         fprintf(stderr, "pqproxy: %s: %s\n", file, err);
         return 1;
     }
+    s->crypto_threads = threads;
     rc = px_server_run(s);
     px_server_free(s);
     px_log_close();

@@ -173,6 +173,22 @@ void px_sig_count_response_signed(void)
     atomic_fetch_add(&responses_signed, 1);
 }
 
+unsigned px_sig_pool_setup(unsigned threads)
+{
+    const char *env = getenv("UV_THREADPOOL_SIZE");
+    char v[16];
+
+    /* More crypto threads than cores only adds preemption: every job is
+     * CPU-bound, and each extra context switch costs the event loops. */
+    if (threads == 0 && env && *env)
+        return (unsigned)strtoul(env, NULL, 10);
+    if (threads == 0)
+        threads = uv_available_parallelism();
+    snprintf(v, sizeof v, "%u", threads);
+    setenv("UV_THREADPOOL_SIZE", v, 1);
+    return threads;
+}
+
 /* --- jobs ----------------------------------------------------------------------- */
 
 static void work_cb(uv_work_t *w)

@@ -29,6 +29,12 @@ void px_sigctx_unref(px_sigctx_t *s);
 px_sig_signer_t *px_sigctx_signer(px_sigctx_t *s, int worker);
 uint64_t px_sigctx_max_body(const px_sigctx_t *s);
 
+/* Sizes the libuv thread pool that runs the signature jobs; call before
+ * the first job (libuv reads UV_THREADPOOL_SIZE once). threads 0: keep an
+ * explicit UV_THREADPOOL_SIZE from the environment, else one thread per CPU
+ * available to the process. Returns the size the pool will have. */
+unsigned px_sig_pool_setup(unsigned threads);
+
 /* Process-wide numbers for /metrics. */
 typedef struct {
     uint64_t results[PX_SIG__COUNT];   /* request verifications by outcome */

@@ -132,6 +132,20 @@ def test_signed_request_and_signed_response(h):
     check_eq(sg.metric('pqproxy_http_requests_total{route="/delay/",method="GET",code="2xx"}'), 1)
 
 
+def test_crypto_threads(h):
+    """signatures.crypto_threads sizes the pool that verifies and signs: the
+    pool starts with the first job, with exactly that many threads (libuv
+    reads its size once, so it must be set before)."""
+    sg = Sig(h, sig_extra={"crypto_threads": 3})
+    tasks = lambda: len(os.listdir(f"/proc/{sg.proxy.proc.pid}/task"))
+    before = tasks()
+    check_in("3 crypto thread(s)", sg.proxy.proc.stderr_text())
+    body = b'{"instances": [1.0]}'
+    r = sg.send("POST", "/echo", sg.sign("POST", "/echo", body), body)
+    check_eq(r.status, 200, r.body[:300])
+    check_eq(tasks() - before, 3, "threads started by the first signature job")
+
+
 def test_every_failure_reason_refused(h):
     sg = Sig(h)
     body = b'{"instances": [3.0]}'
@@ -307,7 +321,7 @@ def test_node_client_through_proxy(h):
 
 
 if __name__ == "__main__":
-    main([test_signed_request_and_signed_response, test_every_failure_reason_refused,
+    main([test_signed_request_and_signed_response, test_crypto_threads, test_every_failure_reason_refused,
           test_routes_and_limits, test_streamed_response_signed_in_trailer,
           test_reload_swaps_keyring, test_request_client_signs_and_verifies,
           test_node_client_through_proxy])

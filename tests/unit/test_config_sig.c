@@ -48,6 +48,7 @@ static void test_defaults(void **state)
     assert_false(c->sig.allow_classical);
     assert_int_equal(c->sig.max_signed_body_bytes, 8u << 20);
     assert_int_equal(c->sig.replay_cache_entries, 262144);
+    assert_int_equal(c->sig.crypto_threads, 0);
     assert_int_equal(c->route_count, 0);
     assert_null(px_config_route(c, "/v1/models/x", 12));
     px_config_free(c);
@@ -63,7 +64,7 @@ static void test_full(void **state)
              "\"signatures\":{\"keyring\":\"%s\",\"max_skew_s\":10,\"max_validity_s\":120,"
              "\"allow_classical\":true,\"required_headers\":[\"content-type\",\"x-tenant\"],"
              "\"max_signed_body_bytes\":1048576,\"replay_cache_entries\":4096,"
-             "\"response_key\":\"proxy\",\"response_keyid\":\"edge-1\"},"
+             "\"crypto_threads\":3,\"response_key\":\"proxy\",\"response_keyid\":\"edge-1\"},"
              "\"routes\":[{\"prefix\":\"/v1/models/\",\"verify\":\"required\",\"sign_responses\":true},"
              "{\"prefix\":\"/v1/models/public\",\"verify\":\"optional\"},{\"prefix\":\"/\"}]",
              keyring);
@@ -76,6 +77,7 @@ static void test_full(void **state)
     assert_string_equal(c->sig.required_headers[1], "x-tenant");
     assert_int_equal(c->sig.max_signed_body_bytes, 1048576);
     assert_int_equal(c->sig.replay_cache_entries, 4096);
+    assert_int_equal(c->sig.crypto_threads, 3);
     assert_string_equal(c->sig.response_key, respkey);    /* relative to the config file */
     assert_string_equal(c->sig.response_keyid, "edge-1");
     assert_int_equal(c->route_count, 3);
@@ -121,6 +123,9 @@ static void test_errors(void **state)
     expect_err(cfg("\"signatures\":{\"allow_classical\":1}"), "signatures.allow_classical", NULL);
     expect_err(cfg("\"signatures\":{\"replay_cache_entries\":10}"),
                "signatures.replay_cache_entries", NULL);
+    expect_err(cfg("\"signatures\":{\"crypto_threads\":129}"), "signatures.crypto_threads",
+               "between 0 and 128");
+    expect_err(cfg("\"signatures\":{\"crypto_threads\":-1}"), "signatures.crypto_threads", NULL);
     expect_err(cfg("\"signatures\":{\"max_signed_body_bytes\":0}"),
                "signatures.max_signed_body_bytes", NULL);
     expect_err(cfg("\"signatures\":{\"required_headers\":[\"Content-Type\"]}"),
