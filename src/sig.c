@@ -253,6 +253,7 @@ static px_sig_result_t verify_common(const px_sig_keyring_t *ring, const px_sig_
                                      px_sig_info_t *info)
 {
     const uint8_t *ec, *ml;
+    int idx;
     px_buf_t base;
     px_sig_result_t r;
     char *d = info->detail;
@@ -275,7 +276,7 @@ static px_sig_result_t verify_common(const px_sig_keyring_t *ring, const px_sig_
             PX_SIG_ALG_CLASSICAL, PX_SIG_ALG_HYBRID);
         return PX_SIG_MALFORMED;
     }
-    if (px_sig_keyring_find(ring, f->keyid, f->keyid_len, &ec, &ml) < 0) {
+    if ((idx = px_sig_keyring_find(ring, f->keyid, f->keyid_len, &ec, &ml)) < 0) {
         say(d, dl, "keyid \"%s\" is not known", info->keyid);
         return PX_SIG_UNKNOWN_KEY;
     }
@@ -291,8 +292,8 @@ static px_sig_result_t verify_common(const px_sig_keyring_t *ring, const px_sig_
     px_buf_init(&base, PX_SIG_MAX_BASE + 4096);
     r = px_sig_base_build(msg, f, &base, d, dl);
     if (r == PX_SIG_OK) {
-        r = px_sig_verify_raw(ec, ml, (const uint8_t *)px_buf_ptr(&base), px_buf_size(&base),
-                              f->ecdsa, f->have_mldsa ? f->mldsa : NULL);
+        r = px_sig_keyring_verify(ring, idx, (const uint8_t *)px_buf_ptr(&base), px_buf_size(&base),
+                                  f->ecdsa, f->have_mldsa ? f->mldsa : NULL);
         if (r == PX_SIG_ECDSA)
             say(d, dl, "the ECDSA P-384 signature does not verify");
         else if (r == PX_SIG_MLDSA)

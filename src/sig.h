@@ -160,6 +160,10 @@ void px_sig_signer_free(px_sig_signer_t *s);
 /* Raw signatures over msg (exposed for tests and vectors). */
 int px_sig_signer_sign(px_sig_signer_t *s, const uint8_t *msg, size_t len,
                        uint8_t *ecdsa, uint8_t *mldsa);
+/* Verification with ring key idx (from px_sig_keyring_find), reusing this
+ * thread's imported copy of the key; same results as px_sig_verify_raw. */
+px_sig_result_t px_sig_keyring_verify(const px_sig_keyring_t *ring, int idx, const uint8_t *msg,
+                                      size_t len, const uint8_t *ecdsa, const uint8_t *mldsa);
 /* Raw verification: PX_SIG_OK, PX_SIG_ECDSA, PX_SIG_MLDSA or PX_SIG_INTERNAL.
  * mldsa may be NULL (classical only: only ECDSA is checked). */
 px_sig_result_t px_sig_verify_raw(const uint8_t *ecdsa_pub,

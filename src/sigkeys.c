@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,9 +274,12 @@ static int read_file(const char *path, uint8_t **out, size_t *len, char *err, si
 
 typedef struct {
     char keyid[PX_SIG_MAX_NAME + 1];
+    uint64_t serial;      /* unique in the process: names the key in the verify caches */
     uint8_t ec[PX_SIG_ECDSA_PUB_LEN];
     uint8_t ml[PX_SIG_MLDSA_PUB_LEN];
 } ringkey_t;
+
+static atomic_uint_fast64_t next_serial = 1;
 
 struct px_sig_keyring {
     ringkey_t *keys;      /* sorted by keyid */
@@ -354,6 +358,7 @@ int px_sig_keyring_add(px_sig_keyring_t *r, const char *keyid, const uint8_t *ec
     i = -i - 1;
     memmove(&r->keys[i + 1], &r->keys[i], (size_t)(r->n - i) * sizeof *r->keys);
     memcpy(r->keys[i].keyid, keyid, len + 1);
+    r->keys[i].serial = atomic_fetch_add(&next_serial, 1);
     memcpy(r->keys[i].ec, ec, PX_SIG_ECDSA_PUB_LEN);
     memcpy(r->keys[i].ml, ml, PX_SIG_MLDSA_PUB_LEN);
     r->n++;
@@ -508,6 +513,118 @@ out:
         wc_ecc_free(ek);
     free(ek);
     return ret;
+}
+
+/* --- keyring verification with imported keys -------------------------------------------- *
+ *
+ * Importing a key per verification costs allocations and, for ML-DSA, a
+ * SHAKE256 over the 2,592-byte public key (tr). Each thread keeps the last
+ * VCACHE keys it used, imported, named by their ring serial: wolfSSL's
+ * verify writes to the key (its SHAKE state), so a key object is never
+ * shared between threads, and a serial is never reused, so a reload that
+ * drops or replaces a key can never hit a stale entry. */
+
+#define VCACHE 8
+
+typedef struct {
+    uint64_t serial, used;       /* serial 0: empty */
+    ecc_key ec;
+    wc_MlDsaKey ml;
+} vkey_t;
+
+typedef struct {
+    vkey_t k[VCACHE];
+    uint64_t clock;
+} vcache_t;
+
+static pthread_key_t vcache_key;
+static pthread_once_t vcache_once = PTHREAD_ONCE_INIT;
+
+static void vkey_clear(vkey_t *v)
+{
+    if (v->serial) {
+        wc_ecc_free(&v->ec);
+        wc_MlDsaKey_Free(&v->ml);
+        v->serial = 0;
+    }
+}
+
+static void vcache_free(void *p)
+{
+    vcache_t *c = p;
+    for (int i = 0; i < VCACHE; i++)
+        vkey_clear(&c->k[i]);
+    free(c);
+}
+
+static void vcache_init(void)
+{
+    pthread_key_create(&vcache_key, vcache_free);
+}
+
+/* The calling thread's imported copy of ring key k, or NULL. */
+static vkey_t *vcache_get(const ringkey_t *k)
+{
+    vcache_t *c;
+    vkey_t *v = NULL;
+
+    pthread_once(&vcache_once, vcache_init);
+    if (!(c = pthread_getspecific(vcache_key))) {
+        if (!(c = calloc(1, sizeof *c)))
+            return NULL;
+        if (pthread_setspecific(vcache_key, c) != 0) {
+            free(c);
+            return NULL;
+        }
+    }
+    for (int i = 0; i < VCACHE; i++) {
+        if (c->k[i].serial == k->serial) {
+            c->k[i].used = ++c->clock;
+            return &c->k[i];
+        }
+        if (!v || c->k[i].used < v->used)       /* least recently used (empty: 0) */
+            v = &c->k[i];
+    }
+    vkey_clear(v);
+    if (wc_ecc_init(&v->ec) != 0)
+        return NULL;
+    if (wc_MlDsaKey_Init(&v->ml, NULL, INVALID_DEVID) != 0) {
+        wc_ecc_free(&v->ec);
+        return NULL;
+    }
+    v->serial = k->serial;                      /* from here vkey_clear frees both */
+    v->used = ++c->clock;
+    if (wc_ecc_import_x963_ex(k->ec, PX_SIG_ECDSA_PUB_LEN, &v->ec, ECC_SECP384R1) != 0 ||
+        wc_MlDsaKey_SetParams(&v->ml, WC_ML_DSA_87) != 0 ||
+        wc_MlDsaKey_ImportPubRaw(&v->ml, k->ml, PX_SIG_MLDSA_PUB_LEN) != 0) {
+        vkey_clear(v);
+        return NULL;
+    }
+    return v;
+}
+
+px_sig_result_t px_sig_keyring_verify(const px_sig_keyring_t *r, int idx, const uint8_t *msg,
+                                      size_t len, const uint8_t *ecdsa, const uint8_t *mldsa)
+{
+    uint8_t hash[WC_SHA384_DIGEST_SIZE], der[128];
+    word32 der_len = sizeof der;
+    vkey_t *v;
+    int res = 0;
+
+    if (!r || idx < 0 || idx >= r->n || !(v = vcache_get(&r->keys[idx])) ||
+        wc_Sha384Hash(msg, (word32)len, hash) != 0)
+        return PX_SIG_INTERNAL;
+    /* r or s out of range, zero: no DER or no verification -> invalid */
+    if (wc_ecc_rs_raw_to_sig(ecdsa, EC_COORD, ecdsa + EC_COORD, EC_COORD, der, &der_len) != 0 ||
+        wc_ecc_verify_hash(der, der_len, hash, sizeof hash, &res, &v->ec) != 0 || res != 1)
+        return PX_SIG_ECDSA;
+    if (!mldsa)
+        return PX_SIG_OK;
+    res = 0;
+    if (wc_MlDsaKey_VerifyCtx(&v->ml, mldsa, PX_SIG_MLDSA_LEN, NULL, 0, msg, (word32)len, &res) != 0 ||
+        res != 1)
+        return PX_SIG_MLDSA;
+    return PX_SIG_OK;
 }
 
 /* --- signer ---------------------------------------------------------------------------------- */

@@ -258,6 +258,86 @@ static void test_keyring_dir(void **state)
     px_sig_keyring_free(r);
 }
 
+/* A fresh signer (keygen in memory). */
+static px_sig_signer_t *gen_signer(const char *keyid)
+{
+    px_sig_keypair_pem_t kp;
+    px_sig_signer_t *s = NULL;
+    char err[256];
+    assert_int_equal(px_sig_keygen(&kp, err, sizeof err), 0);
+    assert_int_equal(px_sig_signer_from_mem(keyid, (uint8_t *)kp.ecdsa_key, strlen(kp.ecdsa_key),
+                                            (uint8_t *)kp.mldsa_key, strlen(kp.mldsa_key), &s, err,
+                                            sizeof err), 0);
+    px_sig_keypair_pem_free(&kp);
+    return s;
+}
+
+static px_sig_keyring_t *ring_of(px_sig_signer_t *const *s, const char *const *ids, int n)
+{
+    px_sig_keyring_t *r = px_sig_keyring_new();
+    uint8_t ec[PX_SIG_ECDSA_PUB_LEN], ml[PX_SIG_MLDSA_PUB_LEN];
+    char err[256];
+    for (int i = 0; i < n; i++) {
+        px_sig_signer_public(s[i], ec, ml);
+        assert_int_equal(px_sig_keyring_add(r, ids[i], ec, ml, err, sizeof err), 0);
+    }
+    return r;
+}
+
+static px_sig_result_t ring_verify(const px_sig_keyring_t *r, const char *id, const uint8_t *msg,
+                                   size_t len, const uint8_t *e, const uint8_t *m)
+{
+    const uint8_t *ec, *ml;
+    int idx = px_sig_keyring_find(r, id, strlen(id), &ec, &ml);
+    assert_true(idx >= 0);
+    return px_sig_keyring_verify(r, idx, msg, len, e, m);
+}
+
+/* Keyring verification keeps imported keys per thread: the results must be
+ * those of px_sig_verify_raw, also after eviction and after a new ring
+ * (a reload) gives a known keyid another key at the same index. */
+static void test_keyring_verify_cache(void **state)
+{
+    enum { N = 10 };                     /* more than the per-thread cache holds */
+    px_sig_signer_t *s[N];
+    const char *ids[N] = { "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9" };
+    uint8_t e[N][PX_SIG_ECDSA_LEN], *m[N];
+    const uint8_t msg[] = "\"@method\": POST";
+    px_sig_keyring_t *r;
+    (void)state;
+
+    for (int i = 0; i < N; i++) {
+        s[i] = gen_signer(ids[i]);
+        assert_non_null(m[i] = malloc(PX_SIG_MLDSA_LEN));
+        assert_int_equal(px_sig_signer_sign(s[i], msg, sizeof msg, e[i], m[i]), 0);
+    }
+    r = ring_of(s, ids, N);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) {
+            int j = (i + 1) % N;
+            assert_int_equal(ring_verify(r, ids[i], msg, sizeof msg, e[i], m[i]), PX_SIG_OK);
+            assert_int_equal(ring_verify(r, ids[i], msg, sizeof msg, e[i], NULL), PX_SIG_OK);
+            /* another key's signatures never verify under this keyid */
+            assert_int_equal(ring_verify(r, ids[i], msg, sizeof msg, e[j], m[i]), PX_SIG_ECDSA);
+            assert_int_equal(ring_verify(r, ids[i], msg, sizeof msg, e[i], m[j]), PX_SIG_MLDSA);
+            assert_int_equal(ring_verify(r, ids[i], msg, sizeof msg - 1, e[i], m[i]), PX_SIG_ECDSA);
+        }
+    }
+    assert_int_equal(px_sig_keyring_verify(r, N, msg, sizeof msg, e[0], m[0]), PX_SIG_INTERNAL);
+    assert_int_equal(px_sig_keyring_verify(r, -1, msg, sizeof msg, e[0], m[0]), PX_SIG_INTERNAL);
+    px_sig_keyring_free(r);
+
+    /* "a reload": k0 now names signer 1's key, at the same index 0 */
+    r = ring_of((px_sig_signer_t *const[]){ s[1] }, ids, 1);
+    assert_int_equal(ring_verify(r, "k0", msg, sizeof msg, e[0], m[0]), PX_SIG_ECDSA);
+    assert_int_equal(ring_verify(r, "k0", msg, sizeof msg, e[1], m[1]), PX_SIG_OK);
+    px_sig_keyring_free(r);
+    for (int i = 0; i < N; i++) {
+        px_sig_signer_free(s[i]);
+        free(m[i]);
+    }
+}
+
 static void test_keygen(void **state)
 {
     px_sig_keypair_pem_t kp;
@@ -313,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_garbage_keys),
         cmocka_unit_test(test_keyring_dir),
         cmocka_unit_test(test_keygen),
+        cmocka_unit_test(test_keyring_verify_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
