@@ -951,13 +951,12 @@ int px_http1_idle(const px_http1_t *p) { return p->st == ST_IDLE && !p->pending_
 /* One header line, refusing anything that could split the head. */
 static int put_header(px_buf_t *out, const char *name, size_t nlen, const char *value, size_t vlen)
 {
-    size_t i;
     int rc;
     if (!is_token(name, nlen))
         return PX_EINVAL;
-    for (i = 0; i < vlen; i++)
-        if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
-            return PX_EINVAL;
+    /* memchr is vectorised: values reach 6.5 KB (signature fields) */
+    if (vlen && (memchr(value, '\r', vlen) || memchr(value, '\n', vlen) || memchr(value, '\0', vlen)))
+        return PX_EINVAL;
     if ((rc = px_buf_append(out, name, nlen)) || (rc = px_buf_append(out, ": ", 2)) ||
         (rc = px_buf_append(out, value, vlen)) || (rc = px_buf_append(out, "\r\n", 2)))
         return rc;

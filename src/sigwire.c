@@ -185,17 +185,18 @@ static int parse_bare(sfp_t *x, sf_bare_t *b)
         return 0;
     }
     if (c == ':') {
+        const char *end;
+        int bad = 0;
         b->type = SF_BYTES;
         b->s = ++x->p;
-        while ((c = peek(x)) >= 0 && c != ':') {
-            if (b64_val(c) < 0 && c != '=')
-                return fail(x->err, x->errlen, "invalid character in byte sequence");
-            x->p++;
-        }
-        if (c != ':')
+        if (!(end = memchr(x->p, ':', (size_t)(x->end - x->p))))
             return fail(x->err, x->errlen, "unterminated byte sequence");
-        b->len = (size_t)(x->p - b->s);
-        x->p++;
+        for (const char *q = x->p; q < end; q++)      /* 6.2 KB for ML-DSA: no branches */
+            bad |= (b64_table[(unsigned char)*q] == 0) & (*q != '=');
+        if (bad)
+            return fail(x->err, x->errlen, "invalid character in byte sequence");
+        b->len = (size_t)(end - b->s);
+        x->p = end + 1;
         return 0;
     }
     if (c == '?') {
@@ -682,14 +683,16 @@ static int comp_is(const px_sig_comp_t *c, const char *s)
     return c->len == strlen(s) && !memcmp(c->name, s, c->len);
 }
 
+/* No early exit: covered values are mostly clean, and a branch-free
+ * reduction over a 6.5 KB signature field vectorises. */
 static int has_ctl(const char *s, size_t n)
 {
+    unsigned bad = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return 1;
+        bad |= ((c < 0x20) & (c != '\t')) | (c == 0x7f);
     }
-    return 0;
+    return bad != 0;
 }
 
 /* The value of a derived component from the request or response m. */

@@ -517,6 +517,49 @@ static void test_malformed(void **state)
     free(good);
 }
 
+/* A covered field value with a control character (other than HTAB) never
+ * enters a signature base, wherever it sits in a long value. */
+static void test_base_control_chars(void **state)
+{
+    static uint8_t zero[PX_SIG_MLDSA_LEN];
+    char *z1 = b64(zero, PX_SIG_ECDSA_LEN), *z2 = b64(zero, PX_SIG_MLDSA_LEN), *field, detail[200];
+    char *val = malloc(7001);
+    struct { size_t at; char c; px_sig_result_t want; } cases[] = {
+        { 0, '\t', PX_SIG_OK }, { 0, 'a', PX_SIG_OK }, { 0, '\x01', PX_SIG_MALFORMED },
+        { 3, '\x7f', PX_SIG_MALFORMED }, { 6998, '\x1f', PX_SIG_MALFORMED },
+        { 6999, '\x7f', PX_SIG_MALFORMED }, { 4000, '\x80', PX_SIG_OK },
+    };
+    (void)state;
+    assert_non_null(val);
+    assert_non_null(field = malloc(16384));
+    snprintf(field, 16384, "sig1=(\"x-meta\");created=1;expires=2;nonce=\"bWFsZm9ybWVkdGVzdG5vbmNl\";"
+             "keyid=\"client-a\";alg=\"%s\";sig=:%s:;pq=:%s:", PX_SIG_ALG_HYBRID, z1, z2);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fx_hdrs_t hs;
+        px_sig_msg_t m;
+        px_buf_t base;
+        memset(val, 'v', 7000);
+        val[7000] = '\0';
+        val[cases[i].at] = cases[i].c;
+        req_with(&hs, &m, NULL);
+        fx_hdr_add(&hs, "X-Meta", val);
+        fx_request(&m, &hs);
+        px_buf_init(&base, 0);
+        detail[0] = '\0';
+        px_sig_result_t r = px_sig_base_for(&m, field, strlen(field), &base, detail, sizeof detail);
+        if (r != cases[i].want)
+            fail_msg("case %zu: %s (%s)", i, px_sig_result_name(r), detail);
+        if (r != PX_SIG_OK)
+            assert_non_null(strstr(detail, "control characters"));
+        px_buf_free(&base);
+        fx_hdrs_free(&hs);
+    }
+    free(val);
+    free(field);
+    free(z1);
+    free(z2);
+}
+
 static void test_pair_malformed(void **state)
 {
     fx_hdrs_t hs = { 0 };
@@ -921,6 +964,7 @@ int main(void)
         cmocka_unit_test(test_sign_request_api),
         cmocka_unit_test(test_missing),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_base_control_chars),
         cmocka_unit_test(test_pair_malformed),
         cmocka_unit_test(test_unknown_keyid),
         cmocka_unit_test(test_time_window),
