@@ -90,7 +90,7 @@ static const char *const expected_ops[] = {
     "mlkem1024/keygen", "mlkem1024/encaps", "mlkem1024/decaps",
     "mldsa44/keygen", "mldsa44/sign", "mldsa44/verify",
     "mldsa65/keygen", "mldsa65/sign", "mldsa65/verify",
-    "mldsa87/keygen", "mldsa87/sign", "mldsa87/verify",
+    "mldsa87/keygen", "mldsa87/sign", "mldsa87/verify", "mldsa87/verify-fresh-key",
     "x25519mlkem768/client-keygen", "x25519mlkem768/server-encaps-x25519",
     "x25519mlkem768/client-decaps-x25519",
     "ecdsa-p384+mldsa87/dual-sign", "ecdsa-p384+mldsa87/dual-verify",
