@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "sig_fixture.h"
+#include "sigflow.h"
 #include "sigwire.h"
 
 static px_sig_keyring_t *ring;
@@ -560,6 +561,21 @@ static void test_base_control_chars(void **state)
     free(z2);
 }
 
+/* The crypto pool follows a Kubernetes CPU limit, not the node's cores. */
+static void test_cpu_quota(void **state)
+{
+    (void)state;
+    assert_int_equal(px_cpu_quota_parse("200000 100000\n"), 2);
+    assert_int_equal(px_cpu_quota_parse("150000 100000"), 2);      /* 1.5 CPUs: rounded up */
+    assert_int_equal(px_cpu_quota_parse("50000 100000"), 1);
+    assert_int_equal(px_cpu_quota_parse("max 100000\n"), 0);       /* no limit */
+    assert_int_equal(px_cpu_quota_parse(""), 0);
+    assert_int_equal(px_cpu_quota_parse("100000 0"), 0);
+    assert_int_equal(px_cpu_quota_parse(NULL), 0);
+    assert_true(px_cpu_count() >= 1);
+    assert_true(px_cpu_count() <= uv_available_parallelism());
+}
+
 static void test_pair_malformed(void **state)
 {
     fx_hdrs_t hs = { 0 };
@@ -965,6 +981,7 @@ int main(void)
         cmocka_unit_test(test_missing),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_base_control_chars),
+        cmocka_unit_test(test_cpu_quota),
         cmocka_unit_test(test_pair_malformed),
         cmocka_unit_test(test_unknown_keyid),
         cmocka_unit_test(test_time_window),
