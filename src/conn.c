@@ -75,6 +75,8 @@ struct px_conn {
     px_conn_env_t *env;
     uv_tcp_t tcp;
     uv_timer_t timer;
+    uint64_t deadline;           /* loop ms when tkind expires; 0: none (see arm) */
+    uint64_t timer_due;          /* loop ms the libuv timer fires at, while active */
     uv_write_t wreq;
     uv_shutdown_t sreq;
     int open_handles;
@@ -121,6 +123,10 @@ static double ms_since(uint64_t t0, uint64_t t1)
 
 static void timer_cb(uv_timer_t *t);
 
+/* Lazy: arm() records the deadline and restarts the libuv timer only when
+ * it would fire too late; a timer that fires early re-arms for the rest.
+ * A busy keep-alive connection moves its deadline on every request, and
+ * this way that costs no timer-heap work (nginx and HAProxy do the same). */
 static void arm(px_conn_t *c, tkind_t kind)
 {
     const px_timeouts_config_t *to = &cfg_of(c)->timeouts;
@@ -135,10 +141,15 @@ static void arm(px_conn_t *c, tkind_t kind)
     case T_LINGER:    ms = LINGER_MS; break;
     case T_NONE:      break;
     }
-    if (ms)
+    if (!ms) {
+        c->deadline = 0;        /* a running timer finds nothing to do and stops */
+        return;
+    }
+    c->deadline = uv_now(c->env->loop) + ms;
+    if (!uv_is_active((uv_handle_t *)&c->timer) || c->timer_due > c->deadline) {
         uv_timer_start(&c->timer, timer_cb, ms, 0);
-    else
-        uv_timer_stop(&c->timer);
+        c->timer_due = c->deadline;
+    }
 }
 
 static void to_keepalive(px_conn_t *c);
@@ -146,7 +157,16 @@ static void to_keepalive(px_conn_t *c);
 static void timer_cb(uv_timer_t *t)
 {
     px_conn_t *c = t->data;
+    uint64_t now = uv_now(c->env->loop);
     char detail[96];
+    if (!c->deadline)
+        return;
+    if (now < c->deadline) {    /* moved later since the timer was started */
+        uv_timer_start(&c->timer, timer_cb, c->deadline - now, 0);
+        c->timer_due = c->deadline;
+        return;
+    }
+    c->deadline = 0;
     switch (c->tkind) {
     case T_HANDSHAKE:
         px_m_inc(&c->env->m->hs_fail[PX_HS_TIMEOUT]);
