@@ -127,11 +127,11 @@ static int next_elem(const char **s, const char *end, const char **el, size_t *l
     return 1;
 }
 
-/* RFC 9110 tchar. */
+/* RFC 9110 tchar; letters, digits and '-' (nearly every name byte) first. */
 static int is_tchar(int c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
+    return ((c | 32) >= 'a' && (c | 32) <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           (c && strchr("!#$%&'*+.^_`|~", c));
 }
 
 /* Characters allowed in a Host / authority: reg-name, IP literal, port. */
@@ -948,20 +948,83 @@ int px_http1_idle(const px_http1_t *p) { return p->st == ST_IDLE && !p->pending_
 
 /* --- rewriting --------------------------------------------------------------- */
 
+/* n bytes of a equal the lowercase literal lit, ignoring case. */
+static int lit_eq(const char *a, const char *lit, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (lower((unsigned char)a[i]) != lit[i])
+            return 0;
+    return 1;
+}
+
+/* What the rewriters need to know about a header name, found with one
+ * switch on its length and, for the few lengths that matter, a comparison
+ * that usually stops at the first byte: the per-header cost of a head
+ * rewrite, which asked up to a dozen strlen-and-compare questions each. */
+enum {
+    HN_HOP = 1,         /* hop-by-hop by name (RFC 9110 7.6.1) */
+    HN_CONN = 2,        /* Connection */
+    HN_HOST = 4,
+    HN_CL = 8,          /* Content-Length */
+    HN_XFF = 16,        /* X-Forwarded-For */
+    HN_FWD = 32,        /* X-Forwarded-* or Forwarded: the client's claims about itself */
+    HN_XFP = 64,        /* X-Forwarded-Proto */
+    HN_XFH = 128,       /* X-Forwarded-Host */
+    HN_RID = 256        /* X-Request-Id */
+};
+
+static unsigned name_class(const char *n, size_t len)
+{
+    unsigned f = len > 12 && lit_eq(n, "x-forwarded-", 12) ? HN_FWD : 0;
+    switch (len) {
+    case 2:  return lit_eq(n, "te", 2) ? HN_HOP : 0;
+    case 4:  return lit_eq(n, "host", 4) ? HN_HOST : 0;
+    case 7:  return lit_eq(n, "trailer", 7) || lit_eq(n, "upgrade", 7) ? HN_HOP : 0;
+    case 9:  return lit_eq(n, "forwarded", 9) ? HN_FWD : 0;
+    case 10: return lit_eq(n, "connection", 10) ? HN_HOP | HN_CONN : lit_eq(n, "keep-alive", 10) ? HN_HOP : 0;
+    case 12: return lit_eq(n, "x-request-id", 12) ? HN_RID : 0;
+    case 14: return lit_eq(n, "content-length", 14) ? HN_CL : f;
+    case 15: return f && lit_eq(n + 12, "for", 3) ? f | HN_XFF : f;
+    case 16: return lit_eq(n, "proxy-connection", 16) ? HN_HOP : f && lit_eq(n + 12, "host", 4) ? f | HN_XFH : f;
+    case 17: return lit_eq(n, "transfer-encoding", 17) ? HN_HOP : f && lit_eq(n + 12, "proto", 5) ? f | HN_XFP : f;
+    default: return f;
+    }
+}
+
+/* Appends the n bytes of p[0..k) in one reservation; px_buf_append's errors. */
+static int put_parts(px_buf_t *out, const char *const *p, const size_t *len, int k)
+{
+    size_t n = 0;
+    char *d;
+    int i;
+    for (i = 0; i < k; i++)
+        n += len[i];
+    if (out->max && px_buf_size(out) + n > out->max)
+        return PX_ETOOBIG;
+    if (!(d = px_buf_reserve(out, n)))
+        return PX_ENOMEM;
+    for (i = 0; i < k; i++) {
+        if (len[i])             /* p may be NULL for an empty part */
+            memcpy(d, p[i], len[i]);
+        d += len[i];
+    }
+    out->len += n;
+    return 0;
+}
+
 /* One header line, refusing anything that could split the head. */
 static int put_header(px_buf_t *out, const char *name, size_t nlen, const char *value, size_t vlen)
 {
+    const char *p[4] = { name, ": ", value, "\r\n" };
+    const size_t len[4] = { nlen, 2, vlen, 2 };
     size_t i;
-    int rc;
     if (!is_token(name, nlen))
         return PX_EINVAL;
     for (i = 0; i < vlen; i++)
         if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
             return PX_EINVAL;
-    if ((rc = px_buf_append(out, name, nlen)) || (rc = px_buf_append(out, ": ", 2)) ||
-        (rc = px_buf_append(out, value, vlen)) || (rc = px_buf_append(out, "\r\n", 2)))
-        return rc;
-    return 0;
+    return put_parts(out, p, len, 4);
 }
 
 static int put_header_z(px_buf_t *out, const char *name, const char *value)
@@ -975,25 +1038,22 @@ static int first_connection(const px_http_head_t *head)
 {
     int i;
     for (i = 0; i < head->header_count; i++)
-        if (ieq(head->headers[i].name, head->headers[i].name_len, "connection"))
+        if (head->headers[i].name_len == 10 && lit_eq(head->headers[i].name, "connection", 10))
             break;
     return i;
 }
 
-/* Whether h is hop-by-hop: listed, or named by a Connection option (RFC 9110 7.6.1). */
-static int is_hop(const px_http_head_t *head, int conn, const px_header_t *h)
+/* Whether h (of name class cls) is hop-by-hop: listed, or named by a
+ * Connection option (RFC 9110 7.6.1). */
+static int is_hop(const px_http_head_t *head, int conn, const px_header_t *h, unsigned cls)
 {
-    static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
-                                       "trailer", "transfer-encoding", "upgrade" };
-    size_t i;
-    for (i = 0; i < sizeof hop / sizeof hop[0]; i++)
-        if (ieq(h->name, h->name_len, hop[i]))
-            return 1;
+    if (cls & HN_HOP)
+        return 1;
     for (; conn < head->header_count; conn++) {
         const px_header_t *c = &head->headers[conn];
         const char *s = c->value, *el;
         size_t len;
-        if (!ieq(c->name, c->name_len, "connection"))
+        if (c->name_len != 10 || !lit_eq(c->name, "connection", 10))
             continue;
         while (next_elem(&s, c->value + c->value_len, &el, &len))
             if (iequal(el, len, h->name, h->name_len))
@@ -1057,10 +1117,10 @@ int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
     conn = first_connection(head);
     for (i = 0; i < (size_t)head->header_count; i++) {
         const px_header_t *h = &head->headers[i];
-        if (is_hop(head, conn, h) || ieq(h->name, h->name_len, "host") ||
-            ieq(h->name, h->name_len, "content-length") || dropped(opts, h))
+        unsigned cls = name_class(h->name, h->name_len);
+        if (is_hop(head, conn, h, cls) || (cls & (HN_HOST | HN_CL)) || dropped(opts, h))
             continue;
-        if (ieq(h->name, h->name_len, "x-forwarded-for")) {
+        if (cls & HN_XFF) {
             if (!trusted)
                 continue;
             if ((nxff++ && (rc = px_buf_append(&xff, ", ", 2))) ||
@@ -1068,13 +1128,13 @@ int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
                 goto fail;
             continue;
         }
-        if ((h->name_len > 12 && ieq(h->name, 12, "x-forwarded-")) || ieq(h->name, h->name_len, "forwarded")) {
+        if (cls & HN_FWD) {
             if (!trusted)
                 continue;       /* the client's claims about itself */
-            have_xfp |= ieq(h->name, h->name_len, "x-forwarded-proto");
-            have_xfh |= ieq(h->name, h->name_len, "x-forwarded-host");
+            have_xfp |= !!(cls & HN_XFP);
+            have_xfh |= !!(cls & HN_XFH);
         }
-        if (ieq(h->name, h->name_len, "x-request-id")) {
+        if (cls & HN_RID) {
             if (!trusted)
                 continue;
             have_rid = 1;
@@ -1139,7 +1199,8 @@ int px_http1_write_response_head(px_buf_t *out, const px_http_head_t *head, int 
     conn = first_connection(head);
     for (i = 0; i < head->header_count; i++) {
         const px_header_t *h = &head->headers[i];
-        if (is_hop(head, conn, h) || (!keep_cl && ieq(h->name, h->name_len, "content-length")))
+        unsigned cls = name_class(h->name, h->name_len);
+        if (is_hop(head, conn, h, cls) || (!keep_cl && (cls & HN_CL)))
             continue;
         if ((rc = put_header(out, h->name, h->name_len, h->value, h->value_len)))
             goto fail;

@@ -90,6 +90,32 @@ static void test_forwarded_untrusted(void **state)
         "X-Forwarded-Host: h\r\nX-Request-Id: rid-1\r\n\r\n");
 }
 
+/* Every name length the rewriters classify, in any case, and near misses
+ * that must be forwarded as they are. */
+static void test_name_classes(void **state)
+{
+    static const char in[] =
+        "GET / HTTP/1.1\r\nHOST: h\r\nTf: 1\r\nte: trailers\r\nHosts: 1\r\nUPGRADE: x\r\nTrailers: 1\r\n"
+        "FORWARDED: for=1\r\nForwardex: 1\r\nKEEP-ALIVE: 5\r\nKeep-Alivx: 1\r\nConnectiox: 1\r\n"
+        "X-Forwarded-: 1\r\nX-REQUEST-ID: c\r\nX-Request-Ix: 1\r\nX-Forwarded-X: 1\r\n"
+        "x-forwarded-ab: 1\r\nContent-Lengtx: 1\r\nX-FORWARDED-SSL: on\r\nx-forwarded-fox: 1\r\n"
+        "PROXY-CONNECTION: x\r\nProxy-Connectiox: 1\r\nX-Forwarded-Hosx: a\r\nTRANSFER-ENCODINX: 1\r\n"
+        "X-FORWARDED-PROTO: http\r\nX-Forwarded-Protx: 1\r\nX-FORWARDED-FOR: 9.9.9.9\r\n\r\n";
+    (void)state;
+    assert_string_equal(req_out(in, &opts_untrusted),
+        "GET / HTTP/1.1\r\nHost: h\r\nTf: 1\r\nHosts: 1\r\nTrailers: 1\r\nForwardex: 1\r\nKeep-Alivx: 1\r\n"
+        "Connectiox: 1\r\nX-Forwarded-: 1\r\nX-Request-Ix: 1\r\nContent-Lengtx: 1\r\nProxy-Connectiox: 1\r\n"
+        "TRANSFER-ENCODINX: 1\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\n"
+        "X-Forwarded-Host: h\r\nX-Request-Id: rid-1\r\n\r\n");
+    assert_string_equal(req_out(in, &opts_trusted),
+        "GET / HTTP/1.1\r\nHost: h\r\nTf: 1\r\nHosts: 1\r\nTrailers: 1\r\nFORWARDED: for=1\r\nForwardex: 1\r\n"
+        "Keep-Alivx: 1\r\nConnectiox: 1\r\nX-Forwarded-: 1\r\nX-REQUEST-ID: c\r\nX-Request-Ix: 1\r\n"
+        "X-Forwarded-X: 1\r\nx-forwarded-ab: 1\r\nContent-Lengtx: 1\r\nX-FORWARDED-SSL: on\r\n"
+        "x-forwarded-fox: 1\r\nProxy-Connectiox: 1\r\nX-Forwarded-Hosx: a\r\nTRANSFER-ENCODINX: 1\r\n"
+        "X-FORWARDED-PROTO: http\r\nX-Forwarded-Protx: 1\r\nX-Forwarded-For: 9.9.9.9, 10.0.0.1\r\n"
+        "X-Forwarded-Host: h\r\n\r\n");
+}
+
 static void test_forwarded_trusted(void **state)
 {
     /* incoming values kept (several X-Forwarded-For joined), ours appended */
@@ -350,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_drop_list),
         cmocka_unit_test(test_forwarded_untrusted),
         cmocka_unit_test(test_forwarded_trusted),
+        cmocka_unit_test(test_name_classes),
         cmocka_unit_test(test_request_framing),
         cmocka_unit_test(test_extra_and_injection),
         cmocka_unit_test(test_response_heads),
