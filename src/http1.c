@@ -127,13 +127,6 @@ static int next_elem(const char **s, const char *end, const char **el, size_t *l
     return 1;
 }
 
-/* RFC 9110 tchar; letters, digits and '-' (nearly every name byte) first. */
-static int is_tchar(int c)
-{
-    return ((c | 32) >= 'a' && (c | 32) <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           (c && strchr("!#$%&'*+.^_`|~", c));
-}
-
 /* Characters allowed in a Host / authority: reg-name, IP literal, port. */
 static int is_hostchar(int c)
 {
@@ -141,12 +134,18 @@ static int is_hostchar(int c)
            (c && strchr("-._~!$&'()*+,;=:[]%", c));
 }
 
+/* RFC 9110 tchar as a bitmap, bit c for byte c: digits, letters and
+ * !#$%&'*+-.^_`|~ (test_http1_rewrite tries all 256 bytes). */
+static const uint32_t tchar_map[8] = { 0x00000000, 0x03ff6cfa, 0xc7fffffe, 0x57ffffff };
+
 static int is_token(const char *s, size_t len)
 {
     size_t i;
-    for (i = 0; i < len; i++)
-        if (!is_tchar((unsigned char)s[i]))
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!(tchar_map[c >> 5] >> (c & 31) & 1))
             return 0;
+    }
     return len > 0;
 }
 
@@ -1013,17 +1012,31 @@ static int put_parts(px_buf_t *out, const char *const *p, const size_t *len, int
     return 0;
 }
 
+/* Whether v has a CR, LF or NUL. Eight bytes at a time while none is
+ * below 0x0E (the usual case), then byte by byte. */
+static int has_line_break(const char *v, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, v + i, 8);
+        if ((w - 0x0E * ones) & ~w & highs)
+            break;
+    }
+    for (; i < n; i++)
+        if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
+            return 1;
+    return 0;
+}
+
 /* One header line, refusing anything that could split the head. */
 static int put_header(px_buf_t *out, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     const char *p[4] = { name, ": ", value, "\r\n" };
     const size_t len[4] = { nlen, 2, vlen, 2 };
-    size_t i;
-    if (!is_token(name, nlen))
+    if (!is_token(name, nlen) || has_line_break(value, vlen))
         return PX_EINVAL;
-    for (i = 0; i < vlen; i++)
-        if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
-            return PX_EINVAL;
     return put_parts(out, p, len, 4);
 }
 
@@ -1079,9 +1092,21 @@ static int put_extra(px_buf_t *out, const px_header_t *extra, int n)
     return 0;
 }
 
+/* Decimal digits of n at the end of buf[20]; returns where they start. */
+static char *u64_dec(char *end, uint64_t n)
+{
+    do
+        *--end = (char)('0' + n % 10);
+    while (n /= 10);
+    return end;
+}
+
 static int put_length(px_buf_t *out, uint64_t n)
 {
-    return px_buf_printf(out, "Content-Length: %llu\r\n", (unsigned long long)n);
+    char digits[20], *d = u64_dec(digits + sizeof digits, n);
+    const char *p[3] = { "Content-Length: ", d, "\r\n" };
+    const size_t len[3] = { 16, (size_t)(digits + sizeof digits - d), 2 };
+    return put_parts(out, p, len, 3);
 }
 
 /* Undoes a partial write so a failure leaves out as it was. */
@@ -1193,9 +1218,14 @@ int px_http1_write_response_head(px_buf_t *out, const px_http_head_t *head, int 
         (head->reason_len && (memchr(head->reason, '\r', head->reason_len) ||
                               memchr(head->reason, '\n', head->reason_len))))
         return PX_EINVAL;
-    if ((rc = px_buf_printf(out, "HTTP/1.1 %d ", head->status)) ||
-        (rc = px_buf_append(out, head->reason, head->reason_len)) || (rc = px_buf_append(out, "\r\n", 2)))
-        goto fail;
+    {
+        char code[3] = { (char)('0' + head->status / 100), (char)('0' + head->status / 10 % 10),
+                         (char)('0' + head->status % 10) };     /* 100..999, checked above */
+        const char *p[5] = { "HTTP/1.1 ", code, " ", head->reason, "\r\n" };
+        const size_t len[5] = { 9, 3, 1, head->reason_len, 2 };
+        if ((rc = put_parts(out, p, len, 5)))
+            goto fail;
+    }
     conn = first_connection(head);
     for (i = 0; i < head->header_count; i++) {
         const px_header_t *h = &head->headers[i];

@@ -116,6 +116,58 @@ static void test_name_classes(void **state)
         "X-Forwarded-Host: h\r\n\r\n");
 }
 
+/* A header name byte is accepted exactly when it is an RFC 9110 tchar. */
+static void test_name_bytes(void **state)
+{
+    px_http1_t *p = head_of(0, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    px_buf_t b;
+    int c, chunked;
+    (void)state;
+    px_buf_init(&b, 0);
+    for (c = 0; c < 256; c++) {
+        char name[3] = { 'X', (char)c, 'y' };
+        px_header_t extra = { name, 3, "v", 1 };
+        int tchar = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c && strchr("!#$%&'*+-.^_`|~", c));
+        int rc = px_http1_write_response_head(&b, px_http1_head(p), 1, 1, &extra, 1, &chunked);
+        if (tchar ? rc != 0 : rc == 0)
+            fail_msg("name byte 0x%02x: rc %d", c, rc);
+        px_buf_reset(&b);
+    }
+    px_buf_free(&b);
+    px_http1_free(p);
+}
+
+/* A value is refused for a CR, LF or NUL at any position (values are
+ * scanned eight bytes at a time), and for nothing else. */
+static void test_value_bytes(void **state)
+{
+    static const unsigned char bad[] = { '\r', '\n', 0 }, fine[] = { '\t', 0x0b, 0x0c, 0x0e, 0x7f, 0x80, 0xff };
+    px_http1_t *p = head_of(0, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    px_buf_t b;
+    char v[24];
+    size_t len, pos, k;
+    int chunked;
+    (void)state;
+    px_buf_init(&b, 0);
+    for (len = 1; len <= sizeof v; len++) {
+        for (pos = 0; pos < len; pos++) {
+            for (k = 0; k < sizeof bad + sizeof fine; k++) {
+                int is_bad = k < sizeof bad, rc;
+                px_header_t extra = { "X-V", 3, v, len };
+                memset(v, 'a', sizeof v);
+                v[pos] = (char)(is_bad ? bad[k] : fine[k - sizeof bad]);
+                rc = px_http1_write_response_head(&b, px_http1_head(p), 1, 1, &extra, 1, &chunked);
+                if (is_bad ? rc == 0 : rc != 0)
+                    fail_msg("len %zu, byte 0x%02x at %zu: rc %d", len, (unsigned char)v[pos], pos, rc);
+                px_buf_reset(&b);
+            }
+        }
+    }
+    px_buf_free(&b);
+    px_http1_free(p);
+}
+
 static void test_forwarded_trusted(void **state)
 {
     /* incoming values kept (several X-Forwarded-For joined), ours appended */
@@ -377,6 +429,8 @@ int main(void)
         cmocka_unit_test(test_forwarded_untrusted),
         cmocka_unit_test(test_forwarded_trusted),
         cmocka_unit_test(test_name_classes),
+        cmocka_unit_test(test_name_bytes),
+        cmocka_unit_test(test_value_bytes),
         cmocka_unit_test(test_request_framing),
         cmocka_unit_test(test_extra_and_injection),
         cmocka_unit_test(test_response_heads),
