@@ -53,7 +53,10 @@ typedef struct {
     int client_minor;
     const char *error;
     char method[16];
-    char path[512];
+    /* the request target, for the access log: it points into the request
+     * head, which stays put until the next head (after this exchange) */
+    const char *target;
+    size_t target_len;
     char request_id[128];        /* ours, or the client's when trusted (truncated to fit) */
     /* signatures (docs/signatures.md) */
     px_sigctx_t *sig;            /* the generation's context, held for the exchange */
@@ -520,6 +523,16 @@ static int decrypt_input(px_conn_t *c)
 
 /* --- access log and counters ------------------------------------------------------ */
 
+/* Copies n bytes of s into a cap-byte field, truncated, NUL-terminated. */
+static void copy_field(char *dst, size_t cap, const char *s, size_t n)
+{
+    if (n >= cap)
+        n = cap - 1;
+    if (n)                      /* s may be NULL when empty */
+        memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
 static void log_exchange(px_conn_t *c)
 {
     exch_t *x = &c->x;
@@ -539,6 +552,7 @@ static void log_exchange(px_conn_t *c)
     if (px_access_log_enabled()) {
         px_tls_info_t ti;
         px_access_t a;
+        char path[512];
         px_tls_get_info(c->tls, &ti);
         memset(&a, 0, sizeof a);
         a.client = c->client_addr;
@@ -547,7 +561,8 @@ static void log_exchange(px_conn_t *c)
         a.group = ti.group;
         a.cipher = ti.cipher;
         a.method = x->method[0] ? x->method : "-";
-        a.path = x->path[0] ? x->path : "-";
+        copy_field(path, sizeof path, x->target, x->target_len);
+        a.path = path[0] ? path : "-";
         a.status = x->status;
         a.bytes_in = x->req_bytes;
         a.bytes_out = x->resp_bytes;
@@ -1009,14 +1024,20 @@ static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
 
 /* --- the client side: requests ----------------------------------------------------- */
 
-static void make_request_id(px_conn_t *c, char *out, size_t cap)
+/* 16 hex digits of xorshift64*: formatted by hand, it is on every request. */
+static void make_request_id(px_conn_t *c, char out[17])
 {
+    static const char hex[] = "0123456789abcdef";
     uint64_t x = c->env->rng;
+    int i;
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
     c->env->rng = x;
-    snprintf(out, cap, "%016llx", (unsigned long long)(x * 0x2545F4914F6CDD1DULL));
+    x *= 0x2545F4914F6CDD1DULL;
+    for (i = 15; i >= 0; i--, x >>= 4)
+        out[i] = hex[x & 15];
+    out[16] = '\0';
 }
 
 static int method_is(const px_http_head_t *h, const char *m)
@@ -1156,14 +1177,15 @@ static void start_exchange(px_conn_t *c)
     c->state = C_REQUEST;
     c->requests++;
     x->t_start = uv_hrtime();
-    snprintf(x->method, sizeof x->method, "%.*s", (int)h->method_len, h->method);
-    snprintf(x->path, sizeof x->path, "%.*s", (int)h->target_len, h->target);
-    make_request_id(c, x->request_id, sizeof x->request_id);
+    copy_field(x->method, sizeof x->method, h->method, h->method_len);
+    x->target = h->target;
+    x->target_len = h->target_len;
+    make_request_id(c, x->request_id);
     if (cfg->http.trust_forwarded) {
         /* http1 then forwards the client's X-Request-Id: log that one. */
         const px_header_t *rid = px_http_head_get(h, "x-request-id");
         if (rid)
-            snprintf(x->request_id, sizeof x->request_id, "%.*s", (int)rid->value_len, rid->value);
+            copy_field(x->request_id, sizeof x->request_id, rid->value, rid->value_len);
     }
     x->client_minor = h->http_minor;
     x->is_head = method_is(h, "HEAD");
