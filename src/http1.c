@@ -97,9 +97,22 @@ static int iequal(const char *a, size_t alen, const char *b, size_t blen)
     return 1;
 }
 
-static int ieq(const char *a, size_t alen, const char *lit)
+/* n bytes of a equal the lowercase literal lit, ignoring case. */
+static int lit_eq(const char *a, const char *lit, size_t n)
 {
-    return iequal(a, alen, lit, strlen(lit));
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (lower((unsigned char)a[i]) != lit[i])
+            return 0;
+    return 1;
+}
+
+/* a equals the lowercase string lit, ignoring case. Inlined, the strlen of
+ * a literal is folded: these run for most header fields. */
+static inline int ieq(const char *a, size_t alen, const char *lit)
+{
+    size_t n = strlen(lit);
+    return alen == n && lit_eq(a, lit, n);
 }
 
 static void trim(const char **s, size_t *len)
@@ -947,16 +960,6 @@ int px_http1_idle(const px_http1_t *p) { return p->st == ST_IDLE && !p->pending_
 
 /* --- rewriting --------------------------------------------------------------- */
 
-/* n bytes of a equal the lowercase literal lit, ignoring case. */
-static int lit_eq(const char *a, const char *lit, size_t n)
-{
-    size_t i;
-    for (i = 0; i < n; i++)
-        if (lower((unsigned char)a[i]) != lit[i])
-            return 0;
-    return 1;
-}
-
 /* What the rewriters need to know about a header name, found with one
  * switch on its length and, for the few lengths that matter, a comparison
  * that usually stops at the first byte: the per-header cost of a head
@@ -991,18 +994,24 @@ static unsigned name_class(const char *n, size_t len)
     }
 }
 
-/* Appends the n bytes of p[0..k) in one reservation; px_buf_append's errors. */
+/* Room for n more bytes in out, with px_buf_append's errors. */
+static int room(px_buf_t *out, size_t n, char **d)
+{
+    if (out->max && px_buf_size(out) + n > out->max)
+        return PX_ETOOBIG;
+    return (*d = px_buf_reserve(out, n)) ? 0 : PX_ENOMEM;
+}
+
+/* Appends p[0..k) with one reservation. */
 static int put_parts(px_buf_t *out, const char *const *p, const size_t *len, int k)
 {
     size_t n = 0;
     char *d;
-    int i;
+    int i, rc;
     for (i = 0; i < k; i++)
         n += len[i];
-    if (out->max && px_buf_size(out) + n > out->max)
-        return PX_ETOOBIG;
-    if (!(d = px_buf_reserve(out, n)))
-        return PX_ENOMEM;
+    if ((rc = room(out, n, &d)))
+        return rc;
     for (i = 0; i < k; i++) {
         if (len[i])             /* p may be NULL for an empty part */
             memcpy(d, p[i], len[i]);
@@ -1033,11 +1042,23 @@ static int has_line_break(const char *v, size_t n)
 /* One header line, refusing anything that could split the head. */
 static int put_header(px_buf_t *out, const char *name, size_t nlen, const char *value, size_t vlen)
 {
-    const char *p[4] = { name, ": ", value, "\r\n" };
-    const size_t len[4] = { nlen, 2, vlen, 2 };
+    char *d;
+    int rc;
     if (!is_token(name, nlen) || has_line_break(value, vlen))
         return PX_EINVAL;
-    return put_parts(out, p, len, 4);
+    if ((rc = room(out, nlen + vlen + 4, &d)))
+        return rc;
+    memcpy(d, name, nlen);
+    d += nlen;
+    *d++ = ':';
+    *d++ = ' ';
+    if (vlen)
+        memcpy(d, value, vlen);
+    d += vlen;
+    *d++ = '\r';
+    *d = '\n';
+    out->len += nlen + vlen + 4;
+    return 0;
 }
 
 static int put_header_z(px_buf_t *out, const char *name, const char *value)
@@ -1045,28 +1066,61 @@ static int put_header_z(px_buf_t *out, const char *name, const char *value)
     return put_header(out, name, strlen(name), value, strlen(value));
 }
 
-/* The first Connection header, or header_count: most heads have none, and
- * then dropping Connection-named headers costs nothing per header. */
-static int first_connection(const px_http_head_t *head)
+/* The options of a head's Connection headers, gathered once per rewrite:
+ * each names one more hop-by-hop header (RFC 9110 7.6.1). Past CONN_OPTS
+ * of them (never seen in practice) is_hop scans the head again. */
+#define CONN_OPTS 8
+typedef struct {
+    const char *name[CONN_OPTS];
+    size_t len[CONN_OPTS];
+    int n, more;
+} conn_opts_t;
+
+static int is_connection(const px_header_t *h)
+{
+    return h->name_len == 10 && lit_eq(h->name, "connection", 10);
+}
+
+static void conn_opts(const px_http_head_t *head, conn_opts_t *o)
 {
     int i;
-    for (i = 0; i < head->header_count; i++)
-        if (head->headers[i].name_len == 10 && lit_eq(head->headers[i].name, "connection", 10))
-            break;
-    return i;
+    o->n = o->more = 0;
+    for (i = 0; i < head->header_count; i++) {
+        const px_header_t *c = &head->headers[i];
+        const char *s = c->value, *el;
+        size_t len;
+        if (!is_connection(c))
+            continue;
+        while (next_elem(&s, c->value + c->value_len, &el, &len)) {
+            if (!len)
+                continue;       /* names no header */
+            if (o->n == CONN_OPTS) {
+                o->more = 1;
+                return;
+            }
+            o->name[o->n] = el;
+            o->len[o->n++] = len;
+        }
+    }
 }
 
 /* Whether h (of name class cls) is hop-by-hop: listed, or named by a
- * Connection option (RFC 9110 7.6.1). */
-static int is_hop(const px_http_head_t *head, int conn, const px_header_t *h, unsigned cls)
+ * Connection option. */
+static int is_hop(const px_http_head_t *head, const conn_opts_t *o, const px_header_t *h, unsigned cls)
 {
+    int i;
     if (cls & HN_HOP)
         return 1;
-    for (; conn < head->header_count; conn++) {
-        const px_header_t *c = &head->headers[conn];
+    for (i = 0; i < o->n; i++)
+        if (iequal(o->name[i], o->len[i], h->name, h->name_len))
+            return 1;
+    if (!o->more)
+        return 0;
+    for (i = 0; i < head->header_count; i++) {
+        const px_header_t *c = &head->headers[i];
         const char *s = c->value, *el;
         size_t len;
-        if (c->name_len != 10 || !lit_eq(c->name, "connection", 10))
+        if (!is_connection(c))
             continue;
         while (next_elem(&s, c->value + c->value_len, &el, &len))
             if (iequal(el, len, h->name, h->name_len))
@@ -1121,8 +1175,9 @@ int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
 {
     static const px_fwd_opts_t none;
     size_t mark = px_buf_size(out), i;
-    int rc, trusted, conn, have_xfp = 0, have_xfh = 0, have_rid = 0, nxff = 0;
+    int rc, trusted, have_xfp = 0, have_xfh = 0, have_rid = 0, nxff = 0;
     px_buf_t xff;
+    conn_opts_t conn;
 
     if (!opts)
         opts = &none;
@@ -1139,11 +1194,11 @@ int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
         (rc = put_header(out, "Host", 4, head->host ? head->host : "", head->host_len)))
         goto fail;
 
-    conn = first_connection(head);
+    conn_opts(head, &conn);
     for (i = 0; i < (size_t)head->header_count; i++) {
         const px_header_t *h = &head->headers[i];
         unsigned cls = name_class(h->name, h->name_len);
-        if (is_hop(head, conn, h, cls) || (cls & (HN_HOST | HN_CL)) || dropped(opts, h))
+        if (is_hop(head, &conn, h, cls) || (cls & (HN_HOST | HN_CL)) || dropped(opts, h))
             continue;
         if (cls & HN_XFF) {
             if (!trusted)
@@ -1168,14 +1223,15 @@ int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
             goto fail;
     }
 
-    if (opts->client_ip) {
-        if ((nxff && (rc = px_buf_append(&xff, ", ", 2))) ||
-            (rc = px_buf_append(&xff, opts->client_ip, strlen(opts->client_ip))))
+    if (nxff) {                 /* the incoming ones (trusted), then ours */
+        if (opts->client_ip && ((rc = px_buf_append(&xff, ", ", 2)) ||
+                                (rc = px_buf_append(&xff, opts->client_ip, strlen(opts->client_ip)))))
             goto fail;
-        nxff++;
+        if ((rc = put_header(out, "X-Forwarded-For", 15, px_buf_ptr(&xff), px_buf_size(&xff))))
+            goto fail;
+    } else if (opts->client_ip && (rc = put_header_z(out, "X-Forwarded-For", opts->client_ip))) {
+        goto fail;              /* the usual case: nothing to join, no buffer */
     }
-    if (nxff && (rc = put_header(out, "X-Forwarded-For", 15, px_buf_ptr(&xff), px_buf_size(&xff))))
-        goto fail;
     if (!have_xfp && opts->proto && (rc = put_header_z(out, "X-Forwarded-Proto", opts->proto)))
         goto fail;
     if (!have_xfh && head->host_len &&
@@ -1209,7 +1265,8 @@ int px_http1_write_response_head(px_buf_t *out, const px_http_head_t *head, int 
                                  int *chunked_out)
 {
     size_t mark = px_buf_size(out);
-    int i, rc, chunked = 0, interim = head->status < 200, conn;
+    int i, rc, chunked = 0, interim = head->status < 200;
+    conn_opts_t conn;
     /* no body, but not 204: a HEAD response or 304 keeps the representation's length */
     int keep_cl = head->body == PX_BODY_NONE && head->status >= 200 && head->status != 204;
 
@@ -1226,11 +1283,11 @@ int px_http1_write_response_head(px_buf_t *out, const px_http_head_t *head, int 
         if ((rc = put_parts(out, p, len, 5)))
             goto fail;
     }
-    conn = first_connection(head);
+    conn_opts(head, &conn);
     for (i = 0; i < head->header_count; i++) {
         const px_header_t *h = &head->headers[i];
         unsigned cls = name_class(h->name, h->name_len);
-        if (is_hop(head, conn, h, cls) || (!keep_cl && (cls & HN_CL)))
+        if (is_hop(head, &conn, h, cls) || (!keep_cl && (cls & HN_CL)))
             continue;
         if ((rc = put_header(out, h->name, h->name_len, h->value, h->value_len)))
             goto fail;

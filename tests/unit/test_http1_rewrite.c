@@ -79,6 +79,23 @@ static void test_drop_list(void **state)
         "X-Request-Id: rid-1\r\nX-Verified-Keyid: client-a\r\n\r\n");
 }
 
+/* More Connection options than is_hop gathers up front, over two headers. */
+static void test_hop_many_connection_options(void **state)
+{
+    int chunked;
+    (void)state;
+    assert_string_equal(
+        req_out("GET /p HTTP/1.1\r\nHost: h\r\nA1: 1\r\nConnection: a1, a2,, a3, a4, a5, a6\r\nA9: 9\r\n"
+                "A2: 2\r\nX-Keep: k\r\nconnection: A7,a8 , a9,a10\r\nA10: 10\r\nA8: 8\r\nA11: 11\r\n\r\n",
+                &opts_untrusted),
+        "GET /p HTTP/1.1\r\nHost: h\r\nX-Keep: k\r\nA11: 11\r\nX-Forwarded-For: 10.0.0.1\r\n"
+        "X-Forwarded-Proto: https\r\nX-Forwarded-Host: h\r\nX-Request-Id: rid-1\r\n\r\n");
+    assert_string_equal(
+        resp_out("HTTP/1.1 200 OK\r\nConnection: a1, a2, a3, a4, a5, a6, a7, a8, a9\r\nA9: 9\r\n"
+                 "A1: 1\r\nX-Keep: k\r\nContent-Length: 0\r\n\r\n", 1, 1, NULL, 0, &chunked),
+        "HTTP/1.1 200 OK\r\nX-Keep: k\r\nContent-Length: 0\r\n\r\n");
+}
+
 static void test_forwarded_untrusted(void **state)
 {
     assert_string_equal(
@@ -426,6 +443,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hop_by_hop),
         cmocka_unit_test(test_drop_list),
+        cmocka_unit_test(test_hop_many_connection_options),
         cmocka_unit_test(test_forwarded_untrusted),
         cmocka_unit_test(test_forwarded_trusted),
         cmocka_unit_test(test_name_classes),
