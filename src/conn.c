@@ -209,7 +209,7 @@ static void exch_reset(px_conn_t *c)
     if (x->up)
         px_uplink_release(x->up, 0);
     px_buf_reset(&up_out);
-    px_buf_free(&replay);
+    px_buf_reset(&replay);      /* kept for the next request; compact() frees both */
     px_sigctx_unref(x->sig);
     free(x->digest);
     px_sig_response_free(x->rsig);
