@@ -147,18 +147,25 @@ static int is_hostchar(int c)
            (c && strchr("-._~!$&'()*+,;=:[]%", c));
 }
 
-/* RFC 9110 tchar as a bitmap, bit c for byte c: digits, letters and
- * !#$%&'*+-.^_`|~ (test_http1_rewrite tries all 256 bytes). */
-static const uint32_t tchar_map[8] = { 0x00000000, 0x03ff6cfa, 0xc7fffffe, 0x57ffffff };
+/* RFC 9110 tchar, one byte per byte value (0x80 and up: 0): digits,
+ * letters and !#$%&'*+-.^_`|~ (test_http1_rewrite tries all 256). */
+static const unsigned char tchar[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 0x10 */
+    0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,   /* 0x20  !"#$%&'()*+,-./ */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,   /* 0x30 0-9 :;<=>? */
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* 0x40 @A-O */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,   /* 0x50 P-Z [\]^_ */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* 0x60 `a-o */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,   /* 0x70 p-z {|}~ DEL */
+};
 
 static int is_token(const char *s, size_t len)
 {
     size_t i;
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!(tchar_map[c >> 5] >> (c & 31) & 1))
+    for (i = 0; i < len; i++)
+        if (!tchar[(unsigned char)s[i]])
             return 0;
-    }
     return len > 0;
 }
 
