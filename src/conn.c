@@ -129,7 +129,8 @@ static void timer_cb(uv_timer_t *t);
 /* Lazy: arm() records the deadline and restarts the libuv timer only when
  * it would fire too late; a timer that fires early re-arms for the rest.
  * A busy keep-alive connection moves its deadline on every request, and
- * this way that costs no timer-heap work (nginx and HAProxy do the same). */
+ * this way that costs no timer-heap work (HAProxy's task expiry works
+ * alike; nginx skips small moves). */
 static void arm(px_conn_t *c, tkind_t kind)
 {
     const px_timeouts_config_t *to = &cfg_of(c)->timeouts;
