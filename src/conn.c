@@ -53,7 +53,10 @@ typedef struct {
     int client_minor;
     const char *error;
     char method[16];
-    char path[512];
+    /* the request target, for the access log: it points into the request
+     * head, which stays put until the next head (after this exchange) */
+    const char *target;
+    size_t target_len;
     char request_id[128];        /* ours, or the client's when trusted (truncated to fit) */
     /* signatures (docs/signatures.md) */
     px_sigctx_t *sig;            /* the generation's context, held for the exchange */
@@ -75,6 +78,8 @@ struct px_conn {
     px_conn_env_t *env;
     uv_tcp_t tcp;
     uv_timer_t timer;
+    uint64_t deadline;           /* loop ms when tkind expires; 0: none (see arm) */
+    uint64_t timer_due;          /* loop ms the libuv timer fires at, while active */
     uv_write_t wreq;
     uv_shutdown_t sreq;
     int open_handles;
@@ -121,6 +126,11 @@ static double ms_since(uint64_t t0, uint64_t t1)
 
 static void timer_cb(uv_timer_t *t);
 
+/* Lazy: arm() records the deadline and restarts the libuv timer only when
+ * it would fire too late; a timer that fires early re-arms for the rest.
+ * A busy keep-alive connection moves its deadline on every request, and
+ * this way that costs no timer-heap work (HAProxy's task expiry works
+ * alike; nginx skips small moves). */
 static void arm(px_conn_t *c, tkind_t kind)
 {
     const px_timeouts_config_t *to = &cfg_of(c)->timeouts;
@@ -135,10 +145,15 @@ static void arm(px_conn_t *c, tkind_t kind)
     case T_LINGER:    ms = LINGER_MS; break;
     case T_NONE:      break;
     }
-    if (ms)
+    if (!ms) {
+        c->deadline = 0;        /* a running timer finds nothing to do and stops */
+        return;
+    }
+    c->deadline = uv_now(c->env->loop) + ms;
+    if (!uv_is_active((uv_handle_t *)&c->timer) || c->timer_due > c->deadline) {
         uv_timer_start(&c->timer, timer_cb, ms, 0);
-    else
-        uv_timer_stop(&c->timer);
+        c->timer_due = c->deadline;
+    }
 }
 
 static void to_keepalive(px_conn_t *c);
@@ -146,7 +161,16 @@ static void to_keepalive(px_conn_t *c);
 static void timer_cb(uv_timer_t *t)
 {
     px_conn_t *c = t->data;
+    uint64_t now = uv_now(c->env->loop);
     char detail[96];
+    if (!c->deadline)
+        return;
+    if (now < c->deadline) {    /* moved later since the timer was started */
+        uv_timer_start(&c->timer, timer_cb, c->deadline - now, 0);
+        c->timer_due = c->deadline;
+        return;
+    }
+    c->deadline = 0;
     switch (c->tkind) {
     case T_HANDSHAKE:
         px_m_inc(&c->env->m->hs_fail[PX_HS_TIMEOUT]);
@@ -186,7 +210,7 @@ static void exch_reset(px_conn_t *c)
     if (x->up)
         px_uplink_release(x->up, 0);
     px_buf_reset(&up_out);
-    px_buf_free(&replay);
+    px_buf_reset(&replay);      /* kept for the next request; compact() frees both */
     px_sigctx_unref(x->sig);
     free(x->digest);
     px_sig_response_free(x->rsig);
@@ -500,6 +524,16 @@ static int decrypt_input(px_conn_t *c)
 
 /* --- access log and counters ------------------------------------------------------ */
 
+/* Copies n bytes of s into a cap-byte field, truncated, NUL-terminated. */
+static void copy_field(char *dst, size_t cap, const char *s, size_t n)
+{
+    if (n >= cap)
+        n = cap - 1;
+    if (n)                      /* s may be NULL when empty */
+        memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
 static void log_exchange(px_conn_t *c)
 {
     exch_t *x = &c->x;
@@ -519,6 +553,7 @@ static void log_exchange(px_conn_t *c)
     if (px_access_log_enabled()) {
         px_tls_info_t ti;
         px_access_t a;
+        char path[512];
         px_tls_get_info(c->tls, &ti);
         memset(&a, 0, sizeof a);
         a.client = c->client_addr;
@@ -527,7 +562,8 @@ static void log_exchange(px_conn_t *c)
         a.group = ti.group;
         a.cipher = ti.cipher;
         a.method = x->method[0] ? x->method : "-";
-        a.path = x->path[0] ? x->path : "-";
+        copy_field(path, sizeof path, x->target, x->target_len);
+        a.path = path[0] ? path : "-";
         a.status = x->status;
         a.bytes_in = x->req_bytes;
         a.bytes_out = x->resp_bytes;
@@ -989,14 +1025,20 @@ static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
 
 /* --- the client side: requests ----------------------------------------------------- */
 
-static void make_request_id(px_conn_t *c, char *out, size_t cap)
+/* 16 hex digits of xorshift64*: formatted by hand, it is on every request. */
+static void make_request_id(px_conn_t *c, char out[17])
 {
+    static const char hex[] = "0123456789abcdef";
     uint64_t x = c->env->rng;
+    int i;
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
     c->env->rng = x;
-    snprintf(out, cap, "%016llx", (unsigned long long)(x * 0x2545F4914F6CDD1DULL));
+    x *= 0x2545F4914F6CDD1DULL;
+    for (i = 15; i >= 0; i--, x >>= 4)
+        out[i] = hex[x & 15];
+    out[16] = '\0';
 }
 
 static int method_is(const px_http_head_t *h, const char *m)
@@ -1136,14 +1178,15 @@ static void start_exchange(px_conn_t *c)
     c->state = C_REQUEST;
     c->requests++;
     x->t_start = uv_hrtime();
-    snprintf(x->method, sizeof x->method, "%.*s", (int)h->method_len, h->method);
-    snprintf(x->path, sizeof x->path, "%.*s", (int)h->target_len, h->target);
-    make_request_id(c, x->request_id, sizeof x->request_id);
+    copy_field(x->method, sizeof x->method, h->method, h->method_len);
+    x->target = h->target;
+    x->target_len = h->target_len;
+    make_request_id(c, x->request_id);
     if (cfg->http.trust_forwarded) {
         /* http1 then forwards the client's X-Request-Id: log that one. */
         const px_header_t *rid = px_http_head_get(h, "x-request-id");
         if (rid)
-            snprintf(x->request_id, sizeof x->request_id, "%.*s", (int)rid->value_len, rid->value);
+            copy_field(x->request_id, sizeof x->request_id, rid->value, rid->value_len);
     }
     x->client_minor = h->http_minor;
     x->is_head = method_is(h, "HEAD");

@@ -97,9 +97,22 @@ static int iequal(const char *a, size_t alen, const char *b, size_t blen)
     return 1;
 }
 
-static int ieq(const char *a, size_t alen, const char *lit)
+/* n bytes of a equal the lowercase literal lit, ignoring case. */
+static int lit_eq(const char *a, const char *lit, size_t n)
 {
-    return iequal(a, alen, lit, strlen(lit));
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (lower((unsigned char)a[i]) != lit[i])
+            return 0;
+    return 1;
+}
+
+/* a equals the lowercase string lit, ignoring case. Inlined, the strlen of
+ * a literal is folded: these run for most header fields. */
+static inline int ieq(const char *a, size_t alen, const char *lit)
+{
+    size_t n = strlen(lit);
+    return alen == n && lit_eq(a, lit, n);
 }
 
 static void trim(const char **s, size_t *len)
@@ -127,13 +140,6 @@ static int next_elem(const char **s, const char *end, const char **el, size_t *l
     return 1;
 }
 
-/* RFC 9110 tchar. */
-static int is_tchar(int c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
 /* Characters allowed in a Host / authority: reg-name, IP literal, port. */
 static int is_hostchar(int c)
 {
@@ -141,11 +147,24 @@ static int is_hostchar(int c)
            (c && strchr("-._~!$&'()*+,;=:[]%", c));
 }
 
+/* RFC 9110 tchar, one byte per byte value (0x80 and up: 0): digits,
+ * letters and !#$%&'*+-.^_`|~ (test_http1_rewrite tries all 256). */
+static const unsigned char tchar[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 0x10 */
+    0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,   /* 0x20  !"#$%&'()*+,-./ */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,   /* 0x30 0-9 :;<=>? */
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* 0x40 @A-O */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,   /* 0x50 P-Z [\]^_ */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* 0x60 `a-o */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,   /* 0x70 p-z {|}~ DEL */
+};
+
 static int is_token(const char *s, size_t len)
 {
     size_t i;
     for (i = 0; i < len; i++)
-        if (!is_tchar((unsigned char)s[i]))
+        if (!tchar[(unsigned char)s[i]])
             return 0;
     return len > 0;
 }
@@ -948,18 +967,104 @@ int px_http1_idle(const px_http1_t *p) { return p->st == ST_IDLE && !p->pending_
 
 /* --- rewriting --------------------------------------------------------------- */
 
+/* What the rewriters need to know about a header name, found with one
+ * switch on its length and, for the few lengths that matter, a comparison
+ * that usually stops at the first byte: the per-header cost of a head
+ * rewrite, which asked up to a dozen strlen-and-compare questions each. */
+enum {
+    HN_HOP = 1,         /* hop-by-hop by name (RFC 9110 7.6.1) */
+    HN_CONN = 2,        /* Connection */
+    HN_HOST = 4,
+    HN_CL = 8,          /* Content-Length */
+    HN_XFF = 16,        /* X-Forwarded-For */
+    HN_FWD = 32,        /* X-Forwarded-* or Forwarded: the client's claims about itself */
+    HN_XFP = 64,        /* X-Forwarded-Proto */
+    HN_XFH = 128,       /* X-Forwarded-Host */
+    HN_RID = 256        /* X-Request-Id */
+};
+
+static unsigned name_class(const char *n, size_t len)
+{
+    unsigned f = len > 12 && lit_eq(n, "x-forwarded-", 12) ? HN_FWD : 0;
+    switch (len) {
+    case 2:  return lit_eq(n, "te", 2) ? HN_HOP : 0;
+    case 4:  return lit_eq(n, "host", 4) ? HN_HOST : 0;
+    case 7:  return lit_eq(n, "trailer", 7) || lit_eq(n, "upgrade", 7) ? HN_HOP : 0;
+    case 9:  return lit_eq(n, "forwarded", 9) ? HN_FWD : 0;
+    case 10: return lit_eq(n, "connection", 10) ? HN_HOP | HN_CONN : lit_eq(n, "keep-alive", 10) ? HN_HOP : 0;
+    case 12: return lit_eq(n, "x-request-id", 12) ? HN_RID : 0;
+    case 14: return lit_eq(n, "content-length", 14) ? HN_CL : f;
+    case 15: return f && lit_eq(n + 12, "for", 3) ? f | HN_XFF : f;
+    case 16: return lit_eq(n, "proxy-connection", 16) ? HN_HOP : f && lit_eq(n + 12, "host", 4) ? f | HN_XFH : f;
+    case 17: return lit_eq(n, "transfer-encoding", 17) ? HN_HOP : f && lit_eq(n + 12, "proto", 5) ? f | HN_XFP : f;
+    default: return f;
+    }
+}
+
+/* Room for n more bytes in out, with px_buf_append's errors. */
+static int room(px_buf_t *out, size_t n, char **d)
+{
+    if (out->max && px_buf_size(out) + n > out->max)
+        return PX_ETOOBIG;
+    return (*d = px_buf_reserve(out, n)) ? 0 : PX_ENOMEM;
+}
+
+/* Appends p[0..k) with one reservation. */
+static int put_parts(px_buf_t *out, const char *const *p, const size_t *len, int k)
+{
+    size_t n = 0;
+    char *d;
+    int i, rc;
+    for (i = 0; i < k; i++)
+        n += len[i];
+    if ((rc = room(out, n, &d)))
+        return rc;
+    for (i = 0; i < k; i++) {
+        if (len[i])             /* p may be NULL for an empty part */
+            memcpy(d, p[i], len[i]);
+        d += len[i];
+    }
+    out->len += n;
+    return 0;
+}
+
+/* Whether v has a CR, LF or NUL. Eight bytes at a time while none is
+ * below 0x0E (the usual case), then byte by byte. */
+static int has_line_break(const char *v, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, v + i, 8);
+        if ((w - 0x0E * ones) & ~w & highs)
+            break;
+    }
+    for (; i < n; i++)
+        if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
+            return 1;
+    return 0;
+}
+
 /* One header line, refusing anything that could split the head. */
 static int put_header(px_buf_t *out, const char *name, size_t nlen, const char *value, size_t vlen)
 {
+    char *d;
     int rc;
-    if (!is_token(name, nlen))
+    if (!is_token(name, nlen) || has_line_break(value, vlen))
         return PX_EINVAL;
-    /* memchr is vectorised: values reach 6.5 KB (signature fields) */
-    if (vlen && (memchr(value, '\r', vlen) || memchr(value, '\n', vlen) || memchr(value, '\0', vlen)))
-        return PX_EINVAL;
-    if ((rc = px_buf_append(out, name, nlen)) || (rc = px_buf_append(out, ": ", 2)) ||
-        (rc = px_buf_append(out, value, vlen)) || (rc = px_buf_append(out, "\r\n", 2)))
+    if ((rc = room(out, nlen + vlen + 4, &d)))
         return rc;
+    memcpy(d, name, nlen);
+    d += nlen;
+    *d++ = ':';
+    *d++ = ' ';
+    if (vlen)
+        memcpy(d, value, vlen);
+    d += vlen;
+    *d++ = '\r';
+    *d = '\n';
+    out->len += nlen + vlen + 4;
     return 0;
 }
 
@@ -968,31 +1073,61 @@ static int put_header_z(px_buf_t *out, const char *name, const char *value)
     return put_header(out, name, strlen(name), value, strlen(value));
 }
 
-/* The first Connection header, or header_count: most heads have none, and
- * then dropping Connection-named headers costs nothing per header. */
-static int first_connection(const px_http_head_t *head)
+/* The options of a head's Connection headers, gathered once per rewrite:
+ * each names one more hop-by-hop header (RFC 9110 7.6.1). Past CONN_OPTS
+ * of them (never seen in practice) is_hop scans the head again. */
+#define CONN_OPTS 8
+typedef struct {
+    const char *name[CONN_OPTS];
+    size_t len[CONN_OPTS];
+    int n, more;
+} conn_opts_t;
+
+static int is_connection(const px_header_t *h)
 {
-    int i;
-    for (i = 0; i < head->header_count; i++)
-        if (ieq(head->headers[i].name, head->headers[i].name_len, "connection"))
-            break;
-    return i;
+    return h->name_len == 10 && lit_eq(h->name, "connection", 10);
 }
 
-/* Whether h is hop-by-hop: listed, or named by a Connection option (RFC 9110 7.6.1). */
-static int is_hop(const px_http_head_t *head, int conn, const px_header_t *h)
+static void conn_opts(const px_http_head_t *head, conn_opts_t *o)
 {
-    static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
-                                       "trailer", "transfer-encoding", "upgrade" };
-    size_t i;
-    for (i = 0; i < sizeof hop / sizeof hop[0]; i++)
-        if (ieq(h->name, h->name_len, hop[i]))
-            return 1;
-    for (; conn < head->header_count; conn++) {
-        const px_header_t *c = &head->headers[conn];
+    int i;
+    o->n = o->more = 0;
+    for (i = 0; i < head->header_count; i++) {
+        const px_header_t *c = &head->headers[i];
         const char *s = c->value, *el;
         size_t len;
-        if (!ieq(c->name, c->name_len, "connection"))
+        if (!is_connection(c))
+            continue;
+        while (next_elem(&s, c->value + c->value_len, &el, &len)) {
+            if (!len)
+                continue;       /* names no header */
+            if (o->n == CONN_OPTS) {
+                o->more = 1;
+                return;
+            }
+            o->name[o->n] = el;
+            o->len[o->n++] = len;
+        }
+    }
+}
+
+/* Whether h (of name class cls) is hop-by-hop: listed, or named by a
+ * Connection option. */
+static int is_hop(const px_http_head_t *head, const conn_opts_t *o, const px_header_t *h, unsigned cls)
+{
+    int i;
+    if (cls & HN_HOP)
+        return 1;
+    for (i = 0; i < o->n; i++)
+        if (iequal(o->name[i], o->len[i], h->name, h->name_len))
+            return 1;
+    if (!o->more)
+        return 0;
+    for (i = 0; i < head->header_count; i++) {
+        const px_header_t *c = &head->headers[i];
+        const char *s = c->value, *el;
+        size_t len;
+        if (!is_connection(c))
             continue;
         while (next_elem(&s, c->value + c->value_len, &el, &len))
             if (iequal(el, len, h->name, h->name_len))
@@ -1018,9 +1153,21 @@ static int put_extra(px_buf_t *out, const px_header_t *extra, int n)
     return 0;
 }
 
+/* Decimal digits of n at the end of buf[20]; returns where they start. */
+static char *u64_dec(char *end, uint64_t n)
+{
+    do
+        *--end = (char)('0' + n % 10);
+    while (n /= 10);
+    return end;
+}
+
 static int put_length(px_buf_t *out, uint64_t n)
 {
-    return px_buf_printf(out, "Content-Length: %llu\r\n", (unsigned long long)n);
+    char digits[20], *d = u64_dec(digits + sizeof digits, n);
+    const char *p[3] = { "Content-Length: ", d, "\r\n" };
+    const size_t len[3] = { 16, (size_t)(digits + sizeof digits - d), 2 };
+    return put_parts(out, p, len, 3);
 }
 
 /* Undoes a partial write so a failure leaves out as it was. */
@@ -1035,8 +1182,9 @@ int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
 {
     static const px_fwd_opts_t none;
     size_t mark = px_buf_size(out), i;
-    int rc, trusted, conn, have_xfp = 0, have_xfh = 0, have_rid = 0, nxff = 0;
+    int rc, trusted, have_xfp = 0, have_xfh = 0, have_rid = 0, nxff = 0;
     px_buf_t xff;
+    conn_opts_t conn;
 
     if (!opts)
         opts = &none;
@@ -1053,13 +1201,13 @@ int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
         (rc = put_header(out, "Host", 4, head->host ? head->host : "", head->host_len)))
         goto fail;
 
-    conn = first_connection(head);
+    conn_opts(head, &conn);
     for (i = 0; i < (size_t)head->header_count; i++) {
         const px_header_t *h = &head->headers[i];
-        if (is_hop(head, conn, h) || ieq(h->name, h->name_len, "host") ||
-            ieq(h->name, h->name_len, "content-length") || dropped(opts, h))
+        unsigned cls = name_class(h->name, h->name_len);
+        if (is_hop(head, &conn, h, cls) || (cls & (HN_HOST | HN_CL)) || dropped(opts, h))
             continue;
-        if (ieq(h->name, h->name_len, "x-forwarded-for")) {
+        if (cls & HN_XFF) {
             if (!trusted)
                 continue;
             if ((nxff++ && (rc = px_buf_append(&xff, ", ", 2))) ||
@@ -1067,13 +1215,13 @@ int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
                 goto fail;
             continue;
         }
-        if ((h->name_len > 12 && ieq(h->name, 12, "x-forwarded-")) || ieq(h->name, h->name_len, "forwarded")) {
+        if (cls & HN_FWD) {
             if (!trusted)
                 continue;       /* the client's claims about itself */
-            have_xfp |= ieq(h->name, h->name_len, "x-forwarded-proto");
-            have_xfh |= ieq(h->name, h->name_len, "x-forwarded-host");
+            have_xfp |= !!(cls & HN_XFP);
+            have_xfh |= !!(cls & HN_XFH);
         }
-        if (ieq(h->name, h->name_len, "x-request-id")) {
+        if (cls & HN_RID) {
             if (!trusted)
                 continue;
             have_rid = 1;
@@ -1082,14 +1230,15 @@ int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
             goto fail;
     }
 
-    if (opts->client_ip) {
-        if ((nxff && (rc = px_buf_append(&xff, ", ", 2))) ||
-            (rc = px_buf_append(&xff, opts->client_ip, strlen(opts->client_ip))))
+    if (nxff) {                 /* the incoming ones (trusted), then ours */
+        if (opts->client_ip && ((rc = px_buf_append(&xff, ", ", 2)) ||
+                                (rc = px_buf_append(&xff, opts->client_ip, strlen(opts->client_ip)))))
             goto fail;
-        nxff++;
+        if ((rc = put_header(out, "X-Forwarded-For", 15, px_buf_ptr(&xff), px_buf_size(&xff))))
+            goto fail;
+    } else if (opts->client_ip && (rc = put_header_z(out, "X-Forwarded-For", opts->client_ip))) {
+        goto fail;              /* the usual case: nothing to join, no buffer */
     }
-    if (nxff && (rc = put_header(out, "X-Forwarded-For", 15, px_buf_ptr(&xff), px_buf_size(&xff))))
-        goto fail;
     if (!have_xfp && opts->proto && (rc = put_header_z(out, "X-Forwarded-Proto", opts->proto)))
         goto fail;
     if (!have_xfh && head->host_len &&
@@ -1123,7 +1272,8 @@ int px_http1_write_response_head(px_buf_t *out, const px_http_head_t *head, int 
                                  int *chunked_out)
 {
     size_t mark = px_buf_size(out);
-    int i, rc, chunked = 0, interim = head->status < 200, conn;
+    int i, rc, chunked = 0, interim = head->status < 200;
+    conn_opts_t conn;
     /* no body, but not 204: a HEAD response or 304 keeps the representation's length */
     int keep_cl = head->body == PX_BODY_NONE && head->status >= 200 && head->status != 204;
 
@@ -1132,13 +1282,19 @@ int px_http1_write_response_head(px_buf_t *out, const px_http_head_t *head, int 
         (head->reason_len && (memchr(head->reason, '\r', head->reason_len) ||
                               memchr(head->reason, '\n', head->reason_len))))
         return PX_EINVAL;
-    if ((rc = px_buf_printf(out, "HTTP/1.1 %d ", head->status)) ||
-        (rc = px_buf_append(out, head->reason, head->reason_len)) || (rc = px_buf_append(out, "\r\n", 2)))
-        goto fail;
-    conn = first_connection(head);
+    {
+        char code[3] = { (char)('0' + head->status / 100), (char)('0' + head->status / 10 % 10),
+                         (char)('0' + head->status % 10) };     /* 100..999, checked above */
+        const char *p[5] = { "HTTP/1.1 ", code, " ", head->reason, "\r\n" };
+        const size_t len[5] = { 9, 3, 1, head->reason_len, 2 };
+        if ((rc = put_parts(out, p, len, 5)))
+            goto fail;
+    }
+    conn_opts(head, &conn);
     for (i = 0; i < head->header_count; i++) {
         const px_header_t *h = &head->headers[i];
-        if (is_hop(head, conn, h) || (!keep_cl && ieq(h->name, h->name_len, "content-length")))
+        unsigned cls = name_class(h->name, h->name_len);
+        if (is_hop(head, &conn, h, cls) || (!keep_cl && (cls & HN_CL)))
             continue;
         if ((rc = put_header(out, h->name, h->name_len, h->value, h->value_len)))
             goto fail;

@@ -21,6 +21,8 @@ struct px_uplink {
         uv_pipe_t pipe;
     } h;
     uv_timer_t timer;
+    uint64_t deadline;          /* loop ms of the armed timeout; 0: none (see link_arm) */
+    uint64_t timer_due;         /* loop ms the libuv timer fires at, while active */
     uv_connect_t connect_req;
     uv_write_t write_req;
     px_buf_t inflight;          /* bytes of the write in flight */
@@ -147,9 +149,36 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     l->cb->on_read(l, buf->base, n, l->ud);
 }
 
+static void timer_cb(uv_timer_t *t);
+
+/* Lazy, as the client connection's timer (conn.c): the deadline moves at
+ * every request (acquire, sent, first bytes, back to the pool), the libuv
+ * timer only when it would fire too late. ms 0 disarms. */
+static void link_arm(px_uplink_t *l, uint32_t ms)
+{
+    if (!ms) {
+        l->deadline = 0;        /* a running timer finds nothing to do and stops */
+        return;
+    }
+    l->deadline = uv_now(l->pool->loop) + ms;
+    if (!uv_is_active((uv_handle_t *)&l->timer) || l->timer_due > l->deadline) {
+        uv_timer_start(&l->timer, timer_cb, ms, 0);
+        l->timer_due = l->deadline;
+    }
+}
+
 static void timer_cb(uv_timer_t *t)
 {
     px_uplink_t *l = t->data;
+    uint64_t now = uv_now(l->pool->loop);
+    if (!l->deadline)
+        return;
+    if (now < l->deadline) {    /* moved later since the timer was started */
+        uv_timer_start(&l->timer, timer_cb, l->deadline - now, 0);
+        l->timer_due = l->deadline;
+        return;
+    }
+    l->deadline = 0;
     switch (l->state) {
     case L_IDLE:
         link_close(l);
@@ -172,7 +201,7 @@ static void connect_cb(uv_connect_t *req, int status)
     px_uplink_t *l = req->data;
     if (l->state != L_CONNECTING)
         return;                 /* closed meanwhile (status is UV_ECANCELED) */
-    uv_timer_stop(&l->timer);
+    link_arm(l, 0);
     if (status < 0) {
         if (l->cb)
             l->cb->on_connect(l, status, l->ud);
@@ -234,7 +263,7 @@ int px_upstream_connect_fresh(px_upstream_t *u, const px_uplink_cb_t *cb, void *
         link_close(l);
         return rc;
     }
-    uv_timer_start(&l->timer, timer_cb, u->timeouts.upstream_connect, 0);
+    link_arm(l, u->timeouts.upstream_connect);
     *out = l;
     return 0;
 }
@@ -248,7 +277,7 @@ int px_upstream_acquire(px_upstream_t *u, const px_uplink_cb_t *cb, void *ud, px
         /* Still registered for reading (it watched for a close while idle):
          * no epoll change, and usable at once. */
         idle_unlink(l);
-        uv_timer_stop(&l->timer);
+        link_arm(l, 0);
         l->state = L_OWNED;
         l->cb = cb;
         l->ud = ud;
@@ -334,10 +363,7 @@ void px_uplink_read_stop(px_uplink_t *l)
 
 void px_uplink_timeout(px_uplink_t *l, uint32_t ms)
 {
-    if (ms)
-        uv_timer_start(&l->timer, timer_cb, ms, 0);
-    else
-        uv_timer_stop(&l->timer);
+    link_arm(l, ms);
 }
 
 void px_uplink_release(px_uplink_t *l, int reusable)
@@ -380,7 +406,7 @@ static void pool_insert(px_uplink_t *l)
     px_buf_free(&l->inflight);          /* idle links hold no buffers */
     if (!l->reading && uv_read_start(&l->h.stream, alloc_cb, read_cb) == 0)
         l->reading = 1;                 /* to notice the server closing it */
-    uv_timer_start(&l->timer, timer_cb, u->timeouts.keepalive_idle, 0);
+    link_arm(l, u->timeouts.keepalive_idle);
 }
 
 static void drop_idle(px_upstream_t *u)

@@ -209,6 +209,52 @@ def test_keepalive_idle_timeout(h):
         check_eq(r.status, 200, "slow response not hit by the keep-alive timeout")
 
 
+def test_timeouts_after_busy_keepalive(h):
+    """Timers are lazy (a deadline moved later leaves the running timer
+    alone; it re-arms when it fires early): a deadline pushed back by many
+    requests must neither fire early nor be lost."""
+    e = Env(h, {"timeouts": {"request_header_ms": 400, "keepalive_idle_ms": 1500}})
+    with e.connect() as s:
+        # 2 s of requests: past the first header deadline and the first
+        # second of idle, each moved later by the next request.
+        t_end = time.monotonic() + 2.0
+        n = 0
+        while time.monotonic() < t_end:
+            check_eq(http_request(s, "GET", "/echo").status, 200, f"request {n}")
+            n += 1
+            time.sleep(0.15)
+        t0 = time.monotonic()
+        check(closed_by_peer(s, timeout=5), "idle connection closed")
+        took = time.monotonic() - t0
+        check(1.3 < took < 3.0, f"closed after {took:.2f}s (keepalive_idle 1.5s)")
+    with e.connect() as s:
+        for _ in range(5):
+            check_eq(http_request(s, "GET", "/echo").status, 200)
+        time.sleep(0.6)             # the idle deadline is later than the header one
+        t0 = time.monotonic()
+        send_raw(s, b"GET /echo HTTP/1.1\r\n")
+        r = read_response(s, timeout=5)
+        took = time.monotonic() - t0
+        check_error(r, 408, "request_timeout", "half a head after busy keep-alive")
+        check(0.3 < took < 1.5, f"408 after {took:.2f}s (request_header 0.4s)")
+
+
+def test_upstream_timeout_on_reused_link(h):
+    """A pooled link's timer runs for the pool's idle time; reused, its
+    shorter response deadline must still fire on time."""
+    e = Env(h, {"timeouts": {"upstream_response_ms": 500, "keepalive_idle_ms": 30000}})
+    with e.connect() as s:
+        for _ in range(5):
+            check_eq(http_request(s, "GET", "/echo").status, 200)
+        t0 = time.monotonic()
+        r = http_request(s, "GET", "/delay/3000", timeout=5)
+        took = time.monotonic() - t0
+        check_error(r, 504, "upstream_timeout", "reused link")
+        check(0.4 < took < 2.0, f"504 after {took:.2f}s")
+    conns = {x["conn"] for x in e.records()}
+    check_eq(len(conns), 1, "all on one pooled upstream link")
+
+
 # --- upstream failures ------------------------------------------------------------------
 
 def test_upstream_down_502(h):
@@ -395,7 +441,8 @@ def test_max_connections(h):
 if __name__ == "__main__":
     main([test_malformed_requests_refused, test_bad_request_after_good_one_on_same_connection,
           test_oversized_headers_431, test_body_too_large_413, test_request_header_timeout_408,
-          test_body_idle_timeout_408, test_keepalive_idle_timeout, test_upstream_down_502,
+          test_body_idle_timeout_408, test_keepalive_idle_timeout, test_timeouts_after_busy_keepalive,
+          test_upstream_timeout_on_reused_link, test_upstream_down_502,
           test_upstream_closes_before_response_502, test_upstream_reset_mid_response,
           test_upstream_response_timeout_504, test_upstream_idle_timeout_mid_stream,
           test_upstream_connect_timeout_504, test_retry_idempotent_on_stale_pooled_connection,

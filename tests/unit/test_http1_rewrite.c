@@ -79,6 +79,23 @@ static void test_drop_list(void **state)
         "X-Request-Id: rid-1\r\nX-Verified-Keyid: client-a\r\n\r\n");
 }
 
+/* More Connection options than is_hop gathers up front, over two headers. */
+static void test_hop_many_connection_options(void **state)
+{
+    int chunked;
+    (void)state;
+    assert_string_equal(
+        req_out("GET /p HTTP/1.1\r\nHost: h\r\nA1: 1\r\nConnection: a1, a2,, a3, a4, a5, a6\r\nA9: 9\r\n"
+                "A2: 2\r\nX-Keep: k\r\nconnection: A7,a8 , a9,a10\r\nA10: 10\r\nA8: 8\r\nA11: 11\r\n\r\n",
+                &opts_untrusted),
+        "GET /p HTTP/1.1\r\nHost: h\r\nX-Keep: k\r\nA11: 11\r\nX-Forwarded-For: 10.0.0.1\r\n"
+        "X-Forwarded-Proto: https\r\nX-Forwarded-Host: h\r\nX-Request-Id: rid-1\r\n\r\n");
+    assert_string_equal(
+        resp_out("HTTP/1.1 200 OK\r\nConnection: a1, a2, a3, a4, a5, a6, a7, a8, a9\r\nA9: 9\r\n"
+                 "A1: 1\r\nX-Keep: k\r\nContent-Length: 0\r\n\r\n", 1, 1, NULL, 0, &chunked),
+        "HTTP/1.1 200 OK\r\nX-Keep: k\r\nContent-Length: 0\r\n\r\n");
+}
+
 static void test_forwarded_untrusted(void **state)
 {
     assert_string_equal(
@@ -88,6 +105,84 @@ static void test_forwarded_untrusted(void **state)
                 &opts_untrusted),
         "GET / HTTP/1.1\r\nHost: h\r\nX-Keep: y\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\n"
         "X-Forwarded-Host: h\r\nX-Request-Id: rid-1\r\n\r\n");
+}
+
+/* Every name length the rewriters classify, in any case, and near misses
+ * that must be forwarded as they are. */
+static void test_name_classes(void **state)
+{
+    static const char in[] =
+        "GET / HTTP/1.1\r\nHOST: h\r\nTf: 1\r\nte: trailers\r\nHosts: 1\r\nUPGRADE: x\r\nTrailers: 1\r\n"
+        "FORWARDED: for=1\r\nForwardex: 1\r\nKEEP-ALIVE: 5\r\nKeep-Alivx: 1\r\nConnectiox: 1\r\n"
+        "X-Forwarded-: 1\r\nX-REQUEST-ID: c\r\nX-Request-Ix: 1\r\nX-Forwarded-X: 1\r\n"
+        "x-forwarded-ab: 1\r\nContent-Lengtx: 1\r\nX-FORWARDED-SSL: on\r\nx-forwarded-fox: 1\r\n"
+        "PROXY-CONNECTION: x\r\nProxy-Connectiox: 1\r\nX-Forwarded-Hosx: a\r\nTRANSFER-ENCODINX: 1\r\n"
+        "X-FORWARDED-PROTO: http\r\nX-Forwarded-Protx: 1\r\nX-FORWARDED-FOR: 9.9.9.9\r\n\r\n";
+    (void)state;
+    assert_string_equal(req_out(in, &opts_untrusted),
+        "GET / HTTP/1.1\r\nHost: h\r\nTf: 1\r\nHosts: 1\r\nTrailers: 1\r\nForwardex: 1\r\nKeep-Alivx: 1\r\n"
+        "Connectiox: 1\r\nX-Forwarded-: 1\r\nX-Request-Ix: 1\r\nContent-Lengtx: 1\r\nProxy-Connectiox: 1\r\n"
+        "TRANSFER-ENCODINX: 1\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\n"
+        "X-Forwarded-Host: h\r\nX-Request-Id: rid-1\r\n\r\n");
+    assert_string_equal(req_out(in, &opts_trusted),
+        "GET / HTTP/1.1\r\nHost: h\r\nTf: 1\r\nHosts: 1\r\nTrailers: 1\r\nFORWARDED: for=1\r\nForwardex: 1\r\n"
+        "Keep-Alivx: 1\r\nConnectiox: 1\r\nX-Forwarded-: 1\r\nX-REQUEST-ID: c\r\nX-Request-Ix: 1\r\n"
+        "X-Forwarded-X: 1\r\nx-forwarded-ab: 1\r\nContent-Lengtx: 1\r\nX-FORWARDED-SSL: on\r\n"
+        "x-forwarded-fox: 1\r\nProxy-Connectiox: 1\r\nX-Forwarded-Hosx: a\r\nTRANSFER-ENCODINX: 1\r\n"
+        "X-FORWARDED-PROTO: http\r\nX-Forwarded-Protx: 1\r\nX-Forwarded-For: 9.9.9.9, 10.0.0.1\r\n"
+        "X-Forwarded-Host: h\r\n\r\n");
+}
+
+/* A header name byte is accepted exactly when it is an RFC 9110 tchar. */
+static void test_name_bytes(void **state)
+{
+    px_http1_t *p = head_of(0, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    px_buf_t b;
+    int c, chunked;
+    (void)state;
+    px_buf_init(&b, 0);
+    for (c = 0; c < 256; c++) {
+        char name[3] = { 'X', (char)c, 'y' };
+        px_header_t extra = { name, 3, "v", 1 };
+        int tchar = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c && strchr("!#$%&'*+-.^_`|~", c));
+        int rc = px_http1_write_response_head(&b, px_http1_head(p), 1, 1, &extra, 1, &chunked);
+        if (tchar ? rc != 0 : rc == 0)
+            fail_msg("name byte 0x%02x: rc %d", c, rc);
+        px_buf_reset(&b);
+    }
+    px_buf_free(&b);
+    px_http1_free(p);
+}
+
+/* A value is refused for a CR, LF or NUL at any position (values are
+ * scanned eight bytes at a time), and for nothing else. */
+static void test_value_bytes(void **state)
+{
+    static const unsigned char bad[] = { '\r', '\n', 0 }, fine[] = { '\t', 0x0b, 0x0c, 0x0e, 0x7f, 0x80, 0xff };
+    px_http1_t *p = head_of(0, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    px_buf_t b;
+    char v[24];
+    size_t len, pos, k;
+    int chunked;
+    (void)state;
+    px_buf_init(&b, 0);
+    for (len = 1; len <= sizeof v; len++) {
+        for (pos = 0; pos < len; pos++) {
+            for (k = 0; k < sizeof bad + sizeof fine; k++) {
+                int is_bad = k < sizeof bad, rc;
+                px_header_t extra = { "X-V", 3, v, len };
+                memset(v, 'a', sizeof v);
+                v[pos] = (char)(is_bad ? bad[k] : fine[k - sizeof bad]);
+                rc = px_http1_write_response_head(&b, px_http1_head(p), 1, 1, &extra, 1, &chunked);
+                if (is_bad ? rc == 0 : rc != 0)
+                    fail_msg("len %zu, byte 0x%02x at %zu: rc %d", len, (unsigned char)v[pos], pos, rc);
+                px_buf_reset(&b);
+            }
+        }
+    }
+    px_buf_free(&b);
+    px_http1_free(p);
 }
 
 static void test_forwarded_trusted(void **state)
@@ -348,8 +443,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hop_by_hop),
         cmocka_unit_test(test_drop_list),
+        cmocka_unit_test(test_hop_many_connection_options),
         cmocka_unit_test(test_forwarded_untrusted),
         cmocka_unit_test(test_forwarded_trusted),
+        cmocka_unit_test(test_name_classes),
+        cmocka_unit_test(test_name_bytes),
+        cmocka_unit_test(test_value_bytes),
         cmocka_unit_test(test_request_framing),
         cmocka_unit_test(test_extra_and_injection),
         cmocka_unit_test(test_response_heads),
