@@ -8,6 +8,7 @@
  * Every error is "FILE: key.path: reason" and the first one wins. */
 #include "config.h"
 #include "cli.h"
+#include "cpus.h"
 #include "errors.h"
 #include "config_sig.h"
 #include "jsonv.h"
@@ -694,8 +695,8 @@ static int finish(ctx_t *c, px_config_t *cfg)
     if ((r = px_config_check_signatures(&c->jv, cfg)) < 0)
         return r;
     if (c->workers == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        c->workers = n < 1 ? 1 : n > 256 ? 256 : (int)n;
+        unsigned n = px_cpu_count();
+        c->workers = n > 256 ? 256 : (int)n;
     }
     cfg->workers = c->workers;
     return 0;

@@ -34,11 +34,6 @@ uint64_t px_sigctx_max_body(const px_sigctx_t *s);
  * explicit UV_THREADPOOL_SIZE from the environment, else one thread per CPU
  * available to the process. Returns the size the pool will have. */
 unsigned px_sig_pool_setup(unsigned threads);
-/* CPUs this process may use: its affinity mask, capped by a cgroup CPU
- * quota (Kubernetes CPU limits); px_cpu_quota_parse reads cgroup v2's
- * cpu.max ("200000 100000" -> 2, rounded up; "max ..." -> 0: none). */
-unsigned px_cpu_count(void);
-unsigned px_cpu_quota_parse(const char *cpu_max);
 
 /* Process-wide numbers for /metrics. */
 typedef struct {

@@ -6,8 +6,10 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sched.h>
 
 #include "config_fixture.h"
+#include "cpus.h"
 
 /* ---- defaults and a full config ---------------------------------------------- */
 
@@ -18,10 +20,25 @@ static void test_defaults(void **state)
     assert_string_equal(c->path, cfgfile);
     assert_string_equal(c->tls.certs[0].cert_file, crt);
     assert_string_equal(c->tls.certs[0].key_file, key);
-    assert_int_equal(c->workers, (int)(sysconf(_SC_NPROCESSORS_ONLN) > 256 ? 256
-                                     : sysconf(_SC_NPROCESSORS_ONLN)));
+    assert_int_equal(c->workers, (int)(px_cpu_count() > 256 ? 256 : px_cpu_count()));
     px_config_free(c);
     px_config_free(NULL);
+    /* workers 0 follows the CPUs the process may use, not the machine's */
+    {
+        cpu_set_t all, one;
+        assert_int_equal(sched_getaffinity(0, sizeof all, &all), 0);
+        CPU_ZERO(&one);
+        for (int i = 0; i < CPU_SETSIZE; i++)
+            if (CPU_ISSET(i, &all)) {
+                CPU_SET(i, &one);
+                break;
+            }
+        assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+        c = ok(minimal());
+        assert_int_equal(c->workers, 1);
+        px_config_free(c);
+        assert_int_equal(sched_setaffinity(0, sizeof all, &all), 0);
+    }
 }
 
 static void test_full_config(void **state)

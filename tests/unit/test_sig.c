@@ -12,7 +12,8 @@
 #include <strings.h>
 
 #include "sig_fixture.h"
-#include "sigflow.h"
+#include "cpus.h"
+#include <uv.h>
 #include "sigwire.h"
 
 static px_sig_keyring_t *ring;
