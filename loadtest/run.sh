@@ -555,8 +555,8 @@ if has 3; then
             done
         } > "$CHK"
         # "hsgen, pinned": the generator and the upstream on CPU 0, the server
-        # alone on CPU 1 for the round (then both CPUs again).
-        PIN=0
+        # alone on CPU 1 for the round (then the CPUs run.sh itself may use).
+        PIN=0 ALLCPUS="$(taskset -pc $$ 2>/dev/null | sed 's/.*: //')"
         if [ ! -x "$HSGEN" ]; then
             echo "Scenario 3, hsgen variant not run: $HSGEN not built (cmake --build build --target hsgen)." > "$OUT/scenario3-hsgen.txt"
         elif [ "$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)" -lt 2 ] || ! command -v taskset >/dev/null 2>&1 ||
@@ -576,7 +576,7 @@ if has 3; then
                 pin_tree 0 "$UP_PID"
                 WRK_DUR="$SDUR" WRK_GEN="$HSGEN" WRK_CPU=0 run_wrk 3 "hsgen, pinned" "$n" "$r" 1 16 \
                     "https://127.0.0.1:${PORT[$n]}/small.json"
-                pin_tree 0-1 "${PID[$n]}" "$UP_PID"
+                pin_tree "${ALLCPUS:-0-1}" "${PID[$n]}" "$UP_PID"
             done
         done
         sleep 1.2    # nginx flushes its buffered access log every second
