@@ -74,6 +74,16 @@ def main():
     s1h = agg(raw, "1", "hybrid, 1 worker")
     s2 = agg(raw, "2", "1 worker")
     s3 = agg(raw, "3", "hybrid, 1 worker")
+    # hsgen pinned to CPU 0 (with the upstream), the server alone on CPU 1
+    s3g = agg(raw, "3", "hsgen, pinned")
+    for r in read_tsv(os.path.join(out, "gen.tsv")):
+        g = s3g.get(r["target"]) if r["scenario"] == "3" and r["variant"] == "hsgen, pinned" else None
+        if g is not None:
+            g.setdefault("gen_cpu_rounds", []).append(float(r["gen_cpu_us_per_conn"] or "nan"))
+            g.setdefault("groups", set()).add(r["group"] or "(none)")
+    for g in s3g.values():
+        g["gen_cpu_us_per_conn"] = med(g.pop("gen_cpu_rounds", []))
+        g["groups"] = sorted(g.get("groups", ()))
     s5 = {v: agg(raw, "5", v).get("pqproxy-sig") for v in ("signed", "unsigned")}
     s8 = {v: agg(raw, "8", v).get("pqproxy-sig") for v in ("unsigned alone", "unsigned + signed load", "signed load")}
     s5 = {k: v for k, v in s5.items() if v}
@@ -119,7 +129,7 @@ def main():
     hs_desc = " + ".join("%s %.1f" % (i, ops[i]["cpu_us_per_op"]) for i in HS_PRIMS if i in ops)
     sig_desc = " + ".join("%s %.1f" % (i, ops[i]["cpu_us_per_op"]) for i in SIG_PRIMS if i in ops)
     result = {"scenario1": {"1 worker": s1, "2 workers": s1w2, "hybrid, 1 worker": s1h}, "scenario2": s2,
-              "scenario3": s3, "scenario5": s5, "scenario8": s8,
+              "scenario3": s3, "scenario3_hsgen_pinned": s3g, "scenario5": s5, "scenario8": s8,
               "primitives_us": {"hybrid_handshake_server": hs_sum, "signed_request_server": sig_sum,
                                 "ops_cpu_us": {i: ops[i]["cpu_us_per_op"] for i in HS_PRIMS + SIG_PRIMS if i in ops}},
               "scenario4": big, "scenario7": idle, "targets": {}}
@@ -194,6 +204,33 @@ def main():
                     w(f"- the in-memory TLS handshake alone (bench crypto tls13/x25519mlkem768/server): CPU "
                       f"{tl['cpu_us_per_op']:.1f} µs per handshake: ×{tl['cpu_us_per_op'] / hs_sum:.2f} the primitives")
                     result["primitives_us"]["tls13_x25519mlkem768_server_cpu"] = tl["cpu_us_per_op"]
+    if s3g:
+        w("\n### Scenario 3 with hsgen, pinned: the server alone on CPU 1, hsgen (wolfSSL) and the upstream on CPU 0\n")
+        w("hsgen spends about a third of wrk's (OpenSSL 3.5) CPU per handshake, so here the server's core, not the "
+          "client, should set the rate.\n")
+        w("| target | handshakes/s | p50 ms | p99 ms | server CPU µs/connection | hsgen CPU µs/connection | group | errors |")
+        w("|---|---:|---:|---:|---:|---:|---|---:|")
+        for tgt in sorted(s3g, key=lambda t: (not t.startswith("pqproxy"), t)):
+            r = s3g[tgt]
+            w(f"| {tgt} | {r['req_s']:.0f} | {ms(r['p50_us'])} | {ms(r['p99_us'])} | {r['cpu_us_per_req']:.1f} | "
+              f"{r['gen_cpu_us_per_conn']:.1f} | {', '.join(r['groups'])} | {r['errors']} |")
+        pq = s3g.get("pqproxy-h")
+        if pq:
+            w("")
+            for an in ("nginx-h", "haproxy-h", "hitch-h"):
+                if an in s3g:
+                    r = s3g[an]
+                    w(f"- pqproxy / {an}: handshakes/s ×{pq['req_s'] / r['req_s']:.2f} "
+                      f"(rounds: {', '.join(f'{x:.0f}' for x in pq['req_s_rounds'])} vs "
+                      f"{', '.join(f'{x:.0f}' for x in r['req_s_rounds'])}), "
+                      f"CPU/handshake ×{pq['cpu_us_per_req'] / r['cpu_us_per_req']:.2f}")
+            if pq["gen_cpu_us_per_conn"] > pq["cpu_us_per_req"]:
+                w(f"- note: hsgen spent more CPU per connection ({pq['gen_cpu_us_per_conn']:.0f} µs) than pqproxy "
+                  f"({pq['cpu_us_per_req']:.0f} µs): pqproxy's rate is still bound by the client's core")
+    for f in ("scenario3-hsgen.txt",):
+        fp = os.path.join(out, f)
+        if os.path.exists(fp):
+            w(f"\n{open(fp).read().strip()}")
     for f in ("hybrid-check.txt",):
         fp = os.path.join(out, f)
         if os.path.exists(fp):
@@ -281,6 +318,18 @@ def main():
                 "met": ratio >= 1.3,
                 "note": "measured rates are bound by the single wrk thread on the shared 2 cores; "
                         "capacity = 1 core / server CPU per handshake"}
+    if "pqproxy-h" in s3g and "nginx-h" in s3g:
+        pq, ng = s3g["pqproxy-h"], s3g["nginx-h"]
+        ratio = pq["req_s"] / ng["req_s"]
+        t["hybrid_handshake_rate_vs_nginx"] = {
+            "measured_ratio": round(ratio, 3),
+            "capacity_ratio_from_cpu": round(ng["cpu_us_per_req"] / pq["cpu_us_per_req"], 3),
+            "pqproxy_req_s": round(pq["req_s"], 1), "nginx_req_s": round(ng["req_s"], 1),
+            "met": ratio >= 1.3,
+            "note": "hsgen pinned to CPU 0 with the upstream, each server pinned alone to CPU 1; "
+                    "capacity = 1 core / server CPU per handshake"}
+    if s3 and "pqproxy-h" in s3:
+        pq = s3["pqproxy-h"]
         if hs_sum == hs_sum:
             ratio = pq["cpu_us_per_req"] / hs_sum
             t["cpu_per_hybrid_handshake_vs_primitives"] = {

@@ -17,7 +17,12 @@
 #      LD_LIBRARY_PATH), pqproxy under pq_policy "require"; handshakes/s,
 #      CPU per handshake vs the primitives of `pqproxy bench crypto`. Also
 #      the hybrid variant of scenario 1 (keep-alive), and a check that the
-#      hybrid group is really negotiated (hybrid-check.txt).
+#      hybrid group is really negotiated (hybrid-check.txt). When
+#      build/hsgen exists (built here like sigreqs) and there are >= 2 CPUs,
+#      also "hsgen, pinned": the same peers measured with hsgen (a wolfSSL
+#      client spending ~1/3 of wrk's CPU per handshake) pinned to CPU 0 with
+#      the upstream, the server pinned to CPU 1, so the server's capacity,
+#      not the client's, sets the rate.
 #   5  signed requests (docs/signatures.md): pre-signed requests
 #      (build/sigreqs, each nonce once) sent by wrk (wrk-signed.lua) to a
 #      route that verifies and signs responses; CPU per signed request vs
@@ -46,7 +51,7 @@ while [ $# -gt 0 ]; do
         --pqproxy) PQPROXY="$2"; shift ;;
         --out) OUT="$2"; shift ;;
         --scenarios) SCENARIOS="$2"; shift ;;
-        -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,46p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -85,6 +90,12 @@ on35() { env LD_LIBRARY_PATH="$OSSL35" "$@"; }
 SIGREQS="${SIGREQS:-$(dirname "$PQPROXY")/sigreqs}"
 if { has 5 || has 8; } && [ ! -x "$SIGREQS" ] && [ -f "$(dirname "$PQPROXY")/CMakeCache.txt" ]; then
     cmake --build "$(dirname "$PQPROXY")" --target sigreqs >/dev/null 2>&1 || true
+fi
+
+# hsgen (scenario 3's pinned handshake generator), an optional CMake target too.
+HSGEN="${HSGEN:-$(dirname "$PQPROXY")/hsgen}"
+if has 3 && [ ! -x "$HSGEN" ] && [ -f "$(dirname "$PQPROXY")/CMakeCache.txt" ]; then
+    cmake --build "$(dirname "$PQPROXY")" --target hsgen >/dev/null 2>&1 || true
 fi
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
@@ -369,8 +380,12 @@ VERSIONS="$(nginx -v 2>&1 | sed 's/.*: //'); HAProxy $(haproxy -v | head -1 | aw
 
 RESULTS="$OUT/raw.tsv"
 printf 'scenario\tvariant\ttarget\tround\trequests\tduration_s\treq_s\tp50_us\tp99_us\tp999_us\terrors\tcpu_s\tcpu_us_per_req\n' > "$RESULTS"
+printf 'scenario\tvariant\ttarget\tround\tgroup\tgen_cpu_us_per_conn\n' > "$OUT/gen.tsv"
 
 # run_wrk scenario variant target round threads conns url [extra wrk args...]
+# WRK_GEN=PATH: that generator (hsgen: -c -d URL, same PQRESULT line) instead
+# of wrk, its own CPU and negotiated group recorded in gen.tsv; WRK_CPU=LIST:
+# the generator runs pinned there (taskset -c).
 run_wrk() {
     local sc="$1" var="$2" tgt="$3" round="$4" th="$5" c="$6" url="$7"; shift 7
     local pid="${PID[$tgt]}" c0 c1 line
@@ -383,17 +398,28 @@ run_wrk() {
             >/dev/null 2>&1 &
         perfpid=$!
     fi
-    local d="${WRK_DUR:-$DUR}" pre=()
+    local d="${WRK_DUR:-$DUR}" pre=() cmd out
     [ -z "${WRK_LIBS:-}" ] || pre=(env LD_LIBRARY_PATH="$WRK_LIBS")
-    line="$(timeout $((d + 30)) "${pre[@]}" wrk -t"$th" -c"$c" -d"${d}s" --timeout 5s -s "${WRK_SCRIPT:-$HERE/wrk-report.lua}" "$@" "$url" 2>&1 |
-            tee -a "$OUT/wrk.log" | grep '^PQRESULT' || true)"
+    [ -z "${WRK_CPU:-}" ] || pre=(taskset -c "$WRK_CPU" "${pre[@]}")
+    if [ -n "${WRK_GEN:-}" ]; then
+        cmd=("$WRK_GEN" -c "$c" -d "$d" "$@" "$url")
+    else
+        cmd=(wrk -t"$th" -c"$c" -d"${d}s" --timeout 5s -s "${WRK_SCRIPT:-$HERE/wrk-report.lua}" "$@" "$url")
+    fi
+    out="$(timeout $((d + 30)) "${pre[@]}" "${cmd[@]}" 2>&1 | tee -a "$OUT/wrk.log" || true)"
+    line="$(grep '^PQRESULT' <<<"$out" || true)"
     c1="$(cpu_ticks "$pid")"
     if [ -n "$perfpid" ]; then
         wait "$perfpid" 2>/dev/null || true
         perf report -i "$OUT/perf-s$sc.data" --no-children --stdio -g none --percent-limit 0.7 \
             > "$OUT/perf-s$sc.txt" 2>/dev/null || true
     fi
-    [ -n "$line" ] || { log "wrk against $tgt produced no result"; return 0; }
+    [ -n "$line" ] || { log "${WRK_GEN:-wrk} against $tgt produced no result"; return 0; }
+    if [ -n "${WRK_GEN:-}" ]; then    # "hsgen: negotiated TLSv1.3 ... group G", "...: N us per connection"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$var" "$tgt" "$round" \
+            "$(sed -n 's/^hsgen: negotiated .* group \([^ ]*\).*/\1/p' <<<"$out" | head -1)" \
+            "$(sed -n 's/^hsgen: .*: \([0-9.]*\) us per connection$/\1/p' <<<"$out" | head -1)" >> "$OUT/gen.tsv"
+    fi
     python3 - "$sc" "$var" "$tgt" "$round" "$line" "$c0" "$c1" "$HZ" >> "$RESULTS" <<'EOF'
 import sys
 sc, var, tgt, rnd, line, c0, c1, hz = sys.argv[1:]
@@ -496,6 +522,16 @@ fi
 
 # --- scenario 3: hybrid handshakes (X25519MLKEM768), everyone on OpenSSL 3.5 ------------------
 
+# pin_tree CPUS PID...: every thread of the processes and of their children
+pin_tree() {
+    local cpus="$1" p q; shift
+    for p in "$@"; do
+        for q in $p $(pgrep -P "$p" 2>/dev/null || true); do
+            taskset -apc "$cpus" "$q" >/dev/null 2>&1 || true
+        done
+    done
+}
+
 metric_lines() {   # name regex: matching lines of pqproxy's /metrics
     curl -s --max-time 5 "http://127.0.0.1:${APORT[$1]}/metrics" 2>/dev/null | grep -E "$2" || true
 }
@@ -518,10 +554,29 @@ if has 3; then
                 echo "- libssl client with OpenSSL 3.5 defaults -> $n: $(python3 "$HERE/tlsgroup.py" --lib "$OSSL35" --port "${PORT[$n]}" 2>&1 | tail -1)"
             done
         } > "$CHK"
+        # "hsgen, pinned": the generator and the upstream on CPU 0, the server
+        # alone on CPU 1 for the round (then the CPUs run.sh itself may use).
+        PIN=0 ALLCPUS="$(taskset -pc $$ 2>/dev/null | sed 's/.*: //')"
+        if [ ! -x "$HSGEN" ]; then
+            echo "Scenario 3, hsgen variant not run: $HSGEN not built (cmake --build build --target hsgen)." > "$OUT/scenario3-hsgen.txt"
+        elif [ "$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)" -lt 2 ] || ! command -v taskset >/dev/null 2>&1 ||
+             ! taskset -c 1 true 2>/dev/null; then
+            echo "Scenario 3, hsgen variant not run: it pins the server and the client to different CPUs (needs >= 2 CPUs and taskset)." > "$OUT/scenario3-hsgen.txt"
+        else
+            PIN=1
+        fi
         for r in $(seq 1 "$ROUNDS"); do
             for n in "${PROXIESH[@]}"; do
                 WRK_DUR="$SDUR" WRK_LIBS="$OSSL35" run_wrk 3 "hybrid, 1 worker" "$n" "$r" 1 16 \
                     "https://127.0.0.1:${PORT[$n]}/small.json" -H "Connection: close"
+            done
+            [ $PIN -eq 1 ] || continue
+            for n in "${PROXIESH[@]}"; do
+                pin_tree 1 "${PID[$n]}"
+                pin_tree 0 "$UP_PID"
+                WRK_DUR="$SDUR" WRK_GEN="$HSGEN" WRK_CPU=0 run_wrk 3 "hsgen, pinned" "$n" "$r" 1 16 \
+                    "https://127.0.0.1:${PORT[$n]}/small.json"
+                pin_tree "${ALLCPUS:-0-1}" "${PID[$n]}" "$UP_PID"
             done
         done
         sleep 1.2    # nginx flushes its buffered access log every second
@@ -530,6 +585,10 @@ if has 3; then
             metric_lines pqproxy-h '^pqproxy_tls_handshakes_total\{' | awk '$NF > 0 { print "    " $0 }'
             echo "- nginx access log (\$ssl_curve \$ssl_protocol \$status), counts over all runs:"
             awk '{ print $1, $2, $3 }' "$RUN/nginx-h.access" 2>/dev/null | sort | uniq -c | sed 's/^/    /'
+            if [ $PIN -eq 1 ]; then
+                echo "- hsgen (wolfSSL, one group offered): group negotiated on the first connection of each run:"
+                awk -F'\t' 'NR > 1 && $1 == 3 { print $3, ($5 == "" ? "(none)" : $5) }' "$OUT/gen.tsv" | sort | uniq -c | sed 's/^/    /'
+            fi
         } >> "$CHK"
         cat "$CHK" >&2
         # The primitives a hybrid handshake's server side needs (for the CPU comparison).
