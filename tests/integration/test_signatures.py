@@ -138,8 +138,10 @@ def test_crypto_threads(h):
     reads its size once, so it must be set before)."""
     sg = Sig(h, sig_extra={"crypto_threads": 3})
     tasks = lambda: len(os.listdir(f"/proc/{sg.proxy.proc.pid}/task"))
+    # logged once every worker thread exists: count from there
+    wait_until(lambda: "3 crypto thread(s)" in sg.proxy.proc.stderr_text(), 10,
+               msg="the start-up line naming 3 crypto threads")
     before = tasks()
-    check_in("3 crypto thread(s)", sg.proxy.proc.stderr_text())
     body = b'{"instances": [1.0]}'
     r = sg.send("POST", "/echo", sg.sign("POST", "/echo", body), body)
     check_eq(r.status, 200, r.body[:300])
