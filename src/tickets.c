@@ -2,6 +2,7 @@
 #include "tickets.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -14,9 +15,12 @@
 #define GCM_IV_SZ 12
 #define GCM_TAG_SZ 16
 
+#define IV_PREFIX_SZ 4
+
 typedef struct {
     unsigned char name[WOLFSSL_TICKET_NAME_SZ];
     unsigned char key[KEY_SZ];
+    unsigned char iv_prefix[IV_PREFIX_SZ]; /* random, per key */
     time_t created;
     int valid;
 } tkey_t;
@@ -24,6 +28,26 @@ typedef struct {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static tkey_t current, previous;
 static uint32_t rotation_s = 3600;
+
+/* GCM IVs must never repeat under one key. A sealing IV is the key's random
+ * prefix and this counter, which is never reset, so every ticket this
+ * process seals gets a value of its own whatever key it uses (2^64 never
+ * wraps); keys are random and never leave the process. A forked child
+ * inherits key and counter, so it rotates before sealing (fork_child). This
+ * replaces a getrandom() per ticket. */
+static _Atomic uint64_t iv_counter;
+static atomic_int forked;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+    atomic_store(&forked, 1);
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, fork_child);
+}
 
 static int fill_random(void *p, size_t n)
 {
@@ -34,7 +58,8 @@ static int fill_random(void *p, size_t n)
 static int rotate_locked(time_t now)
 {
     tkey_t k;
-    if (fill_random(k.name, sizeof k.name) != 0 || fill_random(k.key, sizeof k.key) != 0)
+    if (fill_random(k.name, sizeof k.name) != 0 || fill_random(k.key, sizeof k.key) != 0 ||
+        fill_random(k.iv_prefix, sizeof k.iv_prefix) != 0)
         return PX_ECRYPTO;
     k.created = now;
     k.valid = 1;
@@ -46,6 +71,7 @@ static int rotate_locked(time_t now)
 int px_tickets_configure(uint32_t seconds)
 {
     int rc = 0;
+    pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&lock);
     rotation_s = seconds ? seconds : 3600;
     if (!current.valid)
@@ -66,6 +92,10 @@ static void snapshot(tkey_t *cur, tkey_t *prev)
 {
     time_t now = time(NULL);
     pthread_mutex_lock(&lock);
+    /* a forked child must not seal under its parent's key (shared counter);
+     * it can still open the parent's tickets with the previous key */
+    if (atomic_load_explicit(&forked, memory_order_relaxed) && rotate_locked(now) == 0)
+        atomic_store(&forked, 0);
     if (!current.valid || now - current.created >= (time_t)rotation_s)
         rotate_locked(now);
     *cur = current;
@@ -107,7 +137,14 @@ static int ticket_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ
     if (enc) {
         memcpy(key_name, cur.name, WOLFSSL_TICKET_NAME_SZ);
         memset(mac, 0, WOLFSSL_TICKET_MAC_SZ);
-        if (fill_random(iv, WOLFSSL_TICKET_IV_SZ) != 0 || seal(&cur, 1, iv, mac, ticket, in_len) != 0)
+        if (!cur.valid || atomic_load_explicit(&forked, memory_order_relaxed))
+            return WOLFSSL_TICKET_RET_REJECT;  /* no key of our own to seal with */
+        uint64_t n = atomic_fetch_add_explicit(&iv_counter, 1, memory_order_relaxed);
+        memset(iv, 0, WOLFSSL_TICKET_IV_SZ);
+        memcpy(iv, cur.iv_prefix, IV_PREFIX_SZ);
+        for (int i = 0; i < 8; i++)
+            iv[IV_PREFIX_SZ + i] = (unsigned char)(n >> (56 - 8 * i));
+        if (seal(&cur, 1, iv, mac, ticket, in_len) != 0)
             return WOLFSSL_TICKET_RET_REJECT;
         *out_len = in_len;
         return WOLFSSL_TICKET_RET_OK;
