@@ -19,6 +19,7 @@
 #include "errors.h"
 #include "http1.h"
 #include "log.h"
+#include "ltimer.h"
 #include "sigflow.h"
 
 #define READ_CHUNK (16 * 1024)      /* ciphertext per socket read */
@@ -77,9 +78,7 @@ typedef struct {
 struct px_conn {
     px_conn_env_t *env;
     uv_tcp_t tcp;
-    uv_timer_t timer;
-    uint64_t deadline;           /* loop ms when tkind expires; 0: none (see arm) */
-    uint64_t timer_due;          /* loop ms the libuv timer fires at, while active */
+    px_ltimer_t timer;           /* expires for tkind (see arm) */
     uv_write_t wreq;
     uv_shutdown_t sreq;
     int open_handles;
@@ -126,11 +125,7 @@ static double ms_since(uint64_t t0, uint64_t t1)
 
 static void timer_cb(uv_timer_t *t);
 
-/* Lazy: arm() records the deadline and restarts the libuv timer only when
- * it would fire too late; a timer that fires early re-arms for the rest.
- * A busy keep-alive connection moves its deadline on every request, and
- * this way that costs no timer-heap work (HAProxy's task expiry works
- * alike; nginx skips small moves). */
+/* Lazy (ltimer.h): moving the deadline on every request is cheap. */
 static void arm(px_conn_t *c, tkind_t kind)
 {
     const px_timeouts_config_t *to = &cfg_of(c)->timeouts;
@@ -145,15 +140,7 @@ static void arm(px_conn_t *c, tkind_t kind)
     case T_LINGER:    ms = LINGER_MS; break;
     case T_NONE:      break;
     }
-    if (!ms) {
-        c->deadline = 0;        /* a running timer finds nothing to do and stops */
-        return;
-    }
-    c->deadline = uv_now(c->env->loop) + ms;
-    if (!uv_is_active((uv_handle_t *)&c->timer) || c->timer_due > c->deadline) {
-        uv_timer_start(&c->timer, timer_cb, ms, 0);
-        c->timer_due = c->deadline;
-    }
+    px_ltimer_arm(&c->timer, ms, timer_cb);
 }
 
 static void to_keepalive(px_conn_t *c);
@@ -161,16 +148,9 @@ static void to_keepalive(px_conn_t *c);
 static void timer_cb(uv_timer_t *t)
 {
     px_conn_t *c = t->data;
-    uint64_t now = uv_now(c->env->loop);
     char detail[96];
-    if (!c->deadline)
+    if (!px_ltimer_expired(&c->timer, timer_cb))
         return;
-    if (now < c->deadline) {    /* moved later since the timer was started */
-        uv_timer_start(&c->timer, timer_cb, c->deadline - now, 0);
-        c->timer_due = c->deadline;
-        return;
-    }
-    c->deadline = 0;
     switch (c->tkind) {
     case T_HANDSHAKE:
         px_m_inc(&c->env->m->hs_fail[PX_HS_TIMEOUT]);
@@ -277,7 +257,7 @@ static void abort_conn(px_conn_t *c)
         c->x.up = NULL;
     }
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer.timer, on_handle_closed);
 }
 
 /* Graceful: finish writing, close_notify, FIN, then wait briefly for the
@@ -1404,8 +1384,8 @@ int px_conn_accept(px_conn_env_t *env, uv_stream_t *server)
         return UV_ENOMEM;
     c->env = env;
     uv_tcp_init(env->loop, &c->tcp);
-    uv_timer_init(env->loop, &c->timer);
-    c->tcp.data = c->timer.data = c->wreq.data = c->sreq.data = c;
+    uv_timer_init(env->loop, &c->timer.timer);
+    c->tcp.data = c->timer.timer.data = c->wreq.data = c->sreq.data = c;
     c->open_handles = 2;
     c->next = env->conns;
     if (env->conns)

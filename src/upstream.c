@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "ltimer.h"
 
 #define READ_CHUNK (64 * 1024)
 
@@ -20,9 +21,7 @@ struct px_uplink {
         uv_tcp_t tcp;
         uv_pipe_t pipe;
     } h;
-    uv_timer_t timer;
-    uint64_t deadline;          /* loop ms of the armed timeout; 0: none (see link_arm) */
-    uint64_t timer_due;         /* loop ms the libuv timer fires at, while active */
+    px_ltimer_t timer;          /* the link's timeout (see link_arm) */
     uv_connect_t connect_req;
     uv_write_t write_req;
     px_buf_t inflight;          /* bytes of the write in flight */
@@ -123,7 +122,7 @@ static void link_close(px_uplink_t *l)
     l->state = L_CLOSING;
     l->cb = NULL;               /* the owner has gone; nothing more is reported */
     uv_close(&l->h.handle, on_link_closed);
-    uv_close((uv_handle_t *)&l->timer, on_link_closed);
+    uv_close((uv_handle_t *)&l->timer.timer, on_link_closed);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -151,34 +150,18 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 static void timer_cb(uv_timer_t *t);
 
-/* Lazy, as the client connection's timer (conn.c): the deadline moves at
- * every request (acquire, sent, first bytes, back to the pool), the libuv
- * timer only when it would fire too late. ms 0 disarms. */
+/* Lazy (ltimer.h): the deadline moves at every request (acquire, sent,
+ * first bytes, back to the pool). ms 0 disarms. */
 static void link_arm(px_uplink_t *l, uint32_t ms)
 {
-    if (!ms) {
-        l->deadline = 0;        /* a running timer finds nothing to do and stops */
-        return;
-    }
-    l->deadline = uv_now(l->pool->loop) + ms;
-    if (!uv_is_active((uv_handle_t *)&l->timer) || l->timer_due > l->deadline) {
-        uv_timer_start(&l->timer, timer_cb, ms, 0);
-        l->timer_due = l->deadline;
-    }
+    px_ltimer_arm(&l->timer, ms, timer_cb);
 }
 
 static void timer_cb(uv_timer_t *t)
 {
     px_uplink_t *l = t->data;
-    uint64_t now = uv_now(l->pool->loop);
-    if (!l->deadline)
+    if (!px_ltimer_expired(&l->timer, timer_cb))
         return;
-    if (now < l->deadline) {    /* moved later since the timer was started */
-        uv_timer_start(&l->timer, timer_cb, l->deadline - now, 0);
-        l->timer_due = l->deadline;
-        return;
-    }
-    l->deadline = 0;
     switch (l->state) {
     case L_IDLE:
         link_close(l);
@@ -229,8 +212,8 @@ static px_uplink_t *link_new(px_upstream_t *u)
         free(l);
         return NULL;
     }
-    uv_timer_init(u->loop, &l->timer);
-    l->h.handle.data = l->timer.data = l->connect_req.data = l->write_req.data = l;
+    uv_timer_init(u->loop, &l->timer.timer);
+    l->h.handle.data = l->timer.timer.data = l->connect_req.data = l->write_req.data = l;
     l->open_handles = 2;
     u->live_count++;
     gauges(u);
