@@ -143,7 +143,7 @@ def main():
       "pq_policy \"prefer\": X25519. Hybrid set (scenario 3, the hybrid variant of 1, and 5/8 when available): wrk, "
       "nginx, HAProxy and hitch on OpenSSL 3.5 (LD_LIBRARY_PATH), pqproxy with pq_policy \"require\": X25519MLKEM768.\n")
 
-    def s1_table(res, title, direct=True):
+    def s1_table(res, title):
         w(f"\n### {title}\n")
         w("| target | req/s | × direct | p50 ms | p99 ms | p99.9 ms | server CPU µs/req | errors |")
         w("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -165,25 +165,22 @@ def main():
         w("\n## Scenario 1: keep-alive small requests (GET /small.json, 33 bytes)")
         s1_table(s1, "one worker each")
     if s1w2:
-        s1_table(s1w2, "two workers each", direct=False)
+        s1_table(s1w2, "two workers each")
     if s1h:
-        s1_table(s1h, "hybrid (X25519MLKEM768, everyone on OpenSSL 3.5), one worker each", direct=False)
+        s1_table(s1h, "hybrid (X25519MLKEM768, everyone on OpenSSL 3.5), one worker each")
+    def hs_table(res, title):
+        w(f"\n## {title}\n")
+        w("| target | handshakes/s | p50 ms | p99 ms | server CPU µs/handshake | errors |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for tgt in sorted(res, key=lambda t: (not t.startswith("pqproxy"), t)):
+            r = res[tgt]
+            w(f"| {tgt} | {r['req_s']:.0f} | {ms(r['p50_us'])} | {ms(r['p99_us'])} | "
+              f"{r['cpu_us_per_req']:.1f} | {r['errors']} |")
+
     if s2:
-        w("\n## Scenario 2: a new TLS 1.3 connection per request (X25519, ECDSA P-256)\n")
-        w("| target | handshakes/s | p50 ms | p99 ms | server CPU µs/handshake | errors |")
-        w("|---|---:|---:|---:|---:|---:|")
-        for tgt in sorted(s2, key=lambda t: (not t.startswith("pqproxy"), t)):
-            r = s2[tgt]
-            w(f"| {tgt} | {r['req_s']:.0f} | {ms(r['p50_us'])} | {ms(r['p99_us'])} | "
-              f"{r['cpu_us_per_req']:.1f} | {r['errors']} |")
+        hs_table(s2, "Scenario 2: a new TLS 1.3 connection per request (X25519, ECDSA P-256)")
     if s3:
-        w("\n## Scenario 3: a new TLS 1.3 connection per request, X25519MLKEM768 (ECDSA P-256), OpenSSL 3.5 peers\n")
-        w("| target | handshakes/s | p50 ms | p99 ms | server CPU µs/handshake | errors |")
-        w("|---|---:|---:|---:|---:|---:|")
-        for tgt in sorted(s3, key=lambda t: (not t.startswith("pqproxy"), t)):
-            r = s3[tgt]
-            w(f"| {tgt} | {r['req_s']:.0f} | {ms(r['p50_us'])} | {ms(r['p99_us'])} | "
-              f"{r['cpu_us_per_req']:.1f} | {r['errors']} |")
+        hs_table(s3, "Scenario 3: a new TLS 1.3 connection per request, X25519MLKEM768 (ECDSA P-256), OpenSSL 3.5 peers")
         pq = s3.get("pqproxy-h")
         if pq:
             w("")
