@@ -462,55 +462,55 @@ fail:
 
 /* --- raw signatures ---------------------------------------------------------------------- */
 
+/* Both signatures over msg with imported keys (mldsa NULL: ECDSA only). */
+static px_sig_result_t verify_keys(ecc_key *ek, wc_MlDsaKey *mk, const uint8_t *msg, size_t len,
+                                   const uint8_t *ecdsa, const uint8_t *mldsa)
+{
+    uint8_t hash[WC_SHA384_DIGEST_SIZE], der[128];
+    word32 der_len = sizeof der;
+    int res = 0;
+
+    if (wc_Sha384Hash(msg, (word32)len, hash) != 0)
+        return PX_SIG_INTERNAL;
+    /* r or s out of range, zero: no DER or no verification -> invalid */
+    if (wc_ecc_rs_raw_to_sig(ecdsa, EC_COORD, ecdsa + EC_COORD, EC_COORD, der, &der_len) != 0 ||
+        wc_ecc_verify_hash(der, der_len, hash, sizeof hash, &res, ek) != 0 || res != 1)
+        return PX_SIG_ECDSA;
+    if (!mldsa)
+        return PX_SIG_OK;
+    res = 0;
+    if (wc_MlDsaKey_VerifyCtx(mk, mldsa, PX_SIG_MLDSA_LEN, NULL, 0, msg, (word32)len, &res) != 0 ||
+        res != 1)
+        return PX_SIG_MLDSA;
+    return PX_SIG_OK;
+}
+
 px_sig_result_t px_sig_verify_raw(const uint8_t *ec_pub, const uint8_t *ml_pub,
                                   const uint8_t *msg, size_t len, const uint8_t *ecdsa,
                                   const uint8_t *mldsa)
 {
-    uint8_t hash[WC_SHA384_DIGEST_SIZE], der[128];
-    word32 der_len = sizeof der;
     ecc_key *ek = malloc(sizeof *ek);
-    wc_MlDsaKey *mk = NULL;
+    wc_MlDsaKey *mk = malloc(sizeof *mk);
     px_sig_result_t ret = PX_SIG_INTERNAL;
-    int res = 0, ek_ok = 0;
+    int have = 0;
 
-    if (!ek || wc_ecc_init(ek) != 0)
+    if (!ek || !mk || wc_ecc_init(ek) != 0)
         goto out;
-    ek_ok = 1;
+    have |= 1;
+    if (wc_MlDsaKey_Init(mk, NULL, INVALID_DEVID) != 0)
+        goto out;
+    have |= 2;
     if (wc_ecc_import_x963_ex(ec_pub, PX_SIG_ECDSA_PUB_LEN, ek, ECC_SECP384R1) != 0 ||
-        wc_Sha384Hash(msg, (word32)len, hash) != 0)
+        (mldsa && (wc_MlDsaKey_SetParams(mk, WC_ML_DSA_87) != 0 ||
+                   wc_MlDsaKey_ImportPubRaw(mk, ml_pub, PX_SIG_MLDSA_PUB_LEN) != 0)))
         goto out;
-    /* r or s out of range, zero: no DER or no verification -> invalid */
-    if (wc_ecc_rs_raw_to_sig(ecdsa, EC_COORD, ecdsa + EC_COORD, EC_COORD, der, &der_len) != 0 ||
-        wc_ecc_verify_hash(der, der_len, hash, sizeof hash, &res, ek) != 0 || res != 1) {
-        ret = PX_SIG_ECDSA;
-        goto out;
-    }
-    if (!mldsa) {
-        ret = PX_SIG_OK;
-        goto out;
-    }
-    if (!(mk = malloc(sizeof *mk)) || wc_MlDsaKey_Init(mk, NULL, INVALID_DEVID) != 0) {
-        free(mk);
-        mk = NULL;
-        goto out;
-    }
-    res = 0;
-    if (wc_MlDsaKey_SetParams(mk, WC_ML_DSA_87) != 0 ||
-        wc_MlDsaKey_ImportPubRaw(mk, ml_pub, PX_SIG_MLDSA_PUB_LEN) != 0)
-        goto out;
-    if (wc_MlDsaKey_VerifyCtx(mk, mldsa, PX_SIG_MLDSA_LEN, NULL, 0, msg, (word32)len, &res) != 0 ||
-        res != 1) {
-        ret = PX_SIG_MLDSA;
-        goto out;
-    }
-    ret = PX_SIG_OK;
+    ret = verify_keys(ek, mk, msg, len, ecdsa, mldsa);
 out:
-    if (mk) {
+    if (have & 2)
         wc_MlDsaKey_Free(mk);
-        free(mk);
-    }
-    if (ek_ok)
+    if (have & 1)
         wc_ecc_free(ek);
+    free(mk);
     free(ek);
     return ret;
 }
@@ -606,25 +606,11 @@ static vkey_t *vcache_get(const ringkey_t *k)
 px_sig_result_t px_sig_keyring_verify(const px_sig_keyring_t *r, int idx, const uint8_t *msg,
                                       size_t len, const uint8_t *ecdsa, const uint8_t *mldsa)
 {
-    uint8_t hash[WC_SHA384_DIGEST_SIZE], der[128];
-    word32 der_len = sizeof der;
     vkey_t *v;
-    int res = 0;
 
-    if (!r || idx < 0 || idx >= r->n || !(v = vcache_get(&r->keys[idx])) ||
-        wc_Sha384Hash(msg, (word32)len, hash) != 0)
+    if (!r || idx < 0 || idx >= r->n || !(v = vcache_get(&r->keys[idx])))
         return PX_SIG_INTERNAL;
-    /* r or s out of range, zero: no DER or no verification -> invalid */
-    if (wc_ecc_rs_raw_to_sig(ecdsa, EC_COORD, ecdsa + EC_COORD, EC_COORD, der, &der_len) != 0 ||
-        wc_ecc_verify_hash(der, der_len, hash, sizeof hash, &res, &v->ec) != 0 || res != 1)
-        return PX_SIG_ECDSA;
-    if (!mldsa)
-        return PX_SIG_OK;
-    res = 0;
-    if (wc_MlDsaKey_VerifyCtx(&v->ml, mldsa, PX_SIG_MLDSA_LEN, NULL, 0, msg, (word32)len, &res) != 0 ||
-        res != 1)
-        return PX_SIG_MLDSA;
-    return PX_SIG_OK;
+    return verify_keys(&v->ec, &v->ml, msg, len, ecdsa, mldsa);
 }
 
 /* --- signer ---------------------------------------------------------------------------------- */
