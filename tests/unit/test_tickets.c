@@ -1,0 +1,112 @@
+/* Session-ticket sealing (src/tickets.c, included so its statics can be
+ * driven directly): every ticket gets its own AES-GCM IV (the key's random
+ * prefix and a counter that never repeats), sealed tickets open again,
+ * tampering is refused, and a forked child never seals under its parent's
+ * key. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tickets.c"
+
+#define TLEN 48
+
+typedef struct {
+    unsigned char name[WOLFSSL_TICKET_NAME_SZ], iv[WOLFSSL_TICKET_IV_SZ];
+    unsigned char mac[WOLFSSL_TICKET_MAC_SZ], data[TLEN];
+} sealed_t;
+
+static int seal_one(sealed_t *t, const unsigned char *plain)
+{
+    int out = 0;
+    memcpy(t->data, plain, TLEN);
+    return ticket_cb(NULL, t->name, t->iv, t->mac, 1, t->data, TLEN, &out, NULL) ==
+                   WOLFSSL_TICKET_RET_OK && out == TLEN ? 0 : -1;
+}
+
+/* 0 when the ticket opens (under the previous key, without a session to
+ * ask the version of, the callback asks for a fresh ticket: CREATE). */
+static int open_one(sealed_t t, unsigned char *plain)
+{
+    int out = 0, rc = ticket_cb(NULL, t.name, t.iv, t.mac, 0, t.data, TLEN, &out, NULL);
+    memcpy(plain, t.data, TLEN);
+    return (rc == WOLFSSL_TICKET_RET_OK || rc == WOLFSSL_TICKET_RET_CREATE) && out == TLEN ? 0 : -1;
+}
+
+static void test_unique_ivs(void **state)
+{
+    enum { N = 300 };                 /* more than one byte of counter */
+    static sealed_t t[N];
+    unsigned char plain[TLEN], back[TLEN];
+    (void)state;
+    memset(plain, 'p', sizeof plain);
+    assert_int_equal(px_tickets_configure(3600), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(seal_one(&t[i], plain), 0);
+    for (int i = 0; i < N; i++) {
+        assert_memory_equal(t[i].name, t[0].name, sizeof t[0].name);
+        assert_memory_equal(t[i].iv, t[0].iv, IV_PREFIX_SZ);       /* one key, one prefix */
+        for (int j = 0; j < i; j++)
+            assert_memory_not_equal(t[i].iv, t[j].iv, GCM_IV_SZ);
+        assert_int_equal(open_one(t[i], back), 0);
+        assert_memory_equal(back, plain, TLEN);
+    }
+    /* the counter goes on across keys; a new key has its own prefix */
+    px_tickets_rotate();
+    sealed_t r;
+    assert_int_equal(seal_one(&r, plain), 0);
+    assert_memory_not_equal(r.name, t[0].name, sizeof r.name);
+    for (int j = 0; j < N; j++)
+        assert_memory_not_equal(r.iv + IV_PREFIX_SZ, t[j].iv + IV_PREFIX_SZ, 8);
+    /* the previous key still opens its tickets */
+    assert_int_equal(open_one(t[0], back), 0);
+    assert_memory_equal(back, plain, TLEN);
+}
+
+static void test_tampered_refused(void **state)
+{
+    unsigned char plain[TLEN], back[TLEN];
+    sealed_t t, bad;
+    (void)state;
+    memset(plain, 'q', sizeof plain);
+    assert_int_equal(seal_one(&t, plain), 0);
+    bad = t;
+    bad.data[3] ^= 1;
+    assert_int_not_equal(open_one(bad, back), 0);
+    bad = t;
+    bad.iv[GCM_IV_SZ - 1] ^= 1;
+    assert_int_not_equal(open_one(bad, back), 0);
+    bad = t;
+    bad.mac[0] ^= 1;
+    assert_int_not_equal(open_one(bad, back), 0);
+    bad = t;
+    bad.name[0] ^= 1;                 /* unknown key: full handshake */
+    assert_int_not_equal(open_one(bad, back), 0);
+}
+
+/* After fork() the child shares the parent's key and counter: it must seal
+ * under a key of its own. */
+static void test_forked_child_rotates(void **state)
+{
+    unsigned char plain[TLEN];
+    sealed_t before, after;
+    (void)state;
+    memset(plain, 'r', sizeof plain);
+    assert_int_equal(seal_one(&before, plain), 0);
+    fork_child();                     /* what the atfork handler runs in a child */
+    assert_int_equal(seal_one(&after, plain), 0);
+    assert_memory_not_equal(after.name, before.name, sizeof after.name);
+    assert_memory_not_equal(after.iv, before.iv, IV_PREFIX_SZ);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unique_ivs),
+        cmocka_unit_test(test_tampered_refused),
+        cmocka_unit_test(test_forked_child_rotates),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
