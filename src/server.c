@@ -344,15 +344,17 @@ px_server_t *px_server_new(px_config_t *cfg, char *err, size_t errlen)
         goto fail;
     for (i = 0; i < s->nworkers; i++)
         s->workers[i].listen_fd = -1;
-    for (i = 0; i < s->nworkers; i++) {
-        int fd = listen_socket(&cfg->listen, err, errlen);
-        if (fd < 0 || worker_init(&s->workers[i], s, i, fd, err, errlen) != 0)
-            goto fail;
-    }
+    /* The admin port first: once the data port accepts, probes and metrics
+     * answer too, so nothing watching both can see one without the other. */
     if (cfg->admin.enabled) {
         px_admin_handlers_t h = { admin_ready, admin_metrics, s };
         s->admin = px_admin_start(&s->loop, &cfg->admin.addr, &h, err, errlen);
         if (!s->admin)
+            goto fail;
+    }
+    for (i = 0; i < s->nworkers; i++) {
+        int fd = listen_socket(&cfg->listen, err, errlen);
+        if (fd < 0 || worker_init(&s->workers[i], s, i, fd, err, errlen) != 0)
             goto fail;
     }
     s->config_time = (uint64_t)time(NULL);

@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 
+import pxtest
 from pxtest import (Harness, check, check_eq, check_in, http_request, main, pqproxy_bin,
                     tls_connect, wait_until)
 
@@ -118,6 +119,29 @@ def test_readiness_follows_upstream(h):
         return st == 503 and b"upstream unreachable" in body
     wait_until(not_ready, timeout=8, msg="not ready once the upstream is gone")
     check_eq(admin_get(proxy, "/healthz")[0], 200, "still alive")
+
+
+def test_admin_listens_before_data_port(h):
+    # Probes and scrapers may start the moment the data port accepts: the
+    # admin port must already be listening then (strace shows the order).
+    strace = pxtest.require_exe("strace")
+    cfg = h.base_proxy_config()
+    cfg["workers"] = 2
+    path = h.write_config(cfg)
+    trace = h.path("listen.strace")
+    port = int(cfg["listen"].rsplit(":", 1)[1])
+    admin = int(cfg["admin"]["listen"].rsplit(":", 1)[1])
+    h.start("pqproxy-strace", [strace, "-f", "-qq", "-yy", "-e", "trace=listen", "-o", trace,
+                               pqproxy_bin(), "run", "--config", path], ready="port", port=port)
+    h.add_log("strace", trace)
+    ports = []
+    for line in open(trace):
+        m = re.search(r"listen\(\d+<TCP:\[127\.0\.0\.1:(\d+)\]>", line)
+        if m:
+            ports.append(int(m.group(1)))
+    check(admin in ports and port in ports, f"both listen calls traced: {ports}")
+    check_eq(ports.index(admin) < ports.index(port), True,
+             f"admin port {admin} listens before data port {port}: {ports}")
 
 
 def test_drain_finishes_in_flight(h):
@@ -262,7 +286,8 @@ def test_access_log_batched_lines_complete(h):
 
 if __name__ == "__main__":
     main([test_health_and_metrics_after_traffic, test_pq_refusals_counted,
-          test_readiness_follows_upstream, test_drain_finishes_in_flight,
+          test_readiness_follows_upstream, test_admin_listens_before_data_port,
+          test_drain_finishes_in_flight,
           test_drain_timeout_bounds_exit, test_sighup_swaps_certificate,
           test_sighup_broken_config_keeps_serving, test_access_log_and_request_id,
           test_access_log_batched_lines_complete])
