@@ -228,28 +228,48 @@ class Proc:
             os.killpg(self.popen.pid, sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
-        """Sends sig to the process group, SIGKILL after timeout; returns the exit code."""
+        """Sends sig to the process group, SIGKILL after timeout; returns the exit code.
+
+        A group is signalled only while its id is pinned: by the leader not yet
+        reaped, or by members still alive. A reaped pid is free for reuse, and a
+        stray signal would hit another test's process (tests run in parallel)."""
         if self.popen is None:
             return None
-        if self.alive():
+        pid = self.popen.pid
+        if self.popen.returncode is None:
+            if not self._exited_unreaped():
+                try:
+                    os.killpg(pid, sig)
+                except ProcessLookupError:
+                    pass
+                deadline = time.monotonic() + timeout
+                while not self._exited_unreaped() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                if not self._exited_unreaped():
+                    print(f"pxtest: {self.name} ignored signal {sig} for {timeout}s; SIGKILL",
+                          file=sys.stderr)
+            # Anything the child left in its group; the unreaped leader pins the id.
             try:
-                os.killpg(self.popen.pid, sig)
-            except ProcessLookupError:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
                 pass
+        elif group_members(pid):
             try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                print(f"pxtest: {self.name} ignored signal {sig} for {timeout}s; SIGKILL",
-                      file=sys.stderr)
-        # Also reap anything the child left in its group.
-        try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         rc = self.popen.wait(10)
         if self in _live:
             _live.remove(self)
         return rc
+
+    def _exited_unreaped(self):
+        """True once the leader has exited; it stays a zombie (not reaped)."""
+        try:
+            r = os.waitid(os.P_PID, self.popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        return r is not None
 
     def rss_kb(self):
         """Resident set size in KiB (VmRSS from /proc/<pid>/status)."""
