@@ -42,16 +42,16 @@ if port_open "$DEMO_PORT"; then
     die "port $DEMO_PORT is busy (another demo model server or TF Serving?); stop it first"
 fi
 
-demo_pid=
-proxy_pid=
 cleanup() {
     trap - INT TERM EXIT
-    for pid in $proxy_pid $demo_pid; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in $proxy_pid $demo_pid; do
-        wait "$pid" 2>/dev/null || true
-    done
+    # Only jobs still running: the pid of one that has exited may already
+    # belong to some other process.
+    local running
+    running=$(jobs -rp)
+    if [ -n "$running" ]; then
+        kill -TERM $running 2>/dev/null || true
+    fi
+    wait 2>/dev/null || true
 }
 trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
@@ -62,7 +62,7 @@ demo_pid=$!
 # Up to 5 s for it to listen; a bind failure makes it exit at once.
 for _ in $(seq 50); do
     port_open "$DEMO_PORT" && break
-    kill -0 "$demo_pid" 2>/dev/null || { demo_pid=; die "demo model server failed to start"; }
+    jobs -rp | grep -qx "$demo_pid" || die "demo model server failed to start"
     sleep 0.1
 done
 port_open "$DEMO_PORT" || die "demo model server not listening on 127.0.0.1:$DEMO_PORT after 5 s"
@@ -90,6 +90,4 @@ EOF
 proxy_pid=$!
 set +e
 wait "$proxy_pid"
-rc=$?
-proxy_pid=
-exit "$rc"
+exit $?
