@@ -180,8 +180,10 @@ cpu_has() { grep -qw "$1" /proc/cpuinfo 2>/dev/null; }
 # WC_MLDSA_CACHE_*: an ML-DSA key keeps its expanded matrix A and NTT-form
 # vectors, so a key that signs or verifies again (the response signer, the
 # keyring keys each crypto thread keeps imported) skips that work.
+# WOLFSSL_THREAD_RNG: wolfSSL_CTX_UseThreadRng (patch 0008) for the server's
+# contexts: one DRBG per worker thread instead of one per connection.
 WOLFSSL_CFLAGS="-O2 -g -DHAVE_EX_DATA -DKEEP_PEER_CERT -DWOLFSSL_ALT_NAMES"
-WOLFSSL_CFLAGS="$WOLFSSL_CFLAGS -DWC_MLDSA_CACHE_MATRIX_A -DWC_MLDSA_CACHE_PRIV_VECTORS -DWC_MLDSA_CACHE_PUB_VECTORS"
+WOLFSSL_CFLAGS="$WOLFSSL_CFLAGS -DWOLFSSL_THREAD_RNG -DWC_MLDSA_CACHE_MATRIX_A -DWC_MLDSA_CACHE_PRIV_VECTORS -DWC_MLDSA_CACHE_PUB_VECTORS"
 
 wolfssl_configure_flags() {
     local f=(--enable-static --disable-shared --with-pic

@@ -56,6 +56,7 @@ struct px_tls_ctx {
     uint16_t client_groups[PX_MAX_GROUPS];
     int client_group_count;
     int verify_peer;
+    int thread_rng;                  /* server: sessions draw from their thread's DRBG */
 };
 
 struct px_tls {
@@ -230,6 +231,11 @@ static void ctx_destroy(px_tls_ctx_t *c)
     free(c);
 }
 
+int px_tls_ctx_thread_rng(const px_tls_ctx_t *ctx)
+{
+    return ctx->thread_rng;
+}
+
 px_tls_ctx_t *px_tls_ctx_ref(px_tls_ctx_t *ctx)
 {
     atomic_fetch_add(&ctx->refs, 1);
@@ -288,6 +294,11 @@ px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_
         if (!tc->ctx)
             goto nomem;
         c->cert_count++;
+        /* A session lives and dies on the worker thread that accepted it, so
+         * it can draw from that thread's DRBG instead of seeding its own
+         * (wolfSSL patch 0008: a getrandom() and ~21k instructions less per
+         * connection). */
+        c->thread_rng = wolfSSL_CTX_UseThreadRng(tc->ctx, 1) == WOLFSSL_SUCCESS && (i == 0 || c->thread_rng);
         rc = wolfSSL_CTX_use_certificate_chain_file(tc->ctx, cc->cert_file);
         if (rc != WOLFSSL_SUCCESS) {
             snprintf(err, errlen, "tls.certificates[%d].cert: cannot load %s (%s)", i, cc->cert_file,

@@ -44,6 +44,10 @@ typedef struct {
 
 px_tls_ctx_t *px_tls_ctx_client_new(const px_tls_client_opts_t *o, char *err, size_t errlen);
 
+/* 1 if a server context's sessions draw from their thread's DRBG instead of
+ * one each; a session must then be used on the thread that created it. */
+int px_tls_ctx_thread_rng(const px_tls_ctx_t *ctx);
+
 /* Contexts are shared by sessions and worker threads and live until the
  * last reference goes (a reload swaps contexts under open connections). */
 px_tls_ctx_t *px_tls_ctx_ref(px_tls_ctx_t *ctx);
