@@ -708,7 +708,11 @@ static int server_start(px_tls_t *t)
         snprintf(t->err, sizeof t->err, "malformed ClientHello");
         return PX_ETLS;
     }
-    snprintf(t->sni, sizeof t->sni, "%s", h.sni);
+    {
+        size_t n = strnlen(h.sni, sizeof t->sni - 1);   /* once per handshake: no printf */
+        memcpy(t->sni, h.sni, n);
+        t->sni[n] = 0;
+    }
     t->group = 0;
     if (h.tls13 || c->allow_tls12)
         for (int i = 0; i < c->group_count && !t->group; i++)
