@@ -88,12 +88,14 @@ def main():
     s8 = {v: agg(raw, "8", v).get("pqproxy-sig") for v in ("unsigned alone", "unsigned + signed load", "signed load")}
     s5 = {k: v for k, v in s5.items() if v}
     s8 = {k: v for k, v in s8.items() if v}
-    ops = {}
+    ops, hsvp = {}, None
     p = os.path.join(out, "bench-crypto.json")
     if os.path.exists(p):
         try:
             with open(p) as f:
-                ops = {o["id"]: o for o in json.load(f).get("operations", []) if o.get("ok", True)}
+                bc = json.load(f)
+            ops = {o["id"]: o for o in bc.get("operations", []) if o.get("ok", True)}
+            hsvp = bc.get("handshake_vs_primitives")   # interleaved rounds (bench crypto)
         except ValueError:
             ops = {}
 
@@ -201,6 +203,10 @@ def main():
                     w(f"- the in-memory TLS handshake alone (bench crypto tls13/x25519mlkem768/server): CPU "
                       f"{tl['cpu_us_per_op']:.1f} µs per handshake: ×{tl['cpu_us_per_op'] / hs_sum:.2f} the primitives")
                     result["primitives_us"]["tls13_x25519mlkem768_server_cpu"] = tl["cpu_us_per_op"]
+                if hsvp:
+                    w("- interleaved in bench crypto (" + hsvp["primitives"] + ", then the handshake, per round): " +
+                      ", ".join("%.1f / %.1f µs ×%.2f" % (r["handshake_cpu_us"], r["primitives_cpu_us"], r["ratio"])
+                                for r in hsvp["rounds"]) + "; median ×%.2f" % hsvp["median_ratio"])
     if s3g:
         w("\n### Scenario 3 with hsgen, pinned: the server alone on CPU 1, hsgen (wolfSSL) and the upstream on CPU 0\n")
         w("hsgen spends about a third of wrk's (OpenSSL 3.5) CPU per handshake, so here the server's core, not the "
@@ -336,7 +342,14 @@ def main():
                         "request, the upstream exchange and close included); the handshake alone is "
                         "cpu_per_hybrid_handshake_vs_primitives"}
             tl = ops.get("tls13/x25519mlkem768/server")
-            if tl:
+            if hsvp:
+                r2 = hsvp["median_ratio"]
+                t["cpu_per_hybrid_handshake_vs_primitives"] = {
+                    "ratio": round(r2, 3), "met": r2 <= 1.5, "rounds": hsvp["rounds"],
+                    "note": "bench crypto, interleaved rounds (" + hsvp["primitives"] + ", then "
+                            "tls13/x25519mlkem768/server: pqproxy's server session, whole handshake incl. "
+                            "ClientHello inspection and the session ticket), thread CPU; median over rounds"}
+            elif tl:
                 r2 = tl["cpu_us_per_op"] / hs_sum
                 t["cpu_per_hybrid_handshake_vs_primitives"] = {
                     "cpu_us": round(tl["cpu_us_per_op"], 1), "primitives_us": round(hs_sum, 1),

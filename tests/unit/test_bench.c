@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,32 @@ static void test_header(void **state)
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(report, "ok")));
     assert_non_null(strstr(str(report, "wolfssl"), "."));
     assert_true(num(cJSON_GetObjectItem(report, "machine"), "cpus") >= 1);
+}
+
+/* The handshake against its primitives, in interleaved rounds (3 with a
+ * fixed iteration count), each ratio = handshake / primitives of its round,
+ * and the median one of them; the clock cost taken off every span is reported. */
+static void test_handshake_ratio_rounds(void **state)
+{
+    const cJSON *h = cJSON_GetObjectItem(report, "handshake_vs_primitives"), *r;
+    const cJSON *span = cJSON_GetObjectItem(report, "empty_span_ns");
+    double ratios[3];
+    int n = 0, median_found = 0;
+    (void)state;
+    assert_non_null(h);
+    assert_string_equal(str(h, "handshake"), "tls13/x25519mlkem768/server");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(h, "rounds")), 3);
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(h, "rounds"))
+    {
+        double hs = num(r, "handshake_cpu_us"), prim = num(r, "primitives_cpu_us");
+        assert_true(hs > 0 && prim > 0);
+        assert_true(fabs(num(r, "ratio") - hs / prim) < 1e-9 * (hs / prim));
+        ratios[n++] = num(r, "ratio");
+    }
+    for (int i = 0; i < n; i++)
+        median_found |= ratios[i] == num(h, "median_ratio");
+    assert_true(median_found);
+    assert_true(num(span, "cpu") >= 0 && num(span, "wall") >= 0);
 }
 
 static const char *const expected_ops[] = {
@@ -264,6 +291,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header),
+        cmocka_unit_test(test_handshake_ratio_rounds),
         cmocka_unit_test(test_every_operation_ran),
         cmocka_unit_test(test_article_figures_beside),
         cmocka_unit_test(test_sizes_are_the_standards),
