@@ -624,7 +624,18 @@ struct px_sig_signer {
     uint8_t ec_pub[PX_SIG_ECDSA_PUB_LEN];
     uint8_t ml_pub[PX_SIG_MLDSA_PUB_LEN];
     int inited;   /* bit 0 rng, 1 ec, 2 ml, 3 mutex */
+    uint64_t serial;               /* unique in the process: names the thread copies */
+    uint8_t *ek, *mk;              /* the key files as loaded, for the thread copies */
+    size_t el, ml_len;
 };
+
+static void wipe_free(uint8_t *p, size_t n)
+{
+    if (p) {
+        explicit_bzero(p, n);
+        free(p);
+    }
+}
 
 void px_sig_signer_free(px_sig_signer_t *s)
 {
@@ -634,6 +645,8 @@ void px_sig_signer_free(px_sig_signer_t *s)
     if (s->inited & 2) wc_ecc_free(&s->ec);
     if (s->inited & 4) wc_MlDsaKey_Free(&s->ml);
     if (s->inited & 8) pthread_mutex_destroy(&s->mu);
+    wipe_free(s->ek, s->el);
+    wipe_free(s->mk, s->ml_len);
     explicit_bzero(s, sizeof *s);
     free(s);
 }
@@ -747,6 +760,15 @@ int px_sig_signer_from_mem(const char *keyid, const uint8_t *ek, size_t el, cons
         px_sig_signer_free(s);
         return r;
     }
+    s->serial = atomic_fetch_add(&next_serial, 1);
+    if (!(s->ek = malloc(el)) || !(s->mk = malloc(ml))) {
+        px_sig_signer_free(s);
+        return kfail(err, errlen, "out of memory"), PX_ENOMEM;
+    }
+    memcpy(s->ek, ek, el);
+    memcpy(s->mk, mk, ml);
+    s->el = el;
+    s->ml_len = ml;
     *out = s;
     return 0;
 }
@@ -782,28 +804,94 @@ int px_sig_signer_load(const char *prefix, const char *keyid, px_sig_signer_t **
     return r;
 }
 
-int px_sig_signer_sign(px_sig_signer_t *s, const uint8_t *msg, size_t len, uint8_t *ecdsa,
-                       uint8_t *mldsa)
+/* --- signing with per-thread copies ------------------------------------------------------ *
+ *
+ * wolfSSL's sign writes to the key objects and the RNG, so one signer shared
+ * by the crypto threads took a lock and the threads signed one at a time:
+ * response signing did not scale with signatures.crypto_threads, and each
+ * collision cost a futex wait and wake. Each thread now signs with its own
+ * copy of the signer (keys imported again from the key files' bytes, its own
+ * DRBG), made on its first signature and named by the signer's serial, which
+ * is never reused: after a reload the next signature replaces the old copy.
+ * A copy is wiped and freed when its thread exits. Where a copy cannot be
+ * made, the shared signer is used under its lock. */
+
+typedef struct {
+    uint64_t serial;
+    px_sig_signer_t *copy;
+} scopy_t;
+
+static pthread_key_t scopy_key;
+static pthread_once_t scopy_once = PTHREAD_ONCE_INIT;
+
+static void scopy_free(void *p)
 {
-    uint8_t hash[WC_SHA384_DIGEST_SIZE], der[128];
+    scopy_t *c = p;
+    px_sig_signer_free(c->copy);
+    free(c);
+}
+
+static void scopy_init(void)
+{
+    pthread_key_create(&scopy_key, scopy_free);
+}
+
+static px_sig_signer_t *signer_thread_copy(const px_sig_signer_t *s)
+{
+    scopy_t *c;
+    char err[64];
+
+    pthread_once(&scopy_once, scopy_init);
+    if (!(c = pthread_getspecific(scopy_key))) {
+        if (!(c = calloc(1, sizeof *c)))
+            return NULL;
+        if (pthread_setspecific(scopy_key, c) != 0) {
+            free(c);
+            return NULL;
+        }
+    }
+    if (c->copy && c->serial == s->serial)
+        return c->copy;
+    px_sig_signer_free(c->copy);
+    c->copy = NULL;
+    if (px_sig_signer_from_mem(s->keyid, s->ek, s->el, s->mk, s->ml_len, &c->copy, err, sizeof err) != 0)
+        return NULL;
+    c->serial = s->serial;
+    return c->copy;
+}
+
+static int sign_with(px_sig_signer_t *s, const uint8_t hash[WC_SHA384_DIGEST_SIZE], const uint8_t *msg,
+                     size_t len, uint8_t *ecdsa, uint8_t *mldsa)
+{
+    uint8_t der[128];
     word32 der_len = sizeof der, rl = EC_COORD, sl = EC_COORD, ml = PX_SIG_MLDSA_LEN;
     uint8_t r[EC_COORD], sv[EC_COORD];
-    int ret = PX_ECRYPTO;
 
-    if (wc_Sha384Hash(msg, (word32)len, hash) != 0)
-        return PX_ECRYPTO;
-    pthread_mutex_lock(&s->mu);
-    if (wc_ecc_sign_hash(hash, sizeof hash, der, &der_len, &s->rng, &s->ec) != 0 ||
+    if (wc_ecc_sign_hash(hash, WC_SHA384_DIGEST_SIZE, der, &der_len, &s->rng, &s->ec) != 0 ||
         wc_ecc_sig_to_rs(der, der_len, r, &rl, sv, &sl) != 0 || rl > EC_COORD || sl > EC_COORD)
-        goto out;
+        return PX_ECRYPTO;
     memset(ecdsa, 0, PX_SIG_ECDSA_LEN);
     memcpy(ecdsa + EC_COORD - rl, r, rl);
     memcpy(ecdsa + 2 * EC_COORD - sl, sv, sl);
     if (mldsa && (wc_MlDsaKey_SignCtx(&s->ml, NULL, 0, mldsa, &ml, msg, (word32)len, &s->rng) != 0 ||
                   ml != PX_SIG_MLDSA_LEN))
-        goto out;
-    ret = 0;
-out:
+        return PX_ECRYPTO;
+    return 0;
+}
+
+int px_sig_signer_sign(px_sig_signer_t *s, const uint8_t *msg, size_t len, uint8_t *ecdsa,
+                       uint8_t *mldsa)
+{
+    uint8_t hash[WC_SHA384_DIGEST_SIZE];
+    px_sig_signer_t *t;
+    int ret;
+
+    if (wc_Sha384Hash(msg, (word32)len, hash) != 0)
+        return PX_ECRYPTO;
+    if ((t = signer_thread_copy(s)) != NULL)
+        return sign_with(t, hash, msg, len, ecdsa, mldsa);
+    pthread_mutex_lock(&s->mu);
+    ret = sign_with(s, hash, msg, len, ecdsa, mldsa);
     pthread_mutex_unlock(&s->mu);
     return ret;
 }

@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -338,6 +339,67 @@ static void test_keyring_verify_cache(void **state)
     }
 }
 
+/* Signing uses a per-thread copy of the signer, named by its serial: each
+ * signature verifies under its own signer's keys, also when the signer
+ * changes on the same thread (a reload) or a new signer takes a freed one's
+ * address, and with several threads signing with one signer at once. */
+static int signs_as(px_sig_signer_t *signer, px_sig_signer_t *expect)
+{
+    const uint8_t msg[] = "\"@status\": 200";
+    uint8_t e[PX_SIG_ECDSA_LEN], *m = malloc(PX_SIG_MLDSA_LEN), *ml = malloc(PX_SIG_MLDSA_PUB_LEN);
+    uint8_t ec[PX_SIG_ECDSA_PUB_LEN];
+    int ok;
+    assert_non_null(m);
+    assert_non_null(ml);
+    assert_int_equal(px_sig_signer_sign(signer, msg, sizeof msg, e, m), 0);
+    px_sig_signer_public(expect, ec, ml);
+    ok = px_sig_verify_raw(ec, ml, msg, sizeof msg, e, m) == PX_SIG_OK;
+    free(m);
+    free(ml);
+    return ok;
+}
+
+typedef struct {
+    px_sig_signer_t *s;
+    int ok;
+} signing_thread_t;
+
+static void *signing_thread(void *arg)
+{
+    signing_thread_t *t = arg;
+    t->ok = 1;
+    for (int i = 0; i < 8; i++)
+        t->ok &= signs_as(t->s, t->s);
+    return NULL;
+}
+
+static void test_signer_thread_copies(void **state)
+{
+    px_sig_signer_t *a = gen_signer("a"), *b = gen_signer("b"), *c;
+    signing_thread_t t[4];
+    pthread_t th[4];
+    (void)state;
+
+    assert_true(signs_as(a, a));
+    assert_true(signs_as(b, b));
+    assert_false(signs_as(b, a));
+    assert_true(signs_as(a, a));
+    px_sig_signer_free(a);
+    c = gen_signer("c");                /* may well reuse a's memory */
+    assert_true(signs_as(c, c));
+    assert_false(signs_as(c, b));
+    for (int i = 0; i < 4; i++) {
+        t[i].s = b;
+        assert_int_equal(pthread_create(&th[i], NULL, signing_thread, &t[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_true(t[i].ok);
+    }
+    px_sig_signer_free(b);
+    px_sig_signer_free(c);
+}
+
 static void test_keygen(void **state)
 {
     px_sig_keypair_pem_t kp;
@@ -392,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_wrong_keys),
         cmocka_unit_test(test_garbage_keys),
         cmocka_unit_test(test_keyring_dir),
+        cmocka_unit_test(test_signer_thread_copies),
         cmocka_unit_test(test_keygen),
         cmocka_unit_test(test_keyring_verify_cache),
     };
