@@ -391,10 +391,11 @@ run_wrk() {
     local pid="${PID[$tgt]}" c0 c1 line
     c0="$(cpu_ticks "$pid")"
     # PERF=1: a cpu-clock profile of pqproxy during its first run of each scenario
+    # (PERF_ARGS: more perf record options, e.g. -g for kernel call chains)
     local perfpid=""
     if [ "${PERF:-0}" = 1 ] && [ "${tgt%%-*}" = pqproxy ] && [ "$round" = 1 ] && [ "${var#*+}" = "$var" ] &&
        [ ! -e "$OUT/perf-s$sc.data" ] && command -v perf >/dev/null 2>&1; then
-        perf record -q -e cpu-clock -F 2000 -p "$pid" -o "$OUT/perf-s$sc.data" -- sleep "${WRK_DUR:-$DUR}" \
+        perf record -q -e cpu-clock -F 2000 ${PERF_ARGS:-} -p "$pid" -o "$OUT/perf-s$sc.data" -- sleep "${WRK_DUR:-$DUR}" \
             >/dev/null 2>&1 &
         perfpid=$!
     fi
