@@ -524,6 +524,22 @@ out:
  * shared between threads, and a serial is never reused, so a reload that
  * drops or replaces a key can never hit a stale entry. */
 
+/* The calling thread's zeroed block of size bytes under key (made on first
+ * use, freed by the key's destructor when the thread exits), or NULL. */
+static void *thread_slot(pthread_key_t key, size_t size)
+{
+    void *p = pthread_getspecific(key);
+    if (p)
+        return p;
+    if (!(p = calloc(1, size)))
+        return NULL;
+    if (pthread_setspecific(key, p) != 0) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
 #define VCACHE 8
 
 typedef struct {
@@ -569,14 +585,8 @@ static vkey_t *vcache_get(const ringkey_t *k)
     vkey_t *v = NULL;
 
     pthread_once(&vcache_once, vcache_init);
-    if (!(c = pthread_getspecific(vcache_key))) {
-        if (!(c = calloc(1, sizeof *c)))
-            return NULL;
-        if (pthread_setspecific(vcache_key, c) != 0) {
-            free(c);
-            return NULL;
-        }
-    }
+    if (!(c = thread_slot(vcache_key, sizeof *c)))
+        return NULL;
     for (int i = 0; i < VCACHE; i++) {
         if (c->k[i].serial == k->serial) {
             c->k[i].used = ++c->clock;
@@ -842,14 +852,8 @@ static px_sig_signer_t *signer_thread_copy(const px_sig_signer_t *s)
     char err[64];
 
     pthread_once(&scopy_once, scopy_init);
-    if (!(c = pthread_getspecific(scopy_key))) {
-        if (!(c = calloc(1, sizeof *c)))
-            return NULL;
-        if (pthread_setspecific(scopy_key, c) != 0) {
-            free(c);
-            return NULL;
-        }
-    }
+    if (!(c = thread_slot(scopy_key, sizeof *c)))
+        return NULL;
     if (c->copy && c->serial == s->serial)
         return c->copy;
     px_sig_signer_free(c->copy);
