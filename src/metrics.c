@@ -123,6 +123,11 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
     px_buf_printf(o, "pqproxy_config_last_reload_timestamp_seconds %llu\n",
                   (unsigned long long)g->config_timestamp);
 
+    help(o, "pqproxy_memory_allocated_bytes", "gauge", "Heap bytes in use (malloc), all threads.");
+    px_buf_printf(o, "pqproxy_memory_allocated_bytes %llu\n", (unsigned long long)g->mem_allocated);
+    help(o, "pqproxy_memory_heap_bytes", "gauge", "Heap bytes malloc holds from the system, in use or free.");
+    px_buf_printf(o, "pqproxy_memory_heap_bytes %llu\n", (unsigned long long)g->mem_heap);
+
     help(o, "pqproxy_connections_open", "gauge", "Client connections open now.");
     px_buf_printf(o, "pqproxy_connections_open %llu\n", (unsigned long long)SUM(conns_open));
     help(o, "pqproxy_connections_total", "counter", "Client connections accepted.");

@@ -65,6 +65,7 @@ typedef struct {
     uint64_t reloads_ok, reloads_failed;
     uint64_t config_timestamp;        /* unix time of the running config */
     uint64_t workers;
+    uint64_t mem_allocated, mem_heap; /* malloc's bytes in use / held from the OS */
     const char *const *route_names;   /* [1..route_count]: the running config's prefixes */
     int route_count;
     /* signatures (process-wide) */

@@ -121,6 +121,33 @@ def test_readiness_follows_upstream(h):
     check_eq(admin_get(proxy, "/healthz")[0], 200, "still alive")
 
 
+def test_idle_connections_release_buffers(h):
+    # Keep-alive connections that moved 64 KiB each hold their buffers while
+    # busy and give them back after a second idle: the heap gauge shows both.
+    proxy = h.start_proxy()
+    ca = os.path.join(h.certgen(), "ca.crt")
+    n = 100
+
+    def allocated():
+        return metrics(proxy)["pqproxy_memory_allocated_bytes"]
+    base = allocated()
+    check(base > 0, "pqproxy_memory_allocated_bytes reported")
+    check(metrics(proxy)["pqproxy_memory_heap_bytes"] >= base, "heap holds what is allocated")
+    socks = []
+    for _ in range(n):
+        s = tls_connect(proxy.port, ca)
+        check_eq(http_request(s, "GET", "/bytes/65536").status, 200)
+        socks.append(s)
+    busy = allocated() - base
+    check(busy >= n * 64 * 1024, f"busy connections hold their buffers: {busy / n:.0f} bytes each")
+    idle = wait_until(lambda: (lambda v: v if v <= n * 32 * 1024 else None)(allocated() - base),
+                      timeout=5, msg="idle connections to release their buffers")
+    check_eq(metrics(proxy)["pqproxy_connections_open"], n)
+    for s in socks:
+        s.close()
+    print(f"per connection: busy {busy / n:.0f} bytes, idle {idle / n:.0f} bytes")
+
+
 def test_admin_listens_before_data_port(h):
     # Probes and scrapers may start the moment the data port accepts: the
     # admin port must already be listening then (strace shows the order).
@@ -287,6 +314,7 @@ def test_access_log_batched_lines_complete(h):
 if __name__ == "__main__":
     main([test_health_and_metrics_after_traffic, test_pq_refusals_counted,
           test_readiness_follows_upstream, test_admin_listens_before_data_port,
+          test_idle_connections_release_buffers,
           test_drain_finishes_in_flight,
           test_drain_timeout_bounds_exit, test_sighup_swaps_certificate,
           test_sighup_broken_config_keeps_serving, test_access_log_and_request_id,
