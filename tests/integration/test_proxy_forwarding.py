@@ -5,12 +5,14 @@ pipelining, the upstream pool, Connection: close and HTTP/1.0 clients."""
 import os
 import re
 import signal
+import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pxtest import (check, check_eq, build_request, http_request, main, read_response,  # noqa: E402
-                    send_raw)
+                    send_raw, tls_connect, wait_until)
 from pxhelpers import Env, closed_by_peer, header_names, sha, still_open, upstream_header  # noqa: E402
 
 HOP = {"connection", "keep-alive", "te", "trailer", "upgrade", "proxy-connection",
@@ -279,9 +281,82 @@ def test_sigterm_drains_inflight_request(h):
     check_eq(e.px.proc.wait(5), 0, "exit 0 after the drain")
 
 
+class RecordRelay:
+    """A TCP relay in front of a port that notes the header of every TLS
+    record the server sends: (time, content type, length)."""
+
+    def __init__(self, port):
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        self.target = port
+        self.records = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        client, _ = self.lsock.accept()
+        server = socket.create_connection(("127.0.0.1", self.target))
+        threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+        threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, src, dst, note):
+        buf = b""
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                try:
+                    dst.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                return
+            if note:
+                buf += data
+                while len(buf) >= 5 and len(buf) >= 5 + int.from_bytes(buf[3:5], "big"):
+                    n = int.from_bytes(buf[3:5], "big")
+                    with self.lock:
+                        self.records.append((time.monotonic(), buf[0], n))
+                    buf = buf[5 + n:]
+            dst.sendall(data)
+
+    def since(self, t):
+        with self.lock:
+            return [(typ, n) for (at, typ, n) in self.records if at >= t]
+
+
+def test_small_pieces_share_a_tls_record(h):
+    # What arrives from the upstream in one read leaves in one TLS record: a
+    # response head (rewritten by the proxy) with its body, and a chunk with
+    # its framing, rather than one record per piece. 17 = content type + AEAD tag.
+    e = Env(h)
+    relay = RecordRelay(e.px.port)
+    s = tls_connect(relay.port, e.ca)
+    http_request(s, "GET", "/echo")          # handshake and session tickets out of the way
+    time.sleep(0.2)
+    t = time.monotonic()
+    r = http_request(s, "GET", "/echo")
+    check_eq(r.status, 200)
+    recs = wait_until(lambda: (lambda v: v if sum(n - 17 for _, n in v) >= len(r.raw) else None)(
+        relay.since(t)), timeout=5, msg="the response's records")
+    check_eq(recs, [(23, len(r.raw) + 17)], "head and body in one record")
+    # A 20-byte chunk: its size line "14\r\n" (4 bytes), data (20) or CRLF (2)
+    # must never travel alone (the last-chunk line "0\r\n\r\n" is 5 bytes).
+    t = time.monotonic()
+    r = http_request(s, "GET", "/bytes/20?chunked=1")
+    check_eq((r.status, len(r.body)), (200, 20))
+    recs = wait_until(lambda: (lambda v: v if sum(n - 17 for _, n in v) >= len(r.raw) else None)(
+        relay.since(t)), timeout=5, msg="the response's records")
+    check(not {n - 17 for _, n in recs} & {4, 20, 2} and len(recs) <= 3,
+          f"a chunk and its framing in one record: {recs}")
+    s.close()
+
+
 if __name__ == "__main__":
     main([test_get_and_post_forwarded, test_hop_by_hop_removed, test_forwarded_headers_set,
           test_trust_forwarded, test_access_log_fields, test_keepalive_many_requests_one_upstream_conn,
           test_pipelining_in_order, test_connection_close_from_client, test_http10_client,
           test_max_requests_per_conn, test_upstream_max_requests_per_conn,
-          test_pipelined_request_after_close_not_forwarded, test_sigterm_drains_inflight_request])
+          test_pipelined_request_after_close_not_forwarded, test_sigterm_drains_inflight_request,
+          test_small_pieces_share_a_tls_record])
