@@ -1088,26 +1088,52 @@ static int is_connection(const px_header_t *h)
     return h->name_len == 10 && lit_eq(h->name, "connection", 10);
 }
 
+/* The elements of every Connection header of a head, in order. */
+typedef struct {
+    const px_http_head_t *head;
+    int i;                       /* header being read, -1 before the first */
+    const char *s, *end;         /* what is left of its value */
+} conn_iter_t;
+
+static void conn_iter_init(conn_iter_t *it, const px_http_head_t *head)
+{
+    it->head = head;
+    it->i = -1;
+    it->s = it->end = NULL;
+}
+
+static int conn_next(conn_iter_t *it, const char **el, size_t *len)
+{
+    for (;;) {
+        if (it->s && next_elem(&it->s, it->end, el, len))
+            return 1;
+        do
+            it->i++;
+        while (it->i < it->head->header_count && !is_connection(&it->head->headers[it->i]));
+        if (it->i >= it->head->header_count)
+            return 0;
+        it->s = it->head->headers[it->i].value;
+        it->end = it->s + it->head->headers[it->i].value_len;
+    }
+}
+
 static void conn_opts(const px_http_head_t *head, conn_opts_t *o)
 {
-    int i;
+    conn_iter_t it;
+    const char *el;
+    size_t len;
+
     o->n = o->more = 0;
-    for (i = 0; i < head->header_count; i++) {
-        const px_header_t *c = &head->headers[i];
-        const char *s = c->value, *el;
-        size_t len;
-        if (!is_connection(c))
-            continue;
-        while (next_elem(&s, c->value + c->value_len, &el, &len)) {
-            if (!len)
-                continue;       /* names no header */
-            if (o->n == CONN_OPTS) {
-                o->more = 1;
-                return;
-            }
-            o->name[o->n] = el;
-            o->len[o->n++] = len;
+    conn_iter_init(&it, head);
+    while (conn_next(&it, &el, &len)) {
+        if (!len)
+            continue;           /* names no header */
+        if (o->n == CONN_OPTS) {
+            o->more = 1;
+            return;
         }
+        o->name[o->n] = el;
+        o->len[o->n++] = len;
     }
 }
 
@@ -1115,6 +1141,9 @@ static void conn_opts(const px_http_head_t *head, conn_opts_t *o)
  * Connection option. */
 static int is_hop(const px_http_head_t *head, const conn_opts_t *o, const px_header_t *h, unsigned cls)
 {
+    conn_iter_t it;
+    const char *el;
+    size_t len;
     int i;
     if (cls & HN_HOP)
         return 1;
@@ -1123,16 +1152,10 @@ static int is_hop(const px_http_head_t *head, const conn_opts_t *o, const px_hea
             return 1;
     if (!o->more)
         return 0;
-    for (i = 0; i < head->header_count; i++) {
-        const px_header_t *c = &head->headers[i];
-        const char *s = c->value, *el;
-        size_t len;
-        if (!is_connection(c))
-            continue;
-        while (next_elem(&s, c->value + c->value_len, &el, &len))
-            if (iequal(el, len, h->name, h->name_len))
-                return 1;
-    }
+    conn_iter_init(&it, head);
+    while (conn_next(&it, &el, &len))
+        if (iequal(el, len, h->name, h->name_len))
+            return 1;
     return 0;
 }
 
