@@ -745,8 +745,10 @@ out:
     return r;
 }
 
-int px_sig_signer_from_mem(const char *keyid, const uint8_t *ek, size_t el, const uint8_t *mk,
-                           size_t ml, px_sig_signer_t **out, char *err, size_t errlen)
+/* keep: the signer also keeps the key bytes, to make its thread copies from
+ * (a thread copy does not: no more copies of the keys than needed). */
+static int signer_new(const char *keyid, const uint8_t *ek, size_t el, const uint8_t *mk, size_t ml,
+                      int keep, px_sig_signer_t **out, char *err, size_t errlen)
 {
     px_sig_signer_t *s;
     int r;
@@ -771,16 +773,24 @@ int px_sig_signer_from_mem(const char *keyid, const uint8_t *ek, size_t el, cons
         return r;
     }
     s->serial = atomic_fetch_add(&next_serial, 1);
-    if (!(s->ek = malloc(el)) || !(s->mk = malloc(ml))) {
-        px_sig_signer_free(s);
-        return kfail(err, errlen, "out of memory"), PX_ENOMEM;
+    if (keep) {
+        if (!(s->ek = malloc(el)) || !(s->mk = malloc(ml))) {
+            px_sig_signer_free(s);
+            return kfail(err, errlen, "out of memory"), PX_ENOMEM;
+        }
+        memcpy(s->ek, ek, el);
+        memcpy(s->mk, mk, ml);
+        s->el = el;
+        s->ml_len = ml;
     }
-    memcpy(s->ek, ek, el);
-    memcpy(s->mk, mk, ml);
-    s->el = el;
-    s->ml_len = ml;
     *out = s;
     return 0;
+}
+
+int px_sig_signer_from_mem(const char *keyid, const uint8_t *ek, size_t el, const uint8_t *mk,
+                           size_t ml, px_sig_signer_t **out, char *err, size_t errlen)
+{
+    return signer_new(keyid, ek, el, mk, ml, 1, out, err, errlen);
 }
 
 int px_sig_signer_load(const char *prefix, const char *keyid, px_sig_signer_t **out, char *err,
@@ -858,7 +868,7 @@ static px_sig_signer_t *signer_thread_copy(const px_sig_signer_t *s)
         return c->copy;
     px_sig_signer_free(c->copy);
     c->copy = NULL;
-    if (px_sig_signer_from_mem(s->keyid, s->ek, s->el, s->mk, s->ml_len, &c->copy, err, sizeof err) != 0)
+    if (signer_new(s->keyid, s->ek, s->el, s->mk, s->ml_len, 0, &c->copy, err, sizeof err) != 0)
         return NULL;
     c->serial = s->serial;
     return c->copy;

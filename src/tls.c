@@ -285,6 +285,7 @@ px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_
             strcat(c->alpn, cfg->alpn[i]);
         }
     }
+    c->thread_rng = 1;
     for (int i = 0; i < cfg->cert_count; i++) {
         const px_cert_config_t *cc = &cfg->certs[i];
         tls_cert_t *tc = &c->certs[c->cert_count];
@@ -298,7 +299,8 @@ px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_
          * it can draw from that thread's DRBG instead of seeding its own
          * (wolfSSL patch 0008: a getrandom() and ~21k instructions less per
          * connection). */
-        c->thread_rng = wolfSSL_CTX_UseThreadRng(tc->ctx, 1) == WOLFSSL_SUCCESS && (i == 0 || c->thread_rng);
+        if (wolfSSL_CTX_UseThreadRng(tc->ctx, 1) != WOLFSSL_SUCCESS)
+            c->thread_rng = 0;
         rc = wolfSSL_CTX_use_certificate_chain_file(tc->ctx, cc->cert_file);
         if (rc != WOLFSSL_SUCCESS) {
             snprintf(err, errlen, "tls.certificates[%d].cert: cannot load %s (%s)", i, cc->cert_file,
