@@ -125,6 +125,15 @@ def test_busy_port_fails_clearly(h):
     check("run --config" not in "\n".join(fake_calls(h)), "proxy not started")
 
 
+def test_demo_server_that_dies_fails_clearly(h):
+    # A demo model server that exits at once (here: an interpreter that is
+    # `false`) is noticed while waiting for its port, and the proxy is never run.
+    p, fake, config, port = start_demo(h, PYTHON="false")
+    check_eq(p.wait(10), 1)
+    check("demo model server failed to start" in p.stderr_text(), p.stderr_text())
+    check("run --config" not in "\n".join(fake_calls(h)), "proxy not started")
+
+
 def test_missing_config_and_usage(h):
     fake, config, port, env = setup(h)
     p = h.start("no-config", ["bash", RUN_DEMO, fake, h.path("nope.json")], env=env)
@@ -173,4 +182,5 @@ def test_real_binary_readme_request(h):
 if __name__ == "__main__":
     pxtest.main([test_starts_both_and_sigterm_stops_both, test_sigint_and_existing_certs,
                  test_proxy_exit_stops_demo_server, test_busy_port_fails_clearly,
-                 test_missing_config_and_usage, test_real_binary_readme_request])
+                 test_demo_server_that_dies_fails_clearly, test_missing_config_and_usage,
+                 test_real_binary_readme_request])
