@@ -397,6 +397,7 @@ static int parse_http(ctx_t *c, const cJSON *o, px_http_config_t *h)
 
 #define TIMEOUT_FIELDS(XX)                                                       \
     XX(handshake, 10000) XX(request_header, 15000) XX(body_idle, 30000)          \
+    XX(request, 120000)                                                          \
     XX(keepalive_idle, 75000) XX(upstream_connect, 3000)                         \
     XX(upstream_response, 120000) XX(upstream_idle, 60000) XX(drain, 25000)
 
@@ -530,6 +531,7 @@ static int set_defaults(ctx_t *c, px_config_t *cfg)
     cfg->tls.alpn_count = 1;
     cfg->upstream.pool_max_idle = 64;
     cfg->http.max_header_bytes = 65536;
+    cfg->http.max_body_bytes = 64 << 20;   /* a finite default; 0 in the file: unlimited */
 #define XX(f, def) cfg->timeouts.f = def;
     TIMEOUT_FIELDS(XX)
 #undef XX

@@ -55,7 +55,7 @@ typedef struct {
 
 typedef struct {
     uint32_t max_header_bytes;            /* whole request/response head */
-    uint64_t max_body_bytes;              /* 0 = unlimited */
+    uint64_t max_body_bytes;              /* 0 = unlimited (default 64 MiB) */
     int trust_forwarded;                  /* keep incoming X-Forwarded-* and append */
     uint32_t max_requests_per_conn;       /* 0 = unlimited */
 } px_http_config_t;
@@ -64,6 +64,7 @@ typedef struct {                          /* all in milliseconds */
     uint32_t handshake;
     uint32_t request_header;
     uint32_t body_idle;
+    uint32_t request;                     /* first byte of the head -> end of the body */
     uint32_t keepalive_idle;
     uint32_t upstream_connect;
     uint32_t upstream_response;           /* request fully sent -> first response byte */

@@ -11,6 +11,8 @@
 #include "conn.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +75,8 @@ typedef struct {
     px_sig_response_t *rsig;
     px_buf_t rbody;              /* the held response body (RSIG_HEAD) */
     int link_reusable;           /* decided at the response's end */
+    int connect_on_body;         /* the upstream is connected when the first body byte comes */
+    int logged;                  /* the access log line is written (once) */
 } exch_t;
 
 struct px_conn {
@@ -94,22 +98,39 @@ struct px_conn {
     px_http1_t *req, *resp;
     exch_t x;
     uint32_t requests;
+    uint64_t req_deadline;       /* loop ms by which the request must be complete; 0: none yet */
+    px_defer_item_t resume;      /* input taken up from the loop (resume_cb) */
+    int resume_after_write;      /* ... once the write in flight has left */
     char client_ip[INET6_ADDRSTRLEN];
     char client_addr[INET6_ADDRSTRLEN + 8];
     px_conn_t *next, *prev;
 };
 
-static void conn_process(px_conn_t *c);
-static void flush_client(px_conn_t *c);
-static void begin_close(px_conn_t *c);
-static void abort_conn(px_conn_t *c);
-static void parse_requests(px_conn_t *c);
-static void respond_error(px_conn_t *c, px_http_error_t e, const char *detail);
+/* The close rule (conn.h): every function below that can close the
+ * connection, or end its exchange, returns PX_MUST_CHECK int; GONE means
+ * nothing may touch the connection's handles or parse its input any more,
+ * and the caller returns GONE at once. Loop callbacks end with settle(). */
+#define GONE (-1)
+
+static PX_MUST_CHECK int conn_process(px_conn_t *c);
+static PX_MUST_CHECK int flush_client(px_conn_t *c);
+static PX_MUST_CHECK int begin_close(px_conn_t *c);
+static PX_MUST_CHECK int abort_conn(px_conn_t *c, px_end_reason_t why);
+static PX_MUST_CHECK int parse_requests(px_conn_t *c);
+static PX_MUST_CHECK int respond_error(px_conn_t *c, px_http_error_t e, const char *detail);
+static PX_MUST_CHECK int flush_plain(px_conn_t *c);
+static PX_MUST_CHECK int upstream_head(px_conn_t *c, const px_http_head_t *h, const char *keyid);
+static PX_MUST_CHECK int upstream_failed(px_conn_t *c, int uverr);
 static void update_reading(px_conn_t *c);
 static void compact(px_conn_t *c);
-static int flush_plain(px_conn_t *c);
-static int upstream_head(px_conn_t *c, const px_http_head_t *h, const char *keyid);
-static void upstream_failed(px_conn_t *c, int uverr);
+static void log_exchange(px_conn_t *c);
+
+/* The end of a loop callback: whatever the call did to the connection,
+ * nothing follows it. The only place a status may be dropped. */
+static void settle(int status)
+{
+    (void)status;
+}
 
 static const px_config_t *cfg_of(const px_conn_t *c)
 {
@@ -121,11 +142,24 @@ static double ms_since(uint64_t t0, uint64_t t1)
     return (double)(t1 - t0) / 1e6;
 }
 
+/* Closing is one way: no transition leaves C_CLOSING or C_CLOSED for an
+ * earlier state (a connection that was closed under a caller's feet stays
+ * closed, whatever that caller does next). */
+static void set_state(px_conn_t *c, cstate_t s)
+{
+    assert(c->state < C_CLOSING || s >= c->state);
+    if (c->state >= C_CLOSING && s < c->state)
+        return;
+    c->state = s;
+}
+
 /* --- timers ------------------------------------------------------------------ */
 
 static void timer_cb(uv_timer_t *t);
 
-/* Lazy (ltimer.h): moving the deadline on every request is cheap. */
+/* Lazy (ltimer.h): moving the deadline on every request is cheap. A new
+ * request head (T_HEADER) also starts the request's total deadline, which
+ * caps the header and body timers that follow. */
 static void arm(px_conn_t *c, tkind_t kind)
 {
     const px_timeouts_config_t *to = &cfg_of(c)->timeouts;
@@ -140,41 +174,59 @@ static void arm(px_conn_t *c, tkind_t kind)
     case T_LINGER:    ms = LINGER_MS; break;
     case T_NONE:      break;
     }
+    if (kind == T_HEADER)
+        c->req_deadline = uv_now(c->env->loop) + to->request;
+    if ((kind == T_HEADER || kind == T_BODY) && c->req_deadline) {
+        uint64_t now = uv_now(c->env->loop);
+        uint64_t left = c->req_deadline > now ? c->req_deadline - now : 1;
+        if (left < ms)
+            ms = (uint32_t)left;
+    }
     px_ltimer_arm(&c->timer, ms, timer_cb);
 }
 
 static void to_keepalive(px_conn_t *c);
 
+static int request_timed_out(px_conn_t *c)
+{
+    char detail[128];
+    if (uv_now(c->env->loop) >= c->req_deadline) {
+        px_m_inc(&c->env->m->request_deadline);
+        snprintf(detail, sizeof detail, "the request was not complete within %u ms",
+                 cfg_of(c)->timeouts.request);
+    } else if (c->tkind == T_HEADER) {
+        snprintf(detail, sizeof detail, "request headers not complete within %u ms",
+                 cfg_of(c)->timeouts.request_header);
+    } else {
+        snprintf(detail, sizeof detail, "request body stalled for %u ms",
+                 cfg_of(c)->timeouts.body_idle);
+    }
+    return respond_error(c, PX_HERR_REQUEST_TIMEOUT, detail);
+}
+
 static void timer_cb(uv_timer_t *t)
 {
     px_conn_t *c = t->data;
-    char detail[96];
     if (!px_ltimer_expired(&c->timer, timer_cb))
         return;
     switch (c->tkind) {
     case T_HANDSHAKE:
         px_m_inc(&c->env->m->hs_fail[PX_HS_TIMEOUT]);
         px_debug("%s: TLS handshake timed out", c->client_addr);
-        abort_conn(c);
+        settle(abort_conn(c, PX_END_CLIENT_CLOSED));
         break;
     case T_HEADER:
-        snprintf(detail, sizeof detail, "request headers not complete within %u ms",
-                 cfg_of(c)->timeouts.request_header);
-        respond_error(c, PX_HERR_REQUEST_TIMEOUT, detail);
+    case T_BODY:
+        settle(request_timed_out(c));
         break;
     case T_IDLE:
         to_keepalive(c);
         break;
     case T_KEEPALIVE:
-        begin_close(c);
-        break;
-    case T_BODY:
-        snprintf(detail, sizeof detail, "request body stalled for %u ms",
-                 cfg_of(c)->timeouts.body_idle);
-        respond_error(c, PX_HERR_REQUEST_TIMEOUT, detail);
+        settle(begin_close(c));
         break;
     case T_LINGER:
-        abort_conn(c);
+        settle(abort_conn(c, PX_END_CLIENT_CLOSED));
         break;
     case T_NONE:
         break;
@@ -203,6 +255,7 @@ static void exch_reset(px_conn_t *c)
 static void conn_free(px_conn_t *c)
 {
     px_conn_env_t *env = c->env;
+    px_defer_cancel(&c->resume);
     exch_reset(c);
     if (c->prev)
         c->prev->next = c->next;
@@ -226,6 +279,7 @@ static void conn_free(px_conn_t *c)
         env->on_conn_closed(env);
 }
 
+/* Frees only here (after the last close callback) or in job_orphaned. */
 static void on_handle_closed(uv_handle_t *h)
 {
     px_conn_t *c = h->data;
@@ -234,58 +288,99 @@ static void on_handle_closed(uv_handle_t *h)
     conn_free(c);
 }
 
-/* A job's callback: 1 when the connection is gone (the job is freed, and
- * the connection too once its handles are closed). */
+/* A job's callback: 1 when the connection is closing or gone, so the
+ * job's result is of no use (the job is freed, and the connection too once
+ * its handles are closed). */
 static int job_orphaned(px_conn_t *c, px_sigjob_t *j)
 {
     c->x.job = NULL;
-    if (c->state != C_CLOSED)
+    if (c->state < C_CLOSING)
         return 0;
     px_sigjob_free(j);
-    if (c->open_handles == 0)
+    if (c->state == C_CLOSED && c->open_handles == 0)
         conn_free(c);
     return 1;
 }
 
-static void abort_conn(px_conn_t *c)
+/* Closes at once. An exchange not yet logged is logged now: with the
+ * status the client saw, or 499 when it saw none. */
+static int abort_conn(px_conn_t *c, px_end_reason_t why)
 {
+    exch_t *x = &c->x;
     if (c->state == C_CLOSED)
-        return;
-    c->state = C_CLOSED;
-    if (c->x.up) {
-        px_uplink_release(c->x.up, 0);
-        c->x.up = NULL;
+        return GONE;
+    if (x->active && !x->logged) {
+        if (!x->error)
+            x->error = px_end_reason_str(why);
+        if (!x->resp_head_sent)
+            x->status = 499;
+        log_exchange(c);
+    }
+    set_state(c, C_CLOSED);
+    px_defer_cancel(&c->resume);
+    if (x->up) {
+        px_uplink_release(x->up, 0);
+        x->up = NULL;
     }
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer.timer, on_handle_closed);
+    return GONE;
 }
 
 /* Graceful: finish writing, close_notify, FIN, then wait briefly for the
  * client's FIN so that unread input does not turn our close into a reset
- * that destroys the response in flight. */
-static void begin_close(px_conn_t *c)
+ * that destroys the response in flight. Always GONE: the exchange is over. */
+static int begin_close(px_conn_t *c)
 {
     if (c->state >= C_CLOSING)
-        return;
-    c->state = C_CLOSING;
+        return GONE;
+    set_state(c, C_CLOSING);
+    px_defer_cancel(&c->resume);
     if (c->x.up) {
         px_uplink_release(c->x.up, 0);
         c->x.up = NULL;
     }
     if (flush_plain(c) < 0)
-        return;                     /* the connection is gone */
+        return GONE;
     if (px_tls_handshake_done(c->tls))
         px_tls_shutdown(c->tls);    /* close_notify after the staged bytes */
     arm(c, T_LINGER);
-    flush_client(c);
+    if (flush_client(c) < 0)
+        return GONE;
     update_reading(c);
+    return GONE;
 }
 
 static void shutdown_cb(uv_shutdown_t *req, int status)
 {
     px_conn_t *c = req->data;
     if (status < 0 || c->client_eof)
-        abort_conn(c);
+        settle(abort_conn(c, PX_END_CLIENT_CLOSED));
+}
+
+/* --- the next request, from the loop --------------------------------------------- */
+
+/* A pipelined request (or input held back while a response was busy) is
+ * taken up from the loop, once the previous response has left: never from
+ * inside that response's completion (see conn.h). */
+static void resume_cb(px_defer_item_t *it)
+{
+    px_conn_t *c = (px_conn_t *)((char *)it - offsetof(px_conn_t, resume));
+    if (c->state != C_IDLE)
+        return;
+    if (c->writing) {
+        c->resume_after_write = 1;
+        return;
+    }
+    settle(conn_process(c));
+}
+
+static void resume_later(px_conn_t *c)
+{
+    if (c->writing)
+        c->resume_after_write = 1;
+    else
+        px_defer_add(&c->env->defer, &c->resume, resume_cb);
 }
 
 /* --- client I/O ------------------------------------------------------------------ */
@@ -311,32 +406,39 @@ static void write_cb(uv_write_t *req, int status)
         return;
     if (status < 0) {
         px_debug("%s: write failed: %s", c->client_addr, uv_strerror(status));
-        abort_conn(c);
+        settle(abort_conn(c, PX_END_CLIENT_CLOSED));
         return;
     }
-    flush_client(c);
-    if (c->state != C_CLOSED)
-        client_written(c);
+    if (flush_client(c) < 0)
+        return;
+    client_written(c);
+    if (c->resume_after_write && !c->writing) {
+        c->resume_after_write = 0;
+        if (c->state == C_IDLE)
+            resume_later(c);
+    }
 }
 
-static void flush_client(px_conn_t *c)
+static int flush_client(px_conn_t *c)
 {
     px_buf_t *out, tmp;
     uv_buf_t b;
     int n;
 
-    if (c->writing || c->state == C_CLOSED)
-        return;
+    if (c->state == C_CLOSED)
+        return GONE;
+    if (c->writing)
+        return 0;
     if (flush_plain(c) < 0)
-        return;
+        return GONE;
     out = px_tls_out(c->tls);
     if (px_buf_size(out) == 0) {
         if (c->state == C_CLOSING && !c->shutdown_sent) {
             c->shutdown_sent = 1;
             if (c->client_eof || uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, shutdown_cb) != 0)
-                abort_conn(c);
+                return abort_conn(c, PX_END_CLIENT_CLOSED);
         }
-        return;
+        return 0;
     }
     /* Usually the socket takes it all at once: no request, no deferred
      * callback, no epoll change. */
@@ -345,38 +447,34 @@ static void flush_client(px_conn_t *c)
     if (n == (int)px_buf_size(out)) {
         px_buf_reset(out);
         if (c->state == C_CLOSING)
-            flush_client(c);    /* now the FIN */
-        else
-            client_written(c);
-        return;
+            return flush_client(c);    /* now the FIN */
+        client_written(c);
+        return 0;
     }
     if (n > 0) {
         px_buf_consume(out, (size_t)n);
     } else if (n != UV_EAGAIN) {
         px_debug("%s: write failed: %s", c->client_addr, uv_strerror(n));
-        abort_conn(c);
-        return;
+        return abort_conn(c, PX_END_CLIENT_CLOSED);
     }
     tmp = c->wout;
     c->wout = *out;
     *out = tmp;
     px_buf_reset(out);
     b = uv_buf_init((char *)px_buf_ptr(&c->wout), (unsigned)px_buf_size(&c->wout));
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0) {
-        abort_conn(c);
-        return;
-    }
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0)
+        return abort_conn(c, PX_END_CLIENT_CLOSED);
     c->writing = 1;
+    return 0;
 }
 
 #define RECORD_MAX 16384          /* TLS plaintext record size */
 
-static int encrypt(px_conn_t *c, const char *p, size_t n)
+static PX_MUST_CHECK int encrypt(px_conn_t *c, const char *p, size_t n)
 {
     if (px_tls_write(c->tls, p, n) < 0) {
         px_debug("%s: %s", c->client_addr, px_tls_error(c->tls));
-        abort_conn(c);
-        return -1;
+        return abort_conn(c, PX_END_CLIENT_TLS);
     }
     return 0;
 }
@@ -385,7 +483,9 @@ static int encrypt(px_conn_t *c, const char *p, size_t n)
 static int flush_plain(px_conn_t *c)
 {
     int rc = 0;
-    if (px_buf_size(&c->plain) && c->state != C_CLOSED)
+    if (c->state == C_CLOSED)
+        return GONE;
+    if (px_buf_size(&c->plain))
         rc = encrypt(c, px_buf_ptr(&c->plain), px_buf_size(&c->plain));
     px_buf_reset(&c->plain);
     return rc;
@@ -394,16 +494,14 @@ static int flush_plain(px_conn_t *c)
 /* Plaintext for the client. Small pieces (a response head and a small
  * body, chunk framing) are staged and leave as one TLS record: one
  * encryption here and one decryption at the client instead of several. */
-static int send_plain(px_conn_t *c, const char *p, size_t n)
+static PX_MUST_CHECK int send_plain(px_conn_t *c, const char *p, size_t n)
 {
     if (px_buf_size(&c->plain) + n > RECORD_MAX && flush_plain(c) < 0)
-        return -1;
+        return GONE;
     if (n > RECORD_MAX)
         return encrypt(c, p, n);
-    if (px_buf_append(&c->plain, p, n) < 0) {
-        abort_conn(c);
-        return -1;
-    }
+    if (px_buf_append(&c->plain, p, n) < 0)
+        return abort_conn(c, PX_END_INTERNAL);
     return 0;
 }
 
@@ -433,7 +531,7 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         c->reading = 0;
         return;
     } else if (n < 0) {
-        abort_conn(c);
+        settle(abort_conn(c, PX_END_CLIENT_CLOSED));
         return;
     } else {
         return;
@@ -441,12 +539,12 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (c->state == C_CLOSING) {
         /* Lingering: the client's bytes are of no use now; its FIN ends it. */
         if (c->client_eof)
-            abort_conn(c);
+            settle(abort_conn(c, PX_END_CLIENT_CLOSED));
         else
             px_tls_in_discard(c->tls);
         return;
     }
-    conn_process(c);
+    settle(conn_process(c));
 }
 
 static size_t pin_max(const px_conn_t *c)
@@ -472,18 +570,16 @@ static void update_reading(px_conn_t *c)
     }
 }
 
-/* Decrypts what has arrived into the plaintext input. -1: connection gone. */
-static int decrypt_input(px_conn_t *c)
+/* Decrypts what has arrived into the plaintext input. */
+static PX_MUST_CHECK int decrypt_input(px_conn_t *c)
 {
     while (px_buf_size(&c->pin) < pin_max(c)) {
         /* grow only when little is left: a small request needs no big buffer */
         size_t avail;
         char *p = px_buf_space(&c->pin, 2048, &avail);
         int n;
-        if (!p) {
-            abort_conn(c);
-            return -1;
-        }
+        if (!p)
+            return abort_conn(c, PX_END_INTERNAL);
         n = px_tls_read(c->tls, p, avail > PLAIN_CHUNK ? PLAIN_CHUNK : avail);
         if (n > 0) {
             px_buf_commit(&c->pin, (size_t)n);
@@ -496,8 +592,7 @@ static int decrypt_input(px_conn_t *c)
             break;
         }
         px_debug("%s: %s", c->client_addr, px_tls_error(c->tls));
-        abort_conn(c);
-        return -1;
+        return abort_conn(c, PX_END_CLIENT_TLS);
     }
     return 0;
 }
@@ -514,6 +609,7 @@ static void copy_field(char *dst, size_t cap, const char *s, size_t n)
     dst[n] = '\0';
 }
 
+/* Once per exchange, however it ends. */
 static void log_exchange(px_conn_t *c)
 {
     exch_t *x = &c->x;
@@ -521,6 +617,9 @@ static void log_exchange(px_conn_t *c)
     uint64_t now = uv_hrtime();
     int cls = x->status / 100;
 
+    if (x->logged)
+        return;
+    x->logged = 1;
     if (cls < 1 || cls > 5)
         cls = 0;
     px_m_inc(&m->requests[x->route_idx][px_m_method_index(x->method)][cls]);
@@ -560,29 +659,28 @@ static void log_exchange(px_conn_t *c)
 
 /* --- errors answered by the proxy ------------------------------------------------ */
 
-static void respond_error(px_conn_t *c, px_http_error_t e, const char *detail)
+/* Answers with a JSON error and closes gracefully. Always GONE. */
+static int respond_error(px_conn_t *c, px_http_error_t e, const char *detail)
 {
     char buf[1536];
     int n;
 
     if (c->state >= C_CLOSING)
-        return;
-    if (c->x.resp_head_sent) {
-        /* Too late for a status: a truncated response is all we can signal. */
-        abort_conn(c);
-        return;
-    }
+        return GONE;
+    c->x.error = px_http_error_str(e);
+    if (c->x.resp_head_sent)        /* too late for a status: a truncated response is all we can signal */
+        return abort_conn(c, PX_END_INTERNAL);
     if (c->x.up) {
         px_uplink_release(c->x.up, 0);
         c->x.up = NULL;
     }
     n = px_http_error_render(buf, sizeof buf, e, detail, 1);
     c->x.status = px_http_error_status(e);
-    c->x.error = px_http_error_str(e);
+    c->x.resp_bytes = n > 0 ? (uint64_t)n : 0;
     log_exchange(c);
     if (n > 0 && send_plain(c, buf, (size_t)n) < 0)
-        return;
-    begin_close(c);
+        return GONE;
+    return begin_close(c);
 }
 
 /* --- the upstream side ------------------------------------------------------------ */
@@ -603,24 +701,39 @@ static void upstream_sent(px_conn_t *c)
     }
 }
 
-static void flush_upstream(px_conn_t *c)
+static PX_MUST_CHECK int flush_upstream(px_conn_t *c)
 {
     exch_t *x = &c->x;
     int rc;
     if (!x->up || !x->upstream_ok || px_uplink_writing(x->up))
-        return;
+        return 0;
     if (px_buf_size(&x->up_out) == 0) {
         upstream_sent(c);       /* the request may have ended after its bytes left */
-        return;
+        return 0;
     }
     rc = px_uplink_write(x->up, &x->up_out);
     if (rc < 0)
-        upstream_failed(c, rc);
-    else if (rc == 1)
+        return upstream_failed(c, rc);
+    if (rc == 1)
         upstream_sent(c);       /* written at once: no on_write will come */
+    return 0;
 }
 
-static void upstream_failed(px_conn_t *c, int uverr)
+static PX_MUST_CHECK int upstream_timed_out(px_conn_t *c, uint32_t ms)
+{
+    char detail[96];
+    px_m_inc(&c->env->m->upstream_errors[PX_UP_TIMEOUT]);
+    if (c->x.resp_head_sent) {
+        c->x.error = px_end_reason_str(PX_END_UPSTREAM_TIMEOUT);
+        return abort_conn(c, PX_END_UPSTREAM_TIMEOUT);
+    }
+    snprintf(detail, sizeof detail, c->x.upstream_ok ? "the model server did not respond within %u ms"
+                                                     : "no connection to the model server within %u ms",
+             ms);
+    return respond_error(c, PX_HERR_UPSTREAM_TIMEOUT, detail);
+}
+
+static int upstream_failed(px_conn_t *c, int uverr)
 {
     exch_t *x = &c->x;
     char detail[128];
@@ -639,67 +752,67 @@ static void upstream_failed(px_conn_t *c, int uverr)
         px_buf_reset(&x->up_out);
         if (px_buf_append(&x->up_out, px_buf_ptr(&x->replay), px_buf_size(&x->replay)) == 0 &&
             px_upstream_connect_fresh(c->env->upstream, &up_cb, c, &x->up) == 0)
-            return;
+            return 0;
     }
     px_m_inc(&c->env->m->upstream_errors[x->upstream_ok ? PX_UP_RESET : PX_UP_CONNECT]);
+    if (x->resp_head_sent) {
+        px_info("%s: upstream failed mid-response (%s); closing", c->client_addr, uv_strerror(uverr));
+        x->error = px_end_reason_str(PX_END_UPSTREAM_RESET);
+        return abort_conn(c, PX_END_UPSTREAM_RESET);
+    }
     if (uverr == UV_EOF)
         snprintf(detail, sizeof detail, "the model server closed the connection before responding");
     else
         snprintf(detail, sizeof detail, "the model server is unreachable: %s", uv_strerror(uverr));
-    if (x->resp_head_sent) {
-        px_info("%s: upstream failed mid-response (%s); closing", c->client_addr, uv_strerror(uverr));
-        x->error = "upstream_reset";
-        log_exchange(c);
-        abort_conn(c);
-        return;
-    }
-    respond_error(c, PX_HERR_UPSTREAM_ERROR, detail);
+    return respond_error(c, PX_HERR_UPSTREAM_ERROR, detail);
+}
+
+static PX_MUST_CHECK int upstream_connected(px_conn_t *c, int status)
+{
+    exch_t *x = &c->x;
+    if (status == UV_ETIMEDOUT)
+        return upstream_timed_out(c, cfg_of(c)->timeouts.upstream_connect);
+    if (status < 0)
+        return upstream_failed(c, status);
+    x->upstream_ok = 1;
+    px_uplink_read_start(x->up);
+    if (flush_upstream(c) < 0)
+        return GONE;
+    if (c->state == C_REQUEST)
+        return conn_process(c);     /* input held back while unconnected may go on */
+    return 0;
 }
 
 static void up_on_connect(px_uplink_t *l, int status, void *ud)
 {
-    px_conn_t *c = ud;
-    exch_t *x = &c->x;
     (void)l;
-    if (status < 0) {
-        if (status == UV_ETIMEDOUT) {
-            char detail[96];
-            px_m_inc(&c->env->m->upstream_errors[PX_UP_TIMEOUT]);
-            snprintf(detail, sizeof detail, "no connection to the model server within %u ms",
-                     cfg_of(c)->timeouts.upstream_connect);
-            respond_error(c, PX_HERR_UPSTREAM_TIMEOUT, detail);
-            return;
-        }
-        upstream_failed(c, status);
-        return;
+    settle(upstream_connected(ud, status));
+}
+
+static PX_MUST_CHECK int upstream_written(px_conn_t *c, int status)
+{
+    if (status < 0)
+        return upstream_failed(c, status);
+    if (px_buf_size(&c->x.up_out) > 0) {
+        if (flush_upstream(c) < 0)
+            return GONE;
+    } else {
+        upstream_sent(c);
     }
-    x->upstream_ok = 1;
-    px_uplink_read_start(x->up);
-    flush_upstream(c);
+    /* Room again towards the upstream: take more of the client's body. */
     if (c->state == C_REQUEST)
-        conn_process(c);        /* input held back while unconnected may go on */
+        return conn_process(c);
+    return 0;
 }
 
 static void up_on_write(px_uplink_t *l, int status, void *ud)
 {
-    px_conn_t *c = ud;
-    exch_t *x = &c->x;
-    if (status < 0) {
-        upstream_failed(c, status);
-        return;
-    }
     (void)l;
-    if (px_buf_size(&x->up_out) > 0)
-        flush_upstream(c);
-    else
-        upstream_sent(c);
-    /* Room again towards the upstream: take more of the client's body. */
-    if (c->state == C_REQUEST)
-        conn_process(c);
+    settle(upstream_written(ud, status));
 }
 
-static int write_response_head(px_conn_t *c, const px_http_head_t *h, const px_header_t *extra,
-                               int nextra)
+static PX_MUST_CHECK int write_response_head(px_conn_t *c, const px_http_head_t *h,
+                                             const px_header_t *extra, int nextra)
 {
     exch_t *x = &c->x;
     px_buf_reset(&c->scratch);
@@ -709,11 +822,11 @@ static int write_response_head(px_conn_t *c, const px_http_head_t *h, const px_h
         x->keep_alive = 0;          /* unframed to HTTP/1.0: the client learns the end from our close */
     if (px_http1_write_response_head(&c->scratch, h, x->client_minor, x->keep_alive, extra, nextra,
                                      &x->chunked_down) < 0)
-        return -1;
+        return respond_error(c, PX_HERR_UPSTREAM_BAD, "the response head cannot be forwarded");
     return send_plain(c, px_buf_ptr(&c->scratch), px_buf_size(&c->scratch));
 }
 
-static int response_body(px_conn_t *c, const char *p, size_t n)
+static PX_MUST_CHECK int response_body(px_conn_t *c, const char *p, size_t n)
 {
     exch_t *x = &c->x;
     x->resp_bytes += n;
@@ -725,7 +838,7 @@ static int response_body(px_conn_t *c, const char *p, size_t n)
     px_buf_reset(&c->scratch);
     if (px_http1_chunk_begin(&c->scratch, n) < 0 || px_buf_append(&c->scratch, p, n) < 0 ||
         px_http1_chunk_end(&c->scratch) < 0)
-        return -1;
+        return abort_conn(c, PX_END_INTERNAL);
     return send_plain(c, px_buf_ptr(&c->scratch), px_buf_size(&c->scratch));
 }
 
@@ -768,22 +881,28 @@ static void to_keepalive(px_conn_t *c)
     arm(c, T_KEEPALIVE);
 }
 
-static void finish_exchange(px_conn_t *c, int link_reusable)
+/* The response is complete and handed to the client side. */
+static PX_MUST_CHECK int finish_exchange(px_conn_t *c, int link_reusable)
 {
     exch_t *x = &c->x;
     int keep;
 
+    if (flush_client(c) < 0)
+        return GONE;
     release_upstream(c, link_reusable);
     log_exchange(c);
     keep = x->keep_alive && x->req_done && !c->env->draining && !c->client_eof;
     exch_reset(c);
-    if (!keep) {
-        begin_close(c);
-        return;
-    }
-    c->state = C_IDLE;
+    c->req_deadline = 0;
+    if (!keep)
+        return begin_close(c);
+    set_state(c, C_IDLE);
     arm(c, px_buf_size(&c->pin) ? T_HEADER : T_IDLE);
-    parse_requests(c);     /* a pipelined request may be waiting */
+    /* Input waiting (pipelined, or not read while this exchange was busy)
+     * is taken up from the loop (resume_cb), never from here. */
+    if (px_buf_size(&c->pin) || px_tls_in_pending(c->tls) || !c->reading)
+        resume_later(c);
+    return 0;
 }
 
 /* --- signed responses ------------------------------------------------------------- */
@@ -792,7 +911,7 @@ static void finish_exchange(px_conn_t *c, int link_reusable)
  * signature goes in the head; anything streamed (chunked, close-delimited,
  * larger) is relayed as it comes with the signature in a trailer. HTTP/1.0
  * has no trailers: such a streamed response goes unsigned (counted). */
-static int response_sign_begin(px_conn_t *c, const px_http_head_t *h)
+static PX_MUST_CHECK int response_sign_begin(px_conn_t *c, const px_http_head_t *h)
 {
     exch_t *x = &c->x;
     px_sig_signer_t *signer = px_sigctx_signer(x->sig, c->env->worker_id);
@@ -807,31 +926,23 @@ static int response_sign_begin(px_conn_t *c, const px_http_head_t *h)
     }
     x->rsig = px_sig_response_begin(signer, h->status, x->info.sig_field, x->info.sig_value,
                                     x->info.sig_value_len, !held);
-    if (!x->rsig) {
-        respond_error(c, PX_HERR_INTERNAL, "cannot sign the response");
-        return -1;
-    }
+    if (!x->rsig)
+        return respond_error(c, PX_HERR_INTERNAL, "cannot sign the response");
     x->rsig_mode = held ? RSIG_HEAD : RSIG_TRAILER;
     return 0;
 }
 
-static void response_signed(px_sigjob_t *j, void *ud)
+/* The signature is ready: the held response with it in the head, or the
+ * trailer that ends a streamed one. */
+static PX_MUST_CHECK int send_signed_response(px_conn_t *c, px_sigjob_t *j)
 {
-    px_conn_t *c = ud;
     exch_t *x = &c->x;
-    const px_buf_t *dg, *sg;
+    const px_buf_t *dg = px_sigjob_digest(j), *sg = px_sigjob_signature(j);
 
-    if (job_orphaned(c, j))
-        return;
-    dg = px_sigjob_digest(j);
-    sg = px_sigjob_signature(j);
     if (px_sigjob_status(j) != 0) {
-        px_sigjob_free(j);
         if (x->rsig_mode == RSIG_HEAD)
-            respond_error(c, PX_HERR_INTERNAL, "signing the response failed");
-        else
-            abort_conn(c);
-        return;
+            return respond_error(c, PX_HERR_INTERNAL, "signing the response failed");
+        return abort_conn(c, PX_END_SIGNING_FAILED);
     }
     if (x->rsig_mode == RSIG_HEAD) {
         px_header_t extra[2] = {
@@ -840,81 +951,102 @@ static void response_signed(px_sigjob_t *j, void *ud)
         };
         if (write_response_head(c, px_http1_head(c->resp), extra, 2) < 0 ||
             send_plain(c, px_buf_ptr(&x->rbody), px_buf_size(&x->rbody)) < 0)
-            goto gone;
+            return GONE;
         x->resp_head_sent = 1;
     } else {
         px_buf_reset(&c->scratch);
         if (px_buf_printf(&c->scratch, "0\r\nContent-Digest: %.*s\r\nX-Signature: %.*s\r\n\r\n",
                           (int)px_buf_size(dg), px_buf_ptr(dg), (int)px_buf_size(sg),
-                          px_buf_ptr(sg)) < 0 ||
-            send_plain(c, px_buf_ptr(&c->scratch), px_buf_size(&c->scratch)) < 0)
-            goto gone;
+                          px_buf_ptr(sg)) < 0)
+            return abort_conn(c, PX_END_INTERNAL);
+        if (send_plain(c, px_buf_ptr(&c->scratch), px_buf_size(&c->scratch)) < 0)
+            return GONE;
     }
     px_sig_count_response_signed();
+    return finish_exchange(c, x->link_reusable);
+}
+
+static void response_signed(px_sigjob_t *j, void *ud)
+{
+    px_conn_t *c = ud;
+    int rc;
+
+    if (job_orphaned(c, j))
+        return;
+    rc = send_signed_response(c, j);
     px_sigjob_free(j);
-    flush_client(c);
-    finish_exchange(c, x->link_reusable);
-    return;
-gone:
-    px_sigjob_free(j);           /* send_plain has closed the connection */
+    settle(rc);
 }
 
 /* The whole response is in: sign it off the event loop. The upstream link
  * is free already. */
-static void response_sign_finish(px_conn_t *c)
+static PX_MUST_CHECK int response_sign_finish(px_conn_t *c)
 {
     exch_t *x = &c->x;
     px_sig_response_t *r = x->rsig;
-    int rc;
 
     x->rsig = NULL;
     release_upstream(c, x->link_reusable);
-    rc = px_sig_sign_async(c->env->loop, r, response_signed, c, &x->job);
-    if (rc < 0) {
-        if (x->rsig_mode == RSIG_HEAD)
-            respond_error(c, PX_HERR_INTERNAL, "cannot queue the response signature");
-        else
-            abort_conn(c);
-    }
+    if (px_sig_sign_async(c->env->loop, r, response_signed, c, &x->job) == 0)
+        return 0;
+    if (x->rsig_mode == RSIG_HEAD)
+        return respond_error(c, PX_HERR_INTERNAL, "cannot queue the response signature");
+    return abort_conn(c, PX_END_SIGNING_FAILED);
 }
 
-static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
+/* The response's last byte has come: close it towards the client. */
+static PX_MUST_CHECK int response_end(px_conn_t *c, int link_reusable)
 {
-    px_conn_t *c = ud;
+    exch_t *x = &c->x;
+    x->resp_done = 1;
+    x->link_reusable = link_reusable;
+    if (x->rsig)
+        return response_sign_finish(c);
+    if (x->chunked_down && !x->is_head && send_plain(c, "0\r\n\r\n", 5) < 0)
+        return GONE;
+    return finish_exchange(c, link_reusable);
+}
+
+static PX_MUST_CHECK int response_head(px_conn_t *c)
+{
+    static const px_header_t trailer = { "Trailer", 7, "Content-Digest, X-Signature", 27 };
+    const px_http_head_t *h = px_http1_head(c->resp);
+    exch_t *x = &c->x;
+
+    if (px_http1_is_interim(c->resp))   /* 100 Continue was answered by the proxy itself; forward others (103) */
+        return h->status == 100 ? 0 : write_response_head(c, h, NULL, 0);
+    x->status = h->status;
+    if (!x->req_done)
+        x->keep_alive = 0;      /* answered before the body ended: the rest is unread */
+    if (x->sign && response_sign_begin(c, h) < 0)
+        return GONE;
+    if (x->rsig_mode == RSIG_HEAD)
+        return 0;               /* the head goes out with its signature, after the body */
+    if (x->rsig_mode == RSIG_TRAILER) {
+        /* streamed: chunked, the signature in the trailer section */
+        px_http_head_t copy = *h;
+        copy.body = PX_BODY_CHUNKED;
+        if (write_response_head(c, &copy, &trailer, 1) < 0)
+            return GONE;
+    } else if (write_response_head(c, h, NULL, 0) < 0) {
+        return GONE;
+    }
+    x->resp_head_sent = 1;
+    return 0;
+}
+
+static PX_MUST_CHECK int upstream_input(px_conn_t *c, px_uplink_t *l, const char *p, ssize_t n)
+{
     exch_t *x = &c->x;
     size_t off = 0;
 
-    if (n < 0) {
-        if (n == UV_ETIMEDOUT) {
-            char detail[96];
-            px_m_inc(&c->env->m->upstream_errors[PX_UP_TIMEOUT]);
-            snprintf(detail, sizeof detail, "the model server did not respond within %u ms",
-                     x->resp_started ? cfg_of(c)->timeouts.upstream_idle
-                                     : cfg_of(c)->timeouts.upstream_response);
-            if (x->resp_head_sent) {
-                x->error = "upstream_timeout";
-                log_exchange(c);
-                abort_conn(c);
-            } else {
-                respond_error(c, PX_HERR_UPSTREAM_TIMEOUT, detail);
-            }
-            return;
-        }
-        if (n == UV_EOF && x->resp_head_sent && px_http1_finish(c->resp) == PX_H1_END) {
-            x->resp_done = 1;
-            if (x->rsig) {
-                response_sign_finish(c);
-                return;
-            }
-            if (x->chunked_down && !x->is_head && send_plain(c, "0\r\n\r\n", 5) < 0)
-                return;
-            flush_client(c);
-            finish_exchange(c, 0);
-            return;
-        }
-        upstream_failed(c, (int)n);
-        return;
-    }
+    if (n == UV_ETIMEDOUT)
+        return upstream_timed_out(c, x->resp_started ? cfg_of(c)->timeouts.upstream_idle
+                                                     : cfg_of(c)->timeouts.upstream_response);
+    if (n == UV_EOF && x->resp_head_sent && px_http1_finish(c->resp) == PX_H1_END)
+        return response_end(c, 0);
+    if (n < 0)
+        return upstream_failed(c, (int)n);
     if (!x->resp_started) {
         x->resp_started = 1;
         x->t_first = uv_hrtime();
@@ -923,84 +1055,49 @@ static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
     }
     px_uplink_timeout(l, cfg_of(c)->timeouts.upstream_idle);
     for (;;) {                  /* until NEED_MORE: END can follow the last body bytes */
-        const char *data;
+        const char *data, *detail;
         size_t used = 0, dlen = 0;
-        const px_http_head_t *h;
         px_h1_event_t ev = px_http1_parse(c->resp, p + off, (size_t)n - off, &used, &data, &dlen);
         off += used;
-        if (ev == PX_H1_NEED_MORE)
-            break;
         switch (ev) {
         case PX_H1_NEED_MORE:
-            break;
+            if (flush_client(c) < 0)
+                return GONE;
+            if (client_pending(c) >= HIGH_WATER)
+                px_uplink_read_stop(l);   /* resumed by write_cb */
+            return 0;
         case PX_H1_HEAD:
-            h = px_http1_head(c->resp);
-            if (px_http1_is_interim(c->resp)) {
-                /* 100 Continue was answered by the proxy itself; forward others (103). */
-                if (h->status != 100 && write_response_head(c, h, NULL, 0) < 0)
-                    return;
-                break;
-            }
-            x->status = h->status;
-            if (!x->req_done)
-                x->keep_alive = 0;  /* answered before the body ended: the rest is unread */
-            if (x->sign && response_sign_begin(c, h) < 0)
-                return;
-            if (x->rsig_mode == RSIG_HEAD)
-                break;              /* the head goes out with its signature, after the body */
-            if (x->rsig_mode == RSIG_TRAILER) {
-                /* streamed: chunked, the signature in the trailer section */
-                static const px_header_t trailer = { "Trailer", 7, "Content-Digest, X-Signature", 27 };
-                px_http_head_t copy = *h;
-                copy.body = PX_BODY_CHUNKED;
-                if (write_response_head(c, &copy, &trailer, 1) < 0)
-                    return;
-            } else if (write_response_head(c, h, NULL, 0) < 0) {
-                return;
-            }
-            x->resp_head_sent = 1;
+            if (response_head(c) < 0)
+                return GONE;
             break;
         case PX_H1_BODY:
             if (x->rsig)
                 px_sig_response_update(x->rsig, data, dlen);
             if (x->rsig_mode == RSIG_HEAD) {
                 x->resp_bytes += dlen;
-                if (px_buf_append(&x->rbody, data, dlen) < 0) {
-                    respond_error(c, PX_HERR_INTERNAL, "out of memory");
-                    return;
-                }
+                if (px_buf_append(&x->rbody, data, dlen) < 0)
+                    return respond_error(c, PX_HERR_INTERNAL, "out of memory");
             } else if (response_body(c, data, dlen) < 0) {
-                return;
+                return GONE;
             }
             break;
         case PX_H1_END:
             if (px_http1_is_interim(c->resp))
                 break;
-            x->resp_done = 1;
             /* Bytes after the response mean a confused upstream: do not reuse. */
-            x->link_reusable = off == (size_t)n && px_http1_head(c->resp)->keep_alive;
-            if (x->rsig) {
-                response_sign_finish(c);
-                return;
-            }
-            if (x->chunked_down && !x->is_head && send_plain(c, "0\r\n\r\n", 5) < 0)
-                return;
-            flush_client(c);
-            finish_exchange(c, x->link_reusable);
-            return;
-        case PX_H1_ERROR: {
-            const char *detail;
+            return response_end(c, off == (size_t)n && px_http1_head(c->resp)->keep_alive);
+        case PX_H1_ERROR:
             px_http1_error(c->resp, &detail);
             px_warn("%s: bad response from the model server: %s", c->client_addr, detail);
             px_m_inc(&c->env->m->upstream_errors[PX_UP_BAD_RESPONSE]);
-            respond_error(c, PX_HERR_UPSTREAM_BAD, detail);
-            return;
-        }
+            return respond_error(c, PX_HERR_UPSTREAM_BAD, detail);
         }
     }
-    flush_client(c);
-    if (client_pending(c) >= HIGH_WATER)
-        px_uplink_read_stop(l);   /* resumed by write_cb */
+}
+
+static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
+{
+    settle(upstream_input(ud, l, p, n));
 }
 
 /* --- the client side: requests ----------------------------------------------------- */
@@ -1027,21 +1124,24 @@ static int method_is(const px_http_head_t *h, const char *m)
     return h->method_len == n && !memcmp(h->method, m, n);
 }
 
-static void upstream_start(px_conn_t *c)
+static PX_MUST_CHECK int upstream_start(px_conn_t *c)
 {
     exch_t *x = &c->x;
     int rc = px_upstream_acquire(c->env->upstream, &up_cb, c, &x->up, &x->up_reused);
-    if (rc < 0) {
-        upstream_failed(c, rc);
-    } else if (x->up_reused) {
-        x->upstream_ok = 1;             /* a pooled link is connected: write now */
-        flush_upstream(c);
-    }
+    x->connect_on_body = 0;
+    if (rc < 0)
+        return upstream_failed(c, rc);
+    if (!x->up_reused)
+        return 0;
+    x->upstream_ok = 1;             /* a pooled link is connected: write now */
+    return flush_upstream(c);
 }
 
-/* The body may come now: answer 100-continue, and (unless the body must
- * first be held and its digest checked) connect upstream at once. */
-static void request_proceed(px_conn_t *c)
+/* The body may come now: answer 100-continue. The upstream is connected
+ * once the body flows (a client that sends a head and then nothing holds
+ * no connection to the model server), or, for a signed body, once its
+ * digest has been checked. */
+static PX_MUST_CHECK int request_proceed(px_conn_t *c)
 {
     const px_http_head_t *h = px_http1_head(c->req);
     exch_t *x = &c->x;
@@ -1049,13 +1149,13 @@ static void request_proceed(px_conn_t *c)
     if (h->body != PX_BODY_NONE && !(h->body == PX_BODY_LENGTH && h->content_length == 0)) {
         /* The limits were checked on the head: the client may send the body. */
         if (h->expect_continue && send_plain(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
-            return;
+            return GONE;
         arm(c, T_BODY);
-    } else {
-        arm(c, T_NONE);
+        x->connect_on_body = x->sig_state != SIG_BODY;
+        return 0;
     }
-    if (x->sig_state != SIG_BODY)
-        upstream_start(c);
+    arm(c, T_NONE);
+    return x->sig_state != SIG_BODY ? upstream_start(c) : 0;
 }
 
 /* The route's signature policy for this request. */
@@ -1080,45 +1180,51 @@ static void route_policy(px_conn_t *c, const px_http_head_t *h)
         x->sig_state = SIG_VERIFYING;
 }
 
+static PX_MUST_CHECK int request_verified_go(px_conn_t *c, px_sig_result_t r)
+{
+    exch_t *x = &c->x;
+
+    if (r != PX_SIG_OK) {
+        px_info("%s: signature refused (%s, keyid \"%s\"): %s", c->client_addr, x->sig_result,
+                x->info.keyid, x->info.detail);
+        return respond_error(c, px_sig_http_error(r), x->info.detail);
+    }
+    if (upstream_head(c, px_http1_head(c->req), x->info.keyid) < 0)
+        return GONE;
+    x->digest = malloc(sizeof *x->digest);
+    if (!x->digest || px_digest_init(x->digest, x->info.digest_algs) != 0)
+        return respond_error(c, PX_HERR_INTERNAL, "out of memory");
+    x->sig_state = SIG_BODY;
+    if (request_proceed(c) < 0)
+        return GONE;
+    if (c->state == C_REQUEST)
+        return conn_process(c);         /* the body (or the end) may be waiting */
+    return 0;
+}
+
 static void request_verified(px_sigjob_t *j, void *ud)
 {
     px_conn_t *c = ud;
-    exch_t *x = &c->x;
     px_sig_result_t r;
 
     if (job_orphaned(c, j))
         return;
     r = px_sigjob_result(j);
-    x->info = *px_sigjob_info(j);     /* its pointers are into the request head, still parsed */
-    x->sig_result = px_sig_result_name(r);
+    c->x.info = *px_sigjob_info(j);     /* its pointers are into the request head, still parsed */
+    c->x.sig_result = px_sig_result_name(r);
     px_sigjob_free(j);
-    if (r != PX_SIG_OK) {
-        px_info("%s: signature refused (%s, keyid \"%s\"): %s", c->client_addr, x->sig_result,
-                x->info.keyid, x->info.detail);
-        respond_error(c, px_sig_http_error(r), x->info.detail);
-        return;
-    }
-    if (upstream_head(c, px_http1_head(c->req), x->info.keyid) < 0)
-        return;
-    x->digest = malloc(sizeof *x->digest);
-    if (!x->digest || px_digest_init(x->digest, x->info.digest_algs) != 0) {
-        respond_error(c, PX_HERR_INTERNAL, "out of memory");
-        return;
-    }
-    x->sig_state = SIG_BODY;
-    request_proceed(c);
-    if (c->state == C_REQUEST)
-        conn_process(c);                /* the body (or the end) may be waiting */
+    settle(request_verified_go(c, r));
 }
 
-/* Rewrites the request head for the model server into up_out. On routes
- * that verify signatures, the client's signature fields are not forwarded
- * (the model server needs who, not 6 KB of proof) and X-Verified-Keyid is
- * set from the verification, never from the client. */
+/* Rewrites the request head for the model server into up_out. The model
+ * server trusts X-Verified-Keyid, so the proxy sets it from a verification
+ * and never forwards a client's, on any route. On routes that verify, the
+ * client's signature fields are not forwarded either (the model server
+ * needs who, not 6 KB of proof). */
 static int upstream_head(px_conn_t *c, const px_http_head_t *h, const char *keyid)
 {
-    static const char *const sig_fields[] = { "x-signature", "signature", "signature-input",
-                                              "x-verified-keyid" };
+    static const char *const sig_fields[] = { "x-verified-keyid", "x-signature", "signature",
+                                              "signature-input" };
     const px_config_t *cfg = cfg_of(c);
     exch_t *x = &c->x;
     px_header_t kid = { "X-Verified-Keyid", 16, keyid, keyid ? strlen(keyid) : 0 };
@@ -1129,33 +1235,30 @@ static int upstream_head(px_conn_t *c, const px_http_head_t *h, const char *keyi
     fo.proto = "https";
     fo.trust_forwarded = cfg->http.trust_forwarded;
     fo.request_id = x->request_id;
-    if (x->verify != PX_VERIFY_OFF) {
-        fo.drop = sig_fields;
-        fo.drop_count = 4;
-        if (keyid && keyid[0]) {
-            fo.extra = &kid;
-            fo.extra_count = 1;
-        }
+    fo.drop = sig_fields;
+    fo.drop_count = x->verify != PX_VERIFY_OFF ? 4 : 1;
+    if (keyid && keyid[0]) {
+        fo.extra = &kid;
+        fo.extra_count = 1;
     }
-    if (px_http1_write_request_head(&x->up_out, h, &fo) < 0) {
-        respond_error(c, PX_HERR_HEADERS_TOO_LARGE, "the rewritten request head is too large");
-        return -1;
-    }
+    if (px_http1_write_request_head(&x->up_out, h, &fo) < 0)
+        return respond_error(c, PX_HERR_HEADERS_TOO_LARGE, "the rewritten request head is too large");
     if (x->idempotent)
         px_buf_append(&x->replay, px_buf_ptr(&x->up_out), px_buf_size(&x->up_out));
     return 0;
 }
 
-static void start_exchange(px_conn_t *c)
+static PX_MUST_CHECK int start_exchange(px_conn_t *c)
 {
     const px_http_head_t *h = px_http1_head(c->req);
     const px_config_t *cfg = cfg_of(c);
     exch_t *x = &c->x;
-    int rc;
 
     exch_reset(c);
     x->active = 1;
-    c->state = C_REQUEST;
+    set_state(c, C_REQUEST);
+    if (!c->req_deadline)           /* the head came in one piece: count from now */
+        c->req_deadline = uv_now(c->env->loop) + cfg->timeouts.request;
     c->requests++;
     x->t_start = uv_hrtime();
     copy_field(x->method, sizeof x->method, h->method, h->method_len);
@@ -1180,28 +1283,26 @@ static void start_exchange(px_conn_t *c)
 
     px_http1_expect_head_response(c->resp, x->is_head);
     route_policy(c, h);
+    if (x->sig_state != SIG_VERIFYING) {
+        if (upstream_head(c, h, NULL) < 0)
+            return GONE;
+        return request_proceed(c);
+    }
     /* A signed request's upstream head is written once it has verified
      * (it then carries the verified keyid instead of the signature). */
-    if (x->sig_state != SIG_VERIFYING && upstream_head(c, h, NULL) < 0)
-        return;
-    if (x->sig_state == SIG_VERIFYING) {
-        if (px_sig_queue_depth() >= PX_SIG_QUEUE_MAX) {
-            /* shed load rather than queue without bound behind the crypto */
-            x->sig_result = "overloaded";
-            respond_error(c, PX_HERR_OVERLOADED, "too many signature verifications in progress");
-            return;
-        }
-        /* Nothing more is read from the client until the head has passed. */
-        arm(c, T_NONE);
-        rc = px_sig_verify_async(c->env->loop, x->sig, h, request_verified, c, &x->job);
-        if (rc < 0)
-            respond_error(c, PX_HERR_INTERNAL, "cannot queue the signature verification");
-        return;
+    if (px_sig_queue_depth() >= PX_SIG_QUEUE_MAX) {
+        /* shed load rather than queue without bound behind the crypto */
+        x->sig_result = "overloaded";
+        return respond_error(c, PX_HERR_OVERLOADED, "too many signature verifications in progress");
     }
-    request_proceed(c);
+    /* Nothing more is read from the client until the head has passed. */
+    arm(c, T_NONE);
+    if (px_sig_verify_async(c->env->loop, x->sig, h, request_verified, c, &x->job) < 0)
+        return respond_error(c, PX_HERR_INTERNAL, "cannot queue the signature verification");
+    return 0;
 }
 
-static void request_body(px_conn_t *c, const char *p, size_t n)
+static PX_MUST_CHECK int request_body(px_conn_t *c, const char *p, size_t n)
 {
     exch_t *x = &c->x;
     int rc = 0;
@@ -1213,8 +1314,7 @@ static void request_body(px_conn_t *c, const char *p, size_t n)
             snprintf(detail, sizeof detail,
                      "a signed request body is held until verified; the limit is %llu bytes",
                      (unsigned long long)px_sigctx_max_body(x->sig));
-            respond_error(c, PX_HERR_BODY_TOO_LARGE, detail);
-            return;
+            return respond_error(c, PX_HERR_BODY_TOO_LARGE, detail);
         }
         px_digest_update(x->digest, p, n);
     }
@@ -1224,21 +1324,18 @@ static void request_body(px_conn_t *c, const char *p, size_t n)
         rc = px_buf_append(&x->up_out, p, n);
     if (rc == 0 && x->chunked_up)
         rc = px_http1_chunk_end(&x->up_out);
-    if (rc < 0) {
-        respond_error(c, PX_HERR_INTERNAL, "out of memory");
-        return;
-    }
+    if (rc < 0)
+        return respond_error(c, PX_HERR_INTERNAL, "out of memory");
     arm(c, T_BODY);
+    return x->connect_on_body && n ? upstream_start(c) : 0;
 }
 
-static void request_end(px_conn_t *c)
+static PX_MUST_CHECK int request_end(px_conn_t *c)
 {
     exch_t *x = &c->x;
     /* Request trailers are not forwarded (they cannot be vetted here). */
-    if (x->chunked_up && px_http1_chunk_last(&x->up_out) < 0) {
-        respond_error(c, PX_HERR_INTERNAL, "out of memory");
-        return;
-    }
+    if (x->chunked_up && px_http1_chunk_last(&x->up_out) < 0)
+        return respond_error(c, PX_HERR_INTERNAL, "out of memory");
     x->req_done = 1;
     arm(c, T_NONE);
     if (x->sig_state == SIG_BODY) {
@@ -1251,29 +1348,31 @@ static void request_end(px_conn_t *c)
             px_sig_count_result(PX_SIG_DIGEST);
             px_info("%s: signed request refused (keyid \"%s\"): %s", c->client_addr, x->info.keyid,
                     detail);
-            respond_error(c, PX_HERR_SIG_DIGEST, detail);
-            return;
+            return respond_error(c, PX_HERR_SIG_DIGEST, detail);
         }
         x->sig_state = SIG_DONE;        /* verified end to end: now the model may see it */
-        upstream_start(c);
+        return upstream_start(c);
     }
+    return x->connect_on_body ? upstream_start(c) : 0;
 }
 
-static void parse_requests(px_conn_t *c)
+static int parse_requests(px_conn_t *c)
 {
     while (c->state == C_IDLE || c->state == C_REQUEST) {
         exch_t *x = &c->x;
-        const char *data;
+        const char *data, *detail;
         size_t used = 0, dlen = 0;
         px_h1_event_t ev;
+        px_http_error_t e;
 
         if (x->active && x->req_done)
             break;                  /* answer in order: wait for this response */
         if (x->active && x->sig_state == SIG_VERIFYING)
             break;                  /* no body byte before the signature has passed */
         if (x->active && x->sig_state != SIG_BODY && px_buf_size(&x->up_out) >= HIGH_WATER) {
-            flush_upstream(c);      /* it may all leave at once ... */
-            if (c->state != C_REQUEST || px_buf_size(&x->up_out) >= HIGH_WATER)
+            if (flush_upstream(c) < 0)  /* it may all leave at once ... */
+                return GONE;
+            if (px_buf_size(&x->up_out) >= HIGH_WATER)
                 break;              /* ... else the upstream is slower: hold the client */
         }
         /* Called even with no input left: END can follow the last body bytes. */
@@ -1287,87 +1386,90 @@ static void parse_requests(px_conn_t *c)
             goto out;
         case PX_H1_HEAD:
             px_buf_consume(&c->pin, used);
-            start_exchange(c);
+            if (start_exchange(c) < 0)
+                return GONE;
             break;
         case PX_H1_BODY:
-            request_body(c, data, dlen);     /* copies before the input moves */
+            if (request_body(c, data, dlen) < 0)     /* copies before the input moves */
+                return GONE;
             px_buf_consume(&c->pin, used);
             break;
         case PX_H1_END:
             px_buf_consume(&c->pin, used);
-            request_end(c);
+            if (request_end(c) < 0)
+                return GONE;
             break;
-        case PX_H1_ERROR: {
-            const char *detail;
-            px_http_error_t e = px_http1_error(c->req, &detail);
+        case PX_H1_ERROR:
+            e = px_http1_error(c->req, &detail);
             if (!x->active) {
                 snprintf(x->method, sizeof x->method, "-");
                 x->t_start = uv_hrtime();
             }
-            respond_error(c, e, detail);
-            return;
-        }
+            return respond_error(c, e, detail);
         }
     }
 out:
-    flush_upstream(c);
-    flush_client(c);
+    if (flush_upstream(c) < 0)
+        return GONE;
+    return flush_client(c);
 }
 
-static void conn_process(px_conn_t *c)
+static PX_MUST_CHECK int handshake(px_conn_t *c)
+{
+    px_tls_info_t ti;
+    px_metrics_t *m = c->env->m;
+    int rc = px_tls_handshake(c->tls);
+
+    if (rc == PX_EAGAIN) {
+        if (flush_client(c) < 0)
+            return GONE;
+        update_reading(c);
+        return 0;
+    }
+    if (rc != 0 && !c->got_bytes && c->client_eof)   /* connected and left without a byte: a TCP health probe */
+        return abort_conn(c, PX_END_CLIENT_CLOSED);
+    if (rc != 0) {
+        px_m_inc(&m->hs_fail[rc == PX_EPQPOLICY ? PX_HS_PQ_REFUSED : PX_HS_FAILED]);
+        px_info("%s: TLS handshake refused: %s", c->client_addr, px_tls_error(c->tls));
+        set_state(c, C_CLOSING);          /* send the alert, then close */
+        arm(c, T_LINGER);
+        if (flush_client(c) < 0)
+            return GONE;
+        update_reading(c);
+        return GONE;
+    }
+    px_tls_get_info(c->tls, &ti);
+    px_m_inc(&m->hs_ok[px_m_group_index(ti.group_id)][px_m_cipher_index(ti.cipher)]);
+    if (ti.resumed)
+        px_m_inc(&m->hs_resumed);
+    if (ti.hrr)
+        px_m_inc(&m->hs_hrr);
+    px_debug("%s: TLS %s %s %s sni=%s", c->client_addr, ti.version, ti.group, ti.cipher, ti.sni);
+    set_state(c, C_IDLE);
+    arm(c, T_HEADER);
+    return 0;
+}
+
+static int conn_process(px_conn_t *c)
 {
     if (c->state == C_HANDSHAKE) {
-        int rc = px_tls_handshake(c->tls);
-        if (rc == PX_EAGAIN) {
-            flush_client(c);
-            update_reading(c);
-            return;
-        }
-        if (rc != 0 && !c->got_bytes && c->client_eof) {
-            /* connected and left without a byte: a TCP health probe, not a handshake */
-            abort_conn(c);
-            return;
-        }
-        if (rc != 0) {
-            if (rc == PX_EPQPOLICY)
-                px_m_inc(&c->env->m->hs_fail[PX_HS_PQ_REFUSED]);
-            else
-                px_m_inc(&c->env->m->hs_fail[PX_HS_FAILED]);
-            px_info("%s: TLS handshake refused: %s", c->client_addr, px_tls_error(c->tls));
-            c->state = C_CLOSING;          /* send the alert, then close */
-            arm(c, T_LINGER);
-            flush_client(c);
-            update_reading(c);
-            return;
-        }
-        {
-            px_tls_info_t ti;
-            px_metrics_t *m = c->env->m;
-            px_tls_get_info(c->tls, &ti);
-            px_m_inc(&m->hs_ok[px_m_group_index(ti.group_id)][px_m_cipher_index(ti.cipher)]);
-            if (ti.resumed)
-                px_m_inc(&m->hs_resumed);
-            if (ti.hrr)
-                px_m_inc(&m->hs_hrr);
-            px_debug("%s: TLS %s %s %s sni=%s", c->client_addr, ti.version, ti.group, ti.cipher, ti.sni);
-        }
-        c->state = C_IDLE;
-        arm(c, T_HEADER);
+        if (handshake(c) < 0)
+            return GONE;
+        if (c->state == C_HANDSHAKE)
+            return 0;               /* more of the handshake to come */
     }
     if (c->state != C_IDLE && c->state != C_REQUEST)
-        return;
-    if (decrypt_input(c) < 0)
-        return;
-    parse_requests(c);
-    if (c->state == C_CLOSED)
-        return;
+        return GONE;
+    if (decrypt_input(c) < 0 || parse_requests(c) < 0)
+        return GONE;
     if (c->client_eof) {
         if (c->state == C_IDLE)
-            begin_close(c);
-        else if (c->state == C_REQUEST && !c->x.req_done)
-            abort_conn(c);          /* the client gave up mid-request */
+            return begin_close(c);
+        if (c->state == C_REQUEST && !c->x.req_done)
+            return abort_conn(c, PX_END_CLIENT_CLOSED);     /* the client gave up mid-request */
     }
     update_reading(c);
+    return 0;
 }
 
 /* --- accept, drain --------------------------------------------------------------- */
@@ -1441,7 +1543,7 @@ int px_conn_accept(px_conn_env_t *env, uv_stream_t *server)
     update_reading(c);
     return 0;
 fail:
-    abort_conn(c);
+    settle(abort_conn(c, PX_END_CLIENT_CLOSED));
     return rc;
 }
 
@@ -1451,7 +1553,7 @@ void px_conn_drain_all(px_conn_env_t *env)
     for (px_conn_t *c = env->conns, *next; c; c = next) {
         next = c->next;
         if (c->state == C_IDLE && px_buf_size(&c->pin) == 0)
-            begin_close(c);
+            settle(begin_close(c));
     }
 }
 
@@ -1459,6 +1561,6 @@ void px_conn_close_all(px_conn_env_t *env)
 {
     for (px_conn_t *c = env->conns, *next; c; c = next) {
         next = c->next;
-        abort_conn(c);
+        settle(abort_conn(c, PX_END_SHUTDOWN));
     }
 }

@@ -1,6 +1,20 @@
 /* One client connection: the TCP handle, its TLS session, the HTTP/1.1
  * exchange in progress and the upstream link serving it. It frees itself
- * only after every handle it owns has been closed. */
+ * only after every handle it owns has been closed.
+ *
+ * The close rule. Any call that can close the connection or end its
+ * exchange (a failed write, an error answered, a timeout, an upstream
+ * failure, a finished response, a thread-pool job's result) returns a
+ * status the compiler makes its caller check (PX_MUST_CHECK); -1 means
+ * "gone": from then on nothing touches the connection's handles or parses
+ * its input, and the caller returns -1 itself, up to the loop callback
+ * that started the chain, which ends there (conn.c's settle()). Besides:
+ * - closing is one way: no state transition leaves C_CLOSING/C_CLOSED;
+ * - memory is freed only in a close callback or a job's callback, never
+ *   inside a call chain, so a pointer held by a caller stays valid;
+ * - the next pipelined request is parsed from the loop (defer.h), after the
+ *   previous response has left, never from inside that response's end;
+ * - a thread-pool job that finds its connection closing only frees itself. */
 #ifndef PX_CONN_H
 #define PX_CONN_H
 
@@ -8,6 +22,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "defer.h"
 #include "metrics.h"
 #include "tls.h"
 #include "upstream.h"
@@ -29,6 +44,7 @@ typedef struct px_conn_env {
     uint32_t conn_count;
     uint64_t rng;                /* request ids */
     px_metrics_t *m;             /* this worker's counters */
+    px_defer_t defer;            /* work taken up from the loop (px_defer_init by the worker) */
     void (*on_conn_closed)(struct px_conn_env *env);   /* optional */
 } px_conn_env_t;
 

@@ -48,6 +48,16 @@ int px_http_error_status(px_http_error_t e)
     return (unsigned)e < PX_HERR__COUNT ? http_errors[e].status : 500;
 }
 
+const char *px_end_reason_str(px_end_reason_t r)
+{
+    static const char *const names[] = {
+#define XX(name, str) str,
+        PX_END_REASONS(XX)
+#undef XX
+    };
+    return (unsigned)r < PX_END__COUNT ? names[r] : "unknown";
+}
+
 const char *px_http_error_str(px_http_error_t e)
 {
     return (unsigned)e < PX_HERR__COUNT ? http_errors[e].str : "internal_error";

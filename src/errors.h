@@ -77,6 +77,32 @@ typedef enum {
     PX_HERR__COUNT
 } px_http_error_t;
 
+/* Why an exchange ended without a complete answer, for the access log's
+ * "error" field (the status then is what the client saw, or 499 when it
+ * saw none: nginx's "client closed request"). */
+#define PX_END_REASONS(XX)                                                    \
+    XX(CLIENT_CLOSED,      "client_closed")                                    \
+    XX(CLIENT_TLS,         "client_tls_error")                                 \
+    XX(UPSTREAM_RESET,     "upstream_reset")                                   \
+    XX(UPSTREAM_TIMEOUT,   "upstream_timeout")                                 \
+    XX(REQUEST_TIMEOUT,    "request_timeout")                                  \
+    XX(SIGNING_FAILED,     "response_signing_failed")                          \
+    XX(INTERNAL,           "internal_error")                                   \
+    XX(SHUTDOWN,           "shutdown")
+
+typedef enum {
+#define XX(name, str) PX_END_##name,
+    PX_END_REASONS(XX)
+#undef XX
+    PX_END__COUNT
+} px_end_reason_t;
+
+const char *px_end_reason_str(px_end_reason_t r);
+
+/* On a function whose result says whether its object still exists (see
+ * conn.h): the compiler refuses a caller that ignores it. */
+#define PX_MUST_CHECK __attribute__((warn_unused_result))
+
 int px_http_error_status(px_http_error_t e);
 const char *px_http_error_str(px_http_error_t e);
 const char *px_http_status_reason(int status);

@@ -226,5 +226,9 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
     help(o, "pqproxy_upstream_retries_total", "counter",
          "Idempotent requests retried on a fresh connection after a stale pooled one failed.");
     px_buf_printf(o, "pqproxy_upstream_retries_total %llu\n", (unsigned long long)SUM(upstream_retries));
+    help(o, "pqproxy_request_deadline_exceeded_total", "counter",
+         "Requests answered 408 because head and body were not complete within timeouts.request_ms.");
+    px_buf_printf(o, "pqproxy_request_deadline_exceeded_total %llu\n",
+                  (unsigned long long)SUM(request_deadline));
     return px_buf_size(o) ? 0 : PX_ENOMEM;
 }

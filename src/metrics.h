@@ -41,6 +41,7 @@ typedef struct px_metrics {
     uint64_t upstream_connects, upstream_reuses;
     uint64_t upstream_idle, upstream_busy;     /* gauges, set by the worker */
     uint64_t responses_unsigned;      /* on a signing route, streamed to HTTP/1.0 (no trailers) */
+    uint64_t request_deadline;        /* requests not complete within timeouts.request_ms */
 } px_metrics_t;
 
 static inline void px_m_add(uint64_t *c, uint64_t v)

@@ -185,6 +185,7 @@ static void worker_close_handles(worker_t *w)
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->wake, NULL);
     uv_close((uv_handle_t *)&w->log_flush, NULL);
+    px_defer_close(&w->env.defer);
     px_upstream_close(w->env.upstream);
 }
 
@@ -282,6 +283,7 @@ static int worker_init(worker_t *w, px_server_t *s, int id, int fd, char *err, s
         rc = UV_ENOMEM;
         goto fail;
     }
+    px_defer_init(&w->loop, &w->env.defer);
     uv_async_init(&w->loop, &w->wake, worker_wake);
     uv_timer_init(&w->loop, &w->drain_timer);
     uv_prepare_init(&w->loop, &w->log_flush);

@@ -2,6 +2,7 @@
 of upstream.py, TLS connections to it, and the checks they all make. The
 harness self-test uses sha() and pattern() too."""
 import hashlib
+import http.client
 import os
 import socket
 import ssl
@@ -50,6 +51,27 @@ class Env:
 
     def records(self):
         return self.up.records()
+
+
+def admin_get(proxy, path, method="GET"):
+    c = http.client.HTTPConnection("127.0.0.1", proxy.admin_port, timeout=5)
+    c.request(method, path)
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r.status, body
+
+
+def metrics(proxy):
+    """/metrics as {'name{labels}': value}."""
+    status, body = admin_get(proxy, "/metrics")
+    check_eq(status, 200, "/metrics status")
+    out = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
 
 
 def check_error(r, status, error, msg=""):

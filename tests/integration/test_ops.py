@@ -1,6 +1,5 @@
 """Operations: admin endpoints, metrics after real traffic, readiness, graceful
 drain on SIGTERM, reload on SIGHUP (certificate swap, broken config refused)."""
-import http.client
 import json
 import os
 import re
@@ -13,27 +12,7 @@ import time
 import pxtest
 from pxtest import (Harness, check, check_eq, check_in, http_request, main, pqproxy_bin,
                     tls_connect, wait_until)
-
-
-def admin_get(proxy, path, method="GET"):
-    port = int(proxy.config["admin"]["listen"].rsplit(":", 1)[1])
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    c.request(method, path)
-    r = c.getresponse()
-    body = r.read()
-    c.close()
-    return r.status, body
-
-
-def metrics(proxy):
-    status, body = admin_get(proxy, "/metrics")
-    check_eq(status, 200, "/metrics status")
-    out = {}
-    for line in body.decode().splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
+from pxhelpers import admin_get, metrics  # noqa: E402
 
 
 def pq_request(h, proxy, groups=None, path="/echo", extra=()):

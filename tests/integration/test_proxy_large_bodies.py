@@ -15,6 +15,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pxtest  # noqa: E402
 from pxtest import check, check_eq, http_request, main, read_response, send_raw  # noqa: E402
 from pxhelpers import Env, is_asan_build, pattern  # noqa: E402
 
@@ -28,6 +29,10 @@ def big_size():
 
 
 def env_for(h, overrides=None):
+    # Bodies past the 64 MiB default need max_body_bytes 0 (unlimited), set
+    # explicitly, and room in the request deadline for a slow build.
+    overrides = pxtest.deep_merge({"http": {"max_body_bytes": 0},
+                                   "timeouts": {"request_ms": 600000}}, overrides or {})
     proxy_env = None
     if is_asan_build():
         opts = os.environ.get("ASAN_OPTIONS", "")

@@ -214,12 +214,13 @@ static void check_defaults(const px_config_t *c)
     assert_int_equal(c->upstream.pool_max_idle, 64);
     assert_int_equal(c->upstream.max_requests_per_conn, 0);
     assert_int_equal(c->http.max_header_bytes, 65536);
-    assert_true(c->http.max_body_bytes == 0);
+    assert_true(c->http.max_body_bytes == 64u << 20);   /* finite unless set to 0 */
     assert_int_equal(c->http.trust_forwarded, 0);
     assert_int_equal(c->http.max_requests_per_conn, 0);
     assert_int_equal(c->timeouts.handshake, 10000);
     assert_int_equal(c->timeouts.request_header, 15000);
     assert_int_equal(c->timeouts.body_idle, 30000);
+    assert_int_equal(c->timeouts.request, 120000);
     assert_int_equal(c->timeouts.keepalive_idle, 75000);
     assert_int_equal(c->timeouts.upstream_connect, 3000);
     assert_int_equal(c->timeouts.upstream_response, 120000);

@@ -174,6 +174,7 @@ static const struct {
     { "timeouts", "handshake_ms", 1, 3600000 },
     { "timeouts", "request_header_ms", 1, 3600000 },
     { "timeouts", "body_idle_ms", 1, 3600000 },
+    { "timeouts", "request_ms", 1, 3600000 },
     { "timeouts", "keepalive_idle_ms", 1, 3600000 },
     { "timeouts", "upstream_connect_ms", 1, 3600000 },
     { "timeouts", "upstream_response_ms", 1, 3600000 },
@@ -195,6 +196,7 @@ static int64_t field(const px_config_t *c, const char *section, const char *k)
     if (!strcmp(k, "handshake_ms")) return c->timeouts.handshake;
     if (!strcmp(k, "request_header_ms")) return c->timeouts.request_header;
     if (!strcmp(k, "body_idle_ms")) return c->timeouts.body_idle;
+    if (!strcmp(k, "request_ms")) return c->timeouts.request;
     if (!strcmp(k, "keepalive_idle_ms")) return c->timeouts.keepalive_idle;
     if (!strcmp(k, "upstream_connect_ms")) return c->timeouts.upstream_connect;
     if (!strcmp(k, "upstream_response_ms")) return c->timeouts.upstream_response;
