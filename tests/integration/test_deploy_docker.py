@@ -6,7 +6,7 @@ with the compose mounts materialized in a temp dir, then run with the demo
 model behind it; the Dockerfile is linted (dockerfile-utils, installed by
 `scripts/deps.sh --test-tools`) and checked for its structure.
 """
-import glob
+import hashlib
 import json
 import os
 import re
@@ -356,9 +356,16 @@ def lint_tool():
         return env
     cache = os.environ.get("PQPROXY_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pqproxy")
-    found = sorted(glob.glob(os.path.join(cache, "dockerfile-utils-*", "node_modules", ".bin",
-                                          "dockerfile-utils")))
-    return found[-1] if found else shutil.which("dockerfile-utils")
+    # scripts/deps.sh --test-tools installs tests/npm's locked tree under a
+    # directory keyed by the hash of package.json and package-lock.json.
+    npm_dir = os.path.join(os.environ.get("PX_SOURCE_DIR", "."), "tests", "npm")
+    h = hashlib.sha256()
+    for f in ("package.json", "package-lock.json"):
+        with open(os.path.join(npm_dir, f), "rb") as fh:
+            h.update(fh.read())
+    tool = os.path.join(cache, f"npm-tests-{h.hexdigest()[:12]}", "node_modules", ".bin",
+                        "dockerfile-utils")
+    return tool if os.path.exists(tool) else shutil.which("dockerfile-utils")
 
 
 def test_dockerfile_lint():
