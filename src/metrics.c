@@ -109,7 +109,7 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
                   g->wolfssl_version);
     help(o, "pqproxy_workers", "gauge", "Worker threads (one event loop each).");
     px_buf_printf(o, "pqproxy_workers %llu\n", (unsigned long long)g->workers);
-    help(o, "pqproxy_ready", "gauge", "1 when /readyz answers 200.");
+    help(o, "pqproxy_ready", "gauge", "1 when /readyz would answer 200 (the model server is probed every 2 s).");
     px_buf_printf(o, "pqproxy_ready %d\n", g->ready);
     help(o, "pqproxy_draining", "gauge", "1 after SIGTERM/SIGINT, while in-flight requests finish.");
     px_buf_printf(o, "pqproxy_draining %d\n", g->draining);

@@ -71,9 +71,11 @@ struct px_server {
     int started, loop_ready, main_closed;
     int exit_code;
     px_admin_t *admin;
-    /* readiness: the model server accepts connections, probed when asked
-     * (at most once per PROBE_CACHE_MS) */
+    /* readiness: the model server accepts connections, probed every
+     * PROBE_INTERVAL_MS and when /readyz finds the last result older than
+     * PROBE_CACHE_MS */
     uv_timer_t probe_timer;
+    uv_timer_t probe_tick;
     union { uv_tcp_t tcp; uv_pipe_t pipe; uv_handle_t handle; } probe;
     uv_connect_t probe_req;
     int probe_busy, upstream_up;
@@ -83,6 +85,7 @@ struct px_server {
     uint64_t reloads_ok, reloads_failed, config_time;
 };
 
+#define PROBE_INTERVAL_MS 2000
 #define PROBE_CACHE_MS 1000
 #define PROBE_TIMEOUT_MS 2000
 
@@ -335,7 +338,8 @@ px_server_t *px_server_new(px_config_t *cfg, char *err, size_t errlen)
     }
     s->loop_ready = 1;
     uv_timer_init(&s->loop, &s->probe_timer);
-    s->probe_timer.data = s;
+    uv_timer_init(&s->loop, &s->probe_tick);
+    s->probe_timer.data = s->probe_tick.data = s;
     tls = px_tls_ctx_server_new(&cfg->tls, err, errlen);
     sig = tls ? px_sigctx_new(cfg, cfg->workers, err, errlen) : NULL;
     if (!tls || !sig || !(s->gen = gen_new(cfg, tls, sig))) {
@@ -391,6 +395,7 @@ void px_server_free(px_server_t *s)
         if (!s->main_closed) {
             px_admin_close(s->admin);
             uv_close((uv_handle_t *)&s->probe_timer, NULL);
+            uv_close((uv_handle_t *)&s->probe_tick, NULL);
         }
         uv_run(&s->loop, UV_RUN_DEFAULT);
         uv_loop_close(&s->loop);
@@ -418,6 +423,25 @@ void px_server_drain(px_server_t *s)
 int px_server_draining(const px_server_t *s)
 {
     return atomic_load(&((px_server_t *)s)->draining);
+}
+
+/* Settings a reload cannot apply (sockets bound and threads started at
+ * start-up): named, so that nobody believes a changed port took effect. */
+static void warn_restart_only(const px_config_t *cfg, const px_config_t *cur)
+{
+    char what[160] = "";
+    if (memcmp(&cfg->listen, &cur->listen, sizeof cfg->listen) != 0)
+        strcat(what, ", listen");
+    if (cfg->admin.enabled != cur->admin.enabled ||
+        memcmp(&cfg->admin.addr, &cur->admin.addr, sizeof cfg->admin.addr) != 0)
+        strcat(what, ", admin.listen/admin.enabled");
+    if (cfg->workers != cur->workers)
+        strcat(what, ", workers");
+    if (cfg->sig.crypto_threads != cur->sig.crypto_threads)
+        strcat(what, ", signatures.crypto_threads");
+    if (what[0])
+        px_warn("reload: changed %s: these take effect on restart only; the running values stay",
+                what + 2);
 }
 
 int px_server_reload(px_server_t *s)
@@ -451,9 +475,7 @@ int px_server_reload(px_server_t *s)
         s->reloads_failed++;
         return PX_ECONFIG;
     }
-    if (memcmp(&cfg->listen, &cur->listen, sizeof cfg->listen) != 0 || cfg->workers != cur->workers ||
-        cfg->sig.crypto_threads != cur->sig.crypto_threads)
-        px_warn("reload: listen address, workers and signatures.crypto_threads take effect on restart only");
+    warn_restart_only(cfg, cur);
     if (px_log_open(&cfg->log, err, sizeof err) != 0)
         px_warn("reload: %s (logging unchanged)", err);
     g = gen_new(cfg, tls, sig);
@@ -570,9 +592,19 @@ static void probe_upstream(px_server_t *s)
         probe_finish(s, rc);
 }
 
+/* Every PROBE_INTERVAL_MS, so that pqproxy_ready follows the model server
+ * whether or not anything polls /readyz (an alert on the gauge must fire
+ * when the model server goes away, and clear when it is back). One TCP
+ * connect, closed at once: nothing a model server has to answer. */
+static void probe_tick(uv_timer_t *t)
+{
+    px_server_t *s = t->data;
+    if (!s->probe_busy && !atomic_load(&s->draining))
+        probe_upstream(s);
+}
+
 /* /readyz: answered from the last probe if it is recent, else after a new
- * one. Probing only when asked keeps an idle model server free of traffic
- * it did not ask for. */
+ * one. */
 static void admin_ready(void *ud, void *token, px_admin_ready_done_t done)
 {
     px_server_t *s = ud;
@@ -693,6 +725,7 @@ static void on_worker_done(uv_async_t *a)
     px_admin_close(s->admin);
     s->admin = NULL;
     uv_close((uv_handle_t *)&s->probe_timer, NULL);
+    uv_close((uv_handle_t *)&s->probe_tick, NULL);
     s->main_closed = 1;
 }
 
@@ -722,6 +755,7 @@ int px_server_run(px_server_t *s)
         }
     }
     s->started = 1;
+    uv_timer_start(&s->probe_tick, probe_tick, 0, PROBE_INTERVAL_MS);
     {
         const px_config_t *c = s->gen->cfg;
         char groups[256] = "";

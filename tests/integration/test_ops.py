@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -98,6 +99,30 @@ def test_readiness_follows_upstream(h):
         return st == 503 and b"upstream unreachable" in body
     wait_until(not_ready, timeout=8, msg="not ready once the upstream is gone")
     check_eq(admin_get(proxy, "/healthz")[0], 200, "still alive")
+
+
+def test_ready_gauge_follows_upstream_unpolled(h):
+    """pqproxy_ready tracks the model server by itself: nothing here asks
+    /readyz, only /metrics (as a Prometheus scrape would)."""
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(64)
+    port = lsock.getsockname()[1]
+    up = h.start_upstream()
+    proxy = h.start_proxy({"upstream": {"address": f"127.0.0.1:{port}"}}, upstream=up)
+
+    def ready():
+        return metrics(proxy)["pqproxy_ready"]
+    wait_until(lambda: ready() == 1, timeout=4, msg="ready without anyone asking /readyz")
+    lsock.close()                           # the model server goes away
+    wait_until(lambda: ready() == 0, timeout=5, msg="not ready within a probe interval")
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", port))
+    lsock.listen(64)                        # and comes back
+    wait_until(lambda: ready() == 1, timeout=5, msg="ready again once it is back")
+    lsock.close()
 
 
 def test_idle_connections_release_buffers(h):
@@ -249,6 +274,23 @@ def test_sighup_broken_config_keeps_serving(h):
     check_eq(m['pqproxy_config_reloads_total{result="ok"}'], 0)
 
 
+def test_sighup_names_settings_needing_restart(h):
+    """A changed admin port cannot be rebound by a reload: the log says so by
+    name, and the running admin port keeps answering."""
+    proxy = h.start_proxy()
+    cfg = json.load(open(proxy.config_path))
+    old_admin = cfg["admin"]["listen"]
+    cfg["admin"]["listen"] = f"127.0.0.1:{pxtest.free_port()}"
+    with open(proxy.config_path, "w") as f:
+        json.dump(cfg, f)
+    proxy.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "configuration reloaded" in proxy.proc.stderr_text(), msg="reloaded")
+    err = proxy.proc.stderr_text()
+    check_in("admin.listen", err, "the warning names the setting")
+    check_in("restart", err)
+    check_eq(admin_get(proxy, "/healthz")[0], 200, f"the running admin port {old_admin} still answers")
+
+
 def test_access_log_and_request_id(h):
     proxy = h.start_proxy()
     r = pq_request(h, proxy, path="/echo")
@@ -293,8 +335,9 @@ def test_access_log_batched_lines_complete(h):
 if __name__ == "__main__":
     main([test_health_and_metrics_after_traffic, test_pq_refusals_counted,
           test_readiness_follows_upstream, test_admin_listens_before_data_port,
-          test_idle_connections_release_buffers,
+          test_ready_gauge_follows_upstream_unpolled, test_idle_connections_release_buffers,
           test_drain_finishes_in_flight,
           test_drain_timeout_bounds_exit, test_sighup_swaps_certificate,
-          test_sighup_broken_config_keeps_serving, test_access_log_and_request_id,
+          test_sighup_broken_config_keeps_serving, test_sighup_names_settings_needing_restart,
+          test_access_log_and_request_id,
           test_access_log_batched_lines_complete])
