@@ -11,6 +11,7 @@
 #include "cpus.h"
 #include "errors.h"
 #include "config_sig.h"
+#include "jsonsyntax.h"
 #include "jsonv.h"
 
 #include <errno.h>
@@ -704,16 +705,17 @@ static int finish(ctx_t *c, px_config_t *cfg)
     return 0;
 }
 
-/* "line L, column C" of a cJSON error position (both 1-based, bytes). */
-static int syntax_error(ctx_t *c, const char *json, const char *at)
+/* "line L, column C: malformed JSON: REASON" at the fault found by the
+ * strict syntax check (jsonsyntax.h; line and column 1-based, in bytes),
+ * quoting the text that follows it on its line. */
+static int syntax_error(ctx_t *c, const char *json, const px_json_error_t *je)
 {
+    const char *at = json + je->offset;
     int line = 1, col = 1;
     char text[32], near[48], where[64];
     size_t n;
 
-    if (!at || at < json)
-        at = json;
-    for (const char *p = json; p < at && *p; p++) {
+    for (const char *p = json; p < at; p++) {
         if (*p == '\n') {
             line++;
             col = 1;
@@ -722,15 +724,13 @@ static int syntax_error(ctx_t *c, const char *json, const char *at)
         }
     }
     px_jv_fmt(where, sizeof where, "line %d, column %d", line, col);
-    if (!*at)
-        return fail(c, where, "malformed JSON: unexpected end of input");
-    /* quote the rest of the line only */
-    if (!(n = strcspn(at, "\r\n")))
-        return fail(c, where, "malformed JSON at the end of the line");
+    n = strcspn(at, "\r\n");
+    if (!n)
+        return fail(c, where, "malformed JSON: %s", je->reason);
     memcpy(text, at, n < 28 ? n : 28);
     text[n < 28 ? n : 28] = '\0';
     px_jv_printable(near, sizeof near, text, 24);
-    return fail(c, where, "malformed JSON near \"%s\"", near);
+    return fail(c, where, "malformed JSON: %s (at \"%s\")", je->reason, near);
 }
 
 static px_config_t *build(const char *json, const char *file, int use_env, char *err,
@@ -740,6 +740,7 @@ static px_config_t *build(const char *json, const char *file, int use_env, char 
     px_config_t *cfg = NULL;
     cJSON *root = NULL;
     const char *end = NULL;
+    px_json_error_t je;
     int r = PX_ENOMEM;
 
     if (err && errlen)
@@ -755,8 +756,14 @@ static px_config_t *build(const char *json, const char *file, int use_env, char 
         r = fail(&c, "line 1, column 1", "malformed JSON: no input");
         goto fail;
     }
-    if (!(root = cJSON_ParseWithOpts(json, &end, 1))) {
-        r = syntax_error(&c, json, end);
+    if (px_json_check(json, strlen(json), &je) < 0) {
+        r = syntax_error(&c, json, &je);
+        goto fail;
+    }
+    if (!(root = cJSON_ParseWithOpts(json, &end, 1))) {   /* out of memory, after the check */
+        je.offset = end && end >= json ? (size_t)(end - json) : 0;
+        je.reason = "not accepted by the JSON parser (out of memory?)";
+        r = syntax_error(&c, json, &je);
         goto fail;
     }
     if ((r = parse_root(&c, root, cfg)) < 0 || (use_env && (r = apply_env(&c, cfg)) < 0) ||
