@@ -21,6 +21,7 @@
 #define HELLO_MAX (64 * 1024)          /* a ClientHello larger than this is refused */
 
 /* TLS alert descriptions we send ourselves (RFC 8446 6.2). */
+#define ALERT_HANDSHAKE_FAILURE 40
 #define ALERT_INSUFFICIENT_SECURITY 71
 
 /* Signature schemes (RFC 8446 4.2.3, draft-ietf-tls-mldsa) */
@@ -690,6 +691,28 @@ static WOLFSSL *session_new(px_tls_t *t, WOLFSSL_CTX *wctx)
     return ssl;
 }
 
+/* The group (docs/config.md, "Group choice"): only groups of tls.groups
+ * the client supports are candidates. A hybrid one the client already sent
+ * a key share for is taken at once, the first such in tls.groups order: no
+ * round trip is spent for a group no stronger than one in hand. Otherwise
+ * the first candidate in tls.groups order, through a HelloRetryRequest when
+ * the client sent no share for it; so a client that leads with a classical
+ * share is moved to a hybrid group when it supports one. 0: none. */
+static uint16_t choose_group(const px_tls_ctx_t *c, const px_hello_t *h)
+{
+    uint16_t first = 0;
+    for (int i = 0; i < c->group_count; i++) {
+        uint16_t g = c->groups[i];
+        if (!offers(h->groups, h->group_count, g))
+            continue;
+        if (px_group_is_hybrid(g) && offers(h->key_shares, h->key_share_count, g))
+            return g;
+        if (!first)
+            first = g;
+    }
+    return first;
+}
+
 /* Server: inspect the ClientHello, choose certificate and group, then
  * create the wolfSSL session pinned to them. */
 static int server_start(px_tls_t *t)
@@ -715,11 +738,7 @@ static int server_start(px_tls_t *t)
         memcpy(t->sni, h.sni, n);
         t->sni[n] = 0;
     }
-    t->group = 0;
-    if (h.tls13 || c->allow_tls12)
-        for (int i = 0; i < c->group_count && !t->group; i++)
-            if (offers(h.groups, h.group_count, c->groups[i]))
-                t->group = c->groups[i];
+    t->group = h.tls13 || c->allow_tls12 ? choose_group(c, &h) : 0;
     if (!t->group || (c->policy == PX_PQ_REQUIRE && (!h.tls13 || !px_group_is_hybrid(t->group)))) {
         if (c->policy == PX_PQ_REQUIRE) {
             send_plain_alert(t, ALERT_INSUFFICIENT_SECURITY);
@@ -728,7 +747,11 @@ static int server_start(px_tls_t *t)
                              : "client does not offer TLS 1.3 (no hybrid key exchange possible)");
             return PX_EPQPOLICY;
         }
-        t->group = 0;     /* nothing in common: let wolfSSL refuse it in TLS terms */
+        /* tls.groups is an allow-list: with nothing in common the handshake
+         * ends here (RFC 8446 4.1.1), never on wolfSSL's own defaults. */
+        send_plain_alert(t, ALERT_HANDSHAKE_FAILURE);
+        snprintf(t->err, sizeof t->err, "client offers no group of tls.groups");
+        return PX_ETLS;
     }
     t->cert = pick_cert(c, &h);
     t->ssl = session_new(t, t->cert->ctx);
@@ -736,14 +759,12 @@ static int server_start(px_tls_t *t)
         snprintf(t->err, sizeof t->err, "out of memory");
         return PX_ETLS;
     }
-    if (t->group) {
-        groups[0] = t->group;
-        if (wolfSSL_set_groups(t->ssl, groups, 1) != WOLFSSL_SUCCESS) {
-            snprintf(t->err, sizeof t->err, "cannot pin group %s", px_group_name(t->group));
-            return PX_ETLS;
-        }
-        t->hrr = !offers(h.key_shares, h.key_share_count, t->group);
+    groups[0] = t->group;
+    if (wolfSSL_set_groups(t->ssl, groups, 1) != WOLFSSL_SUCCESS) {
+        snprintf(t->err, sizeof t->err, "cannot pin group %s", px_group_name(t->group));
+        return PX_ETLS;
     }
+    t->hrr = h.tls13 && !offers(h.key_shares, h.key_share_count, t->group);
     if (c->alpn)
         wolfSSL_UseALPN(t->ssl, c->alpn, (unsigned)strlen(c->alpn), WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
     return 0;
