@@ -69,8 +69,7 @@ class Server:
             f.write(json.dumps(rec) + "\n")
 
     async def handle(self, reader, writer):
-        self.conns += 1
-        conn = Conn(self, self.conns, reader, writer)
+        conn = Conn(self, reader, writer)
         try:
             await conn.run()
         except (ConnectionError, asyncio.IncompleteReadError, BrokenPipeError):
@@ -87,8 +86,18 @@ class Server:
 
 
 class Conn:
-    def __init__(self, server, n, reader, writer):
-        self.server, self.n, self.reader, self.writer = server, n, reader, writer
+    def __init__(self, server, reader, writer):
+        self.server, self.reader, self.writer = server, reader, writer
+        self._n = None
+
+    @property
+    def n(self):
+        """Connections are numbered from their first request on: the proxy's
+        readiness probe (a TCP connect, then close) is not one."""
+        if self._n is None:
+            self.server.conns += 1
+            self._n = self.server.conns
+        return self._n
 
     # --- request parsing ---------------------------------------------------
     async def read_head(self):
