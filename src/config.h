@@ -152,6 +152,10 @@ int px_addr_parse(const char *s, px_addr_t *addr, char *err, size_t errlen);
 uint16_t px_group_from_name(const char *name);
 const char *px_group_name(uint16_t group);
 int px_group_is_hybrid(uint16_t group);
+/* NULL when ke is a well-formed key share for group, else why not (a
+ * static text): length, uncompressed point, X25519 not of low order,
+ * ML-KEM encapsulation key modulus check. Unknown groups: any non-empty. */
+const char *px_group_check_share(uint16_t group, const uint8_t *ke, size_t len);
 /* Every group pqproxy knows by name (src/groups.c); returns the count. */
 int px_group_all(const uint16_t **ids);
 

@@ -22,6 +22,7 @@
 
 /* TLS alert descriptions we send ourselves (RFC 8446 6.2). */
 #define ALERT_HANDSHAKE_FAILURE 40
+#define ALERT_ILLEGAL_PARAMETER 47
 #define ALERT_INSUFFICIENT_SECURITY 71
 
 /* Signature schemes (RFC 8446 4.2.3, draft-ietf-tls-mldsa) */
@@ -443,6 +444,14 @@ static int rd_sub(rd_t *r, size_t n, rd_t *sub)
     return 0;
 }
 
+static int offers(const uint16_t *list, int n, uint16_t v)
+{
+    for (int i = 0; i < n; i++)
+        if (list[i] == v)
+            return 1;
+    return 0;
+}
+
 static int parse_u16_list(rd_t *ext, uint16_t *out, int max, int *count)
 {
     unsigned n, v;
@@ -489,13 +498,20 @@ static int parse_extension(unsigned type, rd_t *e, px_hello_t *h)
             if (v == 0x0304) h->tls13 = 1;
         }
         return 0;
-    case 51: /* key_share */
+    case 51: /* key_share: each share is checked here, while its bytes are at hand */
         if (rd_u16(e, &n) || rd_sub(e, n, &l)) return -1;
         while (l.pos < l.len) {
             unsigned g, kl;
-            if (rd_u16(&l, &g) || rd_u16(&l, &kl) || rd_skip(&l, kl)) return -1;
-            if (h->key_share_count < PX_HELLO_MAX_GROUPS)
+            const unsigned char *ke;
+            if (rd_u16(&l, &g) || rd_u16(&l, &kl)) return -1;
+            ke = l.p + l.pos;
+            if (rd_skip(&l, kl)) return -1;
+            if (offers(h->key_shares, h->key_share_count, (uint16_t)g))
+                h->fault = "two key shares for one group";
+            if (h->key_share_count < PX_HELLO_MAX_GROUPS) {
+                h->key_share_fault[h->key_share_count] = px_group_check_share((uint16_t)g, ke, kl);
                 h->key_shares[h->key_share_count++] = (uint16_t)g;
+            }
         }
         return 0;
     default:
@@ -573,13 +589,6 @@ static int sni_match(const char *pattern, const char *name)
     return !strcasecmp(pattern, name);
 }
 
-static int offers(const uint16_t *list, int n, uint16_t v)
-{
-    for (int i = 0; i < n; i++)
-        if (list[i] == v)
-            return 1;
-    return 0;
-}
 
 /* Certificates whose names match the SNI (or, when none does, those
  * without names, else the first); among them the first whose signature
@@ -738,6 +747,14 @@ static int server_start(px_tls_t *t)
         memcpy(t->sni, h.sni, n);
         t->sni[n] = 0;
     }
+    for (int i = 0; i < h.key_share_count && !h.fault; i++)
+        if (!offers(h.groups, h.group_count, h.key_shares[i]))
+            h.fault = "a key share for a group not in its supported_groups";
+    if (h.tls13 && h.fault) {
+        send_plain_alert(t, ALERT_ILLEGAL_PARAMETER);
+        snprintf(t->err, sizeof t->err, "ClientHello: %s", h.fault);
+        return PX_ETLS;
+    }
     t->group = h.tls13 || c->allow_tls12 ? choose_group(c, &h) : 0;
     if (!t->group || (c->policy == PX_PQ_REQUIRE && (!h.tls13 || !px_group_is_hybrid(t->group)))) {
         if (c->policy == PX_PQ_REQUIRE) {
@@ -753,6 +770,14 @@ static int server_start(px_tls_t *t)
         snprintf(t->err, sizeof t->err, "client offers no group of tls.groups");
         return PX_ETLS;
     }
+    /* The share that will be used must be sound before wolfSSL sends its
+     * ServerHello (its own zero check of the X25519 result comes later). */
+    for (int i = 0; i < h.key_share_count; i++)
+        if (h.key_shares[i] == t->group && h.key_share_fault[i]) {
+            send_plain_alert(t, ALERT_ILLEGAL_PARAMETER);
+            snprintf(t->err, sizeof t->err, "ClientHello: %s", h.key_share_fault[i]);
+            return PX_ETLS;
+        }
     t->cert = pick_cert(c, &h);
     t->ssl = session_new(t, t->cert->ctx);
     if (!t->ssl) {

@@ -117,7 +117,9 @@ typedef struct {
     uint16_t groups[PX_HELLO_MAX_GROUPS];      /* supported_groups, client order */
     int group_count;
     uint16_t key_shares[PX_HELLO_MAX_GROUPS];  /* groups of the key shares sent */
+    const char *key_share_fault[PX_HELLO_MAX_GROUPS];   /* NULL: well formed (px_group_check_share) */
     int key_share_count;
+    const char *fault;         /* well framed, but illegal_parameter (RFC 8446 4.2.8): why */
     uint16_t sigalgs[PX_HELLO_MAX_SIGALGS];
     int sigalg_count;
     int tls13;                                  /* supported_versions offers TLS 1.3 */

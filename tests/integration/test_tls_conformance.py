@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""RFC 8446 conformance with hand-made ClientHellos over plain TCP: a key
+share that must be refused gets illegal_parameter before any ServerHello
+(all-zero, one, low-order and over-long X25519 shares; the X25519 half of a
+hybrid share; an ML-KEM key failing the FIPS 203 modulus check; two shares
+for one group; a share for a group not in supported_groups), and a client
+whose key_share holds no usable share, or none at all, gets a
+HelloRetryRequest when supported_groups lists an acceptable group."""
+import os
+import socket
+import struct
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pxtest import check, check_eq, main, wait_until  # noqa: E402
+from pxhelpers import Env  # noqa: E402
+
+X25519, P256 = 0x001D, 0x0017
+X25519MLKEM768, P256MLKEM768 = 0x11EC, 0x11EB
+UNKNOWN = 0x1234
+HRR_RANDOM = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
+ALERTS = {40: "handshake_failure", 47: "illegal_parameter", 50: "decode_error",
+          71: "insufficient_security", 109: "missing_extension"}
+ORDER8 = bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")
+
+
+def u16(v):
+    return struct.pack(">H", v)
+
+
+def ext(t, body):
+    return u16(t) + u16(len(body)) + body
+
+
+def vec16(items):
+    b = b"".join(items)
+    return u16(len(b)) + b
+
+
+def client_hello(groups, shares):
+    """shares: [(group, key_exchange bytes)] in order."""
+    exts = [
+        ext(0, vec16([b"\x00" + u16(9) + b"localhost"])),                     # server_name
+        ext(43, b"\x02\x03\x04"),                                            # supported_versions: 1.3
+        ext(10, vec16([u16(g) for g in groups])),                            # supported_groups
+        ext(13, vec16([u16(a) for a in (0x0403, 0x0804, 0x0805, 0x0503)])),  # signature_algorithms
+        ext(51, vec16([u16(g) + u16(len(k)) + k for g, k in shares])),       # key_share
+    ]
+    body = (b"\x03\x03" + os.urandom(32) + b"\x20" + os.urandom(32) +
+            vec16([u16(0x1301), u16(0x1302), u16(0x1303)]) + b"\x01\x00" + vec16(exts))
+    hs = b"\x01" + struct.pack(">I", len(body))[1:] + body
+    return b"\x16\x03\x01" + u16(len(hs)) + hs
+
+
+def exchange(port, hello, timeout=5.0):
+    """Sends the ClientHello; returns ("alert", name) or ("hrr"|"server_hello", None),
+    from the first record the server sends."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(hello)
+        head = b""
+        while len(head) < 5:
+            chunk = s.recv(5 - len(head))
+            if not chunk:
+                return ("closed", None)
+            head += chunk
+        rtype, rlen = head[0], struct.unpack(">H", head[3:5])[0]
+        body = b""
+        while len(body) < rlen:
+            chunk = s.recv(rlen - len(body))
+            if not chunk:
+                break
+            body += chunk
+    if rtype == 21:
+        return ("alert", ALERTS.get(body[1], str(body[1])))
+    if rtype == 22 and body[:1] == b"\x02":
+        return ("hrr" if body[6:38] == HRR_RANDOM else "server_hello", None)
+    return (f"record type {rtype}", None)
+
+
+def x25519_share():
+    k = bytearray(os.urandom(32))
+    k[31] &= 0x7F
+    return bytes(k)
+
+
+def mlkem768_ek(bad=False):
+    # 384 coefficient triples per vector, k = 3: coefficients 0x123 and 0x312 (< q)
+    ek = bytearray(b"\x23\x31\x31" * 384 + os.urandom(32))
+    if bad:
+        ek[900], ek[901] = 0xFF, ek[901] | 0x0F      # one coefficient 0xfff >= q = 3329
+    return bytes(ek)
+
+
+def prefer_env(h):
+    return Env(h, {"tls": {"groups": ["X25519MLKEM768", "SecP256r1MLKEM768", "X25519"]}})
+
+
+def test_control_hellos_are_served(h):
+    """The hand-made ClientHello is sound: good shares get a ServerHello."""
+    e = prefer_env(h)
+    check_eq(exchange(e.px.port, client_hello([X25519], [(X25519, x25519_share())])),
+             ("server_hello", None), "X25519")
+    check_eq(exchange(e.px.port, client_hello([X25519MLKEM768],
+                                              [(X25519MLKEM768, mlkem768_ek() + x25519_share())])),
+             ("server_hello", None), "X25519MLKEM768")
+
+
+def test_bad_key_shares_get_illegal_parameter(h):
+    e = prefer_env(h)
+    cases = [
+        ("all-zero X25519", [X25519], [(X25519, bytes(32))]),
+        ("X25519 of value 1", [X25519], [(X25519, b"\x01" + bytes(31))]),
+        ("X25519 of order 8", [X25519], [(X25519, ORDER8)]),
+        ("over-long X25519", [X25519], [(X25519, x25519_share() + b"\x00")]),
+        ("short X25519", [X25519], [(X25519, x25519_share()[:31])]),
+        ("hybrid, zero X25519 half", [X25519MLKEM768],
+         [(X25519MLKEM768, mlkem768_ek() + bytes(32))]),
+        ("hybrid, ML-KEM modulus", [X25519MLKEM768],
+         [(X25519MLKEM768, mlkem768_ek(bad=True) + x25519_share())]),
+        ("hybrid, wrong length", [X25519MLKEM768],
+         [(X25519MLKEM768, mlkem768_ek() + x25519_share() + b"\x00")]),
+        ("two shares for one group", [X25519], [(X25519, x25519_share()), (X25519, x25519_share())]),
+        ("share outside supported_groups", [X25519MLKEM768],
+         [(X25519MLKEM768, mlkem768_ek() + x25519_share()), (X25519, x25519_share())]),
+    ]
+    for name, groups, shares in cases:
+        check_eq(exchange(e.px.port, client_hello(groups, shares)), ("alert", "illegal_parameter"), name)
+    check_eq(e.px.access_log_lines(), [], "nothing served")
+    wait_until(lambda: e.px.proc.stderr_text().count("TLS handshake refused: ClientHello:") >= len(cases),
+               timeout=5, msg="each refusal logged with its reason")
+
+
+def test_no_usable_share_gets_hello_retry(h):
+    e = prefer_env(h)
+    # key_share holds only an unknown group; supported_groups lists a hybrid
+    check_eq(exchange(e.px.port, client_hello([UNKNOWN, X25519MLKEM768], [(UNKNOWN, b"\x05" * 40)])),
+             ("hrr", None), "unknown group's share only")
+    check_eq(exchange(e.px.port, client_hello([X25519MLKEM768, X25519], [])), ("hrr", None),
+             "empty key_share")
+    # A bad share for a group the server does not pick is never used: retry.
+    check_eq(exchange(e.px.port, client_hello([X25519MLKEM768, X25519], [(X25519, bytes(32))])),
+             ("hrr", None), "the zero X25519 share is retried away, not used")
+    # Nothing acceptable in supported_groups at all: handshake_failure.
+    check_eq(exchange(e.px.port, client_hello([UNKNOWN], [(UNKNOWN, b"\x05" * 40)])),
+             ("alert", "handshake_failure"), "no group in common")
+
+
+if __name__ == "__main__":
+    main([test_control_hellos_are_served, test_bad_key_shares_get_illegal_parameter,
+          test_no_usable_share_gets_hello_retry])
