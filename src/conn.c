@@ -640,6 +640,7 @@ static void log_exchange(px_conn_t *c)
         a.tls_version = ti.version;
         a.group = ti.group;
         a.cipher = ti.cipher;
+        a.cert_key = ti.cert_key;
         a.method = x->method[0] ? x->method : "-";
         copy_field(path, sizeof path, x->target, x->target_len);
         a.path = path[0] ? path : "-";
@@ -1429,7 +1430,8 @@ static PX_MUST_CHECK int handshake(px_conn_t *c)
     if (rc != 0 && !c->got_bytes && c->client_eof)   /* connected and left without a byte: a TCP health probe */
         return abort_conn(c, PX_END_CLIENT_CLOSED);
     if (rc != 0) {
-        px_m_inc(&m->hs_fail[rc == PX_EPQPOLICY ? PX_HS_PQ_REFUSED : PX_HS_FAILED]);
+        px_tls_fail_t why = px_tls_fail_reason(c->tls);
+        px_m_inc(&m->hs_fail[why == PX_TLS_FAIL_NONE ? PX_HS_FAILED : (int)why - 1]);
         px_info("%s: TLS handshake refused: %s", c->client_addr, px_tls_error(c->tls));
         set_state(c, C_CLOSING);          /* send the alert, then close */
         arm(c, T_LINGER);

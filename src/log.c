@@ -164,6 +164,7 @@ void px_access_log(const px_access_t *a)
     FIELD("tls_version", a->tls_version);
     FIELD("group", a->group);
     FIELD("cipher", a->cipher);
+    FIELD("cert_key", a->cert_key);
     FIELD("method", a->method);
     FIELD("path", a->path);
     n += snprintf(line + n, sizeof line - (size_t)n,

@@ -21,7 +21,7 @@ void px_log(px_log_level_t level, const char *fmt, ...) __attribute__((format(pr
 
 typedef struct {
     const char *client;          /* "ip:port" */
-    const char *sni, *tls_version, *group, *cipher;
+    const char *sni, *tls_version, *group, *cipher, *cert_key;
     const char *method, *path;
     int status;
     uint64_t bytes_in, bytes_out;   /* request / response body bytes */

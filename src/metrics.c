@@ -1,5 +1,6 @@
 /* Metrics aggregation and the Prometheus text format (see metrics.h). */
 #include "metrics.h"
+#include "tls.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -22,7 +23,11 @@ static const char *const method_names[PX_M_METHODS] = {
 };
 
 static const char *const class_names[PX_M_CLASSES] = { "none", "1xx", "2xx", "3xx", "4xx", "5xx" };
-static const char *const hs_fail_names[PX_M_HS_FAIL] = { "pq_policy_refused", "failed", "timeout" };
+static const char *const hs_fail_names[PX_M_HS_FAIL] = {
+    "pq_policy_refused", "no_common_group", "no_common_sigalg", "malformed_hello", "illegal_parameter",
+    "failed", "timeout" };
+_Static_assert(PX_HS_FAILED == PX_TLS_FAIL_OTHER - 1 && PX_HS_PQ_REFUSED == PX_TLS_FAIL_PQ_POLICY - 1,
+               "handshake failure labels follow px_tls_fail_t");
 static const char *const up_err_names[PX_M_UP_ERR] = { "connect", "reset", "timeout", "bad_response" };
 
 void px_m_observe(px_hist_t *h, double seconds)

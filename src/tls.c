@@ -21,8 +21,11 @@
 #define HELLO_MAX (64 * 1024)          /* a ClientHello larger than this is refused */
 
 /* TLS alert descriptions we send ourselves (RFC 8446 6.2). */
+#define ALERT_UNEXPECTED_MESSAGE 10
+#define ALERT_RECORD_OVERFLOW 22
 #define ALERT_HANDSHAKE_FAILURE 40
 #define ALERT_ILLEGAL_PARAMETER 47
+#define ALERT_DECODE_ERROR 50
 #define ALERT_INSUFFICIENT_SECURITY 71
 
 /* Signature schemes (RFC 8446 4.2.3, draft-ietf-tls-mldsa) */
@@ -74,6 +77,7 @@ struct px_tls {
     char peer[256];                  /* verified client certificate subject (mTLS) */
     px_tls_info_t info;              /* what was negotiated, recorded when the handshake ends */
     char err[160];
+    px_tls_fail_t fail;              /* why the handshake was refused */
 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -507,7 +511,7 @@ static int parse_extension(unsigned type, rd_t *e, px_hello_t *h)
             ke = l.p + l.pos;
             if (rd_skip(&l, kl)) return -1;
             if (offers(h->key_shares, h->key_share_count, (uint16_t)g))
-                h->fault = "two key shares for one group";
+                h->dup_share = 1;
             if (h->key_share_count < PX_HELLO_MAX_GROUPS) {
                 h->key_share_fault[h->key_share_count] = px_group_check_share((uint16_t)g, ke, kl);
                 h->key_shares[h->key_share_count++] = (uint16_t)g;
@@ -529,32 +533,58 @@ int px_tls_parse_client_hello(const char *data, size_t len, px_hello_t *h)
     unsigned v;
 
     memset(h, 0, sizeof *h);
+    h->alert = ALERT_DECODE_ERROR;          /* unless a more precise one is set below */
     for (;;) {
         size_t rlen;
         if (len - pos < 5)
             return PX_EAGAIN;
-        if (p[pos] != 22 || p[pos + 1] != 3)
+        if (p[pos] != 22) {
+            h->alert = ALERT_UNEXPECTED_MESSAGE;
+            h->fault = p[pos] == 21 ? "an alert record before the ClientHello"
+                     : p[pos] >= 20 && p[pos] <= 23 ? "a non-handshake record before the ClientHello"
+                     : "not TLS (plain HTTP to the TLS port?)";
             return PX_EPARSE;
+        }
+        if (p[pos + 1] != 3) {
+            h->fault = "not a TLS record version";
+            return PX_EPARSE;
+        }
         rlen = (size_t)p[pos + 3] << 8 | p[pos + 4];
-        if (rlen == 0 || rlen > 16384 + 256)
+        if (rlen == 0) {        /* RFC 8446 5.1: no zero-length handshake fragments */
+            h->alert = ALERT_UNEXPECTED_MESSAGE;
+            h->fault = "a zero-length handshake record";
             return PX_EPARSE;
+        }
+        if (rlen > 16384) {     /* RFC 8446 5.1: a plaintext record holds at most 2^14 bytes */
+            h->alert = ALERT_RECORD_OVERFLOW;
+            h->fault = "a record over 2^14 bytes";
+            return PX_EPARSE;
+        }
         if (len - pos - 5 < rlen)
             return PX_EAGAIN;
-        if (have + rlen > sizeof msg)
+        if (have + rlen > sizeof msg) {
+            h->fault = "a ClientHello over 64 KiB";
             return PX_EPARSE;
+        }
         memcpy(msg + have, p + pos + 5, rlen);
         have += rlen;
         pos += 5 + rlen;
         if (have >= 4) {
-            if (msg[0] != 1)                       /* client_hello */
+            if (msg[0] != 1) {                     /* client_hello */
+                h->alert = ALERT_UNEXPECTED_MESSAGE;
+                h->fault = "a handshake message other than ClientHello";
                 return PX_EPARSE;
+            }
             need = 4 + ((size_t)msg[1] << 16 | (size_t)msg[2] << 8 | msg[3]);
-            if (need > sizeof msg)
+            if (need > sizeof msg) {
+                h->fault = "a ClientHello over 64 KiB";
                 return PX_EPARSE;
+            }
             if (have >= need)
                 break;
         }
     }
+    h->fault = "a malformed ClientHello";
     r.p = msg + 4;
     r.len = need - 4;
     r.pos = 0;
@@ -563,8 +593,10 @@ int px_tls_parse_client_hello(const char *data, size_t len, px_hello_t *h)
         || rd_u16(&r, &v) || rd_skip(&r, v)               /* cipher_suites */
         || rd_u8(&r, &v) || rd_skip(&r, v))               /* legacy_compression_methods */
         return PX_EPARSE;
-    if (r.pos == r.len)
+    if (r.pos == r.len) {
+        h->fault = NULL;
         return 0;                                         /* no extensions at all */
+    }
     if (rd_u16(&r, &v) || rd_sub(&r, v, &exts))
         return PX_EPARSE;
     while (exts.pos < exts.len) {
@@ -575,6 +607,7 @@ int px_tls_parse_client_hello(const char *data, size_t len, px_hello_t *h)
         if (parse_extension(type, &e, h) != 0)
             return PX_EPARSE;
     }
+    h->fault = h->dup_share ? "two key shares for one group" : NULL;
     return 0;
 }
 
@@ -593,10 +626,24 @@ static int sni_match(const char *pattern, const char *name)
 /* Certificates whose names match the SNI (or, when none does, those
  * without names, else the first); among them the first whose signature
  * scheme the client offers. */
+/* Position of a certificate's scheme in the client's signature_algorithms
+ * (lower: more preferred), or -1 when the client cannot verify it. */
+static int sigalg_rank(const px_hello_t *h, uint16_t s)
+{
+    for (int i = 0; i < h->sigalg_count; i++)
+        if (h->sigalgs[i] == s || (s == SIG_RSA_PSS_256 && h->sigalgs[i] == SIG_RSA_PKCS1_256))
+            return i;
+    return -1;
+}
+
+/* The certificate (docs/config.md, "Certificate choice"): among those whose
+ * sni names match (else those without sni, else the first), the one whose
+ * signature scheme comes first in the client's signature_algorithms; equal
+ * schemes go by configuration order. NULL: the client can verify none. */
 static const tls_cert_t *pick_cert(const px_tls_ctx_t *c, const px_hello_t *h)
 {
-    const tls_cert_t *cand[PX_MAX_CERTS];
-    int n = 0;
+    const tls_cert_t *cand[PX_MAX_CERTS], *best = NULL;
+    int n = 0, best_rank = -1;
 
     if (h->sni[0])
         for (int i = 0; i < c->cert_count; i++)
@@ -612,14 +659,16 @@ static const tls_cert_t *pick_cert(const px_tls_ctx_t *c, const px_hello_t *h)
     if (n == 0)
         cand[n++] = &c->certs[0];
     if (h->sigalg_count == 0)
-        return cand[0];
+        return cand[0];         /* TLS 1.2 without the extension: wolfSSL decides */
     for (int i = 0; i < n; i++) {
-        uint16_t s = cand[i]->sigalg;
-        if (offers(h->sigalgs, h->sigalg_count, s) ||
-            (s == SIG_RSA_PSS_256 && offers(h->sigalgs, h->sigalg_count, SIG_RSA_PKCS1_256)))
-            return cand[i];
+        int r = sigalg_rank(h, cand[i]->sigalg);
+        if (r >= 0 && (best_rank < 0 || r < best_rank)) {
+            best = cand[i];
+            best_rank = r;
+        }
     }
-    return cand[0];
+    /* TLS 1.2 ECDSA schemes name no curve: let wolfSSL judge the first */
+    return best || h->tls13 ? best : cand[0];
 }
 
 px_tls_t *px_tls_new(px_tls_ctx_t *ctx, const char *server_name)
@@ -739,7 +788,9 @@ static int server_start(px_tls_t *t)
         return PX_EAGAIN;
     }
     if (rc != 0) {
-        snprintf(t->err, sizeof t->err, "malformed ClientHello");
+        send_plain_alert(t, h.alert);
+        snprintf(t->err, sizeof t->err, "%s", h.fault ? h.fault : "a malformed ClientHello");
+        t->fail = PX_TLS_FAIL_MALFORMED;
         return PX_ETLS;
     }
     {
@@ -753,6 +804,7 @@ static int server_start(px_tls_t *t)
     if (h.tls13 && h.fault) {
         send_plain_alert(t, ALERT_ILLEGAL_PARAMETER);
         snprintf(t->err, sizeof t->err, "ClientHello: %s", h.fault);
+        t->fail = PX_TLS_FAIL_BAD_SHARE;
         return PX_ETLS;
     }
     t->group = h.tls13 || c->allow_tls12 ? choose_group(c, &h) : 0;
@@ -762,12 +814,14 @@ static int server_start(px_tls_t *t)
             snprintf(t->err, sizeof t->err, "%s",
                      h.tls13 ? "client offers no hybrid post-quantum group"
                              : "client does not offer TLS 1.3 (no hybrid key exchange possible)");
+            t->fail = PX_TLS_FAIL_PQ_POLICY;
             return PX_EPQPOLICY;
         }
         /* tls.groups is an allow-list: with nothing in common the handshake
          * ends here (RFC 8446 4.1.1), never on wolfSSL's own defaults. */
         send_plain_alert(t, ALERT_HANDSHAKE_FAILURE);
         snprintf(t->err, sizeof t->err, "client offers no group of tls.groups");
+        t->fail = PX_TLS_FAIL_NO_GROUP;
         return PX_ETLS;
     }
     /* The share that will be used must be sound before wolfSSL sends its
@@ -776,9 +830,16 @@ static int server_start(px_tls_t *t)
         if (h.key_shares[i] == t->group && h.key_share_fault[i]) {
             send_plain_alert(t, ALERT_ILLEGAL_PARAMETER);
             snprintf(t->err, sizeof t->err, "ClientHello: %s", h.key_share_fault[i]);
+            t->fail = PX_TLS_FAIL_BAD_SHARE;
             return PX_ETLS;
         }
     t->cert = pick_cert(c, &h);
+    if (!t->cert) {
+        send_plain_alert(t, ALERT_HANDSHAKE_FAILURE);
+        snprintf(t->err, sizeof t->err, "client offers no signature algorithm of our certificates");
+        t->fail = PX_TLS_FAIL_NO_SIGALG;
+        return PX_ETLS;
+    }
     t->ssl = session_new(t, t->cert->ctx);
     if (!t->ssl) {
         snprintf(t->err, sizeof t->err, "out of memory");
@@ -872,7 +933,14 @@ int px_tls_handshake(px_tls_t *t)
         return 0;
     }
     rc = fail_from(t, ret, "handshake");
+    if (rc != PX_EAGAIN && !t->fail)
+        t->fail = PX_TLS_FAIL_OTHER;
     return rc == PX_EEOF ? PX_ETLS : rc;
+}
+
+px_tls_fail_t px_tls_fail_reason(const px_tls_t *t)
+{
+    return t->fail;
 }
 
 int px_tls_handshake_done(const px_tls_t *t)

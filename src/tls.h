@@ -106,6 +106,19 @@ typedef struct {
 } px_tls_info_t;
 
 void px_tls_get_info(const px_tls_t *t, px_tls_info_t *info);
+/* Why a handshake was refused: each has its own log text and metric label
+ * (pqproxy_tls_handshakes_total{result="..."}). */
+typedef enum {
+    PX_TLS_FAIL_NONE,
+    PX_TLS_FAIL_PQ_POLICY,      /* "pq_policy_refused" */
+    PX_TLS_FAIL_NO_GROUP,       /* "no_common_group": nothing of tls.groups offered */
+    PX_TLS_FAIL_NO_SIGALG,      /* "no_common_sigalg": no certificate the client can verify */
+    PX_TLS_FAIL_MALFORMED,      /* "malformed_hello": decode_error, unexpected_message, record_overflow */
+    PX_TLS_FAIL_BAD_SHARE,      /* "illegal_parameter": a key share that must be refused */
+    PX_TLS_FAIL_OTHER           /* "failed": refused by wolfSSL (its reason in the log) */
+} px_tls_fail_t;
+px_tls_fail_t px_tls_fail_reason(const px_tls_t *t);
+
 /* Why the last call failed, for logs ("" when it did not). */
 const char *px_tls_error(const px_tls_t *t);
 
@@ -119,7 +132,9 @@ typedef struct {
     uint16_t key_shares[PX_HELLO_MAX_GROUPS];  /* groups of the key shares sent */
     const char *key_share_fault[PX_HELLO_MAX_GROUPS];   /* NULL: well formed (px_group_check_share) */
     int key_share_count;
-    const char *fault;         /* well framed, but illegal_parameter (RFC 8446 4.2.8): why */
+    const char *fault;         /* why it was refused (set with PX_EPARSE, or for illegal_parameter) */
+    int dup_share;             /* two key shares for one group */
+    unsigned char alert;       /* with PX_EPARSE: the alert it deserves */
     uint16_t sigalgs[PX_HELLO_MAX_SIGALGS];
     int sigalg_count;
     int tls13;                                  /* supported_versions offers TLS 1.3 */

@@ -17,6 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
 from pxtest import check, check_eq, check_in, skip  # noqa: E402
+from pxhelpers import metrics  # noqa: E402
 
 NODE_CLIENT = os.path.join(pxtest.HERE, "peers", "node_client.mjs")
 HYBRID = "X25519MLKEM768"
@@ -180,7 +181,34 @@ def test_mldsa_certificate(h):
     check_in("verify", res["message"])
 
 
+def test_certificate_by_client_preference(h):
+    """ECDSA is listed first, ML-DSA second, both for every name: the client's
+    signature_algorithms order decides which it gets; one it cannot verify
+    at all is refused with handshake_failure, counted by reason."""
+    node24()
+    certs = h.certgen()
+    proxy = h.start_proxy({"tls": {"pq_policy": "require", "certificates": [
+        {"cert": os.path.join(certs, "server.crt"), "key": os.path.join(certs, "server.key")},
+        {"cert": os.path.join(certs, "server-mldsa.crt"),
+         "key": os.path.join(certs, "server-mldsa.key")}]}})
+    bundle = os.path.join(certs, "bundle-ca.crt")
+    for sigalgs, key_type, logged in (("mldsa65:ecdsa_secp256r1_sha256", "ml-dsa-65", "ML-DSA-65"),
+                                      ("ecdsa_secp256r1_sha256:mldsa65", "ec", "ECDSA-P256"),
+                                      ("ecdsa_secp256r1_sha256", "ec", "ECDSA-P256")):
+        res, _ = node_request(h, proxy.port, bundle, sigalgs=sigalgs)
+        check_served(res)
+        check_eq(res["peer_cert"]["key_type"], key_type, f"{sigalgs}: Node's view")
+        check_eq(last_access(proxy)["cert_key"], logged, f"{sigalgs}: access log")
+    res, _ = node_request(h, proxy.port, bundle, sigalgs="rsa_pss_rsae_sha256:ed25519")
+    check(not res["ok"], f"no certificate the client can verify: {res}")
+    check_eq(res["ssl_alert"], 40, f"handshake_failure: {res['message']}")
+    proxy.proc.wait_line(r"client offers no signature algorithm of our certificates", stream="stderr")
+    m = metrics(proxy)
+    check_eq(m['pqproxy_tls_handshakes_total{group="none",hybrid="false",cipher="none",'
+               'result="no_common_sigalg"}'], 1.0, "counted by reason")
+
+
 if __name__ == "__main__":
     pxtest.main([test_default_groups_negotiate_hybrid, test_x25519_only_refused_under_require,
                  test_x25519_only_served_under_prefer, test_classical_first_ends_hybrid_via_hrr,
-                 test_mldsa_certificate])
+                 test_mldsa_certificate, test_certificate_by_client_preference])

@@ -5,7 +5,9 @@ share that must be refused gets illegal_parameter before any ServerHello
 hybrid share; an ML-KEM key failing the FIPS 203 modulus check; two shares
 for one group; a share for a group not in supported_groups), and a client
 whose key_share holds no usable share, or none at all, gets a
-HelloRetryRequest when supported_groups lists an acceptable group."""
+HelloRetryRequest when supported_groups lists an acceptable group. A broken
+first flight (non-handshake records, zero-length or oversized records,
+malformed extensions) gets its alert, never a bare close."""
 import os
 import socket
 import struct
@@ -13,13 +15,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pxtest import check, check_eq, main, wait_until  # noqa: E402
+import pxhelpers  # noqa: E402
 from pxhelpers import Env  # noqa: E402
 
 X25519, P256 = 0x001D, 0x0017
 X25519MLKEM768, P256MLKEM768 = 0x11EC, 0x11EB
 UNKNOWN = 0x1234
 HRR_RANDOM = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
-ALERTS = {40: "handshake_failure", 47: "illegal_parameter", 50: "decode_error",
+ALERTS = {10: "unexpected_message", 22: "record_overflow", 40: "handshake_failure", 47: "illegal_parameter", 50: "decode_error",
           71: "insufficient_security", 109: "missing_extension"}
 ORDER8 = bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")
 
@@ -37,19 +40,24 @@ def vec16(items):
     return u16(len(b)) + b
 
 
-def client_hello(groups, shares):
-    """shares: [(group, key_exchange bytes)] in order."""
+def client_hello(groups, shares, sigalgs_body=None, record_size=None):
+    """shares: [(group, key_exchange bytes)] in order. sigalgs_body replaces
+    the signature_algorithms extension's body; record_size splits the
+    handshake message into records of at most that many bytes."""
     exts = [
         ext(0, vec16([b"\x00" + u16(9) + b"localhost"])),                     # server_name
         ext(43, b"\x02\x03\x04"),                                            # supported_versions: 1.3
         ext(10, vec16([u16(g) for g in groups])),                            # supported_groups
-        ext(13, vec16([u16(a) for a in (0x0403, 0x0804, 0x0805, 0x0503)])),  # signature_algorithms
+        ext(13, sigalgs_body if sigalgs_body is not None else
+            vec16([u16(a) for a in (0x0403, 0x0804, 0x0805, 0x0503)])),      # signature_algorithms
         ext(51, vec16([u16(g) + u16(len(k)) + k for g, k in shares])),       # key_share
     ]
     body = (b"\x03\x03" + os.urandom(32) + b"\x20" + os.urandom(32) +
             vec16([u16(0x1301), u16(0x1302), u16(0x1303)]) + b"\x01\x00" + vec16(exts))
     hs = b"\x01" + struct.pack(">I", len(body))[1:] + body
-    return b"\x16\x03\x01" + u16(len(hs)) + hs
+    size = record_size or len(hs)
+    return b"".join(b"\x16\x03\x01" + u16(len(hs[i:i + size])) + hs[i:i + size]
+                    for i in range(0, len(hs), size))
 
 
 def exchange(port, hello, timeout=5.0):
@@ -145,6 +153,35 @@ def test_no_usable_share_gets_hello_retry(h):
              ("alert", "handshake_failure"), "no group in common")
 
 
+def test_malformed_first_flight_gets_an_alert(h):
+    """Each refusal of a broken first flight says why in an alert, never a
+    bare close."""
+    e = prefer_env(h)
+    good = client_hello([X25519], [(X25519, x25519_share())])
+    cases = [
+        ("empty alert record first", b"\x15\x03\x03\x00\x00", "unexpected_message"),
+        ("application data first", b"\x17\x03\x03\x00\x01\x00", "unexpected_message"),
+        ("zero-length handshake record", b"\x16\x03\x01\x00\x00" + good, "unexpected_message"),
+        ("record over 2^14 bytes", b"\x16\x03\x01" + u16(16385) + b"\x01" + bytes(16384),
+         "record_overflow"),
+        ("not a ClientHello", b"\x16\x03\x01\x00\x04\x02\x00\x00\x00", "unexpected_message"),
+        ("odd signature_algorithms length",
+         client_hello([X25519], [(X25519, x25519_share())], sigalgs_body=u16(3) + b"\x04\x03\x08"),
+         "decode_error"),
+        ("signature_algorithms longer than its extension",
+         client_hello([X25519], [(X25519, x25519_share())], sigalgs_body=u16(40) + b"\x04\x03"),
+         "decode_error"),
+    ]
+    for name, data, alert in cases:
+        check_eq(exchange(e.px.port, data), ("alert", alert), name)
+    # A ClientHello split over many small records is fine.
+    check_eq(exchange(e.px.port, client_hello([X25519], [(X25519, x25519_share())], record_size=7)),
+             ("server_hello", None), "fragmented ClientHello")
+    m = pxhelpers.metrics(e.px)
+    check_eq(m['pqproxy_tls_handshakes_total{group="none",hybrid="false",cipher="none",'
+               'result="malformed_hello"}'], float(len(cases)), "counted by reason")
+
+
 if __name__ == "__main__":
     main([test_control_hellos_are_served, test_bad_key_shares_get_illegal_parameter,
-          test_no_usable_share_gets_hello_retry])
+          test_no_usable_share_gets_hello_retry, test_malformed_first_flight_gets_an_alert])

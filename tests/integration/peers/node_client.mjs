@@ -6,6 +6,7 @@
 // Options (JSON): port, ca (PEM file), host (default 127.0.0.1), servername
 // (default localhost), path (default /echo), method (default GET), body
 // (string), ecdhCurve (colon-separated groups; default: OpenSSL's own list),
+// sigalgs (colon-separated signature schemes, in preference order),
 // trace (true: OpenSSL's handshake trace on stderr), timeout_ms.
 //
 // Prints one JSON line on stdout and exits 0 when a response arrived:
@@ -32,6 +33,7 @@ const reqOpts = {
     timeout: opt.timeout_ms ?? 10000,
 };
 if (opt.ecdhCurve) reqOpts.ecdhCurve = opt.ecdhCurve;
+if (opt.sigalgs) reqOpts.sigalgs = opt.sigalgs;
 if (opt.body !== undefined) reqOpts.headers['Content-Type'] = 'application/json';
 
 const req = https.request(reqOpts, (res) => {
