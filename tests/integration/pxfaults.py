@@ -243,6 +243,24 @@ def send_until_blocked(sock, data, seconds):
     return sent
 
 
+# --- requests ---------------------------------------------------------------------------
+
+HEAD = b"GET /echo?m=%s HTTP/1.1\r\nHost: localhost\r\nX-Half: "     # an unfinished head
+BODY_LEN = 200000
+
+
+def req(path):
+    return build_request("GET", path)
+
+
+def body_start(marker, path, chunked, length, n=30000):
+    """A request head and the first n bytes of a length-byte body (chunked:
+    one chunk of that size)."""
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {length}"
+    head = f"POST {path}?m={marker} HTTP/1.1\r\nHost: localhost\r\n{framing}\r\n\r\n"
+    return head.encode() + (b"%x\r\n" % length if chunked else b"") + b"b" * n
+
+
 # --- footprint ------------------------------------------------------------------------
 
 def _tcp_table():
