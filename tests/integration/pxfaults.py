@@ -348,7 +348,7 @@ class FaultEnv:
     serve: the request every check sends, and its expected status."""
 
     def __init__(self, h, overrides=None, upstream_port=None, serve=("/echo", 200), warm=None,
-                 short_timeouts=True, warm_paths=True):
+                 short_timeouts=True, warm_paths=True, warm_requests=True):
         self.h = h
         self.ca = os.path.join(h.certgen(), "ca.crt")
         self.up = h.upstream or h.start_upstream()
@@ -358,6 +358,7 @@ class FaultEnv:
             ours["timeouts"] = dict(TIMEOUTS)
         self.overrides = pxtest.deep_merge(ours, overrides or {})
         self.warm_paths = warm_paths
+        self.warm_requests = warm_requests and serve[1] == 200
         if upstream_port:
             self.overrides = pxtest.deep_merge(self.overrides,
                                                {"upstream": {"address": f"127.0.0.1:{upstream_port}"}})
@@ -412,9 +413,9 @@ class FaultEnv:
         def worker(k):
             try:
                 for _ in range(k):
-                    if self.serve[1] == 200:
+                    if self.warm_requests:
                         check_eq(self.request(self.serve[0]).status, 200, "warm-up request")
-                    else:               # a slow error: the handshake is what counts here
+                    else:               # a slow answer: the handshake is what counts here
                         self.connect().close()
             except Exception as e:   # noqa: BLE001 - reported below
                 errors.append(e)
@@ -510,9 +511,9 @@ class FaultEnv:
 def run_cases(env, phase, cases, only=None, rebaseline_each=False):
     """Runs (fault, fn) cases of one phase against env; fn(env) injects the
     fault and checks what the client sees. rebaseline_each: each case is
-    judged against the footprint just before it, not the first baseline. Every case is checked with
-    env.after_case(); a proxy that died is replaced so that the other cases
-    still run. Fails at the end naming every "<phase> x <fault>" that broke."""
+    judged against the footprint just before it, not the first baseline.
+    Every case is checked with env.after_case(); a proxy that died is
+    replaced so that the other cases still run. Fails at the end naming every "<phase> x <fault>" that broke."""
     failures = []
     only = only or os.environ.get("PX_FAULT_CASES")
     cases = [(f"{phase} x {fault}", fn) for fault, fn in cases]
@@ -521,19 +522,31 @@ def run_cases(env, phase, cases, only=None, rebaseline_each=False):
     # A first round unchecked: what a kind of fault allocates once (a
     # metrics label set, a TLS cache entry) belongs in the baseline.
     crashed = set()
+
+    def died(name):
+        """Reports a death in the first round, which ends the case before it."""
+        problem = env.after_case()
+        print(f"  FAIL [{name}] (first round): {problem}", flush=True)
+        failures.append(f"[{name}] {problem}")
+        crashed.add(name)
+    prev = None
     for name, fn in cases:
+        if not env.px.proc.alive():
+            died(prev)
+            env.start()
         env.run_id += 1
         try:
             fn(env)
         except Exception:          # noqa: BLE001 - judged in the checked round
             pass
         time.sleep(0.05)
-        if not env.px.proc.alive():
-            problem = env.after_case()
-            print(f"  FAIL [{name}] (first round): {problem}", flush=True)
-            failures.append(f"[{name}] {problem}")
-            crashed.add(name)
-            env.start()
+        prev = name
+    if prev and not env.px.proc.alive():
+        died(prev)
+    if len(crashed) == len(cases):
+        raise TestFailure(f"{len(failures)} fault case(s) failed:\n  " + "\n  ".join(failures))
+    if not env.px.proc.alive():
+        env.start()
     env.base = env.settled_baseline()
     for name, fn in cases:
         if name in crashed:
