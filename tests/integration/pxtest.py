@@ -499,9 +499,10 @@ class Harness:
         print(f"---- temp dir: {self.tmp}", file=out)
         out.flush()
 
-    def start_upstream(self, unix=False, record=True, name="upstream", timeout=15.0):
+    def start_upstream(self, unix=False, record=True, name="upstream", timeout=15.0, args=()):
         """Runs upstream.py on a kernel-chosen port (READY line tells which, so no
-        port race). unix=True also listens on <tmp>/upstream-N.sock."""
+        port race). unix=True also listens on <tmp>/upstream-N.sock; args: more
+        upstream.py options (e.g. ["--delay-ms", "500"])."""
         n = self._n + 1
         rec = self.path(f"upstream-{n}.jsonl") if record else None
         sock = self.path(f"upstream-{n}.sock") if unix else None
@@ -510,6 +511,7 @@ class Harness:
             cmd += ["--record", rec]
         if sock:
             cmd += ["--unix", sock]
+        cmd += [str(a) for a in args]
         p = self.start(name, cmd, ready="line", line=r"^READY (\d+)$", timeout=timeout)
         self.upstream = Upstream(p, int(p.ready_match.group(1)), rec, sock)
         return self.upstream

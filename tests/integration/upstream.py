@@ -8,7 +8,9 @@ Behaviour is chosen by the request path; see the table in the docstring of
 Conn.respond. Prints "READY <port>" on stdout once listening.
 
 Usage: upstream.py --port P [--host 127.0.0.1] [--unix PATH] [--record FILE]
-(--port 0 picks a free port; the READY line tells which.)
+                   [--delay-ms MS]
+(--port 0 picks a free port; the READY line tells which. --delay-ms: every
+response waits that long after its request arrived, like a slow model.)
 """
 import argparse
 import asyncio
@@ -26,6 +28,8 @@ MAX_HEAD = 64 * 1024         # request line + headers
 MAX_CHUNK_LINE = 4096
 PIECE = 64 * 1024            # streaming unit for /bytes and body reads
 MAX_DELAY_MS = 600_000
+FAULTS = ("reset", "fin", "garbage", "stall")
+STALL_MAX_S = 120
 
 REASONS = {
     100: "Continue", 200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently",
@@ -53,8 +57,9 @@ class BadRequest(Exception):
 
 
 class Server:
-    def __init__(self, record):
+    def __init__(self, record, delay_ms=0):
         self.record = record
+        self.delay_ms = delay_ms
         self.conns = 0
 
     def log(self, msg):
@@ -277,7 +282,13 @@ class Conn:
         """Behaviour by path:
           /echo  /status/<code>  /delay/<ms>  /bytes/<n>[?chunked=1]
           /sse?n=N&interval_ms=M  /reset-after/<n>  /close-before-response
-          /slow-headers/<ms>  /no-length[?n=N]  /continue  /upload-sha  else 404.
+          /slow-headers/<ms>  /no-length[?n=N]  /continue  /upload-sha
+          /fault/<how>  /early-fault/<how>  else 404.
+        Hostile ones (<how>: reset, fin, garbage or stall): /fault/<how>
+        does it instead of a response, /early-fault/<how> as soon as the
+        head has arrived, before reading the body (recorded with "early":
+        true), and ?cut=<how> on /bytes and /sse does it after the body's
+        n bytes or N events (a cut /bytes declares 1000 bytes more).
         On any path, ?close=1 closes the connection after the response without
         saying so, and ?drop_next=1 closes it, unanswered, when the next
         request has arrived (recorded with "dropped": true).
@@ -309,6 +320,11 @@ class Conn:
             await self.send(b"HTTP/1.1 100 Continue\r\n\r\n")
             continue_sent = True
 
+        if len(segs) == 2 and segs[0] == "early-fault":
+            self.server.write_record({"conn": self.n, "method": method, "target": target,
+                                      "headers": headers, "early": True})
+            return await self.fault(segs[1])
+
         body_len, body_sha = await self.consume_body(headers)
         info = {"conn": self.n, "method": method, "target": target, "headers": headers,
                 "body_len": body_len, "body_sha256": body_sha, "trailers": self.trailers}
@@ -325,6 +341,11 @@ class Conn:
         # "Connection: close"); ?drop_next=1: close on the next request.
         close_after = query.get("close") == "1"
         self.drop_next = query.get("drop_next") == "1"
+        cut = query.get("cut")
+        if cut is not None and cut not in FAULTS:
+            raise BadRequest(f"unknown cut {cut!r}")
+        if self.server.delay_ms:
+            await asyncio.sleep(self.server.delay_ms / 1000)
 
         if path == "/echo":
             await self.send_json(200, info)
@@ -340,7 +361,11 @@ class Conn:
             await asyncio.sleep(ms / 1000)
             await self.send_json(200, {"delayed_ms": ms})
         elif len(segs) == 2 and segs[0] == "bytes":
-            await self.send_bytes(int_arg(segs[1], 0, 1 << 40), query.get("chunked") == "1")
+            await self.send_bytes(int_arg(segs[1], 0, 1 << 40), query.get("chunked") == "1", cut)
+            if cut:
+                return await self.fault(cut)
+        elif len(segs) == 2 and segs[0] == "fault":
+            return await self.fault(segs[1])
         elif path == "/sse":
             n = int_arg(query.get("n", "5"), 0, 100_000)
             interval = int_arg(query.get("interval_ms", "50"), 0, MAX_DELAY_MS)
@@ -351,6 +376,8 @@ class Conn:
                     await asyncio.sleep(interval / 1000)
                 ev = json.dumps({"index": i, "t": time.time()})
                 await self.stream(f"data: {ev}\n\n".encode())
+            if cut:
+                return await self.fault(cut)
             await self.stream(b"data: [DONE]\n\n")
             await self.end_stream()
         elif len(segs) == 2 and segs[0] == "reset-after":
@@ -389,14 +416,15 @@ class Conn:
             await self.send_json(404, {"error": "not found", "path": path})
         return not close_after
 
-    async def send_bytes(self, n, chunked):
+    async def send_bytes(self, n, chunked, cut=None):
         headers = [("Content-Type", "application/octet-stream")]
         if chunked:
             await self.start_stream(200, headers)
         else:
             if not self.keep_alive:
                 headers.append(("Connection", "close"))
-            await self.send(self.head_bytes(200, headers + [("Content-Length", str(n))]))
+            declared = n + 1000 if cut else n
+            await self.send(self.head_bytes(200, headers + [("Content-Length", str(declared))]))
             self.chunked_out = False
         off = 0
         while off < n:
@@ -406,8 +434,29 @@ class Conn:
             elif self.method != "HEAD":
                 await self.send(piece)
             off += len(piece)
-        if chunked:
+        if chunked and not cut:
             await self.end_stream()
+
+    async def fault(self, how):
+        """A misbehaving model server; always ends the connection (False)."""
+        if how == "reset":
+            await self.abort()
+        elif how == "fin":
+            self.writer.close()
+        elif how == "garbage":
+            # Neither a status line nor a chunk-size line.
+            await self.send(b"\x16\x03\x01 zz not HTTP \xff\xfe\r\n\r\n")
+            self.writer.close()
+        elif how == "stall":
+            # Send nothing more until the proxy gives up (bounded all the same).
+            try:
+                while await asyncio.wait_for(self.reader.read(PIECE), STALL_MAX_S):
+                    pass
+            except asyncio.TimeoutError:
+                pass
+        else:
+            raise BadRequest(f"unknown fault {how!r}")
+        return False
 
     async def abort(self):
         """Close with RST (SO_LINGER 0) once the written bytes left our buffer."""
@@ -429,9 +478,10 @@ async def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--unix", help="also listen on this Unix socket path")
     ap.add_argument("--record", help="append one JSON line per received request")
+    ap.add_argument("--delay-ms", type=int, default=0, help="answer every request this late")
     args = ap.parse_args()
 
-    srv = Server(args.record)
+    srv = Server(args.record, args.delay_ms)
     if args.record:
         open(args.record, "a").close()  # exists (empty) before READY
     servers = [await asyncio.start_server(srv.handle, args.host, args.port, limit=MAX_HEAD,
