@@ -1421,6 +1421,9 @@ static PX_MUST_CHECK int handshake(px_conn_t *c)
     px_metrics_t *m = c->env->m;
     int rc = px_tls_handshake(c->tls);
 
+    if (rc != PX_EAGAIN && px_tls_hrr(c->tls))      /* counted however the handshake ends */
+        px_m_inc(&m->hs_hrr[px_tls_hrr(c->tls) - 1]);
+
     if (rc == PX_EAGAIN) {
         if (flush_client(c) < 0)
             return GONE;
@@ -1444,8 +1447,6 @@ static PX_MUST_CHECK int handshake(px_conn_t *c)
     px_m_inc(&m->hs_ok[px_m_group_index(ti.group_id)][px_m_cipher_index(ti.cipher)]);
     if (ti.resumed)
         px_m_inc(&m->hs_resumed);
-    if (ti.hrr)
-        px_m_inc(&m->hs_hrr);
     px_debug("%s: TLS %s %s %s sni=%s", c->client_addr, ti.version, ti.group, ti.cipher, ti.sni);
     set_state(c, C_IDLE);
     arm(c, T_HEADER);

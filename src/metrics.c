@@ -160,8 +160,12 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
                       "pqproxy_tls_handshakes_total{group=\"none\",hybrid=\"false\",cipher=\"none\",result=\"%s\"} %llu\n",
                       hs_fail_names[f], (unsigned long long)SUM(hs_fail[f]));
     help(o, "pqproxy_tls_hello_retry_requests_total", "counter",
-         "Handshakes where the server asked for its preferred (hybrid) key share.");
-    px_buf_printf(o, "pqproxy_tls_hello_retry_requests_total %llu\n", (unsigned long long)SUM(hs_hrr));
+         "HelloRetryRequests by reason: to_hybrid (the client's key share was for a classical "
+         "group), no_usable_share (none for a group the proxy knows).");
+    px_buf_printf(o, "pqproxy_tls_hello_retry_requests_total{reason=\"to_hybrid\"} %llu\n",
+                  (unsigned long long)SUM(hs_hrr[0]));
+    px_buf_printf(o, "pqproxy_tls_hello_retry_requests_total{reason=\"no_usable_share\"} %llu\n",
+                  (unsigned long long)SUM(hs_hrr[1]));
     help(o, "pqproxy_tls_resumptions_total", "counter", "Handshakes resumed from a session ticket.");
     px_buf_printf(o, "pqproxy_tls_resumptions_total %llu\n", (unsigned long long)SUM(hs_resumed));
 

@@ -34,7 +34,7 @@ typedef struct px_metrics {
     uint64_t conns_total, conns_open, conns_rejected;
     uint64_t hs_ok[PX_M_GROUPS][PX_M_CIPHERS];
     uint64_t hs_fail[PX_M_HS_FAIL];
-    uint64_t hs_hrr, hs_resumed;
+    uint64_t hs_hrr[2], hs_resumed;           /* hs_hrr by PX_HRR_* - 1 */
     uint64_t requests[PX_M_ROUTES][PX_M_METHODS][PX_M_CLASSES];
     px_hist_t request_seconds;        /* head received -> response complete */
     px_hist_t upstream_seconds;       /* request sent -> first response byte */

@@ -850,7 +850,14 @@ static int server_start(px_tls_t *t)
         snprintf(t->err, sizeof t->err, "cannot pin group %s", px_group_name(t->group));
         return PX_ETLS;
     }
-    t->hrr = h.tls13 && !offers(h.key_shares, h.key_share_count, t->group);
+    if (h.tls13 && !offers(h.key_shares, h.key_share_count, t->group)) {
+        /* a share for a classical group (the retry moves the client to a
+         * hybrid one), or none the proxy knows at all */
+        t->hrr = PX_HRR_NO_SHARE;
+        for (int i = 0; i < h.key_share_count; i++)
+            if (px_group_name(h.key_shares[i]) && !px_group_is_hybrid(h.key_shares[i]))
+                t->hrr = PX_HRR_TO_HYBRID;
+    }
     if (c->alpn)
         wolfSSL_UseALPN(t->ssl, c->alpn, (unsigned)strlen(c->alpn), WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
     return 0;
@@ -941,6 +948,11 @@ int px_tls_handshake(px_tls_t *t)
 px_tls_fail_t px_tls_fail_reason(const px_tls_t *t)
 {
     return t->fail;
+}
+
+int px_tls_hrr(const px_tls_t *t)
+{
+    return t->hrr;
 }
 
 int px_tls_handshake_done(const px_tls_t *t)

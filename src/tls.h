@@ -98,7 +98,7 @@ typedef struct {
     const char *group;          /* "X25519MLKEM768" */
     uint16_t group_id;
     int hybrid;                 /* the group is a hybrid post-quantum group */
-    int hrr;                    /* the server asked for another key share */
+    int hrr;                    /* the server asked for another key share: PX_HRR_* (0: no) */
     int resumed;
     const char *sni;            /* "" when none */
     const char *cert_key;       /* server certificate key type: "ECDSA-P256", "ML-DSA-65", ... */
@@ -106,6 +106,13 @@ typedef struct {
 } px_tls_info_t;
 
 void px_tls_get_info(const px_tls_t *t, px_tls_info_t *info);
+/* Why the server sent a HelloRetryRequest (pqproxy_tls_hello_retry_requests_total{reason}). */
+enum {
+    PX_HRR_TO_HYBRID = 1,       /* "to_hybrid": the client's share was for a classical group */
+    PX_HRR_NO_SHARE,            /* "no_usable_share": no share for a group the proxy knows */
+    PX_HRR__COUNT = PX_HRR_NO_SHARE
+};
+
 /* Why a handshake was refused: each has its own log text and metric label
  * (pqproxy_tls_handshakes_total{result="..."}). */
 typedef enum {
@@ -118,6 +125,9 @@ typedef enum {
     PX_TLS_FAIL_OTHER           /* "failed": refused by wolfSSL (its reason in the log) */
 } px_tls_fail_t;
 px_tls_fail_t px_tls_fail_reason(const px_tls_t *t);
+/* PX_HRR_* when the server sent a HelloRetryRequest (also on a handshake
+ * that failed later), else 0. */
+int px_tls_hrr(const px_tls_t *t);
 
 /* Why the last call failed, for logs ("" when it did not). */
 const char *px_tls_error(const px_tls_t *t);

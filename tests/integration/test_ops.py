@@ -85,7 +85,7 @@ def test_pq_refusals_counted(h):
     m = metrics(proxy)
     check_eq(hs(m, "none", "pq_policy_refused"), 1)
     check_eq(hs(m, "X25519MLKEM768"), 1)
-    check_eq(m["pqproxy_tls_hello_retry_requests_total"], 1)
+    check_eq(m['pqproxy_tls_hello_retry_requests_total{reason="to_hybrid"}'], 1)
     wait_until(lambda: "handshake refused" in proxy.proc.stderr_text(), msg="refusal logged")
 
 
