@@ -552,6 +552,9 @@ def test_every_kustomization_renders_and_validates(h):
     dep = json.loads(json.dumps(next(o for o in render(BASE) if o["kind"] == "Deployment")))
     dep["spec"]["template"]["spec"]["initContainers"][0]["ports"][0]["containerPort"] = "8443"
     check_in("containerPort must be integer", validate([dep], expect_ok=False))
+    dep["spec"]["template"]["spec"]["initContainers"][0]["ports"][0]["containerPort"] = 8443
+    dep["spec"]["template"]["spec"]["initContainers"][0]["volumeMounts"][0]["readonly"] = True
+    check_in("initContainers/0/volumeMounts/0/readonly: unknown field", validate([dep], expect_ok=False))
     check_in("no schema", validate([{"apiVersion": "v1", "kind": "Sidecar", "metadata": {"name": "x"}}],
                                    expect_ok=False))
 
