@@ -402,12 +402,16 @@ ensure_llhttp() {
 
 # --- kubectl (test tool) ----------------------------------------------------------
 # `kubectl kustomize` renders deploy/k8s for test_deploy_k8s.py. A kubectl
-# already on PATH is used as it is; otherwise Debian's kubectl package (a
-# static Go binary; Debian 12's own is too old for kustomize's `labels`) is
-# unpacked into the cache. Not fatal: the rendering tests skip without it.
+# >= 1.27 already on PATH is used as it is; otherwise Debian's kubectl
+# package of a newer suite (a static Go binary; Debian 12's own, 1.20, is
+# too old for kustomize's `labels`) is unpacked into the cache, where the
+# tests look first. Not fatal: the rendering tests skip without it.
+KUBECTL_MIN_MINOR=27
 ensure_kubectl() {
-    local rows ver dir file sha size d deb tmp
-    if [ "$UPDATE_LOCK" != 1 ] && command -v kubectl >/dev/null 2>&1; then return 0; fi
+    local rows ver dir file sha size d deb tmp minor
+    minor="$(kubectl version --client -o json 2>/dev/null |
+             sed -n 's/.*"minor": *"\([0-9]*\).*/\1/p' | head -n1)"
+    if [ "$UPDATE_LOCK" != 1 ] && [ -n "$minor" ] && [ "$minor" -ge $KUBECTL_MIN_MINOR ]; then return 0; fi
     if [ "$UPDATE_LOCK" = 1 ]; then
         setup_private_apt
         rows="$(deb_candidates kubectl | head -n1)"

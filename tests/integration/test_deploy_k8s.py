@@ -474,9 +474,10 @@ def cache_dir():
 
 
 def kubectl():
-    """kubectl on PATH, else the one scripts/deps.sh --test-tools unpacked."""
-    found = shutil.which("kubectl") or next(iter(sorted(glob.glob(
-        os.path.join(cache_dir(), "kubectl-*", "kubectl")), reverse=True)), None)
+    """The kubectl scripts/deps.sh --test-tools unpacked (when the one on PATH is
+    missing or too old), else the one on PATH."""
+    found = next(iter(sorted(glob.glob(os.path.join(cache_dir(), "kubectl-*", "kubectl")), reverse=True)),
+                 None) or shutil.which("kubectl")
     if not found:
         skip("kubectl not found (scripts/deps.sh --test-tools installs Debian's)")
     return found
