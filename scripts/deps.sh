@@ -25,7 +25,9 @@
 # --peers also installs the independent TLS peers the interop tests use
 # (Debian's chromium, Node.js 24 from npm).
 # --test-tools installs what `make test` uses beyond the build: the npm
-# packages of tests/npm (the Dockerfile linter of test_deploy_docker.py).
+# packages of tests/npm (the Dockerfile linter of test_deploy_docker.py, the
+# Kubernetes API schemas of test_deploy_k8s.py) and, when none is on PATH,
+# Debian's kubectl (for `kubectl kustomize`).
 # --update-lock: see deps.lock above.
 set -euo pipefail
 
@@ -340,13 +342,13 @@ ensure_wolfssl() {
 }
 
 # --- llhttp --------------------------------------------------------------------
-# libllhttp-dev's binary packages carry the static library and header; with
-# --update-lock, every version the indexes offer, newest first.
-llhttp_candidates() {
+# Every version of binary package PKG the private indexes offer, newest
+# first, as "version<TAB>directory<TAB>file<TAB>sha256<TAB>size".
+deb_candidates() {   # PKG
     local ver meta fname
-    for ver in $(apt-cache "${APT_OPTS[@]}" show libllhttp-dev 2>/dev/null |
+    for ver in $(apt-cache "${APT_OPTS[@]}" show "$1" 2>/dev/null |
                  awk '/^Version: /{print $2}' | sort -u | sort -V -r); do
-        meta="$(apt-cache "${APT_OPTS[@]}" show "libllhttp-dev=$ver" 2>/dev/null)"
+        meta="$(apt-cache "${APT_OPTS[@]}" show "$1=$ver" 2>/dev/null)"
         fname="$(awk '/^Filename: /{print $2; exit}' <<<"$meta")"
         printf '%s\t%s\t%s\t%s\t%s\n' "$ver" "$(dirname "$fname")" "$(basename "$fname")" \
             "$(awk '/^SHA256: /{print $2; exit}' <<<"$meta")" "$(awk '/^Size: /{print $2; exit}' <<<"$meta")"
@@ -362,7 +364,7 @@ ensure_llhttp() {
     local rows ver dir file sha size up prefix deb tmp
     if [ "$UPDATE_LOCK" = 1 ]; then
         setup_private_apt
-        rows="$(llhttp_candidates)"
+        rows="$(deb_candidates libllhttp-dev)"
         [ -n "$rows" ] || die "libllhttp-dev not found in suites: $SUITES"
     else
         rows="$(lock_row llhttp)"
@@ -396,6 +398,50 @@ ensure_llhttp() {
         LLHTTP_ROOT="$prefix"; return 0
     done <<<"$rows"
     die "no llhttp >= $LLHTTP_MIN could be fetched (pin: $LOCK_FILE)"
+}
+
+# --- kubectl (test tool) ----------------------------------------------------------
+# `kubectl kustomize` renders deploy/k8s for test_deploy_k8s.py. A kubectl
+# >= 1.27 already on PATH is used as it is; otherwise Debian's kubectl
+# package of a newer suite (a static Go binary; Debian 12's own, 1.20, is
+# too old for kustomize's `labels`) is unpacked into the cache, where the
+# tests look first. Not fatal: the rendering tests skip without it.
+KUBECTL_MIN_MINOR=27
+ensure_kubectl() {
+    local rows ver dir file sha size d deb tmp minor
+    minor="$(kubectl version --client -o json 2>/dev/null |
+             sed -n 's/.*"minor": *"\([0-9]*\).*/\1/p' | head -n1)"
+    if [ "$UPDATE_LOCK" != 1 ] && [ -n "$minor" ] && [ "$minor" -ge $KUBECTL_MIN_MINOR ]; then return 0; fi
+    if [ "$UPDATE_LOCK" = 1 ]; then
+        setup_private_apt
+        rows="$(deb_candidates kubectl | head -n1)"
+    else
+        rows="$(lock_row kubectl)"
+    fi
+    IFS=$'\t' read -r ver dir file sha size <<<"$rows"
+    [ -n "$ver" ] || { log "warning: no kubectl package found; the kustomize tests will be skipped"; return 0; }
+    d="$CACHE/kubectl-$(upstream_version "$ver")"
+    if [ ! -f "$d/.pqproxy-complete" ]; then
+        setup_private_apt
+        deb="$CACHE/downloads/$file"
+        mkdir -p "$CACHE/downloads"
+        if [ ! -f "$deb" ] || [ "$(sha256sum "$deb" | cut -d' ' -f1)" != "$sha" ]; then
+            log "fetching $file"
+            if ! fetch_verified "$(system_mirror)/$dir/$file" "$deb" "$sha"; then
+                lock_unavailable kubectl "$ver" "$dir/$file"
+                log "warning: kubectl $ver unavailable; the kustomize tests will be skipped"
+                return 0
+            fi
+        fi
+        tmp="$(mktemp -d)"
+        dpkg-deb -x "$deb" "$tmp"
+        rm -rf "$d"; mkdir -p "$d"
+        cp "$tmp/usr/bin/kubectl" "$d/kubectl"
+        rm -rf "$tmp"
+        touch "$d/.pqproxy-complete"
+        log "kubectl $ver (SHA-256 $sha) unpacked into $d"
+    fi
+    lock_record kubectl "$ver" "$dir/$file" "$sha" "$size"
 }
 
 # --- test peers -----------------------------------------------------------------
@@ -453,7 +499,8 @@ ensure_node() {
 }
 
 # The npm packages the tests use (dockerfile-utils, the linter behind VS
-# Code's Dockerfile support, works offline), pinned with their whole tree
+# Code's Dockerfile support; kubernetes-models, the Kubernetes API's JSON
+# schemas compiled to validators; both work offline), pinned with their whole tree
 # by tests/npm/package-lock.json: `npm ci` checks every package's integrity
 # hash. Installed into the cache, keyed by the lock's own hash.
 NPM_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/npm"
@@ -502,7 +549,7 @@ main() {
     ensure_llhttp
     NODE_BIN=""
     DOCKERFILE_LINT=""
-    [ $test_tools -eq 0 ] || ensure_test_npm
+    [ $test_tools -eq 0 ] || { ensure_test_npm; ensure_kubectl; }
     if [ $peers -eq 1 ]; then
         # Independent peers for the interop tests: Debian's chromium (BoringSSL)
         # and curl (OpenSSL 3.0, classical only), Node 24 (OpenSSL 3.5).

@@ -131,6 +131,12 @@ static void add_mount(cJSON *mounts, const char *name, const char *path)
     cJSON_AddItemToArray(mounts, m);
 }
 
+static void add_quantities(cJSON *obj, const char *cpu, const char *memory)
+{
+    cJSON_AddStringToObject(obj, "cpu", cpu);
+    cJSON_AddStringToObject(obj, "memory", memory);
+}
+
 static cJSON *sidecar(const px_inject_opts_t *o, int upstream_port, const char *policy)
 {
     static const char *const cmd[] = { "pqproxy", "run", "--config",
@@ -164,10 +170,11 @@ static cJSON *sidecar(const px_inject_opts_t *o, int upstream_port, const char *
     mounts = cJSON_AddArrayToObject(c, "volumeMounts");
     add_mount(mounts, PX_INJECT_CONFIG_VOLUME, PX_INJECT_CONFIG_DIR);
     add_mount(mounts, PX_INJECT_TLS_VOLUME, PX_INJECT_TLS_DIR);
+    /* The same as deploy/k8s/base's sidecar: one sizing to document and tune. */
     res = cJSON_AddObjectToObject(c, "resources");
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(res, "requests"), "cpu", "50m");
-    cJSON_AddStringToObject(cJSON_GetObjectItem(res, "requests"), "memory", "32Mi");
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(res, "limits"), "memory", "256Mi");
+    add_quantities(cJSON_AddObjectToObject(res, "requests"), PX_INJECT_CPU_REQUEST,
+                   PX_INJECT_MEMORY_REQUEST);
+    add_quantities(cJSON_AddObjectToObject(res, "limits"), PX_INJECT_CPU_LIMIT, PX_INJECT_MEMORY_LIMIT);
     sc = cJSON_AddObjectToObject(c, "securityContext");
     cJSON_AddBoolToObject(sc, "runAsNonRoot", 1);
     cJSON_AddNumberToObject(sc, "runAsUser", RUN_AS_USER);

@@ -28,6 +28,11 @@
 #define PX_INJECT_TLS_DIR "/etc/pqproxy/tls"
 #define PX_INJECT_LISTEN_PORT 8443
 #define PX_INJECT_ADMIN_PORT 9901
+/* The sidecar's resources, equal to deploy/k8s/base's (docs/deploy.md). */
+#define PX_INJECT_CPU_REQUEST "100m"
+#define PX_INJECT_MEMORY_REQUEST "64Mi"
+#define PX_INJECT_CPU_LIMIT "2"
+#define PX_INJECT_MEMORY_LIMIT "256Mi"
 
 typedef enum {
     PX_INJECT_OPT_IN = 0,   /* inject only when annotated "true" */
@@ -37,7 +42,7 @@ typedef enum {
 typedef struct {
     const char *image;            /* sidecar image, e.g. "ghcr.io/example/pqproxy:0.1.0" */
     const char *config_map;       /* default ConfigMap with pqproxy.json */
-    const char *tls_secret;       /* Secret with server.crt / server.key */
+    const char *tls_secret;       /* kubernetes.io/tls Secret: tls.crt / tls.key */
     int upstream_port;            /* default model server port on 127.0.0.1 */
     int prestop_sleep_s;          /* preStop sleep before SIGTERM (endpoints settle) */
 } px_inject_opts_t;

@@ -252,7 +252,8 @@ static int usage(FILE *f)
             "  --cert FILE --key FILE serving certificate and key (PEM)\n"
             "  --image IMG            sidecar image (default pqproxy:latest)\n"
             "  --config-map NAME      ConfigMap with pqproxy.json (default pqproxy-config)\n"
-            "  --tls-secret NAME      Secret with server.crt/server.key (default pqproxy-tls)\n"
+            "  --tls-secret NAME      kubernetes.io/tls Secret with tls.crt/tls.key\n"
+            "                         (default pqproxy-tls)\n"
             "  --upstream-port N      model server port on 127.0.0.1 (default 8501)\n"
             "  --pq-policy P          this listener's policy: prefer (default; the API\n"
             "                         server's Go may predate ML-KEM) or require\n");

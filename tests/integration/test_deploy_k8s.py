@@ -4,6 +4,8 @@ Secret mount materialized, and the injector webhook served over HTTPS by the
 real binary (certificates from make-certs.sh) answering AdmissionReview
 fixtures from tests/data/admission."""
 import base64
+import glob
+import hashlib
 import json
 import os
 import re
@@ -345,11 +347,11 @@ def make_certs(h):
     return out
 
 
-def start_webhook(h, certs, image="registry.example/pqproxy:0.1.0"):
+def start_webhook(h, certs, image="registry.example/pqproxy:0.1.0", extra=()):
     port = pxtest.free_port()
     h.start("inject-webhook", [pxtest.pqproxy_bin(), "inject-webhook", "--listen", f"127.0.0.1:{port}",
                                "--cert", os.path.join(certs, "tls.crt"), "--key", os.path.join(certs, "tls.key"),
-                               "--image", image],
+                               "--image", image, *extra],
             ready="port", port=port)
     return port
 
@@ -447,7 +449,7 @@ def test_injected_sidecar_matches_base(h):
     pod = apply_patch(review["request"]["object"], json.loads(base64.b64decode(json.loads(body)["response"]["patch"])))
     inj = named(pod["spec"]["initContainers"], "pqproxy")
     _, _, base_spec, base_px, _ = sidecar_and_model()
-    for key in ("restartPolicy", "command", "ports", "securityContext"):
+    for key in ("restartPolicy", "command", "ports", "securityContext", "resources", "lifecycle"):
         check_eq(inj[key], base_px[key], key)
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         check_eq(inj[probe]["httpGet"], base_px[probe]["httpGet"], probe)
@@ -461,8 +463,228 @@ def test_injected_sidecar_matches_base(h):
              base_config()["upstream"]["address"])
 
 
+# --- rendered with kustomize, validated against the API schemas ------------------------------------
+
+DOC = os.path.join(pxtest.SOURCE_DIR, "docs", "deploy.md")
+
+
+def cache_dir():
+    return os.environ.get("PQPROXY_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pqproxy")
+
+
+def kubectl():
+    """The kubectl scripts/deps.sh --test-tools unpacked (when the one on PATH is
+    missing or too old), else the one on PATH."""
+    found = next(iter(sorted(glob.glob(os.path.join(cache_dir(), "kubectl-*", "kubectl")), reverse=True)),
+                 None) or shutil.which("kubectl")
+    if not found:
+        skip("kubectl not found (scripts/deps.sh --test-tools installs Debian's)")
+    return found
+
+
+def render(d):
+    """`kubectl kustomize d` as a list of objects."""
+    need_yaml()
+    r = subprocess.run([kubectl(), "kustomize", d], capture_output=True, text=True, timeout=120)
+    check_eq(r.returncode, 0, f"kubectl kustomize {d}: {r.stderr}")
+    return [o for o in yaml.safe_load_all(r.stdout) if o]
+
+
+def schema_modules():
+    """node_modules of tests/npm as scripts/deps.sh --test-tools installs it (keyed
+    by the hash of package.json and package-lock.json)."""
+    npm_dir = os.path.join(pxtest.SOURCE_DIR, "tests", "npm")
+    h = hashlib.sha256()
+    for f in ("package.json", "package-lock.json"):
+        with open(os.path.join(npm_dir, f), "rb") as fh:
+            h.update(fh.read())
+    d = os.path.join(cache_dir(), f"npm-tests-{h.hexdigest()[:12]}", "node_modules")
+    if not os.path.isdir(os.path.join(d, "kubernetes-models")):
+        skip(f"kubernetes-models not installed in {d} (scripts/deps.sh --test-tools)")
+    return d
+
+
+def validate(objs, expect_ok=True):
+    """The objects against the Kubernetes API schemas (k8s_validate.mjs); its output."""
+    node = os.environ.get("PX_NODE24") or shutil.which("node") or skip("node not found")
+    r = subprocess.run([node, os.path.join(os.path.dirname(__file__), "k8s_validate.mjs"), schema_modules()],
+                       input=json.dumps(objs), capture_output=True, text=True, timeout=120)
+    check_eq(r.returncode == 0, expect_ok, f"schema validation:\n{r.stdout}{r.stderr}")
+    check_eq(len(r.stdout.splitlines()), len(objs), r.stdout + r.stderr)
+    return r.stdout
+
+
+def doc_overlay(h):
+    """A copy of deploy/k8s with the overlay docs/deploy.md shows, at the path it
+    names, and certificate files for its secretGenerator; the overlay's path."""
+    text = open(DOC).read()
+    m = re.search(r"```yaml\n# (deploy/k8s/overlays/[\w/-]+)/kustomization\.yaml\n(.*?)```", text, re.S)
+    check(m, "docs/deploy.md shows an overlay's kustomization.yaml")
+    root = h.path("tree")
+    shutil.copytree(K8S, os.path.join(root, "deploy", "k8s"))
+    d = os.path.join(root, m.group(1))
+    os.makedirs(d)
+    with open(os.path.join(d, "kustomization.yaml"), "w") as f:
+        f.write(m.group(2))
+    for gen in yaml.safe_load(m.group(2)).get("secretGenerator", []):
+        for spec in gen.get("files", []):
+            path = os.path.join(d, spec.split("=", 1)[-1])
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write("-----BEGIN PLACEHOLDER-----\n")
+    return d
+
+
+def kustomization_dirs():
+    return sorted(os.path.dirname(p) for p in glob.glob(os.path.join(K8S, "**", "kustomization.yaml"),
+                                                         recursive=True))
+
+
+def test_every_kustomization_renders_and_validates(h):
+    dirs = kustomization_dirs()
+    check(BASE in dirs and WEBHOOK in dirs, f"kustomizations found: {dirs}")
+    for d in dirs + [doc_overlay(h)]:
+        objs = render(d)
+        check(objs, f"{d} renders objects")
+        out = validate(objs)
+        check_eq(out.count(": ok\n"), len(objs), out)
+    # the validator fails: a wrong type, and a kind the API does not have
+    dep = json.loads(json.dumps(next(o for o in render(BASE) if o["kind"] == "Deployment")))
+    dep["spec"]["template"]["spec"]["initContainers"][0]["ports"][0]["containerPort"] = "8443"
+    check_in("containerPort must be integer", validate([dep], expect_ok=False))
+    dep["spec"]["template"]["spec"]["initContainers"][0]["ports"][0]["containerPort"] = 8443
+    dep["spec"]["template"]["spec"]["initContainers"][0]["volumeMounts"][0]["readonly"] = True
+    check_in("initContainers/0/volumeMounts/0/readonly: unknown field", validate([dep], expect_ok=False))
+    check_in("no schema", validate([{"apiVersion": "v1", "kind": "Sidecar", "metadata": {"name": "x"}}],
+                                   expect_ok=False))
+
+
+def test_doc_overlay_keeps_the_names_injected_pods_use(h):
+    """The documented overlay replaces the TLS Secret under its plain name (no
+    content hash), which is why docs/deploy.md says a rotation needs a restart
+    or SIGHUP; the ConfigMap keeps its plain name too."""
+    objs = render(doc_overlay(h))
+    names = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    check_in(("Secret", "pqproxy-tls"), names)
+    check_in(("ConfigMap", "pqproxy-config"), names)
+    text = open(DOC).read()
+    check("the rollout happens by itself" not in text, "docs/deploy.md promises no automatic rollout")
+
+
+def install(d_list):
+    """Rendered objects of several kustomizations by (kind, namespace, name)."""
+    out = {}
+    for d in d_list:
+        for o in render(d):
+            md = o["metadata"]
+            out[(o["kind"], md.get("namespace"), md["name"])] = o
+    return out
+
+
+def test_injected_pod_refers_only_to_what_the_install_creates(h):
+    """docs/deploy.md's install (the base in the namespace, the injector) rendered
+    with kustomize; the real injector, configured as its rendered Deployment
+    says, patches a pod in that namespace; every name the patched pod refers to
+    exists there."""
+    objs = install([BASE, WEBHOOK])
+    ns = kustomization(BASE)["namespace"]
+    dep = next(o for (k, _, n), o in objs.items() if (k, n) == ("Deployment", "pqproxy-webhook"))
+    cmd = named(dep["spec"]["template"]["spec"]["containers"], "webhook")["command"]
+    extra = []
+    for f in ("--config-map", "--tls-secret", "--upstream-port"):
+        extra += [f, flag(cmd, f)]
+    certs = make_certs(h)
+    port = start_webhook(h, certs, image=flag(cmd, "--image"), extra=extra)
+    with open(fixture("pod-no-annotation.json")) as f:
+        review = json.load(f)
+    check_eq(review["request"]["namespace"], ns, "the sample pod is in the install's namespace")
+    status, body, _ = post(certs, port, "/inject/namespace", fixture("pod-no-annotation.json"))
+    check_eq(status, 200)
+    pod = apply_patch(review["request"]["object"],
+                      json.loads(base64.b64decode(json.loads(body)["response"]["patch"])))
+    spec = pod["spec"]
+    px = named(spec["initContainers"], "pqproxy")
+
+    def get(kind, name):
+        have = sorted(n for (k, n_s, n) in objs if (k, n_s) == (kind, ns))
+        check((kind, ns, name) in objs, f"injected pod refers to {kind} {name}; namespace {ns} has {have}")
+        return objs[(kind, ns, name)]
+
+    vols = {v["name"]: v for v in spec["volumes"]}
+    for m in px["volumeMounts"]:
+        check_in(m["name"], vols, "volumeMount refers to a pod volume")
+    # the ConfigMap holds the file the command reads, under the config mount
+    conf = flag(px["command"], "--config")
+    cm_vol = next(v for v in vols.values()
+                  if "configMap" in v and named(px["volumeMounts"], v["name"])["mountPath"] ==
+                  os.path.dirname(conf))
+    cm = get("ConfigMap", cm_vol["configMap"]["name"])
+    check_in(os.path.basename(conf), cm["data"])
+    cfg = json.loads(cm["data"][os.path.basename(conf)])
+    # the Secret holds the keys that config names, under the TLS mount
+    mounts = {m["mountPath"]: m["name"] for m in px["volumeMounts"]}
+    for cert in cfg["tls"]["certificates"]:
+        for k in ("cert", "key"):
+            vol = vols[mounts[os.path.dirname(cert[k])]]
+            secret = get("Secret", vol["secret"]["secretName"])
+            check_in(os.path.basename(cert[k]), secret.get("stringData") or secret.get("data"),
+                     f"Secret {vol['secret']['secretName']} key for {cert[k]}")
+    # ports: the config's listeners are the declared ports the probes, the
+    # Service and the NetworkPolicy use
+    ports = {p["name"]: p["containerPort"] for p in px["ports"]}
+    check_eq(ports["pqproxy-https"], port_of(cfg["listen"]))
+    check_eq(ports["pqproxy-admin"], port_of(cfg["admin"]["listen"]))
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        check_in(resolve_port(px, px[probe]["httpGet"]["port"]), ports.values(), probe)
+    for (k, n, _), o in objs.items():
+        if n == ns and k == "Service":
+            for p in o["spec"]["ports"]:
+                check_in(p["targetPort"], list(ports) + list(ports.values()), "Service targetPort")
+        if n == ns and k == "NetworkPolicy":
+            for rule in o["spec"]["ingress"]:
+                for p in rule["ports"]:
+                    check_in(p["port"], ports.values(), "NetworkPolicy port")
+    check_eq(flag(px["command"], "--config"), conf)
+    env = {e["name"]: e["value"] for e in px.get("env", [])}
+    check_eq(env["PQPROXY_UPSTREAM"], cfg["upstream"]["address"])
+    # a service account, if the pod names one, exists (or is the namespace's default)
+    sa = spec.get("serviceAccountName")
+    if sa and sa != "default":
+        get("ServiceAccount", sa)
+    validate([pod])
+
+
+def test_webhook_help_names_the_secret_keys_the_config_reads():
+    r = subprocess.run([pxtest.pqproxy_bin(), "inject-webhook", "--help"], capture_output=True, text=True,
+                       timeout=30)
+    check_eq(r.returncode, 0, r.stderr)
+    keys = sorted({os.path.basename(c[k]) for c in base_config()["tls"]["certificates"] for k in ("cert", "key")})
+    check_eq(keys, ["tls.crt", "tls.key"], "kubernetes.io/tls Secret keys")
+    check_in("/".join(keys), r.stdout)
+    check("server.crt" not in r.stdout and "server.key" not in r.stdout, r.stdout)
+    secret = objects(BASE)[("Secret", "pqproxy-tls")]
+    check_eq(sorted(secret["stringData"]), keys)
+
+
+def test_doc_names_every_namespace_label_value():
+    """Every value of pqproxy.io/inject the webhooks' namespaceSelectors act on is documented."""
+    text = open(DOC).read()
+    mwc = one(objects(WEBHOOK), "MutatingWebhookConfiguration")
+    for w in mwc["webhooks"]:
+        for e in w["namespaceSelector"]["matchExpressions"]:
+            if e["key"] == "pqproxy.io/inject":
+                for v in e["values"]:
+                    check(f"pqproxy.io/inject={v}" in text,
+                          f"docs/deploy.md does not document pqproxy.io/inject={v} ({w['name']})")
+
+
 if __name__ == "__main__":
     pxtest.main([test_kustomizations_list_every_file, test_base_sidecar, test_base_security_contexts,
                  test_base_shutdown_budget, test_base_service_and_networkpolicy, test_base_config_loads,
                  test_webhook_configuration, test_webhook_deployment, test_webhook_served_over_https,
-                 test_injected_sidecar_matches_base])
+                 test_injected_sidecar_matches_base, test_every_kustomization_renders_and_validates,
+                 test_doc_overlay_keeps_the_names_injected_pods_use,
+                 test_injected_pod_refers_only_to_what_the_install_creates,
+                 test_webhook_help_names_the_secret_keys_the_config_reads,
+                 test_doc_names_every_namespace_label_value])
