@@ -9,6 +9,9 @@
 #include "config.h"
 
 /* Opens the configured destinations (replacing earlier ones). */
+/* What px_log_open would do, without opening or creating anything:
+ * 0, or PX_EIO with "log.key: reason" in err. */
+int px_log_check(const px_log_config_t *cfg, char *err, size_t errlen);
 int px_log_open(const px_log_config_t *cfg, char *err, size_t errlen);
 void px_log_close(void);
 

@@ -25,6 +25,7 @@ size_t __sanitizer_get_heap_size(void);
 #include <wolfssl/ssl.h>
 
 #include "admin.h"
+#include "cli.h"
 #include "sigflow.h"
 #include "errors.h"
 #include "log.h"
@@ -318,6 +319,23 @@ static void raise_nofile(void)
     }
 }
 
+/* Everything run and reload load from a configuration besides the JSON:
+ * certificates and keys (matched), CA files, signature keyrings and keys.
+ * check-config goes through here too, so it accepts exactly what run does. */
+static int load_keys(const px_config_t *cfg, int workers, px_tls_ctx_t **tls, px_sigctx_t **sig,
+                     char *err, size_t errlen)
+{
+    *sig = NULL;
+    if (!(*tls = px_tls_ctx_server_new(&cfg->tls, err, errlen)))
+        return PX_ECONFIG;
+    if (!(*sig = px_sigctx_new(cfg, workers, err, errlen))) {
+        px_tls_ctx_unref(*tls);
+        *tls = NULL;
+        return PX_ECONFIG;
+    }
+    return 0;
+}
+
 px_server_t *px_server_new(px_config_t *cfg, char *err, size_t errlen)
 {
     px_server_t *s = calloc(1, sizeof *s);
@@ -340,9 +358,8 @@ px_server_t *px_server_new(px_config_t *cfg, char *err, size_t errlen)
     uv_timer_init(&s->loop, &s->probe_timer);
     uv_timer_init(&s->loop, &s->probe_tick);
     s->probe_timer.data = s->probe_tick.data = s;
-    tls = px_tls_ctx_server_new(&cfg->tls, err, errlen);
-    sig = tls ? px_sigctx_new(cfg, cfg->workers, err, errlen) : NULL;
-    if (!tls || !sig || !(s->gen = gen_new(cfg, tls, sig))) {
+    if (load_keys(cfg, cfg->workers, &tls, &sig, err, errlen) != 0 ||
+        !(s->gen = gen_new(cfg, tls, sig))) {
         px_tls_ctx_unref(tls);
         px_sigctx_unref(sig);
         px_config_free(cfg);
@@ -459,18 +476,9 @@ int px_server_reload(px_server_t *s)
         s->reloads_failed++;
         return PX_ECONFIG;
     }
-    tls = px_tls_ctx_server_new(&cfg->tls, err, sizeof err);
-    if (!tls) {
-        px_error("reload refused, keeping the running configuration: %s: %s", cfg->path, err);
-        px_config_free(cfg);
-        s->reloads_failed++;
-        return PX_ECONFIG;
-    }
     /* keys are loaded per worker: keep the running worker count */
-    sig = px_sigctx_new(cfg, cur->workers, err, sizeof err);
-    if (!sig) {
+    if (load_keys(cfg, cur->workers, &tls, &sig, err, sizeof err) != 0) {
         px_error("reload refused, keeping the running configuration: %s: %s", cfg->path, err);
-        px_tls_ctx_unref(tls);
         px_config_free(cfg);
         s->reloads_failed++;
         return PX_ECONFIG;
@@ -825,4 +833,78 @@ int px_cmd_run(int argc, char **argv)
     px_server_free(s);
     px_log_close();
     return rc;
+}
+
+/* --- pqproxy check-config --------------------------------------------------------- */
+
+static const char *addr_str(const px_addr_t *a, char *buf, size_t len)
+{
+    if (a->is_unix)
+        snprintf(buf, len, "unix:%s", a->host);
+    else if (strchr(a->host, ':'))
+        snprintf(buf, len, "[%s]:%u", a->host, a->port);
+    else
+        snprintf(buf, len, "%s:%u", a->host, a->port);
+    return buf;
+}
+
+static int check_usage(FILE *f)
+{
+    fprintf(f, "usage: pqproxy check-config FILE\n"
+               "       pqproxy check-config --config FILE\n"
+               "Validates FILE (with PQPROXY_* environment overrides applied) and loads what\n"
+               "`run` loads from it (certificates and keys, CA files, signature keys) and exits:\n"
+               "0 when valid, 1 when not (the reason goes to stderr), 2 on usage errors.\n");
+    return f == stderr ? 2 : 0;
+}
+
+int px_cmd_check_config(int argc, char **argv)
+{
+    const char *file = NULL;
+    char err[PATH_MAX + 512], l[300], u[300], groups[256] = "";
+    px_config_t *cfg;
+    px_tls_ctx_t *tls;
+    px_sigctx_t *sig;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+            return check_usage(stdout);
+        if (!strcmp(a, "--config") || !strcmp(a, "-c")) {
+            if (++i >= argc || file)
+                return check_usage(stderr);
+            file = argv[i];
+        } else if (!strncmp(a, "--config=", 9) && !file) {
+            file = a + 9;
+        } else if (a[0] == '-' || file) {
+            return check_usage(stderr);
+        } else {
+            file = a;
+        }
+    }
+    if (!file || !*file)
+        return check_usage(stderr);
+    if (!(cfg = px_config_load(file, err, sizeof err))) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (px_log_check(&cfg->log, err, sizeof err) != 0 ||
+        load_keys(cfg, 1, &tls, &sig, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", file, err);
+        px_config_free(cfg);
+        return 1;
+    }
+    px_tls_ctx_unref(tls);
+    px_sigctx_unref(sig);
+    for (int i = 0; i < cfg->tls.group_count; i++) {
+        size_t n = strlen(groups);
+        snprintf(groups + n, sizeof groups - n, "%s%s", i ? "," : "",
+                 px_group_name(cfg->tls.groups[i]));
+    }
+    printf("%s: ok (listen %s, upstream %s, %d certificate(s), groups %s, pq_policy %s)\n", file,
+           addr_str(&cfg->listen, l, sizeof l), addr_str(&cfg->upstream.addr, u, sizeof u),
+           cfg->tls.cert_count, groups,
+           cfg->tls.pq_policy == PX_PQ_REQUIRE ? "require" : "prefer");
+    px_config_free(cfg);
+    return 0;
 }

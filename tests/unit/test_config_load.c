@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "certgen.h"
 #include "config_fixture.h"
 
 /* ---- log, paths ------------------------------------------------------------------ */
@@ -287,7 +288,13 @@ static void test_check_config_command(void **state)
     char *help[] = { "check-config", "--help", NULL };
     char *missing[] = { "check-config", "/nonexistent/pqproxy.json", NULL };
     int saved_out = dup(1), saved_err = dup(2), null = open("/dev/null", O_WRONLY);
+    px_pem_pair_t pki;
 
+    /* check-config loads the certificate and key as run does: real ones */
+    assert_int_equal(px_certgen_ca(PX_KEY_ECDSA_P256, "check-config", 1, &pki), 0);
+    write_file(crt, pki.cert_pem);
+    write_file(key, pki.key_pem);
+    px_pem_pair_free(&pki);
     clear_env();
     write_file(cfgfile, minimal());
     snprintf(eq, sizeof eq, "--config=%s", cfgfile);
