@@ -105,6 +105,19 @@ void px_log_close(void)
     access_fd = 1;
 }
 
+int px_ratelimit(px_ratelimit_t *r, uint64_t now_ms, uint64_t interval_ms, uint64_t *suppressed)
+{
+    if (r->logged && now_ms - r->last_ms < interval_ms) {
+        r->suppressed++;
+        return 0;
+    }
+    *suppressed = r->suppressed;
+    r->suppressed = 0;
+    r->last_ms = now_ms;
+    r->logged = 1;
+    return 1;
+}
+
 int px_log_enabled(px_log_level_t level)
 {
     return level >= min_level;

@@ -24,6 +24,7 @@ size_t __sanitizer_get_heap_size(void);
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
+#include "accept.h"
 #include "admin.h"
 #include "cli.h"
 #include "sigflow.h"
@@ -46,7 +47,12 @@ typedef struct {
     int id;
     uv_thread_t thread;
     uv_loop_t loop;
-    uv_tcp_t listener;
+    uv_poll_t accept_poll;             /* the data port's listening socket (accept.h) */
+    uv_tcp_t handoff;                  /* gives accepted sockets to px_conn_accept */
+    uv_timer_t accept_retry;           /* no descriptor and no spare: accept again later */
+    px_spares_t spares;
+    px_ratelimit_t fd_log;
+    uint64_t fd_short_until;           /* loop ms: ran out of descriptors lately */
     uv_async_t wake;
     uv_timer_t drain_timer;
     uv_prepare_t log_flush;            /* access-log lines leave once per loop turn */
@@ -165,6 +171,104 @@ static void on_connection(uv_stream_t *server, int status)
     px_conn_accept(&w->env, server);
 }
 
+static void on_listener_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+#define ACCEPT_BATCH 64          /* then let the loop serve the rest */
+#define ACCEPT_RETRY_MS 100
+#define FD_SHORT_MS 1000         /* after running out, accept only with headroom this long */
+#define FD_HEADROOM 4            /* descriptors left for the admin port and upstream links */
+
+static void accept_ready(uv_poll_t *p, int status, int events);
+
+static void accept_resume(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    if (w->listening)
+        uv_poll_start(&w->accept_poll, UV_READABLE, accept_ready);
+}
+
+/* Out of descriptors: close a queued connection at once through the spare
+ * (the client sees it end instead of waiting), count and log it. 1 to go
+ * on accepting, 0 to stop: nothing queued, or no spare and no descriptor,
+ * in which case accepting pauses rather than spin on the queue. */
+static int drop_queued(worker_t *w, int err)
+{
+    uint64_t held = 0;
+    int r = px_accept_drop(w->listen_fd, &w->spares);
+
+    if (r > 0) {
+        px_m_inc(&w->metrics.accept_fd_exhausted);
+        if (px_ratelimit(&w->fd_log, uv_now(&w->loop), 1000, &held))
+            px_warn("worker %d: accept: %s: closing new connections until descriptors are free "
+                    "(%llu more since the last report)", w->id, strerror(err),
+                    (unsigned long long)held);
+        return 1;
+    }
+    if (r < 0) {
+        uv_poll_stop(&w->accept_poll);
+        uv_timer_start(&w->accept_retry, accept_resume, ACCEPT_RETRY_MS, 0);
+    }
+    return 0;
+}
+
+/* pqproxy accepts on the data port itself (accept.h) and hands each socket
+ * to px_conn_accept, which takes it with uv_accept() from a libuv listener:
+ * the handoff, a listener on a loopback port of its own, is given the
+ * socket where uv_accept() looks for it. Once descriptors have run out,
+ * a connection is taken only while a few are left over, so that the
+ * worker, which races for every descriptor freed, does not starve the
+ * admin port. */
+static void accept_ready(uv_poll_t *p, int status, int events)
+{
+    worker_t *w = p->data;
+    (void)events;
+    if (status < 0) {
+        px_warn("worker %d: accept: %s", w->id, uv_strerror(status));
+        return;
+    }
+    for (int i = 0; i < ACCEPT_BATCH && w->listening; i++) {
+        uint64_t now = uv_now(&w->loop);
+        int exhausted = 0, fd = -1;
+        if (now < w->fd_short_until && !px_fds_free(FD_HEADROOM))
+            exhausted = 1;      /* errno: EMFILE or ENFILE from open() */
+        else
+            fd = px_accept(w->listen_fd, NULL, &exhausted);
+        if (exhausted) {
+            w->fd_short_until = now + FD_SHORT_MS;
+            if (!drop_queued(w, errno))
+                return;
+            continue;
+        }
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                px_warn("worker %d: accept: %s", w->id, strerror(errno));
+            return;
+        }
+        w->handoff.accepted_fd = fd;
+        px_conn_accept(&w->env, (uv_stream_t *)&w->handoff);
+        if (w->handoff.accepted_fd >= 0) {      /* not taken (out of memory) */
+            close(w->handoff.accepted_fd);
+            w->handoff.accepted_fd = -1;
+        }
+    }
+}
+
+static void close_listener(worker_t *w)
+{
+    if (!w->listening)
+        return;
+    w->listening = 0;
+    uv_close((uv_handle_t *)&w->accept_poll, NULL);
+    uv_close((uv_handle_t *)&w->handoff, on_listener_closed);
+    uv_close((uv_handle_t *)&w->accept_retry, NULL);
+    close(w->listen_fd);
+    w->listen_fd = -1;
+    px_spares_free(&w->spares);
+}
+
 static void worker_close_handles(worker_t *w);
 
 static void worker_maybe_done(px_conn_env_t *env)
@@ -174,18 +278,10 @@ static void worker_maybe_done(px_conn_env_t *env)
         worker_close_handles(w);
 }
 
-static void on_listener_closed(uv_handle_t *h)
-{
-    (void)h;
-}
-
 static void worker_close_handles(worker_t *w)
 {
     w->stopped = 1;
-    if (w->listening) {
-        uv_close((uv_handle_t *)&w->listener, on_listener_closed);
-        w->listening = 0;
-    }
+    close_listener(w);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->wake, NULL);
     uv_close((uv_handle_t *)&w->log_flush, NULL);
@@ -206,10 +302,7 @@ static void worker_start_drain(worker_t *w)
     if (w->draining)
         return;
     w->draining = 1;
-    if (w->listening) {
-        uv_close((uv_handle_t *)&w->listener, on_listener_closed);
-        w->listening = 0;
-    }
+    close_listener(w);
     px_conn_drain_all(&w->env);
     uv_timer_start(&w->drain_timer, drain_timeout, w->env.cfg->timeouts.drain, 0);
     worker_maybe_done(&w->env);
@@ -261,6 +354,7 @@ static void worker_main(void *arg)
 
 static int worker_init(worker_t *w, px_server_t *s, int id, int fd, char *err, size_t errlen)
 {
+    struct sockaddr_in lo;
     uint64_t seed = 0;
     int rc;
 
@@ -292,13 +386,23 @@ static int worker_init(worker_t *w, px_server_t *s, int id, int fd, char *err, s
     uv_timer_init(&w->loop, &w->drain_timer);
     uv_prepare_init(&w->loop, &w->log_flush);
     uv_prepare_start(&w->log_flush, flush_logs);
-    w->wake.data = w->drain_timer.data = w->listener.data = w;
-    uv_tcp_init(&w->loop, &w->listener);
-    w->listener.data = w;
-    if ((rc = uv_tcp_open(&w->listener, fd)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection)) != 0)
+    w->wake.data = w->drain_timer.data = w->accept_poll.data = w->handoff.data = w;
+    w->accept_retry.data = w;
+    uv_tcp_init(&w->loop, &w->handoff);
+    uv_timer_init(&w->loop, &w->accept_retry);
+    px_spares_init(&w->spares, 1);
+    uv_ip4_addr("127.0.0.1", 0, &lo);
+    if ((rc = uv_poll_init(&w->loop, &w->accept_poll, fd)) != 0) {
+        uv_close((uv_handle_t *)&w->handoff, NULL);
+        uv_close((uv_handle_t *)&w->accept_retry, NULL);
+        px_spares_free(&w->spares);
         goto fail;
+    }
     w->listening = 1;
+    if ((rc = uv_tcp_bind(&w->handoff, (struct sockaddr *)&lo, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&w->handoff, 1, on_connection)) != 0 ||
+        (rc = uv_poll_start(&w->accept_poll, UV_READABLE, accept_ready)) != 0)
+        goto fail;
     return 0;
 fail:
     snprintf(err, errlen, "worker %d: %s", id, uv_strerror(rc));
