@@ -287,9 +287,11 @@ static void parse(wconn_t *c, const char *plain, size_t n)
         case PX_H1_END:
             dispatch(c);
             return;
-        case PX_H1_ERROR:
-            send_error(c, px_http1_error(c->parser, &detail), detail);
+        case PX_H1_ERROR: {
+            px_http_error_t e = px_http1_error(c->parser, &detail);
+            send_error(c, e, detail);
             return;
+        }
         }
     }
 }
