@@ -38,6 +38,7 @@ typedef struct {
     unsigned idle_ms;        /* longest silence while reading; response send limit */
     unsigned max_conns;
     size_t max_body;
+    size_t max_buffered;     /* request bodies held at once, all connections */
 } limits_t;
 
 typedef enum { W_HANDSHAKE, W_HEAD, W_BODY, W_RESPOND } wstate_t;
@@ -54,6 +55,7 @@ typedef struct {
     wconn_t *head, *tail;    /* open connections, oldest first */
     unsigned nconns;
     unsigned long displaced;  /* connections closed to make room */
+    size_t buffered;          /* request body bytes held, all connections */
 } webhook_t;
 
 struct wconn {
@@ -77,7 +79,6 @@ static void conn_closed(uv_handle_t *h)
     if (--c->handles > 0)
         return;
     px_http1_free(c->parser);
-    px_buf_free(&c->body);
     px_buf_free(&c->sending);
     px_tls_free(c->tls);
     free(c);
@@ -101,6 +102,8 @@ static void conn_close(wconn_t *c)
     else
         w->tail = c->prev;
     w->nconns--;
+    w->buffered -= px_buf_size(&c->body);
+    px_buf_free(&c->body);          /* the budget is free again at once */
     uv_close((uv_handle_t *)&c->tcp, conn_closed);
     uv_close((uv_handle_t *)&c->timer, conn_closed);
 }
@@ -279,10 +282,15 @@ static void parse(wconn_t *c, const char *plain, size_t n)
                 return;
             break;
         case PX_H1_BODY:
+            if (c->w->buffered + dlen > c->w->lim.max_buffered) {
+                send_error(c, PX_HERR_OVERLOADED, "too many requests in progress");
+                return;
+            }
             if (px_buf_append(&c->body, data, dlen) < 0) {
                 send_error(c, PX_HERR_BODY_TOO_LARGE, "AdmissionReview too large");
                 return;
             }
+            c->w->buffered += dlen;
             break;
         case PX_H1_END:
             dispatch(c);
@@ -501,7 +509,9 @@ static int usage(FILE *f)
             "                         wait for the response to leave (default 5000)\n"
             "  --max-connections N    open connections (default 128); at the limit a new\n"
             "                         one displaces the oldest that has sent no request\n"
-            "  --max-request-bytes N  request body limit (default 4194304; larger: 413)\n");
+            "  --max-request-bytes N  request body limit (default 4194304; larger: 413)\n"
+            "  --max-buffered-bytes N request bodies held at once, all connections\n"
+            "                         (default 33554432; beyond: 503)\n");
     return f == stderr ? 2 : 0;
 }
 
@@ -524,7 +534,7 @@ int px_cmd_inject_webhook(int argc, char **argv)
     int rc = 1, loop_ready = 0;
 
     memset(&w, 0, sizeof w);
-    w.lim = (limits_t){ 5000, 10000, 5000, 128, 4u << 20 };
+    w.lim = (limits_t){ 5000, 10000, 5000, 128, 4u << 20, 32u << 20 };
     px_inject_opts_default(&o);
     memset(&tc, 0, sizeof tc);
     tc.pq_policy = PX_PQ_PREFER;
@@ -560,6 +570,8 @@ int px_cmd_inject_webhook(int argc, char **argv)
             w.lim.max_conns = (unsigned)n;
         } else if (!strcmp(a, "--max-request-bytes") && (n = opt_num(v, 64ul << 20))) {
             w.lim.max_body = n;
+        } else if (!strcmp(a, "--max-buffered-bytes") && (n = opt_num(v, 1ul << 30))) {
+            w.lim.max_buffered = n;
         } else {
             return usage(stderr);
         }

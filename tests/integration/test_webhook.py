@@ -157,6 +157,38 @@ def test_request_size_bounded(h):
     check_eq(request(port, ca, "POST", "/inject", review)[0], 200)
 
 
+def test_buffered_bodies_bounded(h):
+    """All connections together hold at most --max-buffered-bytes of bodies."""
+    _, port, ca = start_webhook(h, "--max-buffered-bytes", "5000")
+    head = b"POST /inject HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n"
+    first = tls_connect(port, ca)
+    first.sendall(head + b" " * 3000)
+    try:
+        time.sleep(0.3)     # the first body is held
+        second = tls_connect(port, ca)
+        second.sendall(head + b" " * 3000)
+        second.settimeout(5)
+        reply = b""
+        while True:
+            try:
+                chunk = second.recv(4096)
+            except (ssl.SSLError, OSError):
+                break
+            if not chunk:
+                break
+            reply += chunk
+        second.close()
+        check(reply.startswith(b"HTTP/1.1 503 "), f"second body over the budget: {reply[:200]!r}")
+        check_in(b'"overloaded"', reply)
+    finally:
+        first.close()
+    # the budget is given back when connections close
+    with open(os.path.join(FIXTURES, "pod-no-init.json"), "rb") as f:
+        review = f.read()
+    wait_until(lambda: request(port, ca, "POST", "/inject", review)[0] == 200,
+               msg="served again once the first connection closed")
+
+
 def test_bad_limit_options_refused(h):
     certs = h.certgen()
     for opt, val in (("--max-connections", "0"), ("--idle-timeout-ms", "-1"),
@@ -171,4 +203,4 @@ def test_bad_limit_options_refused(h):
 if __name__ == "__main__":
     main([test_slow_clients_do_not_hold_up_others, test_stalled_connections_closed,
           test_connection_limit_displaces_idle, test_request_size_bounded,
-          test_bad_limit_options_refused])
+          test_buffered_bodies_bounded, test_bad_limit_options_refused])
