@@ -27,6 +27,7 @@
 #include "config.h"
 #include "errors.h"
 #include "http1.h"
+#include "log.h"
 #include "tls.h"
 
 #define IO_CHUNK 16384
@@ -56,6 +57,7 @@ typedef struct {
     unsigned nconns;
     unsigned long displaced;  /* connections closed to make room */
     size_t buffered;          /* request body bytes held, all connections */
+    px_ratelimit_t timeout_log;
 } webhook_t;
 
 struct wconn {
@@ -111,9 +113,12 @@ static void conn_close(wconn_t *c)
 static void timeout_cb(uv_timer_t *t)
 {
     wconn_t *c = t->data;
-    if (c->state == W_HANDSHAKE || c->state == W_HEAD || c->state == W_BODY)
-        fprintf(stderr, "inject-webhook: %s: closed: %s\n", c->peer,
-                c->state == W_BODY ? "request body too slow" : "no complete request in time");
+    uint64_t held = 0;
+    /* many idle connections are many timeouts: one line a second at most */
+    if (c->state != W_RESPOND && px_ratelimit(&c->w->timeout_log, uv_now(c->w->loop), 1000, &held))
+        fprintf(stderr, "inject-webhook: %s: closed: %s (%llu more timeouts since the last report)\n",
+                c->peer, c->state == W_BODY ? "request body too slow" : "no complete request in time",
+                (unsigned long long)held);
     conn_close(c);
 }
 
