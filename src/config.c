@@ -714,6 +714,7 @@ static int syntax_error(ctx_t *c, const char *json, const px_json_error_t *je)
     int line = 1, col = 1;
     char text[32], near[48], where[64];
     size_t n;
+    cJSON *root;
 
     for (const char *p = json; p < at; p++) {
         if (*p == '\n') {
@@ -724,6 +725,13 @@ static int syntax_error(ctx_t *c, const char *json, const px_json_error_t *je)
         }
     }
     px_jv_fmt(where, sizeof where, "line %d, column %d", line, col);
+    /* a \u0000 (cJSON takes it): name the key it is in */
+    if ((root = cJSON_ParseWithOpts(json, NULL, 1))) {
+        int r = px_jv_nul_at(&c->jv, json, root, je->offset, where);
+        cJSON_Delete(root);
+        if (r < 0)
+            return r;
+    }
     n = strcspn(at, "\r\n");
     if (!n)
         return fail(c, where, "malformed JSON: %s", je->reason);

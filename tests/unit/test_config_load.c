@@ -89,7 +89,8 @@ static void test_malformed_json(void **state)
                "missing ',' or '}' after this value");
     expect_err("{'a': 1}", "line 1, column 2", "member name in double quotes");
     expect_err("\n\n\n   nul", "line 4, column 4", "malformed JSON");
-    expect_err("{\"listen\": \"127.0.0.1:8443\\u0000x\"}", "line 1, column 27", "NUL character");
+    expect_err("{\"listen\": \"127.0.0.1:8443\\u0000x\"}", "listen",
+               "NUL character (\\u0000 at line 1, column 27)");
     expect_err(NULL, "line 1, column 1", "no input");
     memset(deep, '[', sizeof deep - 1);
     assert_null(px_config_parse(deep, cfgfile, err, sizeof err)); /* nesting limit, no crash */
