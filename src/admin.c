@@ -1,25 +1,40 @@
 /* Admin endpoints (see admin.h). One request per connection: probes and
- * scrapes are cheap to reconnect and this keeps the code small. */
+ * scrapes are cheap to reconnect and this keeps the code small.
+ *
+ * The admin port accepts itself, holding spare descriptors (accept.h): when
+ * the data port has used every descriptor the process may open, probes
+ * still get an answer. */
 #include "admin.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "accept.h"
 #include "errors.h"
 #include "http1.h"
+#include "log.h"
 
 #define ADMIN_MAX_REQUEST 8192
 #define ADMIN_TIMEOUT_MS 5000
+#define ADMIN_SPARES 2
+#define ADMIN_RETRY_MS 100
 
 typedef struct admin_conn admin_conn_t;
 
 struct px_admin {
-    uv_tcp_t listener;
+    uv_poll_t listener;
+    uv_timer_t retry;        /* no descriptor and no spare: accept again later */
+    int fd;
+    px_spares_t spares;
+    px_ratelimit_t fd_log;
     px_admin_handlers_t h;
     admin_conn_t *conns;
     int closing;
-    int open_handles;        /* the listener + connections still open */
+    int open_handles;        /* the listener, the retry timer and connections still open */
 };
 
 struct admin_conn {
@@ -55,6 +70,8 @@ static void conn_free(admin_conn_t *c)
     px_buf_free(&c->out);
     free(c);
     a->open_handles--;
+    if (!a->closing)
+        px_spares_refill(&a->spares);   /* its descriptor is free now */
     admin_maybe_free(a);
 }
 
@@ -225,17 +242,27 @@ static void timeout_cb(uv_timer_t *t)
     conn_close(t->data);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void accept_ready(uv_poll_t *p, int status, int events);
+
+static void accept_resume(uv_timer_t *t)
 {
-    px_admin_t *a = server->data;
+    px_admin_t *a = t->data;
+    if (!a->closing)
+        uv_poll_start(&a->listener, UV_READABLE, accept_ready);
+}
+
+static void serve(px_admin_t *a, int fd)
+{
     admin_conn_t *c;
     px_http1_limits_t lim = { ADMIN_MAX_REQUEST, 64, 0 };
 
-    if (status < 0 || !(c = calloc(1, sizeof *c)))
+    if (!(c = calloc(1, sizeof *c))) {
+        close(fd);
         return;
+    }
     c->a = a;
-    uv_tcp_init(server->loop, &c->tcp);
-    uv_timer_init(server->loop, &c->timer);
+    uv_tcp_init(a->listener.loop, &c->tcp);
+    uv_timer_init(a->listener.loop, &c->timer);
     c->tcp.data = c->timer.data = c->wreq.data = c;
     c->handles = 2;
     a->open_handles++;
@@ -246,12 +273,41 @@ static void on_connection(uv_stream_t *server, int status)
     px_buf_init(&c->in, ADMIN_MAX_REQUEST);
     px_buf_init(&c->out, 0);
     c->parser = px_http1_new(1, &lim);
-    if (!c->parser || uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd);
+        conn_close(c);
+        return;
+    }
+    if (!c->parser) {
         conn_close(c);
         return;
     }
     uv_timer_start(&c->timer, timeout_cb, ADMIN_TIMEOUT_MS, 0);
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+}
+
+static void accept_ready(uv_poll_t *p, int status, int events)
+{
+    px_admin_t *a = p->data;
+    (void)events;
+    if (status < 0)
+        return;
+    for (int i = 0; i < 16 && !a->closing; i++) {
+        int exhausted, fd = px_accept(a->fd, &a->spares, &exhausted);
+        uint64_t held = 0;
+        if (exhausted && px_ratelimit(&a->fd_log, uv_now(p->loop), 1000, &held))
+            px_warn("admin: accept: no file descriptor left; %s (%llu more since the last report)",
+                    fd >= 0 ? "answering through a spare" : "no spare left either",
+                    (unsigned long long)held);
+        if (fd < 0) {
+            if (exhausted && !px_spares_refill(&a->spares)) {
+                uv_poll_stop(&a->listener);     /* do not spin on the queued connection */
+                uv_timer_start(&a->retry, accept_resume, ADMIN_RETRY_MS, 0);
+            }
+            return;
+        }
+        serve(a, fd);
+    }
 }
 
 static void listener_closed(uv_handle_t *h)
@@ -266,30 +322,44 @@ px_admin_t *px_admin_start(uv_loop_t *loop, const px_addr_t *addr, const px_admi
 {
     px_admin_t *a = calloc(1, sizeof *a);
     struct sockaddr_storage ss;
-    int rc;
+    int rc, one = 1;
 
     if (!a) {
         snprintf(err, errlen, "admin: out of memory");
         return NULL;
     }
     a->h = *h;
-    uv_tcp_init(loop, &a->listener);
-    a->listener.data = a;
+    a->fd = -1;
+    uv_timer_init(loop, &a->retry);
+    a->retry.data = a;
     a->open_handles = 1;
     if (uv_ip4_addr(addr->host, addr->port, (struct sockaddr_in *)&ss) != 0 &&
         uv_ip6_addr(addr->host, addr->port, (struct sockaddr_in6 *)&ss) != 0) {
         rc = UV_EINVAL;
         goto fail;
     }
-    if ((rc = uv_tcp_bind(&a->listener, (struct sockaddr *)&ss, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&a->listener, 128, on_connection)) != 0)
+    a->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (a->fd < 0 || setsockopt(a->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(a->fd, (struct sockaddr *)&ss, ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                                     : sizeof(struct sockaddr_in)) != 0 ||
+        listen(a->fd, 128) != 0) {
+        rc = -errno;
         goto fail;
+    }
+    if ((rc = uv_poll_init(loop, &a->listener, a->fd)) != 0)
+        goto fail;
+    a->listener.data = a;
+    a->open_handles = 2;
+    px_spares_init(&a->spares, ADMIN_SPARES);
+    uv_poll_start(&a->listener, UV_READABLE, accept_ready);
     return a;
 fail:
     snprintf(err, errlen, "admin.listen: cannot listen on %s:%u: %s", addr->host, addr->port,
              uv_strerror(rc));
+    if (a->fd >= 0)
+        close(a->fd);
     a->closing = 1;
-    uv_close((uv_handle_t *)&a->listener, listener_closed);
+    uv_close((uv_handle_t *)&a->retry, listener_closed);
     return NULL;
 }
 
@@ -299,6 +369,9 @@ void px_admin_close(px_admin_t *a)
         return;
     a->closing = 1;
     uv_close((uv_handle_t *)&a->listener, listener_closed);
+    uv_close((uv_handle_t *)&a->retry, listener_closed);
+    close(a->fd);
+    px_spares_free(&a->spares);
     for (admin_conn_t *c = a->conns; c; c = c->next)
         conn_close(c);
 }

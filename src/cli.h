@@ -10,7 +10,7 @@ typedef struct {
 extern const px_command_t px_commands[];
 
 int px_cmd_version(int argc, char **argv);
-int px_cmd_check_config(int argc, char **argv);   /* config.c */
+int px_cmd_check_config(int argc, char **argv);   /* server.c */
 int px_cmd_certgen(int argc, char **argv);   /* certgen.h */
 
 #endif

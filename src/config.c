@@ -714,6 +714,7 @@ static int syntax_error(ctx_t *c, const char *json, const px_json_error_t *je)
     int line = 1, col = 1;
     char text[32], near[48], where[64];
     size_t n;
+    cJSON *root;
 
     for (const char *p = json; p < at; p++) {
         if (*p == '\n') {
@@ -724,6 +725,13 @@ static int syntax_error(ctx_t *c, const char *json, const px_json_error_t *je)
         }
     }
     px_jv_fmt(where, sizeof where, "line %d, column %d", line, col);
+    /* a \u0000 (cJSON takes it): name the key it is in */
+    if ((root = cJSON_ParseWithOpts(json, NULL, 1))) {
+        int r = px_jv_nul_at(&c->jv, json, root, je->offset, where);
+        cJSON_Delete(root);
+        if (r < 0)
+            return r;
+    }
     n = strcspn(at, "\r\n");
     if (!n)
         return fail(c, where, "malformed JSON: %s", je->reason);
@@ -893,67 +901,4 @@ void px_config_free(px_config_t *cfg)
 char *px_config_path_join(const char *dir, const char *p)
 {
     return join_path(dir, p);
-}
-
-/* ---- pqproxy check-config ------------------------------------------------ */
-
-static const char *addr_str(const px_addr_t *a, char *buf, size_t len)
-{
-    if (a->is_unix)
-        snprintf(buf, len, "unix:%s", a->host);
-    else if (strchr(a->host, ':'))
-        snprintf(buf, len, "[%s]:%u", a->host, a->port);
-    else
-        snprintf(buf, len, "%s:%u", a->host, a->port);
-    return buf;
-}
-
-static int check_usage(FILE *f)
-{
-    fprintf(f, "usage: pqproxy check-config FILE\n"
-               "       pqproxy check-config --config FILE\n"
-               "Validates FILE (with PQPROXY_* environment overrides applied) and exits:\n"
-               "0 when valid, 1 when not (the reason goes to stderr), 2 on usage errors.\n");
-    return f == stderr ? 2 : 0;
-}
-
-int px_cmd_check_config(int argc, char **argv)
-{
-    const char *file = NULL;
-    char err[PATH_MAX + 512], l[300], u[300], groups[256] = "";
-    px_config_t *cfg;
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help"))
-            return check_usage(stdout);
-        if (!strcmp(a, "--config") || !strcmp(a, "-c")) {
-            if (++i >= argc || file)
-                return check_usage(stderr);
-            file = argv[i];
-        } else if (!strncmp(a, "--config=", 9) && !file) {
-            file = a + 9;
-        } else if (a[0] == '-' || file) {
-            return check_usage(stderr);
-        } else {
-            file = a;
-        }
-    }
-    if (!file || !*file)
-        return check_usage(stderr);
-    if (!(cfg = px_config_load(file, err, sizeof err))) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
-    for (int i = 0; i < cfg->tls.group_count; i++) {
-        size_t n = strlen(groups);
-        snprintf(groups + n, sizeof groups - n, "%s%s", i ? "," : "",
-                 px_group_name(cfg->tls.groups[i]));
-    }
-    printf("%s: ok (listen %s, upstream %s, %d certificate(s), groups %s, pq_policy %s)\n", file,
-           addr_str(&cfg->listen, l, sizeof l), addr_str(&cfg->upstream.addr, u, sizeof u),
-           cfg->tls.cert_count, groups,
-           cfg->tls.pq_policy == PX_PQ_REQUIRE ? "require" : "prefer");
-    px_config_free(cfg);
-    return 0;
 }

@@ -255,3 +255,72 @@ int px_jv_array(px_jv_t *j, const cJSON *v, const char *kp, int min, int max, co
         return px_jv_fail(j, kp, "must list between %d and %d %s, got %d", min, max, what, n);
     return n;
 }
+
+/* The index of the string token (member names and string values, in
+ * document order) of a JSON text that holds the escape \u0000 at byte
+ * offset `at`, or -1. */
+static long nul_string_at(const char *text, size_t at)
+{
+    long k = 0;
+    int in = 0;
+
+    for (const char *p = text; *p; p++) {
+        if (!in) {
+            in = *p == '"';
+            continue;
+        }
+        if (*p == '\\') {
+            if ((size_t)(p - text) == at)
+                return p[1] == 'u' && !strncmp(p + 2, "0000", 4) ? k : -1;
+            if (p[1])
+                p++;
+        } else if (*p == '"') {
+            in = 0;
+            k++;
+        }
+    }
+    return -1;
+}
+
+/* Walks v in document order, counting string tokens as first_nul_string
+ * does, until the target-th: writes its key path into out and returns 1. */
+static int nul_path(const cJSON *v, const char *path, long *k, long target, char *out,
+                    size_t len, int *is_key)
+{
+    char kp[PX_JV_PATH];
+    int i = 0;
+
+    if (cJSON_IsString(v) && (*k)++ == target) {
+        px_jv_fmt(out, len, "%s", path);
+        return 1;
+    }
+    if (!cJSON_IsObject(v) && !cJSON_IsArray(v))
+        return 0;
+    for (const cJSON *e = v->child; e; e = e->next, i++) {
+        if (cJSON_IsObject(v)) {
+            px_jv_key_path(kp, sizeof kp, path, e->string);
+            if ((*k)++ == target) {
+                px_jv_fmt(out, len, "%s", kp);
+                *is_key = 1;
+                return 1;
+            }
+        } else {
+            px_jv_fmt(kp, sizeof kp, "%s[%d]", path, i);
+        }
+        if (nul_path(e, kp, k, target, out, len, is_key))
+            return 1;
+    }
+    return 0;
+}
+
+int px_jv_nul_at(px_jv_t *j, const char *text, const cJSON *root, size_t at, const char *pos)
+{
+    long target = nul_string_at(text, at), k = 0;
+    char where[PX_JV_PATH] = "";
+    int is_key = 0;
+
+    if (target < 0 || !nul_path(root, "", &k, target, where, sizeof where, &is_key))
+        return 0;
+    return px_jv_fail(j, where, "the %s contains a NUL character (\\u0000 at %s), which would cut it "
+                      "short", is_key ? "key" : "string", pos);
+}

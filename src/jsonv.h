@@ -51,4 +51,11 @@ int px_jv_string(px_jv_t *j, const cJSON *v, const char *kp);
 /* v is an array of min..max elements: returns the count or error. */
 int px_jv_array(px_jv_t *j, const cJSON *v, const char *kp, int min, int max, const char *what);
 
+/* The syntax check refuses a \u0000 escape (a NUL would cut the C string
+ * short) by line and column; this names its key path. text is the JSON
+ * that root was parsed from (cJSON takes the escape), `at` the escape's
+ * byte offset, pos its "line L, column C". PX_ECONFIG when a member name
+ * or string value holds the escape there, else 0. */
+int px_jv_nul_at(px_jv_t *j, const char *text, const cJSON *root, size_t at, const char *pos);
+
 #endif

@@ -42,6 +42,40 @@ static int open_dest(const char *dest, int dflt, char *err, size_t errlen, const
     return fd < 0 ? -2 : fd;
 }
 
+/* Whether run could open dest for appending, without creating it: an
+ * existing file is opened, a new one needs a writable directory. */
+static int check_dest(const char *dest, char *err, size_t errlen, const char *key)
+{
+    char dir[4096];
+    const char *slash;
+    int fd;
+
+    if (!dest || !strcmp(dest, "stdout") || !strcmp(dest, "stderr") || !strcmp(dest, "off"))
+        return 0;
+    fd = open(dest, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    if (errno == ENOENT) {
+        slash = strrchr(dest, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - dest) + !(slash - dest) : 1,
+                 slash ? dest : ".");
+        if (access(dir, W_OK | X_OK) == 0)
+            return 0;
+    }
+    snprintf(err, errlen, "%s: cannot open %s: %s", key, dest, strerror(errno));
+    return PX_EIO;
+}
+
+int px_log_check(const px_log_config_t *cfg, char *err, size_t errlen)
+{
+    if (check_dest(cfg->error_log, err, errlen, "log.error_log") != 0 ||
+        check_dest(cfg->access_log, err, errlen, "log.access_log") != 0)
+        return PX_EIO;
+    return 0;
+}
+
 int px_log_open(const px_log_config_t *cfg, char *err, size_t errlen)
 {
     int e = open_dest(cfg->error_log, 2, err, errlen, "log.error_log");
@@ -69,6 +103,19 @@ void px_log_close(void)
         close(access_fd);
     err_fd = 2;
     access_fd = 1;
+}
+
+int px_ratelimit(px_ratelimit_t *r, uint64_t now_ms, uint64_t interval_ms, uint64_t *suppressed)
+{
+    if (r->logged && now_ms - r->last_ms < interval_ms) {
+        r->suppressed++;
+        return 0;
+    }
+    *suppressed = r->suppressed;
+    r->suppressed = 0;
+    r->last_ms = now_ms;
+    r->logged = 1;
+    return 1;
 }
 
 int px_log_enabled(px_log_level_t level)

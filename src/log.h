@@ -8,6 +8,9 @@
 
 #include "config.h"
 
+/* What px_log_open would do, without opening or creating anything:
+ * 0, or PX_EIO with "log.key: reason" in err. */
+int px_log_check(const px_log_config_t *cfg, char *err, size_t errlen);
 /* Opens the configured destinations (replacing earlier ones). */
 int px_log_open(const px_log_config_t *cfg, char *err, size_t errlen);
 void px_log_close(void);
@@ -18,6 +21,18 @@ void px_log(px_log_level_t level, const char *fmt, ...) __attribute__((format(pr
 #define px_info(...) px_log(PX_LOG_INFO, __VA_ARGS__)
 #define px_warn(...) px_log(PX_LOG_WARN, __VA_ARGS__)
 #define px_error(...) px_log(PX_LOG_ERROR, __VA_ARGS__)
+
+/* For a condition that can repeat thousands of times a second (one owner
+ * thread each): px_ratelimit returns 1 when a line may be logged now (the
+ * first time, then at most once per interval) and puts in *suppressed how
+ * many occurrences were held back since the last line; 0 counts this one
+ * as held back. */
+typedef struct {
+    uint64_t last_ms, suppressed;
+    int logged;
+} px_ratelimit_t;
+
+int px_ratelimit(px_ratelimit_t *r, uint64_t now_ms, uint64_t interval_ms, uint64_t *suppressed);
 
 typedef struct {
     const char *client;          /* "ip:port" */

@@ -140,6 +140,10 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
     help(o, "pqproxy_connections_rejected_total", "counter",
          "Client connections closed at once because max_connections was reached or draining.");
     px_buf_printf(o, "pqproxy_connections_rejected_total %llu\n", (unsigned long long)SUM(conns_rejected));
+    help(o, "pqproxy_accept_fd_exhausted_total", "counter",
+         "Client connections closed at accept because the process had no file descriptor left.");
+    px_buf_printf(o, "pqproxy_accept_fd_exhausted_total %llu\n",
+                  (unsigned long long)SUM(accept_fd_exhausted));
 
     help(o, "pqproxy_tls_handshakes_total", "counter",
          "TLS handshakes by negotiated group, cipher and result; group is \"none\" when none was negotiated.");

@@ -32,6 +32,7 @@ typedef struct {
 
 typedef struct px_metrics {
     uint64_t conns_total, conns_open, conns_rejected;
+    uint64_t accept_fd_exhausted;     /* closed at accept: no file descriptor left */
     uint64_t hs_ok[PX_M_GROUPS][PX_M_CIPHERS];
     uint64_t hs_fail[PX_M_HS_FAIL];
     uint64_t hs_hrr[2], hs_resumed;           /* hs_hrr by PX_HRR_* - 1 */

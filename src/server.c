@@ -24,7 +24,9 @@ size_t __sanitizer_get_heap_size(void);
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
+#include "accept.h"
 #include "admin.h"
+#include "cli.h"
 #include "sigflow.h"
 #include "errors.h"
 #include "log.h"
@@ -45,7 +47,12 @@ typedef struct {
     int id;
     uv_thread_t thread;
     uv_loop_t loop;
-    uv_tcp_t listener;
+    uv_poll_t accept_poll;             /* the data port's listening socket (accept.h) */
+    uv_tcp_t handoff;                  /* gives accepted sockets to px_conn_accept */
+    uv_timer_t accept_retry;           /* no descriptor and no spare: accept again later */
+    px_spares_t spares;
+    px_ratelimit_t fd_log;
+    uint64_t fd_short_until;           /* loop ms: ran out of descriptors lately */
     uv_async_t wake;
     uv_timer_t drain_timer;
     uv_prepare_t log_flush;            /* access-log lines leave once per loop turn */
@@ -164,6 +171,104 @@ static void on_connection(uv_stream_t *server, int status)
     px_conn_accept(&w->env, server);
 }
 
+static void on_listener_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+#define ACCEPT_BATCH 64          /* then let the loop serve the rest */
+#define ACCEPT_RETRY_MS 100
+#define FD_SHORT_MS 1000         /* after running out, accept only with headroom this long */
+#define FD_HEADROOM 4            /* descriptors left for the admin port and upstream links */
+
+static void accept_ready(uv_poll_t *p, int status, int events);
+
+static void accept_resume(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    if (w->listening)
+        uv_poll_start(&w->accept_poll, UV_READABLE, accept_ready);
+}
+
+/* Out of descriptors: close a queued connection at once through the spare
+ * (the client sees it end instead of waiting), count and log it. 1 to go
+ * on accepting, 0 to stop: nothing queued, or no spare and no descriptor,
+ * in which case accepting pauses rather than spin on the queue. */
+static int drop_queued(worker_t *w, int err)
+{
+    uint64_t held = 0;
+    int r = px_accept_drop(w->listen_fd, &w->spares);
+
+    if (r > 0) {
+        px_m_inc(&w->metrics.accept_fd_exhausted);
+        if (px_ratelimit(&w->fd_log, uv_now(&w->loop), 1000, &held))
+            px_warn("worker %d: accept: %s: closing new connections until descriptors are free "
+                    "(%llu more since the last report)", w->id, strerror(err),
+                    (unsigned long long)held);
+        return 1;
+    }
+    if (r < 0) {
+        uv_poll_stop(&w->accept_poll);
+        uv_timer_start(&w->accept_retry, accept_resume, ACCEPT_RETRY_MS, 0);
+    }
+    return 0;
+}
+
+/* pqproxy accepts on the data port itself (accept.h) and hands each socket
+ * to px_conn_accept, which takes it with uv_accept() from a libuv listener:
+ * the handoff, a listener on a loopback port of its own, is given the
+ * socket where uv_accept() looks for it. Once descriptors have run out,
+ * a connection is taken only while a few are left over, so that the
+ * worker, which races for every descriptor freed, does not starve the
+ * admin port. */
+static void accept_ready(uv_poll_t *p, int status, int events)
+{
+    worker_t *w = p->data;
+    (void)events;
+    if (status < 0) {
+        px_warn("worker %d: accept: %s", w->id, uv_strerror(status));
+        return;
+    }
+    for (int i = 0; i < ACCEPT_BATCH && w->listening; i++) {
+        uint64_t now = uv_now(&w->loop);
+        int exhausted = 0, fd = -1;
+        if (now < w->fd_short_until && !px_fds_free(FD_HEADROOM))
+            exhausted = 1;      /* errno: EMFILE or ENFILE from open() */
+        else
+            fd = px_accept(w->listen_fd, NULL, &exhausted);
+        if (exhausted) {
+            w->fd_short_until = now + FD_SHORT_MS;
+            if (!drop_queued(w, errno))
+                return;
+            continue;
+        }
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                px_warn("worker %d: accept: %s", w->id, strerror(errno));
+            return;
+        }
+        w->handoff.accepted_fd = fd;
+        px_conn_accept(&w->env, (uv_stream_t *)&w->handoff);
+        if (w->handoff.accepted_fd >= 0) {      /* not taken (out of memory) */
+            close(w->handoff.accepted_fd);
+            w->handoff.accepted_fd = -1;
+        }
+    }
+}
+
+static void close_listener(worker_t *w)
+{
+    if (!w->listening)
+        return;
+    w->listening = 0;
+    uv_close((uv_handle_t *)&w->accept_poll, NULL);
+    uv_close((uv_handle_t *)&w->handoff, on_listener_closed);
+    uv_close((uv_handle_t *)&w->accept_retry, NULL);
+    close(w->listen_fd);
+    w->listen_fd = -1;
+    px_spares_free(&w->spares);
+}
+
 static void worker_close_handles(worker_t *w);
 
 static void worker_maybe_done(px_conn_env_t *env)
@@ -173,18 +278,10 @@ static void worker_maybe_done(px_conn_env_t *env)
         worker_close_handles(w);
 }
 
-static void on_listener_closed(uv_handle_t *h)
-{
-    (void)h;
-}
-
 static void worker_close_handles(worker_t *w)
 {
     w->stopped = 1;
-    if (w->listening) {
-        uv_close((uv_handle_t *)&w->listener, on_listener_closed);
-        w->listening = 0;
-    }
+    close_listener(w);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->wake, NULL);
     uv_close((uv_handle_t *)&w->log_flush, NULL);
@@ -205,10 +302,7 @@ static void worker_start_drain(worker_t *w)
     if (w->draining)
         return;
     w->draining = 1;
-    if (w->listening) {
-        uv_close((uv_handle_t *)&w->listener, on_listener_closed);
-        w->listening = 0;
-    }
+    close_listener(w);
     px_conn_drain_all(&w->env);
     uv_timer_start(&w->drain_timer, drain_timeout, w->env.cfg->timeouts.drain, 0);
     worker_maybe_done(&w->env);
@@ -260,6 +354,7 @@ static void worker_main(void *arg)
 
 static int worker_init(worker_t *w, px_server_t *s, int id, int fd, char *err, size_t errlen)
 {
+    struct sockaddr_in lo;
     uint64_t seed = 0;
     int rc;
 
@@ -291,13 +386,23 @@ static int worker_init(worker_t *w, px_server_t *s, int id, int fd, char *err, s
     uv_timer_init(&w->loop, &w->drain_timer);
     uv_prepare_init(&w->loop, &w->log_flush);
     uv_prepare_start(&w->log_flush, flush_logs);
-    w->wake.data = w->drain_timer.data = w->listener.data = w;
-    uv_tcp_init(&w->loop, &w->listener);
-    w->listener.data = w;
-    if ((rc = uv_tcp_open(&w->listener, fd)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection)) != 0)
+    w->wake.data = w->drain_timer.data = w->accept_poll.data = w->handoff.data = w;
+    w->accept_retry.data = w;
+    uv_tcp_init(&w->loop, &w->handoff);
+    uv_timer_init(&w->loop, &w->accept_retry);
+    px_spares_init(&w->spares, 1);
+    uv_ip4_addr("127.0.0.1", 0, &lo);
+    if ((rc = uv_poll_init(&w->loop, &w->accept_poll, fd)) != 0) {
+        uv_close((uv_handle_t *)&w->handoff, NULL);
+        uv_close((uv_handle_t *)&w->accept_retry, NULL);
+        px_spares_free(&w->spares);
         goto fail;
+    }
     w->listening = 1;
+    if ((rc = uv_tcp_bind(&w->handoff, (struct sockaddr *)&lo, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&w->handoff, 1, on_connection)) != 0 ||
+        (rc = uv_poll_start(&w->accept_poll, UV_READABLE, accept_ready)) != 0)
+        goto fail;
     return 0;
 fail:
     snprintf(err, errlen, "worker %d: %s", id, uv_strerror(rc));
@@ -316,6 +421,23 @@ static void raise_nofile(void)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+/* Everything run and reload load from a configuration besides the JSON:
+ * certificates and keys (matched), CA files, signature keyrings and keys.
+ * check-config goes through here too, so it accepts exactly what run does. */
+static int load_keys(const px_config_t *cfg, int workers, px_tls_ctx_t **tls, px_sigctx_t **sig,
+                     char *err, size_t errlen)
+{
+    *sig = NULL;
+    if (!(*tls = px_tls_ctx_server_new(&cfg->tls, err, errlen)))
+        return PX_ECONFIG;
+    if (!(*sig = px_sigctx_new(cfg, workers, err, errlen))) {
+        px_tls_ctx_unref(*tls);
+        *tls = NULL;
+        return PX_ECONFIG;
+    }
+    return 0;
 }
 
 px_server_t *px_server_new(px_config_t *cfg, char *err, size_t errlen)
@@ -340,9 +462,8 @@ px_server_t *px_server_new(px_config_t *cfg, char *err, size_t errlen)
     uv_timer_init(&s->loop, &s->probe_timer);
     uv_timer_init(&s->loop, &s->probe_tick);
     s->probe_timer.data = s->probe_tick.data = s;
-    tls = px_tls_ctx_server_new(&cfg->tls, err, errlen);
-    sig = tls ? px_sigctx_new(cfg, cfg->workers, err, errlen) : NULL;
-    if (!tls || !sig || !(s->gen = gen_new(cfg, tls, sig))) {
+    if (load_keys(cfg, cfg->workers, &tls, &sig, err, errlen) != 0 ||
+        !(s->gen = gen_new(cfg, tls, sig))) {
         px_tls_ctx_unref(tls);
         px_sigctx_unref(sig);
         px_config_free(cfg);
@@ -459,18 +580,9 @@ int px_server_reload(px_server_t *s)
         s->reloads_failed++;
         return PX_ECONFIG;
     }
-    tls = px_tls_ctx_server_new(&cfg->tls, err, sizeof err);
-    if (!tls) {
-        px_error("reload refused, keeping the running configuration: %s: %s", cfg->path, err);
-        px_config_free(cfg);
-        s->reloads_failed++;
-        return PX_ECONFIG;
-    }
     /* keys are loaded per worker: keep the running worker count */
-    sig = px_sigctx_new(cfg, cur->workers, err, sizeof err);
-    if (!sig) {
+    if (load_keys(cfg, cur->workers, &tls, &sig, err, sizeof err) != 0) {
         px_error("reload refused, keeping the running configuration: %s: %s", cfg->path, err);
-        px_tls_ctx_unref(tls);
         px_config_free(cfg);
         s->reloads_failed++;
         return PX_ECONFIG;
@@ -825,4 +937,78 @@ int px_cmd_run(int argc, char **argv)
     px_server_free(s);
     px_log_close();
     return rc;
+}
+
+/* --- pqproxy check-config --------------------------------------------------------- */
+
+static const char *addr_str(const px_addr_t *a, char *buf, size_t len)
+{
+    if (a->is_unix)
+        snprintf(buf, len, "unix:%s", a->host);
+    else if (strchr(a->host, ':'))
+        snprintf(buf, len, "[%s]:%u", a->host, a->port);
+    else
+        snprintf(buf, len, "%s:%u", a->host, a->port);
+    return buf;
+}
+
+static int check_usage(FILE *f)
+{
+    fprintf(f, "usage: pqproxy check-config FILE\n"
+               "       pqproxy check-config --config FILE\n"
+               "Validates FILE (with PQPROXY_* environment overrides applied) and loads what\n"
+               "`run` loads from it (certificates and keys, CA files, signature keys) and exits:\n"
+               "0 when valid, 1 when not (the reason goes to stderr), 2 on usage errors.\n");
+    return f == stderr ? 2 : 0;
+}
+
+int px_cmd_check_config(int argc, char **argv)
+{
+    const char *file = NULL;
+    char err[PATH_MAX + 512], l[300], u[300], groups[256] = "";
+    px_config_t *cfg;
+    px_tls_ctx_t *tls;
+    px_sigctx_t *sig;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+            return check_usage(stdout);
+        if (!strcmp(a, "--config") || !strcmp(a, "-c")) {
+            if (++i >= argc || file)
+                return check_usage(stderr);
+            file = argv[i];
+        } else if (!strncmp(a, "--config=", 9) && !file) {
+            file = a + 9;
+        } else if (a[0] == '-' || file) {
+            return check_usage(stderr);
+        } else {
+            file = a;
+        }
+    }
+    if (!file || !*file)
+        return check_usage(stderr);
+    if (!(cfg = px_config_load(file, err, sizeof err))) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (px_log_check(&cfg->log, err, sizeof err) != 0 ||
+        load_keys(cfg, 1, &tls, &sig, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", file, err);
+        px_config_free(cfg);
+        return 1;
+    }
+    px_tls_ctx_unref(tls);
+    px_sigctx_unref(sig);
+    for (int i = 0; i < cfg->tls.group_count; i++) {
+        size_t n = strlen(groups);
+        snprintf(groups + n, sizeof groups - n, "%s%s", i ? "," : "",
+                 px_group_name(cfg->tls.groups[i]));
+    }
+    printf("%s: ok (listen %s, upstream %s, %d certificate(s), groups %s, pq_policy %s)\n", file,
+           addr_str(&cfg->listen, l, sizeof l), addr_str(&cfg->upstream.addr, u, sizeof u),
+           cfg->tls.cert_count, groups,
+           cfg->tls.pq_policy == PX_PQ_REQUIRE ? "require" : "prefer");
+    px_config_free(cfg);
+    return 0;
 }

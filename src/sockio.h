@@ -1,8 +1,8 @@
 /* Blocking socket I/O with a deadline, for the commands that serve or make
- * one connection at a time (request, inject-webhook, healthcheck).
+ * one connection at a time (request, healthcheck).
  *
  * Deadlines are px_now_ms() times. A wait interrupted by a signal is retried
- * unless `stop` is given and *stop is set (the webhook's SIGTERM flag);
+ * unless `stop` is given and *stop is set (a caller's signal flag);
  * pass NULL to always retry. Errors are negative PX_E* codes with errno
  * left as the failing call set it (or EAGAIN after a send timed out), so
  * callers can still print strerror(errno). */

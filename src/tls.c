@@ -197,6 +197,52 @@ fail:
     return rc;
 }
 
+/* Why a certificate (want_key 0) or private key (want_key 1) file did not
+ * load, in words: wolfSSL's own reason for a file that is not PEM at all is
+ * "unknown error number". rc is wolfSSL's return code. */
+static void why_not_loaded(const char *file, int want_key, int rc, char *out, size_t len)
+{
+    const char *what = want_key ? "private key" : "certificate";
+    unsigned char *data = NULL;
+    long n = 0, i = 0;
+    const char *begin, *label;
+    int label_len = 0;
+
+    if (read_file(file, &data, &n) != 0) {
+        snprintf(out, len, "cannot read the file");
+        return;
+    }
+    while (i < n && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n'))
+        i++;
+    begin = memchr(data, '\0', (size_t)n) ? NULL : strstr((const char *)data, "-----BEGIN ");
+    if (i == n) {
+        snprintf(out, len, "the file is empty");
+    } else if (!begin) {
+        /* DER is an ASN.1 SEQUENCE: 0x30 */
+        if (data[i] == 0x30)
+            snprintf(out, len, "DER given where PEM is expected (convert it: openssl %s -in %s "
+                     "-out FILE.pem)", want_key ? "pkey -inform DER" : "x509 -inform DER", file);
+        else
+            snprintf(out, len, "not a PEM %s: no \"-----BEGIN %s-----\" line", what,
+                     want_key ? "PRIVATE KEY" : "CERTIFICATE");
+    } else {
+        label = begin + 11;
+        while (label[label_len] && label[label_len] != '-' && label[label_len] != '\n' &&
+               label_len < 40)
+            label_len++;
+        if (want_key ? !strstr((const char *)data, "PRIVATE KEY-----")
+                     : !strstr((const char *)data, "-----BEGIN CERTIFICATE-----"))
+            snprintf(out, len, "PEM but not a %s (it holds \"%.*s\")", what, label_len, label);
+        else if (want_key && strstr((const char *)data, "-----BEGIN ENCRYPTED PRIVATE KEY-----"))
+            snprintf(out, len, "encrypted private keys are not supported");
+        else
+            snprintf(out, len, "malformed %s PEM%s%s%s", what, rc < 0 ? " (" : "",
+                     rc < 0 ? wolfSSL_ERR_reason_error_string((unsigned long)rc) : "",
+                     rc < 0 ? ")" : "");
+    }
+    free(data);
+}
+
 static px_tls_ctx_t *ctx_alloc(int is_server)
 {
     px_tls_ctx_t *c = calloc(1, sizeof *c);
@@ -309,16 +355,20 @@ px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_
             c->thread_rng = 0;
         rc = wolfSSL_CTX_use_certificate_chain_file(tc->ctx, cc->cert_file);
         if (rc != WOLFSSL_SUCCESS) {
-            snprintf(err, errlen, "tls.certificates[%d].cert: cannot load %s (%s)", i, cc->cert_file,
-                     wolfSSL_ERR_reason_error_string((unsigned long)rc));
+            char why[256];
+            why_not_loaded(cc->cert_file, 0, rc, why, sizeof why);
+            snprintf(err, errlen, "tls.certificates[%d].cert: cannot load %s: %s", i, cc->cert_file,
+                     why);
             goto fail;
         }
         rc = wolfSSL_CTX_use_PrivateKey_file(tc->ctx, cc->key_file, WOLFSSL_FILETYPE_PEM);
         if (rc != WOLFSSL_SUCCESS)
             rc = wolfSSL_CTX_use_PrivateKey_file(tc->ctx, cc->key_file, WOLFSSL_FILETYPE_ASN1);
         if (rc != WOLFSSL_SUCCESS) {
-            snprintf(err, errlen, "tls.certificates[%d].key: cannot load %s (%s)", i, cc->key_file,
-                     wolfSSL_ERR_reason_error_string((unsigned long)rc));
+            char why[256];
+            why_not_loaded(cc->key_file, 1, rc, why, sizeof why);
+            snprintf(err, errlen, "tls.certificates[%d].key: cannot load %s: %s", i, cc->key_file,
+                     why);
             goto fail;
         }
         if (wolfSSL_CTX_check_private_key(tc->ctx) != WOLFSSL_SUCCESS) {
@@ -346,8 +396,11 @@ px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_
             goto fail;
         }
         if (cfg->client_ca_file) {
-            if (wolfSSL_CTX_load_verify_locations(tc->ctx, cfg->client_ca_file, NULL) != WOLFSSL_SUCCESS) {
-                snprintf(err, errlen, "tls.client_ca: cannot load %s", cfg->client_ca_file);
+            if ((rc = wolfSSL_CTX_load_verify_locations(tc->ctx, cfg->client_ca_file, NULL)) !=
+                WOLFSSL_SUCCESS) {
+                char why[256];
+                why_not_loaded(cfg->client_ca_file, 0, rc, why, sizeof why);
+                snprintf(err, errlen, "tls.client_ca: cannot load %s: %s", cfg->client_ca_file, why);
                 goto fail;
             }
             wolfSSL_CTX_set_verify(tc->ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT,
@@ -383,8 +436,11 @@ px_tls_ctx_t *px_tls_ctx_client_new(const px_tls_client_opts_t *o, char *err, si
     for (int i = 0; i < o->group_count && i < PX_MAX_GROUPS; i++)
         c->client_groups[c->client_group_count++] = o->groups[i];
     if (o->ca_file) {
-        if (wolfSSL_CTX_load_verify_locations(c->client, o->ca_file, NULL) != WOLFSSL_SUCCESS) {
-            snprintf(err, errlen, "cannot load CA file %s", o->ca_file);
+        int rc = wolfSSL_CTX_load_verify_locations(c->client, o->ca_file, NULL);
+        if (rc != WOLFSSL_SUCCESS) {
+            char why[256];
+            why_not_loaded(o->ca_file, 0, rc, why, sizeof why);
+            snprintf(err, errlen, "cannot load CA file %s: %s", o->ca_file, why);
             goto fail;
         }
         wolfSSL_CTX_set_verify(c->client, WOLFSSL_VERIFY_PEER, NULL);

@@ -400,6 +400,25 @@ static void test_addresses_in_config(void **state)
 
 /* ---- tls ---------------------------------------------------------------------- */
 
+/* A \u0000 would end the C string early: every string value and key with
+ * one is refused, naming its key path as well as its line and column. */
+static void test_nul_in_strings(void **state)
+{
+    expect_err(with("upstream", "\"address\":\"127.0.0.1:9\\u0000.evil:80\""),
+               "upstream.address", "NUL character (\\u0000 at line 1, column ");
+    expect_err(with("cert", "\"sni\":[\"a.example\",\"b.example\\u0000x\"]"),
+               "tls.certificates[0].sni[1]", "NUL character");
+    expect_err(with("tls", "\"alpn\":[\"h2\\u0000\"]"), "tls.alpn[0]", "NUL character");
+    expect_err(with("", "\"work\\u0000ers\":1"), "work", "key contains a NUL");
+    /* an escaped backslash followed by u0000 is text, not a NUL */
+    expect_err(with("upstream", "\"address\":\"\\\\u0000\""), "upstream.address", NULL);
+    assert_null(strstr(err, "NUL"));
+    /* a NUL where the tree has no string (cJSON refuses the text): line and column */
+    expect_err("{\"a\":[1,\"\\u0000\",}", "line 1, column 10", "NUL character");
+    /* other escapes before and after still decode */
+    expect_ok_member("upstream", "\"address\":\"127.0.0.\\u0031:9\"");
+}
+
 static void test_certificates(void **state)
 {
     static char json[1 << 16];
@@ -594,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_enums),
         cmocka_unit_test(test_addr_parse),
         cmocka_unit_test(test_addresses_in_config),
+        cmocka_unit_test(test_nul_in_strings),
         cmocka_unit_test(test_certificates),
         cmocka_unit_test(test_sni),
         cmocka_unit_test(test_groups),

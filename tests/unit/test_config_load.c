@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "certgen.h"
 #include "config_fixture.h"
 
 /* ---- log, paths ------------------------------------------------------------------ */
@@ -88,7 +89,8 @@ static void test_malformed_json(void **state)
                "missing ',' or '}' after this value");
     expect_err("{'a': 1}", "line 1, column 2", "member name in double quotes");
     expect_err("\n\n\n   nul", "line 4, column 4", "malformed JSON");
-    expect_err("{\"listen\": \"127.0.0.1:8443\\u0000x\"}", "line 1, column 27", "NUL character");
+    expect_err("{\"listen\": \"127.0.0.1:8443\\u0000x\"}", "listen",
+               "NUL character (\\u0000 at line 1, column 27)");
     expect_err(NULL, "line 1, column 1", "no input");
     memset(deep, '[', sizeof deep - 1);
     assert_null(px_config_parse(deep, cfgfile, err, sizeof err)); /* nesting limit, no crash */
@@ -287,7 +289,13 @@ static void test_check_config_command(void **state)
     char *help[] = { "check-config", "--help", NULL };
     char *missing[] = { "check-config", "/nonexistent/pqproxy.json", NULL };
     int saved_out = dup(1), saved_err = dup(2), null = open("/dev/null", O_WRONLY);
+    px_pem_pair_t pki;
 
+    /* check-config loads the certificate and key as run does: real ones */
+    assert_int_equal(px_certgen_ca(PX_KEY_ECDSA_P256, "check-config", 1, &pki), 0);
+    write_file(crt, pki.cert_pem);
+    write_file(key, pki.key_pem);
+    px_pem_pair_free(&pki);
     clear_env();
     write_file(cfgfile, minimal());
     snprintf(eq, sizeof eq, "--config=%s", cfgfile);
