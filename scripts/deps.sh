@@ -265,7 +265,7 @@ PATCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/patches/wolfssl"
 wolfssl_patches() {
     case "${PQPROXY_WOLFSSL_PATCHES:-all}" in
         all) ls "$PATCH_DIR"/*.patch 2>/dev/null || true ;;
-        minimal) ls "$PATCH_DIR"/0001-*.patch ;;
+        minimal) ls "$PATCH_DIR"/0001-*.patch || die "no patch 0001 in $PATCH_DIR" ;;
         *) die "PQPROXY_WOLFSSL_PATCHES=$PQPROXY_WOLFSSL_PATCHES: expected all or minimal" ;;
     esac
 }
@@ -328,7 +328,7 @@ test_wolfssl() {
     if ! (cd "$src" && ./tests/unit.test >unit.test.log 2>&1); then
         # API tests print "N: name : failed"; suite and wolfCrypt tests stop at their failure.
         { grep -E ': +failed|test +failed|[Ff]ailed!' "$src/unit.test.log" || true; tail -15 "$src/unit.test.log"; } |
-            tail -30 >&2
+            awk '!seen[$0]++' | tail -30 >&2
         log "wolfSSL test tests/unit.test FAILED on the patched build (log: $src/unit.test.log)"
         return 1
     fi
