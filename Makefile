@@ -8,6 +8,7 @@ CONFIG     ?= config/pqproxy.json
 DEPS_MK    := $(BUILD)/deps.mk
 
 .PHONY: update-deps all deps deps-peers curl build build-asan run test test-unit test-asan clean distclean demo-model bench bench-deps
+.PHONY: test-minimal-wolfssl
 
 all: build
 
@@ -83,6 +84,15 @@ test: build build-asan
 	@cd $(BUILD_SAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
+# The proxy on a wolfSSL with the correctness patch 0001 alone, without the
+# handshake trims 0002-0009 (PQPROXY_WOLFSSL_PATCHES=minimal, its own cache
+# key): the normal build and its tests, in a build directory of its own.
+BUILD_MINIMAL ?= build-minimal-wolfssl
+test-minimal-wolfssl:
+	@$(MAKE) --no-print-directory build BUILD=$(BUILD_MINIMAL) PQPROXY_WOLFSSL_PATCHES=minimal
+	@echo "== tests: normal build on wolfSSL without patches 0002-0009"
+	@cd $(BUILD_MINIMAL) && ctest --output-on-failure -j $(JOBS)
+
 # Benchmarks (docs/benchmarks.md): `pqproxy bench crypto`, then the load test
 # against nginx, HAProxy and hitch (bench-deps also builds OpenSSL 3.5's
 # shared libraries for the hybrid post-quantum scenarios). Quick by default (< 2 minutes);
@@ -102,6 +112,7 @@ bench: build
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD).cmake.log $(BUILD_SAN).cmake.log
+	rm -rf $(BUILD_MINIMAL) $(BUILD_MINIMAL).cmake.log
 
 # Also forgets the dependency cache (wolfSSL and llhttp are fetched and built again).
 distclean: clean

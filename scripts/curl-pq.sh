@@ -35,6 +35,7 @@ die() { printf 'curl-pq: error: %s\n' "$*" >&2; exit 1; }
 # gives the variant its own cache key (and keeps the patches in the key).
 eval "$(declare -f wolfssl_configure_flags | sed '1s/wolfssl_configure_flags/pqproxy_wolfssl_configure_flags/')"
 CURL_WOLFSSL_EXTRA=(--enable-curl)
+WOLFSSL_TESTS=0      # a test peer: wolfSSL's own tests run on the proxy's build only
 wolfssl_configure_flags() {
     pqproxy_wolfssl_configure_flags
     printf '%s\n' "${CURL_WOLFSSL_EXTRA[@]}"

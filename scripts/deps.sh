@@ -260,36 +260,90 @@ wolfssl_configure_flags() {
 
 PATCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/patches/wolfssl"
 
-build_wolfssl() {
-    local src="$1" prefix="$2" flags p
+# PQPROXY_WOLFSSL_PATCHES selects the patches: "all" (the default) or
+# "minimal", the correctness fix 0001 alone, without the handshake trims
+# 0002-0009 (to measure them, or to run on a wolfSSL closer to Debian's).
+# Prints the selected patch files; the set is part of the cache key.
+wolfssl_patches() {
+    case "${PQPROXY_WOLFSSL_PATCHES:-all}" in
+        all) ls "$PATCH_DIR"/*.patch 2>/dev/null || true ;;
+        minimal) ls "$PATCH_DIR"/0001-*.patch || die "no patch 0001 in $PATCH_DIR" ;;
+        *) die "PQPROXY_WOLFSSL_PATCHES=$PQPROXY_WOLFSSL_PATCHES: expected all or minimal" ;;
+    esac
+}
+
+# Our fixes to the Debian source in SRC, each explained in its header.
+patch_wolfssl() {
+    local src="$1" p
+    while read -r p; do
+        if ! patch -p1 --forward --quiet -d "$src" < "$p" >"$src/patch.log" 2>&1; then
+            log "patch $(basename "$p") does not apply to this version:"; cat "$src/patch.log" >&2
+            return 1
+        fi
+        log "applied $(basename "$p")"
+    done < <(wolfssl_patches)
+}
+
+# Configures and builds the (patched) source in SRC with the given extra
+# configure arguments; logs stay in SRC.
+make_wolfssl() {
+    local src="$1" flags; shift
     mapfile -t flags < <(wolfssl_configure_flags)
-    log "building wolfSSL in $src (this takes a few minutes, once)"
     (
         cd "$src"
-        # Our fixes to the Debian source, each explained in its header.
-        for p in "$PATCH_DIR"/*.patch; do
-            [ -f "$p" ] || continue
-            if ! patch -p1 --forward --quiet < "$p" >"$src/patch.log" 2>&1; then
-                log "patch $(basename "$p") does not apply to this version:"; cat "$src/patch.log" >&2
-                exit 1
-            fi
-            log "applied $(basename "$p")"
-        done
-        ./autogen.sh >"$src/autogen.log" 2>&1 || { tail -20 "$src/autogen.log" >&2; exit 1; }
-        ./configure --prefix="$prefix" "${flags[@]}" \
-            CFLAGS="$WOLFSSL_CFLAGS" \
-            >"$src/configure.log" 2>&1 || { tail -30 "$src/configure.log" >&2; exit 1; }
-        grep -E 'ML-KEM|MLKEM|ML-DSA|MLDSA|Dilithium|Kyber|TLS v1.3|Intel|AES-NI|SP math|SP ASM' \
-            "$src/configure.log" | grep -v '^checking' | sed 's/^/deps:   /' >&2 || true
-        make -j"$JOBS" >"$src/make.log" 2>&1 || { tail -40 "$src/make.log" >&2; exit 1; }
-        make install >"$src/install.log" 2>&1 || { tail -20 "$src/install.log" >&2; exit 1; }
+        ./autogen.sh >autogen.log 2>&1 || { tail -20 autogen.log >&2; exit 1; }
+        ./configure "${flags[@]}" "$@" CFLAGS="$WOLFSSL_CFLAGS" \
+            >configure.log 2>&1 || { tail -30 configure.log >&2; exit 1; }
+        make -j"$JOBS" >make.log 2>&1 || { tail -40 make.log >&2; exit 1; }
     )
 }
 
+build_wolfssl() {
+    local src="$1" prefix="$2"
+    log "building wolfSSL in $src (this takes a few minutes, once)"
+    make_wolfssl "$src" --prefix="$prefix" || return 1
+    grep -E 'ML-KEM|MLKEM|ML-DSA|MLDSA|Dilithium|Kyber|TLS v1.3|Intel|AES-NI|SP math|SP ASM' \
+        "$src/configure.log" | grep -v '^checking' | sed 's/^/deps:   /' >&2 || true
+    make -C "$src" install >"$src/install.log" 2>&1 || { tail -20 "$src/install.log" >&2; return 1; }
+}
+
+# wolfSSL's own tests on the patched source in SRC (a second copy: the
+# installed library is built without them), with the same flags plus the
+# examples and wolfCrypt tests they need: wolfCrypt's known-answer and
+# round-trip tests (testwolfcrypt), then tests/unit.test, which runs the API
+# tests and the cipher-suite handshake tests (tests/test*.conf) over
+# loopback. The install's .pqproxy-tested records the pass under the same
+# cache key, so this runs once per version, flags and patch set.
+# WOLFSSL_TESTS=0 (scripts/curl-pq.sh, for the test peer's variant) skips it.
+WOLFSSL_TESTS=1
+test_wolfssl() {
+    local src="$1" prefix="$2" t0=$SECONDS
+    log "building and running wolfSSL's own tests on the patched source (once per cache key; a few minutes)"
+    make_wolfssl "$src" --enable-examples --enable-crypttests ||
+        { log "wolfSSL: the test build failed (logs in $src)"; return 1; }
+    if ! (cd "$src" && ./wolfcrypt/test/testwolfcrypt >testwolfcrypt.log 2>&1); then
+        tail -20 "$src/testwolfcrypt.log" >&2
+        log "wolfSSL test wolfcrypt/test/testwolfcrypt FAILED on the patched build (log: $src/testwolfcrypt.log)"
+        return 1
+    fi
+    log "wolfSSL: wolfcrypt/test/testwolfcrypt passed ($((SECONDS - t0)) s so far)"
+    if ! (cd "$src" && ./tests/unit.test >unit.test.log 2>&1); then
+        # API tests print "N: name : failed"; suite and wolfCrypt tests stop at their failure.
+        { grep -E ': +failed|test +failed|[Ff]ailed!' "$src/unit.test.log" || true; tail -15 "$src/unit.test.log"; } |
+            awk '!seen[$0]++' | tail -30 >&2
+        log "wolfSSL test tests/unit.test FAILED on the patched build (log: $src/unit.test.log)"
+        return 1
+    fi
+    log "wolfSSL: tests/unit.test passed; own tests took $((SECONDS - t0)) s"
+    touch "$prefix/.pqproxy-tested"
+}
+
 wolfssl_ok() {
-    # A usable install: the header says >= 5.8 and ML-KEM/ML-DSA are compiled in.
+    # A usable install: the header says >= 5.8 and ML-KEM/ML-DSA are compiled
+    # in, and wolfSSL's own tests passed on the same patched source.
     local root="$1" opts="$1/include/wolfssl/options.h"
     [ -f "$root/.pqproxy-complete" ] && [ -f "$opts" ] &&
+        { [ "$WOLFSSL_TESTS" = 0 ] || [ -f "$root/.pqproxy-tested" ]; } &&
         grep -qE 'define (WOLFSSL_HAVE_MLKEM|WOLFSSL_HAVE_KYBER)' "$opts" &&
         grep -qE 'define WOLFSSL_HAVE_MLDSA' "$opts"
 }
@@ -301,7 +355,8 @@ ensure_wolfssl() {
         return 0
     fi
     local key; key="$({ wolfssl_configure_flags; printf '%s\n' "$WOLFSSL_CFLAGS";
-                         cat "$PATCH_DIR"/*.patch 2>/dev/null; } | sha256sum | cut -c1-12)"
+                         wolfssl_patches | while read -r p; do cat "$p"; done; } |
+                       sha256sum | cut -c1-12)"
     # Fast path: the pinned version, built for these flags and patches.
     local d
     if [ "$UPDATE_LOCK" != 1 ]; then
@@ -328,14 +383,28 @@ ensure_wolfssl() {
         src="$(fetch_source wolfssl "$ver" "$dir" "$orig" "$sha" "$size")" ||
             { lock_unavailable wolfssl "$ver" "$dir/$orig"; log "trying an older wolfSSL"; continue; }
         work="$(dirname "$src")"
-        rm -rf "$prefix"
-        if build_wolfssl "$src" "$prefix" && touch "$prefix/.pqproxy-complete" && wolfssl_ok "$prefix"; then
-            rm -rf "$work"
+        patch_wolfssl "$src" || { rm -rf "$work"; log "trying an older wolfSSL"; continue; }
+        # A built install whose tests have not passed (a run stopped, or a
+        # test failed) is kept: only the tests run again.
+        if [ ! -f "$prefix/.pqproxy-complete" ]; then
+            rm -rf "$prefix"
+            cp -a "$src" "$src.test"
+            if ! build_wolfssl "$src" "$prefix" || ! touch "$prefix/.pqproxy-complete"; then
+                log "wolfSSL $ver failed to build (logs kept in $src); trying an older version"
+                rm -rf "$prefix"; continue
+            fi
             log "wolfSSL $up built with ML-KEM and ML-DSA into $prefix"
+        else
+            mv "$src" "$src.test"
+        fi
+        [ "$WOLFSSL_TESTS" = 0 ] || test_wolfssl "$src.test" "$prefix" ||
+            die "wolfSSL $up fails its own tests with pqproxy's patches (${PQPROXY_WOLFSSL_PATCHES:-all}); see above"
+        if wolfssl_ok "$prefix"; then
+            rm -rf "$work"
             lock_record wolfssl "$ver" "$dir/$orig" "$sha" "$size"
             WOLFSSL_ROOT="$prefix"; return 0
         fi
-        log "wolfSSL $ver failed to build (logs kept in $src); trying an older version"
+        log "wolfSSL $ver: the install in $prefix is not usable; trying an older version"
         rm -rf "$prefix"
     done <<<"$cands"
     die "no wolfSSL >= $WOLFSSL_MIN could be fetched and built (pin: $LOCK_FILE)"
@@ -540,6 +609,10 @@ main() {
         esac
         shift
     done
+    case "${PQPROXY_WOLFSSL_PATCHES:-all}" in
+        all|minimal) ;;
+        *) die "PQPROXY_WOLFSSL_PATCHES=$PQPROXY_WOLFSSL_PATCHES: expected \"all\" or \"minimal\"" ;;
+    esac
     mkdir -p "$CACHE"
     # One run at a time per cache: parallel builds would race on a prefix.
     exec 9>"$CACHE/.lock"

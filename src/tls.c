@@ -78,7 +78,30 @@ struct px_tls {
     px_tls_info_t info;              /* what was negotiated, recorded when the handshake ends */
     char err[160];
     px_tls_fail_t fail;              /* why the handshake was refused */
+#ifdef PX_CHECK_THREADS
+    pthread_t owner;                 /* the thread that made ssl */
+#endif
 };
+
+/* A server context's sessions draw from their thread's DRBG (wolfSSL patch
+ * 0008), which has no lock. That is safe because of an invariant pqproxy
+ * keeps: a connection, so its session, is accepted, driven and freed by one
+ * worker thread's event loop, and never handed to another thread. Debug
+ * builds (PX_CHECK_THREADS) record the thread that made the session and
+ * abort when another thread drives it (handshake, read, write, shutdown);
+ * freeing is not checked, as wolfSSL_free draws nothing from the DRBG. */
+#ifdef PX_CHECK_THREADS
+static void check_thread(const px_tls_t *t)
+{
+    if (t->ssl && t->ctx->thread_rng && !pthread_equal(t->owner, pthread_self())) {
+        fprintf(stderr, "pqproxy: a TLS session drawing from its thread's DRBG "
+                        "was used on another thread\n");
+        abort();
+    }
+}
+#else
+#define check_thread(t) ((void)0)
+#endif
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_rc;
@@ -337,7 +360,7 @@ px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_
             strcat(c->alpn, cfg->alpn[i]);
         }
     }
-    c->thread_rng = 1;
+    c->thread_rng = 1;     /* unless the library lacks it (see below) */
     for (int i = 0; i < cfg->cert_count; i++) {
         const px_cert_config_t *cc = &cfg->certs[i];
         tls_cert_t *tc = &c->certs[c->cert_count];
@@ -347,12 +370,18 @@ px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_
         if (!tc->ctx)
             goto nomem;
         c->cert_count++;
-        /* A session lives and dies on the worker thread that accepted it, so
-         * it can draw from that thread's DRBG instead of seeding its own
-         * (wolfSSL patch 0008: a getrandom() and ~21k instructions less per
-         * connection). */
+        /* A session lives and dies on the worker thread that accepted it
+         * (the invariant at check_thread), so it can draw from that thread's
+         * DRBG instead of seeding its own (wolfSSL patch 0008: a getrandom()
+         * and ~21k instructions less per connection). A wolfSSL built
+         * without the patch (PQPROXY_WOLFSSL_PATCHES=minimal) seeds one per
+         * session. */
+#ifdef WOLFSSL_HAVE_CTX_USE_THREAD_RNG
         if (wolfSSL_CTX_UseThreadRng(tc->ctx, 1) != WOLFSSL_SUCCESS)
             c->thread_rng = 0;
+#else
+        c->thread_rng = 0;
+#endif
         rc = wolfSSL_CTX_use_certificate_chain_file(tc->ctx, cc->cert_file);
         if (rc != WOLFSSL_SUCCESS) {
             char why[256];
@@ -800,6 +829,9 @@ static WOLFSSL *session_new(px_tls_t *t, WOLFSSL_CTX *wctx)
     WOLFSSL *ssl = wolfSSL_new(wctx);
     if (!ssl)
         return NULL;
+#ifdef PX_CHECK_THREADS
+    t->owner = pthread_self();
+#endif
     wolfSSL_SetIOReadCtx(ssl, t);
     wolfSSL_SetIOWriteCtx(ssl, t);
     return ssl;
@@ -971,6 +1003,7 @@ static int fail_from(px_tls_t *t, int ret, const char *what)
 int px_tls_handshake(px_tls_t *t)
 {
     int ret, rc;
+    check_thread(t);
     if (t->done)
         return 0;
     if (!t->ssl) {
@@ -1019,6 +1052,7 @@ int px_tls_handshake_done(const px_tls_t *t)
 int px_tls_read(px_tls_t *t, char *buf, size_t len)
 {
     int ret;
+    check_thread(t);
     if (len > INT32_MAX)
         len = INT32_MAX;
     ret = wolfSSL_read(t->ssl, buf, (int)len);
@@ -1030,6 +1064,7 @@ int px_tls_read(px_tls_t *t, char *buf, size_t len)
 int px_tls_write(px_tls_t *t, const char *buf, size_t len)
 {
     size_t done = 0;
+    check_thread(t);
     while (done < len) {
         size_t n = len - done > 1 << 30 ? 1 << 30 : len - done;
         int ret = wolfSSL_write(t->ssl, buf + done, (int)n);
@@ -1061,6 +1096,7 @@ void px_tls_session_free(void *session)
 
 void px_tls_shutdown(px_tls_t *t)
 {
+    check_thread(t);
     if (t->ssl && t->done)
         wolfSSL_shutdown(t->ssl);
 }

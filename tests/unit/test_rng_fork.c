@@ -1,7 +1,12 @@
 /* wolfSSL's DRBG after fork(): the child inherits the parent's generator
  * state, and must not draw the bytes the parent draws. pqproxy's wolfSSL
  * patch 0007 detects the fork with a MADV_WIPEONFORK page instead of a
- * getpid() per draw; this is the behaviour that has to survive it. */
+ * getpid() per draw; this is the behaviour that has to survive it.
+ * tests/CMakeLists.txt builds this file a second time as
+ * test_rng_fork_nowipe, with PX_FAKE_NO_WIPEONFORK: madvise is wrapped at
+ * link time so that MADV_WIPEONFORK succeeds and does nothing, as on a
+ * kernel, emulator or sandbox that ignores it. The patch must notice (a
+ * child that still sees the page) and keep the getpid() check. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,11 +14,24 @@
 #include <cmocka.h>
 
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/random.h>
+
+#ifdef PX_FAKE_NO_WIPEONFORK
+int __real_madvise(void *addr, size_t len, int advice);
+int __wrap_madvise(void *addr, size_t len, int advice);
+
+int __wrap_madvise(void *addr, size_t len, int advice)
+{
+    if (advice == MADV_WIPEONFORK)
+        return 0;   /* accepted, ignored */
+    return __real_madvise(addr, len, advice);
+}
+#endif
 
 static void test_child_draws_differ(void **state)
 {

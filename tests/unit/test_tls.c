@@ -475,7 +475,8 @@ static void test_ticket_resumption_and_rotation(void **state)
 
 /* A client that keeps resuming with its newest ticket: wolfSSL's one-byte
  * ticket nonce used to overflow after 255 resumptions and fail the
- * handshake (scripts/patches/wolfssl/0001-tls13-ticket-nonce-wrap.patch). */
+ * handshake (scripts/patches/wolfssl/0001-tls13-ticket-nonce-per-connection.patch;
+ * test_ticket_nonce covers what the patch keeps: 256 tickets per connection). */
 static void test_resumption_chain(void **state)
 {
     const uint16_t client[] = { X25519MLKEM768 };
