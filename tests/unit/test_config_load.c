@@ -263,6 +263,8 @@ static void test_shipped_configs(void **state)
             found++;
             if (d == 0 && !strcmp(de->d_name, "pqproxy.json")) {
                 check_defaults(c); /* the documented default is the code's default */
+                /* it writes out every section, signatures and routes included */
+                assert_string_equal(c->sig.response_keyid, "pqproxy");
                 saw_default = 1;
             }
             px_config_free(c);
