@@ -908,39 +908,17 @@ static const char *addr_str(const px_addr_t *a, char *buf, size_t len)
     return buf;
 }
 
-static int check_usage(FILE *f)
-{
-    fprintf(f, "usage: pqproxy check-config FILE\n"
-               "       pqproxy check-config --config FILE\n"
-               "Validates FILE (with PQPROXY_* environment overrides applied) and exits:\n"
-               "0 when valid, 1 when not (the reason goes to stderr), 2 on usage errors.\n");
-    return f == stderr ? 2 : 0;
-}
-
 int px_cmd_check_config(int argc, char **argv)
 {
     const char *file = NULL;
     char err[PATH_MAX + 512], l[300], u[300], groups[256] = "";
     px_config_t *cfg;
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help"))
-            return check_usage(stdout);
-        if (!strcmp(a, "--config") || !strcmp(a, "-c")) {
-            if (++i >= argc || file)
-                return check_usage(stderr);
-            file = argv[i];
-        } else if (!strncmp(a, "--config=", 9) && !file) {
-            file = a + 9;
-        } else if (a[0] == '-' || file) {
-            return check_usage(stderr);
-        } else {
-            file = a;
-        }
-    }
-    if (!file || !*file)
-        return check_usage(stderr);
+    int r = px_cli_config_file("check-config",
+                               "Validates FILE (with PQPROXY_* environment overrides applied) and exits:\n"
+                               "0 when valid, 1 when not (the reason goes to stderr), 2 on usage errors.\n",
+                               argc, argv, &file);
+    if (r != 1)
+        return r;
     if (!(cfg = px_config_load(file, err, sizeof err))) {
         fprintf(stderr, "%s\n", err);
         return 1;

@@ -1048,3 +1048,11 @@ const char *px_tls_error(const px_tls_t *t)
 {
     return t->err;
 }
+
+int px_tls_peer_alert(const px_tls_t *t)
+{
+    WOLFSSL_ALERT_HISTORY h;
+    if (!t->ssl || wolfSSL_get_alert_history(t->ssl, &h) != WOLFSSL_SUCCESS || h.last_rx.code <= 0)
+        return -1;
+    return h.last_rx.code;
+}
