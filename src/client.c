@@ -22,6 +22,7 @@
 #include "sig.h"
 #include "sockio.h"
 #include "tls.h"
+#include "version.h"
 
 #define IO_CHUNK 16384
 #define MAX_HEADERS 64
@@ -111,6 +112,11 @@ static int parse_groups(const char *list, opts_t *o)
         uint16_t g = px_group_from_name(tok);
         if (!g) {
             fprintf(stderr, "pqproxy request: --groups: unknown group '%s'\n", tok);
+            return -1;
+        }
+        if (!px_probe_group(g)) {
+            fprintf(stderr, "pqproxy request: --groups: '%s' is not supported by this build's "
+                    "wolfSSL (see pqproxy version)\n", tok);
             return -1;
         }
         if (o->group_count == PX_MAX_GROUPS)

@@ -17,10 +17,13 @@
 
 #include "cli.h"
 #include "config.h"
+#include "tls.h"
 #include "version.h"
 
 int px_probe_group(uint16_t group)
 {
+    if (px_tls_global_init() != 0)
+        return 0;
     WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());
     WOLFSSL *ssl = ctx ? wolfSSL_new(ctx) : NULL;
     int ok = ssl && wolfSSL_UseKeyShare(ssl, group) == WOLFSSL_SUCCESS;

@@ -80,6 +80,10 @@ def test_request_explains_refusals(h):
     r = px("request", "-k", "http://localhost:8443/")
     check_eq(r.returncode, 2)
     check_in("https:// URLs only", r.stderr)
+    if "X448" not in px("version").stdout:   # a group this build cannot offer
+        r = px("request", "-k", "--groups", "X25519,X448", "https://localhost:8443/")
+        check_eq(r.returncode, 2)
+        check_in("'X448' is not supported by this build", r.stderr)
     proxy = h.start_proxy({"tls": {"pq_policy": "require"}})
     ca = os.path.join(h.certgen(), "ca.crt")
     r = px("request", "--cacert", ca, "--groups", "X25519", f"https://localhost:{proxy.port}/echo")
