@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 
-import pxtest
 from pxtest import check, check_eq, check_in, main, pqproxy_bin
 from pxhelpers import metrics
 
@@ -136,6 +135,15 @@ def test_sign_verify_formats(h):
     v = px("verify", "--pub", key, "--keyid", "k", *req, "--query", "", "--headers", "-", *now,
            input=r.stdout)
     check_eq(v.returncode, 0, v.stdout + v.stderr)
+    # a response is checked with 30 s of skew either side (signatures.md section 8)
+    rs = px("sign", "--key", key, "--keyid", "k", "--response", "--status", "200", "--body", body,
+            "--created", "1767225600")
+    check_eq(rs.returncode, 0, rs.stderr)
+    for t, want in ((1767225600 - 30, "OK"), (1767225600 - 31, "FAIL not_yet_valid"),
+                    (1767225900 + 29, "OK"), (1767225900 + 30, "FAIL expired")):
+        v = px("verify", "--pub", key, "--keyid", "k", "--response", "--status", "200", "--body", body,
+               "--headers", "-", "--now", str(t), input=rs.stdout)
+        check(v.stdout.startswith(want), f"response checked at {t}: {v.stdout}")
     # a line without ':' is a usage error
     bad = h.path("bad")
     with open(bad, "w") as f:
