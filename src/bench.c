@@ -1865,41 +1865,49 @@ int px_bench_crypto(const px_bench_opts_t *o, FILE *out)
     return b->failed ? 1 : 0;
 }
 
-static int usage(FILE *f)
+static int usage(void)
 {
-    fprintf(f, "usage: pqproxy bench crypto [--quick] [--json] [--iterations N] [--only SUBSTRING]\n"
-               "  Times wolfSSL's primitives, the hybrid combinations pqproxy uses and whole in-memory\n"
-               "  TLS 1.3 handshakes on this machine; prints Markdown tables (or JSON) with sizes.\n"
-               "  --quick          >= 20 iterations or ~50 ms per operation (default: >= 200 and >= 0.5 s)\n"
-               "  --iterations N   exactly N iterations per operation\n"
-               "  --only S[,S...]  time only operations whose id contains one of the S (e.g. mlkem768,tls13)\n"
-               "  --json           machine-readable output (schema pqproxy-bench-crypto/1)\n");
-    return 2;
+    printf("usage: pqproxy bench crypto [--quick] [--json] [--iterations N] [--only SUBSTRING]\n"
+           "  Times wolfSSL's primitives, the hybrid combinations pqproxy uses and whole in-memory\n"
+           "  TLS 1.3 handshakes on this machine; prints Markdown tables (or JSON) with sizes.\n"
+           "  --quick          >= 20 iterations or ~50 ms per operation (default: >= 200 and >= 0.5 s)\n"
+           "  --iterations N   exactly N iterations per operation\n"
+           "  --only S[,S...]  time only operations whose id contains one of the S (e.g. mlkem768,tls13)\n"
+           "  --json           machine-readable output (schema pqproxy-bench-crypto/1)\n");
+    return 0;
 }
 
 int px_cmd_bench(int argc, char **argv)
 {
     px_bench_opts_t o;
+    const char *v;
+    int r;
+
     memset(&o, 0, sizeof o);
-    if (argc < 2 || strcmp(argv[1], "crypto") != 0)
-        return usage(argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) ? stdout : stderr);
+    for (int i = 1; i < argc; i++)
+        if (px_cli_is_help(argv[i]))
+            return usage();
+    if (argc < 2)
+        return px_cli_usage_error("bench", "which benchmark? (crypto)");
+    if (strcmp(argv[1], "crypto") != 0)
+        return px_cli_usage_error("bench", "unknown benchmark '%s' (crypto)", argv[1]);
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
             o.quick = 1;
         } else if (!strcmp(argv[i], "--json")) {
             o.json = 1;
-        } else if (!strcmp(argv[i], "--iterations") && i + 1 < argc) {
+        } else if ((r = px_cli_opt("bench", argc, argv, &i, "--iterations", &v)) > 0) {
             char *end;
-            long n = strtol(argv[++i], &end, 10);
+            long n = strtol(v, &end, 10);
             if (*end || n < 1 || n > 1000000)
-                return usage(stderr);
+                return px_cli_usage_error("bench", "--iterations must be 1..1000000, not '%s'", v);
             o.iterations = (int)n;
-        } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
-            o.only = argv[++i];
-        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            return usage(stdout);
+        } else if (r == 0 && (r = px_cli_opt("bench", argc, argv, &i, "--only", &v)) > 0) {
+            o.only = v;
+        } else if (r < 0) {
+            return 2;
         } else {
-            return usage(stderr);
+            return px_cli_unknown("bench", argv[i]);
         }
     }
     return px_bench_crypto(&o, stdout);

@@ -72,6 +72,9 @@ const char *px_certgen_errmsg(void);
  * and -EEXIST is returned; other failures return PX_EIO with errno set. */
 int px_pem_write_file(const char *path, const char *data, size_t len, int mode, int force);
 
+/* mkdir -p: creates DIR and its missing parents (mode 0755); 0 or -1 with errno. */
+int px_make_dirs(const char *dir);
+
 /* `pqproxy certgen --out DIR [--san NAME]... [--days N] [--force]`;
  * argv[0] == "certgen". Exit status 0, 1 (failure) or 2 (usage). */
 int px_cmd_certgen(int argc, char **argv);

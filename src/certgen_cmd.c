@@ -61,26 +61,8 @@ static int usage(FILE *f)
     return f == stderr ? 2 : 0;
 }
 
-/* Accepts "--opt VALUE" and "--opt=VALUE". */
-static const char *opt_value(int argc, char **argv, int *i, const char *opt)
-{
-    size_t n = strlen(opt);
-
-    if (strncmp(argv[*i], opt, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0')
-        return NULL;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "pqproxy certgen: %s needs a value\n", opt);
-        return "";
-    }
-    return argv[++*i];
-}
-
 /* mkdir -p with mode 0755 for what is created. */
-static int make_dirs(const char *dir)
+int px_make_dirs(const char *dir)
 {
     char path[PATH_MAX];
     struct stat st;
@@ -204,50 +186,41 @@ int px_cmd_certgen(int argc, char **argv)
     for (int i = 0; i < NDEFAULT_SANS; i++)
         sans[nsans++] = default_sans[i];
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+        int r = 0;
+        if (px_cli_is_help(argv[i]))
             return usage(stdout);
         if (!strcmp(argv[i], "--force")) {
             force = 1;
-        } else if ((v = opt_value(argc, argv, &i, "--out"))) {
+        } else if ((r = px_cli_opt("certgen", argc, argv, &i, "--out", &v)) > 0) {
             if (!*v)
-                return usage(stderr);
+                return px_cli_usage_error("certgen", "--out needs a directory");
             out = v;
-        } else if ((v = opt_value(argc, argv, &i, "--san"))) {
+        } else if (r == 0 && (r = px_cli_opt("certgen", argc, argv, &i, "--san", &v)) > 0) {
             uint8_t ip[16];
             size_t iplen;
-            if (!*v)
-                return usage(stderr);
-            if (px_san_classify(v, ip, &iplen) < 0) {
-                fprintf(stderr, "pqproxy certgen: --san '%s' is not a DNS name or IP address\n",
-                        v);
-                return 2;
-            }
-            if (nsans == NDEFAULT_SANS + MAX_USER_SANS) {
-                fprintf(stderr, "pqproxy certgen: at most %d --san values\n", MAX_USER_SANS);
-                return 2;
-            }
+            if (px_san_classify(v, ip, &iplen) < 0)
+                return px_cli_usage_error("certgen", "--san '%s' is not a DNS name or IP address", v);
+            if (nsans == NDEFAULT_SANS + MAX_USER_SANS)
+                return px_cli_usage_error("certgen", "at most %d --san values", MAX_USER_SANS);
             sans[nsans++] = v;
-        } else if ((v = opt_value(argc, argv, &i, "--days"))) {
+        } else if (r == 0 && (r = px_cli_opt("certgen", argc, argv, &i, "--days", &v)) > 0) {
             char *end;
             long d;
             errno = 0;
             d = strtol(v, &end, 10);
-            if (!*v || *end || errno || d < 1 || d > 36500) {
-                fprintf(stderr, "pqproxy certgen: --days must be 1..36500, not '%s'\n", v);
-                return 2;
-            }
+            if (*end || errno || d < 1 || d > 36500)
+                return px_cli_usage_error("certgen", "--days must be 1..36500, not '%s'", v);
             days = (int)d;
+        } else if (r < 0) {
+            return 2;
         } else {
-            fprintf(stderr, "pqproxy certgen: unknown option '%s'\n", argv[i]);
-            return usage(stderr);
+            return px_cli_unknown("certgen", argv[i]);
         }
     }
-    if (!out) {
-        fprintf(stderr, "pqproxy certgen: --out DIR is required\n");
-        return usage(stderr);
-    }
+    if (!out)
+        return px_cli_usage_error("certgen", "--out DIR is required");
 
-    if (make_dirs(out) != 0) {
+    if (px_make_dirs(out) != 0) {
         fprintf(stderr, "pqproxy certgen: cannot create directory %s: %s\n", out,
                 strerror(errno));
         goto fail;

@@ -15,12 +15,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "config.h"
 #include "errors.h"
 #include "http1.h"
 #include "sig.h"
 #include "sockio.h"
 #include "tls.h"
+#include "version.h"
 
 #define IO_CHUNK 16384
 #define MAX_HEADERS 64
@@ -48,6 +50,8 @@ typedef struct {
     px_sig_msg_t reqmsg;
 } opts_t;
 
+#define ALERT_INSUFFICIENT_SECURITY 71   /* RFC 8446 6.2 */
+
 typedef struct {
     int fd;
     px_tls_t *tls;
@@ -56,8 +60,7 @@ typedef struct {
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: pqproxy request [options] https://HOST[:PORT]/PATH\n"
+    printf("usage: pqproxy request [options] https://HOST[:PORT]/PATH\n"
             "  -X, --method METHOD      request method (GET, or POST with a body)\n"
             "  -H, --header 'K: V'      add a header (repeatable)\n"
             "  -d, --data STRING        request body\n"
@@ -77,7 +80,27 @@ static int usage(void)
             "                           docs/signatures.md); PREFIX from pqproxy keygen\n"
             "      --verify-key PREFIX [--verify-keyid ID]   verify the response signature with the\n"
             "                           proxy's public keys (keyid default \"pqproxy\"); exit 1 if it fails\n");
-    return 2;
+    return 0;
+}
+
+/* insufficient_security is what a server under pq_policy "require" answers
+ * a ClientHello without a hybrid group: say so rather than wolfSSL's
+ * "received alert fatal error". */
+static void handshake_failed(const link_t *l, const opts_t *o)
+{
+    const char *e = px_tls_error(l->tls)[0] ? px_tls_error(l->tls) : "connection closed";
+    int hybrid = 0;
+
+    for (int i = 0; i < o->group_count; i++)
+        hybrid |= px_group_is_hybrid(o->groups[i]);
+    if (px_tls_peer_alert(l->tls) != ALERT_INSUFFICIENT_SECURITY)
+        fprintf(stderr, "pqproxy request: TLS handshake failed: %s\n", e);
+    else if (!hybrid)
+        fprintf(stderr, "pqproxy request: TLS handshake failed: the server requires a post-quantum "
+                "group and --groups offered only classical ones; add X25519MLKEM768\n");
+    else
+        fprintf(stderr, "pqproxy request: TLS handshake failed: the server requires a post-quantum "
+                "group and supports none of those offered (--groups)\n");
 }
 
 static int parse_groups(const char *list, opts_t *o)
@@ -89,6 +112,11 @@ static int parse_groups(const char *list, opts_t *o)
         uint16_t g = px_group_from_name(tok);
         if (!g) {
             fprintf(stderr, "pqproxy request: --groups: unknown group '%s'\n", tok);
+            return -1;
+        }
+        if (!px_probe_group(g)) {
+            fprintf(stderr, "pqproxy request: --groups: '%s' is not supported by this build's "
+                    "wolfSSL (see pqproxy version)\n", tok);
             return -1;
         }
         if (o->group_count == PX_MAX_GROUPS)
@@ -485,46 +513,58 @@ int px_cmd_request(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int missing = 0;   /* a known option without its value */
 #define OPT(s, l) (!strcmp(a, s) || !strcmp(a, l))
-        if (OPT("-X", "--method") && v) o.method = argv[++i];
-        else if (OPT("-H", "--header") && v) {
-            if (o.header_count == MAX_HEADERS || !strchr(v, ':') || strpbrk(v, "\r\n"))
-                return fprintf(stderr, "pqproxy request: bad header '%s'\n", v), 2;
-            o.headers[o.header_count++] = argv[++i];
-        }
-        else if (OPT("-d", "--data") && v) o.data = argv[++i];
-        else if (!strcmp(a, "--data-file") && v) o.data_file = argv[++i];
-        else if (!strcmp(a, "--cacert") && v) o.cacert = argv[++i];
-        else if (!strcmp(a, "--cert") && v) o.cert = argv[++i];
-        else if (!strcmp(a, "--key") && v) o.key = argv[++i];
-        else if (!strcmp(a, "--connect") && v) o.connect_to = argv[++i];
-        else if (OPT("-o", "--output") && v) o.out_file = argv[++i];
-        else if (!strcmp(a, "--groups") && v) {
-            if (parse_groups(argv[++i], &o) < 0)
-                return 2;
-        }
-        else if (!strcmp(a, "--timeout") && v) o.timeout_ms = atoi(argv[++i]);
-        else if (!strcmp(a, "--sign-key") && v) o.sign_key = argv[++i];
-        else if (!strcmp(a, "--keyid") && v) o.sign_keyid = argv[++i];
-        else if (!strcmp(a, "--verify-key") && v) o.verify_key = argv[++i];
-        else if (!strcmp(a, "--verify-keyid") && v) o.verify_keyid = argv[++i];
-        else if (OPT("-k", "--insecure")) o.insecure = 1;
+#define VAL(s, l) (OPT(s, l) && (v || (missing = 1) == 0))
+        if (px_cli_is_help(a))
+            return usage();
+        if (OPT("-k", "--insecure")) o.insecure = 1;
         else if (OPT("-v", "--verbose")) o.verbose = 1;
         else if (OPT("-i", "--include")) o.include = 1;
         else if (OPT("-f", "--fail")) o.fail = 1;
-        else if (a[0] != '-' && !o.url) o.url = a;
-        else return usage();
+        else if (a[0] != '-') {
+            if (o.url)
+                return px_cli_usage_error("request", "one URL only ('%s' and '%s')", o.url, a);
+            o.url = a;
+        } else if (VAL("-X", "--method")) o.method = argv[++i];
+        else if (VAL("-H", "--header")) {
+            if (o.header_count == MAX_HEADERS || !strchr(v, ':') || strpbrk(v, "\r\n"))
+                return px_cli_usage_error("request", "bad header '%s' (want 'Name: value')", v);
+            o.headers[o.header_count++] = argv[++i];
+        }
+        else if (VAL("-d", "--data")) o.data = argv[++i];
+        else if (VAL("--data-file", "--data-file")) o.data_file = argv[++i];
+        else if (VAL("--cacert", "--cacert")) o.cacert = argv[++i];
+        else if (VAL("--cert", "--cert")) o.cert = argv[++i];
+        else if (VAL("--key", "--key")) o.key = argv[++i];
+        else if (VAL("--connect", "--connect")) o.connect_to = argv[++i];
+        else if (VAL("-o", "--output")) o.out_file = argv[++i];
+        else if (VAL("--groups", "--groups")) {
+            if (parse_groups(argv[++i], &o) < 0)
+                return 2;
+        }
+        else if (VAL("--timeout", "--timeout")) o.timeout_ms = atoi(argv[++i]);
+        else if (VAL("--sign-key", "--sign-key")) o.sign_key = argv[++i];
+        else if (VAL("--keyid", "--keyid")) o.sign_keyid = argv[++i];
+        else if (VAL("--verify-key", "--verify-key")) o.verify_key = argv[++i];
+        else if (VAL("--verify-keyid", "--verify-keyid")) o.verify_keyid = argv[++i];
+        else if (missing)
+            return px_cli_usage_error("request", "option '%s' needs a value", a);
+        else return px_cli_unknown("request", a);
+#undef VAL
 #undef OPT
     }
-    if (!o.url || parse_url(o.url, host, sizeof host, port, sizeof port, &path) < 0)
-        return usage();
+    if (!o.url)
+        return px_cli_usage_error("request", "no URL given");
+    if (strncasecmp(o.url, "https://", 8) != 0)
+        return px_cli_usage_error("request", "'%s': https:// URLs only (pqproxy speaks TLS)", o.url);
+    if (parse_url(o.url, host, sizeof host, port, sizeof port, &path) < 0)
+        return px_cli_usage_error("request", "'%s' is not an https://HOST[:PORT]/PATH URL", o.url);
     if (!o.cacert && !o.insecure) {
-        fprintf(stderr, "pqproxy request: give --cacert FILE (or -k to skip verification)\n");
-        return 2;
+        return px_cli_usage_error("request", "give --cacert FILE (or -k to skip verification)");
     }
     if (o.sign_key && !o.sign_keyid) {
-        fprintf(stderr, "pqproxy request: --sign-key needs --keyid\n");
-        return 2;
+        return px_cli_usage_error("request", "--sign-key needs --keyid");
     }
     if (o.verify_key && !o.verify_keyid)
         o.verify_keyid = "pqproxy";
@@ -537,8 +577,7 @@ int px_cmd_request(int argc, char **argv)
     px_buf_init(&o.sig_value, 0);
     px_buf_init(&o.digest_value, 0);
     if ((o.cert != NULL) != (o.key != NULL)) {
-        fprintf(stderr, "pqproxy request: --cert and --key go together\n");
-        return 2;
+        return px_cli_usage_error("request", "--cert and --key go together");
     }
     memset(&co, 0, sizeof co);
     co.groups = o.groups;
@@ -554,8 +593,10 @@ int px_cmd_request(int argc, char **argv)
     if (o.connect_to) {
         char chost[256], cport[16];
         const char *colon = strrchr(o.connect_to, ':');
-        if (!colon)
-            return usage();
+        if (!colon) {
+            rc = px_cli_usage_error("request", "--connect '%s' is not HOST:PORT", o.connect_to);
+            goto out;
+        }
         snprintf(chost, sizeof chost, "%.*s", (int)(colon - o.connect_to), o.connect_to);
         snprintf(cport, sizeof cport, "%s", colon + 1);
         l.fd = dial(chost, cport);
@@ -575,8 +616,7 @@ int px_cmd_request(int argc, char **argv)
         if (hs == 0)
             break;
         if (hs != PX_EAGAIN || fill_in(&l) < 0) {
-            fprintf(stderr, "pqproxy request: TLS handshake failed: %s\n",
-                    px_tls_error(l.tls)[0] ? px_tls_error(l.tls) : "connection closed");
+            handshake_failed(&l, &o);
             goto out;
         }
     }

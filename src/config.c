@@ -13,6 +13,7 @@
 #include "config_sig.h"
 #include "jsonsyntax.h"
 #include "jsonv.h"
+#include "version.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -246,15 +247,17 @@ static int parse_cert(ctx_t *c, const cJSON *o, const char *path, px_cert_config
 static int parse_groups(ctx_t *c, const cJSON *v, px_tls_config_t *tls)
 {
     const uint16_t *ids;
-    char known[256] = "", ep[PX_JV_PATH], shown[80];
+    char known[256] = "", usable[256] = "", ep[PX_JV_PATH], shown[80];
     int n = px_jv_array(&c->jv, v, "tls.groups", 1, PX_MAX_GROUPS, "group names");
     int all = px_group_all(&ids), r;
 
     if (n < 0)
         return n;
     for (int i = 0; i < all; i++) {
-        size_t k = strlen(known);
+        size_t k = strlen(known), u = strlen(usable);
         snprintf(known + k, sizeof known - k, "%s%s", i ? ", " : "", px_group_name(ids[i]));
+        if (px_probe_group(ids[i]))
+            snprintf(usable + u, sizeof usable - u, "%s%s", u ? ", " : "", px_group_name(ids[i]));
     }
     for (int i = 0; i < n; i++) {
         const cJSON *e = cJSON_GetArrayItem(v, i);
@@ -268,6 +271,11 @@ static int parse_groups(ctx_t *c, const cJSON *v, px_tls_config_t *tls)
         for (int j = 0; j < i; j++)
             if (tls->groups[j] == g)
                 return fail(c, ep, "duplicate group \"%s\" (same as tls.groups[%d])", shown, j);
+        /* a known name the linked wolfSSL cannot offer would pass here and
+         * silently never be negotiated: refuse it (probed, not from headers) */
+        if (!px_probe_group(g))
+            return fail(c, ep, "group \"%s\" is not supported by this build's wolfSSL "
+                        "(supported: %s; see pqproxy version)", shown, usable);
         tls->groups[i] = g;
     }
     tls->group_count = n;

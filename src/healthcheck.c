@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "errors.h"
 #include "http1.h"
 #include "sockio.h"
@@ -199,23 +200,24 @@ int px_cmd_healthcheck(int argc, char **argv)
     char err[512];
 
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+        const char *a = argv[i], *v;
+        int r;
+        if (px_cli_is_help(a))
             return usage(stdout);
-        if (!strcmp(a, "--url") && i + 1 < argc) {
-            url = argv[++i];
-        } else if (!strncmp(a, "--url=", 6)) {
-            url = a + 6;
-        } else if (!strcmp(a, "--timeout") && i + 1 < argc) {
+        if ((r = px_cli_opt("healthcheck", argc, argv, &i, "--url", &v)) > 0) {
+            url = v;
+        } else if (r == 0 && (r = px_cli_opt("healthcheck", argc, argv, &i, "--timeout", &v)) > 0) {
             char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 600000)
-                return usage(stderr);
-            timeout_ms = (int)v;
+            long t = strtol(v, &end, 10);
+            if (*end || t < 1 || t > 600000)
+                return px_cli_usage_error("healthcheck", "--timeout must be 1..600000 ms, not '%s'", v);
+            timeout_ms = (int)t;
+        } else if (r < 0) {
+            return 2;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = 1;
         } else {
-            return usage(stderr);
+            return px_cli_unknown("healthcheck", a);
         }
     }
     status = px_healthcheck_get(url, timeout_ms, err, sizeof err);

@@ -52,15 +52,10 @@ int px_m_group_index(uint16_t group)
 
 int px_m_cipher_index(const char *c)
 {
-    /* wolfSSL names ("TLS13-AES128-GCM-SHA256") or IANA names */
-    if (!c)
-        return PX_M_CIPHERS - 1;
-    if (strstr(c, "AES128-GCM") || strstr(c, "AES_128_GCM"))
-        return 0;
-    if (strstr(c, "AES256-GCM") || strstr(c, "AES_256_GCM"))
-        return 1;
-    if (strstr(c, "CHACHA20"))
-        return 2;
+    /* IANA names, as px_tls_get_info reports them */
+    for (int i = 0; c && i < PX_M_CIPHERS - 1; i++)
+        if (!strcmp(c, cipher_names[i]))
+            return i;
     return PX_M_CIPHERS - 1;
 }
 

@@ -889,27 +889,14 @@ int px_server_run(px_server_t *s)
     return s->exit_code;
 }
 
-int px_cmd_run(int argc, char **argv)
+int px_server_run_file(const char *file)
 {
-    const char *file = NULL;
     char err[1024];
     px_config_t *cfg;
     px_server_t *s;
     unsigned threads;
     int rc;
 
-    for (int i = 1; i < argc; i++) {
-        if ((!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) && i + 1 < argc)
-            file = argv[++i];
-        else {
-            fprintf(stderr, "usage: pqproxy run --config FILE\n");
-            return 2;
-        }
-    }
-    if (!file) {
-        fprintf(stderr, "usage: pqproxy run --config FILE\n");
-        return 2;
-    }
     cfg = px_config_load(file, err, sizeof err);
     if (!cfg) {
         fprintf(stderr, "pqproxy: %s\n", err);
@@ -952,42 +939,13 @@ static const char *addr_str(const px_addr_t *a, char *buf, size_t len)
     return buf;
 }
 
-static int check_usage(FILE *f)
+int px_server_check_file(const char *file)
 {
-    fprintf(f, "usage: pqproxy check-config FILE\n"
-               "       pqproxy check-config --config FILE\n"
-               "Validates FILE (with PQPROXY_* environment overrides applied) and loads what\n"
-               "`run` loads from it (certificates and keys, CA files, signature keys) and exits:\n"
-               "0 when valid, 1 when not (the reason goes to stderr), 2 on usage errors.\n");
-    return f == stderr ? 2 : 0;
-}
-
-int px_cmd_check_config(int argc, char **argv)
-{
-    const char *file = NULL;
     char err[PATH_MAX + 512], l[300], u[300], groups[256] = "";
     px_config_t *cfg;
     px_tls_ctx_t *tls;
     px_sigctx_t *sig;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help"))
-            return check_usage(stdout);
-        if (!strcmp(a, "--config") || !strcmp(a, "-c")) {
-            if (++i >= argc || file)
-                return check_usage(stderr);
-            file = argv[i];
-        } else if (!strncmp(a, "--config=", 9) && !file) {
-            file = a + 9;
-        } else if (a[0] == '-' || file) {
-            return check_usage(stderr);
-        } else {
-            file = a;
-        }
-    }
-    if (!file || !*file)
-        return check_usage(stderr);
     if (!(cfg = px_config_load(file, err, sizeof err))) {
         fprintf(stderr, "%s\n", err);
         return 1;

@@ -28,6 +28,11 @@ void px_server_drain(px_server_t *s);
 int px_server_metrics(px_server_t *s, px_buf_t *out);
 int px_server_draining(const px_server_t *s);
 
-int px_cmd_run(int argc, char **argv);
+/* `pqproxy run FILE`: serves until drained; the exit code. */
+int px_server_run_file(const char *file);
+/* `pqproxy check-config FILE`: loads FILE and everything `run` loads from
+ * it (certificates, keys, CA files, signature keys, log files), prints
+ * "FILE: ok (...)" or the reason on stderr; 0 or 1. */
+int px_server_check_file(const char *file);
 
 #endif

@@ -28,6 +28,7 @@
 #define PX_SIG_MAX_DIGEST_FIELD 1024 /* Content-Digest value */
 #define PX_SIG_MAX_COMPONENTS 16
 #define PX_SIG_MAX_NAME       64     /* component name, keyid, nonce */
+#define PX_SIG_MAX_LABEL      32     /* the signature label (dictionary key) */
 #define PX_SIG_MAX_BASE       32768
 #define PX_SIG_ECDSA_LEN      96     /* raw r||s */
 #define PX_SIG_MLDSA_LEN      4627

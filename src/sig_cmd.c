@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "certgen.h"
+#include "cli.h"
 #include "sig.h"
 #include "sigwire.h"
 
@@ -17,9 +18,33 @@
 
 static int usage_keygen(void)
 {
-    fprintf(stderr, "usage: pqproxy keygen --alg hybrid --out PREFIX [--force]\n"
-                    "  writes PREFIX.ecdsa.key/.pub (P-384) and PREFIX.mldsa.key/.pub (ML-DSA-87)\n");
-    return 2;
+    printf("usage: pqproxy keygen [--alg hybrid] --out PREFIX [--force]\n"
+           "  writes PREFIX.ecdsa.key/.pub (P-384) and PREFIX.mldsa.key/.pub (ML-DSA-87),\n"
+           "  creating PREFIX's directory if missing; --force overwrites existing files\n");
+    return 0;
+}
+
+/* An integer option value, all of it: 0, or a usage error (2). */
+static int int_value(const char *cmd, const char *name, const char *v, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (!*v || *end || errno)
+        return px_cli_usage_error(cmd, "%s needs an integer, not '%s'", name, v);
+    *out = n;
+    return 0;
+}
+
+/* The directory that will hold PREFIX.* (as certgen creates its --out). */
+static int make_prefix_dir(const char *prefix)
+{
+    char dir[4096];
+    const char *slash = strrchr(prefix, '/');
+    if (!slash || slash == prefix)
+        return 0;
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - prefix), prefix);
+    return px_make_dirs(dir);
 }
 
 int px_cmd_keygen(int argc, char **argv)
@@ -30,13 +55,26 @@ int px_cmd_keygen(int argc, char **argv)
     char err[256], path[4096];
 
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--alg") && i + 1 < argc) alg = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--force")) force = 1;
-        else return usage_keygen();
+        int r;
+        if (px_cli_is_help(argv[i]))
+            return usage_keygen();
+        if (!strcmp(argv[i], "--force"))
+            force = 1;
+        else if ((r = px_cli_opt("keygen", argc, argv, &i, "--alg", &alg)) == 0 &&
+                 (r = px_cli_opt("keygen", argc, argv, &i, "--out", &out)) == 0)
+            return px_cli_unknown("keygen", argv[i]);
+        else if (r < 0)
+            return 2;
     }
-    if (!out || strcmp(alg, "hybrid"))
-        return usage_keygen();
+    if (!out || !*out)
+        return px_cli_usage_error("keygen", "--out PREFIX is required");
+    if (strcmp(alg, "hybrid"))
+        return px_cli_usage_error("keygen", "--alg must be hybrid, not '%s'", alg);
+    if (make_prefix_dir(out) != 0) {
+        fprintf(stderr, "pqproxy keygen: cannot create the directory of %s: %s\n", out,
+                strerror(errno));
+        return 1;
+    }
     if (px_sig_keygen(&kp, err, sizeof err) != 0) {
         fprintf(stderr, "pqproxy keygen: %s\n", err);
         return 1;
@@ -151,33 +189,57 @@ static void msgopts_free(msgopts_t *o)
     free(o->req_sig);
 }
 
-/* Consumes a message option at argv[*i]; 1 if it was one, 0 if not, -1 on error. */
-static int msg_option(msgopts_t *o, int argc, char **argv, int *i)
+/* Consumes a message option at argv[*i]: 1 if it was one, 0 if not, -1
+ * after a usage error. */
+static int msg_option(const char *cmd, msgopts_t *o, int argc, char **argv, int *i)
 {
-    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    static const char *const names[] = { "--method", "--authority", "--path", "--query", "--body",
+                                         "--status", "--header", "--headers",
+                                         "--request-signature", "--request-signature-file", NULL };
+    const char *v = NULL;
     size_t len;
+    int k, r = 0;
+    int64_t n;
 
-    if (!strcmp(a, "--response")) { o->response = 1; return 1; }
-    if (!strcmp(a, "--trailer")) { o->trailer = 1; return 1; }
-    if (!v)
-        return 0;
-    if (!strcmp(a, "--method")) o->method = v;
-    else if (!strcmp(a, "--authority")) o->authority = v;
-    else if (!strcmp(a, "--path")) o->path = v;
-    else if (!strcmp(a, "--query")) o->query = v[0] == '?' ? v + 1 : v;
-    else if (!strcmp(a, "--body")) o->body_file = v;
-    else if (!strcmp(a, "--status")) o->status = atoi(v);
-    else if (!strcmp(a, "--header")) { if (add_header_line(o, v)) return -1; }
-    else if (!strcmp(a, "--headers")) { if (add_header_file(o, v)) return -1; }
-    else if (!strcmp(a, "--request-signature")) { free(o->req_sig); if (!(o->req_sig = strdup(v))) return -1; }
-    else if (!strcmp(a, "--request-signature-file")) {
+    if (!strcmp(argv[*i], "--response")) { o->response = 1; return 1; }
+    if (!strcmp(argv[*i], "--trailer")) { o->trailer = 1; return 1; }
+    for (k = 0; names[k] && !(r = px_cli_opt(cmd, argc, argv, i, names[k], &v)); k++)
+        ;
+    if (r <= 0)
+        return r;
+    switch (k) {
+    case 0: o->method = v; break;
+    case 1: o->authority = v; break;
+    case 2: o->path = v; break;
+    case 3: o->query = v[0] == '?' ? v + 1 : v; break;
+    case 4: o->body_file = v; break;
+    case 5:
+        if (int_value(cmd, "--status", v, &n) != 0)
+            return -1;
+        o->status = n >= 100 && n <= 999 ? (int)n : 0;
+        break;
+    case 6:
+        if (add_header_line(o, v))
+            return px_cli_usage_error(cmd, "--header '%s' is not 'Name: value' (or over %d fields)",
+                                      v, MAX_HDRS), -1;
+        break;
+    case 7:
+        if (add_header_file(o, v))
+            return px_cli_usage_error(cmd, "--headers %s: unreadable, a line without ':', or over "
+                                      "%d fields", v, MAX_HDRS), -1;
+        break;
+    case 8:
+        free(o->req_sig);
+        if (!(o->req_sig = strdup(v)))
+            return px_cli_usage_error(cmd, "out of memory"), -1;
+        break;
+    default:
         free(o->req_sig);
         if (!(o->req_sig = slurp(v, &len)))
-            return -1;
+            return px_cli_usage_error(cmd, "cannot read --request-signature-file %s", v), -1;
         while (len && (o->req_sig[len - 1] == '\n' || o->req_sig[len - 1] == '\r'))
             o->req_sig[--len] = '\0';
-    } else return 0;
-    (*i)++;
+    }
     return 1;
 }
 
@@ -241,14 +303,13 @@ static int msgopts_finish(msgopts_t *o, px_sig_msg_t *m, px_sig_msg_t *req,
 
 static int usage_sign(void)
 {
-    fprintf(stderr,
-            "usage: pqproxy sign --key PREFIX --keyid ID [--method M] [--authority HOST]\n"
+    printf("usage: pqproxy sign --key PREFIX --keyid ID [--method M] [--authority HOST]\n"
             "         [--path /P] [--query Q] [--body FILE] [--header 'Name: v']... [--cover NAME]...\n"
             "         [--created T] [--ttl S] [--nonce N]\n"
             "       pqproxy sign --key PREFIX --keyid ID --response --status N [--body FILE]\n"
             "         [--request-signature V | --request-signature-file F] [--trailer]\n"
             "  prints the Content-Digest and X-Signature header lines to add\n");
-    return 2;
+    return 0;
 }
 
 int px_cmd_sign(int argc, char **argv)
@@ -267,24 +328,40 @@ int px_cmd_sign(int argc, char **argv)
     px_buf_init(&out, 0);
     px_buf_init(&dig, 0);
     for (int i = 1; i < argc; i++) {
-        int r = msg_option(&o, argc, argv, &i);
-        if (r < 0) {
-            fprintf(stderr, "pqproxy sign: bad option value for %s\n", argv[i]);
+        const char *v = NULL;
+        int r;
+        if (px_cli_is_help(argv[i])) {
+            ret = usage_sign();
             goto done2;
         }
-        if (r)
-            continue;
-        if (i + 1 >= argc) { ret = usage_sign(); goto done2; }
-        if (!strcmp(argv[i], "--key")) key = argv[++i];
-        else if (!strcmp(argv[i], "--keyid")) keyid = argv[++i];
-        else if (!strcmp(argv[i], "--nonce")) nonce = argv[++i];
-        else if (!strcmp(argv[i], "--created")) created = strtoll(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--ttl")) ttl = strtoll(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--cover") && ncover < PX_SIG_MAX_COMPONENTS - 5) cover[ncover++] = argv[++i];
-        else { ret = usage_sign(); goto done2; }
+        if ((r = msg_option("sign", &o, argc, argv, &i)) == 0 &&
+            (r = px_cli_opt("sign", argc, argv, &i, "--key", &key)) == 0 &&
+            (r = px_cli_opt("sign", argc, argv, &i, "--keyid", &keyid)) == 0 &&
+            (r = px_cli_opt("sign", argc, argv, &i, "--nonce", &nonce)) == 0) {
+            if ((r = px_cli_opt("sign", argc, argv, &i, "--created", &v)) > 0)
+                r = int_value("sign", "--created", v, &created) ? -1 : 1;
+            else if (r == 0 && (r = px_cli_opt("sign", argc, argv, &i, "--ttl", &v)) > 0)
+                r = int_value("sign", "--ttl", v, &ttl) ? -1 : 1;
+            else if (r == 0 && (r = px_cli_opt("sign", argc, argv, &i, "--cover", &v)) > 0) {
+                if (ncover == PX_SIG_MAX_COMPONENTS - 5) {
+                    px_cli_usage_error("sign", "at most %d --cover", ncover);
+                    r = -1;
+                } else {
+                    cover[ncover++] = v;
+                }
+            }
+        }
+        if (r == 0) {
+            px_cli_unknown("sign", argv[i]);
+            r = -1;
+        }
+        if (r < 0) {
+            ret = 2;
+            goto done2;
+        }
     }
     if (!key || !keyid) {
-        ret = usage_sign();
+        ret = px_cli_usage_error("sign", "--key PREFIX and --keyid ID are required");
         goto done2;
     }
     if (px_sig_signer_load(key, keyid, &s, err, sizeof err) != 0) {
@@ -343,8 +420,7 @@ done2:
 
 static int usage_verify(void)
 {
-    fprintf(stderr,
-            "usage: pqproxy verify (--pub PREFIX [--keyid ID] | --keys DIR) [--method M]\n"
+    printf("usage: pqproxy verify (--pub PREFIX [--keyid ID] | --keys DIR) [--method M]\n"
             "         [--authority HOST] [--path /P] [--query Q] [--body FILE]\n"
             "         [--header 'Name: v']... [--headers FILE] [--now T] [--skew S]\n"
             "         [--max-validity S] [--allow-classical] [--require NAME]...\n"
@@ -352,7 +428,7 @@ static int usage_verify(void)
             "         --request-signature-file F] [--trailer] [--expect-keyid ID]\n"
             "  exit 0 and 'OK ...' when the signature and the body digest verify;\n"
             "  exit 1 and 'FAIL <reason>: <detail>' otherwise\n");
-    return 2;
+    return 0;
 }
 
 int px_cmd_verify(int argc, char **argv)
@@ -374,28 +450,47 @@ int px_cmd_verify(int argc, char **argv)
     px_sig_policy_default(&pol);
     pol.required_headers = required;
     for (int i = 1; i < argc; i++) {
-        int mr = msg_option(&o, argc, argv, &i);
-        if (mr < 0) {
-            fprintf(stderr, "pqproxy verify: bad option value for %s\n", argv[i]);
+        const char *v = NULL;
+        int k;
+        if (px_cli_is_help(argv[i])) {
+            ret = usage_verify();
             goto done;
         }
-        if (mr)
+        if (!strcmp(argv[i], "--allow-classical")) {
+            pol.allow_classical = 1;
             continue;
-        if (!strcmp(argv[i], "--allow-classical")) { pol.allow_classical = 1; continue; }
-        if (i + 1 >= argc) { ret = usage_verify(); goto done; }
-        if (!strcmp(argv[i], "--pub")) pub = argv[++i];
-        else if (!strcmp(argv[i], "--keyid")) keyid = argv[++i];
-        else if (!strcmp(argv[i], "--keys")) keys = argv[++i];
-        else if (!strcmp(argv[i], "--expect-keyid")) expect = argv[++i];
-        else if (!strcmp(argv[i], "--now")) now = strtoll(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--skew")) pol.max_skew_s = strtoll(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--max-validity")) pol.max_validity_s = strtoll(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--require") && pol.required_count < PX_SIG_MAX_COMPONENTS)
-            required[pol.required_count++] = argv[++i];
-        else { ret = usage_verify(); goto done; }
+        }
+        if ((k = msg_option("verify", &o, argc, argv, &i)) == 0 &&
+            (k = px_cli_opt("verify", argc, argv, &i, "--pub", &pub)) == 0 &&
+            (k = px_cli_opt("verify", argc, argv, &i, "--keyid", &keyid)) == 0 &&
+            (k = px_cli_opt("verify", argc, argv, &i, "--keys", &keys)) == 0 &&
+            (k = px_cli_opt("verify", argc, argv, &i, "--expect-keyid", &expect)) == 0) {
+            if ((k = px_cli_opt("verify", argc, argv, &i, "--now", &v)) > 0)
+                k = int_value("verify", "--now", v, &now) ? -1 : 1;
+            else if (k == 0 && (k = px_cli_opt("verify", argc, argv, &i, "--skew", &v)) > 0)
+                k = int_value("verify", "--skew", v, &pol.max_skew_s) ? -1 : 1;
+            else if (k == 0 && (k = px_cli_opt("verify", argc, argv, &i, "--max-validity", &v)) > 0)
+                k = int_value("verify", "--max-validity", v, &pol.max_validity_s) ? -1 : 1;
+            else if (k == 0 && (k = px_cli_opt("verify", argc, argv, &i, "--require", &v)) > 0) {
+                if (pol.required_count == PX_SIG_MAX_COMPONENTS) {
+                    px_cli_usage_error("verify", "at most %d --require", PX_SIG_MAX_COMPONENTS);
+                    k = -1;
+                } else {
+                    required[pol.required_count++] = v;
+                }
+            }
+        }
+        if (k == 0) {
+            px_cli_unknown("verify", argv[i]);
+            k = -1;
+        }
+        if (k < 0) {
+            ret = 2;
+            goto done;
+        }
     }
     if (!pub == !keys) {
-        ret = usage_verify();
+        ret = px_cli_usage_error("verify", "give either --pub PREFIX or --keys DIR");
         goto done;
     }
     if (keys) {

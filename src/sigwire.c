@@ -442,6 +442,10 @@ static px_sig_result_t interpret(const sf_member_t *m, int with_sigs, px_sigfiel
     const sf_bare_t *sig = NULL, *pq = NULL;
     int have_created = 0, have_expires = 0;
 
+    if (m->key_len > PX_SIG_MAX_LABEL) {
+        fail(detail, dlen, "signature label longer than %d characters", PX_SIG_MAX_LABEL);
+        return PX_SIG_MALFORMED;
+    }
     if (!m->is_inner) {
         fail(detail, dlen, "the signature member is not an inner list");
         return PX_SIG_MALFORMED;

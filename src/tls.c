@@ -1101,6 +1101,18 @@ void px_tls_shutdown(px_tls_t *t)
         wolfSSL_shutdown(t->ssl);
 }
 
+/* The IANA name (TLS_AES_256_GCM_SHA384), not wolfSSL's own
+ * (TLS13-AES256-GCM-SHA384): the access log, `request -v` and /metrics
+ * name a suite the same way, as other servers and clients do. */
+static const char *iana_cipher(WOLFSSL *ssl)
+{
+    int cs = wolfSSL_get_current_cipher_suite(ssl);
+    const char *n = cs >= 0 ? wolfSSL_get_cipher_name_iana_from_suite((unsigned char)(cs >> 8),
+                                                                      (unsigned char)cs)
+                            : NULL;
+    return n && *n && strcmp(n, "None") ? n : wolfSSL_get_cipher_name(ssl);
+}
+
 /* Fixed once the handshake is done: read from wolfSSL once, not per request. */
 static void record_info(px_tls_t *t)
 {
@@ -1110,7 +1122,7 @@ static void record_info(px_tls_t *t)
     info->peer_subject = t->peer;
     info->cert_key = t->cert ? t->cert->key_name : "";
     info->version = wolfSSL_get_version(t->ssl);
-    info->cipher = wolfSSL_get_cipher_name(t->ssl);
+    info->cipher = iana_cipher(t->ssl);
     info->resumed = wolfSSL_session_reused(t->ssl);
     info->hrr = t->hrr;
     /* What wolfSSL negotiated, not what we asked for. */
@@ -1139,4 +1151,12 @@ void px_tls_get_info(const px_tls_t *t, px_tls_info_t *info)
 const char *px_tls_error(const px_tls_t *t)
 {
     return t->err;
+}
+
+int px_tls_peer_alert(const px_tls_t *t)
+{
+    WOLFSSL_ALERT_HISTORY h;
+    if (!t->ssl || wolfSSL_get_alert_history(t->ssl, &h) != WOLFSSL_SUCCESS || h.last_rx.code <= 0)
+        return -1;
+    return h.last_rx.code;
 }

@@ -132,6 +132,10 @@ int px_tls_hrr(const px_tls_t *t);
 /* Why the last call failed, for logs ("" when it did not). */
 const char *px_tls_error(const px_tls_t *t);
 
+/* The description of the last alert the peer sent (RFC 8446 6.2, e.g. 71
+ * insufficient_security when a server requires a post-quantum group), or -1. */
+int px_tls_peer_alert(const px_tls_t *t);
+
 /* --- ClientHello inspection (exposed for tests) ------------------------------ */
 #define PX_HELLO_MAX_GROUPS 32
 #define PX_HELLO_MAX_SIGALGS 64

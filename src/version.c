@@ -17,10 +17,13 @@
 
 #include "cli.h"
 #include "config.h"
+#include "tls.h"
 #include "version.h"
 
 int px_probe_group(uint16_t group)
 {
+    if (px_tls_global_init() != 0)
+        return 0;
     WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());
     WOLFSSL *ssl = ctx ? wolfSSL_new(ctx) : NULL;
     int ok = ssl && wolfSSL_UseKeyShare(ssl, group) == WOLFSSL_SUCCESS;
@@ -86,6 +89,14 @@ int px_cmd_version(int argc, char **argv)
     int n = px_group_all(&ids);
     px_sigalg_list_t sigs;
 
+    if (argc > 1 && px_cli_is_help(argv[1])) {
+        printf("usage: pqproxy version    (also pqproxy --version)\n"
+               "Prints the versions of pqproxy, wolfSSL, libuv and llhttp, and the key-exchange\n"
+               "groups and signature algorithms this build can use (probed at run time).\n");
+        return 0;
+    }
+    if (argc > 1)
+        return px_cli_usage_error("version", "unexpected argument '%s'", argv[1]);
     wolfSSL_Init();
     printf("pqproxy %s\n", PX_VERSION);
     printf("wolfSSL %s\n", wolfSSL_lib_version());

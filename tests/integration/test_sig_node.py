@@ -6,6 +6,7 @@ sign` -> Node verifies; for requests, responses (head and trailer) and the
 RFC 9421 field pair; and tampering with any covered component makes each
 side refuse. Skipped (with the reason) when Node 24 is not available: set
 PX_NODE24 or install it under ~/.cache/pqproxy/node-24*/ (scripts/deps.sh)."""
+import base64
 import glob
 import os
 import shutil
@@ -232,6 +233,21 @@ def test_responses(h):
                        "--expect-keyid", "pqproxy"), f"pqproxy keyid {what}", "unknown_keyid")
 
 
+def test_node_private_key_form(h):
+    """Node 24.22 writes the ML-DSA-87 private key in the RFC 9881 seed form
+    (docs/signatures.md section 6), and pqproxy signs with it."""
+    p = Peers(h)
+    p.js("keygen", "--out", "nk")
+    with open(os.path.join(p.dir, "nk.mldsa.key")) as f:
+        der = base64.b64decode("".join(l for l in f.read().splitlines() if not l.startswith("-----")))
+    check_eq(len(der), 54, "PKCS#8 of the 32-byte seed form")
+    bf = p.file("nk.body", b'{"instances":[1]}')
+    out = p.ok(p.pq("sign", "--key", "nk", "--keyid", "nk", *REQ, "--body", bf), "pqproxy signs with Node's key")
+    hf = p.file("nk.headers", out)
+    p.ok(p.js("verify-request", "--pub", "nk", "--keyid", "nk", *REQ, "--body", bf, "--headers", hf),
+         "node verifies")
+
+
 def test_committed_vectors(h):
     """The vectors of docs/signatures.md section 10 verify in Node as well."""
     p = Peers(h)
@@ -254,4 +270,4 @@ def test_committed_vectors(h):
 
 if __name__ == "__main__":
     pxtest.main([test_node_signs_pqproxy_verifies, test_pqproxy_signs_node_verifies, test_pair_form,
-                 test_responses, test_committed_vectors])
+                 test_responses, test_node_private_key_form, test_committed_vectors])

@@ -81,6 +81,10 @@ def refused(sg, resp, error, before):
     check_eq(resp.json()["error"], error)
     check(resp.json()["detail"], "a detail says why")
     check_eq(len(sg.records()), before, "nothing reached the model server")
+    # the route signs responses, but the proxy's own refusals are unsigned
+    # (docs/signatures.md section 8): there is no verified request to bind to
+    check_eq(resp.header("x-signature"), None, f"{error}: refusal carries no X-Signature")
+    check_eq(resp.header("content-digest"), None, f"{error}: refusal carries no Content-Digest")
 
 
 def test_signed_request_and_signed_response(h):
@@ -202,6 +206,7 @@ def test_routes_and_limits(h):
     r = sg.send("POST", "/upload-sha", hdrs, big)
     check_eq(r.status, 413)
     check_eq(r.json()["error"], "body_too_large")
+    check_eq(r.header("x-signature"), None, "the proxy's own 413 is not signed")
     check_eq(len(sg.records()), n)
 
 

@@ -232,6 +232,18 @@ static void check_defaults(const px_config_t *c)
     assert_int_equal(c->admin.enabled, 1);
     assert_string_equal(c->admin.addr.host, "127.0.0.1");
     assert_int_equal(c->admin.addr.port, 9901);
+    assert_null(c->sig.keyring);
+    assert_int_equal(c->sig.max_skew_s, 30);
+    assert_int_equal(c->sig.max_validity_s, 300);
+    assert_int_equal(c->sig.allow_classical, 0);
+    assert_int_equal(c->sig.required_header_count, 0);
+    assert_true(c->sig.max_signed_body_bytes == 8u << 20);
+    assert_int_equal(c->sig.replay_cache_entries, 262144);
+    assert_int_equal(c->sig.crypto_threads, 0);
+    assert_null(c->sig.response_key);
+    /* unset until a route signs responses, then "pqproxy" */
+    assert_true(!c->sig.response_keyid || !strcmp(c->sig.response_keyid, "pqproxy"));
+    assert_int_equal(c->route_count, 0);
 }
 
 #endif

@@ -265,6 +265,8 @@ static void test_shipped_configs(void **state)
             found++;
             if (d == 0 && !strcmp(de->d_name, "pqproxy.json")) {
                 check_defaults(c); /* the documented default is the code's default */
+                /* it writes out every section, signatures and routes included */
+                assert_string_equal(c->sig.response_keyid, "pqproxy");
                 saw_default = 1;
             }
             px_config_free(c);
@@ -274,6 +276,16 @@ static void test_shipped_configs(void **state)
     clear_env();
     assert_true(saw_default);
     assert_true(found >= 4);
+}
+
+/* `pqproxy check-config ...` through the command table, as main() runs it */
+static int check_config_cmd(int argc, char **argv)
+{
+    for (const px_command_t *c = px_commands; c->name; c++)
+        if (!strcmp(c->name, "check-config"))
+            return c->main(argc, argv);
+    fail_msg("no check-config command");
+    return -1;
 }
 
 static void test_check_config_command(void **state)
@@ -307,17 +319,17 @@ static void test_check_config_command(void **state)
     fflush(stderr);
     dup2(null, 1);
     dup2(null, 2);
-    int r_ok = px_cmd_check_config(2, ok_argv);
-    int r_opt = px_cmd_check_config(3, opt_argv);
-    int r_eq = px_cmd_check_config(2, eq_argv);
-    int r_none = px_cmd_check_config(1, none);
-    int r_two = px_cmd_check_config(3, two);
-    int r_badopt = px_cmd_check_config(2, badopt);
-    int r_noarg = px_cmd_check_config(2, noarg);
-    int r_help = px_cmd_check_config(2, help);
-    int r_missing = px_cmd_check_config(2, missing);
+    int r_ok = check_config_cmd(2, ok_argv);
+    int r_opt = check_config_cmd(3, opt_argv);
+    int r_eq = check_config_cmd(2, eq_argv);
+    int r_none = check_config_cmd(1, none);
+    int r_two = check_config_cmd(3, two);
+    int r_badopt = check_config_cmd(2, badopt);
+    int r_noarg = check_config_cmd(2, noarg);
+    int r_help = check_config_cmd(2, help);
+    int r_missing = check_config_cmd(2, missing);
     write_file(cfgfile, "{\"tls\":{\"gorups\":[]}}");
-    int r_invalid = px_cmd_check_config(2, ok_argv);
+    int r_invalid = check_config_cmd(2, ok_argv);
     fflush(stdout);
     fflush(stderr);
     dup2(saved_out, 1);

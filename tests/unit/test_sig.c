@@ -615,6 +615,47 @@ static void test_pair_malformed(void **state)
     fx_hdrs_free(&hs);
 }
 
+/* The label (the dictionary key) is at most PX_SIG_MAX_LABEL characters in
+ * both forms (docs/signatures.md section 2); it is not signed, so renaming
+ * it keeps the signature valid. */
+static void test_label_length(void **state)
+{
+    char lab[PX_SIG_MAX_LABEL + 2], buf[16384], sbuf[16384];
+    fx_hdrs_t hs;
+    px_sig_msg_t m;
+
+    for (int len = PX_SIG_MAX_LABEL; len <= PX_SIG_MAX_LABEL + 1; len++) {
+        px_sig_result_t want = len <= PX_SIG_MAX_LABEL ? PX_SIG_OK : PX_SIG_MALFORMED;
+        memset(lab, 'l', (size_t)len);
+        lab[len] = '\0';
+        char *good = signed_std("bGFiZWxsZW5ndGhub25jZTAx", V_CREATED);
+        snprintf(buf, sizeof buf, "%s%s", lab, strchr(good, '='));
+        req_with(&hs, &m, buf);
+        px_sig_info_t inf;
+        px_sig_result_t got = verify_at(&m, V_NOW, NULL, &inf);
+        if (got != want)
+            fail_msg("X-Signature label of %d characters: %s (%s)", len, px_sig_result_name(got),
+                     inf.detail);
+        fx_hdrs_free(&hs);
+        free(good);
+
+        memset(&hs, 0, sizeof hs);
+        fx_hdrs_load(&hs, "request-pair.headers");
+        fx_request(&m, &hs);
+        char *in = strdup(fx_hdr(&hs, "Signature-Input")), *sg = strdup(fx_hdr(&hs, "Signature"));
+        char *pq = strstr(sg, ", sig1-pq=");
+        assert_non_null(pq);
+        snprintf(buf, sizeof buf, "%s%s", lab, in + 4);
+        snprintf(sbuf, sizeof sbuf, "%s%.*s, %s%s", lab, (int)(pq - sg - 4), sg + 4, lab, pq + 6);
+        fx_hdr_set(&hs, "Signature-Input", buf);
+        fx_hdr_set(&hs, "Signature", sbuf);
+        assert_int_equal(verify_at(&m, V_NOW, NULL, NULL), want);
+        free(in);
+        free(sg);
+        fx_hdrs_free(&hs);
+    }
+}
+
 static void test_unknown_keyid(void **state)
 {
     fx_hdrs_t hs;
@@ -984,6 +1025,7 @@ int main(void)
         cmocka_unit_test(test_base_control_chars),
         cmocka_unit_test(test_cpu_quota),
         cmocka_unit_test(test_pair_malformed),
+        cmocka_unit_test(test_label_length),
         cmocka_unit_test(test_unknown_keyid),
         cmocka_unit_test(test_time_window),
         cmocka_unit_test(test_replayed),

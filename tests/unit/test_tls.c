@@ -327,6 +327,9 @@ static void test_hybrid_negotiated(void **state)
     assert_true(r.server.info.hybrid);
     assert_false(r.server.info.hrr);
     assert_string_equal(r.server.info.version, "TLSv1.3");
+    /* IANA cipher names on both sides (access log, request -v, /metrics) */
+    assert_string_equal(r.server.info.cipher, "TLS_AES_256_GCM_SHA384");
+    assert_string_equal(r.client.info.cipher, "TLS_AES_256_GCM_SHA384");
     assert_string_equal(r.server.info.sni, "localhost");
     assert_string_equal(r.server.got, "ping");
     assert_string_equal(r.reply, "pong X25519MLKEM768");
