@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pqproxy needs to build and test, idempotently.
 #
-#   scripts/deps.sh [--print-env] [--peers] [--test-tools]
+#   scripts/deps.sh [--print-env] [--peers] [--test-tools] [--fuzz-tools]
 #
 # - Debian 12 packages (libuv, cJSON, cmocka, cmake, autotools, ...) through
 #   the system's apt, only when one is missing.
@@ -20,6 +20,8 @@
 # (Debian's chromium, Node.js 24 from npm).
 # --test-tools installs what `make test` uses beyond the build: the
 # Dockerfile linter dockerfile-utils (npm) for tests/integration/test_deploy_docker.py.
+# --fuzz-tools installs clang 14 and its libFuzzer runtime (Debian 12
+# packages) for `make fuzz` (docs/fuzzing.md).
 set -euo pipefail
 
 CACHE="${PQPROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pqproxy}"
@@ -380,6 +382,7 @@ main() {
             --print-env) print_env=1 ;;
             --peers) peers=1 ;;
             --test-tools) test_tools=1 ;;
+            --fuzz-tools) extra+=(clang-14 libclang-rt-14-dev) ;;
             --with) extra+=("$2"); shift ;;
             *) die "unknown argument: $1" ;;
         esac
