@@ -64,10 +64,11 @@ build-fuzz: deps
 	@scripts/deps.sh --fuzz-tools
 	$(call cmake_build,$(BUILD_FUZZ),-DPX_FUZZ=ON -DBUILD_TESTING=OFF -DCMAKE_C_COMPILER=$(FUZZ_CC))
 
-# Each harness in turn: replay its seed corpus, then FUZZ_SECONDS of fuzzing;
-# any crash, leak or timeout fails. fuzz-ci is the short pass CI runs.
+# Each harness in turn (FUZZERS="config sigfields" for some): replay its seed
+# corpus, then FUZZ_SECONDS of fuzzing; any crash, leak or timeout fails.
+# fuzz-ci is the short pass CI runs.
 fuzz: build-fuzz
-	@scripts/fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
+	@scripts/fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS) $(FUZZERS)
 
 fuzz-ci: build-fuzz
 	@scripts/fuzz.sh $(BUILD_FUZZ) 10
