@@ -3,11 +3,15 @@
 
 BUILD      ?= build
 BUILD_SAN  ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_CC    ?= clang-14
+# seconds of fuzzing per harness for `make fuzz` (fuzz-ci: a short pass)
+FUZZ_SECONDS ?= 300
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= config/pqproxy.json
 DEPS_MK    := $(BUILD)/deps.mk
 
-.PHONY: update-deps all deps deps-peers curl build build-asan run test test-unit test-asan clean distclean demo-model bench bench-deps
+.PHONY: update-deps all deps deps-peers curl build build-asan build-fuzz run test test-unit test-asan clean distclean demo-model bench bench-deps fuzz fuzz-ci
 .PHONY: test-minimal-wolfssl
 
 all: build
@@ -68,6 +72,20 @@ build: $(DEPS_TARGET)
 build-asan: $(DEPS_TARGET)
 	$(call cmake_build,$(BUILD_SAN),-DPX_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
 
+# libFuzzer harnesses (docs/fuzzing.md): clang with libFuzzer, a build dir of its own.
+build-fuzz: deps
+	@scripts/deps.sh --fuzz-tools
+	$(call cmake_build,$(BUILD_FUZZ),-DPX_FUZZ=ON -DBUILD_TESTING=OFF -DCMAKE_C_COMPILER=$(FUZZ_CC))
+
+# Each harness in turn (FUZZERS="config sigfields" for some): replay its seed
+# corpus, then FUZZ_SECONDS of fuzzing; any crash, leak or timeout fails.
+# fuzz-ci is the short pass CI runs.
+fuzz: build-fuzz
+	@scripts/fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS) $(FUZZERS)
+
+fuzz-ci: build-fuzz
+	@scripts/fuzz.sh $(BUILD_FUZZ) 10
+
 # Starts the bundled demo model server and the proxy in front of it.
 run: build
 	@scripts/run-demo.sh $(BUILD)/pqproxy $(CONFIG)
@@ -111,7 +129,7 @@ bench: build
 	  loadtest/run.sh $(if $(BENCH_FULL),,--quick) --pqproxy $(BUILD)/pqproxy --out $$out
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD).cmake.log $(BUILD_SAN).cmake.log
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ) $(BUILD).cmake.log $(BUILD_SAN).cmake.log $(BUILD_FUZZ).cmake.log
 	rm -rf $(BUILD_MINIMAL) $(BUILD_MINIMAL).cmake.log
 
 # Also forgets the dependency cache (wolfSSL and llhttp are fetched and built again).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pqproxy needs to build and test, idempotently.
 #
-#   scripts/deps.sh [--print-env] [--peers] [--test-tools]
+#   scripts/deps.sh [--print-env] [--peers] [--test-tools] [--fuzz-tools]
 #
 # - Debian 12 packages (libuv, cJSON, cmocka, cmake, autotools, ...) through
 #   the system's apt, only when one is missing.
@@ -29,6 +29,8 @@
 # Kubernetes API schemas of test_deploy_k8s.py) and, when none is on PATH,
 # Debian's kubectl (for `kubectl kustomize`).
 # --update-lock: see deps.lock above.
+# --fuzz-tools installs clang 14 and its libFuzzer runtime (Debian 12
+# packages) for `make fuzz` (docs/fuzzing.md).
 set -euo pipefail
 
 CACHE="${PQPROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pqproxy}"
@@ -604,6 +606,7 @@ main() {
             --peers) peers=1 ;;
             --test-tools) test_tools=1 ;;
             --update-lock) UPDATE_LOCK=1 ;;
+            --fuzz-tools) extra+=(clang-14 libclang-rt-14-dev) ;;
             --with) extra+=("$2"); shift ;;
             *) die "unknown argument: $1" ;;
         esac

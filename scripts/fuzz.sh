@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs the libFuzzer harnesses of a PX_FUZZ=ON build, one after another
+# (docs/fuzzing.md). Each harness first replays its seed corpus
+# fuzz/corpus/<harness>/ (a known crash fails at once), then fuzzes for
+# SECONDS with its dictionary fuzz/<harness>.dict. Inputs it finds go to
+# BUILD/corpus/<harness>/, never into the repository; a crash, leak or
+# timeout leaves its input in BUILD/artifacts/ and fails the run.
+#
+#   scripts/fuzz.sh BUILD SECONDS [HARNESS...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build="$1" seconds="$2"
+shift 2
+harnesses=("$@")
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(http1_request http1_response sigfields config admission)
+mkdir -p "$build/artifacts"
+failed=()
+for h in "${harnesses[@]}"; do
+    bin="$build/fuzz/fuzz_$h"
+    [ -x "$bin" ] || { echo "fuzz: $bin missing (make build-fuzz)" >&2; exit 1; }
+    mkdir -p "$build/corpus/$h"
+    log="$build/fuzz-$h.log"
+    art="$build/artifacts/$h-"
+    echo "== fuzz $h: replay fuzz/corpus/$h, then ${seconds}s"
+    # -timeout: one input taking over 10 s is a finding (a parser must not hang).
+    if "$bin" -runs=0 -timeout=10 -artifact_prefix="$art" "fuzz/corpus/$h" > "$log" 2>&1 &&
+       "$bin" -dict="fuzz/$h.dict" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+           -artifact_prefix="$art" "$build/corpus/$h" "fuzz/corpus/$h" >> "$log" 2>&1; then
+        grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true
+    else
+        echo "fuzz: $h FAILED; the input is under $build/artifacts/, the log in $log:" >&2
+        grep -E 'ERROR|SUMMARY|fuzz:|Test unit written' "$log" | head -n 20 >&2 || tail -n 30 "$log" >&2
+        failed+=("$h")
+    fi
+done
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "fuzz: findings in: ${failed[*]}" >&2
+    exit 1
+fi
