@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "errors.h"
@@ -1477,7 +1478,7 @@ static int conn_process(px_conn_t *c)
 
 /* --- accept, drain --------------------------------------------------------------- */
 
-int px_conn_accept(px_conn_env_t *env, uv_stream_t *server)
+int px_conn_accept(px_conn_env_t *env, int fd)
 {
     px_conn_t *c = calloc(1, sizeof *c);
     const px_config_t *cfg = env->cfg;
@@ -1485,8 +1486,10 @@ int px_conn_accept(px_conn_env_t *env, uv_stream_t *server)
     int len = sizeof ss, rc;
     px_http1_limits_t req_lim, resp_lim;
 
-    if (!c)
+    if (!c) {
+        close(fd);
         return UV_ENOMEM;
+    }
     c->env = env;
     uv_tcp_init(env->loop, &c->tcp);
     uv_timer_init(env->loop, &c->timer.timer);
@@ -1505,9 +1508,11 @@ int px_conn_accept(px_conn_env_t *env, uv_stream_t *server)
     px_buf_init(&c->x.up_out, 0);
     px_buf_init(&c->x.replay, 0);
 
-    rc = uv_accept(server, (uv_stream_t *)&c->tcp);
-    if (rc != 0)
+    rc = uv_tcp_open(&c->tcp, fd);
+    if (rc != 0) {
+        close(fd);              /* not the handle's: closing it closes nothing */
         goto fail;
+    }
     px_m_inc(&env->m->conns_total);
     uv_tcp_nodelay(&c->tcp, 1);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {

@@ -48,8 +48,9 @@ typedef struct px_conn_env {
     void (*on_conn_closed)(struct px_conn_env *env);   /* optional */
 } px_conn_env_t;
 
-/* Accepts a pending connection from server into a new px_conn. */
-int px_conn_accept(px_conn_env_t *env, uv_stream_t *server);
+/* Serves fd, an accepted non-blocking socket, as a new px_conn. The
+ * connection owns fd from here on, also when this fails (it is closed). */
+int px_conn_accept(px_conn_env_t *env, int fd);
 
 /* Draining: idle connections close now, busy ones after their response. */
 void px_conn_drain_all(px_conn_env_t *env);

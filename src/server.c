@@ -48,7 +48,6 @@ typedef struct {
     uv_thread_t thread;
     uv_loop_t loop;
     uv_poll_t accept_poll;             /* the data port's listening socket (accept.h) */
-    uv_tcp_t handoff;                  /* gives accepted sockets to px_conn_accept */
     uv_timer_t accept_retry;           /* no descriptor and no spare: accept again later */
     px_spares_t spares;
     px_ratelimit_t fd_log;
@@ -161,15 +160,6 @@ static int listen_socket(const px_addr_t *a, char *err, size_t errlen)
 
 /* --- workers ---------------------------------------------------------------------- */
 
-static void on_connection(uv_stream_t *server, int status)
-{
-    worker_t *w = server->data;
-    if (status < 0) {
-        px_warn("worker %d: accept: %s", w->id, uv_strerror(status));
-        return;
-    }
-    px_conn_accept(&w->env, server);
-}
 
 static void on_listener_closed(uv_handle_t *h)
 {
@@ -215,9 +205,7 @@ static int drop_queued(worker_t *w, int err)
 }
 
 /* pqproxy accepts on the data port itself (accept.h) and hands each socket
- * to px_conn_accept, which takes it with uv_accept() from a libuv listener:
- * the handoff, a listener on a loopback port of its own, is given the
- * socket where uv_accept() looks for it. Once descriptors have run out,
+ * to px_conn_accept. Once descriptors have run out,
  * a connection is taken only while a few are left over, so that the
  * worker, which races for every descriptor freed, does not starve the
  * admin port. */
@@ -247,12 +235,7 @@ static void accept_ready(uv_poll_t *p, int status, int events)
                 px_warn("worker %d: accept: %s", w->id, strerror(errno));
             return;
         }
-        w->handoff.accepted_fd = fd;
-        px_conn_accept(&w->env, (uv_stream_t *)&w->handoff);
-        if (w->handoff.accepted_fd >= 0) {      /* not taken (out of memory) */
-            close(w->handoff.accepted_fd);
-            w->handoff.accepted_fd = -1;
-        }
+        px_conn_accept(&w->env, fd);       /* it owns fd, also when it fails */
     }
 }
 
@@ -261,8 +244,7 @@ static void close_listener(worker_t *w)
     if (!w->listening)
         return;
     w->listening = 0;
-    uv_close((uv_handle_t *)&w->accept_poll, NULL);
-    uv_close((uv_handle_t *)&w->handoff, on_listener_closed);
+    uv_close((uv_handle_t *)&w->accept_poll, on_listener_closed);
     uv_close((uv_handle_t *)&w->accept_retry, NULL);
     close(w->listen_fd);
     w->listen_fd = -1;
@@ -354,7 +336,6 @@ static void worker_main(void *arg)
 
 static int worker_init(worker_t *w, px_server_t *s, int id, int fd, char *err, size_t errlen)
 {
-    struct sockaddr_in lo;
     uint64_t seed = 0;
     int rc;
 
@@ -386,22 +367,17 @@ static int worker_init(worker_t *w, px_server_t *s, int id, int fd, char *err, s
     uv_timer_init(&w->loop, &w->drain_timer);
     uv_prepare_init(&w->loop, &w->log_flush);
     uv_prepare_start(&w->log_flush, flush_logs);
-    w->wake.data = w->drain_timer.data = w->accept_poll.data = w->handoff.data = w;
+    w->wake.data = w->drain_timer.data = w->accept_poll.data = w;
     w->accept_retry.data = w;
-    uv_tcp_init(&w->loop, &w->handoff);
     uv_timer_init(&w->loop, &w->accept_retry);
     px_spares_init(&w->spares, 1);
-    uv_ip4_addr("127.0.0.1", 0, &lo);
     if ((rc = uv_poll_init(&w->loop, &w->accept_poll, fd)) != 0) {
-        uv_close((uv_handle_t *)&w->handoff, NULL);
         uv_close((uv_handle_t *)&w->accept_retry, NULL);
         px_spares_free(&w->spares);
         goto fail;
     }
     w->listening = 1;
-    if ((rc = uv_tcp_bind(&w->handoff, (struct sockaddr *)&lo, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&w->handoff, 1, on_connection)) != 0 ||
-        (rc = uv_poll_start(&w->accept_poll, UV_READABLE, accept_ready)) != 0)
+    if ((rc = uv_poll_start(&w->accept_poll, UV_READABLE, accept_ready)) != 0)
         goto fail;
     return 0;
 fail:
