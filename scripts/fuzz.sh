@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 build="$1" seconds="$2"
 shift 2
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(http1_request http1_response sigfields config admission)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(http1_request http1_response sigfields config admission clienthello)
 mkdir -p "$build/artifacts"
 failed=()
 for h in "${harnesses[@]}"; do
