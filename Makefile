@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= config/pqproxy.json
 DEPS_MK    := $(BUILD)/deps.mk
 
-.PHONY: update-deps all deps deps-peers curl build build-asan run test test-unit test-asan clean distclean demo-model bench bench-deps
+.PHONY: update-deps all deps deps-peers curl build build-asan run test test-unit test-asan test-deploy clean distclean demo-model bench bench-deps
 
 all: build
 
@@ -82,6 +82,13 @@ test: build build-asan
 	@echo "== tests: ASan + UBSan build"
 	@cd $(BUILD_SAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+# The container image for real (docs/deploy.md, "Testing the image"): podman
+# builds docker/Dockerfile on a debian:12 made with debootstrap from this
+# machine's mirror, runs and stops it, then brings up docker/compose.yaml's
+# demo profile through docker-compose. As root; the client is $(BUILD)/pqproxy.
+test-deploy: build
+	@scripts/test-deploy.sh $(BUILD)/pqproxy
 
 # Benchmarks (docs/benchmarks.md): `pqproxy bench crypto`, then the load test
 # against nginx, HAProxy and hitch (bench-deps also builds OpenSSL 3.5's
