@@ -181,7 +181,7 @@ podman run -d --name "$NAME" --network none "${HARDEN[@]}" -v "$TMP/tls:/etc/pqp
 NETNS="/proc/$(podman inspect --format '{{.State.Pid}}' "$NAME")/ns/net"
 innet() { nsenter --net="$NETNS" "$@"; }
 IN=(innet)
-innet python3 "$ROOT/scripts/demo_model_server.py" --host 127.0.0.1 --port 8501 --quiet \
+innet python3 "$ROOT/scripts/demo_model_server.py" --host 127.0.0.1 --port 8501 \
     > "$TMP/demo.log" 2>&1 &
 PIDS+=($!)
 if ! wait_for 20 innet "$PQPROXY" healthcheck --quiet --url http://127.0.0.1:8501/healthz; then
@@ -221,19 +221,21 @@ else
 fi
 
 # SIGTERM with a request in flight: a stream of 20 tokens, 300 ms apart (6 s),
-# stopped after 1.5 s. The drain lets it finish, then the proxy exits 0.
+# stopped 1 s into it. The drain lets it finish, then the proxy exits 0.
 request "$TMP/stream.out" "$TMP/stream.err" "https://localhost:8443/v1/models/half_plus_two:stream" \
     -d '{"max_tokens": 20, "interval_ms": 300}' &
 STREAM=$!
-sleep 1.5
+# the model logs the request as it starts answering
+wait_for 10 grep -q 'POST /v1/models/half_plus_two:stream' "$TMP/demo.log" || true
+sleep 1
 t0=$SECONDS
 podman stop -t 30 "$NAME" > /dev/null 2>> "$TMP/run.log"
 took=$((SECONDS - t0))
 rc="$(podman inspect --format '{{.State.ExitCode}}' "$NAME")"
 check "podman stop (SIGTERM): exit code 0 (got $rc) after $took s" [ "$rc" = 0 ]
 wait "$STREAM" && rc=0 || rc=$?
-check "the request in flight completed during the drain (rc $rc, stop waited $took s)" \
-    sh -c "[ $rc = 0 ] && [ $took -ge 3 ] && grep -q 'data: \[DONE\]' '$TMP/stream.out'"
+drained() { [ "$rc" = 0 ] && [ "$took" -ge 3 ] && grep -q 'data: \[DONE\]' "$TMP/stream.out"; }
+check "the request in flight completed during the drain (rc $rc, stop waited $took s)" drained
 
 # --- docker compose, demo profile ----------------------------------------------------------
 # The demo-model service runs python:3.12-slim by default; no registry is
