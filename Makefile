@@ -12,7 +12,7 @@ CONFIG     ?= config/pqproxy.json
 DEPS_MK    := $(BUILD)/deps.mk
 
 .PHONY: update-deps all deps deps-peers curl build build-asan build-fuzz run test test-unit test-asan clean distclean demo-model bench bench-deps fuzz fuzz-ci
-.PHONY: test-minimal-wolfssl
+.PHONY: test-minimal-wolfssl test-deploy
 
 all: build
 
@@ -110,6 +110,13 @@ test-minimal-wolfssl:
 	@$(MAKE) --no-print-directory build BUILD=$(BUILD_MINIMAL) PQPROXY_WOLFSSL_PATCHES=minimal
 	@echo "== tests: normal build on wolfSSL without patches 0002-0009"
 	@cd $(BUILD_MINIMAL) && ctest --output-on-failure -j $(JOBS)
+
+# The container image for real (docs/deploy.md, "Testing the image"): podman
+# builds docker/Dockerfile on a debian:12 made with debootstrap from this
+# machine's mirror, runs and stops it, then brings up docker/compose.yaml's
+# demo profile through docker-compose. As root; the client is $(BUILD)/pqproxy.
+test-deploy: build
+	@scripts/test-deploy.sh $(BUILD)/pqproxy
 
 # Benchmarks (docs/benchmarks.md): `pqproxy bench crypto`, then the load test
 # against nginx, HAProxy and hitch (bench-deps also builds OpenSSL 3.5's

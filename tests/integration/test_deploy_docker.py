@@ -80,7 +80,7 @@ def published(svc):
     """[(host_ip or None, host port, container port)]."""
     out = []
     for p in svc.get("ports", []):
-        parts = str(p).split(":")
+        parts = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(p)).split(":")   # ${VAR:-default}
         check(len(parts) in (2, 3), f"port {p!r}: give HOST:CONTAINER")
         ip = parts[0] if len(parts) == 3 else None
         out.append((ip, int(parts[-2]), int(parts[-1])))
