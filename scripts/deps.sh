@@ -221,7 +221,7 @@ fetch_source() {   # NAME VERSION DIRECTORY ORIG SHA256 SIZE
             return 1
         fi
     fi
-    log "$name $ver: $orig SHA-256 $sha verified against the archive index"
+    log "$name $ver: $orig SHA-256 $sha verified ($([ "$UPDATE_LOCK" = 1 ] && echo "against the archive index" || echo "as pinned in deps.lock"))"
     work="$(mktemp -d "$CACHE/build-$name.XXXXXX")"
     tar -xf "$dl/$orig" -C "$work" || { rm -rf "$work"; return 1; }
     find "$work" -mindepth 1 -maxdepth 1 -type d | head -n1
