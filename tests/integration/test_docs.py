@@ -53,7 +53,7 @@ def doc_default(cell):
     return json.loads(m.group(1)) if m else None
 
 
-def test_config_keys_and_defaults():
+def test_config_keys_and_defaults(h):
     tables = config_tables()
     shipped = json.load(open(os.path.join(SRC, "config", "pqproxy.json")))
     check_eq(sorted(tables), ["", "admin", "http", "log", "routes", "signatures", "timeouts",
@@ -75,11 +75,13 @@ def test_config_keys_and_defaults():
             check(k in values, f"{section}.{k}: documented default {documented[k]!r} but "
                                "config/pqproxy.json does not write it out")
             check_eq(values[k], documented[k], f"{section}.{k}: default in config.md")
-    # the keys without a default are real keys: the loader takes them
+    # the keys without a default are real keys: the loader takes them (and,
+    # like run, loads the certificate: a real one from certgen)
+    certs = h.certgen()
     r = subprocess.run([pqproxy_bin(), "check-config", os.path.join(SRC, "config", "pqproxy.json")],
-                       capture_output=True, text=True, env={**os.environ,
-                                                            "PQPROXY_TLS_CERT": __file__,
-                                                            "PQPROXY_TLS_KEY": __file__})
+                       capture_output=True, text=True, env={
+                           **os.environ, "PQPROXY_TLS_CERT": os.path.join(certs, "server.crt"),
+                           "PQPROXY_TLS_KEY": os.path.join(certs, "server.key")})
     check_eq(r.returncode, 0, r.stderr)
 
 
