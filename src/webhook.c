@@ -15,6 +15,7 @@
  *   POST /inject             pods opt in with pqproxy.io/inject: "true"
  *   POST /inject/namespace   the namespace opted in: every pod unless "false"
  *   GET  /healthz            {"status":"ok"}                              */
+#include "cli.h"
 #include "inject.h"
 
 #include <signal.h>
@@ -489,6 +490,8 @@ static int listen_on(webhook_t *w, const char *spec, char *err, size_t errlen)
     return 0;
 }
 
+#define CMD "inject-webhook"
+
 static int usage(FILE *f)
 {
     fprintf(f,
@@ -545,13 +548,23 @@ int px_cmd_inject_webhook(int argc, char **argv)
     memset(&tc, 0, sizeof tc);
     tc.pq_policy = PX_PQ_PREFER;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        static const char *const opts[] = { "--listen", "--cert", "--key", "--image", "--config-map",
+                                            "--tls-secret", "--upstream-port", "--pq-policy",
+                                            "--header-timeout-ms", "--body-timeout-ms",
+                                            "--idle-timeout-ms", "--max-connections",
+                                            "--max-request-bytes", "--max-buffered-bytes" };
+        const char *a = NULL, *v = NULL;
         unsigned long n = 0;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+        int r = 0;
+        if (px_cli_is_help(argv[i]))
             return usage(stdout);
-        if (!v)
-            return usage(stderr);
-        i++;
+        for (size_t k = 0; k < sizeof opts / sizeof opts[0] && r == 0; k++)
+            if ((r = px_cli_opt(CMD, argc, argv, &i, opts[k], &v)) == 1)
+                a = opts[k];
+        if (r < 0)
+            return 2;
+        if (!a)
+            return px_cli_unknown(CMD, argv[i]);
         if (!strcmp(a, "--listen")) listen_spec = v;
         else if (!strcmp(a, "--cert")) cert = v;
         else if (!strcmp(a, "--key")) key = v;
@@ -559,12 +572,12 @@ int px_cmd_inject_webhook(int argc, char **argv)
         else if (!strcmp(a, "--config-map")) o.config_map = v;
         else if (!strcmp(a, "--tls-secret")) o.tls_secret = v;
         else if (!strcmp(a, "--upstream-port")) {
-            o.upstream_port = atoi(v);
-            if (o.upstream_port < 1 || o.upstream_port > 65535)
-                return usage(stderr);
+            o.upstream_port = (int)opt_num(v, 65535);
+            if (!o.upstream_port)
+                return px_cli_usage_error(CMD, "--upstream-port: a port 1..65535, not '%s'", v);
         } else if (!strcmp(a, "--pq-policy")) {
             if (strcmp(v, "require") && strcmp(v, "prefer"))
-                return usage(stderr);
+                return px_cli_usage_error(CMD, "--pq-policy: require or prefer, not '%s'", v);
             tc.pq_policy = strcmp(v, "require") ? PX_PQ_PREFER : PX_PQ_REQUIRE;
         } else if (!strcmp(a, "--header-timeout-ms") && (n = opt_num(v, 3600000))) {
             w.lim.head_ms = (unsigned)n;
@@ -579,11 +592,11 @@ int px_cmd_inject_webhook(int argc, char **argv)
         } else if (!strcmp(a, "--max-buffered-bytes") && (n = opt_num(v, 1ul << 30))) {
             w.lim.max_buffered = n;
         } else {
-            return usage(stderr);
+            return px_cli_usage_error(CMD, "%s: a positive number in range, not '%s'", a, v);
         }
     }
     if (!cert || !key)
-        return usage(stderr);
+        return px_cli_usage_error(CMD, "--cert and --key are required");
     tc.cert_count = 1;
     tc.certs[0].cert_file = (char *)cert;
     tc.certs[0].key_file = (char *)key;
