@@ -148,11 +148,14 @@ def test_no_usable_share_gets_hello_retry(h):
     # A bad share for a group the server does not pick is never used: retry.
     check_eq(exchange(e.px.port, client_hello([X25519MLKEM768, X25519], [(X25519, bytes(32))])),
              ("hrr", None), "the zero X25519 share is retried away, not used")
-    m = pxhelpers.metrics(e.px)
-    check_eq(m['pqproxy_tls_hello_retry_requests_total{reason="no_usable_share"}'], 2.0,
-             "counted: unknown share only, empty key_share")
-    check_eq(m['pqproxy_tls_hello_retry_requests_total{reason="to_hybrid"}'], 1.0,
-             "counted: a classical share moved to the hybrid group")
+    # counted when the proxy sees the handshake end (the client's close): wait for it
+    def hrrs():
+        m = pxhelpers.metrics(e.px)
+        return (m['pqproxy_tls_hello_retry_requests_total{reason="no_usable_share"}'],
+                m['pqproxy_tls_hello_retry_requests_total{reason="to_hybrid"}'])
+    wait_until(lambda: hrrs() == (2.0, 1.0), timeout=5,
+               msg="HRRs counted by reason: 2 no_usable_share (unknown share only, empty "
+                   "key_share), 1 to_hybrid (a classical share)")
     # Nothing acceptable in supported_groups at all: handshake_failure.
     check_eq(exchange(e.px.port, client_hello([UNKNOWN], [(UNKNOWN, b"\x05" * 40)])),
              ("alert", "handshake_failure"), "no group in common")
