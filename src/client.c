@@ -543,7 +543,14 @@ int px_cmd_request(int argc, char **argv)
             if (parse_groups(argv[++i], &o) < 0)
                 return 2;
         }
-        else if (VAL("--timeout", "--timeout")) o.timeout_ms = atoi(argv[++i]);
+        else if (VAL("--timeout", "--timeout")) {
+            char *end;
+            long ms = strtol(argv[++i], &end, 10);
+            if (end == argv[i] || *end || ms < 1 || ms > 3600000)
+                return px_cli_usage_error("request", "--timeout: milliseconds 1..3600000, not '%s'",
+                                          argv[i]);
+            o.timeout_ms = (int)ms;
+        }
         else if (VAL("--sign-key", "--sign-key")) o.sign_key = argv[++i];
         else if (VAL("--keyid", "--keyid")) o.sign_keyid = argv[++i];
         else if (VAL("--verify-key", "--verify-key")) o.verify_key = argv[++i];

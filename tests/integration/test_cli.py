@@ -79,6 +79,10 @@ def test_request_explains_refusals(h):
     r = px("request", "-k", "http://localhost:8443/")
     check_eq(r.returncode, 2)
     check_in("https:// URLs only", r.stderr)
+    for bad in ("abc", "0", "-5", "10x", "9999999999"):
+        r = px("request", "--timeout", bad, "https://localhost:1/")
+        check_eq(r.returncode, 2, f"--timeout {bad}: {r.stderr}")
+        check_in(f"--timeout: milliseconds 1..3600000, not '{bad}'", r.stderr)
     if "X448" not in px("version").stdout:   # a group this build cannot offer
         r = px("request", "-k", "--groups", "X25519,X448", "https://localhost:8443/")
         check_eq(r.returncode, 2)
