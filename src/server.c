@@ -26,7 +26,6 @@ size_t __sanitizer_get_heap_size(void);
 
 #include "accept.h"
 #include "admin.h"
-#include "cli.h"
 #include "sigflow.h"
 #include "errors.h"
 #include "log.h"
@@ -541,6 +540,18 @@ static void warn_restart_only(const px_config_t *cfg, const px_config_t *cur)
                 what + 2);
 }
 
+/* "X25519MLKEM768,X25519" for the start-up line and check-config. */
+static const char *groups_str(const px_config_t *c, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (int i = 0; i < c->tls.group_count; i++) {
+        size_t n = strlen(buf);
+        const char *name = px_group_name(c->tls.groups[i]);
+        snprintf(buf + n, len - n, "%s%s", i ? "," : "", name ? name : "?");
+    }
+    return buf;
+}
+
 int px_server_reload(px_server_t *s)
 {
     char err[512];
@@ -846,16 +857,12 @@ int px_server_run(px_server_t *s)
     uv_timer_start(&s->probe_tick, probe_tick, 0, PROBE_INTERVAL_MS);
     {
         const px_config_t *c = s->gen->cfg;
-        char groups[256] = "";
-        for (int g = 0; g < c->tls.group_count; g++) {
-            if (g)
-                strcat(groups, ",");
-            strcat(groups, px_group_name(c->tls.groups[g]) ? px_group_name(c->tls.groups[g]) : "?");
-        }
+        char groups[256];
         px_info("pqproxy %s listening on %s:%u, upstream %s%s:%u, %d worker(s), %u crypto thread(s), "
                 "groups %s, pq_policy %s",
                 PX_VERSION, c->listen.host, c->listen.port, c->upstream.addr.is_unix ? "unix:" : "",
-                c->upstream.addr.host, c->upstream.addr.port, s->nworkers, s->crypto_threads, groups,
+                c->upstream.addr.host, c->upstream.addr.port, s->nworkers, s->crypto_threads,
+                groups_str(c, groups, sizeof groups),
                 c->tls.pq_policy == PX_PQ_REQUIRE ? "require" : "prefer");
     }
     uv_run(&s->loop, UV_RUN_DEFAULT);
@@ -917,7 +924,7 @@ static const char *addr_str(const px_addr_t *a, char *buf, size_t len)
 
 int px_server_check_file(const char *file)
 {
-    char err[PATH_MAX + 512], l[300], u[300], groups[256] = "";
+    char err[PATH_MAX + 512], l[300], u[300], groups[256];
     px_config_t *cfg;
     px_tls_ctx_t *tls;
     px_sigctx_t *sig;
@@ -934,14 +941,9 @@ int px_server_check_file(const char *file)
     }
     px_tls_ctx_unref(tls);
     px_sigctx_unref(sig);
-    for (int i = 0; i < cfg->tls.group_count; i++) {
-        size_t n = strlen(groups);
-        snprintf(groups + n, sizeof groups - n, "%s%s", i ? "," : "",
-                 px_group_name(cfg->tls.groups[i]));
-    }
     printf("%s: ok (listen %s, upstream %s, %d certificate(s), groups %s, pq_policy %s)\n", file,
            addr_str(&cfg->listen, l, sizeof l), addr_str(&cfg->upstream.addr, u, sizeof u),
-           cfg->tls.cert_count, groups,
+           cfg->tls.cert_count, groups_str(cfg, groups, sizeof groups),
            cfg->tls.pq_policy == PX_PQ_REQUIRE ? "require" : "prefer");
     px_config_free(cfg);
     return 0;
