@@ -692,7 +692,7 @@ int px_tls_parse_client_hello(const char *data, size_t len, px_hello_t *h)
         if (parse_extension(type, &e, h) != 0)
             return PX_EPARSE;
     }
-    h->fault = h->dup_share ? "two key shares for one group" : NULL;
+    h->fault = NULL;
     return 0;
 }
 
@@ -865,6 +865,7 @@ static int server_start(px_tls_t *t)
 {
     px_tls_ctx_t *c = t->ctx;
     px_hello_t h;
+    const char *illegal;
     int groups[1];
     int rc = px_tls_parse_client_hello(px_buf_ptr(&t->in), px_buf_size(&t->in), &h);
 
@@ -886,12 +887,13 @@ static int server_start(px_tls_t *t)
         memcpy(t->sni, h.sni, n);
         t->sni[n] = 0;
     }
-    for (int i = 0; i < h.key_share_count && !h.fault; i++)
+    illegal = h.dup_share ? "two key shares for one group" : NULL;
+    for (int i = 0; i < h.key_share_count && !illegal; i++)
         if (!offers(h.groups, h.group_count, h.key_shares[i]))
-            h.fault = "a key share for a group not in its supported_groups";
-    if (h.tls13 && h.fault) {
+            illegal = "a key share for a group not in its supported_groups";
+    if (h.tls13 && illegal) {   /* RFC 8446 4.2.8: both MAY be refused; we do */
         send_plain_alert(t, ALERT_ILLEGAL_PARAMETER);
-        snprintf(t->err, sizeof t->err, "ClientHello: %s", h.fault);
+        snprintf(t->err, sizeof t->err, "ClientHello: %s", illegal);
         t->fail = PX_TLS_FAIL_BAD_SHARE;
         return PX_ETLS;
     }

@@ -146,7 +146,7 @@ typedef struct {
     uint16_t key_shares[PX_HELLO_MAX_GROUPS];  /* groups of the key shares sent */
     const char *key_share_fault[PX_HELLO_MAX_GROUPS];   /* NULL: well formed (px_group_check_share) */
     int key_share_count;
-    const char *fault;         /* why it was refused (set with PX_EPARSE, or for illegal_parameter) */
+    const char *fault;         /* with PX_EPARSE: why it was refused */
     int dup_share;             /* two key shares for one group */
     unsigned char alert;       /* with PX_EPARSE: the alert it deserves */
     uint16_t sigalgs[PX_HELLO_MAX_SIGALGS];
