@@ -3,8 +3,35 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
+#include <uv.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+int px_listen(const px_addr_t *a, int reuseport, int backlog)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int fd, one = 1, e;
+
+    memset(&ss, 0, sizeof ss);
+    if (uv_ip4_addr(a->host, a->port, (struct sockaddr_in *)&ss) == 0)
+        sl = sizeof(struct sockaddr_in);
+    else if (uv_ip6_addr(a->host, a->port, (struct sockaddr_in6 *)&ss) == 0)
+        sl = sizeof(struct sockaddr_in6);
+    else
+        return -EINVAL;
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
+        bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, backlog) != 0) {
+        e = errno;
+        if (fd >= 0)
+            close(fd);
+        return -e;
+    }
+    return fd;
+}
 
 static int open_spare(void)
 {

@@ -13,7 +13,15 @@
 #ifndef PX_ACCEPT_H
 #define PX_ACCEPT_H
 
+#include "config.h"
+
 #define PX_SPARES_MAX 4
+
+/* A non-blocking, close-on-exec listening socket on a (numeric address),
+ * SO_REUSEADDR, and SO_REUSEPORT when reuseport (one per worker: the kernel
+ * spreads connections among them). The fd, or -EINVAL for an address that
+ * is not numeric, or -errno. */
+int px_listen(const px_addr_t *a, int reuseport, int backlog);
 
 typedef struct {
     int fd[PX_SPARES_MAX];

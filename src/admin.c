@@ -321,8 +321,7 @@ px_admin_t *px_admin_start(uv_loop_t *loop, const px_addr_t *addr, const px_admi
                            char *err, size_t errlen)
 {
     px_admin_t *a = calloc(1, sizeof *a);
-    struct sockaddr_storage ss;
-    int rc, one = 1;
+    int rc;
 
     if (!a) {
         snprintf(err, errlen, "admin: out of memory");
@@ -333,19 +332,8 @@ px_admin_t *px_admin_start(uv_loop_t *loop, const px_addr_t *addr, const px_admi
     uv_timer_init(loop, &a->retry);
     a->retry.data = a;
     a->open_handles = 1;
-    if (uv_ip4_addr(addr->host, addr->port, (struct sockaddr_in *)&ss) != 0 &&
-        uv_ip6_addr(addr->host, addr->port, (struct sockaddr_in6 *)&ss) != 0) {
-        rc = UV_EINVAL;
+    if ((rc = a->fd = px_listen(addr, 0, 128)) < 0)   /* -errno: libuv's codes on Linux */
         goto fail;
-    }
-    a->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (a->fd < 0 || setsockopt(a->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(a->fd, (struct sockaddr *)&ss, ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                                     : sizeof(struct sockaddr_in)) != 0 ||
-        listen(a->fd, 128) != 0) {
-        rc = -errno;
-        goto fail;
-    }
     if ((rc = uv_poll_init(loop, &a->listener, a->fd)) != 0)
         goto fail;
     a->listener.data = a;

@@ -132,29 +132,12 @@ static void gen_unref(gen_t *g)
  * each worker gets one and the kernel spreads connections among them. */
 static int listen_socket(const px_addr_t *a, char *err, size_t errlen)
 {
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    int fd, one = 1;
-
-    memset(&ss, 0, sizeof ss);
-    if (uv_ip4_addr(a->host, a->port, (struct sockaddr_in *)&ss) == 0) {
-        sl = sizeof(struct sockaddr_in);
-    } else if (uv_ip6_addr(a->host, a->port, (struct sockaddr_in6 *)&ss) == 0) {
-        sl = sizeof(struct sockaddr_in6);
-    } else {
+    int fd = px_listen(a, 1, 1024);
+    if (fd == -EINVAL)
         snprintf(err, errlen, "listen: %s is not a numeric address", a->host);
-        return -1;
-    }
-    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-        bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 1024) != 0) {
-        snprintf(err, errlen, "listen: cannot listen on %s:%u: %s", a->host, a->port, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
+    else if (fd < 0)
+        snprintf(err, errlen, "listen: cannot listen on %s:%u: %s", a->host, a->port, strerror(-fd));
+    return fd < 0 ? -1 : fd;
 }
 
 /* --- workers ---------------------------------------------------------------------- */
