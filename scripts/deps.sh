@@ -237,8 +237,11 @@ cpu_has() { grep -qw "$1" /proc/cpuinfo 2>/dev/null; }
 # keyring keys each crypto thread keeps imported) skips that work.
 # WOLFSSL_THREAD_RNG: wolfSSL_CTX_UseThreadRng (patch 0008) for the server's
 # contexts: one DRBG per worker thread instead of one per connection.
+# WOLFSSL_TLS13_MIDDLEBOX_COMPAT: RFC 8446 D.4, the dummy ChangeCipherSpec
+# after ServerHello/HelloRetryRequest when the client sent a session id.
 WOLFSSL_CFLAGS="-O2 -g -DHAVE_EX_DATA -DKEEP_PEER_CERT -DWOLFSSL_ALT_NAMES"
 WOLFSSL_CFLAGS="$WOLFSSL_CFLAGS -DWOLFSSL_THREAD_RNG -DWC_MLDSA_CACHE_MATRIX_A -DWC_MLDSA_CACHE_PRIV_VECTORS -DWC_MLDSA_CACHE_PUB_VECTORS"
+WOLFSSL_CFLAGS="$WOLFSSL_CFLAGS -DWOLFSSL_TLS13_MIDDLEBOX_COMPAT"
 
 wolfssl_configure_flags() {
     local f=(--enable-static --disable-shared --with-pic
@@ -250,6 +253,7 @@ wolfssl_configure_flags() {
              --enable-sp=yes --enable-sp-math-all --enable-sp-asm
              --enable-sni --enable-alpn --enable-session-ticket --enable-supportedcurves
              --enable-secure-renegotiation-info
+             --enable-crl --enable-ocsp --enable-ocspstapling
              --enable-certgen --enable-certreq --enable-certext --enable-keygen
              --enable-pkcs8 --enable-base64encode --enable-certgencache=no
              --enable-harden --disable-examples --disable-crypttests --disable-benchmark
