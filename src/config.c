@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "cpus.h"
 #include "errors.h"
+#include "config_mtls.h"
 #include "config_sig.h"
 #include "jsonsyntax.h"
 #include "jsonv.h"
@@ -314,7 +315,7 @@ static int parse_alpn(ctx_t *c, const cJSON *v, px_tls_config_t *tls)
 
 static const char *const tls_keys[] = { "certificates", "groups", "pq_policy", "min_version",
                                         "client_ca", "session_tickets", "ticket_key_rotation_s",
-                                        "alpn", NULL };
+                                        "alpn", PX_MTLS_TLS_KEYS, NULL };
 
 static int parse_tls(ctx_t *c, const cJSON *o, px_config_t *cfg)
 {
@@ -363,7 +364,7 @@ static int parse_tls(ctx_t *c, const cJSON *o, px_config_t *cfg)
         return r;
     if ((v = px_jv_item(o, "alpn")) && (r = parse_alpn(c, v, tls)) < 0)
         return r;
-    return 0;
+    return px_config_parse_mtls(&c->jv, c->dir, o, tls);
 }
 
 static const char *const upstream_keys[] = { "address", "pool_max_idle",
@@ -538,6 +539,7 @@ static int set_defaults(ctx_t *c, px_config_t *cfg)
     cfg->tls.session_tickets = 1;
     cfg->tls.ticket_key_rotation_s = 3600;
     cfg->tls.alpn_count = 1;
+    px_config_mtls_defaults(&cfg->tls);
     cfg->upstream.pool_max_idle = 64;
     cfg->http.max_header_bytes = 65536;
     cfg->http.max_body_bytes = 64 << 20;   /* a finite default; 0 in the file: unlimited */
@@ -702,6 +704,8 @@ static int finish(ctx_t *c, px_config_t *cfg)
     }
     if (tls->client_ca_file &&
         (r = check_readable(c, c->ca_env ? c->ca_env : "tls.client_ca", tls->client_ca_file)) < 0)
+        return r;
+    if ((r = px_config_check_mtls(&c->jv, tls)) < 0)
         return r;
     if ((r = px_config_check_signatures(&c->jv, cfg)) < 0)
         return r;
@@ -898,6 +902,7 @@ void px_config_free(px_config_t *cfg)
             free(cfg->tls.certs[i].sni[j]);
     }
     free(cfg->tls.client_ca_file);
+    px_config_free_mtls(&cfg->tls);
     for (int i = 0; i < PX_MAX_ALPN; i++)
         free(cfg->tls.alpn[i]);
     free(cfg->log.access_log);

@@ -15,8 +15,11 @@
 #define PX_MAX_CERTS 16
 #define PX_MAX_SNI_PER_CERT 16
 #define PX_MAX_ALPN 4
+#define PX_MAX_CRL 16
+#define PX_MAX_VERIFY_DEPTH 8           /* wolfSSL checks at most 9 certificates per chain */
 
 typedef enum { PX_PQ_REQUIRE = 0, PX_PQ_PREFER = 1 } px_pq_policy_t;
+typedef enum { PX_CLIENT_VERIFY_REQUIRED = 0, PX_CLIENT_VERIFY_OPTIONAL } px_client_verify_t;
 
 /* A listen or upstream address: "host:port", "[v6]:port" or "unix:/path". */
 typedef struct {
@@ -40,7 +43,11 @@ typedef struct {
     int group_count;
     px_pq_policy_t pq_policy;
     int min_version;                      /* 12 or 13 */
-    char *client_ca_file;                 /* non-NULL: mTLS, client certificate required */
+    char *client_ca_file;                 /* non-NULL: mTLS (client_verify says how) */
+    px_client_verify_t client_verify;     /* with client_ca: required (default) or optional */
+    uint32_t client_verify_depth;         /* CA certificates a client may send with its own */
+    char *client_crl[PX_MAX_CRL];         /* PEM CRL files, checked for the whole chain */
+    int client_crl_count;
     int session_tickets;                  /* bool */
     uint32_t ticket_key_rotation_s;
     char *alpn[PX_MAX_ALPN];              /* e.g. "http/1.1" */

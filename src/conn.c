@@ -642,6 +642,7 @@ static void log_exchange(px_conn_t *c)
         a.group = ti.group;
         a.cipher = ti.cipher;
         a.cert_key = ti.cert_key;
+        a.client_cert = ti.client_cert_json;
         a.method = x->method[0] ? x->method : "-";
         copy_field(path, sizeof path, x->target, x->target_len);
         a.path = path[0] ? path : "-";
@@ -1219,17 +1220,19 @@ static void request_verified(px_sigjob_t *j, void *ud)
 }
 
 /* Rewrites the request head for the model server into up_out. The model
- * server trusts X-Verified-Keyid, so the proxy sets it from a verification
+ * server trusts X-Verified-Keyid and X-Forwarded-Client-Cert, so the proxy
+ * sets them from a verification (a signature; the TLS client certificate)
  * and never forwards a client's, on any route. On routes that verify, the
  * client's signature fields are not forwarded either (the model server
  * needs who, not 6 KB of proof). */
 static int upstream_head(px_conn_t *c, const px_http_head_t *h, const char *keyid)
 {
-    static const char *const sig_fields[] = { "x-verified-keyid", "x-signature", "signature",
-                                              "signature-input" };
+    static const char *const sig_fields[] = { "x-verified-keyid", "x-forwarded-client-cert",
+                                              "x-signature", "signature", "signature-input" };
     const px_config_t *cfg = cfg_of(c);
     exch_t *x = &c->x;
-    px_header_t kid = { "X-Verified-Keyid", 16, keyid, keyid ? strlen(keyid) : 0 };
+    px_tls_info_t ti;
+    px_header_t extra[2];
     px_fwd_opts_t fo;
 
     memset(&fo, 0, sizeof fo);
@@ -1238,11 +1241,14 @@ static int upstream_head(px_conn_t *c, const px_http_head_t *h, const char *keyi
     fo.trust_forwarded = cfg->http.trust_forwarded;
     fo.request_id = x->request_id;
     fo.drop = sig_fields;
-    fo.drop_count = x->verify != PX_VERIFY_OFF ? 4 : 1;
-    if (keyid && keyid[0]) {
-        fo.extra = &kid;
-        fo.extra_count = 1;
-    }
+    fo.drop_count = x->verify != PX_VERIFY_OFF ? 5 : 2;
+    fo.extra = extra;
+    if (keyid && keyid[0])
+        extra[fo.extra_count++] = (px_header_t){ "X-Verified-Keyid", 16, keyid, strlen(keyid) };
+    px_tls_get_info(c->tls, &ti);
+    if (ti.client_xfcc[0])
+        extra[fo.extra_count++] = (px_header_t){ "X-Forwarded-Client-Cert", 23, ti.client_xfcc,
+                                                 strlen(ti.client_xfcc) };
     if (px_http1_write_request_head(&x->up_out, h, &fo) < 0)
         return respond_error(c, PX_HERR_HEADERS_TOO_LARGE, "the rewritten request head is too large");
     if (x->idempotent)

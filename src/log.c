@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clientcert.h"
 #include "errors.h"
 
 static int err_fd = 2;
@@ -199,7 +200,7 @@ void px_log(px_log_level_t level, const char *fmt, ...)
 
 void px_access_log(const px_access_t *a)
 {
-    char line[4096], esc[1024], ts[64];
+    char line[4096 + PX_CC_LOG_MAX], esc[1024], ts[64];
     int n;
 
     if (access_fd < 0)
@@ -212,6 +213,8 @@ void px_access_log(const px_access_t *a)
     FIELD("group", a->group);
     FIELD("cipher", a->cipher);
     FIELD("cert_key", a->cert_key);
+    if (a->client_cert)
+        n += snprintf(line + n, sizeof line - (size_t)n, ",\"client_cert\":%s", a->client_cert);
     FIELD("method", a->method);
     FIELD("path", a->path);
     n += snprintf(line + n, sizeof line - (size_t)n,

@@ -37,6 +37,7 @@ int px_ratelimit(px_ratelimit_t *r, uint64_t now_ms, uint64_t interval_ms, uint6
 typedef struct {
     const char *client;          /* "ip:port" */
     const char *sni, *tls_version, *group, *cipher, *cert_key;
+    const char *client_cert;        /* verified client certificate: a JSON object, or NULL */
     const char *method, *path;
     int status;
     uint64_t bytes_in, bytes_out;   /* request / response body bytes */

@@ -16,6 +16,7 @@
 
 #include "errors.h"
 #include "tickets.h"
+#include "tls_mtls.h"
 
 #define TLS_IN_MAX (64 * 1024 + 512)   /* unprocessed ciphertext kept at most */
 #define HELLO_MAX (64 * 1024)          /* a ClientHello larger than this is refused */
@@ -75,6 +76,7 @@ struct px_tls {
     const tls_cert_t *cert;
     char sni[256];
     char peer[256];                  /* verified client certificate subject (mTLS) */
+    char *xfcc, *cc_json;            /* its identity (tls_mtls.h), NULL when none */
     px_tls_info_t info;              /* what was negotiated, recorded when the handshake ends */
     char err[160];
     px_tls_fail_t fail;              /* why the handshake was refused */
@@ -432,8 +434,8 @@ px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_
                 snprintf(err, errlen, "tls.client_ca: cannot load %s: %s", cfg->client_ca_file, why);
                 goto fail;
             }
-            wolfSSL_CTX_set_verify(tc->ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-                                   NULL);
+            if (px_tls_mtls_setup(tc->ctx, cfg, err, errlen) != 0)
+                goto fail;
         }
     }
     if (c->cert_count == 0) {
@@ -774,6 +776,8 @@ void px_tls_free(px_tls_t *t)
     if (!t)
         return;
     wolfSSL_free(t->ssl);
+    free(t->xfcc);
+    free(t->cc_json);
     px_buf_free(&t->in);
     px_buf_free(&t->out);
     px_tls_ctx_unref(t->ctx);
@@ -1015,18 +1019,13 @@ int px_tls_handshake(px_tls_t *t)
     }
     ret = t->ctx->is_server ? wolfSSL_accept(t->ssl) : wolfSSL_connect(t->ssl);
     if (ret == WOLFSSL_SUCCESS) {
+        if (t->ctx->is_server &&
+            px_tls_mtls_identity(t->ssl, &t->xfcc, &t->cc_json, t->peer, sizeof t->peer) != 0) {
+            snprintf(t->err, sizeof t->err, "out of memory");
+            return PX_ETLS;
+        }
         t->done = 1;
         t->err[0] = 0;
-#ifdef KEEP_PEER_CERT
-        if (t->ctx->is_server) {
-            WOLFSSL_X509 *peer = wolfSSL_get_peer_certificate(t->ssl);   /* a copy */
-            if (peer) {
-                wolfSSL_X509_NAME_oneline(wolfSSL_X509_get_subject_name(peer), t->peer,
-                                          sizeof t->peer);
-                wolfSSL_X509_free(peer);
-            }
-        }
-#endif
         record_info(t);
         return 0;
     }
@@ -1122,6 +1121,8 @@ static void record_info(px_tls_t *t)
     memset(info, 0, sizeof *info);
     info->sni = t->sni;
     info->peer_subject = t->peer;
+    info->client_xfcc = t->xfcc ? t->xfcc : "";
+    info->client_cert_json = t->cc_json;
     info->cert_key = t->cert ? t->cert->key_name : "";
     info->version = wolfSSL_get_version(t->ssl);
     info->cipher = iana_cipher(t->ssl);
@@ -1146,6 +1147,7 @@ void px_tls_get_info(const px_tls_t *t, px_tls_info_t *info)
     memset(info, 0, sizeof *info);
     info->sni = t->sni;
     info->peer_subject = t->peer;
+    info->client_xfcc = "";
     info->cert_key = t->cert ? t->cert->key_name : "";
     info->version = info->cipher = info->group = "";
 }

@@ -102,7 +102,9 @@ typedef struct {
     int resumed;
     const char *sni;            /* "" when none */
     const char *cert_key;       /* server certificate key type: "ECDSA-P256", "ML-DSA-65", ... */
-    const char *peer_subject;   /* mTLS client certificate subject, "" when none */
+    const char *peer_subject;   /* mTLS client certificate subject (RFC 4514), "" when none */
+    const char *client_xfcc;    /* its x-forwarded-client-cert value, "" when none */
+    const char *client_cert_json;  /* its access log object, NULL when none */
 } px_tls_info_t;
 
 void px_tls_get_info(const px_tls_t *t, px_tls_info_t *info);

@@ -205,6 +205,9 @@ static void check_defaults(const px_config_t *c)
     assert_int_equal(c->tls.pq_policy, PX_PQ_REQUIRE);
     assert_int_equal(c->tls.min_version, 13);
     assert_null(c->tls.client_ca_file);
+    assert_int_equal(c->tls.client_verify, PX_CLIENT_VERIFY_REQUIRED);
+    assert_int_equal(c->tls.client_verify_depth, 1);
+    assert_int_equal(c->tls.client_crl_count, 0);
     assert_int_equal(c->tls.session_tickets, 1);
     assert_int_equal(c->tls.ticket_key_rotation_s, 3600);
     assert_int_equal(c->tls.alpn_count, 1);

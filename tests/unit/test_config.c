@@ -304,6 +304,44 @@ static void test_enums(void **state)
     expect_err(with("log", "\"level\":true"), "log.level", "got true");
 }
 
+/* tls.client_verify, client_verify_depth, client_crl (one file or a list) */
+static void test_mtls_keys(void **state)
+{
+    char m[3 * PATH_MAX];
+    px_config_t *c;
+    (void)state;
+
+    snprintf(m, sizeof m, "\"client_ca\":\"%s\",\"client_verify\":\"optional\","
+             "\"client_verify_depth\":3,\"client_crl\":[\"a.crl\",\"/b.crl\"]", crt);
+    c = ok(with("tls", m));
+    assert_int_equal(c->tls.client_verify, PX_CLIENT_VERIFY_OPTIONAL);
+    assert_int_equal(c->tls.client_verify_depth, 3);
+    assert_int_equal(c->tls.client_crl_count, 2);
+    assert_non_null(strstr(c->tls.client_crl[0], "/a.crl"));
+    assert_true(c->tls.client_crl[0][0] == '/');            /* relative: made absolute */
+    assert_string_equal(c->tls.client_crl[1], "/b.crl");
+    px_config_free(c);
+    snprintf(m, sizeof m, "\"client_ca\":\"%s\",\"client_crl\":\"/one.crl\"", crt);
+    c = ok(with("tls", m));
+    assert_int_equal(c->tls.client_verify, PX_CLIENT_VERIFY_REQUIRED);
+    assert_int_equal(c->tls.client_crl_count, 1);
+    assert_string_equal(c->tls.client_crl[0], "/one.crl");
+    px_config_free(c);
+
+    expect_err(with("tls", "\"client_verify\":\"on\""), "tls.client_verify",
+               "must be one of \"required\", \"optional\", got \"on\"");
+    expect_err(with("tls", "\"client_verify_depth\":9"), "tls.client_verify_depth", "0");
+    expect_err(with("tls", "\"client_verify_depth\":-1"), "tls.client_verify_depth", NULL);
+    expect_err(with("tls", "\"client_crl\":5"), "tls.client_crl", "got 5");
+    expect_err(with("tls", "\"client_crl\":[]"), "tls.client_crl", NULL);
+    expect_err(with("tls", "\"client_crl\":[\"a\",7]"), "tls.client_crl[1]", "got 7");
+    expect_err(with("tls", "\"client_crl\":\"\""), "tls.client_crl", NULL);
+    expect_err(with("tls", "\"client_crl\":\"/x.crl\""), "tls.client_crl",
+               "needs tls.client_ca");
+    expect_err(with("tls", "\"client_verify\":\"optional\""), "tls.client_verify",
+               "needs tls.client_ca");
+}
+
 /* ---- addresses --------------------------------------------------------------- */
 
 static void test_addr_parse(void **state)
@@ -620,6 +658,7 @@ int main(void)
         cmocka_unit_test(test_integer_ranges),
         cmocka_unit_test(test_booleans),
         cmocka_unit_test(test_enums),
+        cmocka_unit_test(test_mtls_keys),
         cmocka_unit_test(test_addr_parse),
         cmocka_unit_test(test_addresses_in_config),
         cmocka_unit_test(test_nul_in_strings),

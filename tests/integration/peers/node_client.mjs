@@ -7,7 +7,9 @@
 // (default localhost), path (default /echo), method (default GET), body
 // (string), ecdhCurve (colon-separated groups; default: OpenSSL's own list),
 // sigalgs (colon-separated signature schemes, in preference order),
-// trace (true: OpenSSL's handshake trace on stderr), timeout_ms.
+// trace (true: OpenSSL's handshake trace on stderr), timeout_ms, cert and
+// key (PEM files: a client certificate chain, leaf first, and its key),
+// headers (more request headers, {name: value}).
 //
 // Prints one JSON line on stdout and exits 0 when a response arrived:
 //   {"ok": true, "status", "body", "protocol", "cipher", "ephemeral",
@@ -34,6 +36,9 @@ const reqOpts = {
 };
 if (opt.ecdhCurve) reqOpts.ecdhCurve = opt.ecdhCurve;
 if (opt.sigalgs) reqOpts.sigalgs = opt.sigalgs;
+if (opt.cert) reqOpts.cert = fs.readFileSync(opt.cert);
+if (opt.key) reqOpts.key = fs.readFileSync(opt.key);
+Object.assign(reqOpts.headers, opt.headers ?? {});
 if (opt.body !== undefined) reqOpts.headers['Content-Type'] = 'application/json';
 
 const req = https.request(reqOpts, (res) => {
