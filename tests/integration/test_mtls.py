@@ -17,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
@@ -254,6 +255,22 @@ def test_revoked_certificate_refused(h):
     px = mtls_proxy(h, client_crl=crl)
     refused(h, px, REVOKED, "bob", alert=42)      # bad_certificate (see docs/config.md)
     check_served(request(h, px, "alice"), "alice, not revoked")
+    # carol's issuer, int1, has no CRL here: refused, not waved through
+    refused(h, px, "CRL missing", "carol", chain=True)
+
+
+def test_crl_past_next_update_refuses(h):
+    """A CRL that passes its nextUpdate while loaded refuses the clients of
+    its CA from then on (fail closed, like nginx)."""
+    k = pki(h)
+    soon = time.time() + 6
+    crl = k.crl("root", "short.crl", "-crl_nextupdate",
+                time.strftime("%y%m%d%H%M%SZ", time.gmtime(soon)))
+    h.start_upstream()
+    px = mtls_proxy(h, client_crl=crl)
+    check_served(request(h, px, "alice"), "while the CRL is current")
+    time.sleep(max(0.0, soon + 1.5 - time.time()))
+    refused(h, px, "CRL date error", "alice")
 
 
 def test_crl_reloaded_on_sighup(h):
@@ -358,6 +375,7 @@ def test_client_xfcc_never_forwarded(h):
 if __name__ == "__main__":
     main([test_optional_with_and_without_certificate,
           test_required_refuses_no_certificate_and_forwards_identity, test_verify_depth,
-          test_revoked_certificate_refused, test_crl_reloaded_on_sighup,
+          test_revoked_certificate_refused, test_crl_past_next_update_refuses,
+          test_crl_reloaded_on_sighup,
           test_no_resumption_under_mtls, test_bad_crls_are_config_errors,
           test_client_xfcc_never_forwarded])
