@@ -147,8 +147,15 @@ int px_tls_mtls_identity(WOLFSSL *ssl, char **xfcc, char **log_json, char *subje
     der = wolfSSL_X509_get_der(peer, &n);
     if (!der || n <= 0 || !(cc = malloc(sizeof *cc)) || px_clientcert_parse(der, (size_t)n, cc) != 0)
         goto out;                       /* verified by wolfSSL, so not expected */
-    *xfcc = malloc(PX_XFCC_MAX);
-    *log_json = malloc(PX_CC_LOG_MAX);
+    /* rendered once per connection, kept at their size (one pair per mTLS
+     * connection for its lifetime) */
+    {
+        char x[PX_XFCC_MAX], j[PX_CC_LOG_MAX];
+        px_clientcert_xfcc(cc, x, sizeof x);
+        px_clientcert_log_json(cc, j, sizeof j);
+        *xfcc = strdup(x);
+        *log_json = strdup(j);
+    }
     if (!*xfcc || !*log_json) {
         free(*xfcc);
         free(*log_json);
@@ -156,8 +163,6 @@ int px_tls_mtls_identity(WOLFSSL *ssl, char **xfcc, char **log_json, char *subje
         rc = PX_ENOMEM;
         goto out;
     }
-    px_clientcert_xfcc(cc, *xfcc, PX_XFCC_MAX);
-    px_clientcert_log_json(cc, *log_json, PX_CC_LOG_MAX);
     snprintf(subject, subject_len, "%s", cc->subject);
 out:
     free(cc);
