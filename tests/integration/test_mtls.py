@@ -12,6 +12,7 @@ Python's hashlib are the independent references for the forwarded
 identity."""
 import hashlib
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -362,8 +363,16 @@ def test_client_xfcc_never_forwarded(h):
     check_eq(upstream_header(rec, "x-forwarded-host"), ["kept.example"], "trust_forwarded holds")
     check_eq(upstream_header(rec, "x-forwarded-client-cert"), [], "no mTLS")
     plain.stop()
+    # and on a route that verifies signatures (optional: unsigned requests pass)
+    ring = h.path("ring")
+    os.makedirs(ring)
+    for alg in ("ecdsa", "mldsa"):
+        shutil.copy(os.path.join(pxtest.SOURCE_DIR, "tests", "data", "sig", f"client-a.{alg}.pub"),
+                    ring)
     px = h.start_proxy({"http": {"trust_forwarded": True},
-                        "tls": {"client_ca": k.p("root.crt"), "client_verify": "optional"}})
+                        "tls": {"client_ca": k.p("root.crt"), "client_verify": "optional"},
+                        "signatures": {"keyring": ring},
+                        "routes": [{"prefix": "/", "verify": "optional"}]})
     check_served(request(h, px, headers=forged), "mTLS, no certificate")
     check_served(request(h, px, "alice", headers=forged), "mTLS, alice")
     recs = up.wait_records(3)
