@@ -44,6 +44,15 @@ typedef struct {
 
 px_tls_ctx_t *px_tls_ctx_client_new(const px_tls_client_opts_t *o, char *err, size_t errlen);
 
+/* The served certificates of a server context, for metrics: chain file
+ * basename, key type, the leaf's notAfter and, when a response is stapled,
+ * its nextUpdate (else 0), all Unix times. Returns how many (<= max). */
+typedef struct px_tls_cert_status {
+    const char *file, *key;
+    int64_t not_after, ocsp_next_update;
+} px_tls_cert_status_t;
+int px_tls_ctx_cert_status(const px_tls_ctx_t *c, px_tls_cert_status_t *out, int max);
+
 /* 1 if a server context's sessions draw from their thread's DRBG instead of
  * one each; a session must then be used on the thread that created it. */
 int px_tls_ctx_thread_rng(const px_tls_ctx_t *ctx);
