@@ -756,6 +756,11 @@ static int admin_metrics(void *ud, px_buf_t *out)
         g.route_count = c->route_count;
     }
     {
+        static px_tls_cert_status_t certs[PX_MAX_CERTS];
+        g.certs = certs;
+        g.cert_count = px_tls_ctx_cert_status(s->gen->tls, certs, PX_MAX_CERTS);
+    }
+    {
         static const char *names[PX_SIG__COUNT];
         px_sig_metrics_t sm;
         px_sig_metrics(&sm);
