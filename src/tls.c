@@ -17,6 +17,7 @@
 
 #include "certinfo.h"
 #include "errors.h"
+#include "log.h"
 #include "ocsp_staple.h"
 #include "tickets.h"
 
@@ -334,7 +335,7 @@ void px_tls_ctx_unref(px_tls_ctx_t *ctx)
 /* What is known about a served certificate besides its key: its expiry
  * (warned about here) and the OCSP response to staple. */
 static int cert_status_load(tls_cert_t *tc, const px_cert_config_t *cc, int i, uint32_t warn_days,
-                            char *err, size_t errlen)
+                            int flags, char *err, size_t errlen)
 {
     char where[64], why[384];
     time_t now = time(NULL);
@@ -349,8 +350,14 @@ static int cert_status_load(tls_cert_t *tc, const px_cert_config_t *cc, int i, u
         return 0;
     snprintf(where, sizeof where, "tls.certificates[%d].ocsp_response", i);
     if (px_ocsp_staple_load(where, cc->ocsp_file, cc->cert_file, now, &tc->staple, why,
-                            sizeof why) != 0 ||
-        px_ocsp_staple_attach(tc->staple, tc->ctx) != 0) {
+                            sizeof why) != 0 && (flags & PX_TLS_RELOAD)) {
+        /* the rest of the new configuration still applies; an old response
+         * is not kept for a certificate the new file no longer vouches for */
+        px_warn("reload: %s: %s; nothing is stapled for %s until the file is fixed and the "
+                "configuration reloaded", where, why, cc->cert_file);
+        return 0;
+    }
+    if (!tc->staple || px_ocsp_staple_attach(tc->staple, tc->ctx) != 0) {
         snprintf(err, errlen, "%s: %s", where, tc->staple ? "cannot enable OCSP stapling" : why);
         return PX_ECONFIG;
     }
@@ -371,6 +378,12 @@ int px_tls_ctx_cert_status(const px_tls_ctx_t *c, px_tls_cert_status_t *out, int
 }
 
 px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_t errlen)
+{
+    return px_tls_ctx_server_new_ex(cfg, 0, err, errlen);
+}
+
+px_tls_ctx_t *px_tls_ctx_server_new_ex(const px_tls_config_t *cfg, int flags, char *err,
+                                       size_t errlen)
 {
     px_tls_ctx_t *c = NULL;
     size_t alpn_len = 0;
@@ -457,7 +470,7 @@ px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_
                      cc->cert_file);
             goto fail;
         }
-        if (cert_status_load(tc, cc, i, cfg->cert_expiry_warning_days, err, errlen) != 0)
+        if (cert_status_load(tc, cc, i, cfg->cert_expiry_warning_days, flags, err, errlen) != 0)
             goto fail;
         for (int j = 0; j < cc->sni_count; j++) {
             tc->sni[j] = strdup(cc->sni[j]);

@@ -32,6 +32,12 @@ int px_tls_global_init(void);
 /* Server context from the tls section of a config (files are read now).
  * NULL on error with "key.path: reason" in err. */
 px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_t errlen);
+/* PX_TLS_RELOAD: the context replaces a running one (SIGHUP). An
+ * ocsp_response that does not pass its checks is then logged and not
+ * stapled instead of refusing the context. */
+#define PX_TLS_RELOAD 1
+px_tls_ctx_t *px_tls_ctx_server_new_ex(const px_tls_config_t *cfg, int flags, char *err,
+                                       size_t errlen);
 
 typedef struct {
     const uint16_t *groups;      /* offered in this order; the first gets a key share */
