@@ -291,11 +291,14 @@ def test_reload_staples_the_new_file(h):
 
 def test_expired_while_running_not_stapled(h):
     pki = Pki(h)
+    good = pki.respond("good.der")
+    # long enough for a start-up on a loaded machine, short enough to wait for
     now = int(time.time())
-    resp = pki.redate(pki.respond("good.der"), "short.der", now - 60, now + 4)
+    resp = pki.redate(good, "short.der", now - 60, now + 15)
     px = h.start_proxy(proxy_cfg(pki, resp))
+    check(time.time() < now + 14, "the proxy started before the response expires")
     check_eq(node_staple(pki, px.port), open(resp, "rb").read(), "stapled while current")
-    wait_until(lambda: time.time() > now + 5, timeout=15, msg="the response's nextUpdate")
+    wait_until(lambda: time.time() > now + 16, timeout=30, msg="the response's nextUpdate")
     check_eq(node_staple(pki, px.port), None, "not stapled once expired")
     check_eq(s_client_status(pki, px.port, "-tls1_2"), None, "TLS 1.2: not stapled once expired")
     px.proc.wait_line(rf'"level":"warn".*{re.escape(KEY)}: the OCSP response in .* expired at',
