@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#define PX_CHAIN_MAX 16
+#define PX_CHAIN_MAX 512               /* a client CA bundle may hold hundreds */
 
 typedef struct {
     uint8_t *der[PX_CHAIN_MAX];

@@ -7,7 +7,9 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "certinfo.h"
@@ -179,6 +181,20 @@ static void test_expiry_window(void **state)
                                           NULL), 1);
     /* both certificates of a chain are looked at */
     assert_int_equal(px_cert_expiry_check("t", DATA "chain.pem", 36600, time(NULL), NULL), 2);
+    /* a CA bundle with many certificates: each is looked at */
+    {
+        char bundle[] = "/tmp/px-ocsp-bundle-XXXXXX";
+        int fd = mkstemp(bundle);
+        FILE *in = fopen(DATA "ca.pem", "rb"), *out = fdopen(fd, "wb");
+        char pem[4096];
+        size_t n = fread(pem, 1, sizeof pem, in);
+        fclose(in);
+        for (int i = 0; i < 40; i++)
+            fwrite(pem, 1, n, out);
+        fclose(out);
+        assert_int_equal(px_cert_expiry_check("t", bundle, 36600, time(NULL), NULL), 40);
+        unlink(bundle);
+    }
     assert_int_equal(px_cert_expiry_check("t", DATA "missing.pem", 30, time(NULL), &na), 0);
     assert_int_equal(na, 0);
 }
