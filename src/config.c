@@ -194,7 +194,8 @@ static const char *check_dns_name(char *name)
     return label ? NULL : "empty label";
 }
 
-static const char *const cert_keys[] = { "cert", "key", "sni", "ocsp_response", NULL };
+static const char *const cert_keys[] = { "cert", "key", "sni", "ocsp_response", "ocsp_issuer",
+                                         NULL };
 
 static int parse_cert(ctx_t *c, const cJSON *o, const char *path, px_cert_config_t *cert)
 {
@@ -221,6 +222,9 @@ static int parse_cert(ctx_t *c, const cJSON *o, const char *path, px_cert_config
         return r;
     if ((r = px_jv_str(&c->jv, o, path, "ocsp_response", &s)) < 0 ||
         (r && (r = set_path(c, &cert->ocsp_file, c->dir, s)) < 0))
+        return r;
+    if ((r = px_jv_str(&c->jv, o, path, "ocsp_issuer", &s)) < 0 ||
+        (r && (r = set_path(c, &cert->ocsp_issuer_file, c->dir, s)) < 0))
         return r;
     if (!(sni = px_jv_item(o, "sni")))
         return 0;
@@ -709,6 +713,12 @@ static int finish(ctx_t *c, px_config_t *cfg)
         px_jv_fmt(where, sizeof where, "tls.certificates[%d].ocsp_response", i);
         if (tls->certs[i].ocsp_file && (r = check_readable(c, where, tls->certs[i].ocsp_file)) < 0)
             return r;
+        px_jv_fmt(where, sizeof where, "tls.certificates[%d].ocsp_issuer", i);
+        if (tls->certs[i].ocsp_issuer_file && !tls->certs[i].ocsp_file)
+            return fail(c, where, "only used with ocsp_response, which is not set");
+        if (tls->certs[i].ocsp_issuer_file &&
+            (r = check_readable(c, where, tls->certs[i].ocsp_issuer_file)) < 0)
+            return r;
     }
     if (tls->client_ca_file &&
         (r = check_readable(c, c->ca_env ? c->ca_env : "tls.client_ca", tls->client_ca_file)) < 0)
@@ -905,6 +915,7 @@ void px_config_free(px_config_t *cfg)
         free(cfg->tls.certs[i].cert_file);
         free(cfg->tls.certs[i].key_file);
         free(cfg->tls.certs[i].ocsp_file);
+        free(cfg->tls.certs[i].ocsp_issuer_file);
         for (int j = 0; j < PX_MAX_SNI_PER_CERT; j++)
             free(cfg->tls.certs[i].sni[j]);
     }

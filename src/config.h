@@ -32,6 +32,7 @@ typedef struct {
     char *sni[PX_MAX_SNI_PER_CERT];    /* names (exact or "*.suffix"); none = default only */
     int sni_count;
     char *ocsp_file;                   /* DER OCSP response to staple, or NULL */
+    char *ocsp_issuer_file;            /* PEM issuer, when the chain file lacks it, or NULL */
 } px_cert_config_t;
 
 typedef struct {

@@ -144,8 +144,8 @@ static void fmt_serial(const uint8_t *p, size_t n, char *buf, size_t len)
 /* The checks only wolfSSL can make: the signature (by the issuer, or by a
  * responder certificate the issuer signed for OCSP) and the CertID's issuer
  * hashes. The issuer must be among the chain file's other certificates. */
-static int verify_signature(const px_chain_t *chain, const uint8_t *resp, size_t len, char *why,
-                            size_t whylen)
+static int verify_signature(const px_chain_t *chain, const px_chain_t *issuer, const uint8_t *resp,
+                            size_t len, char *why, size_t whylen)
 {
     WOLFSSL_CTX *tmp = wolfSSL_CTX_new(wolfSSLv23_server_method());
     WOLFSSL_OCSP *ocsp = NULL;
@@ -158,12 +158,14 @@ static int verify_signature(const px_chain_t *chain, const uint8_t *resp, size_t
     wolfSSL_CTX_set_verify(tmp, WOLFSSL_VERIFY_NONE, NULL);
     for (int i = 1; i < chain->count; i++)
         wolfSSL_CTX_load_verify_buffer(tmp, chain->der[i], (long)chain->len[i], WOLFSSL_FILETYPE_ASN1);
+    for (int i = 0; i < issuer->count; i++)
+        wolfSSL_CTX_load_verify_buffer(tmp, issuer->der[i], (long)issuer->len[i], WOLFSSL_FILETYPE_ASN1);
     wc_InitDecodedCert(&dc, chain->der[0], (word32)chain->len[0], NULL);
     rc = wc_ParseCert(&dc, CERT_TYPE, VERIFY, wolfSSL_CTX_GetCertManager(tmp));
     if (rc == ASN_NO_SIGNER_E) {
         px_errorf(PX_EPARSE, why, whylen, "cannot check its signature: the issuer of the certificate "
-                  "(%s) is not in the certificate's chain file; append the issuing CA's "
-                  "certificate to it", dc.issuer);
+                  "(%s) is neither in the certificate's chain file nor in ocsp_issuer; append the "
+                  "issuing CA's certificate to the chain or name it in ocsp_issuer", dc.issuer);
         goto out;
     }
     if (rc != 0 && rc != ASN_AFTER_DATE_E && rc != ASN_BEFORE_DATE_E) {
@@ -192,7 +194,8 @@ out:
 }
 
 static int check(const char *resp_file, const uint8_t *resp, size_t len, const px_chain_t *chain,
-                 time_t now, px_ocsp_info_t *info, char *why, size_t whylen)
+                 const px_chain_t *issuer, time_t now, px_ocsp_info_t *info, char *why,
+                 size_t whylen)
 {
     px_certinfo_t leaf;
     char a[40], b[80];
@@ -234,21 +237,27 @@ static int check(const char *resp_file, const uint8_t *resp, size_t len, const p
         return px_errorf(PX_EPARSE, why, whylen, "expired: its nextUpdate %s has passed; fetch a "
                          "fresh response", a);
     }
-    return verify_signature(chain, resp, len, why, whylen);
+    return verify_signature(chain, issuer, resp, len, why, whylen);
 }
 
-int px_ocsp_staple_load(const char *what, const char *resp_file, const char *chain_file, time_t now,
-                        px_ocsp_staple_t **out, char *why, size_t whylen)
+int px_ocsp_staple_load(const char *what, const char *resp_file, const char *chain_file,
+                        const char *issuer_file, time_t now, px_ocsp_staple_t **out, char *why,
+                        size_t whylen)
 {
     px_ocsp_staple_t *s = NULL;
-    px_chain_t chain;
+    px_chain_t chain, issuer;
     px_ocsp_info_t info;
     FILE *f;
     int r;
 
     *out = NULL;
+    memset(&issuer, 0, sizeof issuer);
     if ((r = px_chain_read(chain_file, &chain, why, whylen)) != 0)
         return r;
+    if (issuer_file && (r = px_chain_read(issuer_file, &issuer, why, whylen)) != 0) {
+        px_chain_free(&chain);
+        return r;
+    }
     if (!(s = calloc(1, sizeof *s)) || !(s->der = malloc(RESP_MAX + 1)) ||
         !(s->what = strdup(what)) || !(s->file = strdup(resp_file))) {
         r = px_errorf(PX_ENOMEM, why, whylen, "out of memory");
@@ -270,7 +279,7 @@ int px_ocsp_staple_load(const char *what, const char *resp_file, const char *cha
                       s->len ? "larger than a TLS extension can carry" : "empty");
         goto out;
     }
-    if ((r = check(resp_file, s->der, s->len, &chain, now, &info, why, whylen)) != 0)
+    if ((r = check(resp_file, s->der, s->len, &chain, &issuer, now, &info, why, whylen)) != 0)
         goto out;
     s->next_update = info.next_update;
     atomic_init(&s->expired_logged, 0);
@@ -279,6 +288,7 @@ int px_ocsp_staple_load(const char *what, const char *resp_file, const char *cha
 out:
     px_ocsp_staple_free(s);
     px_chain_free(&chain);
+    px_chain_free(&issuer);
     return r;
 }
 

@@ -3,9 +3,9 @@
  * The operator fetches the response (e.g. `openssl ocsp -respout`, as for
  * HAProxy's .ocsp files); the proxy never contacts a responder. A response
  * is checked when it is loaded (start-up, reload, check-config): it must be
- * DER, "successful", for this certificate, signed by its issuer (which must
- * be in the certificate's chain file) or a responder the issuer delegated
- * to, "good", and current. It is then stapled, byte for byte, to every
+ * DER, "successful", for this certificate, signed by its issuer (found in
+ * the certificate's chain file or an issuer file) or a responder the issuer
+ * delegated to, "good", and current. It is then stapled, byte for byte, to every
  * handshake whose client asks (status_request: in the leaf's entry of the
  * TLS 1.3 Certificate message, or a TLS 1.2 CertificateStatus message),
  * until its nextUpdate passes: from then on nothing is stapled and one
@@ -20,12 +20,14 @@
 typedef struct px_ocsp_staple px_ocsp_staple_t;
 struct WOLFSSL_CTX;
 
-/* Loads and checks RESP_FILE for the leaf of CHAIN_FILE at time now.
- * 0 with *out set, or PX_EIO / PX_EPARSE / PX_ENOMEM with the reason in
- * why (without the key path, which the caller adds). what names the key in
- * later log lines ("tls.certificates[0].ocsp_response"). */
-int px_ocsp_staple_load(const char *what, const char *resp_file, const char *chain_file, time_t now,
-                        px_ocsp_staple_t **out, char *why, size_t whylen);
+/* Loads and checks RESP_FILE for the leaf of CHAIN_FILE at time now; the
+ * issuer is looked for in the rest of CHAIN_FILE and in ISSUER_FILE (PEM,
+ * may be NULL). 0 with *out set, or PX_EIO / PX_EPARSE / PX_ENOMEM with the
+ * reason in why (without the key path, which the caller adds). what names
+ * the key in later log lines ("tls.certificates[0].ocsp_response"). */
+int px_ocsp_staple_load(const char *what, const char *resp_file, const char *chain_file,
+                        const char *issuer_file, time_t now, px_ocsp_staple_t **out, char *why,
+                        size_t whylen);
 /* Staples s on the sessions of ctx (s must outlive ctx). 0 or PX_ETLS. */
 int px_ocsp_staple_attach(px_ocsp_staple_t *s, struct WOLFSSL_CTX *ctx);
 int64_t px_ocsp_staple_next_update(const px_ocsp_staple_t *s);

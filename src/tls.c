@@ -349,8 +349,8 @@ static int cert_status_load(tls_cert_t *tc, const px_cert_config_t *cc, int i, u
     if (!cc->ocsp_file)
         return 0;
     snprintf(where, sizeof where, "tls.certificates[%d].ocsp_response", i);
-    if (px_ocsp_staple_load(where, cc->ocsp_file, cc->cert_file, now, &tc->staple, why,
-                            sizeof why) != 0 && (flags & PX_TLS_RELOAD)) {
+    if (px_ocsp_staple_load(where, cc->ocsp_file, cc->cert_file, cc->ocsp_issuer_file, now,
+                            &tc->staple, why, sizeof why) != 0 && (flags & PX_TLS_RELOAD)) {
         /* the rest of the new configuration still applies; an old response
          * is not kept for a certificate the new file no longer vouches for */
         px_warn("reload: %s: %s; nothing is stapled for %s until the file is fixed and the "

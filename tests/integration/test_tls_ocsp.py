@@ -250,13 +250,19 @@ def test_bad_files_refused(h):
                                stdin=subprocess.DEVNULL)
             check_eq(r.returncode, 1, f"{cmd[0]} with {os.path.basename(path)}: {r.stderr}")
             check_in(want, r.stderr, f"{cmd[0]} with {os.path.basename(path)}")
-    # the issuer must be in the chain file to check the signature
-    cfg = pxtest.deep_merge(base, proxy_cfg(pki, pki.respond("good.der"), cert="leaf.pem"))
+    # the issuer must be in the chain file, or named apart, to check the signature
+    resp = pki.respond("good.der")
+    cfg = pxtest.deep_merge(base, proxy_cfg(pki, resp, cert="leaf.pem"))
     r = subprocess.run([pqproxy_bin(), "check-config", h.write_config(cfg)], capture_output=True,
                        text=True, timeout=60, stdin=subprocess.DEVNULL)
     check_eq(r.returncode, 1, r.stderr)
     check_in(f"{KEY}: cannot check its signature: the issuer of the certificate "
-             "(/CN=pqproxy test CA) is not in the certificate's chain file", r.stderr)
+             "(/CN=pqproxy test CA) is neither in the certificate's chain file nor in ocsp_issuer",
+             r.stderr)
+    cfg["tls"]["certificates"][0]["ocsp_issuer"] = pki.p("ca.pem")
+    r = subprocess.run([pqproxy_bin(), "check-config", h.write_config(cfg)], capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    check_eq(r.returncode, 0, f"with ocsp_issuer: {r.stderr}")
 
 
 def reload(px, n):

@@ -492,6 +492,13 @@ static void test_certificates(void **state)
     snprintf(json, sizeof json, "{\"tls\":{\"certificates\":[{\"cert\":\"%s\",\"key\":\"%s\","
              "\"ocsp_response\":3}]}}", crt, key);
     expect_err(json, "tls.certificates[0].ocsp_response", "must be a string");
+    snprintf(json, sizeof json, "{\"tls\":{\"certificates\":[{\"cert\":\"%s\",\"key\":\"%s\","
+             "\"ocsp_issuer\":\"%s\"}]}}", crt, key, crt);
+    expect_err(json, "tls.certificates[0].ocsp_issuer", "only used with ocsp_response");
+    snprintf(json, sizeof json, "{\"tls\":{\"certificates\":[{\"cert\":\"%s\",\"key\":\"%s\","
+             "\"ocsp_response\":\"%s\",\"ocsp_issuer\":\"/a/i.pem\"}]}}", crt, key, crt);
+    expect_err(json, "tls.certificates[0].ocsp_issuer",
+               "file not readable: /a/i.pem (No such file or directory)");
 }
 
 static void test_sni(void **state)

@@ -21,13 +21,14 @@
 
 static char why[512];
 
-static int load_at(const char *resp, const char *chain, time_t now, int64_t *next_update)
+static int load_issuer_at(const char *resp, const char *chain, const char *issuer, time_t now,
+                          int64_t *next_update)
 {
     px_ocsp_staple_t *s = NULL;
     int r;
 
     why[0] = 0;
-    r = px_ocsp_staple_load("tls.certificates[0].ocsp_response", resp, chain, now, &s, why,
+    r = px_ocsp_staple_load("tls.certificates[0].ocsp_response", resp, chain, issuer, now, &s, why,
                             sizeof why);
     if (r == 0) {
         assert_non_null(s);
@@ -38,6 +39,11 @@ static int load_at(const char *resp, const char *chain, time_t now, int64_t *nex
     }
     px_ocsp_staple_free(s);
     return r;
+}
+
+static int load_at(const char *resp, const char *chain, time_t now, int64_t *next_update)
+{
+    return load_issuer_at(resp, chain, NULL, now, next_update);
 }
 
 static int load(const char *resp, const char *chain)
@@ -138,7 +144,14 @@ static void test_refusals_name_the_reason(void **state)
     refused(DATA "forged.der", DATA "chain.pem", "not signed by the certificate's issuer");
     refused(DATA "leaf.pem", DATA "chain.pem", "is PEM; a DER OCSP response is expected");
     refused(DATA "make.sh", DATA "chain.pem", "is not a DER OCSP response");
-    refused(DATA "good.der", DATA "leaf.pem", "is not in the certificate's chain file");
+    refused(DATA "good.der", DATA "leaf.pem", "is neither in the certificate's chain file nor in "
+            "ocsp_issuer");
+    /* the issuer given apart: the same response is accepted */
+    assert_int_equal(load_issuer_at(DATA "good.der", DATA "leaf.pem", DATA "ca.pem", time(NULL),
+                                    NULL), 0);
+    /* ... but not from an impostor with the CA's name */
+    assert_int_not_equal(load_issuer_at(DATA "good.der", DATA "leaf.pem", DATA "evil.pem",
+                                        time(NULL), NULL), 0);
     refused(DATA "missing.der", DATA "chain.pem", "cannot read");
 }
 
