@@ -147,10 +147,10 @@ static void cert_metrics(px_buf_t *o, px_metrics_t *const *w, int n, const px_me
                       file, g->certs[i].key, (long long)g->certs[i].not_after);
     }
     help(o, "pqproxy_tls_ocsp_response_next_update_timestamp_seconds", "gauge",
-         "nextUpdate of the OCSP response stapled for each certificate that has one, Unix time; "
-         "past it nothing is stapled.");
+         "nextUpdate of the OCSP response stapled for each certificate with an ocsp_response, "
+         "Unix time (0: the file failed its checks at a reload); past it nothing is stapled.");
     for (int i = 0; i < g->cert_count; i++) {
-        if (!g->certs[i].ocsp_next_update)
+        if (!g->certs[i].has_ocsp)
             continue;
         label_value(file, sizeof file, g->certs[i].file);
         px_buf_printf(o, "pqproxy_tls_ocsp_response_next_update_timestamp_seconds{cert=\"%s\",key=\"%s\"} %lld\n",

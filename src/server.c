@@ -382,7 +382,8 @@ static void raise_nofile(void)
 }
 
 /* Everything run and reload load from a configuration besides the JSON:
- * certificates and keys (matched), CA files, signature keyrings and keys.
+ * certificates and keys (matched), CA files, OCSP responses (a bad one only
+ * warns on reload), signature keyrings and keys.
  * check-config goes through here too, so it accepts exactly what run does. */
 static int load_keys(const px_config_t *cfg, int workers, int reload, px_tls_ctx_t **tls,
                      px_sigctx_t **sig, char *err, size_t errlen)

@@ -52,6 +52,7 @@ typedef struct {
     char *file;                  /* the chain file, for metrics */
     int64_t not_after;           /* the leaf's */
     px_ocsp_staple_t *staple;    /* NULL: nothing stapled */
+    int ocsp_configured;         /* has an ocsp_response (which may have failed at reload) */
 } tls_cert_t;
 
 struct px_tls_ctx {
@@ -348,6 +349,7 @@ static int cert_status_load(tls_cert_t *tc, const px_cert_config_t *cc, int i, u
     px_cert_expiry_check(where, cc->cert_file, warn_days, now, &tc->not_after);
     if (!cc->ocsp_file)
         return 0;
+    tc->ocsp_configured = 1;
     snprintf(where, sizeof where, "tls.certificates[%d].ocsp_response", i);
     if (px_ocsp_staple_load(where, cc->ocsp_file, cc->cert_file, cc->ocsp_issuer_file, now,
                             &tc->staple, why, sizeof why) != 0 && (flags & PX_TLS_RELOAD)) {
@@ -373,6 +375,7 @@ int px_tls_ctx_cert_status(const px_tls_ctx_t *c, px_tls_cert_status_t *out, int
         out[n].key = c->certs[i].key_name ? c->certs[i].key_name : "unknown";
         out[n].not_after = c->certs[i].not_after;
         out[n].ocsp_next_update = px_ocsp_staple_next_update(c->certs[i].staple);
+        out[n].has_ocsp = c->certs[i].ocsp_configured;
     }
     return n;
 }

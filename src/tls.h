@@ -52,10 +52,13 @@ px_tls_ctx_t *px_tls_ctx_client_new(const px_tls_client_opts_t *o, char *err, si
 
 /* The served certificates of a server context, for metrics: chain file
  * basename, key type, the leaf's notAfter and, when a response is stapled,
- * its nextUpdate (else 0), all Unix times. Returns how many (<= max). */
+ * its nextUpdate (else 0), all Unix times; has_ocsp: an ocsp_response is
+ * configured (0 with has_ocsp: it failed its checks at a reload). Returns
+ * how many (<= max). */
 typedef struct px_tls_cert_status {
     const char *file, *key;
     int64_t not_after, ocsp_next_update;
+    int has_ocsp;
 } px_tls_cert_status_t;
 int px_tls_ctx_cert_status(const px_tls_ctx_t *c, px_tls_cert_status_t *out, int max);
 

@@ -293,6 +293,9 @@ def test_reload_staples_the_new_file(h):
     check_in("configuration reloaded", px.proc.stderr_text().split("reloaded")[-2] + "reloaded")
     check_in(f"reload: {KEY}: response status is tryLater (3)", px.proc.stderr_text())
     check_eq(node_staple(pki, px.port), None, "a bad file at reload: nothing stapled")
+    check_eq(metrics(px).get('pqproxy_tls_ocsp_response_next_update_timestamp_seconds{'
+                             'cert="chain.pem",key="ECDSA-P256"}'), 0.0,
+             "the nextUpdate gauge drops to 0 so the stale-response alert fires")
 
 
 def test_expired_while_running_not_stapled(h):
