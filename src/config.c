@@ -194,7 +194,8 @@ static const char *check_dns_name(char *name)
     return label ? NULL : "empty label";
 }
 
-static const char *const cert_keys[] = { "cert", "key", "sni", NULL };
+static const char *const cert_keys[] = { "cert", "key", "sni", "ocsp_response", "ocsp_issuer",
+                                         NULL };
 
 static int parse_cert(ctx_t *c, const cJSON *o, const char *path, px_cert_config_t *cert)
 {
@@ -218,6 +219,12 @@ static int parse_cert(ctx_t *c, const cJSON *o, const char *path, px_cert_config
     if (r == 0)
         return fail(c, kp, "required (private key file)");
     if ((r = set_path(c, &cert->key_file, c->dir, s)) < 0)
+        return r;
+    if ((r = px_jv_str(&c->jv, o, path, "ocsp_response", &s)) < 0 ||
+        (r && (r = set_path(c, &cert->ocsp_file, c->dir, s)) < 0))
+        return r;
+    if ((r = px_jv_str(&c->jv, o, path, "ocsp_issuer", &s)) < 0 ||
+        (r && (r = set_path(c, &cert->ocsp_issuer_file, c->dir, s)) < 0))
         return r;
     if (!(sni = px_jv_item(o, "sni")))
         return 0;
@@ -314,7 +321,7 @@ static int parse_alpn(ctx_t *c, const cJSON *v, px_tls_config_t *tls)
 
 static const char *const tls_keys[] = { "certificates", "groups", "pq_policy", "min_version",
                                         "client_ca", "session_tickets", "ticket_key_rotation_s",
-                                        "alpn", NULL };
+                                        "alpn", "cert_expiry_warning_days", NULL };
 
 static int parse_tls(ctx_t *c, const cJSON *o, px_config_t *cfg)
 {
@@ -362,6 +369,9 @@ static int parse_tls(ctx_t *c, const cJSON *o, px_config_t *cfg)
                      &tls->ticket_key_rotation_s)) < 0)
         return r;
     if ((v = px_jv_item(o, "alpn")) && (r = parse_alpn(c, v, tls)) < 0)
+        return r;
+    if ((r = px_jv_u32(&c->jv, o, "tls", "cert_expiry_warning_days", 0, 3650,
+                     &tls->cert_expiry_warning_days)) < 0)
         return r;
     return 0;
 }
@@ -537,6 +547,7 @@ static int set_defaults(ctx_t *c, px_config_t *cfg)
     cfg->tls.min_version = 13;
     cfg->tls.session_tickets = 1;
     cfg->tls.ticket_key_rotation_s = 3600;
+    cfg->tls.cert_expiry_warning_days = 30;
     cfg->tls.alpn_count = 1;
     cfg->upstream.pool_max_idle = 64;
     cfg->http.max_header_bytes = 65536;
@@ -698,6 +709,15 @@ static int finish(ctx_t *c, px_config_t *cfg)
         px_jv_fmt(where, sizeof where, "tls.certificates[%d].key", i);
         if ((r = check_readable(c, i == 0 && c->key0_env ? c->key0_env : where,
                                 tls->certs[i].key_file)) < 0)
+            return r;
+        px_jv_fmt(where, sizeof where, "tls.certificates[%d].ocsp_response", i);
+        if (tls->certs[i].ocsp_file && (r = check_readable(c, where, tls->certs[i].ocsp_file)) < 0)
+            return r;
+        px_jv_fmt(where, sizeof where, "tls.certificates[%d].ocsp_issuer", i);
+        if (tls->certs[i].ocsp_issuer_file && !tls->certs[i].ocsp_file)
+            return fail(c, where, "only used with ocsp_response, which is not set");
+        if (tls->certs[i].ocsp_issuer_file &&
+            (r = check_readable(c, where, tls->certs[i].ocsp_issuer_file)) < 0)
             return r;
     }
     if (tls->client_ca_file &&
@@ -894,6 +914,8 @@ void px_config_free(px_config_t *cfg)
     for (int i = 0; i < PX_MAX_CERTS; i++) {
         free(cfg->tls.certs[i].cert_file);
         free(cfg->tls.certs[i].key_file);
+        free(cfg->tls.certs[i].ocsp_file);
+        free(cfg->tls.certs[i].ocsp_issuer_file);
         for (int j = 0; j < PX_MAX_SNI_PER_CERT; j++)
             free(cfg->tls.certs[i].sni[j]);
     }

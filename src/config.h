@@ -31,6 +31,8 @@ typedef struct {
     char *key_file;                    /* PEM or DER private key */
     char *sni[PX_MAX_SNI_PER_CERT];    /* names (exact or "*.suffix"); none = default only */
     int sni_count;
+    char *ocsp_file;                   /* DER OCSP response to staple, or NULL */
+    char *ocsp_issuer_file;            /* PEM issuer, when the chain file lacks it, or NULL */
 } px_cert_config_t;
 
 typedef struct {
@@ -45,6 +47,7 @@ typedef struct {
     uint32_t ticket_key_rotation_s;
     char *alpn[PX_MAX_ALPN];              /* e.g. "http/1.1" */
     int alpn_count;
+    uint32_t cert_expiry_warning_days;    /* 0: no warning */
 } px_tls_config_t;
 
 typedef struct {

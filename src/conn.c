@@ -1456,6 +1456,7 @@ static PX_MUST_CHECK int handshake(px_conn_t *c)
         px_m_inc(&m->hs_hrr[px_tls_hrr(c->tls) - 1]);
     px_tls_get_info(c->tls, &ti);
     px_m_inc(&m->hs_ok[px_m_group_index(ti.group_id)][px_m_cipher_index(ti.cipher)]);
+    px_m_inc(&m->hs_cert_key[px_m_cert_key_index(ti.cert_key)]);
     if (ti.resumed)
         px_m_inc(&m->hs_resumed);
     px_debug("%s: TLS %s %s %s sni=%s", c->client_addr, ti.version, ti.group, ti.cipher, ti.sni);

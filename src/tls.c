@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -14,7 +15,10 @@
 #include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
+#include "certinfo.h"
 #include "errors.h"
+#include "log.h"
+#include "ocsp_staple.h"
 #include "tickets.h"
 
 #define TLS_IN_MAX (64 * 1024 + 512)   /* unprocessed ciphertext kept at most */
@@ -45,6 +49,10 @@ typedef struct {
     const char *key_name;        /* "ECDSA-P256", "ML-DSA-65", ... */
     char *sni[PX_MAX_SNI_PER_CERT];
     int sni_count;
+    char *file;                  /* the chain file, for metrics */
+    int64_t not_after;           /* the leaf's */
+    px_ocsp_staple_t *staple;    /* NULL: nothing stapled */
+    int ocsp_configured;         /* has an ocsp_response (which may have failed at reload) */
 } tls_cert_t;
 
 struct px_tls_ctx {
@@ -298,6 +306,8 @@ static void ctx_destroy(px_tls_ctx_t *c)
 {
     for (int i = 0; i < c->cert_count; i++) {
         wolfSSL_CTX_free(c->certs[i].ctx);
+        px_ocsp_staple_free(c->certs[i].staple);
+        free(c->certs[i].file);
         for (int j = 0; j < c->certs[i].sni_count; j++)
             free(c->certs[i].sni[j]);
     }
@@ -323,7 +333,60 @@ void px_tls_ctx_unref(px_tls_ctx_t *ctx)
         ctx_destroy(ctx);
 }
 
+/* What is known about a served certificate besides its key: its expiry
+ * (warned about here) and the OCSP response to staple. */
+static int cert_status_load(tls_cert_t *tc, const px_cert_config_t *cc, int i, uint32_t warn_days,
+                            int flags, char *err, size_t errlen)
+{
+    char where[64], why[384];
+    time_t now = time(NULL);
+
+    if (!(tc->file = strdup(cc->cert_file))) {
+        snprintf(err, errlen, "tls: out of memory");
+        return PX_ENOMEM;
+    }
+    snprintf(where, sizeof where, "tls.certificates[%d].cert", i);
+    px_cert_expiry_check(where, cc->cert_file, warn_days, now, &tc->not_after);
+    if (!cc->ocsp_file)
+        return 0;
+    tc->ocsp_configured = 1;
+    snprintf(where, sizeof where, "tls.certificates[%d].ocsp_response", i);
+    if (px_ocsp_staple_load(where, cc->ocsp_file, cc->cert_file, cc->ocsp_issuer_file, now,
+                            &tc->staple, why, sizeof why) != 0 && (flags & PX_TLS_RELOAD)) {
+        /* the rest of the new configuration still applies; an old response
+         * is not kept for a certificate the new file no longer vouches for */
+        px_warn("reload: %s: %s; nothing is stapled for %s until the file is fixed and the "
+                "configuration reloaded", where, why, cc->cert_file);
+        return 0;
+    }
+    if (!tc->staple || px_ocsp_staple_attach(tc->staple, tc->ctx) != 0) {
+        snprintf(err, errlen, "%s: %s", where, tc->staple ? "cannot enable OCSP stapling" : why);
+        return PX_ECONFIG;
+    }
+    return 0;
+}
+
+int px_tls_ctx_cert_status(const px_tls_ctx_t *c, px_tls_cert_status_t *out, int max)
+{
+    int n = 0;
+    for (int i = 0; i < c->cert_count && n < max; i++, n++) {
+        const char *slash = strrchr(c->certs[i].file ? c->certs[i].file : "", '/');
+        out[n].file = slash ? slash + 1 : c->certs[i].file ? c->certs[i].file : "";
+        out[n].key = c->certs[i].key_name ? c->certs[i].key_name : "unknown";
+        out[n].not_after = c->certs[i].not_after;
+        out[n].ocsp_next_update = px_ocsp_staple_next_update(c->certs[i].staple);
+        out[n].has_ocsp = c->certs[i].ocsp_configured;
+    }
+    return n;
+}
+
 px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_t errlen)
+{
+    return px_tls_ctx_server_new_ex(cfg, 0, err, errlen);
+}
+
+px_tls_ctx_t *px_tls_ctx_server_new_ex(const px_tls_config_t *cfg, int flags, char *err,
+                                       size_t errlen)
 {
     px_tls_ctx_t *c = NULL;
     size_t alpn_len = 0;
@@ -410,6 +473,8 @@ px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_
                      cc->cert_file);
             goto fail;
         }
+        if (cert_status_load(tc, cc, i, cfg->cert_expiry_warning_days, flags, err, errlen) != 0)
+            goto fail;
         for (int j = 0; j < cc->sni_count; j++) {
             tc->sni[j] = strdup(cc->sni[j]);
             if (!tc->sni[j])
@@ -440,6 +505,9 @@ px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_
         snprintf(err, errlen, "tls.certificates: at least one certificate is required");
         goto fail;
     }
+    if (cfg->client_ca_file)
+        px_cert_expiry_check("tls.client_ca", cfg->client_ca_file, cfg->cert_expiry_warning_days,
+                             time(NULL), NULL);
     return c;
 nomem:
     snprintf(err, errlen, "tls: out of memory");

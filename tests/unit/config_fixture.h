@@ -196,6 +196,8 @@ static void check_defaults(const px_config_t *c)
     assert_false(c->listen.is_unix);
     assert_string_equal(c->listen.host, "0.0.0.0");
     assert_int_equal(c->listen.port, 8443);
+    assert_int_equal(c->tls.cert_expiry_warning_days, 30);
+    assert_null(c->tls.certs[0].ocsp_file);
     assert_true(c->workers >= 1 && c->workers <= 256);
     assert_int_equal(c->max_connections, 10000);
     assert_int_equal(c->tls.cert_count, 1);
