@@ -1074,6 +1074,9 @@ static int client_cert_refused(px_tls_t *t)
         snprintf(t->err, sizeof t->err, "%s", der ? why : "client certificate unreadable");
         t->fail = PX_TLS_FAIL_NO_SIGALG;
         refused = 1;
+        /* the session tickets wolfSSL just wrote must not leave: resuming
+         * with one would skip this check */
+        px_buf_reset(&t->out);
     }
     wolfSSL_X509_free(peer);
 #else

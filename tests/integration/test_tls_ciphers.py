@@ -195,25 +195,28 @@ def test_client_certificate_signature(h):
     crt, key = os.path.join(certs, "client.crt"), os.path.join(certs, "client.key")
 
     def get(proxy):
+        """(response or error, whether a session ticket arrived)"""
         s = tls_connect(proxy.port, ca, certfile=crt, keyfile=key)
+        data = b""
         try:
             s.sendall(b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            data = b""
             while True:
                 d = s.recv(65536)
                 if not d:
-                    return data
+                    break
                 data += d
         except OSError as e:
-            return f"error: {e}".encode()
-        finally:
-            s.close()
+            data = f"error: {e}".encode()
+        ticket = bool(s.session and s.session.has_ticket)
+        s.close()
+        return data, ticket
 
     proxy = h.start_proxy({"tls": {"client_ca": ca, "signature_algorithms": [
         "ecdsa_secp256r1_sha256", "mldsa65"]}})
     before = refusals(proxy, "no_common_sigalg")
-    data = get(proxy)
+    data, ticket = get(proxy)
     check(not data.startswith(b"HTTP/1.1 200"), f"refused: {data[:200]!r}")
+    check(not ticket, "no session ticket: resuming with it would skip the check")
     proxy.proc.wait_line(r"client certificate \(depth 0\) is signed with ecdsa_secp384r1_sha384",
                          stream="stderr")
     wait_until(lambda: refusals(proxy, "no_common_sigalg") == before + 1, timeout=5,
@@ -222,8 +225,9 @@ def test_client_certificate_signature(h):
     proxy.stop()
     proxy = h.start_proxy({"tls": {"client_ca": ca, "signature_algorithms": [
         "ecdsa_secp256r1_sha256", "ecdsa_secp384r1_sha384"]}})
-    data = get(proxy)
+    data, ticket = get(proxy)
     check(data.startswith(b"HTTP/1.1 200"), f"served: {data[:200]!r}")
+    check(ticket, "a served client gets its session ticket")
 
 
 if __name__ == "__main__":
