@@ -4,8 +4,10 @@ openssl s_client (-ciphersuites, -cipher, -tls1_2, -sigalgs), Node 24
 (OpenSSL 3.5: ML-DSA, `ciphers`, `sigalgs`) and Python's ssl for mTLS.
 The configured lists are exactly what can be negotiated, in the server's
 order; CBC suites are never offered, even with TLS 1.2 enabled."""
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -114,6 +116,33 @@ def test_server_order_decides(h):
                        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384")
     check_eq(rc, 0, out[-600:])
     check_eq(negotiated_cipher(out), "ECDHE-ECDSA-AES256-GCM-SHA384")
+
+
+def test_reload_applies_the_lists(h):
+    """SIGHUP builds new contexts: a changed tls.ciphers applies to the next
+    handshake; a refused list keeps the running one."""
+    ca = ca_of(h)
+    proxy = h.start_proxy({"tls": {"ciphers": ["TLS_AES_256_GCM_SHA384"]}})
+    rc, out = s_client(proxy, ca, "-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256")
+    check(rc != 0, out[-400:])
+    cfg = json.load(open(proxy.config_path))
+    cfg["tls"]["ciphers"] = ["TLS_CHACHA20_POLY1305_SHA256"]
+    with open(proxy.config_path, "w") as f:
+        json.dump(cfg, f)
+    proxy.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "configuration reloaded" in proxy.proc.stderr_text(), msg="reloaded")
+    rc, out = s_client(proxy, ca, "-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256")
+    check_eq(rc, 0, out[-400:])
+    check_eq(negotiated_cipher(out), "TLS_CHACHA20_POLY1305_SHA256")
+    cfg["tls"]["ciphers"] = ["TLS_AES_128_CBC_SHA256"]
+    with open(proxy.config_path, "w") as f:
+        json.dump(cfg, f)
+    proxy.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload refused" in proxy.proc.stderr_text(), msg="reload refused")
+    check_in('tls.ciphers[0]: unknown cipher suite \\"TLS_AES_128_CBC_SHA256\\"',
+             proxy.proc.stderr_text(), "the reason, in the JSON error log")
+    rc, out = s_client(proxy, ca, "-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256")
+    check_eq(rc, 0, f"the running configuration stays: {out[-400:]}")
 
 
 def test_signature_algorithms_limit_certificate_choice(h):
@@ -232,6 +261,7 @@ def test_client_certificate_signature(h):
 
 if __name__ == "__main__":
     pxtest.main([test_tls12_cbc_never_offered, test_suite_outside_the_list_refused,
-                 test_server_order_decides, test_signature_algorithms_limit_certificate_choice,
+                 test_server_order_decides, test_reload_applies_the_lists,
+                 test_signature_algorithms_limit_certificate_choice,
                  test_certificate_outside_the_list_is_a_config_error,
                  test_client_certificate_signature])
