@@ -12,7 +12,7 @@
 
 /* --- cipher suites ------------------------------------------------------------ */
 
-enum { TLS13 = 1, DEF = 2, CBC = 4, SHA1 = 8, STATIC_RSA = 16 };
+enum { TLS13 = 1, DEF = 2, CBC = 4, SHA1 = 8, STATIC_RSA = 16, FFDHE = 32 };
 
 /* Every suite this wolfSSL may build that an operator could name; anything
  * else is "unknown". IANA names from the TLS Cipher Suites registry. The
@@ -33,9 +33,9 @@ static const struct {
     { 0xCCA9, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305", DEF },
     { 0xCCA8, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-RSA-CHACHA20-POLY1305", DEF },
     { 0xC0AC, "TLS_ECDHE_ECDSA_WITH_AES_128_CCM", "ECDHE-ECDSA-AES128-CCM", 0 },
-    { 0x009E, "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "DHE-RSA-AES128-GCM-SHA256", 0 },
-    { 0x009F, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", "DHE-RSA-AES256-GCM-SHA384", 0 },
-    { 0xCCAA, "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "DHE-RSA-CHACHA20-POLY1305", 0 },
+    { 0x009E, "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "DHE-RSA-AES128-GCM-SHA256", FFDHE },
+    { 0x009F, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", "DHE-RSA-AES256-GCM-SHA384", FFDHE },
+    { 0xCCAA, "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "DHE-RSA-CHACHA20-POLY1305", FFDHE },
     { 0xC009, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "ECDHE-ECDSA-AES128-SHA", CBC | SHA1 },
     { 0xC00A, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", "ECDHE-ECDSA-AES256-SHA", CBC | SHA1 },
     { 0xC013, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "ECDHE-RSA-AES128-SHA", CBC | SHA1 },
@@ -44,10 +44,10 @@ static const struct {
     { 0xC024, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384", "ECDHE-ECDSA-AES256-SHA384", CBC },
     { 0xC027, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", "ECDHE-RSA-AES128-SHA256", CBC },
     { 0xC028, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", "ECDHE-RSA-AES256-SHA384", CBC },
-    { 0x0033, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA", "DHE-RSA-AES128-SHA", CBC | SHA1 },
-    { 0x0039, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA", "DHE-RSA-AES256-SHA", CBC | SHA1 },
-    { 0x0067, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256", "DHE-RSA-AES128-SHA256", CBC },
-    { 0x006B, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256", "DHE-RSA-AES256-SHA256", CBC },
+    { 0x0033, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA", "DHE-RSA-AES128-SHA", CBC | SHA1 | FFDHE },
+    { 0x0039, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA", "DHE-RSA-AES256-SHA", CBC | SHA1 | FFDHE },
+    { 0x0067, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256", "DHE-RSA-AES128-SHA256", CBC | FFDHE },
+    { 0x006B, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256", "DHE-RSA-AES256-SHA256", CBC | FFDHE },
     { 0x002F, "TLS_RSA_WITH_AES_128_CBC_SHA", "AES128-SHA", STATIC_RSA | CBC | SHA1 },
     { 0x0035, "TLS_RSA_WITH_AES_256_CBC_SHA", "AES256-SHA", STATIC_RSA | CBC | SHA1 },
     { 0x003C, "TLS_RSA_WITH_AES_128_CBC_SHA256", "AES128-SHA256", STATIC_RSA | CBC },
@@ -97,6 +97,8 @@ const char *px_cipher_refusal(uint16_t id)
                                         "ChaCha20-Poly1305, CCM) are allowed";
     if (suites[i].flags & STATIC_RSA)
         return "static RSA key exchange has no forward secrecy: use an ECDHE suite";
+    if (suites[i].flags & FFDHE)   /* its group would be wolfSSL's choice, not one of tls.groups */
+        return "finite-field DHE key exchange is outside tls.groups: use an ECDHE suite";
     return NULL;
 }
 

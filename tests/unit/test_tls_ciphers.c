@@ -40,6 +40,8 @@ static void test_cipher_table(void **state)
     assert_non_null(strstr(px_cipher_refusal(0xC009), "SHA-1"));
     assert_non_null(strstr(px_cipher_refusal(0xC023), "CBC is not an AEAD mode"));
     assert_non_null(strstr(px_cipher_refusal(0x009C), "no forward secrecy"));
+    assert_non_null(strstr(px_cipher_refusal(0x009E), "outside tls.groups"));
+    assert_non_null(strstr(px_cipher_refusal(0x0033), "CBC"));
     assert_null(px_cipher_refusal(0xC030));
     assert_null(px_cipher_refusal(0x1301));
 
@@ -144,6 +146,9 @@ static void test_config_ciphers(void **state)
     expect_err(with("tls", "\"min_version\":\"1.2\",\"ciphers\":[\"TLS_AES_128_GCM_SHA256\","
                            "\"TLS_RSA_WITH_AES_128_GCM_SHA256\"]"),
                "tls.ciphers[1]", "no forward secrecy");
+    expect_err(with("tls", "\"min_version\":\"1.2\",\"ciphers\":[\"TLS_AES_128_GCM_SHA256\","
+                           "\"TLS_DHE_RSA_WITH_AES_128_GCM_SHA256\"]"),
+               "tls.ciphers[1]", "finite-field DHE key exchange is outside tls.groups");
     expect_err(with("tls", "\"ciphers\":[\"TLS_AES_128_GCM_SHA256\","
                            "\"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\"]"),
                "tls.ciphers[1]", "is a TLS 1.2 suite: it needs tls.min_version \"1.2\"");
