@@ -762,14 +762,14 @@ static int sni_match(const char *pattern, const char *name)
 /* Certificates whose names match the SNI (or, when none does, those
  * without names, else the first); among them the first whose signature
  * scheme the client offers. */
-/* Position of a certificate's scheme in the client's signature_algorithms
- * (lower: more preferred), or -1 when the client cannot verify it. */
 static int sigalg_allowed(const px_tls_ctx_t *c, uint16_t s)
 {
     return offers(c->sigalgs, c->sigalg_count, s);
 }
 
-/* Only schemes of tls.signature_algorithms count. */
+/* Position of the first scheme in the client's signature_algorithms that
+ * tls.signature_algorithms allows and the certificate's key signs with
+ * (lower: more preferred), or -1 when there is none. */
 static int sigalg_rank(const px_tls_ctx_t *c, const px_hello_t *h, uint16_t key)
 {
     for (int i = 0; i < h->sigalg_count; i++)
