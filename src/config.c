@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "cpus.h"
 #include "errors.h"
+#include "config_ciphers.h"
 #include "config_sig.h"
 #include "jsonsyntax.h"
 #include "jsonv.h"
@@ -321,7 +322,8 @@ static int parse_alpn(ctx_t *c, const cJSON *v, px_tls_config_t *tls)
 
 static const char *const tls_keys[] = { "certificates", "groups", "pq_policy", "min_version",
                                         "client_ca", "session_tickets", "ticket_key_rotation_s",
-                                        "alpn", "cert_expiry_warning_days", NULL };
+                                        "alpn", "cert_expiry_warning_days", "ciphers",
+                                        "signature_algorithms", NULL };
 
 static int parse_tls(ctx_t *c, const cJSON *o, px_config_t *cfg)
 {
@@ -372,6 +374,11 @@ static int parse_tls(ctx_t *c, const cJSON *o, px_config_t *cfg)
         return r;
     if ((r = px_jv_u32(&c->jv, o, "tls", "cert_expiry_warning_days", 0, 3650,
                      &tls->cert_expiry_warning_days)) < 0)
+        return r;
+    if ((v = px_jv_item(o, "ciphers")) && (r = px_config_parse_ciphers(&c->jv, v, tls)) < 0)
+        return r;
+    if ((v = px_jv_item(o, "signature_algorithms")) &&
+        (r = px_config_parse_sigalgs(&c->jv, v, tls)) < 0)
         return r;
     return 0;
 }
@@ -725,6 +732,7 @@ static int finish(ctx_t *c, px_config_t *cfg)
         return r;
     if ((r = px_config_check_signatures(&c->jv, cfg)) < 0)
         return r;
+    px_config_cipher_defaults(tls);
     if (c->workers == 0) {
         unsigned n = px_cpu_count();
         c->workers = n > 256 ? 256 : (int)n;

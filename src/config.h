@@ -15,6 +15,8 @@
 #define PX_MAX_CERTS 16
 #define PX_MAX_SNI_PER_CERT 16
 #define PX_MAX_ALPN 4
+#define PX_MAX_CIPHERS 32
+#define PX_MAX_SIGALGS 24
 
 typedef enum { PX_PQ_REQUIRE = 0, PX_PQ_PREFER = 1 } px_pq_policy_t;
 
@@ -48,6 +50,10 @@ typedef struct {
     char *alpn[PX_MAX_ALPN];              /* e.g. "http/1.1" */
     int alpn_count;
     uint32_t cert_expiry_warning_days;    /* 0: no warning */
+    uint16_t ciphers[PX_MAX_CIPHERS];     /* suite code points, server preference order */
+    int cipher_count;
+    uint16_t sigalgs[PX_MAX_SIGALGS];     /* allowed signature schemes (tls_ciphers.h) */
+    int sigalg_count;
 } px_tls_config_t;
 
 typedef struct {

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "ocsp_staple.h"
 #include "tickets.h"
+#include "tls_ciphers.h"
 
 #define TLS_IN_MAX (64 * 1024 + 512)   /* unprocessed ciphertext kept at most */
 #define HELLO_MAX (64 * 1024)          /* a ClientHello larger than this is refused */
@@ -37,7 +38,6 @@
 #define SIG_ECDSA_P384 0x0503
 #define SIG_ECDSA_P521 0x0603
 #define SIG_RSA_PSS_256 0x0804
-#define SIG_RSA_PKCS1_256 0x0401
 #define SIG_ED25519 0x0807
 #define SIG_MLDSA44 0x0904
 #define SIG_MLDSA65 0x0905
@@ -70,6 +70,8 @@ struct px_tls_ctx {
     int client_group_count;
     int verify_peer;
     int thread_rng;                  /* server: sessions draw from their thread's DRBG */
+    uint16_t sigalgs[PX_MAX_SIGALGS];  /* server: tls.signature_algorithms */
+    int sigalg_count;
 };
 
 struct px_tls {
@@ -366,6 +368,50 @@ static int cert_status_load(tls_cert_t *tc, const px_cert_config_t *cc, int i, u
     return 0;
 }
 
+/* tls.ciphers in wolfSSL's syntax and tls.signature_algorithms; a config
+ * that is not from the loader (0 entries) gets the loader's defaults. */
+static int server_policy(px_tls_ctx_t *c, const px_tls_config_t *cfg, char *list, size_t len,
+                         char *err, size_t errlen)
+{
+    uint16_t ids[PX_MAX_CIPHERS];
+    int n = cfg->cipher_count;
+
+    if (n)
+        memcpy(ids, cfg->ciphers, (size_t)n * sizeof ids[0]);
+    else
+        n = px_cipher_defaults(c->allow_tls12, ids, PX_MAX_CIPHERS);
+    if (px_cipher_wolf_list(ids, n, list, len) != 0) {
+        snprintf(err, errlen, "tls.ciphers: cannot be set");
+        return -1;
+    }
+    c->sigalg_count = cfg->sigalg_count;
+    if (c->sigalg_count)
+        memcpy(c->sigalgs, cfg->sigalgs, (size_t)c->sigalg_count * sizeof c->sigalgs[0]);
+    else
+        c->sigalg_count = px_sigalg_defaults(c->sigalgs, PX_MAX_SIGALGS);
+    return 0;
+}
+
+/* A certificate's key must sign with an allowed scheme in TLS 1.3; its
+ * context offers exactly tls.ciphers, in that order of preference (wolfSSL
+ * picks by the server's order unless told to use the client's). */
+static int cert_policy(const px_tls_ctx_t *c, const tls_cert_t *tc, const char *cipher_list,
+                       int i, char *err, size_t errlen)
+{
+    if (!px_sigalg_key_allowed(c->sigalgs, c->sigalg_count, tc->sigalg, 1)) {
+        snprintf(err, errlen, "tls.certificates[%d].cert: its %s key signs with %s%s, which "
+                 "tls.signature_algorithms does not allow", i, tc->key_name,
+                 px_sigalg_name(tc->sigalg) ? px_sigalg_name(tc->sigalg) : "?",
+                 tc->sigalg == PX_SIG_RSA_PSS_RSAE_256 ? " (or another rsa_pss_rsae_*)" : "");
+        return -1;
+    }
+    if (wolfSSL_CTX_set_cipher_list(tc->ctx, cipher_list) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "tls.ciphers: wolfSSL refused \"%s\"", cipher_list);
+        return -1;
+    }
+    return 0;
+}
+
 int px_tls_ctx_cert_status(const px_tls_ctx_t *c, px_tls_cert_status_t *out, int max)
 {
     int n = 0;
@@ -390,6 +436,7 @@ px_tls_ctx_t *px_tls_ctx_server_new_ex(const px_tls_config_t *cfg, int flags, ch
 {
     px_tls_ctx_t *c = NULL;
     size_t alpn_len = 0;
+    char cipher_list[1024];
 
     if (px_tls_global_init() != 0) {
         snprintf(err, errlen, "tls: wolfSSL initialisation failed");
@@ -423,6 +470,8 @@ px_tls_ctx_t *px_tls_ctx_server_new_ex(const px_tls_config_t *cfg, int flags, ch
             strcat(c->alpn, cfg->alpn[i]);
         }
     }
+    if (server_policy(c, cfg, cipher_list, sizeof cipher_list, err, errlen) != 0)
+        goto fail;
     c->thread_rng = 1;     /* unless the library lacks it (see below) */
     for (int i = 0; i < cfg->cert_count; i++) {
         const px_cert_config_t *cc = &cfg->certs[i];
@@ -473,7 +522,8 @@ px_tls_ctx_t *px_tls_ctx_server_new_ex(const px_tls_config_t *cfg, int flags, ch
                      cc->cert_file);
             goto fail;
         }
-        if (cert_status_load(tc, cc, i, cfg->cert_expiry_warning_days, flags, err, errlen) != 0)
+        if (cert_policy(c, tc, cipher_list, i, err, errlen) != 0 ||
+            cert_status_load(tc, cc, i, cfg->cert_expiry_warning_days, flags, err, errlen) != 0)
             goto fail;
         for (int j = 0; j < cc->sni_count; j++) {
             tc->sni[j] = strdup(cc->sni[j]);
@@ -779,14 +829,28 @@ static int sni_match(const char *pattern, const char *name)
 /* Certificates whose names match the SNI (or, when none does, those
  * without names, else the first); among them the first whose signature
  * scheme the client offers. */
-/* Position of a certificate's scheme in the client's signature_algorithms
- * (lower: more preferred), or -1 when the client cannot verify it. */
-static int sigalg_rank(const px_hello_t *h, uint16_t s)
+static int sigalg_allowed(const px_tls_ctx_t *c, uint16_t s)
+{
+    return offers(c->sigalgs, c->sigalg_count, s);
+}
+
+/* Position of the first scheme in the client's signature_algorithms that
+ * tls.signature_algorithms allows and the certificate's key signs with
+ * (lower: more preferred), or -1 when there is none. */
+static int sigalg_rank(const px_tls_ctx_t *c, const px_hello_t *h, uint16_t key)
 {
     for (int i = 0; i < h->sigalg_count; i++)
-        if (h->sigalgs[i] == s || (s == SIG_RSA_PSS_256 && h->sigalgs[i] == SIG_RSA_PKCS1_256))
+        if (sigalg_allowed(c, h->sigalgs[i]) && px_sigalg_fits_key(key, h->sigalgs[i], h->tls13))
             return i;
     return -1;
+}
+
+static int offers_allowed_sigalg(const px_tls_ctx_t *c, const px_hello_t *h)
+{
+    for (int i = 0; i < h->sigalg_count; i++)
+        if (sigalg_allowed(c, h->sigalgs[i]))
+            return 1;
+    return 0;
 }
 
 /* The certificate (docs/config.md, "Certificate choice"): among those whose
@@ -814,14 +878,14 @@ static const tls_cert_t *pick_cert(const px_tls_ctx_t *c, const px_hello_t *h)
     if (h->sigalg_count == 0)
         return cand[0];         /* TLS 1.2 without the extension: wolfSSL decides */
     for (int i = 0; i < n; i++) {
-        int r = sigalg_rank(h, cand[i]->sigalg);
+        int r = sigalg_rank(c, h, cand[i]->sigalg);
         if (r >= 0 && (best_rank < 0 || r < best_rank)) {
             best = cand[i];
             best_rank = r;
         }
     }
     /* TLS 1.2 ECDSA schemes name no curve: let wolfSSL judge the first */
-    return best || h->tls13 ? best : cand[0];
+    return best || h->tls13 || !offers_allowed_sigalg(c, h) ? best : cand[0];
 }
 
 px_tls_t *px_tls_new(px_tls_ctx_t *ctx, const char *server_name)
@@ -1053,6 +1117,41 @@ static int client_start(px_tls_t *t)
 
 static void record_info(px_tls_t *t);
 
+/* mTLS: the client's certificate (its key and its signature) must be within
+ * tls.signature_algorithms (docs/config.md). wolfSSL has verified the chain
+ * by now but keeps only the leaf (no SESSION_CERTS) and calls a verify
+ * callback only on errors (no WOLFSSL_ALWAYS_VERIFY_CB), so the check runs
+ * once the handshake is done, on the leaf, before any request is read. 1
+ * when refused (reason in t->err). */
+static int client_cert_refused(px_tls_t *t)
+{
+    int refused = 0;
+#ifdef KEEP_PEER_CERT
+    WOLFSSL_X509 *peer = wolfSSL_get_peer_certificate(t->ssl);   /* a copy */
+    const unsigned char *der;
+    int der_len = 0;
+    char why[160];
+
+    if (!peer)
+        return 0;
+    der = wolfSSL_X509_get_der(peer, &der_len);
+    if (!der || px_sigalg_check_peer_cert(t->ctx->sigalgs, t->ctx->sigalg_count, der, der_len, 0,
+                                          wolfSSL_version(t->ssl) == TLS1_3_VERSION, why,
+                                          sizeof why) != 0) {
+        snprintf(t->err, sizeof t->err, "%s", der ? why : "client certificate unreadable");
+        t->fail = PX_TLS_FAIL_NO_SIGALG;
+        refused = 1;
+        /* the session tickets wolfSSL just wrote must not leave: resuming
+         * with one would skip this check */
+        px_buf_reset(&t->out);
+    }
+    wolfSSL_X509_free(peer);
+#else
+    (void)t;
+#endif
+    return refused;
+}
+
 static int fail_from(px_tls_t *t, int ret, const char *what)
 {
     int e = wolfSSL_get_error(t->ssl, ret);
@@ -1082,6 +1181,8 @@ int px_tls_handshake(px_tls_t *t)
             return rc;
     }
     ret = t->ctx->is_server ? wolfSSL_accept(t->ssl) : wolfSSL_connect(t->ssl);
+    if (ret == WOLFSSL_SUCCESS && t->ctx->is_server && client_cert_refused(t))
+        return PX_ETLS;
     if (ret == WOLFSSL_SUCCESS) {
         t->done = 1;
         t->err[0] = 0;

@@ -137,7 +137,8 @@ typedef enum {
     PX_TLS_FAIL_NONE,
     PX_TLS_FAIL_PQ_POLICY,      /* "pq_policy_refused" */
     PX_TLS_FAIL_NO_GROUP,       /* "no_common_group": nothing of tls.groups offered */
-    PX_TLS_FAIL_NO_SIGALG,      /* "no_common_sigalg": no certificate the client can verify */
+    PX_TLS_FAIL_NO_SIGALG,      /* "no_common_sigalg": no certificate the client can verify, or a
+                                   client certificate outside tls.signature_algorithms */
     PX_TLS_FAIL_MALFORMED,      /* "malformed_hello": decode_error, unexpected_message, record_overflow */
     PX_TLS_FAIL_BAD_SHARE,      /* "illegal_parameter": a key share that must be refused */
     PX_TLS_FAIL_OTHER           /* "failed": refused by wolfSSL (its reason in the log) */
