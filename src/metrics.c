@@ -14,8 +14,13 @@ static const double bounds[PX_M_BUCKETS - 1] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 };
 
+/* every suite tls.ciphers can enable (tls_ciphers.c), TLS 1.3 then 1.2 */
 static const char *const cipher_names[PX_M_CIPHERS] = {
-    "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "other",
+    "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "other",
 };
 
 static const char *const method_names[PX_M_METHODS] = {
@@ -205,7 +210,7 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
         const char *gname = gi < ngroups && gi < PX_M_GROUP_OTHER ? px_group_name(ids[gi]) : "other";
         for (int c = 0; c < PX_M_CIPHERS; c++) {
             uint64_t v = SUM(hs_ok[gi][c]);
-            /* zero series only for hybrid groups and the default cipher, so dashboards have them */
+            /* zero series only for hybrid groups and one cipher, so dashboards have them */
             if (v || (gi < ngroups && gi < PX_M_GROUP_OTHER && px_group_is_hybrid(ids[gi]) && c == 0))
                 px_buf_printf(o,
                               "pqproxy_tls_handshakes_total{group=\"%s\",hybrid=\"%s\",cipher=\"%s\",result=\"ok\"} %llu\n",

@@ -14,7 +14,7 @@
 
 /* label sets */
 enum { PX_M_GROUP_OTHER = 8, PX_M_GROUPS = 9 };            /* px_group_all() order + "other" */
-enum { PX_M_CIPHERS = 4 };                                 /* see metrics.c */
+enum { PX_M_CIPHERS = 10 };                                 /* see metrics.c */
 /* handshake failures by reason: px_tls_fail_t order (PX_TLS_FAIL_* - 1), then timeout */
 enum { PX_HS_PQ_REFUSED, PX_HS_NO_GROUP, PX_HS_NO_SIGALG, PX_HS_MALFORMED, PX_HS_BAD_SHARE,
        PX_HS_FAILED, PX_HS_TIMEOUT, PX_M_HS_FAIL };

@@ -74,6 +74,11 @@ def test_tls12_cbc_never_offered(h):
     check_eq((res["protocol"], res["cipher"]),
              ("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"))
     check_eq(proxy.wait_access_log(1)[-1]["cipher"], "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256")
+    # counted under its own name, not "other"
+    m = metrics(proxy)
+    check_eq(sum(v for k, v in m.items() if k.startswith("pqproxy_tls_handshakes_total{") and
+                 'cipher="TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"' in k and 'result="ok"' in k),
+             1.0, "the TLS 1.2 handshake in the metrics by its suite")
 
 
 def test_suite_outside_the_list_refused(h):
