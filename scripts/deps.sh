@@ -322,6 +322,36 @@ build_wolfssl() {
 # cache key, so this runs once per version, flags and patch set.
 # WOLFSSL_TESTS=0 (scripts/curl-pq.sh, for the test peer's variant) skips it.
 WOLFSSL_TESTS=1
+
+# wolfSSL API tests that fail on a correct build once the clock passes a date
+# baked into their test data, as "name<TAB>Unix time<TAB>why". Each is skipped
+# only after that time; every other test runs.
+WOLFSSL_EXPIRED_TESTS=$'test_wolfSSL_CertManagerCRL\t1791160470\tits DER CRL (tests/api/test_certman.c crl_buff) has nextUpdate 2026-10-05 00:34:30 UTC'
+
+# Names of the tests above whose time has come, one per line, each also logged.
+expired_wolfssl_tests() {
+    local now name when why
+    now="$(date +%s)"
+    while IFS=$'\t' read -r name when why; do
+        [ -n "$name" ] && [ "$now" -ge "$when" ] || continue
+        log "wolfSSL: skipping $name: $why"; echo "$name"
+    done <<<"$WOLFSSL_EXPIRED_TESTS"
+}
+
+# tests/unit.test in SRC: the cipher-suite handshake tests, then the API tests
+# less the names given (by number: a few names occur twice).
+run_unit_test() {
+    local skip="$*" idx
+    ./tests/unit.test --no-api || return 1
+    mapfile -t idx < <(./tests/unit.test --list |
+                       awk -v skip="$skip" '
+                           BEGIN { n = split(skip, s, " "); for (i = 1; i <= n; i++) k[s[i]] = 1 }
+                           /^ *[0-9]+: / { sub(":", "", $1); if (!($2 in k)) print "-" $1 }')
+    # Nothing to skip, or a list it could not read: all of them.
+    if [ -z "$skip" ] || [ ${#idx[@]} -eq 0 ]; then ./tests/unit.test --api; return; fi
+    ./tests/unit.test --api "${idx[@]}"
+}
+
 test_wolfssl() {
     local src="$1" prefix="$2" t0=$SECONDS
     log "building and running wolfSSL's own tests on the patched source (once per cache key; a few minutes)"
@@ -333,7 +363,8 @@ test_wolfssl() {
         return 1
     fi
     log "wolfSSL: wolfcrypt/test/testwolfcrypt passed ($((SECONDS - t0)) s so far)"
-    if ! (cd "$src" && ./tests/unit.test >unit.test.log 2>&1); then
+    local skip; skip="$(expired_wolfssl_tests | tr '\n' ' ')"
+    if ! (cd "$src" && run_unit_test $skip >unit.test.log 2>&1); then
         # API tests print "N: name : failed"; suite and wolfCrypt tests stop at their failure.
         { grep -E ': +failed|test +failed|[Ff]ailed!' "$src/unit.test.log" || true; tail -15 "$src/unit.test.log"; } |
             awk '!seen[$0]++' | tail -30 >&2

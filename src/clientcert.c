@@ -1,5 +1,5 @@
-/* Client certificate identity: a small DER reader for the parts of an
- * X.509 certificate pqproxy reports (see clientcert.h). The certificate has
+/* Client certificate identity: the parts of an X.509 certificate pqproxy
+ * reports (see clientcert.h), read with der.h. The certificate has
  * already been verified by wolfSSL; this code still treats it as untrusted
  * bytes: every length is checked and nothing is copied unescaped. */
 #include "clientcert.h"
@@ -11,46 +11,9 @@
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/hash.h>
 
+#include "der.h"
 #include "errors.h"
 #include "log.h"
-
-typedef struct {
-    const uint8_t *p;
-    size_t len;
-} der_t;
-
-/* One TLV from the front of d (single-byte tags, definite lengths). */
-static int der_next(der_t *d, uint8_t *tag, der_t *val)
-{
-    size_t n, i = 2;
-
-    if (d->len < 2 || (d->p[0] & 0x1f) == 0x1f)
-        return PX_EPARSE;
-    n = d->p[1];
-    if (n & 0x80) {
-        size_t k = n & 0x7f;
-        if (k == 0 || k > 4 || d->len < 2 + k)
-            return PX_EPARSE;
-        n = 0;
-        for (size_t j = 0; j < k; j++)
-            n = n << 8 | d->p[2 + j];
-        i += k;
-    }
-    if (n > d->len - i)
-        return PX_EPARSE;
-    *tag = d->p[0];
-    val->p = d->p + i;
-    val->len = n;
-    d->p += i + n;
-    d->len -= i + n;
-    return 0;
-}
-
-static int der_expect(der_t *d, uint8_t want, der_t *val)
-{
-    uint8_t tag;
-    return der_next(d, &tag, val) == 0 && tag == want ? 0 : PX_EPARSE;
-}
 
 /* --- RFC 4514 ---------------------------------------------------------------- */
 
@@ -101,17 +64,17 @@ static const struct {
     { { 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01 }, 9, "emailAddress" },
 };
 
-static void put_oid(out_t *o, der_t oid)
+static void put_oid(out_t *o, px_der_t oid)
 {
     char buf[24];
     unsigned long v = 0;
 
     for (size_t i = 0; i < sizeof attr_names / sizeof attr_names[0]; i++)
-        if (oid.len == attr_names[i].len && !memcmp(oid.p, attr_names[i].der, oid.len)) {
+        if (oid.n == attr_names[i].len && !memcmp(oid.p, attr_names[i].der, oid.n)) {
             puts_(o, attr_names[i].name);
             return;
         }
-    for (size_t i = 0, arc = 0; i < oid.len; i++) {   /* dotted form */
+    for (size_t i = 0, arc = 0; i < oid.n; i++) {   /* dotted form */
         if (v > (~0UL >> 8)) {
             o->full = 1;                          /* absurd arc: give up on this name */
             return;
@@ -147,7 +110,7 @@ static void put_value(out_t *o, const uint8_t *s, size_t len)
     }
 }
 
-static int is_string_tag(uint8_t tag)
+static int is_string_tag(unsigned tag)
 {
     /* UTF8String, NumericString, PrintableString, TeletexString, IA5String */
     return tag == 0x0c || tag == 0x12 || tag == 0x13 || tag == 0x14 || tag == 0x16;
@@ -155,39 +118,39 @@ static int is_string_tag(uint8_t tag)
 
 int px_clientcert_dn(const uint8_t *name, size_t len, char *out, size_t cap)
 {
-    der_t d = { name, len }, seq, rdns[64];
+    px_der_t d = { name, len }, seq, rdns[64];
     int n = 0;
     out_t o = { out, cap, 0, 0 };
 
     if (!cap)
         return PX_ETOOBIG;
     out[0] = 0;
-    if (der_expect(&d, 0x30, &seq) < 0 || d.len)
+    if (px_der_expect(&d, 0x30, &seq) < 0 || d.n)
         return PX_EPARSE;
-    while (seq.len) {
-        if (n == (int)(sizeof rdns / sizeof rdns[0]) || der_expect(&seq, 0x31, &rdns[n]) < 0)
+    while (seq.n) {
+        if (n == (int)(sizeof rdns / sizeof rdns[0]) || px_der_expect(&seq, 0x31, &rdns[n]) < 0)
             return PX_EPARSE;
         n++;
     }
     for (int i = n - 1; i >= 0; i--) {     /* RFC 4514: the last RDN first */
-        der_t set = rdns[i];
+        px_der_t set = rdns[i];
         int first = 1;
-        while (set.len) {
-            der_t atv, oid, val;
+        while (set.n) {
+            px_der_t atv, oid, val;
             const uint8_t *tlv;
-            uint8_t tag;
+            unsigned tag;
             size_t mark = o.n;
-            if (der_expect(&set, 0x30, &atv) < 0 || der_expect(&atv, 0x06, &oid) < 0 || !oid.len)
+            if (px_der_expect(&set, 0x30, &atv) < 0 || px_der_expect(&atv, 0x06, &oid) < 0 || !oid.n)
                 return PX_EPARSE;
             tlv = atv.p;
-            if (der_next(&atv, &tag, &val) < 0 || atv.len)
+            if (px_der_next(&atv, &tag, &val) < 0 || atv.n)
                 return PX_EPARSE;
             if (!first || i != n - 1)
                 puts_(&o, first ? "," : "+");
             put_oid(&o, oid);
             puts_(&o, "=");
             if (is_string_tag(tag)) {
-                put_value(&o, val.p, val.len);
+                put_value(&o, val.p, val.n);
             } else {                       /* RFC 4514 2.4: '#' and the BER in hex */
                 puts_(&o, "#");
                 put_hex(&o, tlv, (size_t)(atv.p - tlv), "");
@@ -224,24 +187,24 @@ static void keep_san(px_clientcert_t *cc, px_san_type_t type, const uint8_t *v, 
     (*n)++;
 }
 
-static int read_sans(px_clientcert_t *cc, der_t ext)
+static int read_sans(px_clientcert_t *cc, px_der_t ext)
 {
-    der_t names, gn;
-    uint8_t tag;
+    px_der_t names, gn;
+    unsigned tag;
 
-    if (der_expect(&ext, 0x30, &names) < 0 || ext.len)
+    if (px_der_expect(&ext, 0x30, &names) < 0 || ext.n)
         return PX_EPARSE;
-    while (names.len) {
-        if (der_next(&names, &tag, &gn) < 0)
+    while (names.n) {
+        if (px_der_next(&names, &tag, &gn) < 0)
             return PX_EPARSE;
         switch (tag) {
-        case 0x81: keep_san(cc, PX_SAN_EMAIL, gn.p, gn.len); break;   /* rfc822Name */
-        case 0x82: keep_san(cc, PX_SAN_DNS, gn.p, gn.len); break;     /* dNSName */
-        case 0x86: keep_san(cc, PX_SAN_URI, gn.p, gn.len); break;     /* uniformResourceIdentifier */
+        case 0x81: keep_san(cc, PX_SAN_EMAIL, gn.p, gn.n); break;   /* rfc822Name */
+        case 0x82: keep_san(cc, PX_SAN_DNS, gn.p, gn.n); break;     /* dNSName */
+        case 0x86: keep_san(cc, PX_SAN_URI, gn.p, gn.n); break;     /* uniformResourceIdentifier */
         case 0x87: {                                                  /* iPAddress */
             char ip[INET6_ADDRSTRLEN];
-            if ((gn.len == 4 || gn.len == 16) &&
-                inet_ntop(gn.len == 4 ? AF_INET : AF_INET6, gn.p, ip, sizeof ip))
+            if ((gn.n == 4 || gn.n == 16) &&
+                inet_ntop(gn.n == 4 ? AF_INET : AF_INET6, gn.p, ip, sizeof ip))
                 keep_san(cc, PX_SAN_IP, (const uint8_t *)ip, strlen(ip));
             else
                 cc->san_skipped++;
@@ -253,23 +216,23 @@ static int read_sans(px_clientcert_t *cc, der_t ext)
     return 0;
 }
 
-static int read_extensions(px_clientcert_t *cc, der_t d)
+static int read_extensions(px_clientcert_t *cc, px_der_t d)
 {
     static const uint8_t san_oid[] = { 0x55, 0x1d, 0x11 };   /* 2.5.29.17 */
-    der_t exts, ext, oid, val;
-    uint8_t tag;
+    px_der_t exts, ext, oid, val;
+    unsigned tag;
 
-    if (der_expect(&d, 0x30, &exts) < 0 || d.len)
+    if (px_der_expect(&d, 0x30, &exts) < 0 || d.n)
         return PX_EPARSE;
-    while (exts.len) {
-        if (der_expect(&exts, 0x30, &ext) < 0 || der_expect(&ext, 0x06, &oid) < 0 ||
-            der_next(&ext, &tag, &val) < 0)
+    while (exts.n) {
+        if (px_der_expect(&exts, 0x30, &ext) < 0 || px_der_expect(&ext, 0x06, &oid) < 0 ||
+            px_der_next(&ext, &tag, &val) < 0)
             return PX_EPARSE;
-        if (tag == 0x01 && der_next(&ext, &tag, &val) < 0)      /* critical */
+        if (tag == 0x01 && px_der_next(&ext, &tag, &val) < 0)      /* critical */
             return PX_EPARSE;
-        if (tag != 0x04 || ext.len)
+        if (tag != 0x04 || ext.n)
             return PX_EPARSE;
-        if (oid.len == sizeof san_oid && !memcmp(oid.p, san_oid, sizeof san_oid) &&
+        if (oid.n == sizeof san_oid && !memcmp(oid.p, san_oid, sizeof san_oid) &&
             read_sans(cc, val) < 0)
             return PX_EPARSE;
     }
@@ -278,36 +241,37 @@ static int read_extensions(px_clientcert_t *cc, der_t d)
 
 int px_clientcert_parse(const uint8_t *der, size_t len, px_clientcert_t *cc)
 {
-    der_t d = { der, len }, cert, tbs, f;
-    uint8_t tag, hash[32];
+    px_der_t d = { der, len }, cert, tbs, f;
+    unsigned tag;
+    uint8_t hash[32];
     int r;
 
     memset(cc, 0, sizeof *cc);
-    if (der_expect(&d, 0x30, &cert) < 0 || d.len || der_expect(&cert, 0x30, &tbs) < 0)
+    if (px_der_expect(&d, 0x30, &cert) < 0 || d.n || px_der_expect(&cert, 0x30, &tbs) < 0)
         return PX_EPARSE;
     if (wc_Sha256Hash(der, (word32)len, hash) != 0)
         return PX_EPARSE;
     for (int i = 0; i < 32; i++)
         snprintf(cc->sha256 + 2 * i, 3, "%02x", hash[i]);
-    if (tbs.len && tbs.p[0] == 0xa0 && der_next(&tbs, &tag, &f) < 0)   /* version */
+    if (px_der_optional(&tbs, PX_DER_CTX(0), &f) < 0)                  /* version */
         return PX_EPARSE;
     /* serial, signature algorithm, issuer, validity */
-    if (der_expect(&tbs, 0x02, &f) < 0 || der_expect(&tbs, 0x30, &f) < 0 ||
-        der_expect(&tbs, 0x30, &f) < 0 || der_expect(&tbs, 0x30, &f) < 0)
+    if (px_der_expect(&tbs, 0x02, &f) < 0 || px_der_expect(&tbs, 0x30, &f) < 0 ||
+        px_der_expect(&tbs, 0x30, &f) < 0 || px_der_expect(&tbs, 0x30, &f) < 0)
         return PX_EPARSE;
     {
         const uint8_t *subj = tbs.p;
-        if (der_expect(&tbs, 0x30, &f) < 0)
+        if (px_der_expect(&tbs, 0x30, &f) < 0)
             return PX_EPARSE;
         r = px_clientcert_dn(subj, (size_t)(tbs.p - subj), cc->subject, sizeof cc->subject);
         if (r == PX_EPARSE)
             return r;
         cc->subject_truncated = r == PX_ETOOBIG;
     }
-    if (der_expect(&tbs, 0x30, &f) < 0)                                /* public key */
+    if (px_der_expect(&tbs, 0x30, &f) < 0)                                /* public key */
         return PX_EPARSE;
-    while (tbs.len) {              /* issuerUniqueID [1], subjectUniqueID [2], extensions [3] */
-        if (der_next(&tbs, &tag, &f) < 0)
+    while (tbs.n) {              /* issuerUniqueID [1], subjectUniqueID [2], extensions [3] */
+        if (px_der_next(&tbs, &tag, &f) < 0)
             return PX_EPARSE;
         if (tag == 0xa3 && read_extensions(cc, f) < 0)
             return PX_EPARSE;

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "cpus.h"
 #include "errors.h"
+#include "config_ciphers.h"
 #include "config_mtls.h"
 #include "config_sig.h"
 #include "jsonsyntax.h"
@@ -195,7 +196,8 @@ static const char *check_dns_name(char *name)
     return label ? NULL : "empty label";
 }
 
-static const char *const cert_keys[] = { "cert", "key", "sni", NULL };
+static const char *const cert_keys[] = { "cert", "key", "sni", "ocsp_response", "ocsp_issuer",
+                                         NULL };
 
 static int parse_cert(ctx_t *c, const cJSON *o, const char *path, px_cert_config_t *cert)
 {
@@ -219,6 +221,12 @@ static int parse_cert(ctx_t *c, const cJSON *o, const char *path, px_cert_config
     if (r == 0)
         return fail(c, kp, "required (private key file)");
     if ((r = set_path(c, &cert->key_file, c->dir, s)) < 0)
+        return r;
+    if ((r = px_jv_str(&c->jv, o, path, "ocsp_response", &s)) < 0 ||
+        (r && (r = set_path(c, &cert->ocsp_file, c->dir, s)) < 0))
+        return r;
+    if ((r = px_jv_str(&c->jv, o, path, "ocsp_issuer", &s)) < 0 ||
+        (r && (r = set_path(c, &cert->ocsp_issuer_file, c->dir, s)) < 0))
         return r;
     if (!(sni = px_jv_item(o, "sni")))
         return 0;
@@ -315,7 +323,8 @@ static int parse_alpn(ctx_t *c, const cJSON *v, px_tls_config_t *tls)
 
 static const char *const tls_keys[] = { "certificates", "groups", "pq_policy", "min_version",
                                         "client_ca", "session_tickets", "ticket_key_rotation_s",
-                                        "alpn", PX_MTLS_TLS_KEYS, NULL };
+                                        "alpn", "cert_expiry_warning_days", "ciphers",
+                                        "signature_algorithms", PX_MTLS_TLS_KEYS, NULL };
 
 static int parse_tls(ctx_t *c, const cJSON *o, px_config_t *cfg)
 {
@@ -363,6 +372,14 @@ static int parse_tls(ctx_t *c, const cJSON *o, px_config_t *cfg)
                      &tls->ticket_key_rotation_s)) < 0)
         return r;
     if ((v = px_jv_item(o, "alpn")) && (r = parse_alpn(c, v, tls)) < 0)
+        return r;
+    if ((r = px_jv_u32(&c->jv, o, "tls", "cert_expiry_warning_days", 0, 3650,
+                     &tls->cert_expiry_warning_days)) < 0)
+        return r;
+    if ((v = px_jv_item(o, "ciphers")) && (r = px_config_parse_ciphers(&c->jv, v, tls)) < 0)
+        return r;
+    if ((v = px_jv_item(o, "signature_algorithms")) &&
+        (r = px_config_parse_sigalgs(&c->jv, v, tls)) < 0)
         return r;
     return px_config_parse_mtls(&c->jv, c->dir, o, tls);
 }
@@ -538,6 +555,7 @@ static int set_defaults(ctx_t *c, px_config_t *cfg)
     cfg->tls.min_version = 13;
     cfg->tls.session_tickets = 1;
     cfg->tls.ticket_key_rotation_s = 3600;
+    cfg->tls.cert_expiry_warning_days = 30;
     cfg->tls.alpn_count = 1;
     px_config_mtls_defaults(&cfg->tls);
     cfg->upstream.pool_max_idle = 64;
@@ -701,6 +719,15 @@ static int finish(ctx_t *c, px_config_t *cfg)
         if ((r = check_readable(c, i == 0 && c->key0_env ? c->key0_env : where,
                                 tls->certs[i].key_file)) < 0)
             return r;
+        px_jv_fmt(where, sizeof where, "tls.certificates[%d].ocsp_response", i);
+        if (tls->certs[i].ocsp_file && (r = check_readable(c, where, tls->certs[i].ocsp_file)) < 0)
+            return r;
+        px_jv_fmt(where, sizeof where, "tls.certificates[%d].ocsp_issuer", i);
+        if (tls->certs[i].ocsp_issuer_file && !tls->certs[i].ocsp_file)
+            return fail(c, where, "only used with ocsp_response, which is not set");
+        if (tls->certs[i].ocsp_issuer_file &&
+            (r = check_readable(c, where, tls->certs[i].ocsp_issuer_file)) < 0)
+            return r;
     }
     if (tls->client_ca_file &&
         (r = check_readable(c, c->ca_env ? c->ca_env : "tls.client_ca", tls->client_ca_file)) < 0)
@@ -709,6 +736,7 @@ static int finish(ctx_t *c, px_config_t *cfg)
         return r;
     if ((r = px_config_check_signatures(&c->jv, cfg)) < 0)
         return r;
+    px_config_cipher_defaults(tls);
     if (c->workers == 0) {
         unsigned n = px_cpu_count();
         c->workers = n > 256 ? 256 : (int)n;
@@ -898,6 +926,8 @@ void px_config_free(px_config_t *cfg)
     for (int i = 0; i < PX_MAX_CERTS; i++) {
         free(cfg->tls.certs[i].cert_file);
         free(cfg->tls.certs[i].key_file);
+        free(cfg->tls.certs[i].ocsp_file);
+        free(cfg->tls.certs[i].ocsp_issuer_file);
         for (int j = 0; j < PX_MAX_SNI_PER_CERT; j++)
             free(cfg->tls.certs[i].sni[j]);
     }

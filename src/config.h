@@ -15,6 +15,8 @@
 #define PX_MAX_CERTS 16
 #define PX_MAX_SNI_PER_CERT 16
 #define PX_MAX_ALPN 4
+#define PX_MAX_CIPHERS 32
+#define PX_MAX_SIGALGS 24
 #define PX_MAX_CRL 16
 #define PX_MAX_VERIFY_DEPTH 8           /* wolfSSL checks at most 9 certificates per chain */
 
@@ -34,6 +36,8 @@ typedef struct {
     char *key_file;                    /* PEM or DER private key */
     char *sni[PX_MAX_SNI_PER_CERT];    /* names (exact or "*.suffix"); none = default only */
     int sni_count;
+    char *ocsp_file;                   /* DER OCSP response to staple, or NULL */
+    char *ocsp_issuer_file;            /* PEM issuer, when the chain file lacks it, or NULL */
 } px_cert_config_t;
 
 typedef struct {
@@ -52,6 +56,11 @@ typedef struct {
     uint32_t ticket_key_rotation_s;
     char *alpn[PX_MAX_ALPN];              /* e.g. "http/1.1" */
     int alpn_count;
+    uint32_t cert_expiry_warning_days;    /* 0: no warning */
+    uint16_t ciphers[PX_MAX_CIPHERS];     /* suite code points, server preference order */
+    int cipher_count;
+    uint16_t sigalgs[PX_MAX_SIGALGS];     /* allowed signature schemes (tls_ciphers.h) */
+    int sigalg_count;
 } px_tls_config_t;
 
 typedef struct {

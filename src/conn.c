@@ -205,6 +205,15 @@ static int request_timed_out(px_conn_t *c)
     return respond_error(c, PX_HERR_REQUEST_TIMEOUT, detail);
 }
 
+/* A handshake that ends without completing, however it ends (refused, timed
+ * out, reset by the client): its failure and any HelloRetryRequest counted once. */
+static void count_failed_handshake(px_conn_t *c, int result)
+{
+    if (px_tls_hrr(c->tls))
+        px_m_inc(&c->env->m->hs_hrr[px_tls_hrr(c->tls) - 1]);
+    px_m_inc(&c->env->m->hs_fail[result]);
+}
+
 static void timer_cb(uv_timer_t *t)
 {
     px_conn_t *c = t->data;
@@ -212,7 +221,7 @@ static void timer_cb(uv_timer_t *t)
         return;
     switch (c->tkind) {
     case T_HANDSHAKE:
-        px_m_inc(&c->env->m->hs_fail[PX_HS_TIMEOUT]);
+        count_failed_handshake(c, PX_HS_TIMEOUT);
         px_debug("%s: TLS handshake timed out", c->client_addr);
         settle(abort_conn(c, PX_END_CLIENT_CLOSED));
         break;
@@ -532,6 +541,8 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         c->reading = 0;
         return;
     } else if (n < 0) {
+        if (c->state == C_HANDSHAKE && c->got_bytes)
+            count_failed_handshake(c, PX_HS_FAILED);
         settle(abort_conn(c, PX_END_CLIENT_CLOSED));
         return;
     } else {
@@ -1428,9 +1439,6 @@ static PX_MUST_CHECK int handshake(px_conn_t *c)
     px_metrics_t *m = c->env->m;
     int rc = px_tls_handshake(c->tls);
 
-    if (rc != PX_EAGAIN && px_tls_hrr(c->tls))      /* counted however the handshake ends */
-        px_m_inc(&m->hs_hrr[px_tls_hrr(c->tls) - 1]);
-
     if (rc == PX_EAGAIN) {
         if (flush_client(c) < 0)
             return GONE;
@@ -1441,7 +1449,7 @@ static PX_MUST_CHECK int handshake(px_conn_t *c)
         return abort_conn(c, PX_END_CLIENT_CLOSED);
     if (rc != 0) {
         px_tls_fail_t why = px_tls_fail_reason(c->tls);
-        px_m_inc(&m->hs_fail[why == PX_TLS_FAIL_NONE ? PX_HS_FAILED : (int)why - 1]);
+        count_failed_handshake(c, why == PX_TLS_FAIL_NONE ? PX_HS_FAILED : (int)why - 1);
         px_info("%s: TLS handshake refused: %s", c->client_addr, px_tls_error(c->tls));
         set_state(c, C_CLOSING);          /* send the alert, then close */
         arm(c, T_LINGER);
@@ -1450,8 +1458,11 @@ static PX_MUST_CHECK int handshake(px_conn_t *c)
         update_reading(c);
         return GONE;
     }
+    if (px_tls_hrr(c->tls))
+        px_m_inc(&m->hs_hrr[px_tls_hrr(c->tls) - 1]);
     px_tls_get_info(c->tls, &ti);
     px_m_inc(&m->hs_ok[px_m_group_index(ti.group_id)][px_m_cipher_index(ti.cipher)]);
+    px_m_inc(&m->hs_cert_key[px_m_cert_key_index(ti.cert_key)]);
     if (ti.resumed)
         px_m_inc(&m->hs_resumed);
     px_debug("%s: TLS %s %s %s sni=%s", c->client_addr, ti.version, ti.group, ti.cipher, ti.sni);

@@ -14,13 +14,23 @@ static const double bounds[PX_M_BUCKETS - 1] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 };
 
+/* every suite tls.ciphers can enable (tls_ciphers.c), TLS 1.3 then 1.2 */
 static const char *const cipher_names[PX_M_CIPHERS] = {
-    "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "other",
+    "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "other",
 };
 
 static const char *const method_names[PX_M_METHODS] = {
     "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "other",
 };
+
+/* px_tls_info_t.cert_key values (tls.c cert_key_type) */
+static const char *const cert_key_names[PX_M_CERT_KEYS] = {
+    "ECDSA-P256", "ECDSA-P384", "ECDSA-P521", "RSA", "Ed25519", "ML-DSA-44", "ML-DSA-65", "ML-DSA-87",
+    "other" };
 
 static const char *const class_names[PX_M_CLASSES] = { "none", "1xx", "2xx", "3xx", "4xx", "5xx" };
 static const char *const hs_fail_names[PX_M_HS_FAIL] = {
@@ -67,6 +77,14 @@ int px_m_method_index(const char *m)
     return PX_M_METHODS - 1;
 }
 
+int px_m_cert_key_index(const char *key)
+{
+    for (int i = 0; key && i < PX_M_CERT_KEYS - 1; i++)
+        if (!strcmp(key, cert_key_names[i]))
+            return i;
+    return PX_M_CERT_KEYS - 1;
+}
+
 static uint64_t sum(px_metrics_t *const *w, int n, size_t off)
 {
     uint64_t s = 0;
@@ -97,6 +115,52 @@ static void hist(px_buf_t *o, px_metrics_t *const *w, int n, size_t off, const c
     px_buf_printf(o, "%s_sum %.6f\n%s_count %llu\n", name,
                   (double)sum(w, n, off + offsetof(px_hist_t, sum_us)) / 1e6, name,
                   (unsigned long long)sum(w, n, off + offsetof(px_hist_t, count)));
+}
+
+/* A label value from a file name: Prometheus escapes for '\\', '"' and newline. */
+static void label_value(char *out, size_t len, const char *s)
+{
+    size_t o = 0;
+    for (; *s && o + 3 < len; s++) {
+        if (*s == '\\' || *s == '"' || *s == '\n') {
+            out[o++] = '\\';
+            out[o++] = *s == '\n' ? 'n' : *s;
+        } else {
+            out[o++] = *s;
+        }
+    }
+    out[o] = 0;
+}
+
+static void cert_metrics(px_buf_t *o, px_metrics_t *const *w, int n, const px_metrics_global_t *g)
+{
+    char file[512];
+
+    help(o, "pqproxy_tls_certificates_served_total", "counter",
+         "Completed handshakes by the key type of the certificate served.");
+    for (int k = 0; k < PX_M_CERT_KEYS; k++) {
+        uint64_t v = SUM(hs_cert_key[k]);
+        if (v || k < PX_M_CERT_KEYS - 1)
+            px_buf_printf(o, "pqproxy_tls_certificates_served_total{key=\"%s\"} %llu\n",
+                          cert_key_names[k], (unsigned long long)v);
+    }
+    help(o, "pqproxy_tls_certificate_expiry_timestamp_seconds", "gauge",
+         "notAfter of each served certificate (the leaf of tls.certificates[i].cert), Unix time.");
+    for (int i = 0; i < g->cert_count; i++) {
+        label_value(file, sizeof file, g->certs[i].file);
+        px_buf_printf(o, "pqproxy_tls_certificate_expiry_timestamp_seconds{cert=\"%s\",key=\"%s\"} %lld\n",
+                      file, g->certs[i].key, (long long)g->certs[i].not_after);
+    }
+    help(o, "pqproxy_tls_ocsp_response_next_update_timestamp_seconds", "gauge",
+         "nextUpdate of the OCSP response stapled for each certificate with an ocsp_response, "
+         "Unix time (0: the file failed its checks at a reload); past it nothing is stapled.");
+    for (int i = 0; i < g->cert_count; i++) {
+        if (!g->certs[i].has_ocsp)
+            continue;
+        label_value(file, sizeof file, g->certs[i].file);
+        px_buf_printf(o, "pqproxy_tls_ocsp_response_next_update_timestamp_seconds{cert=\"%s\",key=\"%s\"} %lld\n",
+                      file, g->certs[i].key, (long long)g->certs[i].ocsp_next_update);
+    }
 }
 
 int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metrics_global_t *g)
@@ -146,7 +210,7 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
         const char *gname = gi < ngroups && gi < PX_M_GROUP_OTHER ? px_group_name(ids[gi]) : "other";
         for (int c = 0; c < PX_M_CIPHERS; c++) {
             uint64_t v = SUM(hs_ok[gi][c]);
-            /* zero series only for hybrid groups and the default cipher, so dashboards have them */
+            /* zero series only for hybrid groups and one cipher, so dashboards have them */
             if (v || (gi < ngroups && gi < PX_M_GROUP_OTHER && px_group_is_hybrid(ids[gi]) && c == 0))
                 px_buf_printf(o,
                               "pqproxy_tls_handshakes_total{group=\"%s\",hybrid=\"%s\",cipher=\"%s\",result=\"ok\"} %llu\n",
@@ -167,6 +231,7 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
                   (unsigned long long)SUM(hs_hrr[1]));
     help(o, "pqproxy_tls_resumptions_total", "counter", "Handshakes resumed from a session ticket.");
     px_buf_printf(o, "pqproxy_tls_resumptions_total %llu\n", (unsigned long long)SUM(hs_resumed));
+    cert_metrics(o, w, n, g);
 
     help(o, "pqproxy_http_requests_total", "counter",
          "Requests by route (the matching routes[].prefix, \"none\" when no route matched), method "

@@ -14,7 +14,7 @@
 
 /* label sets */
 enum { PX_M_GROUP_OTHER = 8, PX_M_GROUPS = 9 };            /* px_group_all() order + "other" */
-enum { PX_M_CIPHERS = 4 };                                 /* see metrics.c */
+enum { PX_M_CIPHERS = 10 };                                 /* see metrics.c */
 /* handshake failures by reason: px_tls_fail_t order (PX_TLS_FAIL_* - 1), then timeout */
 enum { PX_HS_PQ_REFUSED, PX_HS_NO_GROUP, PX_HS_NO_SIGALG, PX_HS_MALFORMED, PX_HS_BAD_SHARE,
        PX_HS_FAILED, PX_HS_TIMEOUT, PX_M_HS_FAIL };
@@ -23,6 +23,7 @@ enum { PX_M_CLASSES = 6 };                                 /* 0: no response, 1.
 enum { PX_M_ROUTES = 33 };                                 /* 0: no route, 1..32: config routes */
 enum { PX_UP_CONNECT, PX_UP_RESET, PX_UP_TIMEOUT, PX_UP_BAD_RESPONSE, PX_M_UP_ERR };
 enum { PX_M_BUCKETS = 16 };
+enum { PX_M_CERT_KEYS = 9 };                               /* see metrics.c; the last is "other" */
 
 typedef struct {
     uint64_t buckets[PX_M_BUCKETS];   /* non-cumulative; summed when rendered */
@@ -36,6 +37,7 @@ typedef struct px_metrics {
     uint64_t hs_ok[PX_M_GROUPS][PX_M_CIPHERS];
     uint64_t hs_fail[PX_M_HS_FAIL];
     uint64_t hs_hrr[2], hs_resumed;           /* hs_hrr by PX_HRR_* - 1 */
+    uint64_t hs_cert_key[PX_M_CERT_KEYS];     /* handshakes by served certificate key type */
     uint64_t requests[PX_M_ROUTES][PX_M_METHODS][PX_M_CLASSES];
     px_hist_t request_seconds;        /* head received -> response complete */
     px_hist_t upstream_seconds;       /* request sent -> first response byte */
@@ -61,6 +63,7 @@ void px_m_observe(px_hist_t *h, double seconds);
 int px_m_group_index(uint16_t group);
 int px_m_cipher_index(const char *cipher);
 int px_m_method_index(const char *method);
+int px_m_cert_key_index(const char *key);   /* px_tls_info_t.cert_key */
 
 /* Process-wide values that are not per worker. */
 typedef struct {
@@ -78,6 +81,9 @@ typedef struct {
     int sig_result_count;
     uint64_t sig_classical, responses_signed, sig_queue_depth;
     uint64_t replay_entries, replay_capacity;
+    /* served certificates of the running TLS context (px_tls_cert_status_t) */
+    const struct px_tls_cert_status *certs;
+    int cert_count;
 } px_metrics_global_t;
 
 /* Appends the exposition of the sum of n workers' metrics and g. */

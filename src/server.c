@@ -382,13 +382,14 @@ static void raise_nofile(void)
 }
 
 /* Everything run and reload load from a configuration besides the JSON:
- * certificates and keys (matched), CA files, signature keyrings and keys.
+ * certificates and keys (matched), CA files, OCSP responses (a bad one only
+ * warns on reload), signature keyrings and keys.
  * check-config goes through here too, so it accepts exactly what run does. */
-static int load_keys(const px_config_t *cfg, int workers, px_tls_ctx_t **tls, px_sigctx_t **sig,
-                     char *err, size_t errlen)
+static int load_keys(const px_config_t *cfg, int workers, int reload, px_tls_ctx_t **tls,
+                     px_sigctx_t **sig, char *err, size_t errlen)
 {
     *sig = NULL;
-    if (!(*tls = px_tls_ctx_server_new(&cfg->tls, err, errlen)))
+    if (!(*tls = px_tls_ctx_server_new_ex(&cfg->tls, reload ? PX_TLS_RELOAD : 0, err, errlen)))
         return PX_ECONFIG;
     if (!(*sig = px_sigctx_new(cfg, workers, err, errlen))) {
         px_tls_ctx_unref(*tls);
@@ -420,7 +421,7 @@ px_server_t *px_server_new(px_config_t *cfg, char *err, size_t errlen)
     uv_timer_init(&s->loop, &s->probe_timer);
     uv_timer_init(&s->loop, &s->probe_tick);
     s->probe_timer.data = s->probe_tick.data = s;
-    if (load_keys(cfg, cfg->workers, &tls, &sig, err, errlen) != 0 ||
+    if (load_keys(cfg, cfg->workers, 0, &tls, &sig, err, errlen) != 0 ||
         !(s->gen = gen_new(cfg, tls, sig))) {
         px_tls_ctx_unref(tls);
         px_sigctx_unref(sig);
@@ -551,7 +552,7 @@ int px_server_reload(px_server_t *s)
         return PX_ECONFIG;
     }
     /* keys are loaded per worker: keep the running worker count */
-    if (load_keys(cfg, cur->workers, &tls, &sig, err, sizeof err) != 0) {
+    if (load_keys(cfg, cur->workers, 1, &tls, &sig, err, sizeof err) != 0) {
         px_error("reload refused, keeping the running configuration: %s: %s", cfg->path, err);
         px_config_free(cfg);
         s->reloads_failed++;
@@ -756,6 +757,11 @@ static int admin_metrics(void *ud, px_buf_t *out)
         g.route_count = c->route_count;
     }
     {
+        static px_tls_cert_status_t certs[PX_MAX_CERTS];
+        g.certs = certs;
+        g.cert_count = px_tls_ctx_cert_status(s->gen->tls, certs, PX_MAX_CERTS);
+    }
+    {
         static const char *names[PX_SIG__COUNT];
         px_sig_metrics_t sm;
         px_sig_metrics(&sm);
@@ -917,7 +923,7 @@ int px_server_check_file(const char *file)
         return 1;
     }
     if (px_log_check(&cfg->log, err, sizeof err) != 0 ||
-        load_keys(cfg, 1, &tls, &sig, err, sizeof err) != 0) {
+        load_keys(cfg, 1, 0, &tls, &sig, err, sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", file, err);
         px_config_free(cfg);
         return 1;

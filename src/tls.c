@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -14,8 +15,12 @@
 #include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
+#include "certinfo.h"
 #include "errors.h"
+#include "log.h"
+#include "ocsp_staple.h"
 #include "tickets.h"
+#include "tls_ciphers.h"
 #include "tls_mtls.h"
 
 #define TLS_IN_MAX (64 * 1024 + 512)   /* unprocessed ciphertext kept at most */
@@ -34,7 +39,6 @@
 #define SIG_ECDSA_P384 0x0503
 #define SIG_ECDSA_P521 0x0603
 #define SIG_RSA_PSS_256 0x0804
-#define SIG_RSA_PKCS1_256 0x0401
 #define SIG_ED25519 0x0807
 #define SIG_MLDSA44 0x0904
 #define SIG_MLDSA65 0x0905
@@ -46,6 +50,10 @@ typedef struct {
     const char *key_name;        /* "ECDSA-P256", "ML-DSA-65", ... */
     char *sni[PX_MAX_SNI_PER_CERT];
     int sni_count;
+    char *file;                  /* the chain file, for metrics */
+    int64_t not_after;           /* the leaf's */
+    px_ocsp_staple_t *staple;    /* NULL: nothing stapled */
+    int ocsp_configured;         /* has an ocsp_response (which may have failed at reload) */
 } tls_cert_t;
 
 struct px_tls_ctx {
@@ -63,6 +71,8 @@ struct px_tls_ctx {
     int client_group_count;
     int verify_peer;
     int thread_rng;                  /* server: sessions draw from their thread's DRBG */
+    uint16_t sigalgs[PX_MAX_SIGALGS];  /* server: tls.signature_algorithms */
+    int sigalg_count;
 };
 
 struct px_tls {
@@ -300,6 +310,8 @@ static void ctx_destroy(px_tls_ctx_t *c)
 {
     for (int i = 0; i < c->cert_count; i++) {
         wolfSSL_CTX_free(c->certs[i].ctx);
+        px_ocsp_staple_free(c->certs[i].staple);
+        free(c->certs[i].file);
         for (int j = 0; j < c->certs[i].sni_count; j++)
             free(c->certs[i].sni[j]);
     }
@@ -325,10 +337,108 @@ void px_tls_ctx_unref(px_tls_ctx_t *ctx)
         ctx_destroy(ctx);
 }
 
+/* What is known about a served certificate besides its key: its expiry
+ * (warned about here) and the OCSP response to staple. */
+static int cert_status_load(tls_cert_t *tc, const px_cert_config_t *cc, int i, uint32_t warn_days,
+                            int flags, char *err, size_t errlen)
+{
+    char where[64], why[384];
+    time_t now = time(NULL);
+
+    if (!(tc->file = strdup(cc->cert_file))) {
+        snprintf(err, errlen, "tls: out of memory");
+        return PX_ENOMEM;
+    }
+    snprintf(where, sizeof where, "tls.certificates[%d].cert", i);
+    px_cert_expiry_check(where, cc->cert_file, warn_days, now, &tc->not_after);
+    if (!cc->ocsp_file)
+        return 0;
+    tc->ocsp_configured = 1;
+    snprintf(where, sizeof where, "tls.certificates[%d].ocsp_response", i);
+    if (px_ocsp_staple_load(where, cc->ocsp_file, cc->cert_file, cc->ocsp_issuer_file, now,
+                            &tc->staple, why, sizeof why) != 0 && (flags & PX_TLS_RELOAD)) {
+        /* the rest of the new configuration still applies; an old response
+         * is not kept for a certificate the new file no longer vouches for */
+        px_warn("reload: %s: %s; nothing is stapled for %s until the file is fixed and the "
+                "configuration reloaded", where, why, cc->cert_file);
+        return 0;
+    }
+    if (!tc->staple || px_ocsp_staple_attach(tc->staple, tc->ctx) != 0) {
+        snprintf(err, errlen, "%s: %s", where, tc->staple ? "cannot enable OCSP stapling" : why);
+        return PX_ECONFIG;
+    }
+    return 0;
+}
+
+/* tls.ciphers in wolfSSL's syntax and tls.signature_algorithms; a config
+ * that is not from the loader (0 entries) gets the loader's defaults. */
+static int server_policy(px_tls_ctx_t *c, const px_tls_config_t *cfg, char *list, size_t len,
+                         char *err, size_t errlen)
+{
+    uint16_t ids[PX_MAX_CIPHERS];
+    int n = cfg->cipher_count;
+
+    if (n)
+        memcpy(ids, cfg->ciphers, (size_t)n * sizeof ids[0]);
+    else
+        n = px_cipher_defaults(c->allow_tls12, ids, PX_MAX_CIPHERS);
+    if (px_cipher_wolf_list(ids, n, list, len) != 0) {
+        snprintf(err, errlen, "tls.ciphers: cannot be set");
+        return -1;
+    }
+    c->sigalg_count = cfg->sigalg_count;
+    if (c->sigalg_count)
+        memcpy(c->sigalgs, cfg->sigalgs, (size_t)c->sigalg_count * sizeof c->sigalgs[0]);
+    else
+        c->sigalg_count = px_sigalg_defaults(c->sigalgs, PX_MAX_SIGALGS);
+    return 0;
+}
+
+/* A certificate's key must sign with an allowed scheme in TLS 1.3; its
+ * context offers exactly tls.ciphers, in that order of preference (wolfSSL
+ * picks by the server's order unless told to use the client's). */
+static int cert_policy(const px_tls_ctx_t *c, const tls_cert_t *tc, const char *cipher_list,
+                       int i, char *err, size_t errlen)
+{
+    if (!px_sigalg_key_allowed(c->sigalgs, c->sigalg_count, tc->sigalg, 1)) {
+        snprintf(err, errlen, "tls.certificates[%d].cert: its %s key signs with %s%s, which "
+                 "tls.signature_algorithms does not allow", i, tc->key_name,
+                 px_sigalg_name(tc->sigalg) ? px_sigalg_name(tc->sigalg) : "?",
+                 tc->sigalg == PX_SIG_RSA_PSS_RSAE_256 ? " (or another rsa_pss_rsae_*)" : "");
+        return -1;
+    }
+    if (wolfSSL_CTX_set_cipher_list(tc->ctx, cipher_list) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "tls.ciphers: wolfSSL refused \"%s\"", cipher_list);
+        return -1;
+    }
+    return 0;
+}
+
+int px_tls_ctx_cert_status(const px_tls_ctx_t *c, px_tls_cert_status_t *out, int max)
+{
+    int n = 0;
+    for (int i = 0; i < c->cert_count && n < max; i++, n++) {
+        const char *slash = strrchr(c->certs[i].file ? c->certs[i].file : "", '/');
+        out[n].file = slash ? slash + 1 : c->certs[i].file ? c->certs[i].file : "";
+        out[n].key = c->certs[i].key_name ? c->certs[i].key_name : "unknown";
+        out[n].not_after = c->certs[i].not_after;
+        out[n].ocsp_next_update = px_ocsp_staple_next_update(c->certs[i].staple);
+        out[n].has_ocsp = c->certs[i].ocsp_configured;
+    }
+    return n;
+}
+
 px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_t errlen)
+{
+    return px_tls_ctx_server_new_ex(cfg, 0, err, errlen);
+}
+
+px_tls_ctx_t *px_tls_ctx_server_new_ex(const px_tls_config_t *cfg, int flags, char *err,
+                                       size_t errlen)
 {
     px_tls_ctx_t *c = NULL;
     size_t alpn_len = 0;
+    char cipher_list[1024];
 
     if (px_tls_global_init() != 0) {
         snprintf(err, errlen, "tls: wolfSSL initialisation failed");
@@ -362,6 +472,8 @@ px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_
             strcat(c->alpn, cfg->alpn[i]);
         }
     }
+    if (server_policy(c, cfg, cipher_list, sizeof cipher_list, err, errlen) != 0)
+        goto fail;
     c->thread_rng = 1;     /* unless the library lacks it (see below) */
     for (int i = 0; i < cfg->cert_count; i++) {
         const px_cert_config_t *cc = &cfg->certs[i];
@@ -412,6 +524,9 @@ px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_
                      cc->cert_file);
             goto fail;
         }
+        if (cert_policy(c, tc, cipher_list, i, err, errlen) != 0 ||
+            cert_status_load(tc, cc, i, cfg->cert_expiry_warning_days, flags, err, errlen) != 0)
+            goto fail;
         for (int j = 0; j < cc->sni_count; j++) {
             tc->sni[j] = strdup(cc->sni[j]);
             if (!tc->sni[j])
@@ -442,6 +557,9 @@ px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_
         snprintf(err, errlen, "tls.certificates: at least one certificate is required");
         goto fail;
     }
+    if (cfg->client_ca_file)
+        px_cert_expiry_check("tls.client_ca", cfg->client_ca_file, cfg->cert_expiry_warning_days,
+                             time(NULL), NULL);
     return c;
 nomem:
     snprintf(err, errlen, "tls: out of memory");
@@ -713,14 +831,28 @@ static int sni_match(const char *pattern, const char *name)
 /* Certificates whose names match the SNI (or, when none does, those
  * without names, else the first); among them the first whose signature
  * scheme the client offers. */
-/* Position of a certificate's scheme in the client's signature_algorithms
- * (lower: more preferred), or -1 when the client cannot verify it. */
-static int sigalg_rank(const px_hello_t *h, uint16_t s)
+static int sigalg_allowed(const px_tls_ctx_t *c, uint16_t s)
+{
+    return offers(c->sigalgs, c->sigalg_count, s);
+}
+
+/* Position of the first scheme in the client's signature_algorithms that
+ * tls.signature_algorithms allows and the certificate's key signs with
+ * (lower: more preferred), or -1 when there is none. */
+static int sigalg_rank(const px_tls_ctx_t *c, const px_hello_t *h, uint16_t key)
 {
     for (int i = 0; i < h->sigalg_count; i++)
-        if (h->sigalgs[i] == s || (s == SIG_RSA_PSS_256 && h->sigalgs[i] == SIG_RSA_PKCS1_256))
+        if (sigalg_allowed(c, h->sigalgs[i]) && px_sigalg_fits_key(key, h->sigalgs[i], h->tls13))
             return i;
     return -1;
+}
+
+static int offers_allowed_sigalg(const px_tls_ctx_t *c, const px_hello_t *h)
+{
+    for (int i = 0; i < h->sigalg_count; i++)
+        if (sigalg_allowed(c, h->sigalgs[i]))
+            return 1;
+    return 0;
 }
 
 /* The certificate (docs/config.md, "Certificate choice"): among those whose
@@ -748,14 +880,14 @@ static const tls_cert_t *pick_cert(const px_tls_ctx_t *c, const px_hello_t *h)
     if (h->sigalg_count == 0)
         return cand[0];         /* TLS 1.2 without the extension: wolfSSL decides */
     for (int i = 0; i < n; i++) {
-        int r = sigalg_rank(h, cand[i]->sigalg);
+        int r = sigalg_rank(c, h, cand[i]->sigalg);
         if (r >= 0 && (best_rank < 0 || r < best_rank)) {
             best = cand[i];
             best_rank = r;
         }
     }
     /* TLS 1.2 ECDSA schemes name no curve: let wolfSSL judge the first */
-    return best || h->tls13 ? best : cand[0];
+    return best || h->tls13 || !offers_allowed_sigalg(c, h) ? best : cand[0];
 }
 
 px_tls_t *px_tls_new(px_tls_ctx_t *ctx, const char *server_name)
@@ -989,6 +1121,41 @@ static int client_start(px_tls_t *t)
 
 static void record_info(px_tls_t *t);
 
+/* mTLS: the client's certificate (its key and its signature) must be within
+ * tls.signature_algorithms (docs/config.md). wolfSSL has verified the chain
+ * by now but keeps only the leaf (no SESSION_CERTS) and calls a verify
+ * callback only on errors (no WOLFSSL_ALWAYS_VERIFY_CB), so the check runs
+ * once the handshake is done, on the leaf, before any request is read. 1
+ * when refused (reason in t->err). */
+static int client_cert_refused(px_tls_t *t)
+{
+    int refused = 0;
+#ifdef KEEP_PEER_CERT
+    WOLFSSL_X509 *peer = wolfSSL_get_peer_certificate(t->ssl);   /* a copy */
+    const unsigned char *der;
+    int der_len = 0;
+    char why[160];
+
+    if (!peer)
+        return 0;
+    der = wolfSSL_X509_get_der(peer, &der_len);
+    if (!der || px_sigalg_check_peer_cert(t->ctx->sigalgs, t->ctx->sigalg_count, der, der_len, 0,
+                                          wolfSSL_version(t->ssl) == TLS1_3_VERSION, why,
+                                          sizeof why) != 0) {
+        snprintf(t->err, sizeof t->err, "%s", der ? why : "client certificate unreadable");
+        t->fail = PX_TLS_FAIL_NO_SIGALG;
+        refused = 1;
+        /* the session tickets wolfSSL just wrote must not leave: resuming
+         * with one would skip this check */
+        px_buf_reset(&t->out);
+    }
+    wolfSSL_X509_free(peer);
+#else
+    (void)t;
+#endif
+    return refused;
+}
+
 static int fail_from(px_tls_t *t, int ret, const char *what)
 {
     int e = wolfSSL_get_error(t->ssl, ret);
@@ -1018,6 +1185,8 @@ int px_tls_handshake(px_tls_t *t)
             return rc;
     }
     ret = t->ctx->is_server ? wolfSSL_accept(t->ssl) : wolfSSL_connect(t->ssl);
+    if (ret == WOLFSSL_SUCCESS && t->ctx->is_server && client_cert_refused(t))
+        return PX_ETLS;
     if (ret == WOLFSSL_SUCCESS) {
         if (t->ctx->is_server &&
             px_tls_mtls_identity(t->ssl, &t->xfcc, &t->cc_json, t->peer, sizeof t->peer) != 0) {

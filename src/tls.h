@@ -32,6 +32,12 @@ int px_tls_global_init(void);
 /* Server context from the tls section of a config (files are read now).
  * NULL on error with "key.path: reason" in err. */
 px_tls_ctx_t *px_tls_ctx_server_new(const px_tls_config_t *cfg, char *err, size_t errlen);
+/* PX_TLS_RELOAD: the context replaces a running one (SIGHUP). An
+ * ocsp_response that does not pass its checks is then logged and not
+ * stapled instead of refusing the context. */
+#define PX_TLS_RELOAD 1
+px_tls_ctx_t *px_tls_ctx_server_new_ex(const px_tls_config_t *cfg, int flags, char *err,
+                                       size_t errlen);
 
 typedef struct {
     const uint16_t *groups;      /* offered in this order; the first gets a key share */
@@ -43,6 +49,18 @@ typedef struct {
 } px_tls_client_opts_t;
 
 px_tls_ctx_t *px_tls_ctx_client_new(const px_tls_client_opts_t *o, char *err, size_t errlen);
+
+/* The served certificates of a server context, for metrics: chain file
+ * basename, key type, the leaf's notAfter and, when a response is stapled,
+ * its nextUpdate (else 0), all Unix times; has_ocsp: an ocsp_response is
+ * configured (0 with has_ocsp: it failed its checks at a reload). Returns
+ * how many (<= max). */
+typedef struct px_tls_cert_status {
+    const char *file, *key;
+    int64_t not_after, ocsp_next_update;
+    int has_ocsp;
+} px_tls_cert_status_t;
+int px_tls_ctx_cert_status(const px_tls_ctx_t *c, px_tls_cert_status_t *out, int max);
 
 /* 1 if a server context's sessions draw from their thread's DRBG instead of
  * one each; a session must then be used on the thread that created it. */
@@ -121,7 +139,8 @@ typedef enum {
     PX_TLS_FAIL_NONE,
     PX_TLS_FAIL_PQ_POLICY,      /* "pq_policy_refused" */
     PX_TLS_FAIL_NO_GROUP,       /* "no_common_group": nothing of tls.groups offered */
-    PX_TLS_FAIL_NO_SIGALG,      /* "no_common_sigalg": no certificate the client can verify */
+    PX_TLS_FAIL_NO_SIGALG,      /* "no_common_sigalg": no certificate the client can verify, or a
+                                   client certificate outside tls.signature_algorithms */
     PX_TLS_FAIL_MALFORMED,      /* "malformed_hello": decode_error, unexpected_message, record_overflow */
     PX_TLS_FAIL_BAD_SHARE,      /* "illegal_parameter": a key share that must be refused */
     PX_TLS_FAIL_OTHER           /* "failed": refused by wolfSSL (its reason in the log) */

@@ -27,22 +27,45 @@ def program(path, text):
     os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
 
 
-def run_tests(wolfcrypt_rc, unit_rc):
+# A stand-in tests/unit.test with unit.test's options: test 2 stands for an
+# API test whose data has expired (it always fails), test 3 fails when asked.
+UNIT_TEST = r"""
+case "$1" in
+--list) echo "All Test Cases:"; echo "  1: test_wolfSSL_other"
+        echo "  2: test_wolfSSL_CertManagerCRL"; echo "  3: test_wolfSSL_CTX_foo"; exit 0 ;;
+--no-api) echo "suite tests passed"; exit 0 ;;
+--api) shift ;;
+*) echo "unexpected $1"; exit 2 ;;
+esac
+[ $# -gt 0 ] || set -- -1 -2 -3
+rc=0
+for t in "$@"; do
+    case "$t" in
+    -1) echo "   1: test_wolfSSL_other : passed" ;;
+    -2) echo "   2: test_wolfSSL_CertManagerCRL : failed"; rc=1 ;;
+    -3) if [ "$UNIT_RC" = 0 ]; then echo "   3: test_wolfSSL_CTX_foo : passed"
+        else echo "   3: test_wolfSSL_CTX_foo : failed"; rc=1; fi ;;
+    esac
+done
+exit $rc
+"""
+
+
+def run_tests(wolfcrypt_rc, unit_rc, expired=None):
     """test_wolfssl on a stand-in source tree whose two test programs exit
-    with the given codes; returns (exit code, stderr, marker written)."""
+    with the given codes; returns (exit code, stderr, marker written).
+    expired replaces deps.sh's table of expired tests."""
     tmp = tempfile.mkdtemp(prefix="px-wolftest-")
     try:
         src, prefix = os.path.join(tmp, "src"), os.path.join(tmp, "prefix")
         os.makedirs(prefix)
         program(os.path.join(src, "wolfcrypt", "test", "testwolfcrypt"),
                 f'echo "AES      test {"passed" if wolfcrypt_rc == 0 else "failed"}!"\nexit {wolfcrypt_rc}\n')
-        program(os.path.join(src, "tests", "unit.test"),
-                '   echo "   7: test_wolfSSL_other : passed"\n'
-                + ('echo "  12: test_wolfSSL_CTX_foo : failed"\n' if unit_rc else "")
-                + f"exit {unit_rc}\n")
+        program(os.path.join(src, "tests", "unit.test"), f"UNIT_RC={unit_rc}\n" + UNIT_TEST)
         script = (f'source "{DEPS}"\n'
                   'make_wolfssl() { return 0; }   # the build is not under test\n'
-                  f'test_wolfssl "{src}" "{prefix}"\n')
+                  + (f"WOLFSSL_EXPIRED_TESTS=$'{expired}'\n" if expired is not None else "")
+                  + f'test_wolfssl "{src}" "{prefix}"\n')
         r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
                            stdin=subprocess.DEVNULL)
         return r.returncode, r.stderr, os.path.exists(os.path.join(prefix, ".pqproxy-tested"))
@@ -55,6 +78,20 @@ def test_pass_is_recorded():
     check_eq(rc, 0, f"both pass: {err}")
     check(marked, "the pass is recorded in the install")
     check_in("tests/unit.test passed", err)
+    check_in("skipping test_wolfSSL_CertManagerCRL: its DER CRL", err,
+             "the test whose CRL expired on 2026-10-05 is skipped, saying why")
+
+
+def test_expired_test_is_skipped_only_after_its_date():
+    """Before its date an expiring test runs like any other (here it fails)."""
+    future = "test_wolfSSL_CertManagerCRL\\t4102444800\\tdata valid until 2100"
+    rc, err, marked = run_tests(0, 0, expired=future)
+    check(rc != 0 and not marked, f"run and failed: {err}")
+    check_in("test_wolfSSL_CertManagerCRL : failed", err, "named")
+    check("skipping" not in err, "not skipped")
+    # and with no table at all, every API test runs
+    rc, err, marked = run_tests(0, 0, expired="")
+    check(rc != 0 and "test_wolfSSL_CertManagerCRL : failed" in err, "all run")
 
 
 def test_failing_wolfcrypt_test_is_named():
@@ -97,5 +134,6 @@ def test_patch_sets():
 
 
 if __name__ == "__main__":
-    main([test_pass_is_recorded, test_failing_wolfcrypt_test_is_named,
+    main([test_pass_is_recorded, test_expired_test_is_skipped_only_after_its_date,
+          test_failing_wolfcrypt_test_is_named,
           test_failing_unit_test_is_named, test_patch_sets])

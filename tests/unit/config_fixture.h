@@ -196,6 +196,8 @@ static void check_defaults(const px_config_t *c)
     assert_false(c->listen.is_unix);
     assert_string_equal(c->listen.host, "0.0.0.0");
     assert_int_equal(c->listen.port, 8443);
+    assert_int_equal(c->tls.cert_expiry_warning_days, 30);
+    assert_null(c->tls.certs[0].ocsp_file);
     assert_true(c->workers >= 1 && c->workers <= 256);
     assert_int_equal(c->max_connections, 10000);
     assert_int_equal(c->tls.cert_count, 1);
@@ -212,6 +214,10 @@ static void check_defaults(const px_config_t *c)
     assert_int_equal(c->tls.ticket_key_rotation_s, 3600);
     assert_int_equal(c->tls.alpn_count, 1);
     assert_string_equal(c->tls.alpn[0], "http/1.1");
+    assert_int_equal(c->tls.cipher_count, 3);   /* the TLS 1.3 AEAD suites */
+    assert_int_equal(c->tls.ciphers[0], 0x1302);
+    assert_int_equal(c->tls.ciphers[1], 0x1301);
+    assert_int_equal(c->tls.ciphers[2], 0x1303);
     assert_string_equal(c->upstream.addr.host, "127.0.0.1");
     assert_int_equal(c->upstream.addr.port, 8501);
     assert_int_equal(c->upstream.pool_max_idle, 64);

@@ -167,6 +167,7 @@ static const struct {
     { "", "workers", 0, 256 },
     { "", "max_connections", 1, 1000000 },
     { "tls", "ticket_key_rotation_s", 60, 604800 },
+    { "tls", "cert_expiry_warning_days", 0, 3650 },
     { "upstream", "pool_max_idle", 0, 10000 },
     { "upstream", "max_requests_per_conn", 0, 10000000 },
     { "http", "max_header_bytes", 8192, 1048576 },
@@ -188,6 +189,7 @@ static int64_t field(const px_config_t *c, const char *section, const char *k)
     if (!strcmp(k, "workers")) return c->workers;
     if (!strcmp(k, "max_connections")) return c->max_connections;
     if (!strcmp(k, "ticket_key_rotation_s")) return c->tls.ticket_key_rotation_s;
+    if (!strcmp(k, "cert_expiry_warning_days")) return c->tls.cert_expiry_warning_days;
     if (!strcmp(k, "pool_max_idle")) return c->upstream.pool_max_idle;
     if (!strcmp(k, "max_requests_per_conn"))
         return !strcmp(section, "http") ? c->http.max_requests_per_conn
@@ -512,6 +514,29 @@ static void test_certificates(void **state)
              "{\"cert\":\"%s\",\"key\":\"/a/b\"}]}}", crt, key, crt);
     snprintf(where, sizeof where, "tls.certificates[1].key");
     expect_err(json, where, "file not readable: /a/b (No such file or directory)");
+
+    /* ocsp_response: optional, a path like the others */
+    snprintf(json, sizeof json, "{\"tls\":{\"certificates\":[{\"cert\":\"%s\",\"key\":\"%s\","
+             "\"ocsp_response\":\"%s\"}]}}", crt, key, crt);
+    {
+        px_config_t *c = ok(json);
+        assert_string_equal(c->tls.certs[0].ocsp_file, crt);
+        px_config_free(c);
+    }
+    snprintf(json, sizeof json, "{\"tls\":{\"certificates\":[{\"cert\":\"%s\",\"key\":\"%s\","
+             "\"ocsp_response\":\"/a/b.der\"}]}}", crt, key);
+    expect_err(json, "tls.certificates[0].ocsp_response",
+               "file not readable: /a/b.der (No such file or directory)");
+    snprintf(json, sizeof json, "{\"tls\":{\"certificates\":[{\"cert\":\"%s\",\"key\":\"%s\","
+             "\"ocsp_response\":3}]}}", crt, key);
+    expect_err(json, "tls.certificates[0].ocsp_response", "must be a string");
+    snprintf(json, sizeof json, "{\"tls\":{\"certificates\":[{\"cert\":\"%s\",\"key\":\"%s\","
+             "\"ocsp_issuer\":\"%s\"}]}}", crt, key, crt);
+    expect_err(json, "tls.certificates[0].ocsp_issuer", "only used with ocsp_response");
+    snprintf(json, sizeof json, "{\"tls\":{\"certificates\":[{\"cert\":\"%s\",\"key\":\"%s\","
+             "\"ocsp_response\":\"%s\",\"ocsp_issuer\":\"/a/i.pem\"}]}}", crt, key, crt);
+    expect_err(json, "tls.certificates[0].ocsp_issuer",
+               "file not readable: /a/i.pem (No such file or directory)");
 }
 
 static void test_sni(void **state)

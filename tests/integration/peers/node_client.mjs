@@ -7,9 +7,11 @@
 // (default localhost), path (default /echo), method (default GET), body
 // (string), ecdhCurve (colon-separated groups; default: OpenSSL's own list),
 // sigalgs (colon-separated signature schemes, in preference order),
-// trace (true: OpenSSL's handshake trace on stderr), timeout_ms, cert and
-// key (PEM files: a client certificate chain, leaf first, and its key),
-// headers (more request headers, {name: value}).
+// ciphers (Node's cipher string: OpenSSL names for TLS 1.2, TLS_* names for
+// TLS 1.3), minVersion / maxVersion ("TLSv1.2", "TLSv1.3"; default: at
+// least TLS 1.3), cert / key (client certificate PEM files, for mTLS),
+// headers (more request headers, {name: value}), trace (true: OpenSSL's
+// handshake trace on stderr), timeout_ms.
 //
 // Prints one JSON line on stdout and exits 0 when a response arrived:
 //   {"ok": true, "status", "body", "protocol", "cipher", "ephemeral",
@@ -31,13 +33,14 @@ const reqOpts = {
     headers: { Host: `localhost:${opt.port}` },
     ca: fs.readFileSync(opt.ca),
     agent: false,                 // a fresh connection (and handshake) per run
-    minVersion: 'TLSv1.3',
+    minVersion: opt.minVersion ?? 'TLSv1.3',
     timeout: opt.timeout_ms ?? 10000,
 };
 if (opt.ecdhCurve) reqOpts.ecdhCurve = opt.ecdhCurve;
 if (opt.sigalgs) reqOpts.sigalgs = opt.sigalgs;
-if (opt.cert) reqOpts.cert = fs.readFileSync(opt.cert);
-if (opt.key) reqOpts.key = fs.readFileSync(opt.key);
+if (opt.ciphers) reqOpts.ciphers = opt.ciphers;
+if (opt.maxVersion) reqOpts.maxVersion = opt.maxVersion;
+if (opt.cert) { reqOpts.cert = fs.readFileSync(opt.cert); reqOpts.key = fs.readFileSync(opt.key); }
 Object.assign(reqOpts.headers, opt.headers ?? {});
 if (opt.body !== undefined) reqOpts.headers['Content-Type'] = 'application/json';
 
