@@ -10,8 +10,10 @@ first flight (non-handshake records, zero-length or oversized records,
 malformed extensions) gets its alert, never a bare close."""
 import os
 import socket
+import ssl
 import struct
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pxtest import check, check_eq, main, wait_until  # noqa: E402
@@ -40,10 +42,14 @@ def vec16(items):
     return u16(len(b)) + b
 
 
-def client_hello(groups, shares, sigalgs_body=None, record_size=None):
+def client_hello(groups, shares, sigalgs_body=None, record_size=None, session_id=None,
+                 record_version=b"\x03\x01"):
     """shares: [(group, key_exchange bytes)] in order. sigalgs_body replaces
     the signature_algorithms extension's body; record_size splits the
-    handshake message into records of at most that many bytes."""
+    handshake message into records of at most that many bytes; session_id:
+    the legacy_session_id (default 32 random bytes, as compatibility-mode
+    clients send); record_version: 0x0303 for a ClientHello after a
+    HelloRetryRequest (RFC 8446 5.1)."""
     exts = [
         ext(0, vec16([b"\x00" + u16(9) + b"localhost"])),                     # server_name
         ext(43, b"\x02\x03\x04"),                                            # supported_versions: 1.3
@@ -52,11 +58,12 @@ def client_hello(groups, shares, sigalgs_body=None, record_size=None):
             vec16([u16(a) for a in (0x0403, 0x0804, 0x0805, 0x0503)])),      # signature_algorithms
         ext(51, vec16([u16(g) + u16(len(k)) + k for g, k in shares])),       # key_share
     ]
-    body = (b"\x03\x03" + os.urandom(32) + b"\x20" + os.urandom(32) +
+    sid = os.urandom(32) if session_id is None else session_id
+    body = (b"\x03\x03" + os.urandom(32) + bytes([len(sid)]) + sid +
             vec16([u16(0x1301), u16(0x1302), u16(0x1303)]) + b"\x01\x00" + vec16(exts))
     hs = b"\x01" + struct.pack(">I", len(body))[1:] + body
     size = record_size or len(hs)
-    return b"".join(b"\x16\x03\x01" + u16(len(hs[i:i + size])) + hs[i:i + size]
+    return b"".join(b"\x16" + record_version + u16(len(hs[i:i + size])) + hs[i:i + size]
                     for i in range(0, len(hs), size))
 
 
@@ -83,6 +90,39 @@ def exchange(port, hello, timeout=5.0):
     if rtype == 22 and body[:1] == b"\x02":
         return ("hrr" if body[6:38] == HRR_RANDOM else "server_hello", None)
     return (f"record type {rtype}", None)
+
+
+CCS = b"\x14\x03\x03\x00\x01\x01"
+
+
+def read_flight(sock, idle=0.5, timeout=5.0):
+    """The records the server sends until it goes quiet (idle seconds with
+    nothing new) or closes: ([(type, body)], closed)."""
+    buf, recs, closed = b"", [], False
+    deadline = time.monotonic() + timeout
+    sock.settimeout(idle)
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            closed = True
+            break
+        if not chunk:
+            closed = True
+            break
+        buf += chunk
+    while len(buf) >= 5:
+        n = struct.unpack(">H", buf[3:5])[0]
+        recs.append((buf[0], buf[5:5 + n]))
+        buf = buf[5 + n:]
+    return recs, closed
+
+
+def hello_session_id(body):
+    """legacy_session_id(_echo) of a ClientHello/ServerHello handshake message."""
+    return body[39:39 + body[38]]
 
 
 def x25519_share():
@@ -190,6 +230,61 @@ def test_malformed_first_flight_gets_an_alert(h):
                'result="malformed_hello"}'], float(len(cases)), "counted by reason")
 
 
+def test_middlebox_ccs(h):
+    """RFC 8446 D.4: with a non-empty legacy_session_id the ServerHello
+    echoes it and one dummy change_cipher_spec follows it at once; with an
+    empty one there is none."""
+    e = prefer_env(h)
+    for sid in (os.urandom(32), b"\x07"):
+        with socket.create_connection(("127.0.0.1", e.px.port), timeout=5) as s:
+            s.sendall(client_hello([X25519], [(X25519, x25519_share())], session_id=sid))
+            recs, _ = read_flight(s)
+        types = [t for t, _ in recs]
+        check(len(types) >= 3 and types[:3] == [22, 20, 23], f"ServerHello, CCS, encrypted: {types}")
+        check_eq(recs[1][1], b"\x01", "the CCS body")
+        check_eq(types.count(20), 1, "exactly one CCS")
+        check_eq(hello_session_id(recs[0][1]), sid, "the session id echoed")
+    with socket.create_connection(("127.0.0.1", e.px.port), timeout=5) as s:
+        s.sendall(client_hello([X25519], [(X25519, x25519_share())], session_id=b""))
+        recs, _ = read_flight(s)
+    types = [t for t, _ in recs]
+    check(types[:2] == [22, 23] and 20 not in types, f"no CCS without a session id: {types}")
+    check_eq(hello_session_id(recs[0][1]), b"", "the empty session id echoed")
+
+
+def test_middlebox_ccs_after_hello_retry(h):
+    """After a HelloRetryRequest the CCS comes once, right after it, and not
+    again after the second ServerHello; the client's own dummy CCS between
+    its ClientHellos is accepted, one with another body is refused."""
+    e = prefer_env(h)
+    groups = [X25519MLKEM768, X25519]
+    hybrid = [(X25519MLKEM768, mlkem768_ek() + x25519_share())]
+    for sid, client_ccs in ((os.urandom(32), CCS), (os.urandom(32), b""), (b"", b"")):
+        with socket.create_connection(("127.0.0.1", e.px.port), timeout=5) as s:
+            s.sendall(client_hello(groups, [(X25519, x25519_share())], session_id=sid))
+            first, _ = read_flight(s)
+            s.sendall(client_ccs + client_hello(groups, hybrid, session_id=sid,
+                                                record_version=b"\x03\x03"))
+            second, closed = read_flight(s)
+        what = f"session id of {len(sid)} bytes, client CCS {client_ccs.hex() or 'none'}"
+        types1, types2 = [t for t, _ in first], [t for t, _ in second]
+        check_eq(first[0][1][6:38], HRR_RANDOM, f"{what}: a HelloRetryRequest")
+        check_eq(hello_session_id(first[0][1]), sid, f"{what}: the HRR echoes the session id")
+        check_eq(types1, [22, 20] if sid else [22], f"{what}: the first flight")
+        check(types2[:2] == [22, 23] and 20 not in types2 and not closed,
+              f"{what}: ServerHello without another CCS: {types2}")
+        check_eq(hello_session_id(second[0][1]), sid, f"{what}: the ServerHello echoes it")
+    with socket.create_connection(("127.0.0.1", e.px.port), timeout=5) as s:
+        s.sendall(client_hello(groups, [(X25519, x25519_share())]))
+        read_flight(s)
+        s.sendall(b"\x14\x03\x03\x00\x01\x02")
+        recs, closed = read_flight(s)
+    check_eq([(t, ALERTS.get(b[1])) for t, b in recs], [(21, "unexpected_message")],
+             "a CCS whose body is not 1")
+    check(closed, "closed after the alert")
+
+
 if __name__ == "__main__":
     main([test_control_hellos_are_served, test_bad_key_shares_get_illegal_parameter,
-          test_no_usable_share_gets_hello_retry, test_malformed_first_flight_gets_an_alert])
+          test_no_usable_share_gets_hello_retry, test_malformed_first_flight_gets_an_alert,
+          test_middlebox_ccs, test_middlebox_ccs_after_hello_retry])
