@@ -312,13 +312,11 @@ static int job_orphaned(px_conn_t *c, px_sigjob_t *j)
     return 1;
 }
 
-/* Closes at once. An exchange not yet logged is logged now: with the
- * status the client saw, or 499 when it saw none. */
-static int abort_conn(px_conn_t *c, px_end_reason_t why)
+/* An exchange not yet logged is logged now: with the status the client
+ * saw, or 499 when it saw none. */
+static void log_unfinished(px_conn_t *c, px_end_reason_t why)
 {
     exch_t *x = &c->x;
-    if (c->state == C_CLOSED)
-        return GONE;
     if (x->active && !x->logged) {
         if (!x->error)
             x->error = px_end_reason_str(why);
@@ -326,6 +324,15 @@ static int abort_conn(px_conn_t *c, px_end_reason_t why)
             x->status = 499;
         log_exchange(c);
     }
+}
+
+/* Closes at once (see log_unfinished). */
+static int abort_conn(px_conn_t *c, px_end_reason_t why)
+{
+    exch_t *x = &c->x;
+    if (c->state == C_CLOSED)
+        return GONE;
+    log_unfinished(c, why);
     set_state(c, C_CLOSED);
     px_defer_cancel(&c->resume);
     if (x->up) {
@@ -603,8 +610,13 @@ static PX_MUST_CHECK int decrypt_input(px_conn_t *c)
             c->client_eof = 1;
             break;
         }
+        /* The client broke the session (a bad record, a CCS after the
+         * handshake): the alert wolfSSL queued says why (RFC 8446 6.2) and
+         * leaves before our FIN rather than being dropped with the socket. */
         px_debug("%s: %s", c->client_addr, px_tls_error(c->tls));
-        return abort_conn(c, PX_END_CLIENT_TLS);
+        log_unfinished(c, PX_END_CLIENT_TLS);
+        px_buf_reset(&c->plain);            /* nothing more can be encrypted */
+        return begin_close(c);
     }
     return 0;
 }

@@ -90,6 +90,7 @@ struct px_tls {
     px_tls_info_t info;              /* what was negotiated, recorded when the handshake ends */
     char err[160];
     px_tls_fail_t fail;              /* why the handshake was refused */
+    int broken;                      /* a read failed: the session is over */
 #ifdef PX_CHECK_THREADS
     pthread_t owner;                 /* the thread that made ssl */
 #endif
@@ -1228,7 +1229,9 @@ int px_tls_read(px_tls_t *t, char *buf, size_t len)
     ret = wolfSSL_read(t->ssl, buf, (int)len);
     if (ret > 0)
         return ret;
-    return fail_from(t, ret, "read");
+    ret = fail_from(t, ret, "read");
+    t->broken = ret == PX_ETLS;
+    return ret;
 }
 
 int px_tls_write(px_tls_t *t, const char *buf, size_t len)
@@ -1267,7 +1270,7 @@ void px_tls_session_free(void *session)
 void px_tls_shutdown(px_tls_t *t)
 {
     check_thread(t);
-    if (t->ssl && t->done)
+    if (t->ssl && t->done && !t->broken)      /* never close_notify after a fatal error */
         wolfSSL_shutdown(t->ssl);
 }
 

@@ -107,7 +107,7 @@ void *px_tls_session_save(px_tls_t *t);
 int px_tls_session_resume(px_tls_t *t, void *session);
 void px_tls_session_free(void *session);
 
-/* Queues close_notify. */
+/* Queues close_notify (not after a failed read: its alert, if any, is queued). */
 void px_tls_shutdown(px_tls_t *t);
 
 typedef struct {

@@ -24,7 +24,7 @@ X25519, P256 = 0x001D, 0x0017
 X25519MLKEM768, P256MLKEM768 = 0x11EC, 0x11EB
 UNKNOWN = 0x1234
 HRR_RANDOM = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
-ALERTS = {10: "unexpected_message", 22: "record_overflow", 40: "handshake_failure", 47: "illegal_parameter", 50: "decode_error",
+ALERTS = {10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow", 40: "handshake_failure", 47: "illegal_parameter", 50: "decode_error",
           71: "insufficient_security", 109: "missing_extension"}
 ORDER8 = bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")
 
@@ -284,7 +284,113 @@ def test_middlebox_ccs_after_hello_retry(h):
     check(closed, "closed after the alert")
 
 
+class BioClient:
+    """Python's TLS 1.3 client over memory buffers on a plain socket: the
+    test sees the client's records before they leave (and may send others
+    in their place), and the client decrypts what the server answers, so an
+    encrypted alert shows by name (ssl.SSLError "... alert record overflow")."""
+
+    def __init__(self, port, ca):
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname="localhost")
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+
+    def handshake(self):
+        """Runs the handshake up to the client's last flight, which is
+        returned unsent (the client's view: the handshake is complete)."""
+        while True:
+            try:
+                self.obj.do_handshake()
+                return self.out.read()
+            except ssl.SSLWantReadError:
+                self.sock.sendall(self.out.read())
+                self.inc.write(self.sock.recv(65536))
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def outcome(self, timeout=5.0):
+        """What the server does next: ("alert", name), ("data", bytes) or
+        ("closed", None) for a close with no alert."""
+        deadline = time.monotonic() + timeout
+        self.sock.settimeout(0.2)
+        while time.monotonic() < deadline:
+            try:
+                data = self.obj.read(65536)
+                if data:
+                    return ("data", data)
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLZeroReturnError:
+                return ("closed", "close_notify")
+            except ssl.SSLError as e:
+                reason = (e.reason or str(e)).lower()
+                for name in ALERTS.values():
+                    if name.replace("_", " ") in reason.replace("_", " "):
+                        return ("alert", name)
+                return ("error", reason)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                return ("closed", "reset")
+            if not chunk:
+                return ("closed", None)
+            self.inc.write(chunk)
+        return ("timeout", None)
+
+    def close(self):
+        self.sock.close()
+
+
+def encrypted_record(n):
+    return b"\x17\x03\x03" + u16(n) + os.urandom(n)
+
+
+def test_bad_records_after_the_first_flight_get_an_alert(h):
+    """In place of the client's Finished, and after the handshake: each
+    refusal says why in an alert (RFC 8446 5.2, 5.4, D.4), which leaves
+    before the close, and the proxy stays up. The client's dummy CCS before
+    its Finished is accepted.
+    Not here, as wolfSSL 5.9.2 refuses them with no alert at all (its
+    GetRecordHeader): records of no known type, zero-length handshake or
+    alert records, records longer than 16,486 bytes."""
+    e = prefer_env(h)
+    cases = [
+        ("ciphertext too long for 2^14 + 1 bytes of plaintext", encrypted_record(2 ** 14 + 1 + 16 + 1),
+         "record_overflow"),
+        ("CCS body other than 1", b"\x14\x03\x03\x00\x01\x02", "unexpected_message"),
+        ("undecryptable record", encrypted_record(40), "bad_record_mac"),
+    ]
+    for when in ("in place of Finished", "after the handshake"):
+        for name, data, alert in cases:
+            c = BioClient(e.px.port, e.ca)
+            try:
+                last = c.handshake()
+                check_eq(last[:6], CCS, "the client's last flight opens with its dummy CCS")
+                if when == "after the handshake":
+                    c.send_raw(last)
+                    c.obj.write(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+                    c.send_raw(c.out.read())
+                    kind, data_in = c.outcome()
+                    check(kind == "data" and data_in.startswith(b"HTTP/1.1 200"),
+                          f"the handshake with its CCS works: {kind} {data_in!r}")
+                    if name.startswith("CCS"):
+                        data = CCS   # after the handshake any CCS is refused
+                c.send_raw(data)
+                check_eq(c.outcome(), ("alert", alert), f"{name}, {when}")
+            finally:
+                c.close()
+    check(e.px.proc.alive(), "the proxy is up")
+    check_eq(exchange(e.px.port, client_hello([X25519], [(X25519, x25519_share())])),
+             ("server_hello", None), "and serving")
+
+
 if __name__ == "__main__":
     main([test_control_hellos_are_served, test_bad_key_shares_get_illegal_parameter,
           test_no_usable_share_gets_hello_retry, test_malformed_first_flight_gets_an_alert,
-          test_middlebox_ccs, test_middlebox_ccs_after_hello_retry])
+          test_middlebox_ccs, test_middlebox_ccs_after_hello_retry,
+          test_bad_records_after_the_first_flight_get_an_alert])
