@@ -76,6 +76,7 @@ typedef struct {
     px_sig_response_t *rsig;
     px_buf_t rbody;              /* the held response body (RSIG_HEAD) */
     int link_reusable;           /* decided at the response's end */
+    int hold_small;              /* a small fixed-length response: staged whole, one record */
     int connect_on_body;         /* the upstream is connected when the first body byte comes */
     int logged;                  /* the access log line is written (once) */
 } exch_t;
@@ -332,6 +333,11 @@ static int abort_conn(px_conn_t *c, px_end_reason_t why)
     exch_t *x = &c->x;
     if (c->state == C_CLOSED)
         return GONE;
+    if (x->hold_small) {            /* what came of a held response goes out, as if not held */
+        x->hold_small = 0;
+        if (flush_client(c) < 0)
+            return GONE;
+    }
     log_unfinished(c, why);
     set_state(c, C_CLOSED);
     px_defer_cancel(&c->resume);
@@ -1058,6 +1064,13 @@ static PX_MUST_CHECK int response_head(px_conn_t *c)
         return GONE;
     }
     x->resp_head_sent = 1;
+    /* Head and body of a response known to fit one record leave together
+     * even when the upstream writes them apart: the head waits (no timer)
+     * for the body, which ends the response. Streamed responses (chunked,
+     * close-delimited, larger) go out as each piece comes. */
+    x->hold_small = h->body == PX_BODY_LENGTH && !x->chunked_down && !x->is_head &&
+                    h->content_length > 0 &&
+                    h->content_length <= RECORD_MAX - px_buf_size(&c->plain);
     return 0;
 }
 
@@ -1087,7 +1100,7 @@ static PX_MUST_CHECK int upstream_input(px_conn_t *c, px_uplink_t *l, const char
         off += used;
         switch (ev) {
         case PX_H1_NEED_MORE:
-            if (flush_client(c) < 0)
+            if (!x->hold_small && flush_client(c) < 0)
                 return GONE;
             if (client_pending(c) >= HIGH_WATER)
                 px_uplink_read_stop(l);   /* resumed by write_cb */

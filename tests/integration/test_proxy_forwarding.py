@@ -323,6 +323,12 @@ class RecordRelay:
             return [(typ, n) for (at, typ, n) in self.records if at >= t]
 
 
+def response_records(relay, t, r):
+    """The records since t that carry response r (17 = content type + AEAD tag)."""
+    return wait_until(lambda: (lambda v: v if sum(n - 17 for _, n in v) >= len(r.raw) else None)(
+        relay.since(t)), timeout=5, msg="the response's records")
+
+
 def test_small_pieces_share_a_tls_record(h):
     # What arrives from the upstream in one read leaves in one TLS record: a
     # response head (rewritten by the proxy) with its body, and a chunk with
@@ -335,18 +341,44 @@ def test_small_pieces_share_a_tls_record(h):
     t = time.monotonic()
     r = http_request(s, "GET", "/echo")
     check_eq(r.status, 200)
-    recs = wait_until(lambda: (lambda v: v if sum(n - 17 for _, n in v) >= len(r.raw) else None)(
-        relay.since(t)), timeout=5, msg="the response's records")
+    recs = response_records(relay, t, r)
     check_eq(recs, [(23, len(r.raw) + 17)], "head and body in one record")
     # A 20-byte chunk: its size line "14\r\n" (4 bytes), data (20) or CRLF (2)
     # must never travel alone (the last-chunk line "0\r\n\r\n" is 5 bytes).
     t = time.monotonic()
     r = http_request(s, "GET", "/bytes/20?chunked=1")
     check_eq((r.status, len(r.body)), (200, 20))
-    recs = wait_until(lambda: (lambda v: v if sum(n - 17 for _, n in v) >= len(r.raw) else None)(
-        relay.since(t)), timeout=5, msg="the response's records")
+    recs = response_records(relay, t, r)
     check(not {n - 17 for _, n in recs} & {4, 20, 2} and len(recs) <= 3,
           f"a chunk and its framing in one record: {recs}")
+    s.close()
+
+
+def test_head_and_small_body_share_a_record_when_written_apart(h):
+    """The upstream writes the head, then 30 ms later the small body: the
+    response still leaves in one record. A streamed response is not held
+    back to its end."""
+    e = Env(h)
+    relay = RecordRelay(e.px.port)
+    s = tls_connect(relay.port, e.ca)
+    http_request(s, "GET", "/echo")          # handshake and session tickets out of the way
+    time.sleep(0.2)
+    t = time.monotonic()
+    r = http_request(s, "GET", "/late-body/30")
+    check_eq((r.status, r.json()), (200, {"late_body_ms": 30}))
+    recs = response_records(relay, t, r)
+    check_eq(recs, [(23, len(r.raw) + 17)], "head and body in one record")
+    # Server-sent events 300 ms apart: the first comes at once.
+    t = time.monotonic()
+    s.sendall(b"GET /sse?n=2&interval_ms=300 HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.settimeout(5)
+    first = b""
+    while b"data:" not in first:
+        chunk = s.recv(65536)
+        check(chunk, f"the stream goes on: {first!r}")
+        first += chunk
+    check(first.startswith(b"HTTP/1.1 200") and time.monotonic() - t < 0.25,
+          f"the stream's head and first event at once: {first!r}")
     s.close()
 
 
@@ -356,4 +388,5 @@ if __name__ == "__main__":
           test_pipelining_in_order, test_connection_close_from_client, test_http10_client,
           test_max_requests_per_conn, test_upstream_max_requests_per_conn,
           test_pipelined_request_after_close_not_forwarded, test_sigterm_drains_inflight_request,
-          test_small_pieces_share_a_tls_record])
+          test_small_pieces_share_a_tls_record,
+          test_head_and_small_body_share_a_record_when_written_apart])

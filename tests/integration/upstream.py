@@ -282,7 +282,7 @@ class Conn:
         """Behaviour by path:
           /echo  /status/<code>  /delay/<ms>  /bytes/<n>[?chunked=1]
           /sse?n=N&interval_ms=M  /reset-after/<n>  /close-before-response
-          /slow-headers/<ms>  /no-length[?n=N]  /continue  /upload-sha
+          /slow-headers/<ms>  /late-body/<ms>  /no-length[?n=N]  /continue  /upload-sha
           /fault/<how>  /early-fault/<how>  else 404.
         Hostile ones (<how>: reset, fin, garbage or stall): /fault/<how>
         does it instead of a response, /early-fault/<how> as soon as the
@@ -402,6 +402,14 @@ class Conn:
             if not self.keep_alive:
                 rest.append(("Connection", "close"))
             await self.send(b"".join(f"{k}: {v}\r\n".encode() for k, v in rest) + b"\r\n" + body)
+        elif len(segs) == 2 and segs[0] == "late-body":
+            # The head, then after ms the body, in separate writes.
+            ms = int_arg(segs[1], 0, MAX_DELAY_MS)
+            body = b'{"late_body_ms": %d}\n' % ms
+            await self.send(self.head_bytes(200, [("Content-Type", "application/json"),
+                                                  ("Content-Length", str(len(body)))]))
+            await asyncio.sleep(ms / 1000)
+            await self.send(body)
         elif path == "/no-length":
             # Close-delimited body (RFC 9112 6.3 rule 8): no framing headers at all.
             n = int_arg(query.get("n", "1000"), 0, 1 << 30)
