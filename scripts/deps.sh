@@ -24,10 +24,11 @@
 # roots as make variable assignments (used by the top-level Makefile).
 # --peers also installs the independent TLS peers the interop tests use
 # (Debian's chromium, Node.js 24 from npm).
-# --test-tools installs what `make test` uses beyond the build: the npm
-# packages of tests/npm (the Dockerfile linter of test_deploy_docker.py, the
-# Kubernetes API schemas of test_deploy_k8s.py) and, when none is on PATH,
-# Debian's kubectl (for `kubectl kustomize`).
+# --test-tools installs what `make test` uses beyond the build: Debian's
+# testssl.sh (TEST_PKGS), the npm packages of tests/npm (the Dockerfile
+# linter of test_deploy_docker.py, the Kubernetes API schemas of
+# test_deploy_k8s.py) and, when none is on PATH, Debian's kubectl (for
+# `kubectl kustomize`).
 # --update-lock: see deps.lock above.
 # --fuzz-tools installs clang 14 and its libFuzzer runtime (Debian 12
 # packages) for `make fuzz` (docs/fuzzing.md).
@@ -87,6 +88,10 @@ lock_record() {   # NAME VERSION PATH SHA256 SIZE
 SYS_PKGS=(build-essential cmake pkg-config autoconf automake libtool patch
           libuv1-dev libcjson-dev libcmocka-dev
           python3 python3-yaml curl ca-certificates xz-utils file)
+
+# Debian 12 packages only the tests use (--test-tools): testssl.sh, the TLS
+# scanner of test_testssl.py (it runs on the system's openssl).
+TEST_PKGS=(testssl.sh)
 
 install_system_packages() {
     local missing=() p
@@ -660,7 +665,11 @@ main() {
     ensure_llhttp
     NODE_BIN=""
     DOCKERFILE_LINT=""
-    [ $test_tools -eq 0 ] || { ensure_test_npm; ensure_kubectl; }
+    if [ $test_tools -eq 1 ]; then
+        ( install_system_packages "${TEST_PKGS[@]}" ) ||
+            log "warning: could not install ${TEST_PKGS[*]}; the tests that use them will be skipped"
+        ensure_test_npm; ensure_kubectl
+    fi
     if [ $peers -eq 1 ]; then
         # Independent peers for the interop tests: Debian's chromium (BoringSSL)
         # and curl (OpenSSL 3.0, classical only), Node 24 (OpenSSL 3.5).
