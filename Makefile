@@ -102,7 +102,7 @@ test: build build-asan
 	@cd $(BUILD_SAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
-# The proxy on a wolfSSL with the correctness patch 0001 alone, without the
+# The proxy on a wolfSSL with the correctness patches 0001 and 0010 alone, without the
 # handshake trims 0002-0009 (PQPROXY_WOLFSSL_PATCHES=minimal, its own cache
 # key): the normal build and its tests, in a build directory of its own.
 BUILD_MINIMAL ?= build-minimal-wolfssl

@@ -272,13 +272,14 @@ wolfssl_configure_flags() {
 PATCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/patches/wolfssl"
 
 # PQPROXY_WOLFSSL_PATCHES selects the patches: "all" (the default) or
-# "minimal", the correctness fix 0001 alone, without the handshake trims
-# 0002-0009 (to measure them, or to run on a wolfSSL closer to Debian's).
+# "minimal", the correctness fixes 0001 and 0010 alone, without the handshake
+# trims 0002-0009 (to measure them, or to run on a wolfSSL closer to Debian's).
 # Prints the selected patch files; the set is part of the cache key.
 wolfssl_patches() {
     case "${PQPROXY_WOLFSSL_PATCHES:-all}" in
         all) ls "$PATCH_DIR"/*.patch 2>/dev/null || true ;;
-        minimal) ls "$PATCH_DIR"/0001-*.patch || die "no patch 0001 in $PATCH_DIR" ;;
+        minimal) ls "$PATCH_DIR"/0001-*.patch "$PATCH_DIR"/0010-*.patch ||
+                     die "no patch 0001 or 0010 in $PATCH_DIR" ;;
         *) die "PQPROXY_WOLFSSL_PATCHES=$PQPROXY_WOLFSSL_PATCHES: expected all or minimal" ;;
     esac
 }

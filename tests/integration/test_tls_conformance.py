@@ -43,13 +43,14 @@ def vec16(items):
 
 
 def client_hello(groups, shares, sigalgs_body=None, record_size=None, session_id=None,
-                 record_version=b"\x03\x01"):
+                 record_version=b"\x03\x01", padding=0):
     """shares: [(group, key_exchange bytes)] in order. sigalgs_body replaces
     the signature_algorithms extension's body; record_size splits the
     handshake message into records of at most that many bytes; session_id:
     the legacy_session_id (default 32 random bytes, as compatibility-mode
     clients send); record_version: 0x0303 for a ClientHello after a
-    HelloRetryRequest (RFC 8446 5.1)."""
+    HelloRetryRequest (RFC 8446 5.1); padding: that many zero bytes in a
+    padding extension (RFC 7685)."""
     exts = [
         ext(0, vec16([b"\x00" + u16(9) + b"localhost"])),                     # server_name
         ext(43, b"\x02\x03\x04"),                                            # supported_versions: 1.3
@@ -57,7 +58,7 @@ def client_hello(groups, shares, sigalgs_body=None, record_size=None, session_id
         ext(13, sigalgs_body if sigalgs_body is not None else
             vec16([u16(a) for a in (0x0403, 0x0804, 0x0805, 0x0503)])),      # signature_algorithms
         ext(51, vec16([u16(g) + u16(len(k)) + k for g, k in shares])),       # key_share
-    ]
+    ] + ([ext(21, bytes(padding))] if padding else [])                       # padding
     sid = os.urandom(32) if session_id is None else session_id
     body = (b"\x03\x03" + os.urandom(32) + bytes([len(sid)]) + sid +
             vec16([u16(0x1301), u16(0x1302), u16(0x1303)]) + b"\x01\x00" + vec16(exts))
@@ -222,6 +223,18 @@ def test_malformed_first_flight_gets_an_alert(h):
     ]
     for name, data, alert in cases:
         check_eq(exchange(e.px.port, data), ("alert", alert), name)
+    # A ClientHello as large as one record may carry (2^14 bytes), here
+    # padded to a 16,168-byte record, is served: only a longer record is an
+    # overflow (above), whatever it holds.
+    def padded_to(n):     # a ClientHello record of n bytes (header aside)
+        unpadded = len(client_hello([X25519], [(X25519, x25519_share())])) - 5
+        hello = client_hello([X25519], [(X25519, x25519_share())], padding=n - unpadded - 4)
+        check_eq(len(hello) - 5, n, "record length")
+        return hello
+    check_eq(exchange(e.px.port, padded_to(16168)), ("server_hello", None),
+             "a 16,168-byte padded ClientHello")
+    biggest = padded_to(16384)
+    check_eq(exchange(e.px.port, biggest), ("server_hello", None), "a 2^14-byte ClientHello record")
     # A ClientHello split over many small records is fine.
     check_eq(exchange(e.px.port, client_hello([X25519], [(X25519, x25519_share())], record_size=7)),
              ("server_hello", None), "fragmented ClientHello")
@@ -354,16 +367,19 @@ def test_bad_records_after_the_first_flight_get_an_alert(h):
     """In place of the client's Finished, and after the handshake: each
     refusal says why in an alert (RFC 8446 5.2, 5.4, D.4), which leaves
     before the close, and the proxy stays up. The client's dummy CCS before
-    its Finished is accepted.
-    Not here, as wolfSSL 5.9.2 refuses them with no alert at all (its
-    GetRecordHeader): records of no known type, zero-length handshake or
-    alert records, records longer than 16,486 bytes."""
+    its Finished is accepted. The record-header cases (no known type,
+    zero-length handshake or alert records, records longer than wolfSSL
+    takes) get their alert from wolfSSL patch 0010; without it, a bare close."""
     e = prefer_env(h)
     cases = [
         ("ciphertext too long for 2^14 + 1 bytes of plaintext", encrypted_record(2 ** 14 + 1 + 16 + 1),
          "record_overflow"),
         ("CCS body other than 1", b"\x14\x03\x03\x00\x01\x02", "unexpected_message"),
         ("undecryptable record", encrypted_record(40), "bad_record_mac"),
+        ("ciphertext longer than 2^14 + 256", encrypted_record(2 ** 14 + 256 + 1), "record_overflow"),
+        ("empty alert record", b"\x15\x03\x03\x00\x00", "unexpected_message"),
+        ("zero-length handshake record", b"\x16\x03\x03\x00\x00", "unexpected_message"),
+        ("record of no known type", b"\x63\x03\x03\x00\x05hello", "unexpected_message"),
     ]
     for when in ("in place of Finished", "after the handshake"):
         for name, data, alert in cases:
