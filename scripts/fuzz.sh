@@ -13,7 +13,12 @@ cd "$(dirname "$0")/.."
 build="$1" seconds="$2"
 shift 2
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(http1_request http1_response sigfields config admission clienthello)
+# Default: every harness fuzz/CMakeLists.txt builds (PX_FUZZERS), so a new one
+# cannot be left out of `make fuzz` and `make fuzz-ci`.
+if [ ${#harnesses[@]} -eq 0 ]; then
+    read -r -a harnesses < <(sed -n 's/^set(PX_FUZZERS \(.*\))$/\1/p' fuzz/CMakeLists.txt)
+    [ ${#harnesses[@]} -gt 0 ] || { echo "fuzz: no PX_FUZZERS in fuzz/CMakeLists.txt" >&2; exit 1; }
+fi
 mkdir -p "$build/artifacts"
 failed=()
 for h in "${harnesses[@]}"; do
