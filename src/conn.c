@@ -2,7 +2,8 @@
  *
  * Bytes flow: socket -> TLS input -> (decrypt) -> plaintext input -> request
  * parser -> upstream output -> upstream link; and upstream link -> response
- * parser -> TLS (encrypt) -> socket. Each direction has one write in flight
+ * parser -> TLS (encrypt) -> socket; the socket and TLS steps are the
+ * transport's (transport.h). Each direction has one write in flight
  * and a high-water mark: above it the side that fills it is not read, so
  * memory per connection is bounded whatever the body sizes.
  *
@@ -10,7 +11,6 @@
  * a time; pipelined requests wait, parsed, in the plaintext input. */
 #include "conn.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -22,11 +22,10 @@
 #include "errors.h"
 #include "http1.h"
 #include "log.h"
-#include "ltimer.h"
 #include "sigflow.h"
+#include "transport.h"
 
-#define READ_CHUNK (16 * 1024)      /* ciphertext per socket read */
-#define PLAIN_CHUNK (16 * 1024)     /* plaintext per TLS read (one record) */
+#define PLAIN_CHUNK (16 * 1024)     /* input room beyond a full head */
 #define HIGH_WATER (64 * 1024)      /* per direction, see above */
 #define LINGER_MS 3000              /* after our FIN, wait this long for the client's */
 
@@ -83,19 +82,9 @@ typedef struct {
 
 struct px_conn {
     px_conn_env_t *env;
-    uv_tcp_t tcp;
-    px_ltimer_t timer;           /* expires for tkind (see arm) */
-    uv_write_t wreq;
-    uv_shutdown_t sreq;
-    int open_handles;
+    px_transport_t tp;           /* socket + TLS session; its timer expires for tkind (see arm) */
     cstate_t state;
     tkind_t tkind;
-    px_tls_t *tls;
-    px_buf_t wout;               /* ciphertext being written to the client */
-    int writing, reading, client_eof, shutdown_sent;
-    int got_bytes;               /* the client has sent anything at all */
-    px_buf_t pin;                /* decrypted, not yet parsed */
-    px_buf_t plain;              /* small writes to the client, staged to share one TLS record */
     px_buf_t scratch;            /* response heads and chunk framing */
     px_http1_t *req, *resp;
     exch_t x;
@@ -103,8 +92,6 @@ struct px_conn {
     uint64_t req_deadline;       /* loop ms by which the request must be complete; 0: none yet */
     px_defer_item_t resume;      /* input taken up from the loop (resume_cb) */
     int resume_after_write;      /* ... once the write in flight has left */
-    char client_ip[INET6_ADDRSTRLEN];
-    char client_addr[INET6_ADDRSTRLEN + 8];
     px_conn_t *next, *prev;
 };
 
@@ -120,7 +107,7 @@ static PX_MUST_CHECK int begin_close(px_conn_t *c);
 static PX_MUST_CHECK int abort_conn(px_conn_t *c, px_end_reason_t why);
 static PX_MUST_CHECK int parse_requests(px_conn_t *c);
 static PX_MUST_CHECK int respond_error(px_conn_t *c, px_http_error_t e, const char *detail);
-static PX_MUST_CHECK int flush_plain(px_conn_t *c);
+static PX_MUST_CHECK int transport_failed(px_conn_t *c);
 static PX_MUST_CHECK int upstream_head(px_conn_t *c, const px_http_head_t *h, const char *keyid);
 static PX_MUST_CHECK int upstream_failed(px_conn_t *c, int uverr);
 static void update_reading(px_conn_t *c);
@@ -157,8 +144,6 @@ static void set_state(px_conn_t *c, cstate_t s)
 
 /* --- timers ------------------------------------------------------------------ */
 
-static void timer_cb(uv_timer_t *t);
-
 /* Lazy (ltimer.h): moving the deadline on every request is cheap. A new
  * request head (T_HEADER) also starts the request's total deadline, which
  * caps the header and body timers that follow. */
@@ -184,7 +169,7 @@ static void arm(px_conn_t *c, tkind_t kind)
         if (left < ms)
             ms = (uint32_t)left;
     }
-    px_ltimer_arm(&c->timer, ms, timer_cb);
+    px_transport_arm(&c->tp, ms);
 }
 
 static void to_keepalive(px_conn_t *c);
@@ -210,20 +195,18 @@ static int request_timed_out(px_conn_t *c)
  * out, reset by the client): its failure and any HelloRetryRequest counted once. */
 static void count_failed_handshake(px_conn_t *c, int result)
 {
-    if (px_tls_hrr(c->tls))
-        px_m_inc(&c->env->m->hs_hrr[px_tls_hrr(c->tls) - 1]);
+    if (px_tls_hrr(px_transport_tls(&c->tp)))
+        px_m_inc(&c->env->m->hs_hrr[px_tls_hrr(px_transport_tls(&c->tp)) - 1]);
     px_m_inc(&c->env->m->hs_fail[result]);
 }
 
-static void timer_cb(uv_timer_t *t)
+static void tp_timer(px_transport_t *t)
 {
-    px_conn_t *c = t->data;
-    if (!px_ltimer_expired(&c->timer, timer_cb))
-        return;
+    px_conn_t *c = t->ud;
     switch (c->tkind) {
     case T_HANDSHAKE:
         count_failed_handshake(c, PX_HS_TIMEOUT);
-        px_debug("%s: TLS handshake timed out", c->client_addr);
+        px_debug("%s: TLS handshake timed out", px_transport_peer(&c->tp));
         settle(abort_conn(c, PX_END_CLIENT_CLOSED));
         break;
     case T_HEADER:
@@ -276,12 +259,9 @@ static void conn_free(px_conn_t *c)
         c->next->prev = c->prev;
     env->conn_count--;
     px_m_dec(&env->m->conns_open);
-    px_tls_free(c->tls);
+    px_transport_free(&c->tp);
     px_http1_free(c->req);
     px_http1_free(c->resp);
-    px_buf_free(&c->wout);
-    px_buf_free(&c->pin);
-    px_buf_free(&c->plain);
     px_buf_free(&c->scratch);
     px_buf_free(&c->x.up_out);
     px_buf_free(&c->x.replay);
@@ -291,10 +271,10 @@ static void conn_free(px_conn_t *c)
 }
 
 /* Frees only here (after the last close callback) or in job_orphaned. */
-static void on_handle_closed(uv_handle_t *h)
+static void tp_closed(px_transport_t *t)
 {
-    px_conn_t *c = h->data;
-    if (--c->open_handles > 0 || c->x.job)
+    px_conn_t *c = t->ud;
+    if (c->x.job)
         return;                 /* a thread-pool job still points here: freed when it returns */
     conn_free(c);
 }
@@ -308,7 +288,7 @@ static int job_orphaned(px_conn_t *c, px_sigjob_t *j)
     if (c->state < C_CLOSING)
         return 0;
     px_sigjob_free(j);
-    if (c->state == C_CLOSED && c->open_handles == 0)
+    if (c->state == C_CLOSED && !px_transport_handles_open(&c->tp))
         conn_free(c);
     return 1;
 }
@@ -345,8 +325,7 @@ static int abort_conn(px_conn_t *c, px_end_reason_t why)
         px_uplink_release(x->up, 0);
         x->up = NULL;
     }
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer.timer, on_handle_closed);
+    px_transport_close(&c->tp);
     return GONE;
 }
 
@@ -363,22 +342,13 @@ static int begin_close(px_conn_t *c)
         px_uplink_release(c->x.up, 0);
         c->x.up = NULL;
     }
-    if (flush_plain(c) < 0)
-        return GONE;
-    if (px_tls_handshake_done(c->tls))
-        px_tls_shutdown(c->tls);    /* close_notify after the staged bytes */
+    if (px_transport_begin_close(&c->tp, 1) < 0)    /* close_notify after the staged bytes */
+        return transport_failed(c);
     arm(c, T_LINGER);
     if (flush_client(c) < 0)
         return GONE;
     update_reading(c);
     return GONE;
-}
-
-static void shutdown_cb(uv_shutdown_t *req, int status)
-{
-    px_conn_t *c = req->data;
-    if (status < 0 || c->client_eof)
-        settle(abort_conn(c, PX_END_CLIENT_CLOSED));
 }
 
 /* --- the next request, from the loop --------------------------------------------- */
@@ -391,7 +361,7 @@ static void resume_cb(px_defer_item_t *it)
     px_conn_t *c = (px_conn_t *)((char *)it - offsetof(px_conn_t, resume));
     if (c->state != C_IDLE)
         return;
-    if (c->writing) {
+    if (px_transport_writing(&c->tp)) {
         c->resume_after_write = 1;
         return;
     }
@@ -400,7 +370,7 @@ static void resume_cb(px_defer_item_t *it)
 
 static void resume_later(px_conn_t *c)
 {
-    if (c->writing)
+    if (px_transport_writing(&c->tp))
         c->resume_after_write = 1;
     else
         px_defer_add(&c->env->defer, &c->resume, resume_cb);
@@ -410,7 +380,13 @@ static void resume_later(px_conn_t *c)
 
 static size_t client_pending(px_conn_t *c)
 {
-    return px_buf_size(&c->plain) + px_buf_size(px_tls_out(c->tls)) + px_buf_size(&c->wout);
+    return px_transport_pending(&c->tp);
+}
+
+/* A transport call failed: close at once with its reason. */
+static int transport_failed(px_conn_t *c)
+{
+    return abort_conn(c, px_transport_why(&c->tp));
 }
 
 /* Output has left: drop idle buffers, resume the upstream below the mark. */
@@ -420,157 +396,51 @@ static void client_written(px_conn_t *c)
         px_uplink_read_start(c->x.up);
 }
 
-static void write_cb(uv_write_t *req, int status)
+static int flush_client(px_conn_t *c)
 {
-    px_conn_t *c = req->data;
-    c->writing = 0;
-    px_buf_reset(&c->wout);
-    if (c->state == C_CLOSED)
-        return;
-    if (status < 0) {
-        px_debug("%s: write failed: %s", c->client_addr, uv_strerror(status));
-        settle(abort_conn(c, PX_END_CLIENT_CLOSED));
-        return;
-    }
-    if (flush_client(c) < 0)
-        return;
+    int rc = px_transport_flush(&c->tp);
+    if (rc < 0)
+        return transport_failed(c);
+    if (rc == 1)
+        client_written(c);      /* it all left at once */
+    return 0;
+}
+
+#define RECORD_MAX 16384          /* TLS plaintext record size */
+
+/* Plaintext for the client (staged to share records, transport.h). */
+static PX_MUST_CHECK int send_plain(px_conn_t *c, const char *p, size_t n)
+{
+    return px_transport_send(&c->tp, p, n) < 0 ? transport_failed(c) : 0;
+}
+
+/* --- transport callbacks (loop callbacks: each ends with settle) ------------------ */
+
+static void tp_input(px_transport_t *t)
+{
+    settle(conn_process(t->ud));
+}
+
+static void tp_sent(px_transport_t *t)
+{
+    px_conn_t *c = t->ud;
     client_written(c);
-    if (c->resume_after_write && !c->writing) {
+    if (c->resume_after_write && !px_transport_writing(t)) {
         c->resume_after_write = 0;
         if (c->state == C_IDLE)
             resume_later(c);
     }
 }
 
-static int flush_client(px_conn_t *c)
+static void tp_fail(px_transport_t *t, px_end_reason_t why, int read_failed)
 {
-    px_buf_t *out, tmp;
-    uv_buf_t b;
-    int n;
-
-    if (c->state == C_CLOSED)
-        return GONE;
-    if (c->writing)
-        return 0;
-    if (flush_plain(c) < 0)
-        return GONE;
-    out = px_tls_out(c->tls);
-    if (px_buf_size(out) == 0) {
-        if (c->state == C_CLOSING && !c->shutdown_sent) {
-            c->shutdown_sent = 1;
-            if (c->client_eof || uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, shutdown_cb) != 0)
-                return abort_conn(c, PX_END_CLIENT_CLOSED);
-        }
-        return 0;
-    }
-    /* Usually the socket takes it all at once: no request, no deferred
-     * callback, no epoll change. */
-    b = uv_buf_init((char *)px_buf_ptr(out), (unsigned)px_buf_size(out));
-    n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n == (int)px_buf_size(out)) {
-        px_buf_reset(out);
-        if (c->state == C_CLOSING)
-            return flush_client(c);    /* now the FIN */
-        client_written(c);
-        return 0;
-    }
-    if (n > 0) {
-        px_buf_consume(out, (size_t)n);
-    } else if (n != UV_EAGAIN) {
-        px_debug("%s: write failed: %s", c->client_addr, uv_strerror(n));
-        return abort_conn(c, PX_END_CLIENT_CLOSED);
-    }
-    tmp = c->wout;
-    c->wout = *out;
-    *out = tmp;
-    px_buf_reset(out);
-    b = uv_buf_init((char *)px_buf_ptr(&c->wout), (unsigned)px_buf_size(&c->wout));
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0)
-        return abort_conn(c, PX_END_CLIENT_CLOSED);
-    c->writing = 1;
-    return 0;
+    px_conn_t *c = t->ud;
+    if (read_failed && c->state == C_HANDSHAKE && px_transport_got_bytes(t))
+        count_failed_handshake(c, PX_HS_FAILED);
+    settle(abort_conn(c, why));
 }
 
-#define RECORD_MAX 16384          /* TLS plaintext record size */
-
-static PX_MUST_CHECK int encrypt(px_conn_t *c, const char *p, size_t n)
-{
-    if (px_tls_write(c->tls, p, n) < 0) {
-        px_debug("%s: %s", c->client_addr, px_tls_error(c->tls));
-        return abort_conn(c, PX_END_CLIENT_TLS);
-    }
-    return 0;
-}
-
-/* Encrypts what is staged. */
-static int flush_plain(px_conn_t *c)
-{
-    int rc = 0;
-    if (c->state == C_CLOSED)
-        return GONE;
-    if (px_buf_size(&c->plain))
-        rc = encrypt(c, px_buf_ptr(&c->plain), px_buf_size(&c->plain));
-    px_buf_reset(&c->plain);
-    return rc;
-}
-
-/* Plaintext for the client. Small pieces (a response head and a small
- * body, chunk framing) are staged and leave as one TLS record: one
- * encryption here and one decryption at the client instead of several. */
-static PX_MUST_CHECK int send_plain(px_conn_t *c, const char *p, size_t n)
-{
-    if (px_buf_size(&c->plain) + n > RECORD_MAX && flush_plain(c) < 0)
-        return GONE;
-    if (n > RECORD_MAX)
-        return encrypt(c, p, n);
-    if (px_buf_append(&c->plain, p, n) < 0)
-        return abort_conn(c, PX_END_INTERNAL);
-    return 0;
-}
-
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    px_conn_t *c = h->data;
-    char *p = px_tls_in_reserve(c->tls, READ_CHUNK);
-    (void)suggested;
-    buf->base = p;
-    buf->len = p ? READ_CHUNK : 0;
-}
-
-static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-    px_conn_t *c = s->data;
-    (void)buf;
-    if (c->state == C_CLOSED)
-        return;
-    if (n > 0) {
-        c->got_bytes = 1;
-        px_tls_in_commit(c->tls, (size_t)n);
-    } else if (n == UV_EOF) {
-        px_tls_in_eof(c->tls);
-        c->client_eof = 1;
-    } else if (n == UV_ENOBUFS) {
-        uv_read_stop(s);
-        c->reading = 0;
-        return;
-    } else if (n < 0) {
-        if (c->state == C_HANDSHAKE && c->got_bytes)
-            count_failed_handshake(c, PX_HS_FAILED);
-        settle(abort_conn(c, PX_END_CLIENT_CLOSED));
-        return;
-    } else {
-        return;
-    }
-    if (c->state == C_CLOSING) {
-        /* Lingering: the client's bytes are of no use now; its FIN ends it. */
-        if (c->client_eof)
-            settle(abort_conn(c, PX_END_CLIENT_CLOSED));
-        else
-            px_tls_in_discard(c->tls);
-        return;
-    }
-    settle(conn_process(c));
-}
+static const px_transport_cb_t tp_cb = { tp_input, tp_sent, tp_fail, tp_timer, tp_closed };
 
 static size_t pin_max(const px_conn_t *c)
 {
@@ -579,49 +449,20 @@ static size_t pin_max(const px_conn_t *c)
 
 static void update_reading(px_conn_t *c)
 {
-    int want;
-    if (c->state == C_CLOSED)
-        return;
-    want = !c->client_eof && px_tls_in_pending(c->tls) + READ_CHUNK <= 64 * 1024 &&
-           px_buf_size(&c->pin) < pin_max(c);
-    if (c->state == C_CLOSING)
-        want = !c->client_eof;
-    if (want && !c->reading) {
-        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
-            c->reading = 1;
-    } else if (!want && c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = 0;
-    }
+    px_transport_set_input_max(&c->tp, pin_max(c));
+    px_transport_update_reading(&c->tp);
 }
 
 /* Decrypts what has arrived into the plaintext input. */
 static PX_MUST_CHECK int decrypt_input(px_conn_t *c)
 {
-    while (px_buf_size(&c->pin) < pin_max(c)) {
-        /* grow only when little is left: a small request needs no big buffer */
-        size_t avail;
-        char *p = px_buf_space(&c->pin, 2048, &avail);
-        int n;
-        if (!p)
-            return abort_conn(c, PX_END_INTERNAL);
-        n = px_tls_read(c->tls, p, avail > PLAIN_CHUNK ? PLAIN_CHUNK : avail);
-        if (n > 0) {
-            px_buf_commit(&c->pin, (size_t)n);
-            continue;
-        }
-        if (n == PX_EAGAIN)
-            break;
-        if (n == PX_EEOF || n == PX_EIO) {   /* close_notify, or FIN without it */
-            c->client_eof = 1;
-            break;
-        }
-        /* The client broke the session (a bad record, a CCS after the
-         * handshake): the alert wolfSSL queued says why (RFC 8446 6.2) and
-         * leaves before our FIN rather than being dropped with the socket. */
-        px_debug("%s: %s", c->client_addr, px_tls_error(c->tls));
+    int rc;
+    px_transport_set_input_max(&c->tp, pin_max(c));
+    rc = px_transport_decrypt(&c->tp);
+    if (rc == -1)
+        return transport_failed(c);
+    if (rc == -2) {             /* the client broke the session: its alert leaves first */
         log_unfinished(c, PX_END_CLIENT_TLS);
-        px_buf_reset(&c->plain);            /* nothing more can be encrypted */
         return begin_close(c);
     }
     return 0;
@@ -663,9 +504,9 @@ static void log_exchange(px_conn_t *c)
         px_tls_info_t ti;
         px_access_t a;
         char path[512];
-        px_tls_get_info(c->tls, &ti);
+        px_tls_get_info(px_transport_tls(&c->tp), &ti);
         memset(&a, 0, sizeof a);
-        a.client = c->client_addr;
+        a.client = px_transport_peer(&c->tp);
         a.sni = ti.sni;
         a.tls_version = ti.version;
         a.group = ti.group;
@@ -788,7 +629,7 @@ static int upstream_failed(px_conn_t *c, int uverr)
     }
     px_m_inc(&c->env->m->upstream_errors[x->upstream_ok ? PX_UP_RESET : PX_UP_CONNECT]);
     if (x->resp_head_sent) {
-        px_info("%s: upstream failed mid-response (%s); closing", c->client_addr, uv_strerror(uverr));
+        px_info("%s: upstream failed mid-response (%s); closing", px_transport_peer(&c->tp), uv_strerror(uverr));
         x->error = px_end_reason_str(PX_END_UPSTREAM_RESET);
         return abort_conn(c, PX_END_UPSTREAM_RESET);
     }
@@ -883,13 +724,7 @@ static void compact(px_conn_t *c)
     px_buf_free(&c->scratch);
     px_buf_free(&c->x.up_out);
     px_buf_free(&c->x.replay);
-    if (px_buf_size(&c->plain) == 0)
-        px_buf_free(&c->plain);
-    if (px_buf_size(&c->pin) == 0)
-        px_buf_free(&c->pin);
-    if (!c->writing)
-        px_buf_free(&c->wout);
-    px_tls_compact(c->tls);
+    px_transport_compact(&c->tp);
 }
 
 static void release_upstream(px_conn_t *c, int link_reusable)
@@ -905,7 +740,7 @@ static void release_upstream(px_conn_t *c, int link_reusable)
  * keep-alive time. While output still drains, look again later. */
 static void to_keepalive(px_conn_t *c)
 {
-    if (c->writing) {
+    if (px_transport_writing(&c->tp)) {
         arm(c, T_IDLE);
         return;
     }
@@ -923,16 +758,16 @@ static PX_MUST_CHECK int finish_exchange(px_conn_t *c, int link_reusable)
         return GONE;
     release_upstream(c, link_reusable);
     log_exchange(c);
-    keep = x->keep_alive && x->req_done && !c->env->draining && !c->client_eof;
+    keep = x->keep_alive && x->req_done && !c->env->draining && !px_transport_eof(&c->tp);
     exch_reset(c);
     c->req_deadline = 0;
     if (!keep)
         return begin_close(c);
     set_state(c, C_IDLE);
-    arm(c, px_buf_size(&c->pin) ? T_HEADER : T_IDLE);
+    arm(c, px_buf_size(px_transport_input(&c->tp)) ? T_HEADER : T_IDLE);
     /* Input waiting (pipelined, or not read while this exchange was busy)
      * is taken up from the loop (resume_cb), never from here. */
-    if (px_buf_size(&c->pin) || px_tls_in_pending(c->tls) || !c->reading)
+    if (px_buf_size(px_transport_input(&c->tp)) || px_tls_in_pending(px_transport_tls(&c->tp)) || !px_transport_reading(&c->tp))
         resume_later(c);
     return 0;
 }
@@ -1070,7 +905,7 @@ static PX_MUST_CHECK int response_head(px_conn_t *c)
      * close-delimited, larger) go out as each piece comes. */
     x->hold_small = h->body == PX_BODY_LENGTH && !x->chunked_down && !x->is_head &&
                     h->content_length > 0 &&
-                    h->content_length <= RECORD_MAX - px_buf_size(&c->plain);
+                    h->content_length <= RECORD_MAX - px_transport_staged(&c->tp);
     return 0;
 }
 
@@ -1127,7 +962,7 @@ static PX_MUST_CHECK int upstream_input(px_conn_t *c, px_uplink_t *l, const char
             return response_end(c, off == (size_t)n && px_http1_head(c->resp)->keep_alive);
         case PX_H1_ERROR:
             px_http1_error(c->resp, &detail);
-            px_warn("%s: bad response from the model server: %s", c->client_addr, detail);
+            px_warn("%s: bad response from the model server: %s", px_transport_peer(&c->tp), detail);
             px_m_inc(&c->env->m->upstream_errors[PX_UP_BAD_RESPONSE]);
             return respond_error(c, PX_HERR_UPSTREAM_BAD, detail);
         }
@@ -1224,7 +1059,7 @@ static PX_MUST_CHECK int request_verified_go(px_conn_t *c, px_sig_result_t r)
     exch_t *x = &c->x;
 
     if (r != PX_SIG_OK) {
-        px_info("%s: signature refused (%s, keyid \"%s\"): %s", c->client_addr, x->sig_result,
+        px_info("%s: signature refused (%s, keyid \"%s\"): %s", px_transport_peer(&c->tp), x->sig_result,
                 x->info.keyid, x->info.detail);
         return respond_error(c, px_sig_http_error(r), x->info.detail);
     }
@@ -1272,7 +1107,7 @@ static int upstream_head(px_conn_t *c, const px_http_head_t *h, const char *keyi
     px_fwd_opts_t fo;
 
     memset(&fo, 0, sizeof fo);
-    fo.client_ip = c->client_ip;
+    fo.client_ip = px_transport_peer_ip(&c->tp);
     fo.proto = "https";
     fo.trust_forwarded = cfg->http.trust_forwarded;
     fo.request_id = x->request_id;
@@ -1281,7 +1116,7 @@ static int upstream_head(px_conn_t *c, const px_http_head_t *h, const char *keyi
     fo.extra = extra;
     if (keyid && keyid[0])
         extra[fo.extra_count++] = (px_header_t){ "X-Verified-Keyid", 16, keyid, strlen(keyid) };
-    px_tls_get_info(c->tls, &ti);
+    px_tls_get_info(px_transport_tls(&c->tp), &ti);
     if (ti.client_xfcc[0])
         extra[fo.extra_count++] = (px_header_t){ "X-Forwarded-Client-Cert", 23, ti.client_xfcc,
                                                  strlen(ti.client_xfcc) };
@@ -1390,7 +1225,7 @@ static PX_MUST_CHECK int request_end(px_conn_t *c)
                                     sizeof detail) != PX_SIG_OK) {
             x->sig_result = px_sig_result_name(PX_SIG_DIGEST);
             px_sig_count_result(PX_SIG_DIGEST);
-            px_info("%s: signed request refused (keyid \"%s\"): %s", c->client_addr, x->info.keyid,
+            px_info("%s: signed request refused (keyid \"%s\"): %s", px_transport_peer(&c->tp), x->info.keyid,
                     detail);
             return respond_error(c, PX_HERR_SIG_DIGEST, detail);
         }
@@ -1420,26 +1255,26 @@ static int parse_requests(px_conn_t *c)
                 break;              /* ... else the upstream is slower: hold the client */
         }
         /* Called even with no input left: END can follow the last body bytes. */
-        ev = px_http1_parse(c->req, px_buf_ptr(&c->pin), px_buf_size(&c->pin), &used, &data, &dlen);
+        ev = px_http1_parse(c->req, px_buf_ptr(px_transport_input(&c->tp)), px_buf_size(px_transport_input(&c->tp)), &used, &data, &dlen);
         switch (ev) {
         case PX_H1_NEED_MORE:
-            px_buf_consume(&c->pin, used);
+            px_buf_consume(px_transport_input(&c->tp), used);
             if (!x->active && (c->tkind == T_KEEPALIVE || c->tkind == T_IDLE) &&
                 !px_http1_idle(c->req))
                 arm(c, T_HEADER);   /* a new head has begun: it must complete in time */
             goto out;
         case PX_H1_HEAD:
-            px_buf_consume(&c->pin, used);
+            px_buf_consume(px_transport_input(&c->tp), used);
             if (start_exchange(c) < 0)
                 return GONE;
             break;
         case PX_H1_BODY:
             if (request_body(c, data, dlen) < 0)     /* copies before the input moves */
                 return GONE;
-            px_buf_consume(&c->pin, used);
+            px_buf_consume(px_transport_input(&c->tp), used);
             break;
         case PX_H1_END:
-            px_buf_consume(&c->pin, used);
+            px_buf_consume(px_transport_input(&c->tp), used);
             if (request_end(c) < 0)
                 return GONE;
             break;
@@ -1462,7 +1297,7 @@ static PX_MUST_CHECK int handshake(px_conn_t *c)
 {
     px_tls_info_t ti;
     px_metrics_t *m = c->env->m;
-    int rc = px_tls_handshake(c->tls);
+    int rc = px_tls_handshake(px_transport_tls(&c->tp));
 
     if (rc == PX_EAGAIN) {
         if (flush_client(c) < 0)
@@ -1470,27 +1305,29 @@ static PX_MUST_CHECK int handshake(px_conn_t *c)
         update_reading(c);
         return 0;
     }
-    if (rc != 0 && !c->got_bytes && c->client_eof)   /* connected and left without a byte: a TCP health probe */
+    if (rc != 0 && !px_transport_got_bytes(&c->tp) && px_transport_eof(&c->tp))   /* connected and left without a byte: a TCP health probe */
         return abort_conn(c, PX_END_CLIENT_CLOSED);
     if (rc != 0) {
-        px_tls_fail_t why = px_tls_fail_reason(c->tls);
+        px_tls_fail_t why = px_tls_fail_reason(px_transport_tls(&c->tp));
         count_failed_handshake(c, why == PX_TLS_FAIL_NONE ? PX_HS_FAILED : (int)why - 1);
-        px_info("%s: TLS handshake refused: %s", c->client_addr, px_tls_error(c->tls));
+        px_info("%s: TLS handshake refused: %s", px_transport_peer(&c->tp), px_tls_error(px_transport_tls(&c->tp)));
         set_state(c, C_CLOSING);          /* send the alert, then close */
+        if (px_transport_begin_close(&c->tp, 0) < 0)
+            return transport_failed(c);
         arm(c, T_LINGER);
         if (flush_client(c) < 0)
             return GONE;
         update_reading(c);
         return GONE;
     }
-    if (px_tls_hrr(c->tls))
-        px_m_inc(&m->hs_hrr[px_tls_hrr(c->tls) - 1]);
-    px_tls_get_info(c->tls, &ti);
+    if (px_tls_hrr(px_transport_tls(&c->tp)))
+        px_m_inc(&m->hs_hrr[px_tls_hrr(px_transport_tls(&c->tp)) - 1]);
+    px_tls_get_info(px_transport_tls(&c->tp), &ti);
     px_m_inc(&m->hs_ok[px_m_group_index(ti.group_id)][px_m_cipher_index(ti.cipher)]);
     px_m_inc(&m->hs_cert_key[px_m_cert_key_index(ti.cert_key)]);
     if (ti.resumed)
         px_m_inc(&m->hs_resumed);
-    px_debug("%s: TLS %s %s %s sni=%s", c->client_addr, ti.version, ti.group, ti.cipher, ti.sni);
+    px_debug("%s: TLS %s %s %s sni=%s", px_transport_peer(&c->tp), ti.version, ti.group, ti.cipher, ti.sni);
     set_state(c, C_IDLE);
     arm(c, T_HEADER);
     return 0;
@@ -1508,7 +1345,7 @@ static int conn_process(px_conn_t *c)
         return GONE;
     if (decrypt_input(c) < 0 || parse_requests(c) < 0)
         return GONE;
-    if (c->client_eof) {
+    if (px_transport_eof(&c->tp)) {
         if (c->state == C_IDLE)
             return begin_close(c);
         if (c->state == C_REQUEST && !c->x.req_done)
@@ -1524,8 +1361,7 @@ int px_conn_accept(px_conn_env_t *env, int fd)
 {
     px_conn_t *c = calloc(1, sizeof *c);
     const px_config_t *cfg = env->cfg;
-    struct sockaddr_storage ss;
-    int len = sizeof ss, rc;
+    int rc;
     px_http1_limits_t req_lim, resp_lim;
 
     if (!c) {
@@ -1533,42 +1369,21 @@ int px_conn_accept(px_conn_env_t *env, int fd)
         return UV_ENOMEM;
     }
     c->env = env;
-    uv_tcp_init(env->loop, &c->tcp);
-    uv_timer_init(env->loop, &c->timer.timer);
-    c->tcp.data = c->timer.timer.data = c->wreq.data = c->sreq.data = c;
-    c->open_handles = 2;
+    px_transport_init(&c->tp, env->loop, &tp_cb, c);
     c->next = env->conns;
     if (env->conns)
         env->conns->prev = c;
     env->conns = c;
     env->conn_count++;
     px_m_inc(&env->m->conns_open);
-    px_buf_init(&c->wout, 0);
-    px_buf_init(&c->pin, 0);
-    px_buf_init(&c->plain, 0);
     px_buf_init(&c->scratch, 0);
     px_buf_init(&c->x.up_out, 0);
     px_buf_init(&c->x.replay, 0);
 
-    rc = uv_tcp_open(&c->tcp, fd);
-    if (rc != 0) {
-        close(fd);              /* not the handle's: closing it closes nothing */
+    rc = px_transport_open(&c->tp, fd);
+    if (rc != 0)
         goto fail;
-    }
     px_m_inc(&env->m->conns_total);
-    uv_tcp_nodelay(&c->tcp, 1);
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        uint16_t port = 0;
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, c->client_ip, sizeof c->client_ip);
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-            snprintf(c->client_addr, sizeof c->client_addr, "[%s]:%u", c->client_ip, port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, c->client_ip, sizeof c->client_ip);
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-            snprintf(c->client_addr, sizeof c->client_addr, "%s:%u", c->client_ip, port);
-        }
-    }
     /* conn_count includes this one; each worker takes its share, rounded up. */
     if (env->conn_count > (cfg->max_connections + (uint32_t)cfg->workers - 1) / (uint32_t)cfg->workers ||
         env->draining) {
@@ -1581,10 +1396,10 @@ int px_conn_accept(px_conn_env_t *env, int fd)
     req_lim.max_body_bytes = cfg->http.max_body_bytes;
     resp_lim = req_lim;
     resp_lim.max_body_bytes = 0;
-    c->tls = px_tls_new(env->tls, NULL);
+    px_transport_set_tls(&c->tp, px_tls_new(env->tls, NULL), pin_max(c));
     c->req = px_http1_new(1, &req_lim);
     c->resp = px_http1_new(0, &resp_lim);
-    if (!c->tls || !c->req || !c->resp) {
+    if (!px_transport_tls(&c->tp) || !c->req || !c->resp) {
         rc = UV_ENOMEM;
         goto fail;
     }
@@ -1602,7 +1417,7 @@ void px_conn_drain_all(px_conn_env_t *env)
     env->draining = 1;
     for (px_conn_t *c = env->conns, *next; c; c = next) {
         next = c->next;
-        if (c->state == C_IDLE && px_buf_size(&c->pin) == 0)
+        if (c->state == C_IDLE && px_buf_size(px_transport_input(&c->tp)) == 0)
             settle(begin_close(c));
     }
 }

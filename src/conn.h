@@ -1,6 +1,7 @@
-/* One client connection: the TCP handle, its TLS session, the HTTP/1.1
- * exchange in progress and the upstream link serving it. It frees itself
- * only after every handle it owns has been closed.
+/* One client connection: its transport (the TCP handle and TLS session,
+ * transport.h), the HTTP/1.1 exchange in progress and the upstream link
+ * serving it. It frees itself only after every handle it owns has been
+ * closed.
  *
  * The close rule. Any call that can close the connection or end its
  * exchange (a failed write, an error answered, a timeout, an upstream
@@ -8,7 +9,9 @@
  * status the compiler makes its caller check (PX_MUST_CHECK); -1 means
  * "gone": from then on nothing touches the connection's handles or parses
  * its input, and the caller returns -1 itself, up to the loop callback
- * that started the chain, which ends there (conn.c's settle()). Besides:
+ * that started the chain, which ends there (conn.c's settle()). The
+ * transport keeps the rule: it never closes inside a call, it fails the
+ * call (PX_MUST_CHECK) and the connection closes it. Besides:
  * - closing is one way: no state transition leaves C_CLOSING/C_CLOSED;
  * - memory is freed only in a close callback or a job's callback, never
  *   inside a call chain, so a pointer held by a caller stays valid;
