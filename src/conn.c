@@ -20,6 +20,7 @@
 
 #include "buf.h"
 #include "errors.h"
+#include "exchange.h"
 #include "http1.h"
 #include "log.h"
 #include "sigflow.h"
@@ -35,51 +36,6 @@ typedef enum { C_HANDSHAKE, C_IDLE, C_REQUEST, C_CLOSING, C_CLOSED } cstate_t;
 typedef enum { T_NONE, T_HANDSHAKE, T_HEADER, T_IDLE, T_KEEPALIVE, T_BODY, T_LINGER } tkind_t;
 
 #define IDLE_COMPACT_MS 1000
-/* a signed request: verifying its head, holding its body, or cleared */
-typedef enum { SIG_NONE, SIG_VERIFYING, SIG_BODY, SIG_DONE } sigstate_t;
-/* a signed response: not signed, held until signed (head fields), or trailer */
-typedef enum { RSIG_NONE, RSIG_HEAD, RSIG_TRAILER } rsig_t;
-
-/* The exchange in progress: one request and its response. */
-typedef struct {
-    int active;
-    int req_done, resp_started, resp_head_sent, resp_done;
-    int chunked_up, chunked_down, keep_alive, is_head, idempotent, retried;
-    int upstream_ok;
-    px_uplink_t *up;
-    int up_reused;
-    px_buf_t up_out;             /* bytes waiting for the upstream */
-    px_buf_t replay;             /* the request head, kept for one retry */
-    uint64_t req_bytes, resp_bytes;
-    uint64_t t_start, t_sent, t_first;
-    int status;
-    int client_minor;
-    const char *error;
-    char method[16];
-    /* the request target, for the access log: it points into the request
-     * head, which stays put until the next head (after this exchange) */
-    const char *target;
-    size_t target_len;
-    char request_id[128];        /* ours, or the client's when trusted (truncated to fit) */
-    /* signatures (docs/signatures.md) */
-    px_sigctx_t *sig;            /* the generation's context, held for the exchange */
-    px_verify_mode_t verify;
-    int sign;
-    int route_idx;               /* 1 + index of the route in the config, 0: none (metrics) */
-    sigstate_t sig_state;
-    px_sigjob_t *job;            /* verification or signing on the thread pool */
-    px_digest_t *digest;         /* hash of the held request body */
-    px_sig_info_t info;          /* what the verification found (pointers into the head) */
-    const char *sig_result;      /* for the access log */
-    rsig_t rsig_mode;
-    px_sig_response_t *rsig;
-    px_buf_t rbody;              /* the held response body (RSIG_HEAD) */
-    int link_reusable;           /* decided at the response's end */
-    int hold_small;              /* a small fixed-length response: staged whole, one record */
-    int connect_on_body;         /* the upstream is connected when the first body byte comes */
-    int logged;                  /* the access log line is written (once) */
-} exch_t;
-
 struct px_conn {
     px_conn_env_t *env;
     px_transport_t tp;           /* socket + TLS session; its timer expires for tkind (see arm) */
@@ -87,7 +43,7 @@ struct px_conn {
     tkind_t tkind;
     px_buf_t scratch;            /* response heads and chunk framing */
     px_http1_t *req, *resp;
-    exch_t x;
+    px_exch_t x;               /* the exchange in progress */
     uint32_t requests;
     uint64_t req_deadline;       /* loop ms by which the request must be complete; 0: none yet */
     px_defer_item_t resume;      /* input taken up from the loop (resume_cb) */
@@ -113,6 +69,7 @@ static PX_MUST_CHECK int upstream_failed(px_conn_t *c, int uverr);
 static void update_reading(px_conn_t *c);
 static void compact(px_conn_t *c);
 static void log_exchange(px_conn_t *c);
+static void log_unfinished(px_conn_t *c, px_end_reason_t why);
 
 /* The end of a loop callback: whatever the call did to the connection,
  * nothing follows it. The only place a status may be dropped. */
@@ -124,11 +81,6 @@ static void settle(int status)
 static const px_config_t *cfg_of(const px_conn_t *c)
 {
     return c->env->cfg;
-}
-
-static double ms_since(uint64_t t0, uint64_t t1)
-{
-    return (double)(t1 - t0) / 1e6;
 }
 
 /* Closing is one way: no transition leaves C_CLOSING or C_CLOSED for an
@@ -229,28 +181,11 @@ static void tp_timer(px_transport_t *t)
 
 /* --- teardown ------------------------------------------------------------------ */
 
-static void exch_reset(px_conn_t *c)
-{
-    exch_t *x = &c->x;
-    px_buf_t up_out = x->up_out, replay = x->replay;
-    if (x->up)
-        px_uplink_release(x->up, 0);
-    px_buf_reset(&up_out);
-    px_buf_reset(&replay);      /* kept for the next request; compact() frees both */
-    px_sigctx_unref(x->sig);
-    free(x->digest);
-    px_sig_response_free(x->rsig);
-    px_buf_free(&x->rbody);
-    memset(x, 0, sizeof *x);
-    x->up_out = up_out;
-    x->replay = replay;
-}
-
 static void conn_free(px_conn_t *c)
 {
     px_conn_env_t *env = c->env;
     px_defer_cancel(&c->resume);
-    exch_reset(c);
+    px_exch_free(&c->x);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -263,8 +198,6 @@ static void conn_free(px_conn_t *c)
     px_http1_free(c->req);
     px_http1_free(c->resp);
     px_buf_free(&c->scratch);
-    px_buf_free(&c->x.up_out);
-    px_buf_free(&c->x.replay);
     free(c);
     if (env->on_conn_closed)
         env->on_conn_closed(env);
@@ -293,24 +226,10 @@ static int job_orphaned(px_conn_t *c, px_sigjob_t *j)
     return 1;
 }
 
-/* An exchange not yet logged is logged now: with the status the client
- * saw, or 499 when it saw none. */
-static void log_unfinished(px_conn_t *c, px_end_reason_t why)
-{
-    exch_t *x = &c->x;
-    if (x->active && !x->logged) {
-        if (!x->error)
-            x->error = px_end_reason_str(why);
-        if (!x->resp_head_sent)
-            x->status = 499;
-        log_exchange(c);
-    }
-}
-
 /* Closes at once (see log_unfinished). */
 static int abort_conn(px_conn_t *c, px_end_reason_t why)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     if (c->state == C_CLOSED)
         return GONE;
     if (x->hold_small) {            /* what came of a held response goes out, as if not held */
@@ -470,64 +389,26 @@ static PX_MUST_CHECK int decrypt_input(px_conn_t *c)
 
 /* --- access log and counters ------------------------------------------------------ */
 
-/* Copies n bytes of s into a cap-byte field, truncated, NUL-terminated. */
-static void copy_field(char *dst, size_t cap, const char *s, size_t n)
+/* What the access log learns from this connection. */
+static px_conninfo_t conninfo(px_conn_t *c)
 {
-    if (n >= cap)
-        n = cap - 1;
-    if (n)                      /* s may be NULL when empty */
-        memcpy(dst, s, n);
-    dst[n] = '\0';
+    px_conninfo_t ci = { px_transport_peer(&c->tp), px_transport_tls(&c->tp), c->env->worker_id,
+                         c->env->m };
+    return ci;
 }
 
 /* Once per exchange, however it ends. */
 static void log_exchange(px_conn_t *c)
 {
-    exch_t *x = &c->x;
-    px_metrics_t *m = c->env->m;
-    uint64_t now = uv_hrtime();
-    int cls = x->status / 100;
+    px_conninfo_t ci = conninfo(c);
+    px_exch_log(&c->x, &ci);
+}
 
-    if (x->logged)
-        return;
-    x->logged = 1;
-    if (cls < 1 || cls > 5)
-        cls = 0;
-    px_m_inc(&m->requests[x->route_idx][px_m_method_index(x->method)][cls]);
-    if (x->t_start)
-        px_m_observe(&m->request_seconds, ms_since(x->t_start, now) / 1e3);
-    if (x->t_first && x->t_sent)
-        px_m_observe(&m->upstream_seconds, ms_since(x->t_sent, x->t_first) / 1e3);
-    px_m_add(&m->bytes_in, x->req_bytes);
-    px_m_add(&m->bytes_out, x->resp_bytes);
-    if (px_access_log_enabled()) {
-        px_tls_info_t ti;
-        px_access_t a;
-        char path[512];
-        px_tls_get_info(px_transport_tls(&c->tp), &ti);
-        memset(&a, 0, sizeof a);
-        a.client = px_transport_peer(&c->tp);
-        a.sni = ti.sni;
-        a.tls_version = ti.version;
-        a.group = ti.group;
-        a.cipher = ti.cipher;
-        a.cert_key = ti.cert_key;
-        a.client_cert = ti.client_cert_json;
-        a.method = x->method[0] ? x->method : "-";
-        copy_field(path, sizeof path, x->target, x->target_len);
-        a.path = path[0] ? path : "-";
-        a.status = x->status;
-        a.bytes_in = x->req_bytes;
-        a.bytes_out = x->resp_bytes;
-        a.duration_ms = x->t_start ? ms_since(x->t_start, now) : 0;
-        a.upstream_ms = x->t_first && x->t_sent ? ms_since(x->t_sent, x->t_first) : -1;
-        a.request_id = x->request_id;
-        a.error = x->error;
-        a.sig_result = x->sig_result;
-        a.sig_keyid = x->info.keyid;
-        a.worker = c->env->worker_id;
-        px_access_log(&a);
-    }
+/* An exchange not yet logged is logged now (px_exch_log_unfinished). */
+static void log_unfinished(px_conn_t *c, px_end_reason_t why)
+{
+    px_conninfo_t ci = conninfo(c);
+    px_exch_log_unfinished(&c->x, &ci, why);
 }
 
 /* --- errors answered by the proxy ------------------------------------------------ */
@@ -566,7 +447,7 @@ static const px_uplink_cb_t up_cb = { up_on_connect, up_on_read, up_on_write };
 /* Everything queued for the upstream has left. */
 static void upstream_sent(px_conn_t *c)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     if (x->req_done && !x->t_sent && px_buf_size(&x->up_out) == 0) {
         x->t_sent = uv_hrtime();
         if (!x->resp_started)
@@ -576,7 +457,7 @@ static void upstream_sent(px_conn_t *c)
 
 static PX_MUST_CHECK int flush_upstream(px_conn_t *c)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     int rc;
     if (!x->up || !x->upstream_ok || px_uplink_writing(x->up))
         return 0;
@@ -608,7 +489,7 @@ static PX_MUST_CHECK int upstream_timed_out(px_conn_t *c, uint32_t ms)
 
 static int upstream_failed(px_conn_t *c, int uverr)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     char detail[128];
 
     /* A pooled link can have been closed by the model server just as we
@@ -642,7 +523,7 @@ static int upstream_failed(px_conn_t *c, int uverr)
 
 static PX_MUST_CHECK int upstream_connected(px_conn_t *c, int status)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     if (status == UV_ETIMEDOUT)
         return upstream_timed_out(c, cfg_of(c)->timeouts.upstream_connect);
     if (status < 0)
@@ -687,7 +568,7 @@ static void up_on_write(px_uplink_t *l, int status, void *ud)
 static PX_MUST_CHECK int write_response_head(px_conn_t *c, const px_http_head_t *h,
                                              const px_header_t *extra, int nextra)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     px_buf_reset(&c->scratch);
     if (c->env->draining)
         x->keep_alive = 0;          /* finish_exchange will close: say so */
@@ -701,7 +582,7 @@ static PX_MUST_CHECK int write_response_head(px_conn_t *c, const px_http_head_t 
 
 static PX_MUST_CHECK int response_body(px_conn_t *c, const char *p, size_t n)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     x->resp_bytes += n;
     if (x->is_head || n == 0)
         return 0;
@@ -722,14 +603,13 @@ static void compact(px_conn_t *c)
     if (c->state != C_IDLE)
         return;
     px_buf_free(&c->scratch);
-    px_buf_free(&c->x.up_out);
-    px_buf_free(&c->x.replay);
+    px_exch_compact(&c->x);
     px_transport_compact(&c->tp);
 }
 
 static void release_upstream(px_conn_t *c, int link_reusable)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     if (x->up)
         px_uplink_release(x->up, link_reusable && x->req_done);
     x->up = NULL;
@@ -751,7 +631,7 @@ static void to_keepalive(px_conn_t *c)
 /* The response is complete and handed to the client side. */
 static PX_MUST_CHECK int finish_exchange(px_conn_t *c, int link_reusable)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     int keep;
 
     if (flush_client(c) < 0)
@@ -759,7 +639,7 @@ static PX_MUST_CHECK int finish_exchange(px_conn_t *c, int link_reusable)
     release_upstream(c, link_reusable);
     log_exchange(c);
     keep = x->keep_alive && x->req_done && !c->env->draining && !px_transport_eof(&c->tp);
-    exch_reset(c);
+    px_exch_reset(&c->x);
     c->req_deadline = 0;
     if (!keep)
         return begin_close(c);
@@ -780,7 +660,7 @@ static PX_MUST_CHECK int finish_exchange(px_conn_t *c, int link_reusable)
  * has no trailers: such a streamed response goes unsigned (counted). */
 static PX_MUST_CHECK int response_sign_begin(px_conn_t *c, const px_http_head_t *h)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     px_sig_signer_t *signer = px_sigctx_signer(x->sig, c->env->worker_id);
     int held = h->body == PX_BODY_NONE ||
                (h->body == PX_BODY_LENGTH && h->content_length <= px_sigctx_max_body(x->sig));
@@ -795,7 +675,7 @@ static PX_MUST_CHECK int response_sign_begin(px_conn_t *c, const px_http_head_t 
                                     x->info.sig_value_len, !held);
     if (!x->rsig)
         return respond_error(c, PX_HERR_INTERNAL, "cannot sign the response");
-    x->rsig_mode = held ? RSIG_HEAD : RSIG_TRAILER;
+    x->rsig_mode = held ? PX_RSIG_HEAD : PX_RSIG_TRAILER;
     return 0;
 }
 
@@ -803,15 +683,15 @@ static PX_MUST_CHECK int response_sign_begin(px_conn_t *c, const px_http_head_t 
  * trailer that ends a streamed one. */
 static PX_MUST_CHECK int send_signed_response(px_conn_t *c, px_sigjob_t *j)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     const px_buf_t *dg = px_sigjob_digest(j), *sg = px_sigjob_signature(j);
 
     if (px_sigjob_status(j) != 0) {
-        if (x->rsig_mode == RSIG_HEAD)
+        if (x->rsig_mode == PX_RSIG_HEAD)
             return respond_error(c, PX_HERR_INTERNAL, "signing the response failed");
         return abort_conn(c, PX_END_SIGNING_FAILED);
     }
-    if (x->rsig_mode == RSIG_HEAD) {
+    if (x->rsig_mode == PX_RSIG_HEAD) {
         px_header_t extra[2] = {
             { "Content-Digest", 14, px_buf_ptr(dg), px_buf_size(dg) },
             { "X-Signature", 11, px_buf_ptr(sg), px_buf_size(sg) },
@@ -849,14 +729,14 @@ static void response_signed(px_sigjob_t *j, void *ud)
  * is free already. */
 static PX_MUST_CHECK int response_sign_finish(px_conn_t *c)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     px_sig_response_t *r = x->rsig;
 
     x->rsig = NULL;
     release_upstream(c, x->link_reusable);
     if (px_sig_sign_async(c->env->loop, r, response_signed, c, &x->job) == 0)
         return 0;
-    if (x->rsig_mode == RSIG_HEAD)
+    if (x->rsig_mode == PX_RSIG_HEAD)
         return respond_error(c, PX_HERR_INTERNAL, "cannot queue the response signature");
     return abort_conn(c, PX_END_SIGNING_FAILED);
 }
@@ -864,7 +744,7 @@ static PX_MUST_CHECK int response_sign_finish(px_conn_t *c)
 /* The response's last byte has come: close it towards the client. */
 static PX_MUST_CHECK int response_end(px_conn_t *c, int link_reusable)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     x->resp_done = 1;
     x->link_reusable = link_reusable;
     if (x->rsig)
@@ -878,7 +758,7 @@ static PX_MUST_CHECK int response_head(px_conn_t *c)
 {
     static const px_header_t trailer = { "Trailer", 7, "Content-Digest, X-Signature", 27 };
     const px_http_head_t *h = px_http1_head(c->resp);
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
 
     if (px_http1_is_interim(c->resp))   /* 100 Continue was answered by the proxy itself; forward others (103) */
         return h->status == 100 ? 0 : write_response_head(c, h, NULL, 0);
@@ -887,9 +767,9 @@ static PX_MUST_CHECK int response_head(px_conn_t *c)
         x->keep_alive = 0;      /* answered before the body ended: the rest is unread */
     if (x->sign && response_sign_begin(c, h) < 0)
         return GONE;
-    if (x->rsig_mode == RSIG_HEAD)
+    if (x->rsig_mode == PX_RSIG_HEAD)
         return 0;               /* the head goes out with its signature, after the body */
-    if (x->rsig_mode == RSIG_TRAILER) {
+    if (x->rsig_mode == PX_RSIG_TRAILER) {
         /* streamed: chunked, the signature in the trailer section */
         px_http_head_t copy = *h;
         copy.body = PX_BODY_CHUNKED;
@@ -911,7 +791,7 @@ static PX_MUST_CHECK int response_head(px_conn_t *c)
 
 static PX_MUST_CHECK int upstream_input(px_conn_t *c, px_uplink_t *l, const char *p, ssize_t n)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     size_t off = 0;
 
     if (n == UV_ETIMEDOUT)
@@ -947,7 +827,7 @@ static PX_MUST_CHECK int upstream_input(px_conn_t *c, px_uplink_t *l, const char
         case PX_H1_BODY:
             if (x->rsig)
                 px_sig_response_update(x->rsig, data, dlen);
-            if (x->rsig_mode == RSIG_HEAD) {
+            if (x->rsig_mode == PX_RSIG_HEAD) {
                 x->resp_bytes += dlen;
                 if (px_buf_append(&x->rbody, data, dlen) < 0)
                     return respond_error(c, PX_HERR_INTERNAL, "out of memory");
@@ -976,31 +856,9 @@ static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
 
 /* --- the client side: requests ----------------------------------------------------- */
 
-/* 16 hex digits of xorshift64*: formatted by hand, it is on every request. */
-static void make_request_id(px_conn_t *c, char out[17])
-{
-    static const char hex[] = "0123456789abcdef";
-    uint64_t x = c->env->rng;
-    int i;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    c->env->rng = x;
-    x *= 0x2545F4914F6CDD1DULL;
-    for (i = 15; i >= 0; i--, x >>= 4)
-        out[i] = hex[x & 15];
-    out[16] = '\0';
-}
-
-static int method_is(const px_http_head_t *h, const char *m)
-{
-    size_t n = strlen(m);
-    return h->method_len == n && !memcmp(h->method, m, n);
-}
-
 static PX_MUST_CHECK int upstream_start(px_conn_t *c)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     int rc = px_upstream_acquire(c->env->upstream, &up_cb, c, &x->up, &x->up_reused);
     x->connect_on_body = 0;
     if (rc < 0)
@@ -1018,45 +876,23 @@ static PX_MUST_CHECK int upstream_start(px_conn_t *c)
 static PX_MUST_CHECK int request_proceed(px_conn_t *c)
 {
     const px_http_head_t *h = px_http1_head(c->req);
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
 
     if (h->body != PX_BODY_NONE && !(h->body == PX_BODY_LENGTH && h->content_length == 0)) {
         /* The limits were checked on the head: the client may send the body. */
         if (h->expect_continue && send_plain(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
             return GONE;
         arm(c, T_BODY);
-        x->connect_on_body = x->sig_state != SIG_BODY;
+        x->connect_on_body = x->sig_state != PX_XSIG_BODY;
         return 0;
     }
     arm(c, T_NONE);
-    return x->sig_state != SIG_BODY ? upstream_start(c) : 0;
-}
-
-/* The route's signature policy for this request. */
-static void route_policy(px_conn_t *c, const px_http_head_t *h)
-{
-    exch_t *x = &c->x;
-    const char *q = memchr(h->target, '?', h->target_len);
-    const px_route_t *r = px_config_route(cfg_of(c), h->target,
-                                          q ? (size_t)(q - h->target) : h->target_len);
-    int signed_req;
-
-    if (r)
-        x->route_idx = (int)(r - cfg_of(c)->routes) + 1;
-    if (!r || !c->env->sig)
-        return;
-    x->sig = px_sigctx_ref(c->env->sig);
-    x->verify = r->verify;
-    x->sign = r->sign_responses;
-    signed_req = px_http_head_get(h, "x-signature") || px_http_head_get(h, "signature") ||
-                 px_http_head_get(h, "signature-input");
-    if (x->verify == PX_VERIFY_REQUIRED || (x->verify == PX_VERIFY_OPTIONAL && signed_req))
-        x->sig_state = SIG_VERIFYING;
+    return x->sig_state != PX_XSIG_BODY ? upstream_start(c) : 0;
 }
 
 static PX_MUST_CHECK int request_verified_go(px_conn_t *c, px_sig_result_t r)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
 
     if (r != PX_SIG_OK) {
         px_info("%s: signature refused (%s, keyid \"%s\"): %s", px_transport_peer(&c->tp), x->sig_result,
@@ -1068,7 +904,7 @@ static PX_MUST_CHECK int request_verified_go(px_conn_t *c, px_sig_result_t r)
     x->digest = malloc(sizeof *x->digest);
     if (!x->digest || px_digest_init(x->digest, x->info.digest_algs) != 0)
         return respond_error(c, PX_HERR_INTERNAL, "out of memory");
-    x->sig_state = SIG_BODY;
+    x->sig_state = PX_XSIG_BODY;
     if (request_proceed(c) < 0)
         return GONE;
     if (c->state == C_REQUEST)
@@ -1101,7 +937,7 @@ static int upstream_head(px_conn_t *c, const px_http_head_t *h, const char *keyi
     static const char *const sig_fields[] = { "x-verified-keyid", "x-forwarded-client-cert",
                                               "x-signature", "signature", "signature-input" };
     const px_config_t *cfg = cfg_of(c);
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     px_tls_info_t ti;
     px_header_t extra[2];
     px_fwd_opts_t fo;
@@ -1131,38 +967,17 @@ static PX_MUST_CHECK int start_exchange(px_conn_t *c)
 {
     const px_http_head_t *h = px_http1_head(c->req);
     const px_config_t *cfg = cfg_of(c);
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
 
-    exch_reset(c);
-    x->active = 1;
+    px_exch_begin(x, h, cfg, c->env->sig, &c->env->rng);
     set_state(c, C_REQUEST);
     if (!c->req_deadline)           /* the head came in one piece: count from now */
         c->req_deadline = uv_now(c->env->loop) + cfg->timeouts.request;
     c->requests++;
-    x->t_start = uv_hrtime();
-    copy_field(x->method, sizeof x->method, h->method, h->method_len);
-    x->target = h->target;
-    x->target_len = h->target_len;
-    make_request_id(c, x->request_id);
-    if (cfg->http.trust_forwarded) {
-        /* http1 then forwards the client's X-Request-Id: log that one. */
-        const px_header_t *rid = px_http_head_get(h, "x-request-id");
-        if (rid)
-            copy_field(x->request_id, sizeof x->request_id, rid->value, rid->value_len);
-    }
-    x->client_minor = h->http_minor;
-    x->is_head = method_is(h, "HEAD");
-    x->idempotent = h->body == PX_BODY_NONE &&
-                    (method_is(h, "GET") || x->is_head || method_is(h, "OPTIONS") ||
-                     method_is(h, "PUT") || method_is(h, "DELETE") || method_is(h, "TRACE"));
     x->keep_alive = h->keep_alive && !c->env->draining &&
                     (!cfg->http.max_requests_per_conn || c->requests < cfg->http.max_requests_per_conn);
-    x->chunked_up = h->body == PX_BODY_CHUNKED;
-    x->req_done = 0;
-
     px_http1_expect_head_response(c->resp, x->is_head);
-    route_policy(c, h);
-    if (x->sig_state != SIG_VERIFYING) {
+    if (x->sig_state != PX_XSIG_VERIFYING) {
         if (upstream_head(c, h, NULL) < 0)
             return GONE;
         return request_proceed(c);
@@ -1183,10 +998,10 @@ static PX_MUST_CHECK int start_exchange(px_conn_t *c)
 
 static PX_MUST_CHECK int request_body(px_conn_t *c, const char *p, size_t n)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     int rc = 0;
     x->req_bytes += n;
-    if (x->sig_state == SIG_BODY) {
+    if (x->sig_state == PX_XSIG_BODY) {
         /* held until its digest is checked: bounded */
         if (x->req_bytes > px_sigctx_max_body(x->sig)) {
             char detail[128];
@@ -1211,13 +1026,13 @@ static PX_MUST_CHECK int request_body(px_conn_t *c, const char *p, size_t n)
 
 static PX_MUST_CHECK int request_end(px_conn_t *c)
 {
-    exch_t *x = &c->x;
+    px_exch_t *x = &c->x;
     /* Request trailers are not forwarded (they cannot be vetted here). */
     if (x->chunked_up && px_http1_chunk_last(&x->up_out) < 0)
         return respond_error(c, PX_HERR_INTERNAL, "out of memory");
     x->req_done = 1;
     arm(c, T_NONE);
-    if (x->sig_state == SIG_BODY) {
+    if (x->sig_state == PX_XSIG_BODY) {
         px_digest_value_t v;
         char detail[200];
         px_digest_final(x->digest, &v);
@@ -1229,7 +1044,7 @@ static PX_MUST_CHECK int request_end(px_conn_t *c)
                     detail);
             return respond_error(c, PX_HERR_SIG_DIGEST, detail);
         }
-        x->sig_state = SIG_DONE;        /* verified end to end: now the model may see it */
+        x->sig_state = PX_XSIG_DONE;        /* verified end to end: now the model may see it */
         return upstream_start(c);
     }
     return x->connect_on_body ? upstream_start(c) : 0;
@@ -1238,7 +1053,7 @@ static PX_MUST_CHECK int request_end(px_conn_t *c)
 static int parse_requests(px_conn_t *c)
 {
     while (c->state == C_IDLE || c->state == C_REQUEST) {
-        exch_t *x = &c->x;
+        px_exch_t *x = &c->x;
         const char *data, *detail;
         size_t used = 0, dlen = 0;
         px_h1_event_t ev;
@@ -1246,9 +1061,9 @@ static int parse_requests(px_conn_t *c)
 
         if (x->active && x->req_done)
             break;                  /* answer in order: wait for this response */
-        if (x->active && x->sig_state == SIG_VERIFYING)
+        if (x->active && x->sig_state == PX_XSIG_VERIFYING)
             break;                  /* no body byte before the signature has passed */
-        if (x->active && x->sig_state != SIG_BODY && px_buf_size(&x->up_out) >= HIGH_WATER) {
+        if (x->active && x->sig_state != PX_XSIG_BODY && px_buf_size(&x->up_out) >= HIGH_WATER) {
             if (flush_upstream(c) < 0)  /* it may all leave at once ... */
                 return GONE;
             if (px_buf_size(&x->up_out) >= HIGH_WATER)
@@ -1377,8 +1192,7 @@ int px_conn_accept(px_conn_env_t *env, int fd)
     env->conn_count++;
     px_m_inc(&env->m->conns_open);
     px_buf_init(&c->scratch, 0);
-    px_buf_init(&c->x.up_out, 0);
-    px_buf_init(&c->x.replay, 0);
+    px_exch_init(&c->x);
 
     rc = px_transport_open(&c->tp, fd);
     if (rc != 0)
