@@ -89,21 +89,14 @@ int px_config_parse_replay_store(px_jv_t *j, const char *dir, const cJSON *o,
         return r;
     if (r)
         rs->type = (px_rstore_type_t)idx;
-    if (rs->type == PX_RSTORE_LOCAL) {
-        for (int i = 1; keys[i]; i++) {
-            const cJSON *v = px_jv_item(o, keys[i]);
-            if (v && !cJSON_IsNull(v))
-                return px_jv_fail(j, P, "\"%s\" applies to type \"redis\" only (type is \"local\")",
-                                  keys[i]);
-        }
-        return 0;
-    }
-    if ((r = px_jv_str(j, o, P, "address", &str)) < 0)
+    /* with "local" the other keys are checked all the same (switching the
+     * type must not reveal a typo) but unused */
+    if ((r = str_or_null(j, o, "address", &str)) < 0)
         return r;
-    if (r == 0)
+    if (r == 0 && rs->type == PX_RSTORE_REDIS)
         return px_jv_fail(j, P ".address", "required with type \"redis\" (\"host:port\" or "
                           "\"unix:/path\")");
-    if (px_addr_parse(str, &rs->addr, err, sizeof err) != 0)
+    if (r && px_addr_parse(str, &rs->addr, err, sizeof err) != 0)
         return px_jv_fail(j, P ".address", "%s", err);
     if ((r = px_jv_str(j, o, P, "prefix", &str)) < 0 ||
         (r && (r = name(j, P ".prefix", str, rs->prefix)) < 0))

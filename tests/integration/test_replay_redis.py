@@ -124,7 +124,7 @@ def test_replay_across_replicas(h):
     signed = rp.sign()
     check_eq(rp.send(0, signed).status, 200, "replica 0 accepts a fresh nonce")
     r = rp.send(1, signed)
-    check_eq(r.status, 401, r.body[:300])
+    check_eq(r.status, 401, r.body[:300].decode(errors="replace"))
     check_eq(r.json()["error"], "signature_replayed")
     check("shared replay store" in r.json()["detail"], r.json()["detail"])
     check_eq(rp.seen(), 1, "the model server saw the request once")
