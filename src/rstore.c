@@ -145,7 +145,7 @@ static void set_up(px_rstore_t *s, int up, const char *why)
         return;
     s->up = up;
     if (up)
-        px_info("replay store: worker %d connected to redis at %s", s->worker_id, s->where);
+        px_info("replay store: worker %d: redis at %s is available", s->worker_id, s->where);
     else
         px_error("replay store: worker %d: redis at %s unavailable: %s (checks get the "
                  "on_unavailable policy, %s, until it is back)", s->worker_id, s->where, why,
@@ -260,8 +260,10 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         /* connection gone or store closing: on_disconnect logs it */
     } else if (rep->type == REDIS_REPLY_STATUS && !strcmp(rep->str, "OK")) {
         res = PX_RSTORE_OK;
+        set_up(s, 1, NULL);           /* also after error replies (e.g. OOM, READONLY) */
     } else if (rep->type == REDIS_REPLY_NIL) {
         res = PX_RSTORE_REPLAYED;
+        set_up(s, 1, NULL);
     } else if (rep->type == REDIS_REPLY_ERROR) {
         set_up(s, 0, rep->str);
     } else {
