@@ -8,7 +8,6 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <hiredis/adapters/libuv.h>
 
 #include "errors.h"
 #include "log.h"
@@ -137,6 +136,75 @@ static void on_deadline(uv_timer_t *t)
     arm_deadline(s);
 }
 
+/* --- hiredis on the libuv loop ------------------------------------------------- */
+
+/* Our own event hooks rather than hiredis's adapters/libuv.h: Debian 12's
+ * (hiredis 0.14) drops a poll error (status < 0) on the floor, so a
+ * connect refused after Redis died never reaches hiredis and the
+ * connection hangs in "connecting" for good. On an error we hand hiredis
+ * the events it asked for; its read or write then finds the error. */
+typedef struct {
+    redisAsyncContext *ac;        /* NULL once hiredis let go (cleanup) */
+    uv_poll_t poll;
+    int events;
+} ev_t;
+
+static void ev_poll(uv_poll_t *h, int status, int events)
+{
+    ev_t *e = h->data;
+    int ev = status < 0 ? e->events : events;
+    if (e->ac && (ev & UV_READABLE))
+        redisAsyncHandleRead(e->ac);
+    if (e->ac && (ev & UV_WRITABLE))
+        redisAsyncHandleWrite(e->ac);
+}
+
+static void ev_set(ev_t *e, int add, int flag)
+{
+    e->events = add ? e->events | flag : e->events & ~flag;
+    if (e->events)
+        uv_poll_start(&e->poll, e->events, ev_poll);
+    else
+        uv_poll_stop(&e->poll);
+}
+
+static void ev_add_read(void *d) { ev_set(d, 1, UV_READABLE); }
+static void ev_del_read(void *d) { ev_set(d, 0, UV_READABLE); }
+static void ev_add_write(void *d) { ev_set(d, 1, UV_WRITABLE); }
+static void ev_del_write(void *d) { ev_set(d, 0, UV_WRITABLE); }
+
+static void ev_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void ev_cleanup(void *d)
+{
+    ev_t *e = d;
+    e->ac = NULL;
+    uv_close((uv_handle_t *)&e->poll, ev_closed);
+}
+
+static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    ev_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return -1;
+    if (uv_poll_init(loop, &e->poll, ac->c.fd) != 0) {
+        free(e);
+        return -1;
+    }
+    e->ac = ac;
+    e->poll.data = e;
+    ac->ev.data = e;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    return 0;
+}
+
 /* --- the connection ----------------------------------------------------------- */
 
 static void set_up(px_rstore_t *s, int up, const char *why)
@@ -229,7 +297,7 @@ static void connect_now(px_rstore_t *s)
         return;
     }
     ac->data = s;
-    if (redisLibuvAttach(ac, s->loop) != REDIS_OK) {
+    if (ev_attach(ac, s->loop) != 0) {
         set_up(s, 0, "cannot attach to the event loop");
         redisAsyncFree(ac);
         schedule_reconnect(s);

@@ -1,5 +1,5 @@
 /* The shared replay store: one Redis connection per worker, on the
- * worker's libuv loop (hiredis's libuv adapter), so replicas behind one
+ * worker's libuv loop (hiredis, with its events on the loop), so replicas behind one
  * Service share their nonces (docs/signatures.md, "Replicas").
  *
  * A check is `SET <prefix><keyid>:<nonce> 1 NX PX <ttl>`: Redis records
