@@ -46,6 +46,11 @@ class Redis:
     def kill(self):
         self.proc.stop(signal.SIGKILL)
 
+    def sleep(self, seconds):
+        """DEBUG SLEEP in the background: Redis answers nothing meanwhile."""
+        return subprocess.Popen(["redis-cli", "-p", str(self.port), "DEBUG", "SLEEP", str(seconds)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def cli(self, *args, timeout=10):
         cmd = ["redis-cli", "-p", str(self.port)] + (["-a", self.password, "--no-auth-warning"]
                                                      if self.password else [])
@@ -210,8 +215,7 @@ def test_slow_redis_deadline(h):
     redis = Redis(h)
     rp = Replicas(h, [store(redis, timeout_ms=100)])
     check_eq(rp.send(0, rp.sign()).status, 200)
-    sleeper = subprocess.Popen(["redis-cli", "-p", str(redis.port), "DEBUG", "SLEEP", "2"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sleeper = redis.sleep(2)
     try:
         time.sleep(0.2)
         seen = rp.seen()
@@ -236,8 +240,7 @@ def test_client_gone_during_check(h):
     redis = Redis(h)
     rp = Replicas(h, [store(redis, timeout_ms=5000)])
     check_eq(rp.send(0, rp.sign()).status, 200)
-    sleeper = subprocess.Popen(["redis-cli", "-p", str(redis.port), "DEBUG", "SLEEP", "1"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sleeper = redis.sleep(1)
     try:
         time.sleep(0.2)
         hdrs, body = rp.sign()
@@ -252,8 +255,7 @@ def test_client_gone_during_check(h):
     wait_until(lambda: checks(rp, 0, "ok") >= 2, timeout=10, msg="the orphaned check completed")
     check_eq(rp.send(0, rp.sign()).status, 200, "the worker goes on")
     # the same while the proxy stops: the pending check ends with the store
-    sleeper = subprocess.Popen(["redis-cli", "-p", str(redis.port), "DEBUG", "SLEEP", "1"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sleeper = redis.sleep(1)
     try:
         time.sleep(0.2)
         signed = rp.sign()
