@@ -14,6 +14,8 @@
 
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
+/* no reply for this long while a check timed out: the connection is dropped */
+#define SILENCE_MS(s) ((s)->cfg.timeout_ms * 10 > 1000 ? (uint64_t)(s)->cfg.timeout_ms * 10 : 1000)
 
 typedef struct req {
     struct req *prev, *next;      /* in `pending` (by deadline) or `ready` */
@@ -34,6 +36,7 @@ struct px_rstore {
     int up;                       /* last state logged: 1 up, 0 down */
     int closing, open_handles;
     uint64_t backoff_ms;
+    uint64_t last_heard;          /* loop time of the last reply or (re)connect attempt */
     uv_timer_t deadline_timer, reconnect_timer;
     req_t *pending, *pending_tail; /* sent, in deadline order (one timeout for all) */
     req_t *ready, *ready_tail;     /* answered without a round trip, delivered from the timer */
@@ -125,14 +128,24 @@ static void deliver_ready(px_rstore_t *s, px_rstore_result_t only)
         deliver(s, s->ready, only == PX_RSTORE__COUNT ? s->ready->result : only);
 }
 
+static void drop_silent(px_rstore_t *s);
+
 static void on_deadline(uv_timer_t *t)
 {
     px_rstore_t *s = t->data;
     uint64_t now = uv_now(s->loop);
+    int timed_out = 0;
 
     deliver_ready(s, PX_RSTORE__COUNT);
-    while (s->pending && s->pending->deadline <= now)
+    while (s->pending && s->pending->deadline <= now) {
         deliver(s, s->pending, PX_RSTORE_TIMEOUT);
+        timed_out = 1;
+    }
+    /* Nothing heard for long while checks wait: a connect the network
+     * swallows or a peer gone without a FIN would otherwise hold the
+     * connection (and fail every check) until TCP gives up, minutes later. */
+    if (timed_out && s->ac && now - s->last_heard >= SILENCE_MS(s))
+        drop_silent(s);
     arm_deadline(s);
 }
 
@@ -232,6 +245,20 @@ static void schedule_reconnect(px_rstore_t *s)
     s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
 
+static void drop_silent(px_rstore_t *s)
+{
+    redisAsyncContext *ac = s->ac;
+    char why[96];
+
+    snprintf(why, sizeof why, "no reply for %llu ms: reconnecting",
+             (unsigned long long)(uv_now(s->loop) - s->last_heard));
+    set_up(s, 0, why);
+    ac->onDisconnect = NULL;          /* the reconnect is scheduled here, once */
+    s->ac = NULL;
+    redisAsyncFree(ac);               /* the checks still in it: on_reply with NULL */
+    schedule_reconnect(s);
+}
+
 static void on_reconnect(uv_timer_t *t)
 {
     connect_now(t->data);
@@ -306,6 +333,7 @@ static void connect_now(px_rstore_t *s)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     s->ac = ac;
+    s->last_heard = uv_now(s->loop);
     if (s->cfg.password[0]) {
         if (s->cfg.username[0])
             redisAsyncCommand(ac, on_auth, s, "AUTH %s %s", s->cfg.username, s->cfg.password);
@@ -324,6 +352,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     px_rstore_result_t res = PX_RSTORE_UNAVAILABLE;
 
     r->in_redis = 0;
+    if (rep)
+        s->last_heard = uv_now(s->loop);
     if (!rep) {
         /* connection gone or store closing: on_disconnect logs it */
     } else if (rep->type == REDIS_REPLY_STATUS && !strcmp(rep->str, "OK")) {

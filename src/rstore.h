@@ -7,7 +7,8 @@
  * replica. Checks are pipelined on the one connection; each has a deadline
  * (timeout_ms). A lost connection is re-opened with a backoff (50 ms
  * doubling to 2 s); meanwhile checks are answered UNAVAILABLE without a
- * round trip. AUTH (ACL user and password) is sent first on every
+ * round trip. A connection silent for max(10 x timeout_ms, 1 s) while
+ * checks time out is dropped and re-opened the same way. AUTH (ACL user and password) is sent first on every
  * connection.
  *
  * The callback runs exactly once per check, always from the loop, never

@@ -527,6 +527,8 @@ static void warn_restart_only(const px_config_t *cfg, const px_config_t *cur)
         strcat(what, ", workers");
     if (cfg->sig.crypto_threads != cur->sig.crypto_threads)
         strcat(what, ", signatures.crypto_threads");
+    if (memcmp(&cfg->sig.replay_store, &cur->sig.replay_store, sizeof cfg->sig.replay_store) != 0)
+        strcat(what, ", signatures.replay_store");
     if (what[0])
         px_warn("reload: changed %s: these take effect on restart only; the running values stay",
                 what + 2);

@@ -215,7 +215,7 @@ def test_slow_redis_deadline(h):
     redis = Redis(h)
     rp = Replicas(h, [store(redis, timeout_ms=100)])
     check_eq(rp.send(0, rp.sign()).status, 200)
-    sleeper = redis.sleep(2)
+    sleeper = redis.sleep(3)
     try:
         time.sleep(0.2)
         seen = rp.seen()
@@ -227,6 +227,11 @@ def test_slow_redis_deadline(h):
         check(elapsed < 1.5, f"answered at the deadline, not when Redis woke ({elapsed:.2f}s)")
         check_eq(rp.seen(), seen)
         check_eq(checks(rp, 0, "timeout"), 1)
+        # silent for max(10 x timeout_ms, 1 s) while checks time out: reconnect
+        while time.monotonic() - t0 < 1.6:
+            check_eq(rp.send(0, rp.sign()).status, 503)
+        check_eq(rp.seen(), seen)
+        wait_until(lambda: "no reply for" in rp.log(0), timeout=5, msg="silent connection dropped")
     finally:
         sleeper.wait(10)
     # the late reply is dropped; the connection goes on serving checks
