@@ -237,7 +237,7 @@ static void stored(px_rstore_result_t res, void *ud)
                     "replay check (on_unavailable: fail_open; replays across replicas are not "
                     "caught now)", px_rstore_result_name(res), in->keyid, in->nonce);
     } else if (res != PX_RSTORE_OK) {
-        /* not accepted: the nonce is not used up, a retry may pass later */
+        /* not accepted: free the nonce here (Redis may still have it after a timeout) */
         px_replay_forget(replay, in->keyid, strlen(in->keyid), in->nonce, strlen(in->nonce));
         recount(j, PX_SIG_STORE_UNAVAILABLE);
         snprintf(in->detail, sizeof in->detail, "the shared replay store is unavailable (%s)",
