@@ -8,6 +8,7 @@ by themselves when Redis is back."""
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -304,6 +305,48 @@ def test_wrong_password(h):
         p.check_clean_exit()
 
 
+class FakeRedis:
+    """A TCP server answering every read with `reply` (bytes no Redis sends)."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.one, args=(c,), daemon=True).start()
+
+    def one(self, c):
+        with c:
+            try:
+                while c.recv(65536):
+                    c.sendall(self.reply)
+            except OSError:
+                pass
+
+
+def test_malformed_replies(h):
+    odd, garbage = FakeRedis(b"+QUEUED\r\n"), FakeRedis(b"?not resp\r\n")
+    rp = Replicas(h, [store(odd), store(garbage), store(garbage, on_unavailable="fail_open")])
+    for i, what in ((0, "unexpected reply"), (1, "Protocol error")):
+        check_error(rp.send(i, rp.sign()), 503, ERR, what)
+        wait_until(lambda: what in rp.log(i), timeout=5, msg=f"{what!r} logged")
+    check_eq(rp.send(2, rp.sign()).status, 200, "fail_open accepts")
+    check_eq(rp.seen(), 1)
+    for p in rp.proxies:
+        p.stop()
+        p.check_clean_exit()
+
+
 if __name__ == "__main__":
     main([test_replay_across_replicas, test_same_nonce_at_once, test_redis_killed_and_back,
-          test_slow_redis_deadline, test_client_gone_during_check, test_wrong_password])
+          test_slow_redis_deadline, test_client_gone_during_check, test_wrong_password,
+          test_malformed_replies])
