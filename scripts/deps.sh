@@ -86,12 +86,13 @@ lock_record() {   # NAME VERSION PATH SHA256 SIZE
 
 # --- Debian 12 packages ------------------------------------------------------
 SYS_PKGS=(build-essential cmake pkg-config autoconf automake libtool patch
-          libuv1-dev libcjson-dev libcmocka-dev
+          libuv1-dev libcjson-dev libcmocka-dev libhiredis-dev
           python3 python3-yaml curl ca-certificates xz-utils file)
 
 # Debian 12 packages only the tests use (--test-tools): testssl.sh, the TLS
 # scanner of test_testssl.py (it runs on the system's openssl).
-TEST_PKGS=(testssl.sh)
+# redis-server: the shared replay store of test_replay_redis.py.
+TEST_PKGS=(testssl.sh redis-server)
 
 install_system_packages() {
     local missing=() p

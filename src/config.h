@@ -113,6 +113,22 @@ typedef struct {
     int sign_responses;
 } px_route_t;
 
+/* signatures.replay_store: where nonces are recorded. "local": this
+ * process only; "redis": shared by every replica (rstore.h), with the
+ * process-wide cache in front. Plain arrays: workers copy it. */
+typedef enum { PX_RSTORE_LOCAL = 0, PX_RSTORE_REDIS } px_rstore_type_t;
+#define PX_RSTORE_MAX_NAME 64
+#define PX_RSTORE_MAX_PASSWORD 512
+typedef struct {
+    px_rstore_type_t type;
+    px_addr_t addr;
+    char prefix[PX_RSTORE_MAX_NAME + 1];
+    char username[PX_RSTORE_MAX_NAME + 1];       /* "": none (AUTH with the password alone) */
+    char password[PX_RSTORE_MAX_PASSWORD + 1];   /* from password_file; "": no AUTH */
+    uint32_t timeout_ms;                  /* deadline of one check */
+    int fail_open;                        /* accept when unavailable (else 503) */
+} px_replay_store_config_t;
+
 typedef struct {
     char *keyring;                        /* directory of <keyid>.ecdsa.pub + <keyid>.mldsa.pub */
     uint32_t max_skew_s;
@@ -122,6 +138,7 @@ typedef struct {
     int required_header_count;
     uint64_t max_signed_body_bytes;       /* buffered until its digest is checked; beyond: 413 */
     uint32_t replay_cache_entries;
+    px_replay_store_config_t replay_store;
     uint32_t crypto_threads;              /* libuv pool size; 0: the CPUs available (start only) */
     char *response_key;                   /* PREFIX of PREFIX.ecdsa.key and PREFIX.mldsa.key */
     char *response_keyid;

@@ -16,7 +16,8 @@
 static const char *const sig_keys[] = { "keyring", "max_skew_s", "max_validity_s",
                                         "allow_classical", "required_headers",
                                         "max_signed_body_bytes", "replay_cache_entries",
-                                        "response_key", "response_keyid", "crypto_threads", NULL };
+                                        "response_key", "response_keyid", "crypto_threads",
+                                        "replay_store", NULL };
 static const char *const route_keys[] = { "prefix", "verify", "sign_responses", NULL };
 static const char *const verify_names[] = { "off", "optional", "required", NULL };
 
@@ -26,6 +27,7 @@ void px_config_sig_defaults(px_config_t *cfg)
     cfg->sig.max_validity_s = 300;
     cfg->sig.max_signed_body_bytes = 8u << 20;
     cfg->sig.replay_cache_entries = 262144;
+    px_config_replay_defaults(&cfg->sig.replay_store);
 }
 
 static int oom(px_jv_t *j)
@@ -74,6 +76,9 @@ int px_config_parse_signatures(px_jv_t *j, const char *dir, const cJSON *o, px_c
         return r;
     if (r)
         s->max_signed_body_bytes = (uint64_t)n;
+    if ((v = px_jv_item(o, "replay_store")) &&
+        (r = px_config_parse_replay_store(j, dir, v, &s->replay_store)) < 0)
+        return r;
     if ((v = px_jv_item(o, "required_headers"))) {
         int cnt = px_jv_array(j, v, "signatures.required_headers", 0, PX_MAX_SIG_HEADERS,
                               "header names");

@@ -991,7 +991,7 @@ static PX_MUST_CHECK int start_exchange(px_conn_t *c)
     }
     /* Nothing more is read from the client until the head has passed. */
     arm(c, T_NONE);
-    if (px_sig_verify_async(c->env->loop, x->sig, h, request_verified, c, &x->job) < 0)
+    if (px_sig_verify_async(c->env->loop, x->sig, c->env->rstore, h, request_verified, c, &x->job) < 0)
         return respond_error(c, PX_HERR_INTERNAL, "cannot queue the signature verification");
     return 0;
 }

@@ -41,6 +41,7 @@ typedef struct px_conn_env {
     px_tls_ctx_t *tls;           /* current server context (new sessions take a reference) */
     px_upstream_t *upstream;
     struct px_sigctx *sig;       /* current signature context (NULL: none configured) */
+    struct px_rstore *rstore;    /* shared replay store (NULL: local only); from the start config */
     int worker_id;
     int draining;
     px_conn_t *conns;            /* all open connections */

@@ -67,6 +67,7 @@ int px_errorf(int code, char *err, size_t errlen, const char *fmt, ...)
     XX(UPSTREAM_BAD,       502, "upstream_bad_response")                       \
     XX(OVERLOADED,         503, "overloaded")                                  \
     XX(DRAINING,           503, "draining")                                    \
+    XX(REPLAY_STORE_UNAVAILABLE, 503, "replay_store_unavailable")              \
     XX(UPSTREAM_TIMEOUT,   504, "upstream_timeout")                            \
     XX(VERSION,            505, "http_version_not_supported")
 

@@ -295,6 +295,16 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
     px_buf_printf(o, "pqproxy_replay_cache_entries %llu\n", (unsigned long long)g->replay_entries);
     help(o, "pqproxy_replay_cache_capacity", "gauge", "Nonces the replay cache can hold.");
     px_buf_printf(o, "pqproxy_replay_cache_capacity %llu\n", (unsigned long long)g->replay_capacity);
+    help(o, "pqproxy_replay_store_checks_total", "counter",
+         "Nonce checks in the shared replay store (Redis) by result.");
+    for (int r = 0; r < PX_RSTORE__COUNT; r++)
+        px_buf_printf(o, "pqproxy_replay_store_checks_total{result=\"%s\"} %llu\n",
+                      px_rstore_result_name((px_rstore_result_t)r),
+                      (unsigned long long)g->store_checks[r]);
+    help(o, "pqproxy_replay_store_fail_open_total", "counter",
+         "Signed requests accepted without the shared replay check (on_unavailable: fail_open).");
+    px_buf_printf(o, "pqproxy_replay_store_fail_open_total %llu\n",
+                  (unsigned long long)g->store_fail_open);
 
     help(o, "pqproxy_upstream_retries_total", "counter",
          "Idempotent requests retried on a fresh connection after a stale pooled one failed.");

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "rstore.h"
 
 /* label sets */
 enum { PX_M_GROUP_OTHER = 8, PX_M_GROUPS = 9 };            /* px_group_all() order + "other" */
@@ -81,6 +82,8 @@ typedef struct {
     int sig_result_count;
     uint64_t sig_classical, responses_signed, sig_queue_depth;
     uint64_t replay_entries, replay_capacity;
+    uint64_t store_checks[PX_RSTORE__COUNT];   /* shared replay store (rstore.h) */
+    uint64_t store_fail_open;
     /* served certificates of the running TLS context (px_tls_cert_status_t) */
     const struct px_tls_cert_status *certs;
     int cert_count;

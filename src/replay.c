@@ -115,28 +115,34 @@ static void sweep(shard_t *s, int64_t now)
     s->last_sweep = now;
 }
 
+/* SHA-256(keyid NUL nonce): the first KEY_LEN bytes are the entry's key. */
+static int key_of(const char *keyid, size_t keyid_len, const char *nonce, size_t nonce_len,
+                  uint8_t digest[WC_SHA256_DIGEST_SIZE])
+{
+    wc_Sha256 sha;
+    int rc;
+
+    if ((!keyid && keyid_len) || (!nonce && nonce_len) || wc_InitSha256(&sha) != 0)
+        return -1;
+    rc = wc_Sha256Update(&sha, (const byte *)keyid, (word32)keyid_len) != 0 ||
+         wc_Sha256Update(&sha, (const byte *)"", 1) != 0 ||
+         wc_Sha256Update(&sha, (const byte *)nonce, (word32)nonce_len) != 0 ||
+         wc_Sha256Final(&sha, digest) != 0;
+    wc_Sha256Free(&sha);
+    return rc ? -1 : 0;
+}
+
 px_replay_status_t px_replay_check_insert(px_replay_t *c, const char *keyid, size_t keyid_len,
                                           const char *nonce, size_t nonce_len, int64_t expiry,
                                           int64_t now)
 {
     uint8_t digest[WC_SHA256_DIGEST_SIZE];
-    wc_Sha256 sha;
     px_replay_status_t ret;
     shard_t *s;
     size_t i;
 
-    if (!c || (!keyid && keyid_len) || (!nonce && nonce_len))
+    if (!c || key_of(keyid, keyid_len, nonce, nonce_len, digest) != 0)
         return PX_REPLAY_ERROR;
-    if (wc_InitSha256(&sha) != 0)
-        return PX_REPLAY_ERROR;
-    if (wc_Sha256Update(&sha, (const byte *)keyid, (word32)keyid_len) != 0 ||
-        wc_Sha256Update(&sha, (const byte *)"", 1) != 0 ||
-        wc_Sha256Update(&sha, (const byte *)nonce, (word32)nonce_len) != 0 ||
-        wc_Sha256Final(&sha, digest) != 0) {
-        wc_Sha256Free(&sha);
-        return PX_REPLAY_ERROR;
-    }
-    wc_Sha256Free(&sha);
     if (expiry <= now)
         return PX_REPLAY_FRESH; /* nothing to remember: it is already over */
 
@@ -167,6 +173,23 @@ px_replay_status_t px_replay_check_insert(px_replay_t *c, const char *keyid, siz
 out:
     pthread_mutex_unlock(&s->mu);
     return ret;
+}
+
+void px_replay_forget(px_replay_t *c, const char *keyid, size_t keyid_len, const char *nonce,
+                      size_t nonce_len)
+{
+    uint8_t digest[WC_SHA256_DIGEST_SIZE];
+    shard_t *s;
+    size_t i;
+
+    if (!c || key_of(keyid, keyid_len, nonce, nonce_len, digest) != 0)
+        return;
+    s = &c->shards[digest[0] % PX_REPLAY_SHARDS];
+    pthread_mutex_lock(&s->mu);
+    i = probe(s, digest);
+    if (s->slots[i].expiry != 0)
+        s->slots[i].expiry = 1;     /* expired: the slot stays until swept, the nonce is free */
+    pthread_mutex_unlock(&s->mu);
 }
 
 size_t px_replay_count(px_replay_t *c)

@@ -40,6 +40,12 @@ px_replay_status_t px_replay_check_insert(px_replay_t *c, const char *keyid, siz
                                           const char *nonce, size_t nonce_len, int64_t expiry,
                                           int64_t now);
 
+/* Forgets (keyid, nonce): for a request refused after its nonce was
+ * recorded here (the shared store could not confirm it), so the nonce is
+ * not used up by a request that never went through. */
+void px_replay_forget(px_replay_t *c, const char *keyid, size_t keyid_len, const char *nonce,
+                      size_t nonce_len);
+
 /* Live + not yet swept entries (approximate while other threads insert). */
 size_t px_replay_count(px_replay_t *c);
 /* The capacity actually allocated (>= max_entries asked). */

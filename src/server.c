@@ -29,6 +29,7 @@ size_t __sanitizer_get_heap_size(void);
 #include "sigflow.h"
 #include "errors.h"
 #include "log.h"
+#include "rstore.h"
 #include "tls.h"
 #include "upstream.h"
 
@@ -251,6 +252,8 @@ static void worker_close_handles(worker_t *w)
     uv_close((uv_handle_t *)&w->log_flush, NULL);
     px_defer_close(&w->env.defer);
     px_upstream_close(w->env.upstream);
+    px_rstore_close(w->env.rstore);
+    w->env.rstore = NULL;
 }
 
 static void drain_timeout(uv_timer_t *t)
@@ -345,6 +348,11 @@ static int worker_init(worker_t *w, px_server_t *s, int id, int fd, char *err, s
         goto fail;
     }
     px_defer_init(&w->loop, &w->env.defer);
+    if (w->gen->cfg->sig.replay_store.type == PX_RSTORE_REDIS &&
+        !(w->env.rstore = px_rstore_new(&w->loop, &w->gen->cfg->sig.replay_store, id))) {
+        rc = UV_ENOMEM;
+        goto fail;
+    }
     uv_async_init(&w->loop, &w->wake, worker_wake);
     uv_timer_init(&w->loop, &w->drain_timer);
     uv_prepare_init(&w->loop, &w->log_flush);
@@ -519,6 +527,8 @@ static void warn_restart_only(const px_config_t *cfg, const px_config_t *cur)
         strcat(what, ", workers");
     if (cfg->sig.crypto_threads != cur->sig.crypto_threads)
         strcat(what, ", signatures.crypto_threads");
+    if (memcmp(&cfg->sig.replay_store, &cur->sig.replay_store, sizeof cfg->sig.replay_store) != 0)
+        strcat(what, ", signatures.replay_store");
     if (what[0])
         px_warn("reload: changed %s: these take effect on restart only; the running values stay",
                 what + 2);
@@ -775,6 +785,9 @@ static int admin_metrics(void *ud, px_buf_t *out)
         g.sig_queue_depth = sm.queue_depth;
         g.replay_entries = sm.replay_entries;
         g.replay_capacity = sm.replay_capacity;
+        for (int i = 0; i < PX_RSTORE__COUNT; i++)
+            g.store_checks[i] = sm.store_checks[i];
+        g.store_fail_open = sm.store_fail_open;
         return px_metrics_render(out, w, n, &g);
     }
 }

@@ -48,6 +48,7 @@
     XX(ECDSA,         SIG_ECDSA,    "ecdsa_invalid")                \
     XX(MLDSA,         SIG_MLDSA,    "mldsa_invalid")                \
     XX(CACHE_FULL,    OVERLOADED,   "replay_cache_full")            \
+    XX(STORE_UNAVAILABLE, REPLAY_STORE_UNAVAILABLE, "replay_store_unavailable") \
     XX(INTERNAL,      INTERNAL,     "internal_error")
 
 typedef enum {

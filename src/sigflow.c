@@ -10,7 +10,9 @@
 
 #include "cpus.h"
 #include "errors.h"
+#include "log.h"
 #include "replay.h"
+#include "rstore.h"
 
 struct px_sigctx {
     atomic_int refs;
@@ -31,6 +33,7 @@ struct px_sigjob {
     void *ud;
     /* verify */
     px_sigctx_t *ctx;
+    px_rstore_t *store;               /* the worker's shared replay store, or NULL */
     px_sig_msg_t msg;
     px_sig_result_t result;
     px_sig_info_t info;
@@ -45,7 +48,8 @@ struct px_sigjob {
 static px_sig_stats_t stats;
 static px_replay_t *replay;
 static pthread_mutex_t replay_lock = PTHREAD_MUTEX_INITIALIZER;
-static atomic_uint_fast64_t queue_depth, responses_signed;
+static atomic_uint_fast64_t queue_depth, responses_signed, store_fail_open;
+static atomic_int_fast64_t fail_open_logged;   /* time(): one loud line per second */
 
 static px_replay_t *replay_get(size_t entries)
 {
@@ -150,6 +154,8 @@ void px_sig_metrics(px_sig_metrics_t *m)
     m->classical = atomic_load(&stats.classical);
     m->responses_signed = atomic_load(&responses_signed);
     m->queue_depth = atomic_load(&queue_depth);
+    px_rstore_counts(m->store_checks);
+    m->store_fail_open = atomic_load(&store_fail_open);
     pthread_mutex_lock(&replay_lock);
     if (replay) {
         m->replay_entries = px_replay_count(replay);
@@ -204,6 +210,42 @@ static void work_cb(uv_work_t *w)
     }
 }
 
+/* A verification's result moves from "ok" to what the shared store said. */
+static void recount(px_sigjob_t *j, px_sig_result_t r)
+{
+    atomic_fetch_sub(&stats.result[PX_SIG_OK], 1);
+    px_sig_count_result(r);
+    j->result = r;
+}
+
+/* The shared store's answer on a request that passed everything else. */
+static void stored(px_rstore_result_t res, void *ud)
+{
+    px_sigjob_t *j = ud;
+    px_sig_info_t *in = &j->info;
+    int64_t now = (int64_t)time(NULL);
+
+    if (res == PX_RSTORE_REPLAYED) {
+        recount(j, PX_SIG_REPLAYED);
+        snprintf(in->detail, sizeof in->detail,
+                 "nonce \"%s\" already used by keyid \"%s\" (shared replay store)", in->nonce,
+                 in->keyid);
+    } else if (res != PX_RSTORE_OK && px_rstore_fail_open(j->store)) {
+        atomic_fetch_add(&store_fail_open, 1);
+        if (atomic_exchange(&fail_open_logged, now) != now)
+            px_warn("replay store %s: ACCEPTED keyid \"%s\" nonce \"%s\" without the shared "
+                    "replay check (on_unavailable: fail_open; replays across replicas are not "
+                    "caught now)", px_rstore_result_name(res), in->keyid, in->nonce);
+    } else if (res != PX_RSTORE_OK) {
+        /* not accepted: free the nonce here (Redis may still have it after a timeout) */
+        px_replay_forget(replay, in->keyid, strlen(in->keyid), in->nonce, strlen(in->nonce));
+        recount(j, PX_SIG_STORE_UNAVAILABLE);
+        snprintf(in->detail, sizeof in->detail, "the shared replay store is unavailable (%s)",
+                 px_rstore_result_name(res));
+    }
+    j->cb(j, j->ud);
+}
+
 static void after_cb(uv_work_t *w, int status)
 {
     px_sigjob_t *j = w->data;
@@ -211,6 +253,14 @@ static void after_cb(uv_work_t *w, int status)
     if (status == UV_ECANCELED) {          /* never ran */
         j->result = PX_SIG_INTERNAL;
         j->status = PX_EIO;
+    }
+    if (j->kind == JOB_VERIFY && j->result == PX_SIG_OK && j->store) {
+        /* valid for the signature's remaining window plus the skew allowed */
+        int64_t ttl = j->info.expires + (int64_t)j->ctx->policy.max_skew_s - (int64_t)time(NULL);
+        if (px_rstore_check(j->store, j->info.keyid, j->info.nonce, ttl * 1000, stored, j) == 0)
+            return;
+        stored(PX_RSTORE_UNAVAILABLE, j);
+        return;
     }
     j->cb(j, j->ud);
 }
@@ -226,8 +276,8 @@ static int submit(uv_loop_t *loop, px_sigjob_t *j)
     return rc;
 }
 
-int px_sig_verify_async(uv_loop_t *loop, px_sigctx_t *s, const px_http_head_t *head,
-                        px_sigjob_cb cb, void *ud, px_sigjob_t **out)
+int px_sig_verify_async(uv_loop_t *loop, px_sigctx_t *s, px_rstore_t *store,
+                        const px_http_head_t *head, px_sigjob_cb cb, void *ud, px_sigjob_t **out)
 {
     px_sigjob_t *j;
     int rc;
@@ -241,6 +291,7 @@ int px_sig_verify_async(uv_loop_t *loop, px_sigctx_t *s, const px_http_head_t *h
     j->cb = cb;
     j->ud = ud;
     j->ctx = px_sigctx_ref(s);
+    j->store = store;
     px_sig_msg_from_head(&j->msg, head);
     rc = submit(loop, j);
     if (rc != 0) {

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "http1.h"
+#include "rstore.h"
 #include "sig.h"
 
 typedef struct px_sigctx px_sigctx_t;
@@ -42,6 +43,8 @@ typedef struct {
     uint64_t responses_signed;
     uint64_t queue_depth;              /* jobs queued or running now */
     uint64_t replay_entries, replay_capacity;
+    uint64_t store_checks[PX_RSTORE__COUNT];   /* shared replay store checks by result */
+    uint64_t store_fail_open;          /* accepted unchecked (on_unavailable fail_open) */
 } px_sig_metrics_t;
 void px_sig_metrics(px_sig_metrics_t *m);
 void px_sig_count_response_signed(void);
@@ -53,9 +56,14 @@ uint64_t px_sig_queue_depth(void);
 #define PX_SIG_QUEUE_MAX 2048   /* beyond: new signed requests get 503 */
 
 /* Verifies a request head on the thread pool. The head's memory must stay
- * untouched until the callback (the owner stops parsing meanwhile). */
-int px_sig_verify_async(uv_loop_t *loop, px_sigctx_t *s, const px_http_head_t *head,
-                        px_sigjob_cb cb, void *ud, px_sigjob_t **out);
+ * untouched until the callback (the owner stops parsing meanwhile). With a
+ * store (the worker's, on `loop`), a request that passed everything and
+ * its nonce is fresh in the process-wide cache is checked there too before
+ * the callback: a nonce the store has seen is REPLAYED; a store
+ * unavailable or past its deadline is STORE_UNAVAILABLE (fail_closed) or
+ * accepted, counted and logged (fail_open). */
+int px_sig_verify_async(uv_loop_t *loop, px_sigctx_t *s, px_rstore_t *store,
+                        const px_http_head_t *head, px_sigjob_cb cb, void *ud, px_sigjob_t **out);
 px_sig_result_t px_sigjob_result(const px_sigjob_t *j);
 const px_sig_info_t *px_sigjob_info(const px_sigjob_t *j);
 

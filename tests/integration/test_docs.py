@@ -30,7 +30,7 @@ def config_tables():
     '' is the top level."""
     out, section = {}, None
     for line in read(os.path.join(SRC, "docs", "config.md")).splitlines():
-        m = re.match(r"^### (?:Top level|`(\w+)`)$", line)
+        m = re.match(r"^### (?:Top level|`(\w+)`)$", line) or re.match(r"^#### `(\w+\.\w+)`$", line)
         if m:
             section = m.group(1) or ""
             out[section] = {}
@@ -56,15 +56,18 @@ def doc_default(cell):
 def test_config_keys_and_defaults(h):
     tables = config_tables()
     shipped = json.load(open(os.path.join(SRC, "config", "pqproxy.json")))
-    check_eq(sorted(tables), ["", "admin", "http", "log", "routes", "signatures", "timeouts",
-                              "tls", "upstream"], "config.md documents each section")
+    check_eq(sorted(tables), ["", "admin", "http", "log", "routes", "signatures",
+                              "signatures.replay_store", "timeouts", "tls", "upstream"],
+             "config.md documents each section")
     check_eq(set(tables[""]), set(shipped) | {"tls", "upstream", "http", "timeouts", "log", "admin",
                                                "signatures", "routes"},
              "top-level keys: config.md vs config/pqproxy.json")
     for section, keys in tables.items():
         if section == "routes":
             continue   # per-route keys: no defaults to write out (routes is [])
-        values = shipped if section == "" else shipped[section]
+        values = shipped
+        for part in section.split(".") if section else ():
+            values = values[part]
         documented = {k: doc_default(c) for k, c in keys.items() if "[" not in k}
         with_default = {k for k, v in documented.items() if v is not None}
         check_eq(set(values) - set(documented), set(),

@@ -163,6 +163,87 @@ static void test_errors(void **state)
                "signatures.response_key", "required");
 }
 
+/* "signatures.replay_store": defaults, a full redis store, its password
+ * file, every error with its key path. */
+#define RS(x) cfg("\"signatures\":{\"replay_store\":{" x "}}")
+static void test_replay_store(void **state)
+{
+    char pw[PATH_MAX], json[2 * PATH_MAX];
+    px_config_t *c;
+    (void)state;
+
+    c = ok(minimal());
+    assert_int_equal(c->sig.replay_store.type, PX_RSTORE_LOCAL);
+    assert_string_equal(c->sig.replay_store.prefix, "pqproxy:replay:");
+    assert_int_equal(c->sig.replay_store.timeout_ms, 50);
+    assert_false(c->sig.replay_store.fail_open);
+    assert_string_equal(c->sig.replay_store.password, "");
+    px_config_free(c);
+
+    snprintf(pw, sizeof pw, "%s/redis.pw", tmpdir);
+    write_file(pw, "s3cret with spaces\n");
+    snprintf(json, sizeof json, "\"signatures\":{\"replay_store\":{\"type\":\"redis\","
+             "\"address\":\"10.1.2.3:6380\",\"prefix\":\"model-a:\",\"password_file\":\"%s\","
+             "\"username\":\"pqproxy\",\"timeout_ms\":200,\"on_unavailable\":\"fail_open\"}}", pw);
+    c = ok(cfg(json));
+    assert_int_equal(c->sig.replay_store.type, PX_RSTORE_REDIS);
+    assert_string_equal(c->sig.replay_store.addr.host, "10.1.2.3");
+    assert_int_equal(c->sig.replay_store.addr.port, 6380);
+    assert_string_equal(c->sig.replay_store.prefix, "model-a:");
+    assert_string_equal(c->sig.replay_store.password, "s3cret with spaces");  /* newline gone */
+    assert_string_equal(c->sig.replay_store.username, "pqproxy");
+    assert_int_equal(c->sig.replay_store.timeout_ms, 200);
+    assert_true(c->sig.replay_store.fail_open);
+    px_config_free(c);
+    /* relative to the config file's directory; a Unix socket; nulls */
+    c = ok(RS("\"type\":\"redis\",\"address\":\"unix:/run/redis.sock\",\"password_file\":"
+              "\"redis.pw\",\"username\":null"));
+    assert_true(c->sig.replay_store.addr.is_unix);
+    assert_string_equal(c->sig.replay_store.addr.host, "/run/redis.sock");
+    assert_string_equal(c->sig.replay_store.password, "s3cret with spaces");
+    assert_string_equal(c->sig.replay_store.username, "");
+    px_config_free(c);
+    /* with "local" the redis keys are checked but unused */
+    px_config_free(ok(RS("\"type\":\"local\",\"password_file\":null,\"timeout_ms\":50")));
+
+    expect_err(RS("\"type\":\"memcached\""), "signatures.replay_store.type", "local");
+    expect_err(RS("\"typ\":\"redis\""), "signatures.replay_store.typ", "did you mean type");
+    expect_err(cfg("\"signatures\":{\"replay_store\":\"redis\"}"), "signatures.replay_store",
+               "must be an object");
+    expect_err(RS("\"type\":\"redis\""), "signatures.replay_store.address", "required");
+    expect_err(RS("\"type\":\"redis\",\"address\":\"6379\""), "signatures.replay_store.address",
+               "HOST:PORT");
+    expect_err(RS("\"type\":\"redis\",\"address\":\"127.0.0.1:0\""),
+               "signatures.replay_store.address", NULL);
+    expect_err(RS("\"type\":\"local\",\"address\":\"nowhere\""),
+               "signatures.replay_store.address", NULL);
+    expect_err(RS("\"type\":\"redis\",\"address\":\"127.0.0.1:6379\",\"prefix\":\"a b\""),
+               "signatures.replay_store.prefix", "without spaces");
+    expect_err(RS("\"type\":\"redis\",\"address\":\"127.0.0.1:6379\",\"prefix\":\"\""),
+               "signatures.replay_store.prefix", "empty");
+    expect_err(RS("\"type\":\"redis\",\"address\":\"127.0.0.1:6379\",\"prefix\":"
+                  "\"0123456789012345678901234567890123456789012345678901234567890123456789\""),
+               "signatures.replay_store.prefix", "at most 64");
+    expect_err(RS("\"type\":\"redis\",\"address\":\"127.0.0.1:6379\",\"username\":\"u\""),
+               "signatures.replay_store.username", "password_file");
+    expect_err(RS("\"type\":\"redis\",\"address\":\"127.0.0.1:6379\",\"password_file\":"
+                  "\"/nonexistent/pw\""), "signatures.replay_store.password_file",
+               "/nonexistent/pw: No such file");
+    write_file(pw, "\n");
+    expect_err(RS("\"type\":\"redis\",\"address\":\"127.0.0.1:6379\",\"password_file\":"
+                  "\"redis.pw\""), "signatures.replay_store.password_file", "empty");
+    write_file(pw, "two\nlines\n");
+    expect_err(RS("\"type\":\"redis\",\"address\":\"127.0.0.1:6379\",\"password_file\":"
+                  "\"redis.pw\""), "signatures.replay_store.password_file", "one line");
+    unlink(pw);
+    expect_err(RS("\"type\":\"redis\",\"address\":\"127.0.0.1:6379\",\"timeout_ms\":0"),
+               "signatures.replay_store.timeout_ms", NULL);
+    expect_err(RS("\"type\":\"redis\",\"address\":\"127.0.0.1:6379\",\"timeout_ms\":10001"),
+               "signatures.replay_store.timeout_ms", NULL);
+    expect_err(RS("\"type\":\"redis\",\"address\":\"127.0.0.1:6379\",\"on_unavailable\":"
+                  "\"fail_silently\""), "signatures.replay_store.on_unavailable", "fail_closed");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -170,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_default_response_keyid),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_replay_store),
     };
     return cmocka_run_group_tests(tests, sig_setup, sig_teardown);
 }

@@ -1,0 +1,352 @@
+"""The shared replay store (signatures.replay_store, type "redis") with a real
+redis-server started here: two pqproxy replicas behind one Redis refuse a
+nonce the other has accepted; the same nonce sent to both at once passes
+exactly once; with Redis gone, killed, slow or refusing the password, the
+on_unavailable policy decides (fail_closed: 503 replay_store_unavailable and
+nothing reaches the model; fail_open: accepted and counted), and both recover
+by themselves when Redis is back."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from pxhelpers import check_error, metrics
+from pxtest import (check, check_eq, free_port, main, pqproxy_bin, read_response, send_raw, skip,
+                    tls_connect, wait_until)
+
+ERR = "replay_store_unavailable"
+
+
+def pq(*args):
+    r = subprocess.run([pqproxy_bin(), *args], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise AssertionError(f"pqproxy {' '.join(args)}: {r.stderr}")
+    return r.stdout
+
+
+class Redis:
+    """A redis-server on a free port, no persistence; kill() and start() again."""
+
+    def __init__(self, h, password=None):
+        self.bin = shutil.which("redis-server")
+        if not self.bin:
+            skip("redis-server is not installed (scripts/deps.sh --test-tools)")
+        self.h, self.password, self.port = h, password, free_port()
+        self.start()
+
+    def start(self):
+        cmd = [self.bin, "--port", self.port, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--enable-debug-command", "local"]
+        if self.password:
+            cmd += ["--requirepass", self.password]
+        self.proc = self.h.start("redis", cmd, ready="port", port=self.port)
+
+    def kill(self):
+        self.proc.stop(signal.SIGKILL)
+
+    def sleep(self, seconds):
+        """DEBUG SLEEP in the background: Redis answers nothing meanwhile."""
+        return subprocess.Popen(["redis-cli", "-p", str(self.port), "DEBUG", "SLEEP", str(seconds)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def cli(self, *args, timeout=10):
+        cmd = ["redis-cli", "-p", str(self.port)] + (["-a", self.password, "--no-auth-warning"]
+                                                     if self.password else [])
+        return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True,
+                              timeout=timeout).stdout.strip()
+
+
+class Replicas:
+    """One keyring, one upstream, n proxies verifying on every route."""
+
+    def __init__(self, h, stores):
+        self.h = h
+        d = h.path("keys")
+        os.makedirs(os.path.join(d, "ring"))
+        pq("keygen", "--alg", "hybrid", "--out", os.path.join(d, "client"))
+        for alg in ("ecdsa", "mldsa"):
+            os.link(os.path.join(d, f"client.{alg}.pub"), os.path.join(d, "ring", f"client-a.{alg}.pub"))
+        self.keys = d
+        self.ca = os.path.join(h.certgen(), "ca.crt")
+        h.start_upstream()
+        self.proxies = [h.start_proxy({
+            "signatures": {"keyring": os.path.join(d, "ring"), "max_skew_s": 30,
+                           "max_validity_s": 300, "replay_store": store},
+            "routes": [{"prefix": "/", "verify": "required"}]}, name=f"pqproxy-{i}")
+            for i, store in enumerate(stores)]
+        self.n = 0
+
+    def sign(self, path="/echo"):
+        self.n += 1
+        body = f'{{"n": {self.n}}}'.encode()
+        bf = self.h.path(f"body-{self.n}.bin")
+        with open(bf, "wb") as f:
+            f.write(body)
+        out = pq("sign", "--key", os.path.join(self.keys, "client"), "--keyid", "client-a",
+                 "--method", "POST", "--authority", "localhost", "--path", path, "--body", bf)
+        return [tuple(l.split(": ", 1)) for l in out.strip().splitlines()], body
+
+    def send(self, i, signed, path="/echo"):
+        hdrs, body = signed
+        s = tls_connect(self.proxies[i].port, self.ca)
+        req = ["POST " + path + " HTTP/1.1", "Host: localhost", f"Content-Length: {len(body)}"]
+        req += [f"{k}: {v}" for k, v in hdrs]
+        send_raw(s, ("\r\n".join(req) + "\r\n\r\n").encode() + body)
+        r = read_response(s, method="POST")
+        s.close()
+        return r
+
+    def seen(self):
+        return len(self.h.upstream.records())
+
+    def metric(self, i, name):
+        return metrics(self.proxies[i]).get(name, 0.0)
+
+    def log(self, i):
+        p = self.proxies[i].proc
+        text = ""
+        for path in (p.out_path, p.err_path):
+            with open(path, "rb") as f:
+                text += f.read().decode("utf-8", "replace")
+        return text
+
+
+def store(redis, **kw):
+    cfg = {"type": "redis", "address": f"127.0.0.1:{redis.port}", "timeout_ms": 500}
+    cfg.update(kw)
+    return cfg
+
+
+def checks(rp, i, result):
+    return rp.metric(i, f'pqproxy_replay_store_checks_total{{result="{result}"}}')
+
+
+def test_replay_across_replicas(h):
+    redis = Redis(h)
+    rp = Replicas(h, [store(redis), store(redis)])
+    signed = rp.sign()
+    check_eq(rp.send(0, signed).status, 200, "replica 0 accepts a fresh nonce")
+    r = rp.send(1, signed)
+    check_eq(r.status, 401, r.body[:300].decode(errors="replace"))
+    check_eq(r.json()["error"], "signature_replayed")
+    check("shared replay store" in r.json()["detail"], r.json()["detail"])
+    check_eq(rp.seen(), 1, "the model server saw the request once")
+    # the other way round, and the local first level: replica 0 again
+    other = rp.sign()
+    check_eq(rp.send(1, other).status, 200)
+    check_eq(rp.send(0, other).json()["error"], "signature_replayed")
+    before = checks(rp, 0, "ok") + checks(rp, 0, "replayed")
+    check_eq(rp.send(0, signed).json()["error"], "signature_replayed")
+    check_eq(checks(rp, 0, "ok") + checks(rp, 0, "replayed"), before,
+             "a nonce this process has seen is refused without a round trip")
+    check_eq(checks(rp, 0, "ok"), 1)
+    check_eq(checks(rp, 1, "replayed"), 1)
+    check_eq(rp.metric(1, 'pqproxy_signature_verifications_total{result="replayed"}'), 1)
+    check_eq(rp.metric(1, 'pqproxy_signature_verifications_total{result="ok"}'), 1)
+    check_eq(rp.seen(), 2)
+    # the key: prefix, keyid, nonce; it lives for the signature's window + skew
+    keys = redis.cli("--scan", "--pattern", "pqproxy:replay:client-a:*").split()
+    check_eq(len(keys), 2, keys)
+    ttl = int(redis.cli("PTTL", keys[0]))
+    check(0 < ttl <= 330_000, f"PTTL {ttl}")
+
+
+def test_same_nonce_at_once(h):
+    redis = Redis(h)
+    rp = Replicas(h, [store(redis, prefix="model-a:"), store(redis, prefix="model-a:")])
+    rounds = 15
+    for n in range(rounds):
+        signed = rp.sign()
+        results = [None, None]
+        go = threading.Barrier(2)
+
+        def one(i):
+            go.wait()
+            results[i] = rp.send(i, signed)
+        ts = [threading.Thread(target=one, args=(i,)) for i in (0, 1)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        statuses = sorted(r.status for r in results)
+        check_eq(statuses, [200, 401], f"round {n}: exactly one accepted")
+        loser = [r for r in results if r.status == 401][0]
+        check_eq(loser.json()["error"], "signature_replayed")
+    check_eq(rp.seen(), rounds, "the model server saw each nonce once")
+    check_eq(len(redis.cli("--scan", "--pattern", "model-a:client-a:*").split()), rounds,
+             "keys carry the configured prefix")
+
+
+def test_redis_killed_and_back(h):
+    redis = Redis(h)
+    rp = Replicas(h, [store(redis), store(redis, on_unavailable="fail_open")])
+    check_eq(rp.send(0, rp.sign()).status, 200)
+    check_eq(rp.send(1, rp.sign()).status, 200)
+    redis.kill()
+    seen = rp.seen()
+    signed = rp.sign()
+    r = rp.send(0, signed)
+    check_error(r, 503, ERR, "fail_closed")
+    check_eq(rp.seen(), seen, "nothing reached the model server")
+    check_eq(checks(rp, 0, "unavailable") + checks(rp, 0, "timeout"), 1, r.json()["detail"])
+    check_eq(rp.metric(0, f'pqproxy_signature_verifications_total{{result="{ERR}"}}'), 1)
+    check("unavailable" in rp.log(0), "the outage is logged")
+    r = rp.send(1, rp.sign())
+    check_eq(r.status, 200, "fail_open accepts")
+    check_eq(rp.seen(), seen + 1)
+    check_eq(rp.metric(1, "pqproxy_replay_store_fail_open_total"), 1)
+    check("ACCEPTED" in rp.log(1) and "fail_open" in rp.log(1), "fail_open logs loudly")
+    redis.start()
+    wait_until(lambda: rp.send(0, rp.sign()).status == 200, timeout=15, interval=0.2,
+               msg="fail_closed replica recovers")
+    # the refused request was not used up: the same one passes now
+    check_eq(rp.send(0, signed).status, 200, "a request refused with 503 may be retried")
+    again = rp.sign()
+    wait_until(lambda: rp.send(1, again).status == 200, timeout=15, interval=0.2,
+               msg="fail_open replica reconnects")
+    r = rp.send(0, again)
+    check_eq(r.json()["error"], "signature_replayed", "shared protection is back")
+    check("is available" in rp.log(1), "the recovery is logged")
+
+
+def test_slow_redis_deadline(h):
+    redis = Redis(h)
+    rp = Replicas(h, [store(redis, timeout_ms=100)])
+    check_eq(rp.send(0, rp.sign()).status, 200)
+    sleeper = redis.sleep(3)
+    try:
+        time.sleep(0.2)
+        seen = rp.seen()
+        t0 = time.monotonic()
+        r = rp.send(0, rp.sign())
+        elapsed = time.monotonic() - t0
+        check_error(r, 503, ERR, "past the deadline")
+        check("timeout" in r.json()["detail"], r.json()["detail"])
+        check(elapsed < 1.5, f"answered at the deadline, not when Redis woke ({elapsed:.2f}s)")
+        check_eq(rp.seen(), seen)
+        check_eq(checks(rp, 0, "timeout"), 1)
+        # silent for max(10 x timeout_ms, 1 s) while checks time out: reconnect
+        while time.monotonic() - t0 < 1.6:
+            check_eq(rp.send(0, rp.sign()).status, 503)
+        check_eq(rp.seen(), seen)
+        wait_until(lambda: "no reply for" in rp.log(0), timeout=5, msg="silent connection dropped")
+    finally:
+        sleeper.wait(10)
+    # the late reply is dropped; the connection goes on serving checks
+    wait_until(lambda: rp.send(0, rp.sign()).status == 200, timeout=10, interval=0.2,
+               msg="checks pass again after the sleep")
+
+
+def test_client_gone_during_check(h):
+    """A check still waiting on Redis when its client goes (and when the proxy
+    stops) completes into a closing connection: no crash, no sanitizer report."""
+    redis = Redis(h)
+    rp = Replicas(h, [store(redis, timeout_ms=5000)])
+    check_eq(rp.send(0, rp.sign()).status, 200)
+    sleeper = redis.sleep(1)
+    try:
+        time.sleep(0.2)
+        hdrs, body = rp.sign()
+        s = tls_connect(rp.proxies[0].port, rp.ca)
+        req = ["POST /echo HTTP/1.1", "Host: localhost", f"Content-Length: {len(body)}"]
+        req += [f"{k}: {v}" for k, v in hdrs]
+        send_raw(s, ("\r\n".join(req) + "\r\n\r\n").encode() + body)
+        time.sleep(0.3)          # verified by now; its SET waits behind the sleep
+        s.close()
+    finally:
+        sleeper.wait(10)
+    wait_until(lambda: checks(rp, 0, "ok") >= 2, timeout=10, msg="the orphaned check completed")
+    check_eq(rp.send(0, rp.sign()).status, 200, "the worker goes on")
+    # the same while the proxy stops: the pending check ends with the store
+    sleeper = redis.sleep(1)
+    try:
+        time.sleep(0.2)
+        signed = rp.sign()
+
+        def send_quietly():
+            try:
+                rp.send(0, signed)
+            except (OSError, AssertionError):
+                pass             # the proxy may close it unanswered while stopping
+        t = threading.Thread(target=send_quietly)
+        t.start()
+        time.sleep(0.5)
+        rp.proxies[0].stop()
+        rp.proxies[0].check_clean_exit()
+        t.join(10)
+    finally:
+        sleeper.wait(10)
+
+
+def test_wrong_password(h):
+    redis = Redis(h, password="right-one")
+    bad, good = h.path("bad.pw"), h.path("good.pw")
+    with open(bad, "w") as f:
+        f.write("wrong-one\n")
+    with open(good, "w") as f:
+        f.write("right-one\n")
+    rp = Replicas(h, [store(redis, password_file=bad), store(redis, password_file=bad,
+                                                             on_unavailable="fail_open"),
+                      store(redis, password_file=good)])
+    wait_until(lambda: "AUTH refused" in rp.log(0), timeout=10, msg="AUTH failure logged")
+    check("WRONGPASS" in rp.log(0) or "invalid" in rp.log(0), rp.log(0)[-500:])
+    check("right-one" not in rp.log(0) and "wrong-one" not in rp.log(0), "no password in logs")
+    check_error(rp.send(0, rp.sign()), 503, ERR, "fail_closed with a wrong password")
+    check_eq(rp.send(1, rp.sign()).status, 200, "fail_open with a wrong password")
+    check_eq(rp.metric(1, "pqproxy_replay_store_fail_open_total"), 1)
+    signed = rp.sign()
+    check_eq(rp.send(2, signed).status, 200, "the right password works")
+    check_eq(rp.send(0, signed).status, 503, "still no store for the wrong password")
+    for p in rp.proxies:
+        p.stop()
+        p.check_clean_exit()
+
+
+class FakeRedis:
+    """A TCP server answering every read with `reply` (bytes no Redis sends)."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.one, args=(c,), daemon=True).start()
+
+    def one(self, c):
+        with c:
+            try:
+                while c.recv(65536):
+                    c.sendall(self.reply)
+            except OSError:
+                pass
+
+
+def test_malformed_replies(h):
+    odd, garbage = FakeRedis(b"+QUEUED\r\n"), FakeRedis(b"?not resp\r\n")
+    rp = Replicas(h, [store(odd), store(garbage), store(garbage, on_unavailable="fail_open")])
+    for i, what in ((0, "unexpected reply"), (1, "Protocol error")):
+        check_error(rp.send(i, rp.sign()), 503, ERR, what)
+        wait_until(lambda: what in rp.log(i), timeout=5, msg=f"{what!r} logged")
+    check_eq(rp.send(2, rp.sign()).status, 200, "fail_open accepts")
+    check_eq(rp.seen(), 1)
+    for p in rp.proxies:
+        p.stop()
+        p.check_clean_exit()
+
+
+if __name__ == "__main__":
+    main([test_replay_across_replicas, test_same_nonce_at_once, test_redis_killed_and_back,
+          test_slow_redis_deadline, test_client_gone_during_check, test_wrong_password,
+          test_malformed_replies])
