@@ -224,7 +224,8 @@ static int labeled_extract(const uint8_t *salt, size_t saltlen, const char *labe
     memcpy(in, "HPKE-v1", 7), n += 7;
     memcpy(in + n, hpke_suite, 10), n += 10;
     memcpy(in + n, label, ll), n += ll;
-    memcpy(in + n, ikm, ikmlen), n += ikmlen;
+    if (ikmlen)   /* the PSK and its id are empty: ikm may be NULL */
+        memcpy(in + n, ikm, ikmlen), n += ikmlen;
     int ret = wc_HKDF_Extract(WC_SHA256, salt, (word32)saltlen, in, (word32)n, prk) == 0 ? 0 : PX_ECRYPTO;
     wipe(in, sizeof in);
     return ret;
