@@ -215,6 +215,15 @@ def test_malformed_inputs_refused(h):
     open_fails(h, ident, good[:st] + b"A" * 65 + b"\n" + good[st:], "canonical unpadded base64")
     open_fails(h, ident, good.replace(b"-> mlkem768x25519 ", b"-> mlkem768x25519 x ", 1),
                "malformed mlkem768x25519 stanza")
+    # after the C2SP CCTV age cases hybrid_long_file_key, hybrid_x25519_arg,
+    # hybrid_uppercase: a 33-byte body, a 32-byte share, the type in capitals
+    body_end = good.index(b"\n", st)
+    open_fails(h, ident, good[:st] + b"A" * 44 + good[body_end:], "malformed mlkem768x25519 stanza")
+    arg_end = st - 1
+    arg_start = good.index(b"-> mlkem768x25519 ") + len(b"-> mlkem768x25519 ")
+    open_fails(h, ident, good[:arg_start] + b"A" * 43 + good[arg_end:], "malformed mlkem768x25519 stanza")
+    open_fails(h, ident, good.replace(b"-> mlkem768x25519 ", b"-> MLKEM768X25519 ", 1),
+               "unknown type 'MLKEM768X25519'")
 
     # Bech32: a damaged recipient and a damaged identity
     bad = rcpt[:-1] + ("q" if rcpt[-1] != "q" else "p")
