@@ -83,15 +83,21 @@ static int random_bytes(uint8_t *out, size_t n)
 static int x25519(uint8_t out[32], const uint8_t scalar[32], const uint8_t point[32])
 {
     static const uint8_t zero[32];
-    uint8_t k[32];
+    uint8_t k[32], u[32];
     int ret;
     memcpy(k, scalar, 32);
     k[0] &= 248;
     k[31] = (uint8_t)((k[31] & 127) | 64);
-    ret = wc_curve25519_generic(32, out, 32, k, 32, point);
+    /* RFC 7748 masks the u-coordinate's top bit; wolfSSL does not, which
+     * turns a low-order share with that bit set into another point */
+    memcpy(u, point, 32);
+    u[31] &= 127;
+    ret = wc_curve25519_generic(32, out, 32, k, 32, u);
     wipe(k, sizeof k);
+    if (ret != 0)
+        return PX_ECRYPTO;
     /* an all-zero result means a low-order point: refused (age spec) */
-    return ret == 0 && !ct_equal(out, zero, 32) ? 0 : PX_ECRYPTO;
+    return ct_equal(out, zero, 32) ? PX_EPARSE : 0;
 }
 
 static int x25519_base(uint8_t out[32], const uint8_t scalar[32])
@@ -201,9 +207,9 @@ static int xwing_decaps(const uint8_t seed[32], const uint8_t enc[PX_AGE_PQ_ENC_
     int ret = xwing_expand(seed, &mk, sk_x);
     if (ret)
         return ret;
-    ret = PX_ECRYPTO;
-    if (wc_MlKemKey_Decapsulate(&mk, ss_m, enc, MLKEM_CT) == 0 && x25519_base(pk_x, sk_x) == 0 &&
-        x25519(ss_x, sk_x, enc + MLKEM_CT) == 0)
+    if (wc_MlKemKey_Decapsulate(&mk, ss_m, enc, MLKEM_CT) != 0 || x25519_base(pk_x, sk_x) != 0)
+        ret = PX_ECRYPTO;
+    else if ((ret = x25519(ss_x, sk_x, enc + MLKEM_CT)) == 0)   /* PX_EPARSE: low order */
         ret = xwing_combine(ss_m, ss_x, enc + MLKEM_CT, pk_x, ss);
     wc_MlKemKey_Free(&mk);
     wipe(sk_x, 32);
@@ -539,8 +545,12 @@ static int unwrap(const px_age_stanza_t *st, const px_age_identity_t *id,
     if (pq != (id->kind == PX_AGE_PQ))
         return 0;
     if (pq) {
-        if (xwing_decaps(id->secret, arg, ss) || hpke_key_schedule(ss, key, nonce))
+        if ((ret = xwing_decaps(id->secret, arg, ss)) == PX_EPARSE)
+            return px_errorf(PX_EPARSE, err, errlen, "mlkem768x25519 stanza with a low-order X25519 share");
+        if (ret || hpke_key_schedule(ss, key, nonce)) {
+            ret = 0;
             goto out;
+        }
     } else {
         if (x25519(ss, id->secret, arg))   /* a low-order share opens nothing */
             return px_errorf(PX_EPARSE, err, errlen, "X25519 stanza with a low-order share");

@@ -14,7 +14,8 @@
 #include "certgen.h"
 #include "cli.h"
 
-#define MAX_RECIPIENTS 64
+/* what fits the 64 KiB header age readers accept: an age1pq1 stanza is 1.6 KB */
+#define MAX_RECIPIENTS 40
 #define MAX_IDENTITIES 16
 
 int px_age_cmd_keygen(const char *alg, const char *out, int force)
@@ -37,8 +38,8 @@ int px_age_cmd_keygen(const char *alg, const char *out, int force)
         return 1;
     }
     r = px_pem_write_file(out, text, strlen(text), 0600, force);
-    memset(text, 0, strlen(text)); /* the secret key */
-    memset(id, 0, sizeof id);
+    explicit_bzero(text, strlen(text)); /* the secret key */
+    explicit_bzero(id, sizeof id);
     free(text);
     if (r != 0) {
         fprintf(stderr, "pqproxy keygen: %s: %s\n", out, r == -EEXIST ? "exists (use --force)" : strerror(errno));

@@ -6,6 +6,7 @@ independent npm age-encryption (tests/npm, on Node 24); and every malformed
 input refused with a clear error and no output file: bad header MAC,
 unknown stanza, wrong key, truncated, reordered and extended payloads,
 oversized header, bad Bech32 checksums."""
+import base64
 import os
 import subprocess
 
@@ -16,6 +17,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 AGE_MJS = os.path.join(HERE, "peers", "age.mjs")
 CHUNK = 65536
 TAG = 16
+
+
+def b64d(s):
+    return base64.b64decode(s + b"=" * (-len(s) % 4))
+
+
+def b64e(b):
+    return base64.b64encode(b).rstrip(b"=")
 
 
 def px(*args):
@@ -224,6 +233,18 @@ def test_malformed_inputs_refused(h):
     open_fails(h, ident, good[:arg_start] + b"A" * 43 + good[arg_end:], "malformed mlkem768x25519 stanza")
     open_fails(h, ident, good.replace(b"-> mlkem768x25519 ", b"-> MLKEM768X25519 ", 1),
                "unknown type 'MLKEM768X25519'")
+    # hybrid_low_order: the X25519 half of the encapsulation is a point of
+    # order 8, so its shared secret is the forbidden all-zero value
+    enc = b64d(good[arg_start:arg_end])
+    low = bytes.fromhex("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f11d7")
+    open_fails(h, ident, good[:arg_start] + b64e(enc[:-32] + low) + good[arg_end:],
+               "low-order X25519 share")
+    # x25519_low_order_high_bit: the same point as an X25519 stanza's share
+    xid, xr, _ = keygen(h, "age-x25519", "xlow.txt")
+    xgood = read(seal(h, [xr], b"x", name="xlow.age", extra=("--allow-classical",)))
+    a0 = xgood.index(b"-> X25519 ") + len(b"-> X25519 ")
+    a1 = xgood.index(b"\n", a0)
+    open_fails(h, xid, xgood[:a0] + b64e(low) + xgood[a1:], "X25519 stanza with a low-order share")
 
     # Bech32: a damaged recipient and a damaged identity
     bad = rcpt[:-1] + ("q" if rcpt[-1] != "q" else "p")
