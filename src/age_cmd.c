@@ -212,6 +212,11 @@ static int out_or_input(const char *cmd, int argc, char **argv, int *i, const ch
                         const char **in)
 {
     int r = opt2(cmd, argc, argv, i, "-o", "--out", out);
+    if (r > 0 && !strcmp(*out, "-")) {
+        px_cli_usage_error(cmd, "-o - (stdout) is not supported: the output appears only when "
+                           "complete, so it must be a file");
+        return -1;
+    }
     if (r)
         return r;
     if (argv[*i][0] == '-' && strcmp(argv[*i], "-"))

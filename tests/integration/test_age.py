@@ -111,6 +111,9 @@ def test_classical_needs_allow_classical(h):
         check_in(why, r.stderr)
         check_in("harvest now, decrypt later" if len(rcpts) > 1 else "--allow-classical", r.stderr)
         check(not os.path.exists(h.path("out.age")))
+    r = px("seal", "-r", pq, "-o", "-", src)
+    check_eq(r.returncode, 2, r.stderr)
+    check_in("-o - (stdout) is not supported", r.stderr)
     # with the flag, both identities open the mixed file
     sealed = seal(h, [pq, x], b"weights", extra=("--allow-classical",))
     for ident in ("pq.txt", "x.txt"):
