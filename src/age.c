@@ -694,6 +694,15 @@ int px_age_open(FILE *in, FILE *out, const px_age_identity_t *ids, int n, char *
     if ((ret = read_header(in, buf, &hlen, err, errlen)) ||
         (ret = px_age_header_parse(buf, hlen, &h, err, errlen)))
         goto out;
+    for (int s = 0; s < h.n; s++)
+        if (!strcmp(h.st[s].type, "scrypt")) {
+            /* the spec: an scrypt stanza must be alone, so that a passphrase
+             * file cannot also be opened by a key (CCTV scrypt_and_x25519) */
+            ret = px_errorf(PX_EPARSE, err, errlen, h.n > 1
+                            ? "an scrypt stanza must be the only stanza in the header"
+                            : "passphrase (scrypt) age files are not supported");
+            goto out;
+        }
     for (int s = 0; s < h.n && !found; s++) {
         if (strcmp(h.st[s].type, "X25519") && strcmp(h.st[s].type, "mlkem768x25519") && !*unknown)
             snprintf(unknown, sizeof unknown, "%s", h.st[s].type);

@@ -248,6 +248,10 @@ def test_malformed_inputs_refused(h):
     a0 = xgood.index(b"-> X25519 ") + len(b"-> X25519 ")
     a1 = xgood.index(b"\n", a0)
     open_fails(h, xid, xgood[:a0] + b64e(low) + xgood[a1:], "X25519 stanza with a low-order share")
+    # scrypt_and_x25519: a passphrase stanza must be alone, even beside one that opens
+    xend = xgood.index(b"\n---") + 1
+    open_fails(h, xid, xgood[:xend] + b"-> scrypt AAAAAAAAAAAAAAAAAAAAAA 10\nAAAA\n" + xgood[xend:],
+               "an scrypt stanza must be the only stanza")
 
     # Bech32: a damaged recipient and a damaged identity
     bad = rcpt[:-1] + ("q" if rcpt[-1] != "q" else "p")
