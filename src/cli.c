@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "age_cmd.h"
 #include "bench.h"
 #include "certgen.h"
 #include "client.h"
@@ -119,6 +120,8 @@ const px_command_t px_commands[] = {
     { "keygen", px_cmd_keygen },
     { "sign", px_cmd_sign },
     { "verify", px_cmd_verify },
+    { "seal", px_cmd_seal },
+    { "open", px_cmd_open },
     { "bench", px_cmd_bench },
     { "--version", px_cmd_version },
     { "version", px_cmd_version },

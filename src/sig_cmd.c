@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "age_cmd.h"
 #include "certgen.h"
 #include "cli.h"
 #include "sig.h"
@@ -20,7 +21,10 @@ static int usage_keygen(void)
 {
     printf("usage: pqproxy keygen [--alg hybrid] --out PREFIX [--force]\n"
            "  writes PREFIX.ecdsa.key/.pub (P-384) and PREFIX.mldsa.key/.pub (ML-DSA-87),\n"
-           "  creating PREFIX's directory if missing; --force overwrites existing files\n");
+           "  creating PREFIX's directory if missing; --force overwrites existing files\n"
+           "usage: pqproxy keygen --alg age-pq|age-x25519 --out FILE [--force]\n"
+           "  writes an age identity (AGE-SECRET-KEY-PQ-1... or AGE-SECRET-KEY-1...) to FILE\n"
+           "  and prints its recipient (age1pq1... or age1...) for `pqproxy seal -r`\n");
     return 0;
 }
 
@@ -68,13 +72,15 @@ int px_cmd_keygen(int argc, char **argv)
     }
     if (!out || !*out)
         return px_cli_usage_error("keygen", "--out PREFIX is required");
-    if (strcmp(alg, "hybrid"))
-        return px_cli_usage_error("keygen", "--alg must be hybrid, not '%s'", alg);
+    if (strcmp(alg, "hybrid") && strcmp(alg, "age-pq") && strcmp(alg, "age-x25519"))
+        return px_cli_usage_error("keygen", "--alg must be hybrid, age-pq or age-x25519, not '%s'", alg);
     if (make_prefix_dir(out) != 0) {
         fprintf(stderr, "pqproxy keygen: cannot create the directory of %s: %s\n", out,
                 strerror(errno));
         return 1;
     }
+    if (strcmp(alg, "hybrid"))
+        return px_age_cmd_keygen(alg, out, force);
     if (px_sig_keygen(&kp, err, sizeof err) != 0) {
         fprintf(stderr, "pqproxy keygen: %s\n", err);
         return 1;

