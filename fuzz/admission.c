@@ -1,5 +1,5 @@
-/* The AdmissionReview handler of `pqproxy inject-webhook` (src/inject.c,
- * served by src/webhook.c): an untrusted request body in, an
+/* The AdmissionReview handler of `pqproxy inject-webhook` (src/cmd/inject.c,
+ * served by src/cmd/webhook.c): an untrusted request body in, an
  * AdmissionReview response out.
  *
  * Byte 0 picks the namespace mode (bit 0: default on); the rest is the
@@ -15,9 +15,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "errors.h"
-#include "inject.h"
-#include "sigwire.h"
+#include "core/errors.h"
+#include "cmd/inject.h"
+#include "sig/sigwire.h"
 
 static void die(const char *what, const char *out)
 {

@@ -1,7 +1,7 @@
-/* The age header and stanza parser (src/age.c, docs/sealing.md), and open
+/* The age header and stanza parser (src/seal/age.c, docs/sealing.md), and open
  * on the same bytes as a whole file with fixed X25519 and mlkem768x25519
  * identities, which no fuzzed stanza can satisfy; and the bytes as a
- * Bech32 recipient and identity (src/bech32.c).
+ * Bech32 recipient and identity (src/seal/bech32.c).
  *
  * Checked: a parsed header lies within the input, the MAC covers a prefix
  * ending in "---", every stanza has a type and at most PX_AGE_MAX_ARGS
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "age.h"
+#include "seal/age.h"
 
 static void die(const char *what, const char *detail)
 {

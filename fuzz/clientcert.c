@@ -1,4 +1,4 @@
-/* The client certificate reader (src/clientcert.c): the DER of a client's
+/* The client certificate reader (src/net/clientcert.c): the DER of a client's
  * leaf certificate, read after wolfSSL verified it, and the texts made of
  * it: the x-forwarded-client-cert value sent to the model server and the
  * access log's object. A CA may still have signed anything, so every byte
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clientcert.h"
-#include "errors.h"
+#include "net/clientcert.h"
+#include "core/errors.h"
 
 static void die(const char *what)
 {

@@ -1,5 +1,5 @@
-/* The ClientHello pre-parser (src/tls.c, px_tls_parse_client_hello) and the
- * key-share checks it runs (src/groups.c, px_group_check_share): bytes from
+/* The ClientHello pre-parser (src/net/tls.c, px_tls_parse_client_hello) and the
+ * key-share checks it runs (src/net/groups.c, px_group_check_share): bytes from
  * any client on the internet, read before any TLS.
  *
  * Byte 0 picks a cut point: the input is parsed whole and as a prefix, so
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors.h"
-#include "tls.h"
+#include "core/errors.h"
+#include "net/tls.h"
 
 static void die(const char *what)
 {

@@ -1,4 +1,4 @@
-/* The configuration loader (src/config.c, src/config_sig.c, src/jsonv.c)
+/* The configuration loader (src/config/config.c, src/config/config_sig.c, src/core/jsonv.c)
  * from bytes, through px_config_parse, the same path px_config_load takes
  * after reading the file. The file is named as if it lay in tests/data/sig,
  * so relative paths can name files that exist (keys as certificates: only
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "config/config.h"
 
 #define FILE_NAME PX_TEST_DATA "/sig/fuzz.json"
 

@@ -1,4 +1,4 @@
-/* Signature fields and the signature base (src/sigwire.c, src/sig.c;
+/* Signature fields and the signature base (src/sig/sigwire.c, src/sig/sig.c;
  * docs/signatures.md): X-Signature, Signature-Input + Signature,
  * Content-Digest, the RFC 8941 dictionary parser and strict base64, and
  * the verification steps before any cryptography.
@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sig.h"
-#include "sigwire.h"
+#include "sig/sig.h"
+#include "sig/sigwire.h"
 
 #define MAX_FIELDS 32
 #define NOW 1767225700

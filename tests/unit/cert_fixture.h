@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "certgen.h"
+#include "cmd/certgen.h"
 
 typedef struct {
     char dir[64], crt[96], key[96];

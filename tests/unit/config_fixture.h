@@ -13,9 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "config.h"
-#include "errors.h"
+#include "cmd/cli.h"
+#include "config/config.h"
+#include "core/errors.h"
 
 /* Paths here are short temp paths in PATH_MAX buffers; truncation cannot happen. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"

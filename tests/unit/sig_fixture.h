@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sig.h"
+#include "sig/sig.h"
 
 #define SIG_DIR PX_TEST_DATA "/sig/"
 #define V_CREATED 1767225600LL

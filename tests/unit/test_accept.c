@@ -16,8 +16,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "accept.h"
-#include "log.h"
+#include "net/accept.h"
+#include "core/log.h"
 
 static void test_ratelimit(void **state)
 {

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "age.h"
-#include "errors.h"
+#include "seal/age.h"
+#include "core/errors.h"
 
 #define V1 "age-encryption.org/v1\n"
 #define B43 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"          /* 32 zero bytes */

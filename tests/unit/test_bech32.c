@@ -8,8 +8,8 @@
 
 #include <string.h>
 
-#include "bech32.h"
-#include "errors.h"
+#include "seal/bech32.h"
+#include "core/errors.h"
 
 static int decode(const char *s, char *hrp, uint8_t *data, size_t *len, char *err)
 {

@@ -16,7 +16,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "bench.h"
+#include "cmd/bench.h"
 
 static cJSON *report;
 

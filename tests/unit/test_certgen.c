@@ -23,9 +23,9 @@
 #include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/rsa.h>
 
-#include "certgen.h"
-#include "certgen_der.h"
-#include "errors.h"
+#include "cmd/certgen.h"
+#include "cmd/certgen_der.h"
+#include "core/errors.h"
 #include "sig_fixture.h"
 
 static const char *const test_sans[] = { "localhost", "127.0.0.1", "::1", "svc.example.test" };

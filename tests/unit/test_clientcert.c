@@ -1,4 +1,4 @@
-/* Client certificate identity (src/clientcert.c): the subject as RFC 4514
+/* Client certificate identity (src/net/clientcert.c): the subject as RFC 4514
  * text, the SANs, and the x-forwarded-client-cert and access-log texts made
  * of them, with hostile bytes (quotes, commas, semicolons, CR, LF, NUL) in
  * the certificate. The certificates are built here byte by byte, so each
@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "certgen.h"
-#include "clientcert.h"
-#include "errors.h"
+#include "cmd/certgen.h"
+#include "net/clientcert.h"
+#include "core/errors.h"
 
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/asn_public.h>

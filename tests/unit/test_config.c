@@ -9,8 +9,8 @@
 #include <sched.h>
 
 #include "config_fixture.h"
-#include "version.h"
-#include "cpus.h"
+#include "cmd/version.h"
+#include "core/cpus.h"
 
 /* ---- defaults and a full config ---------------------------------------------- */
 

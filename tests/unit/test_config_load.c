@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "certgen.h"
+#include "cmd/certgen.h"
 #include "config_fixture.h"
 
 /* ---- log, paths ------------------------------------------------------------------ */

@@ -10,7 +10,7 @@
 
 #include <string.h>
 
-#include "defer.h"
+#include "core/defer.h"
 
 typedef struct {
     px_defer_item_t it;

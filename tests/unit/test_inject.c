@@ -13,10 +13,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "errors.h"
-#include "inject.h"
+#include "core/errors.h"
+#include "cmd/inject.h"
 #include "sig_fixture.h"
-#include "sigwire.h"
+#include "sig/sigwire.h"
 
 static px_inject_opts_t opts;
 

@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "errors.h"
-#include "jsonsyntax.h"
+#include "core/errors.h"
+#include "core/jsonsyntax.h"
 
 static void ok(const char *t)
 {

@@ -16,7 +16,7 @@
 #include <wolfssl/wolfcrypt/error-crypt.h>
 #include <wolfssl/wolfcrypt/random.h>
 
-#include "config.h"
+#include "config/config.h"
 
 #define X25519 29
 #define P256 23

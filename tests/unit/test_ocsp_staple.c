@@ -1,5 +1,5 @@
-/* OCSP stapling from a file (src/ocsp_staple.c) and the certificate fields
- * behind the expiry warning (src/certinfo.c, src/der.c), on the fixtures of
+/* OCSP stapling from a file (src/net/ocsp_staple.c) and the certificate fields
+ * behind the expiry warning (src/net/certinfo.c, src/core/der.c), on the fixtures of
  * tests/data/ocsp (make.sh): every refusal names its reason, and "now" is
  * moved to check validity windows. */
 #include <stdarg.h>
@@ -12,10 +12,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "certinfo.h"
-#include "der.h"
-#include "errors.h"
-#include "ocsp_staple.h"
+#include "net/certinfo.h"
+#include "core/der.h"
+#include "core/errors.h"
+#include "net/ocsp_staple.h"
 
 #define DATA PX_TEST_DATA "/ocsp/"
 

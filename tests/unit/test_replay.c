@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "replay.h"
+#include "sig/replay.h"
 
 static px_replay_status_t ins(px_replay_t *c, const char *keyid, const char *nonce, int64_t exp,
                               int64_t now)

@@ -12,9 +12,9 @@
 #include <strings.h>
 
 #include "sig_fixture.h"
-#include "cpus.h"
+#include "core/cpus.h"
 #include <uv.h>
-#include "sigwire.h"
+#include "sig/sigwire.h"
 
 static px_sig_keyring_t *ring;
 static px_sig_signer_t *signer;   /* client-a */

@@ -24,9 +24,9 @@
 #include <wolfssl/wolfcrypt/random.h>
 
 #include "cert_fixture.h"
-#include "config.h"
-#include "errors.h"
-#include "tls.h"
+#include "config/config.h"
+#include "core/errors.h"
+#include "net/tls.h"
 
 static fx_cert_t cert;
 

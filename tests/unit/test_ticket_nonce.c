@@ -20,7 +20,7 @@
 #include <wolfssl/ssl.h>
 
 #include "cert_fixture.h"
-#include "tickets.h"
+#include "net/tickets.h"
 
 /* One direction of an in-memory connection. */
 typedef struct {

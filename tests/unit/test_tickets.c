@@ -1,4 +1,4 @@
-/* Session-ticket sealing (src/tickets.c, included so its statics can be
+/* Session-ticket sealing (src/net/tickets.c, included so its statics can be
  * driven directly): every ticket gets its own AES-GCM IV (the key's random
  * prefix and a counter that never repeats), sealed tickets open again,
  * tampering is refused, and a forked child never seals under its parent's
@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "tickets.c"
+#include "net/tickets.c"
 
 #define TLEN 48
 

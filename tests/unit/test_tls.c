@@ -17,11 +17,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "certgen.h"
-#include "config.h"
-#include "errors.h"
-#include "tickets.h"
-#include "tls.h"
+#include "cmd/certgen.h"
+#include "config/config.h"
+#include "core/errors.h"
+#include "net/tickets.h"
+#include "net/tls.h"
 
 #define X25519MLKEM768 0x11EC
 #define SECP256R1MLKEM768 0x11EB

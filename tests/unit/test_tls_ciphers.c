@@ -12,9 +12,9 @@
 #include <wolfssl/wolfcrypt/asn_public.h>
 
 #include "config_fixture.h"
-#include "certgen.h"
-#include "tls.h"
-#include "tls_ciphers.h"
+#include "cmd/certgen.h"
+#include "net/tls.h"
+#include "net/tls_ciphers.h"
 
 /* ---- tables ----------------------------------------------------------------- */
 

@@ -17,8 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "tls.h"
-#include "transport.h"
+#include "net/tls.h"
+#include "net/transport.h"
 
 typedef struct {
     px_transport_t t;

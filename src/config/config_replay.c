@@ -1,0 +1,120 @@
+/* "signatures.replay_store" (see config_sig.h and docs/config.md). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config_sig.h"
+#include "core/errors.h"
+
+#define P "signatures.replay_store"
+
+static const char *const keys[] = { "type", "address", "prefix", "password_file", "username",
+                                    "timeout_ms", "on_unavailable", NULL };
+static const char *const types[] = { "local", "redis", NULL };
+static const char *const policies[] = { "fail_closed", "fail_open", NULL };
+
+void px_config_replay_defaults(px_replay_store_config_t *rs)
+{
+    memset(rs, 0, sizeof *rs);
+    snprintf(rs->prefix, sizeof rs->prefix, "pqproxy:replay:");
+    rs->timeout_ms = 50;
+}
+
+/* A string or null (absent): 1 with *out, 0 when absent or null. */
+static int str_or_null(px_jv_t *j, const cJSON *o, const char *key, const char **out)
+{
+    const cJSON *v = px_jv_item(o, key);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    return px_jv_str(j, o, P, key, out);
+}
+
+/* Printable ASCII without spaces, 1..PX_RSTORE_MAX_NAME: copied into dst. */
+static int name(px_jv_t *j, const char *key, const char *s, char *dst)
+{
+    if (strlen(s) > PX_RSTORE_MAX_NAME)
+        return px_jv_fail(j, key, "at most %d characters", PX_RSTORE_MAX_NAME);
+    for (const char *p = s; *p; p++)
+        if (*p <= ' ' || *p > '~')
+            return px_jv_fail(j, key, "printable ASCII without spaces only");
+    strcpy(dst, s);
+    return 0;
+}
+
+/* The password: the file's content without its trailing newline (as a
+ * Kubernetes Secret mounted as a file has it, or not). */
+static int read_password(px_jv_t *j, const char *dir, const char *file, char *dst)
+{
+    char *path = px_config_path_join(dir, file);
+    char buf[PX_RSTORE_MAX_PASSWORD + 2];
+    size_t n;
+    FILE *f;
+
+    if (!path)
+        return px_jv_fail(j, P ".password_file", "out of memory");
+    if (!(f = fopen(path, "r"))) {
+        int e = errno;
+        px_jv_fail(j, P ".password_file", "%s: %s", path, strerror(e));
+        free(path);
+        return PX_ECONFIG;
+    }
+    n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    if (n == 0 || n > PX_RSTORE_MAX_PASSWORD || memchr(buf, '\0', n) || memchr(buf, '\n', n)) {
+        px_jv_fail(j, P ".password_file", "%s: %s", path,
+                   n == 0 ? "empty" : n > PX_RSTORE_MAX_PASSWORD
+                   ? "longer than 512 bytes" : "one line of text expected");
+        free(path);
+        return PX_ECONFIG;
+    }
+    memcpy(dst, buf, n);
+    dst[n] = '\0';
+    free(path);
+    return 0;
+}
+
+int px_config_parse_replay_store(px_jv_t *j, const char *dir, const cJSON *o,
+                                 px_replay_store_config_t *rs)
+{
+    const char *str, *pwfile = NULL;
+    char err[200];
+    int r, idx;
+
+    if ((r = px_jv_object(j, o, P, keys)) < 0)
+        return r;
+    if ((r = px_jv_enum(j, o, P, "type", types, &idx)) < 0)
+        return r;
+    if (r)
+        rs->type = (px_rstore_type_t)idx;
+    /* with "local" the other keys are checked all the same (switching the
+     * type must not reveal a typo) but unused */
+    if ((r = str_or_null(j, o, "address", &str)) < 0)
+        return r;
+    if (r == 0 && rs->type == PX_RSTORE_REDIS)
+        return px_jv_fail(j, P ".address", "required with type \"redis\" (\"host:port\" or "
+                          "\"unix:/path\")");
+    if (r && px_addr_parse(str, &rs->addr, err, sizeof err) != 0)
+        return px_jv_fail(j, P ".address", "%s", err);
+    if ((r = px_jv_str(j, o, P, "prefix", &str)) < 0 ||
+        (r && (r = name(j, P ".prefix", str, rs->prefix)) < 0))
+        return r;
+    if ((r = str_or_null(j, o, "username", &str)) < 0 ||
+        (r && (r = name(j, P ".username", str, rs->username)) < 0))
+        return r;
+    if ((r = str_or_null(j, o, "password_file", &pwfile)) < 0)
+        return r;
+    if (rs->username[0] && !pwfile)
+        return px_jv_fail(j, P ".username", "needs password_file (AUTH user password)");
+    if (pwfile && (r = read_password(j, dir, pwfile, rs->password)) < 0)
+        return r;
+    if ((r = px_jv_u32(j, o, P, "timeout_ms", 1, 10000, &rs->timeout_ms)) < 0)
+        return r;
+    if ((r = px_jv_enum(j, o, P, "on_unavailable", policies, &idx)) < 0)
+        return r;
+    if (r)
+        rs->fail_open = idx == 1;
+    return 0;
+}

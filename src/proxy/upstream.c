@@ -1,0 +1,416 @@
+/* Upstream links and the per-worker keep-alive pool (see upstream.h). */
+#include "proxy/upstream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/errors.h"
+#include "core/ltimer.h"
+
+#define READ_CHUNK (64 * 1024)
+
+/* L_RELEASING: given back while its last write's callback is still due
+ * (libuv reports completion on the next loop turn, possibly after the
+ * response has been read); it joins the pool when that write completes. */
+typedef enum { L_CONNECTING, L_OWNED, L_RELEASING, L_IDLE, L_CLOSING } link_state_t;
+
+struct px_uplink {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    px_ltimer_t timer;          /* the link's timeout (see link_arm) */
+    uv_connect_t connect_req;
+    uv_write_t write_req;
+    px_buf_t inflight;          /* bytes of the write in flight */
+    px_upstream_t *pool;
+    const px_uplink_cb_t *cb;
+    void *ud;
+    link_state_t state;
+    int writing, reading;
+    int open_handles;           /* freed when both handles are closed */
+    unsigned generation;        /* config generation it was made for */
+    uint32_t requests;          /* exchanges it has carried (max_requests_per_conn) */
+    px_uplink_t *next, *prev;   /* idle list */
+};
+
+struct px_upstream {
+    uv_loop_t *loop;
+    px_upstream_config_t cfg;
+    px_timeouts_config_t timeouts;
+    struct sockaddr_storage addr;
+    unsigned generation;
+    px_uplink_t *idle;           /* most recently used first */
+    uint32_t idle_count, live_count;
+    int closing;
+    px_metrics_t *m;
+    char rbuf[READ_CHUNK];       /* shared: on_read consumers copy what they keep */
+};
+
+static void resolve(px_upstream_t *u)
+{
+    memset(&u->addr, 0, sizeof u->addr);
+    if (u->cfg.addr.is_unix)
+        return;
+    if (uv_ip4_addr(u->cfg.addr.host, u->cfg.addr.port, (struct sockaddr_in *)&u->addr) != 0)
+        uv_ip6_addr(u->cfg.addr.host, u->cfg.addr.port, (struct sockaddr_in6 *)&u->addr);
+}
+
+static px_metrics_t dummy_metrics;   /* when the owner counts nothing */
+
+static void gauges(px_upstream_t *u)
+{
+    px_m_set(&u->m->upstream_idle, u->idle_count);
+    px_m_set(&u->m->upstream_busy, u->live_count - u->idle_count);
+}
+
+px_upstream_t *px_upstream_new(uv_loop_t *loop, const px_upstream_config_t *cfg,
+                               const px_timeouts_config_t *timeouts, px_metrics_t *m)
+{
+    px_upstream_t *u = calloc(1, sizeof *u);
+    if (!u)
+        return NULL;
+    u->m = m ? m : &dummy_metrics;
+    u->loop = loop;
+    u->cfg = *cfg;
+    u->timeouts = *timeouts;
+    resolve(u);
+    return u;
+}
+
+static void maybe_free_pool(px_upstream_t *u)
+{
+    if (u->closing && u->live_count == 0)
+        free(u);
+}
+
+static void on_link_closed(uv_handle_t *h)
+{
+    px_uplink_t *l = h->data;
+    if (--l->open_handles > 0)
+        return;
+    px_upstream_t *u = l->pool;
+    px_buf_free(&l->inflight);
+    free(l);
+    u->live_count--;
+    gauges(u);
+    maybe_free_pool(u);
+}
+
+static void idle_unlink(px_uplink_t *l)
+{
+    px_upstream_t *u = l->pool;
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        u->idle = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    l->next = l->prev = NULL;
+    u->idle_count--;
+    gauges(u);
+}
+
+static void link_close(px_uplink_t *l)
+{
+    if (l->state == L_CLOSING)
+        return;
+    if (l->state == L_IDLE)
+        idle_unlink(l);
+    l->state = L_CLOSING;
+    l->cb = NULL;               /* the owner has gone; nothing more is reported */
+    uv_close(&l->h.handle, on_link_closed);
+    uv_close((uv_handle_t *)&l->timer.timer, on_link_closed);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    px_uplink_t *l = h->data;
+    (void)suggested;
+    buf->base = l->pool->rbuf;
+    buf->len = sizeof l->pool->rbuf;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    px_uplink_t *l = s->data;
+    if (n == 0)
+        return;
+    if (l->state == L_IDLE || l->state == L_RELEASING) {
+        /* A pooled link must stay silent: data or EOF means it is unusable. */
+        link_close(l);
+        return;
+    }
+    if (l->state != L_OWNED || !l->cb)
+        return;
+    l->cb->on_read(l, buf->base, n, l->ud);
+}
+
+static void timer_cb(uv_timer_t *t);
+
+/* Lazy (ltimer.h): the deadline moves at every request (acquire, sent,
+ * first bytes, back to the pool). ms 0 disarms. */
+static void link_arm(px_uplink_t *l, uint32_t ms)
+{
+    px_ltimer_arm(&l->timer, ms, timer_cb);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    px_uplink_t *l = t->data;
+    if (!px_ltimer_expired(&l->timer, timer_cb))
+        return;
+    switch (l->state) {
+    case L_IDLE:
+        link_close(l);
+        break;
+    case L_CONNECTING:
+        if (l->cb)
+            l->cb->on_connect(l, UV_ETIMEDOUT, l->ud);
+        break;
+    case L_OWNED:
+        if (l->cb)
+            l->cb->on_read(l, NULL, UV_ETIMEDOUT, l->ud);
+        break;
+    default:
+        break;
+    }
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+    px_uplink_t *l = req->data;
+    if (l->state != L_CONNECTING)
+        return;                 /* closed meanwhile (status is UV_ECANCELED) */
+    link_arm(l, 0);
+    if (status < 0) {
+        if (l->cb)
+            l->cb->on_connect(l, status, l->ud);
+        return;
+    }
+    l->state = L_OWNED;
+    if (l->cb)
+        l->cb->on_connect(l, 0, l->ud);
+}
+
+static px_uplink_t *link_new(px_upstream_t *u)
+{
+    px_uplink_t *l = calloc(1, sizeof *l);
+    int rc;
+    if (!l)
+        return NULL;
+    l->pool = u;
+    l->generation = u->generation;
+    px_buf_init(&l->inflight, 0);
+    if (u->cfg.addr.is_unix)
+        rc = uv_pipe_init(u->loop, &l->h.pipe, 0);
+    else
+        rc = uv_tcp_init(u->loop, &l->h.tcp);
+    if (rc != 0) {
+        free(l);
+        return NULL;
+    }
+    uv_timer_init(u->loop, &l->timer.timer);
+    l->h.handle.data = l->timer.timer.data = l->connect_req.data = l->write_req.data = l;
+    l->open_handles = 2;
+    u->live_count++;
+    gauges(u);
+    return l;
+}
+
+int px_upstream_connect_fresh(px_upstream_t *u, const px_uplink_cb_t *cb, void *ud,
+                              px_uplink_t **out)
+{
+    px_uplink_t *l;
+    int rc;
+
+    if (u->closing)
+        return UV_ECANCELED;
+    l = link_new(u);
+    if (!l)
+        return UV_ENOMEM;
+    l->cb = cb;
+    l->ud = ud;
+    l->state = L_CONNECTING;
+    px_m_inc(&u->m->upstream_connects);
+    if (u->cfg.addr.is_unix) {
+        uv_pipe_connect(&l->connect_req, &l->h.pipe, u->cfg.addr.host, connect_cb);
+        rc = 0;
+    } else {
+        uv_tcp_nodelay(&l->h.tcp, 1);
+        rc = uv_tcp_connect(&l->connect_req, &l->h.tcp, (const struct sockaddr *)&u->addr, connect_cb);
+    }
+    if (rc != 0) {
+        link_close(l);
+        return rc;
+    }
+    link_arm(l, u->timeouts.upstream_connect);
+    *out = l;
+    return 0;
+}
+
+int px_upstream_acquire(px_upstream_t *u, const px_uplink_cb_t *cb, void *ud, px_uplink_t **out,
+                        int *reused)
+{
+    px_uplink_t *l = u->idle;
+    *reused = 0;
+    if (l) {
+        /* Still registered for reading (it watched for a close while idle):
+         * no epoll change, and usable at once. */
+        idle_unlink(l);
+        link_arm(l, 0);
+        l->state = L_OWNED;
+        l->cb = cb;
+        l->ud = ud;
+        px_m_inc(&u->m->upstream_reuses);
+        gauges(u);
+        *reused = 1;
+        *out = l;
+        return 0;
+    }
+    return px_upstream_connect_fresh(u, cb, ud, out);
+}
+
+static void pool_insert(px_uplink_t *l);
+
+static void write_cb(uv_write_t *req, int status)
+{
+    px_uplink_t *l = req->data;
+    l->writing = 0;
+    px_buf_reset(&l->inflight);
+    if (l->state == L_RELEASING) {
+        if (status == 0)
+            pool_insert(l);
+        else
+            link_close(l);
+        return;
+    }
+    if (l->state == L_OWNED && l->cb)
+        l->cb->on_write(l, status, l->ud);
+}
+
+int px_uplink_write(px_uplink_t *l, px_buf_t *data)
+{
+    px_buf_t tmp;
+    uv_buf_t b;
+    int rc, n;
+
+    if (l->writing || l->state != L_OWNED)
+        return UV_EBUSY;
+    /* Most writes fit in the socket buffer: done now, without a request,
+     * a deferred callback or an epoll change. */
+    b = uv_buf_init((char *)px_buf_ptr(data), (unsigned)px_buf_size(data));
+    n = uv_try_write(&l->h.stream, &b, 1);
+    if (n == (int)px_buf_size(data)) {
+        px_buf_reset(data);
+        return 1;
+    }
+    if (n > 0)
+        px_buf_consume(data, (size_t)n);
+    else if (n != UV_EAGAIN)
+        return n;
+    /* Swap buffers: the caller keeps filling an empty one meanwhile. */
+    tmp = l->inflight;
+    l->inflight = *data;
+    *data = tmp;
+    px_buf_reset(data);
+    b = uv_buf_init((char *)px_buf_ptr(&l->inflight), (unsigned)px_buf_size(&l->inflight));
+    rc = uv_write(&l->write_req, &l->h.stream, &b, 1, write_cb);
+    if (rc == 0)
+        l->writing = 1;
+    return rc;
+}
+
+int px_uplink_writing(const px_uplink_t *l)
+{
+    return l->writing;
+}
+
+void px_uplink_read_start(px_uplink_t *l)
+{
+    if (!l->reading && l->state == L_OWNED) {
+        if (uv_read_start(&l->h.stream, alloc_cb, read_cb) == 0)
+            l->reading = 1;
+    }
+}
+
+void px_uplink_read_stop(px_uplink_t *l)
+{
+    if (l->reading) {
+        uv_read_stop(&l->h.stream);
+        l->reading = 0;
+    }
+}
+
+void px_uplink_timeout(px_uplink_t *l, uint32_t ms)
+{
+    link_arm(l, ms);
+}
+
+void px_uplink_release(px_uplink_t *l, int reusable)
+{
+    if (l->state == L_CLOSING)
+        return;
+    l->requests++;
+    if (reusable && l->state == L_OWNED && l->writing) {
+        l->cb = NULL;
+        l->ud = NULL;
+        l->state = L_RELEASING;
+        return;
+    }
+    if (!reusable || l->state != L_OWNED) {
+        link_close(l);
+        return;
+    }
+    pool_insert(l);
+}
+
+static void pool_insert(px_uplink_t *l)
+{
+    px_upstream_t *u = l->pool;
+    if (u->closing ||
+        l->generation != u->generation || u->idle_count >= u->cfg.pool_max_idle ||
+        (u->cfg.max_requests_per_conn && l->requests >= u->cfg.max_requests_per_conn)) {
+        link_close(l);
+        return;
+    }
+    l->cb = NULL;
+    l->ud = NULL;
+    l->state = L_IDLE;
+    l->next = u->idle;
+    l->prev = NULL;
+    if (u->idle)
+        u->idle->prev = l;
+    u->idle = l;
+    u->idle_count++;
+    gauges(u);
+    px_buf_free(&l->inflight);          /* idle links hold no buffers */
+    if (!l->reading && uv_read_start(&l->h.stream, alloc_cb, read_cb) == 0)
+        l->reading = 1;                 /* to notice the server closing it */
+    link_arm(l, u->timeouts.keepalive_idle);
+}
+
+static void drop_idle(px_upstream_t *u)
+{
+    while (u->idle)
+        link_close(u->idle);
+}
+
+void px_upstream_set_config(px_upstream_t *u, const px_upstream_config_t *cfg,
+                            const px_timeouts_config_t *timeouts)
+{
+    u->cfg = *cfg;
+    u->timeouts = *timeouts;
+    u->generation++;
+    resolve(u);
+    drop_idle(u);
+}
+
+void px_upstream_close(px_upstream_t *u)
+{
+    u->closing = 1;
+    drop_idle(u);
+    maybe_free_pool(u);
+}

@@ -1,0 +1,62 @@
+/* The shared replay store: one Redis connection per worker, on the
+ * worker's libuv loop (hiredis, with its events on the loop), so replicas behind one
+ * Service share their nonces (docs/signatures.md, "Replicas").
+ *
+ * A check is `SET <prefix><keyid>:<nonce> 1 NX PX <ttl>`: Redis records
+ * the nonce and answers whether it was new, atomically across every
+ * replica. Checks are pipelined on the one connection; each has a deadline
+ * (timeout_ms). A lost connection is re-opened with a backoff (50 ms
+ * doubling to 2 s); meanwhile checks are answered UNAVAILABLE without a
+ * round trip. A connection silent for max(10 x timeout_ms, 1 s) while
+ * checks time out is dropped and re-opened the same way. AUTH (ACL user and password) is sent first on every
+ * connection.
+ *
+ * The callback runs exactly once per check, always from the loop, never
+ * from inside px_rstore_check (also when the store is closed: then with
+ * UNAVAILABLE). Only the loop's thread may call these functions. */
+#ifndef PX_RSTORE_H
+#define PX_RSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/config.h"
+
+typedef struct px_rstore px_rstore_t;
+
+#define PX_RSTORE_RESULTS(XX)          \
+    XX(OK,          "ok")              \
+    XX(REPLAYED,    "replayed")        \
+    XX(UNAVAILABLE, "unavailable")     \
+    XX(TIMEOUT,     "timeout")
+
+typedef enum {
+#define XX(name, str) PX_RSTORE_##name,
+    PX_RSTORE_RESULTS(XX)
+#undef XX
+    PX_RSTORE__COUNT
+} px_rstore_result_t;
+
+const char *px_rstore_result_name(px_rstore_result_t r);
+
+typedef void (*px_rstore_cb)(px_rstore_result_t r, void *ud);
+
+/* Starts connecting now. NULL when out of memory. cfg is copied. */
+px_rstore_t *px_rstore_new(uv_loop_t *loop, const px_replay_store_config_t *cfg, int worker_id);
+/* Closes the connection and the timers; pending checks complete with
+ * UNAVAILABLE; the memory goes once the loop has closed the handles. */
+void px_rstore_close(px_rstore_t *s);
+
+/* Records (keyid, nonce) for ttl_ms (clamped to >= 1). 0, or PX_ENOMEM
+ * (then cb never runs). */
+int px_rstore_check(px_rstore_t *s, const char *keyid, const char *nonce, int64_t ttl_ms,
+                    px_rstore_cb cb, void *ud);
+
+/* on_unavailable: 1 for fail_open. */
+int px_rstore_fail_open(const px_rstore_t *s);
+
+/* Process-wide counts of checks by result, for /metrics. */
+void px_rstore_counts(uint64_t out[PX_RSTORE__COUNT]);
+
+#endif
