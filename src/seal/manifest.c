@@ -455,24 +455,21 @@ int px_manifest_keyids(const uint8_t *ecdsa_pub, const uint8_t *mldsa_pub, char 
     return 0;
 }
 
-int px_manifest_sign(const px_manifest_t *m, px_sig_signer_t *s, px_buf_t *out, char *err,
-                     size_t errlen)
+int px_manifest_sign_payload(const uint8_t *stmt, size_t len, px_sig_signer_t *s, px_buf_t *out,
+                             char *err, size_t errlen)
 {
     static uint8_t ml_pub[PX_SIG_MLDSA_PUB_LEN], mldsa[PX_SIG_MLDSA_LEN];
     uint8_t ec_pub[PX_SIG_ECDSA_PUB_LEN], raw[PX_SIG_ECDSA_LEN], der[128];
     word32 der_len = sizeof der;
-    px_buf_t stmt, pae;
+    px_buf_t pae;
     px_dsse_sig_t sigs[2];
     int r = PX_ENOMEM;
 
-    px_buf_init(&stmt, 0);
     px_buf_init(&pae, 0);
     memset(sigs, 0, sizeof sigs);
     px_sig_signer_public(s, ec_pub, ml_pub);
     if (px_manifest_keyids(ec_pub, ml_pub, sigs[0].keyid, sigs[1].keyid) != 0 ||
-        px_manifest_statement(m, &stmt) != 0 ||
-        px_dsse_pae(PX_MANIFEST_PAYLOAD_TYPE, (const uint8_t *)px_buf_ptr(&stmt), px_buf_size(&stmt),
-                    &pae) != 0)
+        px_dsse_pae(PX_MANIFEST_PAYLOAD_TYPE, stmt, len, &pae) != 0)
         goto out;
     r = PX_ECRYPTO;
     if (px_sig_signer_sign(s, (const uint8_t *)px_buf_ptr(&pae), px_buf_size(&pae), raw, mldsa) ||
@@ -482,12 +479,26 @@ int px_manifest_sign(const px_manifest_t *m, px_sig_signer_t *s, px_buf_t *out, 
     sigs[0].sig_len = der_len;
     sigs[1].sig = mldsa;
     sigs[1].sig_len = sizeof mldsa;
-    r = px_dsse_build(PX_MANIFEST_PAYLOAD_TYPE, (const uint8_t *)px_buf_ptr(&stmt),
-                      px_buf_size(&stmt), sigs, 2, out);
+    r = px_dsse_build(PX_MANIFEST_PAYLOAD_TYPE, stmt, len, sigs, 2, out);
 out:
-    px_buf_free(&stmt);
     px_buf_free(&pae);
     return r ? px_errorf(r, err, errlen, "signing the manifest failed: %s", px_strerror(r)) : 0;
+}
+
+int px_manifest_sign(const px_manifest_t *m, px_sig_signer_t *s, px_buf_t *out, char *err,
+                     size_t errlen)
+{
+    px_buf_t stmt;
+    int r;
+
+    px_buf_init(&stmt, 0);
+    if ((r = px_manifest_statement(m, &stmt)) != 0)
+        r = px_errorf(r, err, errlen, "out of memory");
+    else
+        r = px_manifest_sign_payload((const uint8_t *)px_buf_ptr(&stmt), px_buf_size(&stmt), s,
+                                     out, err, errlen);
+    px_buf_free(&stmt);
+    return r;
 }
 
 /* A DER ECDSA-Sig-Value -> raw r||s; only the canonical DER encoding is taken. */

@@ -57,6 +57,10 @@ int px_manifest_parse_statement(const char *json, size_t len, const char *what,
 /* The DSSE envelope of m signed by s (appended to out). */
 int px_manifest_sign(const px_manifest_t *m, px_sig_signer_t *s, px_buf_t *out, char *err,
                      size_t errlen);
+/* The same for statement bytes as given (tests sign statements that
+ * px_manifest_statement would never write). */
+int px_manifest_sign_payload(const uint8_t *stmt, size_t len, px_sig_signer_t *s, px_buf_t *out,
+                             char *err, size_t errlen);
 /* Parses an envelope, checks that it carries exactly one ECDSA P-384 and
  * one ML-DSA-87 signature by the given raw public keys (keyids as
  * px_manifest_keyids gives them) and that both verify over the payload's
