@@ -391,6 +391,20 @@ def test_open_model_ok(h):
     # an existing empty directory is fine too
     os.makedirs(h.path("empty-out"))
     check_eq(open_model(man, key, ident, sealed, h.path("empty-out")).returncode, 0)
+    # a Kubernetes Secret/ConfigMap volume: top-level symlinks through ..data
+    # into a timestamped directory (both skipped as entries, followed as links)
+    kube = h.path("kube")
+    shutil.copytree(sealed, os.path.join(kube, "..2026_12_03_04_00_00.1"))
+    os.symlink("..2026_12_03_04_00_00.1", os.path.join(kube, "..data"))
+    for top in os.listdir(sealed):
+        os.symlink(os.path.join("..data", top), os.path.join(kube, top))
+    out = h.path("out-kube")
+    r = open_model(man, key, ident, kube, out)
+    check_eq(r.returncode, 0, r.stderr)
+    check_eq(tree(out), sorted(FILES))
+    # but signing never follows a symlink
+    fails(clean(px("sign-model", kube, "--key", key, "--out", h.path("k.json"))),
+          "refused: a symbolic link")
 
 
 def test_open_model_failures_leave_dir_empty(h):
