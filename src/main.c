@@ -23,6 +23,7 @@ static int usage(FILE *f)
             "  seal -r RECIPIENT -o OUT   encrypt a file in the age format (docs/sealing.md)\n"
             "  open -i IDENTITY -o OUT    decrypt an age file, every chunk authenticated\n"
             "  bench crypto [options]     what each primitive and handshake costs here\n"
+            "                             (bench seal: seal/open throughput, per-file cost, size)\n"
             "  version                    version, wolfSSL version and post-quantum support\n"
             "                             (also --version)\n"
             "\n"
