@@ -74,7 +74,8 @@ static long get_line(reader_t *r, char *line, int *eol)
             return -1;
         line[n++] = (char)c;
     }
-    if (*eol && n && line[n - 1] == '\r')
+    /* CRLF; a CR at the very end of the input is whitespace after the END line */
+    if (n && line[n - 1] == '\r')
         n--;
     line[n] = '\0';
     return (long)n;

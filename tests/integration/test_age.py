@@ -310,7 +310,8 @@ def test_armor_round_trip_and_format(h):
             # the decoded file is ordinary age, and open takes either form
             for name, blob in (("bin.age", binary), ("a.age", text),
                                ("crlf.age", text.replace(b"\n", b"\r\n")),
-                               ("ws.age", b" \n\t\r\n" + text + b"\n \n")):
+                               ("ws.age", b" \n\t\r\n" + text + b"\n \n"),
+                               ("cr-at-eof.age", text[:-1] + b"\r")):
                 src = write(h, name, blob)
                 r = px("open", "-i", ident, "-o", h.path("out"), src)
                 check_eq(r.returncode, 0, f"{size} {name}: {r.stderr}")
