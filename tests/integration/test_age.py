@@ -123,7 +123,8 @@ def test_classical_needs_allow_classical(h):
 
 
 def test_large_file_constant_memory(h):
-    """RSS while sealing and opening 48 MiB stays within a few MiB of 1 MiB's."""
+    """RSS while sealing and opening 48 MiB stays within a few MiB of 1 MiB's,
+    binary and armored."""
     ident, rcpt, _ = keygen(h, "age-pq", "id.txt")
     rss = {}
     for mib in (1, 48):
@@ -132,7 +133,9 @@ def test_large_file_constant_memory(h):
             for i in range(mib * 16):
                 f.write(pattern(i * CHUNK, CHUNK) if i % 2 else os.urandom(CHUNK))
         for step, args in (("seal", ["seal", "-r", rcpt, "-o", src + ".age", src]),
-                           ("open", ["open", "-i", ident, "-o", src + ".out", src + ".age"])):
+                           ("open", ["open", "-i", ident, "-o", src + ".out", src + ".age"]),
+                           ("seal-armor", ["seal", "-a", "-r", rcpt, "-o", src + ".asc", src]),
+                           ("open-armor", ["open", "-i", ident, "-o", src + ".out2", src + ".asc"])):
             p = subprocess.Popen([pqproxy_bin(), *args], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE)
             _, status, usage = os.wait4(p.pid, 0)
@@ -143,8 +146,10 @@ def test_large_file_constant_memory(h):
             rss[(step, mib)] = usage.ru_maxrss
         check_eq(os.path.getsize(src + ".out"), mib << 20)
         check(read(src + ".out") == read(src), f"{mib} MiB round trip")
-        os.unlink(src + ".out")
-    for step in ("seal", "open"):
+        check(read(src + ".out2") == read(src), f"{mib} MiB armored round trip")
+        for ext in (".out", ".out2", ".asc"):
+            os.unlink(src + ext)
+    for step in ("seal", "open", "seal-armor", "open-armor"):
         grew = rss[(step, 48)] - rss[(step, 1)]
         check(grew < 8 * 1024, f"{step}: RSS grew by {grew} KiB from 1 MiB to 48 MiB: {rss}")
 
