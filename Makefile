@@ -11,7 +11,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= config/pqproxy.json
 DEPS_MK    := $(BUILD)/deps.mk
 
-.PHONY: update-deps all deps deps-peers curl build build-asan build-fuzz run test test-unit test-asan clean distclean demo-model bench bench-deps fuzz fuzz-ci
+.PHONY: update-deps all deps deps-peers curl build build-asan build-fuzz run test test-unit test-asan clean distclean demo-model bench bench-deps bench-seal fuzz fuzz-ci
 .PHONY: test-minimal-wolfssl test-deploy
 
 all: build
@@ -134,6 +134,12 @@ bench: build
 	  $(BUILD)/pqproxy bench crypto $(if $(BENCH_FULL),,--quick) | tee $$out/bench-crypto.md && \
 	  $(BUILD)/pqproxy bench crypto $(if $(BENCH_FULL),,--quick) --json > $$out/bench-crypto.json && \
 	  loadtest/run.sh $(if $(BENCH_FULL),,--quick) --pqproxy $(BUILD)/pqproxy --out $$out
+
+# Sealing (docs/benchmarks.md): pqproxy seal/open and age-encryption on Node 24
+# on one file of SEAL_SIZE bytes (default 1 GiB), then `pqproxy bench seal`.
+SEAL_SIZE ?= 1073741824
+bench-seal: build
+	@loadtest/seal.sh --size $(SEAL_SIZE) --pqproxy $(BUILD)/pqproxy
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ) $(BUILD).cmake.log $(BUILD_SAN).cmake.log $(BUILD_FUZZ).cmake.log

@@ -26,6 +26,7 @@ static int usage(FILE *f)
             "  verify-model DIR [options] check a model directory against its signed manifest\n"
             "  open-model [options]       open a sealed, signed model into a directory, all or nothing\n"
             "  bench crypto [options]     what each primitive and handshake costs here\n"
+            "                             (bench seal: seal/open throughput, per-file cost, size)\n"
             "  version                    version, wolfSSL version and post-quantum support\n"
             "                             (also --version)\n"
             "\n"

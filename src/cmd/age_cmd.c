@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "seal/age.h"
+#include "seal/armor.h"
+#include "core/errors.h"
 #include "cmd/age_cmd.h"
 #include "cmd/certgen.h"
 #include "cmd/cli.h"
@@ -192,14 +194,42 @@ static int run_stream(const char *cmd, const char *in_path, const char *out_path
     return ret;
 }
 
+typedef struct {
+    const px_age_recipient_t *rs;
+    int armor;
+} seal_args_t;
+
 static int seal_fn(FILE *in, FILE *out, const void *keys, int n, char *err, size_t errlen)
 {
-    return px_age_seal(in, out, keys, n, err, errlen);
+    const seal_args_t *a = keys;
+    FILE *arm;
+    int ret;
+    if (!a->armor)
+        return px_age_seal(in, out, a->rs, n, err, errlen);
+    if (!(arm = px_armor_writer(out)))
+        return px_errorf(PX_EIO, err, errlen, "cannot start the armor: %s", strerror(errno));
+    ret = px_age_seal(in, arm, a->rs, n, err, errlen);
+    if (fclose(arm) != 0 && !ret)
+        ret = px_errorf(PX_EIO, err, errlen, "write error on the output");
+    return ret;
 }
 
+/* Armored input (a '-' after optional whitespace) is decoded on the way in;
+ * when the armour is malformed its reason is the one reported. */
 static int open_fn(FILE *in, FILE *out, const void *keys, int n, char *err, size_t errlen)
 {
-    return px_age_open(in, out, keys, n, err, errlen);
+    char aerr[256];
+    FILE *arm;
+    int ret;
+    if (!px_armor_detect(in))
+        return px_age_open(in, out, keys, n, err, errlen);
+    if (!(arm = px_armor_reader(in, aerr, sizeof aerr)))
+        return px_errorf(PX_ENOMEM, err, errlen, "out of memory");
+    ret = px_age_open(arm, out, keys, n, err, errlen);
+    if (*aerr)
+        ret = px_errorf(PX_EPARSE, err, errlen, "%s", aerr);
+    fclose(arm);
+    return ret;
 }
 
 /* --- seal / open ----------------------------------------------------------------------- */
@@ -237,12 +267,13 @@ static int out_or_input(const char *cmd, int argc, char **argv, int *i, const ch
 
 static int usage_seal(void)
 {
-    printf("usage: pqproxy seal -r RECIPIENT... [-R FILE]... [--allow-classical] -o OUT [IN]\n"
+    printf("usage: pqproxy seal -r RECIPIENT... [-R FILE]... [--allow-classical] [-a] -o OUT [IN]\n"
            "  encrypts IN (default stdin) to OUT in the age format (docs/sealing.md)\n"
            "  -r, --recipient R        age1pq1... (hybrid ML-KEM-768 + X25519) or age1... (X25519)\n"
            "  -R, --recipients-file F  one recipient a line ('#' comments)\n"
            "  --allow-classical        accept X25519 (age1...) recipients, which a future quantum\n"
            "                           computer can open: harvest now, decrypt later\n"
+           "  -a, --armor              ASCII armor (PEM, '-----BEGIN AGE ENCRYPTED FILE-----')\n"
            "  -o, --out OUT            written to a temporary file, renamed into place when done\n");
     return 0;
 }
@@ -251,7 +282,7 @@ int px_cmd_seal(int argc, char **argv)
 {
     static px_age_recipient_t rs[MAX_RECIPIENTS];
     const char *out = NULL, *in = NULL, *v;
-    int n = 0, allow_classical = 0, classical = 0, pq = 0;
+    int n = 0, allow_classical = 0, classical = 0, pq = 0, armor = 0;
     char err[256];
 
     for (int i = 1; i < argc; i++) {
@@ -260,6 +291,8 @@ int px_cmd_seal(int argc, char **argv)
             return usage_seal();
         if (!strcmp(argv[i], "--allow-classical")) {
             allow_classical = 1;
+        } else if (!strcmp(argv[i], "-a") || !strcmp(argv[i], "--armor")) {
+            armor = 1;
         } else if ((r = opt2("seal", argc, argv, &i, "-r", "--recipient", &v)) > 0) {
             if (n == MAX_RECIPIENTS)
                 return px_cli_usage_error("seal", "more than %d recipients", MAX_RECIPIENTS);
@@ -288,7 +321,7 @@ int px_cmd_seal(int argc, char **argv)
             : "%d X25519 recipient(s) and no post-quantum one: the file could be recorded now and "
               "opened by a future quantum computer; use age1pq1... recipients (keygen --alg age-pq) "
               "or pass --allow-classical to accept that", classical);
-    return run_stream("seal", in ? in : "-", out, 0644, seal_fn, rs, n);
+    return run_stream("seal", in ? in : "-", out, 0644, seal_fn, &(seal_args_t){ rs, armor }, n);
 }
 
 static int usage_open(void)
@@ -296,7 +329,7 @@ static int usage_open(void)
     printf("usage: pqproxy open -i IDENTITY_FILE... -o OUT [IN]\n"
            "  decrypts the age file IN (default stdin) to OUT (docs/sealing.md); every 64 KiB chunk\n"
            "  is authenticated, truncation and reordering detected; OUT appears (mode 0600) only\n"
-           "  when the whole file opened\n"
+           "  when the whole file opened; armoured input is recognised by its BEGIN line\n"
            "  -i, --identity FILE   AGE-SECRET-KEY-1... / AGE-SECRET-KEY-PQ-1... lines ('#' comments)\n");
     return 0;
 }

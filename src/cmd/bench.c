@@ -25,6 +25,7 @@
 #include <wolfssl/wolfcrypt/wc_mldsa.h>
 #include <wolfssl/wolfcrypt/wc_mlkem.h>
 
+#include "cmd/bench_seal.h"
 #include "cmd/certgen.h"
 #include "cmd/cli.h"
 #include "config/config.h"
@@ -1873,7 +1874,8 @@ static int usage(void)
            "  --quick          >= 20 iterations or ~50 ms per operation (default: >= 200 and >= 0.5 s)\n"
            "  --iterations N   exactly N iterations per operation\n"
            "  --only S[,S...]  time only operations whose id contains one of the S (e.g. mlkem768,tls13)\n"
-           "  --json           machine-readable output (schema pqproxy-bench-crypto/1)\n");
+           "  --json           machine-readable output (schema pqproxy-bench-crypto/1)\n"
+           "usage: pqproxy bench seal [--size BYTES] [--json] ...   (pqproxy bench seal --help)\n");
     return 0;
 }
 
@@ -1884,13 +1886,15 @@ int px_cmd_bench(int argc, char **argv)
     int r;
 
     memset(&o, 0, sizeof o);
+    if (argc >= 2 && !strcmp(argv[1], "seal"))
+        return px_cmd_bench_seal(argc, argv);
     for (int i = 1; i < argc; i++)
         if (px_cli_is_help(argv[i]))
             return usage();
     if (argc < 2)
-        return px_cli_usage_error("bench", "which benchmark? (crypto)");
+        return px_cli_usage_error("bench", "which benchmark? (crypto, seal)");
     if (strcmp(argv[1], "crypto") != 0)
-        return px_cli_usage_error("bench", "unknown benchmark '%s' (crypto)", argv[1]);
+        return px_cli_usage_error("bench", "unknown benchmark '%s' (crypto, seal)", argv[1]);
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
             o.quick = 1;

@@ -386,9 +386,8 @@ int px_age_header_parse(const uint8_t *buf, size_t len, px_age_header_t *h, char
     if (!(line = next_line(&p, end, &ll)))
         return px_errorf(PX_EPARSE, err, errlen, "not an age file: no complete first line");
     if (ll != strlen(VERSION_LINE) || memcmp(line, VERSION_LINE, ll))
-        return px_errorf(PX_EPARSE, err, errlen, ll >= 10 && !memcmp(line, "-----BEGIN", 10)
-                         ? "armored (PEM) age files are not supported; dearmor first"
-                         : "not an age v1 file: the first line is not '" VERSION_LINE "'");
+        return px_errorf(PX_EPARSE, err, errlen,
+                         "not an age v1 file: the first line is not '" VERSION_LINE "'");
     for (;;) {
         lineno++;
         if (!(line = next_line(&p, end, &ll)))

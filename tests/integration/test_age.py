@@ -5,7 +5,8 @@ multi-MB file in bounded memory; interoperability both ways with the
 independent npm age-encryption (tests/npm, on Node 24); and every malformed
 input refused with a clear error and no output file: bad header MAC,
 unknown stanza, wrong key, truncated, reordered and extended payloads,
-oversized header, bad Bech32 checksums."""
+oversized header, bad Bech32 checksums; ASCII armor (seal --armor, armored
+input to open) in the spec's strict form, both ways with age-encryption."""
 import base64
 import os
 import subprocess
@@ -122,7 +123,8 @@ def test_classical_needs_allow_classical(h):
 
 
 def test_large_file_constant_memory(h):
-    """RSS while sealing and opening 48 MiB stays within a few MiB of 1 MiB's."""
+    """RSS while sealing and opening 48 MiB stays within a few MiB of 1 MiB's,
+    binary and armored."""
     ident, rcpt, _ = keygen(h, "age-pq", "id.txt")
     rss = {}
     for mib in (1, 48):
@@ -131,7 +133,9 @@ def test_large_file_constant_memory(h):
             for i in range(mib * 16):
                 f.write(pattern(i * CHUNK, CHUNK) if i % 2 else os.urandom(CHUNK))
         for step, args in (("seal", ["seal", "-r", rcpt, "-o", src + ".age", src]),
-                           ("open", ["open", "-i", ident, "-o", src + ".out", src + ".age"])):
+                           ("open", ["open", "-i", ident, "-o", src + ".out", src + ".age"]),
+                           ("seal-armor", ["seal", "-a", "-r", rcpt, "-o", src + ".asc", src]),
+                           ("open-armor", ["open", "-i", ident, "-o", src + ".out2", src + ".asc"])):
             p = subprocess.Popen([pqproxy_bin(), *args], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE)
             _, status, usage = os.wait4(p.pid, 0)
@@ -142,8 +146,10 @@ def test_large_file_constant_memory(h):
             rss[(step, mib)] = usage.ru_maxrss
         check_eq(os.path.getsize(src + ".out"), mib << 20)
         check(read(src + ".out") == read(src), f"{mib} MiB round trip")
-        os.unlink(src + ".out")
-    for step in ("seal", "open"):
+        check(read(src + ".out2") == read(src), f"{mib} MiB armored round trip")
+        for ext in (".out", ".out2", ".asc"):
+            os.unlink(src + ext)
+    for step in ("seal", "open", "seal-armor", "open-armor"):
         grew = rss[(step, 48)] - rss[(step, 1)]
         check(grew < 8 * 1024, f"{step}: RSS grew by {grew} KiB from 1 MiB to 48 MiB: {rss}")
 
@@ -282,7 +288,115 @@ def test_failed_open_keeps_previous_output(h):
     check_eq(sorted(f for f in os.listdir(h.path()) if f.startswith(".")), [])
 
 
+def armor_lines(text):
+    """The body lines of an armored file, after checking its frame."""
+    check(text.startswith(b"-----BEGIN AGE ENCRYPTED FILE-----\n"), text[:60])
+    check(text.endswith(b"\n-----END AGE ENCRYPTED FILE-----\n"), text[-60:])
+    return text.split(b"\n")[1:-2]
+
+
+def test_armor_round_trip_and_format(h):
+    """seal --armor / -a writes strict PEM: 64-column lines, the last one
+    1-64 columns, canonical padding, the END line and a final newline; its
+    base64 decodes to an ordinary age file; open reads it back (also with
+    CRLF line ends and whitespace around the block) at sizes that end the
+    armor on a full and on a short line."""
+    ident, rcpt, _ = keygen(h, "age-pq", "id.txt")
+    for size in (0, 1, CHUNK - 1, CHUNK, 2 * CHUNK + 5, 3 * CHUNK):
+        data = pattern(size, size)
+        for flag in ("--armor", "-a"):
+            text = read(seal(h, [rcpt], data, name="a.age", extra=(flag,)))
+            lines = armor_lines(text)
+            check(all(len(x) == 64 for x in lines[:-1]), f"{size}: full lines")
+            check(0 < len(lines[-1]) <= 64 and len(lines[-1]) % 4 == 0, f"{size}: last line")
+            binary = base64.b64decode(b"".join(lines), validate=True)
+            check_eq(base64.b64encode(binary), b"".join(lines), f"{size}: canonical")
+            check(binary.startswith(b"age-encryption.org/v1\n"))
+            # the decoded file is ordinary age, and open takes either form
+            for name, blob in (("bin.age", binary), ("a.age", text),
+                               ("crlf.age", text.replace(b"\n", b"\r\n")),
+                               ("ws.age", b" \n\t\r\n" + text + b"\n \n"),
+                               ("cr-at-eof.age", text[:-1] + b"\r")):
+                src = write(h, name, blob)
+                r = px("open", "-i", ident, "-o", h.path("out"), src)
+                check_eq(r.returncode, 0, f"{size} {name}: {r.stderr}")
+                check_eq(read(h.path("out")), data, f"{size} {name}")
+    # a payload that fills the last armor line exactly (file size % 48 == 0)
+    full = [n for n in range(4000, 4100) if (len(read(seal(h, [rcpt], pattern(9, n)))) % 48 == 0)]
+    check(full, "a size whose sealed file is a multiple of 48 bytes")
+    lines = armor_lines(read(seal(h, [rcpt], pattern(9, full[0]), name="f.age", extra=("-a",))))
+    check_eq(len(lines[-1]), 64, "the last line is full and END follows it")
+
+
+def test_armor_interop_age_encryption(h):
+    """age-encryption's armor.decode opens pqproxy's armored files, and
+    pqproxy opens files age-encryption armored, for both recipient types."""
+    age = node_age()
+    data = pattern(11, CHUNK + 333)
+    src = write(h, "plain", data)
+    for alg, kind in (("age-pq", "pq"), ("age-x25519", "x25519")):
+        flags = ("--armor",) + (() if kind == "pq" else ("--allow-classical",))
+        r = age("keygen", kind)
+        check_eq(r.returncode, 0, r.stderr)
+        nsecret, nrcpt = r.stdout.split()
+        sealed = seal(h, [nrcpt], data, name=f"{kind}.age", extra=flags)
+        r = age("armor-decrypt", nsecret, sealed, h.path("node.out"))
+        check_eq((r.returncode, read(h.path("node.out"))), (0, data), r.stderr)
+        r = age("armor-encrypt", nrcpt, src, h.path("node.age"))
+        check_eq(r.returncode, 0, r.stderr)
+        armor_lines(read(h.path("node.age")))
+        nid = write(h, f"node-{kind}.txt", (nsecret + "\n").encode())
+        r = px("open", "-i", nid, "-o", h.path("px.out"), h.path("node.age"))
+        check_eq((r.returncode, read(h.path("px.out"))), (0, data), r.stderr)
+
+
+def test_armor_malformed_refused(h):
+    """Every deviation from the strict armor is refused with its reason and
+    no output (the C2SP testkit's armor_* vectors run in test_age_cctv.py;
+    these are the ones it leaves out)."""
+    ident, rcpt, _ = keygen(h, "age-pq", "id.txt")
+    text = read(seal(h, [rcpt], pattern(5, CHUNK + 77), extra=("-a",)))
+    lines = text.split(b"\n")
+    end = b"-----END AGE ENCRYPTED FILE-----\n"
+    body = text[:-len(end)]
+    cases = [
+        (text + b"x", "armor: data after the END line"),
+        (text + b"\n\n\x00", "armor: data after the END line"),
+        (body, "armor: no '-----END AGE ENCRYPTED FILE-----' line"),
+        (body[:-1], "armor: no '-----END AGE ENCRYPTED FILE-----' line"),
+        (text[:200], "armor: no '-----END AGE ENCRYPTED FILE-----' line"),
+        (b"\n".join(lines[:1] + [lines[1] + lines[2]] + lines[3:]), "longer than 64 columns"),
+        (b"\n".join(lines[:2] + [lines[2][:60]] + lines[3:]), "follows a short line"),
+        (b"\n".join(lines[:2] + [lines[2][:63] + b"="] + lines[3:]), "not canonical padded base64"),
+        (b"\n".join(lines[:2] + [lines[2][:63] + b"\x80"] + lines[3:]), "not canonical"),
+        (b"\n".join(lines[:2] + [b"", lines[2]] + lines[3:]), "line 3 is empty"),
+        (text.replace(b"FILE-----\n", b"FILE-----  \n", 1), "the first line is not"),
+        (b"-----BEGIN AGE ENCRYPTED FILE-----", "the first line is not"),
+        (b"-", "the first line is not"),
+        # a NUL inside the BEGIN or END line does not end the comparison
+        (text.replace(b"FILE-----\n", b"FILE-----\x00x\n", 1), "the first line is not"),
+        (body + end.replace(b"-----\n", b"-----\x00\n"), "armor: line"),
+    ]
+    # stray bits under the padding of the last line
+    last = lines[-3]
+    if last.endswith(b"="):
+        k = len(last.rstrip(b"=")) - 1
+        cases.append((text.replace(last + b"\n" + end, last[:k] + b"B" + last[k + 1:] + b"\n" + end),
+                      "not canonical padded base64"))
+    for blob, why in cases:
+        open_fails(h, ident, blob, why)
+    # a valid armor of a damaged age file: the age error, not an armor one
+    binary = base64.b64decode(b"".join(lines[1:-2]))
+    bad = binary[:-1] + bytes([binary[-1] ^ 1])
+    enc = base64.b64encode(bad)
+    rearmored = (b"-----BEGIN AGE ENCRYPTED FILE-----\n" +
+                 b"".join(enc[i:i + 64] + b"\n" for i in range(0, len(enc), 64)) + end)
+    open_fails(h, ident, rearmored, "failed to authenticate")
+
+
 if __name__ == "__main__":
     main([test_round_trip_both_kinds, test_classical_needs_allow_classical,
           test_large_file_constant_memory, test_interop_age_encryption,
-          test_malformed_inputs_refused, test_failed_open_keeps_previous_output])
+          test_malformed_inputs_refused, test_failed_open_keeps_previous_output,
+          test_armor_round_trip_and_format, test_armor_interop_age_encryption,
+          test_armor_malformed_refused])

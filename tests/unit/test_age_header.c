@@ -56,7 +56,7 @@ static void test_malformed(void **state)
     const struct { const char *s, *why; } bad[] = {
         { "", "no complete first line" },
         { "age-encryption.org/v2\n" MAC, "not an age v1 file" },
-        { "-----BEGIN AGE ENCRYPTED FILE-----\n", "armored" },
+        { "-----BEGIN AGE ENCRYPTED FILE-----\n", "not an age v1 file" },
         { V1 MAC, "no recipient stanza" },
         { V1 "-> X25519 " B43 "\n" B43 "\n", "header truncated" },
         { V1 "-> X25519 " B43 "\n" B64 "\n" MAC, "line 4: stanza body" },   /* MAC line read as body */

@@ -2,6 +2,8 @@
 //   node age.mjs keygen pq|x25519          -> "IDENTITY\nRECIPIENT\n"
 //   node age.mjs encrypt RECIPIENT IN OUT
 //   node age.mjs decrypt IDENTITY IN OUT   (exit 1 with the library's error)
+//   node age.mjs armor-encrypt RECIPIENT IN OUT / armor-decrypt IDENTITY IN OUT
+//                                          (the same through age-encryption's armor)
 // NODE_PATH names the node_modules scripts/deps.sh --test-tools installed.
 import { createRequire } from "node:module";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -22,6 +24,14 @@ try {
     const d = new age.Decrypter();
     d.addIdentity(a);
     writeFileSync(c, await d.decrypt(readFileSync(b)));
+  } else if (cmd === "armor-encrypt") {
+    const e = new age.Encrypter();
+    e.addRecipient(a);
+    writeFileSync(c, age.armor.encode(await e.encrypt(readFileSync(b))));
+  } else if (cmd === "armor-decrypt") {
+    const d = new age.Decrypter();
+    d.addIdentity(a);
+    writeFileSync(c, await d.decrypt(age.armor.decode(readFileSync(b, "utf8"))));
   } else {
     throw new Error(`unknown command ${cmd}`);
   }
