@@ -343,23 +343,25 @@ int px_tickets_file_poll(char *err, size_t errlen)
     unsigned char raw[MAX_KEYS][KEY_SZ];
     fstamp_t now, stamp;
     struct stat st;
-    int n = 0, rc;
+    int n = 0, rc, changed;
 
-    pthread_mutex_lock(&lock);
-    if (source != PX_TKEYS_FILE) {
-        pthread_mutex_unlock(&lock);
+    /* source and key_file are set once, before the loop runs; the stat and
+     * the read stay outside the lock that ticket operations take */
+    if (source != PX_TKEYS_FILE)
         return 0;
-    }
     stamp_of(&st, stat(key_file, &st) == 0 ? 0 : errno, &now);
-    if (!memcmp(&now, &seen, sizeof now)) {
-        pthread_mutex_unlock(&lock);
-        return 0;
-    }
+    pthread_mutex_lock(&lock);
+    changed = memcmp(&now, &seen, sizeof now) != 0;
     seen = now;                        /* a bad file is reported once per change */
-    rc = read_key_file(key_file, raw, &n, &stamp, err, errlen);
-    if (rc == 0)
-        rc = install_locked((const unsigned char (*)[KEY_SZ])raw, n);
     pthread_mutex_unlock(&lock);
+    if (!changed)
+        return 0;
+    rc = read_key_file(key_file, raw, &n, &stamp, err, errlen);
+    if (rc == 0) {
+        pthread_mutex_lock(&lock);
+        rc = install_locked((const unsigned char (*)[KEY_SZ])raw, n);
+        pthread_mutex_unlock(&lock);
+    }
     px_tickets_wipe(raw, sizeof raw);
     return rc;
 }

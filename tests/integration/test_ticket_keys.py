@@ -247,10 +247,24 @@ def test_redis_source(h):
     check(not resumed(h, a, s1), "two rotations later: full handshake")
     check(resumed(h, a, s2), "the previous key opens")
 
+    # a current key that is not 32 bytes (written by something else): ignored
+    redis.cli("SET", "model-a:tickets:current", "short")
+    for p in (a, b):
+        wait_log(p, "no 32-byte current key); keeping the 2 ticket key(s) in use", 0,
+                 f"{p.proc.name} refuses the bad key")
+    check(resumed(h, b, s2), "the keys in use stay")
+    seen = [log_count(p, "1 " + got) for p in (a, b)]
+    redis.cli("DEL", "model-a:tickets:current", "model-a:tickets:previous")
+    for p, n in zip((a, b), seen):
+        wait_log(p, "1 " + got, n, f"{p.proc.name} takes the new key")
+    s2 = session_from(h, a)
+    check(resumed(h, b, s2), "shared again")
+
     # Redis gone: the keys in use stay
     redis.kill()
     for p in (a, b):
-        wait_log(p, "keeping the 2 ticket key(s) in use", 0, f"{p.proc.name} logs the outage")
+        wait_log(p, "unavailable or slower than timeout_ms; keeping the 1 ticket key(s) in use", 0,
+                 f"{p.proc.name} logs the outage")
     check(resumed(h, b, s2), "resumption still works without Redis")
     seen = [log_count(p, got) for p in (a, b)]
     redis.start()
