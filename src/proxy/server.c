@@ -31,6 +31,7 @@ size_t __sanitizer_get_heap_size(void);
 #include "core/log.h"
 #include "sig/rstore.h"
 #include "proxy/ticketsync.h"
+#include "net/tickets.h"
 #include "net/tls.h"
 #include "proxy/upstream.h"
 
@@ -792,6 +793,8 @@ static int admin_metrics(void *ud, px_buf_t *out)
         for (int i = 0; i < PX_RSTORE__COUNT; i++)
             g.store_checks[i] = sm.store_checks[i];
         g.store_fail_open = sm.store_fail_open;
+        g.ticket_keys = (uint64_t)px_tickets_count();
+        px_ticketsync_counts(&g.ticket_key_updates, &g.ticket_key_failures);
         return px_metrics_render(out, w, n, &g);
     }
 }

@@ -1,6 +1,7 @@
 /* Shared session-ticket keys on the main loop (see ticketsync.h). */
 #include "proxy/ticketsync.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,14 @@ static const char script[] =
     "end\n"
     "return {r, redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}\n";
 
+static atomic_uint_fast64_t updates, failures;
+
+void px_ticketsync_counts(uint64_t *u, uint64_t *f)
+{
+    *u = atomic_load(&updates);
+    *f = atomic_load(&failures);
+}
+
 struct px_ticketsync {
     uv_timer_t timer;
     px_ticket_keys_config_t tk;
@@ -46,6 +55,10 @@ static void poll_file(px_ticketsync_t *t)
     char err[600];
     int rc = px_tickets_file_poll(err, sizeof err);
     if (rc > 0)
+        atomic_fetch_add(&updates, 1);
+    else if (rc < 0)
+        atomic_fetch_add(&failures, 1);
+    if (rc > 0)
         px_info("tls.ticket_keys: %d key(s) from %s in use", px_tickets_count(), t->tk.file);
     else if (rc < 0)
         px_error("%s; keeping the %d ticket key(s) in use", err, px_tickets_count());
@@ -53,6 +66,7 @@ static void poll_file(px_ticketsync_t *t)
 
 static void redis_failed(px_ticketsync_t *t, const char *why)
 {
+    atomic_fetch_add(&failures, 1);
     if (!t->failing)
         px_error("tls.ticket_keys: redis: %s; keeping the %d ticket key(s) in use", why,
                  px_tickets_count());
@@ -97,6 +111,8 @@ static void on_script(redisReply *rep, void *ud)
     if (rep->element[0]->type == REDIS_REPLY_INTEGER && rep->element[0]->integer == 1)
         px_info("tls.ticket_keys: rotated the shared key in redis (%scurrent)", t->tk.redis_prefix);
     rc = px_tickets_install((const unsigned char (*)[PX_TICKETS_KEY_SZ])keys, n);
+    if (rc > 0)
+        atomic_fetch_add(&updates, 1);
     if (t->failing || rc > 0)
         px_info("tls.ticket_keys: %d key(s) from redis in use", n);
     t->failing = 0;

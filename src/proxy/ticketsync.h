@@ -10,6 +10,7 @@
 #ifndef PX_TICKETSYNC_H
 #define PX_TICKETSYNC_H
 
+#include <stdint.h>
 #include <uv.h>
 
 #include "config/config.h"
@@ -18,6 +19,8 @@ typedef struct px_ticketsync px_ticketsync_t;
 
 /* NULL when there is nothing to follow (source "local", tickets off). */
 px_ticketsync_t *px_ticketsync_start(uv_loop_t *loop, const px_config_t *cfg);
+/* Process-wide: checks that took new keys, and checks that failed. */
+void px_ticketsync_counts(uint64_t *updates, uint64_t *failures);
 /* The memory goes once the loop has closed the handles. */
 void px_ticketsync_stop(px_ticketsync_t *t);
 

@@ -124,6 +124,9 @@ def test_file_rotation(h):
     for p in (a, b):
         wait_log(p, msg, 0, f"{p.proc.name} re-read the file")
     check(resumed(h, b, s1), "the previous key still opens")
+    m = metrics(b)
+    check_eq((m["pqproxy_tls_ticket_keys"], m['pqproxy_tls_ticket_key_updates_total{result="ok"}'],
+              m['pqproxy_tls_ticket_key_updates_total{result="failed"}']), (2, 1, 0), "metrics")
     s2 = session_from(h, b)
     write_keys(path, [k2])                # k1 retired
     for p in (a, b):
@@ -200,6 +203,9 @@ def test_bad_file(h):
     write_keys(path, ["garbage"])
     wait_log(p, f"tls.ticket_keys.file: {path}: line 1: not base64 (", 0, "bad file logged")
     check_in("keeping the 1 ticket key(s) in use", p.proc.stderr_text())
+    m = metrics(p)
+    check_eq((m["pqproxy_tls_ticket_keys"], m['pqproxy_tls_ticket_key_updates_total{result="failed"}']),
+             (1, 1), "one failed check counted, one key in use")
     check(resumed(h, p, s), "the old key still opens")
     before = log_count(p, "reload refused")
     p.proc.send_signal(signal.SIGHUP)
@@ -266,6 +272,7 @@ def test_redis_source(h):
         wait_log(p, "unavailable or slower than timeout_ms; keeping the 1 ticket key(s) in use", 0,
                  f"{p.proc.name} logs the outage")
     check(resumed(h, b, s2), "resumption still works without Redis")
+    check(metrics(b)['pqproxy_tls_ticket_key_updates_total{result="failed"}'] > 0, "failures counted")
     seen = [log_count(p, got) for p in (a, b)]
     redis.start()
     for p, n in zip((a, b), seen):
