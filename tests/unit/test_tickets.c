@@ -156,6 +156,30 @@ static void test_install(void **state)
     assert_memory_equal(back, plain, TLEN);
 }
 
+/* A forked child of a process with shared keys keeps the keys (they are
+ * the replicas', not its own to replace) but seals with IVs of its own. */
+static void test_forked_child_shared_keys(void **state)
+{
+    unsigned char raw[1][KEY_SZ], plain[TLEN];
+    sealed_t before, after;
+    (void)state;
+    memset(raw[0], 7, KEY_SZ);
+    memset(plain, 'f', sizeof plain);
+    pthread_mutex_lock(&lock);
+    source = PX_TKEYS_FILE;
+    pthread_mutex_unlock(&lock);
+    assert_true(px_tickets_install((const unsigned char (*)[KEY_SZ])raw, 1) >= 0);
+    assert_int_equal(seal_one(&before, plain), 0);
+    fork_child();
+    assert_int_equal(seal_one(&after, plain), 0);
+    assert_memory_equal(after.name, before.name, sizeof after.name);
+    assert_memory_not_equal(after.iv, before.iv, IV_PREFIX_SZ);
+    assert_int_equal(px_tickets_count(), 1);
+    pthread_mutex_lock(&lock);
+    source = PX_TKEYS_LOCAL;
+    pthread_mutex_unlock(&lock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +188,7 @@ int main(void)
         cmocka_unit_test(test_forked_child_rotates),
         cmocka_unit_test(test_parse_keys),
         cmocka_unit_test(test_install),
+        cmocka_unit_test(test_forked_child_shared_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
