@@ -15,6 +15,18 @@
 #define ANN_CONFIG_MAP "pqproxy.io/config-map"
 #define RUN_AS_USER 10001
 
+/* Shared state across replicas (docs/deploy.md, "Replicas share state"):
+ * Secrets that the ConfigMap's pqproxy.json reads, mounted where it
+ * expects them: the Redis password (signatures.replay_store.password_file)
+ * and the session-ticket keys (tls.ticket_keys.file). */
+static const struct {
+    const char *annotation, *volume, *dir;
+} shared_secrets[] = {
+    { "pqproxy.io/redis-secret", "pqproxy-redis", "/etc/pqproxy/redis" },
+    { "pqproxy.io/ticket-keys-secret", "pqproxy-ticket-keys", "/etc/pqproxy/tickets" },
+};
+#define N_SHARED (sizeof shared_secrets / sizeof shared_secrets[0])
+
 void px_inject_opts_default(px_inject_opts_t *o)
 {
     memset(o, 0, sizeof *o);
@@ -265,13 +277,30 @@ cJSON *px_inject_patch(const cJSON *pod, px_inject_mode_t mode, const px_inject_
         snprintf(err, errlen, ANN_CONFIG_MAP ": not a valid ConfigMap name");
         return NULL;
     }
+    for (size_t i = 0; i < N_SHARED; i++) {
+        const char *v = annotation(pod, shared_secrets[i].annotation);
+        if (v && !valid_k8s_name(v)) {
+            snprintf(err, errlen, "%s: not a valid Secret name", shared_secrets[i].annotation);
+            return NULL;
+        }
+    }
     if (!(patch = cJSON_CreateArray()) || !(vlist = cJSON_CreateArray()))
         goto nomem;
     {
-        cJSON *one = cJSON_CreateArray();
+        cJSON *one = cJSON_CreateArray(), *c;
         if (!one)
             goto nomem;
-        cJSON_AddItemToArray(one, sidecar(o, port, policy));
+        cJSON_AddItemToArray(one, c = sidecar(o, port, policy));
+        for (size_t i = 0; i < N_SHARED; i++) {
+            const char *v = annotation(pod, shared_secrets[i].annotation);
+            if (!v)
+                continue;
+            add_mount(cJSON_GetObjectItemCaseSensitive(c, "volumeMounts"), shared_secrets[i].volume,
+                      shared_secrets[i].dir);
+            if (!has_named(vols, shared_secrets[i].volume))
+                cJSON_AddItemToArray(vlist, volume(shared_secrets[i].volume, "secret",
+                                                   "secretName", v));
+        }
         op_append(patch, "/spec/initContainers", inits, one);
     }
     if (!has_named(vols, PX_INJECT_CONFIG_VOLUME))

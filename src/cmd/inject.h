@@ -12,6 +12,10 @@
  *   pqproxy.io/upstream-port  the model server's port on 127.0.0.1 (1..65535)
  *   pqproxy.io/pq-policy      "require" or "prefer" (PQPROXY_PQ_POLICY)
  *   pqproxy.io/config-map     ConfigMap holding pqproxy.json
+ *   pqproxy.io/redis-secret   Secret mounted at /etc/pqproxy/redis (the Redis
+ *                             password file of signatures.replay_store)
+ *   pqproxy.io/ticket-keys-secret  Secret mounted at /etc/pqproxy/tickets (the
+ *                             key file of tls.ticket_keys)
  * A pod that already has a container or init container named "pqproxy" is
  * left alone (empty patch), so re-invocation is harmless. */
 #ifndef PX_INJECT_H

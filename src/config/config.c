@@ -13,6 +13,7 @@
 #include "config/config_ciphers.h"
 #include "config/config_mtls.h"
 #include "config/config_sig.h"
+#include "config/config_tickets.h"
 #include "core/jsonsyntax.h"
 #include "core/jsonv.h"
 #include "cmd/version.h"
@@ -324,7 +325,8 @@ static int parse_alpn(ctx_t *c, const cJSON *v, px_tls_config_t *tls)
 static const char *const tls_keys[] = { "certificates", "groups", "pq_policy", "min_version",
                                         "client_ca", "session_tickets", "ticket_key_rotation_s",
                                         "alpn", "cert_expiry_warning_days", "ciphers",
-                                        "signature_algorithms", PX_MTLS_TLS_KEYS, NULL };
+                                        "signature_algorithms", PX_MTLS_TLS_KEYS, "ticket_keys",
+                                        NULL };
 
 static int parse_tls(ctx_t *c, const cJSON *o, px_config_t *cfg)
 {
@@ -380,6 +382,9 @@ static int parse_tls(ctx_t *c, const cJSON *o, px_config_t *cfg)
         return r;
     if ((v = px_jv_item(o, "signature_algorithms")) &&
         (r = px_config_parse_sigalgs(&c->jv, v, tls)) < 0)
+        return r;
+    if ((v = px_jv_item(o, "ticket_keys")) &&
+        (r = px_config_parse_ticket_keys(&c->jv, c->dir, v, &tls->ticket_keys)) < 0)
         return r;
     return px_config_parse_mtls(&c->jv, c->dir, o, tls);
 }
@@ -558,6 +563,7 @@ static int set_defaults(ctx_t *c, px_config_t *cfg)
     cfg->tls.cert_expiry_warning_days = 30;
     cfg->tls.alpn_count = 1;
     px_config_mtls_defaults(&cfg->tls);
+    px_config_ticket_keys_defaults(&cfg->tls.ticket_keys);
     cfg->upstream.pool_max_idle = 64;
     cfg->http.max_header_bytes = 65536;
     cfg->http.max_body_bytes = 64 << 20;   /* a finite default; 0 in the file: unlimited */
@@ -735,6 +741,8 @@ static int finish(ctx_t *c, px_config_t *cfg)
     if ((r = px_config_check_mtls(&c->jv, tls)) < 0)
         return r;
     if ((r = px_config_check_signatures(&c->jv, cfg)) < 0)
+        return r;
+    if ((r = px_config_check_ticket_keys(&c->jv, cfg)) < 0)
         return r;
     px_config_cipher_defaults(tls);
     if (c->workers == 0) {

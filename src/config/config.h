@@ -40,6 +40,17 @@ typedef struct {
     char *ocsp_issuer_file;            /* PEM issuer, when the chain file lacks it, or NULL */
 } px_cert_config_t;
 
+/* tls.ticket_keys: where the session-ticket keys come from (tickets.h).
+ * "local": made and rotated by this process; "file": a Secret shared by
+ * every replica; "redis": rotated by one replica through Redis, read by all. */
+typedef enum { PX_TKEYS_LOCAL = 0, PX_TKEYS_FILE, PX_TKEYS_REDIS } px_tkeys_source_t;
+typedef struct {
+    px_tkeys_source_t source;
+    char file[4096];                      /* resolved path (source "file") */
+    char redis_prefix[65];                /* Redis key prefix (source "redis") */
+    uint32_t check_interval_ms;           /* file stat / Redis read period */
+} px_ticket_keys_config_t;
+
 typedef struct {
     px_cert_config_t certs[PX_MAX_CERTS]; /* certs[0] is the default */
     int cert_count;
@@ -54,6 +65,7 @@ typedef struct {
     int client_crl_count;
     int session_tickets;                  /* bool */
     uint32_t ticket_key_rotation_s;
+    px_ticket_keys_config_t ticket_keys;
     char *alpn[PX_MAX_ALPN];              /* e.g. "http/1.1" */
     int alpn_count;
     uint32_t cert_expiry_warning_days;    /* 0: no warning */

@@ -476,6 +476,9 @@ px_tls_ctx_t *px_tls_ctx_server_new_ex(const px_tls_config_t *cfg, int flags, ch
     if (server_policy(c, cfg, cipher_list, sizeof cipher_list, err, errlen) != 0)
         goto fail;
     c->thread_rng = 1;     /* unless the library lacks it (see below) */
+    /* once, not per certificate: a "file" source reads its file here */
+    if (cfg->session_tickets && px_tickets_setup(cfg, err, errlen) != 0)
+        goto fail;
     for (int i = 0; i < cfg->cert_count; i++) {
         const px_cert_config_t *cc = &cfg->certs[i];
         tls_cert_t *tc = &c->certs[c->cert_count];
@@ -537,8 +540,7 @@ px_tls_ctx_t *px_tls_ctx_server_new_ex(const px_tls_config_t *cfg, int flags, ch
         if (!cfg->session_tickets) {
             wolfSSL_CTX_NoTicketTLSv12(tc->ctx);
             wolfSSL_CTX_no_ticket_TLSv13(tc->ctx);
-        } else if (px_tickets_configure(cfg->ticket_key_rotation_s) != 0 ||
-                   px_tickets_attach(tc->ctx) != 0) {
+        } else if (px_tickets_attach(tc->ctx) != 0) {
             snprintf(err, errlen, "tls.session_tickets: cannot set up ticket keys");
             goto fail;
         }

@@ -306,6 +306,17 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
     px_buf_printf(o, "pqproxy_replay_store_fail_open_total %llu\n",
                   (unsigned long long)g->store_fail_open);
 
+    help(o, "pqproxy_tls_ticket_keys", "gauge",
+         "Session-ticket keys in use (the first seals, all open).");
+    px_buf_printf(o, "pqproxy_tls_ticket_keys %llu\n", (unsigned long long)g->ticket_keys);
+    help(o, "pqproxy_tls_ticket_key_updates_total", "counter",
+         "Shared ticket key checks (tls.ticket_keys file or redis): new keys taken, or failed "
+         "(bad file, Redis unavailable or a bad reply) and the keys in use kept.");
+    px_buf_printf(o, "pqproxy_tls_ticket_key_updates_total{result=\"ok\"} %llu\n",
+                  (unsigned long long)g->ticket_key_updates);
+    px_buf_printf(o, "pqproxy_tls_ticket_key_updates_total{result=\"failed\"} %llu\n",
+                  (unsigned long long)g->ticket_key_failures);
+
     help(o, "pqproxy_upstream_retries_total", "counter",
          "Idempotent requests retried on a fresh connection after a stale pooled one failed.");
     px_buf_printf(o, "pqproxy_upstream_retries_total %llu\n", (unsigned long long)SUM(upstream_retries));

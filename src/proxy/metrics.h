@@ -84,6 +84,8 @@ typedef struct {
     uint64_t replay_entries, replay_capacity;
     uint64_t store_checks[PX_RSTORE__COUNT];   /* shared replay store (rstore.h) */
     uint64_t store_fail_open;
+    uint64_t ticket_keys;                      /* session-ticket keys in use */
+    uint64_t ticket_key_updates, ticket_key_failures;  /* shared sources (ticketsync.h) */
     /* served certificates of the running TLS context (px_tls_cert_status_t) */
     const struct px_tls_cert_status *certs;
     int cert_count;

@@ -30,6 +30,8 @@ size_t __sanitizer_get_heap_size(void);
 #include "core/errors.h"
 #include "core/log.h"
 #include "sig/rstore.h"
+#include "proxy/ticketsync.h"
+#include "net/tickets.h"
 #include "net/tls.h"
 #include "proxy/upstream.h"
 
@@ -77,6 +79,7 @@ struct px_server {
     int started, loop_ready, main_closed;
     int exit_code;
     px_admin_t *admin;
+    px_ticketsync_t *tickets;          /* shared ticket keys followed (file, redis) */
     /* readiness: the model server accepts connections, probed every
      * PROBE_INTERVAL_MS and when /readyz finds the last result older than
      * PROBE_CACHE_MS */
@@ -529,6 +532,8 @@ static void warn_restart_only(const px_config_t *cfg, const px_config_t *cur)
         strcat(what, ", signatures.crypto_threads");
     if (memcmp(&cfg->sig.replay_store, &cur->sig.replay_store, sizeof cfg->sig.replay_store) != 0)
         strcat(what, ", signatures.replay_store");
+    if (memcmp(&cfg->tls.ticket_keys, &cur->tls.ticket_keys, sizeof cfg->tls.ticket_keys) != 0)
+        strcat(what, ", tls.ticket_keys");
     if (what[0])
         px_warn("reload: changed %s: these take effect on restart only; the running values stay",
                 what + 2);
@@ -788,6 +793,8 @@ static int admin_metrics(void *ud, px_buf_t *out)
         for (int i = 0; i < PX_RSTORE__COUNT; i++)
             g.store_checks[i] = sm.store_checks[i];
         g.store_fail_open = sm.store_fail_open;
+        g.ticket_keys = (uint64_t)px_tickets_count();
+        px_ticketsync_counts(&g.ticket_key_updates, &g.ticket_key_failures);
         return px_metrics_render(out, w, n, &g);
     }
 }
@@ -825,6 +832,8 @@ static void on_worker_done(uv_async_t *a)
     uv_close((uv_handle_t *)&s->worker_done, NULL);
     px_admin_close(s->admin);
     s->admin = NULL;
+    px_ticketsync_stop(s->tickets);
+    s->tickets = NULL;
     uv_close((uv_handle_t *)&s->probe_timer, NULL);
     uv_close((uv_handle_t *)&s->probe_tick, NULL);
     s->main_closed = 1;
@@ -844,6 +853,7 @@ int px_server_run(px_server_t *s)
     uv_signal_start(&s->sig_term, on_signal, SIGTERM);
     uv_signal_start(&s->sig_int, on_signal, SIGINT);
     uv_signal_start(&s->sig_hup, on_signal, SIGHUP);
+    s->tickets = px_ticketsync_start(&s->loop, s->gen->cfg);
 
     for (i = 0; i < s->nworkers; i++) {
         rc = uv_thread_create(&s->workers[i].thread, worker_main, &s->workers[i]);

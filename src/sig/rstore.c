@@ -21,6 +21,7 @@ typedef struct req {
     struct req *prev, *next;      /* in `pending` (by deadline) or `ready` */
     struct req **list;            /* which one; NULL once delivered */
     px_rstore_cb cb;
+    px_rstore_reply_cb rcb;       /* a command of px_rstore_command instead of a check */
     void *ud;
     uint64_t deadline;            /* loop time, ms */
     px_rstore_result_t result;    /* for `ready` */
@@ -31,7 +32,7 @@ struct px_rstore {
     uv_loop_t *loop;
     px_replay_store_config_t cfg;
     char where[300];              /* the address, for log lines */
-    int worker_id;
+    char who[64];                 /* "replay store: worker 3", for log lines */
     redisAsyncContext *ac;        /* NULL: down, waiting for the reconnect timer */
     int up;                       /* last state logged: 1 up, 0 down */
     int closing, open_handles;
@@ -116,8 +117,12 @@ static void deliver(px_rstore_t *s, req_t *r, px_rstore_result_t res)
     if (!r->list)
         return;
     list_del(s, r);
-    atomic_fetch_add(&counts[res], 1);
-    r->cb(res, r->ud);
+    if (r->rcb) {
+        r->rcb(NULL, r->ud);
+    } else {
+        atomic_fetch_add(&counts[res], 1);
+        r->cb(res, r->ud);
+    }
     if (!r->in_redis)
         free(r);
 }
@@ -226,11 +231,13 @@ static void set_up(px_rstore_t *s, int up, const char *why)
         return;
     s->up = up;
     if (up)
-        px_info("replay store: worker %d: redis at %s is available", s->worker_id, s->where);
-    else
-        px_error("replay store: worker %d: redis at %s unavailable: %s (checks get the "
-                 "on_unavailable policy, %s, until it is back)", s->worker_id, s->where, why,
+        px_info("%s: redis at %s is available", s->who, s->where);
+    else if (s->cfg.prefix[0])
+        px_error("%s: redis at %s unavailable: %s (checks get the on_unavailable policy, %s, "
+                 "until it is back)", s->who, s->where, why,
                  s->cfg.fail_open ? "fail_open" : "fail_closed");
+    else
+        px_error("%s: redis at %s unavailable: %s", s->who, s->where, why);
 }
 
 static void connect_now(px_rstore_t *s);
@@ -354,6 +361,19 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     r->in_redis = 0;
     if (rep)
         s->last_heard = uv_now(s->loop);
+    if (r->rcb) {
+        if (rep && rep->type == REDIS_REPLY_ERROR)
+            set_up(s, 0, rep->str);
+        else if (rep)
+            set_up(s, 1, NULL);
+        if (r->list) {
+            list_del(s, r);
+            r->rcb(rep, r->ud);
+        }
+        free(r);
+        arm_deadline(s);
+        return;
+    }
     if (!rep) {
         /* connection gone or store closing: on_disconnect logs it */
     } else if (rep->type == REDIS_REPLY_STATUS && !strcmp(rep->str, "OK")) {
@@ -374,21 +394,23 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     arm_deadline(s);
 }
 
-int px_rstore_check(px_rstore_t *s, const char *keyid, const char *nonce, int64_t ttl_ms,
-                    px_rstore_cb cb, void *ud)
+static req_t *req_new(px_rstore_t *s, px_rstore_cb cb, px_rstore_reply_cb rcb, void *ud)
 {
     req_t *r = calloc(1, sizeof *r);
-
     if (!r)
-        return PX_ENOMEM;
+        return NULL;
     r->cb = cb;
+    r->rcb = rcb;
     r->ud = ud;
     r->deadline = uv_now(s->loop) + s->cfg.timeout_ms;
-    if (ttl_ms < 1)
-        ttl_ms = 1;
-    if (s->ac && !s->closing &&
-        redisAsyncCommand(s->ac, on_reply, r, "SET %s%s:%s 1 NX PX %lld", s->cfg.prefix, keyid,
-                          nonce, (long long)ttl_ms) == REDIS_OK) {
+    return r;
+}
+
+/* sent: hiredis holds r until its reply; else it is answered UNAVAILABLE
+ * from the timer (never from inside the caller). */
+static int req_queue(px_rstore_t *s, req_t *r, int sent)
+{
+    if (sent) {
         r->in_redis = 1;
         list_add(&s->pending, &s->pending_tail, r);
     } else {
@@ -399,16 +421,48 @@ int px_rstore_check(px_rstore_t *s, const char *keyid, const char *nonce, int64_
     return 0;
 }
 
+int px_rstore_check(px_rstore_t *s, const char *keyid, const char *nonce, int64_t ttl_ms,
+                    px_rstore_cb cb, void *ud)
+{
+    req_t *r = req_new(s, cb, NULL, ud);
+
+    if (!r)
+        return PX_ENOMEM;
+    if (ttl_ms < 1)
+        ttl_ms = 1;
+    return req_queue(s, r, s->ac && !s->closing &&
+                     redisAsyncCommand(s->ac, on_reply, r, "SET %s%s:%s 1 NX PX %lld",
+                                       s->cfg.prefix, keyid, nonce, (long long)ttl_ms) == REDIS_OK);
+}
+
+int px_rstore_command(px_rstore_t *s, int argc, const char **argv, const size_t *lens,
+                      px_rstore_reply_cb cb, void *ud)
+{
+    req_t *r = req_new(s, NULL, cb, ud);
+
+    if (!r)
+        return PX_ENOMEM;
+    return req_queue(s, r, s->ac && !s->closing &&
+                     redisAsyncCommandArgv(s->ac, on_reply, r, argc, argv, lens) == REDIS_OK);
+}
+
 /* --- life cycle ------------------------------------------------------------ */
 
 px_rstore_t *px_rstore_new(uv_loop_t *loop, const px_replay_store_config_t *cfg, int worker_id)
+{
+    char who[64];
+    snprintf(who, sizeof who, "replay store: worker %d", worker_id);
+    return px_rstore_open(loop, cfg, who);
+}
+
+px_rstore_t *px_rstore_open(uv_loop_t *loop, const px_replay_store_config_t *cfg, const char *who)
 {
     px_rstore_t *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->loop = loop;
     s->cfg = *cfg;
-    s->worker_id = worker_id;
+    snprintf(s->who, sizeof s->who, "%s", who);
     s->up = -1;
     s->backoff_ms = BACKOFF_MIN_MS;
     if (cfg->addr.is_unix)

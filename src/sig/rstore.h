@@ -44,6 +44,10 @@ typedef void (*px_rstore_cb)(px_rstore_result_t r, void *ud);
 
 /* Starts connecting now. NULL when out of memory. cfg is copied. */
 px_rstore_t *px_rstore_new(uv_loop_t *loop, const px_replay_store_config_t *cfg, int worker_id);
+/* The same connection for other uses (ticket keys: proxy/ticketsync.c):
+ * who names it in log lines; with an empty cfg->prefix the outage line
+ * does not speak of the replay policy. */
+px_rstore_t *px_rstore_open(uv_loop_t *loop, const px_replay_store_config_t *cfg, const char *who);
 /* Closes the connection and the timers; pending checks complete with
  * UNAVAILABLE; the memory goes once the loop has closed the handles. */
 void px_rstore_close(px_rstore_t *s);
@@ -52,6 +56,15 @@ void px_rstore_close(px_rstore_t *s);
  * (then cb never runs). */
 int px_rstore_check(px_rstore_t *s, const char *keyid, const char *nonce, int64_t ttl_ms,
                     px_rstore_cb cb, void *ud);
+
+/* Any command (argv with byte lengths, binary-safe). cb runs exactly once,
+ * from the loop, with the reply (valid during the call only), or NULL when
+ * Redis is unavailable, the deadline passed or the store closed. 0, or
+ * PX_ENOMEM (then cb never runs). */
+struct redisReply;
+typedef void (*px_rstore_reply_cb)(struct redisReply *rep, void *ud);
+int px_rstore_command(px_rstore_t *s, int argc, const char **argv, const size_t *lens,
+                      px_rstore_reply_cb cb, void *ud);
 
 /* on_unavailable: 1 for fail_open. */
 int px_rstore_fail_open(const px_rstore_t *s);

@@ -17,6 +17,7 @@ import sys
 
 import pxtest
 from pxtest import check, check_eq, check_in, skip
+from test_replay_redis import Redis
 
 try:
     import yaml
@@ -413,9 +414,81 @@ def test_dockerignore():
     check(not ({"scripts", "src", "docker"} & lines), "sources stay in the context")
 
 
+# --- compose.redis.yaml: the shared state -------------------------------------------------
+
+def test_compose_redis_override(h):
+    """compose.redis.yaml over compose.yaml: Redis in pqproxy's network
+    namespace on its loopback, no persistence, hardened; pqproxy's config
+    replaced by pqproxy-redis.json, which finds Redis and its password where
+    the override puts them. Then that config, with only the Redis port moved,
+    against a real redis-server with the password: the ticket keys come
+    from Redis and a key lands under the configured prefix."""
+    need_yaml()
+    with open(os.path.join(DOCKER, "compose.redis.yaml")) as f:
+        over = yaml.safe_load(f)
+    base = compose()
+    redis = over["services"]["redis"]
+    check("profiles" not in redis, "runs whenever the override is used")
+    check_eq(redis["network_mode"], "service:pqproxy")
+    check_in("pqproxy", redis["depends_on"])
+    check("ports" not in redis and "expose" not in redis, "Redis publishes nothing")
+    check(redis.get("read_only") is True and "ALL" in redis["cap_drop"], "hardened")
+    check_in("no-new-privileges:true", redis["security_opt"])
+    cmd = redis["command"][-1]
+    for flag_ in ("--bind 127.0.0.1", "--save ''", "--appendonly no", "--maxmemory-policy noeviction"):
+        check_in(flag_, cmd)
+    port = int(re.search(r"--port (\d+)", cmd).group(1))
+    pw_in_redis = re.search(r"cat (/\S+)\)", cmd).group(1)
+    # pqproxy: the override's mounts win by container path
+    mounts = bind_mounts(base["services"]["pqproxy"])
+    mounts.update(bind_mounts(over["services"]["pqproxy"]))
+    check_eq(mounts[CONFIG_IN_IMAGE], os.path.join(DOCKER, "pqproxy-redis.json"))
+    with open(os.path.join(DOCKER, "pqproxy-redis.json")) as f:
+        cfg = json.load(f)
+    rs = cfg["signatures"]["replay_store"]
+    check_eq((rs["type"], cfg["tls"]["ticket_keys"]["source"]), ("redis", "redis"))
+    check_eq(rs["address"], f"127.0.0.1:{port}", "Redis on the shared loopback")
+    redis_mounts = bind_mounts(redis)
+    pw_dir = os.path.dirname(rs["password_file"])
+    check_eq(mounts[pw_dir], redis_mounts[os.path.dirname(pw_in_redis)], "one secrets directory")
+    check_eq(os.path.basename(rs["password_file"]), os.path.basename(pw_in_redis), "one password file")
+    check_eq(mounts[pw_dir], os.path.join(DOCKER, "secrets"))
+    with open(os.path.join(pxtest.SOURCE_DIR, ".gitignore")) as f:
+        check_in("/docker/secrets/", f.read().split(), "the password is not committed")
+    with open(os.path.join(pxtest.SOURCE_DIR, ".dockerignore")) as f:
+        check_in("docker/secrets", f.read().split(), "nor in the image's build context")
+    # the container config, live: certificates and the password materialized
+    server = Redis(h, password="compose-secret")
+    root = h.path("rootfs")
+    certs = h.certgen()
+    for cert in cfg["tls"]["certificates"]:
+        for k in ("cert", "key"):
+            os.makedirs(root + os.path.dirname(cert[k]), exist_ok=True)
+            shutil.copy(os.path.join(certs, os.path.basename(cert[k])), root + cert[k])
+            cert[k] = root + cert[k]
+    os.makedirs(root + pw_dir, exist_ok=True)
+    with open(root + rs["password_file"], "w") as f:
+        f.write("compose-secret\n")
+    rs["password_file"] = root + rs["password_file"]
+    rs["address"] = f"127.0.0.1:{server.port}"
+    path = h.write_config(cfg)
+    r = subprocess.run([pxtest.pqproxy_bin(), "check-config", path], capture_output=True, text=True,
+                       timeout=30, env={k: v for k, v in os.environ.items() if not k.startswith("PQPROXY_")})
+    check_eq(r.returncode, 0, r.stderr)
+    listen, admin = pxtest.free_port(), pxtest.free_port()
+    p = h.start("pqproxy", [pxtest.pqproxy_bin(), "run", "--config", path], ready="port", port=listen,
+                env={"PQPROXY_LISTEN": f"127.0.0.1:{listen}", "PQPROXY_ADMIN_LISTEN": f"127.0.0.1:{admin}",
+                     "PQPROXY_WORKERS": "1"})
+    pxtest.wait_until(lambda: "key(s) from redis in use" in p.stderr_text(), timeout=10,
+                      msg="ticket keys from Redis")
+    prefix = cfg["tls"]["ticket_keys"]["redis_prefix"]
+    check_eq(server.cli("STRLEN", prefix + "current"), "32")
+    p.stop()
+
+
 if __name__ == "__main__":
     pxtest.main([test_compose_services, test_compose_healthchecks_and_stop, test_container_config_loads,
                  test_container_config_serves, test_healthcheck_command,
                  test_admin_healthz_in_container_config, test_dockerfile_structure,
                  test_binary_links_only_runtime_libraries, test_dockerfile_lint, test_docker_build_check,
-                 test_dockerignore])
+                 test_dockerignore, test_compose_redis_override])

@@ -664,6 +664,106 @@ def test_doc_names_every_namespace_label_value():
                           f"docs/deploy.md does not document pqproxy.io/inject={v} ({w['name']})")
 
 
+# --- the shared-state overlay: Redis, its password, the ticket keys ------------------------------
+
+SHARED = os.path.join(K8S, "overlays", "shared-state")
+
+
+def test_shared_state_overlay(h):
+    """deploy/k8s/overlays/shared-state rendered: the sidecar mounts the Redis
+    password and the ticket keys where its pqproxy.json reads them, the
+    Redis Service is at the address the config names, only the model pods
+    reach it, Redis keeps nothing on disk; the config loads with the Secrets
+    materialized, and the placeholder ticket key is refused."""
+    objs = {(o["kind"], o["metadata"]["name"]): o for o in render(SHARED)}
+    out = validate(list(objs.values()))
+    check_eq(out.count(": ok\n"), len(objs), out)
+    cfg = json.loads(objs[("ConfigMap", "pqproxy-config")]["data"]["pqproxy.json"])
+    rs, tk = cfg["signatures"]["replay_store"], cfg["tls"]["ticket_keys"]
+    check_eq((rs["type"], tk["source"]), ("redis", "file"))
+    spec = objs[("Deployment", "tfserving")]["spec"]["template"]["spec"]
+    px = named(spec["initContainers"], "pqproxy")
+    mounts = {m["mountPath"]: m for m in px["volumeMounts"]}
+    vols = {v["name"]: v for v in spec["volumes"]}
+    secrets = {}
+    for path in (rs["password_file"], tk["file"]):
+        m = mounts.get(os.path.dirname(path))
+        check(m and m.get("readOnly"), f"{path}: a read-only mount in the sidecar")
+        sec = vols[m["name"]]["secret"]
+        secret = objs[("Secret", sec["secretName"])]
+        key = next((i["key"] for i in sec.get("items", []) if i["path"] == os.path.basename(path)),
+                   os.path.basename(path))
+        check_in(key, secret["stringData"], f"Secret {sec['secretName']} holds {path}")
+        secrets[path] = secret["stringData"][key]
+    # the same volumes as the injector's annotations give
+    with open(fixture("pod-no-annotation.json")) as f:
+        review = json.load(f)
+    review["request"]["object"]["metadata"].setdefault("annotations", {}).update({
+        "pqproxy.io/inject": "true", "pqproxy.io/redis-secret": "pqproxy-redis",
+        "pqproxy.io/ticket-keys-secret": "pqproxy-ticket-keys"})
+    body = h.path("pod-shared-state.json")
+    with open(body, "w") as f:
+        json.dump(review, f)
+    certs = make_certs(h)
+    port = start_webhook(h, certs)
+    status, resp, _ = post(certs, port, "/inject", body)
+    check_eq(status, 200)
+    pod = apply_patch(review["request"]["object"],
+                      json.loads(base64.b64decode(json.loads(resp)["response"]["patch"])))
+    inj = named(pod["spec"]["initContainers"], "pqproxy")
+    for path in (rs["password_file"], tk["file"]):
+        m = named(inj["volumeMounts"], mounts[os.path.dirname(path)]["name"])
+        check_eq(m["mountPath"], os.path.dirname(path), "injected mount")
+        check_eq(named(pod["spec"]["volumes"], m["name"])["secret"]["secretName"],
+                 vols[m["name"]]["secret"]["secretName"], "injected Secret")
+    # Redis: at the config's address, reachable from the model pods only, no disk
+    svc = objs[("Service", "pqproxy-redis")]["spec"]
+    check_eq(f"{svc['clusterIP']}:{svc['ports'][0]['port']}", rs["address"], "replay_store.address")
+    redis = objs[("Deployment", "pqproxy-redis")]["spec"]["template"]
+    check(svc["selector"].items() <= redis["metadata"]["labels"].items(), "Service selects Redis")
+    c = named(redis["spec"]["containers"], "redis")
+    args = c["args"]
+    for flag_, value in (("--save", ""), ("--appendonly", "no"), ("--maxmemory-policy", "noeviction"),
+                         ("--requirepass", "$(REDIS_PASSWORD)")):
+        check_eq(args[args.index(flag_) + 1], value, flag_)
+    ref = named(c["env"], "REDIS_PASSWORD")["valueFrom"]["secretKeyRef"]
+    check_eq(secrets[rs["password_file"]], objs[("Secret", ref["name"])]["stringData"][ref["key"]],
+             "Redis and pqproxy share one password")
+    check_security_context(redis["spec"], c, "redis")
+    np = objs[("NetworkPolicy", "pqproxy-redis")]["spec"]
+    check(np["podSelector"]["matchLabels"].items() <= redis["metadata"]["labels"].items())
+    check_eq([(r["from"], [p["port"] for p in r["ports"]]) for r in np["ingress"]],
+             [([{"podSelector": {"matchLabels": spec_labels(objs)}}], [6379])],
+             "Redis only from the model pods")
+    # the config loads with the Secrets in place; the placeholder key does not
+    certs_dir = h.certgen()
+    root = h.path("rootfs")
+    for cert in cfg["tls"]["certificates"]:
+        for k, src in (("cert", "server.crt"), ("key", "server.key")):
+            os.makedirs(root + os.path.dirname(cert[k]), exist_ok=True)
+            shutil.copy(os.path.join(certs_dir, src), root + cert[k])
+            cert[k] = root + cert[k]
+    for path, value in secrets.items():
+        os.makedirs(root + os.path.dirname(path), exist_ok=True)
+        with open(root + path, "w") as f:
+            f.write(value)
+    rs["password_file"], tk["file"] = root + rs["password_file"], root + tk["file"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PQPROXY_")}
+    r = subprocess.run([pxtest.pqproxy_bin(), "check-config", h.write_config(cfg)],
+                       capture_output=True, text=True, env=env, timeout=30)
+    check_eq(r.returncode, 1, "the placeholder ticket key is refused")
+    check_in(f"tls.ticket_keys.file: {tk['file']}: line 1: not base64", r.stderr)
+    with open(tk["file"], "w") as f:
+        f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+    r = subprocess.run([pxtest.pqproxy_bin(), "check-config", h.write_config(cfg)],
+                       capture_output=True, text=True, env=env, timeout=30)
+    check_eq(r.returncode, 0, r.stderr)
+
+
+def spec_labels(objs):
+    return objs[("Deployment", "tfserving")]["spec"]["template"]["metadata"]["labels"]
+
+
 if __name__ == "__main__":
     pxtest.main([test_kustomizations_list_every_file, test_base_sidecar, test_base_security_contexts,
                  test_base_shutdown_budget, test_base_service_and_networkpolicy, test_base_config_loads,
@@ -672,4 +772,4 @@ if __name__ == "__main__":
                  test_doc_overlay_keeps_the_names_injected_pods_use,
                  test_injected_pod_refers_only_to_what_the_install_creates,
                  test_webhook_help_names_the_secret_keys_the_config_reads,
-                 test_doc_names_every_namespace_label_value])
+                 test_doc_names_every_namespace_label_value, test_shared_state_overlay])

@@ -57,7 +57,8 @@ def test_config_keys_and_defaults(h):
     tables = config_tables()
     shipped = json.load(open(os.path.join(SRC, "config", "pqproxy.json")))
     check_eq(sorted(tables), ["", "admin", "http", "log", "routes", "signatures",
-                              "signatures.replay_store", "timeouts", "tls", "upstream"],
+                              "signatures.replay_store", "timeouts", "tls", "tls.ticket_keys",
+                              "upstream"],
              "config.md documents each section")
     check_eq(set(tables[""]), set(shipped) | {"tls", "upstream", "http", "timeouts", "log", "admin",
                                                "signatures", "routes"},

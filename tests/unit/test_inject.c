@@ -396,6 +396,58 @@ static void test_bad_annotation_denied(void **state)
     run_free(&r);
 }
 
+/* pqproxy.io/redis-secret and pqproxy.io/ticket-keys-secret mount those
+ * Secrets where the config reads them; a bad name denies the pod. */
+static void test_shared_state_secrets(void **state)
+{
+    static const char pod[] =
+        "{\"metadata\":{\"annotations\":{\"pqproxy.io/inject\":\"true\","
+        "\"pqproxy.io/redis-secret\":\"model-a-redis\","
+        "\"pqproxy.io/ticket-keys-secret\":\"model-a-tickets\"}},"
+        "\"spec\":{\"containers\":[{\"name\":\"model\"}]}}";
+    static const struct { const char *vol, *dir, *secret; } want[] = {
+        { "pqproxy-redis", "/etc/pqproxy/redis", "model-a-redis" },
+        { "pqproxy-ticket-keys", "/etc/pqproxy/tickets", "model-a-tickets" },
+    };
+    cJSON *in = cJSON_Parse(pod), *patch;
+    const cJSON *c, *v;
+    char err[200];
+    int n;
+    (void)state;
+    patch = px_inject_patch(in, PX_INJECT_OPT_IN, &opts, err, sizeof err);
+    assert_non_null(patch);
+    assert_int_equal(apply_patch(in, patch), 0);
+    c = named(cJSON_GetObjectItem(cJSON_GetObjectItem(in, "spec"), "initContainers"), "pqproxy", &n);
+    assert_non_null(c);
+    for (size_t i = 0; i < 2; i++) {
+        const cJSON *m = named(cJSON_GetObjectItem(c, "volumeMounts"), want[i].vol, &n);
+        assert_int_equal(n, 1);
+        assert_string_equal(cJSON_GetObjectItem(m, "mountPath")->valuestring, want[i].dir);
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(m, "readOnly")));
+        v = named(cJSON_GetObjectItem(cJSON_GetObjectItem(in, "spec"), "volumes"), want[i].vol, &n);
+        assert_int_equal(n, 1);
+        assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(v, "secret"),
+                                                "secretName")->valuestring, want[i].secret);
+    }
+    cJSON_Delete(patch);
+    cJSON_Delete(in);
+    /* without the annotations: no such mounts */
+    in = cJSON_Parse("{\"metadata\":{\"annotations\":{\"pqproxy.io/inject\":\"true\"}},"
+                     "\"spec\":{\"containers\":[{\"name\":\"model\"}]}}");
+    patch = px_inject_patch(in, PX_INJECT_OPT_IN, &opts, err, sizeof err);
+    assert_int_equal(apply_patch(in, patch), 0);
+    c = named(cJSON_GetObjectItem(cJSON_GetObjectItem(in, "spec"), "initContainers"), "pqproxy", &n);
+    assert_null(named(cJSON_GetObjectItem(c, "volumeMounts"), "pqproxy-redis", &n));
+    cJSON_Delete(patch);
+    cJSON_Delete(in);
+    in = cJSON_Parse("{\"metadata\":{\"annotations\":{\"pqproxy.io/inject\":\"true\","
+                     "\"pqproxy.io/ticket-keys-secret\":\"Bad_Name\"}},"
+                     "\"spec\":{\"containers\":[{\"name\":\"model\"}]}}");
+    assert_null(px_inject_patch(in, PX_INJECT_OPT_IN, &opts, err, sizeof err));
+    assert_string_equal(err, "pqproxy.io/ticket-keys-secret: not a valid Secret name");
+    cJSON_Delete(in);
+}
+
 static void test_not_a_pod(void **state)
 {
     run_t r;
@@ -459,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_opt_in_and_out),
         cmocka_unit_test(test_annotations_tune),
         cmocka_unit_test(test_bad_annotation_denied),
+        cmocka_unit_test(test_shared_state_secrets),
         cmocka_unit_test(test_not_a_pod),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_base64),

@@ -101,12 +101,94 @@ static void test_forked_child_rotates(void **state)
     assert_memory_not_equal(after.iv, before.iv, IV_PREFIX_SZ);
 }
 
+/* The key file's format: the first key seals; comments, blank lines and
+ * CRLF are fine; anything else is refused with its line. */
+static void test_parse_keys(void **state)
+{
+    unsigned char raw[MAX_KEYS][KEY_SZ];
+    char err[300];
+    int n;
+    char good[] = "# rotated by the operator\r\n"
+                  "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\r\n\n"
+                  "  //79/Pv6+fj39vX08/Lx8O/u7ezr6uno5+bl5OPi4eA=  \n";
+    (void)state;
+    assert_int_equal(parse_keys(good, strlen(good), raw, &n, "f", err, sizeof err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(raw[0][31], 31);
+    assert_int_equal(raw[1][0], 255);
+    static const struct { const char *text, *why; } bad[] = {
+        { "", "f: no key" },
+        { "# only\n", "f: no key" },
+        { "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8\n", "f: line 1: not base64" },
+        { "\nAAECAwQFBgcICQoLDA0ODw==\n", "f: line 2: a key is 32 bytes" },
+        { "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"
+          "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n", "f: line 2: the same key twice" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[200];
+        snprintf(text, sizeof text, "%s", bad[i].text);
+        assert_int_equal(parse_keys(text, strlen(text), raw, &n, "f", err, sizeof err), PX_ECONFIG);
+        assert_non_null(strstr(err, bad[i].why));
+    }
+}
+
+/* Shared keys: the name comes from the key (every replica agrees), the
+ * same set again changes nothing (the IV prefixes stay), and a ticket
+ * sealed under the second key opens once it is the only one. */
+static void test_install(void **state)
+{
+    unsigned char raw[2][KEY_SZ], plain[TLEN], back[TLEN], name[WOLFSSL_TICKET_NAME_SZ];
+    sealed_t t;
+    (void)state;
+    memset(raw[0], 1, KEY_SZ);
+    memset(raw[1], 2, KEY_SZ);
+    memset(plain, 's', sizeof plain);
+    assert_int_equal(px_tickets_install((const unsigned char (*)[KEY_SZ])raw, 2), 1);
+    assert_int_equal(px_tickets_install((const unsigned char (*)[KEY_SZ])raw, 2), 0);
+    assert_int_equal(px_tickets_count(), 2);
+    assert_int_equal(seal_one(&t, plain), 0);
+    assert_int_equal(derive_name(raw[0], name), 0);
+    assert_memory_equal(t.name, name, sizeof name);
+    assert_int_equal(px_tickets_install((const unsigned char (*)[KEY_SZ])raw + 1, 1), 1);
+    assert_int_not_equal(open_one(t, back), 0);        /* retired */
+    assert_int_equal(px_tickets_install((const unsigned char (*)[KEY_SZ])raw, 1), 1);
+    assert_int_equal(open_one(t, back), 0);
+    assert_memory_equal(back, plain, TLEN);
+}
+
+/* A forked child of a process with shared keys keeps the keys (they are
+ * the replicas', not its own to replace) but seals with IVs of its own. */
+static void test_forked_child_shared_keys(void **state)
+{
+    unsigned char raw[1][KEY_SZ], plain[TLEN];
+    sealed_t before, after;
+    (void)state;
+    memset(raw[0], 7, KEY_SZ);
+    memset(plain, 'f', sizeof plain);
+    pthread_mutex_lock(&lock);
+    source = PX_TKEYS_FILE;
+    pthread_mutex_unlock(&lock);
+    assert_true(px_tickets_install((const unsigned char (*)[KEY_SZ])raw, 1) >= 0);
+    assert_int_equal(seal_one(&before, plain), 0);
+    fork_child();
+    assert_int_equal(seal_one(&after, plain), 0);
+    assert_memory_equal(after.name, before.name, sizeof after.name);
+    assert_memory_not_equal(after.iv, before.iv, IV_PREFIX_SZ);
+    assert_int_equal(px_tickets_count(), 1);
+    pthread_mutex_lock(&lock);
+    source = PX_TKEYS_LOCAL;
+    pthread_mutex_unlock(&lock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unique_ivs),
         cmocka_unit_test(test_tampered_refused),
         cmocka_unit_test(test_forked_child_rotates),
+        cmocka_unit_test(test_parse_keys),
+        cmocka_unit_test(test_install),
+        cmocka_unit_test(test_forked_child_shared_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
