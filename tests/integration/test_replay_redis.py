@@ -62,8 +62,10 @@ class Redis:
 class Replicas:
     """One keyring, one upstream, n proxies verifying on every route."""
 
-    def __init__(self, h, stores):
+    def __init__(self, h, stores, start=None):
+        """start: how a proxy is started (h.start_proxy's signature)."""
         self.h = h
+        start = start or h.start_proxy
         d = h.path("keys")
         os.makedirs(os.path.join(d, "ring"))
         pq("keygen", "--alg", "hybrid", "--out", os.path.join(d, "client"))
@@ -72,7 +74,7 @@ class Replicas:
         self.keys = d
         self.ca = os.path.join(h.certgen(), "ca.crt")
         h.start_upstream()
-        self.proxies = [h.start_proxy({
+        self.proxies = [start({
             "signatures": {"keyring": os.path.join(d, "ring"), "max_skew_s": 30,
                            "max_validity_s": 300, "replay_store": store},
             "routes": [{"prefix": "/", "verify": "required"}]}, name=f"pqproxy-{i}")
