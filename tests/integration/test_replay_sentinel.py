@@ -8,7 +8,7 @@ test (unshare -m; skipped where that is not allowed), so a name can start to
 resolve, or stop, while the proxy runs."""
 import os
 import shutil
-import signal
+import socket
 import subprocess
 import threading
 import time
@@ -273,6 +273,67 @@ def test_sentinel_errors(h):
         p.check_clean_exit()
 
 
+class FakeSentinel:
+    """Answers SENTINEL get-master-addr-by-name with 127.0.0.1:`port` (or
+    with `raw`), and confirms SUBSCRIBE; a sentinel that can be wrong."""
+
+    def __init__(self, port=None, raw=None):
+        self.port, self.raw = port, raw
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.addr = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.one, args=(c,), daemon=True).start()
+
+    def one(self, c):
+        with c:
+            try:
+                while True:
+                    data = c.recv(65536)
+                    if not data:
+                        return
+                    if b"get-master-addr-by-name" in data:
+                        p = str(self.port).encode()
+                        c.sendall(self.raw or b"*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n" % (len(p), p))
+                    elif b"SUBSCRIBE" in data:
+                        c.sendall(b"*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n")
+            except OSError:
+                pass
+
+
+def test_sentinel_names_a_replica(h):
+    """A sentinel that still names a replica (a failover in progress, or a
+    stale sentinel): ROLE tells, nothing is recorded there, the policy
+    applies; once the sentinel names the master, checks pass. A reply that
+    is not an address is logged."""
+    master, replica = Redis(h), Redis(h)
+    replica.cli("REPLICAOF", "127.0.0.1", master.port)
+    stale, odd = FakeSentinel(port=replica.port), FakeSentinel(raw=b"+OK\r\n")
+    base = {"type": "redis", "master_name": MASTER, "timeout_ms": 500}
+    rp = Replicas(h, [dict(base, sentinels=[stale.addr]), dict(base, sentinels=[odd.addr])])
+    check_error(rp.send(0, rp.sign()), 503, ERR, "a replica is not used as the master")
+    wait_until(lambda: "not the master (ROLE)" in rp.log(0), timeout=5, msg="ROLE's answer is logged")
+    check_eq(rp.seen(), 0, "nothing reached the model server")
+    check_error(rp.send(1, rp.sign()), 503, ERR, "an odd sentinel reply")
+    wait_until(lambda: "unexpected reply to SENTINEL get-master-addr-by-name" in rp.log(1), timeout=5,
+               msg="the odd reply is logged")
+    stale.port = master.port
+    wait_until(lambda: rp.send(0, rp.sign()).status == 200, timeout=10, msg="the master once named")
+    check_eq(master.cli("DBSIZE"), "1", "the accepted nonce is on the master")
+    wait_until(lambda: replica.cli("DBSIZE") == "1", timeout=5, msg="and replicated, never written to the replica")
+    for p in rp.proxies:
+        p.stop()
+        p.check_clean_exit()
+
+
 if __name__ == "__main__":
     main([test_address_by_name, test_sentinel_failover_command, test_sentinel_master_killed,
-          test_sentinel_errors])
+          test_sentinel_errors, test_sentinel_names_a_replica])
