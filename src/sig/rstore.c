@@ -1,11 +1,13 @@
 /* The shared replay store on Redis (see rstore.h). */
 #include "sig/rstore.h"
 
+#include <errno.h>
 #include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -171,12 +173,85 @@ typedef struct {
     int events;
 } ev_t;
 
+static void bad_peer(redisAsyncContext *ac, const char *why);
+
+/* hiredis 0.14 exports this (async.c) without declaring it in async.h. */
+void redisProcessCallbacks(redisAsyncContext *ac);
+
+/* Replies hiredis 0.14 aborts the process on (asserts in async.c): on a
+ * normal connection a reply that is not an error and answers no command
+ * sent; on a subscribed one (or one about to be: a sentinel's) an array
+ * whose first two elements are not strings. A shadow parse of the bytes not
+ * yet processed plus the new ones finds them first. NULL: nothing of that. */
+static const char *unsafe_replies(redisAsyncContext *ac, const char *buf, size_t n, int sentinel)
+{
+    redisReader *rd = ac->c.reader, *sh = redisReaderCreate();
+    int subscribed = (ac->c.flags & REDIS_SUBSCRIBED) != 0;
+    size_t pending = 0, replies = 0;
+    const char *why = NULL;
+    void *rep;
+
+    if (!sh)
+        return "out of memory";
+    for (redisCallback *cb = ac->replies.head; cb; cb = cb->next)
+        pending++;
+    if (redisReaderFeed(sh, rd->buf + rd->pos, rd->len - rd->pos) != REDIS_OK ||
+        redisReaderFeed(sh, buf, n) != REDIS_OK) {
+        redisReaderFree(sh);
+        return "out of memory";
+    }
+    /* a protocol error ends the loop: hiredis reports it on the real parse */
+    while (!why && redisReaderGetReply(sh, &rep) == REDIS_OK && rep) {
+        redisReply *r = rep;
+        if ((sentinel || subscribed) && r->type == REDIS_REPLY_ARRAY &&
+            (r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+             r->element[1]->type != REDIS_REPLY_STRING))
+            why = "a malformed message (an array without two strings first)";
+        else if (!subscribed && ++replies > pending && r->type != REDIS_REPLY_ERROR)
+            why = "a reply to no command";
+        freeReplyObject(rep);
+    }
+    redisReaderFree(sh);
+    return why;
+}
+
+/* Reads as hiredis's redisAsyncHandleRead would, checking the bytes before
+ * hiredis acts on them. The connect, an error and the end of the stream
+ * are left to hiredis. */
+static void ev_read(redisAsyncContext *ac)
+{
+    px_rstore_t *s = ac->data;
+    char buf[16 * 1024];
+    const char *why;
+    ssize_t n;
+
+    if (!(ac->c.flags & REDIS_CONNECTED)) {
+        redisAsyncHandleRead(ac);
+        return;
+    }
+    n = read(ac->c.fd, buf, sizeof buf);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        redisAsyncHandleRead(ac);     /* it reads the error or the end again and disconnects */
+        return;
+    }
+    why = unsafe_replies(ac, buf, (size_t)n, ac == s->sc || ac == s->watch);
+    if (!why && redisReaderFeed(ac->c.reader, buf, (size_t)n) != REDIS_OK)
+        why = "out of memory";
+    if (why) {
+        bad_peer(ac, why);
+        return;
+    }
+    redisProcessCallbacks(ac);
+}
+
 static void ev_poll(uv_poll_t *h, int status, int events)
 {
     ev_t *e = h->data;
     int ev = status < 0 ? e->events : events;
     if (e->ac && (ev & UV_READABLE))
-        redisAsyncHandleRead(e->ac);
+        ev_read(e->ac);
     if (e->ac && (ev & UV_WRITABLE))
         redisAsyncHandleWrite(e->ac);
 }
@@ -278,18 +353,25 @@ static void ready(px_rstore_t *s)
     set_up(s, 1, NULL);
 }
 
-static void drop_silent(px_rstore_t *s)
+/* Drops the connection to Redis now (not from inside its callbacks). */
+static void drop_master(px_rstore_t *s, const char *why)
 {
     redisAsyncContext *ac = s->ac;
-    char why[96];
 
-    snprintf(why, sizeof why, "no reply for %llu ms: reconnecting",
-             (unsigned long long)(uv_now(s->loop) - s->last_heard));
     set_up(s, 0, why);
     ac->onDisconnect = NULL;          /* the reconnect is scheduled here, once */
     s->ac = NULL;
     redisAsyncFree(ac);               /* the checks still in it: on_reply with NULL */
     schedule_reconnect(s);
+}
+
+static void drop_silent(px_rstore_t *s)
+{
+    char why[96];
+
+    snprintf(why, sizeof why, "no reply for %llu ms: reconnecting",
+             (unsigned long long)(uv_now(s->loop) - s->last_heard));
+    drop_master(s, why);
 }
 
 static void unref(px_rstore_t *s)
@@ -570,6 +652,25 @@ static void ask_sentinel(px_rstore_t *s, const char *ip)
     redisAsyncCommand(sc, on_master_addr, s, "SENTINEL get-master-addr-by-name %s",
                       s->cfg.master_name);
     uv_timer_start(&s->reconnect_timer, on_sentinel_timeout, SILENCE_MS(s), 0);
+}
+
+/* A peer that sent what hiredis would abort on: the connection goes. */
+static void bad_peer(redisAsyncContext *ac, const char *why)
+{
+    px_rstore_t *s = ac->data;
+    char text[200];
+
+    if (ac == s->sc) {
+        sentinel_failed(s, why, NULL);
+    } else if (ac == s->watch) {
+        px_warn("replay store: worker %d: the sentinel that reports failovers sent %s: "
+                "dropped (a failover is then noticed when the old master drops the connection "
+                "or answers READONLY)", s->worker_id, why);
+        ctx_drop(&s->watch);
+    } else if (ac == s->ac) {
+        snprintf(text, sizeof text, "unexpected data from redis: %s: reconnecting", why);
+        drop_master(s, text);
+    }
 }
 
 /* --- names: resolved on the libuv pool, never on the loop ------------------------ */

@@ -38,8 +38,12 @@ class Redis:
         self.start()
 
     def start(self):
+        # its own directory: a replica's full sync writes dump.rdb there, and
+        # a Redis started in a directory that has one loads its keys
+        d = self.h.path(f"redis-{self.port}")
+        os.makedirs(d, exist_ok=True)
         cmd = [self.bin, "--port", self.port, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--enable-debug-command", "local"]
+               "--appendonly", "no", "--enable-debug-command", "local", "--dir", d]
         if self.password:
             cmd += ["--requirepass", self.password]
         self.proc = self.h.start("redis", cmd, ready="port", port=self.port)
@@ -337,8 +341,11 @@ class FakeRedis:
 
 def test_malformed_replies(h):
     odd, garbage = FakeRedis(b"+QUEUED\r\n"), FakeRedis(b"?not resp\r\n")
-    rp = Replicas(h, [store(odd), store(garbage), store(garbage, on_unavailable="fail_open")])
-    for i, what in ((0, "unexpected reply"), (1, "Protocol error")):
+    # two replies to one command: hiredis 0.14 would abort on the second
+    twice = FakeRedis(b"+OK\r\n+OK\r\n")
+    rp = Replicas(h, [store(odd), store(garbage), store(garbage, on_unavailable="fail_open"),
+                      store(twice)])
+    for i, what in ((0, "unexpected reply"), (1, "Protocol error"), (3, "a reply to no command")):
         check_error(rp.send(i, rp.sign()), 503, ERR, what)
         wait_until(lambda: what in rp.log(i), timeout=5, msg=f"{what!r} logged")
     check_eq(rp.send(2, rp.sign()).status, 200, "fail_open accepts")

@@ -277,8 +277,9 @@ class FakeSentinel:
     """Answers SENTINEL get-master-addr-by-name with 127.0.0.1:`port` (or
     with `raw`), and confirms SUBSCRIBE; a sentinel that can be wrong."""
 
-    def __init__(self, port=None, raw=None):
-        self.port, self.raw = port, raw
+    def __init__(self, port=None, raw=None, push=b""):
+        """push: sent after the SUBSCRIBE confirmation."""
+        self.port, self.raw, self.push = port, raw, push
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -304,7 +305,8 @@ class FakeSentinel:
                         p = str(self.port).encode()
                         c.sendall(self.raw or b"*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n" % (len(p), p))
                     elif b"SUBSCRIBE" in data:
-                        c.sendall(b"*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n")
+                        c.sendall(b"*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n" +
+                                  self.push)
             except OSError:
                 pass
 
@@ -317,8 +319,11 @@ def test_sentinel_names_a_replica(h):
     master, replica = Redis(h), Redis(h)
     replica.cli("REPLICAOF", "127.0.0.1", master.port)
     stale, odd = FakeSentinel(port=replica.port), FakeSentinel(raw=b"+OK\r\n")
+    # a message on the subscription that hiredis 0.14 would abort on
+    bad_push = FakeSentinel(port=master.port, push=b"*1\r\n$7\r\nmessage\r\n")
     base = {"type": "redis", "master_name": MASTER, "timeout_ms": 500}
-    rp = Replicas(h, [dict(base, sentinels=[stale.addr]), dict(base, sentinels=[odd.addr])])
+    rp = Replicas(h, [dict(base, sentinels=[stale.addr]), dict(base, sentinels=[odd.addr]),
+                      dict(base, sentinels=[bad_push.addr])])
     check_error(rp.send(0, rp.sign()), 503, ERR, "a replica is not used as the master")
     wait_until(lambda: "not the master (ROLE)" in rp.log(0), timeout=5, msg="ROLE's answer is logged")
     check_eq(rp.seen(), 0, "nothing reached the model server")
@@ -329,6 +334,8 @@ def test_sentinel_names_a_replica(h):
     wait_until(lambda: rp.send(0, rp.sign()).status == 200, timeout=10, msg="the master once named")
     check_eq(master.cli("DBSIZE"), "1", "the accepted nonce is on the master")
     wait_until(lambda: replica.cli("DBSIZE") == "1", timeout=5, msg="and replicated, never written to the replica")
+    wait_until(lambda: "malformed message" in rp.log(2), timeout=5, msg="the bad message is logged")
+    check_eq(rp.send(2, rp.sign()).status, 200, "the master is still used without the watch")
     for p in rp.proxies:
         p.stop()
         p.check_clean_exit()
