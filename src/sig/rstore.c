@@ -216,18 +216,22 @@ static const char *unsafe_replies(redisAsyncContext *ac, const char *buf, size_t
 }
 
 /* Reads as hiredis's redisAsyncHandleRead would, checking the bytes before
- * hiredis acts on them. The connect, an error and the end of the stream
- * are left to hiredis. */
-static void ev_read(redisAsyncContext *ac)
+ * hiredis acts on them. An error and the end of the stream are left to
+ * hiredis. */
+static void ev_read(ev_t *e)
 {
+    redisAsyncContext *ac = e->ac;
     px_rstore_t *s = ac->data;
     char buf[16 * 1024];
     const char *why;
     ssize_t n;
 
     if (!(ac->c.flags & REDIS_CONNECTED)) {
-        redisAsyncHandleRead(ac);
-        return;
+        /* data with the connect (a server that speaks first): complete the
+         * connect as a writable event would; a failed one frees ac */
+        redisAsyncHandleWrite(ac);
+        if (!e->ac || !(ac->c.flags & REDIS_CONNECTED))
+            return;
     }
     n = read(ac->c.fd, buf, sizeof buf);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -251,7 +255,7 @@ static void ev_poll(uv_poll_t *h, int status, int events)
     ev_t *e = h->data;
     int ev = status < 0 ? e->events : events;
     if (e->ac && (ev & UV_READABLE))
-        ev_read(e->ac);
+        ev_read(e);
     if (e->ac && (ev & UV_WRITABLE))
         redisAsyncHandleWrite(e->ac);
 }

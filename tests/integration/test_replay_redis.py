@@ -314,8 +314,9 @@ def test_wrong_password(h):
 class FakeRedis:
     """A TCP server answering every read with `reply` (bytes no Redis sends)."""
 
-    def __init__(self, reply):
-        self.reply = reply
+    def __init__(self, reply, greet=b""):
+        """greet: sent as soon as a connection is accepted (a server that speaks first)."""
+        self.reply, self.greet = reply, greet
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -333,6 +334,7 @@ class FakeRedis:
     def one(self, c):
         with c:
             try:
+                c.sendall(self.greet)
                 while c.recv(65536):
                     c.sendall(self.reply)
             except OSError:
@@ -343,8 +345,11 @@ def test_malformed_replies(h):
     odd, garbage = FakeRedis(b"+QUEUED\r\n"), FakeRedis(b"?not resp\r\n")
     # two replies to one command: hiredis 0.14 would abort on the second
     twice = FakeRedis(b"+OK\r\n+OK\r\n")
+    early = FakeRedis(b"+OK\r\n", greet=b"+OK\r\n")
     rp = Replicas(h, [store(odd), store(garbage), store(garbage, on_unavailable="fail_open"),
-                      store(twice)])
+                      store(twice), store(early)])
+    # the greeting is a reply to no command: the connection is dropped each time
+    wait_until(lambda: "a reply to no command" in rp.log(4), timeout=5, msg="the greeting is logged")
     for i, what in ((0, "unexpected reply"), (1, "Protocol error"), (3, "a reply to no command")):
         check_error(rp.send(i, rp.sign()), 503, ERR, what)
         wait_until(lambda: what in rp.log(i), timeout=5, msg=f"{what!r} logged")
