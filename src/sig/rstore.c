@@ -185,13 +185,20 @@ void redisProcessCallbacks(redisAsyncContext *ac);
  * yet processed plus the new ones finds them first. NULL: nothing of that. */
 static const char *unsafe_replies(redisAsyncContext *ac, const char *buf, size_t n, int sentinel)
 {
-    redisReader *rd = ac->c.reader, *sh = redisReaderCreate();
+    redisReader *rd = ac->c.reader, *sh;
     int subscribed = (ac->c.flags & REDIS_SUBSCRIBED) != 0;
     size_t pending = 0, replies = 0;
     const char *why = NULL;
     void *rep;
 
-    if (!sh)
+    /* In the middle of a reply (its type byte, or an array's complete
+     * elements, already taken) the rest does not parse on its own and could
+     * pass for replies. That read is left unchecked: it needs a reply split
+     * across two reads, with the bad one in the second. (ridx 0 with no
+     * type yet is hiredis's idle state after an emptied buffer.) */
+    if (rd->ridx > 0 || (rd->ridx == 0 && rd->rstack[0].type >= 0))
+        return NULL;
+    if (!(sh = redisReaderCreate()))
         return "out of memory";
     for (redisCallback *cb = ac->replies.head; cb; cb = cb->next)
         pending++;
