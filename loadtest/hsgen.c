@@ -35,7 +35,7 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
-#include "config.h"
+#include "config/config.h"
 
 #define IN_CAP (34 * 1024)         /* ciphertext: two full records */
 #define OUT_CAP (16 * 1024)        /* ciphertext we send: ClientHello, Finished + request */

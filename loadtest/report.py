@@ -87,6 +87,25 @@ def main():
     s5 = {v: agg(raw, "5", v).get("pqproxy-sig") for v in ("signed", "unsigned")}
     s8 = {v: agg(raw, "8", v).get("pqproxy-sig") for v in ("unsigned alone", "unsigned + signed load", "signed load")}
     s5 = {k: v for k, v in s5.items() if v}
+    s9 = {v: agg(raw, "9", v).get("pqproxy-sigr" if v.startswith("redis") else "pqproxy-sig")
+          for v in ("local c16", "redis c16", "local c1", "redis c1")}
+    s9 = {k: v for k, v in s9.items() if v}
+    # redis-server's own CPU per request of each Redis run (run.sh: redis9.tsv)
+    r9 = read_tsv(os.path.join(out, "redis9.tsv"))
+    for v in s9:
+        reqs = sum(int(r["requests"]) for r in raw if r["scenario"] == "9" and r["variant"] == v)
+        cpu = sum(float(r["redis_cpu_s"]) for r in r9 if r["variant"] == v)
+        s9[v]["redis_cpu_us_per_req"] = cpu * 1e6 / reqs if reqs else float("nan")
+    # paired rounds at the ceiling: the Redis run against the local run of the same round
+    def by_round(v):
+        return {r["round"]: r for r in raw if r["scenario"] == "9" and r["variant"] == v and int(r["requests"])}
+    s9_rounds = []
+    loc, red = by_round("local c16"), by_round("redis c16")
+    for rnd in sorted(set(loc) & set(red), key=int):
+        cl = float(loc[rnd]["cpu_us_per_req"]); cr = float(red[rnd]["cpu_us_per_req"])
+        ql = float(loc[rnd]["req_s"]); qr = float(red[rnd]["req_s"])
+        s9_rounds.append({"round": int(rnd), "cpu_us": [cl, cr], "cpu_ratio": round(cr / cl, 3),
+                          "req_s": [ql, qr], "req_s_ratio": round(qr / ql, 3)})
     s8 = {k: v for k, v in s8.items() if v}
     ops, hsvp = {}, None
     p = os.path.join(out, "bench-crypto.json")
@@ -134,7 +153,8 @@ def main():
               "scenario3": s3, "scenario3_hsgen_pinned": s3g, "scenario5": s5, "scenario8": s8,
               "primitives_us": {"hybrid_handshake_server": hs_sum, "signed_request_server": sig_sum,
                                 "ops_cpu_us": {i: ops[i]["cpu_us_per_op"] for i in HS_PRIMS + SIG_PRIMS if i in ops}},
-              "scenario4": big, "scenario7": idle, "targets": {}}
+              "scenario4": big, "scenario7": idle, "scenario9": {"runs": s9, "rounds": s9_rounds},
+              "targets": {}}
     L = []
     w = L.append
     w(f"# pqproxy load test ({'quick' if a.quick == '1' else 'full'})\n")
@@ -257,6 +277,25 @@ def main():
         fp = os.path.join(out, "scenario5-check.txt")
         if os.path.exists(fp):
             w("\n```\n" + open(fp).read().strip() + "\n```")
+    if s9:
+        w("\n## Scenario 9: signed requests, local replay cache vs Redis (one run, interleaved rounds)\n")
+        w("| replay store, connections | req/s | p50 ms | p99 ms | proxy CPU µs/req | redis-server CPU µs/req | errors |")
+        w("|---|---:|---:|---:|---:|---:|---:|")
+        for v, r in s9.items():
+            rc = r["redis_cpu_us_per_req"]
+            w(f"| {v} | {r['req_s']:.0f} | {ms(r['p50_us'])} | {ms(r['p99_us'])} | {r['cpu_us_per_req']:.1f} | "
+              f"{'–' if v.startswith('local') or rc != rc else f'{rc:.1f}'} | {r['errors']} |")
+        for x in s9_rounds:
+            w(f"- round {x['round']} at 16 connections: proxy CPU {x['cpu_us'][0]:.1f} → {x['cpu_us'][1]:.1f} µs per "
+              f"signed request (×{x['cpu_ratio']:.3f}), {x['req_s'][0]:.0f} → {x['req_s'][1]:.0f} req/s "
+              f"(×{x['req_s_ratio']:.3f})")
+        if "local c1" in s9 and "redis c1" in s9:
+            a0, a1 = s9["local c1"], s9["redis c1"]
+            w(f"- one at a time: the Redis round trip adds {(a1['p50_us'] - a0['p50_us']) / 1000:.3f} ms at p50 "
+              f"and {(a1['p99_us'] - a0['p99_us']) / 1000:.3f} ms at p99")
+        fp = os.path.join(out, "redis9.txt")
+        if os.path.exists(fp):
+            w("\n```\n" + open(fp).read().strip() + "\n```")
     if s8:
         w("\n## Scenario 8: signature isolation (unsigned route, 8 connections; signed load 32 connections)\n")
         w("| run | req/s | p50 ms | p99 ms | p99.9 ms | errors |")
@@ -376,6 +415,21 @@ def main():
                                     "p99_ratio": round(a1["p99_us"] / a0["p99_us"], 2),
                                     "met": a1["p99_us"] <= 1.5 * a0["p99_us"],
                                     "note": "met = p99 under signed load within 1.5x of alone (our reading of 'keep their latency')"}
+    if s9_rounds:
+        cr = med([x["cpu_ratio"] for x in s9_rounds]); qr = med([x["req_s_ratio"] for x in s9_rounds])
+        t["replay_store_cpu_per_signed_request"] = {
+            "ratio_redis_vs_local": round(cr, 3), "met": cr <= 1.05, "rounds": [x["cpu_ratio"] for x in s9_rounds],
+            "note": "median over rounds of the proxy's CPU per signed request with the Redis store / local, "
+                    "16 connections (the signing ceiling); redis-server's own CPU is reported beside it"}
+        t["replay_store_throughput"] = {
+            "ratio_redis_vs_local": round(qr, 3), "met": qr >= 0.97, "rounds": [x["req_s_ratio"] for x in s9_rounds],
+            "note": "met = the median over rounds of req/s with Redis / local is at least 0.97, "
+                    "at the signing ceiling; compare with the spread of the rounds"}
+    if "local c1" in s9 and "redis c1" in s9:
+        t["replay_store_added_latency"] = {
+            "p50_ms": round((s9["redis c1"]["p50_us"] - s9["local c1"]["p50_us"]) / 1000, 3),
+            "p99_ms": round((s9["redis c1"]["p99_us"] - s9["local c1"]["p99_us"]) / 1000, 3), "met": None,
+            "note": "one connection, one request at a time: what the Redis round trip adds (reported, no target)"}
     if idle:
         pq = next((r for r in idle if r["target"] == "pqproxy"), None)
         if pq and pq["kib_per_conn"] not in ("", "None"):

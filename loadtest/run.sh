@@ -29,6 +29,12 @@
 #      the raw crypto sum.
 #   8  signature isolation: an unsigned route's latency alone and while a
 #      signed load saturates the crypto threads.
+#   9  the replay store: the same signed requests to pqproxy-sig (local
+#      nonce cache) and pqproxy-sigr (signatures.replay_store on a local
+#      redis-server), interleaved in each round: at the signing ceiling
+#      (16 connections) and one at a time (1 connection: the latency the
+#      Redis round trip adds); req/s, p50/p99, CPU per signed request of
+#      the proxy and of redis-server; MEMORY USAGE of one key (redis9.txt).
 # The classical set (scenarios 1, 2, 4, 7) uses Debian's wrk and curl
 # (OpenSSL 3.0: X25519 only) and pqproxy with pq_policy "prefer". Without
 # the OpenSSL 3.5 libraries (OPENSSL35_DIR, or scripts/openssl35.sh; --quick
@@ -43,7 +49,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 PQPROXY="$ROOT/build/pqproxy"
 QUICK=0
-SCENARIOS="1 2 4 6 7 3 5 8"
+SCENARIOS="1 2 4 6 7 3 5 8 9"
 OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -51,7 +57,7 @@ while [ $# -gt 0 ]; do
         --pqproxy) PQPROXY="$2"; shift ;;
         --out) OUT="$2"; shift ;;
         --scenarios) SCENARIOS="$2"; shift ;;
-        -h|--help) sed -n '2,46p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,52p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -88,7 +94,7 @@ on35() { env LD_LIBRARY_PATH="$OSSL35" "$@"; }
 
 # sigreqs (scenario 5/8's request generator), an optional CMake target.
 SIGREQS="${SIGREQS:-$(dirname "$PQPROXY")/sigreqs}"
-if { has 5 || has 8; } && [ ! -x "$SIGREQS" ] && [ -f "$(dirname "$PQPROXY")/CMakeCache.txt" ]; then
+if { has 5 || has 8 || has 9; } && [ ! -x "$SIGREQS" ] && [ -f "$(dirname "$PQPROXY")/CMakeCache.txt" ]; then
     cmake --build "$(dirname "$PQPROXY")" --target sigreqs >/dev/null 2>&1 || true
 fi
 
@@ -349,7 +355,7 @@ fi
 # dual signature and signs its responses; /v1/plain/ is an unsigned route.
 SIGPROXY=()
 SIG_TOTAL_MAX=4000000      # nonces the replay cache must hold for the whole run
-if { has 5 || has 8; } && [ -x "$SIGREQS" ]; then
+if { has 5 || has 8 || has 9; } && [ -x "$SIGREQS" ]; then
     mkdir -p "$RUN/sig/keyring"
     "$PQPROXY" keygen --alg hybrid --out "$RUN/sig/client-a" >/dev/null
     "$PQPROXY" keygen --alg hybrid --out "$RUN/sig/proxy" >/dev/null
@@ -361,6 +367,29 @@ if { has 5 || has 8; } && [ -x "$SIGREQS" ]; then
   "routes": [ { "prefix": "/v1/signed/", "verify": "required", "sign_responses": true },
               { "prefix": "/v1/plain/", "verify": "off" } ]'
     SIGPROXY=(pqproxy-sig)
+fi
+
+# Scenario 9: the same proxy with its nonces in Redis (a redis-server here,
+# no persistence, like a cache), beside pqproxy-sig.
+REDIS9=""
+if has 9 && [ ${#SIGPROXY[@]} -eq 1 ]; then
+    if command -v redis-server >/dev/null 2>&1; then
+        REDIS9="$(free_port)"
+        redis-server --port "$REDIS9" --bind 127.0.0.1 --save "" --appendonly no \
+            --dir "$RUN" >"$RUN/redis9.out" 2>&1 &
+        REDIS_PID=$!; PIDS+=("$REDIS_PID")
+        wait_port "$REDIS9" || die "redis-server did not start: $(tail -5 "$RUN/redis9.out")"
+        start_pqproxy pqproxy-sigr 1 "$SIGPOL" ',
+  "signatures": { "keyring": "'"$RUN"'/sig/keyring", "response_key": "'"$RUN"'/sig/proxy",
+                  "max_validity_s": 3600, "replay_cache_entries": '"$SIG_TOTAL_MAX"',
+                  "replay_store": { "type": "redis", "address": "127.0.0.1:'"$REDIS9"'",
+                                    "timeout_ms": 200 } },
+  "routes": [ { "prefix": "/v1/signed/", "verify": "required", "sign_responses": true },
+              { "prefix": "/v1/plain/", "verify": "off" } ]'
+        SIGPROXY+=(pqproxy-sigr)
+    else
+        echo "Scenario 9 not run: redis-server is not installed (scripts/bench-deps.sh)." > "$OUT/redis9.txt"
+    fi
 fi
 
 PORT[direct]=$UP_PORT; PID[direct]=$UP_PID
@@ -618,11 +647,11 @@ make_signed() {
 }
 last_rate() { awk -F'\t' -v s="$1" -v v="$2" '$1 == s && $2 == v { r = $7 } END { print r + 0 }' "$RESULTS"; }
 
-if { has 5 || has 8; } && [ ${#SIGPROXY[@]} -eq 0 ]; then
+if { has 5 || has 8 || has 9; } && [ ${#SIGPROXY[@]} -eq 0 ]; then
     echo "Scenarios 5 and 8 not run: $SIGREQS not built (cmake --build build --target sigreqs)." > "$OUT/scenario5.txt"
 fi
 SIGLIBS=""; [ $HYB -eq 1 ] && SIGLIBS="$OSSL35"
-if has 5 && [ ${#SIGPROXY[@]} -eq 1 ]; then
+if has 5 && [ ${#SIGPROXY[@]} -ge 1 ]; then
     log "scenario 5: signed requests (ECDSA P-384 + ML-DSA-87, responses signed), $ROUNDS round(s) x ${SDUR}s"
     sp="${PORT[pqproxy-sig]}"
     # one check by hand: pqproxy request signs, the proxy verifies and signs the response
@@ -654,7 +683,7 @@ if has 5 && [ ${#SIGPROXY[@]} -eq 1 ]; then
     fi
 fi
 
-if has 8 && [ ${#SIGPROXY[@]} -eq 1 ]; then
+if has 8 && [ ${#SIGPROXY[@]} -ge 1 ]; then
     log "scenario 8: unsigned route alone and beside a saturating signed load, $ROUNDS round(s) x ${SDUR}s"
     sp="${PORT[pqproxy-sig]}"
     for r in $(seq 1 "$ROUNDS"); do
@@ -670,6 +699,41 @@ if has 8 && [ ${#SIGPROXY[@]} -eq 1 ]; then
         rm -f "$RUN/signed8.bin"
         echo "round $r: signature queue depth (max of 3 samples) during the signed load: ${depth:-?}" >> "$OUT/scenario8.txt"
     done
+fi
+
+# --- scenario 9: the replay store, local against Redis --------------------------------------------
+
+if has 9 && [ -n "$REDIS9" ]; then
+    log "scenario 9: signed requests, local replay cache vs Redis, $ROUNDS round(s) x 2 x 2 x ${SDUR}s"
+    # The proxy's CPU comes from run_wrk; redis-server's is measured around
+    # each Redis run (redis9.tsv): in production it is another machine's.
+    printf 'round\tvariant\tredis_cpu_s\n' > "$OUT/redis9.tsv"
+    for r in $(seq 1 "$ROUNDS"); do
+        # alternate the order so that drift does not favour one side
+        if [ $((r % 2)) -eq 1 ]; then order="local redis"; else order="redis local"; fi
+        for c in 16 1; do
+            for st in $order; do
+                tgt=pqproxy-sig; [ "$st" = redis ] && tgt=pqproxy-sigr
+                make_signed "$RUN/signed9.bin" "$SDUR"
+                k0="$(cpu_ticks "$REDIS_PID")"
+                PQ_SIGNED_FILE="$RUN/signed9.bin" WRK_DUR="$SDUR" WRK_SCRIPT="$HERE/wrk-signed.lua" WRK_LIBS="$SIGLIBS" \
+                    run_wrk 9 "$st c$c" "$tgt" "$r" 1 "$c" "https://127.0.0.1:${PORT[$tgt]}$SIG_URL_PATH"
+                k1="$(cpu_ticks "$REDIS_PID")"
+                printf '%s\t%s c%s\t%s\n' "$r" "$st" "$c" "$(python3 -c "print(($k1 - $k0) / $HZ)")" >> "$OUT/redis9.tsv"
+                rm -f "$RUN/signed9.bin"
+                [ "$c" != 16 ] || [ "$st" != local ] || { SIG_RATE="$(last_rate 9 "local c16")"; [ "${SIG_RATE%.*}" -ge 200 ] || SIG_RATE=200; }
+            done
+        done
+    done
+    { echo "- pqproxy-sigr metrics after scenario 9:"
+      metric_lines pqproxy-sigr '^pqproxy_(replay_store_|signature_verifications_total)' |
+          awk '$NF > 0 { print "    " $0 }'
+      key="$(redis-cli -p "$REDIS9" RANDOMKEY)"
+      echo "- redis: dbsize $(redis-cli -p "$REDIS9" DBSIZE); one key: $key"
+      echo "  MEMORY USAGE $(redis-cli -p "$REDIS9" MEMORY USAGE "$key") bytes, PTTL $(redis-cli -p "$REDIS9" PTTL "$key") ms"
+      redis-cli -p "$REDIS9" INFO memory | grep -E '^used_memory:|^used_memory_dataset:' | tr -d '\r' | sed 's/^/  /'
+      echo "  $(redis-server --version)"
+    } >> "$OUT/redis9.txt"
 fi
 
 # --- report -------------------------------------------------------------------------------------

@@ -21,8 +21,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "buf.h"
-#include "sig.h"
+#include "core/buf.h"
+#include "sig/sig.h"
 
 typedef struct {
     const char *key, *keyid, *out, *path, *host, *body;

@@ -8,6 +8,7 @@
 #   nginx also serves as the plaintext upstream.
 # - wrk (4.1, OpenSSL 3.0: classical X25519 only): the load generator.
 # - gnuplot-nox: the PNG charts.
+# - redis-server (7.0): the shared replay store of scenario 9.
 # - OpenSSL 3.5 shared libraries (scripts/openssl35.sh, built once into the
 #   cache, several minutes the first time): run with LD_LIBRARY_PATH, the
 #   Debian 12 nginx, HAProxy, hitch and wrk above negotiate X25519MLKEM768
@@ -19,7 +20,7 @@
 # anything is). Package services are not started by this script.
 set -euo pipefail
 
-BENCH_PKGS=(nginx-light haproxy hitch wrk gnuplot-nox curl procps)
+BENCH_PKGS=(nginx-light haproxy hitch wrk gnuplot-nox curl procps redis-server)
 
 log() { printf 'bench-deps: %s\n' "$*" >&2; }
 die() { printf 'bench-deps: error: %s\n' "$*" >&2; exit 1; }

@@ -91,8 +91,9 @@ SYS_PKGS=(build-essential cmake pkg-config autoconf automake libtool patch
 
 # Debian 12 packages only the tests use (--test-tools): testssl.sh, the TLS
 # scanner of test_testssl.py (it runs on the system's openssl).
-# redis-server: the shared replay store of test_replay_redis.py.
-TEST_PKGS=(testssl.sh redis-server)
+# redis-server: the shared replay store of test_replay_redis.py;
+# redis-sentinel: its failover (test_replay_sentinel.py).
+TEST_PKGS=(testssl.sh redis-server redis-sentinel)
 
 install_system_packages() {
     local missing=() p

@@ -29,6 +29,7 @@ typedef struct {
     char host[256];      /* numeric IP (never a name: "localhost" is stored as
                             127.0.0.1), or the socket path if is_unix */
     uint16_t port;
+    int is_name;         /* host is a DNS name (px_addr_parse_name only) */
 } px_addr_t;
 
 typedef struct {
@@ -131,9 +132,14 @@ typedef struct {
 typedef enum { PX_RSTORE_LOCAL = 0, PX_RSTORE_REDIS } px_rstore_type_t;
 #define PX_RSTORE_MAX_NAME 64
 #define PX_RSTORE_MAX_PASSWORD 512
+#define PX_RSTORE_MAX_SENTINELS 8
 typedef struct {
     px_rstore_type_t type;
-    px_addr_t addr;
+    px_addr_t addr;                       /* the server, or none (sentinel_count > 0) */
+    px_addr_t sentinels[PX_RSTORE_MAX_SENTINELS];  /* Redis Sentinel: asked for the master */
+    int sentinel_count;
+    char master_name[PX_RSTORE_MAX_NAME + 1];      /* the master the sentinels watch */
+    char sentinel_password[PX_RSTORE_MAX_PASSWORD + 1]; /* "": no AUTH to the sentinels */
     char prefix[PX_RSTORE_MAX_NAME + 1];
     char username[PX_RSTORE_MAX_NAME + 1];       /* "": none (AUTH with the password alone) */
     char password[PX_RSTORE_MAX_PASSWORD + 1];   /* from password_file; "": no AUTH */
@@ -191,6 +197,9 @@ const px_route_t *px_config_route(const px_config_t *cfg, const char *path, size
 /* "host:port", "[v6]:port", "unix:/path" -> addr. Returns 0 or PX_EINVAL
  * with the reason in err. */
 int px_addr_parse(const char *s, px_addr_t *addr, char *err, size_t errlen);
+/* The same, and the host may also be a DNS name (is_name), which the caller
+ * resolves without blocking its loop. */
+int px_addr_parse_name(const char *s, px_addr_t *addr, char *err, size_t errlen);
 
 /* Group names as used in the config ("X25519MLKEM768", ...) <-> code points.
  * Returns 0 / NULL when unknown. */

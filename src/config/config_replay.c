@@ -10,7 +10,8 @@
 #define P "signatures.replay_store"
 
 static const char *const keys[] = { "type", "address", "prefix", "password_file", "username",
-                                    "timeout_ms", "on_unavailable", NULL };
+                                    "timeout_ms", "on_unavailable", "sentinels", "master_name",
+                                    "sentinel_password_file", NULL };
 static const char *const types[] = { "local", "redis", NULL };
 static const char *const policies[] = { "fail_closed", "fail_open", NULL };
 
@@ -44,7 +45,7 @@ static int name(px_jv_t *j, const char *key, const char *s, char *dst)
 
 /* The password: the file's content without its trailing newline (as a
  * Kubernetes Secret mounted as a file has it, or not). */
-static int read_password(px_jv_t *j, const char *dir, const char *file, char *dst)
+static int read_password(px_jv_t *j, const char *dir, const char *kp, const char *file, char *dst)
 {
     char *path = px_config_path_join(dir, file);
     char buf[PX_RSTORE_MAX_PASSWORD + 2];
@@ -52,10 +53,10 @@ static int read_password(px_jv_t *j, const char *dir, const char *file, char *ds
     FILE *f;
 
     if (!path)
-        return px_jv_fail(j, P ".password_file", "out of memory");
+        return px_jv_fail(j, kp, "out of memory");
     if (!(f = fopen(path, "r"))) {
         int e = errno;
-        px_jv_fail(j, P ".password_file", "%s: %s", path, strerror(e));
+        px_jv_fail(j, kp, "%s: %s", path, strerror(e));
         free(path);
         return PX_ECONFIG;
     }
@@ -64,7 +65,7 @@ static int read_password(px_jv_t *j, const char *dir, const char *file, char *ds
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         n--;
     if (n == 0 || n > PX_RSTORE_MAX_PASSWORD || memchr(buf, '\0', n) || memchr(buf, '\n', n)) {
-        px_jv_fail(j, P ".password_file", "%s: %s", path,
+        px_jv_fail(j, kp, "%s: %s", path,
                    n == 0 ? "empty" : n > PX_RSTORE_MAX_PASSWORD
                    ? "longer than 512 bytes" : "one line of text expected");
         free(path);
@@ -76,12 +77,54 @@ static int read_password(px_jv_t *j, const char *dir, const char *file, char *ds
     return 0;
 }
 
+/* "sentinels": ["host:port", ...] with "master_name" (and the sentinels'
+ * own password, if they have one); the master is asked of them. */
+static int parse_sentinels(px_jv_t *j, const char *dir, const cJSON *o, px_replay_store_config_t *rs)
+{
+    const cJSON *v = px_jv_item(o, "sentinels");
+    const char *str = NULL;
+    char err[200], ep[PX_JV_PATH];
+    int n, r;
+
+    if (v && !cJSON_IsNull(v)) {
+        if ((n = px_jv_array(j, v, P ".sentinels", 1, PX_RSTORE_MAX_SENTINELS, "addresses")) < 0)
+            return n;
+        for (int i = 0; i < n; i++) {
+            const cJSON *e = cJSON_GetArrayItem(v, i);
+            px_jv_fmt(ep, sizeof ep, P ".sentinels[%d]", i);
+            if ((r = px_jv_string(j, e, ep)) < 0)
+                return r;
+            if (px_addr_parse_name(e->valuestring, &rs->sentinels[i], err, sizeof err) != 0)
+                return px_jv_fail(j, ep, "%s", err);
+            if (rs->sentinels[i].is_unix)
+                return px_jv_fail(j, ep, "a sentinel is reached over TCP (host:port)");
+        }
+        rs->sentinel_count = n;
+    }
+    if ((r = str_or_null(j, o, "master_name", &str)) < 0 ||
+        (r && (r = name(j, P ".master_name", str, rs->master_name)) < 0))
+        return r;
+    if (rs->sentinel_count && !rs->master_name[0])
+        return px_jv_fail(j, P ".master_name", "required with \"sentinels\" (the name the "
+                          "sentinels monitor, as in \"sentinel monitor NAME ...\")");
+    if (!rs->sentinel_count && rs->master_name[0])
+        return px_jv_fail(j, P ".master_name", "only with \"sentinels\"");
+    if ((r = str_or_null(j, o, "sentinel_password_file", &str)) < 0)
+        return r;
+    if (r && !rs->sentinel_count)
+        return px_jv_fail(j, P ".sentinel_password_file", "only with \"sentinels\"");
+    if (r && (r = read_password(j, dir, P ".sentinel_password_file", str,
+                                rs->sentinel_password)) < 0)
+        return r;
+    return 0;
+}
+
 int px_config_parse_replay_store(px_jv_t *j, const char *dir, const cJSON *o,
                                  px_replay_store_config_t *rs)
 {
     const char *str, *pwfile = NULL;
     char err[200];
-    int r, idx;
+    int r, idx, sentinels;
 
     if ((r = px_jv_object(j, o, P, keys)) < 0)
         return r;
@@ -93,10 +136,13 @@ int px_config_parse_replay_store(px_jv_t *j, const char *dir, const cJSON *o,
      * type must not reveal a typo) but unused */
     if ((r = str_or_null(j, o, "address", &str)) < 0)
         return r;
-    if (r == 0 && rs->type == PX_RSTORE_REDIS)
+    sentinels = px_jv_item(o, "sentinels") && !cJSON_IsNull(px_jv_item(o, "sentinels"));
+    if (r == 0 && rs->type == PX_RSTORE_REDIS && !sentinels)
         return px_jv_fail(j, P ".address", "required with type \"redis\" (\"host:port\" or "
-                          "\"unix:/path\")");
-    if (r && px_addr_parse(str, &rs->addr, err, sizeof err) != 0)
+                          "\"unix:/path\"), unless \"sentinels\" is given");
+    if (r && sentinels)
+        return px_jv_fail(j, P ".address", "either \"address\" or \"sentinels\", not both");
+    if (r && px_addr_parse_name(str, &rs->addr, err, sizeof err) != 0)
         return px_jv_fail(j, P ".address", "%s", err);
     if ((r = px_jv_str(j, o, P, "prefix", &str)) < 0 ||
         (r && (r = name(j, P ".prefix", str, rs->prefix)) < 0))
@@ -108,7 +154,9 @@ int px_config_parse_replay_store(px_jv_t *j, const char *dir, const cJSON *o,
         return r;
     if (rs->username[0] && !pwfile)
         return px_jv_fail(j, P ".username", "needs password_file (AUTH user password)");
-    if (pwfile && (r = read_password(j, dir, pwfile, rs->password)) < 0)
+    if (pwfile && (r = read_password(j, dir, P ".password_file", pwfile, rs->password)) < 0)
+        return r;
+    if ((r = parse_sentinels(j, dir, o, rs)) < 0)
         return r;
     if ((r = px_jv_u32(j, o, P, "timeout_ms", 1, 10000, &rs->timeout_ms)) < 0)
         return r;

@@ -1,7 +1,9 @@
 /* Address strings from the config and the environment -> px_addr_t.
  *
  * Hosts must be numeric ("localhost" is taken as 127.0.0.1): names are never
- * resolved, so nothing on the connection path can block on DNS. Reasons
+ * resolved, so nothing on the connection path can block on DNS. Only
+ * px_addr_parse_name takes names, for callers that resolve them off the
+ * loop (uv_getaddrinfo: the Redis replay store). Reasons
  * never echo the input; callers quote it (sanitised) themselves. */
 #include "config/config.h"
 #include "core/errors.h"
@@ -47,7 +49,44 @@ static int parse_port(const char *s, uint16_t *port)
     return 0;
 }
 
+/* A DNS name: dot-separated labels of letters, digits, '-' and '_' (as
+ * Kubernetes Service and StatefulSet names have), each 1..63 bytes, not
+ * starting or ending with '-'; a trailing dot is allowed. */
+static int is_dns_name(const char *h)
+{
+    size_t label = 0, n = strlen(h);
+
+    if (n == 0 || n > 253)
+        return 0;
+    for (const char *p = h; *p; p++) {
+        if (*p == '.') {
+            if (label == 0 || p[-1] == '-')
+                return 0;
+            label = 0;
+        } else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                   *p == '_' || (*p == '-' && label > 0)) {
+            if (++label > 63)
+                return 0;
+        } else {
+            return 0;
+        }
+    }
+    return h[n - 1] != '-';
+}
+
+static int parse(const char *s, px_addr_t *addr, int names, char *err, size_t errlen);
+
 int px_addr_parse(const char *s, px_addr_t *addr, char *err, size_t errlen)
+{
+    return parse(s, addr, 0, err, errlen);
+}
+
+int px_addr_parse_name(const char *s, px_addr_t *addr, char *err, size_t errlen)
+{
+    return parse(s, addr, 1, err, errlen);
+}
+
+static int parse(const char *s, px_addr_t *addr, int names, char *err, size_t errlen)
 {
     px_addr_t a;
     const char *host, *port;
@@ -100,9 +139,12 @@ int px_addr_parse(const char *s, px_addr_t *addr, char *err, size_t errlen)
     } else if (!strcasecmp(a.host, "localhost")) {
         strcpy(a.host, "127.0.0.1");
     } else if (inet_pton(AF_INET, a.host, bin) != 1) {
-        return bad(err, errlen,
-                   "host must be a numeric IPv4 address, [IPv6] or \"localhost\" "
-                   "(names are not resolved)");
+        if (!names)
+            return bad(err, errlen, "host must be a numeric IPv4 address, [IPv6] or \"localhost\" "
+                       "(names are not resolved)");
+        if (!is_dns_name(a.host))
+            return bad(err, errlen, "host must be a numeric IPv4 address, [IPv6] or a DNS name");
+        a.is_name = 1;
     }
     *addr = a;
     return 0;

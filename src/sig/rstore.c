@@ -1,10 +1,13 @@
 /* The shared replay store on Redis (see rstore.h). */
 #include "sig/rstore.h"
 
+#include <errno.h>
+#include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -35,10 +38,18 @@ struct px_rstore {
     char who[64];                 /* "replay store: worker 3", for log lines */
     redisAsyncContext *ac;        /* NULL: down, waiting for the reconnect timer */
     int up;                       /* last state logged: 1 up, 0 down */
-    int closing, open_handles;
+    int closing, open_handles;    /* the timers and a resolve in flight */
     uint64_t backoff_ms;
     uint64_t last_heard;          /* loop time of the last reply or (re)connect attempt */
-    uv_timer_t deadline_timer, reconnect_timer;
+    uv_timer_t deadline_timer, reconnect_timer; /* reconnect_timer: also a sentinel's deadline */
+    redisAsyncContext *sc;        /* the sentinel being asked, or NULL */
+    redisAsyncContext *watch;     /* the sentinel that told us: subscribed to +switch-master */
+    int asking;                   /* this attempt is asking a sentinel */
+    int sentinel_turn;            /* which sentinel is asked (the next after a failure) */
+    int addr_turn;                /* which of a name's addresses is tried */
+    px_addr_t target;             /* the host of the current step */
+    uv_getaddrinfo_t gai;
+    int resolving;
     req_t *pending, *pending_tail; /* sent, in deadline order (one timeout for all) */
     req_t *ready, *ready_tail;     /* answered without a round trip, delivered from the timer */
 };
@@ -167,12 +178,96 @@ typedef struct {
     int events;
 } ev_t;
 
+static void bad_peer(redisAsyncContext *ac, const char *why);
+
+/* hiredis 0.14 exports this (async.c) without declaring it in async.h. */
+void redisProcessCallbacks(redisAsyncContext *ac);
+
+/* Replies hiredis 0.14 aborts the process on (asserts in async.c): on a
+ * normal connection a reply that is not an error and answers no command
+ * sent; on a subscribed one (or one about to be: a sentinel's) an array
+ * whose first two elements are not strings. A shadow parse of the bytes not
+ * yet processed plus the new ones finds them first. NULL: nothing of that. */
+static const char *unsafe_replies(redisAsyncContext *ac, const char *buf, size_t n, int sentinel)
+{
+    redisReader *rd = ac->c.reader, *sh;
+    int subscribed = (ac->c.flags & REDIS_SUBSCRIBED) != 0;
+    size_t pending = 0, replies = 0;
+    const char *why = NULL;
+    void *rep;
+
+    /* In the middle of a reply (its type byte, or an array's complete
+     * elements, already taken) the rest does not parse on its own and could
+     * pass for replies. That read is left unchecked: it needs a reply split
+     * across two reads, with the bad one in the second. (ridx 0 with no
+     * type yet is hiredis's idle state after an emptied buffer.) */
+    if (rd->ridx > 0 || (rd->ridx == 0 && rd->rstack[0].type >= 0))
+        return NULL;
+    if (!(sh = redisReaderCreate()))
+        return "out of memory";
+    for (redisCallback *cb = ac->replies.head; cb; cb = cb->next)
+        pending++;
+    if (redisReaderFeed(sh, rd->buf + rd->pos, rd->len - rd->pos) != REDIS_OK ||
+        redisReaderFeed(sh, buf, n) != REDIS_OK) {
+        redisReaderFree(sh);
+        return "out of memory";
+    }
+    /* a protocol error ends the loop: hiredis reports it on the real parse */
+    while (!why && redisReaderGetReply(sh, &rep) == REDIS_OK && rep) {
+        redisReply *r = rep;
+        if ((sentinel || subscribed) && r->type == REDIS_REPLY_ARRAY &&
+            (r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+             r->element[1]->type != REDIS_REPLY_STRING))
+            why = "a malformed message (an array without two strings first)";
+        else if (!subscribed && ++replies > pending && r->type != REDIS_REPLY_ERROR)
+            why = "a reply to no command";
+        freeReplyObject(rep);
+    }
+    redisReaderFree(sh);
+    return why;
+}
+
+/* Reads as hiredis's redisAsyncHandleRead would, checking the bytes before
+ * hiredis acts on them. An error and the end of the stream are left to
+ * hiredis. */
+static void ev_read(ev_t *e)
+{
+    redisAsyncContext *ac = e->ac;
+    px_rstore_t *s = ac->data;
+    char buf[16 * 1024];
+    const char *why;
+    ssize_t n;
+
+    if (!(ac->c.flags & REDIS_CONNECTED)) {
+        /* data with the connect (a server that speaks first): complete the
+         * connect as a writable event would; a failed one frees ac */
+        redisAsyncHandleWrite(ac);
+        if (!e->ac || !(ac->c.flags & REDIS_CONNECTED))
+            return;
+    }
+    n = read(ac->c.fd, buf, sizeof buf);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        redisAsyncHandleRead(ac);     /* it reads the error or the end again and disconnects */
+        return;
+    }
+    why = unsafe_replies(ac, buf, (size_t)n, ac == s->sc || ac == s->watch);
+    if (!why && redisReaderFeed(ac->c.reader, buf, (size_t)n) != REDIS_OK)
+        why = "out of memory";
+    if (why) {
+        bad_peer(ac, why);
+        return;
+    }
+    redisProcessCallbacks(ac);
+}
+
 static void ev_poll(uv_poll_t *h, int status, int events)
 {
     ev_t *e = h->data;
     int ev = status < 0 ? e->events : events;
     if (e->ac && (ev & UV_READABLE))
-        redisAsyncHandleRead(e->ac);
+        ev_read(e);
     if (e->ac && (ev & UV_WRITABLE))
         redisAsyncHandleWrite(e->ac);
 }
@@ -225,6 +320,11 @@ static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
 
 /* --- the connection ----------------------------------------------------------- */
 
+/* A (re)connect attempt: [ask a sentinel for the master] -> [resolve the
+ * host, off the loop] -> connect -> [AUTH] -> [ROLE, with sentinels]. A
+ * failed step logs why, moves on to the next sentinel or address of the
+ * name, and starts over after the backoff. */
+
 static void set_up(px_rstore_t *s, int up, const char *why)
 {
     if (up == s->up || s->closing)
@@ -240,7 +340,7 @@ static void set_up(px_rstore_t *s, int up, const char *why)
         px_error("%s: redis at %s unavailable: %s", s->who, s->where, why);
 }
 
-static void connect_now(px_rstore_t *s);
+static void attempt(px_rstore_t *s);
 static void on_reconnect(uv_timer_t *t);
 
 static void schedule_reconnect(px_rstore_t *s)
@@ -252,13 +352,30 @@ static void schedule_reconnect(px_rstore_t *s)
     s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
 
-static void drop_silent(px_rstore_t *s)
+static void on_reconnect(uv_timer_t *t)
+{
+    attempt(t->data);
+}
+
+/* A step of the attempt failed: the next one tries the name's next address. */
+static void step_failed(px_rstore_t *s, const char *why)
+{
+    set_up(s, 0, why);
+    s->addr_turn++;
+    schedule_reconnect(s);
+}
+
+static void ready(px_rstore_t *s)
+{
+    s->backoff_ms = BACKOFF_MIN_MS;
+    set_up(s, 1, NULL);
+}
+
+/* Drops the connection to Redis now (not from inside its callbacks). */
+static void drop_master(px_rstore_t *s, const char *why)
 {
     redisAsyncContext *ac = s->ac;
-    char why[96];
 
-    snprintf(why, sizeof why, "no reply for %llu ms: reconnecting",
-             (unsigned long long)(uv_now(s->loop) - s->last_heard));
     set_up(s, 0, why);
     ac->onDisconnect = NULL;          /* the reconnect is scheduled here, once */
     s->ac = NULL;
@@ -266,23 +383,56 @@ static void drop_silent(px_rstore_t *s)
     schedule_reconnect(s);
 }
 
-static void on_reconnect(uv_timer_t *t)
+static void drop_silent(px_rstore_t *s)
 {
-    connect_now(t->data);
+    char why[96];
+
+    snprintf(why, sizeof why, "no reply for %llu ms: reconnecting",
+             (unsigned long long)(uv_now(s->loop) - s->last_heard));
+    drop_master(s, why);
 }
+
+static void unref(px_rstore_t *s)
+{
+    if (--s->open_handles == 0)
+        free(s);
+}
+
+/* Opens a connection to ip:port (or the Unix socket) with our event hooks. */
+static redisAsyncContext *open_ctx(px_rstore_t *s, const char *ip, uint16_t port, int is_unix,
+                                   char *why, size_t whylen)
+{
+    redisAsyncContext *ac = is_unix ? redisAsyncConnectUnix(ip) : redisAsyncConnect(ip, port);
+
+    if (!ac) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    if (ac->err) {
+        snprintf(why, whylen, "%s", ac->errstr);
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = s;
+    if (ev_attach(ac, s->loop) != 0) {
+        snprintf(why, whylen, "cannot attach to the event loop");
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    return ac;
+}
+
+/* --- the master, or the one server ---------------------------------------------- */
 
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     px_rstore_t *s = ac->data;
     if (status != REDIS_OK) {        /* hiredis frees ac after this */
-        set_up(s, 0, ac->errstr[0] ? ac->errstr : "connection failed");
-        schedule_reconnect(s);
+        step_failed(s, ac->errstr[0] ? ac->errstr : "connection failed");
         return;
     }
-    if (!s->cfg.password[0]) {
-        s->backoff_ms = BACKOFF_MIN_MS;
-        set_up(s, 1, NULL);
-    }
+    if (!s->cfg.password[0] && !s->cfg.sentinel_count)
+        ready(s);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -307,34 +457,41 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
         redisAsyncDisconnect(ac);     /* the checks behind it get NOAUTH errors first */
         return;
     }
-    s->backoff_ms = BACKOFF_MIN_MS;
-    set_up(s, 1, NULL);
+    if (!s->cfg.sentinel_count)
+        ready(s);
 }
 
-static void connect_now(px_rstore_t *s)
+/* The sentinels may still name a master that has just been demoted: ROLE
+ * says (Redis's guidelines for Sentinel clients). */
+static void on_role(redisAsyncContext *ac, void *reply, void *priv)
 {
+    px_rstore_t *s = priv;
+    redisReply *rep = reply;
+
+    if (!rep || s->ac != ac)
+        return;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+        rep->element[0]->type == REDIS_REPLY_STRING && !strcmp(rep->element[0]->str, "master")) {
+        ready(s);
+        return;
+    }
+    set_up(s, 0, rep->type == REDIS_REPLY_ERROR ? rep->str
+                 : "not the master (ROLE): asking the sentinels again");
+    redisAsyncDisconnect(ac);
+}
+
+static void connect_master(px_rstore_t *s, const char *ip)
+{
+    char why[200];
     redisAsyncContext *ac;
 
-    if (s->closing)
-        return;
-    ac = s->cfg.addr.is_unix ? redisAsyncConnectUnix(s->cfg.addr.host)
-                             : redisAsyncConnect(s->cfg.addr.host, s->cfg.addr.port);
-    if (!ac) {
-        set_up(s, 0, "out of memory");
-        schedule_reconnect(s);
-        return;
-    }
-    if (ac->err) {
-        set_up(s, 0, ac->errstr);
-        redisAsyncFree(ac);
-        schedule_reconnect(s);
-        return;
-    }
-    ac->data = s;
-    if (ev_attach(ac, s->loop) != 0) {
-        set_up(s, 0, "cannot attach to the event loop");
-        redisAsyncFree(ac);
-        schedule_reconnect(s);
+    if (s->cfg.sentinel_count)
+        snprintf(s->where, sizeof s->where, strchr(ip, ':') ? "master %s at [%s]:%u" : "master %s at %s:%u",
+                 s->cfg.master_name, ip, s->target.port);
+    else if (s->target.is_name)
+        snprintf(s->where, sizeof s->where, "%s:%u (%s)", s->target.host, s->target.port, ip);
+    if (!(ac = open_ctx(s, ip, s->target.port, s->target.is_unix, why, sizeof why))) {
+        step_failed(s, why);
         return;
     }
     redisAsyncSetConnectCallback(ac, on_connect);
@@ -347,6 +504,264 @@ static void connect_now(px_rstore_t *s)
         else
             redisAsyncCommand(ac, on_auth, s, "AUTH %s", s->cfg.password);
     }
+    if (s->cfg.sentinel_count)
+        redisAsyncCommand(ac, on_role, s, "ROLE");
+}
+
+/* --- Sentinel ------------------------------------------------------------------ */
+
+static void resolve(px_rstore_t *s);
+
+/* Lets go of a sentinel connection (also from inside its callbacks). */
+static void ctx_drop(redisAsyncContext **pc)
+{
+    redisAsyncContext *c = *pc;
+    if (!c)
+        return;
+    *pc = NULL;
+    c->onDisconnect = NULL;
+    redisAsyncFree(c);                /* its pending replies: NULL, ignored */
+}
+
+static void sentinel_drop(px_rstore_t *s)
+{
+    ctx_drop(&s->sc);
+}
+
+/* +switch-master "<name> <old ip> <old port> <new ip> <new port>": the
+ * sentinels moved the master. The connection to the old one is closed
+ * (its checks in flight still get their replies) and the next attempt
+ * asks them again. Without this, the old master would keep taking writes
+ * until the sentinels demote it (READONLY), seconds later. */
+static void on_switch_master(redisAsyncContext *ac, void *reply, void *priv)
+{
+    px_rstore_t *s = priv;
+    redisReply *rep = reply;
+    size_t n = strlen(s->cfg.master_name);
+    const char *msg;
+
+    if (!rep || s->watch != ac || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "message") ||
+        rep->element[2]->type != REDIS_REPLY_STRING)
+        return;                       /* the subscription's confirmation, or not ours */
+    msg = rep->element[2]->str;
+    if (strncmp(msg, s->cfg.master_name, n) || msg[n] != ' ')
+        return;
+    px_info("replay store: worker %d: the sentinels moved master %s: %.200s", s->worker_id,
+            s->cfg.master_name, msg + n + 1);
+    if (s->ac) {
+        set_up(s, 0, "the sentinels moved the master (+switch-master)");
+        redisAsyncDisconnect(s->ac);
+    }
+}
+
+/* The watch is lost with its sentinel; the next reconnect opens another. */
+static void on_watch_disconnect(const redisAsyncContext *ac, int status)
+{
+    px_rstore_t *s = ac->data;
+    (void)status;
+    if (s->watch == ac) {
+        s->watch = NULL;
+        px_warn("replay store: worker %d: lost the sentinel connection that reports failovers "
+                "(a failover is then noticed when the old master drops the connection or "
+                "answers READONLY)", s->worker_id);
+    }
+}
+
+static void sentinel_failed(px_rstore_t *s, const char *what, const char *detail)
+{
+    char why[400];
+    const px_addr_t *a = &s->cfg.sentinels[s->sentinel_turn % s->cfg.sentinel_count];
+
+    snprintf(why, sizeof why, "sentinel %s:%u: %s%s", a->host, a->port, what, detail ? detail : "");
+    sentinel_drop(s);
+    s->sentinel_turn++;               /* ask the next one */
+    step_failed(s, why);
+}
+
+static void on_sentinel_timeout(uv_timer_t *t)
+{
+    sentinel_failed(t->data, "no answer", NULL);
+}
+
+static void on_sentinel_connect(const redisAsyncContext *ac, int status)
+{
+    px_rstore_t *s = ac->data;
+    if (status != REDIS_OK && s->sc == ac) {
+        s->sc = NULL;                 /* hiredis frees it */
+        sentinel_failed(s, ac->errstr[0] ? ac->errstr : "connection failed", NULL);
+    }
+}
+
+static void on_sentinel_disconnect(const redisAsyncContext *ac, int status)
+{
+    px_rstore_t *s = ac->data;
+    (void)status;
+    if (s->sc == ac) {
+        s->sc = NULL;
+        sentinel_failed(s, "connection lost", NULL);
+    }
+}
+
+static void on_sentinel_auth(redisAsyncContext *ac, void *reply, void *priv)
+{
+    px_rstore_t *s = priv;
+    redisReply *rep = reply;
+    if (rep && s->sc == ac && rep->type == REDIS_REPLY_ERROR)
+        sentinel_failed(s, "AUTH refused: ", rep->str);
+}
+
+/* SENTINEL get-master-addr-by-name: [host, port], or nil for a name it
+ * does not monitor. */
+static void on_master_addr(redisAsyncContext *ac, void *reply, void *priv)
+{
+    px_rstore_t *s = priv;
+    redisReply *rep = reply;
+    char text[220], err[200];
+    px_addr_t m;
+
+    if (!rep || s->sc != ac)
+        return;
+    if (rep->type == REDIS_REPLY_NIL) {
+        sentinel_failed(s, "does not monitor a master named ", s->cfg.master_name);
+        return;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        sentinel_failed(s, rep->str, NULL);
+        return;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_STRING ||
+        strlen(rep->element[0]->str) > 200 || strlen(rep->element[1]->str) > 5) {
+        sentinel_failed(s, "unexpected reply to SENTINEL get-master-addr-by-name", NULL);
+        return;
+    }
+    snprintf(text, sizeof text, strchr(rep->element[0]->str, ':') ? "[%s]:%s" : "%s:%s",
+             rep->element[0]->str, rep->element[1]->str);
+    if (px_addr_parse_name(text, &m, err, sizeof err) != 0) {
+        sentinel_failed(s, "unusable master address: ", err);
+        return;
+    }
+    /* this connection now only reports failovers */
+    s->watch = s->sc;
+    s->sc = NULL;
+    redisAsyncSetDisconnectCallback(s->watch, on_watch_disconnect);
+    redisAsyncCommand(s->watch, on_switch_master, s, "SUBSCRIBE +switch-master");
+    uv_timer_stop(&s->reconnect_timer);
+    s->asking = 0;
+    s->target = m;
+    resolve(s);
+}
+
+static void ask_sentinel(px_rstore_t *s, const char *ip)
+{
+    char why[200];
+    redisAsyncContext *sc = open_ctx(s, ip, s->target.port, 0, why, sizeof why);
+
+    if (!sc) {
+        sentinel_failed(s, why, NULL);
+        return;
+    }
+    redisAsyncSetConnectCallback(sc, on_sentinel_connect);
+    redisAsyncSetDisconnectCallback(sc, on_sentinel_disconnect);
+    s->sc = sc;
+    if (s->cfg.sentinel_password[0])
+        redisAsyncCommand(sc, on_sentinel_auth, s, "AUTH %s", s->cfg.sentinel_password);
+    redisAsyncCommand(sc, on_master_addr, s, "SENTINEL get-master-addr-by-name %s",
+                      s->cfg.master_name);
+    uv_timer_start(&s->reconnect_timer, on_sentinel_timeout, SILENCE_MS(s), 0);
+}
+
+/* A peer that sent what hiredis would abort on: the connection goes. */
+static void bad_peer(redisAsyncContext *ac, const char *why)
+{
+    px_rstore_t *s = ac->data;
+    char text[200];
+
+    if (ac == s->sc) {
+        sentinel_failed(s, why, NULL);
+    } else if (ac == s->watch) {
+        px_warn("replay store: worker %d: the sentinel that reports failovers sent %s: "
+                "dropped (a failover is then noticed when the old master drops the connection "
+                "or answers READONLY)", s->worker_id, why);
+        ctx_drop(&s->watch);
+    } else if (ac == s->ac) {
+        snprintf(text, sizeof text, "unexpected data from redis: %s: reconnecting", why);
+        drop_master(s, text);
+    }
+}
+
+/* --- names: resolved on the libuv pool, never on the loop ------------------------ */
+
+static void connect_ip(px_rstore_t *s, const char *ip)
+{
+    if (s->asking)
+        ask_sentinel(s, ip);
+    else
+        connect_master(s, ip);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    px_rstore_t *s = req->data;
+    char ip[INET6_ADDRSTRLEN] = "", why[400];
+    int n = 0, pick;
+
+    for (struct addrinfo *a = res; a; a = a->ai_next)
+        n++;
+    pick = n ? s->addr_turn % n : 0;
+    for (struct addrinfo *a = res; a && !ip[0]; a = a->ai_next, pick--)
+        if (pick == 0)
+            uv_inet_ntop(a->ai_family, a->ai_family == AF_INET6
+                         ? (void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr
+                         : (void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr, ip, sizeof ip);
+    uv_freeaddrinfo(res);
+    s->resolving = 0;
+    if (s->closing) {
+        unref(s);
+        return;
+    }
+    s->open_handles--;                /* the store is open: never the last reference */
+    if (status != 0 || !ip[0]) {
+        snprintf(why, sizeof why, "cannot resolve %s: %s", s->target.host,
+                 status ? uv_strerror(status) : "no address");
+        if (s->asking)
+            sentinel_failed(s, why, NULL);
+        else
+            step_failed(s, why);
+        return;
+    }
+    connect_ip(s, ip);
+}
+
+static void resolve(px_rstore_t *s)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    int rc;
+
+    if (!s->target.is_name) {
+        connect_ip(s, s->target.host);
+        return;
+    }
+    s->gai.data = s;
+    if ((rc = uv_getaddrinfo(s->loop, &s->gai, on_resolved, s->target.host, NULL, &hints)) != 0) {
+        char why[400];
+        snprintf(why, sizeof why, "cannot resolve %s: %s", s->target.host, uv_strerror(rc));
+        step_failed(s, why);
+        return;
+    }
+    s->resolving = 1;
+    s->open_handles++;                /* the request keeps the store's memory */
+}
+
+static void attempt(px_rstore_t *s)
+{
+    if (s->closing)
+        return;
+    s->asking = s->cfg.sentinel_count > 0;
+    ctx_drop(&s->watch);
+    s->target = s->asking ? s->cfg.sentinels[s->sentinel_turn % s->cfg.sentinel_count] : s->cfg.addr;
+    resolve(s);
 }
 
 /* --- checks ------------------------------------------------------------------ */
@@ -384,6 +799,9 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         set_up(s, 1, NULL);
     } else if (rep->type == REDIS_REPLY_ERROR) {
         set_up(s, 0, rep->str);
+        /* a replica now (failover, or a Service that moved): find the master */
+        if (!strncmp(rep->str, "READONLY", 8) && s->ac == ac)
+            redisAsyncDisconnect(ac);
     } else {
         set_up(s, 0, "unexpected reply to SET");
     }
@@ -465,7 +883,9 @@ px_rstore_t *px_rstore_open(uv_loop_t *loop, const px_replay_store_config_t *cfg
     snprintf(s->who, sizeof s->who, "%s", who);
     s->up = -1;
     s->backoff_ms = BACKOFF_MIN_MS;
-    if (cfg->addr.is_unix)
+    if (cfg->sentinel_count)
+        snprintf(s->where, sizeof s->where, "master %s (from the sentinels)", cfg->master_name);
+    else if (cfg->addr.is_unix)
         snprintf(s->where, sizeof s->where, "unix:%s", cfg->addr.host);
     else
         snprintf(s->where, sizeof s->where, strchr(cfg->addr.host, ':') ? "[%s]:%u" : "%s:%u",
@@ -474,15 +894,13 @@ px_rstore_t *px_rstore_open(uv_loop_t *loop, const px_replay_store_config_t *cfg
     uv_timer_init(loop, &s->reconnect_timer);
     s->deadline_timer.data = s->reconnect_timer.data = s;
     s->open_handles = 2;
-    connect_now(s);
+    attempt(s);
     return s;
 }
 
 static void on_handle_closed(uv_handle_t *h)
 {
-    px_rstore_t *s = h->data;
-    if (--s->open_handles == 0)
-        free(s);
+    unref(h->data);
 }
 
 void px_rstore_close(px_rstore_t *s)
@@ -493,6 +911,10 @@ void px_rstore_close(px_rstore_t *s)
     if (s->ac)
         redisAsyncFree(s->ac);        /* every SET in flight: on_reply with NULL */
     s->ac = NULL;
+    sentinel_drop(s);
+    ctx_drop(&s->watch);
+    if (s->resolving)
+        uv_cancel((uv_req_t *)&s->gai);   /* on_resolved still runs (UV_EAI_CANCELED) */
     deliver_ready(s, PX_RSTORE_UNAVAILABLE);
     while (s->pending)
         deliver(s, s->pending, PX_RSTORE_UNAVAILABLE);

@@ -11,6 +11,14 @@
  * checks time out is dropped and re-opened the same way. AUTH (ACL user and password) is sent first on every
  * connection.
  *
+ * Before each connect a host name is resolved on the libuv pool
+ * (uv_getaddrinfo), never on the loop. With Redis Sentinel the master is
+ * asked of the sentinels in turn, checked with ROLE, and followed: the
+ * sentinel that answered stays subscribed to +switch-master, and a
+ * READONLY reply or a lost connection starts a new attempt. Replies are
+ * checked before hiredis sees them: what hiredis 0.14 would abort on (a
+ * reply to no command) drops the connection instead.
+ *
  * The callback runs exactly once per check, always from the loop, never
  * from inside px_rstore_check (also when the store is closed: then with
  * UNAVAILABLE). Only the loop's thread may call these functions. */

@@ -38,8 +38,12 @@ class Redis:
         self.start()
 
     def start(self):
+        # its own directory: a replica's full sync writes dump.rdb there, and
+        # a Redis started in a directory that has one loads its keys
+        d = self.h.path(f"redis-{self.port}")
+        os.makedirs(d, exist_ok=True)
         cmd = [self.bin, "--port", self.port, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--enable-debug-command", "local"]
+               "--appendonly", "no", "--enable-debug-command", "local", "--dir", d]
         if self.password:
             cmd += ["--requirepass", self.password]
         self.proc = self.h.start("redis", cmd, ready="port", port=self.port)
@@ -62,8 +66,10 @@ class Redis:
 class Replicas:
     """One keyring, one upstream, n proxies verifying on every route."""
 
-    def __init__(self, h, stores):
+    def __init__(self, h, stores, start=None):
+        """start: how a proxy is started (h.start_proxy's signature)."""
         self.h = h
+        start = start or h.start_proxy
         d = h.path("keys")
         os.makedirs(os.path.join(d, "ring"))
         pq("keygen", "--alg", "hybrid", "--out", os.path.join(d, "client"))
@@ -72,7 +78,7 @@ class Replicas:
         self.keys = d
         self.ca = os.path.join(h.certgen(), "ca.crt")
         h.start_upstream()
-        self.proxies = [h.start_proxy({
+        self.proxies = [start({
             "signatures": {"keyring": os.path.join(d, "ring"), "max_skew_s": 30,
                            "max_validity_s": 300, "replay_store": store},
             "routes": [{"prefix": "/", "verify": "required"}]}, name=f"pqproxy-{i}")
@@ -308,8 +314,9 @@ def test_wrong_password(h):
 class FakeRedis:
     """A TCP server answering every read with `reply` (bytes no Redis sends)."""
 
-    def __init__(self, reply):
-        self.reply = reply
+    def __init__(self, reply, greet=b""):
+        """greet: sent as soon as a connection is accepted (a server that speaks first)."""
+        self.reply, self.greet = reply, greet
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -327,6 +334,7 @@ class FakeRedis:
     def one(self, c):
         with c:
             try:
+                c.sendall(self.greet)
                 while c.recv(65536):
                     c.sendall(self.reply)
             except OSError:
@@ -335,8 +343,14 @@ class FakeRedis:
 
 def test_malformed_replies(h):
     odd, garbage = FakeRedis(b"+QUEUED\r\n"), FakeRedis(b"?not resp\r\n")
-    rp = Replicas(h, [store(odd), store(garbage), store(garbage, on_unavailable="fail_open")])
-    for i, what in ((0, "unexpected reply"), (1, "Protocol error")):
+    # two replies to one command: hiredis 0.14 would abort on the second
+    twice = FakeRedis(b"+OK\r\n+OK\r\n")
+    early = FakeRedis(b"+OK\r\n", greet=b"+OK\r\n")
+    rp = Replicas(h, [store(odd), store(garbage), store(garbage, on_unavailable="fail_open"),
+                      store(twice), store(early)])
+    # the greeting is a reply to no command: the connection is dropped each time
+    wait_until(lambda: "a reply to no command" in rp.log(4), timeout=5, msg="the greeting is logged")
+    for i, what in ((0, "unexpected reply"), (1, "Protocol error"), (3, "a reply to no command")):
         check_error(rp.send(i, rp.sign()), 503, ERR, what)
         wait_until(lambda: what in rp.log(i), timeout=5, msg=f"{what!r} logged")
     check_eq(rp.send(2, rp.sign()).status, 200, "fail_open accepts")

@@ -244,6 +244,65 @@ static void test_replay_store(void **state)
                   "\"fail_silently\""), "signatures.replay_store.on_unavailable", "fail_closed");
 }
 
+/* Host names (resolved at each connect, off the loop) and Redis Sentinel. */
+static void test_replay_store_names(void **state)
+{
+    char pw[PATH_MAX];
+    px_config_t *c;
+    (void)state;
+
+    c = ok(RS("\"type\":\"redis\",\"address\":\"redis.models.svc.cluster.local:6379\""));
+    assert_true(c->sig.replay_store.addr.is_name);
+    assert_string_equal(c->sig.replay_store.addr.host, "redis.models.svc.cluster.local");
+    assert_int_equal(c->sig.replay_store.addr.port, 6379);
+    px_config_free(c);
+    c = ok(RS("\"type\":\"redis\",\"address\":\"10.0.0.7:6379\""));
+    assert_false(c->sig.replay_store.addr.is_name);
+    px_config_free(c);
+
+    snprintf(pw, sizeof pw, "%s/sentinel.pw", tmpdir);
+    write_file(pw, "watchers\n");
+    c = ok(RS("\"type\":\"redis\",\"sentinels\":[\"sentinel-0.sentinel:26379\",\"10.0.0.9:26379\","
+              "\"[::1]:26380\"],\"master_name\":\"replay\",\"sentinel_password_file\":\"sentinel.pw\""));
+    assert_int_equal(c->sig.replay_store.sentinel_count, 3);
+    assert_true(c->sig.replay_store.sentinels[0].is_name);
+    assert_string_equal(c->sig.replay_store.sentinels[0].host, "sentinel-0.sentinel");
+    assert_int_equal(c->sig.replay_store.sentinels[1].port, 26379);
+    assert_string_equal(c->sig.replay_store.sentinels[2].host, "::1");
+    assert_string_equal(c->sig.replay_store.master_name, "replay");
+    assert_string_equal(c->sig.replay_store.sentinel_password, "watchers");
+    assert_string_equal(c->sig.replay_store.password, "");
+    px_config_free(c);
+    unlink(pw);
+
+    expect_err(RS("\"type\":\"redis\",\"address\":\"bad_name-.x:6379\""),
+               "signatures.replay_store.address", "DNS name");
+    expect_err(RS("\"type\":\"redis\",\"address\":\"a..b:6379\""),
+               "signatures.replay_store.address", "DNS name");
+    expect_err(RS("\"type\":\"redis\",\"address\":\"r:1\",\"sentinels\":[\"s:26379\"],"
+                  "\"master_name\":\"m\""), "signatures.replay_store.address", "not both");
+    expect_err(RS("\"type\":\"redis\",\"sentinels\":[\"s:26379\"]"),
+               "signatures.replay_store.master_name", "required");
+    expect_err(RS("\"type\":\"redis\",\"sentinels\":[],\"master_name\":\"m\""),
+               "signatures.replay_store.sentinels", NULL);
+    expect_err(RS("\"type\":\"redis\",\"sentinels\":[\"s:1\",\"s:2\",\"s:3\",\"s:4\",\"s:5\","
+                  "\"s:6\",\"s:7\",\"s:8\",\"s:9\"],\"master_name\":\"m\""),
+               "signatures.replay_store.sentinels", NULL);
+    expect_err(RS("\"type\":\"redis\",\"sentinels\":[\"s:26379\",\"s\"],\"master_name\":\"m\""),
+               "signatures.replay_store.sentinels[1]", "HOST:PORT");
+    expect_err(RS("\"type\":\"redis\",\"sentinels\":[\"unix:/run/s.sock\"],\"master_name\":\"m\""),
+               "signatures.replay_store.sentinels[0]", "TCP");
+    expect_err(RS("\"type\":\"redis\",\"sentinels\":[7],\"master_name\":\"m\""),
+               "signatures.replay_store.sentinels[0]", NULL);
+    expect_err(RS("\"type\":\"redis\",\"address\":\"r:1\",\"master_name\":\"m\""),
+               "signatures.replay_store.master_name", "only with");
+    expect_err(RS("\"type\":\"redis\",\"address\":\"r:1\",\"sentinel_password_file\":\"x\""),
+               "signatures.replay_store.sentinel_password_file", "only with");
+    expect_err(RS("\"type\":\"redis\",\"sentinels\":[\"s:1\"],\"master_name\":\"m\","
+                  "\"sentinel_password_file\":\"/nonexistent/pw\""),
+               "signatures.replay_store.sentinel_password_file", "No such file");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_default_response_keyid),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_replay_store),
+        cmocka_unit_test(test_replay_store_names),
     };
     return cmocka_run_group_tests(tests, sig_setup, sig_teardown);
 }
