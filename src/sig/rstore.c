@@ -547,7 +547,7 @@ static void on_switch_master(redisAsyncContext *ac, void *reply, void *priv)
     msg = rep->element[2]->str;
     if (strncmp(msg, s->cfg.master_name, n) || msg[n] != ' ')
         return;
-    px_info("replay store: worker %d: the sentinels moved master %s: %.200s", s->worker_id,
+    px_info("%s: the sentinels moved master %s: %.200s", s->who,
             s->cfg.master_name, msg + n + 1);
     if (s->ac) {
         set_up(s, 0, "the sentinels moved the master (+switch-master)");
@@ -562,9 +562,9 @@ static void on_watch_disconnect(const redisAsyncContext *ac, int status)
     (void)status;
     if (s->watch == ac) {
         s->watch = NULL;
-        px_warn("replay store: worker %d: lost the sentinel connection that reports failovers "
+        px_warn("%s: lost the sentinel connection that reports failovers "
                 "(a failover is then noticed when the old master drops the connection or "
-                "answers READONLY)", s->worker_id);
+                "answers READONLY)", s->who);
     }
 }
 
@@ -681,9 +681,9 @@ static void bad_peer(redisAsyncContext *ac, const char *why)
     if (ac == s->sc) {
         sentinel_failed(s, why, NULL);
     } else if (ac == s->watch) {
-        px_warn("replay store: worker %d: the sentinel that reports failovers sent %s: "
+        px_warn("%s: the sentinel that reports failovers sent %s: "
                 "dropped (a failover is then noticed when the old master drops the connection "
-                "or answers READONLY)", s->worker_id, why);
+                "or answers READONLY)", s->who, why);
         ctx_drop(&s->watch);
     } else if (ac == s->ac) {
         snprintf(text, sizeof text, "unexpected data from redis: %s: reconnecting", why);
