@@ -396,6 +396,171 @@ static void test_bad_annotation_denied(void **state)
     run_free(&r);
 }
 
+/* The sealed-model fixture with annotation key set to value (NULL: removed). */
+static void run_sealed(run_t *r, const char *key, const char *value)
+{
+    size_t len;
+    char *text = slurp("pod-sealed-model.json", &len), *txt;
+    cJSON *doc = cJSON_ParseWithLength(text, len);
+    cJSON *ann = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(doc,
+                                     "request"), "object"), "metadata"), "annotations");
+
+    assert_non_null(ann);
+    if (key) {
+        cJSON_DeleteItemFromObjectCaseSensitive(ann, key);
+        if (value)
+            cJSON_AddStringToObject(ann, key, value);
+    }
+    txt = cJSON_PrintUnformatted(doc);
+    run_text(r, txt, strlen(txt), PX_INJECT_OPT_IN);
+    free(txt);
+    free(text);
+    cJSON_Delete(doc);
+}
+
+static const char *arg_after(const cJSON *c, const char *flag)
+{
+    const cJSON *cmd = cJSON_GetObjectItem(c, "command");
+    for (int i = 0; i + 1 < cJSON_GetArraySize(cmd); i++)
+        if (!strcmp(cJSON_GetArrayItem(cmd, i)->valuestring, flag))
+            return cJSON_GetArrayItem(cmd, i + 1)->valuestring;
+    fail_msg("no %s in the command", flag);
+    return NULL;
+}
+
+/* The volume a container mounts at path, checking the mount's read-only flag. */
+static const cJSON *volume_at(const run_t *r, const cJSON *c, const char *path, int read_only)
+{
+    const cJSON *m, *vols = cJSON_GetObjectItem(cJSON_GetObjectItem(r->pod, "spec"), "volumes");
+    int n;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(c, "volumeMounts")) {
+        if (!strcmp(cJSON_GetObjectItem(m, "mountPath")->valuestring, path)) {
+            assert_int_equal(cJSON_IsTrue(cJSON_GetObjectItem(m, "readOnly")), read_only);
+            m = named(vols, cJSON_GetObjectItem(m, "name")->valuestring, &n);
+            assert_int_equal(n, 1);
+            return m;
+        }
+    }
+    fail_msg("nothing mounted at %s", path);
+    return NULL;
+}
+
+static void test_sealed_model(void **state)
+{
+    run_t r;
+    const cJSON *inits, *open, *px, *v, *sc;
+    char want[128];
+    int n;
+
+    run_sealed(&r, NULL, NULL);
+    assert_true(allowed(&r));
+    px = check_sidecar(&r, "127.0.0.1:8501", "pqproxy-config");
+    inits = cJSON_GetObjectItem(cJSON_GetObjectItem(r.pod, "spec"), "initContainers");
+    assert_int_equal(cJSON_GetArraySize(inits), 2);
+    /* an ordinary init container, before the sidecar: the model server
+     * starts only once it has exited 0 */
+    open = cJSON_GetArrayItem(inits, 0);
+    assert_string_equal(cJSON_GetObjectItem(open, "name")->valuestring, PX_INJECT_OPEN_CONTAINER);
+    assert_null(cJSON_GetObjectItem(open, "restartPolicy"));
+    assert_string_equal(cJSON_GetObjectItem(open, "image")->valuestring, opts.image);
+    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(open, "command"), 1)->valuestring,
+                        "open-model");
+    /* each path on the command line is on the right volume */
+    assert_string_equal(arg_after(open, "--manifest"), PX_INJECT_SEALED_DIR "/signed/manifest-v1.json");
+    assert_string_equal(arg_after(open, "--in"), PX_INJECT_SEALED_DIR);
+    v = volume_at(&r, open, PX_INJECT_SEALED_DIR, 1);
+    assert_string_equal(cJSON_GetObjectItem(v, "name")->valuestring, "sealed-model");
+    assert_string_equal(arg_after(open, "--out"), PX_INJECT_MODEL_DIR);
+    v = volume_at(&r, open, PX_INJECT_MODEL_DIR, 0);
+    assert_string_equal(cJSON_GetObjectItem(v, "name")->valuestring, "model");
+    assert_non_null(cJSON_GetObjectItem(v, "emptyDir"));
+    snprintf(want, sizeof want, "%s/identity", PX_INJECT_IDENTITY_DIR);
+    assert_string_equal(arg_after(open, "--identity-file"), want);
+    v = volume_at(&r, open, PX_INJECT_IDENTITY_DIR, 1);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(v, "secret"), "secretName")->valuestring,
+                        "half-plus-two-identity");
+    snprintf(want, sizeof want, "%s/model", PX_INJECT_PUB_DIR);
+    assert_string_equal(arg_after(open, "--pub"), want);
+    v = volume_at(&r, open, PX_INJECT_PUB_DIR, 1);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(v, "configMap"), "name")->valuestring,
+                        "half-plus-two-signer");
+    sc = cJSON_GetObjectItem(open, "securityContext");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(sc, "readOnlyRootFilesystem")));
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(sc, "runAsNonRoot")));
+    /* the sidecar sees the manifest (read-only) but not the identity */
+    v = volume_at(&r, px, PX_INJECT_SEALED_DIR, 1);
+    assert_string_equal(cJSON_GetObjectItem(v, "name")->valuestring, "sealed-model");
+    named(cJSON_GetObjectItem(px, "volumeMounts"), PX_INJECT_IDENTITY_VOLUME, &n);
+    assert_int_equal(n, 0);
+    check_idempotent(&r, PX_INJECT_OPT_IN);
+    run_free(&r);
+    /* the manifest annotation is optional */
+    run_sealed(&r, "pqproxy.io/model-manifest", NULL);
+    assert_true(allowed(&r));
+    open = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r.pod, "spec"), "initContainers"), 0);
+    assert_string_equal(arg_after(open, "--manifest"), PX_INJECT_SEALED_DIR "/manifest.json");
+    run_free(&r);
+}
+
+static void test_sealed_model_refused(void **state)
+{
+    static const char *const bad[][3] = {
+        { "pqproxy.io/model-volume", NULL, "pqproxy.io/model-volume: missing" },
+        { "pqproxy.io/sealed-model-volume", NULL, "pqproxy.io/sealed-model-volume: missing" },
+        { "pqproxy.io/model-identity-secret", NULL, "pqproxy.io/model-identity-secret: missing" },
+        { "pqproxy.io/model-pub-configmap", NULL, "pqproxy.io/model-pub-configmap: missing" },
+        { "pqproxy.io/sealed-model-volume", "weights", "the pod has no volume \"weights\"" },
+        { "pqproxy.io/model-volume", "nope", "the pod has no volume \"nope\"" },
+        { "pqproxy.io/model-volume", "sealed-model", "must differ" },
+        { "pqproxy.io/model-volume", "kube-api-access-x2kfz", "must be an emptyDir" },
+        { "pqproxy.io/model-identity-secret", "Bad_Name", "not a valid Secret name" },
+        { "pqproxy.io/model-pub-configmap", "", "not a valid ConfigMap name" },
+        { "pqproxy.io/model-manifest", "../manifest.json", "relative path inside the sealed volume" },
+        { "pqproxy.io/model-manifest", "/etc/passwd", "relative path inside the sealed volume" },
+        { "pqproxy.io/model-manifest", "a//b", "relative path inside the sealed volume" },
+        { "pqproxy.io/model-manifest", "a/./b", "relative path inside the sealed volume" },
+        { "pqproxy.io/model-manifest", "", "relative path inside the sealed volume" },
+        { "pqproxy.io/model-manifest", "m\n.json", "relative path inside the sealed volume" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        run_t r;
+        const cJSON *st;
+        run_sealed(&r, bad[i][0], bad[i][1]);
+        assert_false(allowed(&r));
+        assert_null(r.patch);
+        st = cJSON_GetObjectItem(cJSON_GetObjectItem(r.resp, "response"), "status");
+        assert_int_equal(cJSON_GetObjectItem(st, "code")->valueint, 400);
+        if (!strstr(cJSON_GetObjectItem(st, "message")->valuestring, bad[i][2]))
+            fail_msg("case %zu: \"%s\" does not say \"%s\"", i,
+                     cJSON_GetObjectItem(st, "message")->valuestring, bad[i][2]);
+        run_free(&r);
+    }
+}
+
+/* The model volume must be one the model server reads. */
+static void test_sealed_model_unmounted(void **state)
+{
+    size_t len;
+    char *text = slurp("pod-sealed-model.json", &len), *txt;
+    cJSON *doc = cJSON_ParseWithLength(text, len);
+    cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(
+                   cJSON_GetObjectItem(doc, "request"), "object"), "spec"), "containers"), 0);
+    const cJSON *st;
+    run_t r;
+
+    cJSON_DeleteItemFromArray(cJSON_GetObjectItem(c, "volumeMounts"), 1);
+    txt = cJSON_PrintUnformatted(doc);
+    run_text(&r, txt, strlen(txt), PX_INJECT_OPT_IN);
+    assert_false(allowed(&r));
+    st = cJSON_GetObjectItem(cJSON_GetObjectItem(r.resp, "response"), "status");
+    assert_non_null(strstr(cJSON_GetObjectItem(st, "message")->valuestring,
+                           "no container mounts volume \"model\""));
+    run_free(&r);
+    free(txt);
+    free(text);
+    cJSON_Delete(doc);
+}
+
 static void test_not_a_pod(void **state)
 {
     run_t r;
@@ -459,6 +624,9 @@ int main(void)
         cmocka_unit_test(test_opt_in_and_out),
         cmocka_unit_test(test_annotations_tune),
         cmocka_unit_test(test_bad_annotation_denied),
+        cmocka_unit_test(test_sealed_model),
+        cmocka_unit_test(test_sealed_model_refused),
+        cmocka_unit_test(test_sealed_model_unmounted),
         cmocka_unit_test(test_not_a_pod),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_base64),
