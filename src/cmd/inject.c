@@ -351,6 +351,20 @@ static cJSON *volume(const char *name, const char *kind, const char *key, const 
     return v;
 }
 
+/* Index of the pqproxy init container (a declared native sidecar), or -1. */
+static int sidecar_index(const cJSON *inits)
+{
+    int i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, inits) {
+        const char *n = str_at(it, "name");
+        if (n && !strcmp(n, PX_INJECT_CONTAINER))
+            return i;
+        i++;
+    }
+    return -1;
+}
+
 /* One "add" operation: value is taken over. */
 static void op_add(cJSON *patch, const char *path, cJSON *value)
 {
@@ -400,42 +414,55 @@ cJSON *px_inject_patch(const cJSON *pod, px_inject_mode_t mode, const px_inject_
         return NULL;
     }
     inject = want ? !strcmp(want, "true") : mode == PX_INJECT_DEFAULT_ON;
-    if (!inject || has_named(inits, PX_INJECT_CONTAINER) ||
+    /* a declared sidecar (or one injected before) is left as it is */
+    if (has_named(inits, PX_INJECT_CONTAINER) ||
         has_named(cJSON_GetObjectItemCaseSensitive(spec, "containers"), PX_INJECT_CONTAINER))
+        inject = 0;
+    /* the sealed-model annotations are a request of their own: honoured
+     * also where the sidecar is declared (pqproxy.io/inject: "false") */
+    if ((sealed = sealed_model(pod, spec, &m, err, errlen)) < 0)
+        return NULL;
+    if (sealed && has_named(inits, PX_INJECT_OPEN_CONTAINER))
+        sealed = 0;
+    if (!inject && !sealed)
         return cJSON_CreateArray();
-    if (port_s && parse_port(port_s, &port) < 0) {
+    if (inject && port_s && parse_port(port_s, &port) < 0) {
         snprintf(err, errlen, ANN_PORT ": must be a port number 1..65535");
         return NULL;
     }
-    if (port == PX_INJECT_LISTEN_PORT || port == PX_INJECT_ADMIN_PORT) {
+    if (inject && (port == PX_INJECT_LISTEN_PORT || port == PX_INJECT_ADMIN_PORT)) {
         snprintf(err, errlen, ANN_PORT ": %d is the sidecar's own port", port);
         return NULL;
     }
-    if (policy && strcmp(policy, "require") && strcmp(policy, "prefer")) {
+    if (inject && policy && strcmp(policy, "require") && strcmp(policy, "prefer")) {
         snprintf(err, errlen, ANN_POLICY ": must be \"require\" or \"prefer\"");
         return NULL;
     }
-    if (cm && !valid_k8s_name(cm)) {
+    if (inject && cm && !valid_k8s_name(cm)) {
         snprintf(err, errlen, ANN_CONFIG_MAP ": not a valid ConfigMap name");
         return NULL;
     }
-    if ((sealed = sealed_model(pod, spec, &m, err, errlen)) < 0)
-        return NULL;
     if (!(patch = cJSON_CreateArray()) || !(vlist = cJSON_CreateArray()))
         goto nomem;
-    {
+    if (sealed && !inject && sidecar_index(inits) >= 0) {
+        /* before the declared sidecar, after any earlier init container */
+        char at[64];
+        snprintf(at, sizeof at, "/spec/initContainers/%d", sidecar_index(inits));
+        op_add(patch, at, open_model(o, &m));
+    } else {
         cJSON *ours = cJSON_CreateArray();
         if (!ours)
             goto nomem;
         if (sealed)
             cJSON_AddItemToArray(ours, open_model(o, &m));
-        cJSON_AddItemToArray(ours, sidecar(o, port, policy, sealed ? &m : NULL));
+        if (inject)
+            cJSON_AddItemToArray(ours, sidecar(o, port, policy, sealed ? &m : NULL));
         op_append(patch, "/spec/initContainers", inits, ours);
     }
-    if (!has_named(vols, PX_INJECT_CONFIG_VOLUME))
+    if (inject && !has_named(vols, PX_INJECT_CONFIG_VOLUME))
         cJSON_AddItemToArray(vlist, volume(PX_INJECT_CONFIG_VOLUME, "configMap", "name",
                                            cm ? cm : o->config_map));
-    if (!has_named(vols, PX_INJECT_TLS_VOLUME))
+    if (inject && !has_named(vols, PX_INJECT_TLS_VOLUME))
         cJSON_AddItemToArray(vlist, volume(PX_INJECT_TLS_VOLUME, "secret", "secretName",
                                            o->tls_secret));
     if (sealed && !has_named(vols, PX_INJECT_IDENTITY_VOLUME))
