@@ -18,7 +18,9 @@
 #define ANN_IDENTITY "pqproxy.io/model-identity-secret"
 #define ANN_PUB "pqproxy.io/model-pub-configmap"
 #define ANN_MANIFEST "pqproxy.io/model-manifest"
+#define ANN_SEALED_DIR "pqproxy.io/sealed-model-dir"
 #define DEFAULT_MANIFEST "manifest.json"
+#define DEFAULT_SEALED_DIR "model"
 #define IDENTITY_KEY "identity"
 #define PUB_PREFIX "model"      /* ConfigMap keys model.ecdsa.pub, model.mldsa.pub */
 #define RUN_AS_USER 10001
@@ -129,7 +131,7 @@ static int valid_rel_path(const char *s)
 }
 
 typedef struct {
-    const char *sealed_volume, *model_volume, *identity_secret, *pub_configmap, *manifest;
+    const char *sealed_volume, *model_volume, *identity_secret, *pub_configmap, *manifest, *dir;
 } sealed_model_t;
 
 /* Does any container mount volume name? */
@@ -155,7 +157,8 @@ static int sealed_model(const cJSON *pod, const cJSON *spec, sealed_model_t *m, 
     for (size_t i = 0; i < 4; i++)
         have += (v[i] = annotation(pod, required[i])) != NULL;
     m->manifest = annotation(pod, ANN_MANIFEST);
-    if (!have && !m->manifest)
+    m->dir = annotation(pod, ANN_SEALED_DIR);
+    if (!have && !m->manifest && !m->dir)
         return 0;
     for (size_t i = 0; i < 4; i++) {
         if (!v[i]) {
@@ -170,6 +173,8 @@ static int sealed_model(const cJSON *pod, const cJSON *spec, sealed_model_t *m, 
     m->pub_configmap = v[3];
     if (!m->manifest)
         m->manifest = DEFAULT_MANIFEST;
+    if (!m->dir)
+        m->dir = DEFAULT_SEALED_DIR;
     if (!has_named(vols, m->sealed_volume)) {
         snprintf(err, errlen, ANN_SEALED ": the pod has no volume \"%.64s\"", m->sealed_volume);
         return -1;
@@ -203,6 +208,20 @@ static int sealed_model(const cJSON *pod, const cJSON *spec, sealed_model_t *m, 
         snprintf(err, errlen, ANN_MANIFEST ": must be a relative path inside the sealed volume "
                  "(no \"..\", \".\" or empty parts)");
         return -1;
+    }
+    if (!valid_rel_path(m->dir)) {
+        snprintf(err, errlen, ANN_SEALED_DIR ": must be a relative path inside the sealed volume "
+                 "(no \"..\", \".\" or empty parts)");
+        return -1;
+    }
+    /* open-model refuses any file in the sealed directory the manifest does not list */
+    {
+        size_t n = strlen(m->dir);
+        if (!strncmp(m->manifest, m->dir, n) && m->manifest[n] == '/') {
+            snprintf(err, errlen, ANN_MANIFEST ": must not be inside " ANN_SEALED_DIR " \"%.64s\" "
+                     "(open-model refuses files there that the manifest does not list)", m->dir);
+            return -1;
+        }
     }
     return 1;
 }
@@ -320,14 +339,15 @@ static cJSON *sidecar(const px_inject_opts_t *o, int upstream_port, const char *
  * starts only after it exited 0 (and never with a half-opened model). */
 static cJSON *open_model(const px_inject_opts_t *o, const sealed_model_t *m)
 {
-    char manifest[320];
+    char manifest[320], in[320];
     const char *cmd[] = { "pqproxy", "open-model", "--manifest", manifest,
                           "--pub", PX_INJECT_PUB_DIR "/" PUB_PREFIX,
                           "--identity-file", PX_INJECT_IDENTITY_DIR "/" IDENTITY_KEY,
-                          "--in", PX_INJECT_SEALED_DIR, "--out", PX_INJECT_MODEL_DIR };
+                          "--in", in, "--out", PX_INJECT_MODEL_DIR };
     cJSON *c = cJSON_CreateObject(), *mounts, *rw;
 
     snprintf(manifest, sizeof manifest, PX_INJECT_SEALED_DIR "/%s", m->manifest);
+    snprintf(in, sizeof in, PX_INJECT_SEALED_DIR "/%s", m->dir);
     cJSON_AddStringToObject(c, "name", PX_INJECT_OPEN_CONTAINER);
     cJSON_AddStringToObject(c, "image", o->image);
     cJSON_AddStringToObject(c, "imagePullPolicy", "IfNotPresent");

@@ -13,8 +13,8 @@
  *   pqproxy.io/pq-policy      "require" or "prefer" (PQPROXY_PQ_POLICY)
  *   pqproxy.io/config-map     ConfigMap holding pqproxy.json
  * A sealed, signed model (docs/deploy.md, "Sealed models"): all four of
- *   pqproxy.io/sealed-model-volume   pod volume holding the sealed files
- *                                    (<path>.age) and the manifest
+ *   pqproxy.io/sealed-model-volume   pod volume holding the manifest and the
+ *                                    directory of sealed files
  *   pqproxy.io/model-volume          pod emptyDir the model server mounts;
  *                                    the opened model is written there
  *   pqproxy.io/model-identity-secret Secret with the age identity (key
@@ -24,6 +24,9 @@
  * and optionally
  *   pqproxy.io/model-manifest        manifest path inside the sealed volume
  *                                    (default "manifest.json")
+ *   pqproxy.io/sealed-model-dir      directory of the sealed files (<path>.age)
+ *                                    inside the sealed volume (default "model";
+ *                                    the manifest must not be in it)
  * add an init container "pqproxy-open-model" before the sidecar running
  * `pqproxy open-model`; the sidecar gets the sealed volume read-only at
  * PX_INJECT_SEALED_DIR so signatures.response.model_manifest can name the

@@ -480,7 +480,7 @@ static void test_sealed_model(void **state)
                         "open-model");
     /* each path on the command line is on the right volume */
     assert_string_equal(arg_after(open, "--manifest"), PX_INJECT_SEALED_DIR "/signed/manifest-v1.json");
-    assert_string_equal(arg_after(open, "--in"), PX_INJECT_SEALED_DIR);
+    assert_string_equal(arg_after(open, "--in"), PX_INJECT_SEALED_DIR "/model");
     v = volume_at(&r, open, PX_INJECT_SEALED_DIR, 1);
     assert_string_equal(cJSON_GetObjectItem(v, "name")->valuestring, "sealed-model");
     assert_string_equal(arg_after(open, "--out"), PX_INJECT_MODEL_DIR);
@@ -513,6 +513,11 @@ static void test_sealed_model(void **state)
     open = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r.pod, "spec"), "initContainers"), 0);
     assert_string_equal(arg_after(open, "--manifest"), PX_INJECT_SEALED_DIR "/manifest.json");
     run_free(&r);
+    run_sealed(&r, "pqproxy.io/sealed-model-dir", "v2/sealed");
+    assert_true(allowed(&r));
+    open = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r.pod, "spec"), "initContainers"), 0);
+    assert_string_equal(arg_after(open, "--in"), PX_INJECT_SEALED_DIR "/v2/sealed");
+    run_free(&r);
 }
 
 static void test_sealed_model_refused(void **state)
@@ -534,6 +539,8 @@ static void test_sealed_model_refused(void **state)
         { "pqproxy.io/model-manifest", "a/./b", "relative path inside the sealed volume" },
         { "pqproxy.io/model-manifest", "", "relative path inside the sealed volume" },
         { "pqproxy.io/model-manifest", "m\n.json", "relative path inside the sealed volume" },
+        { "pqproxy.io/sealed-model-dir", "../x", "relative path inside the sealed volume" },
+        { "pqproxy.io/sealed-model-dir", "signed", "must not be inside pqproxy.io/sealed-model-dir" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         run_t r;
