@@ -111,6 +111,12 @@ static int read_key_file(const char *cmd, const char *path, parse_line_fn parse,
     return ret;
 }
 
+int px_age_read_identities(const char *cmd, const char *path, px_age_identity_t *ids, int *n,
+                           int max)
+{
+    return read_key_file(cmd, path, parse_identity_line, ids, sizeof ids[0], n, max);
+}
+
 /* --- atomic output --------------------------------------------------------------------- */
 
 typedef struct {

@@ -10,6 +10,7 @@
 #include "cmd/client.h"
 #include "cmd/healthcheck.h"
 #include "cmd/inject.h"
+#include "cmd/model_cmd.h"
 #include "proxy/server.h"
 #include "sig/sig.h"
 
@@ -123,6 +124,9 @@ const px_command_t px_commands[] = {
     { "seal", px_cmd_seal },
     { "open", px_cmd_open },
     { "bench", px_cmd_bench },
+    { "sign-model", px_cmd_sign_model },
+    { "verify-model", px_cmd_verify_model },
+    { "open-model", px_cmd_open_model },
     { "--version", px_cmd_version },
     { "version", px_cmd_version },
     { 0, 0 },

@@ -82,6 +82,18 @@ static int utf8_len(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
+int px_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        int n = utf8_len(p, end);
+        if (!n)
+            return 0;
+        p += n;
+    }
+    return 1;
+}
+
 static int string(scan_t *s)
 {
     const unsigned char *open = s->p++;

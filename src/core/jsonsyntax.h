@@ -22,4 +22,7 @@ typedef struct {
  * allowed), else PX_EPARSE with *e set. */
 int px_json_check(const char *text, size_t len, px_json_error_t *e);
 
+/* 1 when s[0..len) is valid UTF-8 (RFC 3629), else 0. */
+int px_utf8_valid(const char *s, size_t len);
+
 #endif

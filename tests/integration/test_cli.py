@@ -14,7 +14,8 @@ from pxhelpers import metrics
 
 # every command `pqproxy --help` lists, and the options each must refuse
 COMMANDS = ["run", "check-config", "certgen", "request", "healthcheck", "inject-webhook",
-            "keygen", "sign", "verify", "seal", "open", "bench", "version"]
+            "keygen", "sign", "verify", "seal", "open", "sign-model", "verify-model", "open-model",
+            "bench", "version"]
 
 
 def px(*args, input=None):
