@@ -419,7 +419,7 @@ cJSON *px_inject_patch(const cJSON *pod, px_inject_mode_t mode, const px_inject_
     const char *want = annotation(pod, ANN_INJECT);
     const char *port_s = annotation(pod, ANN_PORT), *policy = annotation(pod, ANN_POLICY);
     const char *cm = annotation(pod, ANN_CONFIG_MAP);
-    int port = o->upstream_port, inject, sealed;
+    int port = o->upstream_port, inject, sealed, run_open;
     sealed_model_t m;
     cJSON *patch = NULL, *vlist = NULL;
 
@@ -442,9 +442,8 @@ cJSON *px_inject_patch(const cJSON *pod, px_inject_mode_t mode, const px_inject_
      * also where the sidecar is declared (pqproxy.io/inject: "false") */
     if ((sealed = sealed_model(pod, spec, &m, err, errlen)) < 0)
         return NULL;
-    if (sealed && has_named(inits, PX_INJECT_OPEN_CONTAINER))
-        sealed = 0;
-    if (!inject && !sealed)
+    run_open = sealed && !has_named(inits, PX_INJECT_OPEN_CONTAINER);
+    if (!inject && !run_open)
         return cJSON_CreateArray();
     if (inject && port_s && parse_port(port_s, &port) < 0) {
         snprintf(err, errlen, ANN_PORT ": must be a port number 1..65535");
@@ -464,7 +463,7 @@ cJSON *px_inject_patch(const cJSON *pod, px_inject_mode_t mode, const px_inject_
     }
     if (!(patch = cJSON_CreateArray()) || !(vlist = cJSON_CreateArray()))
         goto nomem;
-    if (sealed && !inject && sidecar_index(inits) >= 0) {
+    if (run_open && !inject && sidecar_index(inits) >= 0) {
         /* before the declared sidecar, after any earlier init container */
         char at[64];
         snprintf(at, sizeof at, "/spec/initContainers/%d", sidecar_index(inits));
@@ -473,7 +472,7 @@ cJSON *px_inject_patch(const cJSON *pod, px_inject_mode_t mode, const px_inject_
         cJSON *ours = cJSON_CreateArray();
         if (!ours)
             goto nomem;
-        if (sealed)
+        if (run_open)
             cJSON_AddItemToArray(ours, open_model(o, &m));
         if (inject)
             cJSON_AddItemToArray(ours, sidecar(o, port, policy, sealed ? &m : NULL));
@@ -485,10 +484,10 @@ cJSON *px_inject_patch(const cJSON *pod, px_inject_mode_t mode, const px_inject_
     if (inject && !has_named(vols, PX_INJECT_TLS_VOLUME))
         cJSON_AddItemToArray(vlist, volume(PX_INJECT_TLS_VOLUME, "secret", "secretName",
                                            o->tls_secret));
-    if (sealed && !has_named(vols, PX_INJECT_IDENTITY_VOLUME))
+    if (run_open && !has_named(vols, PX_INJECT_IDENTITY_VOLUME))
         cJSON_AddItemToArray(vlist, volume(PX_INJECT_IDENTITY_VOLUME, "secret", "secretName",
                                            m.identity_secret));
-    if (sealed && !has_named(vols, PX_INJECT_PUB_VOLUME))
+    if (run_open && !has_named(vols, PX_INJECT_PUB_VOLUME))
         cJSON_AddItemToArray(vlist, volume(PX_INJECT_PUB_VOLUME, "configMap", "name", m.pub_configmap));
     if (cJSON_GetArraySize(vlist) > 0)
         op_append(patch, "/spec/volumes", vols, vlist);

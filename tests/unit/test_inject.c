@@ -599,6 +599,21 @@ static void test_sealed_model_declared_sidecar(void **state)
     check_idempotent(&r, PX_INJECT_OPT_IN);
     run_free(&r);
     free(txt);
+    /* open-model already there (added by hand): the injected sidecar still
+     * gets the sealed volume for the manifest, nothing else is added twice */
+    cJSON_ReplaceItemInObject(ann, "pqproxy.io/inject", cJSON_CreateString("true"));
+    cJSON_DeleteItemFromArray(inits, 1);
+    cJSON_ReplaceItemInObject(cJSON_GetArrayItem(inits, 0), "name",
+                              cJSON_CreateString(PX_INJECT_OPEN_CONTAINER));
+    txt = cJSON_PrintUnformatted(doc);
+    run_text(&r, txt, strlen(txt), PX_INJECT_OPT_IN);
+    got = cJSON_GetObjectItem(cJSON_GetObjectItem(r.pod, "spec"), "initContainers");
+    assert_int_equal(cJSON_GetArraySize(got), 2);
+    volume_at(&r, check_sidecar(&r, "127.0.0.1:8501", "pqproxy-config"), PX_INJECT_SEALED_DIR, 1);
+    named(cJSON_GetObjectItem(cJSON_GetObjectItem(r.pod, "spec"), "volumes"), PX_INJECT_IDENTITY_VOLUME, &n);
+    assert_int_equal(n, 0);
+    run_free(&r);
+    free(txt);
     free(text);
     cJSON_Delete(doc);
 }
