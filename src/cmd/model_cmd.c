@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -409,6 +410,27 @@ static int usage_open_model(void)
     return 0;
 }
 
+/* SIGTERM, SIGINT or SIGHUP while opening: the next write fails (a blocked
+ * read returns EINTR, no SA_RESTART), so the failure path removes what was
+ * written, as for any other failure. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
+{
+    stop_signal = sig;
+}
+
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
 /* The output stream: counts and hashes what px_age_open writes. */
 typedef struct {
     int fd;
@@ -422,6 +444,10 @@ static ssize_t sink_write(void *c, const char *buf, size_t size)
     sink_t *s = c;
     size_t done = 0;
 
+    if (stop_signal) {
+        errno = EINTR;
+        return -1;
+    }
     if (size > s->limit - s->n) {
         s->too_big = 1;
         errno = EFBIG;
@@ -504,7 +530,9 @@ static int open_one(const char *in_dir, const char *out_dir, int outfd,
     fclose(out);
     out = NULL;
     px_md_final(&s.md, d);
-    if (s.too_big)
+    if (stop_signal)
+        fail("open-model", "%s/%s: interrupted by signal %d", out_dir, e->path, (int)stop_signal);
+    else if (s.too_big)
         fail("open-model", "%s: opens to more than the manifest's %llu bytes for %s", src,
              (unsigned long long)e->size, e->path);
     else if (r)
@@ -608,8 +636,11 @@ int px_cmd_open_model(int argc, char **argv)
         goto done;
     if ((outfd = empty_out_dir(out)) < 0)
         goto done;
+    catch_stop_signals();
     for (size_t i = 0; i < m.n; i++)
-        if (open_one(in, out, outfd, &m.e[i], m.alg, ids, nids) != 0) {
+        if (open_one(in, out, outfd, &m.e[i], m.alg, ids, nids) != 0 ||
+            (stop_signal && fail("open-model", "%s: interrupted by signal %d", out,
+                                  (int)stop_signal))) {
             rm_tree(dup(outfd));
             fprintf(stderr, "pqproxy open-model: %s left empty\n", out);
             goto done;

@@ -391,6 +391,20 @@ def test_open_model_ok(h):
     # an existing empty directory is fine too
     os.makedirs(h.path("empty-out"))
     check_eq(open_model(man, key, ident, sealed, h.path("empty-out")).returncode, 0)
+    # a Kubernetes Secret/ConfigMap volume: top-level symlinks through ..data
+    # into a timestamped directory (both skipped as entries, followed as links)
+    kube = h.path("kube")
+    shutil.copytree(sealed, os.path.join(kube, "..2026_12_03_04_00_00.1"))
+    os.symlink("..2026_12_03_04_00_00.1", os.path.join(kube, "..data"))
+    for top in os.listdir(sealed):
+        os.symlink(os.path.join("..data", top), os.path.join(kube, top))
+    out = h.path("out-kube")
+    r = open_model(man, key, ident, kube, out)
+    check_eq(r.returncode, 0, r.stderr)
+    check_eq(tree(out), sorted(FILES))
+    # but signing never follows a symlink
+    fails(clean(px("sign-model", kube, "--key", key, "--out", h.path("k.json"))),
+          "refused: a symbolic link")
 
 
 def test_open_model_failures_leave_dir_empty(h):
@@ -457,8 +471,47 @@ def test_open_model_failures_leave_dir_empty(h):
     check_eq(os.listdir(out), ["keep"])
 
 
+def test_open_model_sigterm_leaves_dir_empty(h):
+    """SIGTERM while a large file is being opened: exit 1, DIR left empty."""
+    import signal
+    import time
+    key = keygen(h)
+    d = h.path("big")
+    os.makedirs(d)
+    with open(os.path.join(d, "a.bin"), "wb") as f:
+        f.write(b"first")
+    with open(os.path.join(d, "weights.bin"), "wb") as f:
+        for i in range(96):
+            f.write(os.urandom(1 << 20))
+    man = sign(h, d, key)
+    ident, rcpt = age_keygen(h)
+    sealed = h.path("big-sealed")
+    os.makedirs(sealed)
+    for name in ("a.bin", "weights.bin"):
+        r = px("seal", "-r", rcpt, "-o", os.path.join(sealed, name + ".age"), os.path.join(d, name))
+        check_eq(r.returncode, 0, r.stderr)
+    out = h.path("big-out")
+    p = subprocess.Popen([pqproxy_bin(), "open-model", "--manifest", man, "--pub", key,
+                          "--identity-file", ident, "--in", sealed, "--out", out],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    part = os.path.join(out, "weights.bin")
+    deadline = time.time() + 60
+    while time.time() < deadline and p.poll() is None:
+        if os.path.exists(part) and os.path.getsize(part) > 0:
+            break
+        time.sleep(0.002)
+    check(p.poll() is None, "still opening when signalled (make the file larger?)")
+    p.send_signal(signal.SIGTERM)
+    stdout, stderr = p.communicate(timeout=60)
+    check_eq(p.returncode, 1, stdout + stderr)
+    check_in("interrupted by signal 15", stderr)
+    check_eq(os.listdir(out), [], "left empty")
+    for name in (os.path.join(d, "weights.bin"), os.path.join(sealed, "weights.bin.age")):
+        os.unlink(name)
+
+
 if __name__ == "__main__":
     main([test_sign_verify_ok, test_keyids_and_independent_verification,
           test_tampered_directory_fails, test_tampered_manifest_fails, test_sign_refusals,
           test_signed_bad_paths_refused, test_open_model_ok,
-          test_open_model_failures_leave_dir_empty])
+          test_open_model_failures_leave_dir_empty, test_open_model_sigterm_leaves_dir_empty])
