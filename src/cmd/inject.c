@@ -336,11 +336,16 @@ static cJSON *sidecar(const px_inject_opts_t *o, int upstream_port, const char *
 }
 
 /* pqproxy open-model: an ordinary init container, so the model server
- * starts only after it exited 0 (and never with a half-opened model). */
+ * starts only after it exited 0 (and never with a half-opened model).
+ * open-model writes only into an empty directory and cleans up after
+ * itself, except when killed (OOM, SIGKILL): the emptyDir outlives the
+ * container, so a restarted init container empties it first. */
 static cJSON *open_model(const px_inject_opts_t *o, const sealed_model_t *m)
 {
     char manifest[320], in[320];
-    const char *cmd[] = { "pqproxy", "open-model", "--manifest", manifest,
+    const char *cmd[] = { "sh", "-c",
+                          "find " PX_INJECT_MODEL_DIR " -mindepth 1 -delete && "
+                          "exec pqproxy open-model \"$@\"", "open-model", "--manifest", manifest,
                           "--pub", PX_INJECT_PUB_DIR "/" PUB_PREFIX,
                           "--identity-file", PX_INJECT_IDENTITY_DIR "/" IDENTITY_KEY,
                           "--in", in, "--out", PX_INJECT_MODEL_DIR };

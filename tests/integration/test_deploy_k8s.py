@@ -722,7 +722,8 @@ def test_sealed_overlay_injected(h):
     check_security_context(spec, om, "open-model")
     vols = {v["name"]: v for v in spec["volumes"]}
     cmd = om["command"]
-    check_eq(cmd[:2], ["pqproxy", "open-model"])
+    check_eq(cmd[:2], ["sh", "-c"])
+    check_eq(cmd[2], f"find {flag(cmd, '--out')} -mindepth 1 -delete && exec pqproxy open-model \"$@\"")
     # the manifest: on the sealed volume, read by the sidecar at the path its config names
     cfg = json.loads(objs[("ConfigMap", "pqproxy-config")]["data"]["pqproxy.json"])
     man = flag(cmd, "--manifest")
@@ -775,10 +776,16 @@ def test_sealed_overlay_opens_the_sealed_demo_model(h):
     os.makedirs(root + mounts["pqproxy-model-identity"])
     shutil.copy(os.path.join(out, "identity"), root + flag(cmd, "--identity-file"))
     shutil.copytree(os.path.join(out, "pub"), root + mounts["pqproxy-model-pub"])
-    os.makedirs(root + flag(cmd, "--out"))
-    args = [pxtest.pqproxy_bin()] + [a if not a.startswith("/") else root + a for a in cmd[1:]]
+    # what a killed earlier attempt left in the emptyDir: removed before opening
+    os.makedirs(root + flag(cmd, "--out") + "/1")
+    with open(root + flag(cmd, "--out") + "/1/weights.json", "w") as f:
+        f.write("half written")
+    script = cmd[2].replace(flag(cmd, "--out"), root + flag(cmd, "--out")).replace(
+        "exec pqproxy ", f"exec {pxtest.pqproxy_bin()} ")
+    args = cmd[:2] + [script] + [a if not a.startswith("/") else root + a for a in cmd[3:]]
     r = subprocess.run(args, capture_output=True, text=True, timeout=60)
     check_eq(r.returncode, 0, r.stderr)
+    check_in("OK opened 1 files of model", r.stdout)
     sys.path.insert(0, os.path.join(pxtest.SOURCE_DIR, "scripts"))
     import demo_model_server
     check_eq(demo_model_server.load_model_dir(root + flag(cmd, "--out")), ("1", 0.5, 2.0),

@@ -476,8 +476,9 @@ static void test_sealed_model(void **state)
     assert_string_equal(cJSON_GetObjectItem(open, "name")->valuestring, PX_INJECT_OPEN_CONTAINER);
     assert_null(cJSON_GetObjectItem(open, "restartPolicy"));
     assert_string_equal(cJSON_GetObjectItem(open, "image")->valuestring, opts.image);
-    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(open, "command"), 1)->valuestring,
-                        "open-model");
+    /* a killed earlier attempt's files are removed first, then open-model runs */
+    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(open, "command"), 2)->valuestring,
+                        "find " PX_INJECT_MODEL_DIR " -mindepth 1 -delete && exec pqproxy open-model \"$@\"");
     /* each path on the command line is on the right volume */
     assert_string_equal(arg_after(open, "--manifest"), PX_INJECT_SEALED_DIR "/signed/manifest-v1.json");
     assert_string_equal(arg_after(open, "--in"), PX_INJECT_SEALED_DIR "/model");
