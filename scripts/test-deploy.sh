@@ -340,8 +340,14 @@ if "$ROOT/scripts/seal-demo-model.sh" --out "$SEALED_DIR" --pqproxy "$PQPROXY" >
     if compose up -d --no-build > "$TMP/compose-tampered.log" 2>&1; then
         fail "compose: up succeeded with a tampered sealed file"
     else
-        check "compose: a tampered sealed file stops the stack at open-model" \
-            grep -qi 'open-model.*complete successfully' "$TMP/compose-tampered.log"
+        # docker-compose 1.x names the container, Compose v2 the service
+        stopped_at_open_model() {
+            local id; id="$(compose ps -q open-model)"; id="${id:0:12}"
+            [ -n "$id" ] && grep -Eq "Container \"$id\" exited with code [1-9]|open-model.*complete successfully" \
+                "$TMP/compose-tampered.log"
+        }
+        check "compose: a tampered sealed file stops the stack at open-model ($(tail -n 1 "$TMP/compose-tampered.log"))" \
+            stopped_at_open_model
         check "compose: open-model says which file and why" \
             grep -q 'weights.json.age' <(compose logs --no-color open-model)
         never_started() { [ -z "$(compose ps -q sealed-model 2>/dev/null)" ] ||
