@@ -20,6 +20,7 @@
 #include "cmd/cli.h"
 #include "cmd/model_cmd.h"
 #include "core/errors.h"
+#include "core/jsonv.h"
 #include "seal/age.h"
 #include "seal/dsse.h"
 #include "seal/manifest.h"
@@ -142,7 +143,9 @@ static int walk(walk_t *w, int dfd, const char *rel, int depth)
         if (++w->visited > PX_MANIFEST_MAX_FILES) {
             ret = fail(w->cmd, "%s: more than %d entries", w->root, PX_MANIFEST_MAX_FILES);
         } else if ((why = px_manifest_path_problem(path))) {
-            ret = fail(w->cmd, "%s/%s: refused: the path has %s", w->root, path, why);
+            char shown[PX_MANIFEST_MAX_PATH + 8];
+            px_jv_printable(shown, sizeof shown, path, PX_MANIFEST_MAX_PATH);
+            ret = fail(w->cmd, "%s/%s: refused: the path has %s", w->root, shown, why);
         } else if (fstatat(dirfd(d), de->d_name, &st, w->follow ? 0 : AT_SYMLINK_NOFOLLOW) != 0) {
             ret = fail(w->cmd, "%s/%s: %s", w->root, path, strerror(errno));
         } else if (S_ISLNK(st.st_mode)) {

@@ -91,13 +91,16 @@ static int b64_member(px_jv_t *j, const char *kp, const char *s, size_t max, uin
     return 0;
 }
 
-static int keyid_ok(const char *s)
+/* payloadType and keyid: 1..max printable ASCII characters other than '"'
+ * and '\', so that px_dsse_build writes them back without escaping
+ * (media types and hex keyids never need more). */
+static int token_ok(const char *s, size_t max)
 {
     size_t n = strlen(s);
-    if (!n || n > PX_DSSE_MAX_KEYID)
+    if (!n || n > max)
         return 0;
     for (size_t i = 0; i < n; i++)
-        if (s[i] < 0x21 || s[i] > 0x7e)
+        if (s[i] < 0x21 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\')
             return 0;
     return 1;
 }
@@ -127,8 +130,9 @@ int px_dsse_parse(const char *text, size_t len, const char *what, px_dsse_t *env
         (r = req_str(&j, root, "", "payloadType", &type)) < 0 ||
         (r = req_str(&j, root, "", "payload", &payload)) < 0)
         goto out;
-    if (strlen(type) > 256) {
-        r = px_jv_fail(&j, "payloadType", "longer than 256 bytes");
+    if (!token_ok(type, 256)) {
+        r = px_jv_fail(&j, "payloadType", "must be 1..256 printable ASCII characters, no '\"' "
+                       "or '\\'");
         goto out;
     }
     if (!(env->payload_type = strdup(type))) {
@@ -156,8 +160,9 @@ int px_dsse_parse(const char *text, size_t len, const char *what, px_dsse_t *env
             (r = req_str(&j, s, path, "sig", &sig)) < 0)
             goto out;
         snprintf(kp, sizeof kp, "%s.keyid", path);
-        if (!keyid_ok(keyid)) {
-            r = px_jv_fail(&j, kp, "must be 1..%d printable ASCII characters", PX_DSSE_MAX_KEYID);
+        if (!token_ok(keyid, PX_DSSE_MAX_KEYID)) {
+            r = px_jv_fail(&j, kp, "must be 1..%d printable ASCII characters, no '\"' or '\\'",
+                           PX_DSSE_MAX_KEYID);
             goto out;
         }
         for (int k = 0; k < env->nsigs; k++)

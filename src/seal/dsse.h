@@ -4,8 +4,10 @@
  *
  * The parser reads untrusted bytes: strict JSON (jsonsyntax), exactly the
  * members "payloadType", "payload", "signatures", each signature exactly
- * "keyid" and "sig", canonical padded standard base64, size limits. It only
- * decodes: checking signatures is the caller's (manifest.c). */
+ * "keyid" and "sig", canonical padded standard base64, size limits;
+ * payloadType and keyids printable ASCII without '"' or '\' (what
+ * px_dsse_build writes unescaped). It only decodes: checking signatures is
+ * the caller's (manifest.c). */
 #ifndef PX_DSSE_H
 #define PX_DSSE_H
 

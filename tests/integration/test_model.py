@@ -271,6 +271,10 @@ def test_sign_refusals(h):
     fails(clean(px("sign-model", d, "--key", key, "--out", h.path("m.json"))),
           "back\\slash: refused: the path has a control character or a backslash")
     os.unlink(os.path.join(d, "back\\slash"))
+    write(os.path.join(d, "new\nline"), b"x")
+    r = clean(px("sign-model", d, "--key", key, "--out", h.path("m.json")))
+    fails(r, "new?line: refused: the path has a control character")
+    os.unlink(os.path.join(d, "new\nline"))
     fails(clean(px("sign-model", d, "--key", key, "--out", os.path.join(d, "m.json"))),
           "refused: the manifest would lie inside")
     os.makedirs(h.path("void"))

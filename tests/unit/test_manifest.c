@@ -228,6 +228,13 @@ static void test_dsse(void **state)
           "not a DSSE envelope" },
         { "{\"payloadType\":\"t\",\"payload\":\"eA==\",\"payload\":\"eA==\",\"signatures\":[]}",
           "payload: duplicate key" },
+        /* escapes the envelope writer would not reproduce (found by fuzzing) */
+        { "{\"payloadType\":\"a\\tb\",\"payload\":\"eA==\",\"signatures\":[{\"keyid\":\"k\",\"sig\":\"eA==\"}]}",
+          "payloadType: must be 1..256 printable ASCII characters, no" },
+        { "{\"payloadType\":\"a\\\"b\",\"payload\":\"eA==\",\"signatures\":[{\"keyid\":\"k\",\"sig\":\"eA==\"}]}",
+          "payloadType: must be" },
+        { "{\"payloadType\":\"t\",\"payload\":\"eA==\",\"signatures\":[{\"keyid\":\"k\\\\\",\"sig\":\"eA==\"}]}",
+          "signatures[0].keyid: must be 1..128 printable ASCII characters, no" },
     };
     const char *good = "{\"payloadType\":\"t\",\"payload\":\"eA==\",\"signatures\":"
                        "[{\"keyid\":\"k1\",\"sig\":\"AAE=\"},{\"keyid\":\"k2\",\"sig\":\"Ag==\"}]}";
