@@ -14,10 +14,17 @@ proxy, with the same URLs and JSON shapes as TF Serving:
   GET  /healthz                           {"status": "ok"}
 
 (/v1/models/<name>/versions/1... is accepted too.) Standard library only.
+
+--model-dir DIR serves the model's weights from DIR/<version>/weights.json
+({"slope": 0.5, "intercept": 2.0}, the highest version) instead of the
+built-in ones, and refuses to start without them: the sealed demo model
+(scripts/seal-demo-model.sh) is such a directory, opened by
+`pqproxy open-model` before this server starts.
 """
 import argparse
 import json
 import math
+import os
 import re
 import signal
 import sys
@@ -30,6 +37,7 @@ MAX_DEPTH = 32
 MAX_TOKENS = 4096
 MAX_INTERVAL_MS = 1000
 VERSION = "1"
+SLOPE, INTERCEPT = 0.5, 2.0   # half_plus_two; --model-dir reads them from weights.json
 
 TOKENS = ("Post", "-quantum", " TLS", " keeps", " this", " prediction", " private", " even",
           " against", " a", " future", " quantum", " computer", ".", " ML", "-KEM", " and",
@@ -51,7 +59,7 @@ def half_plus_two(x, depth=0):
     if isinstance(x, bool) or x is None or isinstance(x, (str, dict)):
         raise BadRequest(f"Expected a number, got: {json.dumps(x)[:40]}")
     if isinstance(x, (int, float)):
-        y = 0.5 * float(x) + 2.0   # OverflowError for huge ints is caught by the caller
+        y = SLOPE * float(x) + INTERCEPT   # OverflowError for huge ints is caught by the caller
         if not math.isfinite(y):
             raise BadRequest("input is not a finite number")
         return y, ()
@@ -286,6 +294,26 @@ def int_field(req, key, default, lo, hi):
     return v
 
 
+def load_model_dir(d):
+    """(version, slope, intercept) from d/<highest version>/weights.json; exits on error."""
+    try:
+        versions = sorted(int(v) for v in os.listdir(d) if v.isdigit() and os.path.isdir(os.path.join(d, v)))
+    except OSError as e:
+        sys.exit(f"demo_model_server: --model-dir {d}: {e.strerror}")
+    if not versions:
+        sys.exit(f"demo_model_server: --model-dir {d}: no version directory (expected {d}/1/weights.json)")
+    path = os.path.join(d, str(versions[-1]), "weights.json")
+    try:
+        with open(path) as f:
+            w = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"demo_model_server: {path}: {e}")
+    nums = [w.get(k) if isinstance(w, dict) else None for k in ("slope", "intercept")]
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in nums):
+        sys.exit(f"demo_model_server: {path}: expected {{\"slope\": number, \"intercept\": number}}")
+    return str(versions[-1]), float(nums[0]), float(nums[1])
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True   # a stuck client never blocks shutdown
     allow_reuse_address = True
@@ -297,7 +325,11 @@ def main():
     ap.add_argument("--port", type=int, default=8501)
     ap.add_argument("--model", default="half_plus_two", help="model name to serve")
     ap.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    ap.add_argument("--model-dir", help="serve DIR/<version>/weights.json (an opened sealed model)")
     args = ap.parse_args()
+    global VERSION, SLOPE, INTERCEPT
+    if args.model_dir:
+        VERSION, SLOPE, INTERCEPT = load_model_dir(args.model_dir)
     try:
         srv = Server((args.host, args.port), Handler)
     except OSError as e:
@@ -306,7 +338,7 @@ def main():
     # SIGTERM -> SystemExit out of serve_forever -> the listening socket is closed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"demo model server: http://{args.host}:{srv.server_address[1]}/v1/models/{args.model}"
-          f" (half_plus_two: y = 0.5 * x + 2)", file=sys.stderr, flush=True)
+          f" (y = {SLOPE:g} * x + {INTERCEPT:g}, version {VERSION})", file=sys.stderr, flush=True)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:

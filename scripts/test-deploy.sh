@@ -20,6 +20,10 @@
 # 4. Brings up docker/compose.yaml's demo profile with Debian's
 #    docker-compose against podman's Docker API socket, sends a hybrid
 #    request through it and takes it down.
+# 5. Seals and signs the demo model (scripts/seal-demo-model.sh) and brings
+#    up the sealed profile: the one-shot open-model service opens it, the
+#    model server starts after it and serves the opened weights; then a
+#    tampered sealed file: open-model fails, the model server never starts.
 #
 # Traffic stays on this machine: the image runs on the host's network
 # namespace bound to 127.0.0.1, the compose stack on its own podman network
@@ -32,7 +36,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/scripts/deps.sh"
 
 PQPROXY="$(realpath "${1:-$ROOT/build/pqproxy}")"
-IMAGE=localhost/pqproxy:local
+# PQPROXY_TEST_IMAGE: another tag, so that two trees on one machine do not overwrite each other's
+IMAGE="${PQPROXY_TEST_IMAGE:-localhost/pqproxy:local}"
 CDIR="$CACHE/containers"
 SUITE="$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")"
 PASSED=0
@@ -258,28 +263,29 @@ wait_for 20 test -S "$SOCK" || die "podman system service did not start: $(cat "
 PROJECT="pqproxy-test-deploy-$$"
 TLS_PORT="$(free_port)"
 ADMIN_PORT="$(free_port)"
+PROFILE=demo MODEL_SVC=demo-model SEALED_DIR="$TMP/sealed"
 compose() {
-    DOCKER_HOST="unix://$SOCK" COMPOSE_PROFILES=demo PQPROXY_IMAGE="$IMAGE" PYTHON_IMAGE="$PYIMAGE" \
+    DOCKER_HOST="unix://$SOCK" COMPOSE_PROFILES="$PROFILE" PQPROXY_IMAGE="$IMAGE" PYTHON_IMAGE="$PYIMAGE" \
         PQPROXY_PUBLISH="127.0.0.1:$TLS_PORT" PQPROXY_ADMIN_PORT="$ADMIN_PORT" PQPROXY_TLS_DIR="$TMP/tls" \
-        docker-compose --ansi never -p "$PROJECT" -f "$ROOT/docker/compose.yaml" "$@"
+        SEALED_DIR="$SEALED_DIR" docker-compose --ansi never -p "$PROJECT" -f "$ROOT/docker/compose.yaml" "$@"
 }
 IN=()   # from here on the client runs on the host, through the published ports
 # docker-compose 1.x removes a project's containers all at once; podman
 # refuses to remove pqproxy's while the model's, which shares its network
 # namespace, still exists. So the model service goes first, then `down`.
 compose_down() {
-    { compose rm --stop --force demo-model && compose down --remove-orphans --timeout 30; } \
+    { compose rm --stop --force "$MODEL_SVC" && compose down --volumes --remove-orphans --timeout 30; } \
         >> "$TMP/compose-down.log" 2>&1 || { cat "$TMP/compose-down.log" >&2; return 1; }
+}
+# the model starts after pqproxy: until it listens the proxy answers 502
+predicts() {
+    request "$TMP/compose.out" "$TMP/compose.err" -v \
+        "https://localhost:$TLS_PORT/v1/models/half_plus_two:predict" -d '{"instances": [1.0, 2.0, 5.0]}' &&
+        grep -q '"predictions": *\[2.5, *3.0, *4.5\]' "$TMP/compose.out"
 }
 COMPOSED=1
 if compose up -d --no-build > "$TMP/compose-up.log" 2>&1; then
     ok "docker-compose up (demo profile)"
-    # the demo model starts after pqproxy: until it listens the proxy answers 502
-    predicts() {
-        request "$TMP/compose.out" "$TMP/compose.err" -v \
-            "https://localhost:$TLS_PORT/v1/models/half_plus_two:predict" -d '{"instances": [1.0, 2.0, 5.0]}' &&
-            grep -q '"predictions": *\[2.5, *3.0, *4.5\]' "$TMP/compose.out"
-    }
     if wait_for 60 predicts; then
         ok "compose: hybrid request through the published port reaches the demo model"
         check "compose: client negotiated X25519MLKEM768" \
@@ -299,6 +305,59 @@ if compose up -d --no-build > "$TMP/compose-up.log" 2>&1; then
 else
     fail "docker-compose up: $(tail -n 5 "$TMP/compose-up.log")"
     compose_down || true
+fi
+
+# --- docker compose, sealed profile --------------------------------------------------------
+# The demo model sealed and signed with this build's pqproxy; its files as
+# uid 10001 (the services' user) would have them.
+PROFILE=sealed MODEL_SVC=sealed-model
+if "$ROOT/scripts/seal-demo-model.sh" --out "$SEALED_DIR" --pqproxy "$PQPROXY" > "$TMP/seal.log" 2>&1; then
+    chown -R 10001:10001 "$SEALED_DIR"
+    COMPOSED=1
+    if compose up -d --no-build > "$TMP/compose-up.log" 2>&1; then
+        ok "docker-compose up (sealed profile)"
+        om_exit() { podman inspect --format '{{.State.ExitCode}}' "$(compose ps -q open-model)"; }
+        check "compose: open-model exited 0 ($(om_exit 2>&1))" [ "$(om_exit 2>/dev/null)" = 0 ]
+        check "compose: open-model verified and opened the model" \
+            grep -q 'OK opened 1 files of model' <(compose logs --no-color open-model)
+        if wait_for 60 predicts; then
+            ok "compose: the sealed model, opened, answers through pqproxy"
+        else
+            fail "compose: no answer from the sealed model: $(cat "$TMP/compose.out" "$TMP/compose.err")"
+            compose logs --no-color >&2 || true
+        fi
+        check "compose: the model server serves the opened weights" \
+            grep -q 'y = 0.5 \* x + 2, version 1' <(compose logs --no-color sealed-model)
+        check "docker-compose down (sealed)" compose_down
+    else
+        fail "docker-compose up (sealed): $(tail -n 5 "$TMP/compose-up.log")"
+        compose logs --no-color >&2 || true
+        compose_down || true
+    fi
+    # one flipped byte in a sealed file: nothing is opened, the model server never starts
+    python3 -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[-20] ^= 1; open(p, "wb").write(b)' \
+        "$SEALED_DIR/volume/model/1/weights.json.age"
+    if compose up -d --no-build > "$TMP/compose-tampered.log" 2>&1; then
+        fail "compose: up succeeded with a tampered sealed file"
+    else
+        # docker-compose 1.x names the container, Compose v2 the service
+        stopped_at_open_model() {
+            local id; id="$(compose ps -q open-model)"; id="${id:0:12}"
+            [ -n "$id" ] && grep -Eq "Container \"$id\" exited with code [1-9]|open-model.*complete successfully" \
+                "$TMP/compose-tampered.log"
+        }
+        check "compose: a tampered sealed file stops the stack at open-model ($(tail -n 1 "$TMP/compose-tampered.log"))" \
+            stopped_at_open_model
+        check "compose: open-model says which file and why" \
+            grep -q 'weights.json.age' <(compose logs --no-color open-model)
+        never_started() { [ -z "$(compose ps -q sealed-model 2>/dev/null)" ] ||
+            [ "$(podman inspect --format '{{.State.StartedAt}}' "$(compose ps -q sealed-model)")" = "0001-01-01 00:00:00 +0000 UTC" ]; }
+        check "compose: the model server never started" never_started
+    fi
+    check "docker-compose down (tampered)" compose_down
+    COMPOSED=0
+else
+    fail "scripts/seal-demo-model.sh: $(tail -n 5 "$TMP/seal.log")"
 fi
 
 echo "$PASSED passed, $FAILED failed"

@@ -13,6 +13,16 @@
 #define ANN_PORT "pqproxy.io/upstream-port"
 #define ANN_POLICY "pqproxy.io/pq-policy"
 #define ANN_CONFIG_MAP "pqproxy.io/config-map"
+#define ANN_SEALED "pqproxy.io/sealed-model-volume"
+#define ANN_MODEL_VOLUME "pqproxy.io/model-volume"
+#define ANN_IDENTITY "pqproxy.io/model-identity-secret"
+#define ANN_PUB "pqproxy.io/model-pub-configmap"
+#define ANN_MANIFEST "pqproxy.io/model-manifest"
+#define ANN_SEALED_DIR "pqproxy.io/sealed-model-dir"
+#define DEFAULT_MANIFEST "manifest.json"
+#define DEFAULT_SEALED_DIR "model"
+#define IDENTITY_KEY "identity"
+#define PUB_PREFIX "model"      /* ConfigMap keys model.ecdsa.pub, model.mldsa.pub */
 #define RUN_AS_USER 10001
 
 /* Shared state across replicas (docs/deploy.md, "Replicas share state"):
@@ -64,15 +74,20 @@ static const char *annotation(const cJSON *pod, const char *key)
     return str_at(cJSON_GetObjectItemCaseSensitive(md, "annotations"), key);
 }
 
-static int has_named(const cJSON *list, const char *name)
+static const cJSON *find_named(const cJSON *list, const char *name)
 {
     const cJSON *it;
     cJSON_ArrayForEach(it, list) {
         const char *n = str_at(it, "name");
         if (n && !strcmp(n, name))
-            return 1;
+            return it;
     }
-    return 0;
+    return NULL;
+}
+
+static int has_named(const cJSON *list, const char *name)
+{
+    return find_named(list, name) != NULL;
 }
 
 /* RFC 1123 DNS subdomain, as Kubernetes requires for ConfigMap names. */
@@ -102,6 +117,125 @@ static int parse_port(const char *s, int *port)
         return -1;
     *port = (int)v;
     return 0;
+}
+
+/* A relative path without "..", ".", empty components or control bytes:
+ * the manifest must stay inside the sealed volume. */
+static int valid_rel_path(const char *s)
+{
+    size_t n = strlen(s);
+    const char *seg = s;
+
+    if (n == 0 || n > 255 || s[0] == '/')
+        return 0;
+    for (const char *p = s;; p++) {
+        if (*p == '/' || *p == '\0') {
+            size_t len = (size_t)(p - seg);
+            if (len == 0 || (len == 1 && seg[0] == '.') || (len == 2 && !strncmp(seg, "..", 2)))
+                return 0;
+            if (*p == '\0')
+                return 1;
+            seg = p + 1;
+        } else if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            return 0;
+        }
+    }
+}
+
+typedef struct {
+    const char *sealed_volume, *model_volume, *identity_secret, *pub_configmap, *manifest, *dir;
+} sealed_model_t;
+
+/* Does any container mount volume name? */
+static int mounted_by(const cJSON *containers, const char *name)
+{
+    const cJSON *c;
+    cJSON_ArrayForEach(c, containers) {
+        if (has_named(cJSON_GetObjectItemCaseSensitive(c, "volumeMounts"), name))
+            return 1;
+    }
+    return 0;
+}
+
+/* The sealed-model annotations: 0 when the pod has none, 1 when the set is
+ * complete and valid (m filled), -1 with the reason in err otherwise. */
+static int sealed_model(const cJSON *pod, const cJSON *spec, sealed_model_t *m, char *err, size_t errlen)
+{
+    static const char *const required[] = { ANN_SEALED, ANN_MODEL_VOLUME, ANN_IDENTITY, ANN_PUB };
+    const cJSON *vols = cJSON_GetObjectItemCaseSensitive(spec, "volumes"), *mv;
+    const char *v[4];
+    int have = 0;
+
+    for (size_t i = 0; i < 4; i++)
+        have += (v[i] = annotation(pod, required[i])) != NULL;
+    m->manifest = annotation(pod, ANN_MANIFEST);
+    m->dir = annotation(pod, ANN_SEALED_DIR);
+    if (!have && !m->manifest && !m->dir)
+        return 0;
+    for (size_t i = 0; i < 4; i++) {
+        if (!v[i]) {
+            snprintf(err, errlen, "%s: missing (a sealed model needs " ANN_SEALED ", " ANN_MODEL_VOLUME
+                     ", " ANN_IDENTITY " and " ANN_PUB ")", required[i]);
+            return -1;
+        }
+    }
+    m->sealed_volume = v[0];
+    m->model_volume = v[1];
+    m->identity_secret = v[2];
+    m->pub_configmap = v[3];
+    if (!m->manifest)
+        m->manifest = DEFAULT_MANIFEST;
+    if (!m->dir)
+        m->dir = DEFAULT_SEALED_DIR;
+    if (!has_named(vols, m->sealed_volume)) {
+        snprintf(err, errlen, ANN_SEALED ": the pod has no volume \"%.64s\"", m->sealed_volume);
+        return -1;
+    }
+    if (!(mv = find_named(vols, m->model_volume))) {
+        snprintf(err, errlen, ANN_MODEL_VOLUME ": the pod has no volume \"%.64s\"", m->model_volume);
+        return -1;
+    }
+    if (!strcmp(m->model_volume, m->sealed_volume)) {
+        snprintf(err, errlen, ANN_MODEL_VOLUME ": must differ from " ANN_SEALED);
+        return -1;
+    }
+    /* the opened weights must not outlive the pod or reach shared storage */
+    if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(mv, "emptyDir"))) {
+        snprintf(err, errlen, ANN_MODEL_VOLUME ": volume \"%.64s\" must be an emptyDir", m->model_volume);
+        return -1;
+    }
+    if (!mounted_by(cJSON_GetObjectItemCaseSensitive(spec, "containers"), m->model_volume)) {
+        snprintf(err, errlen, ANN_MODEL_VOLUME ": no container mounts volume \"%.64s\"", m->model_volume);
+        return -1;
+    }
+    if (!valid_k8s_name(m->identity_secret)) {
+        snprintf(err, errlen, ANN_IDENTITY ": not a valid Secret name");
+        return -1;
+    }
+    if (!valid_k8s_name(m->pub_configmap)) {
+        snprintf(err, errlen, ANN_PUB ": not a valid ConfigMap name");
+        return -1;
+    }
+    if (!valid_rel_path(m->manifest)) {
+        snprintf(err, errlen, ANN_MANIFEST ": must be a relative path inside the sealed volume "
+                 "(no \"..\", \".\" or empty parts)");
+        return -1;
+    }
+    if (!valid_rel_path(m->dir)) {
+        snprintf(err, errlen, ANN_SEALED_DIR ": must be a relative path inside the sealed volume "
+                 "(no \"..\", \".\" or empty parts)");
+        return -1;
+    }
+    /* open-model refuses any file in the sealed directory the manifest does not list */
+    {
+        size_t n = strlen(m->dir);
+        if (!strncmp(m->manifest, m->dir, n) && m->manifest[n] == '/') {
+            snprintf(err, errlen, ANN_MANIFEST ": must not be inside " ANN_SEALED_DIR " \"%.64s\" "
+                     "(open-model refuses files there that the manifest does not list)", m->dir);
+            return -1;
+        }
+    }
+    return 1;
 }
 
 /* --- building the sidecar --------------------------------------------------------- */
@@ -149,12 +283,37 @@ static void add_quantities(cJSON *obj, const char *cpu, const char *memory)
     cJSON_AddStringToObject(obj, "memory", memory);
 }
 
-static cJSON *sidecar(const px_inject_opts_t *o, int upstream_port, const char *policy)
+/* Resources and the restricted security context every injected container gets. */
+static void add_limits(cJSON *c)
+{
+    cJSON *sc, *caps, *res;
+
+    /* The same as deploy/k8s/base's sidecar: one sizing to document and tune. */
+    res = cJSON_AddObjectToObject(c, "resources");
+    add_quantities(cJSON_AddObjectToObject(res, "requests"), PX_INJECT_CPU_REQUEST,
+                   PX_INJECT_MEMORY_REQUEST);
+    add_quantities(cJSON_AddObjectToObject(res, "limits"), PX_INJECT_CPU_LIMIT, PX_INJECT_MEMORY_LIMIT);
+    sc = cJSON_AddObjectToObject(c, "securityContext");
+    cJSON_AddBoolToObject(sc, "runAsNonRoot", 1);
+    cJSON_AddNumberToObject(sc, "runAsUser", RUN_AS_USER);
+    cJSON_AddNumberToObject(sc, "runAsGroup", RUN_AS_USER);
+    cJSON_AddBoolToObject(sc, "allowPrivilegeEscalation", 0);
+    cJSON_AddBoolToObject(sc, "readOnlyRootFilesystem", 1);
+    caps = cJSON_AddObjectToObject(sc, "capabilities");
+    {
+        const char *all[] = { "ALL" };
+        cJSON_AddItemToObject(caps, "drop", cJSON_CreateStringArray(all, 1));
+    }
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(sc, "seccompProfile"), "type", "RuntimeDefault");
+}
+
+static cJSON *sidecar(const px_inject_opts_t *o, int upstream_port, const char *policy,
+                      const sealed_model_t *sealed)
 {
     static const char *const cmd[] = { "pqproxy", "run", "--config",
                                        PX_INJECT_CONFIG_DIR "/pqproxy.json" };
     char up[32], sleep_s[16];
-    cJSON *c = cJSON_CreateObject(), *env, *ports, *mounts, *sc, *caps, *res, *pre;
+    cJSON *c = cJSON_CreateObject(), *env, *ports, *mounts, *pre;
 
     snprintf(up, sizeof up, "127.0.0.1:%d", upstream_port);
     snprintf(sleep_s, sizeof sleep_s, "%d", o->prestop_sleep_s);
@@ -182,23 +341,42 @@ static cJSON *sidecar(const px_inject_opts_t *o, int upstream_port, const char *
     mounts = cJSON_AddArrayToObject(c, "volumeMounts");
     add_mount(mounts, PX_INJECT_CONFIG_VOLUME, PX_INJECT_CONFIG_DIR);
     add_mount(mounts, PX_INJECT_TLS_VOLUME, PX_INJECT_TLS_DIR);
-    /* The same as deploy/k8s/base's sidecar: one sizing to document and tune. */
-    res = cJSON_AddObjectToObject(c, "resources");
-    add_quantities(cJSON_AddObjectToObject(res, "requests"), PX_INJECT_CPU_REQUEST,
-                   PX_INJECT_MEMORY_REQUEST);
-    add_quantities(cJSON_AddObjectToObject(res, "limits"), PX_INJECT_CPU_LIMIT, PX_INJECT_MEMORY_LIMIT);
-    sc = cJSON_AddObjectToObject(c, "securityContext");
-    cJSON_AddBoolToObject(sc, "runAsNonRoot", 1);
-    cJSON_AddNumberToObject(sc, "runAsUser", RUN_AS_USER);
-    cJSON_AddNumberToObject(sc, "runAsGroup", RUN_AS_USER);
-    cJSON_AddBoolToObject(sc, "allowPrivilegeEscalation", 0);
-    cJSON_AddBoolToObject(sc, "readOnlyRootFilesystem", 1);
-    caps = cJSON_AddObjectToObject(sc, "capabilities");
-    {
-        const char *all[] = { "ALL" };
-        cJSON_AddItemToObject(caps, "drop", cJSON_CreateStringArray(all, 1));
-    }
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(sc, "seccompProfile"), "type", "RuntimeDefault");
+    if (sealed)     /* for signatures.response.model_manifest */
+        add_mount(mounts, sealed->sealed_volume, PX_INJECT_SEALED_DIR);
+    add_limits(c);
+    return c;
+}
+
+/* pqproxy open-model: an ordinary init container, so the model server
+ * starts only after it exited 0 (and never with a half-opened model).
+ * open-model writes only into an empty directory and cleans up after
+ * itself, except when killed (OOM, SIGKILL): the emptyDir outlives the
+ * container, so a restarted init container empties it first. */
+static cJSON *open_model(const px_inject_opts_t *o, const sealed_model_t *m)
+{
+    char manifest[320], in[320];
+    const char *cmd[] = { "sh", "-c",
+                          "find " PX_INJECT_MODEL_DIR " -mindepth 1 -delete && "
+                          "exec pqproxy open-model \"$@\"", "open-model", "--manifest", manifest,
+                          "--pub", PX_INJECT_PUB_DIR "/" PUB_PREFIX,
+                          "--identity-file", PX_INJECT_IDENTITY_DIR "/" IDENTITY_KEY,
+                          "--in", in, "--out", PX_INJECT_MODEL_DIR };
+    cJSON *c = cJSON_CreateObject(), *mounts, *rw;
+
+    snprintf(manifest, sizeof manifest, PX_INJECT_SEALED_DIR "/%s", m->manifest);
+    snprintf(in, sizeof in, PX_INJECT_SEALED_DIR "/%s", m->dir);
+    cJSON_AddStringToObject(c, "name", PX_INJECT_OPEN_CONTAINER);
+    cJSON_AddStringToObject(c, "image", o->image);
+    cJSON_AddStringToObject(c, "imagePullPolicy", "IfNotPresent");
+    cJSON_AddItemToObject(c, "command", cJSON_CreateStringArray(cmd, sizeof cmd / sizeof cmd[0]));
+    mounts = cJSON_AddArrayToObject(c, "volumeMounts");
+    add_mount(mounts, m->sealed_volume, PX_INJECT_SEALED_DIR);
+    add_mount(mounts, PX_INJECT_IDENTITY_VOLUME, PX_INJECT_IDENTITY_DIR);
+    add_mount(mounts, PX_INJECT_PUB_VOLUME, PX_INJECT_PUB_DIR);
+    add_mount(mounts, m->model_volume, PX_INJECT_MODEL_DIR);
+    rw = cJSON_GetArrayItem(mounts, 3);
+    cJSON_ReplaceItemInObjectCaseSensitive(rw, "readOnly", cJSON_CreateFalse());
+    add_limits(c);
     return c;
 }
 
@@ -208,6 +386,20 @@ static cJSON *volume(const char *name, const char *kind, const char *key, const 
     cJSON_AddStringToObject(v, "name", name);
     cJSON_AddStringToObject(cJSON_AddObjectToObject(v, kind), key, ref);
     return v;
+}
+
+/* Index of the pqproxy init container (a declared native sidecar), or -1. */
+static int sidecar_index(const cJSON *inits)
+{
+    int i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, inits) {
+        const char *n = str_at(it, "name");
+        if (n && !strcmp(n, PX_INJECT_CONTAINER))
+            return i;
+        i++;
+    }
+    return -1;
 }
 
 /* One "add" operation: value is taken over. */
@@ -244,7 +436,8 @@ cJSON *px_inject_patch(const cJSON *pod, px_inject_mode_t mode, const px_inject_
     const char *want = annotation(pod, ANN_INJECT);
     const char *port_s = annotation(pod, ANN_PORT), *policy = annotation(pod, ANN_POLICY);
     const char *cm = annotation(pod, ANN_CONFIG_MAP);
-    int port = o->upstream_port, inject;
+    int port = o->upstream_port, inject, sealed, run_open;
+    sealed_model_t m;
     cJSON *patch = NULL, *vlist = NULL;
 
     if (!cJSON_IsObject(spec)) {
@@ -258,22 +451,30 @@ cJSON *px_inject_patch(const cJSON *pod, px_inject_mode_t mode, const px_inject_
         return NULL;
     }
     inject = want ? !strcmp(want, "true") : mode == PX_INJECT_DEFAULT_ON;
-    if (!inject || has_named(inits, PX_INJECT_CONTAINER) ||
+    /* a declared sidecar (or one injected before) is left as it is */
+    if (has_named(inits, PX_INJECT_CONTAINER) ||
         has_named(cJSON_GetObjectItemCaseSensitive(spec, "containers"), PX_INJECT_CONTAINER))
+        inject = 0;
+    /* the sealed-model annotations are a request of their own: honoured
+     * also where the sidecar is declared (pqproxy.io/inject: "false") */
+    if ((sealed = sealed_model(pod, spec, &m, err, errlen)) < 0)
+        return NULL;
+    run_open = sealed && !has_named(inits, PX_INJECT_OPEN_CONTAINER);
+    if (!inject && !run_open)
         return cJSON_CreateArray();
-    if (port_s && parse_port(port_s, &port) < 0) {
+    if (inject && port_s && parse_port(port_s, &port) < 0) {
         snprintf(err, errlen, ANN_PORT ": must be a port number 1..65535");
         return NULL;
     }
-    if (port == PX_INJECT_LISTEN_PORT || port == PX_INJECT_ADMIN_PORT) {
+    if (inject && (port == PX_INJECT_LISTEN_PORT || port == PX_INJECT_ADMIN_PORT)) {
         snprintf(err, errlen, ANN_PORT ": %d is the sidecar's own port", port);
         return NULL;
     }
-    if (policy && strcmp(policy, "require") && strcmp(policy, "prefer")) {
+    if (inject && policy && strcmp(policy, "require") && strcmp(policy, "prefer")) {
         snprintf(err, errlen, ANN_POLICY ": must be \"require\" or \"prefer\"");
         return NULL;
     }
-    if (cm && !valid_k8s_name(cm)) {
+    if (inject && cm && !valid_k8s_name(cm)) {
         snprintf(err, errlen, ANN_CONFIG_MAP ": not a valid ConfigMap name");
         return NULL;
     }
@@ -286,29 +487,43 @@ cJSON *px_inject_patch(const cJSON *pod, px_inject_mode_t mode, const px_inject_
     }
     if (!(patch = cJSON_CreateArray()) || !(vlist = cJSON_CreateArray()))
         goto nomem;
-    {
-        cJSON *one = cJSON_CreateArray(), *c;
-        if (!one)
+    if (run_open && !inject && sidecar_index(inits) >= 0) {
+        /* before the declared sidecar, after any earlier init container */
+        char at[64];
+        snprintf(at, sizeof at, "/spec/initContainers/%d", sidecar_index(inits));
+        op_add(patch, at, open_model(o, &m));
+    } else {
+        cJSON *ours = cJSON_CreateArray(), *c;
+        if (!ours)
             goto nomem;
-        cJSON_AddItemToArray(one, c = sidecar(o, port, policy));
-        for (size_t i = 0; i < N_SHARED; i++) {
-            const char *v = annotation(pod, shared_secrets[i].annotation);
-            if (!v)
-                continue;
-            add_mount(cJSON_GetObjectItemCaseSensitive(c, "volumeMounts"), shared_secrets[i].volume,
-                      shared_secrets[i].dir);
-            if (!has_named(vols, shared_secrets[i].volume))
-                cJSON_AddItemToArray(vlist, volume(shared_secrets[i].volume, "secret",
-                                                   "secretName", v));
+        if (run_open)
+            cJSON_AddItemToArray(ours, open_model(o, &m));
+        if (inject) {
+            cJSON_AddItemToArray(ours, c = sidecar(o, port, policy, sealed ? &m : NULL));
+            for (size_t i = 0; i < N_SHARED; i++) {
+                const char *v = annotation(pod, shared_secrets[i].annotation);
+                if (!v)
+                    continue;
+                add_mount(cJSON_GetObjectItemCaseSensitive(c, "volumeMounts"),
+                          shared_secrets[i].volume, shared_secrets[i].dir);
+                if (!has_named(vols, shared_secrets[i].volume))
+                    cJSON_AddItemToArray(vlist, volume(shared_secrets[i].volume, "secret",
+                                                       "secretName", v));
+            }
         }
-        op_append(patch, "/spec/initContainers", inits, one);
+        op_append(patch, "/spec/initContainers", inits, ours);
     }
-    if (!has_named(vols, PX_INJECT_CONFIG_VOLUME))
+    if (inject && !has_named(vols, PX_INJECT_CONFIG_VOLUME))
         cJSON_AddItemToArray(vlist, volume(PX_INJECT_CONFIG_VOLUME, "configMap", "name",
                                            cm ? cm : o->config_map));
-    if (!has_named(vols, PX_INJECT_TLS_VOLUME))
+    if (inject && !has_named(vols, PX_INJECT_TLS_VOLUME))
         cJSON_AddItemToArray(vlist, volume(PX_INJECT_TLS_VOLUME, "secret", "secretName",
                                            o->tls_secret));
+    if (run_open && !has_named(vols, PX_INJECT_IDENTITY_VOLUME))
+        cJSON_AddItemToArray(vlist, volume(PX_INJECT_IDENTITY_VOLUME, "secret", "secretName",
+                                           m.identity_secret));
+    if (run_open && !has_named(vols, PX_INJECT_PUB_VOLUME))
+        cJSON_AddItemToArray(vlist, volume(PX_INJECT_PUB_VOLUME, "configMap", "name", m.pub_configmap));
     if (cJSON_GetArraySize(vlist) > 0)
         op_append(patch, "/spec/volumes", vols, vlist);
     else

@@ -16,6 +16,25 @@
  *                             password file of signatures.replay_store)
  *   pqproxy.io/ticket-keys-secret  Secret mounted at /etc/pqproxy/tickets (the
  *                             key file of tls.ticket_keys)
+ * A sealed, signed model (docs/deploy.md, "Sealed models"): all four of
+ *   pqproxy.io/sealed-model-volume   pod volume holding the manifest and the
+ *                                    directory of sealed files
+ *   pqproxy.io/model-volume          pod emptyDir the model server mounts;
+ *                                    the opened model is written there
+ *   pqproxy.io/model-identity-secret Secret with the age identity (key
+ *                                    "identity")
+ *   pqproxy.io/model-pub-configmap   ConfigMap with the signer's public keys
+ *                                    (keys "model.ecdsa.pub", "model.mldsa.pub")
+ * and optionally
+ *   pqproxy.io/model-manifest        manifest path inside the sealed volume
+ *                                    (default "manifest.json")
+ *   pqproxy.io/sealed-model-dir      directory of the sealed files (<path>.age)
+ *                                    inside the sealed volume (default "model";
+ *                                    the manifest must not be in it)
+ * add an init container "pqproxy-open-model" before the sidecar running
+ * `pqproxy open-model`; the sidecar gets the sealed volume read-only at
+ * PX_INJECT_SEALED_DIR so signatures.response.model_manifest can name the
+ * manifest. A partial or invalid set refuses the pod.
  * A pod that already has a container or init container named "pqproxy" is
  * left alone (empty patch), so re-invocation is harmless. */
 #ifndef PX_INJECT_H
@@ -30,6 +49,13 @@
 #define PX_INJECT_TLS_VOLUME "pqproxy-tls"
 #define PX_INJECT_CONFIG_DIR "/etc/pqproxy/config"
 #define PX_INJECT_TLS_DIR "/etc/pqproxy/tls"
+#define PX_INJECT_OPEN_CONTAINER "pqproxy-open-model"
+#define PX_INJECT_SEALED_DIR "/etc/pqproxy/sealed-model"
+#define PX_INJECT_MODEL_DIR "/var/lib/pqproxy/model"
+#define PX_INJECT_IDENTITY_VOLUME "pqproxy-model-identity"
+#define PX_INJECT_IDENTITY_DIR "/etc/pqproxy/model-identity"
+#define PX_INJECT_PUB_VOLUME "pqproxy-model-pub"
+#define PX_INJECT_PUB_DIR "/etc/pqproxy/model-pub"
 #define PX_INJECT_LISTEN_PORT 8443
 #define PX_INJECT_ADMIN_PORT 9901
 /* The sidecar's resources, equal to deploy/k8s/base's (docs/deploy.md). */

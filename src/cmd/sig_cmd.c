@@ -111,6 +111,7 @@ typedef struct {
     px_header_t hdrs[MAX_HDRS];
     int nhdrs;
     char *hdr_store[MAX_HDRS];
+    unsigned char in_head[MAX_HDRS];   /* --head-header: in the head although --trailer */
     int response, status, trailer;
     char *req_sig;            /* the request's X-Signature (responses) */
     char *body;
@@ -201,7 +202,8 @@ static int msg_option(const char *cmd, msgopts_t *o, int argc, char **argv, int 
 {
     static const char *const names[] = { "--method", "--authority", "--path", "--query", "--body",
                                          "--status", "--header", "--headers",
-                                         "--request-signature", "--request-signature-file", NULL };
+                                         "--request-signature", "--request-signature-file",
+                                         "--head-header", NULL };
     const char *v = NULL;
     size_t len;
     int k, r = 0;
@@ -238,6 +240,12 @@ static int msg_option(const char *cmd, msgopts_t *o, int argc, char **argv, int 
         free(o->req_sig);
         if (!(o->req_sig = strdup(v)))
             return px_cli_usage_error(cmd, "out of memory"), -1;
+        break;
+    case 10:
+        if (add_header_line(o, v))
+            return px_cli_usage_error(cmd, "--head-header '%s' is not 'Name: value' (or over %d fields)",
+                                      v, MAX_HDRS), -1;
+        o->in_head[o->nhdrs - 1] = 1;
         break;
     default:
         free(o->req_sig);
@@ -278,8 +286,20 @@ static int msgopts_finish(msgopts_t *o, px_sig_msg_t *m, px_sig_msg_t *req,
         }
         m->req = req;
         if (o->trailer) {
-            m->trailers = o->hdrs;
-            m->trailer_count = o->nhdrs;
+            /* --head-header fields first (a stable partition), then the trailer section */
+            px_header_t all[MAX_HDRS];
+            int nh = 0;
+            for (int i = 0; i < o->nhdrs; i++)
+                if (o->in_head[i])
+                    all[nh++] = o->hdrs[i];
+            m->headers = o->hdrs;
+            m->header_count = nh;
+            m->trailers = o->hdrs + nh;
+            m->trailer_count = o->nhdrs - nh;
+            for (int i = 0, t = nh; i < o->nhdrs; i++)
+                if (!o->in_head[i])
+                    all[t++] = o->hdrs[i];
+            memcpy(o->hdrs, all, (size_t)o->nhdrs * sizeof all[0]);
         } else {
             m->headers = o->hdrs;
             m->header_count = o->nhdrs;
@@ -431,7 +451,8 @@ static int usage_verify(void)
             "         [--header 'Name: v']... [--headers FILE] [--now T] [--skew S]\n"
             "         [--max-validity S] [--allow-classical] [--require NAME]...\n"
             "       pqproxy verify ... --response --status N [--request-signature V |\n"
-            "         --request-signature-file F] [--trailer] [--expect-keyid ID]\n"
+            "         --request-signature-file F] [--trailer [--head-header 'Name: v']...]\n"
+            "         [--expect-keyid ID]\n"
             "  exit 0 and 'OK ...' when the signature and the body digest verify;\n"
             "  exit 1 and 'FAIL <reason>: <detail>' otherwise\n");
     return 0;

@@ -160,6 +160,8 @@ typedef struct {
     uint32_t crypto_threads;              /* libuv pool size; 0: the CPUs available (start only) */
     char *response_key;                   /* PREFIX of PREFIX.ecdsa.key and PREFIX.mldsa.key */
     char *response_keyid;
+    char *response_model_manifest;        /* manifest the model server was started from, or NULL */
+    char model_manifest_value[64];        /* its Pqproxy-Model-Manifest value (sig/modelid.h), read at load */
 } px_sig_config_t;
 
 typedef struct px_config {

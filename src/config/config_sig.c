@@ -12,12 +12,13 @@
 #include <unistd.h>
 
 #include "core/errors.h"
+#include "sig/modelid.h"
 
 static const char *const sig_keys[] = { "keyring", "max_skew_s", "max_validity_s",
                                         "allow_classical", "required_headers",
                                         "max_signed_body_bytes", "replay_cache_entries",
                                         "response_key", "response_keyid", "crypto_threads",
-                                        "replay_store", NULL };
+                                        "replay_store", "response_model_manifest", NULL };
 static const char *const route_keys[] = { "prefix", "verify", "sign_responses", NULL };
 static const char *const verify_names[] = { "off", "optional", "required", NULL };
 
@@ -117,6 +118,10 @@ int px_config_parse_signatures(px_jv_t *j, const char *dir, const cJSON *o, px_c
         if (!(s->response_keyid = strdup(str)))
             return oom(j);
     }
+    if ((r = px_jv_str(j, o, "signatures", "response_model_manifest", &str)) < 0)
+        return r;
+    if (r && (r = set_path(j, &s->response_model_manifest, dir, str)) < 0)
+        return r;
     return 0;
 }
 
@@ -205,6 +210,17 @@ int px_config_check_signatures(px_jv_t *j, px_config_t *cfg)
                 return r;
         }
     }
+    if (s->response_model_manifest) {
+        char e[512];
+        if (!sign)
+            return px_jv_fail(j, "signatures.response_model_manifest",
+                              "needs a route with sign_responses: true (the field is worth only "
+                              "the response signature that covers it)");
+        /* read now, at every load and reload: the value names the manifest
+         * as it is when the model server (re)starts with it */
+        if (px_model_manifest_value(s->response_model_manifest, s->model_manifest_value, e, sizeof e))
+            return px_jv_fail(j, "signatures.response_model_manifest", "%s", e);
+    }
     return 0;
 }
 
@@ -213,6 +229,7 @@ void px_config_free_signatures(px_config_t *cfg)
     free(cfg->sig.keyring);
     free(cfg->sig.response_key);
     free(cfg->sig.response_keyid);
+    free(cfg->sig.response_model_manifest);
     for (int i = 0; i < PX_MAX_SIG_HEADERS; i++)
         free(cfg->sig.required_headers[i]);
     for (int i = 0; i < PX_MAX_ROUTES; i++)

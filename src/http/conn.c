@@ -569,12 +569,14 @@ static PX_MUST_CHECK int write_response_head(px_conn_t *c, const px_http_head_t 
                                              const px_header_t *extra, int nextra)
 {
     px_exch_t *x = &c->x;
+    px_header_t fields[4];      /* extra (at most 2) and the proxy's own */
+    nextra = px_exch_response_fields(x, h->status, extra, nextra, fields);
     px_buf_reset(&c->scratch);
     if (c->env->draining)
         x->keep_alive = 0;          /* finish_exchange will close: say so */
     if ((h->body == PX_BODY_EOF || h->body == PX_BODY_CHUNKED) && x->client_minor == 0)
         x->keep_alive = 0;          /* unframed to HTTP/1.0: the client learns the end from our close */
-    if (px_http1_write_response_head(&c->scratch, h, x->client_minor, x->keep_alive, extra, nextra,
+    if (px_http1_write_response_head(&c->scratch, h, x->client_minor, x->keep_alive, fields, nextra,
                                      &x->chunked_down) < 0)
         return respond_error(c, PX_HERR_UPSTREAM_BAD, "the response head cannot be forwarded");
     return send_plain(c, px_buf_ptr(&c->scratch), px_buf_size(&c->scratch));
@@ -671,8 +673,7 @@ static PX_MUST_CHECK int response_sign_begin(px_conn_t *c, const px_http_head_t 
         px_m_inc(&c->env->m->responses_unsigned);
         return 0;
     }
-    x->rsig = px_sig_response_begin(signer, h->status, x->info.sig_field, x->info.sig_value,
-                                    x->info.sig_value_len, !held);
+    x->rsig = px_exch_response_signer(x, signer, h->status, !held);
     if (!x->rsig)
         return respond_error(c, PX_HERR_INTERNAL, "cannot sign the response");
     x->rsig_mode = held ? PX_RSIG_HEAD : PX_RSIG_TRAILER;

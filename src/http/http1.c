@@ -1287,6 +1287,16 @@ fail:
     return rollback(out, mark, rc);
 }
 
+/* The proxy's own fields replace the upstream's of the same name: a model
+ * server cannot add a second X-Signature or Pqproxy-Model-Manifest. */
+static int replaced(const px_header_t *extra, int n, const px_header_t *h)
+{
+    for (int i = 0; i < n; i++)
+        if (iequal(extra[i].name, extra[i].name_len, h->name, h->name_len))
+            return 1;
+    return 0;
+}
+
 /* To an HTTP/1.0 client a chunked or close-delimited body cannot be chunked:
  * it goes out unframed (*chunked_out = 0) with "Connection: close", and the
  * caller closes the connection after the body. */
@@ -1317,7 +1327,8 @@ int px_http1_write_response_head(px_buf_t *out, const px_http_head_t *head, int 
     for (i = 0; i < head->header_count; i++) {
         const px_header_t *h = &head->headers[i];
         unsigned cls = name_class(h->name, h->name_len);
-        if (is_hop(head, &conn, h, cls) || (!keep_cl && (cls & HN_CL)))
+        if (is_hop(head, &conn, h, cls) || (!keep_cl && (cls & HN_CL)) ||
+            replaced(extra, extra_count, h))
             continue;
         if ((rc = put_header(out, h->name, h->name_len, h->value, h->value_len)))
             goto fail;

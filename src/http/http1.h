@@ -131,7 +131,8 @@ int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
                                 const px_fwd_opts_t *opts);
 
 /* Appends to out the response head for the client: "HTTP/1.1 status reason",
- * hop-by-hop headers removed, the extra headers, then framing: Content-Length
+ * hop-by-hop headers and those named like an extra header removed, the
+ * extra headers, then framing: Content-Length
  * for PX_BODY_LENGTH, "Transfer-Encoding: chunked" for PX_BODY_CHUNKED and,
  * when to an HTTP/1.1 client, for PX_BODY_EOF; "Connection: close" when
  * !keep_alive. *chunked_out tells the caller whether to chunk the body. */

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "core/log.h"
+#include "sig/modelid.h"
 
 void px_exch_init(px_exch_t *x)
 {
@@ -118,7 +119,37 @@ void px_exch_begin(px_exch_t *x, const px_http_head_t *h, const px_config_t *cfg
                     (method_is(h, "GET") || x->is_head || method_is(h, "OPTIONS") ||
                      method_is(h, "PUT") || method_is(h, "DELETE") || method_is(h, "TRACE"));
     x->chunked_up = h->body == PX_BODY_CHUNKED;
+    copy_field(x->model_manifest, sizeof x->model_manifest, cfg->sig.model_manifest_value,
+               strlen(cfg->sig.model_manifest_value));
     route_policy(x, h, cfg, sig);
+}
+
+int px_exch_response_fields(const px_exch_t *x, int status, const px_header_t *extra, int n,
+                            px_header_t *out)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = extra[i];
+    if (status >= 200 && x->model_manifest[0]) {
+        out[n].name = PX_MODEL_MANIFEST_HEADER;
+        out[n].name_len = sizeof PX_MODEL_MANIFEST_HEADER - 1;
+        out[n].value = x->model_manifest;
+        out[n].value_len = strlen(x->model_manifest);
+        n++;
+    }
+    return n;
+}
+
+px_sig_response_t *px_exch_response_signer(const px_exch_t *x, px_sig_signer_t *s, int status,
+                                           int in_trailer)
+{
+    px_sig_response_t *r = px_sig_response_begin(s, status, x->info.sig_field, x->info.sig_value,
+                                                 x->info.sig_value_len, in_trailer);
+    if (r && x->model_manifest[0] &&
+        px_sig_response_cover(r, PX_MODEL_MANIFEST_FIELD, x->model_manifest) != 0) {
+        px_sig_response_free(r);
+        return NULL;
+    }
+    return r;
 }
 
 static double ms_since(uint64_t t0, uint64_t t1)

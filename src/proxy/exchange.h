@@ -58,6 +58,7 @@ typedef struct px_exch {
     px_rsig_t rsig_mode;
     px_sig_response_t *rsig;
     px_buf_t rbody;              /* the held response body (PX_RSIG_HEAD) */
+    char model_manifest[64];     /* Pqproxy-Model-Manifest value, "" when not configured */
     int link_reusable;           /* decided at the response's end */
     int hold_small;              /* h1: a small fixed-length response, staged whole, one record */
     int connect_on_body;         /* the upstream is connected when the first body byte comes */
@@ -88,6 +89,18 @@ void px_exch_compact(px_exch_t *x);
  * signature context, NULL when none). */
 void px_exch_begin(px_exch_t *x, const px_http_head_t *h, const px_config_t *cfg,
                    px_sigctx_t *sig, uint64_t *rng);
+
+/* The proxy's own fields of a final response (status >= 200): extra
+ * (n of them) then Pqproxy-Model-Manifest when configured, into out (room
+ * for n + 1). Returns the count. A field of the same name from the
+ * upstream is not forwarded (px_http1_write_response_head). */
+int px_exch_response_fields(const px_exch_t *x, int status, const px_header_t *extra, int n,
+                            px_header_t *out);
+/* Starts signing the response (px_sig_response_begin), bound to the
+ * request's signature and covering Pqproxy-Model-Manifest when configured.
+ * NULL on failure. */
+px_sig_response_t *px_exch_response_signer(const px_exch_t *x, px_sig_signer_t *s, int status,
+                                           int in_trailer);
 
 /* The access-log line and the request counters, once per exchange. */
 void px_exch_log(px_exch_t *x, const px_conninfo_t *ci);

@@ -572,6 +572,8 @@ struct px_sig_response {
     size_t req_value_len;
     int in_trailer;
     px_digest_t digest;
+    px_header_t fields[PX_SIG_MAX_RESPONSE_FIELDS];   /* also covered; strings owned */
+    int nfields;
 };
 
 px_sig_response_t *px_sig_response_begin(px_sig_signer_t *s, int status, const char *req_field,
@@ -608,6 +610,29 @@ px_sig_response_t *px_sig_response_begin(px_sig_signer_t *s, int status, const c
     return r;
 }
 
+int px_sig_response_cover(px_sig_response_t *r, const char *name, const char *value)
+{
+    px_header_t *f;
+    size_t n = name ? strlen(name) : 0;
+
+    if (!r || !value || r->nfields >= PX_SIG_MAX_RESPONSE_FIELDS || n == 0 || n > PX_SIG_MAX_NAME ||
+        strlen(value) > PX_SIG_MAX_FIELD)
+        return PX_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') || name[i] == '-'))
+            return PX_EINVAL;
+    f = &r->fields[r->nfields];
+    if (!(f->name = strdup(name)) || !(f->value = strdup(value))) {
+        free((char *)f->name);
+        f->name = NULL;
+        return PX_ENOMEM;
+    }
+    f->name_len = n;
+    f->value_len = strlen(value);
+    r->nfields++;
+    return 0;
+}
+
 void px_sig_response_update(px_sig_response_t *r, const void *data, size_t len)
 {
     if (r && len)
@@ -618,10 +643,12 @@ int px_sig_response_finish(px_sig_response_t *r, int64_t now, int64_t ttl_s,
                            px_buf_t *digest_out, px_buf_t *sig_out)
 {
     px_digest_value_t v;
-    char cd[80], comps[96];
+    char cd[80], comps[96 + PX_SIG_MAX_RESPONSE_FIELDS * (PX_SIG_MAX_NAME + 3)];
     px_header_t cdh = { "content-digest", 14, cd, 0 }, rqh;
+    px_header_t head[1 + PX_SIG_MAX_RESPONSE_FIELDS];
     px_sig_msg_t req, resp;
-    int ret;
+    size_t o;
+    int ret, nhead = 0;
 
     if (!r || !r->digest.algs)
         return PX_EINVAL;
@@ -646,11 +673,17 @@ int px_sig_response_finish(px_sig_response_t *r, int64_t now, int64_t ttl_s,
         resp.trailers = &cdh;
         resp.trailer_count = 1;
     } else {
-        resp.headers = &cdh;
-        resp.header_count = 1;
+        head[nhead++] = cdh;
     }
-    snprintf(comps, sizeof comps, "\"@status\" \"content-digest\"%s%s%s%s",
-             r->in_trailer ? ";tr" : "", r->req_field ? " \"" : "",
+    o = (size_t)snprintf(comps, sizeof comps, "\"@status\" \"content-digest\"%s",
+                         r->in_trailer ? ";tr" : "");
+    for (int i = 0; i < r->nfields; i++) {
+        head[nhead++] = r->fields[i];
+        o += (size_t)snprintf(comps + o, sizeof comps - o, " \"%s\"", r->fields[i].name);
+    }
+    resp.headers = head;
+    resp.header_count = nhead;
+    snprintf(comps + o, sizeof comps - o, "%s%s%s", r->req_field ? " \"" : "",
              r->req_field ? r->req_field : "", r->req_field ? "\";req" : "");
     if ((ret = px_buf_append(digest_out, cd, cdh.value_len)) != 0)
         return ret;
@@ -667,5 +700,9 @@ void px_sig_response_free(px_sig_response_t *r)
     }
     free(r->req_field);
     free(r->req_value);
+    for (int i = 0; i < r->nfields; i++) {
+        free((char *)r->fields[i].name);
+        free((char *)r->fields[i].value);
+    }
     free(r);
 }

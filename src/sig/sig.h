@@ -251,6 +251,11 @@ typedef struct px_sig_response px_sig_response_t;
 px_sig_response_t *px_sig_response_begin(px_sig_signer_t *s, int status, const char *req_field,
                                          const char *req_value, size_t req_value_len,
                                          int in_trailer);
+/* Also covers a field the response head carries (lowercase name, value
+ * exactly as sent), e.g. pqproxy-model-manifest; at most
+ * PX_SIG_MAX_RESPONSE_FIELDS. 0 or PX_EINVAL. */
+#define PX_SIG_MAX_RESPONSE_FIELDS 2
+int px_sig_response_cover(px_sig_response_t *r, const char *name, const char *value);
 void px_sig_response_update(px_sig_response_t *r, const void *data, size_t len);
 /* Appends the Content-Digest value to digest_out and the X-Signature value
  * to sig_out (both without the field name). */

@@ -70,8 +70,8 @@ def bind_mounts(svc):
     """{container path: host path (absolute)} of a service's short-syntax volumes."""
     mounts = {}
     for v in svc.get("volumes", []):
-        m = re.match(r"\$\{\w+:-([^}]*)\}:(.*)$", v)      # ${VAR:-default}:...
-        src, rest = (m.group(1), m.group(2)) if m else v.split(":", 1)
+        m = re.match(r"\$\{\w+:-([^}]*)\}([^:]*):(.*)$", v)      # ${VAR:-default}/more:...
+        src, rest = (m.group(1) + m.group(2), m.group(3)) if m else v.split(":", 1)
         dst = rest.split(":")[0]
         mounts[dst] = os.path.normpath(os.path.join(DOCKER, src))
     return mounts
@@ -99,7 +99,7 @@ def test_compose_services():
     c = compose()
     cfg = container_config()
     svcs = c["services"]
-    check_eq(sorted(svcs), ["demo-model", "pqproxy", "tfserving"], "services")
+    check_eq(sorted(svcs), ["demo-model", "open-model", "pqproxy", "sealed-model", "tfserving"], "services")
     px = svcs["pqproxy"]
     check("profiles" not in px, "pqproxy runs in every profile")
     check_eq(svcs["tfserving"]["profiles"], ["tfserving"])
@@ -120,7 +120,7 @@ def test_compose_services():
     # the model servers share pqproxy's network namespace and publish nothing
     upstream = cfg["upstream"]["address"]
     check(upstream.startswith("127.0.0.1:"), "upstream on the shared loopback")
-    for name in ("tfserving", "demo-model"):
+    for name in ("tfserving", "demo-model", "sealed-model"):
         s = svcs[name]
         check_eq(s.get("network_mode"), "service:pqproxy", f"{name} network_mode")
         check("ports" not in s and "expose" not in s, f"{name} publishes no port")
@@ -149,6 +149,63 @@ def test_compose_services():
     check_eq(os.path.normpath(os.path.join(DOCKER, px["build"]["context"])), pxtest.SOURCE_DIR)
 
 
+def flag(cmd, name):
+    check_in(name, cmd)
+    return cmd[cmd.index(name) + 1]
+
+
+def volume_at(svc, path):
+    """(source, path inside it) of what a service mounts over path: a named
+    volume's name, or a bind mount's absolute host path."""
+    best = None
+    for v in svc.get("volumes", []):
+        m = re.match(r"\$\{\w+:-([^}]*)\}([^:]*):(.*)$", v)
+        src, rest = (m.group(1) + m.group(2), m.group(3)) if m else v.split(":", 1)
+        dst = rest.split(":")[0]
+        if (path == dst or path.startswith(dst + "/")) and (not best or len(dst) > len(best[1])):
+            named = re.fullmatch(r"[\w-]+", src)
+            best = (src if named else os.path.normpath(os.path.join(DOCKER, src)), dst, rest)
+    check(best, f"nothing mounted at {path}")
+    return best[0], os.path.relpath(path, best[1]), best[2].endswith(":ro")
+
+
+def test_compose_sealed_model():
+    """The one-shot open-model service and the model server that waits for it:
+    every path on open-model's command line is on the mount the sealed layout
+    (scripts/seal-demo-model.sh --out SEALED_DIR) puts it, and the model
+    server reads the opened model from the same named volume."""
+    c = compose()
+    svcs = c["services"]
+    om, model = svcs["open-model"], svcs["sealed-model"]
+    for name in ("open-model", "sealed-model"):
+        check_eq(svcs[name]["profiles"], ["sealed"], name)
+        check(svcs[name].get("read_only") is True and "ALL" in svcs[name]["cap_drop"], f"{name} hardening")
+    check_eq(om["image"], svcs["pqproxy"]["image"], "the pqproxy image")
+    check_eq(om["restart"], "no", "one-shot")
+    check_eq(om["network_mode"], "none", "opening a model needs no network")
+    check_eq(om["entrypoint"][:2], ["sh", "-c"])
+    check_in("exec pqproxy open-model", om["entrypoint"][2])
+    cmd = om["command"]
+    sealed = os.path.join(DOCKER, "sealed")
+    check_eq(volume_at(om, flag(cmd, "--manifest")), (os.path.join(sealed, "volume"), "manifest.json", True))
+    check_eq(volume_at(om, flag(cmd, "--in")), (os.path.join(sealed, "volume"), "model", True))
+    check_eq(volume_at(om, flag(cmd, "--pub")), (os.path.join(sealed, "pub"), "model", True))
+    check_eq(volume_at(om, flag(cmd, "--identity-file")), (os.path.join(sealed, "identity"), ".", True))
+    out = volume_at(om, flag(cmd, "--out"))
+    check_eq(out[:2], ("opened-model", "."))
+    check_in("find " + flag(cmd, "--out") + " -mindepth 1 -delete", om["entrypoint"][2],
+             "a model opened by an earlier run is removed first")
+    check_in("opened-model", c["volumes"], "a named volume shared by the two services")
+    # the model server starts only after open-model exited 0, and reads what it wrote
+    check_eq(model["depends_on"]["open-model"], {"condition": "service_completed_successfully"})
+    mdir = flag(model["command"], "--model-dir")
+    check_eq(volume_at(model, mdir), ("opened-model", ".", True))
+    check_eq(model["user"], om["user"], "the model server reads what open-model wrote (0750)")
+    # the image gives a new named volume there to the user open-model runs as
+    run = " ".join(a for i, a in dockerfile_instructions() if i == "RUN")
+    check_in("install -d -m 0750 -o 10001 -g 10001 /var/lib/pqproxy /var/lib/pqproxy/model", run)
+
+
 def test_compose_healthchecks_and_stop():
     c = compose()
     cfg = container_config()
@@ -161,7 +218,7 @@ def test_compose_healthchecks_and_stop():
     check_eq(px["stop_signal"], "SIGTERM")
     grace = int(re.fullmatch(r"(\d+)s", px["stop_grace_period"]).group(1))
     check(grace * 1000 > cfg["timeouts"]["drain_ms"], "stop_grace_period > drain_ms")
-    for name in ("tfserving", "demo-model"):
+    for name in ("tfserving", "demo-model", "sealed-model"):
         hc = c["services"][name]["healthcheck"]
         check(hc["test"][0] in ("CMD", "CMD-SHELL"), f"{name} healthcheck")
         check_in("127.0.0.1/8501" if name == "tfserving" else "127.0.0.1:8501", " ".join(hc["test"]))
@@ -409,7 +466,7 @@ def test_docker_build_check():
 def test_dockerignore():
     with open(os.path.join(pxtest.SOURCE_DIR, ".dockerignore")) as f:
         lines = {ln.strip() for ln in f if ln.strip() and not ln.startswith("#")}
-    for must in (".git", "build", "build-*", "config/certs", "docker/tls"):
+    for must in (".git", "build", "build-*", "config/certs", "docker/tls", "docker/sealed"):
         check_in(must, lines, ".dockerignore")
     check(not ({"scripts", "src", "docker"} & lines), "sources stay in the context")
 
@@ -487,7 +544,8 @@ def test_compose_redis_override(h):
 
 
 if __name__ == "__main__":
-    pxtest.main([test_compose_services, test_compose_healthchecks_and_stop, test_container_config_loads,
+    pxtest.main([test_compose_services, test_compose_sealed_model, test_compose_healthchecks_and_stop,
+                 test_container_config_loads,
                  test_container_config_serves, test_healthcheck_command,
                  test_admin_healthz_in_container_config, test_dockerfile_structure,
                  test_binary_links_only_runtime_libraries, test_dockerfile_lint, test_docker_build_check,

@@ -5,11 +5,13 @@ real binary (certificates from make-certs.sh) answering AdmissionReview
 fixtures from tests/data/admission."""
 import base64
 import glob
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pxtest
 from pxtest import check, check_eq, check_in, skip
@@ -23,6 +25,7 @@ except ImportError:                      # scripts/deps.sh installs python3-yaml
 K8S = os.path.join(pxtest.SOURCE_DIR, "deploy", "k8s")
 BASE = os.path.join(K8S, "base")
 WEBHOOK = os.path.join(K8S, "webhook")
+SEALED = os.path.join(K8S, "sealed-model")
 FIXTURES = os.path.join(pxtest.SOURCE_DIR, "tests", "data", "admission")
 WEBHOOK_HOST = "pqproxy-webhook.pqproxy-system.svc"
 
@@ -118,6 +121,12 @@ def test_kustomizations_list_every_file():
         check_eq(sorted(present - listed), [], f"{d}: files not in kustomization.yaml")
         check_eq(sorted(listed - present), [], f"{d}: listed but missing")
         check_in("pqproxy", [i["name"] for i in k["images"]], "image name kustomize sets")
+    k = kustomization(SEALED)
+    listed = set(k["resources"]) | {p["path"] for p in k["patches"]}
+    listed |= {f for gen in k["configMapGenerator"] for f in gen["files"]}
+    present = {f for f in os.listdir(SEALED) if f != "kustomization.yaml"}
+    check_eq(sorted(present ^ (listed - {"../base"})), [], f"{SEALED}: files vs kustomization.yaml")
+    check_eq(k["namespace"], "models")
     check_eq(kustomization(BASE)["namespace"], "models")
     check_eq(kustomization(WEBHOOK)["namespace"], "pqproxy-system")
 
@@ -762,6 +771,144 @@ def test_shared_state_overlay(h):
 
 def spec_labels(objs):
     return objs[("Deployment", "tfserving")]["spec"]["template"]["metadata"]["labels"]
+# --- the sealed-model overlay ---------------------------------------------------------------------
+
+def injected_sealed_pod(h):
+    """The sealed overlay rendered, its pod through the real injector (configured
+    as the webhook's rendered Deployment says): (objects by (kind, name), pod)."""
+    objs = {(o["kind"], o["metadata"]["name"]): o for o in render(SEALED)}
+    dep = objs[("Deployment", "tfserving")]
+    cmd = named(one(objects(WEBHOOK), "Deployment")["spec"]["template"]["spec"]["containers"],
+                "webhook")["command"]
+    with open(fixture("pod-no-init.json")) as f:
+        review = json.load(f)
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": dict(dep["spec"]["template"]["metadata"], namespace="models",
+                            generateName="tfserving-"),
+           "spec": dep["spec"]["template"]["spec"]}
+    review["request"]["object"] = pod
+    body = h.path("sealed-review.json")
+    with open(body, "w") as f:
+        json.dump(review, f)
+    certs = make_certs(h)
+    port = start_webhook(h, certs, image=flag(cmd, "--image"))
+    status, out, _ = post(certs, port, "/inject", body)
+    r = json.loads(out)["response"]
+    check_eq((status, r["allowed"]), (200, True), out)
+    return objs, apply_patch(pod, json.loads(base64.b64decode(r["patch"])))
+
+
+def mount_of(c, path):
+    """(volume name, path inside it) for a file or directory path of container c."""
+    best = max((m for m in c["volumeMounts"] if path == m["mountPath"] or
+                path.startswith(m["mountPath"].rstrip("/") + "/")),
+               key=lambda m: len(m["mountPath"]), default=None)
+    check(best, f"{c['name']}: nothing mounted at {path}")
+    return best["name"], os.path.relpath(path, best["mountPath"])
+
+
+def test_sealed_overlay_injected(h):
+    """Everything the injected open-model container and the sidecar read is
+    where the overlay puts it, in the objects the overlay creates."""
+    objs, pod = injected_sealed_pod(h)
+    spec = pod["spec"]
+    names = [c["name"] for c in spec["initContainers"]]
+    check_eq(names, ["pqproxy-open-model", "pqproxy"], "open-model runs to completion before the sidecar")
+    om, px = spec["initContainers"]
+    model = named(spec["containers"], "tfserving")
+    check("restartPolicy" not in om, "an ordinary init container")
+    check_security_context(spec, om, "open-model")
+    vols = {v["name"]: v for v in spec["volumes"]}
+    cmd = om["command"]
+    check_eq(cmd[:2], ["sh", "-c"])
+    check_eq(cmd[2], f"find {flag(cmd, '--out')} -mindepth 1 -delete && exec pqproxy open-model \"$@\"")
+    # the manifest: on the sealed volume, read by the sidecar at the path its config names
+    cfg = json.loads(objs[("ConfigMap", "pqproxy-config")]["data"]["pqproxy.json"])
+    man = flag(cmd, "--manifest")
+    check_eq(mount_of(om, man), mount_of(px, cfg["signatures"]["response_model_manifest"]),
+             "open-model's manifest is the one the sidecar's responses name")
+    check_eq(mount_of(om, man)[0], "models")
+    check("persistentVolumeClaim" in vols["models"], "the sealed volume is the model PVC")
+    vol_in, dir_in = mount_of(om, flag(cmd, "--in"))
+    check_eq(vol_in, "models")
+    check(not mount_of(om, man)[1].startswith(dir_in + "/"), "the manifest is not among the sealed files")
+    # the identity from a Secret, the signer's keys from a ConfigMap, with those keys
+    v, key = mount_of(om, flag(cmd, "--identity-file"))
+    secret = objs[("Secret", vols[v]["secret"]["secretName"])]
+    check_in(key, secret.get("stringData") or secret.get("data"))
+    check(all(m["name"] != v for m in px["volumeMounts"] + model["volumeMounts"]),
+          "only open-model mounts the identity")
+    v, prefix = mount_of(om, flag(cmd, "--pub"))
+    cm = objs[("ConfigMap", vols[v]["configMap"]["name"])]
+    for alg in ("ecdsa", "mldsa"):
+        check_in(f"{prefix}.{alg}.pub", cm["data"])
+    # the opened model: an emptyDir, where TF Serving looks for MODEL_NAME
+    v, rel = mount_of(om, flag(cmd, "--out"))
+    check_eq(rel, ".")
+    check("emptyDir" in vols[v], "the opened model lives and dies with the pod")
+    env = {e["name"]: e.get("value") for e in model.get("env", [])}
+    check_eq(mount_of(model, f"/models/{env['MODEL_NAME']}"), (v, "."))
+    check(all(m.get("readOnly") for m in model["volumeMounts"] if m["name"] == v), "read-only for the model")
+    validate([pod])
+
+
+def test_sealed_overlay_opens_the_sealed_demo_model(h):
+    """scripts/seal-demo-model.sh's output placed as the overlay says, opened by
+    the injected container's own command (paths under a temp root), served by
+    the demo model server; the overlay's pqproxy.json loads with it."""
+    objs, pod = injected_sealed_pod(h)
+    om, px = pod["spec"]["initContainers"]
+    root = h.path("rootfs")
+    out = h.path("sealed")
+    r = subprocess.run([os.path.join(pxtest.SOURCE_DIR, "scripts", "seal-demo-model.sh"), "--out", out,
+                        "--pqproxy", pxtest.pqproxy_bin()], capture_output=True, text=True, timeout=120)
+    check_eq(r.returncode, 0, r.stderr)
+    header = r.stdout.strip().splitlines()[-1]
+    # the volumes' contents, at their mount paths under root
+    mounts = {m["name"]: m["mountPath"] for m in om["volumeMounts"]}
+    cmd = om["command"]
+    sealed_at = root + mounts["models"] + "/" + os.path.dirname(os.path.relpath(flag(cmd, "--manifest"),
+                                                                                mounts["models"]))
+    shutil.copytree(os.path.join(out, "volume"), sealed_at)
+    check(os.path.isdir(root + flag(cmd, "--in")), "--in is the script's volume/model")
+    os.makedirs(root + mounts["pqproxy-model-identity"])
+    shutil.copy(os.path.join(out, "identity"), root + flag(cmd, "--identity-file"))
+    shutil.copytree(os.path.join(out, "pub"), root + mounts["pqproxy-model-pub"])
+    # what a killed earlier attempt left in the emptyDir: removed before opening
+    os.makedirs(root + flag(cmd, "--out") + "/1")
+    with open(root + flag(cmd, "--out") + "/1/weights.json", "w") as f:
+        f.write("half written")
+    script = cmd[2].replace(flag(cmd, "--out"), root + flag(cmd, "--out")).replace(
+        "exec pqproxy ", f"exec {pxtest.pqproxy_bin()} ")
+    args = cmd[:2] + [script] + [a if not a.startswith("/") else root + a for a in cmd[3:]]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    check_eq(r.returncode, 0, r.stderr)
+    check_in("OK opened 1 files of model", r.stdout)
+    sys.path.insert(0, os.path.join(pxtest.SOURCE_DIR, "scripts"))
+    import demo_model_server
+    check_eq(demo_model_server.load_model_dir(root + flag(cmd, "--out")), ("1", 0.5, 2.0),
+             "the demo model server serves the opened weights")
+    # the sidecar's config, with its keys and the manifest in place
+    cfg = json.loads(objs[("ConfigMap", "pqproxy-config")]["data"]["pqproxy.json"])
+    certs = h.certgen()
+    for cert in cfg["tls"]["certificates"]:
+        os.makedirs(root + os.path.dirname(cert["cert"]), exist_ok=True)
+        shutil.copy(os.path.join(certs, "server.crt"), root + cert["cert"])
+        shutil.copy(os.path.join(certs, "server.key"), root + cert["key"])
+        cert["cert"], cert["key"] = root + cert["cert"], root + cert["key"]
+    sig = cfg["signatures"]
+    subprocess.run([pxtest.pqproxy_bin(), "keygen", "--alg", "hybrid", "--out", root + sig["response_key"]],
+                   check=True, capture_output=True, timeout=30)
+    sig["response_key"] = root + sig["response_key"]
+    sig["response_model_manifest"] = root + sig["response_model_manifest"]
+    check(os.path.isfile(sig["response_model_manifest"]), "the manifest is where the config looks")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PQPROXY_")}
+    r = subprocess.run([pxtest.pqproxy_bin(), "check-config", h.write_config(cfg, "sealed.json")],
+                       capture_output=True, text=True, env=env, timeout=30)
+    check_eq(r.returncode, 0, r.stderr)
+    with open(sig["response_model_manifest"], "rb") as f:
+        digest = base64.b64encode(hashlib.sha256(f.read()).digest()).decode()
+    check_eq(header, f"Pqproxy-Model-Manifest: sha-256=:{digest}:")
 
 
 if __name__ == "__main__":
@@ -773,3 +920,5 @@ if __name__ == "__main__":
                  test_injected_pod_refers_only_to_what_the_install_creates,
                  test_webhook_help_names_the_secret_keys_the_config_reads,
                  test_doc_names_every_namespace_label_value, test_shared_state_overlay])
+                 test_doc_names_every_namespace_label_value, test_sealed_overlay_injected,
+                 test_sealed_overlay_opens_the_sealed_demo_model])

@@ -210,7 +210,7 @@ class Conn:
     def head_bytes(self, status, headers):
         reason = REASONS.get(status, "Status")
         out = [f"HTTP/1.1 {status} {reason}\r\n"]
-        out += [f"{k}: {v}\r\n" for k, v in headers]
+        out += [f"{k}: {v}\r\n" for k, v in headers + getattr(self, "extra_headers", [])]
         out.append("\r\n")
         return "".join(out).encode("latin-1")
 
@@ -340,6 +340,9 @@ class Conn:
         # ?close=1: close after this response although it is kept alive (no
         # "Connection: close"); ?drop_next=1: close on the next request.
         close_after = query.get("close") == "1"
+        # ?set_header=Name:value: a model server that sends a field of its own
+        self.extra_headers = [tuple(query["set_header"].split(":", 1))] if ":" in query.get(
+            "set_header", "") else []
         self.drop_next = query.get("drop_next") == "1"
         cut = query.get("cut")
         if cut is not None and cut not in FAULTS:

@@ -282,6 +282,16 @@ static void test_response_heads(void **state)
                                  "X-Int: 1\r\nKeep-Alive: timeout=3\r\nContent-Length: 5\r\n\r\n", 1, 1, extra, 1, &chunked),
                         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Px-Upstream: m1\r\nContent-Length: 5\r\n\r\n");
     assert_int_equal(chunked, 0);
+    /* the proxy's own fields replace the upstream's of the same name, whatever the case */
+    {
+        static const px_header_t own[] = { { "X-Signature", 11, "sig1=()", 7 },
+                                           { "Pqproxy-Model-Manifest", 22, "sha-256=:AA==:", 14 } };
+        assert_string_equal(resp_out("HTTP/1.1 200 OK\r\nx-signature: forged\r\nX-A: 1\r\n"
+                                     "PQPROXY-MODEL-MANIFEST: sha-256=:BB==:\r\nX-Signature-Not: 2\r\n"
+                                     "Content-Length: 5\r\n\r\n", 1, 1, own, 2, &chunked),
+                            "HTTP/1.1 200 OK\r\nX-A: 1\r\nX-Signature-Not: 2\r\nX-Signature: sig1=()\r\n"
+                            "Pqproxy-Model-Manifest: sha-256=:AA==:\r\nContent-Length: 5\r\n\r\n");
+    }
     /* not kept alive */
     assert_string_equal(resp_out("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 1, 0, NULL, 0, &chunked),
                         "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
