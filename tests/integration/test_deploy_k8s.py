@@ -919,6 +919,6 @@ if __name__ == "__main__":
                  test_doc_overlay_keeps_the_names_injected_pods_use,
                  test_injected_pod_refers_only_to_what_the_install_creates,
                  test_webhook_help_names_the_secret_keys_the_config_reads,
-                 test_doc_names_every_namespace_label_value, test_shared_state_overlay])
-                 test_doc_names_every_namespace_label_value, test_sealed_overlay_injected,
+                 test_doc_names_every_namespace_label_value, test_shared_state_overlay,
+                 test_sealed_overlay_injected,
                  test_sealed_overlay_opens_the_sealed_demo_model])

@@ -459,6 +459,8 @@ static void test_shared_state_secrets(void **state)
     assert_null(px_inject_patch(in, PX_INJECT_OPT_IN, &opts, err, sizeof err));
     assert_string_equal(err, "pqproxy.io/ticket-keys-secret: not a valid Secret name");
     cJSON_Delete(in);
+}
+
 /* The sealed-model fixture with annotation key set to value (NULL: removed). */
 static void run_sealed(run_t *r, const char *key, const char *value)
 {
