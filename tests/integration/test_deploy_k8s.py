@@ -727,7 +727,8 @@ def test_shared_state_overlay(h):
                  vols[m["name"]]["secret"]["secretName"], "injected Secret")
     # Redis: at the config's address, reachable from the model pods only, no disk
     svc = objs[("Service", "pqproxy-redis")]["spec"]
-    check_eq(f"{svc['clusterIP']}:{svc['ports'][0]['port']}", rs["address"], "replay_store.address")
+    check_eq(f"{objs[('Service', 'pqproxy-redis')]['metadata']['name']}:{svc['ports'][0]['port']}",
+             rs["address"], "replay_store.address names the Redis Service")
     redis = objs[("Deployment", "pqproxy-redis")]["spec"]["template"]
     check(svc["selector"].items() <= redis["metadata"]["labels"].items(), "Service selects Redis")
     c = named(redis["spec"]["containers"], "redis")
