@@ -1,8 +1,10 @@
 /* One client connection: its transport (the TCP handle and TLS session,
- * transport.h) and the HTTP/1.1 session on it, which carries one exchange
- * at a time (proxy/exchange.h: the exchange drives the upstream link and
- * the signatures, and answers through the session's px_sess_ops_t). It
- * frees itself only after every handle it owns has been closed.
+ * transport.h), the handshake, closing and drain, and the session chosen
+ * for it after the handshake: the HTTP/1.1 session (h1.c, session.h),
+ * which carries one exchange at a time (proxy/exchange.h: the exchange
+ * drives the upstream link and the signatures, and answers through the
+ * session's px_sess_ops_t). It frees itself only after every handle it
+ * owns has been closed.
  *
  * The close rule. Any call that can close the connection or end its
  * exchange (a failed write, an error answered, a timeout, an upstream

@@ -47,7 +47,10 @@ typedef struct {
 /* The client-side session an exchange answers through; s is its sess.
  * Every op may be called only while the exchange is active; an op that
  * returns -1 has ended the exchange (and, for HTTP/1.1, the connection).
- * An HTTP/2 session implements them per stream (noted "h2"). */
+ * An HTTP/2 session implements them per stream (noted "h2"). There is no
+ * separate "consumed" op: the exchange copies request bytes as it takes
+ * them (px_exch_req_data) and holds more back only through px_exch_req_room;
+ * resume_input says when that room has come back. */
 typedef struct px_sess_ops {
     /* The response head h (h->body: how its length is known; CHUNKED means
      * "not known, streamed") with extra fields after h's. h1: framing,
