@@ -123,10 +123,10 @@ static PX_MUST_CHECK int h1_send_head(void *s, const px_http_head_t *h, const px
     px_buf_reset(&c->scratch);
     if (c->env->draining)
         x->keep_alive = 0;          /* h1_done will close: say so */
-    if ((h->body == PX_BODY_EOF || h->body == PX_BODY_CHUNKED) && x->client_minor == 0)
+    if ((h->body == PX_BODY_EOF || h->body == PX_BODY_CHUNKED) && c->client_minor == 0)
         x->keep_alive = 0;          /* unframed to HTTP/1.0: the client learns the end from our close */
-    if (px_http1_write_response_head(&c->scratch, h, x->client_minor, x->keep_alive, extra, nextra,
-                                     &x->chunked_down) < 0)
+    if (px_http1_write_response_head(&c->scratch, h, c->client_minor, x->keep_alive, extra, nextra,
+                                     &c->chunked_down) < 0)
         return respond_error(c, PX_HERR_UPSTREAM_BAD, "the response head cannot be forwarded");
     if (px_conn_send(c, px_buf_ptr(&c->scratch), px_buf_size(&c->scratch)) < 0)
         return GONE;
@@ -136,7 +136,7 @@ static PX_MUST_CHECK int h1_send_head(void *s, const px_http_head_t *h, const px
      * close-delimited, larger) go out as each piece comes; a signed one
      * held whole goes out at once anyway. */
     if (h->status >= 200 && x->rsig_mode != PX_RSIG_HEAD)
-        x->hold_small = h->body == PX_BODY_LENGTH && !x->chunked_down && !x->is_head &&
+        c->hold_small = h->body == PX_BODY_LENGTH && !c->chunked_down && !x->is_head &&
                         h->content_length > 0 &&
                         h->content_length <= RECORD_MAX - px_transport_staged(&c->tp);
     return 0;
@@ -145,7 +145,7 @@ static PX_MUST_CHECK int h1_send_head(void *s, const px_http_head_t *h, const px
 static PX_MUST_CHECK int h1_send_data(void *s, const char *p, size_t n)
 {
     px_conn_t *c = s;
-    if (!c->x.chunked_down)
+    if (!c->chunked_down)
         return px_conn_send(c, p, n);
     /* One record for framing and data rather than three. */
     px_buf_reset(&c->scratch);
@@ -161,7 +161,7 @@ static PX_MUST_CHECK int h1_send_end(void *s, const px_header_t *trailers, int n
     px_conn_t *c = s;
     int i, rc;
     if (!n)
-        return c->x.chunked_down && !c->x.is_head ? px_conn_send(c, "0\r\n\r\n", 5) : 0;
+        return c->chunked_down && !c->x.is_head ? px_conn_send(c, "0\r\n\r\n", 5) : 0;
     px_buf_reset(&c->scratch);
     rc = px_buf_append(&c->scratch, "0\r\n", 3);
     for (i = 0; i < n && rc == 0; i++)
@@ -175,7 +175,7 @@ static PX_MUST_CHECK int h1_send_end(void *s, const px_header_t *trailers, int n
 static PX_MUST_CHECK int h1_flush(void *s, int all)
 {
     px_conn_t *c = s;
-    return all || !c->x.hold_small ? px_conn_flush(c) : 0;
+    return all || !c->hold_small ? px_conn_flush(c) : 0;
 }
 
 static size_t h1_pending(void *s)
@@ -185,7 +185,7 @@ static size_t h1_pending(void *s)
 
 static int h1_trailers_ok(void *s)
 {
-    return ((px_conn_t *)s)->x.client_minor != 0;
+    return ((px_conn_t *)s)->client_minor != 0;
 }
 
 /* The body may come now: answer 100-continue, and time it. */
@@ -272,6 +272,7 @@ static int h1_done(void *s)
     int keep = c->x.keep_alive && c->x.req_done && !c->env->draining && !px_transport_eof(&c->tp);
 
     px_exch_reset(&c->x);
+    c->chunked_down = c->hold_small = 0;
     c->req_deadline = 0;
     if (!keep)
         return px_conn_begin_close(c);
@@ -291,6 +292,8 @@ static PX_MUST_CHECK int start_exchange(px_conn_t *c)
     px_exch_t *x = &c->x;
 
     px_exch_begin(x, h, cfg, c->env->sig, &c->env->rng);
+    c->client_minor = h->http_minor;
+    c->chunked_down = c->hold_small = 0;
     px_conn_set_state(c, C_REQUEST);
     if (!c->req_deadline)           /* the head came in one piece: count from now */
         c->req_deadline = uv_now(c->env->loop) + cfg->timeouts.request;
@@ -451,9 +454,8 @@ void px_h1_timer(px_conn_t *c)
 
 int px_h1_abort_prep(px_conn_t *c, px_end_reason_t why)
 {
-    px_exch_t *x = &c->x;
-    if (x->hold_small) {            /* what came of a held response goes out, as if not held */
-        x->hold_small = 0;
+    if (c->hold_small) {            /* what came of a held response goes out, as if not held */
+        c->hold_small = 0;
         if (px_conn_flush(c) < 0)
             return GONE;
     }

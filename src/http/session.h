@@ -43,6 +43,9 @@ struct px_conn {
     px_buf_t scratch;            /* response heads and chunk framing */
     px_http1_t *req;             /* the request parser (the exchange has the response's) */
     px_exch_t x;                 /* the exchange in progress */
+    int client_minor;            /* its request's HTTP/1.x minor version */
+    int chunked_down;            /* its response is chunked towards the client */
+    int hold_small;              /* a small fixed-length response, staged whole, one record */
     uint32_t requests;
     uint64_t req_deadline;       /* loop ms by which the request must be complete; 0: none yet */
     px_defer_item_t resume;      /* input taken up from the loop (resume_cb) */

@@ -127,7 +127,6 @@ void px_exch_begin(px_exch_t *x, const px_http_head_t *h, const px_config_t *cfg
         if (rid)
             copy_field(x->request_id, sizeof x->request_id, rid->value, rid->value_len);
     }
-    x->client_minor = h->http_minor;
     x->is_head = method_is(h, "HEAD");
     x->idempotent = h->body == PX_BODY_NONE &&
                     (method_is(h, "GET") || x->is_head || method_is(h, "OPTIONS") ||

@@ -11,9 +11,7 @@
  * close rule (http/conn.h) holds across it: every op that can end the
  * exchange or its session returns PX_MUST_CHECK int, -1 meaning "gone"
  * (nothing may touch the exchange any more; return -1 up to the loop
- * callback), and so do the px_exch_* calls a session makes. A few fields
- * still describe HTTP/1.1 framing (marked h1) and leave with the HTTP/1.1
- * session. */
+ * callback), and so do the px_exch_* calls a session makes. */
 #ifndef PX_EXCHANGE_H
 #define PX_EXCHANGE_H
 
@@ -104,7 +102,7 @@ typedef enum { PX_RSIG_NONE, PX_RSIG_HEAD, PX_RSIG_TRAILER } px_rsig_t;
 typedef struct px_exch {
     int active;
     int req_done, resp_started, resp_head_sent, resp_done;
-    int chunked_up, chunked_down;        /* h1 */
+    int chunked_up;              /* the upstream request is chunked (the upstream speaks HTTP/1.1) */
     int keep_alive, is_head, idempotent, retried;
     int upstream_ok;
     px_uplink_t *up;
@@ -114,7 +112,6 @@ typedef struct px_exch {
     uint64_t req_bytes, resp_bytes;
     uint64_t t_start, t_sent, t_first;
     int status;
-    int client_minor;            /* h1 */
     const char *error;
     char method[16];
     /* the request target, for the access log: it points into the request
@@ -136,7 +133,6 @@ typedef struct px_exch {
     px_sig_response_t *rsig;
     px_buf_t rbody;              /* the held response body (PX_RSIG_HEAD) */
     int link_reusable;           /* decided at the response's end */
-    int hold_small;              /* h1: a small fixed-length response, staged whole, one record */
     int connect_on_body;         /* the upstream is connected when the first body byte comes */
     int logged;                  /* the access log line is written (once) */
     const px_http_head_t *req_head; /* the request's head: in the session's memory until the next */
