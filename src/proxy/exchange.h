@@ -6,7 +6,7 @@
  * trailer) and the access-log line and counters written once when it ends.
  *
  * The exchange decides content; the client-side session that carried the
- * request (HTTP/1.1: http/conn.c; HTTP/2: one per stream) decides framing.
+ * request (HTTP/1.1: http/h1.c; HTTP/2: one per stream) decides framing.
  * The exchange reaches its session only through px_sess_ops_t below. The
  * close rule (http/conn.h) holds across it: every op that can end the
  * exchange or its session returns PX_MUST_CHECK int, -1 meaning "gone"
@@ -33,7 +33,8 @@ struct px_conn_env;
  * that fills them is not read (per exchange and direction). */
 #define PX_HIGH_WATER (64 * 1024)
 
-/* What the access log learns from the connection an exchange came on. */
+/* What the exchange learns from the connection it came on (access log,
+ * forwarded fields). */
 typedef struct {
     const char *client_addr;
     const char *client_ip;       /* X-Forwarded-For */
