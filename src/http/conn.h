@@ -1,7 +1,10 @@
 /* One client connection: its transport (the TCP handle and TLS session,
- * transport.h), the HTTP/1.1 exchange in progress and the upstream link
- * serving it. It frees itself only after every handle it owns has been
- * closed.
+ * transport.h), the handshake, closing and drain, and the session chosen
+ * for it after the handshake: the HTTP/1.1 session (h1.c, session.h),
+ * which carries one exchange at a time (proxy/exchange.h: the exchange
+ * drives the upstream link and the signatures, and answers through the
+ * session's px_sess_ops_t). It frees itself only after every handle it
+ * owns has been closed.
  *
  * The close rule. Any call that can close the connection or end its
  * exchange (a failed write, an error answered, a timeout, an upstream
@@ -11,7 +14,8 @@
  * its input, and the caller returns -1 itself, up to the loop callback
  * that started the chain, which ends there (conn.c's settle()). The
  * transport keeps the rule: it never closes inside a call, it fails the
- * call (PX_MUST_CHECK) and the connection closes it. Besides:
+ * call (PX_MUST_CHECK) and the connection closes it; so does the exchange
+ * (its px_exch_* calls and the session's ops are PX_MUST_CHECK). Besides:
  * - closing is one way: no state transition leaves C_CLOSING/C_CLOSED;
  * - memory is freed only in a close callback or a job's callback, never
  *   inside a call chain, so a pointer held by a caller stays valid;

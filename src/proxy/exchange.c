@@ -1,12 +1,14 @@
 /* One request's record and its access-log line (see exchange.h). */
 #include "proxy/exchange.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
 #include "core/log.h"
 #include "sig/modelid.h"
+#include "http/conn.h"
 
 void px_exch_init(px_exch_t *x)
 {
@@ -18,6 +20,11 @@ void px_exch_init(px_exch_t *x)
 void px_exch_reset(px_exch_t *x)
 {
     px_buf_t up_out = x->up_out, replay = x->replay;
+    px_http1_t *resp = x->resp;
+    const px_sess_ops_t *ops = x->ops;
+    void *sess = x->sess;
+    struct px_conn_env *env = x->env;
+    px_conninfo_t ci = x->ci;
     if (x->up)
         px_uplink_release(x->up, 0);
     px_buf_reset(&up_out);
@@ -29,6 +36,11 @@ void px_exch_reset(px_exch_t *x)
     memset(x, 0, sizeof *x);
     x->up_out = up_out;
     x->replay = replay;
+    x->resp = resp;
+    x->ops = ops;
+    x->sess = sess;
+    x->env = env;
+    x->ci = ci;
 }
 
 void px_exch_free(px_exch_t *x)
@@ -36,6 +48,8 @@ void px_exch_free(px_exch_t *x)
     px_exch_reset(x);
     px_buf_free(&x->up_out);
     px_buf_free(&x->replay);
+    px_http1_free(x->resp);
+    x->resp = NULL;
 }
 
 void px_exch_compact(px_exch_t *x)
@@ -104,6 +118,7 @@ void px_exch_begin(px_exch_t *x, const px_http_head_t *h, const px_config_t *cfg
     x->active = 1;
     x->t_start = uv_hrtime();
     copy_field(x->method, sizeof x->method, h->method, h->method_len);
+    x->req_head = h;
     x->target = h->target;
     x->target_len = h->target_len;
     make_request_id(rng, x->request_id);
@@ -113,7 +128,6 @@ void px_exch_begin(px_exch_t *x, const px_http_head_t *h, const px_config_t *cfg
         if (rid)
             copy_field(x->request_id, sizeof x->request_id, rid->value, rid->value_len);
     }
-    x->client_minor = h->http_minor;
     x->is_head = method_is(h, "HEAD");
     x->idempotent = h->body == PX_BODY_NONE &&
                     (method_is(h, "GET") || x->is_head || method_is(h, "OPTIONS") ||
@@ -214,4 +228,580 @@ void px_exch_log_unfinished(px_exch_t *x, const px_conninfo_t *ci, px_end_reason
             x->status = 499;
         px_exch_log(x, ci);
     }
+}
+
+/* --- driving --------------------------------------------------------------------- */
+
+/* The close rule (exchange.h): GONE means the exchange (and perhaps its
+ * session) is over; the caller returns GONE at once. Loop callbacks end
+ * with settle(). */
+#define GONE (-1)
+
+static PX_MUST_CHECK int upstream_head(px_exch_t *x, const px_http_head_t *h, const char *keyid);
+static PX_MUST_CHECK int upstream_failed(px_exch_t *x, int uverr);
+
+/* The end of a loop callback: whatever the call did to the exchange,
+ * nothing follows it. The only place a status may be dropped. */
+static void settle(int status)
+{
+    (void)status;
+}
+
+static const px_config_t *cfg_of(const px_exch_t *x)
+{
+    return x->env->cfg;
+}
+
+static PX_MUST_CHECK int reply_error(px_exch_t *x, px_http_error_t e, const char *detail)
+{
+    return x->ops->reply_error(x->sess, e, detail);
+}
+
+static PX_MUST_CHECK int abort_exch(px_exch_t *x, px_end_reason_t why)
+{
+    return x->ops->abort(x->sess, why);
+}
+
+/* A job's callback: 1 when the session is closing, so the job's result is
+ * of no use (the job is freed, see px_sess_ops_t.orphaned). */
+static int job_orphaned(px_exch_t *x, px_sigjob_t *j)
+{
+    x->job = NULL;
+    return x->ops->orphaned(x->sess, j);
+}
+
+/* --- the upstream side ------------------------------------------------------------ */
+
+static void up_on_connect(px_uplink_t *l, int status, void *ud);
+static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud);
+static void up_on_write(px_uplink_t *l, int status, void *ud);
+static const px_uplink_cb_t up_cb = { up_on_connect, up_on_read, up_on_write };
+
+/* Everything queued for the upstream has left. */
+static void upstream_sent(px_exch_t *x)
+{
+    if (x->req_done && !x->t_sent && px_buf_size(&x->up_out) == 0) {
+        x->t_sent = uv_hrtime();
+        if (!x->resp_started)
+            px_uplink_timeout(x->up, cfg_of(x)->timeouts.upstream_response);
+    }
+}
+
+int px_exch_flush_upstream(px_exch_t *x)
+{
+    int rc;
+    if (!x->up || !x->upstream_ok || px_uplink_writing(x->up))
+        return 0;
+    if (px_buf_size(&x->up_out) == 0) {
+        upstream_sent(x);       /* the request may have ended after its bytes left */
+        return 0;
+    }
+    rc = px_uplink_write(x->up, &x->up_out);
+    if (rc < 0)
+        return upstream_failed(x, rc);
+    if (rc == 1)
+        upstream_sent(x);       /* written at once: no on_write will come */
+    return 0;
+}
+
+static PX_MUST_CHECK int upstream_timed_out(px_exch_t *x, uint32_t ms)
+{
+    char detail[96];
+    px_m_inc(&x->ci.m->upstream_errors[PX_UP_TIMEOUT]);
+    if (x->resp_head_sent) {
+        x->error = px_end_reason_str(PX_END_UPSTREAM_TIMEOUT);
+        return abort_exch(x, PX_END_UPSTREAM_TIMEOUT);
+    }
+    snprintf(detail, sizeof detail, x->upstream_ok ? "the model server did not respond within %u ms"
+                                                   : "no connection to the model server within %u ms",
+             ms);
+    return reply_error(x, PX_HERR_UPSTREAM_TIMEOUT, detail);
+}
+
+static int upstream_failed(px_exch_t *x, int uverr)
+{
+    char detail[128];
+
+    /* A pooled link can have been closed by the model server just as we
+     * took it. Retry once on a fresh connection, only when that is safe:
+     * an idempotent request without a body, and nothing came back. */
+    if (x->up_reused && !x->resp_started && !x->retried && x->idempotent && x->req_done &&
+        px_buf_size(&x->replay) > 0) {
+        x->retried = 1;
+        px_m_inc(&x->ci.m->upstream_retries);
+        px_uplink_release(x->up, 0);
+        x->up = NULL;
+        x->upstream_ok = 0;
+        x->up_reused = 0;
+        px_buf_reset(&x->up_out);
+        if (px_buf_append(&x->up_out, px_buf_ptr(&x->replay), px_buf_size(&x->replay)) == 0 &&
+            px_upstream_connect_fresh(x->env->upstream, &up_cb, x, &x->up) == 0)
+            return 0;
+    }
+    px_m_inc(&x->ci.m->upstream_errors[x->upstream_ok ? PX_UP_RESET : PX_UP_CONNECT]);
+    if (x->resp_head_sent) {
+        px_info("%s: upstream failed mid-response (%s); closing", x->ci.client_addr, uv_strerror(uverr));
+        x->error = px_end_reason_str(PX_END_UPSTREAM_RESET);
+        return abort_exch(x, PX_END_UPSTREAM_RESET);
+    }
+    if (uverr == UV_EOF)
+        snprintf(detail, sizeof detail, "the model server closed the connection before responding");
+    else
+        snprintf(detail, sizeof detail, "the model server is unreachable: %s", uv_strerror(uverr));
+    return reply_error(x, PX_HERR_UPSTREAM_ERROR, detail);
+}
+
+static PX_MUST_CHECK int upstream_connected(px_exch_t *x, int status)
+{
+    if (status == UV_ETIMEDOUT)
+        return upstream_timed_out(x, cfg_of(x)->timeouts.upstream_connect);
+    if (status < 0)
+        return upstream_failed(x, status);
+    x->upstream_ok = 1;
+    px_uplink_read_start(x->up);
+    if (px_exch_flush_upstream(x) < 0)
+        return GONE;
+    return x->ops->resume_input(x->sess);   /* input held back while unconnected may go on */
+}
+
+static void up_on_connect(px_uplink_t *l, int status, void *ud)
+{
+    (void)l;
+    settle(upstream_connected(ud, status));
+}
+
+static PX_MUST_CHECK int upstream_written(px_exch_t *x, int status)
+{
+    if (status < 0)
+        return upstream_failed(x, status);
+    if (px_buf_size(&x->up_out) > 0) {
+        if (px_exch_flush_upstream(x) < 0)
+            return GONE;
+    } else {
+        upstream_sent(x);
+    }
+    /* Room again towards the upstream: take more of the client's body. */
+    return x->ops->resume_input(x->sess);
+}
+
+static void up_on_write(px_uplink_t *l, int status, void *ud)
+{
+    (void)l;
+    settle(upstream_written(ud, status));
+}
+
+void px_exch_resp_drained(px_exch_t *x)
+{
+    if (x->up && x->upstream_ok && x->ops->pending(x->sess) < PX_HIGH_WATER && !x->resp_done)
+        px_uplink_read_start(x->up);
+}
+
+void px_exch_release_upstream(px_exch_t *x, int reusable)
+{
+    if (x->up)
+        px_uplink_release(x->up, reusable && x->req_done);
+    x->up = NULL;
+}
+
+static PX_MUST_CHECK int response_body(px_exch_t *x, const char *p, size_t n)
+{
+    x->resp_bytes += n;
+    if (x->is_head || n == 0)
+        return 0;
+    return x->ops->send_data(x->sess, p, n);
+}
+
+/* The response is complete and handed to the session, which ends it
+ * (its end is staged: send_end). */
+static PX_MUST_CHECK int finish_exchange(px_exch_t *x, int link_reusable)
+{
+    if (x->ops->flush(x->sess, 1) < 0)
+        return GONE;
+    px_exch_release_upstream(x, link_reusable);
+    px_exch_log(x, &x->ci);
+    return x->ops->done(x->sess);
+}
+
+/* --- signed responses ------------------------------------------------------------- */
+
+/* Decides how a response is signed: a body known to fit is held and the
+ * signature goes in the head; anything streamed (chunked, close-delimited,
+ * larger) is relayed as it comes with the signature in a trailer. A client
+ * that takes no trailers (HTTP/1.0) gets such a streamed response unsigned
+ * (counted). */
+/* Every response head leaves through here: the proxy's own fields
+ * (Pqproxy-Model-Manifest) are added whatever the session's protocol. */
+static PX_MUST_CHECK int send_head(px_exch_t *x, const px_http_head_t *h, const px_header_t *extra,
+                                   int n)
+{
+    px_header_t fields[4];      /* extra (at most 2) and the proxy's own */
+    n = px_exch_response_fields(x, h->status, extra, n, fields);
+    return x->ops->send_head(x->sess, h, fields, n);
+}
+
+static PX_MUST_CHECK int response_sign_begin(px_exch_t *x, const px_http_head_t *h)
+{
+    px_sig_signer_t *signer = px_sigctx_signer(x->sig, x->ci.worker_id);
+    int held = h->body == PX_BODY_NONE ||
+               (h->body == PX_BODY_LENGTH && h->content_length <= px_sigctx_max_body(x->sig));
+
+    if (x->is_head || !signer)
+        return 0;
+    if (!held && !x->ops->trailers_ok(x->sess)) {
+        px_m_inc(&x->ci.m->responses_unsigned);
+        return 0;
+    }
+    x->rsig = px_exch_response_signer(x, signer, h->status, !held);
+    if (!x->rsig)
+        return reply_error(x, PX_HERR_INTERNAL, "cannot sign the response");
+    x->rsig_mode = held ? PX_RSIG_HEAD : PX_RSIG_TRAILER;
+    return 0;
+}
+
+/* The signature is ready: the held response with it in the head, or the
+ * trailer that ends a streamed one. */
+static PX_MUST_CHECK int send_signed_response(px_exch_t *x, px_sigjob_t *j)
+{
+    const px_buf_t *dg = px_sigjob_digest(j), *sg = px_sigjob_signature(j);
+    px_header_t fields[2] = {
+        { "Content-Digest", 14, px_buf_ptr(dg), px_buf_size(dg) },
+        { "X-Signature", 11, px_buf_ptr(sg), px_buf_size(sg) },
+    };
+
+    if (px_sigjob_status(j) != 0) {
+        if (x->rsig_mode == PX_RSIG_HEAD)
+            return reply_error(x, PX_HERR_INTERNAL, "signing the response failed");
+        return abort_exch(x, PX_END_SIGNING_FAILED);
+    }
+    if (x->rsig_mode == PX_RSIG_HEAD) {
+        if (send_head(x, px_http1_head(x->resp), fields, 2) < 0 ||
+            x->ops->send_data(x->sess, px_buf_ptr(&x->rbody), px_buf_size(&x->rbody)) < 0)
+            return GONE;
+        x->resp_head_sent = 1;
+    } else if (x->ops->send_end(x->sess, fields, 2) < 0) {
+        return GONE;
+    }
+    px_sig_count_response_signed();
+    if (x->rsig_mode == PX_RSIG_HEAD && x->ops->send_end(x->sess, NULL, 0) < 0)
+        return GONE;
+    return finish_exchange(x, x->link_reusable);
+}
+
+static void response_signed(px_sigjob_t *j, void *ud)
+{
+    px_exch_t *x = ud;
+    int rc;
+
+    if (job_orphaned(x, j))
+        return;
+    rc = send_signed_response(x, j);
+    px_sigjob_free(j);
+    settle(rc);
+}
+
+/* The whole response is in: sign it off the event loop. The upstream link
+ * is free already. */
+static PX_MUST_CHECK int response_sign_finish(px_exch_t *x)
+{
+    px_sig_response_t *r = x->rsig;
+
+    x->rsig = NULL;
+    px_exch_release_upstream(x, x->link_reusable);
+    if (px_sig_sign_async(x->env->loop, r, response_signed, x, &x->job) == 0)
+        return 0;
+    if (x->rsig_mode == PX_RSIG_HEAD)
+        return reply_error(x, PX_HERR_INTERNAL, "cannot queue the response signature");
+    return abort_exch(x, PX_END_SIGNING_FAILED);
+}
+
+/* The response's last byte has come: close it towards the client. */
+static PX_MUST_CHECK int response_end(px_exch_t *x, int link_reusable)
+{
+    x->resp_done = 1;
+    x->link_reusable = link_reusable;
+    if (x->rsig)
+        return response_sign_finish(x);
+    if (x->ops->send_end(x->sess, NULL, 0) < 0)
+        return GONE;
+    return finish_exchange(x, link_reusable);
+}
+
+static PX_MUST_CHECK int response_head(px_exch_t *x)
+{
+    static const px_header_t trailer = { "Trailer", 7, "Content-Digest, X-Signature", 27 };
+    const px_http_head_t *h = px_http1_head(x->resp);
+
+    if (px_http1_is_interim(x->resp))   /* 100 Continue was answered by the proxy itself; forward others (103) */
+        return h->status == 100 ? 0 : send_head(x, h, NULL, 0);
+    x->status = h->status;
+    if (!x->req_done)
+        x->keep_alive = 0;      /* answered before the body ended: the rest is unread */
+    if (x->sign && response_sign_begin(x, h) < 0)
+        return GONE;
+    if (x->rsig_mode == PX_RSIG_HEAD)
+        return 0;               /* the head goes out with its signature, after the body */
+    if (x->rsig_mode == PX_RSIG_TRAILER) {
+        /* streamed, the signature in the trailer section */
+        px_http_head_t copy = *h;
+        copy.body = PX_BODY_CHUNKED;
+        if (send_head(x, &copy, &trailer, 1) < 0)
+            return GONE;
+    } else if (send_head(x, h, NULL, 0) < 0) {
+        return GONE;
+    }
+    x->resp_head_sent = 1;
+    return 0;
+}
+
+static PX_MUST_CHECK int upstream_input(px_exch_t *x, px_uplink_t *l, const char *p, ssize_t n)
+{
+    size_t off = 0;
+
+    if (n == UV_ETIMEDOUT)
+        return upstream_timed_out(x, x->resp_started ? cfg_of(x)->timeouts.upstream_idle
+                                                     : cfg_of(x)->timeouts.upstream_response);
+    if (n == UV_EOF && x->resp_head_sent && px_http1_finish(x->resp) == PX_H1_END)
+        return response_end(x, 0);
+    if (n < 0)
+        return upstream_failed(x, (int)n);
+    if (!x->resp_started) {
+        x->resp_started = 1;
+        x->t_first = uv_hrtime();
+        if (!x->t_sent)
+            x->t_sent = x->t_first;
+    }
+    px_uplink_timeout(l, cfg_of(x)->timeouts.upstream_idle);
+    for (;;) {                  /* until NEED_MORE: END can follow the last body bytes */
+        const char *data, *detail;
+        size_t used = 0, dlen = 0;
+        px_h1_event_t ev = px_http1_parse(x->resp, p + off, (size_t)n - off, &used, &data, &dlen);
+        off += used;
+        switch (ev) {
+        case PX_H1_NEED_MORE:
+            if (x->ops->flush(x->sess, 0) < 0)
+                return GONE;
+            if (x->ops->pending(x->sess) >= PX_HIGH_WATER)
+                px_uplink_read_stop(l);   /* resumed by px_exch_resp_drained */
+            return 0;
+        case PX_H1_HEAD:
+            if (response_head(x) < 0)
+                return GONE;
+            break;
+        case PX_H1_BODY:
+            if (x->rsig)
+                px_sig_response_update(x->rsig, data, dlen);
+            if (x->rsig_mode == PX_RSIG_HEAD) {
+                x->resp_bytes += dlen;
+                if (px_buf_append(&x->rbody, data, dlen) < 0)
+                    return reply_error(x, PX_HERR_INTERNAL, "out of memory");
+            } else if (response_body(x, data, dlen) < 0) {
+                return GONE;
+            }
+            break;
+        case PX_H1_END:
+            if (px_http1_is_interim(x->resp))
+                break;
+            /* Bytes after the response mean a confused upstream: do not reuse. */
+            return response_end(x, off == (size_t)n && px_http1_head(x->resp)->keep_alive);
+        case PX_H1_ERROR:
+            px_http1_error(x->resp, &detail);
+            px_warn("%s: bad response from the model server: %s", x->ci.client_addr, detail);
+            px_m_inc(&x->ci.m->upstream_errors[PX_UP_BAD_RESPONSE]);
+            return reply_error(x, PX_HERR_UPSTREAM_BAD, detail);
+        }
+    }
+}
+
+static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
+{
+    settle(upstream_input(ud, l, p, n));
+}
+
+/* --- the request side ------------------------------------------------------------ */
+
+static PX_MUST_CHECK int upstream_start(px_exch_t *x)
+{
+    int rc = px_upstream_acquire(x->env->upstream, &up_cb, x, &x->up, &x->up_reused);
+    x->connect_on_body = 0;
+    if (rc < 0)
+        return upstream_failed(x, rc);
+    if (!x->up_reused)
+        return 0;
+    x->upstream_ok = 1;             /* a pooled link is connected: write now */
+    return px_exch_flush_upstream(x);
+}
+
+/* The body may come now (the session answers 100-continue). The upstream
+ * is connected once the body flows (a client that sends a head and then
+ * nothing holds no connection to the model server), or, for a signed body,
+ * once its digest has been checked. */
+static PX_MUST_CHECK int request_proceed(px_exch_t *x)
+{
+    const px_http_head_t *h = x->req_head;
+
+    if (h->body != PX_BODY_NONE && !(h->body == PX_BODY_LENGTH && h->content_length == 0)) {
+        /* The limits were checked on the head: the client may send the body. */
+        if (x->ops->proceed(x->sess, 1) < 0)
+            return GONE;
+        x->connect_on_body = x->sig_state != PX_XSIG_BODY;
+        return 0;
+    }
+    if (x->ops->proceed(x->sess, 0) < 0)
+        return GONE;
+    return x->sig_state != PX_XSIG_BODY ? upstream_start(x) : 0;
+}
+
+static PX_MUST_CHECK int request_verified_go(px_exch_t *x, px_sig_result_t r)
+{
+    if (r != PX_SIG_OK) {
+        px_info("%s: signature refused (%s, keyid \"%s\"): %s", x->ci.client_addr, x->sig_result,
+                x->info.keyid, x->info.detail);
+        return reply_error(x, px_sig_http_error(r), x->info.detail);
+    }
+    if (upstream_head(x, x->req_head, x->info.keyid) < 0)
+        return GONE;
+    x->digest = malloc(sizeof *x->digest);
+    if (!x->digest || px_digest_init(x->digest, x->info.digest_algs) != 0)
+        return reply_error(x, PX_HERR_INTERNAL, "out of memory");
+    x->sig_state = PX_XSIG_BODY;
+    if (request_proceed(x) < 0)
+        return GONE;
+    return x->ops->resume_input(x->sess);  /* the body (or the end) may be waiting */
+}
+
+static void request_verified(px_sigjob_t *j, void *ud)
+{
+    px_exch_t *x = ud;
+    px_sig_result_t r;
+
+    if (job_orphaned(x, j))
+        return;
+    r = px_sigjob_result(j);
+    x->info = *px_sigjob_info(j);       /* its pointers are into the request head, still parsed */
+    x->sig_result = px_sig_result_name(r);
+    px_sigjob_free(j);
+    settle(request_verified_go(x, r));
+}
+
+/* Rewrites the request head for the model server into up_out. The model
+ * server trusts X-Verified-Keyid and X-Forwarded-Client-Cert, so the proxy
+ * sets them from a verification (a signature; the TLS client certificate)
+ * and never forwards a client's, on any route. On routes that verify, the
+ * client's signature fields are not forwarded either (the model server
+ * needs who, not 6 KB of proof). */
+static int upstream_head(px_exch_t *x, const px_http_head_t *h, const char *keyid)
+{
+    static const char *const sig_fields[] = { "x-verified-keyid", "x-forwarded-client-cert",
+                                              "x-signature", "signature", "signature-input" };
+    const px_config_t *cfg = cfg_of(x);
+    px_tls_info_t ti;
+    px_header_t extra[2];
+    px_fwd_opts_t fo;
+
+    memset(&fo, 0, sizeof fo);
+    fo.client_ip = x->ci.client_ip;
+    fo.proto = "https";
+    fo.trust_forwarded = cfg->http.trust_forwarded;
+    fo.request_id = x->request_id;
+    fo.drop = sig_fields;
+    fo.drop_count = x->verify != PX_VERIFY_OFF ? 5 : 2;
+    fo.extra = extra;
+    if (keyid && keyid[0])
+        extra[fo.extra_count++] = (px_header_t){ "X-Verified-Keyid", 16, keyid, strlen(keyid) };
+    px_tls_get_info(x->ci.tls, &ti);
+    if (ti.client_xfcc[0])
+        extra[fo.extra_count++] = (px_header_t){ "X-Forwarded-Client-Cert", 23, ti.client_xfcc,
+                                                 strlen(ti.client_xfcc) };
+    if (px_http1_write_request_head(&x->up_out, h, &fo) < 0)
+        return reply_error(x, PX_HERR_HEADERS_TOO_LARGE, "the rewritten request head is too large");
+    if (x->idempotent)
+        px_buf_append(&x->replay, px_buf_ptr(&x->up_out), px_buf_size(&x->up_out));
+    return 0;
+}
+
+int px_exch_req_head(px_exch_t *x)
+{
+    px_http1_expect_head_response(x->resp, x->is_head);
+    if (x->sig_state != PX_XSIG_VERIFYING) {
+        if (upstream_head(x, x->req_head, NULL) < 0)
+            return GONE;
+        return request_proceed(x);
+    }
+    /* A signed request's upstream head is written once it has verified
+     * (it then carries the verified keyid instead of the signature). */
+    if (px_sig_queue_depth() >= PX_SIG_QUEUE_MAX) {
+        /* shed load rather than queue without bound behind the crypto */
+        x->sig_result = "overloaded";
+        return reply_error(x, PX_HERR_OVERLOADED, "too many signature verifications in progress");
+    }
+    /* Nothing more is read from the client until the head has passed. */
+    if (px_sig_verify_async(x->env->loop, x->sig, x->env->rstore, x->req_head, request_verified, x,
+                            &x->job) < 0)
+        return reply_error(x, PX_HERR_INTERNAL, "cannot queue the signature verification");
+    return 0;
+}
+
+int px_exch_req_data(px_exch_t *x, const char *p, size_t n)
+{
+    int rc = 0;
+    x->req_bytes += n;
+    if (x->sig_state == PX_XSIG_BODY) {
+        /* held until its digest is checked: bounded */
+        if (x->req_bytes > px_sigctx_max_body(x->sig)) {
+            char detail[128];
+            snprintf(detail, sizeof detail,
+                     "a signed request body is held until verified; the limit is %llu bytes",
+                     (unsigned long long)px_sigctx_max_body(x->sig));
+            return reply_error(x, PX_HERR_BODY_TOO_LARGE, detail);
+        }
+        px_digest_update(x->digest, p, n);
+    }
+    if (x->chunked_up)
+        rc = px_http1_chunk_begin(&x->up_out, n);
+    if (rc == 0)
+        rc = px_buf_append(&x->up_out, p, n);
+    if (rc == 0 && x->chunked_up)
+        rc = px_http1_chunk_end(&x->up_out);
+    if (rc < 0)
+        return reply_error(x, PX_HERR_INTERNAL, "out of memory");
+    return x->connect_on_body && n ? upstream_start(x) : 0;
+}
+
+int px_exch_req_end(px_exch_t *x)
+{
+    /* Request trailers are not forwarded (they cannot be vetted here). */
+    if (x->chunked_up && px_http1_chunk_last(&x->up_out) < 0)
+        return reply_error(x, PX_HERR_INTERNAL, "out of memory");
+    x->req_done = 1;
+    if (x->sig_state == PX_XSIG_BODY) {
+        px_digest_value_t v;
+        char detail[200];
+        px_digest_final(x->digest, &v);
+        if (px_content_digest_check(x->info.content_digest, x->info.content_digest_len, &v, detail,
+                                    sizeof detail) != PX_SIG_OK) {
+            x->sig_result = px_sig_result_name(PX_SIG_DIGEST);
+            px_sig_count_result(PX_SIG_DIGEST);
+            px_info("%s: signed request refused (keyid \"%s\"): %s", x->ci.client_addr, x->info.keyid,
+                    detail);
+            return reply_error(x, PX_HERR_SIG_DIGEST, detail);
+        }
+        x->sig_state = PX_XSIG_DONE;        /* verified end to end: now the model may see it */
+        return upstream_start(x);
+    }
+    return x->connect_on_body ? upstream_start(x) : 0;
+}
+
+int px_exch_req_room(px_exch_t *x)
+{
+    if (x->req_done)
+        return 0;                   /* answer in order: wait for this response */
+    if (x->sig_state == PX_XSIG_VERIFYING)
+        return 0;                   /* no body byte before the signature has passed */
+    if (x->sig_state != PX_XSIG_BODY && px_buf_size(&x->up_out) >= PX_HIGH_WATER) {
+        if (px_exch_flush_upstream(x) < 0)  /* it may all leave at once ... */
+            return GONE;
+        if (px_buf_size(&x->up_out) >= PX_HIGH_WATER)
+            return 0;               /* ... else the upstream is slower: hold the client */
+    }
+    return 1;
 }
