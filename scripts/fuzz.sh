@@ -16,7 +16,10 @@ harnesses=("$@")
 # Default: every harness fuzz/CMakeLists.txt builds (PX_FUZZERS), so a new one
 # cannot be left out of `make fuzz` and `make fuzz-ci`.
 if [ ${#harnesses[@]} -eq 0 ]; then
-    read -r -a harnesses < <(sed -n 's/^set(PX_FUZZERS \(.*\))$/\1/p' fuzz/CMakeLists.txt)
+    # the set() may span lines: join it, then take what is between "PX_FUZZERS" and ")"
+    list=$(sed -n '/^set(PX_FUZZERS/,/)/p' fuzz/CMakeLists.txt | tr '\n' ' ' |
+           sed -n 's/^set(PX_FUZZERS \([^)]*\)).*/\1/p')
+    read -r -a harnesses <<< "$list" || true
     [ ${#harnesses[@]} -gt 0 ] || { echo "fuzz: no PX_FUZZERS in fuzz/CMakeLists.txt" >&2; exit 1; }
 fi
 mkdir -p "$build/artifacts"
