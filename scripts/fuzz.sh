@@ -7,12 +7,17 @@
 # timeout leaves its input in BUILD/artifacts/ and fails the run.
 #
 #   scripts/fuzz.sh BUILD SECONDS [HARNESS...]
+#   scripts/fuzz.sh --list      the harnesses it runs by default, one a line
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build="$1" seconds="$2"
-shift 2
-harnesses=("$@")
+if [ "${1:-}" = --list ]; then
+    build="" seconds=0 harnesses=()
+else
+    build="$1" seconds="$2"
+    shift 2
+    harnesses=("$@")
+fi
 # Default: every harness fuzz/CMakeLists.txt builds (PX_FUZZERS), so a new one
 # cannot be left out of `make fuzz` and `make fuzz-ci`.
 if [ ${#harnesses[@]} -eq 0 ]; then
@@ -21,6 +26,10 @@ if [ ${#harnesses[@]} -eq 0 ]; then
            sed -n 's/^set(PX_FUZZERS \([^)]*\)).*/\1/p')
     read -r -a harnesses <<< "$list" || true
     [ ${#harnesses[@]} -gt 0 ] || { echo "fuzz: no PX_FUZZERS in fuzz/CMakeLists.txt" >&2; exit 1; }
+fi
+if [ -z "$build" ]; then
+    printf '%s\n' "${harnesses[@]}"
+    exit 0
 fi
 mkdir -p "$build/artifacts"
 failed=()
