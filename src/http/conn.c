@@ -33,6 +33,7 @@
 
 static PX_MUST_CHECK int transport_failed(px_conn_t *c);
 static void update_reading(px_conn_t *c);
+static PX_MUST_CHECK int linger_close(px_conn_t *c, int close_notify);
 
 /* The end of a loop callback: whatever the call did to the connection,
  * nothing follows it. The only place a status may be dropped. */
@@ -158,6 +159,19 @@ int px_conn_abort(px_conn_t *c, px_end_reason_t why)
     return GONE;
 }
 
+/* The staged bytes (and close_notify when asked) leave, then FIN, then the
+ * linger timer waits for the client's FIN. Always GONE. */
+static int linger_close(px_conn_t *c, int close_notify)
+{
+    if (px_transport_begin_close(&c->tp, close_notify) < 0)
+        return transport_failed(c);
+    px_conn_arm(c, T_LINGER);
+    if (px_conn_flush(c) < 0)
+        return GONE;
+    update_reading(c);
+    return GONE;
+}
+
 /* Graceful: finish writing, close_notify, FIN, then wait briefly for the
  * client's FIN so that unread input does not turn our close into a reset
  * that destroys the response in flight. Always GONE: the exchange is over. */
@@ -167,13 +181,7 @@ int px_conn_begin_close(px_conn_t *c)
         return GONE;
     px_conn_set_state(c, C_CLOSING);
     px_h1_stop(c);
-    if (px_transport_begin_close(&c->tp, 1) < 0)    /* close_notify after the staged bytes */
-        return transport_failed(c);
-    px_conn_arm(c, T_LINGER);
-    if (px_conn_flush(c) < 0)
-        return GONE;
-    update_reading(c);
-    return GONE;
+    return linger_close(c, 1);                      /* close_notify after the staged bytes */
 }
 
 /* A transport call failed: close at once with its reason. */
@@ -262,14 +270,8 @@ static PX_MUST_CHECK int handshake(px_conn_t *c)
         px_tls_fail_t why = px_tls_fail_reason(px_transport_tls(&c->tp));
         count_failed_handshake(c, why == PX_TLS_FAIL_NONE ? PX_HS_FAILED : (int)why - 1);
         px_info("%s: TLS handshake refused: %s", px_transport_peer(&c->tp), px_tls_error(px_transport_tls(&c->tp)));
-        px_conn_set_state(c, C_CLOSING);          /* send the alert, then close */
-        if (px_transport_begin_close(&c->tp, 0) < 0)
-            return transport_failed(c);
-        px_conn_arm(c, T_LINGER);
-        if (px_conn_flush(c) < 0)
-            return GONE;
-        update_reading(c);
-        return GONE;
+        px_conn_set_state(c, C_CLOSING);
+        return linger_close(c, 0);                /* send the alert, then close */
     }
     if (px_tls_hrr(px_transport_tls(&c->tp)))
         px_m_inc(&m->hs_hrr[px_tls_hrr(px_transport_tls(&c->tp)) - 1]);
