@@ -314,9 +314,10 @@ def test_wrong_password(h):
 class FakeRedis:
     """A TCP server answering every read with `reply` (bytes no Redis sends)."""
 
-    def __init__(self, reply, greet=b""):
-        """greet: sent as soon as a connection is accepted (a server that speaks first)."""
-        self.reply, self.greet = reply, greet
+    def __init__(self, reply, greet=b"", pause=0.0):
+        """greet: sent as soon as a connection is accepted (a server that speaks first).
+        reply as a list: its pieces sent `pause` seconds apart (separate TCP segments)."""
+        self.reply, self.greet, self.pause = reply, greet, pause
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -335,8 +336,12 @@ class FakeRedis:
         with c:
             try:
                 c.sendall(self.greet)
+                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 while c.recv(65536):
-                    c.sendall(self.reply)
+                    for i, piece in enumerate(self.reply if isinstance(self.reply, list)
+                                              else [self.reply]):
+                        time.sleep(self.pause if i else 0)
+                        c.sendall(piece)
             except OSError:
                 pass
 
@@ -360,7 +365,25 @@ def test_malformed_replies(h):
         p.check_clean_exit()
 
 
+def test_extra_reply_split(h):
+    """The answer, then an extra reply whose end comes in a later segment:
+    the answer counts, the extra one drops the connection (hiredis 0.14's
+    async context aborted the process on it), and the proxy lives on."""
+    split = FakeRedis([b"+OK\r\n+O", b"K\r\n"], pause=0.3)
+    rp = Replicas(h, [store(split)])
+    check_eq(rp.send(0, rp.sign()).status, 200, "the answer to the SET")
+    wait_until(lambda: "unexpected data from redis: a reply to no command" in rp.log(0),
+               timeout=5, msg="the extra reply is logged")
+    # reconnected: the next check is answered (the first reply again)
+    wait_until(lambda: "is available" in rp.log(0).split("a reply to no command", 1)[1],
+               timeout=5, msg="reconnected")
+    check_eq(rp.send(0, rp.sign()).status, 200, "after the reconnect")
+    check_eq(rp.seen(), 2)
+    rp.proxies[0].stop()
+    rp.proxies[0].check_clean_exit()
+
+
 if __name__ == "__main__":
     main([test_replay_across_replicas, test_same_nonce_at_once, test_redis_killed_and_back,
           test_slow_redis_deadline, test_client_gone_during_check, test_wrong_password,
-          test_malformed_replies])
+          test_malformed_replies, test_extra_reply_split])
