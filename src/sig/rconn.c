@@ -7,6 +7,9 @@
 
 #include <hiredis/hiredis.h>
 
+#include "core/errors.h"
+#include "net/tls.h"
+
 /* Replies of the replay store and the ticket script are small: a peer
  * announcing more is not Redis (or is a broken one). */
 #define MAX_REPLY_BYTES (1u << 20)
@@ -30,6 +33,9 @@ struct px_rconn {
     uv_connect_t creq;
     uv_write_t wreq;
     redisReader *rd;
+    px_tls_t *tls;                 /* NULL: plain */
+    px_tls_ctx_t *tls_ctx;
+    char sni[256];
     px_rconn_event_cb ev;
     void *data;
     cmd_t *head, *tail;            /* sent or queued, waiting for their replies, in order */
@@ -40,7 +46,7 @@ struct px_rconn {
     px_rconn_reply_cb sub_cb;
     void *sub_priv;
     px_rconn_event_t final_ev;
-    char why[200];
+    char why[320];
     char inbuf[16 * 1024];
 };
 
@@ -72,6 +78,9 @@ static void on_closed(uv_handle_t *h)
         c->ev(c, c->final_ev, c->why);
     if (c->rd)
         redisReaderFree(c->rd);
+    px_tls_free(c->tls);
+    if (c->tls_ctx)
+        px_tls_ctx_unref(c->tls_ctx);
     free(c->out);
     free(c->wbuf);
     free(c);
@@ -96,12 +105,36 @@ static void flush(px_rconn_t *c)
     uv_buf_t b;
     int rc;
 
-    if (!c->connected || c->wbuf || !c->out_len || c->closing)
+    if (c->closing)
         return;
-    c->wbuf = c->out;
-    b = uv_buf_init(c->wbuf, (unsigned)c->out_len);
-    c->out = NULL;
-    c->out_len = c->out_cap = 0;
+    if (c->tls) {
+        px_buf_t *o = px_tls_out(c->tls);
+        /* commands are encrypted once the handshake is done; its own
+         * records go out before */
+        if (c->connected && c->out_len) {
+            if (px_tls_write(c->tls, c->out, c->out_len) < 0) {
+                shut(c, PX_RCONN_CLOSED, "TLS: cannot encrypt");
+                return;
+            }
+            c->out_len = 0;
+        }
+        if (c->wbuf || !px_buf_size(o))
+            return;
+        if (!(c->wbuf = malloc(px_buf_size(o)))) {
+            shut(c, PX_RCONN_CLOSED, "out of memory");
+            return;
+        }
+        memcpy(c->wbuf, px_buf_ptr(o), px_buf_size(o));
+        b = uv_buf_init(c->wbuf, (unsigned)px_buf_size(o));
+        px_buf_reset(o);
+    } else {
+        if (!c->connected || c->wbuf || !c->out_len)
+            return;
+        c->wbuf = c->out;
+        b = uv_buf_init(c->wbuf, (unsigned)c->out_len);
+        c->out = NULL;
+        c->out_len = c->out_cap = 0;
+    }
     if ((rc = uv_write(&c->wreq, &c->sock.s, &b, 1, on_write)) != 0)
         shut(c, PX_RCONN_CLOSED, uv_strerror(rc));
 }
@@ -170,24 +203,13 @@ static long room(const px_rconn_t *c)
     return n;
 }
 
-static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+static void process_replies(px_rconn_t *c)
 {
-    px_rconn_t *c = st->data;
     void **reps = NULL, *rep;
     size_t count = 0, cap = 0;
     long fit;
-    char why[200];
+    char why[320];
 
-    if (n == 0 || c->closing)
-        return;
-    if (n < 0) {
-        shut(c, PX_RCONN_CLOSED, n == UV_EOF ? "connection closed by redis" : uv_strerror((int)n));
-        return;
-    }
-    if (redisReaderFeed(c->rd, b->base, (size_t)n) != REDIS_OK) {
-        shut(c, PX_RCONN_CLOSED, "out of memory");
-        return;
-    }
     /* The read's complete replies are all parsed before any is handed
      * out: more of them than commands waiting means the stream is out of
      * step, and then none of them is trusted (a reply split across reads
@@ -224,6 +246,75 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
         shut(c, PX_RCONN_CLOSED, why);
 }
 
+/* Ciphertext in: the handshake's next step, then the plaintext to the
+ * reader. 0, or -1 when the connection is closing. */
+static int tls_input(px_rconn_t *c, const char *p, size_t n)
+{
+    char why[320], *dst = px_tls_in_reserve(c->tls, n);
+    int rc;
+
+    if (!dst) {
+        shut(c, PX_RCONN_CLOSED, "TLS: input over its limit");
+        return -1;
+    }
+    memcpy(dst, p, n);
+    px_tls_in_commit(c->tls, n);
+    if (!c->connected) {
+        rc = px_tls_handshake(c->tls);
+        flush(c);
+        if (rc == PX_EAGAIN)
+            return c->closing ? -1 : 0;
+        if (rc != 0) {
+            snprintf(why, sizeof why, "TLS: %s", px_tls_error(c->tls));
+            shut(c, PX_RCONN_CONNECT_FAILED, why);
+            return -1;
+        }
+        c->connected = 1;
+        flush(c);
+        if (!c->closing)
+            c->ev(c, PX_RCONN_CONNECTED, NULL);
+        if (c->closing)
+            return -1;
+    }
+    while ((rc = px_tls_read(c->tls, c->inbuf, sizeof c->inbuf)) > 0)
+        if (redisReaderFeed(c->rd, c->inbuf, (size_t)rc) != REDIS_OK) {
+            shut(c, PX_RCONN_CLOSED, "out of memory");
+            return -1;
+        }
+    if (rc == PX_EAGAIN)
+        return 0;
+    if (rc == PX_EEOF)
+        snprintf(why, sizeof why, "connection closed by redis (TLS close_notify)");
+    else
+        snprintf(why, sizeof why, "TLS: %s", px_tls_error(c->tls));
+    shut(c, PX_RCONN_CLOSED, why);
+    return -1;
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    px_rconn_t *c = st->data;
+
+    if (n == 0 || c->closing)
+        return;
+    if (n < 0) {
+        shut(c, c->connected ? PX_RCONN_CLOSED : PX_RCONN_CONNECT_FAILED,
+             n != UV_EOF ? uv_strerror((int)n) : c->connected ? "connection closed by redis"
+             : "connection closed by redis during the TLS handshake");
+        return;
+    }
+    if (c->tls) {
+        if (tls_input(c, b->base, (size_t)n) == 0)
+            process_replies(c);
+        return;
+    }
+    if (redisReaderFeed(c->rd, b->base, (size_t)n) != REDIS_OK) {
+        shut(c, PX_RCONN_CLOSED, "out of memory");
+        return;
+    }
+    process_replies(c);
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
     px_rconn_t *c = req->handle->data;
@@ -234,29 +325,44 @@ static void on_connect(uv_connect_t *req, int status)
         shut(c, PX_RCONN_CONNECT_FAILED, uv_strerror(status));
         return;
     }
-    c->connected = 1;
     if (c->sock.h.type == UV_TCP)
         uv_tcp_nodelay(&c->sock.tcp, 1);
     uv_read_start(&c->sock.s, on_alloc, on_read);
+    if (c->tls_ctx) {
+        /* the ClientHello now; CONNECTED when the handshake is done */
+        if (!(c->tls = px_tls_new(c->tls_ctx, c->sni[0] ? c->sni : NULL)) ||
+            (status = px_tls_handshake(c->tls)) != PX_EAGAIN) {
+            shut(c, PX_RCONN_CONNECT_FAILED, c->tls ? px_tls_error(c->tls) : "out of memory");
+            return;
+        }
+        flush(c);
+        return;
+    }
+    c->connected = 1;
     flush(c);
     if (!c->closing)
         c->ev(c, PX_RCONN_CONNECTED, NULL);
 }
 
 px_rconn_t *px_rconn_open(uv_loop_t *loop, const char *ip, uint16_t port, int is_unix,
+                          struct px_tls_ctx *tls, const char *server_name,
                           px_rconn_event_cb ev, void *data, char *why, size_t whylen)
 {
     px_rconn_t *c = calloc(1, sizeof *c);
     struct sockaddr_storage sa;
     int rc;
 
-    if (!c || !(c->rd = redisReaderCreate())) {
+    if (c && !(c->rd = redisReaderCreate())) {
         free(c);
+        c = NULL;
+    }
+    if (!c) {
         snprintf(why, whylen, "out of memory");
         return NULL;
     }
     c->ev = ev;
     c->data = data;
+    snprintf(c->sni, sizeof c->sni, "%s", server_name ? server_name : "");
     if (!is_unix) {
         rc = strchr(ip, ':') ? uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&sa)
                              : uv_ip4_addr(ip, port, (struct sockaddr_in *)&sa);
@@ -270,6 +376,7 @@ px_rconn_t *px_rconn_open(uv_loop_t *loop, const char *ip, uint16_t port, int is
     } else {
         uv_pipe_init(loop, &c->sock.pipe, 0);
     }
+    c->tls_ctx = tls ? px_tls_ctx_ref(tls) : NULL;   /* from here on, on_closed frees */
     c->sock.h.data = c;
     if (is_unix) {
         uv_pipe_connect(&c->creq, &c->sock.pipe, ip, on_connect);

@@ -1,7 +1,7 @@
 /* One pipelined connection to Redis on a libuv loop, built on hiredis's
  * public pieces only: redisReader parses the replies, redisFormatCommandArgv
- * encodes the commands; the socket, the write queue and the FIFO of
- * commands waiting for their replies are ours.
+ * encodes the commands; the socket, the optional TLS session, the write
+ * queue and the FIFO of commands waiting for their replies are ours.
  *
  * Whatever the peer sends, the process never aborts: a reply that answers
  * no command, a reply past the size limit, a protocol error or a malformed
@@ -27,8 +27,13 @@ typedef enum { PX_RCONN_CONNECTED, PX_RCONN_CONNECT_FAILED, PX_RCONN_CLOSED } px
 typedef void (*px_rconn_event_cb)(px_rconn_t *c, px_rconn_event_t ev, const char *why);
 typedef void (*px_rconn_reply_cb)(px_rconn_t *c, struct redisReply *rep, void *priv);
 
-/* Connects to ip:port (or the Unix socket path ip). NULL with why filled. */
+/* Connects to ip:port (or the Unix socket path ip). With tls (a client
+ * context), a TLS session over the socket (wolfSSL, memory I/O), server_name
+ * (or NULL) sent and verified; CONNECTED once its handshake is done, and no
+ * command leaves before. NULL with why filled. */
+struct px_tls_ctx;
 px_rconn_t *px_rconn_open(uv_loop_t *loop, const char *ip, uint16_t port, int is_unix,
+                          struct px_tls_ctx *tls, const char *server_name,
                           px_rconn_event_cb ev, void *data, char *why, size_t whylen);
 void *px_rconn_data(const px_rconn_t *c);
 

@@ -14,6 +14,7 @@
 
 #include "core/errors.h"
 #include "core/log.h"
+#include "net/tls.h"
 #include "sig/rconn.h"
 
 #define BACKOFF_MIN_MS 50
@@ -50,6 +51,8 @@ struct px_rstore {
     int addr_turn;                /* which of a name's addresses is tried */
     px_addr_t target;             /* the host of the current step */
     uv_getaddrinfo_t gai;
+    px_tls_ctx_t *tls;            /* cfg.tls.on: the client context (NULL: it failed to load) */
+    char tls_err[400];
     int resolving;
     req_t *pending, *pending_tail; /* sent, in deadline order (one timeout for all) */
     req_t *ready, *ready_tail;     /* answered without a round trip, delivered from the timer */
@@ -259,16 +262,23 @@ static void drop_silent(px_rstore_t *s)
 
 static void unref(px_rstore_t *s)
 {
-    if (--s->open_handles == 0)
+    if (--s->open_handles == 0) {
+        if (s->tls)
+            px_tls_ctx_unref(s->tls);   /* connections hold their own reference */
         free(s);
+    }
 }
 
 static void on_event(px_rconn_t *c, px_rconn_event_t ev, const char *why);
 
+/* With TLS the name verified is tls.server_name, else the host name the
+ * server was reached by (an address alone: the CA's signature only). */
 static px_rconn_t *open_conn(px_rstore_t *s, const char *ip, uint16_t port, int is_unix,
                              char *why, size_t whylen)
 {
-    return px_rconn_open(s->loop, ip, port, is_unix, on_event, s, why, whylen);
+    const char *name = s->cfg.tls.server_name[0] ? s->cfg.tls.server_name
+                       : s->target.is_name ? s->target.host : NULL;
+    return px_rconn_open(s->loop, ip, port, is_unix, s->tls, name, on_event, s, why, whylen);
 }
 
 /* --- the master, or the one server ---------------------------------------------- */
@@ -564,6 +574,10 @@ static void attempt(px_rstore_t *s)
         return;
     s->asking = s->cfg.sentinel_count > 0;
     ctx_drop(&s->watch);
+    if (s->cfg.tls.on && !s->tls) {   /* never plain instead */
+        step_failed(s, s->tls_err);
+        return;
+    }
     s->target = s->asking ? s->cfg.sentinels[s->sentinel_turn % s->cfg.sentinel_count] : s->cfg.addr;
     resolve(s);
 }
@@ -683,6 +697,23 @@ int px_rstore_command(px_rstore_t *s, int argc, const char **argv, const size_t 
 
 /* --- life cycle ------------------------------------------------------------ */
 
+/* Hybrid post-quantum key exchange first, where Redis's TLS library has it;
+ * classical otherwise. */
+static void tls_open(px_rstore_t *s)
+{
+    static const uint16_t groups[] = { 0x11EC, 29, 23 };
+    px_tls_client_opts_t o = { .groups = groups, .group_count = 3,
+                               .ca_file = s->cfg.tls.ca_file,
+                               .cert_file = s->cfg.tls.cert[0] ? s->cfg.tls.cert : NULL,
+                               .key_file = s->cfg.tls.key[0] ? s->cfg.tls.key : NULL };
+    char err[300];
+
+    if (!(s->tls = px_tls_ctx_client_new(&o, err, sizeof err))) {
+        snprintf(s->tls_err, sizeof s->tls_err, "signatures.replay_store.tls: %s", err);
+        px_error("%s: %s: not connecting without it", s->who, s->tls_err);
+    }
+}
+
 px_rstore_t *px_rstore_new(uv_loop_t *loop, const px_replay_store_config_t *cfg, int worker_id)
 {
     char who[64];
@@ -711,6 +742,8 @@ px_rstore_t *px_rstore_open(uv_loop_t *loop, const px_replay_store_config_t *cfg
     uv_timer_init(loop, &s->reconnect_timer);
     s->deadline_timer.data = s->reconnect_timer.data = s;
     s->open_handles = 2;
+    if (cfg->tls.on)
+        tls_open(s);
     attempt(s);
     return s;
 }

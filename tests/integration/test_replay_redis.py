@@ -30,11 +30,12 @@ def pq(*args):
 class Redis:
     """A redis-server on a free port, no persistence; kill() and start() again."""
 
-    def __init__(self, h, password=None):
+    def __init__(self, h, password=None, tls_dir=None):
+        """tls_dir: TLS only on the port, with that dir's server.crt/.key (pqproxy certgen)."""
         self.bin = shutil.which("redis-server")
         if not self.bin:
             skip("redis-server is not installed (scripts/deps.sh --test-tools)")
-        self.h, self.password, self.port = h, password, free_port()
+        self.h, self.password, self.port, self.tls_dir = h, password, free_port(), tls_dir
         self.start()
 
     def start(self):
@@ -44,6 +45,12 @@ class Redis:
         os.makedirs(d, exist_ok=True)
         cmd = [self.bin, "--port", self.port, "--bind", "127.0.0.1", "--save", "",
                "--appendonly", "no", "--enable-debug-command", "local", "--dir", d]
+        if self.tls_dir:
+            t = self.tls_dir
+            cmd[1:3] = ["--port", "0", "--tls-port", self.port]
+            cmd += ["--tls-cert-file", os.path.join(t, "server.crt"),
+                    "--tls-key-file", os.path.join(t, "server.key"),
+                    "--tls-ca-cert-file", os.path.join(t, "ca.crt"), "--tls-auth-clients", "no"]
         if self.password:
             cmd += ["--requirepass", self.password]
         self.proc = self.h.start("redis", cmd, ready="port", port=self.port)
@@ -383,7 +390,43 @@ def test_extra_reply_split(h):
     rp.proxies[0].check_clean_exit()
 
 
+def test_tls(h):
+    """Redis on TLS only: replay protection across replicas through it; a CA
+    that did not sign Redis's certificate, or another name, is refused."""
+    certs = h.certgen()
+    exe = shutil.which("redis-server")
+    if not exe or "libssl" not in subprocess.run(["ldd", exe], capture_output=True,
+                                                 text=True).stdout:
+        skip("redis-server is not installed or built without TLS")
+    redis = Redis(h, password="over-tls", tls_dir=certs)
+    pw = h.path("tls.pw")
+    with open(pw, "w") as f:
+        f.write("over-tls\n")
+    other = h.path("other-certs")
+    subprocess.run([pqproxy_bin(), "certgen", "--out", other], check=True, capture_output=True,
+                   timeout=120)
+    tls = {"ca_file": os.path.join(certs, "ca.crt"), "server_name": "localhost"}
+    # AUTH waits for the handshake: it is answered, so it went through TLS
+    rp = Replicas(h, [store(redis, tls=tls, password_file=pw), store(redis, tls=tls, password_file=pw),
+                      store(redis, tls={"ca_file": os.path.join(other, "ca.crt")}, password_file=pw),
+                      store(redis, tls=dict(tls, server_name="redis.example"), password_file=pw)])
+    signed = rp.sign()
+    check_eq(rp.send(0, signed).status, 200, "through TLS")
+    r = rp.send(1, signed)
+    check_eq(r.json()["error"], "signature_replayed", "the other replica, through TLS")
+    check_eq(checks(rp, 0, "ok"), 1)
+    check("AUTH refused" not in rp.log(0), rp.log(0)[-300:])
+    for i in (2, 3):
+        wait_until(lambda: "TLS: " in rp.log(i), timeout=5, msg=f"replica {i}: TLS failure logged")
+        check_error(rp.send(i, rp.sign()), 503, ERR, f"replica {i}: refused certificate")
+    check("is available" not in rp.log(2) and "is available" not in rp.log(3), "never connected")
+    check_eq(rp.seen(), 1)
+    for p in rp.proxies:
+        p.stop()
+        p.check_clean_exit()
+
+
 if __name__ == "__main__":
     main([test_replay_across_replicas, test_same_nonce_at_once, test_redis_killed_and_back,
           test_slow_redis_deadline, test_client_gone_during_check, test_wrong_password,
-          test_malformed_replies, test_extra_reply_split])
+          test_malformed_replies, test_extra_reply_split, test_tls])
