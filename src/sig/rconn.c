@@ -394,11 +394,13 @@ px_rconn_t *px_rconn_open(uv_loop_t *loop, const char *ip, uint16_t port, int is
 static int queue(px_rconn_t *c, int argc, const char **argv, const size_t *lens,
                  px_rconn_reply_cb cb, void *priv, int sub)
 {
+    /* encrypted bytes wait in the session's output while a write is in flight */
+    size_t unsent = c->out_len + (c->tls ? px_buf_size(px_tls_out(c->tls)) : 0);
     cmd_t *k;
     char *bytes;
     int n;
 
-    if (c->closing || c->draining || c->subscribed || c->out_len > MAX_OUT_BYTES)
+    if (c->closing || c->draining || c->subscribed || unsent > MAX_OUT_BYTES)
         return -1;
     if ((n = redisFormatCommandArgv(&bytes, argc, argv, lens)) < 0)
         return -1;

@@ -390,6 +390,18 @@ def test_extra_reply_split(h):
     rp.proxies[0].check_clean_exit()
 
 
+def test_oversized_reply(h):
+    """A reply still incomplete past 1 MiB (a bulk string announced at 2 MB)
+    drops the connection instead of growing the buffer."""
+    big = FakeRedis(b"$2000000\r\n" + b"x" * 1_100_000)
+    rp = Replicas(h, [store(big)])
+    check_error(rp.send(0, rp.sign()), 503, ERR, "an oversized reply")
+    wait_until(lambda: "a reply over 1 MiB" in rp.log(0), timeout=5, msg="the oversized reply is logged")
+    check_eq(rp.seen(), 0)
+    rp.proxies[0].stop()
+    rp.proxies[0].check_clean_exit()
+
+
 def test_tls(h):
     """Redis on TLS only: replay protection across replicas through it; a CA
     that did not sign Redis's certificate, or another name, is refused."""
@@ -429,4 +441,5 @@ def test_tls(h):
 if __name__ == "__main__":
     main([test_replay_across_replicas, test_same_nonce_at_once, test_redis_killed_and_back,
           test_slow_redis_deadline, test_client_gone_during_check, test_wrong_password,
-          test_malformed_replies, test_extra_reply_split, test_tls])
+          test_malformed_replies, test_extra_reply_split,
+          test_oversized_reply, test_tls])
