@@ -30,8 +30,10 @@ def pq(*args):
 class Redis:
     """A redis-server on a free port, no persistence; kill() and start() again."""
 
-    def __init__(self, h, password=None, tls_dir=None):
-        """tls_dir: TLS only on the port, with that dir's server.crt/.key (pqproxy certgen)."""
+    def __init__(self, h, password=None, tls_dir=None, client_certs=False):
+        """tls_dir: TLS only on the port, with that dir's server.crt/.key (pqproxy certgen);
+        client_certs: clients must show a certificate signed by its ca.crt."""
+        self.client_certs = client_certs
         self.bin = shutil.which("redis-server")
         if not self.bin:
             skip("redis-server is not installed (scripts/deps.sh --test-tools)")
@@ -50,7 +52,7 @@ class Redis:
             cmd[1:3] = ["--port", "0", "--tls-port", self.port]
             cmd += ["--tls-cert-file", os.path.join(t, "server.crt"),
                     "--tls-key-file", os.path.join(t, "server.key"),
-                    "--tls-ca-cert-file", os.path.join(t, "ca.crt"), "--tls-auth-clients", "no"]
+                    "--tls-ca-cert-file", os.path.join(t, "ca.crt"), "--tls-auth-clients", "yes" if self.client_certs else "no"]
         if self.password:
             cmd += ["--requirepass", self.password]
         self.proc = self.h.start("redis", cmd, ready="port", port=self.port)
@@ -438,8 +440,32 @@ def test_tls(h):
         p.check_clean_exit()
 
 
+def test_tls_client_cert(h):
+    """Redis asking for a client certificate: given with cert and key, the
+    checks pass; without, Redis refuses the handshake and the policy applies."""
+    certs = h.certgen()
+    exe = shutil.which("redis-server")
+    if not exe or "libssl" not in subprocess.run(["ldd", exe], capture_output=True,
+                                                 text=True).stdout:
+        skip("redis-server is not installed or built without TLS")
+    redis = Redis(h, tls_dir=certs, client_certs=True)
+    tls = {"ca_file": os.path.join(certs, "ca.crt"), "server_name": "localhost"}
+    rp = Replicas(h, [store(redis, tls=dict(tls, cert=os.path.join(certs, "client.crt"),
+                                            key=os.path.join(certs, "client.key"))),
+                      store(redis, tls=tls)])
+    check_eq(rp.send(0, rp.sign()).status, 200, "with the client certificate")
+    check_error(rp.send(1, rp.sign()), 503, ERR, "without one")
+    # TLS 1.3: the client's handshake ends before Redis checks the certificate;
+    # the refusal is the alert read next
+    wait_until(lambda: "unavailable: TLS: " in rp.log(1), timeout=5, msg="the refusal is logged")
+    check_eq(rp.seen(), 1)
+    for p in rp.proxies:
+        p.stop()
+        p.check_clean_exit()
+
+
 if __name__ == "__main__":
     main([test_replay_across_replicas, test_same_nonce_at_once, test_redis_killed_and_back,
           test_slow_redis_deadline, test_client_gone_during_check, test_wrong_password,
           test_malformed_replies, test_extra_reply_split,
-          test_oversized_reply, test_tls])
+          test_oversized_reply, test_tls, test_tls_client_cert])
