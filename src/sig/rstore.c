@@ -699,19 +699,39 @@ int px_rstore_command(px_rstore_t *s, int argc, const char **argv, const size_t 
 
 /* Hybrid post-quantum key exchange first, where Redis's TLS library has it;
  * classical otherwise. */
-static void tls_open(px_rstore_t *s)
+static px_tls_ctx_t *tls_ctx_new(const px_replay_store_config_t *cfg, char *err, size_t errlen)
 {
     static const uint16_t groups[] = { 0x11EC, 29, 23 };
     px_tls_client_opts_t o = { .groups = groups, .group_count = 3,
-                               .ca_file = s->cfg.tls.ca_file,
-                               .cert_file = s->cfg.tls.cert[0] ? s->cfg.tls.cert : NULL,
-                               .key_file = s->cfg.tls.key[0] ? s->cfg.tls.key : NULL };
-    char err[300];
+                               .ca_file = cfg->tls.ca_file,
+                               .cert_file = cfg->tls.cert[0] ? cfg->tls.cert : NULL,
+                               .key_file = cfg->tls.key[0] ? cfg->tls.key : NULL };
+    char why[300];
+    px_tls_ctx_t *c = px_tls_ctx_client_new(&o, why, sizeof why);
 
-    if (!(s->tls = px_tls_ctx_client_new(&o, err, sizeof err))) {
-        snprintf(s->tls_err, sizeof s->tls_err, "signatures.replay_store.tls: %s", err);
+    if (!c)
+        snprintf(err, errlen, "signatures.replay_store.tls: %s", why);
+    return c;
+}
+
+int px_rstore_tls_check(const px_replay_store_config_t *cfg, char *err, size_t errlen)
+{
+    px_tls_ctx_t *c;
+
+    if (cfg->type != PX_RSTORE_REDIS || !cfg->tls.on)
+        return 0;
+    if (!(c = tls_ctx_new(cfg, err, errlen)))
+        return PX_ECONFIG;
+    px_tls_ctx_unref(c);
+    return 0;
+}
+
+/* Checked at load (px_rstore_tls_check); a failure here (a file changed
+ * since) keeps the store unavailable. */
+static void tls_open(px_rstore_t *s)
+{
+    if (!(s->tls = tls_ctx_new(&s->cfg, s->tls_err, sizeof s->tls_err)))
         px_error("%s: %s: not connecting without it", s->who, s->tls_err);
-    }
 }
 
 px_rstore_t *px_rstore_new(uv_loop_t *loop, const px_replay_store_config_t *cfg, int worker_id)

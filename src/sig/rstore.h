@@ -74,6 +74,11 @@ typedef void (*px_rstore_reply_cb)(struct redisReply *rep, void *ud);
 int px_rstore_command(px_rstore_t *s, int argc, const char **argv, const size_t *lens,
                       px_rstore_reply_cb cb, void *ud);
 
+/* Loads the tls files of a redis store (CA, client certificate and key)
+ * as a connection will: 0, or PX_ECONFIG with "signatures.replay_store.tls:
+ * <reason naming the file>" in err. At load and check-config. */
+int px_rstore_tls_check(const px_replay_store_config_t *cfg, char *err, size_t errlen);
+
 /* on_unavailable: 1 for fail_open. */
 int px_rstore_fail_open(const px_rstore_t *s);
 
