@@ -132,6 +132,7 @@ typedef struct {
 typedef enum { PX_RSTORE_LOCAL = 0, PX_RSTORE_REDIS } px_rstore_type_t;
 #define PX_RSTORE_MAX_NAME 64
 #define PX_RSTORE_MAX_PASSWORD 512
+#define PX_RSTORE_MAX_PATH 1024
 #define PX_RSTORE_MAX_SENTINELS 8
 typedef struct {
     px_rstore_type_t type;
@@ -145,6 +146,13 @@ typedef struct {
     char password[PX_RSTORE_MAX_PASSWORD + 1];   /* from password_file; "": no AUTH */
     uint32_t timeout_ms;                  /* deadline of one check */
     int fail_open;                        /* accept when unavailable (else 503) */
+    struct {                              /* "tls": TLS to Redis and the sentinels */
+        int on;
+        char ca_file[PX_RSTORE_MAX_PATH + 1];   /* absolute or config-relative, resolved */
+        char server_name[PX_RSTORE_MAX_NAME + 1]; /* "": the host name it is reached by */
+        char cert[PX_RSTORE_MAX_PATH + 1];      /* client certificate ("" none) and its key */
+        char key[PX_RSTORE_MAX_PATH + 1];
+    } tls;
 } px_replay_store_config_t;
 
 typedef struct {

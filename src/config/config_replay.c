@@ -11,7 +11,8 @@
 
 static const char *const keys[] = { "type", "address", "prefix", "password_file", "username",
                                     "timeout_ms", "on_unavailable", "sentinels", "master_name",
-                                    "sentinel_password_file", NULL };
+                                    "sentinel_password_file", "tls", NULL };
+static const char *const tls_keys[] = { "ca_file", "server_name", "cert", "key", NULL };
 static const char *const types[] = { "local", "redis", NULL };
 static const char *const policies[] = { "fail_closed", "fail_open", NULL };
 
@@ -74,6 +75,63 @@ static int read_password(px_jv_t *j, const char *dir, const char *kp, const char
     memcpy(dst, buf, n);
     dst[n] = '\0';
     free(path);
+    return 0;
+}
+
+/* A file the proxy must read: resolved against the config's directory,
+ * checked readable now, stored in dst. */
+static int readable_file(px_jv_t *j, const char *dir, const char *kp, const char *file, char *dst)
+{
+    char *path = px_config_path_join(dir, file);
+    FILE *f;
+    int r = 0;
+
+    if (!path)
+        return px_jv_fail(j, kp, "out of memory");
+    if (strlen(path) > PX_RSTORE_MAX_PATH)
+        r = px_jv_fail(j, kp, "%s: a path of at most %d characters", path, PX_RSTORE_MAX_PATH);
+    else if (!(f = fopen(path, "r")))
+        r = px_jv_fail(j, kp, "%s: %s", path, strerror(errno));
+    else {
+        fclose(f);
+        strcpy(dst, path);
+    }
+    free(path);
+    return r;
+}
+
+/* "tls": {"ca_file", "server_name", "cert", "key"}: Redis's certificate is
+ * always verified (ca_file required); cert and key for a client certificate. */
+static int parse_tls(px_jv_t *j, const char *dir, const cJSON *o, px_replay_store_config_t *rs)
+{
+    const cJSON *t = px_jv_item(o, "tls");
+    const char *str;
+    int r, has_cert, has_key;
+
+    if (!t || cJSON_IsNull(t))
+        return 0;
+    if ((r = px_jv_object(j, t, P ".tls", tls_keys)) < 0)
+        return r;
+    if ((r = px_jv_str(j, t, P ".tls", "ca_file", &str)) < 0)
+        return r;
+    if (r == 0)
+        return px_jv_fail(j, P ".tls.ca_file", "required (the CA that signed Redis's certificate)");
+    if ((r = readable_file(j, dir, P ".tls.ca_file", str, rs->tls.ca_file)) < 0)
+        return r;
+    if ((r = px_jv_str(j, t, P ".tls", "server_name", &str)) < 0 ||
+        (r && (r = name(j, P ".tls.server_name", str, rs->tls.server_name)) < 0))
+        return r;
+    if ((has_cert = px_jv_str(j, t, P ".tls", "cert", &str)) < 0)
+        return has_cert;
+    if (has_cert && (r = readable_file(j, dir, P ".tls.cert", str, rs->tls.cert)) < 0)
+        return r;
+    if ((has_key = px_jv_str(j, t, P ".tls", "key", &str)) < 0)
+        return has_key;
+    if (has_key && (r = readable_file(j, dir, P ".tls.key", str, rs->tls.key)) < 0)
+        return r;
+    if (has_cert != has_key)
+        return px_jv_fail(j, P ".tls", "\"cert\" and \"key\" go together");
+    rs->tls.on = 1;
     return 0;
 }
 
@@ -158,6 +216,10 @@ int px_config_parse_replay_store(px_jv_t *j, const char *dir, const cJSON *o,
         return r;
     if ((r = parse_sentinels(j, dir, o, rs)) < 0)
         return r;
+    if ((r = parse_tls(j, dir, o, rs)) < 0)
+        return r;
+    if (rs->tls.on && rs->addr.is_unix)
+        return px_jv_fail(j, P ".tls", "not over a Unix socket (\"address\" is unix:)");
     if ((r = px_jv_u32(j, o, P, "timeout_ms", 1, 10000, &rs->timeout_ms)) < 0)
         return r;
     if ((r = px_jv_enum(j, o, P, "on_unavailable", policies, &idx)) < 0)

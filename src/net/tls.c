@@ -608,6 +608,12 @@ px_tls_ctx_t *px_tls_ctx_client_new(const px_tls_client_opts_t *o, char *err, si
                      o->key_file ? o->key_file : "(none)");
             goto fail;
         }
+        /* else the mismatch only shows as a handshake the server refuses */
+        if (wolfSSL_CTX_check_private_key(c->client) != WOLFSSL_SUCCESS) {
+            snprintf(err, errlen, "client key %s does not match the certificate %s", o->key_file,
+                     o->cert_file);
+            goto fail;
+        }
     }
     return c;
 fail:

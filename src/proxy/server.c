@@ -394,7 +394,7 @@ static void raise_nofile(void)
 
 /* Everything run and reload load from a configuration besides the JSON:
  * certificates and keys (matched), CA files, OCSP responses (a bad one only
- * warns on reload), signature keyrings and keys.
+ * warns on reload), signature keyrings and keys, the replay store's TLS files.
  * check-config goes through here too, so it accepts exactly what run does. */
 static int load_keys(const px_config_t *cfg, int workers, int reload, px_tls_ctx_t **tls,
                      px_sigctx_t **sig, char *err, size_t errlen)
@@ -402,7 +402,8 @@ static int load_keys(const px_config_t *cfg, int workers, int reload, px_tls_ctx
     *sig = NULL;
     if (!(*tls = px_tls_ctx_server_new_ex(&cfg->tls, reload ? PX_TLS_RELOAD : 0, err, errlen)))
         return PX_ECONFIG;
-    if (!(*sig = px_sigctx_new(cfg, workers, err, errlen))) {
+    if (px_rstore_tls_check(&cfg->sig.replay_store, err, errlen) != 0 ||
+        !(*sig = px_sigctx_new(cfg, workers, err, errlen))) {
         px_tls_ctx_unref(*tls);
         *tls = NULL;
         return PX_ECONFIG;

@@ -3,17 +3,19 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include "core/errors.h"
 #include "core/log.h"
+#include "net/tls.h"
+#include "sig/rconn.h"
 
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
@@ -28,7 +30,7 @@ typedef struct req {
     void *ud;
     uint64_t deadline;            /* loop time, ms */
     px_rstore_result_t result;    /* for `ready` */
-    int in_redis;                 /* hiredis holds it as privdata until its reply callback */
+    int in_redis;                 /* the connection holds it until its reply callback */
 } req_t;
 
 struct px_rstore {
@@ -36,19 +38,21 @@ struct px_rstore {
     px_replay_store_config_t cfg;
     char where[300];              /* the address, for log lines */
     char who[64];                 /* "replay store: worker 3", for log lines */
-    redisAsyncContext *ac;        /* NULL: down, waiting for the reconnect timer */
+    px_rconn_t *ac;               /* NULL: down, waiting for the reconnect timer */
     int up;                       /* last state logged: 1 up, 0 down */
     int closing, open_handles;    /* the timers and a resolve in flight */
     uint64_t backoff_ms;
     uint64_t last_heard;          /* loop time of the last reply or (re)connect attempt */
     uv_timer_t deadline_timer, reconnect_timer; /* reconnect_timer: also a sentinel's deadline */
-    redisAsyncContext *sc;        /* the sentinel being asked, or NULL */
-    redisAsyncContext *watch;     /* the sentinel that told us: subscribed to +switch-master */
+    px_rconn_t *sc;               /* the sentinel being asked, or NULL */
+    px_rconn_t *watch;            /* the sentinel that told us: subscribed to +switch-master */
     int asking;                   /* this attempt is asking a sentinel */
     int sentinel_turn;            /* which sentinel is asked (the next after a failure) */
     int addr_turn;                /* which of a name's addresses is tried */
     px_addr_t target;             /* the host of the current step */
     uv_getaddrinfo_t gai;
+    px_tls_ctx_t *tls;            /* cfg.tls.on: the client context (NULL: it failed to load) */
+    char tls_err[400];
     int resolving;
     req_t *pending, *pending_tail; /* sent, in deadline order (one timeout for all) */
     req_t *ready, *ready_tail;     /* answered without a round trip, delivered from the timer */
@@ -122,7 +126,7 @@ static void arm_deadline(px_rstore_t *s)
         uv_timer_stop(&s->deadline_timer);
 }
 
-/* Hands the result to the owner once; the memory goes when hiredis is done too. */
+/* Hands the result to the owner once; the memory goes when the connection is done too. */
 static void deliver(px_rstore_t *s, req_t *r, px_rstore_result_t res)
 {
     if (!r->list)
@@ -165,157 +169,22 @@ static void on_deadline(uv_timer_t *t)
     arm_deadline(s);
 }
 
-/* --- hiredis on the libuv loop ------------------------------------------------- */
+/* --- commands ------------------------------------------------------------------ */
 
-/* Our own event hooks rather than hiredis's adapters/libuv.h: Debian 12's
- * (hiredis 0.14) drops a poll error (status < 0) on the floor, so a
- * connect refused after Redis died never reaches hiredis and the
- * connection hangs in "connecting" for good. On an error we hand hiredis
- * the events it asked for; its read or write then finds the error. */
-typedef struct {
-    redisAsyncContext *ac;        /* NULL once hiredis let go (cleanup) */
-    uv_poll_t poll;
-    int events;
-} ev_t;
-
-static void bad_peer(redisAsyncContext *ac, const char *why);
-
-/* hiredis 0.14 exports this (async.c) without declaring it in async.h. */
-void redisProcessCallbacks(redisAsyncContext *ac);
-
-/* Replies hiredis 0.14 aborts the process on (asserts in async.c): on a
- * normal connection a reply that is not an error and answers no command
- * sent; on a subscribed one (or one about to be: a sentinel's) an array
- * whose first two elements are not strings. A shadow parse of the bytes not
- * yet processed plus the new ones finds them first. NULL: nothing of that. */
-static const char *unsafe_replies(redisAsyncContext *ac, const char *buf, size_t n, int sentinel)
+/* Sends argc NUL-terminated strings. 0, or -1 (closing, or out of memory). */
+static int send_cmd(px_rconn_t *c, px_rconn_reply_cb cb, void *priv, int argc, ...)
 {
-    redisReader *rd = ac->c.reader, *sh;
-    int subscribed = (ac->c.flags & REDIS_SUBSCRIBED) != 0;
-    size_t pending = 0, replies = 0;
-    const char *why = NULL;
-    void *rep;
+    const char *argv[8];
+    size_t lens[8];
+    va_list ap;
 
-    /* In the middle of a reply (its type byte, or an array's complete
-     * elements, already taken) the rest does not parse on its own and could
-     * pass for replies. That read is left unchecked: it needs a reply split
-     * across two reads, with the bad one in the second. (ridx 0 with no
-     * type yet is hiredis's idle state after an emptied buffer.) */
-    if (rd->ridx > 0 || (rd->ridx == 0 && rd->rstack[0].type >= 0))
-        return NULL;
-    if (!(sh = redisReaderCreate()))
-        return "out of memory";
-    for (redisCallback *cb = ac->replies.head; cb; cb = cb->next)
-        pending++;
-    if (redisReaderFeed(sh, rd->buf + rd->pos, rd->len - rd->pos) != REDIS_OK ||
-        redisReaderFeed(sh, buf, n) != REDIS_OK) {
-        redisReaderFree(sh);
-        return "out of memory";
+    va_start(ap, argc);
+    for (int i = 0; i < argc; i++) {
+        argv[i] = va_arg(ap, const char *);
+        lens[i] = strlen(argv[i]);
     }
-    /* a protocol error ends the loop: hiredis reports it on the real parse */
-    while (!why && redisReaderGetReply(sh, &rep) == REDIS_OK && rep) {
-        redisReply *r = rep;
-        if ((sentinel || subscribed) && r->type == REDIS_REPLY_ARRAY &&
-            (r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING ||
-             r->element[1]->type != REDIS_REPLY_STRING))
-            why = "a malformed message (an array without two strings first)";
-        else if (!subscribed && ++replies > pending && r->type != REDIS_REPLY_ERROR)
-            why = "a reply to no command";
-        freeReplyObject(rep);
-    }
-    redisReaderFree(sh);
-    return why;
-}
-
-/* Reads as hiredis's redisAsyncHandleRead would, checking the bytes before
- * hiredis acts on them. An error and the end of the stream are left to
- * hiredis. */
-static void ev_read(ev_t *e)
-{
-    redisAsyncContext *ac = e->ac;
-    px_rstore_t *s = ac->data;
-    char buf[16 * 1024];
-    const char *why;
-    ssize_t n;
-
-    if (!(ac->c.flags & REDIS_CONNECTED)) {
-        /* data with the connect (a server that speaks first): complete the
-         * connect as a writable event would; a failed one frees ac */
-        redisAsyncHandleWrite(ac);
-        if (!e->ac || !(ac->c.flags & REDIS_CONNECTED))
-            return;
-    }
-    n = read(ac->c.fd, buf, sizeof buf);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n <= 0) {
-        redisAsyncHandleRead(ac);     /* it reads the error or the end again and disconnects */
-        return;
-    }
-    why = unsafe_replies(ac, buf, (size_t)n, ac == s->sc || ac == s->watch);
-    if (!why && redisReaderFeed(ac->c.reader, buf, (size_t)n) != REDIS_OK)
-        why = "out of memory";
-    if (why) {
-        bad_peer(ac, why);
-        return;
-    }
-    redisProcessCallbacks(ac);
-}
-
-static void ev_poll(uv_poll_t *h, int status, int events)
-{
-    ev_t *e = h->data;
-    int ev = status < 0 ? e->events : events;
-    if (e->ac && (ev & UV_READABLE))
-        ev_read(e);
-    if (e->ac && (ev & UV_WRITABLE))
-        redisAsyncHandleWrite(e->ac);
-}
-
-static void ev_set(ev_t *e, int add, int flag)
-{
-    e->events = add ? e->events | flag : e->events & ~flag;
-    if (e->events)
-        uv_poll_start(&e->poll, e->events, ev_poll);
-    else
-        uv_poll_stop(&e->poll);
-}
-
-static void ev_add_read(void *d) { ev_set(d, 1, UV_READABLE); }
-static void ev_del_read(void *d) { ev_set(d, 0, UV_READABLE); }
-static void ev_add_write(void *d) { ev_set(d, 1, UV_WRITABLE); }
-static void ev_del_write(void *d) { ev_set(d, 0, UV_WRITABLE); }
-
-static void ev_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void ev_cleanup(void *d)
-{
-    ev_t *e = d;
-    e->ac = NULL;
-    uv_close((uv_handle_t *)&e->poll, ev_closed);
-}
-
-static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
-{
-    ev_t *e = calloc(1, sizeof *e);
-    if (!e)
-        return -1;
-    if (uv_poll_init(loop, &e->poll, ac->c.fd) != 0) {
-        free(e);
-        return -1;
-    }
-    e->ac = ac;
-    e->poll.data = e;
-    ac->ev.data = e;
-    ac->ev.addRead = ev_add_read;
-    ac->ev.delRead = ev_del_read;
-    ac->ev.addWrite = ev_add_write;
-    ac->ev.delWrite = ev_del_write;
-    ac->ev.cleanup = ev_cleanup;
-    return 0;
+    va_end(ap);
+    return px_rconn_command(c, argc, argv, lens, cb, priv);
 }
 
 /* --- the connection ----------------------------------------------------------- */
@@ -371,15 +240,14 @@ static void ready(px_rstore_t *s)
     set_up(s, 1, NULL);
 }
 
-/* Drops the connection to Redis now (not from inside its callbacks). */
+/* Drops the connection to Redis now (its checks in flight: on_reply with NULL). */
 static void drop_master(px_rstore_t *s, const char *why)
 {
-    redisAsyncContext *ac = s->ac;
+    px_rconn_t *ac = s->ac;
 
     set_up(s, 0, why);
-    ac->onDisconnect = NULL;          /* the reconnect is scheduled here, once */
-    s->ac = NULL;
-    redisAsyncFree(ac);               /* the checks still in it: on_reply with NULL */
+    s->ac = NULL;                     /* the reconnect is scheduled here, once */
+    px_rconn_close(ac);
     schedule_reconnect(s);
 }
 
@@ -394,67 +262,51 @@ static void drop_silent(px_rstore_t *s)
 
 static void unref(px_rstore_t *s)
 {
-    if (--s->open_handles == 0)
+    if (--s->open_handles == 0) {
+        if (s->tls)
+            px_tls_ctx_unref(s->tls);   /* connections hold their own reference */
         free(s);
+    }
 }
 
-/* Opens a connection to ip:port (or the Unix socket) with our event hooks. */
-static redisAsyncContext *open_ctx(px_rstore_t *s, const char *ip, uint16_t port, int is_unix,
-                                   char *why, size_t whylen)
-{
-    redisAsyncContext *ac = is_unix ? redisAsyncConnectUnix(ip) : redisAsyncConnect(ip, port);
+static void on_event(px_rconn_t *c, px_rconn_event_t ev, const char *why);
 
-    if (!ac) {
-        snprintf(why, whylen, "out of memory");
-        return NULL;
-    }
-    if (ac->err) {
-        snprintf(why, whylen, "%s", ac->errstr);
-        redisAsyncFree(ac);
-        return NULL;
-    }
-    ac->data = s;
-    if (ev_attach(ac, s->loop) != 0) {
-        snprintf(why, whylen, "cannot attach to the event loop");
-        redisAsyncFree(ac);
-        return NULL;
-    }
-    return ac;
+/* With TLS the name verified is tls.server_name, else the host name the
+ * server was reached by (an address alone: the CA's signature only). */
+static px_rconn_t *open_conn(px_rstore_t *s, const char *ip, uint16_t port, int is_unix,
+                             char *why, size_t whylen)
+{
+    const char *name = s->cfg.tls.server_name[0] ? s->cfg.tls.server_name
+                       : s->target.is_name ? s->target.host : NULL;
+    return px_rconn_open(s->loop, ip, port, is_unix, s->tls, name, on_event, s, why, whylen);
 }
 
 /* --- the master, or the one server ---------------------------------------------- */
 
-static void on_connect(const redisAsyncContext *ac, int status)
+static void master_event(px_rstore_t *s, px_rconn_event_t ev, const char *why)
 {
-    px_rstore_t *s = ac->data;
-    if (status != REDIS_OK) {        /* hiredis frees ac after this */
-        step_failed(s, ac->errstr[0] ? ac->errstr : "connection failed");
-        return;
-    }
-    if (!s->cfg.password[0] && !s->cfg.sentinel_count)
+    if (ev == PX_RCONN_CONNECT_FAILED) {
+        step_failed(s, why);
+    } else if (ev == PX_RCONN_CLOSED) {
+        set_up(s, 0, why);
+        schedule_reconnect(s);
+    } else if (!s->cfg.password[0] && !s->cfg.sentinel_count) {
         ready(s);
+    }
 }
 
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    px_rstore_t *s = ac->data;
-    set_up(s, 0, status == REDIS_OK ? "disconnected" : ac->errstr[0] ? ac->errstr : "connection lost");
-    schedule_reconnect(s);
-}
-
-static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
+static void on_auth(px_rconn_t *ac, redisReply *rep, void *priv)
 {
     px_rstore_t *s = priv;
-    redisReply *rep = reply;
 
     if (!rep)
-        return;                       /* the connection went: on_disconnect/on_connect say so */
+        return;                       /* the connection went: its event says so */
     if (rep->type == REDIS_REPLY_ERROR) {
         char why[300];
         snprintf(why, sizeof why, "AUTH refused%s%s: %s", s->cfg.username[0] ? " for user " : "",
                  s->cfg.username, rep->str);
         set_up(s, 0, why);
-        redisAsyncDisconnect(ac);     /* the checks behind it get NOAUTH errors first */
+        px_rconn_disconnect(ac);      /* the checks behind it get NOAUTH errors first */
         return;
     }
     if (!s->cfg.sentinel_count)
@@ -463,10 +315,9 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
 
 /* The sentinels may still name a master that has just been demoted: ROLE
  * says (Redis's guidelines for Sentinel clients). */
-static void on_role(redisAsyncContext *ac, void *reply, void *priv)
+static void on_role(px_rconn_t *ac, redisReply *rep, void *priv)
 {
     px_rstore_t *s = priv;
-    redisReply *rep = reply;
 
     if (!rep || s->ac != ac)
         return;
@@ -477,35 +328,34 @@ static void on_role(redisAsyncContext *ac, void *reply, void *priv)
     }
     set_up(s, 0, rep->type == REDIS_REPLY_ERROR ? rep->str
                  : "not the master (ROLE): asking the sentinels again");
-    redisAsyncDisconnect(ac);
+    px_rconn_disconnect(ac);
 }
 
 static void connect_master(px_rstore_t *s, const char *ip)
 {
     char why[200];
-    redisAsyncContext *ac;
+    px_rconn_t *ac;
 
     if (s->cfg.sentinel_count)
         snprintf(s->where, sizeof s->where, strchr(ip, ':') ? "master %s at [%s]:%u" : "master %s at %s:%u",
                  s->cfg.master_name, ip, s->target.port);
     else if (s->target.is_name)
         snprintf(s->where, sizeof s->where, "%s:%u (%s)", s->target.host, s->target.port, ip);
-    if (!(ac = open_ctx(s, ip, s->target.port, s->target.is_unix, why, sizeof why))) {
+    if (!(ac = open_conn(s, ip, s->target.port, s->target.is_unix, why, sizeof why))) {
         step_failed(s, why);
         return;
     }
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
     s->ac = ac;
     s->last_heard = uv_now(s->loop);
+    /* queued before the connect completes; a failure shows as the event */
     if (s->cfg.password[0]) {
         if (s->cfg.username[0])
-            redisAsyncCommand(ac, on_auth, s, "AUTH %s %s", s->cfg.username, s->cfg.password);
+            send_cmd(ac, on_auth, s, 3, "AUTH", s->cfg.username, s->cfg.password);
         else
-            redisAsyncCommand(ac, on_auth, s, "AUTH %s", s->cfg.password);
+            send_cmd(ac, on_auth, s, 2, "AUTH", s->cfg.password);
     }
     if (s->cfg.sentinel_count)
-        redisAsyncCommand(ac, on_role, s, "ROLE");
+        send_cmd(ac, on_role, s, 1, "ROLE");
 }
 
 /* --- Sentinel ------------------------------------------------------------------ */
@@ -513,14 +363,11 @@ static void connect_master(px_rstore_t *s, const char *ip)
 static void resolve(px_rstore_t *s);
 
 /* Lets go of a sentinel connection (also from inside its callbacks). */
-static void ctx_drop(redisAsyncContext **pc)
+static void ctx_drop(px_rconn_t **pc)
 {
-    redisAsyncContext *c = *pc;
-    if (!c)
-        return;
+    px_rconn_t *c = *pc;
     *pc = NULL;
-    c->onDisconnect = NULL;
-    redisAsyncFree(c);                /* its pending replies: NULL, ignored */
+    px_rconn_close(c);                /* its pending replies: NULL, ignored */
 }
 
 static void sentinel_drop(px_rstore_t *s)
@@ -533,10 +380,9 @@ static void sentinel_drop(px_rstore_t *s)
  * (its checks in flight still get their replies) and the next attempt
  * asks them again. Without this, the old master would keep taking writes
  * until the sentinels demote it (READONLY), seconds later. */
-static void on_switch_master(redisAsyncContext *ac, void *reply, void *priv)
+static void on_switch_master(px_rconn_t *ac, redisReply *rep, void *priv)
 {
     px_rstore_t *s = priv;
-    redisReply *rep = reply;
     size_t n = strlen(s->cfg.master_name);
     const char *msg;
 
@@ -551,20 +397,7 @@ static void on_switch_master(redisAsyncContext *ac, void *reply, void *priv)
             s->cfg.master_name, msg + n + 1);
     if (s->ac) {
         set_up(s, 0, "the sentinels moved the master (+switch-master)");
-        redisAsyncDisconnect(s->ac);
-    }
-}
-
-/* The watch is lost with its sentinel; the next reconnect opens another. */
-static void on_watch_disconnect(const redisAsyncContext *ac, int status)
-{
-    px_rstore_t *s = ac->data;
-    (void)status;
-    if (s->watch == ac) {
-        s->watch = NULL;
-        px_warn("%s: lost the sentinel connection that reports failovers "
-                "(a failover is then noticed when the old master drops the connection or "
-                "answers READONLY)", s->who);
+        px_rconn_disconnect(s->ac);
     }
 }
 
@@ -584,39 +417,18 @@ static void on_sentinel_timeout(uv_timer_t *t)
     sentinel_failed(t->data, "no answer", NULL);
 }
 
-static void on_sentinel_connect(const redisAsyncContext *ac, int status)
-{
-    px_rstore_t *s = ac->data;
-    if (status != REDIS_OK && s->sc == ac) {
-        s->sc = NULL;                 /* hiredis frees it */
-        sentinel_failed(s, ac->errstr[0] ? ac->errstr : "connection failed", NULL);
-    }
-}
-
-static void on_sentinel_disconnect(const redisAsyncContext *ac, int status)
-{
-    px_rstore_t *s = ac->data;
-    (void)status;
-    if (s->sc == ac) {
-        s->sc = NULL;
-        sentinel_failed(s, "connection lost", NULL);
-    }
-}
-
-static void on_sentinel_auth(redisAsyncContext *ac, void *reply, void *priv)
+static void on_sentinel_auth(px_rconn_t *ac, redisReply *rep, void *priv)
 {
     px_rstore_t *s = priv;
-    redisReply *rep = reply;
     if (rep && s->sc == ac && rep->type == REDIS_REPLY_ERROR)
         sentinel_failed(s, "AUTH refused: ", rep->str);
 }
 
 /* SENTINEL get-master-addr-by-name: [host, port], or nil for a name it
  * does not monitor. */
-static void on_master_addr(redisAsyncContext *ac, void *reply, void *priv)
+static void on_master_addr(px_rconn_t *ac, redisReply *rep, void *priv)
 {
     px_rstore_t *s = priv;
-    redisReply *rep = reply;
     char text[220], err[200];
     px_addr_t m;
 
@@ -645,8 +457,12 @@ static void on_master_addr(redisAsyncContext *ac, void *reply, void *priv)
     /* this connection now only reports failovers */
     s->watch = s->sc;
     s->sc = NULL;
-    redisAsyncSetDisconnectCallback(s->watch, on_watch_disconnect);
-    redisAsyncCommand(s->watch, on_switch_master, s, "SUBSCRIBE +switch-master");
+    {
+        const char *argv[] = { "SUBSCRIBE", "+switch-master" };
+        const size_t lens[] = { 9, 14 };
+        if (px_rconn_subscribe(s->watch, 2, argv, lens, on_switch_master, s) != 0)
+            ctx_drop(&s->watch);
+    }
     uv_timer_stop(&s->reconnect_timer);
     s->asking = 0;
     s->target = m;
@@ -656,38 +472,36 @@ static void on_master_addr(redisAsyncContext *ac, void *reply, void *priv)
 static void ask_sentinel(px_rstore_t *s, const char *ip)
 {
     char why[200];
-    redisAsyncContext *sc = open_ctx(s, ip, s->target.port, 0, why, sizeof why);
+    px_rconn_t *sc = open_conn(s, ip, s->target.port, 0, why, sizeof why);
 
     if (!sc) {
         sentinel_failed(s, why, NULL);
         return;
     }
-    redisAsyncSetConnectCallback(sc, on_sentinel_connect);
-    redisAsyncSetDisconnectCallback(sc, on_sentinel_disconnect);
     s->sc = sc;
     if (s->cfg.sentinel_password[0])
-        redisAsyncCommand(sc, on_sentinel_auth, s, "AUTH %s", s->cfg.sentinel_password);
-    redisAsyncCommand(sc, on_master_addr, s, "SENTINEL get-master-addr-by-name %s",
-                      s->cfg.master_name);
+        send_cmd(sc, on_sentinel_auth, s, 2, "AUTH", s->cfg.sentinel_password);
+    send_cmd(sc, on_master_addr, s, 3, "SENTINEL", "get-master-addr-by-name", s->cfg.master_name);
     uv_timer_start(&s->reconnect_timer, on_sentinel_timeout, SILENCE_MS(s), 0);
 }
 
-/* A peer that sent what hiredis would abort on: the connection goes. */
-static void bad_peer(redisAsyncContext *ac, const char *why)
+/* Every connection's events: which one is told by the pointer. A
+ * connection the store let go of (closed) sends none. */
+static void on_event(px_rconn_t *c, px_rconn_event_t ev, const char *why)
 {
-    px_rstore_t *s = ac->data;
-    char text[200];
+    px_rstore_t *s = px_rconn_data(c);
 
-    if (ac == s->sc) {
-        sentinel_failed(s, why, NULL);
-    } else if (ac == s->watch) {
-        px_warn("%s: the sentinel that reports failovers sent %s: "
-                "dropped (a failover is then noticed when the old master drops the connection "
-                "or answers READONLY)", s->who, why);
-        ctx_drop(&s->watch);
-    } else if (ac == s->ac) {
-        snprintf(text, sizeof text, "unexpected data from redis: %s: reconnecting", why);
-        drop_master(s, text);
+    if (c == s->ac) {
+        master_event(s, ev, why);
+    } else if (c == s->sc && ev != PX_RCONN_CONNECTED) {
+        s->sc = NULL;
+        sentinel_failed(s, ev == PX_RCONN_CLOSED ? "connection lost: " : why,
+                        ev == PX_RCONN_CLOSED ? why : NULL);
+    } else if (c == s->watch && ev == PX_RCONN_CLOSED) {
+        s->watch = NULL;
+        px_warn("%s: lost the sentinel connection that reports failovers (%s; a failover is "
+                "then noticed when the old master drops the connection or answers READONLY)",
+                s->who, why);
     }
 }
 
@@ -760,17 +574,20 @@ static void attempt(px_rstore_t *s)
         return;
     s->asking = s->cfg.sentinel_count > 0;
     ctx_drop(&s->watch);
+    if (s->cfg.tls.on && !s->tls) {   /* never plain instead */
+        step_failed(s, s->tls_err);
+        return;
+    }
     s->target = s->asking ? s->cfg.sentinels[s->sentinel_turn % s->cfg.sentinel_count] : s->cfg.addr;
     resolve(s);
 }
 
 /* --- checks ------------------------------------------------------------------ */
 
-static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
+static void on_reply(px_rconn_t *ac, redisReply *rep, void *priv)
 {
     req_t *r = priv;
-    px_rstore_t *s = ac->data;
-    redisReply *rep = reply;
+    px_rstore_t *s = px_rconn_data(ac);
     px_rstore_result_t res = PX_RSTORE_UNAVAILABLE;
 
     r->in_redis = 0;
@@ -801,7 +618,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         set_up(s, 0, rep->str);
         /* a replica now (failover, or a Service that moved): find the master */
         if (!strncmp(rep->str, "READONLY", 8) && s->ac == ac)
-            redisAsyncDisconnect(ac);
+            px_rconn_disconnect(ac);
     } else {
         set_up(s, 0, "unexpected reply to SET");
     }
@@ -824,7 +641,7 @@ static req_t *req_new(px_rstore_t *s, px_rstore_cb cb, px_rstore_reply_cb rcb, v
     return r;
 }
 
-/* sent: hiredis holds r until its reply; else it is answered UNAVAILABLE
+/* sent: the connection holds r until its reply; else it is answered UNAVAILABLE
  * from the timer (never from inside the caller). */
 static int req_queue(px_rstore_t *s, req_t *r, int sent)
 {
@@ -839,6 +656,22 @@ static int req_queue(px_rstore_t *s, req_t *r, int sent)
     return 0;
 }
 
+/* SET <prefix><keyid>:<nonce> 1 NX PX <ttl>. */
+static int send_set(px_rstore_t *s, req_t *r, const char *keyid, const char *nonce, int64_t ttl_ms)
+{
+    char ttl[24], *key;
+    size_t n = strlen(s->cfg.prefix) + strlen(keyid) + strlen(nonce) + 2;
+    int rc;
+
+    if (!(key = malloc(n)))
+        return -1;
+    snprintf(key, n, "%s%s:%s", s->cfg.prefix, keyid, nonce);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+    rc = send_cmd(s->ac, on_reply, r, 6, "SET", key, "1", "NX", "PX", ttl);
+    free(key);
+    return rc;
+}
+
 int px_rstore_check(px_rstore_t *s, const char *keyid, const char *nonce, int64_t ttl_ms,
                     px_rstore_cb cb, void *ud)
 {
@@ -848,9 +681,7 @@ int px_rstore_check(px_rstore_t *s, const char *keyid, const char *nonce, int64_
         return PX_ENOMEM;
     if (ttl_ms < 1)
         ttl_ms = 1;
-    return req_queue(s, r, s->ac && !s->closing &&
-                     redisAsyncCommand(s->ac, on_reply, r, "SET %s%s:%s 1 NX PX %lld",
-                                       s->cfg.prefix, keyid, nonce, (long long)ttl_ms) == REDIS_OK);
+    return req_queue(s, r, s->ac && !s->closing && send_set(s, r, keyid, nonce, ttl_ms) == 0);
 }
 
 int px_rstore_command(px_rstore_t *s, int argc, const char **argv, const size_t *lens,
@@ -861,10 +692,47 @@ int px_rstore_command(px_rstore_t *s, int argc, const char **argv, const size_t 
     if (!r)
         return PX_ENOMEM;
     return req_queue(s, r, s->ac && !s->closing &&
-                     redisAsyncCommandArgv(s->ac, on_reply, r, argc, argv, lens) == REDIS_OK);
+                     px_rconn_command(s->ac, argc, argv, lens, on_reply, r) == 0);
 }
 
 /* --- life cycle ------------------------------------------------------------ */
+
+/* Hybrid post-quantum key exchange first, where Redis's TLS library has it;
+ * classical otherwise. */
+static px_tls_ctx_t *tls_ctx_new(const px_replay_store_config_t *cfg, char *err, size_t errlen)
+{
+    static const uint16_t groups[] = { 0x11EC, 29, 23 };
+    px_tls_client_opts_t o = { .groups = groups, .group_count = 3,
+                               .ca_file = cfg->tls.ca_file,
+                               .cert_file = cfg->tls.cert[0] ? cfg->tls.cert : NULL,
+                               .key_file = cfg->tls.key[0] ? cfg->tls.key : NULL };
+    char why[300];
+    px_tls_ctx_t *c = px_tls_ctx_client_new(&o, why, sizeof why);
+
+    if (!c)
+        snprintf(err, errlen, "signatures.replay_store.tls: %s", why);
+    return c;
+}
+
+int px_rstore_tls_check(const px_replay_store_config_t *cfg, char *err, size_t errlen)
+{
+    px_tls_ctx_t *c;
+
+    if (cfg->type != PX_RSTORE_REDIS || !cfg->tls.on)
+        return 0;
+    if (!(c = tls_ctx_new(cfg, err, errlen)))
+        return PX_ECONFIG;
+    px_tls_ctx_unref(c);
+    return 0;
+}
+
+/* Checked at load (px_rstore_tls_check); a failure here (a file changed
+ * since) keeps the store unavailable. */
+static void tls_open(px_rstore_t *s)
+{
+    if (!(s->tls = tls_ctx_new(&s->cfg, s->tls_err, sizeof s->tls_err)))
+        px_error("%s: %s: not connecting without it", s->who, s->tls_err);
+}
 
 px_rstore_t *px_rstore_new(uv_loop_t *loop, const px_replay_store_config_t *cfg, int worker_id)
 {
@@ -894,6 +762,8 @@ px_rstore_t *px_rstore_open(uv_loop_t *loop, const px_replay_store_config_t *cfg
     uv_timer_init(loop, &s->reconnect_timer);
     s->deadline_timer.data = s->reconnect_timer.data = s;
     s->open_handles = 2;
+    if (cfg->tls.on)
+        tls_open(s);
     attempt(s);
     return s;
 }
@@ -909,7 +779,7 @@ void px_rstore_close(px_rstore_t *s)
         return;
     s->closing = 1;
     if (s->ac)
-        redisAsyncFree(s->ac);        /* every SET in flight: on_reply with NULL */
+        px_rconn_close(s->ac);        /* every SET in flight: on_reply with NULL */
     s->ac = NULL;
     sentinel_drop(s);
     ctx_drop(&s->watch);

@@ -1,5 +1,5 @@
 /* The shared replay store: one Redis connection per worker, on the
- * worker's libuv loop (hiredis, with its events on the loop), so replicas behind one
+ * worker's libuv loop (sig/rconn.c: hiredis's reply parser only), so replicas behind one
  * Service share their nonces (docs/signatures.md, "Replicas").
  *
  * A check is `SET <prefix><keyid>:<nonce> 1 NX PX <ttl>`: Redis records
@@ -15,9 +15,9 @@
  * (uv_getaddrinfo), never on the loop. With Redis Sentinel the master is
  * asked of the sentinels in turn, checked with ROLE, and followed: the
  * sentinel that answered stays subscribed to +switch-master, and a
- * READONLY reply or a lost connection starts a new attempt. Replies are
- * checked before hiredis sees them: what hiredis 0.14 would abort on (a
- * reply to no command) drops the connection instead.
+ * READONLY reply or a lost connection starts a new attempt. The
+ * connections are the project's own (sig/rconn.h): what the peer sends
+ * never aborts the process; a reply to no command drops the connection.
  *
  * The callback runs exactly once per check, always from the loop, never
  * from inside px_rstore_check (also when the store is closed: then with
@@ -73,6 +73,11 @@ struct redisReply;
 typedef void (*px_rstore_reply_cb)(struct redisReply *rep, void *ud);
 int px_rstore_command(px_rstore_t *s, int argc, const char **argv, const size_t *lens,
                       px_rstore_reply_cb cb, void *ud);
+
+/* Loads the tls files of a redis store (CA, client certificate and key)
+ * as a connection will: 0, or PX_ECONFIG with "signatures.replay_store.tls:
+ * <reason naming the file>" in err. At load and check-config. */
+int px_rstore_tls_check(const px_replay_store_config_t *cfg, char *err, size_t errlen);
 
 /* on_unavailable: 1 for fail_open. */
 int px_rstore_fail_open(const px_rstore_t *s);

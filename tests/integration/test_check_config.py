@@ -153,7 +153,32 @@ def test_not_pem_named(h):
             check_in(want, run_refuses(h, cfg), f"run, {name} as {field}")
 
 
+def test_replay_store_tls_files_loaded(h):
+    """signatures.replay_store.tls: a CA file that is not PEM, or a client
+    key that does not match its certificate, is refused at load (not left
+    for the first connection to find)."""
+    certs = h.certgen()
+    bad = h.path("redis-ca-not-pem.crt")
+    with open(bad, "w") as f:
+        f.write("not a certificate\n")
+
+    def store(tls):
+        return {"signatures": {"keyring": h.path("."), "replay_store": {
+            "type": "redis", "address": "127.0.0.1:6379", "tls": tls}}}
+    good = {"ca_file": os.path.join(certs, "ca.crt")}
+    check_eq(check_config(h, config(h, extra=store(good))).returncode, 0, "a good CA file")
+    for tls, what in ((dict(good, ca_file=bad), "redis-ca-not-pem.crt"),
+                      (dict(good, cert=os.path.join(certs, "client.crt"),
+                            key=os.path.join(certs, "server.key")), "client.crt")):
+        cfg = config(h, extra=store(tls))
+        r = check_config(h, cfg)
+        check_eq(r.returncode, 1, f"check-config must refuse it: {r.stdout}{r.stderr}")
+        check_in("signatures.replay_store.tls: ", r.stderr)
+        check_in(what, r.stderr)
+        check_in("signatures.replay_store.tls: ", run_refuses(h, cfg))
+
+
 if __name__ == "__main__":
     main([test_valid_config_ok, test_key_not_matching_certificate, test_client_ca_loaded,
           test_signature_keys_loaded, test_log_destination_checked, test_nul_in_upstream_refused,
-          test_not_pem_named])
+          test_not_pem_named, test_replay_store_tls_files_loaded])

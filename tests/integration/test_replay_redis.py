@@ -30,11 +30,14 @@ def pq(*args):
 class Redis:
     """A redis-server on a free port, no persistence; kill() and start() again."""
 
-    def __init__(self, h, password=None):
+    def __init__(self, h, password=None, tls_dir=None, client_certs=False):
+        """tls_dir: TLS only on the port, with that dir's server.crt/.key (pqproxy certgen);
+        client_certs: clients must show a certificate signed by its ca.crt."""
+        self.client_certs = client_certs
         self.bin = shutil.which("redis-server")
         if not self.bin:
             skip("redis-server is not installed (scripts/deps.sh --test-tools)")
-        self.h, self.password, self.port = h, password, free_port()
+        self.h, self.password, self.port, self.tls_dir = h, password, free_port(), tls_dir
         self.start()
 
     def start(self):
@@ -44,6 +47,12 @@ class Redis:
         os.makedirs(d, exist_ok=True)
         cmd = [self.bin, "--port", self.port, "--bind", "127.0.0.1", "--save", "",
                "--appendonly", "no", "--enable-debug-command", "local", "--dir", d]
+        if self.tls_dir:
+            t = self.tls_dir
+            cmd[1:3] = ["--port", "0", "--tls-port", self.port]
+            cmd += ["--tls-cert-file", os.path.join(t, "server.crt"),
+                    "--tls-key-file", os.path.join(t, "server.key"),
+                    "--tls-ca-cert-file", os.path.join(t, "ca.crt"), "--tls-auth-clients", "yes" if self.client_certs else "no"]
         if self.password:
             cmd += ["--requirepass", self.password]
         self.proc = self.h.start("redis", cmd, ready="port", port=self.port)
@@ -314,9 +323,10 @@ def test_wrong_password(h):
 class FakeRedis:
     """A TCP server answering every read with `reply` (bytes no Redis sends)."""
 
-    def __init__(self, reply, greet=b""):
-        """greet: sent as soon as a connection is accepted (a server that speaks first)."""
-        self.reply, self.greet = reply, greet
+    def __init__(self, reply, greet=b"", pause=0.0):
+        """greet: sent as soon as a connection is accepted (a server that speaks first).
+        reply as a list: its pieces sent `pause` seconds apart (separate TCP segments)."""
+        self.reply, self.greet, self.pause = reply, greet, pause
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -335,8 +345,12 @@ class FakeRedis:
         with c:
             try:
                 c.sendall(self.greet)
+                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 while c.recv(65536):
-                    c.sendall(self.reply)
+                    for i, piece in enumerate(self.reply if isinstance(self.reply, list)
+                                              else [self.reply]):
+                        time.sleep(self.pause if i else 0)
+                        c.sendall(piece)
             except OSError:
                 pass
 
@@ -360,7 +374,98 @@ def test_malformed_replies(h):
         p.check_clean_exit()
 
 
+def test_extra_reply_split(h):
+    """The answer, then an extra reply whose end comes in a later segment:
+    the answer counts, the extra one drops the connection (hiredis 0.14's
+    async context aborted the process on it), and the proxy lives on."""
+    split = FakeRedis([b"+OK\r\n+O", b"K\r\n"], pause=0.3)
+    rp = Replicas(h, [store(split)])
+    check_eq(rp.send(0, rp.sign()).status, 200, "the answer to the SET")
+    wait_until(lambda: "unexpected data from redis: a reply to no command" in rp.log(0),
+               timeout=5, msg="the extra reply is logged")
+    # reconnected: the next check is answered (the first reply again)
+    wait_until(lambda: "is available" in rp.log(0).split("a reply to no command", 1)[1],
+               timeout=5, msg="reconnected")
+    check_eq(rp.send(0, rp.sign()).status, 200, "after the reconnect")
+    check_eq(rp.seen(), 2)
+    rp.proxies[0].stop()
+    rp.proxies[0].check_clean_exit()
+
+
+def test_oversized_reply(h):
+    """A reply still incomplete past 1 MiB (a bulk string announced at 2 MB)
+    drops the connection instead of growing the buffer."""
+    big = FakeRedis(b"$2000000\r\n" + b"x" * 1_100_000)
+    rp = Replicas(h, [store(big)])
+    check_error(rp.send(0, rp.sign()), 503, ERR, "an oversized reply")
+    wait_until(lambda: "a reply over 1 MiB" in rp.log(0), timeout=5, msg="the oversized reply is logged")
+    check_eq(rp.seen(), 0)
+    rp.proxies[0].stop()
+    rp.proxies[0].check_clean_exit()
+
+
+def test_tls(h):
+    """Redis on TLS only: replay protection across replicas through it; a CA
+    that did not sign Redis's certificate, or another name, is refused."""
+    certs = h.certgen()
+    exe = shutil.which("redis-server")
+    if not exe or "libssl" not in subprocess.run(["ldd", exe], capture_output=True,
+                                                 text=True).stdout:
+        skip("redis-server is not installed or built without TLS")
+    redis = Redis(h, password="over-tls", tls_dir=certs)
+    pw = h.path("tls.pw")
+    with open(pw, "w") as f:
+        f.write("over-tls\n")
+    other = h.path("other-certs")
+    subprocess.run([pqproxy_bin(), "certgen", "--out", other], check=True, capture_output=True,
+                   timeout=120)
+    tls = {"ca_file": os.path.join(certs, "ca.crt"), "server_name": "localhost"}
+    # AUTH waits for the handshake: it is answered, so it went through TLS
+    rp = Replicas(h, [store(redis, tls=tls, password_file=pw), store(redis, tls=tls, password_file=pw),
+                      store(redis, tls={"ca_file": os.path.join(other, "ca.crt")}, password_file=pw),
+                      store(redis, tls=dict(tls, server_name="redis.example"), password_file=pw)])
+    signed = rp.sign()
+    check_eq(rp.send(0, signed).status, 200, "through TLS")
+    r = rp.send(1, signed)
+    check_eq(r.json()["error"], "signature_replayed", "the other replica, through TLS")
+    check_eq(checks(rp, 0, "ok"), 1)
+    check("AUTH refused" not in rp.log(0), rp.log(0)[-300:])
+    for i in (2, 3):
+        wait_until(lambda: "TLS: " in rp.log(i), timeout=5, msg=f"replica {i}: TLS failure logged")
+        check_error(rp.send(i, rp.sign()), 503, ERR, f"replica {i}: refused certificate")
+    check("is available" not in rp.log(2) and "is available" not in rp.log(3), "never connected")
+    check_eq(rp.seen(), 1)
+    for p in rp.proxies:
+        p.stop()
+        p.check_clean_exit()
+
+
+def test_tls_client_cert(h):
+    """Redis asking for a client certificate: given with cert and key, the
+    checks pass; without, Redis refuses the handshake and the policy applies."""
+    certs = h.certgen()
+    exe = shutil.which("redis-server")
+    if not exe or "libssl" not in subprocess.run(["ldd", exe], capture_output=True,
+                                                 text=True).stdout:
+        skip("redis-server is not installed or built without TLS")
+    redis = Redis(h, tls_dir=certs, client_certs=True)
+    tls = {"ca_file": os.path.join(certs, "ca.crt"), "server_name": "localhost"}
+    rp = Replicas(h, [store(redis, tls=dict(tls, cert=os.path.join(certs, "client.crt"),
+                                            key=os.path.join(certs, "client.key"))),
+                      store(redis, tls=tls)])
+    check_eq(rp.send(0, rp.sign()).status, 200, "with the client certificate")
+    check_error(rp.send(1, rp.sign()), 503, ERR, "without one")
+    # TLS 1.3: the client's handshake ends before Redis checks the certificate;
+    # the refusal is the alert read next
+    wait_until(lambda: "unavailable: TLS: " in rp.log(1), timeout=5, msg="the refusal is logged")
+    check_eq(rp.seen(), 1)
+    for p in rp.proxies:
+        p.stop()
+        p.check_clean_exit()
+
+
 if __name__ == "__main__":
     main([test_replay_across_replicas, test_same_nonce_at_once, test_redis_killed_and_back,
           test_slow_redis_deadline, test_client_gone_during_check, test_wrong_password,
-          test_malformed_replies])
+          test_malformed_replies, test_extra_reply_split,
+          test_oversized_reply, test_tls, test_tls_client_cert])

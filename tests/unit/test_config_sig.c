@@ -244,6 +244,42 @@ static void test_replay_store(void **state)
                   "\"fail_silently\""), "signatures.replay_store.on_unavailable", "fail_closed");
 }
 
+/* "tls": files resolved against the config's directory and checked now;
+ * ca_file required; cert and key together; not over a Unix socket. */
+#define RTLS(x) RS("\"type\":\"redis\",\"address\":\"127.0.0.1:6379\",\"tls\":" x)
+static void test_replay_store_tls(void **state)
+{
+    char cafile[PATH_MAX];
+    px_config_t *c;
+    (void)state;
+
+    snprintf(cafile, sizeof cafile, "%s/redis-ca.crt", tmpdir);
+    write_file(cafile, "not read here\n");
+    c = ok(RS("\"type\":\"redis\",\"address\":\"127.0.0.1:6379\""));
+    assert_false(c->sig.replay_store.tls.on);
+    px_config_free(c);
+    c = ok(RTLS("{\"ca_file\":\"redis-ca.crt\",\"server_name\":\"redis.models\","
+                "\"cert\":\"redis-ca.crt\",\"key\":\"redis-ca.crt\"}"));
+    assert_true(c->sig.replay_store.tls.on);
+    assert_string_equal(c->sig.replay_store.tls.ca_file, cafile);
+    assert_string_equal(c->sig.replay_store.tls.cert, cafile);
+    assert_string_equal(c->sig.replay_store.tls.server_name, "redis.models");
+    px_config_free(c);
+    expect_err(RTLS("{}"), "signatures.replay_store.tls.ca_file", "required");
+    expect_err(RTLS("{\"ca_file\":\"missing.crt\"}"), "signatures.replay_store.tls.ca_file",
+               "No such file");
+    expect_err(RTLS("{\"ca_file\":\"redis-ca.crt\",\"cert\":\"redis-ca.crt\"}"),
+               "signatures.replay_store.tls", "go together");
+    expect_err(RTLS("{\"ca_file\":\"redis-ca.crt\",\"key\":\"nope.key\"}"),
+               "signatures.replay_store.tls.key", "No such file");
+    expect_err(RTLS("{\"ca_file\":\"redis-ca.crt\",\"server_name\":\"a b\"}"),
+               "signatures.replay_store.tls.server_name", "without spaces");
+    expect_err(RTLS("{\"ca\":\"redis-ca.crt\"}"), "signatures.replay_store.tls.ca", NULL);
+    expect_err(RTLS("true"), "signatures.replay_store.tls", NULL);
+    expect_err(RS("\"type\":\"redis\",\"address\":\"unix:/run/r.sock\",\"tls\":"
+                  "{\"ca_file\":\"redis-ca.crt\"}"), "signatures.replay_store.tls", "Unix socket");
+}
+
 /* Host names (resolved at each connect, off the loop) and Redis Sentinel. */
 static void test_replay_store_names(void **state)
 {
@@ -311,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_default_response_keyid),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_replay_store),
+        cmocka_unit_test(test_replay_store_tls),
         cmocka_unit_test(test_replay_store_names),
     };
     return cmocka_run_group_tests(tests, sig_setup, sig_teardown);
