@@ -15,7 +15,8 @@ Errors are gRPC statuses: an unknown model or version NOT_FOUND, a malformed
 tensor (datatype, shape, contents) INVALID_ARGUMENT. A request parameter
 "delay_ms" (int64) makes ModelInfer wait that long first, so clients can test
 deadlines (grpc-timeout); the wait ends early when the call is cancelled.
-A client's "x-request-id" metadata comes back in the response headers."""
+A client's "x-request-id" metadata comes back in the response headers;
+ModelInfer's trailers carry "x-model-version" beside grpc-status."""
 import argparse
 import os
 import signal
@@ -144,6 +145,7 @@ class Model:
             context.add_callback(done.set)  # cancelled or deadline passed: stop waiting
             done.wait(delay / 1000)
         ys = [x / 2 + 2 for x in values]
+        context.set_trailing_metadata((("x-model-version", VERSION),))
         r = self.m["inference.ModelInferResponse"](model_name=MODEL, model_version=VERSION, id=req.id)
         out = r.outputs.add(name="y", datatype="FP32", shape=list(req.inputs[0].shape))
         if raw:
