@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Demo gRPC model server: half_plus_two (y = x / 2 + 2, FP32) over the Open
 Inference Protocol's GRPCInferenceService (scripts/proto/grpc_predict_v2.proto),
-plus pqproxy's streaming test service (scripts/proto/pqproxy_stream_test.proto).
+plus pqproxy's streaming test service (scripts/proto/streamtest.proto).
 h2c (cleartext HTTP/2, prior knowledge), as gRPC model servers serve it behind a
 sidecar; the gRPC twin of scripts/demo_model_server.py.
 
@@ -49,7 +49,7 @@ def load_messages(proto_dir):
     with tempfile.TemporaryDirectory(prefix="pqproxy-grpc-demo-") as tmp:
         out = os.path.join(tmp, "descriptors.pb")
         rc = protoc.main(["protoc", f"-I{proto_dir}", "--include_imports",
-                          f"--descriptor_set_out={out}", "pqproxy_stream_test.proto"])
+                          f"--descriptor_set_out={out}", "streamtest.proto"])
         if rc != 0:
             sys.exit(f"demo_grpc_model_server: protoc could not compile the .proto files in {proto_dir}")
         with open(out, "rb") as f:
@@ -266,7 +266,7 @@ def main():
     ap.add_argument("--proto-dir", default=os.path.join(HERE, "proto"))
     ap.add_argument("--workers", type=int, default=16, help="concurrent calls served")
     args = ap.parse_args()
-    for name in ("grpc_predict_v2.proto", "pqproxy_stream_test.proto"):
+    for name in ("grpc_predict_v2.proto", "streamtest.proto"):
         if not os.path.isfile(os.path.join(args.proto_dir, name)):
             sys.exit(f"demo_grpc_model_server: {os.path.join(args.proto_dir, name)} not found (--proto-dir)")
     if not 1 <= args.workers <= 1000:

@@ -18,24 +18,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
 from pxtest import check, check_eq, check_in  # noqa: E402
-from pxhelpers import node24, npm_tests_modules  # noqa: E402
+from pxhelpers import grpc_python, node24, npm_tests_modules  # noqa: E402
 
 SERVER = os.path.join(pxtest.SOURCE_DIR, "scripts", "demo_grpc_model_server.py")
 PROTO_DIR = os.path.join(pxtest.SOURCE_DIR, "scripts", "proto")
 CLIENT = os.path.join(pxtest.HERE, "peers", "grpc_client.mjs")
 OK, INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND = 0, 3, 4, 5
 STREAM_TEST = "pqproxy.streamtest.StreamTest"
-
-
-def grpc_python():
-    """A Python that imports Debian's grpc and grpc_tools: this one, else the
-    system's (a pyenv or venv Python does not see dist-packages)."""
-    for py in (sys.executable, "/usr/bin/python3"):
-        if os.access(py, os.X_OK) and subprocess.run(
-                [py, "-c", "import grpc, grpc_tools, google.protobuf"], capture_output=True).returncode == 0:
-            return py
-    raise pxtest.TestFailure("no Python with grpc and grpc_tools: install python3-grpcio, "
-                             "python3-grpc-tools, python3-protobuf (scripts/deps.sh --test-tools)")
 
 
 def start_server(h, *extra):

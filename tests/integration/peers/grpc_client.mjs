@@ -5,7 +5,7 @@
 //   NODE_PATH=<tests/npm node_modules> node grpc_client.mjs '{"target": "127.0.0.1:8500", ...}'
 //
 // Options (JSON): target (host:port), protoDir (holding grpc_predict_v2.proto
-// and pqproxy_stream_test.proto), service (full name, default
+// and streamtest.proto), service (full name, default
 // inference.GRPCInferenceService), method, request (the message as JSON,
 // proto field names; bytes as base64), metadata ({name: value}), deadline_ms
 // (sent as grpc-timeout), and for streams:
@@ -33,7 +33,7 @@ const protoLoader = require('@grpc/proto-loader');
 const opt = JSON.parse(process.argv[2] ?? '{}');
 const out = (obj, rc) => { process.stdout.write(JSON.stringify(obj) + '\n'); process.exit(rc); };
 
-const def = protoLoader.loadSync(['grpc_predict_v2.proto', 'pqproxy_stream_test.proto'], {
+const def = protoLoader.loadSync(['grpc_predict_v2.proto', 'streamtest.proto'], {
     includeDirs: [opt.protoDir], keepCase: true, longs: String, enums: String, bytes: String,
     defaults: false, oneofs: true,
 });
