@@ -271,8 +271,10 @@ def main():
             sys.exit(f"demo_grpc_model_server: {os.path.join(args.proto_dir, name)} not found (--proto-dir)")
     if not 1 <= args.workers <= 1000:
         sys.exit("demo_grpc_model_server: --workers must be 1..1000")
+    # No SO_REUSEPORT (gRPC's default): a second server on a busy port must fail, not share it.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.workers),
-                         handlers=build_handlers(load_messages(args.proto_dir)))
+                         handlers=build_handlers(load_messages(args.proto_dir)),
+                         options=(("grpc.so_reuseport", 0),))
     try:
         port = server.add_insecure_port(f"{args.host}:{args.port}")
     except RuntimeError as e:

@@ -180,6 +180,20 @@ def test_streams(h):
                  INVALID_ARGUMENT, "payload_size <=")
 
 
+def test_bad_command_line(h):
+    port = start_server(h)
+    # The port is taken (also by another gRPC server: no SO_REUSEPORT sharing).
+    p = h.start("busy", [grpc_python(), SERVER, "--port", str(port)])
+    check_eq(p.wait(30), 1)
+    check_in(f"cannot listen on 127.0.0.1:{port}", p.stderr_text())
+    p = h.start("no-proto", [grpc_python(), SERVER, "--port", "0", "--proto-dir", h.path("none")])
+    check_eq(p.wait(30), 1)
+    check_in(f"{h.path('none', 'grpc_predict_v2.proto')} not found (--proto-dir)", p.stderr_text())
+    p = h.start("workers", [grpc_python(), SERVER, "--port", "0", "--workers", "0"])
+    check_eq(p.wait(30), 1)
+    check_in("--workers must be 1..1000", p.stderr_text())
+
+
 if __name__ == "__main__":
     pxtest.main([test_health_metadata_infer, test_errors_are_grpc_statuses, test_deadline_exceeded,
-                 test_streams])
+                 test_streams, test_bad_command_line])
