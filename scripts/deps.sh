@@ -93,7 +93,9 @@ SYS_PKGS=(build-essential cmake pkg-config autoconf automake libtool patch
 # scanner of test_testssl.py (it runs on the system's openssl).
 # redis-server: the shared replay store of test_replay_redis.py;
 # redis-sentinel: its failover (test_replay_sentinel.py).
-TEST_PKGS=(testssl.sh redis-server redis-sentinel)
+# python3-grpcio, python3-grpc-tools (protoc), python3-protobuf: the demo gRPC
+# model server (scripts/demo_grpc_model_server.py; test_grpc_demo.py, make run).
+TEST_PKGS=(testssl.sh redis-server redis-sentinel python3-grpcio python3-grpc-tools python3-protobuf)
 
 install_system_packages() {
     local missing=() p

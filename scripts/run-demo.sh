@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Used by `make run`: the demo model server on 127.0.0.1:8501 in the
-# background, pqproxy in front of it in the foreground; Ctrl-C (or SIGTERM,
-# or the proxy exiting) stops both.
+# Used by `make run`: the demo model server on 127.0.0.1:8501 and the demo
+# gRPC model server (Open Inference Protocol, h2c) on 127.0.0.1:8500 in the
+# background, pqproxy in front of the REST one in the foreground; Ctrl-C (or
+# SIGTERM, or the proxy exiting) stops them all. The gRPC server needs
+# Debian's python3-grpcio and python3-grpc-tools (scripts/deps.sh
+# --test-tools); without them it is left out, with a note. pqproxy does not
+# proxy HTTP/2 yet: gRPC clients reach that server directly for now.
 #   usage: scripts/run-demo.sh BIN CONFIG
-# PX_DEMO_PORT and PX_DEMO_CERTS override 8501 and config/certs (for tests);
+# PX_DEMO_PORT and PX_DEMO_CERTS override 8501 and config/certs (for tests),
+# PX_DEMO_GRPC_PORT overrides 8500 ("off": no gRPC server);
 # the proxy is pointed at them too (PQPROXY_UPSTREAM, PQPROXY_TLS_CERT/KEY,
 # unless those are set already), so the shipped config still fits.
 set -euo pipefail
@@ -16,6 +21,7 @@ BIN=$(realpath -m -- "$1")
 CONFIG=$(realpath -m -- "$2")
 cd "$(dirname -- "$(realpath -- "$0")")/.."
 DEMO_PORT=${PX_DEMO_PORT:-8501}
+GRPC_PORT=${PX_DEMO_GRPC_PORT:-8500}
 CERTS=${PX_DEMO_CERTS:-config/certs}
 PYTHON=${PYTHON:-python3}
 
@@ -37,10 +43,24 @@ if [ ! -f "$CERTS/server.crt" ]; then
     "$BIN" certgen --out "$CERTS" || die "certgen failed"
 fi
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-if port_open "$DEMO_PORT"; then
-    die "port $DEMO_PORT is busy (another demo model server or TF Serving?); stop it first"
+# A Python that imports Debian's grpc (a pyenv or venv one does not see it).
+GRPC_PYTHON=""
+if [ "$GRPC_PORT" != off ]; then
+    for py in "$PYTHON" /usr/bin/python3; do
+        if "$py" -c 'import grpc, grpc_tools, google.protobuf' 2>/dev/null; then
+            GRPC_PYTHON=$py; break
+        fi
+    done
+    [ -n "$GRPC_PYTHON" ] || echo "run-demo: no Python with grpc and grpc_tools (Debian's python3-grpcio," \
+        "python3-grpc-tools: scripts/deps.sh --test-tools installs them): the gRPC demo model server is left out" >&2
 fi
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for port in "$DEMO_PORT" ${GRPC_PYTHON:+"$GRPC_PORT"}; do
+    if port_open "$port"; then
+        die "port $port is busy (another demo model server or TF Serving?); stop it first"
+    fi
+done
 
 cleanup() {
     trap - INT TERM EXIT
@@ -57,15 +77,23 @@ trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
 trap cleanup EXIT
 
+# wait_listening NAME PID PORT SECONDS: a bind failure makes the server exit at once.
+wait_listening() {
+    for _ in $(seq $(($4 * 10))); do
+        port_open "$3" && return 0
+        jobs -rp | grep -qx "$2" || die "$1 failed to start"
+        sleep 0.1
+    done
+    die "$1 not listening on 127.0.0.1:$3 after $4 s"
+}
+
 "$PYTHON" scripts/demo_model_server.py --host 127.0.0.1 --port "$DEMO_PORT" &
-demo_pid=$!
-# Up to 5 s for it to listen; a bind failure makes it exit at once.
-for _ in $(seq 50); do
-    port_open "$DEMO_PORT" && break
-    jobs -rp | grep -qx "$demo_pid" || die "demo model server failed to start"
-    sleep 0.1
-done
-port_open "$DEMO_PORT" || die "demo model server not listening on 127.0.0.1:$DEMO_PORT after 5 s"
+wait_listening "demo model server" $! "$DEMO_PORT" 5
+if [ -n "$GRPC_PYTHON" ]; then
+    # Longer: it compiles its .proto files first.
+    "$GRPC_PYTHON" scripts/demo_grpc_model_server.py --host 127.0.0.1 --port "$GRPC_PORT" &
+    wait_listening "demo gRPC model server" $! "$GRPC_PORT" 15
+fi
 
 cat <<EOF
 
@@ -80,7 +108,14 @@ or with curl:
 
 (Debian 12's curl uses OpenSSL 3.0, which has no hybrid ML-KEM groups: it
 only connects if the config says "pq_policy": "prefer", or with a curl built
-against OpenSSL >= 3.5.)  Ctrl-C stops both.
+against OpenSSL >= 3.5.)  Ctrl-C stops everything.
+
+EOF
+[ -z "$GRPC_PYTHON" ] || cat <<EOF
+gRPC: the demo gRPC model server (Open Inference Protocol, GRPCInferenceService
+of scripts/proto/grpc_predict_v2.proto, model half_plus_two) listens on h2c
+127.0.0.1:$GRPC_PORT. pqproxy does not proxy HTTP/2 yet, so gRPC clients reach it
+directly for now (any OIP client, e.g. Triton's tritonclient.grpc).
 
 EOF
 

@@ -8,6 +8,7 @@ import os
 import socket
 import ssl
 import subprocess
+import sys
 import time
 
 import pxtest
@@ -181,3 +182,14 @@ def npm_tests_modules(package):
     if not os.path.isdir(os.path.join(d, package)):
         skip(f"{package} not installed in {d} (scripts/deps.sh --test-tools)")
     return d
+
+
+def grpc_python():
+    """A Python that imports Debian's grpc and grpc_tools: this one, else the
+    system's (a pyenv or venv Python does not see dist-packages)."""
+    for py in (sys.executable, "/usr/bin/python3"):
+        if os.access(py, os.X_OK) and subprocess.run(
+                [py, "-c", "import grpc, grpc_tools, google.protobuf"], capture_output=True).returncode == 0:
+            return py
+    raise TestFailure("no Python with grpc and grpc_tools: install python3-grpcio, "
+                             "python3-grpc-tools, python3-protobuf (scripts/deps.sh --test-tools)")

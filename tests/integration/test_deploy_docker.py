@@ -99,7 +99,8 @@ def test_compose_services():
     c = compose()
     cfg = container_config()
     svcs = c["services"]
-    check_eq(sorted(svcs), ["demo-model", "open-model", "pqproxy", "sealed-model", "tfserving"], "services")
+    check_eq(sorted(svcs), ["demo-grpc-model", "demo-model", "open-model", "pqproxy", "sealed-model",
+                            "tfserving"], "services")
     px = svcs["pqproxy"]
     check("profiles" not in px, "pqproxy runs in every profile")
     check_eq(svcs["tfserving"]["profiles"], ["tfserving"])
@@ -120,7 +121,7 @@ def test_compose_services():
     # the model servers share pqproxy's network namespace and publish nothing
     upstream = cfg["upstream"]["address"]
     check(upstream.startswith("127.0.0.1:"), "upstream on the shared loopback")
-    for name in ("tfserving", "demo-model", "sealed-model"):
+    for name in ("tfserving", "demo-model", "sealed-model", "demo-grpc-model"):
         s = svcs[name]
         check_eq(s.get("network_mode"), "service:pqproxy", f"{name} network_mode")
         check("ports" not in s and "expose" not in s, f"{name} publishes no port")
@@ -139,6 +140,16 @@ def test_compose_services():
     cmd = demo["command"]
     check_eq(cmd[cmd.index("--port") + 1], str(port_of(upstream)), "demo port")
     check_eq(cmd[cmd.index("--host") + 1], "127.0.0.1", "demo binds loopback")
+    # the gRPC demo: its own profile (the demo profile needs no image build),
+    # on loopback 8500, writable /tmp only (for its compiled .proto files)
+    g = svcs["demo-grpc-model"]
+    check_eq(g["profiles"], ["demo-grpc"])
+    check_eq((flag(g["command"], "--host"), flag(g["command"], "--port")), ("127.0.0.1", "8500"))
+    check_eq(g["build"]["dockerfile"], "docker/demo-grpc.Dockerfile")
+    check_eq((g.get("read_only"), g.get("tmpfs")), (True, ["/tmp"]))
+    check_in("no-new-privileges:true", g.get("security_opt", []))
+    check_eq(g["user"], "65534:65534")
+    check_in("127.0.0.1:8500", " ".join(g["healthcheck"]["test"]))
     # hardening of the proxy container
     check(px.get("read_only") is True, "read_only root file system")
     check_in("ALL", px.get("cap_drop", []))
@@ -434,9 +445,10 @@ def test_dockerfile_lint():
         skip("dockerfile-utils not installed (scripts/deps.sh --test-tools, which `make test` runs)")
     if not shutil.which("node"):
         skip("node not installed (dockerfile-utils is a Node.js tool)")
-    r = subprocess.run([tool, "lint", os.path.join(DOCKER, "Dockerfile")], capture_output=True, text=True,
-                       timeout=60)
-    check_eq((r.returncode, r.stdout.strip()), (0, ""), f"dockerfile-utils lint: {r.stdout}{r.stderr}")
+    for name in ("Dockerfile", "demo-grpc.Dockerfile"):
+        r = subprocess.run([tool, "lint", os.path.join(DOCKER, name)], capture_output=True, text=True,
+                           timeout=60)
+        check_eq((r.returncode, r.stdout.strip()), (0, ""), f"dockerfile-utils lint {name}: {r.stdout}{r.stderr}")
     # and it does catch mistakes (so a silent pass means something)
     bad = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"pxtest-bad-{os.getpid()}.Dockerfile")
     with open(bad, "w") as f:

@@ -17,6 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
 from pxtest import check, check_eq, http_request, wait_until  # noqa: E402
+from pxhelpers import grpc_python  # noqa: E402
 
 RUN_DEMO = os.path.join(pxtest.SOURCE_DIR, "scripts", "run-demo.sh")
 
@@ -49,7 +50,8 @@ def setup(h, **env):
     with open(config, "w") as f:
         f.write("{}\n")
     port = pxtest.free_port()
-    full = {"PX_DEMO_PORT": str(port), "PX_DEMO_CERTS": h.path("certs"),
+    h.grpc_port = pxtest.free_port()
+    full = {"PX_DEMO_PORT": str(port), "PX_DEMO_GRPC_PORT": str(h.grpc_port), "PX_DEMO_CERTS": h.path("certs"),
             "FAKE_LOG": h.path("fake.log"), "FAKE_RUN_EXIT": ""}
     full.update(env)
     return fake, config, port, full
@@ -87,13 +89,26 @@ def test_starts_both_and_sigterm_stops_both(h):
     check(f"fake-proxy env upstream=127.0.0.1:{port} cert={h.path('certs', 'server.crt')} "
           f"key={h.path('certs', 'server.key')}" in out, out)
     check_eq(http_request(port, "GET", "/healthz").status, 200)
+    check(f"listens on h2c\n127.0.0.1:{h.grpc_port}. pqproxy does not proxy HTTP/2 yet" in out, out)
+    check_eq(grpc_server_live(h.grpc_port), "0801", "the gRPC demo server answers ServerLive: live=true")
     members = pxtest.group_members(p.pid)
-    check(len(members) >= 3, f"bash, demo server and fake proxy running: {members}")
+    check(len(members) >= 4, f"bash, both demo servers and fake proxy running: {members}")
     # Only the script gets the signal (not its group): its trap must stop the rest.
     os.kill(p.pid, signal.SIGTERM)
     check_eq(p.wait(10), 143)
-    wait_until(lambda: not pxtest.group_members(p.pid), 10, msg="demo server and proxy gone")
-    check(port_closed(port), "demo port closed")
+    wait_until(lambda: not pxtest.group_members(p.pid), 10, msg="demo servers and proxy gone")
+    check(port_closed(port) and port_closed(h.grpc_port), "both demo ports closed")
+
+
+def grpc_server_live(port):
+    """ServerLive with raw bytes (an empty request; the response's wire form
+    in hex), so no .proto is needed here."""
+    code = ("import grpc, sys; ch = grpc.insecure_channel(sys.argv[1]); "
+            "print(ch.unary_unary('/inference.GRPCInferenceService/ServerLive')(b'', timeout=10).hex())")
+    r = subprocess.run([grpc_python(), "-c", code, f"127.0.0.1:{port}"], capture_output=True, text=True,
+                       timeout=30, stdin=subprocess.DEVNULL)
+    check_eq(r.returncode, 0, r.stderr)
+    return r.stdout.strip()
 
 
 def test_sigint_and_existing_certs(h):
@@ -114,15 +129,31 @@ def test_proxy_exit_stops_demo_server(h):
     check(port_closed(port), "demo port closed")
 
 
-def test_busy_port_fails_clearly(h):
+def check_busy_port_fails(h, variable):
+    """run-demo.sh with the port in `variable` taken: exits 1 naming it, no proxy."""
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         busy_port = busy.getsockname()[1]
-        p, fake, config, port = start_demo(h, PX_DEMO_PORT=str(busy_port))
+        p, fake, config, port = start_demo(h, **{variable: str(busy_port)})
         check_eq(p.wait(10), 1)
     check(f"port {busy_port} is busy" in p.stderr_text(), p.stderr_text())
     check("run --config" not in "\n".join(fake_calls(h)), "proxy not started")
+
+
+def test_busy_port_fails_clearly(h):
+    check_busy_port_fails(h, "PX_DEMO_PORT")
+
+
+def test_busy_grpc_port_fails_clearly_and_off(h):
+    check_busy_port_fails(h, "PX_DEMO_GRPC_PORT")
+    # "off": the REST demo and the proxy only.
+    p, fake, config, port = start_demo(h, PX_DEMO_GRPC_PORT="off")
+    p.wait_line("fake-proxy got", timeout=15)
+    check("gRPC" not in p.stdout_text(), p.stdout_text())
+    cmds = [pxtest._read_text(f"/proc/{pid}/cmdline") for pid in pxtest.group_members(p.pid)]
+    check(not any("demo_grpc_model_server" in c for c in cmds), f"no gRPC server: {cmds}")
+    check(any("demo_model_server" in c for c in cmds), f"the REST one runs: {cmds}")
 
 
 def test_demo_server_that_dies_fails_clearly(h):
@@ -151,8 +182,9 @@ def test_real_binary_readme_request(h):
     bin_ = os.path.abspath(pxtest.pqproxy_bin())
     config = os.path.join(pxtest.SOURCE_DIR, "config", "pqproxy.json")
     port, admin_port, demo_port = pxtest.free_port(), pxtest.free_port(), pxtest.free_port()
+    grpc_port = pxtest.free_port()
     certs = h.path("certs")
-    env = {"PX_DEMO_PORT": str(demo_port), "PX_DEMO_CERTS": certs,
+    env = {"PX_DEMO_PORT": str(demo_port), "PX_DEMO_GRPC_PORT": str(grpc_port), "PX_DEMO_CERTS": certs,
            "PQPROXY_LISTEN": f"127.0.0.1:{port}", "PQPROXY_ADMIN_LISTEN": f"127.0.0.1:{admin_port}",
            "PQPROXY_WORKERS": "2"}
     p = h.start("make-run", ["bash", RUN_DEMO, bin_, config], env=env, cwd="/")
@@ -176,11 +208,13 @@ def test_real_binary_readme_request(h):
     os.kill(p.pid, signal.SIGTERM)
     check_eq(p.wait(30), 143)
     wait_until(lambda: not pxtest.group_members(p.pid), 10, msg="demo server and proxy gone")
-    check(port_closed(port) and port_closed(demo_port), "proxy and demo ports closed")
+    check(port_closed(port) and port_closed(demo_port) and port_closed(grpc_port),
+          "proxy and demo ports closed")
 
 
 if __name__ == "__main__":
     pxtest.main([test_starts_both_and_sigterm_stops_both, test_sigint_and_existing_certs,
                  test_proxy_exit_stops_demo_server, test_busy_port_fails_clearly,
+                 test_busy_grpc_port_fails_clearly_and_off,
                  test_demo_server_that_dies_fails_clearly, test_missing_config_and_usage,
                  test_real_binary_readme_request])
