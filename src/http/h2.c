@@ -147,21 +147,6 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *fr, const uint8_t
     return 0;
 }
 
-/* nghttp2 would drop a field whose name or value has a forbidden byte
- * (RFC 9113 8.2.1) and pass the request on: a proxy refuses it instead,
- * so the upstream never sees a request other than the one sent. */
-static int on_invalid_header(nghttp2_session *ng, const nghttp2_frame *fr, const uint8_t *name,
-                             size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags,
-                             void *ud)
-{
-    stream_t *st = nghttp2_session_get_stream_user_data(ng, fr->hd.stream_id);
-
-    if (st)
-        st->refused = NGHTTP2_PROTOCOL_ERROR;
-    /* nghttp2 resets the stream with PROTOCOL_ERROR */
-    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-}
-
 static void announce(px_h2_t *s, stream_t *st, int end_stream)
 {
     st->announced = 1;
@@ -331,7 +316,9 @@ int px_h2_new(const px_http2_config_t *cfg, const px_h2_callbacks_t *cb, void *u
         goto out;
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-    nghttp2_session_callbacks_set_on_invalid_header_callback(cbs, on_invalid_header);
+    /* no on_invalid_header callback: without one nghttp2 refuses a stream
+     * with a bad field name or value (with one returning 0 it would drop
+     * the field and pass the rest of the request on) */
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);

@@ -22,8 +22,9 @@
  * nghttp2's HTTP messaging checks stay on (pseudo-header set, order,
  * duplicates, response pseudo-headers in requests, connection-specific
  * fields, `te` other than `trailers`, content-length against DATA,
- * upper-case names); an invalid field name or value, which nghttp2 would
- * only drop, refuses the stream here; h2_fields.c adds Host against
+ * upper-case names, and any field name or value with a byte RFC 9113
+ * 8.2.1 forbids: no on_invalid_header callback is set, so nghttp2 refuses
+ * the stream instead of dropping the field); h2_fields.c adds Host against
  * :authority, framing fields in trailers, and the header list size. A
  * refused request is RST_STREAM PROTOCOL_ERROR (ENHANCE_YOUR_CALM for a
  * size limit) and never reaches on_request.
