@@ -324,6 +324,14 @@ int px_h2_new(const px_http2_config_t *cfg, const px_h2_callbacks_t *cb, void *u
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     nghttp2_session_callbacks_set_error_callback2(cbs, on_error);
+    /* Debian 12's libnghttp2 (1.52.0-1+deb12u2) has these limits: queued
+     * ACKs (max_outbound_ack, default 1000), the reset token bucket
+     * (stream_reset_rate_limit, backported for CVE-2023-44487: GOAWAY
+     * INTERNAL_ERROR) and the CONTINUATION count (max_continuations,
+     * backported for CVE-2024-27316, default 8); one field is capped at
+     * 64 KiB. It has no bound on a whole decoded header list, on output
+     * queued for a shut window, nor counts resets it sends itself: those
+     * are ours (h2_fields.c, px_h2_send, px_h2_tick, count_reset). */
     /* windows reopen only by px_h2_consumed */
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_no_closed_streams(opt, 1);
@@ -506,6 +514,7 @@ int px_h2_respond(px_h2_t *s, int32_t id, const px_msg_t *head)
     if (rc != 0)
         return rc == NGHTTP2_ERR_NOMEM ? PX_ENOMEM : PX_EINVAL;
     st->responded = 1;
+    st->eof = head->end_stream;         /* no body: px_h2_send/px_h2_end refuse */
     return 0;
 }
 

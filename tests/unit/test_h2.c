@@ -953,6 +953,9 @@ static void test_graceful_drain(void **state)
     /* both finish; then the connection is done */
     assert_int_equal(px_h2_respond(p->o.s, a, &r), 0);
     assert_int_equal(px_h2_respond(p->o.s, b, &r), 0);
+    /* a head with end_stream has no body to add to */
+    assert_int_equal(px_h2_send(p->o.s, a, "x", 1), PX_EINVAL);
+    assert_int_equal(px_h2_end(p->o.s, a, NULL), PX_EINVAL);
     assert_int_equal(pump(p), 0);
     assert_int_equal(p->c.status[a], 204);
     assert_int_equal(p->c.status[b], 204);
