@@ -914,7 +914,34 @@ static void test_concurrent_streams(void **state)
     px_h2_free(p->o.s);
     nghttp2_session_del(p->c.ng);
 
-    /* after the ACK, the client knows the limit: nghttp2 ends the connection */
+    /* after the ACK, the client knew the limit: one stream more ends the
+     * connection (PROTOCOL_ERROR, nghttp2's choice among RFC 9113 5.1.2's) */
+    start(p, 65535);
+    px_buf_init(&b, 0);
+    raw_preface(&b);
+    frame(&b, 0, NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0);
+    assert_int_equal(nghttp2_hd_deflate_new(&def, 4096), 0);
+    for (int32_t id = 1; id <= 5; id += 2) {
+        n = nghttp2_hd_deflate_hd(def, blk, sizeof blk, nv, 4);
+        frame(&b, (uint32_t)n, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, id);
+        assert_int_equal(px_buf_append(&b, blk, (size_t)n), 0);
+    }
+    nghttp2_hd_deflate_del(def);
+    assert_int_equal(px_h2_input(p->o.s, px_buf_ptr(&b), px_buf_size(&b)), 0);
+    assert_int_equal(p->o.requests, 2);
+    px_buf_init(&out, 0);
+    assert_int_equal(px_h2_output(p->o.s, &out, 0), 0);
+    assert_true(nghttp2_session_mem_recv(p->c.ng, (const uint8_t *)px_buf_ptr(&out),
+                                         px_buf_size(&out)) >= 0);
+    assert_int_equal(p->c.goaway_code, NGHTTP2_PROTOCOL_ERROR);
+    assert_int_equal(px_h2_stats(p->o.s)->connection_errors, 1);
+    assert_true(px_h2_want_close(p->o.s));
+    px_buf_free(&out);
+    px_buf_free(&b);
+    px_h2_free(p->o.s);
+    nghttp2_session_del(p->c.ng);
+
+    /* a well-behaved client waits */
     start(p, 65535);
     request(p, nv, 4, NULL);
     request(p, nv, 4, NULL);
@@ -922,7 +949,7 @@ static void test_concurrent_streams(void **state)
     assert_int_equal(p->o.requests, 2);
     assert_int_equal(nghttp2_session_get_remote_settings(p->c.ng,
                          NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS), 2);
-    /* a well-behaved client waits: nghttp2 queues the third one itself */
+    /* nghttp2's client queues the third one itself */
     request(p, nv, 4, NULL);
     assert_int_equal(pump(p), 0);
     assert_int_equal(p->o.requests, 2);
