@@ -149,6 +149,10 @@ static void on_close(void *ud, int32_t id, void *sd, uint32_t code)
             die("close for a stream not open, or twice", id);
         o->open[k] = 2;
     }
+    /* the stream is already unknown: nothing may land on it now */
+    if (px_h2_consumed(o->s, id, 1) != PX_ENOTFOUND || px_h2_send(o->s, id, "x", 1) != PX_ENOTFOUND ||
+        px_h2_reset(o->s, id, NGHTTP2_CANCEL) != PX_ENOTFOUND)
+        die("a call on a closing stream was taken", id);
 }
 
 static uint64_t clock_cb(void *ud)

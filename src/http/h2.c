@@ -242,14 +242,16 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 
     if (!st)
         return 0;
+    if (st->drained && s->cb.on_drained)
+        s->cb.on_drained(s->ud, id, st->sd, st->drained);
+    /* unknown from here on: calls from on_close get PX_ENOTFOUND, so a
+     * late px_h2_consumed cannot return credit twice */
+    nghttp2_session_set_stream_user_data(ng, id, NULL);
     /* bytes the owner never reported: the connection window gets them back */
     if (st->unconsumed)
         nghttp2_session_consume_connection(ng, st->unconsumed);
-    if (st->drained && s->cb.on_drained)
-        s->cb.on_drained(s->ud, id, st->sd, st->drained);
     if (st->announced && s->cb.on_close)
         s->cb.on_close(s->ud, id, st->sd, code);
-    nghttp2_session_set_stream_user_data(ng, id, NULL);
     stream_free(s, st);
     return 0;
 }
@@ -379,9 +381,9 @@ void px_h2_free(px_h2_t *s)
     s->in_call = 1;
     while (s->streams) {
         stream_t *st = s->streams;
+        nghttp2_session_set_stream_user_data(s->ng, st->id, NULL);
         if (st->announced && s->cb.on_close)
             s->cb.on_close(s->ud, st->id, st->sd, NGHTTP2_CANCEL);
-        nghttp2_session_set_stream_user_data(s->ng, st->id, NULL);
         stream_free(s, st);
     }
     nghttp2_session_del(s->ng);

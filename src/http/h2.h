@@ -31,12 +31,12 @@
  *
  * Ownership and re-entrancy:
  * - The session owns its streams. A stream's head (and trailers) passed to
- *   on_request/on_end stay valid until its on_close returns; after
- *   on_close the stream id is unknown and every px_h2_* call on it returns
- *   PX_ENOTFOUND. A stream is freed only from nghttp2's stream-close
- *   callback (after on_close), never by an owner call.
- * - Callbacks run only inside px_h2_input, px_h2_output, px_h2_tick and
- *   px_h2_free. From a callback the owner may call px_h2_respond, px_h2_send,
+ *   on_request/on_end stay valid until its on_close returns; from
+ *   on_close on (inside it too) the stream id is unknown and every px_h2_*
+ *   call on it returns PX_ENOTFOUND. A stream is freed only from nghttp2's
+ *   stream-close callback (after on_close), never by an owner call.
+ * - Callbacks run only inside px_h2_input, px_h2_output and px_h2_free
+ *   (px_h2_tick only queues resets; their on_close comes from px_h2_output). From a callback the owner may call px_h2_respond, px_h2_send,
  *   px_h2_end, px_h2_reset, px_h2_consumed, px_h2_set_stream_data,
  *   px_h2_drain and px_h2_goaway (they only queue); px_h2_input,
  *   px_h2_output, px_h2_tick and px_h2_free return PX_EINVAL (or do

@@ -90,6 +90,8 @@ static void on_drained(void *ud, int32_t id, void *sd, size_t n)
 static void on_close(void *ud, int32_t id, void *sd, uint32_t code)
 {
     owner_t *o = ud;
+    /* from on_close on, the stream is unknown (no credit returned twice) */
+    assert_int_equal(px_h2_consumed(o->s, id, 0), PX_ENOTFOUND);
     o->closes++;
     o->closed[id]++;
     o->close_code[id] = code;
