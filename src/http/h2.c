@@ -456,6 +456,8 @@ int px_h2_output(px_h2_t *s, px_buf_t *out, size_t want)
 
     if (s->in_call)
         return PX_EINVAL;
+    if (s->dead)
+        return PX_EPARSE;
     s->in_call = 1;
     while (added < want || !want) {
         const uint8_t *p;
@@ -466,8 +468,11 @@ int px_h2_output(px_h2_t *s, px_buf_t *out, size_t want)
         }
         if (n == 0)
             break;
-        if ((rc = px_buf_append(out, p, (size_t)n)) != 0)
+        if ((rc = px_buf_append(out, p, (size_t)n)) != 0) {
+            /* nghttp2 has let go of these bytes: the stream is broken */
+            s->dead = 1;
             break;
+        }
         added += (size_t)n;
     }
     report_drained(s);

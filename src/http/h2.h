@@ -106,8 +106,11 @@ void px_h2_free(px_h2_t *s);
  * the connection must end (a GOAWAY may be queued: flush px_h2_output,
  * then close); PX_ENOMEM; PX_EINVAL from inside a callback. */
 int px_h2_input(px_h2_t *s, const void *p, size_t n) PX_MUST_CHECK;
-/* Appends pending frames to out until at least `want` bytes were added or
- * nothing is left. 0, PX_ENOMEM / PX_ETOOBIG (out's limit), PX_EPARSE, PX_EINVAL. */
+/* Appends pending frames to out until at least `want` bytes were added
+ * (0: everything) or nothing is left; a frame is never split, so out may
+ * grow past want. 0, PX_EPARSE, PX_EINVAL; PX_ENOMEM / PX_ETOOBIG when out
+ * cannot take a frame, which ends the session (bytes would be lost): give
+ * out room for at least one frame beyond want, or no limit. */
 int px_h2_output(px_h2_t *s, px_buf_t *out, size_t want) PX_MUST_CHECK;
 int px_h2_want_write(const px_h2_t *s);
 /* Nothing more to read or write: the owner closes the connection. */

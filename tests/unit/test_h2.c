@@ -1018,6 +1018,24 @@ static void test_not_h2(void **state)
     assert_int_equal(px_h2_input(p->o.s, h1, 1), PX_EPARSE);
 }
 
+static void test_output_buffer_too_small_ends_session(void **state)
+{
+    pair_t *p = *state;
+    px_buf_t out;
+
+    start(p, 65535);
+    px_buf_init(&out, 8);                 /* not even our SETTINGS fit */
+    assert_int_equal(px_h2_output(p->o.s, &out, 0), PX_ETOOBIG);
+    assert_true(px_h2_want_close(p->o.s));
+    assert_false(px_h2_want_write(p->o.s));
+    assert_int_equal(px_h2_input(p->o.s, NGHTTP2_CLIENT_MAGIC, NGHTTP2_CLIENT_MAGIC_LEN),
+                     PX_EPARSE);
+    px_buf_reset(&out);
+    assert_int_equal(px_h2_output(p->o.s, &out, 0), PX_EPARSE);
+    assert_int_equal(px_buf_size(&out), 0);
+    px_buf_free(&out);
+}
+
 static void test_no_reentry_from_callbacks(void **state)
 {
     pair_t *p = *state;
@@ -1133,6 +1151,7 @@ int main(void)
         T(test_graceful_drain),
         T(test_goaway_now),
         T(test_not_h2),
+        T(test_output_buffer_too_small_ends_session),
         T(test_no_reentry_from_callbacks),
         T(test_free_closes_open_streams),
         T(test_fields_out),
