@@ -818,6 +818,45 @@ static void flood(pair_t *p, uint8_t type)
     px_buf_free(&b);
 }
 
+static void test_rapid_reset_one_write(void **state)
+{
+    pair_t *p = *state;
+    const nghttp2_nv nv[] = { BASE };
+    static const uint8_t cancel[4] = { 0, 0, 0, NGHTTP2_CANCEL };
+    nghttp2_hd_deflater *def;
+    uint8_t blk[128];
+    px_buf_t b, out;
+    ssize_t n;
+
+    /* the attack as sent: HEADERS then RST_STREAM, many pairs in one write */
+    p->cfg.reset_budget = 10;
+    start(p, 65535);
+    px_buf_init(&b, 0);
+    raw_preface(&b);
+    assert_int_equal(nghttp2_hd_deflate_new(&def, 4096), 0);
+    for (int32_t id = 1; id < 2 * 50; id += 2) {
+        n = nghttp2_hd_deflate_hd(def, blk, sizeof blk, nv, 4);
+        frame(&b, (uint32_t)n, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM,
+              id);
+        assert_int_equal(px_buf_append(&b, blk, (size_t)n), 0);
+        frame(&b, 4, NGHTTP2_RST_STREAM, 0, id);
+        assert_int_equal(px_buf_append(&b, cancel, 4), 0);
+    }
+    nghttp2_hd_deflate_del(def);
+    assert_int_equal(px_h2_input(p->o.s, px_buf_ptr(&b), px_buf_size(&b)), 0);
+    /* the budget stopped it: streams after the GOAWAY are not taken */
+    assert_int_equal(px_h2_stats(p->o.s)->rapid_reset_goaways, 1);
+    assert_true(p->o.requests <= 11);
+    px_buf_init(&out, 0);
+    assert_int_equal(px_h2_output(p->o.s, &out, 0), 0);
+    assert_true(nghttp2_session_mem_recv(p->c.ng, (const uint8_t *)px_buf_ptr(&out),
+                                         px_buf_size(&out)) >= 0);
+    assert_int_equal(p->c.goaway_code, NGHTTP2_ENHANCE_YOUR_CALM);
+    assert_true(px_h2_want_close(p->o.s));
+    px_buf_free(&out);
+    px_buf_free(&b);
+}
+
 static void test_ping_flood(void **state)
 {
     flood(*state, NGHTTP2_PING);
@@ -1142,6 +1181,7 @@ int main(void)
         T(test_header_list_counts_per_field_overhead),
         T(test_rapid_reset),
         T(test_refusals_spend_the_reset_budget),
+        T(test_rapid_reset_one_write),
         T(test_continuation_flood),
         T(test_ping_flood),
         T(test_settings_flood),
