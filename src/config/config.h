@@ -86,8 +86,8 @@ typedef struct {
     uint32_t header_table_size;           /* HPACK dynamic table we let the client use */
     uint32_t max_continuations;           /* CONTINUATION frames after one HEADERS */
     uint32_t max_queued_acks;             /* SETTINGS/PING ACKs waiting to be sent */
-    uint32_t reset_budget;                /* stream resets per reset_window_ms ... */
-    uint32_t reset_window_ms;             /* ... before GOAWAY ENHANCE_YOUR_CALM */
+    uint32_t reset_budget;                /* stream resets at once, refilled ... */
+    uint32_t reset_window_ms;             /* ... over this long; beyond: GOAWAY */
     uint32_t stream_buffer;               /* response bytes queued per stream */
     uint32_t connection_buffer;           /* response bytes queued per connection */
     uint32_t stall_timeout_ms;            /* queued output, no window: reset after */

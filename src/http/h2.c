@@ -41,7 +41,8 @@ struct px_h2 {
     int stop_in;                          /* a flood: no more input, the GOAWAY may go out */
     int dead;                             /* a fatal error: nothing more in or out */
     int draining;                         /* shutdown notice sent, PING pending */
-    uint64_t resets, reset_window_start;
+    uint64_t reset_tat;                   /* count_reset's theoretical arrival time */
+    int reset_over;
     px_h2_stats_t stats;
 };
 
@@ -76,17 +77,20 @@ static void stream_free(px_h2_t *s, stream_t *st)
     free(st);
 }
 
-/* Every reset the client sent or caused spends the budget; spent within one
- * window: the client is resetting on purpose (CVE-2023-44487). */
+/* Every reset the client sent or caused spends the budget: reset_budget
+ * at once, refilled at reset_budget per reset_window_ms (a virtual
+ * scheduling clock, GCRA, in units of 1/reset_budget ms so it is exact);
+ * spent: the client is resetting on purpose (CVE-2023-44487). */
 static void count_reset(px_h2_t *s)
 {
-    uint64_t now = now_ms(s);
+    uint64_t now = now_ms(s) * s->cfg.reset_budget;
+    uint64_t burst = (uint64_t)s->cfg.reset_window_ms * s->cfg.reset_budget;
 
-    if (now - s->reset_window_start >= s->cfg.reset_window_ms) {
-        s->reset_window_start = now;
-        s->resets = 0;
-    }
-    if (++s->resets == (uint64_t)s->cfg.reset_budget + 1) {
+    if (s->reset_tat < now)
+        s->reset_tat = now;
+    s->reset_tat += s->cfg.reset_window_ms;
+    if (s->reset_tat - now > burst && !s->reset_over) {
+        s->reset_over = 1;
         s->stats.rapid_reset_goaways++;
         nghttp2_session_terminate_session(s->ng, NGHTTP2_ENHANCE_YOUR_CALM);
     }
@@ -313,7 +317,6 @@ int px_h2_new(const px_http2_config_t *cfg, const px_h2_callbacks_t *cb, void *u
     s->cb = *cb;
     s->ud = ud;
     s->clock = clock;
-    s->reset_window_start = now_ms(s);
     if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
         goto out;
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);

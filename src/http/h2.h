@@ -47,8 +47,8 @@
  *   to its buffer).
  *
  * Abuse limits (cfg, config.h "http2"); each is counted in px_h2_stats_t:
- * rapid reset (resets by or caused by the client, over reset_budget per
- * reset_window_ms: GOAWAY ENHANCE_YOUR_CALM), CONTINUATION flood
+ * rapid reset (resets by or caused by the client beyond reset_budget,
+ * refilled at reset_budget per reset_window_ms: GOAWAY ENHANCE_YOUR_CALM), CONTINUATION flood
  * (max_continuations), HPACK bomb / big header lists (max_header_list_size,
  * header_table_size), SETTINGS/PING floods (max_queued_acks), streams over
  * SETTINGS_MAX_CONCURRENT_STREAMS, and zero-window stalls (px_h2_tick). */

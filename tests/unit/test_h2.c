@@ -724,6 +724,30 @@ static void test_rapid_reset(void **state)
     assert_true(px_h2_want_close(p->o.s));
 }
 
+static void test_rapid_reset_across_window_edge(void **state)
+{
+    pair_t *p = *state;
+    const nghttp2_nv nv[] = { BASE };
+
+    /* 10 just before a window's end and 10 just after: 20 in 2 ms is twice
+     * the rate; a budget that refills over time (not per fixed window) sees it */
+    p->cfg.reset_budget = 10;
+    p->cfg.reset_window_ms = 1000;
+    start(p, 65535);
+    p->o.now = 1999;
+    for (int i = 0; i < 20; i++) {
+        int32_t id = request(p, nv, 4, NULL);
+        assert_int_equal(send_up(p), 0);
+        assert_int_equal(nghttp2_submit_rst_stream(p->c.ng, 0, id, NGHTTP2_CANCEL), 0);
+        assert_int_equal(send_up(p), 0);
+        if (i == 9)
+            p->o.now = 2001;
+    }
+    pump(p);
+    assert_int_equal(px_h2_stats(p->o.s)->rapid_reset_goaways, 1);
+    assert_int_equal(p->c.goaway_code, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
 static void test_refusals_spend_the_reset_budget(void **state)
 {
     pair_t *p = *state;
@@ -1180,6 +1204,7 @@ int main(void)
         T(test_header_list_limit),
         T(test_header_list_counts_per_field_overhead),
         T(test_rapid_reset),
+        T(test_rapid_reset_across_window_edge),
         T(test_refusals_spend_the_reset_budget),
         T(test_rapid_reset_one_write),
         T(test_continuation_flood),
