@@ -555,6 +555,10 @@ static const vet_t vets[] = {
                           NV(":path", "/a\r\nx: y") }, 4, NGHTTP2_PROTOCOL_ERROR },
     { "space in :method", { NV(":method", "GET /x"), NV(":scheme", "https"),
                             NV(":authority", "a"), NV(":path", "/") }, 4, NGHTTP2_PROTOCOL_ERROR },
+    /* CONNECT passes the session (no :scheme, no :path): the exchange refuses it */
+    { "CONNECT", { NV(":method", "CONNECT"), NV(":authority", "a:443") }, 2, 0 },
+    { "CONNECT with :path", { NV(":method", "CONNECT"), NV(":authority", "a:443"),
+                              NV(":path", "/") }, 3, NGHTTP2_PROTOCOL_ERROR },
     { "host equal to :authority", { BASE, NV("host", "A.example") }, 5, 0 },
     { "host differing from :authority", { BASE, NV("host", "b.example") }, 5,
       NGHTTP2_PROTOCOL_ERROR },
