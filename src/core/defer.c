@@ -23,6 +23,10 @@ static void run_cb(uv_idle_t *h)
     px_defer_t *d = h->data;
     px_defer_item_t batch;
 
+    if (d->queue.next == &d->queue) {   /* all cancelled since they were queued */
+        uv_idle_stop(&d->idle);
+        return;
+    }
     /* This turn runs what was queued before it; what the callbacks queue
      * waits for the next turn, so no item can keep the loop from polling. */
     batch.next = d->queue.next;

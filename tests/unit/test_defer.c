@@ -1,7 +1,7 @@
 /* Deferred work: an item never runs inside the call that queued it, runs
  * once per queuing, in order, on the next loop turn; an item queued by a
  * callback waits for the turn after (no turn can be kept from polling);
- * cancelled items never run; and the loop ends when nothing is queued. */
+ * cancelled items never run (also when they were all there was); and the loop ends when nothing is queued. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -91,11 +91,37 @@ static void test_requeued_waits_for_next_turn(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Every item cancelled before its turn: the turn runs nothing (the idle
+ * handle was still active over an empty queue) and stops. */
+static void test_all_cancelled_before_turn(void **state)
+{
+    uv_loop_t loop;
+    px_defer_t d;
+    item_t a;
+
+    (void)state;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(px_defer_init(&loop, &d), 0);
+    a.d = &d;
+    px_defer_add(&d, &a.it, run);
+    px_defer_cancel(&a.it);
+    assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT), 0);
+    assert_int_equal(a.runs, 0);
+    px_defer_add(&d, &a.it, run);            /* the queue still works */
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(a.runs, 1);
+    px_defer_close(&d);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_runs_later_once_in_order),
         cmocka_unit_test(test_requeued_waits_for_next_turn),
+        cmocka_unit_test(test_all_cancelled_before_turn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
