@@ -388,7 +388,8 @@ int px_h1_open(px_conn_t *c)
     c->req = px_http1_new(1, &req_lim);
     c->x.resp = px_http1_new(0, &resp_lim);
     c->x.ci = (px_conninfo_t){ px_transport_peer(&c->tp), px_transport_peer_ip(&c->tp),
-                               px_transport_tls(&c->tp), c->env->worker_id, c->env->m };
+                               px_transport_tls(&c->tp), c->env->worker_id, c->env->m,
+                               "HTTP/1.1" };
     return c->req && c->x.resp ? 0 : -1;
 }
 
@@ -484,3 +485,15 @@ int px_h1_job_pending(const px_conn_t *c)
 {
     return c->x.job != NULL;
 }
+
+/* Drain: an idle connection closes now, a busy one after its response
+ * (h1_done sees env->draining). */
+static PX_MUST_CHECK int h1_drain(px_conn_t *c)
+{
+    return px_h1_idle(c) ? px_conn_begin_close(c) : 0;
+}
+
+const px_conn_sess_t px_h1_sess = {
+    "HTTP/1.1", px_h1_input, px_h1_sent, px_h1_written, px_h1_timer, px_h1_abort_prep,
+    px_h1_stop, px_h1_log_unfinished, h1_drain, px_h1_job_pending,
+};
