@@ -269,7 +269,8 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 
     if (n > len)
         n = len;
-    memcpy(buf, px_buf_ptr(&st->out), n);
+    if (n)                      /* an empty body: out may have no memory */
+        memcpy(buf, px_buf_ptr(&st->out), n);
     px_buf_consume(&st->out, n);
     s->queued -= n;
     st->drained += n;

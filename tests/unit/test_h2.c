@@ -346,6 +346,30 @@ static void test_get_response_trailers(void **state)
     px_msg_free(&t);
 }
 
+/* A head with a body to come, then the end with nothing ever queued (an
+ * empty streamed response): one empty DATA with END_STREAM; the data
+ * provider copies nothing from an empty buffer (UBSan: memcpy from NULL). */
+static void test_empty_body_after_head(void **state)
+{
+    pair_t *p = *state;
+    const nghttp2_nv nv[] = { BASE };
+    px_msg_t r = resp(200, 0);
+    int32_t id;
+
+    start(p, 65535);
+    id = request(p, nv, 4, NULL);
+    assert_int_equal(pump(p), 0);
+    assert_int_equal(px_h2_respond(p->o.s, id, &r), 0);
+    assert_int_equal(pump(p), 0);
+    assert_int_equal(px_h2_end(p->o.s, id, NULL), 0);
+    assert_int_equal(pump(p), 0);
+    assert_int_equal(p->c.status[id], 200);
+    assert_int_equal(p->c.body[id], 0);
+    assert_int_equal(p->c.closed[id], 1);
+    assert_int_equal(p->o.close_code[id], 0);
+    px_msg_free(&r);
+}
+
 static void test_request_trailers_and_host(void **state)
 {
     pair_t *p = *state;
@@ -1197,6 +1221,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_get_response_trailers),
+        T(test_empty_body_after_head),
         T(test_request_trailers_and_host),
         T(test_window_opens_only_when_consumed),
         T(test_reset_returns_connection_credit),
