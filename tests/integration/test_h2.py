@@ -122,6 +122,35 @@ def test_upstream_failure_ends_one_stream(h):
     check_in(("h2", 502), [(l["protocol"], l["status"]) for l in logs], "the 502 logged")
 
 
+def test_body_limit_per_stream(h):
+    """http.max_body_bytes holds per stream: a declared length over it is
+    413 (JSON) on that stream, the next stream is served."""
+    node24()
+    proxy = h.start_proxy(dict(H2_ALPN, http={"max_body_bytes": 1000}))
+    res = h2_requests(h, proxy.port, [{"method": "POST", "path": "/echo", "body_len": 5000},
+                                      {"method": "POST", "path": "/echo", "body_len": 1000}])
+    big, ok = res["responses"]
+    check_eq(big["status"], 413, f"over the limit: {big}")
+    check_eq(json.loads(big["body"])["error"], "body_too_large", "error body")
+    check_eq((ok["status"], json.loads(ok["body"])["body_len"]), (200, 1000), "at the limit")
+    check_eq([r["body_len"] for r in h.upstream.records()], [1000], "only the second reached upstream")
+
+
+def test_client_reset_ends_its_exchange_only(h):
+    """RST_STREAM from the client while its request waits upstream: logged
+    499 client_closed; the other stream on the connection is served."""
+    node24()
+    proxy = h.start_proxy(H2_ALPN)
+    res = h2_requests(h, proxy.port, [{"path": "/delay/1500", "cancel_after_ms": 300},
+                                      {"path": "/delay/600"}])
+    cancelled, ok = res["responses"]
+    check(cancelled.get("error"), f"the cancelled stream ended without a response: {cancelled}")
+    check_eq(ok["status"], 200, f"the other stream: {ok}")
+    logs = proxy.wait_access_log(2)
+    got = sorted((l["path"], l["status"], l.get("error")) for l in logs)
+    check_eq(got, [("/delay/1500", 499, "client_closed"), ("/delay/600", 200, None)], "access log")
+
+
 def test_drain_sends_goaway_and_finishes_streams(h):
     """SIGTERM while a stream waits for its upstream: the client gets a
     GOAWAY (NO_ERROR), the stream still gets its answer, the proxy exits."""
@@ -167,4 +196,5 @@ def test_http1_clients_unaffected(h):
 if __name__ == "__main__":
     pxtest.main([test_get_and_post_over_h2, test_concurrent_streams, test_large_bodies_both_ways,
                  test_upstream_failure_ends_one_stream, test_drain_sends_goaway_and_finishes_streams,
+                 test_body_limit_per_stream, test_client_reset_ends_its_exchange_only,
                  test_http1_clients_unaffected])

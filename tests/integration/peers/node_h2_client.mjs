@@ -5,10 +5,10 @@
 //
 // Options (JSON): port, ca (PEM file), servername (default localhost),
 // ecdhCurve (default: OpenSSL's own list), alpn (default ["h2"]),
-// requests: [{method, path, headers, body_len}], all started at once on
+// requests: [{method, path, headers, body_len, cancel_after_ms}], all started at once on
 // the connection (concurrent streams). body_len: a request body of that
 // many bytes, byte i being i % 251, written in 64 KiB pieces as the stream
-// takes them.
+// takes them. cancel_after_ms: RST_STREAM CANCEL after that long.
 //
 // Prints one JSON line and exits 0 when the connection was made:
 //   {"ok": true, "alpn", "protocol", "ephemeral",
@@ -80,6 +80,7 @@ function one(r) {
             if (!res.body_sha256) { res.body_sha256 = hash.digest('hex'); resolve(res); }
         });
         if (!endStream) writeBody(stream, r.body_len);
+        if (r.cancel_after_ms) setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), r.cancel_after_ms);
     });
 }
 
