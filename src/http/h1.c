@@ -389,7 +389,7 @@ int px_h1_open(px_conn_t *c)
     c->x.resp = px_http1_new(0, &resp_lim);
     c->x.ci = (px_conninfo_t){ px_transport_peer(&c->tp), px_transport_peer_ip(&c->tp),
                                px_transport_tls(&c->tp), c->env->worker_id, c->env->m,
-                               "HTTP/1.1" };
+                               px_h1_sess.protocol };
     return c->req && c->x.resp ? 0 : -1;
 }
 

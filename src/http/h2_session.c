@@ -531,7 +531,8 @@ static void on_request(void *ud, int32_t id, const px_msg_t *m)
     st->x.sess = st;
     st->x.env = c->env;
     st->x.ci = (px_conninfo_t){ px_transport_peer(&c->tp), px_transport_peer_ip(&c->tp),
-                                px_transport_tls(&c->tp), c->env->worker_id, c->env->m, "h2" };
+                                px_transport_tls(&c->tp), c->env->worker_id, c->env->m,
+                                px_h2_sess.protocol };
     st->x.resp = px_http1_new(0, &lim);
     st->next = hc->streams;
     if (hc->streams)
