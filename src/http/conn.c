@@ -117,8 +117,10 @@ static void tp_timer(px_transport_t *t)
 static void conn_free(px_conn_t *c)
 {
     px_conn_env_t *env = c->env;
-    px_h1_free(c);
-    px_h2s_free(c);
+    if (c->sess == &px_h2_sess)
+        px_h2s_free(c);
+    else
+        px_h1_free(c);
     if (c->prev)
         c->prev->next = c->next;
     else

@@ -767,6 +767,7 @@ int px_h2s_start(px_conn_t *c)
         free(hc);
         return -1;
     }
+    px_h1_free(c);              /* the HTTP/1.1 state it shares a union with */
     c->h2 = hc;
     c->sess = &px_h2_sess;
     px_conn_set_state(c, C_REQUEST);

@@ -12,8 +12,8 @@
  *
  * The session is chosen after the handshake by ALPN: HTTP/2 when the
  * client and tls.alpn agree on "h2" (h2_session.c, its state behind
- * c->h2), HTTP/1.1 otherwise (h1.c, the fields below). conn.c reaches it
- * only through c->sess (px_conn_sess_t). */
+ * c->h2), HTTP/1.1 otherwise (h1.c, c->h1); the two share a union, and
+ * conn.c reaches either only through c->sess (px_conn_sess_t). */
 #ifndef PX_SESSION_H
 #define PX_SESSION_H
 
@@ -57,14 +57,8 @@ typedef struct px_conn_sess {
 extern const px_conn_sess_t px_h1_sess;
 extern const px_conn_sess_t px_h2_sess;
 
-struct px_conn {
-    px_conn_env_t *env;
-    px_transport_t tp;           /* socket + TLS session; its timer expires for tkind (see px_conn_arm) */
-    px_cstate_t state;
-    px_tkind_t tkind;
-    const px_conn_sess_t *sess;  /* HTTP/1.1 until ALPN chooses h2 */
-    struct px_h2conn *h2;        /* the HTTP/2 session's state (h2_session.c), NULL for HTTP/1.1 */
-    /* the HTTP/1.1 session (h1.c) */
+/* The HTTP/1.1 session's state (h1.c). */
+typedef struct px_h1 {
     px_buf_t scratch;            /* response heads and chunk framing */
     px_http1_t *req;             /* the request parser (the exchange has the response's) */
     px_exch_t x;                 /* the exchange in progress */
@@ -72,9 +66,21 @@ struct px_conn {
     int chunked_down;            /* its response is chunked towards the client */
     int hold_small;              /* a small fixed-length response, staged whole, one record */
     uint32_t requests;
-    uint64_t req_deadline;       /* loop ms by which the request must be complete; 0: none yet */
     px_defer_item_t resume;      /* input taken up from the loop (resume_cb) */
     int resume_after_write;      /* ... once the write in flight has left */
+} px_h1_t;
+
+struct px_conn {
+    px_conn_env_t *env;
+    px_transport_t tp;           /* socket + TLS session; its timer expires for tkind (see px_conn_arm) */
+    px_cstate_t state;
+    px_tkind_t tkind;
+    const px_conn_sess_t *sess;  /* HTTP/1.1 until ALPN chooses h2 */
+    uint64_t req_deadline;       /* loop ms by which the request must be complete; 0: none yet */
+    union {                      /* the session's own state, by c->sess */
+        px_h1_t h1;              /* HTTP/1.1 (h1.c): from accept until ALPN chooses h2 */
+        struct px_h2conn *h2;    /* HTTP/2 (h2_session.c), after px_h1_free */
+    };
     px_conn_t *next, *prev;
 };
 
@@ -127,8 +133,8 @@ int px_h1_idle(px_conn_t *c);
 int px_h1_job_pending(const px_conn_t *c);
 
 /* h2_session.c, for the connection */
-/* The handshake chose h2: the session starts (our SETTINGS queued).
- * -1 when out of memory. */
+/* The handshake chose h2: the HTTP/1.1 state is freed, the session starts
+ * (our SETTINGS queued). -1 when out of memory (HTTP/1.1 state kept). */
 int px_h2s_start(px_conn_t *c);
 void px_h2s_free(px_conn_t *c);
 

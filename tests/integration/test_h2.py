@@ -136,6 +136,19 @@ def test_body_limit_per_stream(h):
     check_eq([r["body_len"] for r in h.upstream.records()], [1000], "only the second reached upstream")
 
 
+def test_connect_refused(h):
+    """A plain CONNECT passes HTTP/2's own checks (no :path): the proxy
+    answers 405 and opens nothing upstream."""
+    node24()
+    proxy = h.start_proxy(H2_ALPN)
+    res = h2_requests(h, proxy.port, [{"method": "CONNECT"}, {"path": "/echo"}])
+    conn, ok = res["responses"]
+    check_eq(conn["status"], 405, f"CONNECT: {conn}")
+    check_eq(json.loads(conn["body"])["error"], "method_not_allowed", "error body")
+    check_eq(ok["status"], 200, "the next stream")
+    check_eq([r["target"] for r in h.upstream.records()], ["/echo"], "nothing else upstream")
+
+
 def test_client_reset_ends_its_exchange_only(h):
     """RST_STREAM from the client while its request waits upstream: logged
     499 client_closed; the other stream on the connection is served."""
@@ -196,5 +209,6 @@ def test_http1_clients_unaffected(h):
 if __name__ == "__main__":
     pxtest.main([test_get_and_post_over_h2, test_concurrent_streams, test_large_bodies_both_ways,
                  test_upstream_failure_ends_one_stream, test_drain_sends_goaway_and_finishes_streams,
-                 test_body_limit_per_stream, test_client_reset_ends_its_exchange_only,
+                 test_body_limit_per_stream, test_connect_refused,
+                 test_client_reset_ends_its_exchange_only,
                  test_http1_clients_unaffected])

@@ -58,6 +58,10 @@ function one(r) {
     return new Promise((resolve) => {
         const headers = { ':method': r.method ?? 'GET', ':path': r.path ?? '/echo', ...(r.headers ?? {}) };
         if (r.body_len !== undefined) headers['content-length'] = String(r.body_len);
+        if (headers[':method'] === 'CONNECT') {     // RFC 9113 8.5: :authority only
+            delete headers[':path'];
+            headers[':authority'] = r.authority ?? 'example.com:443';
+        }
         const endStream = r.body_len === undefined;
         const stream = session.request(headers, { endStream });
         const hash = crypto.createHash('sha256');
