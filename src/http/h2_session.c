@@ -62,6 +62,7 @@ struct px_h2conn {
     int in_h2;                    /* inside px_h2_input/px_h2_output: no pulling */
     int draining;
     uint32_t idle_ms;             /* without a stream, counted by the tick */
+    px_h2_stats_t reported;       /* what the metrics have of px_h2_stats so far */
     h2stream_t *streams;
     px_defer_item_t reap;
 };
@@ -619,6 +620,22 @@ static int open_streams(const struct px_h2conn *hc)
     return 0;
 }
 
+/* The session's counters since the last report into the worker's metrics
+ * (px_h2_stats_t: streams, then the events in metrics.c's order). */
+static void report(struct px_h2conn *hc)
+{
+    const px_h2_stats_t *now = px_h2_stats(hc->h2);
+    const uint64_t *a = (const uint64_t *)now, *b = (const uint64_t *)&hc->reported;
+    px_metrics_t *m = hc->c->env->m;
+
+    _Static_assert(sizeof(px_h2_stats_t) == (1 + PX_M_H2_EVENTS) * sizeof(uint64_t),
+                   "px_h2_stats_t: streams and the PX_M_H2_EVENTS events");
+    px_m_add(&m->h2_streams, a[0] - b[0]);
+    for (int e = 0; e < PX_M_H2_EVENTS; e++)
+        px_m_add(&m->h2_events[e], a[1 + e] - b[1 + e]);
+    hc->reported = *now;
+}
+
 /* Frames out to the transport while it has room; then the session's end
  * (h2.c wants it, or a drain found no stream left) and its timer. */
 static int pump(px_conn_t *c)
@@ -626,6 +643,7 @@ static int pump(px_conn_t *c)
     struct px_h2conn *hc = c->h2;
     int rc;
 
+    report(hc);
     if (c->state >= C_CLOSING || hc->in_h2)
         return c->state >= C_CLOSING ? GONE : 0;
     while (px_h2_want_write(hc->h2) && px_transport_pending(&c->tp) < PX_HIGH_WATER) {
@@ -770,6 +788,7 @@ int px_h2s_start(px_conn_t *c)
     px_h1_free(c);              /* the HTTP/1.1 state it shares a union with */
     c->h2 = hc;
     c->sess = &px_h2_sess;
+    px_m_inc(&c->env->m->h2_conns);
     px_conn_set_state(c, C_REQUEST);
     px_conn_arm(c, T_H2);
     return 0;
@@ -781,6 +800,7 @@ void px_h2s_free(px_conn_t *c)
     if (!hc)
         return;
     px_defer_cancel(&hc->reap);
+    report(hc);
     px_conn_set_state(c, C_CLOSED);   /* on_close from px_h2_free queues no reap */
     hc->in_h2 = 1;
     px_h2_free(hc->h2);         /* on_close for open streams: only marks them */

@@ -17,6 +17,7 @@ import threading
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
 from pxtest import check, check_eq, check_in  # noqa: E402
+from pxhelpers import metrics  # noqa: E402
 from test_interop_node import HYBRID, node24, run_node  # noqa: E402
 
 NODE_H2 = os.path.join(pxtest.HERE, "peers", "node_h2_client.mjs")
@@ -87,6 +88,9 @@ def test_concurrent_streams(h):
     check_eq(len({l["client"] for l in logs}), 1, "one client connection")
     conns = {r["conn"] for r in h.upstream.records()}
     check(len(conns) >= 2, f"streams were served concurrently (upstream connections {conns})")
+    m = metrics(proxy)
+    check_eq((m["pqproxy_h2_connections_total"], m["pqproxy_h2_streams_total"]), (1, 8),
+             "h2 metrics: one connection, eight streams")
 
 
 def test_large_bodies_both_ways(h):
@@ -162,6 +166,9 @@ def test_client_reset_ends_its_exchange_only(h):
     logs = proxy.wait_access_log(2)
     got = sorted((l["path"], l["status"], l.get("error")) for l in logs)
     check_eq(got, [("/delay/1500", 499, "client_closed"), ("/delay/600", 200, None)], "access log")
+    m = metrics(proxy)
+    check_eq(m['pqproxy_h2_events_total{event="reset_by_client"}'], 1, "the reset counted")
+    check_eq(m['pqproxy_h2_events_total{event="refused_vetting"}'], 0, "nothing refused")
 
 
 def test_drain_sends_goaway_and_finishes_streams(h):
