@@ -70,7 +70,9 @@ struct px_h2conn {
 static PX_MUST_CHECK int pump(px_conn_t *c);
 static void reap_later(struct px_h2conn *hc);
 
-/* The end of a loop callback (see conn.c). */
+/* The end of a loop callback (see conn.c), and of h2.c's callbacks: a
+ * stream's status changes nothing there, as nothing is freed before the
+ * reaper runs from the loop. */
 static void settle(int status)
 {
     (void)status;
@@ -558,13 +560,13 @@ static void on_data(void *ud, int32_t id, void *sd, const uint8_t *p, size_t n)
 {
     h2stream_t *st = sd;
     (void)ud;
+    (void)id;
     if (!st)
         return;
     if (px_buf_append(&st->in, p, n) < 0) {
         settle(h2_abort(st, PX_END_INTERNAL));
         return;
     }
-    (void)id;
     settle(feed(st));
 }
 
