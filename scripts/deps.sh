@@ -86,7 +86,7 @@ lock_record() {   # NAME VERSION PATH SHA256 SIZE
 
 # --- Debian 12 packages ------------------------------------------------------
 SYS_PKGS=(build-essential cmake pkg-config autoconf automake libtool patch
-          libuv1-dev libcjson-dev libcmocka-dev libhiredis-dev
+          libuv1-dev libcjson-dev libcmocka-dev libhiredis-dev libnghttp2-dev
           python3 python3-yaml curl ca-certificates xz-utils file)
 
 # Debian 12 packages only the tests use (--test-tools): testssl.sh, the TLS

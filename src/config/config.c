@@ -13,6 +13,7 @@
 #include "config/config_ciphers.h"
 #include "config/config_mtls.h"
 #include "config/config_sig.h"
+#include "config/config_http2.h"
 #include "config/config_tickets.h"
 #include "core/jsonsyntax.h"
 #include "core/jsonv.h"
@@ -506,7 +507,7 @@ static int parse_admin(ctx_t *c, const cJSON *o, px_admin_config_t *a)
 
 static const char *const root_keys[] = { "listen", "workers", "max_connections", "tls",
                                          "upstream", "http", "timeouts", "log", "admin",
-                                         "signatures", "routes", NULL };
+                                         "signatures", "routes", "http2", NULL };
 
 static int parse_root(ctx_t *c, const cJSON *root, px_config_t *cfg)
 {
@@ -539,6 +540,8 @@ static int parse_root(ctx_t *c, const cJSON *root, px_config_t *cfg)
         return r;
     if ((v = px_jv_item(root, "routes")) && (r = px_config_parse_routes(&c->jv, v, cfg)) < 0)
         return r;
+    if ((v = px_jv_item(root, "http2")) && (r = px_config_parse_http2(&c->jv, v, &cfg->http2)) < 0)
+        return r;
     return 0;
 }
 
@@ -567,6 +570,7 @@ static int set_defaults(ctx_t *c, px_config_t *cfg)
     cfg->upstream.pool_max_idle = 64;
     cfg->http.max_header_bytes = 65536;
     cfg->http.max_body_bytes = 64 << 20;   /* a finite default; 0 in the file: unlimited */
+    px_config_http2_defaults(&cfg->http2);
 #define XX(f, def) cfg->timeouts.f = def;
     TIMEOUT_FIELDS(XX)
 #undef XX

@@ -89,6 +89,23 @@ typedef struct {
     uint32_t max_requests_per_conn;       /* 0 = unlimited */
 } px_http_config_t;
 
+/* "http2": the client-facing HTTP/2 session (http/h2.h, docs/config.md). */
+typedef struct {
+    uint32_t max_concurrent_streams;      /* SETTINGS_MAX_CONCURRENT_STREAMS */
+    uint32_t initial_window_size;         /* per stream: request body bytes in flight */
+    uint32_t connection_window_size;      /* whole connection */
+    uint32_t max_header_list_size;        /* decoded field block (RFC 9113 6.5.2 sizes) */
+    uint32_t max_frame_size;
+    uint32_t header_table_size;           /* HPACK dynamic table we let the client use */
+    uint32_t max_continuations;           /* CONTINUATION frames after one HEADERS */
+    uint32_t max_queued_acks;             /* SETTINGS/PING ACKs waiting to be sent */
+    uint32_t reset_budget;                /* stream resets at once, refilled ... */
+    uint32_t reset_window_ms;             /* ... over this long; beyond: GOAWAY */
+    uint32_t stream_buffer;               /* response bytes queued per stream */
+    uint32_t connection_buffer;           /* response bytes queued per connection */
+    uint32_t stall_timeout_ms;            /* queued output, no window: reset after */
+} px_http2_config_t;
+
 typedef struct {                          /* all in milliseconds */
     uint32_t handshake;
     uint32_t request_header;
@@ -180,6 +197,7 @@ typedef struct px_config {
     px_tls_config_t tls;
     px_upstream_config_t upstream;
     px_http_config_t http;
+    px_http2_config_t http2;
     px_timeouts_config_t timeouts;
     px_log_config_t log;
     px_admin_config_t admin;

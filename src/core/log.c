@@ -215,6 +215,8 @@ void px_access_log(const px_access_t *a)
     FIELD("cert_key", a->cert_key);
     if (a->client_cert && a->client_cert[0])
         n += snprintf(line + n, sizeof line - (size_t)n, ",\"client_cert\":%s", a->client_cert);
+    if (a->protocol)
+        FIELD("protocol", a->protocol);
     FIELD("method", a->method);
     FIELD("path", a->path);
     n += snprintf(line + n, sizeof line - (size_t)n,

@@ -38,6 +38,7 @@ typedef struct {
     const char *client;          /* "ip:port" */
     const char *sni, *tls_version, *group, *cipher, *cert_key;
     const char *client_cert;        /* verified client certificate: a JSON object, or NULL */
+    const char *protocol;           /* "HTTP/1.1", "h2"; NULL: not logged */
     const char *method, *path;
     int status;
     uint64_t bytes_in, bytes_out;   /* request / response body bytes */

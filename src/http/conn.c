@@ -1,8 +1,8 @@
 /* One client connection (see conn.h): accept, the TLS handshake (its
  * timer and failure counters), closing (at once, or gracefully with a
  * lingering close), drain and close-all, and the choice of the session
- * that serves it after the handshake: today always HTTP/1.1 (h1.c,
- * session.h), later by ALPN.
+ * that serves it after the handshake by ALPN: HTTP/2 (h2_session.c) or
+ * HTTP/1.1 (h1.c), both reached through c->sess (session.h).
  *
  * Bytes flow: socket -> TLS input -> (decrypt) -> plaintext input -> the
  * session's request parser -> the exchange's upstream output -> upstream
@@ -16,6 +16,7 @@
 
 #include <assert.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "core/errors.h"
@@ -73,6 +74,7 @@ void px_conn_arm(px_conn_t *c, px_tkind_t kind)
     case T_KEEPALIVE: ms = to->keepalive_idle > IDLE_COMPACT_MS ? to->keepalive_idle - IDLE_COMPACT_MS : 1; break;
     case T_BODY:      ms = to->body_idle; break;
     case T_LINGER:    ms = LINGER_MS; break;
+    case T_H2:        ms = PX_H2_TICK_MS; break;
     case T_NONE:      break;
     }
     if (kind == T_HEADER)
@@ -108,7 +110,7 @@ static void tp_timer(px_transport_t *t)
         settle(px_conn_abort(c, PX_END_CLIENT_CLOSED));
         break;
     default:
-        px_h1_timer(c);     /* the session's */
+        c->sess->timer(c);  /* the session's */
         break;
     }
 }
@@ -116,7 +118,10 @@ static void tp_timer(px_transport_t *t)
 static void conn_free(px_conn_t *c)
 {
     px_conn_env_t *env = c->env;
-    px_h1_free(c);
+    if (c->sess == &px_h2_sess)
+        px_h2s_free(c);
+    else
+        px_h1_free(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -136,14 +141,14 @@ static void conn_free(px_conn_t *c)
 static void tp_closed(px_transport_t *t)
 {
     px_conn_t *c = t->ud;
-    if (px_h1_job_pending(c))
+    if (c->sess->job_pending(c))
         return;                 /* a thread-pool job still points here: freed when it returns */
     conn_free(c);
 }
 
 void px_conn_free_if_closed(px_conn_t *c)
 {
-    if (c->state == C_CLOSED && !px_transport_handles_open(&c->tp))
+    if (c->state == C_CLOSED && !px_transport_handles_open(&c->tp) && !c->sess->job_pending(c))
         conn_free(c);
 }
 
@@ -152,7 +157,7 @@ int px_conn_abort(px_conn_t *c, px_end_reason_t why)
 {
     if (c->state == C_CLOSED)
         return GONE;
-    if (px_h1_abort_prep(c, why) < 0)
+    if (c->sess->abort_prep(c, why) < 0)
         return GONE;
     px_conn_set_state(c, C_CLOSED);
     px_transport_close(&c->tp);
@@ -180,7 +185,7 @@ int px_conn_begin_close(px_conn_t *c)
     if (c->state >= C_CLOSING)
         return GONE;
     px_conn_set_state(c, C_CLOSING);
-    px_h1_stop(c);
+    c->sess->stop(c);
     return linger_close(c, 1);                      /* close_notify after the staged bytes */
 }
 
@@ -196,7 +201,7 @@ int px_conn_flush(px_conn_t *c)
     if (rc < 0)
         return transport_failed(c);
     if (rc == 1)
-        px_h1_written(c);      /* it all left at once */
+        c->sess->written(c);   /* it all left at once */
     return 0;
 }
 
@@ -213,7 +218,8 @@ static void tp_input(px_transport_t *t)
 
 static void tp_sent(px_transport_t *t)
 {
-    px_h1_sent(t->ud);
+    px_conn_t *c = t->ud;
+    c->sess->sent(c);
 }
 
 static void tp_fail(px_transport_t *t, px_end_reason_t why, int read_failed)
@@ -246,7 +252,7 @@ static PX_MUST_CHECK int decrypt_input(px_conn_t *c)
     if (rc == -1)
         return transport_failed(c);
     if (rc == -2) {             /* the client broke the session: its alert leaves first */
-        px_h1_log_unfinished(c, PX_END_CLIENT_TLS);
+        c->sess->log_unfinished(c, PX_END_CLIENT_TLS);
         return px_conn_begin_close(c);
     }
     return 0;
@@ -281,7 +287,12 @@ static PX_MUST_CHECK int handshake(px_conn_t *c)
     if (ti.resumed)
         px_m_inc(&m->hs_resumed);
     px_debug("%s: TLS %s %s %s sni=%s", px_transport_peer(&c->tp), ti.version, ti.group, ti.cipher, ti.sni);
-    px_h1_start(c);         /* the session: HTTP/1.1 (by ALPN once there are others) */
+    if (!strcmp(px_tls_alpn(px_transport_tls(&c->tp)), "h2")) {
+        if (px_h2s_start(c) < 0)
+            return px_conn_abort(c, PX_END_INTERNAL);
+        return 0;
+    }
+    px_h1_start(c);
     return 0;
 }
 
@@ -295,7 +306,7 @@ int px_conn_process(px_conn_t *c)
     }
     if (c->state != C_IDLE && c->state != C_REQUEST)
         return GONE;
-    if (decrypt_input(c) < 0 || px_h1_input(c) < 0)
+    if (decrypt_input(c) < 0 || c->sess->input(c) < 0)
         return GONE;
     update_reading(c);
     return 0;
@@ -312,6 +323,7 @@ int px_conn_accept(px_conn_env_t *env, int fd)
         return UV_ENOMEM;
     }
     c->env = env;
+    c->sess = &px_h1_sess;
     px_transport_init(&c->tp, env->loop, &tp_cb, c);
     c->next = env->conns;
     if (env->conns)
@@ -352,8 +364,7 @@ void px_conn_drain_all(px_conn_env_t *env)
     env->draining = 1;
     for (px_conn_t *c = env->conns, *next; c; c = next) {
         next = c->next;
-        if (px_h1_idle(c))
-            settle(px_conn_begin_close(c));
+        settle(c->sess->drain(c));
     }
 }
 

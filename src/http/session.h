@@ -10,9 +10,10 @@
  * conn.c's (px_conn_abort, px_conn_begin_close); before it closes, it lets
  * the session end what it holds (px_h1_abort_prep, px_h1_stop).
  *
- * Today every connection runs the HTTP/1.1 session after its handshake
- * (px_h1_start); an HTTP/2 session chosen by ALPN would provide the same
- * px_h1_* entry points for its own state. */
+ * The session is chosen after the handshake by ALPN: HTTP/2 when the
+ * client and tls.alpn agree on "h2" (h2_session.c, its state behind
+ * c->h2), HTTP/1.1 otherwise (h1.c, c->h1); the two share a union, and
+ * conn.c reaches either only through c->sess (px_conn_sess_t). */
 #ifndef PX_SESSION_H
 #define PX_SESSION_H
 
@@ -32,14 +33,32 @@ typedef enum { C_HANDSHAKE, C_IDLE, C_REQUEST, C_CLOSING, C_CLOSED } px_cstate_t
  * Handshake and linger are the connection's; the rest the session's.
  * T_IDLE: the first second between requests; then buffers are released
  * and the rest of the keep-alive time runs as T_KEEPALIVE. */
-typedef enum { T_NONE, T_HANDSHAKE, T_HEADER, T_IDLE, T_KEEPALIVE, T_BODY, T_LINGER } px_tkind_t;
+typedef enum { T_NONE, T_HANDSHAKE, T_HEADER, T_IDLE, T_KEEPALIVE, T_BODY, T_LINGER,
+               T_H2 /* the HTTP/2 session's tick (stalls, idle) */ } px_tkind_t;
 
-struct px_conn {
-    px_conn_env_t *env;
-    px_transport_t tp;           /* socket + TLS session; its timer expires for tkind (see px_conn_arm) */
-    px_cstate_t state;
-    px_tkind_t tkind;
-    /* the HTTP/1.1 session (h1.c) */
+struct px_h2conn;
+#define PX_H2_TICK_MS 1000        /* T_H2: the HTTP/2 session's stall and idle checks */
+
+/* What conn.c asks of the session on it (the px_h1_* / px_h2s_* below). */
+typedef struct px_conn_sess {
+    const char *protocol;                         /* access log: "HTTP/1.1", "h2" */
+    PX_MUST_CHECK int (*input)(px_conn_t *c);
+    void (*sent)(px_conn_t *c);
+    void (*written)(px_conn_t *c);
+    void (*timer)(px_conn_t *c);
+    PX_MUST_CHECK int (*abort_prep)(px_conn_t *c, px_end_reason_t why);
+    void (*stop)(px_conn_t *c);
+    void (*log_unfinished)(px_conn_t *c, px_end_reason_t why);
+    /* Drain: close now when idle, or tell the client (h2: GOAWAY). */
+    PX_MUST_CHECK int (*drain)(px_conn_t *c);
+    int (*job_pending)(const px_conn_t *c);
+} px_conn_sess_t;
+
+extern const px_conn_sess_t px_h1_sess;
+extern const px_conn_sess_t px_h2_sess;
+
+/* The HTTP/1.1 session's state (h1.c). */
+typedef struct px_h1 {
     px_buf_t scratch;            /* response heads and chunk framing */
     px_http1_t *req;             /* the request parser (the exchange has the response's) */
     px_exch_t x;                 /* the exchange in progress */
@@ -47,9 +66,21 @@ struct px_conn {
     int chunked_down;            /* its response is chunked towards the client */
     int hold_small;              /* a small fixed-length response, staged whole, one record */
     uint32_t requests;
-    uint64_t req_deadline;       /* loop ms by which the request must be complete; 0: none yet */
     px_defer_item_t resume;      /* input taken up from the loop (resume_cb) */
     int resume_after_write;      /* ... once the write in flight has left */
+} px_h1_t;
+
+struct px_conn {
+    px_conn_env_t *env;
+    px_transport_t tp;           /* socket + TLS session; its timer expires for tkind (see px_conn_arm) */
+    px_cstate_t state;
+    px_tkind_t tkind;
+    const px_conn_sess_t *sess;  /* HTTP/1.1 until ALPN chooses h2 */
+    uint64_t req_deadline;       /* loop ms by which the request must be complete; 0: none yet */
+    union {                      /* the session's own state, by c->sess */
+        px_h1_t h1;              /* HTTP/1.1 (h1.c): from accept until ALPN chooses h2 */
+        struct px_h2conn *h2;    /* HTTP/2 (h2_session.c), after px_h1_free */
+    };
     px_conn_t *next, *prev;
 };
 
@@ -100,5 +131,11 @@ void px_h1_log_unfinished(px_conn_t *c, px_end_reason_t why);
 int px_h1_idle(px_conn_t *c);
 /* 1 while a thread-pool job points at the connection (it frees it). */
 int px_h1_job_pending(const px_conn_t *c);
+
+/* h2_session.c, for the connection */
+/* The handshake chose h2: the HTTP/1.1 state is freed, the session starts
+ * (our SETTINGS queued). -1 when out of memory (HTTP/1.1 state kept). */
+int px_h2s_start(px_conn_t *c);
+void px_h2s_free(px_conn_t *c);
 
 #endif

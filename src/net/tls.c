@@ -1318,6 +1318,19 @@ static void record_info(px_tls_t *t)
     info->hybrid = px_group_is_hybrid(info->group_id);
 }
 
+const char *px_tls_alpn(const px_tls_t *t)
+{
+    char *name = NULL;
+    unsigned short len = 0;
+    if (!t || !t->ssl || wolfSSL_ALPN_GetProtocol(t->ssl, &name, &len) != WOLFSSL_SUCCESS || !name)
+        return "";
+    if (len == 2 && !memcmp(name, "h2", 2))
+        return "h2";
+    if (len == 8 && !memcmp(name, "http/1.1", 8))
+        return "http/1.1";
+    return "";
+}
+
 void px_tls_get_info(const px_tls_t *t, px_tls_info_t *info)
 {
     if (t->done) {

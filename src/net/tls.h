@@ -126,6 +126,8 @@ typedef struct {
 } px_tls_info_t;
 
 void px_tls_get_info(const px_tls_t *t, px_tls_info_t *info);
+/* The protocol ALPN chose after the handshake ("h2", "http/1.1"), "" when none. */
+const char *px_tls_alpn(const px_tls_t *t);
 /* Why the server sent a HelloRetryRequest (pqproxy_tls_hello_retry_requests_total{reason}). */
 enum {
     PX_HRR_TO_HYBRID = 1,       /* "to_hybrid": the client's share was for a classical group */

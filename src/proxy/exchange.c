@@ -202,6 +202,7 @@ void px_exch_log(px_exch_t *x, const px_conninfo_t *ci)
         a.cipher = ti.cipher;
         a.cert_key = ti.cert_key;
         a.client_cert = ti.client_cert_json;
+        a.protocol = ci->protocol;
         a.method = x->method[0] ? x->method : "-";
         copy_field(path, sizeof path, x->target, x->target_len);
         a.path = path[0] ? path : "-";

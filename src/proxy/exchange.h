@@ -41,6 +41,7 @@ typedef struct {
     px_tls_t *tls;               /* also the client certificate (X-Forwarded-Client-Cert) */
     int worker_id;
     px_metrics_t *m;
+    const char *protocol;        /* "HTTP/1.1" or "h2" (access log) */
 } px_conninfo_t;
 
 /* The client-side session an exchange answers through; s is its sess.

@@ -33,6 +33,12 @@ static const char *const cert_key_names[PX_M_CERT_KEYS] = {
     "other" };
 
 static const char *const class_names[PX_M_CLASSES] = { "none", "1xx", "2xx", "3xx", "4xx", "5xx" };
+/* In px_h2_stats_t's order, after its streams counter (h2_session.c). */
+static const char *const h2_event_names[PX_M_H2_EVENTS] = {
+    "refused_vetting", "refused_header_size", "refused_concurrency", "reset_by_client",
+    "rapid_reset_goaway", "continuation_flood", "ack_flood", "stalled_reset", "connection_error",
+};
+
 static const char *const hs_fail_names[PX_M_HS_FAIL] = {
     "pq_policy_refused", "no_common_group", "no_common_sigalg", "malformed_hello", "illegal_parameter",
     "failed", "timeout" };
@@ -320,6 +326,15 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
     help(o, "pqproxy_upstream_retries_total", "counter",
          "Idempotent requests retried on a fresh connection after a stale pooled one failed.");
     px_buf_printf(o, "pqproxy_upstream_retries_total %llu\n", (unsigned long long)SUM(upstream_retries));
+    help(o, "pqproxy_h2_connections_total", "counter", "Client connections that chose HTTP/2 by ALPN.");
+    px_buf_printf(o, "pqproxy_h2_connections_total %llu\n", (unsigned long long)SUM(h2_conns));
+    help(o, "pqproxy_h2_streams_total", "counter", "HTTP/2 request streams handed to an exchange.");
+    px_buf_printf(o, "pqproxy_h2_streams_total %llu\n", (unsigned long long)SUM(h2_streams));
+    help(o, "pqproxy_h2_events_total", "counter",
+         "HTTP/2 refusals and abuse limits by event (counted as the connection's session reports them).");
+    for (int e = 0; e < PX_M_H2_EVENTS; e++)
+        px_buf_printf(o, "pqproxy_h2_events_total{event=\"%s\"} %llu\n", h2_event_names[e],
+                      (unsigned long long)SUM(h2_events[e]));
     help(o, "pqproxy_request_deadline_exceeded_total", "counter",
          "Requests answered 408 because head and body were not complete within timeouts.request_ms.");
     px_buf_printf(o, "pqproxy_request_deadline_exceeded_total %llu\n",

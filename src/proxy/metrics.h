@@ -23,6 +23,9 @@ enum { PX_M_METHODS = 8 };                                 /* GET POST PUT DELET
 enum { PX_M_CLASSES = 6 };                                 /* 0: no response, 1..5: 1xx..5xx */
 enum { PX_M_ROUTES = 33 };                                 /* 0: no route, 1..32: config routes */
 enum { PX_UP_CONNECT, PX_UP_RESET, PX_UP_TIMEOUT, PX_UP_BAD_RESPONSE, PX_M_UP_ERR };
+/* HTTP/2 events (pqproxy_h2_events_total{event}), px_h2_stats_t's counters
+ * after streams. */
+#define PX_M_H2_EVENTS 9
 enum { PX_M_BUCKETS = 16 };
 enum { PX_M_CERT_KEYS = 9 };                               /* see metrics.c; the last is "other" */
 
@@ -48,6 +51,8 @@ typedef struct px_metrics {
     uint64_t upstream_idle, upstream_busy;     /* gauges, set by the worker */
     uint64_t responses_unsigned;      /* on a signing route, streamed to HTTP/1.0 (no trailers) */
     uint64_t request_deadline;        /* requests not complete within timeouts.request_ms */
+    uint64_t h2_conns, h2_streams;    /* HTTP/2 connections (ALPN h2) and their request streams */
+    uint64_t h2_events[PX_M_H2_EVENTS];
 } px_metrics_t;
 
 static inline void px_m_add(uint64_t *c, uint64_t v)

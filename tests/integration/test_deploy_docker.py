@@ -383,7 +383,7 @@ def test_dockerfile_structure():
     # runtime: only the runtime libraries, the binary from the build stage
     rruns = " ".join(v for k, v in runtime if k == "RUN")
     pkgs = re.search(r"apt-get install -y --no-install-recommends ([^&]+)", rruns).group(1).split()
-    check_eq(sorted(pkgs), ["libcjson1", "libhiredis0.14", "libuv1"], "runtime packages")
+    check_eq(sorted(pkgs), ["libcjson1", "libhiredis0.14", "libnghttp2-14", "libuv1"], "runtime packages")
     check_in("rm -rf /var/lib/apt/lists/*", rruns)
     check_in("--uid 10001", rruns)
     copies = [v for k, v in runtime if k == "COPY"]
@@ -404,14 +404,15 @@ def test_dockerfile_structure():
 
 def test_binary_links_only_runtime_libraries():
     """What the runtime stage installs is all the binary needs: wolfSSL and
-    llhttp are static, libuv, cJSON and hiredis come from libuv1, libcjson1 and
-    libhiredis0.14."""
+    llhttp are static, libuv, cJSON, hiredis and nghttp2 come from libuv1,
+    libcjson1, libhiredis0.14 and libnghttp2-14 (nghttp2 once the HTTP/2
+    session is linked in)."""
     if not shutil.which("ldd"):
         skip("ldd not available")
     out = subprocess.run(["ldd", pxtest.pqproxy_bin()], capture_output=True, text=True).stdout
     libs = sorted(re.findall(r"^\s*(\S+\.so[.\d]*)", out, re.M))
     names = [re.sub(r"\.so.*", "", os.path.basename(n)) for n in libs]
-    allowed = {"linux-vdso", "ld-linux-x86-64", "libc", "libm", "libuv", "libcjson", "libhiredis", "libpthread", "libdl"}
+    allowed = {"linux-vdso", "ld-linux-x86-64", "libc", "libm", "libuv", "libcjson", "libhiredis", "libnghttp2", "libpthread", "libdl"}
     if "libasan" in names:               # the ASan+UBSan build: its runtime comes along
         allowed |= {"libasan", "libubsan", "libgcc_s", "libstdc++"}
     extra = [n for n in names if n not in allowed]

@@ -56,12 +56,12 @@ def doc_default(cell):
 def test_config_keys_and_defaults(h):
     tables = config_tables()
     shipped = json.load(open(os.path.join(SRC, "config", "pqproxy.json")))
-    check_eq(sorted(tables), ["", "admin", "http", "log", "routes", "signatures",
+    check_eq(sorted(tables), ["", "admin", "http", "http2", "log", "routes", "signatures",
                               "signatures.replay_store", "timeouts", "tls", "tls.ticket_keys",
                               "upstream"],
              "config.md documents each section")
     check_eq(set(tables[""]), set(shipped) | {"tls", "upstream", "http", "timeouts", "log", "admin",
-                                               "signatures", "routes"},
+                                               "signatures", "routes", "http2"},
              "top-level keys: config.md vs config/pqproxy.json")
     for section, keys in tables.items():
         if section == "routes":

@@ -52,12 +52,12 @@ def node24():
     return path
 
 
-def node_request(h, port, ca, **opts):
-    """Runs node_client.mjs once; returns (result dict, stderr)."""
+def run_node(h, script, arg, timeout=60):
+    """Runs a peers/ script with Node 24 and its JSON argument; returns
+    (its last stdout line as JSON, its exit code, stderr)."""
     n = h.node_runs = getattr(h, "node_runs", 0) + 1
-    arg = dict(opts, port=port, ca=ca)
-    r = subprocess.run([node24(), NODE_CLIENT, json.dumps(arg)], capture_output=True, text=True,
-                       timeout=60, stdin=subprocess.DEVNULL)
+    r = subprocess.run([node24(), script, json.dumps(arg)], capture_output=True, text=True,
+                       timeout=timeout, stdin=subprocess.DEVNULL)
     # Kept next to the proxy's logs for a failing test.
     for ext, text in (("out", r.stdout), ("err", r.stderr)):
         path = h.path(f"node-{n}.{ext}")
@@ -66,9 +66,14 @@ def node_request(h, port, ca, **opts):
         h.add_log(f"node run {n} {ext}", path)
     lines = r.stdout.strip().splitlines()
     check(lines, f"node printed nothing (exit {r.returncode}): {r.stderr[-2000:]}")
-    res = json.loads(lines[-1])
-    check_eq(r.returncode, 0 if res["ok"] else 3, "node exit status")
-    return res, r.stderr
+    return json.loads(lines[-1]), r.returncode, r.stderr
+
+
+def node_request(h, port, ca, **opts):
+    """Runs node_client.mjs once; returns (result dict, stderr)."""
+    res, rc, stderr = run_node(h, NODE_CLIENT, dict(opts, port=port, ca=ca))
+    check_eq(rc, 0 if res["ok"] else 3, "node exit status")
+    return res, stderr
 
 
 def client_hellos(trace):

@@ -1,0 +1,128 @@
+/* HTTP/2 field vetting and conversion (h2_fields.h). */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/errors.h"
+#include "http/h2_fields.h"
+
+static int is(const uint8_t *p, size_t n, const char *lit)
+{
+    size_t l = strlen(lit);
+    return n == l && memcmp(p, lit, l) == 0;
+}
+
+int px_h2_connection_specific(const char *name, size_t n)
+{
+    static const char *const bad[] = { "connection", "keep-alive", "proxy-connection",
+                                       "transfer-encoding", "upgrade" };
+
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (strlen(bad[i]) == n && strncasecmp(name, bad[i], n) == 0)
+            return 1;
+    return 0;
+}
+
+static uint32_t pseudo(px_msg_t *m, const uint8_t *name, size_t nlen, const char *v, size_t vlen)
+{
+    static const struct { const char *name; px_msg_pseudo_t which; } map[] = {
+        { ":method", PX_MSG_METHOD }, { ":scheme", PX_MSG_SCHEME },
+        { ":authority", PX_MSG_AUTHORITY }, { ":path", PX_MSG_PATH },
+    };
+
+    for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+        if (is(name, nlen, map[i].name))
+            return px_msg_set(m, map[i].which, v, vlen) ? NGHTTP2_ENHANCE_YOUR_CALM : 0;
+    /* nghttp2 refuses every other pseudo-header (:status, :protocol
+     * without extended CONNECT) before we see it */
+    return NGHTTP2_PROTOCOL_ERROR;
+}
+
+uint32_t px_h2_field_in(px_h2_fields_t *f, const uint8_t *name, size_t nlen, const uint8_t *value,
+                        size_t vlen)
+{
+    const char *v = (const char *)value;
+    px_msg_t *m = f->msg;
+
+    f->list_size += nlen + vlen + 32;
+    if (f->list_size > f->max_list)
+        return NGHTTP2_ENHANCE_YOUR_CALM;
+    if (nlen && name[0] == ':')
+        return f->trailers ? NGHTTP2_PROTOCOL_ERROR : pseudo(m, name, nlen, v, vlen);
+    if (f->trailers) {
+        /* framing and routing fields must not arrive late: an HTTP/1.1
+         * upstream that merges trailers would see a second head */
+        if (is(name, nlen, "content-length") || is(name, nlen, "host") ||
+            is(name, nlen, "te") || is(name, nlen, "trailer"))
+            return NGHTTP2_PROTOCOL_ERROR;
+    } else if (is(name, nlen, "host")) {
+        px_str_t a = px_msg_get(m, PX_MSG_AUTHORITY);
+        /* RFC 9113 8.3.1: Host and :authority must name the same thing;
+         * without :authority, Host is the authority */
+        if (a.n)
+            return a.n == vlen && strncasecmp(a.p, v, vlen) == 0 ? 0 : NGHTTP2_PROTOCOL_ERROR;
+        return px_msg_set(m, PX_MSG_AUTHORITY, v, vlen) ? NGHTTP2_ENHANCE_YOUR_CALM : 0;
+    } else if (is(name, nlen, "content-length")) {
+        int64_t cl = 0;
+        /* nghttp2 has checked the digits and refused a second value */
+        for (size_t i = 0; i < vlen; i++)
+            cl = cl * 10 + (v[i] - '0');
+        m->content_length = cl;
+    }
+    return px_msg_add(m, (const char *)name, nlen, v, vlen) ? NGHTTP2_ENHANCE_YOUR_CALM : 0;
+}
+
+static int token_char(unsigned char c)
+{
+    return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+int px_h2_fields_out(const px_msg_t *m, int trailers, nghttp2_nv **nva, size_t *n)
+{
+    int first = trailers ? px_msg_header_count(m) : 0;
+    int count = trailers ? px_msg_trailer_count(m) : px_msg_header_count(m);
+    size_t bytes = 4, k = 0;
+    nghttp2_nv *nv;
+    char *arena;
+
+    *nva = NULL;
+    *n = 0;
+    if (!trailers && (m->status < 100 || m->status > 999))
+        return PX_EPARSE;
+    for (int i = 0; i < count; i++)
+        bytes += px_msg_header_name(m, first + i).n;
+    if (!(nv = malloc((size_t)(count + 1) * sizeof *nv + bytes)))
+        return PX_ENOMEM;
+    arena = (char *)(nv + count + 1);
+    if (!trailers) {
+        snprintf(arena, 4, "%03d", m->status);
+        nv[k++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)arena, 7, 3, NGHTTP2_NV_FLAG_NONE };
+        arena += 4;
+    }
+    for (int i = 0; i < count; i++) {
+        px_str_t name = px_msg_header_name(m, first + i), val = px_msg_header_value(m, first + i);
+        if (!name.n)
+            goto bad;
+        for (size_t j = 0; j < name.n; j++) {
+            if (!token_char((unsigned char)name.p[j]))
+                goto bad;
+            arena[j] = (char)tolower((unsigned char)name.p[j]);
+        }
+        if (memchr(val.p, '\r', val.n) || memchr(val.p, '\n', val.n) || memchr(val.p, '\0', val.n))
+            goto bad;
+        if (px_h2_connection_specific(name.p, name.n) ||
+            (name.n == 2 && strncasecmp(name.p, "te", 2) == 0))
+            continue;
+        nv[k++] = (nghttp2_nv){ (uint8_t *)arena, (uint8_t *)val.p, name.n, val.n,
+                                NGHTTP2_NV_FLAG_NONE };
+        arena += name.n;
+    }
+    *nva = nv;
+    *n = k;
+    return 0;
+bad:
+    free(nv);
+    return PX_EPARSE;
+}

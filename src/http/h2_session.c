@@ -1,0 +1,814 @@
+/* The HTTP/2 session on a client connection (session.h): the connection
+ * glue around http/h2.c (bytes in from the transport's plaintext, frames
+ * out to it) and one exchange per request stream (proxy/exchange.h),
+ * answering through px_sess_ops_t per stream.
+ *
+ * The upstream speaks HTTP/1.1: a stream's head becomes a px_http_head_t
+ * (Host from :authority, cookie fields joined with "; ", framing from
+ * content-length or chunked when unknown; h2.c has refused
+ * connection-specific fields, `te` other than trailers, and CR/LF/NUL).
+ *
+ * Flow control is backpressure: a request stream's bytes wait in st->in
+ * (bounded by its window) until the exchange takes them, and only then
+ * reopen the window (px_h2_consumed); response bytes wait in st->out
+ * (bounded by PX_HIGH_WATER through the exchange's pending()) until h2.c
+ * takes them, and frames are pulled into the transport only below
+ * PX_HIGH_WATER of unsent output.
+ *
+ * The close rule (conn.h, h2.h): nothing is freed inside an nghttp2
+ * callback or in the middle of an exchange's call chain. A stream is freed
+ * by reap() from the loop, once nghttp2 has closed it, its exchange is over
+ * and no thread-pool job points at it; the whole session by px_h2s_free
+ * from conn_free. */
+#include "http/session.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "core/errors.h"
+#include "core/log.h"
+#include "http/h2.h"
+#include "sig/sigflow.h"
+
+#define OUT_PULL 16384                /* frame bytes pulled from h2.c at a time */
+#define RESP_MSG_BYTES (256 * 1024)   /* a response head or trailer section towards the client */
+#define RESP_MSG_FIELDS 1024
+
+typedef struct h2stream {
+    px_exch_t x;
+    struct px_h2conn *hc;
+    int32_t id;
+    px_http_head_t head;          /* the request, translated for the HTTP/1.1 upstream */
+    char *mem;                    /* its strings */
+    px_buf_t in;                  /* request body bytes the exchange has not taken yet */
+    px_buf_t out;                 /* response body bytes h2.c has not taken yet */
+    px_msg_t trailers;            /* the response's trailers, while out drains */
+    int in_end, req_end_given;
+    int responded, resp_ended, end_pending;
+    int xdone;                    /* the exchange is over (logged) */
+    int closed;                   /* nghttp2 closed the stream */
+    uint32_t close_code;
+    struct h2stream *next, *prev;
+} h2stream_t;
+
+struct px_h2conn {
+    px_conn_t *c;
+    px_h2_t *h2;
+    px_buf_t out;                 /* frames pulled from h2.c, on their way to the transport */
+    int in_h2;                    /* inside px_h2_input/px_h2_output: no pulling */
+    int draining;
+    uint32_t idle_ms;             /* without a stream, counted by the tick */
+    px_h2_stats_t reported;       /* what the metrics have of px_h2_stats so far */
+    h2stream_t *streams;
+    px_defer_item_t reap;
+};
+
+static PX_MUST_CHECK int pump(px_conn_t *c);
+static void reap_later(struct px_h2conn *hc);
+
+/* The end of a loop callback (see conn.c), and of h2.c's callbacks: a
+ * stream's status changes nothing there, as nothing is freed before the
+ * reaper runs from the loop. */
+static void settle(int status)
+{
+    (void)status;
+}
+
+static const px_config_t *cfg_of(const px_conn_t *c)
+{
+    return c->env->cfg;
+}
+
+/* --- the request head, for the HTTP/1.1 upstream ----------------------------------- */
+
+static int bad_bytes(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0')
+            return 1;
+    return 0;
+}
+
+/* Fills st->head from m. Returns 0, PX_ENOMEM, or an HTTP error (> 0 as
+ * 1 + px_http_error_t) with *detail. */
+static int translate(h2stream_t *st, const px_msg_t *m, const char **detail)
+{
+    px_str_t method = px_msg_get(m, PX_MSG_METHOD), path = px_msg_get(m, PX_MSG_PATH),
+             auth = px_msg_get(m, PX_MSG_AUTHORITY);
+    int n = px_msg_header_count(m), k = 0, have_cookie = 0;
+    size_t need = method.n + path.n + auth.n + 3, cookie_len = 0, off = 0;
+    px_header_t *f;
+    char *cookie = NULL;
+    int err = 0;
+
+    for (int i = 0; i < n; i++) {
+        px_str_t a = px_msg_header_name(m, i), b = px_msg_header_value(m, i);
+        need += a.n + b.n + 2;
+        if (a.n == 6 && !memcmp(a.p, "cookie", 6)) {
+            cookie_len += (have_cookie ? 2 : 0) + b.n;
+            have_cookie = 1;
+        }
+        if (bad_bytes(a.p, a.n) || bad_bytes(b.p, b.n)) {
+            err = 1 + PX_HERR_BAD_REQUEST;
+            *detail = "a field carries CR, LF or NUL";
+        }
+    }
+    need += cookie_len + 8;
+    st->mem = malloc(need);
+    f = calloc((size_t)n + 1, sizeof *f);
+    if (!st->mem || !f) {
+        free(f);
+        return PX_ENOMEM;
+    }
+#define COPY(dst, dlen, s)                                \
+    do {                                                  \
+        memcpy(st->mem + off, (s).p, (s).n);              \
+        st->mem[off + (s).n] = '\0';                      \
+        (dst) = st->mem + off;                            \
+        (dlen) = (s).n;                                   \
+        off += (s).n + 1;                                 \
+    } while (0)
+    COPY(st->head.method, st->head.method_len, method);
+    COPY(st->head.target, st->head.target_len, path);
+    COPY(st->head.host, st->head.host_len, auth);
+    if (have_cookie) {
+        cookie = st->mem + off;
+        off += cookie_len + 1;
+        cookie[0] = '\0';
+    }
+    for (int i = 0; i < n; i++) {
+        px_str_t a = px_msg_header_name(m, i), b = px_msg_header_value(m, i);
+        if (a.n == 6 && !memcmp(a.p, "cookie", 6)) {     /* RFC 9113 8.2.3: one field for HTTP/1.1 */
+            size_t at = strlen(cookie);
+            if (at)
+                memcpy(cookie + at, "; ", 3), at += 2;
+            memcpy(cookie + at, b.p, b.n);
+            cookie[at + b.n] = '\0';
+            continue;
+        }
+        COPY(f[k].name, f[k].name_len, a);
+        COPY(f[k].value, f[k].value_len, b);
+        k++;
+    }
+#undef COPY
+    if (have_cookie)
+        f[k++] = (px_header_t){ "cookie", 6, cookie, strlen(cookie) };
+    st->head.is_request = 1;
+    st->head.http_minor = 1;
+    st->head.headers = f;
+    st->head.header_count = k;
+    st->head.keep_alive = 1;
+    if (m->end_stream) {
+        st->head.body = PX_BODY_NONE;
+    } else if (m->content_length >= 0) {
+        st->head.body = PX_BODY_LENGTH;
+        st->head.content_length = (uint64_t)m->content_length;
+    } else {
+        st->head.body = PX_BODY_CHUNKED;     /* length unknown: chunked towards the upstream */
+    }
+    if (!err && !path.n) {
+        err = 1 + PX_HERR_METHOD_NOT_ALLOWED;
+        *detail = "CONNECT is not supported";
+    }
+    if (!err && cfg_of(st->hc->c)->http.max_body_bytes && m->content_length >= 0 &&
+        (uint64_t)m->content_length > cfg_of(st->hc->c)->http.max_body_bytes) {
+        err = 1 + PX_HERR_BODY_TOO_LARGE;
+        *detail = "the request body is larger than http.max_body_bytes";
+    }
+    return err;
+}
+
+/* --- the stream's ops (px_sess_ops_t, exchange.h) ---------------------------------- */
+
+/* Output may leave now; inside h2.c's calls the pump after them does it. */
+static PX_MUST_CHECK int kick(h2stream_t *st)
+{
+    return st->hc->in_h2 ? 0 : pump(st->hc->c);
+}
+
+/* The exchange is over: the stream is freed from the loop once closed. */
+static void exch_over(h2stream_t *st)
+{
+    st->xdone = 1;
+    px_exch_release_upstream(&st->x, 0);
+    reap_later(st->hc);
+}
+
+/* Ends the exchange at once: logged with why, RST_STREAM. Always -1. */
+static int h2_abort(void *s, px_end_reason_t why)
+{
+    h2stream_t *st = s;
+    if (st->xdone)
+        return -1;
+    px_exch_log_unfinished(&st->x, &st->x.ci, why);
+    exch_over(st);
+    if (!st->closed)
+        settle(px_h2_reset(st->hc->h2, st->id, NGHTTP2_INTERNAL_ERROR));
+    settle(kick(st));
+    return -1;
+}
+
+static int lower_add(px_msg_t *m, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    char low[256];
+    if (nlen >= sizeof low)
+        return PX_ETOOBIG;
+    for (size_t i = 0; i < nlen; i++)
+        low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    return px_msg_add(m, low, nlen, value, vlen);
+}
+
+static int named(const px_header_t *h, const char *name)
+{
+    return h->name_len == strlen(name) && !strncasecmp(h->name, name, h->name_len);
+}
+
+/* Moves what waits in st->out into h2.c, and the end after it. */
+static PX_MUST_CHECK int push_out(h2stream_t *st)
+{
+    int64_t took;
+    if (px_buf_size(&st->out)) {
+        took = px_h2_send(st->hc->h2, st->id, px_buf_ptr(&st->out), px_buf_size(&st->out));
+        if (took < 0)
+            return (int)took;
+        px_buf_consume(&st->out, (size_t)took);
+    }
+    if (st->end_pending && !px_buf_size(&st->out)) {
+        st->end_pending = 0;
+        return px_h2_end(st->hc->h2, st->id, px_msg_trailer_count(&st->trailers) ? &st->trailers : NULL);
+    }
+    return 0;
+}
+
+static PX_MUST_CHECK int h2_send_head(void *s, const px_http_head_t *h, const px_header_t *extra,
+                                      int nextra)
+{
+    h2stream_t *st = s;
+    px_msg_t m;
+    char cl[24];
+    int rc = 0;
+
+    if (h->status < 200)
+        return 0;               /* interim heads are not forwarded over HTTP/2 */
+    px_msg_init(&m, RESP_MSG_BYTES, RESP_MSG_FIELDS);
+    m.status = h->status;
+    for (int i = 0; i < h->header_count && rc == 0; i++) {
+        const px_header_t *f = &h->headers[i];
+        int skip = named(f, "content-length") || named(f, "transfer-encoding");
+        for (int j = 0; j < nextra && !skip; j++)
+            skip = f->name_len == extra[j].name_len && !strncasecmp(f->name, extra[j].name, f->name_len);
+        if (!skip)
+            rc = lower_add(&m, f->name, f->name_len, f->value, f->value_len);
+    }
+    for (int j = 0; j < nextra && rc == 0; j++)
+        if (!named(&extra[j], "trailer"))       /* HTTP/2 needs no announcement */
+            rc = lower_add(&m, extra[j].name, extra[j].name_len, extra[j].value, extra[j].value_len);
+    if (rc == 0 && h->body == PX_BODY_LENGTH) {
+        snprintf(cl, sizeof cl, "%llu", (unsigned long long)h->content_length);
+        rc = px_msg_add(&m, "content-length", 14, cl, strlen(cl));
+    }
+    m.end_stream = st->x.is_head || h->body == PX_BODY_NONE;
+    if (rc == 0)
+        rc = px_h2_respond(st->hc->h2, st->id, &m);
+    px_msg_free(&m);
+    if (rc != 0)
+        return st->x.ops->reply_error(st, PX_HERR_UPSTREAM_BAD, "the response head cannot be forwarded");
+    st->responded = 1;
+    st->resp_ended = m.end_stream;
+    return 0;
+}
+
+static PX_MUST_CHECK int h2_send_data(void *s, const char *p, size_t n)
+{
+    h2stream_t *st = s;
+    if (st->resp_ended || !n)
+        return 0;
+    if (px_buf_append(&st->out, p, n) < 0 || push_out(st) < 0)
+        return h2_abort(st, st->closed ? PX_END_CLIENT_CLOSED : PX_END_INTERNAL);
+    return 0;
+}
+
+static PX_MUST_CHECK int h2_send_end(void *s, const px_header_t *trailers, int n)
+{
+    h2stream_t *st = s;
+    if (st->resp_ended)
+        return 0;
+    st->resp_ended = 1;
+    px_msg_begin_trailers(&st->trailers);
+    for (int i = 0; i < n; i++)
+        if (lower_add(&st->trailers, trailers[i].name, trailers[i].name_len, trailers[i].value,
+                      trailers[i].value_len) < 0)
+            return h2_abort(st, PX_END_INTERNAL);
+    st->end_pending = 1;
+    if (push_out(st) < 0)
+        return h2_abort(st, st->closed ? PX_END_CLIENT_CLOSED : PX_END_INTERNAL);
+    return 0;
+}
+
+/* The whole response has left and nghttp2 closed the stream cleanly. */
+static int delivered(const h2stream_t *st)
+{
+    return st->resp_ended && st->closed && !st->close_code && !st->end_pending &&
+           !px_buf_size(&st->out);
+}
+
+/* A connection that closes once this response has left (drain, h2.c
+ * done) does not undo it: the exchange goes on to log it and end. */
+static PX_MUST_CHECK int h2_flush(void *s, int all)
+{
+    int rc = kick(s);
+    (void)all;
+    return rc < 0 && delivered(s) ? 0 : rc;
+}
+
+static size_t h2_pending(void *s)
+{
+    h2stream_t *st = s;
+    return px_buf_size(&st->out) + (st->closed ? 0 : px_h2_queued(st->hc->h2, st->id));
+}
+
+static int h2_trailers_ok(void *s)
+{
+    (void)s;
+    return 1;
+}
+
+static PX_MUST_CHECK int h2_proceed(void *s, int body)
+{
+    (void)s;
+    (void)body;
+    return 0;
+}
+
+/* Hands the exchange what waits of the request, as far as it takes it,
+ * and reopens the windows by that much. */
+static PX_MUST_CHECK int feed(h2stream_t *st)
+{
+    px_exch_t *x = &st->x;
+    uint64_t max = cfg_of(st->hc->c)->http.max_body_bytes;
+
+    if (st->xdone) {            /* answered already: the rest is read and dropped */
+        if (px_buf_size(&st->in) && !st->closed)
+            settle(px_h2_consumed(st->hc->h2, st->id, px_buf_size(&st->in)));
+        px_buf_reset(&st->in);
+        return 0;
+    }
+    while (px_buf_size(&st->in) || (st->in_end && !st->req_end_given)) {
+        size_t n = px_buf_size(&st->in);
+        int room = px_exch_req_room(x);
+        if (room < 0)
+            return -1;
+        if (!room)
+            break;
+        if (n) {
+            if (max && x->req_bytes + n > max)
+                return x->ops->reply_error(st, PX_HERR_BODY_TOO_LARGE,
+                                           "the request body is larger than http.max_body_bytes");
+            if (px_exch_req_data(x, px_buf_ptr(&st->in), n) < 0)
+                return -1;
+            px_buf_reset(&st->in);
+            if (!st->closed)
+                settle(px_h2_consumed(st->hc->h2, st->id, n));
+        } else {
+            st->req_end_given = 1;
+            if (px_exch_req_end(x) < 0)
+                return -1;
+        }
+    }
+    return px_exch_flush_upstream(x);
+}
+
+static PX_MUST_CHECK int h2_resume_input(void *s)
+{
+    h2stream_t *st = s;
+    if (feed(st) < 0)
+        return -1;
+    return kick(st);
+}
+
+/* A proxy error as the stream's response (JSON), or RST_STREAM when its
+ * head has gone out already. Always -1: the exchange is over. */
+static PX_MUST_CHECK int h2_reply_error(void *s, px_http_error_t e, const char *detail)
+{
+    h2stream_t *st = s;
+    px_exch_t *x = &st->x;
+    char buf[1536], cl[24];
+    const char *body;
+    px_msg_t m;
+    int n, rc;
+
+    if (st->xdone)
+        return -1;
+    x->error = px_http_error_str(e);
+    if (st->responded || st->closed)
+        return h2_abort(st, PX_END_INTERNAL);
+    px_exch_release_upstream(x, 0);
+    n = px_http_error_render(buf, sizeof buf, e, detail, 0);
+    body = n > 0 ? strstr(buf, "\r\n\r\n") : NULL;     /* the JSON after the HTTP/1.1 head */
+    body = body ? body + 4 : "";
+    x->status = px_http_error_status(e);
+    x->resp_bytes = strlen(body);
+    px_exch_log(x, &x->ci);
+    px_msg_init(&m, 4096, 8);
+    m.status = x->status;
+    snprintf(cl, sizeof cl, "%zu", strlen(body));
+    rc = px_msg_add(&m, "content-type", 12, "application/json", 16);
+    if (rc == 0)
+        rc = px_msg_add(&m, "content-length", 14, cl, strlen(cl));
+    if (rc == 0)
+        rc = px_h2_respond(st->hc->h2, st->id, &m);
+    px_msg_free(&m);
+    st->responded = 1;
+    st->resp_ended = 1;
+    st->end_pending = 1;
+    if (rc == 0 && (px_buf_append(&st->out, body, strlen(body)) < 0 || push_out(st) < 0))
+        rc = -1;
+    exch_over(st);
+    if (rc != 0)
+        settle(px_h2_reset(st->hc->h2, st->id, NGHTTP2_INTERNAL_ERROR));
+    settle(feed(st));           /* request bytes waiting are dropped, their window reopened */
+    settle(kick(st));
+    return -1;
+}
+
+static PX_MUST_CHECK int h2_done(void *s)
+{
+    h2stream_t *st = s;
+    exch_over(st);
+    settle(feed(st));
+    return 0;
+}
+
+/* The job returned; of no use when the stream or the connection is gone. */
+static PX_MUST_CHECK int h2_orphaned(void *s, px_sigjob_t *j)
+{
+    h2stream_t *st = s;
+    px_conn_t *c = st->hc->c;
+    if (c->state >= C_CLOSING) {
+        px_sigjob_free(j);
+        px_conn_free_if_closed(c);
+        return 1;
+    }
+    if (!st->closed && !st->xdone)
+        return 0;
+    px_sigjob_free(j);
+    reap_later(st->hc);
+    return 1;
+}
+
+static const px_sess_ops_t h2_ops = {
+    h2_send_head, h2_send_data, h2_send_end, h2_flush, h2_pending, h2_trailers_ok,
+    h2_proceed, h2_resume_input, h2_reply_error, h2_abort, h2_done, h2_orphaned,
+};
+
+/* --- streams ----------------------------------------------------------------------- */
+
+static void stream_free(h2stream_t *st)
+{
+    struct px_h2conn *hc = st->hc;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        hc->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    px_exch_free(&st->x);
+    px_buf_free(&st->in);
+    px_buf_free(&st->out);
+    px_msg_free(&st->trailers);
+    free((void *)st->head.headers);
+    free(st->mem);
+    free(st);
+}
+
+/* From the loop: a stream nghttp2 closed under a live exchange (a reset
+ * from the client) ends it; a stream whose exchange is over and which no
+ * job holds is freed. */
+static void reap_cb(px_defer_item_t *it)
+{
+    struct px_h2conn *hc = (struct px_h2conn *)((char *)it - offsetof(struct px_h2conn, reap));
+    for (h2stream_t *st = hc->streams, *next; st; st = next) {
+        next = st->next;
+        if (st->closed && !st->xdone) {
+            px_exch_log_unfinished(&st->x, &st->x.ci, PX_END_CLIENT_CLOSED);
+            exch_over(st);
+        }
+        if (st->closed && st->xdone && !st->x.job)
+            stream_free(st);
+    }
+    settle(pump(hc->c));
+}
+
+/* Not once the connection closes: conn_free frees what is left. */
+static void reap_later(struct px_h2conn *hc)
+{
+    if (hc->c->state >= C_CLOSING)
+        return;
+    px_defer_add(&hc->c->env->defer, &hc->reap, reap_cb);
+}
+
+static void on_request(void *ud, int32_t id, const px_msg_t *m)
+{
+    struct px_h2conn *hc = ud;
+    px_conn_t *c = hc->c;
+    px_http1_limits_t lim = { cfg_of(c)->http.max_header_bytes, 256, 0 };
+    h2stream_t *st = calloc(1, sizeof *st);
+    const char *detail = NULL;
+    int rc;
+
+    if (!st) {
+        settle(px_h2_reset(hc->h2, id, NGHTTP2_REFUSED_STREAM));
+        return;
+    }
+    st->hc = hc;
+    st->id = id;
+    px_buf_init(&st->in, 0);
+    px_buf_init(&st->out, 0);
+    px_msg_init(&st->trailers, RESP_MSG_BYTES, RESP_MSG_FIELDS);
+    px_exch_init(&st->x);
+    st->x.ops = &h2_ops;
+    st->x.sess = st;
+    st->x.env = c->env;
+    st->x.ci = (px_conninfo_t){ px_transport_peer(&c->tp), px_transport_peer_ip(&c->tp),
+                                px_transport_tls(&c->tp), c->env->worker_id, c->env->m,
+                                px_h2_sess.protocol };
+    st->x.resp = px_http1_new(0, &lim);
+    st->next = hc->streams;
+    if (hc->streams)
+        hc->streams->prev = st;
+    hc->streams = st;
+    rc = st->x.resp ? translate(st, m, &detail) : PX_ENOMEM;
+    if (rc < 0 || px_h2_set_stream_data(hc->h2, id, st) != 0) {
+        st->xdone = 1;
+        settle(px_h2_reset(hc->h2, id, NGHTTP2_REFUSED_STREAM));
+        return;                 /* its on_close frees it */
+    }
+    px_exch_begin(&st->x, &st->head, cfg_of(c), c->env->sig, &c->env->rng);
+    st->x.keep_alive = 1;
+    if (rc > 0) {
+        settle(h2_reply_error(st, (px_http_error_t)(rc - 1), detail));
+        return;
+    }
+    settle(px_exch_req_head(&st->x));
+}
+
+static void on_data(void *ud, int32_t id, void *sd, const uint8_t *p, size_t n)
+{
+    h2stream_t *st = sd;
+    (void)ud;
+    (void)id;
+    if (!st)
+        return;
+    if (px_buf_append(&st->in, p, n) < 0) {
+        settle(h2_abort(st, PX_END_INTERNAL));
+        return;
+    }
+    settle(feed(st));
+}
+
+static void on_end(void *ud, int32_t id, void *sd, const px_msg_t *head)
+{
+    h2stream_t *st = sd;
+    (void)ud;
+    (void)id;
+    (void)head;                 /* request trailers are not forwarded (exchange.h) */
+    if (!st)
+        return;
+    st->in_end = 1;
+    settle(feed(st));
+}
+
+static void on_drained(void *ud, int32_t id, void *sd, size_t n)
+{
+    h2stream_t *st = sd;
+    (void)ud;
+    (void)id;
+    (void)n;
+    if (!st)
+        return;
+    if (push_out(st) < 0) {
+        settle(h2_abort(st, PX_END_INTERNAL));
+        return;
+    }
+    if (!st->xdone)
+        px_exch_resp_drained(&st->x);
+}
+
+static void on_close(void *ud, int32_t id, void *sd, uint32_t code)
+{
+    struct px_h2conn *hc = ud;
+    h2stream_t *st = sd;
+    (void)id;
+    if (!st)
+        return;
+    st->closed = 1;
+    st->close_code = code;
+    reap_later(hc);
+}
+
+static const px_h2_callbacks_t h2_cb = { on_request, on_data, on_end, on_drained, on_close };
+
+/* --- the connection's side --------------------------------------------------------- */
+
+static int open_streams(const struct px_h2conn *hc)
+{
+    for (const h2stream_t *st = hc->streams; st; st = st->next)
+        if (!st->closed)
+            return 1;
+    return 0;
+}
+
+/* The session's counters since the last report into the worker's metrics
+ * (px_h2_stats_t: streams, then the events in metrics.c's order). */
+static void report(struct px_h2conn *hc)
+{
+    const px_h2_stats_t *now = px_h2_stats(hc->h2);
+    const uint64_t *a = (const uint64_t *)now, *b = (const uint64_t *)&hc->reported;
+    px_metrics_t *m = hc->c->env->m;
+
+    _Static_assert(sizeof(px_h2_stats_t) == (1 + PX_M_H2_EVENTS) * sizeof(uint64_t),
+                   "px_h2_stats_t: streams and the PX_M_H2_EVENTS events");
+    px_m_add(&m->h2_streams, a[0] - b[0]);
+    for (int e = 0; e < PX_M_H2_EVENTS; e++)
+        px_m_add(&m->h2_events[e], a[1 + e] - b[1 + e]);
+    hc->reported = *now;
+}
+
+/* Frames out to the transport while it has room; then the session's end
+ * (h2.c wants it, or a drain found no stream left) and its timer. */
+static int pump(px_conn_t *c)
+{
+    struct px_h2conn *hc = c->h2;
+    int rc;
+
+    report(hc);
+    if (c->state >= C_CLOSING || hc->in_h2)
+        return c->state >= C_CLOSING ? GONE : 0;
+    while (px_h2_want_write(hc->h2) && px_transport_pending(&c->tp) < PX_HIGH_WATER) {
+        px_buf_reset(&hc->out);
+        hc->in_h2 = 1;
+        rc = px_h2_output(hc->h2, &hc->out, OUT_PULL);
+        hc->in_h2 = 0;
+        if (rc != 0)
+            return px_conn_abort(c, PX_END_INTERNAL);
+        if (!px_buf_size(&hc->out))
+            break;
+        if (px_conn_send(c, px_buf_ptr(&hc->out), px_buf_size(&hc->out)) < 0)
+            return GONE;
+    }
+    if (px_conn_flush(c) < 0)
+        return GONE;
+    if (px_h2_want_close(hc->h2) || (hc->draining && !open_streams(hc) && !hc->streams))
+        return px_conn_begin_close(c);
+    return 0;
+}
+
+static PX_MUST_CHECK int h2s_input(px_conn_t *c)
+{
+    struct px_h2conn *hc = c->h2;
+    px_buf_t *in = px_transport_input(&c->tp);
+    int rc;
+
+    hc->in_h2 = 1;
+    rc = px_h2_input(hc->h2, px_buf_ptr(in), px_buf_size(in));
+    hc->in_h2 = 0;
+    px_buf_consume(in, px_buf_size(in));
+    if (rc == PX_EPARSE) {
+        if (pump(c) < 0)
+            return GONE;
+        return px_conn_begin_close(c);       /* the GOAWAY leaves first */
+    }
+    if (rc != 0)
+        return px_conn_abort(c, PX_END_INTERNAL);
+    if (pump(c) < 0)
+        return GONE;
+    if (px_transport_eof(&c->tp))
+        return px_conn_begin_close(c);
+    return 0;
+}
+
+static void h2s_sent(px_conn_t *c)
+{
+    settle(pump(c));
+}
+
+static void h2s_written(px_conn_t *c)
+{
+    (void)c;                    /* pump() goes on pulling by itself */
+}
+
+/* Every second: streams stalled on a shut window are reset; a connection
+ * without streams for keepalive_idle is closed with a GOAWAY. */
+static void h2s_timer(px_conn_t *c)
+{
+    struct px_h2conn *hc = c->h2;
+    if (c->tkind != T_H2)
+        return;
+    settle(px_h2_tick(hc->h2));
+    if (hc->streams) {
+        hc->idle_ms = 0;
+    } else {
+        hc->idle_ms += PX_H2_TICK_MS;
+        if (hc->idle_ms >= cfg_of(c)->timeouts.keepalive_idle) {
+            settle(px_h2_goaway(hc->h2, NGHTTP2_NO_ERROR));
+            hc->draining = 1;
+        }
+    }
+    px_conn_arm(c, T_H2);
+    settle(pump(c));
+}
+
+static void end_streams(px_conn_t *c, px_end_reason_t why)
+{
+    for (h2stream_t *st = c->h2->streams; st; st = st->next) {
+        if (!delivered(st))             /* else its exchange is logging it (h2_flush) */
+            px_exch_log_unfinished(&st->x, &st->x.ci, why);
+        st->xdone = 1;
+        px_exch_release_upstream(&st->x, 0);
+    }
+}
+
+static PX_MUST_CHECK int h2s_abort_prep(px_conn_t *c, px_end_reason_t why)
+{
+    end_streams(c, why);
+    px_defer_cancel(&c->h2->reap);
+    return 0;
+}
+
+static void h2s_stop(px_conn_t *c)
+{
+    end_streams(c, PX_END_CLIENT_CLOSED);
+    px_defer_cancel(&c->h2->reap);
+}
+
+static void h2s_log_unfinished(px_conn_t *c, px_end_reason_t why)
+{
+    for (h2stream_t *st = c->h2->streams; st; st = st->next)
+        px_exch_log_unfinished(&st->x, &st->x.ci, why);
+}
+
+/* Drain and reload: GOAWAY (h2.c: a notice, then the last stream on the
+ * PING's answer); open streams finish, then the connection closes. */
+static PX_MUST_CHECK int h2s_drain(px_conn_t *c)
+{
+    struct px_h2conn *hc = c->h2;
+    if (c->state >= C_CLOSING)
+        return 0;
+    hc->draining = 1;
+    settle(px_h2_drain(hc->h2));
+    return pump(c);
+}
+
+static int h2s_job_pending(const px_conn_t *c)
+{
+    for (const h2stream_t *st = c->h2->streams; st; st = st->next)
+        if (st->x.job)
+            return 1;
+    return 0;
+}
+
+const px_conn_sess_t px_h2_sess = {
+    "h2", h2s_input, h2s_sent, h2s_written, h2s_timer, h2s_abort_prep,
+    h2s_stop, h2s_log_unfinished, h2s_drain, h2s_job_pending,
+};
+
+int px_h2s_start(px_conn_t *c)
+{
+    struct px_h2conn *hc = calloc(1, sizeof *hc);
+    if (!hc)
+        return -1;
+    hc->c = c;
+    px_buf_init(&hc->out, 0);
+    if (px_h2_new(&cfg_of(c)->http2, &h2_cb, hc, NULL, &hc->h2) != 0) {
+        free(hc);
+        return -1;
+    }
+    px_h1_free(c);              /* the HTTP/1.1 state it shares a union with */
+    c->h2 = hc;
+    c->sess = &px_h2_sess;
+    px_m_inc(&c->env->m->h2_conns);
+    px_conn_set_state(c, C_REQUEST);
+    px_conn_arm(c, T_H2);
+    return 0;
+}
+
+void px_h2s_free(px_conn_t *c)
+{
+    struct px_h2conn *hc = c->h2;
+    if (!hc)
+        return;
+    px_defer_cancel(&hc->reap);
+    report(hc);
+    px_conn_set_state(c, C_CLOSED);   /* on_close from px_h2_free queues no reap */
+    hc->in_h2 = 1;
+    px_h2_free(hc->h2);         /* on_close for open streams: only marks them */
+    while (hc->streams)
+        stream_free(hc->streams);
+    px_buf_free(&hc->out);
+    free(hc);
+    c->h2 = NULL;
+}
