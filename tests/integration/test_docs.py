@@ -128,8 +128,8 @@ def test_readme_commands_match_help():
 
 
 def slug(heading):
-    """GitHub's anchor for a Markdown heading."""
-    s = re.sub(r"[`*_]", "", heading.strip().lower())
+    """GitHub's anchor for a Markdown heading (underscores in code spans stay)."""
+    s = re.sub(r"[`*]", "", heading.strip().lower())
     s = re.sub(r"[^\w\- ]", "", s)
     return s.replace(" ", "-")
 
