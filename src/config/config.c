@@ -393,16 +393,55 @@ static int parse_tls(ctx_t *c, const cJSON *o, px_config_t *cfg)
 static const char *const upstream_keys[] = { "address", "pool_max_idle",
                                              "max_requests_per_conn", NULL };
 
-static int parse_upstream(ctx_t *c, const cJSON *o, px_upstream_config_t *u)
+/* One upstream object: `upstream` or `upstreams.<name>` (path says which). */
+static int parse_upstream(ctx_t *c, const cJSON *o, const char *path, px_upstream_config_t *u)
 {
     int r;
 
-    if ((r = px_jv_object(&c->jv, o, "upstream", upstream_keys)) < 0 ||
-        (r = get_addr(c, o, "upstream", "address", 1, &u->addr)) < 0 ||
-        (r = px_jv_u32(&c->jv, o, "upstream", "pool_max_idle", 0, 10000, &u->pool_max_idle)) < 0 ||
-        (r = px_jv_u32(&c->jv, o, "upstream", "max_requests_per_conn", 0, 10000000,
+    if ((r = px_jv_object(&c->jv, o, path, upstream_keys)) < 0 ||
+        (r = get_addr(c, o, path, "address", 1, &u->addr)) < 0 ||
+        (r = px_jv_u32(&c->jv, o, path, "pool_max_idle", 0, 10000, &u->pool_max_idle)) < 0 ||
+        (r = px_jv_u32(&c->jv, o, path, "max_requests_per_conn", 0, 10000000,
                      &u->max_requests_per_conn)) < 0)
         return r;
+    return 0;
+}
+
+/* upstreams: {"name": {upstream object}, ...}; each starts from the
+ * default upstream's settings except its address, which it must give. */
+static int parse_upstreams(ctx_t *c, const cJSON *o, px_config_t *cfg)
+{
+    const cJSON *it;
+    int r, n = 0;
+
+    if (!cJSON_IsObject(o))
+        return fail(c, "upstreams", "expected an object of named upstreams, e.g. "
+                    "{\"grpc\": {\"address\": \"127.0.0.1:8500\"}}");
+    cJSON_ArrayForEach(it, o) {
+        px_named_upstream_t *nu = &cfg->upstreams[n];
+        char path[PX_JV_PATH];
+        size_t len = strlen(it->string);
+
+        px_jv_fmt(path, sizeof path, "upstreams.%s", it->string);
+        if (n == PX_MAX_UPSTREAMS)
+            return fail(c, path, "too many named upstreams (at most %d)", PX_MAX_UPSTREAMS);
+        if (len == 0 || len > PX_UPSTREAM_NAME_MAX ||
+            strspn(it->string, "abcdefghijklmnopqrstuvwxyz0123456789_-") != len)
+            return fail(c, path, "a name is 1-%d characters of a-z, 0-9, '_' and '-'",
+                        PX_UPSTREAM_NAME_MAX);
+        if (!strcmp(it->string, "default"))
+            return fail(c, path, "\"default\" is the name of the `upstream` section");
+        for (int k = 0; k < n; k++)
+            if (!strcmp(cfg->upstreams[k].name, it->string))
+                return fail(c, path, "duplicate name");
+        memcpy(nu->name, it->string, len + 1);
+        nu->cfg = cfg->upstream;
+        if (!px_jv_item(it, "address"))
+            return fail(c, path, "required: \"address\"");
+        if ((r = parse_upstream(c, it, path, &nu->cfg)) < 0)
+            return r;
+        cfg->upstream_count = ++n;
+    }
     return 0;
 }
 
@@ -506,8 +545,8 @@ static int parse_admin(ctx_t *c, const cJSON *o, px_admin_config_t *a)
 }
 
 static const char *const root_keys[] = { "listen", "workers", "max_connections", "tls",
-                                         "upstream", "http", "timeouts", "log", "admin",
-                                         "signatures", "routes", "http2", NULL };
+                                         "upstream", "upstreams", "http", "timeouts", "log",
+                                         "admin", "signatures", "routes", "http2", NULL };
 
 static int parse_root(ctx_t *c, const cJSON *root, px_config_t *cfg)
 {
@@ -525,7 +564,9 @@ static int parse_root(ctx_t *c, const cJSON *root, px_config_t *cfg)
         return r;
     if ((v = px_jv_item(root, "tls")) && (r = parse_tls(c, v, cfg)) < 0)
         return r;
-    if ((v = px_jv_item(root, "upstream")) && (r = parse_upstream(c, v, &cfg->upstream)) < 0)
+    if ((v = px_jv_item(root, "upstream")) && (r = parse_upstream(c, v, "upstream", &cfg->upstream)) < 0)
+        return r;
+    if ((v = px_jv_item(root, "upstreams")) && (r = parse_upstreams(c, v, cfg)) < 0)
         return r;
     if ((v = px_jv_item(root, "http")) && (r = parse_http(c, v, &cfg->http)) < 0)
         return r;
@@ -720,6 +761,11 @@ static int finish(ctx_t *c, px_config_t *cfg)
         return fail(c, "admin.listen", "same address and port as listen");
     if (same_endpoint(&cfg->upstream.addr, &cfg->listen))
         return fail(c, "upstream.address", "points at the proxy's own listen address");
+    for (int i = 0; i < cfg->upstream_count; i++)
+        if (same_endpoint(&cfg->upstreams[i].cfg.addr, &cfg->listen)) {
+            px_jv_fmt(where, sizeof where, "upstreams.%s.address", cfg->upstreams[i].name);
+            return fail(c, where, "points at the proxy's own listen address");
+        }
     for (int i = 0; i < tls->cert_count; i++) {
         px_jv_fmt(where, sizeof where, "tls.certificates[%d].cert", i);
         if ((r = check_readable(c, i == 0 && c->cert0_env ? c->cert0_env : where,

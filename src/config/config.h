@@ -82,6 +82,15 @@ typedef struct {
     uint32_t max_requests_per_conn;       /* 0 = unlimited */
 } px_upstream_config_t;
 
+/* upstreams.<name>: model servers besides the default `upstream`, chosen by
+ * routes (one TLS port in front of a REST and a gRPC port, say). */
+#define PX_MAX_UPSTREAMS 8
+#define PX_UPSTREAM_NAME_MAX 32
+typedef struct {
+    char name[PX_UPSTREAM_NAME_MAX + 1];
+    px_upstream_config_t cfg;
+} px_named_upstream_t;
+
 typedef struct {
     uint32_t max_header_bytes;            /* whole request/response head */
     uint64_t max_body_bytes;              /* 0 = unlimited (default 64 MiB) */
@@ -139,6 +148,8 @@ typedef enum { PX_VERIFY_OFF = 0, PX_VERIFY_OPTIONAL, PX_VERIFY_REQUIRED } px_ve
 
 typedef struct {
     char *prefix;                         /* path prefix; the longest match wins */
+    int grpc;                             /* matches only gRPC requests (content-type application/grpc*) */
+    int upstream;                         /* 0: the default upstream, k: upstreams[k - 1] */
     px_verify_mode_t verify;
     int sign_responses;
 } px_route_t;
@@ -195,7 +206,9 @@ typedef struct px_config {
     int workers;                          /* resolved: >= 1 (0 in the file = one per core) */
     uint32_t max_connections;             /* per process */
     px_tls_config_t tls;
-    px_upstream_config_t upstream;
+    px_upstream_config_t upstream;        /* the default one */
+    px_named_upstream_t upstreams[PX_MAX_UPSTREAMS];
+    int upstream_count;
     px_http_config_t http;
     px_http2_config_t http2;
     px_timeouts_config_t timeouts;
@@ -218,9 +231,10 @@ px_config_t *px_config_parse(const char *json, const char *file, char *err, size
 
 void px_config_free(px_config_t *cfg);
 
-/* The route for a request path (longest prefix), or NULL: no signature
- * policy applies. */
-const px_route_t *px_config_route(const px_config_t *cfg, const char *path, size_t len);
+/* The route for a request path (longest prefix; routes marked grpc only
+ * when the request is gRPC, and they win a tie), or NULL: no signature
+ * policy applies and the default upstream serves it. */
+const px_route_t *px_config_route(const px_config_t *cfg, const char *path, size_t len, int grpc);
 
 /* "host:port", "[v6]:port", "unix:/path" -> addr. Returns 0 or PX_EINVAL
  * with the reason in err. */

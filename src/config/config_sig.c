@@ -19,7 +19,8 @@ static const char *const sig_keys[] = { "keyring", "max_skew_s", "max_validity_s
                                         "max_signed_body_bytes", "replay_cache_entries",
                                         "response_key", "response_keyid", "crypto_threads",
                                         "replay_store", "response_model_manifest", NULL };
-static const char *const route_keys[] = { "prefix", "verify", "sign_responses", NULL };
+static const char *const route_keys[] = { "prefix", "grpc", "upstream", "verify",
+                                          "sign_responses", NULL };
 static const char *const verify_names[] = { "off", "optional", "required", NULL };
 
 void px_config_sig_defaults(px_config_t *cfg)
@@ -125,6 +126,30 @@ int px_config_parse_signatures(px_jv_t *j, const char *dir, const cJSON *o, px_c
     return 0;
 }
 
+/* A route's "upstream": a name from `upstreams` ("default" or absent: the
+ * `upstream` section). */
+static int route_upstream(px_jv_t *j, const cJSON *o, const char *path, const px_config_t *cfg,
+                          int *idx)
+{
+    char known[PX_MAX_UPSTREAMS * (PX_UPSTREAM_NAME_MAX + 2) + 16] = "default";
+    const char *name;
+    char kp[PX_JV_PATH];
+    int r = px_jv_str(j, o, path, "upstream", &name);
+
+    *idx = 0;
+    if (r <= 0 || !strcmp(name, "default"))
+        return r;
+    for (int k = 0; k < cfg->upstream_count; k++)
+        if (!strcmp(cfg->upstreams[k].name, name)) {
+            *idx = k + 1;
+            return 0;
+        }
+    for (int k = 0; k < cfg->upstream_count; k++)
+        strcat(strcat(known, ", "), cfg->upstreams[k].name);
+    px_jv_fmt(kp, sizeof kp, "%s.upstream", path);
+    return px_jv_fail(j, kp, "no upstream named \"%s\" (known: %s)", name, known);
+}
+
 int px_config_parse_routes(px_jv_t *j, const cJSON *v, px_config_t *cfg)
 {
     int cnt = px_jv_array(j, v, "routes", 0, PX_MAX_ROUTES, "routes");
@@ -150,12 +175,17 @@ int px_config_parse_routes(px_jv_t *j, const cJSON *v, px_config_t *cfg)
         for (const char *q = prefix; *q; q++)     /* also a metrics label value: keep it plain */
             if (*q <= ' ' || *q > '~' || *q == '?' || *q == '#' || *q == '"' || *q == '\\')
                 return px_jv_fail(j, kp, "printable ASCII only, without space, '?', '#', '\"' or '\\'");
+        if ((r = px_jv_bool(j, o, path, "grpc", &rt->grpc)) < 0)
+            return r;
         for (int k = 0; k < i; k++)
-            if (!strcmp(cfg->routes[k].prefix, prefix))
-                return px_jv_fail(j, kp, "duplicate of routes[%d].prefix", k);
+            if (!strcmp(cfg->routes[k].prefix, prefix) && cfg->routes[k].grpc == rt->grpc)
+                return px_jv_fail(j, kp, "duplicate of routes[%d].prefix%s", k,
+                                  rt->grpc ? " (both with grpc: true)" : "");
         if (!(rt->prefix = strdup(prefix)))
             return oom(j);
         cfg->route_count = i + 1;
+        if ((r = route_upstream(j, o, path, cfg, &rt->upstream)) < 0)
+            return r;
         if ((r = px_jv_enum(j, o, path, "verify", verify_names, &idx)) < 0)
             return r;
         if (r)
@@ -236,16 +266,19 @@ void px_config_free_signatures(px_config_t *cfg)
         free(cfg->routes[i].prefix);
 }
 
-const px_route_t *px_config_route(const px_config_t *cfg, const char *path, size_t len)
+const px_route_t *px_config_route(const px_config_t *cfg, const char *path, size_t len, int grpc)
 {
     const px_route_t *best = NULL;
     size_t best_len = 0;
     for (int i = 0; i < cfg->route_count; i++) {
-        size_t pl = strlen(cfg->routes[i].prefix);
-        if (pl <= len && pl >= best_len && !memcmp(cfg->routes[i].prefix, path, pl)) {
-            best = &cfg->routes[i];
-            best_len = pl;
-        }
+        const px_route_t *rt = &cfg->routes[i];
+        size_t pl = strlen(rt->prefix);
+        if (rt->grpc && !grpc)
+            continue;
+        if (pl > len || memcmp(rt->prefix, path, pl))
+            continue;
+        if (!best || pl > best_len || (pl == best_len && rt->grpc))
+            best = rt, best_len = pl;
     }
     return best;
 }

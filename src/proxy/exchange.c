@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <uv.h>
 
 #include "core/log.h"
@@ -90,16 +91,30 @@ static int method_is(const px_http_head_t *h, const char *m)
     return h->method_len == n && !memcmp(h->method, m, n);
 }
 
-/* The route's signature policy for this request. */
+/* content-type application/grpc, application/grpc+proto, application/grpc;... */
+static int is_grpc(const px_http_head_t *h)
+{
+    static const char ct[] = "application/grpc";
+    const px_header_t *f = px_http_head_get(h, "content-type");
+    size_t n = sizeof ct - 1;
+
+    return f && f->value_len >= n && !strncasecmp(f->value, ct, n) &&
+           (f->value_len == n || f->value[n] == '+' || f->value[n] == ';');
+}
+
+/* The route: which upstream, and the signature policy for this request. */
 static void route_policy(px_exch_t *x, const px_http_head_t *h, const px_config_t *cfg,
                          px_sigctx_t *sig)
 {
     const char *q = memchr(h->target, '?', h->target_len);
-    const px_route_t *r = px_config_route(cfg, h->target, q ? (size_t)(q - h->target) : h->target_len);
+    const px_route_t *r = px_config_route(cfg, h->target, q ? (size_t)(q - h->target) : h->target_len,
+                                          is_grpc(h));
     int signed_req;
 
-    if (r)
+    if (r) {
         x->route_idx = (int)(r - cfg->routes) + 1;
+        x->upstream_idx = r->upstream;
+    }
     if (!r || !sig)
         return;
     x->sig = px_sigctx_ref(sig);
@@ -278,6 +293,13 @@ static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud);
 static void up_on_write(px_uplink_t *l, int status, void *ud);
 static const px_uplink_cb_t up_cb = { up_on_connect, up_on_read, up_on_write };
 
+/* The pool of the route's upstream (the default one when a reload removed it). */
+static px_upstream_t *pool_of(const px_exch_t *x)
+{
+    int k = x->upstream_idx;
+    return k > 0 && x->env->named_up[k - 1] ? x->env->named_up[k - 1] : x->env->upstream;
+}
+
 /* Everything queued for the upstream has left. */
 static void upstream_sent(px_exch_t *x)
 {
@@ -336,7 +358,7 @@ static int upstream_failed(px_exch_t *x, int uverr)
         x->up_reused = 0;
         px_buf_reset(&x->up_out);
         if (px_buf_append(&x->up_out, px_buf_ptr(&x->replay), px_buf_size(&x->replay)) == 0 &&
-            px_upstream_connect_fresh(x->env->upstream, &up_cb, x, &x->up) == 0)
+            px_upstream_connect_fresh(pool_of(x), &up_cb, x, &x->up) == 0)
             return 0;
     }
     px_m_inc(&x->ci.m->upstream_errors[x->upstream_ok ? PX_UP_RESET : PX_UP_CONNECT]);
@@ -622,7 +644,7 @@ static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
 
 static PX_MUST_CHECK int upstream_start(px_exch_t *x)
 {
-    int rc = px_upstream_acquire(x->env->upstream, &up_cb, x, &x->up, &x->up_reused);
+    int rc = px_upstream_acquire(pool_of(x), &up_cb, x, &x->up, &x->up_reused);
     x->connect_on_body = 0;
     if (rc < 0)
         return upstream_failed(x, rc);

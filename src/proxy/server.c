@@ -255,6 +255,11 @@ static void worker_close_handles(worker_t *w)
     uv_close((uv_handle_t *)&w->log_flush, NULL);
     px_defer_close(&w->env.defer);
     px_upstream_close(w->env.upstream);
+    for (int i = 0; i < PX_MAX_UPSTREAMS; i++) {
+        if (w->env.named_up[i])
+            px_upstream_close(w->env.named_up[i]);
+        w->env.named_up[i] = NULL;
+    }
     px_rstore_close(w->env.rstore);
     w->env.rstore = NULL;
 }
@@ -278,6 +283,27 @@ static void worker_start_drain(worker_t *w)
     worker_maybe_done(&w->env);
 }
 
+/* One pool per named upstream, by position: a reload re-points a kept
+ * position (idle links to an old address are dropped) and closes those past
+ * the new count; exchanges look their pool up by index at each use. */
+static int named_pools(worker_t *w, const px_config_t *cfg)
+{
+    for (int i = 0; i < PX_MAX_UPSTREAMS; i++) {
+        px_upstream_t **p = &w->env.named_up[i];
+        if (i >= cfg->upstream_count) {
+            if (*p)
+                px_upstream_close(*p);
+            *p = NULL;
+        } else if (*p) {
+            px_upstream_set_config(*p, &cfg->upstreams[i].cfg, &cfg->timeouts);
+        } else if (!(*p = px_upstream_new(&w->loop, &cfg->upstreams[i].cfg, &cfg->timeouts,
+                                          &w->metrics))) {
+            return UV_ENOMEM;
+        }
+    }
+    return 0;
+}
+
 static void worker_wake(uv_async_t *a)
 {
     worker_t *w = a->data;
@@ -298,6 +324,9 @@ static void worker_wake(uv_async_t *a)
         w->env.tls = newgen->tls;
         w->env.sig = newgen->sig;
         px_upstream_set_config(w->env.upstream, &newgen->cfg->upstream, &newgen->cfg->timeouts);
+        if (named_pools(w, newgen->cfg) < 0)
+            px_error("worker %d: reload: out of memory for the named upstreams' pools "
+                     "(their routes use the default upstream)", w->id);
         gen_unref(old);
     } else if (newgen) {
         gen_unref(newgen);
@@ -346,7 +375,7 @@ static int worker_init(worker_t *w, px_server_t *s, int id, int fd, char *err, s
     w->env.m = &w->metrics;
     w->env.upstream = px_upstream_new(&w->loop, &w->gen->cfg->upstream, &w->gen->cfg->timeouts,
                                       &w->metrics);
-    if (!w->env.upstream) {
+    if (!w->env.upstream || named_pools(w, w->gen->cfg) < 0) {
         rc = UV_ENOMEM;
         goto fail;
     }

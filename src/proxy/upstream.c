@@ -44,6 +44,7 @@ struct px_upstream {
     unsigned generation;
     px_uplink_t *idle;           /* most recently used first */
     uint32_t idle_count, live_count;
+    uint64_t shown_idle, shown_busy;     /* what the gauges hold of this pool */
     int closing;
     px_metrics_t *m;
     char rbuf[READ_CHUNK];       /* shared: on_read consumers copy what they keep */
@@ -60,10 +61,15 @@ static void resolve(px_upstream_t *u)
 
 static px_metrics_t dummy_metrics;   /* when the owner counts nothing */
 
+/* A worker has a pool per upstream and the gauges are the worker's: each
+ * pool adds what changed since it last reported. */
 static void gauges(px_upstream_t *u)
 {
-    px_m_set(&u->m->upstream_idle, u->idle_count);
-    px_m_set(&u->m->upstream_busy, u->live_count - u->idle_count);
+    uint64_t idle = u->idle_count, busy = u->live_count - u->idle_count;
+    px_m_add(&u->m->upstream_idle, idle - u->shown_idle);
+    px_m_add(&u->m->upstream_busy, busy - u->shown_busy);
+    u->shown_idle = idle;
+    u->shown_busy = busy;
 }
 
 px_upstream_t *px_upstream_new(uv_loop_t *loop, const px_upstream_config_t *cfg,

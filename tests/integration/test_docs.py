@@ -58,10 +58,10 @@ def test_config_keys_and_defaults(h):
     shipped = json.load(open(os.path.join(SRC, "config", "pqproxy.json")))
     check_eq(sorted(tables), ["", "admin", "http", "http2", "log", "routes", "signatures",
                               "signatures.replay_store", "timeouts", "tls", "tls.ticket_keys",
-                              "upstream"],
+                              "upstream", "upstreams"],
              "config.md documents each section")
     check_eq(set(tables[""]), set(shipped) | {"tls", "upstream", "http", "timeouts", "log", "admin",
-                                               "signatures", "routes", "http2"},
+                                               "signatures", "routes", "http2", "upstreams"},
              "top-level keys: config.md vs config/pqproxy.json")
     for section, keys in tables.items():
         if section == "routes":

@@ -50,7 +50,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->sig.replay_cache_entries, 262144);
     assert_int_equal(c->sig.crypto_threads, 0);
     assert_int_equal(c->route_count, 0);
-    assert_null(px_config_route(c, "/v1/models/x", 12));
+    assert_null(px_config_route(c, "/v1/models/x", 12, 0));
     px_config_free(c);
 }
 
@@ -82,19 +82,19 @@ static void test_full(void **state)
     assert_string_equal(c->sig.response_keyid, "edge-1");
     assert_int_equal(c->route_count, 3);
     /* the longest prefix wins, whatever the order */
-    r = px_config_route(c, "/v1/models/half:predict", 23);
+    r = px_config_route(c, "/v1/models/half:predict", 23, 0);
     assert_non_null(r);
     assert_string_equal(r->prefix, "/v1/models/");
     assert_int_equal(r->verify, PX_VERIFY_REQUIRED);
     assert_true(r->sign_responses);
-    r = px_config_route(c, "/v1/models/public/x", 19);
+    r = px_config_route(c, "/v1/models/public/x", 19, 0);
     assert_int_equal(r->verify, PX_VERIFY_OPTIONAL);
     assert_false(r->sign_responses);
-    r = px_config_route(c, "/healthz", 8);
+    r = px_config_route(c, "/healthz", 8, 0);
     assert_string_equal(r->prefix, "/");
     assert_int_equal(r->verify, PX_VERIFY_OFF);
     /* the length bounds the match: "/v1/models" is not under "/v1/models/" */
-    r = px_config_route(c, "/v1/models/", 10);
+    r = px_config_route(c, "/v1/models/", 10, 0);
     assert_string_equal(r->prefix, "/");
     px_config_free(c);
 }
@@ -339,6 +339,58 @@ static void test_replay_store_names(void **state)
                "signatures.replay_store.sentinel_password_file", "No such file");
 }
 
+/* Named upstreams and routes choosing them; gRPC routes only for gRPC. */
+static void test_upstream_routes(void **state)
+{
+    const px_route_t *r;
+    px_config_t *c;
+    (void)state;
+    c = ok(cfg("\"upstream\":{\"address\":\"127.0.0.1:8501\",\"pool_max_idle\":7},"
+               "\"upstreams\":{\"grpc\":{\"address\":\"127.0.0.1:8500\"},"
+               "\"other-1\":{\"address\":\"unix:/run/m.sock\",\"pool_max_idle\":3}},"
+               "\"routes\":[{\"prefix\":\"/\",\"grpc\":true,\"upstream\":\"grpc\"},"
+               "{\"prefix\":\"/\"},{\"prefix\":\"/o/\",\"upstream\":\"other-1\"},"
+               "{\"prefix\":\"/d/\",\"upstream\":\"default\"}]"));
+    assert_int_equal(c->upstream_count, 2);
+    assert_string_equal(c->upstreams[0].name, "grpc");
+    assert_int_equal(c->upstreams[0].cfg.addr.port, 8500);
+    assert_int_equal(c->upstreams[0].cfg.pool_max_idle, 7);     /* from the default upstream */
+    assert_int_equal(c->upstreams[1].cfg.pool_max_idle, 3);
+    assert_true(c->upstreams[1].cfg.addr.is_unix);
+    /* the same prefix: the gRPC route for gRPC requests only */
+    r = px_config_route(c, "/inference.GRPCInferenceService/ModelInfer", 42, 1);
+    assert_true(r->grpc);
+    assert_int_equal(r->upstream, 1);
+    r = px_config_route(c, "/inference.GRPCInferenceService/ModelInfer", 42, 0);
+    assert_false(r->grpc);
+    assert_int_equal(r->upstream, 0);
+    /* a longer prefix beats the gRPC route */
+    r = px_config_route(c, "/o/x", 4, 1);
+    assert_int_equal(r->upstream, 2);
+    r = px_config_route(c, "/d/x", 4, 0);
+    assert_int_equal(r->upstream, 0);
+    px_config_free(c);
+
+    expect_err(cfg("\"upstreams\":[]"), "upstreams", "expected an object");
+    expect_err(cfg("\"upstreams\":{\"Grpc\":{\"address\":\"127.0.0.1:8500\"}}"),
+               "upstreams.Grpc", "a-z, 0-9");
+    expect_err(cfg("\"upstreams\":{\"default\":{\"address\":\"127.0.0.1:8500\"}}"),
+               "upstreams.default", "name of the `upstream` section");
+    expect_err(cfg("\"upstreams\":{\"g\":{\"pool_max_idle\":1}}"), "upstreams.g",
+               "required: \"address\"");
+    expect_err(cfg("\"upstreams\":{\"g\":{\"address\":\"127.0.0.1:8500\",\"adress\":1}}"),
+               "upstreams.g.adress", NULL);
+    expect_err(cfg("\"upstreams\":{\"g\":{\"address\":\"nope\"}}"), "upstreams.g.address", NULL);
+    expect_err(cfg("\"upstreams\":{\"g\":{\"address\":\"0.0.0.0:8443\"}}"), "upstreams.g.address",
+               "own listen address");
+    expect_err(cfg("\"upstreams\":{\"g\":{\"address\":\"127.0.0.1:8500\"}},"
+                   "\"routes\":[{\"prefix\":\"/\",\"upstream\":\"h\"}]"),
+               "routes[0].upstream", "no upstream named \"h\" (known: default, g)");
+    expect_err(cfg("\"routes\":[{\"prefix\":\"/\",\"grpc\":true},{\"prefix\":\"/\",\"grpc\":true}]"),
+               "routes[1].prefix", "duplicate of routes[0].prefix (both with grpc: true)");
+    expect_err(cfg("\"routes\":[{\"prefix\":\"/\",\"grpc\":\"yes\"}]"), "routes[0].grpc", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_replay_store),
         cmocka_unit_test(test_replay_store_tls),
         cmocka_unit_test(test_replay_store_names),
+        cmocka_unit_test(test_upstream_routes),
     };
     return cmocka_run_group_tests(tests, sig_setup, sig_teardown);
 }

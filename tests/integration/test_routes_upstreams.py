@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Named upstreams chosen by routes: by path prefix and, for gRPC requests
+(content-type application/grpc*), by a gRPC route; a reload re-points them;
+the upstream gauges add up over the pools."""
+import json
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pxtest import check, check_eq, http_request, main, tls_connect, wait_until  # noqa: E402
+from pxhelpers import metrics  # noqa: E402
+
+
+def three_upstreams(h):
+    ups = [h.start_upstream() for _ in range(3)]
+    return ups
+
+
+def routed_config(ups, rest_port=None):
+    return {
+        "upstream": {"address": f"127.0.0.1:{rest_port or ups[0].port}"},
+        "upstreams": {"grpc": {"address": f"127.0.0.1:{ups[1].port}"},
+                      "batch": {"address": f"127.0.0.1:{ups[2].port}", "pool_max_idle": 2}},
+        "routes": [{"prefix": "/", "grpc": True, "upstream": "grpc"},
+                   {"prefix": "/v1/batch/", "upstream": "batch"},
+                   {"prefix": "/v1/"}],
+    }
+
+
+def ask(px, ca, target, ctype=None):
+    with tls_connect(px.port, ca) as s:
+        hdrs = [("Content-Type", ctype)] if ctype else []
+        r = http_request(s, "POST", target, body=b"x", headers=hdrs)
+        # upstream.py answers unknown paths 404 {"path": ...}: the upstream's answer, not ours
+        check_eq((r.status, r.json().get("path")), (404, target.split("?")[0]), f"{target} ({ctype})")
+        return r
+
+
+def targets(up):
+    return [r["target"] for r in up.records()]
+
+
+def test_routes_choose_upstreams(h):
+    ups = three_upstreams(h)
+    px = h.start_proxy(routed_config(ups), upstream=ups[0])
+    ca = os.path.join(h.certgen(), "ca.crt")
+    cases = [("/v1/models/m:predict", None, 0),
+             ("/inference.GRPCInferenceService/ModelInfer", "application/grpc", 1),
+             ("/tensorflow.serving.PredictionService/Predict", "application/grpc+proto", 1),
+             ("/v1/batch/job", "application/grpc", 2),           # a longer prefix beats the gRPC route
+             ("/v1/batch/job", "application/json", 2),
+             ("/v1/batch/job", "application/grpcx", 2),          # not a gRPC content type
+             ("/other", None, 0)]                                  # no route: the default upstream
+    for target, ctype, _ in cases:
+        ask(px, ca, target, ctype)
+    for i, up in enumerate(ups):
+        want = [t for t, _, k in cases if k == i]
+        up.wait_records(len(want))
+        check_eq(targets(up), want, f"upstream {i} got exactly its routes")
+
+
+def test_reload_repoints_named_upstreams(h):
+    ups = three_upstreams(h)
+    px = h.start_proxy(routed_config(ups), upstream=ups[0])
+    ca = os.path.join(h.certgen(), "ca.crt")
+    ask(px, ca, "/v1/batch/a")                     # pools a link to upstream 2
+    cfg = dict(px.config)
+    cfg["upstreams"] = {"batch": {"address": f"127.0.0.1:{ups[1].port}"}}   # batch moves; grpc gone
+    cfg["routes"] = [{"prefix": "/v1/batch/", "upstream": "batch"}]
+    with open(px.config_path, "w") as f:
+        json.dump(cfg, f)
+    px.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "configuration reloaded" in px.proc.stderr_text(), msg="reloaded")
+    ask(px, ca, "/v1/batch/b")
+    ask(px, ca, "/x", "application/grpc")          # its route is gone: the default upstream
+    ups[1].wait_records(1)
+    check_eq(targets(ups[1]), ["/v1/batch/b"], "the moved upstream serves after the reload")
+    check_eq(targets(ups[2]), ["/v1/batch/a"], "the old address got nothing more")
+    ups[0].wait_records(1)
+    check_eq(targets(ups[0]), ["/x"])
+
+
+def test_bad_route_upstream_refused_at_reload(h):
+    ups = three_upstreams(h)
+    px = h.start_proxy(routed_config(ups), upstream=ups[0])
+    ca = os.path.join(h.certgen(), "ca.crt")
+    cfg = dict(px.config)
+    cfg["routes"] = [{"prefix": "/", "upstream": "nope"}]
+    with open(px.config_path, "w") as f:
+        json.dump(cfg, f)
+    px.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload refused" in px.proc.stderr_text(), msg="reload refused")
+    check('routes[0].upstream: no upstream named \\"nope\\"' in px.proc.stderr_text(),
+          "the refusal names the key path and reason")
+    ask(px, ca, "/v1/batch/still", None)
+    ups[2].wait_records(1)
+    check_eq(targets(ups[2]), ["/v1/batch/still"], "the running routes stay")
+
+
+def test_gauges_add_up_over_pools(h):
+    ups = three_upstreams(h)
+    px = h.start_proxy(routed_config(ups), upstream=ups[0])
+    ca = os.path.join(h.certgen(), "ca.crt")
+    for target, ctype in (("/v1/a", None), ("/g", "application/grpc"), ("/v1/batch/c", None)):
+        ask(px, ca, target, ctype)
+    # each pool keeps its idle link; the worker's gauge is their sum
+    m = wait_until(lambda: (lambda m: m if m.get("pqproxy_upstream_connections{state=\"idle\"}") == 3
+                            else None)(metrics(px)), msg="three idle upstream links")
+    check_eq(m.get('pqproxy_upstream_connections{state="busy"}'), 0)
+
+
+if __name__ == "__main__":
+    main([test_routes_choose_upstreams, test_reload_repoints_named_upstreams,
+          test_bad_route_upstream_refused_at_reload, test_gauges_add_up_over_pools])
