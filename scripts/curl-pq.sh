@@ -12,7 +12,8 @@
 # static build leaves out, so a wolfSSL variant is built with deps.sh's
 # build function: the same flags and patches (ML-KEM, pqc-hybrids, ML-DSA)
 # plus --enable-curl, cached under its own key. curl itself is configured
-# minimal (HTTP(S) only, static, no optional libraries) and installed into
+# minimal (HTTP(S) only, static, no optional library but Debian's libnghttp2
+# for --http2, already among deps.sh's packages) and installed into
 #
 #   ${PQPROXY_CACHE:-${XDG_CACHE_HOME:-~/.cache}/pqproxy}/curl-<version>-<key>/bin/curl
 #
@@ -46,7 +47,7 @@ CURL_BUILD_PKGS=()
 
 curl_configure_flags() {
     printf '%s\n' --disable-shared --enable-static \
-        --without-libpsl --without-brotli --without-zstd --without-libidn2 --without-nghttp2 \
+        --without-libpsl --without-brotli --without-zstd --without-libidn2 --with-nghttp2 \
         --without-nghttp3 --without-ngtcp2 --without-libssh2 --without-librtmp --without-zlib \
         --without-libgsasl --without-ca-bundle --without-ca-path \
         --disable-ldap --disable-rtsp --disable-dict --disable-telnet --disable-tftp \

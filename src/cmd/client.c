@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cmd/cli.h"
+#include "cmd/client_h2.h"
 #include "config/config.h"
 #include "core/errors.h"
 #include "http/http1.h"
@@ -39,7 +40,7 @@ typedef struct {
     const char *out_file;
     uint16_t groups[PX_MAX_GROUPS];
     int group_count;
-    int insecure, verbose, include, fail;
+    int insecure, verbose, include, fail, http2;
     int timeout_ms;
     const char *sign_key, *sign_keyid;        /* sign the request (PREFIX, keyid) */
     const char *verify_key, *verify_keyid;    /* verify the response (PREFIX, keyid) */
@@ -75,6 +76,7 @@ static int usage(void)
             "  -i, --include            print the status line and headers\n"
             "  -v, --verbose            print TLS details (version, group, cipher) to stderr\n"
             "  -f, --fail               exit 22 when the status is 400 or more\n"
+            "      --http2              HTTP/2 (ALPN h2 only; no --sign-key / --verify-key)\n"
             "      --timeout MS         give up after MS milliseconds of silence (default 30000)\n"
             "      --sign-key PREFIX --keyid ID   sign the request (ECDSA P-384 + ML-DSA-87,\n"
             "                           docs/signatures.md); PREFIX from pqproxy keygen\n"
@@ -352,6 +354,44 @@ out:
     return rc;
 }
 
+/* The request over HTTP/2 (client_h2.c): the same options but signatures. */
+static int request_h2(link_t *l, const opts_t *o, const char *path, int *status)
+{
+    px_h2_client_req_t r = { 0 };
+    struct stat st;
+    int rc;
+
+    r.method = o->method ? o->method : (o->data || o->data_file) ? "POST" : "GET";
+    r.authority = o->authority;
+    r.path = path;
+    r.headers = o->headers;
+    r.header_count = o->header_count;
+    r.user_agent = "pqproxy-request/" PX_VERSION;
+    r.data = o->data;
+    r.body_len = o->data ? (long long)strlen(o->data) : -1;
+    r.include = o->include;
+    r.out = stdout;
+    if (o->data_file) {
+        if (!(r.body = strcmp(o->data_file, "-") ? fopen(o->data_file, "rb") : stdin)) {
+            fprintf(stderr, "pqproxy request: --data-file %s: %s\n", o->data_file, strerror(errno));
+            return -1;
+        }
+        if (fstat(fileno(r.body), &st) == 0 && S_ISREG(st.st_mode))
+            r.body_len = (long long)st.st_size;
+    }
+    if (o->out_file && !(r.out = fopen(o->out_file, "wb"))) {
+        fprintf(stderr, "pqproxy request: -o %s: %s\n", o->out_file, strerror(errno));
+        rc = -1;
+    } else {
+        rc = px_h2_client_run(l->fd, l->tls, l->timeout_ms, &r, status);
+    }
+    if (r.body && r.body != stdin)
+        fclose(r.body);
+    if (r.out && r.out != stdout)
+        fclose(r.out);
+    return rc;
+}
+
 /* The proxy's response signature (head or trailer) and the body digest;
  * 0 when both hold. Prints the outcome to stderr. */
 static int verify_response(const opts_t *o, px_http1_t *p, px_digest_t *d)
@@ -522,6 +562,7 @@ int px_cmd_request(int argc, char **argv)
         else if (OPT("-v", "--verbose")) o.verbose = 1;
         else if (OPT("-i", "--include")) o.include = 1;
         else if (OPT("-f", "--fail")) o.fail = 1;
+        else if (OPT("--http2", "--http2")) o.http2 = 1;
         else if (a[0] != '-') {
             if (o.url)
                 return px_cli_usage_error("request", "one URL only ('%s' and '%s')", o.url, a);
@@ -573,6 +614,8 @@ int px_cmd_request(int argc, char **argv)
     if (o.sign_key && !o.sign_keyid) {
         return px_cli_usage_error("request", "--sign-key needs --keyid");
     }
+    if (o.http2 && (o.sign_key || o.verify_key))
+        return px_cli_usage_error("request", "--http2: --sign-key and --verify-key are HTTP/1.1 only");
     if (o.verify_key && !o.verify_keyid)
         o.verify_keyid = "pqproxy";
     if (!strcmp(port, "443"))
@@ -592,6 +635,7 @@ int px_cmd_request(int argc, char **argv)
     co.ca_file = o.insecure ? NULL : o.cacert;
     co.cert_file = o.cert;
     co.key_file = o.key;
+    co.alpn = o.http2 ? "h2" : NULL;
     ctx = px_tls_ctx_client_new(&co, err, sizeof err);
     if (!ctx) {
         fprintf(stderr, "pqproxy request: %s\n", err);
@@ -634,9 +678,12 @@ int px_cmd_request(int argc, char **argv)
                 ti.hybrid ? "hybrid post-quantum" : "classical", ti.cipher,
                 ti.resumed ? ", resumed" : "");
     }
-    if (send_request(&l, &o, path) < 0)
+    if (o.http2) {
+        if (request_h2(&l, &o, path, &status) < 0)
+            goto out;
+    } else if (send_request(&l, &o, path) < 0) {
         goto out;
-    {
+    } else {
         const char *m = o.method ? o.method : "";
         if (read_response(&l, &o, !strcasecmp(m, "HEAD"), &status) < 0)
             goto out;

@@ -605,7 +605,7 @@ static int set_defaults(ctx_t *c, px_config_t *cfg)
     cfg->tls.session_tickets = 1;
     cfg->tls.ticket_key_rotation_s = 3600;
     cfg->tls.cert_expiry_warning_days = 30;
-    cfg->tls.alpn_count = 1;
+    cfg->tls.alpn_count = 2;           /* h2 first: clients that offer it prefer it */
     px_config_mtls_defaults(&cfg->tls);
     px_config_ticket_keys_defaults(&cfg->tls.ticket_keys);
     cfg->upstream.pool_max_idle = 64;
@@ -618,7 +618,7 @@ static int set_defaults(ctx_t *c, px_config_t *cfg)
     cfg->log.level = PX_LOG_INFO;
     cfg->admin.enabled = 1;
     px_config_sig_defaults(cfg);
-    if (set_str(c, &cfg->tls.alpn[0], "http/1.1") < 0 ||
+    if (set_str(c, &cfg->tls.alpn[0], "h2") < 0 || set_str(c, &cfg->tls.alpn[1], "http/1.1") < 0 ||
         set_str(c, &cfg->log.access_log, "stdout") < 0 ||
         set_str(c, &cfg->log.error_log, "stderr") < 0)
         return PX_ENOMEM;

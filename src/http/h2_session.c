@@ -4,9 +4,9 @@
  * answering through px_sess_ops_t per stream.
  *
  * The upstream speaks HTTP/1.1: a stream's head becomes a px_http_head_t
- * (Host from :authority, cookie fields joined with "; ", framing from
- * content-length or chunked when unknown; h2.c has refused
- * connection-specific fields, `te` other than trailers, and CR/LF/NUL).
+ * by px_h2_translate (h2_translate.h: Host from :authority, cookie fields
+ * joined with "; ", framing from content-length or chunked when unknown,
+ * and its own vetting against h2-to-h1 smuggling).
  *
  * Flow control is backpressure: a request stream's bytes wait in st->in
  * (bounded by its window) until the exchange takes them, and only then
@@ -32,6 +32,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "http/h2.h"
+#include "http/h2_translate.h"
 #include "sig/sigflow.h"
 
 #define OUT_PULL 16384                /* frame bytes pulled from h2.c at a time */
@@ -42,8 +43,7 @@ typedef struct h2stream {
     px_exch_t x;
     struct px_h2conn *hc;
     int32_t id;
-    px_http_head_t head;          /* the request, translated for the HTTP/1.1 upstream */
-    char *mem;                    /* its strings */
+    px_h2_req_t req;              /* the request, translated for the HTTP/1.1 upstream */
     px_buf_t in;                  /* request body bytes the exchange has not taken yet */
     px_buf_t out;                 /* response body bytes h2.c has not taken yet */
     px_msg_t trailers;            /* the response's trailers, while out drains */
@@ -81,105 +81,6 @@ static void settle(int status)
 static const px_config_t *cfg_of(const px_conn_t *c)
 {
     return c->env->cfg;
-}
-
-/* --- the request head, for the HTTP/1.1 upstream ----------------------------------- */
-
-static int bad_bytes(const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0')
-            return 1;
-    return 0;
-}
-
-/* Fills st->head from m. Returns 0, PX_ENOMEM, or an HTTP error (> 0 as
- * 1 + px_http_error_t) with *detail. */
-static int translate(h2stream_t *st, const px_msg_t *m, const char **detail)
-{
-    px_str_t method = px_msg_get(m, PX_MSG_METHOD), path = px_msg_get(m, PX_MSG_PATH),
-             auth = px_msg_get(m, PX_MSG_AUTHORITY);
-    int n = px_msg_header_count(m), k = 0, have_cookie = 0;
-    size_t need = method.n + path.n + auth.n + 3, cookie_len = 0, off = 0;
-    px_header_t *f;
-    char *cookie = NULL;
-    int err = 0;
-
-    for (int i = 0; i < n; i++) {
-        px_str_t a = px_msg_header_name(m, i), b = px_msg_header_value(m, i);
-        need += a.n + b.n + 2;
-        if (a.n == 6 && !memcmp(a.p, "cookie", 6)) {
-            cookie_len += (have_cookie ? 2 : 0) + b.n;
-            have_cookie = 1;
-        }
-        if (bad_bytes(a.p, a.n) || bad_bytes(b.p, b.n)) {
-            err = 1 + PX_HERR_BAD_REQUEST;
-            *detail = "a field carries CR, LF or NUL";
-        }
-    }
-    need += cookie_len + 8;
-    st->mem = malloc(need);
-    f = calloc((size_t)n + 1, sizeof *f);
-    if (!st->mem || !f) {
-        free(f);
-        return PX_ENOMEM;
-    }
-#define COPY(dst, dlen, s)                                \
-    do {                                                  \
-        memcpy(st->mem + off, (s).p, (s).n);              \
-        st->mem[off + (s).n] = '\0';                      \
-        (dst) = st->mem + off;                            \
-        (dlen) = (s).n;                                   \
-        off += (s).n + 1;                                 \
-    } while (0)
-    COPY(st->head.method, st->head.method_len, method);
-    COPY(st->head.target, st->head.target_len, path);
-    COPY(st->head.host, st->head.host_len, auth);
-    if (have_cookie) {
-        cookie = st->mem + off;
-        off += cookie_len + 1;
-        cookie[0] = '\0';
-    }
-    for (int i = 0; i < n; i++) {
-        px_str_t a = px_msg_header_name(m, i), b = px_msg_header_value(m, i);
-        if (a.n == 6 && !memcmp(a.p, "cookie", 6)) {     /* RFC 9113 8.2.3: one field for HTTP/1.1 */
-            size_t at = strlen(cookie);
-            if (at)
-                memcpy(cookie + at, "; ", 3), at += 2;
-            memcpy(cookie + at, b.p, b.n);
-            cookie[at + b.n] = '\0';
-            continue;
-        }
-        COPY(f[k].name, f[k].name_len, a);
-        COPY(f[k].value, f[k].value_len, b);
-        k++;
-    }
-#undef COPY
-    if (have_cookie)
-        f[k++] = (px_header_t){ "cookie", 6, cookie, strlen(cookie) };
-    st->head.is_request = 1;
-    st->head.http_minor = 1;
-    st->head.headers = f;
-    st->head.header_count = k;
-    st->head.keep_alive = 1;
-    if (m->end_stream) {
-        st->head.body = PX_BODY_NONE;
-    } else if (m->content_length >= 0) {
-        st->head.body = PX_BODY_LENGTH;
-        st->head.content_length = (uint64_t)m->content_length;
-    } else {
-        st->head.body = PX_BODY_CHUNKED;     /* length unknown: chunked towards the upstream */
-    }
-    if (!err && !path.n) {
-        err = 1 + PX_HERR_METHOD_NOT_ALLOWED;
-        *detail = "CONNECT is not supported";
-    }
-    if (!err && cfg_of(st->hc->c)->http.max_body_bytes && m->content_length >= 0 &&
-        (uint64_t)m->content_length > cfg_of(st->hc->c)->http.max_body_bytes) {
-        err = 1 + PX_HERR_BODY_TOO_LARGE;
-        *detail = "the request body is larger than http.max_body_bytes";
-    }
-    return err;
 }
 
 /* --- the stream's ops (px_sess_ops_t, exchange.h) ---------------------------------- */
@@ -480,8 +381,7 @@ static void stream_free(h2stream_t *st)
     px_buf_free(&st->in);
     px_buf_free(&st->out);
     px_msg_free(&st->trailers);
-    free((void *)st->head.headers);
-    free(st->mem);
+    px_h2_req_free(&st->req);
     free(st);
 }
 
@@ -541,13 +441,13 @@ static void on_request(void *ud, int32_t id, const px_msg_t *m)
     if (hc->streams)
         hc->streams->prev = st;
     hc->streams = st;
-    rc = st->x.resp ? translate(st, m, &detail) : PX_ENOMEM;
+    rc = st->x.resp ? px_h2_translate(m, cfg_of(c)->http.max_body_bytes, &st->req, &detail) : PX_ENOMEM;
     if (rc < 0 || px_h2_set_stream_data(hc->h2, id, st) != 0) {
         st->xdone = 1;
         settle(px_h2_reset(hc->h2, id, NGHTTP2_REFUSED_STREAM));
         return;                 /* its on_close frees it */
     }
-    px_exch_begin(&st->x, &st->head, cfg_of(c), c->env->sig, &c->env->rng);
+    px_exch_begin(&st->x, &st->req.head, cfg_of(c), c->env->sig, &c->env->rng);
     st->x.keep_alive = 1;
     if (rc > 0) {
         settle(h2_reply_error(st, (px_http_error_t)(rc - 1), detail));

@@ -587,6 +587,10 @@ px_tls_ctx_t *px_tls_ctx_client_new(const px_tls_client_opts_t *o, char *err, si
     }
     for (int i = 0; i < o->group_count && i < PX_MAX_GROUPS; i++)
         c->client_groups[c->client_group_count++] = o->groups[i];
+    if (o->alpn && !(c->alpn = strdup(o->alpn))) {
+        snprintf(err, errlen, "tls: out of memory");
+        goto fail;
+    }
     if (o->ca_file) {
         int rc = wolfSSL_CTX_load_verify_locations(c->client, o->ca_file, NULL);
         if (rc != WOLFSSL_SUCCESS) {
@@ -1124,7 +1128,10 @@ static int client_start(px_tls_t *t)
         }
         t->group = c->client_groups[0];
     }
-    wolfSSL_UseALPN(t->ssl, (char *)"http/1.1", 8, WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+    if (c->alpn)
+        wolfSSL_UseALPN(t->ssl, c->alpn, (unsigned)strlen(c->alpn), WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+    else
+        wolfSSL_UseALPN(t->ssl, (char *)"http/1.1", 8, WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
     return 0;
 }
 

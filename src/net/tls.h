@@ -46,6 +46,7 @@ typedef struct {
     const char *cert_file;       /* client certificate for mTLS, or NULL */
     const char *key_file;
     int tls12;                   /* allow TLS 1.2 too */
+    const char *alpn;            /* ALPN offered, comma-separated; NULL: "http/1.1" */
 } px_tls_client_opts_t;
 
 px_tls_ctx_t *px_tls_ctx_client_new(const px_tls_client_opts_t *o, char *err, size_t errlen);

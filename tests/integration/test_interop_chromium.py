@@ -103,8 +103,10 @@ def test_chromium_negotiates_hybrid(h):
     check_eq(len(lines), 1, f"the page request in the access log: {proxy.access_log_lines()}")
     check_eq((lines[0]["group"], lines[0]["tls_version"], lines[0]["status"], lines[0]["sni"]),
              ("X25519MLKEM768", "TLSv1.3", 200, "localhost"), "access log")
-    # Every request chromium made (the page, perhaps /favicon.ico) was hybrid.
+    # Every request chromium made (the page, perhaps /favicon.ico) was hybrid,
+    # and over HTTP/2: the default tls.alpn offers h2, which Chrome prefers.
     check_eq({ln["group"] for ln in proxy.access_log_lines()}, {"X25519MLKEM768"}, "all groups")
+    check_eq({ln["protocol"] for ln in proxy.access_log_lines()}, {"h2"}, "chromium spoke HTTP/2")
 
 
 if __name__ == "__main__":

@@ -33,9 +33,9 @@ def classical_curl():
     return curl
 
 
-def run_curl(h, proxy, path="/echo"):
+def run_curl(h, proxy, path="/echo", extra=()):
     ca = os.path.join(h.certgen(), "ca.crt")
-    cmd = [classical_curl(), "-sS", "--max-time", "30", "--cacert", ca, "--tlsv1.3",
+    cmd = [classical_curl(), "-sS", "--max-time", "30", "--cacert", ca, "--tlsv1.3", *extra,
            "--resolve", f"localhost:{proxy.port}:127.0.0.1", f"https://localhost:{proxy.port}{path}"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
@@ -66,5 +66,25 @@ def test_served_with_x25519_under_prefer(h):
              ("X25519", "TLSv1.3", 200, "localhost"), "access log")
 
 
+def test_http2_and_http1_by_alpn(h):
+    """The default tls.alpn offers h2 and http/1.1: curl --http2 gets HTTP/2,
+    curl --http1.1 HTTP/1.1, on the same listener."""
+    curl = classical_curl()
+    features = subprocess.run([curl, "--version"], capture_output=True, text=True, timeout=30).stdout
+    if "HTTP2" not in features:
+        skip("this curl is built without nghttp2 (no HTTP2 feature)")
+    proxy = h.start_proxy({"tls": {"pq_policy": "prefer"}})
+    for flag, proto in (("--http2", "h2"), ("--http1.1", "HTTP/1.1")):
+        r = run_curl(h, proxy, f"/echo?from={proto}", extra=[flag, "-w", "\\n%{http_version}"])
+        check_eq(r.returncode, 0, f"curl {flag}: {r.stderr}")
+        body, _, version = r.stdout.rpartition("\n")
+        check_eq(version, {"h2": "2", "HTTP/1.1": "1.1"}[proto], f"curl {flag}: HTTP version")
+        check_eq(json.loads(body)["target"], f"/echo?from={proto}", "upstream request")
+    logs = proxy.wait_access_log(2)
+    check_eq([(l["path"], l["protocol"]) for l in logs],
+             [("/echo?from=h2", "h2"), ("/echo?from=HTTP/1.1", "HTTP/1.1")], "access log protocol")
+
+
 if __name__ == "__main__":
-    pxtest.main([test_refused_under_require, test_served_with_x25519_under_prefer])
+    pxtest.main([test_refused_under_require, test_served_with_x25519_under_prefer,
+                 test_http2_and_http1_by_alpn])

@@ -212,8 +212,9 @@ static void check_defaults(const px_config_t *c)
     assert_int_equal(c->tls.client_crl_count, 0);
     assert_int_equal(c->tls.session_tickets, 1);
     assert_int_equal(c->tls.ticket_key_rotation_s, 3600);
-    assert_int_equal(c->tls.alpn_count, 1);
-    assert_string_equal(c->tls.alpn[0], "http/1.1");
+    assert_int_equal(c->tls.alpn_count, 2);           /* HTTP/2 by default, HTTP/1.1 beside it */
+    assert_string_equal(c->tls.alpn[0], "h2");
+    assert_string_equal(c->tls.alpn[1], "http/1.1");
     assert_int_equal(c->tls.cipher_count, 3);   /* the TLS 1.3 AEAD suites */
     assert_int_equal(c->tls.ciphers[0], 0x1302);
     assert_int_equal(c->tls.ciphers[1], 0x1301);
