@@ -183,6 +183,7 @@ void px_exch_log(px_exch_t *x, const px_conninfo_t *ci)
     if (cls < 1 || cls > 5)
         cls = 0;
     px_m_inc(&m->requests[x->route_idx][px_m_method_index(x->method)][cls]);
+    px_m_inc(&m->requests_proto[ci->protocol && !strcmp(ci->protocol, "h2")]);
     if (x->t_start)
         px_m_observe(&m->request_seconds, ms_since(x->t_start, now) / 1e3);
     if (x->t_first && x->t_sent)
@@ -213,6 +214,7 @@ void px_exch_log(px_exch_t *x, const px_conninfo_t *ci)
         a.upstream_ms = x->t_first && x->t_sent ? ms_since(x->t_sent, x->t_first) : -1;
         a.request_id = x->request_id;
         a.error = x->error;
+        a.grpc_status = x->grpc_status;
         a.sig_result = x->sig_result;
         a.sig_keyid = x->info.keyid;
         a.worker = ci->worker_id;

@@ -213,9 +213,48 @@ def test_http1_clients_unaffected(h):
     check_eq([l["protocol"] for l in logs], ["HTTP/1.1", "HTTP/1.1"], "access log protocol")
 
 
+def test_stalled_upload_stream_times_out(h):
+    """A stream that sends part of its body and stops is answered 408 after
+    timeouts.body_idle_ms, and one whose body trickles on past request_ms
+    too, while a sibling stream on the same connection is served; each is
+    counted, and neither holds its upstream link."""
+    node24()
+    proxy = h.start_proxy(dict(H2_ALPN, timeouts={"body_idle_ms": 800, "request_ms": 30000}))
+    res = h2_requests(h, proxy.port, [
+        {"method": "POST", "path": "/echo", "body_len": 5000, "stall_after": 100},
+        {"path": "/delay/300"}])
+    stalled, ok = res["responses"]
+    check_eq(stalled["status"], 408, f"stalled upload: {stalled}")
+    check_eq(json.loads(stalled["body"])["error"], "request_timeout", "error body")
+    check(700 <= stalled["t_head_ms"] < 2500, f"answered after body_idle_ms: {stalled['t_head_ms']} ms")
+    check_eq(ok["status"], 200, f"the sibling stream: {ok}")
+    m = metrics(proxy)
+    check_eq(m['pqproxy_h2_stream_timeouts_total{timeout="body_idle"}'], 1, "counted")
+    logs = proxy.wait_access_log(2)
+    check_in(("/echo", 408, "request_timeout"), [(l["path"], l["status"], l.get("error")) for l in logs],
+             "logged")
+    check_eq([r["target"] for r in h.upstream.records()], ["/delay/300"], "only the sibling upstream")
+    # the upstream link the stalled stream opened (on its first body byte) is
+    # closed, not left waiting for the rest of the body
+    pxtest.wait_until(lambda: metrics(proxy).get('pqproxy_upstream_connections{state="busy"}', 0) == 0, 5,
+                      msg="no upstream link busy")
+
+    proxy = h.start_proxy(dict(H2_ALPN, timeouts={"body_idle_ms": 30000, "request_ms": 900}),
+                          name="pqproxy-deadline")
+    res = h2_requests(h, proxy.port, [
+        {"method": "POST", "path": "/echo", "body_len": 5000, "stall_after": 100},
+        {"path": "/delay/200"}])
+    stalled, ok = res["responses"]
+    check_eq((stalled["status"], ok["status"]), (408, 200), f"request_ms: {res['responses']}")
+    check(800 <= stalled["t_head_ms"] < 2500, f"answered after request_ms: {stalled['t_head_ms']} ms")
+    m = metrics(proxy)
+    check_eq((m['pqproxy_h2_stream_timeouts_total{timeout="request"}'],
+              m["pqproxy_request_deadline_exceeded_total"]), (1, 1), "counted as a request deadline")
+
+
 if __name__ == "__main__":
     pxtest.main([test_get_and_post_over_h2, test_concurrent_streams, test_large_bodies_both_ways,
                  test_upstream_failure_ends_one_stream, test_drain_sends_goaway_and_finishes_streams,
                  test_body_limit_per_stream, test_connect_refused,
                  test_client_reset_ends_its_exchange_only,
-                 test_http1_clients_unaffected])
+                 test_http1_clients_unaffected, test_stalled_upload_stream_times_out])
