@@ -252,9 +252,33 @@ def test_stalled_upload_stream_times_out(h):
               m["pqproxy_request_deadline_exceeded_total"]), (1, 1), "counted as a request deadline")
 
 
+def test_early_answer_then_reset_no_error(h):
+    """A stream answered before its request body ended (413 on its declared
+    length, 405, a gRPC error) gets its whole response, then RST_STREAM
+    NO_ERROR (RFC 9113 8.1): the client stops sending, the stream closes;
+    the upstream sees none of them."""
+    node24()
+    proxy = h.start_proxy(dict(H2_ALPN, http={"max_body_bytes": 1000}))
+    res = h2_requests(h, proxy.port, [
+        {"method": "POST", "path": "/echo", "body_len": 5000, "stall_after": 100, "wait_close_ms": 3000},
+        {"method": "POST", "path": "/echo", "body_len": 5000, "stall_after": 100, "wait_close_ms": 3000,
+         "headers": {"content-type": "application/grpc"}},
+        {"path": "/echo"}])
+    big, grpc, ok = res["responses"]
+    check_eq((big["status"], json.loads(big["body"])["error"]), (413, "body_too_large"),
+             f"the whole response first: {big}")
+    check_eq((big.get("closed_after_end"), big.get("rst_code")), (True, 0),
+             f"then RST_STREAM NO_ERROR: {big}")
+    check_eq((grpc["status"], grpc["headers"].get("grpc-status"), grpc.get("closed_after_end"),
+              grpc.get("rst_code")), (200, "8", True, 0), f"trailers-only, then the reset: {grpc}")
+    check_eq(ok["status"], 200, f"the connection goes on: {ok}")
+    check_eq([r["target"] for r in h.upstream.records()], ["/echo"], "only the GET upstream")
+
+
 if __name__ == "__main__":
     pxtest.main([test_get_and_post_over_h2, test_concurrent_streams, test_large_bodies_both_ways,
                  test_upstream_failure_ends_one_stream, test_drain_sends_goaway_and_finishes_streams,
                  test_body_limit_per_stream, test_connect_refused,
                  test_client_reset_ends_its_exchange_only,
-                 test_http1_clients_unaffected, test_stalled_upload_stream_times_out])
+                 test_http1_clients_unaffected, test_stalled_upload_stream_times_out,
+                 test_early_answer_then_reset_no_error])
