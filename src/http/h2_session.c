@@ -292,7 +292,7 @@ static PX_MUST_CHECK int h2_send_head(void *s, const px_http_head_t *h, const px
         rc = px_msg_add(&m, "content-length", 14, cl, strlen(cl));
     }
     m.end_stream = st->x.is_head || h->body == PX_BODY_NONE;
-    if (m.end_stream && st->grpc)
+    if (st->grpc)               /* trailers-only (in the head), else its trailers say it */
         note_grpc_status(st, h->headers, h->header_count);
     if (rc == 0)
         rc = px_h2_respond(st->hc->h2, st->id, &m);

@@ -110,6 +110,21 @@ def test_too_large_is_resource_exhausted(h):
     check_eq(h.upstream.records(), [], "nothing upstream")
 
 
+def test_upstream_grpc_status_logged(h):
+    """The upstream's own grpc-status passes through untouched and is what
+    the access log's grpc_status says; a gRPC request the upstream answers
+    OK is logged 0."""
+    node24()
+    proxy = h.start_proxy(H2_ALPN)
+    res = h2_requests(h, proxy.port, [grpc_call("/grpc-status/5"), grpc_call("/grpc-status/0")])
+    five, zero = res["responses"]
+    check_eq((five["status"], five["headers"].get("grpc-status"), five["headers"].get("grpc-message")),
+             (200, "5", "from%20upstream"), f"passed through: {five}")
+    check_eq(zero["headers"].get("grpc-status"), "0", f"OK passed through: {zero}")
+    got = sorted((l["path"], l.get("grpc_status"), l.get("error")) for l in proxy.wait_access_log(2))
+    check_eq(got, [("/grpc-status/0", 0, None), ("/grpc-status/5", 5, None)], "access log grpc_status")
+
+
 if __name__ == "__main__":
     pxtest.main([test_signature_refused_is_unauthenticated, test_dead_upstream_is_unavailable,
-                 test_grpc_timeout_is_a_deadline, test_too_large_is_resource_exhausted])
+                 test_grpc_timeout_is_a_deadline, test_too_large_is_resource_exhausted, test_upstream_grpc_status_logged])
