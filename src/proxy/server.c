@@ -298,6 +298,7 @@ static void worker_wake(uv_async_t *a)
         w->env.tls = newgen->tls;
         w->env.sig = newgen->sig;
         px_upstream_set_config(w->env.upstream, &newgen->cfg->upstream, &newgen->cfg->timeouts);
+        px_conn_reload_all(&w->env);
         gen_unref(old);
     } else if (newgen) {
         gen_unref(newgen);

@@ -171,11 +171,9 @@ def test_client_reset_ends_its_exchange_only(h):
     check_eq(m['pqproxy_h2_events_total{event="refused_vetting"}'], 0, "nothing refused")
 
 
-def test_drain_sends_goaway_and_finishes_streams(h):
-    """SIGTERM while a stream waits for its upstream: the client gets a
-    GOAWAY (NO_ERROR), the stream still gets its answer, the proxy exits."""
-    node24()
-    proxy = h.start_proxy(H2_ALPN)
+def signal_during_stream(h, proxy, sig):
+    """Sends sig while a stream waits for its upstream; checks that the
+    stream still got its answer and that the client got GOAWAY NO_ERROR."""
     arg = dict(port=proxy.port, ca=os.path.join(h.certgen(), "ca.crt"),
                requests=[{"path": "/delay/1200"}])
     box = {}
@@ -183,13 +181,21 @@ def test_drain_sends_goaway_and_finishes_streams(h):
     t.start()
     pxtest.wait_until(lambda: any(r["target"] == "/delay/1200" for r in h.upstream.records()),
                       10, msg="the request reached the upstream")
-    proxy.proc.send_signal(signal.SIGTERM)
+    proxy.proc.send_signal(sig)
     t.join(60)
     res = box["res"][0]
     check(res["ok"], f"node: {res}")
     check_eq(res["responses"][0]["status"], 200, f"the stream in flight finished: {res}")
     check(res["goaways"] and all(g["code"] == 0 for g in res["goaways"]),
           f"GOAWAY NO_ERROR received: {res['goaways']}")
+
+
+def test_drain_sends_goaway_and_finishes_streams(h):
+    """SIGTERM while a stream waits for its upstream: the client gets a
+    GOAWAY (NO_ERROR), the stream still gets its answer, the proxy exits."""
+    node24()
+    proxy = h.start_proxy(H2_ALPN)
+    signal_during_stream(h, proxy, signal.SIGTERM)
     check_eq(proxy.proc.wait(10), 0, "the proxy exited cleanly")
     check_eq(proxy.wait_access_log(1)[-1]["status"], 200, "logged")
 
@@ -275,10 +281,23 @@ def test_early_answer_then_reset_no_error(h):
     check_eq([r["target"] for r in h.upstream.records()], ["/echo"], "only the GET upstream")
 
 
+def test_reload_sends_goaway(h):
+    """SIGHUP while a stream waits for its upstream: the HTTP/2 connection
+    (its SETTINGS from the old configuration) gets a GOAWAY NO_ERROR, its
+    stream still gets its answer, and the proxy goes on serving."""
+    node24()
+    proxy = h.start_proxy(H2_ALPN)
+    signal_during_stream(h, proxy, signal.SIGHUP)
+    check_eq(metrics(proxy)['pqproxy_config_reloads_total{result="ok"}'], 1, "reloaded")
+    again = h2_requests(h, proxy.port, [{"path": "/echo"}])
+    check_eq((again["responses"][0]["status"], again["goaways"]), (200, []),
+             "a new connection is served, no GOAWAY")
+
+
 if __name__ == "__main__":
     pxtest.main([test_get_and_post_over_h2, test_concurrent_streams, test_large_bodies_both_ways,
                  test_upstream_failure_ends_one_stream, test_drain_sends_goaway_and_finishes_streams,
                  test_body_limit_per_stream, test_connect_refused,
                  test_client_reset_ends_its_exchange_only,
                  test_http1_clients_unaffected, test_stalled_upload_stream_times_out,
-                 test_early_answer_then_reset_no_error])
+                 test_early_answer_then_reset_no_error, test_reload_sends_goaway])
