@@ -618,6 +618,8 @@ static void arm_deadlines(struct px_h2conn *hc)
     uint64_t now = uv_now(hc->c->env->loop), at = hc->next_tick;
     deadline_t which;
 
+    if (hc->c->tkind != T_H2 || hc->c->state >= C_CLOSING)
+        return;                 /* the connection's closing timer (linger) stays */
     for (const h2stream_t *st = hc->streams; st; st = st->next) {
         uint64_t d = next_deadline(st, &which);
         if (d < at)
