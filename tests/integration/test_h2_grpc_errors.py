@@ -14,6 +14,7 @@ from pxtest import check, check_eq, check_in  # noqa: E402
 from pxhelpers import metrics  # noqa: E402
 from test_h2 import H2_ALPN, h2_requests  # noqa: E402
 from test_interop_node import node24  # noqa: E402
+from test_grpc_demo import call  # noqa: E402
 
 GRPC = {"content-type": "application/grpc", "te": "trailers"}
 
@@ -125,6 +126,18 @@ def test_upstream_grpc_status_logged(h):
     check_eq(got, [("/grpc-status/0", 0, None), ("/grpc-status/5", 5, None)], "access log grpc_status")
 
 
+def test_grpc_js_reads_proxy_errors(h):
+    """A real gRPC client (@grpc/grpc-js over TLS, h2 by ALPN) gets the
+    proxy's errors as statuses: UNAVAILABLE for a dead upstream, with the
+    decoded grpc-message as its details."""
+    proxy = h.start_proxy(dict(H2_ALPN, upstream={"address": f"127.0.0.1:{pxtest.free_port()}"}))
+    res = call(h, proxy.port, "ModelInfer", {"model_name": "m"}, ca=os.path.join(h.certgen(), "ca.crt"),
+               deadline_ms=5000)
+    check_eq((res["ok"], res["code"], res["status"]), (False, 14, "UNAVAILABLE"), f"grpc-js: {res}")
+    check_in("upstream_unavailable: the model server is unreachable", res["details"], "details")
+
+
 if __name__ == "__main__":
     pxtest.main([test_signature_refused_is_unauthenticated, test_dead_upstream_is_unavailable,
-                 test_grpc_timeout_is_a_deadline, test_too_large_is_resource_exhausted, test_upstream_grpc_status_logged])
+                 test_grpc_timeout_is_a_deadline, test_too_large_is_resource_exhausted, test_upstream_grpc_status_logged,
+                 test_grpc_js_reads_proxy_errors])
