@@ -69,6 +69,7 @@ int px_errorf(int code, char *err, size_t errlen, const char *fmt, ...)
     XX(DRAINING,           503, "draining")                                    \
     XX(REPLAY_STORE_UNAVAILABLE, 503, "replay_store_unavailable")              \
     XX(UPSTREAM_TIMEOUT,   504, "upstream_timeout")                            \
+    XX(DEADLINE_EXCEEDED,  504, "deadline_exceeded")                           \
     XX(VERSION,            505, "http_version_not_supported")
 
 typedef enum {
@@ -87,6 +88,7 @@ typedef enum {
     XX(UPSTREAM_RESET,     "upstream_reset")                                   \
     XX(UPSTREAM_TIMEOUT,   "upstream_timeout")                                 \
     XX(REQUEST_TIMEOUT,    "request_timeout")                                  \
+    XX(DEADLINE_EXCEEDED,  "deadline_exceeded")                                \
     XX(SIGNING_FAILED,     "response_signing_failed")                          \
     XX(INTERNAL,           "internal_error")                                   \
     XX(SHUTDOWN,           "shutdown")

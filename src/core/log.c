@@ -233,6 +233,8 @@ void px_access_log(const px_access_t *a)
     }
     if (a->error)
         FIELD("error", a->error);
+    if (a->grpc_status)
+        n += snprintf(line + n, sizeof line - (size_t)n, ",\"grpc_status\":%d", a->grpc_status - 1);
     n += snprintf(line + n, sizeof line - (size_t)n, ",\"worker\":%d}\n", a->worker);
     if (n <= 0 || (size_t)n >= sizeof line)
         return;

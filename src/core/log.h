@@ -47,6 +47,7 @@ typedef struct {
     const char *request_id;
     const char *sig_result, *sig_keyid;  /* NULL when no signature policy applies */
     const char *error;              /* the error string when pqproxy answered itself */
+    int grpc_status;                /* 1 + grpc-status (trailers or our own error), 0: not logged */
     int worker;
 } px_access_t;
 

@@ -368,6 +368,15 @@ void px_conn_drain_all(px_conn_env_t *env)
     }
 }
 
+void px_conn_reload_all(px_conn_env_t *env)
+{
+    for (px_conn_t *c = env->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->sess == &px_h2_sess)
+            settle(c->sess->drain(c));
+    }
+}
+
 void px_conn_close_all(px_conn_env_t *env)
 {
     for (px_conn_t *c = env->conns, *next; c; c = next) {

@@ -63,6 +63,11 @@ int px_conn_accept(px_conn_env_t *env, int fd);
 
 /* Draining: idle connections close now, busy ones after their response. */
 void px_conn_drain_all(px_conn_env_t *env);
+/* A reload: HTTP/2 connections, whose SETTINGS came from the previous
+ * configuration, get a graceful GOAWAY (their open streams finish; the
+ * client reconnects under the new one). HTTP/1.1 ones take the new
+ * configuration with their next request. */
+void px_conn_reload_all(px_conn_env_t *env);
 /* Closes every connection at once (drain timeout, shutdown). */
 void px_conn_close_all(px_conn_env_t *env);
 

@@ -219,6 +219,15 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
 {
     px_h2_t *s = ud;
 
+    /* A complete response while the request is still coming (an early
+     * answer: 413, 408, an error; or an upstream that answered before the
+     * body's end): RST_STREAM NO_ERROR asks the client to stop sending it
+     * (RFC 9113 8.1). Only now, after the END_STREAM frame: queued
+     * earlier, the reset would overtake the response's DATA. */
+    if ((fr->hd.type == NGHTTP2_DATA || fr->hd.type == NGHTTP2_HEADERS) &&
+        (fr->hd.flags & NGHTTP2_FLAG_END_STREAM) && nghttp2_session_get_stream_user_data(ng, fr->hd.stream_id) &&
+        !nghttp2_session_get_stream_remote_close(ng, fr->hd.stream_id))
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, fr->hd.stream_id, NGHTTP2_NO_ERROR);
     if (fr->hd.type == NGHTTP2_RST_STREAM) {
         uint32_t e = fr->rst_stream.error_code;
         /* nghttp2's own refusals and ours alike are counted here */

@@ -16,7 +16,8 @@
  * pulled by nghttp2's data provider as the client's windows allow; a
  * stream with nothing queued is deferred and resumed by the next
  * px_h2_send/px_h2_end. on_drained tells the owner how much left, i.e. how
- * much room it has again.
+ * much room it has again. A response that ends while its request is still
+ * coming is followed by RST_STREAM NO_ERROR (RFC 9113 8.1).
  *
  * Vetting (RFC 9113 8.2, 8.3; tests/unit/test_h2.c shows each case):
  * nghttp2's HTTP messaging checks stay on (pseudo-header set, order,

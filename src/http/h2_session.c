@@ -33,6 +33,7 @@
 #include "core/log.h"
 #include "http/h2.h"
 #include "http/h2_translate.h"
+#include "proxy/grpc.h"
 #include "sig/sigflow.h"
 
 #define OUT_PULL 16384                /* frame bytes pulled from h2.c at a time */
@@ -50,6 +51,9 @@ typedef struct h2stream {
     int in_end, req_end_given;
     int responded, resp_ended, end_pending;
     int xdone;                    /* the exchange is over (logged) */
+    int grpc;                     /* gRPC-shaped: proxy errors as gRPC statuses (proxy/grpc.h) */
+    uint64_t t_open, last_in;     /* loop ms: the head came, request body bytes last came */
+    uint64_t grpc_deadline;       /* loop ms the client's grpc-timeout ends, 0: none */
     int closed;                   /* nghttp2 closed the stream */
     uint32_t close_code;
     struct h2stream *next, *prev;
@@ -62,6 +66,7 @@ struct px_h2conn {
     int in_h2;                    /* inside px_h2_input/px_h2_output: no pulling */
     int draining;
     uint32_t idle_ms;             /* without a stream, counted by the tick */
+    uint64_t next_tick;           /* loop ms of the next 1 s tick (stream deadlines come between) */
     px_h2_stats_t reported;       /* what the metrics have of px_h2_stats so far */
     h2stream_t *streams;
     px_defer_item_t reap;
@@ -99,18 +104,33 @@ static void exch_over(h2stream_t *st)
     reap_later(st->hc);
 }
 
-/* Ends the exchange at once: logged with why, RST_STREAM. Always -1. */
-static int h2_abort(void *s, px_end_reason_t why)
+/* Ends the exchange at once: logged with why, RST_STREAM with code.
+ * Always -1. */
+static int reset_exch(h2stream_t *st, px_end_reason_t why, uint32_t code)
 {
-    h2stream_t *st = s;
     if (st->xdone)
         return -1;
     px_exch_log_unfinished(&st->x, &st->x.ci, why);
     exch_over(st);
     if (!st->closed)
-        settle(px_h2_reset(st->hc->h2, st->id, NGHTTP2_INTERNAL_ERROR));
+        settle(px_h2_reset(st->hc->h2, st->id, code));
     settle(kick(st));
     return -1;
+}
+
+static int h2_abort(void *s, px_end_reason_t why)
+{
+    return reset_exch(s, why, NGHTTP2_INTERNAL_ERROR);
+}
+
+/* The grpc-status of a gRPC response for the access log: in its trailers,
+ * or in its head when trailers-only. */
+static void note_grpc_status(h2stream_t *st, const px_header_t *f, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (f[i].name_len == 11 && !strncasecmp(f[i].name, "grpc-status", 11) && f[i].value_len &&
+            f[i].value_len < 4 && strspn(f[i].value, "0123456789") >= f[i].value_len)
+            st->x.grpc_status = 1 + atoi(f[i].value);
 }
 
 static int lower_add(px_msg_t *m, const char *name, size_t nlen, const char *value, size_t vlen)
@@ -173,6 +193,8 @@ static PX_MUST_CHECK int h2_send_head(void *s, const px_http_head_t *h, const px
         rc = px_msg_add(&m, "content-length", 14, cl, strlen(cl));
     }
     m.end_stream = st->x.is_head || h->body == PX_BODY_NONE;
+    if (st->grpc)               /* trailers-only (in the head), else its trailers say it */
+        note_grpc_status(st, h->headers, h->header_count);
     if (rc == 0)
         rc = px_h2_respond(st->hc->h2, st->id, &m);
     px_msg_free(&m);
@@ -199,6 +221,8 @@ static PX_MUST_CHECK int h2_send_end(void *s, const px_header_t *trailers, int n
     if (st->resp_ended)
         return 0;
     st->resp_ended = 1;
+    if (st->grpc)
+        note_grpc_status(st, trailers, n);
     px_msg_begin_trailers(&st->trailers);
     for (int i = 0; i < n; i++)
         if (lower_add(&st->trailers, trailers[i].name, trailers[i].name_len, trailers[i].value,
@@ -291,13 +315,40 @@ static PX_MUST_CHECK int h2_resume_input(void *s)
     return kick(st);
 }
 
-/* A proxy error as the stream's response (JSON), or RST_STREAM when its
- * head has gone out already. Always -1: the exchange is over. */
+/* The head of a proxy error: JSON with its body to come, or for a
+ * gRPC-shaped request a trailers-only gRPC response (HTTP 200, grpc-status,
+ * grpc-message; proxy/grpc.h), which ends the stream. */
+static int error_head(h2stream_t *st, px_msg_t *m, px_http_error_t e, const char *detail,
+                      size_t body_len)
+{
+    char v[512];
+    int rc;
+
+    if (st->grpc) {
+        int g = px_grpc_status(e);
+        m->status = 200;
+        m->end_stream = 1;
+        st->x.grpc_status = 1 + g;
+        snprintf(v, sizeof v, "%d", g);
+        rc = px_msg_add(m, "content-type", 12, "application/grpc", 16);
+        if (rc == 0)
+            rc = px_msg_add(m, "grpc-status", 11, v, strlen(v));
+        px_grpc_message(v, sizeof v, e, detail);
+        return rc ? rc : px_msg_add(m, "grpc-message", 12, v, strlen(v));
+    }
+    m->status = px_http_error_status(e);
+    snprintf(v, sizeof v, "%zu", body_len);
+    rc = px_msg_add(m, "content-type", 12, "application/json", 16);
+    return rc ? rc : px_msg_add(m, "content-length", 14, v, strlen(v));
+}
+
+/* A proxy error as the stream's response (JSON, or gRPC's), or RST_STREAM
+ * when its head has gone out already. Always -1: the exchange is over. */
 static PX_MUST_CHECK int h2_reply_error(void *s, px_http_error_t e, const char *detail)
 {
     h2stream_t *st = s;
     px_exch_t *x = &st->x;
-    char buf[1536], cl[24];
+    char buf[1536];
     const char *body;
     px_msg_t m;
     int n, rc;
@@ -308,25 +359,22 @@ static PX_MUST_CHECK int h2_reply_error(void *s, px_http_error_t e, const char *
     if (st->responded || st->closed)
         return h2_abort(st, PX_END_INTERNAL);
     px_exch_release_upstream(x, 0);
-    n = px_http_error_render(buf, sizeof buf, e, detail, 0);
+    n = st->grpc ? 0 : px_http_error_render(buf, sizeof buf, e, detail, 0);
     body = n > 0 ? strstr(buf, "\r\n\r\n") : NULL;     /* the JSON after the HTTP/1.1 head */
     body = body ? body + 4 : "";
-    x->status = px_http_error_status(e);
+    px_msg_init(&m, 4096, 8);
+    rc = error_head(st, &m, e, detail, strlen(body));
+    x->status = m.status;
     x->resp_bytes = strlen(body);
     px_exch_log(x, &x->ci);
-    px_msg_init(&m, 4096, 8);
-    m.status = x->status;
-    snprintf(cl, sizeof cl, "%zu", strlen(body));
-    rc = px_msg_add(&m, "content-type", 12, "application/json", 16);
-    if (rc == 0)
-        rc = px_msg_add(&m, "content-length", 14, cl, strlen(cl));
     if (rc == 0)
         rc = px_h2_respond(st->hc->h2, st->id, &m);
-    px_msg_free(&m);
     st->responded = 1;
     st->resp_ended = 1;
-    st->end_pending = 1;
-    if (rc == 0 && (px_buf_append(&st->out, body, strlen(body)) < 0 || push_out(st) < 0))
+    st->end_pending = !m.end_stream;
+    px_msg_free(&m);
+    if (rc == 0 && st->end_pending &&
+        (px_buf_append(&st->out, body, strlen(body)) < 0 || push_out(st) < 0))
         rc = -1;
     exch_over(st);
     if (rc != 0)
@@ -411,6 +459,115 @@ static void reap_later(struct px_h2conn *hc)
     px_defer_add(&hc->c->env->defer, &hc->reap, reap_cb);
 }
 
+/* --- per-stream deadlines ---------------------------------------------------------- *
+ * The connection's one timer (T_H2) fires at the next 1 s tick or the
+ * earliest stream deadline, whichever comes first: the request's
+ * timeouts.request_ms and body_idle_ms as for HTTP/1.1 (while its body is
+ * coming), and the client's grpc-timeout (until the exchange ends). */
+
+typedef enum { DL_NONE = -1, DL_REQUEST, DL_BODY_IDLE, DL_GRPC } deadline_t;
+
+/* The client's grpc-timeout, capped by timeouts.request_ms. 0, or
+ * PX_EPARSE when malformed. */
+static int grpc_deadline(h2stream_t *st)
+{
+    const px_header_t *f = px_http_head_get(&st->req.head, "grpc-timeout");
+    uint32_t cap = cfg_of(st->hc->c)->timeouts.request;
+    uint64_t ms;
+
+    if (!f)
+        return 0;
+    if (px_grpc_timeout_parse(f->value, f->value_len, &ms) != 0)
+        return PX_EPARSE;
+    st->grpc_deadline = st->t_open + (ms < cap ? ms : cap);
+    return 0;
+}
+
+/* The stream's next deadline (loop ms, UINT64_MAX: none) and which. A body
+ * is idle only while nothing of it waits in st->in: bytes held there mean
+ * the proxy, not the client, is the slow side (the window is shut). */
+static uint64_t next_deadline(const h2stream_t *st, deadline_t *which)
+{
+    const px_timeouts_config_t *to = &cfg_of(st->hc->c)->timeouts;
+    uint64_t d = UINT64_MAX;
+
+    *which = DL_NONE;
+    if (st->xdone || st->closed)
+        return d;
+    if (st->grpc_deadline) {
+        d = st->grpc_deadline;
+        *which = DL_GRPC;
+    }
+    if (st->in_end)
+        return d;
+    if (st->t_open + to->request < d) {
+        d = st->t_open + to->request;
+        *which = DL_REQUEST;
+    }
+    if (!px_buf_size(&st->in) && !st->x.job && st->last_in + to->body_idle < d) {
+        d = st->last_in + to->body_idle;
+        *which = DL_BODY_IDLE;
+    }
+    return d;
+}
+
+/* The timer for the next tick or stream deadline (the timer is lazy,
+ * core/ltimer.h: arming is cheap). */
+static void arm_deadlines(struct px_h2conn *hc)
+{
+    uint64_t now = uv_now(hc->c->env->loop), at = hc->next_tick;
+    deadline_t which;
+
+    if (hc->c->tkind != T_H2 || hc->c->state >= C_CLOSING)
+        return;                 /* the connection's closing timer (linger) stays */
+    for (const h2stream_t *st = hc->streams; st; st = st->next) {
+        uint64_t d = next_deadline(st, &which);
+        if (d < at)
+            at = d;
+    }
+    px_transport_arm(&hc->c->tp, at > now ? (uint32_t)(at - now) : 1);
+}
+
+/* A deadline passed: the request is answered 408 (gRPC: DEADLINE_EXCEEDED)
+ * unless its head went out, then reset (gRPC: CANCEL, as its servers do);
+ * either way its upstream link is released. */
+static void expire(h2stream_t *st, deadline_t which)
+{
+    static const px_end_reason_t why[] = { PX_END_REQUEST_TIMEOUT, PX_END_REQUEST_TIMEOUT,
+                                           PX_END_DEADLINE_EXCEEDED };
+    const px_timeouts_config_t *to = &cfg_of(st->hc->c)->timeouts;
+    px_metrics_t *m = st->hc->c->env->m;
+    char detail[128];
+
+    px_m_inc(&m->h2_stream_timeouts[which]);
+    if (which == DL_REQUEST) {
+        px_m_inc(&m->request_deadline);
+        snprintf(detail, sizeof detail, "the request was not complete within %u ms", to->request);
+    } else if (which == DL_BODY_IDLE) {
+        snprintf(detail, sizeof detail, "request body stalled for %u ms", to->body_idle);
+    } else {
+        snprintf(detail, sizeof detail, "the deadline of grpc-timeout passed");
+    }
+    if (st->responded) {
+        st->x.error = px_end_reason_str(why[which]);
+        settle(reset_exch(st, why[which], st->grpc ? NGHTTP2_CANCEL : NGHTTP2_INTERNAL_ERROR));
+        return;
+    }
+    settle(h2_reply_error(st, which == DL_GRPC ? PX_HERR_DEADLINE_EXCEEDED : PX_HERR_REQUEST_TIMEOUT,
+                          detail));
+}
+
+/* Ends the streams whose deadline passed (from the loop: the timer). */
+static void expire_streams(struct px_h2conn *hc)
+{
+    uint64_t now = uv_now(hc->c->env->loop);
+    deadline_t which;
+
+    for (h2stream_t *st = hc->streams; st; st = st->next)
+        if (next_deadline(st, &which) <= now && hc->c->state < C_CLOSING)
+            expire(st, which);
+}
+
 static void on_request(void *ud, int32_t id, const px_msg_t *m)
 {
     struct px_h2conn *hc = ud;
@@ -449,6 +606,13 @@ static void on_request(void *ud, int32_t id, const px_msg_t *m)
     }
     px_exch_begin(&st->x, &st->req.head, cfg_of(c), c->env->sig, &c->env->rng);
     st->x.keep_alive = 1;
+    st->t_open = st->last_in = uv_now(c->env->loop);
+    st->grpc = px_grpc_request(&st->req.head);
+    if (rc == 0 && st->grpc && grpc_deadline(st) != 0) {
+        rc = 1 + PX_HERR_BAD_REQUEST;
+        detail = "malformed grpc-timeout";
+    }
+    arm_deadlines(hc);
     if (rc > 0) {
         settle(h2_reply_error(st, (px_http_error_t)(rc - 1), detail));
         return;
@@ -463,6 +627,7 @@ static void on_data(void *ud, int32_t id, void *sd, const uint8_t *p, size_t n)
     (void)id;
     if (!st)
         return;
+    st->last_in = uv_now(st->hc->c->env->loop);
     if (px_buf_append(&st->in, p, n) < 0) {
         settle(h2_abort(st, PX_END_INTERNAL));
         return;
@@ -606,19 +771,26 @@ static void h2s_written(px_conn_t *c)
 static void h2s_timer(px_conn_t *c)
 {
     struct px_h2conn *hc = c->h2;
+    uint64_t now = uv_now(c->env->loop);
     if (c->tkind != T_H2)
         return;
-    settle(px_h2_tick(hc->h2));
-    if (hc->streams) {
-        hc->idle_ms = 0;
-    } else {
-        hc->idle_ms += PX_H2_TICK_MS;
-        if (hc->idle_ms >= cfg_of(c)->timeouts.keepalive_idle) {
-            settle(px_h2_goaway(hc->h2, NGHTTP2_NO_ERROR));
-            hc->draining = 1;
+    expire_streams(hc);
+    if (c->state >= C_CLOSING)
+        return;
+    if (now >= hc->next_tick) {
+        hc->next_tick = now + PX_H2_TICK_MS;
+        settle(px_h2_tick(hc->h2));
+        if (hc->streams) {
+            hc->idle_ms = 0;
+        } else {
+            hc->idle_ms += PX_H2_TICK_MS;
+            if (hc->idle_ms >= cfg_of(c)->timeouts.keepalive_idle) {
+                settle(px_h2_goaway(hc->h2, NGHTTP2_NO_ERROR));
+                hc->draining = 1;
+            }
         }
     }
-    px_conn_arm(c, T_H2);
+    arm_deadlines(hc);
     settle(pump(c));
 }
 
@@ -693,6 +865,7 @@ int px_h2s_start(px_conn_t *c)
     px_m_inc(&c->env->m->h2_conns);
     px_conn_set_state(c, C_REQUEST);
     px_conn_arm(c, T_H2);
+    hc->next_tick = uv_now(c->env->loop) + PX_H2_TICK_MS;
     return 0;
 }
 

@@ -4,12 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <uv.h>
 
 #include "core/log.h"
 #include "sig/modelid.h"
 #include "http/conn.h"
+#include "proxy/grpc.h"
 
 void px_exch_init(px_exch_t *x)
 {
@@ -91,24 +91,13 @@ static int method_is(const px_http_head_t *h, const char *m)
     return h->method_len == n && !memcmp(h->method, m, n);
 }
 
-/* content-type application/grpc, application/grpc+proto, application/grpc;... */
-static int is_grpc(const px_http_head_t *h)
-{
-    static const char ct[] = "application/grpc";
-    const px_header_t *f = px_http_head_get(h, "content-type");
-    size_t n = sizeof ct - 1;
-
-    return f && f->value_len >= n && !strncasecmp(f->value, ct, n) &&
-           (f->value_len == n || f->value[n] == '+' || f->value[n] == ';');
-}
-
 /* The route: which upstream, and the signature policy for this request. */
 static void route_policy(px_exch_t *x, const px_http_head_t *h, const px_config_t *cfg,
                          px_sigctx_t *sig)
 {
     const char *q = memchr(h->target, '?', h->target_len);
     const px_route_t *r = px_config_route(cfg, h->target, q ? (size_t)(q - h->target) : h->target_len,
-                                          is_grpc(h));
+                                          px_grpc_request(h));
     int signed_req;
 
     if (r) {
@@ -198,6 +187,7 @@ void px_exch_log(px_exch_t *x, const px_conninfo_t *ci)
     if (cls < 1 || cls > 5)
         cls = 0;
     px_m_inc(&m->requests[x->route_idx][px_m_method_index(x->method)][cls]);
+    px_m_inc(&m->requests_proto[ci->protocol && !strcmp(ci->protocol, "h2")]);
     if (x->t_start)
         px_m_observe(&m->request_seconds, ms_since(x->t_start, now) / 1e3);
     if (x->t_first && x->t_sent)
@@ -228,6 +218,7 @@ void px_exch_log(px_exch_t *x, const px_conninfo_t *ci)
         a.upstream_ms = x->t_first && x->t_sent ? ms_since(x->t_sent, x->t_first) : -1;
         a.request_id = x->request_id;
         a.error = x->error;
+        a.grpc_status = x->grpc_status;
         a.sig_result = x->sig_result;
         a.sig_keyid = x->info.keyid;
         a.worker = ci->worker_id;

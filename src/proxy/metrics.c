@@ -335,6 +335,18 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
     for (int e = 0; e < PX_M_H2_EVENTS; e++)
         px_buf_printf(o, "pqproxy_h2_events_total{event=\"%s\"} %llu\n", h2_event_names[e],
                       (unsigned long long)SUM(h2_events[e]));
+    help(o, "pqproxy_h2_stream_timeouts_total", "counter",
+         "HTTP/2 streams ended by a deadline: timeouts.request_ms, timeouts.body_idle_ms, grpc-timeout.");
+    for (int t = 0; t < 3; t++)
+        px_buf_printf(o, "pqproxy_h2_stream_timeouts_total{timeout=\"%s\"} %llu\n",
+                      (const char *const[]){ "request", "body_idle", "grpc_deadline" }[t],
+                      (unsigned long long)SUM(h2_stream_timeouts[t]));
+    help(o, "pqproxy_requests_by_protocol_total", "counter",
+         "Requests by the client's protocol (HTTP/1.1 or HTTP/2), whatever their answer.");
+    px_buf_printf(o, "pqproxy_requests_by_protocol_total{protocol=\"http/1.1\"} %llu\n",
+                  (unsigned long long)SUM(requests_proto[0]));
+    px_buf_printf(o, "pqproxy_requests_by_protocol_total{protocol=\"h2\"} %llu\n",
+                  (unsigned long long)SUM(requests_proto[1]));
     help(o, "pqproxy_request_deadline_exceeded_total", "counter",
          "Requests answered 408 because head and body were not complete within timeouts.request_ms.");
     px_buf_printf(o, "pqproxy_request_deadline_exceeded_total %llu\n",

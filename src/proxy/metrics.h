@@ -53,6 +53,8 @@ typedef struct px_metrics {
     uint64_t request_deadline;        /* requests not complete within timeouts.request_ms */
     uint64_t h2_conns, h2_streams;    /* HTTP/2 connections (ALPN h2) and their request streams */
     uint64_t h2_events[PX_M_H2_EVENTS];
+    uint64_t h2_stream_timeouts[3];   /* h2 streams ended by request_ms, body_idle_ms, grpc-timeout */
+    uint64_t requests_proto[2];       /* requests by client protocol: HTTP/1.1, h2 */
 } px_metrics_t;
 
 static inline void px_m_add(uint64_t *c, uint64_t v)

@@ -327,6 +327,7 @@ static void worker_wake(uv_async_t *a)
         if (named_pools(w, newgen->cfg) < 0)
             px_error("worker %d: reload: out of memory for the named upstreams' pools "
                      "(their routes use the default upstream)", w->id);
+        px_conn_reload_all(&w->env);
         gen_unref(old);
     } else if (newgen) {
         gen_unref(newgen);

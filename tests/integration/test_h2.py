@@ -171,11 +171,9 @@ def test_client_reset_ends_its_exchange_only(h):
     check_eq(m['pqproxy_h2_events_total{event="refused_vetting"}'], 0, "nothing refused")
 
 
-def test_drain_sends_goaway_and_finishes_streams(h):
-    """SIGTERM while a stream waits for its upstream: the client gets a
-    GOAWAY (NO_ERROR), the stream still gets its answer, the proxy exits."""
-    node24()
-    proxy = h.start_proxy(H2_ALPN)
+def signal_during_stream(h, proxy, sig):
+    """Sends sig while a stream waits for its upstream; checks that the
+    stream still got its answer and that the client got GOAWAY NO_ERROR."""
     arg = dict(port=proxy.port, ca=os.path.join(h.certgen(), "ca.crt"),
                requests=[{"path": "/delay/1200"}])
     box = {}
@@ -183,13 +181,21 @@ def test_drain_sends_goaway_and_finishes_streams(h):
     t.start()
     pxtest.wait_until(lambda: any(r["target"] == "/delay/1200" for r in h.upstream.records()),
                       10, msg="the request reached the upstream")
-    proxy.proc.send_signal(signal.SIGTERM)
+    proxy.proc.send_signal(sig)
     t.join(60)
     res = box["res"][0]
     check(res["ok"], f"node: {res}")
     check_eq(res["responses"][0]["status"], 200, f"the stream in flight finished: {res}")
     check(res["goaways"] and all(g["code"] == 0 for g in res["goaways"]),
           f"GOAWAY NO_ERROR received: {res['goaways']}")
+
+
+def test_drain_sends_goaway_and_finishes_streams(h):
+    """SIGTERM while a stream waits for its upstream: the client gets a
+    GOAWAY (NO_ERROR), the stream still gets its answer, the proxy exits."""
+    node24()
+    proxy = h.start_proxy(H2_ALPN)
+    signal_during_stream(h, proxy, signal.SIGTERM)
     check_eq(proxy.proc.wait(10), 0, "the proxy exited cleanly")
     check_eq(proxy.wait_access_log(1)[-1]["status"], 200, "logged")
 
@@ -213,9 +219,85 @@ def test_http1_clients_unaffected(h):
     check_eq([l["protocol"] for l in logs], ["HTTP/1.1", "HTTP/1.1"], "access log protocol")
 
 
+def test_stalled_upload_stream_times_out(h):
+    """A stream that sends part of its body and stops is answered 408 after
+    timeouts.body_idle_ms, and one whose body trickles on past request_ms
+    too, while a sibling stream on the same connection is served; each is
+    counted, and neither holds its upstream link."""
+    node24()
+    proxy = h.start_proxy(dict(H2_ALPN, timeouts={"body_idle_ms": 800, "request_ms": 30000}))
+    res = h2_requests(h, proxy.port, [
+        {"method": "POST", "path": "/echo", "body_len": 5000, "stall_after": 100},
+        {"path": "/delay/300"}])
+    stalled, ok = res["responses"]
+    check_eq(stalled["status"], 408, f"stalled upload: {stalled}")
+    check_eq(json.loads(stalled["body"])["error"], "request_timeout", "error body")
+    check(700 <= stalled["t_head_ms"] < 2500, f"answered after body_idle_ms: {stalled['t_head_ms']} ms")
+    check_eq(ok["status"], 200, f"the sibling stream: {ok}")
+    m = metrics(proxy)
+    check_eq(m['pqproxy_h2_stream_timeouts_total{timeout="body_idle"}'], 1, "counted")
+    logs = proxy.wait_access_log(2)
+    check_in(("/echo", 408, "request_timeout"), [(l["path"], l["status"], l.get("error")) for l in logs],
+             "logged")
+    check_eq([r["target"] for r in h.upstream.records()], ["/delay/300"], "only the sibling upstream")
+    # the upstream link the stalled stream opened (on its first body byte) is
+    # closed, not left waiting for the rest of the body
+    pxtest.wait_until(lambda: metrics(proxy).get('pqproxy_upstream_connections{state="busy"}', 0) == 0, 5,
+                      msg="no upstream link busy")
+
+    proxy = h.start_proxy(dict(H2_ALPN, timeouts={"body_idle_ms": 30000, "request_ms": 900}),
+                          name="pqproxy-deadline")
+    res = h2_requests(h, proxy.port, [
+        {"method": "POST", "path": "/echo", "body_len": 5000, "stall_after": 100},
+        {"path": "/delay/200"}])
+    stalled, ok = res["responses"]
+    check_eq((stalled["status"], ok["status"]), (408, 200), f"request_ms: {res['responses']}")
+    check(800 <= stalled["t_head_ms"] < 2500, f"answered after request_ms: {stalled['t_head_ms']} ms")
+    m = metrics(proxy)
+    check_eq((m['pqproxy_h2_stream_timeouts_total{timeout="request"}'],
+              m["pqproxy_request_deadline_exceeded_total"]), (1, 1), "counted as a request deadline")
+
+
+def test_early_answer_then_reset_no_error(h):
+    """A stream answered before its request body ended (413 on its declared
+    length, 405, a gRPC error) gets its whole response, then RST_STREAM
+    NO_ERROR (RFC 9113 8.1): the client stops sending, the stream closes;
+    the upstream sees none of them."""
+    node24()
+    proxy = h.start_proxy(dict(H2_ALPN, http={"max_body_bytes": 1000}))
+    res = h2_requests(h, proxy.port, [
+        {"method": "POST", "path": "/echo", "body_len": 5000, "stall_after": 100, "wait_close_ms": 3000},
+        {"method": "POST", "path": "/echo", "body_len": 5000, "stall_after": 100, "wait_close_ms": 3000,
+         "headers": {"content-type": "application/grpc"}},
+        {"path": "/echo"}])
+    big, grpc, ok = res["responses"]
+    check_eq((big["status"], json.loads(big["body"])["error"]), (413, "body_too_large"),
+             f"the whole response first: {big}")
+    check_eq((big.get("closed_after_end"), big.get("rst_code")), (True, 0),
+             f"then RST_STREAM NO_ERROR: {big}")
+    check_eq((grpc["status"], grpc["headers"].get("grpc-status"), grpc.get("closed_after_end"),
+              grpc.get("rst_code")), (200, "8", True, 0), f"trailers-only, then the reset: {grpc}")
+    check_eq(ok["status"], 200, f"the connection goes on: {ok}")
+    check_eq([r["target"] for r in h.upstream.records()], ["/echo"], "only the GET upstream")
+
+
+def test_reload_sends_goaway(h):
+    """SIGHUP while a stream waits for its upstream: the HTTP/2 connection
+    (its SETTINGS from the old configuration) gets a GOAWAY NO_ERROR, its
+    stream still gets its answer, and the proxy goes on serving."""
+    node24()
+    proxy = h.start_proxy(H2_ALPN)
+    signal_during_stream(h, proxy, signal.SIGHUP)
+    check_eq(metrics(proxy)['pqproxy_config_reloads_total{result="ok"}'], 1, "reloaded")
+    again = h2_requests(h, proxy.port, [{"path": "/echo"}])
+    check_eq((again["responses"][0]["status"], again["goaways"]), (200, []),
+             "a new connection is served, no GOAWAY")
+
+
 if __name__ == "__main__":
     pxtest.main([test_get_and_post_over_h2, test_concurrent_streams, test_large_bodies_both_ways,
                  test_upstream_failure_ends_one_stream, test_drain_sends_goaway_and_finishes_streams,
                  test_body_limit_per_stream, test_connect_refused,
                  test_client_reset_ends_its_exchange_only,
-                 test_http1_clients_unaffected])
+                 test_http1_clients_unaffected, test_stalled_upload_stream_times_out,
+                 test_early_answer_then_reset_no_error, test_reload_sends_goaway])

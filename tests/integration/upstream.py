@@ -359,6 +359,12 @@ class Conn:
         elif len(segs) == 2 and segs[0] == "status":
             code = int_arg(segs[1], 200, 599)
             await self.send_json(code, {"status": code})
+        elif len(segs) == 2 and segs[0] == "grpc-status":
+            # a gRPC trailers-only answer, as an HTTP/1.1 head with no body
+            await self.send(self.head_bytes(200, [("Content-Type", "application/grpc"),
+                                                  ("Grpc-Status", str(int_arg(segs[1], 0, 16))),
+                                                  ("Grpc-Message", "from%20upstream"),
+                                                  ("Content-Length", "0")]))
         elif len(segs) == 2 and segs[0] == "delay":
             ms = int_arg(segs[1], 0, MAX_DELAY_MS)
             await asyncio.sleep(ms / 1000)

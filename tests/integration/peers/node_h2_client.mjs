@@ -9,12 +9,18 @@
 // the connection (concurrent streams). body_len: a request body of that
 // many bytes, byte i being i % 251, written in 64 KiB pieces as the stream
 // takes them. cancel_after_ms: RST_STREAM CANCEL after that long.
+// no_length: no content-length with body_len. stall_after: with body_len, write only that many body bytes, then
+// nothing (the stream stays open on the client's side). wait_close_ms:
+// after the response ends, wait that long for the stream to close (the
+// server's RST_STREAM); streams still open at the end are cancelled.
 //
 // Prints one JSON line and exits 0 when the connection was made:
 //   {"ok": true, "alpn", "protocol", "ephemeral",
 //    "goaways": [{code, last}] (GOAWAY frames received),
 //    "responses": [{"status", "headers", "body_len", "body_sha256",
-//                   "body" (first 4 KiB as text), "error"}]}
+//                   "body" (first 4 KiB as text), "error", "trailers",
+//                   "t_head_ms", "t_end_ms" (since the request started),
+//                   "closed_after_end" (with wait_close_ms), "rst_code"}]}
 // or {"ok": false, "code", "message"} (exit 3).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -39,8 +45,12 @@ session.on('goaway', (code, last) => goaways.push({ code, last }));
 setTimeout(() => out({ ok: false, code: 'TIMEOUT', message: 'no answer in time' }, 3),
            opt.timeout_ms ?? 30000).unref();
 
-function writeBody(stream, n) {
+function writeBody(stream, n, stall) {
     let off = 0;
+    if (stall !== undefined) {
+        stream.write(PATTERN.subarray(0, stall));
+        return;
+    }
     const more = () => {
         while (off < n) {
             const len = Math.min(65536, n - off);
@@ -55,9 +65,11 @@ function writeBody(stream, n) {
 }
 
 function one(r) {
-    return new Promise((resolve) => {
+    return new Promise((resolveOnce) => {
+        let settled = false;    // the result is final once given: a later close changes nothing
+        const resolve = (v) => { if (!settled) { settled = true; resolveOnce(v); } };
         const headers = { ':method': r.method ?? 'GET', ':path': r.path ?? '/echo', ...(r.headers ?? {}) };
-        if (r.body_len !== undefined) headers['content-length'] = String(r.body_len);
+        if (r.body_len !== undefined && !r.no_length) headers['content-length'] = String(r.body_len);
         if (headers[':method'] === 'CONNECT') {     // RFC 9113 8.5: :authority only
             delete headers[':path'];
             headers[':authority'] = r.authority ?? 'example.com:443';
@@ -66,7 +78,10 @@ function one(r) {
         const stream = session.request(headers, { endStream });
         const hash = crypto.createHash('sha256');
         const res = { status: 0, headers: {}, body_len: 0, body: '' };
+        const t0 = Date.now();
+        streams.push(stream);
         stream.on('response', (h) => {
+            res.t_head_ms = Date.now() - t0;
             res.status = h[':status'];
             for (const [k, v] of Object.entries(h)) if (!k.startsWith(':')) res.headers[k] = v;
         });
@@ -76,24 +91,47 @@ function one(r) {
             res.body_len += d.length;
         });
         stream.on('trailers', (t) => { res.trailers = t; });
-        const done = () => { res.body_sha256 = hash.digest('hex'); resolve(res); };
+        const done = () => {
+            res.t_end_ms = Date.now() - t0;
+            res.body_sha256 = hash.digest('hex');
+            if (!r.wait_close_ms || stream.closed) { resolve(res); return; }
+            const t = setTimeout(() => {
+                if (!settled) res.closed_after_end = false;
+                resolve(res);
+            }, r.wait_close_ms);
+            stream.once('close', () => {
+                clearTimeout(t);
+                if (settled) return;
+                res.closed_after_end = true;
+                res.rst_code = stream.rstCode;
+                resolve(res);
+            });
+        };
         stream.on('end', done);
         stream.on('error', (e) => { res.error = e.code ?? e.message; resolve(res); });
         stream.on('close', () => {
+            if (stream.cancelledAtEnd) return;     // ours, after the result was given
+            res.rst_code = stream.rstCode;
             if (stream.rstCode && !res.error) res.error = `rst ${stream.rstCode}`;
             if (!res.body_sha256) { res.body_sha256 = hash.digest('hex'); resolve(res); }
         });
-        if (!endStream) writeBody(stream, r.body_len);
+        if (!endStream) writeBody(stream, r.body_len, r.stall_after);
         if (r.cancel_after_ms) setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), r.cancel_after_ms);
     });
 }
 
+const streams = [];
 session.on('connect', async () => {
     const s = session.socket;
     const info = { ok: true, alpn: s.alpnProtocol, protocol: s.getProtocol(),
                    ephemeral: s.getEphemeralKeyInfo() };
     info.responses = await Promise.all((opt.requests ?? [{}]).map(one));
     info.goaways = goaways;
+    for (const st of streams) {
+        if (st.closed) continue;
+        st.cancelledAtEnd = true;
+        st.close(http2.constants.NGHTTP2_CANCEL);
+    }
     if (session.closed || session.destroyed) out(info, 0);     // ended by the server's GOAWAY
     session.close(() => out(info, 0));
 });
