@@ -60,10 +60,20 @@ px_rstore_t *px_rstore_open(uv_loop_t *loop, const px_replay_store_config_t *cfg
  * UNAVAILABLE; the memory goes once the loop has closed the handles. */
 void px_rstore_close(px_rstore_t *s);
 
-/* Records (keyid, nonce) for ttl_ms (clamped to >= 1). 0, or PX_ENOMEM
- * (then cb never runs). */
+/* Records (keyid, nonce) for ttl_ms (clamped to >= 1), with a value
+ * unique to this check, written into token (what px_rstore_release needs).
+ * 0, or PX_ENOMEM (then cb never runs). */
+#define PX_RSTORE_TOKEN_LEN 33
 int px_rstore_check(px_rstore_t *s, const char *keyid, const char *nonce, int64_t ttl_ms,
-                    px_rstore_cb cb, void *ud);
+                    char token[PX_RSTORE_TOKEN_LEN], px_rstore_cb cb, void *ud);
+
+/* Gives back a nonce a check recorded (answered OK) for a request that was
+ * then refused: deleted only while it still holds that check's token, in
+ * one step on the server (a script), so a nonce another request has
+ * recorded since is never freed. Fire and forget: when Redis is
+ * unavailable, refuses the script or the deadline passes, the nonce stays
+ * used until its TTL (logged). */
+void px_rstore_release(px_rstore_t *s, const char *keyid, const char *nonce, const char *token);
 
 /* Any command (argv with byte lengths, binary-safe). cb runs exactly once,
  * from the loop, with the reply (valid during the call only), or NULL when

@@ -296,6 +296,75 @@ def test_client_gone_during_check(h):
         sleeper.wait(10)
 
 
+def nonce_given_back(h, stores, redis=None):
+    """A request whose signatures verify but whose body does not match its
+    Content-Digest is refused and does not use up its nonce: the genuine
+    request signed with it passes afterwards, on this replica or the other,
+    and is then the one that used it. The same for a client that leaves in
+    the middle of the body."""
+    rp = Replicas(h, stores)
+    last = len(stores) - 1
+
+    def key_count():
+        return len(redis.cli("--scan", "--pattern", "pqproxy:replay:client-a:*").split()) if redis else 0
+
+    signed = rp.sign()
+    hdrs, body = signed
+    forged = (hdrs, body.replace(b'"n"', b'"m"'))
+    r = rp.send(0, forged)
+    check_eq(r.status, 401, r.body[:300].decode(errors="replace"))
+    check_eq(r.json()["error"], "content_digest_mismatch")
+    check_eq(rp.seen(), 0, "the model server never saw the forged body")
+    wait_until(lambda: key_count() == 0, timeout=5, msg="the reservation was deleted in Redis")
+    check_eq(rp.send(last, signed).status, 200, "the genuine request still passes")
+    r = rp.send(0, signed)
+    check_eq(r.json()["error"], "signature_replayed", "and it has now used the nonce")
+    check_eq(rp.seen(), 1)
+    # a client that sends the head and half the body, then leaves
+    signed = rp.sign()
+    hdrs, body = signed
+    s = tls_connect(rp.proxies[0].port, rp.ca)
+    req = ["POST /echo HTTP/1.1", "Host: localhost", f"Content-Length: {len(body)}"]
+    req += [f"{k}: {v}" for k, v in hdrs]
+    send_raw(s, ("\r\n".join(req) + "\r\n\r\n").encode() + body[:3])
+    time.sleep(0.5)              # verified (and recorded) by now
+    s.close()
+    wait_until(lambda: key_count() == (1 if redis else 0), timeout=5,
+               msg="only the accepted nonce is left in Redis")
+    check_eq(rp.send(last, signed).status, 200, "the abandoned request's nonce is free again")
+    check_eq(rp.seen(), 2)
+    return rp
+
+
+def test_digest_mismatch_local(h):
+    rp = nonce_given_back(h, [{"type": "local"}])
+    check_eq(rp.metric(0, 'pqproxy_signature_verifications_total{result="digest_mismatch"}'), 1)
+
+
+def test_digest_mismatch_redis(h):
+    redis = Redis(h)
+    rp = nonce_given_back(h, [store(redis), store(redis)], redis)
+    # Only the request's own reservation is deleted: a key that another
+    # request has set meanwhile (here by hand) stays.
+    hdrs, body = rp.sign()
+    s = tls_connect(rp.proxies[0].port, rp.ca)
+    req = ["POST /echo HTTP/1.1", "Host: localhost", f"Content-Length: {len(body)}"]
+    req += [f"{k}: {v}" for k, v in hdrs]
+    send_raw(s, ("\r\n".join(req) + "\r\n\r\n").encode() + body[:3])
+    wait_until(lambda: len(redis.cli("--scan", "--pattern", "pqproxy:replay:client-a:*").split()) == 3,
+               timeout=5, msg="the third nonce reserved")
+    nonce = dict(hdrs)["X-Signature"].split('nonce="', 1)[1].split('"', 1)[0]
+    key = f"pqproxy:replay:client-a:{nonce}"
+    check(len(redis.cli("GET", key)) == 32, "the value is the check's token")
+    redis.cli("SET", key, "someone-else", "PX", 60000)
+    send_raw(s, b"X" * (len(body) - 3))
+    r = read_response(s, method="POST")
+    s.close()
+    check_eq(r.json()["error"], "content_digest_mismatch")
+    time.sleep(0.3)
+    check_eq(redis.cli("GET", key), "someone-else", "another request's key is not deleted")
+
+
 def test_wrong_password(h):
     redis = Redis(h, password="right-one")
     bad, good = h.path("bad.pw"), h.path("good.pw")
@@ -466,6 +535,7 @@ def test_tls_client_cert(h):
 
 if __name__ == "__main__":
     main([test_replay_across_replicas, test_same_nonce_at_once, test_redis_killed_and_back,
-          test_slow_redis_deadline, test_client_gone_during_check, test_wrong_password,
+          test_slow_redis_deadline, test_client_gone_during_check, test_digest_mismatch_local,
+          test_digest_mismatch_redis, test_wrong_password,
           test_malformed_replies, test_extra_reply_split,
           test_oversized_reply, test_tls, test_tls_client_cert])
