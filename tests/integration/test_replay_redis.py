@@ -27,6 +27,30 @@ def pq(*args):
     return r.stdout
 
 
+def cli_cmd(port, tls_dir=None):
+    """redis-cli to a server on port, through TLS when tls_dir has its CA."""
+    cmd = ["redis-cli", "-p", str(port)]
+    if tls_dir:
+        cmd += ["--tls", "--cacert", os.path.join(tls_dir, "ca.crt")]
+    return cmd
+
+
+def tls_server_args(tls_dir, client_certs=False):
+    """redis-server/redis-sentinel options for TLS only, with tls_dir's
+    server.crt/.key (pqproxy certgen); also to the servers they reach."""
+    return ["--tls-cert-file", os.path.join(tls_dir, "server.crt"),
+            "--tls-key-file", os.path.join(tls_dir, "server.key"),
+            "--tls-ca-cert-file", os.path.join(tls_dir, "ca.crt"),
+            "--tls-auth-clients", "yes" if client_certs else "no", "--tls-replication", "yes"]
+
+
+def tls_redis_or_skip():
+    exe = shutil.which("redis-server")
+    if not exe or "libssl" not in subprocess.run(["ldd", exe], capture_output=True,
+                                                 text=True).stdout:
+        skip("redis-server is not installed or built without TLS")
+
+
 class Redis:
     """A redis-server on a free port, no persistence; kill() and start() again."""
 
@@ -48,11 +72,8 @@ class Redis:
         cmd = [self.bin, "--port", self.port, "--bind", "127.0.0.1", "--save", "",
                "--appendonly", "no", "--enable-debug-command", "local", "--dir", d]
         if self.tls_dir:
-            t = self.tls_dir
             cmd[1:3] = ["--port", "0", "--tls-port", self.port]
-            cmd += ["--tls-cert-file", os.path.join(t, "server.crt"),
-                    "--tls-key-file", os.path.join(t, "server.key"),
-                    "--tls-ca-cert-file", os.path.join(t, "ca.crt"), "--tls-auth-clients", "yes" if self.client_certs else "no"]
+            cmd += tls_server_args(self.tls_dir, self.client_certs)
         if self.password:
             cmd += ["--requirepass", self.password]
         self.proc = self.h.start("redis", cmd, ready="port", port=self.port)
@@ -66,8 +87,8 @@ class Redis:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def cli(self, *args, timeout=10):
-        cmd = ["redis-cli", "-p", str(self.port)] + (["-a", self.password, "--no-auth-warning"]
-                                                     if self.password else [])
+        cmd = cli_cmd(self.port, self.tls_dir) + (["-a", self.password, "--no-auth-warning"]
+                                                  if self.password else [])
         return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True,
                               timeout=timeout).stdout.strip()
 
@@ -87,12 +108,19 @@ class Replicas:
         self.keys = d
         self.ca = os.path.join(h.certgen(), "ca.crt")
         h.start_upstream()
-        self.proxies = [start({
-            "signatures": {"keyring": os.path.join(d, "ring"), "max_skew_s": 30,
-                           "max_validity_s": 300, "replay_store": store},
-            "routes": [{"prefix": "/", "verify": "required"}]}, name=f"pqproxy-{i}")
-            for i, store in enumerate(stores)]
+        self.start = start
+        self.proxies = []
+        for store in stores:
+            self.add(store)
         self.n = 0
+
+    def add(self, store):
+        """One more replica, with this replay_store: its index."""
+        self.proxies.append(self.start({
+            "signatures": {"keyring": os.path.join(self.keys, "ring"), "max_skew_s": 30,
+                           "max_validity_s": 300, "replay_store": store},
+            "routes": [{"prefix": "/", "verify": "required"}]}, name=f"pqproxy-{len(self.proxies)}"))
+        return len(self.proxies) - 1
 
     def sign(self, path="/echo"):
         self.n += 1
@@ -477,10 +505,7 @@ def test_tls(h):
     """Redis on TLS only: replay protection across replicas through it; a CA
     that did not sign Redis's certificate, or another name, is refused."""
     certs = h.certgen()
-    exe = shutil.which("redis-server")
-    if not exe or "libssl" not in subprocess.run(["ldd", exe], capture_output=True,
-                                                 text=True).stdout:
-        skip("redis-server is not installed or built without TLS")
+    tls_redis_or_skip()
     redis = Redis(h, password="over-tls", tls_dir=certs)
     pw = h.path("tls.pw")
     with open(pw, "w") as f:
@@ -513,10 +538,7 @@ def test_tls_client_cert(h):
     """Redis asking for a client certificate: given with cert and key, the
     checks pass; without, Redis refuses the handshake and the policy applies."""
     certs = h.certgen()
-    exe = shutil.which("redis-server")
-    if not exe or "libssl" not in subprocess.run(["ldd", exe], capture_output=True,
-                                                 text=True).stdout:
-        skip("redis-server is not installed or built without TLS")
+    tls_redis_or_skip()
     redis = Redis(h, tls_dir=certs, client_certs=True)
     tls = {"ca_file": os.path.join(certs, "ca.crt"), "server_name": "localhost"}
     rp = Replicas(h, [store(redis, tls=dict(tls, cert=os.path.join(certs, "client.crt"),
