@@ -13,7 +13,7 @@ import subprocess
 import threading
 import time
 
-from pxhelpers import check_error, metrics
+from pxhelpers import FakeTcpServer, check_error, metrics
 from pxtest import (check, check_eq, free_port, main, pqproxy_bin, read_response, send_raw, skip,
                     tls_connect, wait_until)
 
@@ -417,39 +417,22 @@ def test_wrong_password(h):
         p.check_clean_exit()
 
 
-class FakeRedis:
+class FakeRedis(FakeTcpServer):
     """A TCP server answering every read with `reply` (bytes no Redis sends)."""
 
     def __init__(self, reply, greet=b"", pause=0.0):
         """greet: sent as soon as a connection is accepted (a server that speaks first).
         reply as a list: its pieces sent `pause` seconds apart (separate TCP segments)."""
         self.reply, self.greet, self.pause = reply, greet, pause
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.one, args=(c,), daemon=True).start()
+        super().__init__()
 
     def one(self, c):
-        with c:
-            try:
-                c.sendall(self.greet)
-                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                while c.recv(65536):
-                    for i, piece in enumerate(self.reply if isinstance(self.reply, list)
-                                              else [self.reply]):
-                        time.sleep(self.pause if i else 0)
-                        c.sendall(piece)
-            except OSError:
-                pass
+        c.sendall(self.greet)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while c.recv(65536):
+            for i, piece in enumerate(self.reply if isinstance(self.reply, list) else [self.reply]):
+                time.sleep(self.pause if i else 0)
+                c.sendall(piece)
 
 
 def test_malformed_replies(h):

@@ -8,12 +8,11 @@ test (unshare -m; skipped where that is not allowed), so a name can start to
 resolve, or stop, while the proxy runs."""
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
 
-from pxhelpers import check_error
+from pxhelpers import FakeTcpServer, check_error
 from pxtest import (Proxy, check, check_eq, deep_merge, free_port, main, pqproxy_bin, skip,
                     wait_until)
 from test_replay_redis import (ERR, Redis, Replicas, checks, cli_cmd, store, tls_redis_or_skip,
@@ -306,42 +305,25 @@ def test_sentinel_errors(h):
         p.check_clean_exit()
 
 
-class FakeSentinel:
+class FakeSentinel(FakeTcpServer):
     """Answers SENTINEL get-master-addr-by-name with 127.0.0.1:`port` (or
     with `raw`), and confirms SUBSCRIBE; a sentinel that can be wrong."""
 
     def __init__(self, port=None, raw=None, push=b""):
         """push: sent after the SUBSCRIBE confirmation."""
-        self.port, self.raw, self.push = port, raw, push
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.addr = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.one, args=(c,), daemon=True).start()
+        self.port_named, self.raw, self.push = port, raw, push
+        super().__init__()
 
     def one(self, c):
-        with c:
-            try:
-                while True:
-                    data = c.recv(65536)
-                    if not data:
-                        return
-                    if b"get-master-addr-by-name" in data:
-                        p = str(self.port).encode()
-                        c.sendall(self.raw or b"*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n" % (len(p), p))
-                    elif b"SUBSCRIBE" in data:
-                        c.sendall(b"*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n" +
-                                  self.push)
-            except OSError:
-                pass
+        while True:
+            data = c.recv(65536)
+            if not data:
+                return
+            if b"get-master-addr-by-name" in data:
+                p = str(self.port_named).encode()
+                c.sendall(self.raw or b"*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n" % (len(p), p))
+            elif b"SUBSCRIBE" in data:
+                c.sendall(b"*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n" + self.push)
 
 
 def test_sentinel_names_a_replica(h):
@@ -363,7 +345,7 @@ def test_sentinel_names_a_replica(h):
     check_error(rp.send(1, rp.sign()), 503, ERR, "an odd sentinel reply")
     wait_until(lambda: "unexpected reply to SENTINEL get-master-addr-by-name" in rp.log(1), timeout=5,
                msg="the odd reply is logged")
-    stale.port = master.port
+    stale.port_named = master.port
     wait_until(lambda: rp.send(0, rp.sign()).status == 200, timeout=10, msg="the master once named")
     check_eq(master.cli("DBSIZE"), "1", "the accepted nonce is on the master")
     wait_until(lambda: replica.cli("DBSIZE") == "1", timeout=5, msg="and replicated, never written to the replica")
