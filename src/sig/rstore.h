@@ -2,9 +2,9 @@
  * worker's libuv loop (sig/rconn.c: hiredis's reply parser only), so replicas behind one
  * Service share their nonces (docs/signatures.md, "Replicas").
  *
- * A check is `SET <prefix><keyid>:<nonce> 1 NX PX <ttl>`: Redis records
- * the nonce and answers whether it was new, atomically across every
- * replica. Checks are pipelined on the one connection; each has a deadline
+ * A check is `SET <prefix><keyid>:<nonce> <token> NX PX <ttl>`: Redis
+ * records the nonce and answers whether it was new, atomically across
+ * every replica; px_rstore_release gives it back by its token. Checks are pipelined on the one connection; each has a deadline
  * (timeout_ms). A lost connection is re-opened with a backoff (50 ms
  * doubling to 2 s); meanwhile checks are answered UNAVAILABLE without a
  * round trip. A connection silent for max(10 x timeout_ms, 1 s) while
