@@ -63,7 +63,7 @@ void px_rstore_close(px_rstore_t *s);
 /* Records (keyid, nonce) for ttl_ms (clamped to >= 1), with a value
  * unique to this check, written into token (what px_rstore_release needs).
  * 0, or PX_ENOMEM (then cb never runs). */
-#define PX_RSTORE_TOKEN_LEN 33
+#define PX_RSTORE_TOKEN_LEN 33    /* a decimal of up to 19 digits */
 int px_rstore_check(px_rstore_t *s, const char *keyid, const char *nonce, int64_t ttl_ms,
                     char token[PX_RSTORE_TOKEN_LEN], px_rstore_cb cb, void *ud);
 

@@ -228,8 +228,8 @@ static void stored(px_rstore_result_t res, void *ud)
     px_sig_info_t *in = &j->info;
     int64_t now = (int64_t)time(NULL);
 
-    if (res != PX_RSTORE_OK)
-        in->store_token[0] = 0;       /* nothing of ours in Redis to give back */
+    if (res != PX_RSTORE_OK && res != PX_RSTORE_TIMEOUT)
+        in->store_token[0] = 0;       /* nothing of ours in Redis (a late SET may be) */
     if (res == PX_RSTORE_REPLAYED) {
         /* the local entry stays: the nonce is used (by another replica) */
         in->nonce_held = 0;
@@ -244,9 +244,9 @@ static void stored(px_rstore_result_t res, void *ud)
                     "replay check (on_unavailable: fail_open; replays across replicas are not "
                     "caught now)", px_rstore_result_name(res), in->keyid, in->nonce);
     } else if (res != PX_RSTORE_OK) {
-        /* not accepted: free the nonce here (Redis may still have it after a timeout) */
-        in->store_token[0] = 0;
-        px_sig_nonce_release(j->ctx, NULL, in);
+        /* not accepted: give the nonce back, also in Redis after a timeout (the
+         * SET may land later: the release follows it on the same connection) */
+        px_sig_nonce_release(j->ctx, j->store, in);
         recount(j, PX_SIG_STORE_UNAVAILABLE);
         snprintf(in->detail, sizeof in->detail, "the shared replay store is unavailable (%s)",
                  px_rstore_result_name(res));
