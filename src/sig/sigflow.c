@@ -231,8 +231,9 @@ static void stored(px_rstore_result_t res, void *ud)
     if (res != PX_RSTORE_OK && res != PX_RSTORE_TIMEOUT)
         in->store_token[0] = 0;       /* nothing of ours in Redis (a late SET may be) */
     if (res == PX_RSTORE_REPLAYED) {
-        /* the local entry stays: the nonce is used (by another replica) */
-        in->nonce_held = 0;
+        /* held elsewhere, maybe only reserved (a body still awaited, to be
+         * given back): Redis decides the next time, not this local entry */
+        px_sig_nonce_release(j->ctx, NULL, in);
         recount(j, PX_SIG_REPLAYED);
         snprintf(in->detail, sizeof in->detail,
                  "nonce \"%s\" already used by keyid \"%s\" (shared replay store)", in->nonce,

@@ -333,7 +333,8 @@ def nonce_given_back(h, stores, redis=None):
     Content-Digest is refused and does not use up its nonce: the genuine
     request signed with it passes afterwards, on this replica or the other,
     and is then the one that used it. The same for a client that leaves in
-    the middle of the body."""
+    the middle of the body; while its body is awaited the nonce is held
+    (another request with it is refused: never two)."""
     rp = Replicas(h, stores)
     last = len(stores) - 1
 
@@ -360,6 +361,8 @@ def nonce_given_back(h, stores, redis=None):
     req += [f"{k}: {v}" for k, v in hdrs]
     send_raw(s, ("\r\n".join(req) + "\r\n\r\n").encode() + body[:3])
     time.sleep(0.5)              # verified (and recorded) by now
+    r = rp.send(last, signed)
+    check_eq(r.json()["error"], "signature_replayed", "while it is held, no other may use it")
     s.close()
     wait_until(lambda: key_count() == (1 if redis else 0), timeout=5,
                msg="only the accepted nonce is left in Redis")
