@@ -401,6 +401,29 @@ def test_digest_mismatch_redis(h):
     check_eq(redis.cli("GET", key), "someone-else", "another request's key is not deleted")
 
 
+def test_give_back_refused_by_acl(h):
+    """An ACL user without EVAL: the give-back is refused, logged (with
+    Redis's reason), and the nonce stays used until its TTL: the genuine
+    request is then refused too (the safe direction, docs/operations.md)."""
+    redis = Redis(h)
+    redis.cli("ACL", "SETUSER", "px", "on", ">px-pass", "~*", "+set", "+get", "+del")
+    pw = h.path("px.pw")
+    with open(pw, "w") as f:
+        f.write("px-pass\n")
+    rp = Replicas(h, [store(redis, username="px", password_file=pw)])
+    check_eq(rp.send(0, rp.sign()).status, 200, "the ACL allows the check")
+    hdrs, body = rp.sign()
+    r = rp.send(0, (hdrs, body.replace(b'"n"', b'"m"')))
+    check_eq(r.json()["error"], "content_digest_mismatch")
+    wait_until(lambda: "could not be given back (NOPERM" in rp.log(0), timeout=5,
+               msg="the refused give-back is logged")
+    check_eq(rp.send(0, (hdrs, body)).json()["error"], "signature_replayed",
+             "the nonce stays used in Redis")
+    check_eq(rp.seen(), 1)
+    rp.proxies[0].stop()
+    rp.proxies[0].check_clean_exit()
+
+
 def test_wrong_password(h):
     redis = Redis(h, password="right-one")
     bad, good = h.path("bad.pw"), h.path("good.pw")
@@ -549,6 +572,6 @@ def test_tls_client_cert(h):
 if __name__ == "__main__":
     main([test_replay_across_replicas, test_same_nonce_at_once, test_redis_killed_and_back,
           test_slow_redis_deadline, test_client_gone_during_check, test_digest_mismatch_local,
-          test_digest_mismatch_redis, test_wrong_password,
+          test_digest_mismatch_redis, test_give_back_refused_by_acl, test_wrong_password,
           test_malformed_replies, test_extra_reply_split,
           test_oversized_reply, test_tls, test_tls_client_cert])
