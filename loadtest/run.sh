@@ -73,10 +73,10 @@ log() { printf 'loadtest: %s\n' "$*" >&2; }
 die() { printf 'loadtest: error: %s\n' "$*" >&2; exit 1; }
 has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
 
-[ -x "$PQPROXY" ] || die "$PQPROXY not built (make)"
-for t in nginx haproxy hitch wrk curl python3; do
-    command -v "$t" >/dev/null 2>&1 || die "$t missing: run scripts/bench-deps.sh"
-done
+LT_NAME=loadtest
+. "$HERE/lib.sh"
+lt_need_pqproxy "$PQPROXY"
+lt_need_tools scripts/bench-deps.sh nginx haproxy hitch wrk curl python3
 
 # OpenSSL 3.5 shared libraries for the hybrid peers (scenario 3 and variants).
 OSSL35="${OPENSSL35_DIR:-}"

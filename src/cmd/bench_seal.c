@@ -65,15 +65,6 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* STREAM's nonce, as age builds it, so the raw loop does the same work. */
-static void chunk_nonce(uint8_t nonce[12], uint64_t counter, int last)
-{
-    memset(nonce, 0, 12);
-    for (int i = 0; i < 8; i++)
-        nonce[10 - i] = (uint8_t)(counter >> (8 * i));
-    nonce[11] = (uint8_t)last;
-}
-
 /* The baseline: in to out in 64 KiB chunks through ChaCha20-Poly1305 with
  * the same stdio calls px_age_seal / px_age_open make, no format. */
 static int raw_file(const char *inpath, const char *outpath, int decrypt)
@@ -91,7 +82,7 @@ static int raw_file(const char *inpath, const char *outpath, int decrypt)
         int last = got < inlen, w;
         if (ferror(in) || (decrypt && got < TAG))
             goto out;
-        chunk_nonce(nonce, counter++, last);
+        px_age_stream_nonce(nonce, counter++, last);
         w = decrypt ? wc_ChaCha20Poly1305_Decrypt(key, nonce, NULL, 0, a, (word32)(got - TAG), a + got - TAG, b)
                     : wc_ChaCha20Poly1305_Encrypt(key, nonce, NULL, 0, a, (word32)got, b, b + got);
         got = decrypt ? got - TAG : got + TAG;
@@ -119,7 +110,7 @@ static int aead_memory(uint64_t size)
     int ret = a && b ? 0 : -1;
     for (uint64_t off = 0, c = 0; !ret && off < size; off += CHUNK, c++) {
         size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
-        chunk_nonce(nonce, c, off + n == size);
+        px_age_stream_nonce(nonce, c, off + n == size);
         ret = wc_ChaCha20Poly1305_Encrypt(key, nonce, NULL, 0, a, (word32)n, b, b + n);
     }
     free(a);

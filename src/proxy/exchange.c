@@ -28,6 +28,8 @@ void px_exch_reset(px_exch_t *x)
     px_conninfo_t ci = x->ci;
     if (x->up)
         px_uplink_release(x->up, 0);
+    if (x->sig_state != PX_XSIG_DONE && x->sig)     /* verified but never forwarded */
+        px_sig_nonce_release(x->sig, x->env->rstore, &x->info);
     px_buf_reset(&up_out);
     px_buf_reset(&replay);      /* kept for the next request; px_exch_compact frees both */
     px_sigctx_unref(x->sig);
@@ -691,7 +693,7 @@ static void request_verified(px_sigjob_t *j, void *ud)
     if (job_orphaned(x, j))
         return;
     r = px_sigjob_result(j);
-    x->info = *px_sigjob_info(j);       /* its pointers are into the request head, still parsed */
+    px_sigjob_take_info(j, &x->info);   /* its pointers are into the request head, still parsed */
     x->sig_result = px_sig_result_name(r);
     px_sigjob_free(j);
     settle(request_verified_go(x, r));
@@ -795,6 +797,7 @@ int px_exch_req_end(px_exch_t *x)
                                     sizeof detail) != PX_SIG_OK) {
             x->sig_result = px_sig_result_name(PX_SIG_DIGEST);
             px_sig_count_result(PX_SIG_DIGEST);
+            px_sig_nonce_release(x->sig, x->env->rstore, &x->info);   /* now, before the answer */
             px_info("%s: signed request refused (keyid \"%s\"): %s", x->ci.client_addr, x->info.keyid,
                     detail);
             return reply_error(x, PX_HERR_SIG_DIGEST, detail);

@@ -570,7 +570,7 @@ out:
 
 /* --- payload -------------------------------------------------------------------------------- */
 
-static void stream_nonce(uint8_t nonce[12], uint64_t counter, int last)
+void px_age_stream_nonce(uint8_t nonce[12], uint64_t counter, int last)
 {
     memset(nonce, 0, 12);
     for (int i = 0; i < 8; i++)
@@ -631,7 +631,7 @@ int px_age_seal(FILE *in, FILE *out, const px_age_recipient_t *r, int n, char *e
             goto out;
         }
         last = got < PX_AGE_CHUNK || at_eof(in);
-        stream_nonce(nonce, counter++, last);
+        px_age_stream_nonce(nonce, counter++, last);
         if (aead_seal(key, nonce, pt, got, ct)) {
             ret = px_errorf(PX_ECRYPTO, err, errlen, "encryption failed");
             goto out;
@@ -749,9 +749,9 @@ int px_age_open(FILE *in, FILE *out, const px_age_identity_t *ids, int n, char *
                             "full ones");
             goto out;
         }
-        stream_nonce(nonce, counter, last);
+        px_age_stream_nonce(nonce, counter, last);
         if (aead_open(key, nonce, ct, got - TAG, pt)) {
-            stream_nonce(nonce, counter, 1);
+            px_age_stream_nonce(nonce, counter, 1);
             ret = !last && aead_open(key, nonce, ct, got - TAG, pt) == 0
                 ? px_errorf(PX_EPARSE, err, errlen, "data after the final chunk (chunk %llu)",
                             (unsigned long long)counter)

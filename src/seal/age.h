@@ -66,6 +66,10 @@ int px_age_identity_recipient(const px_age_identity_t *id, char *out, char *err,
 /* A new identity of kind, and both strings (PX_AGE_KEY_STR bytes each). */
 int px_age_keygen(px_age_kind_t kind, char *identity, char *recipient, char *err, size_t errlen);
 
+/* STREAM's nonce for chunk `counter`: the 11-byte big-endian counter, then
+ * 1 for the last chunk, else 0 (also for the seal benchmark's raw loop). */
+void px_age_stream_nonce(uint8_t nonce[12], uint64_t counter, int last);
+
 /* Encrypts in to out for the recipients; 0 or a PX_E* code with err set. */
 int px_age_seal(FILE *in, FILE *out, const px_age_recipient_t *r, int n, char *err,
                 size_t errlen);

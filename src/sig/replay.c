@@ -176,7 +176,7 @@ out:
 }
 
 void px_replay_forget(px_replay_t *c, const char *keyid, size_t keyid_len, const char *nonce,
-                      size_t nonce_len)
+                      size_t nonce_len, int64_t expiry)
 {
     uint8_t digest[WC_SHA256_DIGEST_SIZE];
     shard_t *s;
@@ -187,7 +187,7 @@ void px_replay_forget(px_replay_t *c, const char *keyid, size_t keyid_len, const
     s = &c->shards[digest[0] % PX_REPLAY_SHARDS];
     pthread_mutex_lock(&s->mu);
     i = probe(s, digest);
-    if (s->slots[i].expiry != 0)
+    if (s->slots[i].expiry != 0 && s->slots[i].expiry == expiry)
         s->slots[i].expiry = 1;     /* expired: the slot stays until swept, the nonce is free */
     pthread_mutex_unlock(&s->mu);
 }

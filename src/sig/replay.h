@@ -40,11 +40,14 @@ px_replay_status_t px_replay_check_insert(px_replay_t *c, const char *keyid, siz
                                           const char *nonce, size_t nonce_len, int64_t expiry,
                                           int64_t now);
 
-/* Forgets (keyid, nonce): for a request refused after its nonce was
- * recorded here (the shared store could not confirm it), so the nonce is
- * not used up by a request that never went through. */
+/* Forgets (keyid, nonce) if it is still the entry recorded until
+ * `expiry`: for a request refused after its nonce was recorded here (the
+ * shared store could not confirm it, or the body did not match its
+ * Content-Digest), so the nonce is not used up by a request that never
+ * went through. An entry recorded since by another signature (another
+ * expiry) stays. */
 void px_replay_forget(px_replay_t *c, const char *keyid, size_t keyid_len, const char *nonce,
-                      size_t nonce_len);
+                      size_t nonce_len, int64_t expiry);
 
 /* Live + not yet swept entries (approximate while other threads insert). */
 size_t px_replay_count(px_replay_t *c);

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -56,6 +58,7 @@ struct px_rstore {
     int resolving;
     req_t *pending, *pending_tail; /* sent, in deadline order (one timeout for all) */
     req_t *ready, *ready_tail;     /* answered without a round trip, delivered from the timer */
+    uint64_t token_base, token_seq; /* a check's value: a random base plus a counter */
 };
 
 static atomic_uint_fast64_t counts[PX_RSTORE__COUNT];
@@ -656,24 +659,32 @@ static int req_queue(px_rstore_t *s, req_t *r, int sent)
     return 0;
 }
 
-/* SET <prefix><keyid>:<nonce> 1 NX PX <ttl>. */
-static int send_set(px_rstore_t *s, req_t *r, const char *keyid, const char *nonce, int64_t ttl_ms)
+static char *key_of(const px_rstore_t *s, const char *keyid, const char *nonce)
 {
-    char ttl[24], *key;
     size_t n = strlen(s->cfg.prefix) + strlen(keyid) + strlen(nonce) + 2;
+    char *key = malloc(n);
+    if (key)
+        snprintf(key, n, "%s%s:%s", s->cfg.prefix, keyid, nonce);
+    return key;
+}
+
+/* SET <prefix><keyid>:<nonce> <token> NX PX <ttl>. */
+static int send_set(px_rstore_t *s, req_t *r, const char *keyid, const char *nonce, int64_t ttl_ms,
+                    const char *token)
+{
+    char ttl[24], *key = key_of(s, keyid, nonce);
     int rc;
 
-    if (!(key = malloc(n)))
+    if (!key)
         return -1;
-    snprintf(key, n, "%s%s:%s", s->cfg.prefix, keyid, nonce);
     snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
-    rc = send_cmd(s->ac, on_reply, r, 6, "SET", key, "1", "NX", "PX", ttl);
+    rc = send_cmd(s->ac, on_reply, r, 6, "SET", key, token, "NX", "PX", ttl);
     free(key);
     return rc;
 }
 
 int px_rstore_check(px_rstore_t *s, const char *keyid, const char *nonce, int64_t ttl_ms,
-                    px_rstore_cb cb, void *ud)
+                    char token[PX_RSTORE_TOKEN_LEN], px_rstore_cb cb, void *ud)
 {
     req_t *r = req_new(s, cb, NULL, ud);
 
@@ -681,7 +692,42 @@ int px_rstore_check(px_rstore_t *s, const char *keyid, const char *nonce, int64_
         return PX_ENOMEM;
     if (ttl_ms < 1)
         ttl_ms = 1;
-    return req_queue(s, r, s->ac && !s->closing && send_set(s, r, keyid, nonce, ttl_ms) == 0);
+    /* a decimal in 0..2^63-1: Redis keeps it as an integer inside the key's
+     * object (no string allocated), ~50 bytes a key less than 32 hex */
+    snprintf(token, PX_RSTORE_TOKEN_LEN, "%lld",
+             (long long)((s->token_base + ++s->token_seq) & INT64_MAX));
+    return req_queue(s, r, s->ac && !s->closing &&
+                     send_set(s, r, keyid, nonce, ttl_ms, token) == 0);
+}
+
+static void released(redisReply *rep, void *ud)
+{
+    px_rstore_t *s = ud;
+    static atomic_int_fast64_t logged;   /* time(): one line per second at most */
+    int64_t now = (int64_t)time(NULL);
+
+    if (rep && rep->type == REDIS_REPLY_INTEGER)
+        return;                       /* 1 deleted, 0 recorded again since by another request */
+    if (atomic_exchange(&logged, now) != now)
+        px_warn("%s: a refused request's nonce could not be given back (%s): it stays used "
+                "until it expires", s->who,
+                !rep ? "no answer" : rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+}
+
+void px_rstore_release(px_rstore_t *s, const char *keyid, const char *nonce, const char *token)
+{
+    static const char script[] =
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+        "return 0";
+    char *key;
+
+    if (!s || !token[0] || !(key = key_of(s, keyid, nonce)))
+        return;
+    const char *argv[] = { "EVAL", script, "1", key, token };
+    size_t lens[] = { 4, sizeof script - 1, 1, strlen(key), strlen(token) };
+    if (px_rstore_command(s, 5, argv, lens, released, s) != 0)
+        released(NULL, s);
+    free(key);
 }
 
 int px_rstore_command(px_rstore_t *s, int argc, const char **argv, const size_t *lens,
@@ -751,6 +797,8 @@ px_rstore_t *px_rstore_open(uv_loop_t *loop, const px_replay_store_config_t *cfg
     snprintf(s->who, sizeof s->who, "%s", who);
     s->up = -1;
     s->backoff_ms = BACKOFF_MIN_MS;
+    if (getrandom(&s->token_base, sizeof s->token_base, 0) != sizeof s->token_base)
+        s->token_base = (uint64_t)time(NULL) << 32 ^ (uint64_t)getpid() << 16 ^ (uintptr_t)s;
     if (cfg->sentinel_count)
         snprintf(s->where, sizeof s->where, "master %s (from the sentinels)", cfg->master_name);
     else if (cfg->addr.is_unix)

@@ -2,9 +2,9 @@
  * worker's libuv loop (sig/rconn.c: hiredis's reply parser only), so replicas behind one
  * Service share their nonces (docs/signatures.md, "Replicas").
  *
- * A check is `SET <prefix><keyid>:<nonce> 1 NX PX <ttl>`: Redis records
- * the nonce and answers whether it was new, atomically across every
- * replica. Checks are pipelined on the one connection; each has a deadline
+ * A check is `SET <prefix><keyid>:<nonce> <token> NX PX <ttl>`: Redis
+ * records the nonce and answers whether it was new, atomically across
+ * every replica; px_rstore_release gives it back by its token. Checks are pipelined on the one connection; each has a deadline
  * (timeout_ms). A lost connection is re-opened with a backoff (50 ms
  * doubling to 2 s); meanwhile checks are answered UNAVAILABLE without a
  * round trip. A connection silent for max(10 x timeout_ms, 1 s) while
@@ -60,10 +60,20 @@ px_rstore_t *px_rstore_open(uv_loop_t *loop, const px_replay_store_config_t *cfg
  * UNAVAILABLE; the memory goes once the loop has closed the handles. */
 void px_rstore_close(px_rstore_t *s);
 
-/* Records (keyid, nonce) for ttl_ms (clamped to >= 1). 0, or PX_ENOMEM
- * (then cb never runs). */
+/* Records (keyid, nonce) for ttl_ms (clamped to >= 1), with a value
+ * unique to this check, written into token (what px_rstore_release needs).
+ * 0, or PX_ENOMEM (then cb never runs). */
+#define PX_RSTORE_TOKEN_LEN 33    /* a decimal of up to 19 digits */
 int px_rstore_check(px_rstore_t *s, const char *keyid, const char *nonce, int64_t ttl_ms,
-                    px_rstore_cb cb, void *ud);
+                    char token[PX_RSTORE_TOKEN_LEN], px_rstore_cb cb, void *ud);
+
+/* Gives back a nonce a check recorded (answered OK) for a request that was
+ * then refused: deleted only while it still holds that check's token, in
+ * one step on the server (a script), so a nonce another request has
+ * recorded since is never freed. Fire and forget: when Redis is
+ * unavailable, refuses the script or the deadline passes, the nonce stays
+ * used until its TTL (logged). */
+void px_rstore_release(px_rstore_t *s, const char *keyid, const char *nonce, const char *token);
 
 /* Any command (argv with byte lengths, binary-safe). cb runs exactly once,
  * from the loop, with the reply (valid during the call only), or NULL when

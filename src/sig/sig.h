@@ -213,6 +213,11 @@ typedef struct {
     const char *sig_field;         /* "x-signature" or "signature": for the response's ;req */
     const char *sig_value;         /* that field's value (into the message) */
     size_t sig_value_len;
+    /* Set by sig/sigflow.c: the nonce is recorded for this request (in the
+     * local cache, and in the shared store under store_token when that is
+     * not "") until px_sig_nonce_release gives it back. */
+    int nonce_held;
+    char store_token[33];
 } px_sig_info_t;
 
 /* Verifies a request's signature (docs/signatures.md section 7, steps

@@ -51,6 +51,8 @@ static pthread_mutex_t replay_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_uint_fast64_t queue_depth, responses_signed, store_fail_open;
 static atomic_int_fast64_t fail_open_logged;   /* time(): one loud line per second */
 
+_Static_assert(sizeof(((px_sig_info_t *)0)->store_token) == PX_RSTORE_TOKEN_LEN, "token fits");
+
 static px_replay_t *replay_get(size_t entries)
 {
     px_replay_t *r;
@@ -205,6 +207,7 @@ static void work_cb(uv_work_t *w)
     if (j->kind == JOB_VERIFY) {
         j->result = px_sig_verify_request(j->ctx->ring, replay, &j->ctx->policy, &j->msg,
                                           (int64_t)time(NULL), &j->info);
+        j->info.nonce_held = j->result == PX_SIG_OK;    /* recorded in the local cache */
     } else {
         j->status = px_sig_response_finish(j->resp, (int64_t)time(NULL), 300, &j->digest, &j->sig);
     }
@@ -225,7 +228,12 @@ static void stored(px_rstore_result_t res, void *ud)
     px_sig_info_t *in = &j->info;
     int64_t now = (int64_t)time(NULL);
 
+    if (res != PX_RSTORE_OK && res != PX_RSTORE_TIMEOUT)
+        in->store_token[0] = 0;       /* nothing of ours in Redis (a late SET may be) */
     if (res == PX_RSTORE_REPLAYED) {
+        /* held elsewhere, maybe only reserved (a body still awaited, to be
+         * given back): Redis decides the next time, not this local entry */
+        px_sig_nonce_release(j->ctx, NULL, in);
         recount(j, PX_SIG_REPLAYED);
         snprintf(in->detail, sizeof in->detail,
                  "nonce \"%s\" already used by keyid \"%s\" (shared replay store)", in->nonce,
@@ -237,8 +245,9 @@ static void stored(px_rstore_result_t res, void *ud)
                     "replay check (on_unavailable: fail_open; replays across replicas are not "
                     "caught now)", px_rstore_result_name(res), in->keyid, in->nonce);
     } else if (res != PX_RSTORE_OK) {
-        /* not accepted: free the nonce here (Redis may still have it after a timeout) */
-        px_replay_forget(replay, in->keyid, strlen(in->keyid), in->nonce, strlen(in->nonce));
+        /* not accepted: give the nonce back, also in Redis after a timeout (the
+         * SET may land later: the release follows it on the same connection) */
+        px_sig_nonce_release(j->ctx, j->store, in);
         recount(j, PX_SIG_STORE_UNAVAILABLE);
         snprintf(in->detail, sizeof in->detail, "the shared replay store is unavailable (%s)",
                  px_rstore_result_name(res));
@@ -257,7 +266,8 @@ static void after_cb(uv_work_t *w, int status)
     if (j->kind == JOB_VERIFY && j->result == PX_SIG_OK && j->store) {
         /* valid for the signature's remaining window plus the skew allowed */
         int64_t ttl = j->info.expires + (int64_t)j->ctx->policy.max_skew_s - (int64_t)time(NULL);
-        if (px_rstore_check(j->store, j->info.keyid, j->info.nonce, ttl * 1000, stored, j) == 0)
+        if (px_rstore_check(j->store, j->info.keyid, j->info.nonce, ttl * 1000,
+                            j->info.store_token, stored, j) == 0)
             return;
         stored(PX_RSTORE_UNAVAILABLE, j);
         return;
@@ -337,6 +347,24 @@ const px_sig_info_t *px_sigjob_info(const px_sigjob_t *j)
     return &j->info;
 }
 
+void px_sigjob_take_info(px_sigjob_t *j, px_sig_info_t *out)
+{
+    *out = j->info;
+    j->info.nonce_held = 0;
+}
+
+void px_sig_nonce_release(px_sigctx_t *s, px_rstore_t *store, px_sig_info_t *in)
+{
+    if (!in->nonce_held)
+        return;
+    in->nonce_held = 0;
+    px_replay_forget(replay, in->keyid, strlen(in->keyid), in->nonce, strlen(in->nonce),
+                     in->expires + s->policy.max_skew_s);
+    if (store && in->store_token[0])
+        px_rstore_release(store, in->keyid, in->nonce, in->store_token);
+    in->store_token[0] = 0;
+}
+
 const px_buf_t *px_sigjob_digest(const px_sigjob_t *j)
 {
     return &j->digest;
@@ -356,6 +384,8 @@ void px_sigjob_free(px_sigjob_t *j)
 {
     if (!j)
         return;
+    if (j->kind == JOB_VERIFY && j->ctx)
+        px_sig_nonce_release(j->ctx, j->store, &j->info);    /* nobody took it */
     if (j->ctx)
         px_sigctx_unref(j->ctx);
     if (j->resp)

@@ -66,6 +66,17 @@ int px_sig_verify_async(uv_loop_t *loop, px_sigctx_t *s, px_rstore_t *store,
                         const px_http_head_t *head, px_sigjob_cb cb, void *ud, px_sigjob_t **out);
 px_sig_result_t px_sigjob_result(const px_sigjob_t *j);
 const px_sig_info_t *px_sigjob_info(const px_sigjob_t *j);
+/* Copies the job's info into out, which then holds the request's nonce
+ * (info.nonce_held): px_sigjob_free gives back a nonce nobody took (the
+ * session closed while the job ran). */
+void px_sigjob_take_info(px_sigjob_t *j, px_sig_info_t *out);
+
+/* A verified request refused or abandoned before it was forwarded (its
+ * body did not match Content-Digest, was too large, the client left):
+ * its nonce is given back, locally and in the shared store (where only
+ * while it still holds this request's token), so the genuine request
+ * signed with it still passes. Once per nonce; a no-op when not held. */
+void px_sig_nonce_release(px_sigctx_t *s, px_rstore_t *store, px_sig_info_t *info);
 
 /* Finishes a response signature on the thread pool: digest and X-Signature
  * values appear in px_sigjob_digest()/px_sigjob_signature(). The job takes

@@ -9,6 +9,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 
 import pxtest
@@ -53,6 +54,40 @@ class Env:
 
     def records(self):
         return self.up.records()
+
+
+class FakeTcpServer:
+    """A TCP server on 127.0.0.1 (port, addr) for a peer that misbehaves on
+    purpose: each accepted connection goes to self.one(conn) in a thread of
+    its own, which is closed afterwards; an OSError there ends it quietly.
+    Subclasses set their attributes before calling __init__ (it starts
+    serving)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.addr = f"127.0.0.1:{self.port}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        with c:
+            try:
+                self.one(c)
+            except OSError:
+                pass
+
+    def one(self, c):
+        raise NotImplementedError
 
 
 def admin_get(proxy, path, method="GET"):

@@ -17,7 +17,7 @@ import sys
 
 import pxtest
 from pxtest import check, check_eq, check_in, skip
-from test_replay_redis import Redis
+from test_replay_redis import Redis, tls_redis_or_skip
 
 try:
     import yaml
@@ -488,11 +488,12 @@ def test_dockerignore():
 
 def test_compose_redis_override(h):
     """compose.redis.yaml over compose.yaml: Redis in pqproxy's network
-    namespace on its loopback, no persistence, hardened; pqproxy's config
-    replaced by pqproxy-redis.json, which finds Redis and its password where
-    the override puts them. Then that config, with only the Redis port moved,
-    against a real redis-server with the password: the ticket keys come
-    from Redis and a key lands under the configured prefix."""
+    namespace on its loopback, TLS only, no persistence, hardened; pqproxy's
+    config replaced by pqproxy-redis.json, which finds Redis, its password
+    and its CA where the override puts them. Then that config, with only the
+    Redis port moved, against a real redis-server on TLS with the password:
+    the ticket keys come from Redis and a key lands under the configured
+    prefix."""
     need_yaml()
     with open(os.path.join(DOCKER, "compose.redis.yaml")) as f:
         over = yaml.safe_load(f)
@@ -507,8 +508,14 @@ def test_compose_redis_override(h):
     cmd = redis["command"][-1]
     for flag_ in ("--bind 127.0.0.1", "--save ''", "--appendonly no", "--maxmemory-policy noeviction"):
         check_in(flag_, cmd)
-    port = int(re.search(r"--port (\d+)", cmd).group(1))
+    check_in("--port 0 ", cmd, "no plain TCP port")
+    port = int(re.search(r"--tls-port (\d+)", cmd).group(1))
     pw_in_redis = re.search(r"cat (/\S+)\)", cmd).group(1)
+    tls_in_redis = {f: re.search(rf"--{f} (\S+)", cmd).group(1)
+                    for f in ("tls-cert-file", "tls-key-file", "tls-ca-cert-file")}
+    check_in("--tls-auth-clients no", cmd)
+    check_in(f"--tls --cacert {tls_in_redis['tls-ca-cert-file']}", redis["healthcheck"]["test"][-1],
+             "the healthcheck speaks TLS")
     # pqproxy: the override's mounts win by container path
     mounts = bind_mounts(base["services"]["pqproxy"])
     mounts.update(bind_mounts(over["services"]["pqproxy"]))
@@ -523,14 +530,24 @@ def test_compose_redis_override(h):
     check_eq(mounts[pw_dir], redis_mounts[os.path.dirname(pw_in_redis)], "one secrets directory")
     check_eq(os.path.basename(rs["password_file"]), os.path.basename(pw_in_redis), "one password file")
     check_eq(mounts[pw_dir], os.path.join(DOCKER, "secrets"))
+    # pqproxy checks Redis's certificate against the CA Redis was given
+    ca = rs["tls"]["ca_file"]
+    in_secrets = os.path.relpath(ca, pw_dir)
+    check_eq(in_secrets, os.path.relpath(tls_in_redis["tls-ca-cert-file"], os.path.dirname(pw_in_redis)),
+             "one CA file")
+    check_eq(rs["tls"]["server_name"], "localhost", "a name certgen's server certificate carries")
     with open(os.path.join(pxtest.SOURCE_DIR, ".gitignore")) as f:
         check_in("/docker/secrets/", f.read().split(), "the password is not committed")
     with open(os.path.join(pxtest.SOURCE_DIR, ".dockerignore")) as f:
         check_in("docker/secrets", f.read().split(), "nor in the image's build context")
     # the container config, live: certificates and the password materialized
-    server = Redis(h, password="compose-secret")
+    tls_redis_or_skip()
     root = h.path("rootfs")
     certs = h.certgen()
+    server = Redis(h, password="compose-secret", tls_dir=certs)
+    os.makedirs(os.path.dirname(root + ca), exist_ok=True)
+    shutil.copy(os.path.join(certs, "ca.crt"), root + ca)
+    rs["tls"]["ca_file"] = root + ca
     for cert in cfg["tls"]["certificates"]:
         for k in ("cert", "key"):
             os.makedirs(root + os.path.dirname(cert[k]), exist_ok=True)

@@ -695,7 +695,8 @@ def test_shared_state_overlay(h):
     mounts = {m["mountPath"]: m for m in px["volumeMounts"]}
     vols = {v["name"]: v for v in spec["volumes"]}
     secrets = {}
-    for path in (rs["password_file"], tk["file"]):
+    ca_file = rs["tls"]["ca_file"]
+    for path in (rs["password_file"], tk["file"], ca_file):
         m = mounts.get(os.path.dirname(path))
         check(m and m.get("readOnly"), f"{path}: a read-only mount in the sidecar")
         sec = vols[m["name"]]["secret"]
@@ -720,7 +721,7 @@ def test_shared_state_overlay(h):
     pod = apply_patch(review["request"]["object"],
                       json.loads(base64.b64decode(json.loads(resp)["response"]["patch"])))
     inj = named(pod["spec"]["initContainers"], "pqproxy")
-    for path in (rs["password_file"], tk["file"]):
+    for path in (rs["password_file"], tk["file"], ca_file):
         m = named(inj["volumeMounts"], mounts[os.path.dirname(path)]["name"])
         check_eq(m["mountPath"], os.path.dirname(path), "injected mount")
         check_eq(named(pod["spec"]["volumes"], m["name"])["secret"]["secretName"],
@@ -736,6 +737,21 @@ def test_shared_state_overlay(h):
     for flag_, value in (("--save", ""), ("--appendonly", "no"), ("--maxmemory-policy", "noeviction"),
                          ("--requirepass", "$(REDIS_PASSWORD)")):
         check_eq(args[args.index(flag_) + 1], value, flag_)
+    # TLS only, on the Service's port, with a certificate from a Secret
+    check_eq((args[args.index("--port") + 1], args[args.index("--tls-port") + 1]),
+             ("0", str(svc["ports"][0]["port"])), "Redis on TLS only")
+    rmounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    rvols = {v["name"]: v for v in redis["spec"]["volumes"]}
+    tls_secret = None
+    for flag_ in ("--tls-cert-file", "--tls-key-file", "--tls-ca-cert-file"):
+        f = args[args.index(flag_) + 1]
+        m = rmounts[os.path.dirname(f)]
+        check(m.get("readOnly"), f"{flag_}: read-only mount")
+        tls_secret = rvols[m["name"]]["secret"]["secretName"]
+        check_in(os.path.basename(f), objs[("Secret", tls_secret)]["stringData"], flag_)
+    check_eq(redis["spec"]["securityContext"].get("fsGroup"), 10001, "the key readable by Redis")
+    check_eq(rs["tls"]["server_name"], rs["address"].rsplit(":", 1)[0],
+             "the name checked is the Service's")
     ref = named(c["env"], "REDIS_PASSWORD")["valueFrom"]["secretKeyRef"]
     check_eq(secrets[rs["password_file"]], objs[("Secret", ref["name"])]["stringData"][ref["key"]],
              "Redis and pqproxy share one password")
@@ -757,7 +773,10 @@ def test_shared_state_overlay(h):
         os.makedirs(root + os.path.dirname(path), exist_ok=True)
         with open(root + path, "w") as f:
             f.write(value)
+    # the CA: from certgen in place of the placeholder (checked below)
+    shutil.copy(os.path.join(certs_dir, "ca.crt"), root + ca_file)
     rs["password_file"], tk["file"] = root + rs["password_file"], root + tk["file"]
+    rs["tls"]["ca_file"] = root + ca_file
     env = {k: v for k, v in os.environ.items() if not k.startswith("PQPROXY_")}
     r = subprocess.run([pxtest.pqproxy_bin(), "check-config", h.write_config(cfg)],
                        capture_output=True, text=True, env=env, timeout=30)
@@ -768,6 +787,12 @@ def test_shared_state_overlay(h):
     r = subprocess.run([pxtest.pqproxy_bin(), "check-config", h.write_config(cfg)],
                        capture_output=True, text=True, env=env, timeout=30)
     check_eq(r.returncode, 0, r.stderr)
+    with open(root + ca_file, "w") as f:
+        f.write(secrets[ca_file])
+    r = subprocess.run([pxtest.pqproxy_bin(), "check-config", h.write_config(cfg)],
+                       capture_output=True, text=True, env=env, timeout=30)
+    check_eq(r.returncode, 1, "the placeholder CA is refused")
+    check_in("signatures.replay_store.tls", r.stderr)
 
 
 def spec_labels(objs):

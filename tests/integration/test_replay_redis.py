@@ -13,7 +13,7 @@ import subprocess
 import threading
 import time
 
-from pxhelpers import check_error, metrics
+from pxhelpers import FakeTcpServer, check_error, metrics
 from pxtest import (check, check_eq, free_port, main, pqproxy_bin, read_response, send_raw, skip,
                     tls_connect, wait_until)
 
@@ -25,6 +25,30 @@ def pq(*args):
     if r.returncode != 0:
         raise AssertionError(f"pqproxy {' '.join(args)}: {r.stderr}")
     return r.stdout
+
+
+def cli_cmd(port, tls_dir=None):
+    """redis-cli to a server on port, through TLS when tls_dir has its CA."""
+    cmd = ["redis-cli", "-p", str(port)]
+    if tls_dir:
+        cmd += ["--tls", "--cacert", os.path.join(tls_dir, "ca.crt")]
+    return cmd
+
+
+def tls_server_args(tls_dir, client_certs=False):
+    """redis-server/redis-sentinel options for TLS only, with tls_dir's
+    server.crt/.key (pqproxy certgen); also to the servers they reach."""
+    return ["--tls-cert-file", os.path.join(tls_dir, "server.crt"),
+            "--tls-key-file", os.path.join(tls_dir, "server.key"),
+            "--tls-ca-cert-file", os.path.join(tls_dir, "ca.crt"),
+            "--tls-auth-clients", "yes" if client_certs else "no", "--tls-replication", "yes"]
+
+
+def tls_redis_or_skip():
+    exe = shutil.which("redis-server")
+    if not exe or "libssl" not in subprocess.run(["ldd", exe], capture_output=True,
+                                                 text=True).stdout:
+        skip("redis-server is not installed or built without TLS")
 
 
 class Redis:
@@ -48,11 +72,8 @@ class Redis:
         cmd = [self.bin, "--port", self.port, "--bind", "127.0.0.1", "--save", "",
                "--appendonly", "no", "--enable-debug-command", "local", "--dir", d]
         if self.tls_dir:
-            t = self.tls_dir
             cmd[1:3] = ["--port", "0", "--tls-port", self.port]
-            cmd += ["--tls-cert-file", os.path.join(t, "server.crt"),
-                    "--tls-key-file", os.path.join(t, "server.key"),
-                    "--tls-ca-cert-file", os.path.join(t, "ca.crt"), "--tls-auth-clients", "yes" if self.client_certs else "no"]
+            cmd += tls_server_args(self.tls_dir, self.client_certs)
         if self.password:
             cmd += ["--requirepass", self.password]
         self.proc = self.h.start("redis", cmd, ready="port", port=self.port)
@@ -66,8 +87,8 @@ class Redis:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def cli(self, *args, timeout=10):
-        cmd = ["redis-cli", "-p", str(self.port)] + (["-a", self.password, "--no-auth-warning"]
-                                                     if self.password else [])
+        cmd = cli_cmd(self.port, self.tls_dir) + (["-a", self.password, "--no-auth-warning"]
+                                                  if self.password else [])
         return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True,
                               timeout=timeout).stdout.strip()
 
@@ -87,12 +108,19 @@ class Replicas:
         self.keys = d
         self.ca = os.path.join(h.certgen(), "ca.crt")
         h.start_upstream()
-        self.proxies = [start({
-            "signatures": {"keyring": os.path.join(d, "ring"), "max_skew_s": 30,
-                           "max_validity_s": 300, "replay_store": store},
-            "routes": [{"prefix": "/", "verify": "required"}]}, name=f"pqproxy-{i}")
-            for i, store in enumerate(stores)]
+        self.start = start
+        self.proxies = []
+        for store in stores:
+            self.add(store)
         self.n = 0
+
+    def add(self, store):
+        """One more replica, with this replay_store: its index."""
+        self.proxies.append(self.start({
+            "signatures": {"keyring": os.path.join(self.keys, "ring"), "max_skew_s": 30,
+                           "max_validity_s": 300, "replay_store": store},
+            "routes": [{"prefix": "/", "verify": "required"}]}, name=f"pqproxy-{len(self.proxies)}"))
+        return len(self.proxies) - 1
 
     def sign(self, path="/echo"):
         self.n += 1
@@ -236,7 +264,8 @@ def test_slow_redis_deadline(h):
         time.sleep(0.2)
         seen = rp.seen()
         t0 = time.monotonic()
-        r = rp.send(0, rp.sign())
+        late = rp.sign()
+        r = rp.send(0, late)
         elapsed = time.monotonic() - t0
         check_error(r, 503, ERR, "past the deadline")
         check("timeout" in r.json()["detail"], r.json()["detail"])
@@ -253,6 +282,9 @@ def test_slow_redis_deadline(h):
     # the late reply is dropped; the connection goes on serving checks
     wait_until(lambda: rp.send(0, rp.sign()).status == 200, timeout=10, interval=0.2,
                msg="checks pass again after the sleep")
+    # the timed-out SET reached Redis after the sleep; the give-back sent
+    # behind it deleted it: the refused request may be sent again
+    check_eq(rp.send(0, late).status, 200, "the 503'd request's nonce was given back")
 
 
 def test_client_gone_during_check(h):
@@ -296,6 +328,102 @@ def test_client_gone_during_check(h):
         sleeper.wait(10)
 
 
+def nonce_given_back(h, stores, redis=None):
+    """A request whose signatures verify but whose body does not match its
+    Content-Digest is refused and does not use up its nonce: the genuine
+    request signed with it passes afterwards, on this replica or the other,
+    and is then the one that used it. The same for a client that leaves in
+    the middle of the body; while its body is awaited the nonce is held
+    (another request with it is refused: never two)."""
+    rp = Replicas(h, stores)
+    last = len(stores) - 1
+
+    def key_count():
+        return len(redis.cli("--scan", "--pattern", "pqproxy:replay:client-a:*").split()) if redis else 0
+
+    signed = rp.sign()
+    hdrs, body = signed
+    forged = (hdrs, body.replace(b'"n"', b'"m"'))
+    r = rp.send(0, forged)
+    check_eq(r.status, 401, r.body[:300].decode(errors="replace"))
+    check_eq(r.json()["error"], "content_digest_mismatch")
+    check_eq(rp.seen(), 0, "the model server never saw the forged body")
+    wait_until(lambda: key_count() == 0, timeout=5, msg="the reservation was deleted in Redis")
+    check_eq(rp.send(last, signed).status, 200, "the genuine request still passes")
+    r = rp.send(0, signed)
+    check_eq(r.json()["error"], "signature_replayed", "and it has now used the nonce")
+    check_eq(rp.seen(), 1)
+    # a client that sends the head and half the body, then leaves
+    signed = rp.sign()
+    hdrs, body = signed
+    s = tls_connect(rp.proxies[0].port, rp.ca)
+    req = ["POST /echo HTTP/1.1", "Host: localhost", f"Content-Length: {len(body)}"]
+    req += [f"{k}: {v}" for k, v in hdrs]
+    send_raw(s, ("\r\n".join(req) + "\r\n\r\n").encode() + body[:3])
+    time.sleep(0.5)              # verified (and recorded) by now
+    r = rp.send(last, signed)
+    check_eq(r.json()["error"], "signature_replayed", "while it is held, no other may use it")
+    s.close()
+    wait_until(lambda: key_count() == (1 if redis else 0), timeout=5,
+               msg="only the accepted nonce is left in Redis")
+    check_eq(rp.send(last, signed).status, 200, "the abandoned request's nonce is free again")
+    check_eq(rp.seen(), 2)
+    return rp
+
+
+def test_digest_mismatch_local(h):
+    rp = nonce_given_back(h, [{"type": "local"}])
+    check_eq(rp.metric(0, 'pqproxy_signature_verifications_total{result="digest_mismatch"}'), 1)
+
+
+def test_digest_mismatch_redis(h):
+    redis = Redis(h)
+    rp = nonce_given_back(h, [store(redis), store(redis)], redis)
+    # Only the request's own reservation is deleted: a key that another
+    # request has set meanwhile (here by hand) stays.
+    hdrs, body = rp.sign()
+    s = tls_connect(rp.proxies[0].port, rp.ca)
+    req = ["POST /echo HTTP/1.1", "Host: localhost", f"Content-Length: {len(body)}"]
+    req += [f"{k}: {v}" for k, v in hdrs]
+    send_raw(s, ("\r\n".join(req) + "\r\n\r\n").encode() + body[:3])
+    wait_until(lambda: len(redis.cli("--scan", "--pattern", "pqproxy:replay:client-a:*").split()) == 3,
+               timeout=5, msg="the third nonce reserved")
+    nonce = dict(hdrs)["X-Signature"].split('nonce="', 1)[1].split('"', 1)[0]
+    key = f"pqproxy:replay:client-a:{nonce}"
+    check(redis.cli("GET", key).isdigit(), "the value is the check's token")
+    check_eq(redis.cli("OBJECT", "ENCODING", key), "int", "kept as an integer (sizing)")
+    redis.cli("SET", key, "someone-else", "PX", 60000)
+    send_raw(s, b"X" * (len(body) - 3))
+    r = read_response(s, method="POST")
+    s.close()
+    check_eq(r.json()["error"], "content_digest_mismatch")
+    time.sleep(0.3)
+    check_eq(redis.cli("GET", key), "someone-else", "another request's key is not deleted")
+
+
+def test_give_back_refused_by_acl(h):
+    """An ACL user without EVAL: the give-back is refused, logged (with
+    Redis's reason), and the nonce stays used until its TTL: the genuine
+    request is then refused too (the safe direction, docs/operations.md)."""
+    redis = Redis(h)
+    redis.cli("ACL", "SETUSER", "px", "on", ">px-pass", "~*", "+set", "+get", "+del")
+    pw = h.path("px.pw")
+    with open(pw, "w") as f:
+        f.write("px-pass\n")
+    rp = Replicas(h, [store(redis, username="px", password_file=pw)])
+    check_eq(rp.send(0, rp.sign()).status, 200, "the ACL allows the check")
+    hdrs, body = rp.sign()
+    r = rp.send(0, (hdrs, body.replace(b'"n"', b'"m"')))
+    check_eq(r.json()["error"], "content_digest_mismatch")
+    wait_until(lambda: "could not be given back (NOPERM" in rp.log(0), timeout=5,
+               msg="the refused give-back is logged")
+    check_eq(rp.send(0, (hdrs, body)).json()["error"], "signature_replayed",
+             "the nonce stays used in Redis")
+    check_eq(rp.seen(), 1)
+    rp.proxies[0].stop()
+    rp.proxies[0].check_clean_exit()
+
+
 def test_wrong_password(h):
     redis = Redis(h, password="right-one")
     bad, good = h.path("bad.pw"), h.path("good.pw")
@@ -320,39 +448,22 @@ def test_wrong_password(h):
         p.check_clean_exit()
 
 
-class FakeRedis:
+class FakeRedis(FakeTcpServer):
     """A TCP server answering every read with `reply` (bytes no Redis sends)."""
 
     def __init__(self, reply, greet=b"", pause=0.0):
         """greet: sent as soon as a connection is accepted (a server that speaks first).
         reply as a list: its pieces sent `pause` seconds apart (separate TCP segments)."""
         self.reply, self.greet, self.pause = reply, greet, pause
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.one, args=(c,), daemon=True).start()
+        super().__init__()
 
     def one(self, c):
-        with c:
-            try:
-                c.sendall(self.greet)
-                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                while c.recv(65536):
-                    for i, piece in enumerate(self.reply if isinstance(self.reply, list)
-                                              else [self.reply]):
-                        time.sleep(self.pause if i else 0)
-                        c.sendall(piece)
-            except OSError:
-                pass
+        c.sendall(self.greet)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while c.recv(65536):
+            for i, piece in enumerate(self.reply if isinstance(self.reply, list) else [self.reply]):
+                time.sleep(self.pause if i else 0)
+                c.sendall(piece)
 
 
 def test_malformed_replies(h):
@@ -408,10 +519,7 @@ def test_tls(h):
     """Redis on TLS only: replay protection across replicas through it; a CA
     that did not sign Redis's certificate, or another name, is refused."""
     certs = h.certgen()
-    exe = shutil.which("redis-server")
-    if not exe or "libssl" not in subprocess.run(["ldd", exe], capture_output=True,
-                                                 text=True).stdout:
-        skip("redis-server is not installed or built without TLS")
+    tls_redis_or_skip()
     redis = Redis(h, password="over-tls", tls_dir=certs)
     pw = h.path("tls.pw")
     with open(pw, "w") as f:
@@ -444,10 +552,7 @@ def test_tls_client_cert(h):
     """Redis asking for a client certificate: given with cert and key, the
     checks pass; without, Redis refuses the handshake and the policy applies."""
     certs = h.certgen()
-    exe = shutil.which("redis-server")
-    if not exe or "libssl" not in subprocess.run(["ldd", exe], capture_output=True,
-                                                 text=True).stdout:
-        skip("redis-server is not installed or built without TLS")
+    tls_redis_or_skip()
     redis = Redis(h, tls_dir=certs, client_certs=True)
     tls = {"ca_file": os.path.join(certs, "ca.crt"), "server_name": "localhost"}
     rp = Replicas(h, [store(redis, tls=dict(tls, cert=os.path.join(certs, "client.crt"),
@@ -466,6 +571,7 @@ def test_tls_client_cert(h):
 
 if __name__ == "__main__":
     main([test_replay_across_replicas, test_same_nonce_at_once, test_redis_killed_and_back,
-          test_slow_redis_deadline, test_client_gone_during_check, test_wrong_password,
+          test_slow_redis_deadline, test_client_gone_during_check, test_digest_mismatch_local,
+          test_digest_mismatch_redis, test_give_back_refused_by_acl, test_wrong_password,
           test_malformed_replies, test_extra_reply_split,
           test_oversized_reply, test_tls, test_tls_client_cert])

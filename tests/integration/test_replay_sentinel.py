@@ -8,15 +8,15 @@ test (unshare -m; skipped where that is not allowed), so a name can start to
 resolve, or stop, while the proxy runs."""
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
 
-from pxhelpers import check_error
+from pxhelpers import FakeTcpServer, check_error
 from pxtest import (Proxy, check, check_eq, deep_merge, free_port, main, pqproxy_bin, skip,
                     wait_until)
-from test_replay_redis import ERR, Redis, Replicas, checks, store
+from test_replay_redis import (ERR, Redis, Replicas, checks, cli_cmd, store, tls_redis_or_skip,
+                               tls_server_args)
 
 NAME = "redis.pqproxy.test"
 MASTER = "replaymaster"
@@ -103,12 +103,14 @@ class Sentinels:
     """A master, one replica and three sentinels (quorum 2: the fewest for a
     vote that survives one sentinel), all on free ports."""
 
-    def __init__(self, h, n=3):
+    def __init__(self, h, n=3, tls_dir=None):
+        """tls_dir: every server and sentinel on TLS only (tls-port), with
+        that dir's certificates, and TLS between them."""
         if not shutil.which("redis-sentinel"):
             skip("redis-sentinel is not installed (scripts/deps.sh --test-tools)")
-        self.h = h
-        self.master = Redis(h)
-        self.replica = Redis(h)
+        self.h, self.tls_dir = h, tls_dir
+        self.master = Redis(h, tls_dir=tls_dir)
+        self.replica = Redis(h, tls_dir=tls_dir)
         self.replica.cli("REPLICAOF", "127.0.0.1", self.master.port)
         self.ports = []
         for i in range(n):
@@ -120,7 +122,10 @@ class Sentinels:
                         f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
                         f"sentinel failover-timeout {MASTER} 10000\n"
                         f"sentinel parallel-syncs {MASTER} 1\n")
-            h.start(f"sentinel-{i}", ["redis-sentinel", conf], ready="port", port=port)
+            cmd = ["redis-sentinel", conf]
+            if tls_dir:
+                cmd += ["--port", "0", "--tls-port", str(port)] + tls_server_args(tls_dir)
+            h.start(f"sentinel-{i}", cmd, ready="port", port=port)
             self.ports.append(port)
         # ready: every sentinel knows the replica and the other sentinels
         wait_until(lambda: all(self.ready(p, n) for p in self.ports), timeout=30,
@@ -132,7 +137,7 @@ class Sentinels:
         return kv.get("num-other-sentinels") == str(n - 1) and kv.get("num-slaves") == "1"
 
     def sentinel(self, port, *args):
-        return subprocess.run(["redis-cli", "-p", str(port)] + [str(a) for a in args],
+        return subprocess.run(cli_cmd(port, self.tls_dir) + [str(a) for a in args],
                               capture_output=True, text=True, timeout=10).stdout.strip()
 
     def master_port(self):
@@ -166,9 +171,15 @@ class Load:
         self.t.join(30)
 
 
-def failover_during_load(h, make_failover):
-    s = Sentinels(h)
-    rp = Replicas(h, [s.config(), s.config(), s.config(on_unavailable="fail_open")])
+def failover_during_load(h, make_failover, tls_dir=None):
+    """tls_dir: Redis and the sentinels on TLS only; the proxies' `tls` block
+    serves both. Also checks that a CA that did not sign their certificate
+    is refused, on the sentinel connection."""
+    s = Sentinels(h, tls_dir=tls_dir)
+    tls = {"tls": {"ca_file": os.path.join(tls_dir, "ca.crt"), "server_name": "localhost"}} \
+        if tls_dir else {}
+    rp = Replicas(h, [s.config(**tls), s.config(**tls),
+                      s.config(on_unavailable="fail_open", **tls)])
     first = s.master_port()
     check_eq(first, int(s.master.port))
     wait_until(lambda: all(rp.send(i, rp.sign()).status == 200 for i in range(3)), timeout=10,
@@ -214,6 +225,17 @@ def failover_during_load(h, make_failover):
     check(any(r[0] > back for r in res if r[2] == 200 and r[1] in (0, 1)), "load passes again")
     keys = new.cli("--scan", "--pattern", "pqproxy:replay:client-a:*").split()
     check(len(keys) >= 1, "the nonces after the failover are on the new master")
+    if tls_dir:
+        other = h.path("other-certs")
+        subprocess.run([pqproxy_bin(), "certgen", "--out", other], check=True,
+                       capture_output=True, timeout=120)
+        i = rp.add(s.config(tls={"ca_file": os.path.join(other, "ca.crt"),
+                                 "server_name": "localhost"}))
+        j = rp.add(s.config())       # plain TCP to a TLS-only sentinel
+        check_error(rp.send(i, rp.sign()), 503, ERR, "the sentinels' certificate is refused")
+        wait_until(lambda: f"sentinel 127.0.0.1:{s.ports[0]}: TLS: " in rp.log(i), timeout=5,
+                   msg="the refused sentinel certificate is logged")
+        check_error(rp.send(j, rp.sign()), 503, ERR, "no plain TCP to a TLS sentinel")
     for p in rp.proxies:
         p.stop()
         p.check_clean_exit()
@@ -232,6 +254,16 @@ def test_sentinel_master_killed(h):
     the model) until the sentinels agree and promote the replica; then the
     proxies follow by themselves."""
     failover_during_load(h, lambda s: s.master.kill())
+
+
+def test_sentinel_tls(h):
+    """Redis and the sentinels on TLS only (tls-port, port 0, TLS between
+    them): the proxies ask the sentinels and reach the master through TLS
+    with the one `tls` block, and follow a SENTINEL FAILOVER under load."""
+    certs = h.certgen()
+    tls_redis_or_skip()
+    failover_during_load(h, lambda s: s.sentinel(s.ports[0], "SENTINEL", "FAILOVER", MASTER),
+                         tls_dir=certs)
 
 
 def test_sentinel_errors(h):
@@ -273,42 +305,25 @@ def test_sentinel_errors(h):
         p.check_clean_exit()
 
 
-class FakeSentinel:
+class FakeSentinel(FakeTcpServer):
     """Answers SENTINEL get-master-addr-by-name with 127.0.0.1:`port` (or
     with `raw`), and confirms SUBSCRIBE; a sentinel that can be wrong."""
 
     def __init__(self, port=None, raw=None, push=b""):
         """push: sent after the SUBSCRIBE confirmation."""
-        self.port, self.raw, self.push = port, raw, push
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.addr = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.one, args=(c,), daemon=True).start()
+        self.port_named, self.raw, self.push = port, raw, push
+        super().__init__()
 
     def one(self, c):
-        with c:
-            try:
-                while True:
-                    data = c.recv(65536)
-                    if not data:
-                        return
-                    if b"get-master-addr-by-name" in data:
-                        p = str(self.port).encode()
-                        c.sendall(self.raw or b"*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n" % (len(p), p))
-                    elif b"SUBSCRIBE" in data:
-                        c.sendall(b"*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n" +
-                                  self.push)
-            except OSError:
-                pass
+        while True:
+            data = c.recv(65536)
+            if not data:
+                return
+            if b"get-master-addr-by-name" in data:
+                p = str(self.port_named).encode()
+                c.sendall(self.raw or b"*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n" % (len(p), p))
+            elif b"SUBSCRIBE" in data:
+                c.sendall(b"*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n" + self.push)
 
 
 def test_sentinel_names_a_replica(h):
@@ -330,7 +345,7 @@ def test_sentinel_names_a_replica(h):
     check_error(rp.send(1, rp.sign()), 503, ERR, "an odd sentinel reply")
     wait_until(lambda: "unexpected reply to SENTINEL get-master-addr-by-name" in rp.log(1), timeout=5,
                msg="the odd reply is logged")
-    stale.port = master.port
+    stale.port_named = master.port
     wait_until(lambda: rp.send(0, rp.sign()).status == 200, timeout=10, msg="the master once named")
     check_eq(master.cli("DBSIZE"), "1", "the accepted nonce is on the master")
     wait_until(lambda: replica.cli("DBSIZE") == "1", timeout=5, msg="and replicated, never written to the replica")
@@ -343,4 +358,4 @@ def test_sentinel_names_a_replica(h):
 
 if __name__ == "__main__":
     main([test_address_by_name, test_sentinel_failover_command, test_sentinel_master_killed,
-          test_sentinel_errors, test_sentinel_names_a_replica])
+          test_sentinel_tls, test_sentinel_errors, test_sentinel_names_a_replica])

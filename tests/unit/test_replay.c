@@ -46,6 +46,23 @@ static void test_basic(void **state)
     px_replay_free(NULL);
 }
 
+/* A refused request gives its nonce back, but only the entry it recorded
+ * (its expiry): an entry another signature recorded since stays. */
+static void test_forget(void **state)
+{
+    px_replay_t *c = px_replay_new(1000);
+    assert_non_null(c);
+    assert_int_equal(ins(c, "a", "n1", 200, 100), PX_REPLAY_FRESH);
+    px_replay_forget(c, "a", 1, "n1", 2, 260);           /* not its expiry: stays */
+    assert_int_equal(ins(c, "a", "n1", 200, 110), PX_REPLAY_SEEN);
+    px_replay_forget(c, "a", 1, "n1", 2, 200);
+    assert_int_equal(ins(c, "a", "n1", 200, 120), PX_REPLAY_FRESH);
+    assert_int_equal(ins(c, "a", "n1", 200, 130), PX_REPLAY_SEEN);
+    px_replay_forget(c, "a", 1, "never", 5, 200);        /* unknown: nothing happens */
+    px_replay_forget(NULL, "a", 1, "n1", 2, 200);
+    px_replay_free(c);
+}
+
 static void test_capacity_and_eviction(void **state)
 {
     px_replay_t *c = px_replay_new(PX_REPLAY_SHARDS * 4); /* 4 per shard */
@@ -153,6 +170,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),
+        cmocka_unit_test(test_forget),
         cmocka_unit_test(test_capacity_and_eviction),
         cmocka_unit_test(test_churn),
         cmocka_unit_test(test_concurrent),
