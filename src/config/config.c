@@ -391,18 +391,26 @@ static int parse_tls(ctx_t *c, const cJSON *o, px_config_t *cfg)
 }
 
 static const char *const upstream_keys[] = { "address", "pool_max_idle",
-                                             "max_requests_per_conn", NULL };
+                                             "max_requests_per_conn", "protocol",
+                                             "h2c_max_streams", NULL };
+static const char *const upstream_protocols[] = { "http1", "h2c", NULL };
 
-static int parse_upstream(ctx_t *c, const cJSON *o, px_upstream_config_t *u)
+/* One upstream object at key path `path`. */
+static int parse_upstream(ctx_t *c, const cJSON *o, const char *path, px_upstream_config_t *u)
 {
-    int r;
+    int r, idx;
 
-    if ((r = px_jv_object(&c->jv, o, "upstream", upstream_keys)) < 0 ||
-        (r = get_addr(c, o, "upstream", "address", 1, &u->addr)) < 0 ||
-        (r = px_jv_u32(&c->jv, o, "upstream", "pool_max_idle", 0, 10000, &u->pool_max_idle)) < 0 ||
-        (r = px_jv_u32(&c->jv, o, "upstream", "max_requests_per_conn", 0, 10000000,
-                     &u->max_requests_per_conn)) < 0)
+    if ((r = px_jv_object(&c->jv, o, path, upstream_keys)) < 0 ||
+        (r = get_addr(c, o, path, "address", 1, &u->addr)) < 0 ||
+        (r = px_jv_u32(&c->jv, o, path, "pool_max_idle", 0, 10000, &u->pool_max_idle)) < 0 ||
+        (r = px_jv_u32(&c->jv, o, path, "max_requests_per_conn", 0, 10000000,
+                     &u->max_requests_per_conn)) < 0 ||
+        (r = px_jv_u32(&c->jv, o, path, "h2c_max_streams", 1, 10000,
+                       &u->h2c_max_streams)) < 0 ||
+        (r = px_jv_enum(&c->jv, o, path, "protocol", upstream_protocols, &idx)) < 0)
         return r;
+    if (r)
+        u->protocol = idx ? PX_UP_H2C : PX_UP_HTTP1;
     return 0;
 }
 
@@ -525,7 +533,7 @@ static int parse_root(ctx_t *c, const cJSON *root, px_config_t *cfg)
         return r;
     if ((v = px_jv_item(root, "tls")) && (r = parse_tls(c, v, cfg)) < 0)
         return r;
-    if ((v = px_jv_item(root, "upstream")) && (r = parse_upstream(c, v, &cfg->upstream)) < 0)
+    if ((v = px_jv_item(root, "upstream")) && (r = parse_upstream(c, v, "upstream", &cfg->upstream)) < 0)
         return r;
     if ((v = px_jv_item(root, "http")) && (r = parse_http(c, v, &cfg->http)) < 0)
         return r;
@@ -568,6 +576,7 @@ static int set_defaults(ctx_t *c, px_config_t *cfg)
     px_config_mtls_defaults(&cfg->tls);
     px_config_ticket_keys_defaults(&cfg->tls.ticket_keys);
     cfg->upstream.pool_max_idle = 64;
+    cfg->upstream.h2c_max_streams = 100;
     cfg->http.max_header_bytes = 65536;
     cfg->http.max_body_bytes = 64 << 20;   /* a finite default; 0 in the file: unlimited */
     px_config_http2_defaults(&cfg->http2);
