@@ -44,6 +44,7 @@ typedef struct px_conn_env {
     const px_config_t *cfg;      /* current config; swapped by reload */
     px_tls_ctx_t *tls;           /* current server context (new sessions take a reference) */
     px_upstream_t *upstream;
+    struct px_h2c_pool *h2c;     /* h2c upstream streams (upstream.protocol "h2c") */
     struct px_sigctx *sig;       /* current signature context (NULL: none configured) */
     struct px_rstore *rstore;    /* shared replay store (NULL: local only); from the start config */
     int worker_id;

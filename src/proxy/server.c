@@ -34,6 +34,7 @@ size_t __sanitizer_get_heap_size(void);
 #include "net/tickets.h"
 #include "net/tls.h"
 #include "proxy/upstream.h"
+#include "proxy/h2c_pool.h"
 
 /* What a reload hands to the workers: a config and its TLS context, freed
  * when the last worker has moved on to a newer one. */
@@ -255,6 +256,7 @@ static void worker_close_handles(worker_t *w)
     uv_close((uv_handle_t *)&w->log_flush, NULL);
     px_defer_close(&w->env.defer);
     px_upstream_close(w->env.upstream);
+    px_h2c_pool_close(w->env.h2c);
     px_rstore_close(w->env.rstore);
     w->env.rstore = NULL;
 }
@@ -298,6 +300,7 @@ static void worker_wake(uv_async_t *a)
         w->env.tls = newgen->tls;
         w->env.sig = newgen->sig;
         px_upstream_set_config(w->env.upstream, &newgen->cfg->upstream, &newgen->cfg->timeouts);
+        px_h2c_pool_set_config(w->env.h2c, &newgen->cfg->upstream, &newgen->cfg->timeouts);
         gen_unref(old);
     } else if (newgen) {
         gen_unref(newgen);
@@ -346,7 +349,9 @@ static int worker_init(worker_t *w, px_server_t *s, int id, int fd, char *err, s
     w->env.m = &w->metrics;
     w->env.upstream = px_upstream_new(&w->loop, &w->gen->cfg->upstream, &w->gen->cfg->timeouts,
                                       &w->metrics);
-    if (!w->env.upstream) {
+    w->env.h2c = px_h2c_pool_new(&w->loop, &w->gen->cfg->upstream, &w->gen->cfg->timeouts,
+                                 &w->metrics);
+    if (!w->env.upstream || !w->env.h2c) {
         rc = UV_ENOMEM;
         goto fail;
     }

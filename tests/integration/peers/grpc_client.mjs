@@ -8,7 +8,9 @@
 // and streamtest.proto), service (full name, default
 // inference.GRPCInferenceService), method, request (the message as JSON,
 // proto field names; bytes as base64), metadata ({name: value}), deadline_ms
-// (sent as grpc-timeout), and for streams:
+// (sent as grpc-timeout), ca (a PEM file: TLS verified against it, ALPN h2,
+// server name `servername`, default localhost; without it cleartext h2c),
+// and for streams:
 //   requests: the messages a client-streaming or bidi call sends, or
 //   repeat: send `request` that many times, its "id" (when present) or its
 //           "seq" set to the index, so order can be checked;
@@ -22,6 +24,7 @@
 // or, with any other status (exit 3):
 //   {"ok": false, "code", "status" (e.g. "NOT_FOUND"), "details", "headers", "trailers"}
 //   (and "count", the messages received first, on server streaming and bidi)
+import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 
@@ -43,7 +46,11 @@ if (!service) out({ ok: false, error: `unknown service ${serviceName}` }, 2);
 const m = service[opt.method];
 if (!m) out({ ok: false, error: `${serviceName} has no method ${opt.method}` }, 2);
 
-const client = new grpc.Client(opt.target, grpc.credentials.createInsecure());
+const creds = opt.ca ? grpc.credentials.createSsl(fs.readFileSync(opt.ca))
+    : grpc.credentials.createInsecure();
+const client = new grpc.Client(opt.target, creds, opt.ca
+    ? { 'grpc.ssl_target_name_override': opt.servername ?? 'localhost',
+        'grpc.default_authority': opt.servername ?? 'localhost' } : {});
 const md = new grpc.Metadata();
 for (const [k, v] of Object.entries(opt.metadata ?? {})) md.set(k, v);
 const callOpts = opt.deadline_ms ? { deadline: Date.now() + opt.deadline_ms } : {};
