@@ -95,7 +95,8 @@ SYS_PKGS=(build-essential cmake pkg-config autoconf automake libtool patch
 # redis-sentinel: its failover (test_replay_sentinel.py).
 # python3-grpcio, python3-grpc-tools (protoc), python3-protobuf: the demo gRPC
 # model server (scripts/demo_grpc_model_server.py; test_grpc_demo.py, make run).
-TEST_PKGS=(testssl.sh redis-server redis-sentinel python3-grpcio python3-grpc-tools python3-protobuf)
+# python3-h2: the scripted h2c server of test_grpc_proxy.py (GOAWAY cases).
+TEST_PKGS=(testssl.sh redis-server redis-sentinel python3-grpcio python3-grpc-tools python3-protobuf python3-h2)
 
 install_system_packages() {
     local missing=() p
