@@ -766,7 +766,11 @@ static void h2c_on_error(void *ud, int err)
     px_exch_t *x = ud;
 
     x->h2c->s = NULL;
-    settle(upstream_failed(x, err));
+    if (err == UV_ETIMEDOUT)
+        settle(upstream_timed_out(x, x->resp_started ? cfg_of(x)->timeouts.upstream_idle
+                                                     : cfg_of(x)->timeouts.upstream_response));
+    else
+        settle(upstream_failed(x, err));
 }
 
 static PX_MUST_CHECK int h2c_drained(px_exch_t *x)

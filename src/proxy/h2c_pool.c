@@ -30,6 +30,7 @@ struct px_h2c_stream {
     int got_head, in_trailers;
     size_t unconsumed;                   /* response bytes given to the owner, not consumed */
     int detached;                        /* released by the owner, or told its end */
+    uint64_t active_ms;                  /* last bytes either way (the tick's timeouts) */
     px_h2c_pool_t *pool;
 };
 
@@ -49,6 +50,9 @@ struct px_h2c_pool {
     uv_loop_t *loop;
     px_upstream_t *up;                   /* connects the links (no idle pool) */
     px_upstream_config_t cfg;
+    px_timeouts_config_t timeouts;
+    uv_timer_t tick;                     /* response timeouts, once a second while streams run */
+    int ticking;
     uv_idle_t kick;                      /* deferred work: pumping, failing, retrying */
     int kicked, closing;
     conn_t *conns;
@@ -197,6 +201,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
     case NGHTTP2_HEADERS:
         if (!s || s->detached)
             break;
+        s->active_ms = uv_now(s->pool->loop);
         if (!s->in_trailers && s->msg.status >= 200) {
             s->got_head = 1;
             s->msg.end_stream = end;
@@ -232,6 +237,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
         return 0;
     }
     s->unconsumed += n;
+    s->active_ms = uv_now(s->pool->loop);
     s->cb.on_data(s->ud, p, n);
     return 0;
 }
@@ -270,8 +276,10 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
         s->sent = 0;
         s->replayable = 0;
     }
-    if (n)
+    if (n) {
         s->drained = 1;
+        s->active_ms = uv_now(s->pool->loop);
+    }
     if (s->sent == px_buf_size(&s->out) && s->req_end) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         return (ssize_t)n;
@@ -498,6 +506,7 @@ static int stream_submit(px_h2c_pool_t *p, px_h2c_stream_t *s)
         return UV_ENOMEM;
     s->c = c;
     s->id = id;
+    s->active_ms = uv_now(p->loop);
     list_add(&c->streams, s);
     c->nstreams++;
     return 0;
@@ -526,8 +535,43 @@ static void on_kick(uv_idle_t *h)
     }
 }
 
+/* The model server's silence: upstream_response_ms before the response
+ * head, upstream_idle_ms between bytes after it (either way, so a bidi
+ * stream that only sends is not cut). The stream is reset and fails with
+ * UV_ETIMEDOUT. */
+static void on_tick(uv_timer_t *t)
+{
+    px_h2c_pool_t *p = t->data;
+    uint64_t now = uv_now(p->loop);
+    int any = 0;
+
+    for (conn_t *c = p->conns, *cn; c; c = cn) {
+        cn = c->next;
+        for (px_h2c_stream_t *s = c->streams, *next; s; s = next) {
+            uint32_t limit = s->got_head ? p->timeouts.upstream_idle : p->timeouts.upstream_response;
+            next = s->next;
+            if (s->detached)
+                continue;
+            any = 1;
+            if (!limit || now - s->active_ms < limit)
+                continue;
+            nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+            stream_fail(s, UV_ETIMEDOUT);
+        }
+        conn_pump(c);
+    }
+    if (!any) {
+        uv_timer_stop(t);
+        p->ticking = 0;
+    }
+}
+
 static void kick(px_h2c_pool_t *p)
 {
+    if (!p->ticking && !p->closing) {
+        p->ticking = 1;
+        uv_timer_start(&p->tick, on_tick, 1000, 1000);
+    }
     if (p->kicked || p->closing)
         return;
     p->kicked = 1;
@@ -546,6 +590,7 @@ px_h2c_pool_t *px_h2c_pool_new(uv_loop_t *loop, const px_upstream_config_t *cfg,
         return NULL;
     p->loop = loop;
     p->cfg = *cfg;
+    p->timeouts = *timeouts;
     ucfg.pool_max_idle = 0;              /* links are the connections: never pooled idle */
     if (!(p->up = px_upstream_new(loop, &ucfg, timeouts, m)) || uv_idle_init(loop, &p->kick) != 0) {
         if (p->up)
@@ -553,13 +598,23 @@ px_h2c_pool_t *px_h2c_pool_new(uv_loop_t *loop, const px_upstream_config_t *cfg,
         free(p);
         return NULL;
     }
+    uv_timer_init(loop, &p->tick);
+    uv_unref((uv_handle_t *)&p->tick);
+    p->tick.data = p;
     p->kick.data = p;
     return p;
 }
 
+/* The tick closes first, then the idle handle frees the pool. */
 static void pool_closed(uv_handle_t *h)
 {
     free(h->data);
+}
+
+static void tick_closed(uv_handle_t *h)
+{
+    px_h2c_pool_t *p = h->data;
+    uv_close((uv_handle_t *)&p->kick, pool_closed);
 }
 
 void px_h2c_pool_close(px_h2c_pool_t *p)
@@ -579,7 +634,7 @@ void px_h2c_pool_close(px_h2c_pool_t *p)
         conn_end(c, UV_ECANCELED);
     }
     px_upstream_close(p->up);
-    uv_close((uv_handle_t *)&p->kick, pool_closed);
+    uv_close((uv_handle_t *)&p->tick, tick_closed);
 }
 
 void px_h2c_pool_set_config(px_h2c_pool_t *p, const px_upstream_config_t *cfg,
@@ -588,6 +643,7 @@ void px_h2c_pool_set_config(px_h2c_pool_t *p, const px_upstream_config_t *cfg,
     px_upstream_config_t ucfg = *cfg;
 
     p->cfg = *cfg;
+    p->timeouts = *timeouts;
     ucfg.pool_max_idle = 0;
     px_upstream_set_config(p->up, &ucfg, timeouts);
     for (conn_t *c = p->conns; c; c = c->next)

@@ -156,6 +156,21 @@ def test_upstream_goaway(h):
         check_eq(res["response"]["outputs"][0]["contents"], {"fp32_contents": [i / 2 + 2]})
 
 
+def test_upstream_response_timeout(h):
+    server, gport = start_grpc(h)
+    # the demo server sends its head (x-request-id) at once: the idle timeout ends it
+    proxy = grpc_proxy(h, gport, timeouts={"upstream_response_ms": 1000, "upstream_idle_ms": 1000})
+    slow = infer_request([1.0], parameters={"delay_ms": {"int64_param": "8000"}})
+    t0 = time.monotonic()
+    res = pcall(h, proxy, "ModelInfer", slow)
+    took = time.monotonic() - t0
+    # the head went out: the stream is reset (INTERNAL to grpc-js)
+    check(not res["ok"] and res["code"] in (INTERNAL, UNAVAILABLE), f"an error status: {res}")
+    check(took < 5, f"ended by the proxy's timeout, not the model's 8 s: {took:.1f} s")
+    check_eq(pcall(h, proxy, "ModelInfer", infer_request([2.0]))["code"], OK, "next call served")
+    check_in('"error":"upstream_timeout"', open(proxy.config["log"]["access_log"]).read())
+
+
 H2C_GOAWAY = os.path.join(pxtest.HERE, "peers", "h2c_goaway_server.py")
 
 
@@ -227,4 +242,5 @@ def test_http1_client_to_h2c(h):
 if __name__ == "__main__":
     pxtest.main([test_unary_and_trailers, test_streams, test_large_upload_bounded_memory,
                  test_upstream_killed_mid_stream, test_upstream_goaway, test_http1_client_to_h2c,
-                 test_goaway_retries_unprocessed_stream, test_goaway_fails_processed_stream])
+                 test_goaway_retries_unprocessed_stream, test_goaway_fails_processed_stream,
+                 test_upstream_response_timeout])
