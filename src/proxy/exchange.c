@@ -416,8 +416,10 @@ void px_exch_release_upstream(px_exch_t *x, int reusable)
     if (x->up)
         px_uplink_release(x->up, reusable && x->req_done);
     x->up = NULL;
-    px_h2cx_free(x->h2c);
-    x->h2c = NULL;
+    if (x->h2c && x->h2c->s) {      /* its head and trailers stay until px_exch_reset */
+        px_h2c_release(x->h2c->s);
+        x->h2c->s = NULL;
+    }
 }
 
 static PX_MUST_CHECK int response_body(px_exch_t *x, const char *p, size_t n)
@@ -489,6 +491,27 @@ static PX_MUST_CHECK int response_sign_begin(px_exch_t *x, const px_http_head_t 
     return 0;
 }
 
+/* Ends the response with the proxy's trailer fields `own` after the h2c
+ * upstream's (gRPC status), when the client takes trailers. */
+static PX_MUST_CHECK int send_end_with(px_exch_t *x, const px_header_t *own, int n)
+{
+    int nup = x->h2c && x->h2c->head.body == PX_BODY_CHUNKED && x->ops->trailers_ok(x->sess)
+                  ? x->h2c->ntrailers : 0;
+    px_header_t *all;
+    int rc;
+
+    if (!nup)
+        return x->ops->send_end(x->sess, own, n);
+    if (!(all = malloc(sizeof *all * (size_t)(nup + n))))
+        return abort_exch(x, PX_END_INTERNAL);
+    memcpy(all, x->h2c->trailers, sizeof *all * (size_t)nup);
+    if (n)
+        memcpy(all + nup, own, sizeof *all * (size_t)n);
+    rc = x->ops->send_end(x->sess, all, nup + n);
+    free(all);
+    return rc;
+}
+
 /* The signature is ready: the held response with it in the head, or the
  * trailer that ends a streamed one. */
 static PX_MUST_CHECK int send_signed_response(px_exch_t *x, px_sigjob_t *j)
@@ -509,7 +532,7 @@ static PX_MUST_CHECK int send_signed_response(px_exch_t *x, px_sigjob_t *j)
             x->ops->send_data(x->sess, px_buf_ptr(&x->rbody), px_buf_size(&x->rbody)) < 0)
             return GONE;
         x->resp_head_sent = 1;
-    } else if (x->ops->send_end(x->sess, fields, 2) < 0) {
+    } else if (send_end_with(x, fields, 2) < 0) {
         return GONE;
     }
     px_sig_count_response_signed();
@@ -553,9 +576,7 @@ static PX_MUST_CHECK int response_end(px_exch_t *x, int link_reusable)
     if (x->rsig)
         return response_sign_finish(x);
     /* an h2c upstream's trailers (gRPC status) go on; HTTP/1.1's are dropped */
-    int ntr = x->h2c && x->h2c->head.body == PX_BODY_CHUNKED && x->ops->trailers_ok(x->sess)
-                  ? x->h2c->ntrailers : 0;
-    if (x->ops->send_end(x->sess, ntr ? x->h2c->trailers : NULL, ntr) < 0)
+    if (send_end_with(x, NULL, 0) < 0)
         return GONE;
     return finish_exchange(x, link_reusable);
 }

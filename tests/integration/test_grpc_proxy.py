@@ -21,6 +21,7 @@ import pxtest  # noqa: E402
 from pxtest import check, check_eq, check_in  # noqa: E402
 from pxhelpers import grpc_python, is_asan_build  # noqa: E402
 from test_proxy_large_bodies import RssSampler  # noqa: E402
+from test_signatures import run as sig_run  # noqa: E402
 from test_grpc_demo import (OK, NOT_FOUND, SERVER, STREAM_TEST, call, check_status,  # noqa: E402
                             infer_request, varint_len)
 
@@ -171,6 +172,27 @@ def test_upstream_response_timeout(h):
     check_in('"error":"upstream_timeout"', open(proxy.config["log"]["access_log"]).read())
 
 
+def test_signed_response_keeps_grpc_trailers(h):
+    # A route signing responses: a gRPC response is streamed, so its
+    # signature goes in the trailers, beside the model server's grpc-status.
+    server, gport = start_grpc(h)
+    keys = h.path("keys")
+    os.makedirs(os.path.join(keys, "ring"))
+    sig_run("keygen", "--alg", "hybrid", "--out", os.path.join(keys, "proxy"))
+    proxy = grpc_proxy(h, gport, signatures={"keyring": os.path.join(keys, "ring"),
+                                             "response_key": os.path.join(keys, "proxy")},
+                       routes=[{"prefix": "/", "verify": "off", "sign_responses": True}])
+    res = pcall(h, proxy, "ModelInfer", infer_request([2.0]))
+    check_eq(res["code"], OK, f"{res}")
+    check_eq(res["response"]["outputs"][0]["contents"], {"fp32_contents": [3.0]})
+    check_eq(res["trailers"].get("x-model-version"), "1", f"the model server's trailer: {res['trailers']}")
+    check("x-signature" in res["trailers"] and "content-digest" in res["trailers"],
+          f"the proxy's signature trailers: {res['trailers']}")
+    # an error status keeps its trailers too
+    check_status(pcall(h, proxy, "ModelInfer", infer_request([1.0], model="resnet")), NOT_FOUND,
+                 "model 'resnet' not found")
+
+
 H2C_GOAWAY = os.path.join(pxtest.HERE, "peers", "h2c_goaway_server.py")
 
 
@@ -183,12 +205,12 @@ def h2_python():
     pxtest.skip("python3-h2 not installed (scripts/deps.sh --test-tools)")
 
 
-def goaway_case(h, last):
+def goaway_case(h, last, **extra):
     """One GET through the proxy to h2c_goaway_server.py --last `last`:
     returns (the response, the REQ lines the server printed)."""
     p = h.start(f"h2c-goaway-{last}", [h2_python(), H2C_GOAWAY, "--last", str(last)], ready="line",
                 line=r"^READY (\d+)$")
-    proxy = grpc_proxy(h, int(p.ready_match.group(1)), tls={"pq_policy": "prefer"})
+    proxy = grpc_proxy(h, int(p.ready_match.group(1)), tls={"pq_policy": "prefer"}, **extra)
     s = pxtest.tls_connect(proxy.port, os.path.join(h.certgen(), "ca.crt"), alpn=["http/1.1"])
     s.sendall(b"GET /once HTTP/1.1\r\nHost: localhost\r\n\r\n")
     r = pxtest.read_response(s)
@@ -206,6 +228,19 @@ def test_goaway_retries_unprocessed_stream(h):
     check_eq((r.status, r.body), (200, b"served 1"), f"retried on a new connection: {r.raw[:300]}")
     check_eq([(sid, path) for _, _, sid, path in reqs], [("1", "/once"), ("1", "/once")])
     check(reqs[0][1] != reqs[1][1], f"on two connections: {reqs}")
+
+
+def test_signed_held_response(h):
+    # A response with a content-length that fits is held and signed in its
+    # head: the h2c head must outlive the stream it came on.
+    keys = h.path("keys")
+    os.makedirs(os.path.join(keys, "ring"))
+    sig_run("keygen", "--alg", "hybrid", "--out", os.path.join(keys, "proxy"))
+    r, _ = goaway_case(h, 0, signatures={"keyring": os.path.join(keys, "ring"),
+                                         "response_key": os.path.join(keys, "proxy")},
+                       routes=[{"prefix": "/", "verify": "off", "sign_responses": True}])
+    check_eq((r.status, r.body, r.framing), (200, b"served 1", "length"))
+    check(r.header("x-signature") and r.header("content-digest"), f"signed in the head: {r.headers}")
 
 
 def test_goaway_fails_processed_stream(h):
@@ -243,4 +278,5 @@ if __name__ == "__main__":
     pxtest.main([test_unary_and_trailers, test_streams, test_large_upload_bounded_memory,
                  test_upstream_killed_mid_stream, test_upstream_goaway, test_http1_client_to_h2c,
                  test_goaway_retries_unprocessed_stream, test_goaway_fails_processed_stream,
-                 test_upstream_response_timeout])
+                 test_upstream_response_timeout, test_signed_response_keeps_grpc_trailers,
+                 test_signed_held_response])
