@@ -243,6 +243,50 @@ def test_signed_held_response(h):
     check(r.header("x-signature") and r.header("content-digest"), f"signed in the head: {r.headers}")
 
 
+def spread(h, cap, server_max, n=6):
+    """n concurrent GETs through a proxy with h2c_max_streams `cap` to the
+    scripted server announcing `server_max` streams (0: no limit), each
+    answer 1 s late: returns {connection: requests} as the server saw."""
+    args = [h2_python(), H2C_GOAWAY, "--last", "-1", "--delay-ms", "1000", "--max-streams", str(server_max)]
+    p = h.start(f"h2c-spread-{cap}-{server_max}", args, ready="line", line=r"^READY (\d+)$")
+    proxy = grpc_proxy(h, int(p.ready_match.group(1)), tls={"pq_policy": "prefer"},
+                       upstream={"h2c_max_streams": cap})
+    ca = os.path.join(h.certgen(), "ca.crt")
+    got = []
+    # one request first: a connection exists and the server's SETTINGS are known
+    s = pxtest.tls_connect(proxy.port, ca, alpn=["http/1.1"])
+    s.sendall(b"GET /warm HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    check_eq(pxtest.read_response(s).status, 200)
+    s.close()
+
+    def one(i):
+        s = pxtest.tls_connect(proxy.port, ca, alpn=["http/1.1"])
+        s.sendall(f"GET /r{i} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        got.append(pxtest.read_response(s).status)
+        s.close()
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    check_eq(got, [200] * n, "every request answered")
+    per = {}
+    with open(p.out_path) as f:
+        for ln in f:
+            if ln.startswith("REQ ") and " /r" in ln:
+                per[ln.split()[1]] = per.get(ln.split()[1], 0) + 1
+    return per
+
+
+def test_streams_per_connection_bounded(h):
+    per = spread(h, 100, 0)
+    check_eq(list(per.values()), [6], f"one connection carries all six: {per}")
+    per = spread(h, 2, 0)
+    check(len(per) >= 3 and max(per.values()) <= 2, f"h2c_max_streams 2: {per}")
+    per = spread(h, 100, 3)
+    check(len(per) >= 2 and max(per.values()) <= 3, f"the server's SETTINGS (3): {per}")
+
+
 def test_goaway_fails_processed_stream(h):
     # last stream id 1: the model server took stream 1 and then went away
     # without answering; it may have acted on it: not retried, a 502.
@@ -279,4 +323,4 @@ if __name__ == "__main__":
                  test_upstream_killed_mid_stream, test_upstream_goaway, test_http1_client_to_h2c,
                  test_goaway_retries_unprocessed_stream, test_goaway_fails_processed_stream,
                  test_upstream_response_timeout, test_signed_response_keeps_grpc_trailers,
-                 test_signed_held_response])
+                 test_signed_held_response, test_streams_per_connection_bounded])
