@@ -568,6 +568,8 @@ static void on_tick(uv_timer_t *t)
 
 static void kick(px_h2c_pool_t *p)
 {
+    if (!p)
+        return;                           /* an orphan's pool is gone */
     if (!p->ticking && !p->closing) {
         p->ticking = 1;
         uv_timer_start(&p->tick, on_tick, 1000, 1000);
@@ -617,6 +619,19 @@ static void tick_closed(uv_handle_t *h)
     uv_close((uv_handle_t *)&p->kick, pool_closed);
 }
 
+/* At close: a stream its owner still holds becomes an orphan (no pool,
+ * no callbacks) that px_h2c_release frees; the others go now. */
+static void stream_orphan(px_h2c_stream_t *s)
+{
+    if (s->detached) {
+        stream_free(s);
+        return;
+    }
+    s->detached = 1;
+    s->pool = NULL;
+    s->next = s->prev = NULL;
+}
+
 void px_h2c_pool_close(px_h2c_pool_t *p)
 {
     if (!p)
@@ -625,12 +640,16 @@ void px_h2c_pool_close(px_h2c_pool_t *p)
     while (p->waiting) {
         px_h2c_stream_t *s = p->waiting;
         list_del(&p->waiting, s);
-        stream_free(s);
+        stream_orphan(s);
     }
     while (p->conns) {
         conn_t *c = p->conns;
-        for (px_h2c_stream_t *s = c->streams; s; s = s->next)
-            s->detached = 1;              /* their owners are gone: no callbacks */
+        c->dead = 1;
+        while (c->streams) {
+            px_h2c_stream_t *s = c->streams;
+            stream_unlink(s);
+            stream_orphan(s);
+        }
         conn_end(c, UV_ECANCELED);
     }
     px_upstream_close(p->up);
@@ -738,6 +757,10 @@ void px_h2c_consumed(px_h2c_stream_t *s, size_t n)
 
 void px_h2c_release(px_h2c_stream_t *s)
 {
+    if (!s->pool) {
+        stream_free(s);                   /* orphaned by px_h2c_pool_close */
+        return;
+    }
     if (s->detached)
         return;
     s->detached = 1;

@@ -60,8 +60,9 @@ typedef struct {
 
 px_h2c_pool_t *px_h2c_pool_new(uv_loop_t *loop, const px_upstream_config_t *cfg,
                                const px_timeouts_config_t *timeouts, px_metrics_t *m);
-/* Fails the streams still open (no callbacks) and closes the connections;
- * the memory goes once the last link is closed. */
+/* Closes the connections; streams their owners still hold get no more
+ * callbacks (px_h2c_release frees them, also after this). The memory goes
+ * once the last link is closed. */
 void px_h2c_pool_close(px_h2c_pool_t *p);
 /* Reload: new connections use cfg; open ones finish their streams. */
 void px_h2c_pool_set_config(px_h2c_pool_t *p, const px_upstream_config_t *cfg,

@@ -142,6 +142,26 @@ def test_upstream_killed_mid_stream(h):
     check_eq(pcall(h, proxy, "ServerLive")["response"], {"live": True})
 
 
+def test_proxy_stops_with_stream_in_flight(h):
+    # SIGTERM while a server stream runs: the drain deadline passes, the
+    # proxy closes the stream's connections and its h2c pool, and exits 0
+    # (the sanitizer build checks the pool's close path).
+    server, gport = start_grpc(h)
+    proxy = grpc_proxy(h, gport, timeouts={"drain_ms": 1000})
+    out = {}
+
+    def long_call():
+        out["res"] = pcall(h, proxy, "Ticks", {"count": 100000, "payload_size": 100, "interval_ms": 5},
+                           service=STREAM_TEST, keep=0, timeout=60)
+    t = threading.Thread(target=long_call)
+    t.start()
+    time.sleep(1.5)
+    rc = proxy.stop()
+    t.join(60)
+    check_eq(rc, 0, "the proxy exits cleanly")
+    check(not t.is_alive() and not out["res"]["ok"], f"the call ended with an error: {out.get('res')}")
+
+
 def test_upstream_goaway(h):
     server, gport = start_grpc(h)
     proxy = grpc_proxy(h, gport)
@@ -323,4 +343,5 @@ if __name__ == "__main__":
                  test_upstream_killed_mid_stream, test_upstream_goaway, test_http1_client_to_h2c,
                  test_goaway_retries_unprocessed_stream, test_goaway_fails_processed_stream,
                  test_upstream_response_timeout, test_signed_response_keeps_grpc_trailers,
-                 test_signed_held_response, test_streams_per_connection_bounded])
+                 test_signed_held_response, test_streams_per_connection_bounded,
+                 test_proxy_stops_with_stream_in_flight])
