@@ -14,7 +14,9 @@
 //   requests: the messages a client-streaming or bidi call sends, or
 //   repeat: send `request` that many times, its "id" (when present) or its
 //           "seq" set to the index, so order can be checked;
-//   keep: how many stream messages to print in full (default 20).
+//   keep: how many stream messages to print in full (default 20);
+//   pause_ms: server streaming and bidi: stop reading for that long after
+//           the first message (backpressure).
 //
 // Prints one JSON line on stdout and exits 0 when the call completed with
 // status OK:
@@ -95,6 +97,12 @@ if (!m.requestStream && !m.responseStream) {
     const kept = [];
     let count = 0, bytes = 0, inOrder = true;
     call.on('data', (msg) => {
+        // pause_ms: stop reading after the first message for that long
+        // (the proxy must hold the stream back, not buffer it)
+        if (count === 0 && opt.pause_ms) {
+            call.pause();
+            setTimeout(() => call.resume(), opt.pause_ms);
+        }
         // proto3 leaves a zero seq out of the message: absent means 0.
         if (String(msg.id ?? msg.seq ?? '0') !== String(count)) inOrder = false;
         count++;
