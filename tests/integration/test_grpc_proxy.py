@@ -11,6 +11,7 @@ import base64
 import os
 import signal
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -40,6 +41,17 @@ def grpc_proxy(h, gport, env=None, **extra):
     cfg = pxtest.deep_merge({"tls": {"pq_policy": "require", "alpn": ["h2", "http/1.1"]},
                              "upstream": {"protocol": "h2c"}}, extra)
     return h.start_proxy(cfg, upstream=up, env=env)
+
+
+def rss_env():
+    """The proxy's environment for an RSS check: under ASan a small allocator
+    quarantine (as test_proxy_large_bodies), else the default one keeps
+    freed memory resident."""
+    if not is_asan_build():
+        return None
+    opts = os.environ.get("ASAN_OPTIONS", "")
+    return {"ASAN_OPTIONS": (opts + ":" if opts else "") +
+            "quarantine_size_mb=8:thread_local_quarantine_size_kb=256"}
 
 
 def pcall(h, proxy, method, request=None, **opts):
@@ -96,12 +108,7 @@ def test_streams(h):
 
 def test_large_upload_bounded_memory(h):
     server, gport = start_grpc(h)
-    env = None
-    if is_asan_build():   # as test_proxy_large_bodies: ASan's quarantine would hide what we hold
-        opts = os.environ.get("ASAN_OPTIONS", "")
-        env = {"ASAN_OPTIONS": (opts + ":" if opts else "") +
-               "quarantine_size_mb=8:thread_local_quarantine_size_kb=256"}
-    proxy = grpc_proxy(h, gport, env=env)
+    proxy = grpc_proxy(h, gport, env=rss_env())
     pcall(h, proxy, "ServerLive")        # warm: one TLS connection and one upstream connection
     base = proxy.proc.rss_kb()
     rss = RssSampler(proxy.proc)
@@ -124,12 +131,7 @@ def test_slow_reader_holds_the_upstream_back(h):
     # A client that stops reading a 30 MB server stream for 4 s: the proxy
     # stops crediting the upstream stream, so its memory stays flat.
     server, gport = start_grpc(h)
-    env = None
-    if is_asan_build():
-        opts = os.environ.get("ASAN_OPTIONS", "")
-        env = {"ASAN_OPTIONS": (opts + ":" if opts else "") +
-               "quarantine_size_mb=8:thread_local_quarantine_size_kb=256"}
-    proxy = grpc_proxy(h, gport, env=env)
+    proxy = grpc_proxy(h, gport, env=rss_env())
     pcall(h, proxy, "ServerLive")
     base = proxy.proc.rss_kb()
     rss = RssSampler(proxy.proc)
@@ -247,7 +249,6 @@ H2C_GOAWAY = os.path.join(pxtest.HERE, "peers", "h2c_goaway_server.py")
 
 def h2_python():
     """A Python that imports Debian's python3-h2."""
-    import subprocess
     for py in (sys.executable, "/usr/bin/python3"):
         if subprocess.run([py, "-c", "import h2.connection"], capture_output=True).returncode == 0:
             return py
