@@ -96,7 +96,8 @@ SYS_PKGS=(build-essential cmake pkg-config autoconf automake libtool patch
 # python3-grpcio, python3-grpc-tools (protoc), python3-protobuf: the demo gRPC
 # model server (scripts/demo_grpc_model_server.py; test_grpc_demo.py, make run).
 # python3-h2 (hyper-h2): the raw HTTP/2 client of test_h2_smuggling.py, which
-# sends what real clients refuse to.
+# sends what real clients refuse to, and the scripted h2c server of
+# test_grpc_proxy.py (GOAWAY cases).
 TEST_PKGS=(testssl.sh redis-server redis-sentinel python3-grpcio python3-grpc-tools python3-protobuf
            python3-h2)
 

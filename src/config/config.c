@@ -391,19 +391,26 @@ static int parse_tls(ctx_t *c, const cJSON *o, px_config_t *cfg)
 }
 
 static const char *const upstream_keys[] = { "address", "pool_max_idle",
-                                             "max_requests_per_conn", NULL };
+                                             "max_requests_per_conn", "protocol",
+                                             "h2c_max_streams", NULL };
+static const char *const upstream_protocols[] = { "http1", "h2c", NULL };
 
 /* One upstream object: `upstream` or `upstreams.<name>` (path says which). */
 static int parse_upstream(ctx_t *c, const cJSON *o, const char *path, px_upstream_config_t *u)
 {
-    int r;
+    int r, idx;
 
     if ((r = px_jv_object(&c->jv, o, path, upstream_keys)) < 0 ||
         (r = get_addr(c, o, path, "address", 1, &u->addr)) < 0 ||
         (r = px_jv_u32(&c->jv, o, path, "pool_max_idle", 0, 10000, &u->pool_max_idle)) < 0 ||
         (r = px_jv_u32(&c->jv, o, path, "max_requests_per_conn", 0, 10000000,
-                     &u->max_requests_per_conn)) < 0)
+                     &u->max_requests_per_conn)) < 0 ||
+        (r = px_jv_u32(&c->jv, o, path, "h2c_max_streams", 1, 10000,
+                       &u->h2c_max_streams)) < 0 ||
+        (r = px_jv_enum(&c->jv, o, path, "protocol", upstream_protocols, &idx)) < 0)
         return r;
+    if (r)
+        u->protocol = idx ? PX_UP_H2C : PX_UP_HTTP1;
     return 0;
 }
 
@@ -436,6 +443,7 @@ static int parse_upstreams(ctx_t *c, const cJSON *o, px_config_t *cfg)
                 return fail(c, path, "duplicate name");
         memcpy(nu->name, it->string, len + 1);
         nu->cfg = cfg->upstream;
+        nu->cfg.protocol = PX_UP_HTTP1;     /* each says its own */
         if (!px_jv_item(it, "address"))
             return fail(c, path, "required: \"address\"");
         if ((r = parse_upstream(c, it, path, &nu->cfg)) < 0)
@@ -609,6 +617,7 @@ static int set_defaults(ctx_t *c, px_config_t *cfg)
     px_config_mtls_defaults(&cfg->tls);
     px_config_ticket_keys_defaults(&cfg->tls.ticket_keys);
     cfg->upstream.pool_max_idle = 64;
+    cfg->upstream.h2c_max_streams = 100;
     cfg->http.max_header_bytes = 65536;
     cfg->http.max_body_bytes = 64 << 20;   /* a finite default; 0 in the file: unlimited */
     px_config_http2_defaults(&cfg->http2);

@@ -43,8 +43,10 @@ typedef struct px_conn_env {
     uv_loop_t *loop;
     const px_config_t *cfg;      /* current config; swapped by reload */
     px_tls_ctx_t *tls;           /* current server context (new sessions take a reference) */
-    px_upstream_t *upstream;     /* the default upstream's pool */
-    px_upstream_t *named_up[PX_MAX_UPSTREAMS];   /* cfg->upstreams[i]'s pool (NULL past the count) */
+    px_upstream_t *upstream;     /* the default upstream's links */
+    struct px_h2c_pool *h2c;     /* its h2c streams (upstream.protocol "h2c") */
+    px_upstream_t *named_up[PX_MAX_UPSTREAMS];   /* cfg->upstreams[i]'s links (NULL past the count) */
+    struct px_h2c_pool *named_h2c[PX_MAX_UPSTREAMS];
     struct px_sigctx *sig;       /* current signature context (NULL: none configured) */
     struct px_rstore *rstore;    /* shared replay store (NULL: local only); from the start config */
     int worker_id;

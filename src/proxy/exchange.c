@@ -10,6 +10,7 @@
 #include "sig/modelid.h"
 #include "http/conn.h"
 #include "proxy/grpc.h"
+#include "proxy/h2c_xlate.h"
 
 void px_exch_init(px_exch_t *x)
 {
@@ -30,6 +31,7 @@ void px_exch_reset(px_exch_t *x)
         px_uplink_release(x->up, 0);
     if (x->sig_state != PX_XSIG_DONE && x->sig)     /* verified but never forwarded */
         px_sig_nonce_release(x->sig, x->env->rstore, &x->info);
+    px_h2cx_free(x->h2c);
     px_buf_reset(&up_out);
     px_buf_reset(&replay);      /* kept for the next request; px_exch_compact frees both */
     px_sigctx_unref(x->sig);
@@ -248,6 +250,12 @@ void px_exch_log_unfinished(px_exch_t *x, const px_conninfo_t *ci, px_end_reason
 
 static PX_MUST_CHECK int upstream_head(px_exch_t *x, const px_http_head_t *h, const char *keyid);
 static PX_MUST_CHECK int upstream_failed(px_exch_t *x, int uverr);
+static PX_MUST_CHECK int h2c_flush(px_exch_t *x);
+static void h2c_credit(px_exch_t *x);
+static PX_MUST_CHECK int h2c_start(px_exch_t *x);
+static PX_MUST_CHECK int response_final_head(px_exch_t *x, const px_http_head_t *h);
+static PX_MUST_CHECK int response_piece(px_exch_t *x, const char *data, size_t dlen);
+static PX_MUST_CHECK int response_end(px_exch_t *x, int link_reusable);
 
 /* The end of a loop callback: whatever the call did to the exchange,
  * nothing follows it. The only place a status may be dropped. */
@@ -293,6 +301,21 @@ static px_upstream_t *pool_of(const px_exch_t *x)
     return k > 0 && x->env->named_up[k - 1] ? x->env->named_up[k - 1] : x->env->upstream;
 }
 
+static struct px_h2c_pool *h2c_pool_of(const px_exch_t *x)
+{
+    int k = x->upstream_idx;
+    return k > 0 && x->env->named_h2c[k - 1] ? x->env->named_h2c[k - 1] : x->env->h2c;
+}
+
+/* The route's upstream settings, from the current configuration (the same
+ * position as its pools: see server.c named_pools). */
+static const px_upstream_config_t *up_cfg_of(const px_exch_t *x)
+{
+    int k = x->upstream_idx;
+    return k > 0 && k <= cfg_of(x)->upstream_count ? &cfg_of(x)->upstreams[k - 1].cfg
+                                                    : &cfg_of(x)->upstream;
+}
+
 /* Everything queued for the upstream has left. */
 static void upstream_sent(px_exch_t *x)
 {
@@ -306,6 +329,8 @@ static void upstream_sent(px_exch_t *x)
 int px_exch_flush_upstream(px_exch_t *x)
 {
     int rc;
+    if (x->up_h2c)
+        return h2c_flush(x);
     if (!x->up || !x->upstream_ok || px_uplink_writing(x->up))
         return 0;
     if (px_buf_size(&x->up_out) == 0) {
@@ -408,6 +433,10 @@ static void up_on_write(px_uplink_t *l, int status, void *ud)
 
 void px_exch_resp_drained(px_exch_t *x)
 {
+    if (x->up_h2c) {
+        h2c_credit(x);
+        return;
+    }
     if (x->up && x->upstream_ok && x->ops->pending(x->sess) < PX_HIGH_WATER && !x->resp_done)
         px_uplink_read_start(x->up);
 }
@@ -417,6 +446,10 @@ void px_exch_release_upstream(px_exch_t *x, int reusable)
     if (x->up)
         px_uplink_release(x->up, reusable && x->req_done);
     x->up = NULL;
+    if (x->h2c && x->h2c->s) {      /* its head and trailers stay until px_exch_reset */
+        px_h2c_release(x->h2c->s);
+        x->h2c->s = NULL;
+    }
 }
 
 static PX_MUST_CHECK int response_body(px_exch_t *x, const char *p, size_t n)
@@ -425,6 +458,20 @@ static PX_MUST_CHECK int response_body(px_exch_t *x, const char *p, size_t n)
     if (x->is_head || n == 0)
         return 0;
     return x->ops->send_data(x->sess, p, n);
+}
+
+/* A piece of the response body: relayed, or held to be signed. */
+static PX_MUST_CHECK int response_piece(px_exch_t *x, const char *data, size_t dlen)
+{
+    if (x->rsig)
+        px_sig_response_update(x->rsig, data, dlen);
+    if (x->rsig_mode == PX_RSIG_HEAD) {
+        x->resp_bytes += dlen;
+        if (px_buf_append(&x->rbody, data, dlen) < 0)
+            return reply_error(x, PX_HERR_INTERNAL, "out of memory");
+        return 0;
+    }
+    return response_body(x, data, dlen);
 }
 
 /* The response is complete and handed to the session, which ends it
@@ -474,6 +521,27 @@ static PX_MUST_CHECK int response_sign_begin(px_exch_t *x, const px_http_head_t 
     return 0;
 }
 
+/* Ends the response with the proxy's trailer fields `own` after the h2c
+ * upstream's (gRPC status), when the client takes trailers. */
+static PX_MUST_CHECK int send_end_with(px_exch_t *x, const px_header_t *own, int n)
+{
+    int nup = x->h2c && x->h2c->head.body == PX_BODY_CHUNKED && x->ops->trailers_ok(x->sess)
+                  ? x->h2c->ntrailers : 0;
+    px_header_t *all;
+    int rc;
+
+    if (!nup)
+        return x->ops->send_end(x->sess, own, n);
+    if (!(all = malloc(sizeof *all * (size_t)(nup + n))))
+        return abort_exch(x, PX_END_INTERNAL);
+    memcpy(all, x->h2c->trailers, sizeof *all * (size_t)nup);
+    if (n)
+        memcpy(all + nup, own, sizeof *all * (size_t)n);
+    rc = x->ops->send_end(x->sess, all, nup + n);
+    free(all);
+    return rc;
+}
+
 /* The signature is ready: the held response with it in the head, or the
  * trailer that ends a streamed one. */
 static PX_MUST_CHECK int send_signed_response(px_exch_t *x, px_sigjob_t *j)
@@ -490,11 +558,11 @@ static PX_MUST_CHECK int send_signed_response(px_exch_t *x, px_sigjob_t *j)
         return abort_exch(x, PX_END_SIGNING_FAILED);
     }
     if (x->rsig_mode == PX_RSIG_HEAD) {
-        if (send_head(x, px_http1_head(x->resp), fields, 2) < 0 ||
+        if (send_head(x, x->h2c ? &x->h2c->head : px_http1_head(x->resp), fields, 2) < 0 ||
             x->ops->send_data(x->sess, px_buf_ptr(&x->rbody), px_buf_size(&x->rbody)) < 0)
             return GONE;
         x->resp_head_sent = 1;
-    } else if (x->ops->send_end(x->sess, fields, 2) < 0) {
+    } else if (send_end_with(x, fields, 2) < 0) {
         return GONE;
     }
     px_sig_count_response_signed();
@@ -537,18 +605,26 @@ static PX_MUST_CHECK int response_end(px_exch_t *x, int link_reusable)
     x->link_reusable = link_reusable;
     if (x->rsig)
         return response_sign_finish(x);
-    if (x->ops->send_end(x->sess, NULL, 0) < 0)
+    /* an h2c upstream's trailers (gRPC status) go on; HTTP/1.1's are dropped */
+    if (send_end_with(x, NULL, 0) < 0)
         return GONE;
     return finish_exchange(x, link_reusable);
 }
 
 static PX_MUST_CHECK int response_head(px_exch_t *x)
 {
-    static const px_header_t trailer = { "Trailer", 7, "Content-Digest, X-Signature", 27 };
     const px_http_head_t *h = px_http1_head(x->resp);
 
     if (px_http1_is_interim(x->resp))   /* 100 Continue was answered by the proxy itself; forward others (103) */
         return h->status == 100 ? 0 : send_head(x, h, NULL, 0);
+    return response_final_head(x, h);
+}
+
+/* The final response head h, from either upstream kind. */
+static PX_MUST_CHECK int response_final_head(px_exch_t *x, const px_http_head_t *h)
+{
+    static const px_header_t trailer = { "Trailer", 7, "Content-Digest, X-Signature", 27 };
+
     x->status = h->status;
     if (!x->req_done)
         x->keep_alive = 0;      /* answered before the body ended: the rest is unread */
@@ -604,15 +680,8 @@ static PX_MUST_CHECK int upstream_input(px_exch_t *x, px_uplink_t *l, const char
                 return GONE;
             break;
         case PX_H1_BODY:
-            if (x->rsig)
-                px_sig_response_update(x->rsig, data, dlen);
-            if (x->rsig_mode == PX_RSIG_HEAD) {
-                x->resp_bytes += dlen;
-                if (px_buf_append(&x->rbody, data, dlen) < 0)
-                    return reply_error(x, PX_HERR_INTERNAL, "out of memory");
-            } else if (response_body(x, data, dlen) < 0) {
+            if (response_piece(x, data, dlen) < 0)
                 return GONE;
-            }
             break;
         case PX_H1_END:
             if (px_http1_is_interim(x->resp))
@@ -633,11 +702,148 @@ static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
     settle(upstream_input(ud, l, p, n));
 }
 
+/* --- the h2c upstream: one stream per exchange (h2c_pool.h) -------------------- */
+
+static void h2c_on_head(void *ud, const px_msg_t *m);
+static void h2c_on_data(void *ud, const uint8_t *p, size_t n);
+static void h2c_on_end(void *ud, const px_msg_t *m);
+static void h2c_on_error(void *ud, int err);
+static void h2c_on_drain(void *ud);
+static const px_h2c_cb_t h2c_cb = { h2c_on_head, h2c_on_data, h2c_on_end, h2c_on_error,
+                                    h2c_on_drain };
+
+/* The request head as HTTP/2 fields, its body as DATA. */
+static int h2c_start(px_exch_t *x)
+{
+    const px_http_head_t *h = x->req_head;
+    int no_body = h->body == PX_BODY_NONE || (h->body == PX_BODY_LENGTH && h->content_length == 0);
+    nghttp2_nv *nv;
+    size_t n;
+    int rc;
+
+    x->connect_on_body = 0;
+    if (!(x->h2c = px_h2cx_new()))
+        return reply_error(x, PX_HERR_INTERNAL, "out of memory");
+    if ((rc = px_h2cx_request(&x->up_out, h, &nv, &n)) < 0)
+        return reply_error(x, PX_HERR_INTERNAL, "the request head cannot be translated for HTTP/2");
+    rc = px_h2c_open(h2c_pool_of(x), nv, n, no_body, &h2c_cb, x, &x->h2c->s);
+    free(nv);
+    if (rc < 0)
+        return reply_error(x, PX_HERR_INTERNAL, "out of memory");
+    x->upstream_ok = 1;
+    return h2c_flush(x);
+}
+
+static int h2c_flush(px_exch_t *x)
+{
+    px_h2c_stream_t *s = x->h2c ? x->h2c->s : NULL;
+
+    if (!s)
+        return 0;
+    while (px_buf_size(&x->up_out) > 0) {
+        size_t n = px_h2c_write(s, px_buf_ptr(&x->up_out), px_buf_size(&x->up_out));
+        if (!n)
+            break;                  /* the stream's queue is full: on_drain */
+        px_buf_consume(&x->up_out, n);
+    }
+    if (x->req_done && px_buf_size(&x->up_out) == 0) {
+        px_h2c_end(s);
+        if (!x->t_sent)
+            x->t_sent = uv_hrtime();
+    }
+    return 0;
+}
+
+/* Response bytes the client side has taken reopen the stream's window:
+ * the model server sends no faster than the client reads. */
+static void h2c_credit(px_exch_t *x)
+{
+    px_h2cx_t *h = x->h2c;
+
+    if (h && h->s && h->unacked &&
+        (x->rsig_mode == PX_RSIG_HEAD || x->ops->pending(x->sess) < PX_HIGH_WATER)) {
+        px_h2c_consumed(h->s, h->unacked);
+        h->unacked = 0;
+    }
+}
+
+static PX_MUST_CHECK int h2c_head(px_exch_t *x, const px_msg_t *m)
+{
+    x->resp_started = 1;
+    x->t_first = uv_hrtime();
+    if (!x->t_sent)
+        x->t_sent = x->t_first;
+    if (px_h2cx_response(x->h2c, m) < 0)
+        return reply_error(x, PX_HERR_INTERNAL, "out of memory");
+    return response_final_head(x, &x->h2c->head);
+}
+
+static void h2c_on_head(void *ud, const px_msg_t *m)
+{
+    settle(h2c_head(ud, m));
+}
+
+static PX_MUST_CHECK int h2c_data(px_exch_t *x, const uint8_t *p, size_t n)
+{
+    x->h2c->unacked += n;
+    if (response_piece(x, (const char *)p, n) < 0 || x->ops->flush(x->sess, 0) < 0)
+        return GONE;
+    h2c_credit(x);
+    return 0;
+}
+
+static void h2c_on_data(void *ud, const uint8_t *p, size_t n)
+{
+    settle(h2c_data(ud, p, n));
+}
+
+static PX_MUST_CHECK int h2c_end(px_exch_t *x, const px_msg_t *m)
+{
+    x->h2c->s = NULL;               /* the pool's from here */
+    if (!x->resp_started)
+        return upstream_failed(x, UV_EPROTO);
+    if (px_h2cx_trailers(x->h2c, m) < 0)
+        return abort_exch(x, PX_END_INTERNAL);
+    return response_end(x, 0);
+}
+
+static void h2c_on_end(void *ud, const px_msg_t *m)
+{
+    settle(h2c_end(ud, m));
+}
+
+static void h2c_on_error(void *ud, int err)
+{
+    px_exch_t *x = ud;
+
+    x->h2c->s = NULL;
+    if (err == UV_ETIMEDOUT)
+        settle(upstream_timed_out(x, x->resp_started ? cfg_of(x)->timeouts.upstream_idle
+                                                     : cfg_of(x)->timeouts.upstream_response));
+    else
+        settle(upstream_failed(x, err));
+}
+
+static PX_MUST_CHECK int h2c_drained(px_exch_t *x)
+{
+    if (h2c_flush(x) < 0)
+        return GONE;
+    return x->ops->resume_input(x->sess);
+}
+
+static void h2c_on_drain(void *ud)
+{
+    settle(h2c_drained(ud));
+}
+
 /* --- the request side ------------------------------------------------------------ */
 
 static PX_MUST_CHECK int upstream_start(px_exch_t *x)
 {
-    int rc = px_upstream_acquire(pool_of(x), &up_cb, x, &x->up, &x->up_reused);
+    int rc;
+    if (x->up_h2c)
+        return h2c_start(x);
+    rc = px_upstream_acquire(pool_of(x), &up_cb, x, &x->up, &x->up_reused);
     x->connect_on_body = 0;
     if (rc < 0)
         return upstream_failed(x, rc);
@@ -738,6 +944,10 @@ static int upstream_head(px_exch_t *x, const px_http_head_t *h, const char *keyi
 int px_exch_req_head(px_exch_t *x)
 {
     px_http1_expect_head_response(x->resp, x->is_head);
+    if (up_cfg_of(x)->protocol == PX_UP_H2C) {
+        x->up_h2c = 1;
+        x->chunked_up = 0;              /* HTTP/2 frames the body itself */
+    }
     if (x->sig_state != PX_XSIG_VERIFYING) {
         if (upstream_head(x, x->req_head, NULL) < 0)
             return GONE;

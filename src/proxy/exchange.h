@@ -108,6 +108,8 @@ typedef struct px_exch {
     int keep_alive, is_head, idempotent, retried;
     int upstream_ok;
     px_uplink_t *up;
+    struct px_h2cx *h2c;         /* the h2c upstream's stream (NULL: the upstream speaks HTTP/1.1) */
+    int up_h2c;                  /* this request goes to an h2c upstream */
     int up_reused;
     px_buf_t up_out;             /* bytes waiting for the upstream */
     px_buf_t replay;             /* the request head, kept for one retry */

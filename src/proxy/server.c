@@ -34,6 +34,7 @@ size_t __sanitizer_get_heap_size(void);
 #include "net/tickets.h"
 #include "net/tls.h"
 #include "proxy/upstream.h"
+#include "proxy/h2c_pool.h"
 
 /* What a reload hands to the workers: a config and its TLS context, freed
  * when the last worker has moved on to a newer one. */
@@ -255,10 +256,14 @@ static void worker_close_handles(worker_t *w)
     uv_close((uv_handle_t *)&w->log_flush, NULL);
     px_defer_close(&w->env.defer);
     px_upstream_close(w->env.upstream);
+    px_h2c_pool_close(w->env.h2c);
     for (int i = 0; i < PX_MAX_UPSTREAMS; i++) {
-        if (w->env.named_up[i])
+        if (w->env.named_up[i]) {
             px_upstream_close(w->env.named_up[i]);
+            px_h2c_pool_close(w->env.named_h2c[i]);
+        }
         w->env.named_up[i] = NULL;
+        w->env.named_h2c[i] = NULL;
     }
     px_rstore_close(w->env.rstore);
     w->env.rstore = NULL;
@@ -290,15 +295,27 @@ static int named_pools(worker_t *w, const px_config_t *cfg)
 {
     for (int i = 0; i < PX_MAX_UPSTREAMS; i++) {
         px_upstream_t **p = &w->env.named_up[i];
+        struct px_h2c_pool **h = &w->env.named_h2c[i];
+        const px_upstream_config_t *u = &cfg->upstreams[i].cfg;
         if (i >= cfg->upstream_count) {
-            if (*p)
+            if (*p) {
                 px_upstream_close(*p);
+                px_h2c_pool_close(*h);
+            }
             *p = NULL;
+            *h = NULL;
         } else if (*p) {
-            px_upstream_set_config(*p, &cfg->upstreams[i].cfg, &cfg->timeouts);
-        } else if (!(*p = px_upstream_new(&w->loop, &cfg->upstreams[i].cfg, &cfg->timeouts,
-                                          &w->metrics))) {
-            return UV_ENOMEM;
+            px_upstream_set_config(*p, u, &cfg->timeouts);
+            px_h2c_pool_set_config(*h, u, &cfg->timeouts);
+        } else {
+            *p = px_upstream_new(&w->loop, u, &cfg->timeouts, &w->metrics);
+            *h = *p ? px_h2c_pool_new(&w->loop, u, &cfg->timeouts, &w->metrics) : NULL;
+            if (!*h) {
+                if (*p)
+                    px_upstream_close(*p);
+                *p = NULL;
+                return UV_ENOMEM;
+            }
         }
     }
     return 0;
@@ -324,6 +341,7 @@ static void worker_wake(uv_async_t *a)
         w->env.tls = newgen->tls;
         w->env.sig = newgen->sig;
         px_upstream_set_config(w->env.upstream, &newgen->cfg->upstream, &newgen->cfg->timeouts);
+        px_h2c_pool_set_config(w->env.h2c, &newgen->cfg->upstream, &newgen->cfg->timeouts);
         if (named_pools(w, newgen->cfg) < 0)
             px_error("worker %d: reload: out of memory for the named upstreams' pools "
                      "(their routes use the default upstream)", w->id);
@@ -376,7 +394,9 @@ static int worker_init(worker_t *w, px_server_t *s, int id, int fd, char *err, s
     w->env.m = &w->metrics;
     w->env.upstream = px_upstream_new(&w->loop, &w->gen->cfg->upstream, &w->gen->cfg->timeouts,
                                       &w->metrics);
-    if (!w->env.upstream || named_pools(w, w->gen->cfg) < 0) {
+    w->env.h2c = px_h2c_pool_new(&w->loop, &w->gen->cfg->upstream, &w->gen->cfg->timeouts,
+                                 &w->metrics);
+    if (!w->env.upstream || !w->env.h2c || named_pools(w, w->gen->cfg) < 0) {
         rc = UV_ENOMEM;
         goto fail;
     }

@@ -293,6 +293,18 @@ static void test_enums(void **state)
     expect_err(with("tls", "\"min_version\":1.3"), "tls.min_version", "got 1.3");
     expect_err(with("tls", "\"min_version\":null"), "tls.min_version", "got null");
 
+    c = ok(with("upstream", "\"address\":\"127.0.0.1:9\""));
+    assert_int_equal(c->upstream.protocol, PX_UP_HTTP1);
+    assert_int_equal(c->upstream.h2c_max_streams, 100);
+    px_config_free(c);
+    c = ok(with("upstream", "\"protocol\":\"h2c\",\"h2c_max_streams\":7"));
+    assert_int_equal(c->upstream.protocol, PX_UP_H2C);
+    assert_int_equal(c->upstream.h2c_max_streams, 7);
+    px_config_free(c);
+    expect_err(with("upstream", "\"protocol\":\"h2\""), "upstream.protocol",
+               "must be one of \"http1\", \"h2c\", got \"h2\"");
+    expect_err(with("upstream", "\"h2c_max_streams\":0"), "upstream.h2c_max_streams", "");
+
     static const char *const levels[] = { "debug", "info", "warn", "error" };
     for (int i = 0; i < 4; i++) {
         char m[64];

@@ -8,11 +8,15 @@
 // and streamtest.proto), service (full name, default
 // inference.GRPCInferenceService), method, request (the message as JSON,
 // proto field names; bytes as base64), metadata ({name: value}), deadline_ms
-// (sent as grpc-timeout), ca (a PEM file: TLS instead of h2c), and for streams:
+// (sent as grpc-timeout), ca (a PEM file: TLS verified against it, ALPN h2,
+// server name `servername`, default localhost; without it cleartext h2c),
+// and for streams:
 //   requests: the messages a client-streaming or bidi call sends, or
 //   repeat: send `request` that many times, its "id" (when present) or its
 //           "seq" set to the index, so order can be checked;
-//   keep: how many stream messages to print in full (default 20).
+//   keep: how many stream messages to print in full (default 20);
+//   pause_ms: server streaming and bidi: stop reading for that long after
+//           the first message (backpressure).
 //
 // Prints one JSON line on stdout and exits 0 when the call completed with
 // status OK:
@@ -44,11 +48,11 @@ if (!service) out({ ok: false, error: `unknown service ${serviceName}` }, 2);
 const m = service[opt.method];
 if (!m) out({ ok: false, error: `${serviceName} has no method ${opt.method}` }, 2);
 
-// ca: TLS (h2 by ALPN) trusting that PEM file, the name checked as "localhost"
-const client = opt.ca
-    ? new grpc.Client(opt.target, grpc.credentials.createSsl(fs.readFileSync(opt.ca)),
-                      { 'grpc.ssl_target_name_override': 'localhost' })
-    : new grpc.Client(opt.target, grpc.credentials.createInsecure());
+const creds = opt.ca ? grpc.credentials.createSsl(fs.readFileSync(opt.ca))
+    : grpc.credentials.createInsecure();
+const client = new grpc.Client(opt.target, creds, opt.ca
+    ? { 'grpc.ssl_target_name_override': opt.servername ?? 'localhost',
+        'grpc.default_authority': opt.servername ?? 'localhost' } : {});
 const md = new grpc.Metadata();
 for (const [k, v] of Object.entries(opt.metadata ?? {})) md.set(k, v);
 const callOpts = opt.deadline_ms ? { deadline: Date.now() + opt.deadline_ms } : {};
@@ -93,6 +97,12 @@ if (!m.requestStream && !m.responseStream) {
     const kept = [];
     let count = 0, bytes = 0, inOrder = true;
     call.on('data', (msg) => {
+        // pause_ms: stop reading after the first message for that long
+        // (the proxy must hold the stream back, not buffer it)
+        if (count === 0 && opt.pause_ms) {
+            call.pause();
+            setTimeout(() => call.resume(), opt.pause_ms);
+        }
         // proto3 leaves a zero seq out of the message: absent means 0.
         if (String(msg.id ?? msg.seq ?? '0') !== String(count)) inOrder = false;
         count++;

@@ -1,0 +1,783 @@
+/* Multiplexed h2c connections to the model server (h2c_pool.h). */
+#include "proxy/h2c_pool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "proxy/upstream.h"
+
+#define MAX_FIELDS 256
+#define MAX_HEAD_BYTES (64 * 1024)
+#define OUT_CHUNK (64 * 1024)            /* frames pulled per write */
+
+typedef struct conn conn_t;
+
+struct px_h2c_stream {
+    px_h2c_stream_t *next, *prev;        /* its connection's streams, or the pool's waiting list */
+    conn_t *c;                           /* NULL: waiting for a connection */
+    int32_t id;                          /* 0: not submitted */
+    nghttp2_nv *nv;                      /* the request head (one allocation) */
+    size_t nnv;
+    px_h2c_cb_t cb;
+    void *ud;
+    px_buf_t out;                        /* request body: sent bytes [0, sent) kept for a retry */
+    size_t sent;
+    int replayable;                      /* every sent body byte is still in out */
+    int req_end, deferred, drained;
+    px_msg_t msg;                        /* the response head, then its trailers */
+    int got_head, in_trailers;
+    size_t unconsumed;                   /* response bytes given to the owner, not consumed */
+    int detached;                        /* released by the owner, or told its end */
+    uint64_t active_ms;                  /* last bytes either way (the tick's timeouts) */
+    px_h2c_pool_t *pool;
+};
+
+struct conn {
+    conn_t *next, *prev;
+    px_h2c_pool_t *pool;
+    px_uplink_t *link;
+    nghttp2_session *ng;
+    px_buf_t out;
+    int connected, writing, goaway, dead, in_ng;
+    int dead_err;
+    int nstreams;
+    px_h2c_stream_t *streams;
+};
+
+struct px_h2c_pool {
+    uv_loop_t *loop;
+    px_upstream_t *up;                   /* connects the links (no idle pool) */
+    px_upstream_config_t cfg;
+    px_timeouts_config_t timeouts;
+    uv_timer_t tick;                     /* response timeouts, once a second while streams run */
+    int ticking;
+    uv_idle_t kick;                      /* deferred work: pumping, failing, retrying */
+    int kicked, closing;
+    conn_t *conns;
+    int nconns;
+    px_h2c_stream_t *waiting;            /* streams to (re)open from the loop */
+};
+
+static void list_add(px_h2c_stream_t **head, px_h2c_stream_t *s)
+{
+    s->prev = NULL;
+    s->next = *head;
+    if (s->next)
+        s->next->prev = s;
+    *head = s;
+}
+
+static void list_del(px_h2c_stream_t **head, px_h2c_stream_t *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        *head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+}
+
+static void kick(px_h2c_pool_t *p);
+
+static void stream_free(px_h2c_stream_t *s)
+{
+    px_buf_free(&s->out);
+    px_msg_free(&s->msg);
+    free(s->nv);
+    free(s);
+}
+
+/* Takes s off its connection (its nghttp2 stream is closed or the session gone). */
+static void stream_unlink(px_h2c_stream_t *s)
+{
+    conn_t *c = s->c;
+
+    if (!c)
+        return;
+    if (s->id && c->ng && !c->dead)
+        nghttp2_session_set_stream_user_data(c->ng, s->id, NULL);
+    if (s->unconsumed && c->ng && !c->dead)
+        nghttp2_session_consume_connection(c->ng, s->unconsumed);
+    s->unconsumed = 0;
+    list_del(&c->streams, s);
+    c->nstreams--;
+    s->c = NULL;
+    s->id = 0;
+}
+
+/* The owner hears of a failure once; then the stream is the pool's. */
+static void stream_fail(px_h2c_stream_t *s, int err)
+{
+    int told = s->detached;
+
+    stream_unlink(s);
+    s->detached = 1;
+    if (!told && s->cb.on_error)
+        s->cb.on_error(s->ud, err);
+    stream_free(s);
+}
+
+/* Not processed by the model server: open it again from the loop when
+ * every body byte sent is still here. */
+static void stream_retry(px_h2c_stream_t *s)
+{
+    px_h2c_pool_t *p = s->pool;
+
+    if (s->detached || s->got_head || !s->replayable) {
+        stream_fail(s, UV_ECONNRESET);
+        return;
+    }
+    stream_unlink(s);
+    s->sent = 0;
+    s->deferred = 0;
+    px_msg_reset(&s->msg);
+    list_add(&p->waiting, s);
+    kick(p);
+}
+
+/* ---- nghttp2 callbacks ------------------------------------------------------ */
+
+static px_h2c_stream_t *stream_of(nghttp2_session *ng, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(ng, id);
+}
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
+{
+    px_h2c_stream_t *s = stream_of(ng, fr->hd.stream_id);
+
+    if (!s || fr->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    if (fr->headers.cat == NGHTTP2_HCAT_HEADERS && s->got_head) {
+        s->in_trailers = 1;
+        px_msg_begin_trailers(&s->msg);
+    } else {
+        px_msg_reset(&s->msg);           /* a 1xx head before the final one is dropped */
+    }
+    return 0;
+}
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *fr, const uint8_t *name, size_t nlen,
+                     const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
+{
+    px_h2c_stream_t *s = stream_of(ng, fr->hd.stream_id);
+
+    if (!s || s->detached)
+        return 0;
+    if (nlen == 7 && !memcmp(name, ":status", 7)) {
+        int st = 0;
+        for (size_t i = 0; i < vlen && i < 3; i++)
+            st = st * 10 + (value[i] - '0');
+        s->msg.status = st;
+        return 0;
+    }
+    if (nlen && name[0] == ':')
+        return 0;
+    if (px_msg_add(&s->msg, (const char *)name, nlen, (const char *)value, vlen) != 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* resets the stream: too big */
+    return 0;
+}
+
+static void tell_end(px_h2c_stream_t *s)
+{
+    s->detached = 1;
+    if (s->cb.on_end)
+        s->cb.on_end(s->ud, &s->msg);
+    /* the request may still be sending: the answer is complete, stop it */
+    if (!s->req_end && s->c && s->id && !s->c->dead)
+        nghttp2_submit_rst_stream(s->c->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+}
+
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
+{
+    conn_t *c = ud;
+    px_h2c_stream_t *s = fr->hd.stream_id ? stream_of(ng, fr->hd.stream_id) : NULL;
+    int end = (fr->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+
+    switch (fr->hd.type) {
+    case NGHTTP2_HEADERS:
+        if (!s || s->detached)
+            break;
+        s->active_ms = uv_now(s->pool->loop);
+        if (!s->in_trailers && s->msg.status >= 200) {
+            s->got_head = 1;
+            s->msg.end_stream = end;
+            if (s->cb.on_head)
+                s->cb.on_head(s->ud, &s->msg);
+        }
+        if (end && !s->detached)
+            tell_end(s);
+        break;
+    case NGHTTP2_DATA:
+        if (s && !s->detached && end)
+            tell_end(s);
+        break;
+    case NGHTTP2_GOAWAY:
+        /* streams above last_stream_id close with REFUSED_STREAM: retried */
+        c->goaway = 1;
+        px_info("h2c upstream: GOAWAY (last stream %d, code %u)", fr->goaway.last_stream_id,
+                fr->goaway.error_code);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *p, size_t n,
+                         void *ud)
+{
+    px_h2c_stream_t *s = stream_of(ng, id);
+
+    if (!s || s->detached || !s->cb.on_data) {
+        nghttp2_session_consume(ng, id, n);   /* nobody takes them */
+        return 0;
+    }
+    s->unconsumed += n;
+    s->active_ms = uv_now(s->pool->loop);
+    s->cb.on_data(s->ud, p, n);
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
+{
+    px_h2c_stream_t *s = stream_of(ng, id);
+
+    if (!s)
+        return 0;
+    if (s->detached) {
+        stream_unlink(s);
+        stream_free(s);
+    } else if (code == NGHTTP2_REFUSED_STREAM) {
+        stream_retry(s);                  /* GOAWAY above it, or refused: not processed */
+    } else {
+        stream_fail(s, code == NGHTTP2_NO_ERROR ? UV_EOF : UV_EPROTO);
+    }
+    return 0;
+}
+
+static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                         nghttp2_data_source *src, void *ud)
+{
+    px_h2c_stream_t *s = src->ptr;
+    size_t n = px_buf_size(&s->out) - s->sent;
+
+    if (n > len)
+        n = len;
+    if (n)
+        memcpy(buf, px_buf_ptr(&s->out) + s->sent, n);
+    s->sent += n;
+    if (s->sent > PX_H2C_REPLAY_MAX) {
+        /* too much to keep for a retry: sent bytes go */
+        px_buf_consume(&s->out, s->sent);
+        s->sent = 0;
+        s->replayable = 0;
+    }
+    if (n) {
+        s->drained = 1;
+        s->active_ms = uv_now(s->pool->loop);
+    }
+    if (s->sent == px_buf_size(&s->out) && s->req_end) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        return (ssize_t)n;
+    }
+    if (n == 0) {
+        s->deferred = 1;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    return (ssize_t)n;
+}
+
+/* ---- connections ------------------------------------------------------------ */
+
+static void link_connect(px_uplink_t *l, int status, void *ud);
+static void link_read(px_uplink_t *l, const char *p, ssize_t n, void *ud);
+static void link_write(px_uplink_t *l, int status, void *ud);
+static const px_uplink_cb_t link_cb = { link_connect, link_read, link_write };
+
+/* Ends the connection: its streams fail (or are retried when the model
+ * server never saw them), the session and link go. From the loop only. */
+static void conn_end(conn_t *c, int err)
+{
+    px_h2c_pool_t *p = c->pool;
+
+    c->dead = 1;
+    while (c->streams)
+        stream_fail(c->streams, err);     /* the model server may have processed it */
+    nghttp2_session_del(c->ng);
+    c->ng = NULL;
+    if (c->link)
+        px_uplink_release(c->link, 0);
+    c->link = NULL;
+    px_buf_free(&c->out);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        p->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    p->nconns--;
+    free(c);
+}
+
+/* Pulls frames and writes them: one write in flight. 0, or < 0 when the
+ * connection must end (the caller ends it). */
+static int pump(conn_t *c)
+{
+    if (!c->connected || c->writing || c->dead)
+        return 0;
+    for (;;) {
+        int rc;
+        while (px_buf_size(&c->out) < OUT_CHUNK) {
+            const uint8_t *b;
+            ssize_t n;
+            c->in_ng = 1;
+            n = nghttp2_session_mem_send(c->ng, &b);
+            c->in_ng = 0;
+            if (n < 0)
+                return UV_EPROTO;
+            if (n == 0)
+                break;
+            if (px_buf_append(&c->out, b, (size_t)n) != 0)
+                return UV_ENOMEM;
+        }
+        /* body bytes left their streams: their owners may write more */
+        for (px_h2c_stream_t *s = c->streams, *next; s; s = next) {
+            next = s->next;
+            if (s->drained) {
+                s->drained = 0;
+                if (!s->detached && s->cb.on_drain)
+                    s->cb.on_drain(s->ud);
+            }
+        }
+        if (px_buf_size(&c->out) == 0)
+            break;
+        rc = px_uplink_write(c->link, &c->out);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
+            c->writing = 1;
+            break;
+        }
+    }
+    if (c->goaway && !c->nstreams && !nghttp2_session_want_write(c->ng))
+        return UV_EOF;                    /* drained after GOAWAY: done */
+    return 0;
+}
+
+static void conn_pump(conn_t *c)
+{
+    int rc = pump(c);
+    if (rc < 0)
+        conn_end(c, rc);
+}
+
+static void link_connect(px_uplink_t *l, int status, void *ud)
+{
+    conn_t *c = ud;
+
+    if (status < 0) {
+        conn_end(c, status);
+        return;
+    }
+    c->connected = 1;
+    px_uplink_timeout(l, 0);
+    px_uplink_read_start(l);
+    conn_pump(c);
+}
+
+static void link_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
+{
+    conn_t *c = ud;
+    ssize_t rv;
+
+    if (n < 0) {
+        conn_end(c, (int)n);
+        return;
+    }
+    c->in_ng = 1;
+    rv = nghttp2_session_mem_recv(c->ng, (const uint8_t *)p, (size_t)n);
+    c->in_ng = 0;
+    if (rv < 0) {
+        px_warn("h2c upstream: %s", nghttp2_strerror((int)rv));
+        conn_end(c, UV_EPROTO);
+        return;
+    }
+    conn_pump(c);
+}
+
+static void link_write(px_uplink_t *l, int status, void *ud)
+{
+    conn_t *c = ud;
+
+    c->writing = 0;
+    if (status < 0) {
+        conn_end(c, status);
+        return;
+    }
+    conn_pump(c);
+}
+
+static conn_t *conn_new(px_h2c_pool_t *p)
+{
+    nghttp2_session_callbacks *cbs = NULL;
+    nghttp2_option *opt = NULL;
+    conn_t *c = calloc(1, sizeof *c);
+    int ok = 0;
+
+    if (!c)
+        return NULL;
+    c->pool = p;
+    px_buf_init(&c->out, 0);
+    if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
+        goto out;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_option_set_no_auto_window_update(opt, 1);   /* windows reopen by px_h2c_consumed */
+    nghttp2_option_set_peer_max_concurrent_streams(opt, p->cfg.h2c_max_streams);
+    if (nghttp2_session_client_new2(&c->ng, cbs, c, opt) != 0)
+        goto out;
+    nghttp2_settings_entry iv[] = {
+        { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+        { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, PX_H2C_WINDOW },
+        { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEAD_BYTES },
+    };
+    if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof *iv) != 0)
+        goto out;
+    /* the connection window covers every stream's */
+    uint64_t cw = (uint64_t)PX_H2C_WINDOW * p->cfg.h2c_max_streams;
+    if (cw > 0x7fffffff)
+        cw = 0x7fffffff;
+    if (nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, (int32_t)cw) != 0)
+        goto out;
+    if (px_upstream_connect_fresh(p->up, &link_cb, c, &c->link) != 0)
+        goto out;
+    ok = 1;
+out:
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_option_del(opt);
+    if (!ok) {
+        nghttp2_session_del(c->ng);
+        px_buf_free(&c->out);
+        free(c);
+        return NULL;
+    }
+    c->next = p->conns;
+    if (c->next)
+        c->next->prev = c;
+    p->conns = c;
+    p->nconns++;
+    return c;
+}
+
+static uint32_t conn_limit(const conn_t *c)
+{
+    uint32_t peer = nghttp2_session_get_remote_settings(c->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+    return peer < c->pool->cfg.h2c_max_streams ? peer : c->pool->cfg.h2c_max_streams;
+}
+
+/* A connection with room for one more stream, a new one when all are full. */
+static conn_t *conn_pick(px_h2c_pool_t *p)
+{
+    for (conn_t *c = p->conns; c; c = c->next)
+        if (!c->dead && !c->goaway && (uint32_t)c->nstreams < conn_limit(c))
+            return c;
+    return conn_new(p);
+}
+
+/* Submits a waiting stream on a connection. 0, or a libuv error. */
+static int stream_submit(px_h2c_pool_t *p, px_h2c_stream_t *s)
+{
+    nghttp2_data_provider prd = { .source.ptr = s, .read_callback = read_body };
+    conn_t *c = conn_pick(p);
+    int32_t id;
+
+    if (!c)
+        return UV_ENOMEM;
+    id = nghttp2_submit_request(c->ng, NULL, s->nv, s->nnv,
+                                s->req_end && px_buf_size(&s->out) == 0 ? NULL : &prd, s);
+    if (id < 0)
+        return UV_ENOMEM;
+    s->c = c;
+    s->id = id;
+    s->active_ms = uv_now(p->loop);
+    list_add(&c->streams, s);
+    c->nstreams++;
+    return 0;
+}
+
+static void on_kick(uv_idle_t *h)
+{
+    px_h2c_pool_t *p = h->data;
+
+    uv_idle_stop(h);
+    p->kicked = 0;
+    while (p->waiting) {
+        px_h2c_stream_t *s = p->waiting;
+        int rc;
+        list_del(&p->waiting, s);
+        if (s->detached) {
+            stream_free(s);
+            continue;
+        }
+        if ((rc = stream_submit(p, s)) < 0)
+            stream_fail(s, rc);
+    }
+    for (conn_t *c = p->conns, *next; c; c = next) {
+        next = c->next;
+        conn_pump(c);
+    }
+}
+
+/* The model server's silence: upstream_response_ms before the response
+ * head, upstream_idle_ms between bytes after it (either way, so a bidi
+ * stream that only sends is not cut). The stream is reset and fails with
+ * UV_ETIMEDOUT. */
+static void on_tick(uv_timer_t *t)
+{
+    px_h2c_pool_t *p = t->data;
+    uint64_t now = uv_now(p->loop);
+    int any = 0;
+
+    for (conn_t *c = p->conns, *cn; c; c = cn) {
+        cn = c->next;
+        for (px_h2c_stream_t *s = c->streams, *next; s; s = next) {
+            uint32_t limit = s->got_head ? p->timeouts.upstream_idle : p->timeouts.upstream_response;
+            next = s->next;
+            if (s->detached)
+                continue;
+            any = 1;
+            if (!limit || now - s->active_ms < limit)
+                continue;
+            nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+            stream_fail(s, UV_ETIMEDOUT);
+        }
+        conn_pump(c);
+    }
+    if (!any) {
+        uv_timer_stop(t);
+        p->ticking = 0;
+    }
+}
+
+static void kick(px_h2c_pool_t *p)
+{
+    if (!p)
+        return;                           /* an orphan's pool is gone */
+    if (!p->ticking && !p->closing) {
+        p->ticking = 1;
+        uv_timer_start(&p->tick, on_tick, 1000, 1000);
+    }
+    if (p->kicked || p->closing)
+        return;
+    p->kicked = 1;
+    uv_idle_start(&p->kick, on_kick);
+}
+
+/* ---- the pool ----------------------------------------------------------------- */
+
+px_h2c_pool_t *px_h2c_pool_new(uv_loop_t *loop, const px_upstream_config_t *cfg,
+                               const px_timeouts_config_t *timeouts, px_metrics_t *m)
+{
+    px_h2c_pool_t *p = calloc(1, sizeof *p);
+    px_upstream_config_t ucfg = *cfg;
+
+    if (!p)
+        return NULL;
+    p->loop = loop;
+    p->cfg = *cfg;
+    p->timeouts = *timeouts;
+    ucfg.pool_max_idle = 0;              /* links are the connections: never pooled idle */
+    if (!(p->up = px_upstream_new(loop, &ucfg, timeouts, m)) || uv_idle_init(loop, &p->kick) != 0) {
+        if (p->up)
+            px_upstream_close(p->up);
+        free(p);
+        return NULL;
+    }
+    uv_timer_init(loop, &p->tick);
+    uv_unref((uv_handle_t *)&p->tick);
+    p->tick.data = p;
+    p->kick.data = p;
+    return p;
+}
+
+/* The tick closes first, then the idle handle frees the pool. */
+static void pool_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void tick_closed(uv_handle_t *h)
+{
+    px_h2c_pool_t *p = h->data;
+    uv_close((uv_handle_t *)&p->kick, pool_closed);
+}
+
+/* At close: a stream its owner still holds becomes an orphan (no pool,
+ * no callbacks) that px_h2c_release frees; the others go now. */
+static void stream_orphan(px_h2c_stream_t *s)
+{
+    if (s->detached) {
+        stream_free(s);
+        return;
+    }
+    s->detached = 1;
+    s->pool = NULL;
+    s->next = s->prev = NULL;
+}
+
+void px_h2c_pool_close(px_h2c_pool_t *p)
+{
+    if (!p)
+        return;
+    p->closing = 1;
+    while (p->waiting) {
+        px_h2c_stream_t *s = p->waiting;
+        list_del(&p->waiting, s);
+        stream_orphan(s);
+    }
+    while (p->conns) {
+        conn_t *c = p->conns;
+        c->dead = 1;
+        while (c->streams) {
+            px_h2c_stream_t *s = c->streams;
+            stream_unlink(s);
+            stream_orphan(s);
+        }
+        conn_end(c, UV_ECANCELED);
+    }
+    px_upstream_close(p->up);
+    uv_close((uv_handle_t *)&p->tick, tick_closed);
+}
+
+void px_h2c_pool_set_config(px_h2c_pool_t *p, const px_upstream_config_t *cfg,
+                            const px_timeouts_config_t *timeouts)
+{
+    px_upstream_config_t ucfg = *cfg;
+
+    p->cfg = *cfg;
+    p->timeouts = *timeouts;
+    ucfg.pool_max_idle = 0;
+    px_upstream_set_config(p->up, &ucfg, timeouts);
+    for (conn_t *c = p->conns; c; c = c->next)
+        c->goaway = 1;                    /* the address may have changed: new streams go anew */
+    kick(p);
+}
+
+int px_h2c_open(px_h2c_pool_t *p, const nghttp2_nv *nv, size_t n, int end_stream,
+                const px_h2c_cb_t *cb, void *ud, px_h2c_stream_t **out)
+{
+    px_h2c_stream_t *s = calloc(1, sizeof *s);
+    size_t bytes = n * sizeof *nv;
+    char *mem;
+
+    if (!s)
+        return PX_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        bytes += nv[i].namelen + nv[i].valuelen + 2;
+    if (!(s->nv = malloc(bytes))) {
+        free(s);
+        return PX_ENOMEM;
+    }
+    mem = (char *)(s->nv + n);
+    for (size_t i = 0; i < n; i++) {
+        s->nv[i] = nv[i];
+        s->nv[i].name = (uint8_t *)mem;
+        memcpy(mem, nv[i].name, nv[i].namelen);
+        mem[nv[i].namelen] = '\0';
+        mem += nv[i].namelen + 1;
+        s->nv[i].value = (uint8_t *)mem;
+        memcpy(mem, nv[i].value, nv[i].valuelen);
+        mem[nv[i].valuelen] = '\0';
+        mem += nv[i].valuelen + 1;
+        s->nv[i].flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+    }
+    s->nnv = n;
+    s->cb = *cb;
+    s->ud = ud;
+    s->pool = p;
+    s->replayable = 1;
+    s->req_end = end_stream;
+    px_buf_init(&s->out, 0);
+    px_msg_init(&s->msg, MAX_HEAD_BYTES, MAX_FIELDS);
+    list_add(&p->waiting, s);
+    kick(p);
+    *out = s;
+    return 0;
+}
+
+size_t px_h2c_write(px_h2c_stream_t *s, const void *p, size_t n)
+{
+    size_t queued = px_buf_size(&s->out) - s->sent;
+    size_t room = queued < PX_H2C_STREAM_BUF ? PX_H2C_STREAM_BUF - queued : 0;
+
+    if (s->req_end)
+        return 0;
+    if (n > room)
+        n = room;
+    if (n && px_buf_append(&s->out, p, n) != 0)
+        return 0;
+    if (n && s->deferred && s->c && !s->c->dead) {
+        s->deferred = 0;
+        nghttp2_session_resume_data(s->c->ng, s->id);
+    }
+    if (n)
+        kick(s->pool);
+    return n;
+}
+
+void px_h2c_end(px_h2c_stream_t *s)
+{
+    if (s->req_end)
+        return;
+    s->req_end = 1;
+    if (s->deferred && s->c && !s->c->dead) {
+        s->deferred = 0;
+        nghttp2_session_resume_data(s->c->ng, s->id);
+    }
+    kick(s->pool);
+}
+
+void px_h2c_consumed(px_h2c_stream_t *s, size_t n)
+{
+    if (n > s->unconsumed)
+        n = s->unconsumed;
+    if (!n || !s->c || s->c->dead)
+        return;
+    s->unconsumed -= n;
+    nghttp2_session_consume(s->c->ng, s->id, n);
+    kick(s->pool);
+}
+
+void px_h2c_release(px_h2c_stream_t *s)
+{
+    if (!s->pool) {
+        stream_free(s);                   /* orphaned by px_h2c_pool_close */
+        return;
+    }
+    if (s->detached)
+        return;
+    s->detached = 1;
+    if (!s->c) {
+        if (!s->next && !s->prev && s->pool->waiting != s)
+            stream_free(s);               /* not queued anywhere */
+        return;                           /* waiting: freed by on_kick */
+    }
+    if (s->unconsumed) {
+        nghttp2_session_consume(s->c->ng, s->id, s->unconsumed);
+        s->unconsumed = 0;
+    }
+    nghttp2_submit_rst_stream(s->c->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+    kick(s->pool);                        /* freed when nghttp2 closes it */
+}
+
+int px_h2c_pool_connections(const px_h2c_pool_t *p)
+{
+    return p->nconns;
+}

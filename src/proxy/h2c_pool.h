@@ -1,0 +1,87 @@
+/* Streams to an h2c model server (cleartext HTTP/2, prior knowledge), per
+ * worker: a few multiplexed connections, each an nghttp2 client session
+ * over memory on a px_uplink_t (upstream.h) that moves its bytes.
+ *
+ * - Streams per connection: at most the config's h2c_max_streams and the
+ *   peer's SETTINGS_MAX_CONCURRENT_STREAMS; a new connection when all are
+ *   full.
+ * - GOAWAY from the model server: that connection takes no new stream;
+ *   streams above its last_stream_id (not processed) are opened again on
+ *   another connection, with the request head and the body bytes sent so
+ *   far (kept up to PX_H2C_REPLAY_MAX, beyond that the stream fails);
+ *   the others finish. A connection that fails fails its streams.
+ * - Flow control is backpressure: automatic WINDOW_UPDATE is off; a
+ *   stream's window reopens only by what the owner reports taken
+ *   (px_h2c_consumed). Request body bytes are queued per stream up to
+ *   PX_H2C_STREAM_BUF; px_h2c_write takes what fits and on_drain says when
+ *   there is room again.
+ *
+ * Callbacks run only from the loop (never inside the px_h2c_* call that
+ * led to them). After on_end or on_error the stream is the pool's: the
+ * owner forgets it (no px_h2c_release). Otherwise the owner ends it with
+ * px_h2c_release (RST_STREAM CANCEL if still open); nothing is called back
+ * after that. Inside a callback the owner may call any px_h2c_* function. */
+#ifndef PX_H2C_POOL_H
+#define PX_H2C_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "config/config.h"
+#include "http/msg.h"
+#include "proxy/metrics.h"
+
+#define PX_H2C_STREAM_BUF (64 * 1024)    /* request body bytes queued per stream */
+#define PX_H2C_REPLAY_MAX (64 * 1024)    /* sent body bytes kept for a retry after GOAWAY */
+#define PX_H2C_WINDOW (256 * 1024)       /* response bytes in flight per stream */
+
+typedef struct px_h2c_pool px_h2c_pool_t;
+typedef struct px_h2c_stream px_h2c_stream_t;
+
+typedef struct {
+    /* The final response head (status, fields); head->end_stream: no body
+     * (a gRPC trailers-only response: on_end follows at once). */
+    void (*on_head)(void *ud, const px_msg_t *head);
+    /* Response body bytes; report them with px_h2c_consumed once taken. */
+    void (*on_data)(void *ud, const uint8_t *p, size_t n);
+    /* The response is complete; its trailer fields are px_msg_trailer_*
+     * of m (count 0: none). */
+    void (*on_end)(void *ud, const px_msg_t *m);
+    /* The stream failed: err is a libuv code (UV_ECONNREFUSED, UV_EOF,
+     * UV_ECONNRESET, UV_ETIMEDOUT, UV_EPROTO for a protocol error or a
+     * reset by the model server). */
+    void (*on_error)(void *ud, int err);
+    /* Request body bytes left: px_h2c_write has room again. */
+    void (*on_drain)(void *ud);
+} px_h2c_cb_t;
+
+px_h2c_pool_t *px_h2c_pool_new(uv_loop_t *loop, const px_upstream_config_t *cfg,
+                               const px_timeouts_config_t *timeouts, px_metrics_t *m);
+/* Closes the connections; streams their owners still hold get no more
+ * callbacks (px_h2c_release frees them, also after this). The memory goes
+ * once the last link is closed. */
+void px_h2c_pool_close(px_h2c_pool_t *p);
+/* Reload: new connections use cfg; open ones finish their streams. */
+void px_h2c_pool_set_config(px_h2c_pool_t *p, const px_upstream_config_t *cfg,
+                            const px_timeouts_config_t *timeouts);
+
+/* Opens a stream with request fields nv (pseudo-headers first; copied);
+ * end_stream: no body follows. 0 or PX_ENOMEM. */
+int px_h2c_open(px_h2c_pool_t *p, const nghttp2_nv *nv, size_t n, int end_stream,
+                const px_h2c_cb_t *cb, void *ud, px_h2c_stream_t **out);
+/* Queues request body bytes: returns how many fit (0..n). */
+size_t px_h2c_write(px_h2c_stream_t *s, const void *p, size_t n);
+/* The request body ends after what is queued. */
+void px_h2c_end(px_h2c_stream_t *s);
+/* n response body bytes were taken: the stream's window reopens by n. */
+void px_h2c_consumed(px_h2c_stream_t *s, size_t n);
+/* The owner is done with the stream. */
+void px_h2c_release(px_h2c_stream_t *s);
+
+/* Connections open (tests, metrics). */
+int px_h2c_pool_connections(const px_h2c_pool_t *p);
+
+#endif

@@ -1,0 +1,46 @@
+/* The exchange's side of an h2c upstream stream: the request head as
+ * HTTP/2 fields and the response head and trailers back as the exchange's
+ * px_http_head_t / px_header_t (the forms both client sessions take). */
+#ifndef PX_H2C_XLATE_H
+#define PX_H2C_XLATE_H
+
+#include <stddef.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "core/buf.h"
+#include "http/http1.h"
+#include "http/msg.h"
+#include "proxy/h2c_pool.h"
+
+typedef struct px_h2cx {
+    px_h2c_stream_t *s;                   /* NULL once the pool has it back */
+    px_msg_t msg;                         /* the response head and trailers, copied */
+    px_http_head_t head;
+    px_header_t *fields;                  /* head.headers (into msg) */
+    px_header_t *trailers;                /* the response's trailers (one allocation) */
+    int ntrailers;
+    size_t unacked;                       /* response bytes not yet reported consumed */
+} px_h2cx_t;
+
+px_h2cx_t *px_h2cx_new(void);
+/* Releases the stream if still held. */
+void px_h2cx_free(px_h2cx_t *h);
+
+/* The request for the h2c upstream from `wire`, the rewritten HTTP/1.1
+ * head at the start of *wire (px_http1_write_request_head: forwarding
+ * fields set, hop-by-hop fields gone), which is consumed from *wire.
+ * orig is the client's head: a `te` field naming "trailers" is kept as
+ * `te: trailers` (gRPC needs it); Host becomes :authority; field names are
+ * lowered; Transfer-Encoding goes. *nv is one allocation. 0, PX_ENOMEM,
+ * PX_EPARSE. */
+int px_h2cx_request(px_buf_t *wire, const px_http_head_t *orig, nghttp2_nv **nv, size_t *n);
+
+/* The upstream's final response head m, copied into h->head (body: NONE
+ * when m ends the stream, LENGTH with a content-length, else CHUNKED, so
+ * an HTTP/1.1 client gets chunked framing and the trailers). 0, PX_ENOMEM. */
+int px_h2cx_response(px_h2cx_t *h, const px_msg_t *m);
+/* The trailer fields of m into h->trailers / h->ntrailers. 0, PX_ENOMEM. */
+int px_h2cx_trailers(px_h2cx_t *h, const px_msg_t *m);
+
+#endif
