@@ -368,10 +368,37 @@ def test_http1_client_to_h2c(h):
     s.close()
 
 
+def test_rest_and_grpc_on_one_port(h):
+    """TF Serving's shape: REST (HTTP/1.1 upstream) and gRPC (a named h2c
+    upstream, routed by content-type) behind one hybrid TLS port; both over
+    h2 from the same kind of client, and REST over HTTP/1.1 too."""
+    server, gport = start_grpc(h)
+    rest = h.start_upstream()
+    proxy = h.start_proxy({"tls": {"pq_policy": "prefer", "alpn": ["h2", "http/1.1"]},  # Python's ssl
+                           "upstreams": {"grpc": {"address": f"127.0.0.1:{gport}", "protocol": "h2c"}},
+                           "routes": [{"prefix": "/", "grpc": True, "upstream": "grpc"}]},
+                          upstream=rest)
+    res = pcall(h, proxy, "ModelInfer", infer_request([1.0, 2.0], shape=[2], id="one-port"))
+    check_eq((res["code"], res["response"]["id"]), (OK, "one-port"), f"{res}")
+    check_eq(pcall(h, proxy, "ServerLive")["response"], {"live": True})
+    ca = os.path.join(h.certgen(), "ca.crt")
+    with pxtest.tls_connect(proxy.port, ca, alpn=["http/1.1"]) as s:
+        r = pxtest.http_request(s, "POST", "/echo", body=b'{"instances": [1.0]}',
+                                headers=[("Content-Type", "application/json")])
+        check_eq(r.status, 200, "REST over HTTP/1.1")
+    check_eq([x["target"] for x in rest.records()], ["/echo"], "only REST reached the REST upstream")
+    log = proxy.wait_access_log(3)
+    check_eq(sorted((ln["protocol"], ln["path"].rsplit("/", 1)[-1]) for ln in log),
+             [("HTTP/1.1", "echo"), ("h2", "ModelInfer"), ("h2", "ServerLive")])
+    check_eq({ln["group"] for ln in log if ln["protocol"] == "h2"}, {"X25519MLKEM768"},
+             "the gRPC client negotiated the hybrid group")
+
+
 if __name__ == "__main__":
     pxtest.main([test_unary_and_trailers, test_streams, test_large_upload_bounded_memory,
                  test_upstream_killed_mid_stream, test_upstream_goaway, test_http1_client_to_h2c,
                  test_goaway_retries_unprocessed_stream, test_goaway_fails_processed_stream,
                  test_upstream_response_timeout, test_signed_response_keeps_grpc_trailers,
                  test_signed_held_response, test_streams_per_connection_bounded,
-                 test_proxy_stops_with_stream_in_flight, test_slow_reader_holds_the_upstream_back])
+                 test_proxy_stops_with_stream_in_flight, test_slow_reader_holds_the_upstream_back,
+                 test_rest_and_grpc_on_one_port])
