@@ -943,6 +943,10 @@ int px_server_run_file(const char *file)
     unsigned threads;
     int rc;
 
+    /* Until px_server_run installs the handlers (the listener accepts and
+     * readiness probes pass before that), a SIGHUP from a config reloader
+     * must not kill the process by its default action. */
+    signal(SIGHUP, SIG_IGN);
     cfg = px_config_load(file, err, sizeof err);
     if (!cfg) {
         fprintf(stderr, "pqproxy: %s\n", err);

@@ -337,6 +337,29 @@ def test_access_log_batched_lines_complete(h):
     check_eq(sorted(r["path"] for r in recs), sorted(f"/echo?i={i}" for i in range(50) for _ in range(4)))
 
 
+def test_sighup_during_startup_does_not_kill(h):
+    # A config reloader may signal the moment the port accepts, which is
+    # before px_server_run installs the handlers. strace holds the process
+    # right after its listen() calls (the port already accepts) while a
+    # SIGHUP arrives: its default action would kill it.
+    strace = pxtest.require_exe("strace")
+    cfg = h.base_proxy_config()
+    path = h.write_config(cfg)
+    port = int(cfg["listen"].rsplit(":", 1)[1])
+    tracer = h.start("pqproxy-strace", [strace, "-f", "-qq", "-o", "/dev/null",
+                                        "-e", "trace=listen", "-e", "inject=listen:delay_exit=700000",
+                                        pqproxy_bin(), "run", "--config", path],
+                     ready="port", port=port)
+    with open(f"/proc/{tracer.popen.pid}/task/{tracer.popen.pid}/children") as f:
+        pid = int(f.read().split()[0])
+    os.kill(pid, signal.SIGHUP)
+    wait_until(lambda: "listening on" in tracer.stderr_text() or not os.path.exists(f"/proc/{pid}"),
+               timeout=15, msg="start-up done or the process gone")
+    check(os.path.exists(f"/proc/{pid}"), "the proxy survived a SIGHUP during start-up")
+    ca = os.path.join(h.certgen(), "ca.crt")
+    with pxtest.tls_connect(port, ca) as s:
+        check_eq(http_request(s, "GET", "/echo").status, 200)
+
 if __name__ == "__main__":
     main([test_health_and_metrics_after_traffic, test_pq_refusals_counted,
           test_readiness_follows_upstream, test_admin_listens_before_data_port,
@@ -345,4 +368,4 @@ if __name__ == "__main__":
           test_drain_timeout_bounds_exit, test_sighup_swaps_certificate,
           test_sighup_broken_config_keeps_serving, test_sighup_names_settings_needing_restart,
           test_access_log_and_request_id,
-          test_access_log_batched_lines_complete])
+          test_access_log_batched_lines_complete, test_sighup_during_startup_does_not_kill])
