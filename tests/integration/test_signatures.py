@@ -22,7 +22,7 @@ def run(*args, check_rc=True):
 class Sig:
     """Keys, keyring and a proxy with signature routes."""
 
-    def __init__(self, h, routes=None, sig_extra=None):
+    def __init__(self, h, routes=None, sig_extra=None, overrides=None):
         self.h = h
         d = h.path("keys")
         os.makedirs(os.path.join(d, "ring"))
@@ -35,10 +35,10 @@ class Sig:
         sig = {"keyring": os.path.join(d, "ring"), "response_key": os.path.join(d, "proxy"),
                "max_signed_body_bytes": 65536}
         sig.update(sig_extra or {})
-        self.proxy = h.start_proxy({"signatures": sig, "routes": routes or [
+        self.proxy = h.start_proxy(dict(overrides or {}, signatures=sig, routes=routes or [
             {"prefix": "/", "verify": "required", "sign_responses": True},
             {"prefix": "/status/", "verify": "off"},
-            {"prefix": "/delay/", "verify": "optional"}]})
+            {"prefix": "/delay/", "verify": "optional"}]))
         self.ca = os.path.join(h.certgen(), "ca.crt")
 
     def sign(self, method, path, body=b"", key="client", keyid="client-a", created=None, query=None):
