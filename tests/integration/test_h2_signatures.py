@@ -109,18 +109,26 @@ def test_signed_requests_over_h2(h):
     check_eq({l["protocol"] for l in logs}, {"h2"})
 
 
-def test_unsigned_and_tampered_grpc_over_h2(h):
-    """A gRPC-shaped call on a verify: required route: without a signature,
-    or with a bad one, the refusal is grpc-status 16 (UNAUTHENTICATED)."""
+def test_grpc_over_h2(h):
+    """A gRPC-shaped call on a verify: required route: signed, it is
+    forwarded; without a signature, with a bad one or replayed, the refusal
+    is grpc-status 16 (UNAUTHENTICATED) on that stream."""
     sg = H2Sig(h)
     path = "/inference.GRPCInferenceService/ModelInfer"
+    good = sg.sign("POST", "/echo", pattern(0, 5))
     bad = sg.sign("POST", "/inference.GRPCInferenceService/ModelReady", pattern(0, 5))
-    missing, tampered = sg.requests([
+    ok, missing, tampered = sg.requests([
+        grpc_call("/echo", headers=good),
         grpc_call(path),
         grpc_call(path, headers=bad)])
+    check_eq(ok["status"], 200, f"the signed call is forwarded: {ok}")
+    fields = {k.lower(): v for k, v in json.loads(ok["body"])["headers"]}
+    check_eq((fields.get("x-verified-keyid"), fields.get("content-type")), ("client-a", "application/grpc"))
     check_grpc_error(missing, 16, "signature_missing", "unsigned gRPC call")
     check_grpc_error(tampered, 16, "signature_ecdsa_invalid", "gRPC call signed for another path")
-    check_eq(sg.targets(), [], "nothing reached the upstream")
+    (again,) = sg.requests([grpc_call("/echo", headers=good)])
+    check_grpc_error(again, 16, "signature_replayed", "replayed gRPC call")
+    check_eq(sg.targets(), ["/echo"], "only the signed call reached the upstream")
 
 
 def test_replay_across_streams_and_connections(h):
@@ -211,6 +219,6 @@ def test_signed_responses_over_h2(h):
 
 
 if __name__ == "__main__":
-    pxtest.main([test_signed_requests_over_h2, test_unsigned_and_tampered_grpc_over_h2,
+    pxtest.main([test_signed_requests_over_h2, test_grpc_over_h2,
                  test_replay_across_streams_and_connections, test_digest_mismatch_gives_nonce_back,
                  test_reset_stream_gives_nonce_back, test_signed_responses_over_h2])
