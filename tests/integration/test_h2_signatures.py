@@ -19,7 +19,7 @@ from pxhelpers import pattern, sha  # noqa: E402
 from test_h2 import H2_ALPN, h2_requests  # noqa: E402
 from test_h2_grpc_errors import check_grpc_error, grpc_call  # noqa: E402
 from test_interop_node import node24  # noqa: E402
-from test_signatures import Sig, run  # noqa: E402
+from test_signatures import Sig, check_request_client, run  # noqa: E402
 
 SIGN_MJS = os.path.join(pxtest.HERE, "peers", "sign.mjs")
 
@@ -218,7 +218,23 @@ def test_signed_responses_over_h2(h):
     check_eq(sg.metric('pqproxy_response_signatures_total{result="signed"}'), 2)
 
 
+def test_request_cli_over_h2(h):
+    """`pqproxy request --http2` signs its request in HTTP/2 fields and
+    verifies the signed response, head and trailer forms."""
+    sg = H2Sig(h)
+    echo = check_request_client(sg, ["--http2"])
+    check_eq({k.lower(): v for k, v in echo["headers"]}.get("x-verified-keyid"), "client-a")
+    # unsigned, the route refuses it
+    r = subprocess.run([pxtest.pqproxy_bin(), "request", "--http2", "--cacert", sg.ca, "-f",
+                        f"https://localhost:{sg.proxy.port}/echo"], capture_output=True, text=True,
+                       timeout=60)
+    check_eq(r.returncode, 22, r.stderr)
+    check_in("signature_missing", r.stdout)
+    check_eq([l.get("protocol") for l in sg.proxy.wait_access_log(4)], ["h2"] * 4)
+
+
 if __name__ == "__main__":
     pxtest.main([test_signed_requests_over_h2, test_grpc_over_h2,
                  test_replay_across_streams_and_connections, test_digest_mismatch_gives_nonce_back,
-                 test_reset_stream_gives_nonce_back, test_signed_responses_over_h2])
+                 test_reset_stream_gives_nonce_back, test_signed_responses_over_h2,
+                 test_request_cli_over_h2])
