@@ -76,7 +76,7 @@ static int usage(void)
             "  -i, --include            print the status line and headers\n"
             "  -v, --verbose            print TLS details (version, group, cipher) to stderr\n"
             "  -f, --fail               exit 22 when the status is 400 or more\n"
-            "      --http2              HTTP/2 (ALPN h2 only; no --sign-key / --verify-key)\n"
+            "      --http2              HTTP/2 (ALPN h2 only)\n"
             "      --timeout MS         give up after MS milliseconds of silence (default 30000)\n"
             "      --sign-key PREFIX --keyid ID   sign the request (ECDSA P-384 + ML-DSA-87,\n"
             "                           docs/signatures.md); PREFIX from pqproxy keygen\n"
@@ -263,6 +263,19 @@ out:
     return rc;
 }
 
+/* A signed request's body is hashed before anything is sent: read it
+ * whole into held, then sign. */
+static int sign_held_body(opts_t *o, const char *method, const char *path, px_buf_t *held)
+{
+    if (o->data && px_buf_append(held, o->data, strlen(o->data)) < 0)
+        return -1;
+    if (o->data_file && slurp(o->data_file, held) < 0) {
+        fprintf(stderr, "pqproxy request: --data-file %s: %s\n", o->data_file, strerror(errno));
+        return -1;
+    }
+    return sign_request(o, method, path, px_buf_ptr(held), px_buf_size(held));
+}
+
 static int send_request(link_t *l, opts_t *o, const char *path)
 {
     px_buf_t head;
@@ -275,14 +288,7 @@ static int send_request(link_t *l, opts_t *o, const char *path)
     px_buf_init(&head, 0);
     px_buf_init(&held, 0);
     if (o->sign_key) {
-        /* the body is hashed before anything is sent */
-        if (o->data)
-            px_buf_append(&held, o->data, strlen(o->data));
-        else if (o->data_file && slurp(o->data_file, &held) < 0) {
-            fprintf(stderr, "pqproxy request: --data-file %s: %s\n", o->data_file, strerror(errno));
-            return -1;
-        }
-        if (sign_request(o, method, path, px_buf_ptr(&held), px_buf_size(&held)) < 0) {
+        if (sign_held_body(o, method, path, &held) < 0) {
             px_buf_free(&held);
             return -1;
         }
@@ -354,57 +360,16 @@ out:
     return rc;
 }
 
-/* The request over HTTP/2 (client_h2.c): the same options but signatures. */
-static int request_h2(link_t *l, const opts_t *o, const char *path, int *status)
+/* The proxy's response signature (head or trailer, in m) and the body
+ * digest (finalised here); 0 when both hold. Prints the outcome to stderr. */
+static int verify_response(const opts_t *o, px_sig_msg_t *m, px_digest_t *d)
 {
-    px_h2_client_req_t r = { 0 };
-    struct stat st;
-    int rc;
-
-    r.method = o->method ? o->method : (o->data || o->data_file) ? "POST" : "GET";
-    r.authority = o->authority;
-    r.path = path;
-    r.headers = o->headers;
-    r.header_count = o->header_count;
-    r.user_agent = "pqproxy-request/" PX_VERSION;
-    r.data = o->data;
-    r.body_len = o->data ? (long long)strlen(o->data) : -1;
-    r.include = o->include;
-    r.out = stdout;
-    if (o->data_file) {
-        if (!(r.body = strcmp(o->data_file, "-") ? fopen(o->data_file, "rb") : stdin)) {
-            fprintf(stderr, "pqproxy request: --data-file %s: %s\n", o->data_file, strerror(errno));
-            return -1;
-        }
-        if (fstat(fileno(r.body), &st) == 0 && S_ISREG(st.st_mode))
-            r.body_len = (long long)st.st_size;
-    }
-    if (o->out_file && !(r.out = fopen(o->out_file, "wb"))) {
-        fprintf(stderr, "pqproxy request: -o %s: %s\n", o->out_file, strerror(errno));
-        rc = -1;
-    } else {
-        rc = px_h2_client_run(l->fd, l->tls, l->timeout_ms, &r, status);
-    }
-    if (r.body && r.body != stdin)
-        fclose(r.body);
-    if (r.out && r.out != stdout)
-        fclose(r.out);
-    return rc;
-}
-
-/* The proxy's response signature (head or trailer) and the body digest;
- * 0 when both hold. Prints the outcome to stderr. */
-static int verify_response(const opts_t *o, px_http1_t *p, px_digest_t *d)
-{
-    const px_http_head_t *h = px_http1_head(p);
     px_sig_keyring_t *ring = px_sig_keyring_new();
     px_sig_policy_t pol;
-    px_sig_msg_t m;
     px_sig_info_t info;
     px_digest_value_t v;
     px_sig_result_t r = PX_SIG_INTERNAL;
     char err[512], detail[200];
-    int ntr = 0;
 
     px_digest_final(d, &v);
     if (!ring || px_sig_keyring_add_files(ring, o->verify_keyid, o->verify_key, err, sizeof err) != 0) {
@@ -413,11 +378,8 @@ static int verify_response(const opts_t *o, px_http1_t *p, px_digest_t *d)
         return -1;
     }
     px_sig_policy_default(&pol);
-    px_sig_msg_from_head(&m, h);
-    m.trailers = px_http1_trailers(p, &ntr);
-    m.trailer_count = ntr;
-    m.req = o->sign_key ? &o->reqmsg : NULL;
-    r = px_sig_verify_response(ring, &pol, &m, o->verify_keyid, (int64_t)time(NULL), &info);
+    m->req = o->sign_key ? &o->reqmsg : NULL;
+    r = px_sig_verify_response(ring, &pol, m, o->verify_keyid, (int64_t)time(NULL), &info);
     if (r == PX_SIG_OK)
         r = px_content_digest_check(info.content_digest, info.content_digest_len, &v, detail,
                                     sizeof detail);
@@ -429,8 +391,108 @@ static int verify_response(const opts_t *o, px_http1_t *p, px_digest_t *d)
         return -1;
     }
     fprintf(stderr, "* response signature: OK (keyid %s, ECDSA P-384 + ML-DSA-87%s)\n", info.keyid,
-            ntr ? ", in the trailer" : "");
+            m->trailer_count ? ", in the trailer" : "");
     return 0;
+}
+
+static int verify_response_h1(const opts_t *o, px_http1_t *p, px_digest_t *d)
+{
+    px_sig_msg_t m;
+    int ntr = 0;
+
+    px_sig_msg_from_head(&m, px_http1_head(p));
+    m.trailers = px_http1_trailers(p, &ntr);
+    m.trailer_count = ntr;
+    return verify_response(o, &m, d);
+}
+
+/* An HTTP/2 response's fields and trailers (client_h2.c kept them). */
+static int verify_response_h2(const opts_t *o, const px_msg_t *resp, int status, px_digest_t *d)
+{
+    int nh = px_msg_header_count(resp), nt = px_msg_trailer_count(resp), rc;
+    px_header_t *f = calloc((size_t)(nh + nt) + 1, sizeof *f);
+    px_sig_msg_t m;
+
+    if (!f) {
+        px_digest_final(d, &(px_digest_value_t){ 0 });
+        return -1;
+    }
+    for (int i = 0; i < nh + nt; i++) {
+        px_str_t a = i < nh ? px_msg_header_name(resp, i) : px_msg_trailer_name(resp, i - nh);
+        px_str_t b = i < nh ? px_msg_header_value(resp, i) : px_msg_trailer_value(resp, i - nh);
+        f[i] = (px_header_t){ a.p, a.n, b.p, b.n };
+    }
+    memset(&m, 0, sizeof m);
+    m.status = status;
+    m.headers = f;
+    m.header_count = nh;
+    m.trailers = f + nh;
+    m.trailer_count = nt;
+    rc = verify_response(o, &m, d);
+    free(f);
+    return rc;
+}
+
+/* The request over HTTP/2 (client_h2.c): the same options, signatures in
+ * HTTP/2 fields (docs/signatures.md section 12). */
+static int request_h2(link_t *l, opts_t *o, const char *path, int *status)
+{
+    px_h2_client_req_t r = { 0 };
+    struct stat st;
+    px_buf_t held;
+    px_msg_t resp;
+    px_digest_t digest;
+    int rc = -1;
+
+    px_buf_init(&held, 0);
+    px_msg_init(&resp, 1 << 20, 1000);
+    r.method = o->method ? o->method : (o->data || o->data_file) ? "POST" : "GET";
+    r.authority = o->authority;
+    r.path = path;
+    r.headers = o->headers;
+    r.header_count = o->header_count;
+    r.user_agent = "pqproxy-request/" PX_VERSION;
+    r.data = o->data;
+    r.body_len = o->data ? (long long)strlen(o->data) : -1;
+    r.include = o->include;
+    r.out = stdout;
+    if (o->sign_key) {
+        if (sign_held_body(o, r.method, path, &held) < 0)
+            goto out;
+        r.data = px_buf_size(&held) ? px_buf_ptr(&held) : NULL;
+        r.body_len = (long long)px_buf_size(&held);
+        r.extra = o->sent;
+        r.extra_count = 2;
+    } else if (o->data_file) {
+        if (!(r.body = strcmp(o->data_file, "-") ? fopen(o->data_file, "rb") : stdin)) {
+            fprintf(stderr, "pqproxy request: --data-file %s: %s\n", o->data_file, strerror(errno));
+            goto out;
+        }
+        if (fstat(fileno(r.body), &st) == 0 && S_ISREG(st.st_mode))
+            r.body_len = (long long)st.st_size;
+    }
+    if (o->verify_key) {
+        if (px_digest_init(&digest, PX_DIGEST_SHA256 | PX_DIGEST_SHA512) != 0)
+            goto out;
+        r.resp = &resp;
+        r.digest = &digest;
+    }
+    if (o->out_file && !(r.out = fopen(o->out_file, "wb")))
+        fprintf(stderr, "pqproxy request: -o %s: %s\n", o->out_file, strerror(errno));
+    else if (px_h2_client_run(l->fd, l->tls, l->timeout_ms, &r, status) == 0)
+        rc = 0;
+    if (r.digest && rc == 0)
+        rc = verify_response_h2(o, &resp, *status, &digest);
+    else if (r.digest)
+        px_digest_final(&digest, &(px_digest_value_t){ 0 });
+out:
+    if (r.body && r.body != stdin)
+        fclose(r.body);
+    if (r.out && r.out != stdout)
+        fclose(r.out);
+    px_msg_free(&resp);
+    px_buf_free(&held);
+    return rc;
 }
 
 static int read_response(link_t *l, const opts_t *o, int is_head, int *status)
@@ -467,7 +529,7 @@ static int read_response(link_t *l, const opts_t *o, int is_head, int *status)
         if (n == PX_EEOF || n == PX_EIO) {
             if (px_http1_finish(p) != PX_H1_END)
                 goto truncated;
-            rc = o->verify_key ? verify_response(o, p, &digest) : 0;
+            rc = o->verify_key ? verify_response_h1(o, p, &digest) : 0;
             if (!o->verify_key)
                 px_digest_final(&digest, &(px_digest_value_t){ 0 });
             goto done_final;
@@ -505,7 +567,7 @@ static int read_response(link_t *l, const opts_t *o, int is_head, int *status)
                 break;
             case PX_H1_END:
                 if (!px_http1_is_interim(p)) {
-                    rc = o->verify_key ? verify_response(o, p, &digest) : 0;
+                    rc = o->verify_key ? verify_response_h1(o, p, &digest) : 0;
                     if (!o->verify_key)
                         px_digest_final(&digest, &(px_digest_value_t){ 0 });
                     goto done_final;
@@ -614,8 +676,6 @@ int px_cmd_request(int argc, char **argv)
     if (o.sign_key && !o.sign_keyid) {
         return px_cli_usage_error("request", "--sign-key needs --keyid");
     }
-    if (o.http2 && (o.sign_key || o.verify_key))
-        return px_cli_usage_error("request", "--http2: --sign-key and --verify-key are HTTP/1.1 only");
     if (o.verify_key && !o.verify_keyid)
         o.verify_keyid = "pqproxy";
     if (!strcmp(port, "443"))

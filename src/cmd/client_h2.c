@@ -12,7 +12,7 @@
 #include "core/sockio.h"
 
 #define IO_CHUNK 16384
-#define MAX_FIELDS 72
+#define MAX_FIELDS 74
 
 typedef struct {
     int fd, timeout_ms;
@@ -48,9 +48,14 @@ static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
             c->status = st;
         if (c->r->include)
             fprintf(c->r->out, "HTTP/2 %.*s\r\n", (int)vlen, value);
-    } else if (c->r->include) {
-        fprintf(c->r->out, "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, value);
+        return 0;
     }
+    if (c->r->include)
+        fprintf(c->r->out, "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, value);
+    /* the final head's fields, then (once it has ended) its trailers */
+    if (c->r->resp && c->status &&
+        px_msg_add(c->r->resp, (const char *)name, nlen, (const char *)value, vlen) != 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* resets the stream */
     return 0;
 }
 
@@ -59,8 +64,14 @@ static int frame_cb(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
     h2c_t *c = ud;
     (void)s;
-    if (f->hd.stream_id == c->id && f->hd.type == NGHTTP2_HEADERS && c->r->include)
+    if (f->hd.stream_id != c->id || f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    if (c->r->include)
         fprintf(c->r->out, "\r\n");
+    if (c->r->resp && c->status && !c->head_done) {
+        c->head_done = 1;
+        px_msg_begin_trailers(c->r->resp);
+    }
     return 0;
 }
 
@@ -71,6 +82,8 @@ static int data_cb(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
     (void)s;
     (void)flags;
     if (id == c->id) {
+        if (c->r->digest)
+            px_digest_update(c->r->digest, data, len);
         fwrite(data, 1, len, c->r->out);
         fflush(c->r->out);
     }
@@ -97,11 +110,11 @@ static ssize_t body_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
     (void)id;
     (void)src;
     if (c->r->data) {
-        size_t left = strlen(c->r->data) - c->data_off;
+        size_t left = (size_t)c->r->body_len - c->data_off;
         n = left < len ? left : len;
         memcpy(buf, c->r->data + c->data_off, n);
         c->data_off += n;
-        if (c->data_off == strlen(c->r->data))
+        if (c->data_off == (size_t)c->r->body_len)
             *flags |= NGHTTP2_DATA_FLAG_EOF;
         return (ssize_t)n;
     }
@@ -115,8 +128,22 @@ static ssize_t body_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
 
 #define NV(n, v) ((nghttp2_nv){ (uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE })
 
-/* The request's fields: pseudo-headers, then -H fields with their names
- * lowered (HTTP/2 refuses upper case) into names[]. */
+/* A field name lowered into names[] (at *off); NULL when it is full. */
+static uint8_t *lowered(char *names, size_t ncap, size_t *off, const char *name, size_t nl)
+{
+    char *at = names + *off;
+    if (*off + nl + 1 > ncap)
+        return NULL;
+    for (size_t j = 0; j < nl; j++)
+        at[j] = (char)tolower((unsigned char)name[j]);
+    at[nl] = '\0';
+    *off += nl + 1;
+    return (uint8_t *)at;
+}
+
+/* The request's fields: pseudo-headers, then -H fields and the extra ones
+ * (the signature) with their names lowered (HTTP/2 refuses upper case)
+ * into names[]. */
 static int fields(const px_h2_client_req_t *r, nghttp2_nv *nv, char *names, size_t ncap, char *len)
 {
     int k = 0;
@@ -125,25 +152,29 @@ static int fields(const px_h2_client_req_t *r, nghttp2_nv *nv, char *names, size
     nv[k++] = NV(":scheme", "https");
     nv[k++] = NV(":authority", r->authority);
     nv[k++] = NV(":path", r->path);
-    for (int i = 0; i < r->header_count && k < MAX_FIELDS - 2; i++) {
+    for (int i = 0; i < r->header_count && k < MAX_FIELDS - 4; i++) {
         const char *h = r->headers[i], *colon = strchr(h, ':'), *v;
         size_t nl;
+        uint8_t *name;
         if (!colon || colon == h) {
             fprintf(stderr, "pqproxy request: -H '%s' is not 'Name: value'\n", h);
             return -1;
         }
         nl = (size_t)(colon - h);
-        if (off + nl + 1 > ncap)
+        if (!(name = lowered(names, ncap, &off, h, nl)))
             return -1;
-        for (size_t j = 0; j < nl; j++)
-            names[off + j] = (char)tolower((unsigned char)h[j]);
-        names[off + nl] = '\0';
         for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
             ;
-        nv[k++] = (nghttp2_nv){ (uint8_t *)names + off, (uint8_t *)v, nl, strlen(v), NGHTTP2_NV_FLAG_NONE };
-        off += nl + 1;
+        nv[k++] = (nghttp2_nv){ name, (uint8_t *)v, nl, strlen(v), NGHTTP2_NV_FLAG_NONE };
     }
     nv[k++] = NV("user-agent", r->user_agent);
+    for (int i = 0; i < r->extra_count && i < 2; i++) {
+        const px_header_t *x = &r->extra[i];
+        uint8_t *name = lowered(names, ncap, &off, x->name, x->name_len);
+        if (!name)
+            return -1;
+        nv[k++] = (nghttp2_nv){ name, (uint8_t *)x->value, x->name_len, x->value_len, NGHTTP2_NV_FLAG_NONE };
+    }
     if (r->body_len >= 0) {
         snprintf(len, 24, "%lld", r->body_len);
         nv[k++] = NV("content-length", len);

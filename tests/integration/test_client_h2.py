@@ -3,8 +3,8 @@
 (ALPN h2 by the default tls.alpn): GET with fields, a POST body from
 memory and a streamed one from a file (length known, and unknown from a
 pipe), -i printing the HTTP/2 head, the access log saying h2; a server
-that does not offer h2 is a clear failure, and signing is refused as a
-usage error."""
+that does not offer h2 is a clear failure. Signing and verifying over
+HTTP/2: test_h2_signatures.py."""
 import hashlib
 import json
 import os
@@ -83,12 +83,5 @@ def test_server_without_h2(h):
     check_eq(rc, 0, f"without --http2 the same server answers: {err}")
 
 
-def test_signing_refused_with_http2():
-    rc, out, err = run_request_cmd(["--http2", "-k", "--sign-key", "x", "--keyid", "k",
-                                    "https://localhost:1/"])
-    check_eq(rc, 2, err)
-    check_in("--http2", err)
-
-
 if __name__ == "__main__":
-    pxtest.main([test_get_and_posts_over_h2, test_server_without_h2, test_signing_refused_with_http2])
+    pxtest.main([test_get_and_posts_over_h2, test_server_without_h2])

@@ -22,7 +22,7 @@ def run(*args, check_rc=True):
 class Sig:
     """Keys, keyring and a proxy with signature routes."""
 
-    def __init__(self, h, routes=None, sig_extra=None):
+    def __init__(self, h, routes=None, sig_extra=None, overrides=None):
         self.h = h
         d = h.path("keys")
         os.makedirs(os.path.join(d, "ring"))
@@ -35,10 +35,10 @@ class Sig:
         sig = {"keyring": os.path.join(d, "ring"), "response_key": os.path.join(d, "proxy"),
                "max_signed_body_bytes": 65536}
         sig.update(sig_extra or {})
-        self.proxy = h.start_proxy({"signatures": sig, "routes": routes or [
+        self.proxy = h.start_proxy(dict(overrides or {}, signatures=sig, routes=routes or [
             {"prefix": "/", "verify": "required", "sign_responses": True},
             {"prefix": "/status/", "verify": "off"},
-            {"prefix": "/delay/", "verify": "optional"}]})
+            {"prefix": "/delay/", "verify": "optional"}]))
         self.ca = os.path.join(h.certgen(), "ca.crt")
 
     def sign(self, method, path, body=b"", key="client", keyid="client-a", created=None, query=None):
@@ -250,16 +250,19 @@ def test_reload_swaps_keyring(h):
     check_eq(sg.send("POST", "/echo", hdrs, body).json()["error"], "signature_replayed")
 
 
-def test_request_client_signs_and_verifies(h):
-    sg = Sig(h)
-    base = [pqproxy_bin(), "request", "--cacert", sg.ca, "--sign-key", os.path.join(sg.keys, "client"),
-            "--keyid", "client-a"]
+def check_request_client(sg, extra=()):
+    """`pqproxy request [extra] --sign-key --verify-key` through sg's proxy:
+    a held response signed in its head, a streamed one in its trailer, and
+    the wrong public key failing the command. Returns the /echo answer."""
+    base = [pqproxy_bin(), "request", *extra, "--cacert", sg.ca,
+            "--sign-key", os.path.join(sg.keys, "client"), "--keyid", "client-a"]
     url = f"https://localhost:{sg.proxy.port}"
-    r = subprocess.run(base + ["--verify-key", os.path.join(sg.keys, "proxy"), url + "/echo",
+    r = subprocess.run(base + ["--verify-key", os.path.join(sg.keys, "proxy"), url + "/echo?q=1",
                                "-d", '{"x": 1}'], capture_output=True, text=True, timeout=60)
     check_eq(r.returncode, 0, r.stderr)
     check_in("response signature: OK", r.stderr)
-    check_eq(json.loads(r.stdout)["body_len"], 8)
+    echo = json.loads(r.stdout)
+    check_eq((echo["target"], echo["body_len"]), ("/echo?q=1", 8))
     # streamed: the signature is in the trailer
     r = subprocess.run(base + ["--verify-key", os.path.join(sg.keys, "proxy"),
                                url + "/sse?n=2&interval_ms=10"], capture_output=True, text=True,
@@ -271,6 +274,11 @@ def test_request_client_signs_and_verifies(h):
                        capture_output=True, text=True, timeout=60)
     check_eq(r.returncode, 1, r.stderr)
     check_in("response signature: FAIL", r.stderr)
+    return echo
+
+
+def test_request_client_signs_and_verifies(h):
+    check_request_client(Sig(h))
 
 
 def node24():

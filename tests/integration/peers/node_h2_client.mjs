@@ -13,6 +13,8 @@
 // nothing (the stream stays open on the client's side). wait_close_ms:
 // after the response ends, wait that long for the stream to close (the
 // server's RST_STREAM); streams still open at the end are cancelled.
+// save_body: a file the whole response body is written to (to verify a
+// signed response). headers may set ':authority' (default: the session's).
 //
 // Prints one JSON line and exits 0 when the connection was made:
 //   {"ok": true, "alpn", "protocol", "ephemeral",
@@ -79,6 +81,7 @@ function one(r) {
         const hash = crypto.createHash('sha256');
         const res = { status: 0, headers: {}, body_len: 0, body: '' };
         const t0 = Date.now();
+        const kept = r.save_body ? [] : null;
         streams.push(stream);
         stream.on('response', (h) => {
             res.t_head_ms = Date.now() - t0;
@@ -87,6 +90,7 @@ function one(r) {
         });
         stream.on('data', (d) => {
             hash.update(d);
+            if (kept) kept.push(d);
             if (String(res.headers['content-type']).includes('json') && res.body.length < 4096) res.body += d.toString('latin1').slice(0, 4096 - res.body.length);
             res.body_len += d.length;
         });
@@ -94,6 +98,7 @@ function one(r) {
         const done = () => {
             res.t_end_ms = Date.now() - t0;
             res.body_sha256 = hash.digest('hex');
+            if (kept) fs.writeFileSync(r.save_body, Buffer.concat(kept));
             if (!r.wait_close_ms || stream.closed) { resolve(res); return; }
             const t = setTimeout(() => {
                 if (!settled) res.closed_after_end = false;
