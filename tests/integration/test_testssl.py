@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 
+os.environ.setdefault("PX_TEST_TIMEOUT", "280")    # a scan may take up to its own 240 s
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pxtest import check, check_eq, main, require_exe  # noqa: E402
 from pxhelpers import Env  # noqa: E402
