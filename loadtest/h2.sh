@@ -38,13 +38,17 @@ PQPROXY="$ROOT/build/pqproxy"
 ROUNDS=3 DUR=10 IDLE_N=500 CONNS=8 STREAMS=32 OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
+        --rounds|--duration|--idle|--pqproxy|--out)
+            [ $# -ge 2 ] || { echo "h2.sh: $1 needs a value" >&2; exit 2; } ;;
+    esac
+    case "$1" in
         --quick) ROUNDS=1; DUR=3; IDLE_N=200 ;;
         --rounds) ROUNDS="${2:-}"; shift ;;
         --duration) DUR="${2:-}"; shift ;;
         --idle) IDLE_N="${2:-}"; shift ;;
         --pqproxy) PQPROXY="${2:-}"; shift ;;
         --out) OUT="${2:-}"; shift ;;
-        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
         *) echo "h2.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift

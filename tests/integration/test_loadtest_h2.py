@@ -26,6 +26,7 @@ def test_argument_checks():
                       (["--rounds", "0"], "--rounds must be 1..15"),
                       (["--duration", "601"], "--duration must be 1..600"),
                       (["--idle", ""], "--idle takes a number (1..10000)"),
+                      (["--out"], "--out needs a value"),
                       (["--bogus"], "unknown argument --bogus")):
         r = run(args)
         check_eq(r.returncode, 2, f"{args}: {r.stderr}")
@@ -33,6 +34,7 @@ def test_argument_checks():
     r = run(["--help"])
     check_eq(r.returncode, 0, r.stderr)
     check_in("loadtest/h2.sh [--quick]", r.stdout)
+    check(r.stdout.rstrip().endswith("stopped on exit."), r.stdout[-200:])
 
 
 def test_missing_pqproxy_and_tools(h):
