@@ -20,10 +20,13 @@
 #       SETTINGS exchanged, no stream) and HTTP/1.1 (handshake only),
 #       each on a freshly started proxy: RSS growth per connection.
 # Debian's h2load, nginx and HAProxy are on OpenSSL 3.0: X25519 only, so
-# the rows above are classical for everyone (pqproxy under "prefer"). With
-# OpenSSL 3.5's libraries (OPENSSL35_DIR, or scripts/openssl35.sh already
-# built), h2load also runs on them against a pqproxy under pq_policy
-# "require" (X25519MLKEM768, what pqproxy ships): the "pqproxy-h" row.
+# the rows above are classical for everyone (pqproxy under "prefer"). When
+# Node.js 24 (OpenSSL 3.5; PX_NODE24 or scripts/deps.sh --peers) is there,
+# two more rows use h2node.mjs, an h2load stand-in on it, with the same -c
+# and -m: "pqproxy-h", a pqproxy under pq_policy "require" offered
+# X25519MLKEM768 only (what pqproxy ships), and "pqproxy-x", the pqproxy
+# above offered X25519 only: the group's cost, like for like (Node's client
+# is slower than h2load, so these two compare with each other).
 #
 # --quick: 1 round x 3 s, 200 idle connections. Defaults: 3 rounds x 10 s,
 # -c 8 -m 32, 500 idle connections. Results: DIR (default
@@ -48,7 +51,7 @@ while [ $# -gt 0 ]; do
         --idle) IDLE_N="${2:-}"; shift ;;
         --pqproxy) PQPROXY="${2:-}"; shift ;;
         --out) OUT="${2:-}"; shift ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 0 ;;
         *) echo "h2.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -64,8 +67,7 @@ LT_NAME=h2.sh
 lt_need_pqproxy "$PQPROXY"
 lt_need_tools scripts/bench-deps.sh nginx haproxy h2load curl python3
 
-OSSL35="${OPENSSL35_DIR:-$("$ROOT/scripts/openssl35.sh" --check 2>/dev/null || true)}"
-[ -z "$OSSL35" ] || [ -f "$OSSL35/libssl.so.3" ] || lt_die "OPENSSL35_DIR=$OSSL35 has no libssl.so.3"
+NODE="$( (lt_node24) 2>/dev/null || true)"
 
 OUT="${OUT:-$HERE/results/h2-$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
@@ -167,9 +169,19 @@ TARGETS=(pqproxy nginx haproxy)
 start_pqproxy pqproxy prefer
 start_nginx
 start_haproxy
-if [ -n "$OSSL35" ]; then start_pqproxy pqproxy-h require; TARGETS+=(pqproxy-h); fi
-# h2load for TARGET: on OpenSSL 3.5 for the hybrid pqproxy
-h2gen() { if [ "$1" = pqproxy-h ]; then echo env "LD_LIBRARY_PATH=$OSSL35" h2load; else echo h2load; fi; }
+if [ -n "$NODE" ]; then
+    start_pqproxy pqproxy-h require
+    PID[pqproxy-x]="${PID[pqproxy]}"; PORT[pqproxy-x]="${PORT[pqproxy]}"
+    TARGETS+=(pqproxy-h pqproxy-x)
+fi
+# the load generator for TARGET (h2node.mjs takes h2load's options)
+h2gen() {
+    case "$1" in
+        pqproxy-h) echo "$NODE $HERE/h2node.mjs --groups X25519MLKEM768" ;;
+        pqproxy-x) echo "$NODE $HERE/h2node.mjs --groups X25519" ;;
+        *) echo h2load ;;
+    esac
+}
 
 for n in "${TARGETS[@]}"; do
     wait_port "${PORT[$n]}" || lt_die "$n did not start: $(cat "$RUN/$n".out "$RUN/$n".err 2>/dev/null | tail -5)"
@@ -179,6 +191,11 @@ for n in "${TARGETS[@]}"; do
         lt_die "$n does not answer over HTTP/2: $(tail -5 <<<"$chk"; cat "$RUN/$n".out "$RUN/$n".err 2>/dev/null | tail -5)"
     printf '%s: %s\n' "$n" "$(grep -E '^(TLS Protocol|Cipher|Server Temp Key|Application protocol):' <<<"$chk" | tr '\n' ' ')" >> "$OUT/check.txt"
 done
+if [ -n "$NODE" ]; then     # the hybrid proxy refuses a classical client: the group is really hybrid
+    chk="$(h2load -n 1 -c 1 --npn-list=h2 "https://127.0.0.1:${PORT[pqproxy-h]}/small.json" 2>&1 || true)"
+    grep -q ' 0 succeeded' <<<"$chk" || lt_die "pqproxy-h (require) answered h2load on OpenSSL 3.0 (X25519)"
+    echo "pqproxy-h: refuses h2load on OpenSSL 3.0 (X25519 only): $(grep '^requests:' <<<"$chk")" >> "$OUT/check.txt"
+fi
 LOADAVG_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 VERSIONS="$("$PQPROXY" version | head -n1); $(nginx -v 2>&1 | sed 's/.*: //'); HAProxy $(haproxy -v | head -1 | awk '{print $3}'); $(h2load --version | head -1); $(openssl version 2>/dev/null | awk '{print $1, $2}')"
 log "$VERSIONS; load average $LOADAVG_START"
@@ -259,7 +276,7 @@ done
 LOADAVG_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 python3 "$HERE/h2report.py" --out "$OUT" --versions "$VERSIONS" --rounds "$ROUNDS" --duration "$DUR" \
     --conns "$CONNS" --streams "$STREAMS" --idle-n "$IDLE_N" --loadavg "$LOADAVG_START -> $LOADAVG_END" \
-    --ossl35 "${OSSL35:-}" > "$OUT/h2.md"
+    --node "${NODE:+$("$NODE" -p '"Node " + process.version + ", OpenSSL " + process.versions.openssl')}" > "$OUT/h2.md"
 for n in "${TARGETS[@]}"; do [ -s "$RUN/$n.err" ] && cp "$RUN/$n.err" "$OUT/$n.err.log"; done
 cat "$OUT/h2.md"
 log "done: $OUT"

@@ -24,7 +24,7 @@ def med(values):
 
 def main():
     ap = argparse.ArgumentParser()
-    for k in ("out", "versions", "loadavg", "ossl35"):
+    for k in ("out", "versions", "loadavg", "node"):
         ap.add_argument("--" + k, default="")
     for k in ("rounds", "duration", "conns", "streams", "idle-n"):
         ap.add_argument("--" + k, type=int, default=0)
@@ -47,10 +47,13 @@ def main():
                 "p99_us": min(summary[t]["p99_us"] for t in anchors)}
         best["cpu_anchor"] = min(anchors, key=lambda t: summary[t]["cpu_us_per_req"])
     ratios = {}
-    for t in (x for x in summary if x.startswith("pqproxy")):
-        s = summary[t]
-        if best and s["cpu_us_per_req"]:
-            ratios[t] = {k: round(s[k] / best[k], 3) for k in ("req_s", "cpu_us_per_req", "p99_us") if best[k]}
+    s = summary.get("pqproxy")
+    if best and s and s["cpu_us_per_req"]:
+        ratios["pqproxy"] = {k: round(s[k] / best[k], 3) for k in ("req_s", "cpu_us_per_req", "p99_us") if best[k]}
+    h, x = summary.get("pqproxy-h"), summary.get("pqproxy-x")
+    if h and x and x["cpu_us_per_req"]:     # the same Node client, hybrid against classical
+        ratios["pqproxy-h / pqproxy-x"] = {k: round(h[k] / x[k], 3) for k in ("req_s", "cpu_us_per_req", "p99_us")
+                                           if x[k]}
 
     idle = rows(os.path.join(a.out, "idle.tsv"))
 
@@ -59,9 +62,9 @@ def main():
     out.append(f"- {a.versions}")
     out.append(f"- h2load -t 1 -c {a.conns} -m {a.streams} -D {a.duration} --npn-list=h2, GET /small.json "
                f"(34-byte JSON from a plaintext nginx upstream over HTTP/1.1); {a.rounds} interleaved round(s), medians")
-    out.append(f"- one worker per proxy; TLS 1.3, ECDSA P-256; key exchange X25519 (h2load on OpenSSL 3.0)"
-               + (f"; pqproxy-h: X25519MLKEM768, h2load on {a.ossl35}" if a.ossl35 else
-                  "; no OpenSSL 3.5 libraries: no hybrid row"))
+    out.append("- one worker per proxy; TLS 1.3, ECDSA P-256; key exchange X25519 (h2load on OpenSSL 3.0)"
+               + (f"; pqproxy-h (require, X25519MLKEM768) and pqproxy-x (X25519) driven by h2node.mjs on {a.node}"
+                  if a.node else "; no Node.js 24: no hybrid rows"))
     out.append(f"- load average (1, 5, 15 min) at start -> end: {a.loadavg}\n")
     out.append("| target | req/s | CPU µs/req | p50 µs | p99 µs | failed | rounds |")
     out.append("|---|---:|---:|---:|---:|---:|---:|")
@@ -76,7 +79,7 @@ def main():
         out.append("| | req/s | CPU per request | p99 |")
         out.append("|---|---:|---:|---:|")
         for t, r in ratios.items():
-            out.append(f"| {t} / best anchor | {r.get('req_s', '–')} | {r.get('cpu_us_per_req', '–')} | "
+            out.append(f"| {t if '/' in t else t + ' / best anchor'} | {r.get('req_s', '–')} | {r.get('cpu_us_per_req', '–')} | "
                        f"{r.get('p99_us', '–')} |")
     if idle:
         out.append("")

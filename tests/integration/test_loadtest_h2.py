@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
 """loadtest/h2.sh (docs/benchmarks.md, "HTTP/2"): its argument checks and
 missing-tool messages, the idle-connection counter it uses (idleconns.py
---alpn) against a real pqproxy, and the ratios of its report (h2report.py)
-on known inputs. The benchmark itself is not run here (minutes, noisy)."""
+--alpn) and its hybrid load generator (h2node.mjs on Node 24) against a real
+pqproxy, and the ratios of its report (h2report.py) on known inputs. The
+benchmark itself is not run here (minutes, noisy)."""
 import json
 import os
 import subprocess
 import sys
 
+from pxhelpers import node24
 from pxtest import check, check_eq, check_in, main, pqproxy_bin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 H2SH = os.path.join(ROOT, "loadtest", "h2.sh")
 IDLE = os.path.join(ROOT, "loadtest", "idleconns.py")
 REPORT = os.path.join(ROOT, "loadtest", "h2report.py")
+H2NODE = os.path.join(ROOT, "loadtest", "h2node.mjs")
 
 
 def run(args, env=None):
@@ -78,6 +81,32 @@ def test_idleconns_alpn(h):
     check_eq((d["open"], d["failed"]), (0, 20), str(d))
 
 
+def h2node(node, port, groups, logf):
+    r = subprocess.run([node, H2NODE, "-t", "1", "-c", "2", "-m", "4", "-n", "40", "--npn-list=h2",
+                        "--groups", groups, f"--log-file={logf}", f"https://127.0.0.1:{port}/small.json"],
+                       capture_output=True, text=True, timeout=60)
+    check_eq(r.returncode, 0, r.stderr)
+    return r.stdout
+
+
+def test_h2node_hybrid(h):
+    """The hybrid rows' generator: X25519MLKEM768 gets HTTP/2 answers from a
+    pqproxy under "require", in h2load's output and log formats; offering
+    X25519 alone gets nothing (so the rows are really hybrid)."""
+    node = node24()
+    px = h.start_proxy({"tls": {"alpn": ["h2", "http/1.1"], "pq_policy": "require"}})
+    logf = h.path("h2node.log")
+    out = h2node(node, px.port, "X25519MLKEM768", logf)
+    check_in("requests: 40 total, 40 started, 40 done, 40 succeeded, 0 failed", out)
+    check_in("Application protocol: h2", out)
+    lines = open(logf).read().splitlines()
+    check_eq(len(lines), 40)
+    check(all(int(l.split("\t")[1]) >= 200 and int(l.split("\t")[2]) > 0 for l in lines), lines[:3])
+    out = h2node(node, px.port, "X25519", h.path("x.log"))
+    check_in(" 0 succeeded", out)
+    check("Application protocol: h2" not in out, out)
+
+
 def test_report_ratios(h):
     out = h.path("out")
     os.makedirs(out)
@@ -86,7 +115,9 @@ def test_report_ratios(h):
             ("pqproxy", 2, 31000, 0, 10, 3100, 900, 4000, 0.9, 40.0),
             ("pqproxy", 3, 32000, 0, 10, 3200, 900, 3000, 0.9, 50.0),
             ("nginx", 1, 40000, 0, 10, 4000, 800, 2500, 2.4, 60.0),
-            ("haproxy", 1, 50000, 1, 10, 5000, 700, 5000, 2.5, 50.0)]
+            ("haproxy", 1, 50000, 1, 10, 5000, 700, 5000, 2.5, 50.0),
+            ("pqproxy-h", 1, 20000, 0, 10, 2000, 900, 9000, 0.9, 45.0),
+            ("pqproxy-x", 1, 25000, 0, 10, 2500, 900, 6000, 0.9, 40.0)]
     with open(os.path.join(out, "raw.tsv"), "w") as f:
         f.write("\t".join(cols) + "\n")
         for row in data:
@@ -103,9 +134,13 @@ def test_report_ratios(h):
     check_eq(j["best_anchor"]["cpu_anchor"], "haproxy")
     check_eq(j["ratios"]["pqproxy"], {"req_s": 0.62, "cpu_us_per_req": 0.8, "p99_us": 1.2})
     check_in("| pqproxy / best anchor | 0.62 | 0.8 | 1.2 |", r.stdout)
+    check_eq(j["ratios"]["pqproxy-h / pqproxy-x"], {"req_s": 0.8, "cpu_us_per_req": 1.125, "p99_us": 1.5})
+    check_in("| pqproxy-h / pqproxy-x | 0.8 | 1.125 | 1.5 |", r.stdout)
+    check_eq(set(j["ratios"]), {"pqproxy", "pqproxy-h / pqproxy-x"})
     check_in("| pqproxy | h2 | 10/10 | 12.5 |", r.stdout)
     check_in("1 2 3 -> 4 5 6", r.stdout)
 
 
 if __name__ == "__main__":
-    main([test_argument_checks, test_missing_pqproxy_and_tools, test_idleconns_alpn, test_report_ratios])
+    main([test_argument_checks, test_missing_pqproxy_and_tools, test_idleconns_alpn, test_h2node_hybrid,
+          test_report_ratios])
