@@ -126,7 +126,8 @@ start_pqproxy() {   # name policy
   },
   "upstream": { "address": "127.0.0.1:$UP_PORT", "pool_max_idle": 256 },
   "timeouts": { "request_header_ms": 600000, "keepalive_idle_ms": 600000 },
-  "log": { "level": "warn", "access_log": "off", "error_log": "$RUN/$name.err" }
+  "log": { "level": "warn", "access_log": "off", "error_log": "$RUN/$name.err" },
+  "admin": { "enabled": false }
 }
 EOF
     (ulimit -n 20000 2>/dev/null || true; exec "$PQPROXY" run --config "$RUN/$name.json") >"$RUN/$name.out" 2>&1 &
@@ -183,6 +184,7 @@ h2gen() {
     esac
 }
 
+: > "$OUT/check.txt"
 for n in "${TARGETS[@]}"; do
     wait_port "${PORT[$n]}" || lt_die "$n did not start: $(cat "$RUN/$n".out "$RUN/$n".err 2>/dev/null | tail -5)"
     # one request over HTTP/2, and the protocol h2load negotiated
@@ -274,9 +276,11 @@ for proto in h2 http/1.1; do
 done
 
 LOADAVG_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+NODE_VER=""
+[ -z "$NODE" ] || NODE_VER="$("$NODE" -p '"Node " + process.version + ", OpenSSL " + process.versions.openssl')"
 python3 "$HERE/h2report.py" --out "$OUT" --versions "$VERSIONS" --rounds "$ROUNDS" --duration "$DUR" \
     --conns "$CONNS" --streams "$STREAMS" --idle-n "$IDLE_N" --loadavg "$LOADAVG_START -> $LOADAVG_END" \
-    --node "${NODE:+$("$NODE" -p '"Node " + process.version + ", OpenSSL " + process.versions.openssl')}" > "$OUT/h2.md"
+    --node "$NODE_VER" > "$OUT/h2.md"
 for n in "${TARGETS[@]}"; do [ -s "$RUN/$n.err" ] && cp "$RUN/$n.err" "$OUT/$n.err.log"; done
 cat "$OUT/h2.md"
 log "done: $OUT"

@@ -61,7 +61,7 @@ def main():
     out.append("# HTTP/2 load test (loadtest/h2.sh)\n")
     out.append(f"- {a.versions}")
     out.append(f"- h2load -t 1 -c {a.conns} -m {a.streams} -D {a.duration} --npn-list=h2, GET /small.json "
-               f"(34-byte JSON from a plaintext nginx upstream over HTTP/1.1); {a.rounds} interleaved round(s), medians")
+               f"(33-byte JSON from a plaintext nginx upstream over HTTP/1.1); {a.rounds} interleaved round(s), medians")
     out.append("- one worker per proxy; TLS 1.3, ECDSA P-256; key exchange X25519 (h2load on OpenSSL 3.0)"
                + (f"; pqproxy-h (require, X25519MLKEM768) and pqproxy-x (X25519) driven by h2node.mjs on {a.node}"
                   if a.node else "; no Node.js 24: no hybrid rows"))
