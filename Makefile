@@ -11,7 +11,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= config/pqproxy.json
 DEPS_MK    := $(BUILD)/deps.mk
 
-.PHONY: update-deps all deps deps-peers curl build build-asan build-fuzz run test test-unit test-asan clean distclean demo-model bench bench-deps bench-seal fuzz fuzz-ci
+.PHONY: update-deps all deps deps-peers curl build build-asan build-fuzz run test test-unit test-asan clean distclean demo-model bench bench-deps bench-seal bench-h2 fuzz fuzz-ci
 .PHONY: test-minimal-wolfssl test-deploy
 
 all: build
@@ -140,6 +140,13 @@ bench: build
 SEAL_SIZE ?= 1073741824
 bench-seal: build
 	@loadtest/seal.sh --size $(SEAL_SIZE) --pqproxy $(BUILD)/pqproxy
+
+# HTTP/2 (docs/benchmarks.md): h2load against pqproxy, nginx and HAProxy, and
+# RSS per idle HTTP/2 against HTTP/1.1 connection. Quick by default (about a
+# minute); BENCH_FULL=1 for 3 rounds of 10 s. Results: loadtest/results/h2-<timestamp>/.
+bench-h2: build
+	@scripts/bench-deps.sh --no-openssl35
+	@loadtest/h2.sh $(if $(BENCH_FULL),,--quick) --pqproxy $(BUILD)/pqproxy
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ) $(BUILD).cmake.log $(BUILD_SAN).cmake.log $(BUILD_FUZZ).cmake.log

@@ -38,3 +38,61 @@ lt_npm_module() {
     [ -d "$modules/$2" ] || lt_die "$modules/$2 missing (scripts/deps.sh --test-tools)"
     printf '%s\n' "$modules"
 }
+
+# --- shared by run.sh and h2.sh: ports and each process's own accounting ---
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_port() {   # port [tls]: up to 10 s
+    local i
+    for i in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# proc_sum FILE AWK PID...: AWK's number from /proc/<pid>/FILE, summed over
+# the processes and their children
+proc_sum() {
+    local file="$1" prog="$2" total=0 p q kids
+    shift 2
+    for p in "$@"; do
+        kids="$(pgrep -P "$p" 2>/dev/null | tr '\n' ' ' || true)"
+        for q in $p $kids; do
+            [ -r "/proc/$q/$file" ] || continue
+            total=$((total + $(awk "$prog" "/proc/$q/$file")))
+        done
+    done
+    echo "$total"
+}
+# utime+stime (clock ticks) of the processes and their children
+cpu_ticks() { proc_sum stat '{ sub(/.*\) /, ""); print $12 + $13 }' "$@"; }
+rss_kib() { proc_sum status '/^VmRSS:/ { print $2 }' "$@"; }
+
+# lt_haproxy_cfg NBTHREAD BIND UPSTREAM_PORT: the HAProxy configuration of the
+# load tests (mode http, keep-alive both sides, BIND the frontend's bind line)
+lt_haproxy_cfg() {
+    cat <<EOF
+global
+    nbthread $1
+    maxconn 9900
+    ssl-default-bind-options ssl-min-ver TLSv1.3
+    tune.ssl.default-dh-param 2048
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 600s
+    timeout server 600s
+    timeout http-keep-alive 600s
+    option http-keep-alive
+    http-reuse always
+frontend fe
+    bind $2
+    default_backend model
+backend model
+    server up 127.0.0.1:$3 maxconn 1000
+EOF
+}

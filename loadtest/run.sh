@@ -128,44 +128,7 @@ trap 'exit 130' INT TERM
 
 # --- helpers ---------------------------------------------------------------------
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_port() {   # port [tls]: up to 10 s
-    local i
-    for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
-# utime+stime (clock ticks) of a process and its children
-cpu_ticks() {
-    local total=0 p kids
-    for p in "$@"; do
-        kids="$(pgrep -P "$p" 2>/dev/null | tr '\n' ' ' || true)"
-        for q in $p $kids; do
-            [ -r "/proc/$q/stat" ] || continue
-            total=$((total + $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$q/stat")))
-        done
-    done
-    echo "$total"
-}
-
-rss_kib() {
-    local total=0 p kids
-    for p in "$@"; do
-        kids="$(pgrep -P "$p" 2>/dev/null | tr '\n' ' ' || true)"
-        for q in $p $kids; do
-            [ -r "/proc/$q/status" ] || continue
-            total=$((total + $(awk '/^VmRSS:/ { print $2 }' "/proc/$q/status")))
-        done
-    done
-    echo "$total"
-}
-
+# free_port, wait_port, cpu_ticks, rss_kib: lib.sh
 HZ="$(getconf CLK_TCK)"
 
 # --- certificates and content ---------------------------------------------------------
@@ -289,26 +252,8 @@ start_haproxy() {   # name workers [hybrid]
     local name="$1" workers="$2" hyb="${3:-}" port; port="$(free_port)"
     local curves="" pre=()
     if [ -n "$hyb" ]; then curves=" curves X25519MLKEM768:X25519"; pre=(env LD_LIBRARY_PATH="$OSSL35"); fi
-    cat > "$RUN/$name.cfg" <<EOF
-global
-    nbthread $workers
-    maxconn 9900
-    ssl-default-bind-options ssl-min-ver TLSv1.3
-    tune.ssl.default-dh-param 2048
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 600s
-    timeout server 600s
-    timeout http-keep-alive 600s
-    option http-keep-alive
-    http-reuse always
-frontend fe
-    bind 127.0.0.1:$port ssl crt $RUN/certs/server-combined.pem alpn http/1.1$curves
-    default_backend model
-backend model
-    server up 127.0.0.1:$UP_PORT maxconn 1000
-EOF
+    lt_haproxy_cfg "$workers" "127.0.0.1:$port ssl crt $RUN/certs/server-combined.pem alpn http/1.1$curves" \
+        "$UP_PORT" > "$RUN/$name.cfg"
     "${pre[@]}" haproxy -db -f "$RUN/$name.cfg" >"$RUN/$name.out" 2>&1 &
     PID[$name]=$!; PIDS+=("${PID[$name]}"); PORT[$name]=$port
 }

@@ -7,6 +7,8 @@
 #   TLS-terminating anchors pqproxy is compared with in loadtest/run.sh;
 #   nginx also serves as the plaintext upstream.
 # - wrk (4.1, OpenSSL 3.0: classical X25519 only): the load generator.
+# - nghttp2-client (h2load 1.52, OpenSSL 3.0): the HTTP/2 load generator of
+#   loadtest/h2.sh.
 # - gnuplot-nox: the PNG charts.
 # - redis-server (7.0): the shared replay store of scenario 9.
 # - OpenSSL 3.5 shared libraries (scripts/openssl35.sh, built once into the
@@ -20,7 +22,7 @@
 # anything is). Package services are not started by this script.
 set -euo pipefail
 
-BENCH_PKGS=(nginx-light haproxy hitch wrk gnuplot-nox curl procps redis-server)
+BENCH_PKGS=(nginx-light haproxy hitch wrk nghttp2-client gnuplot-nox curl procps redis-server)
 
 log() { printf 'bench-deps: %s\n' "$*" >&2; }
 die() { printf 'bench-deps: error: %s\n' "$*" >&2; exit 1; }

@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# HTTP/2 side by side in one run (docs/benchmarks.md, "HTTP/2"):
+#
+#   loadtest/h2.sh [--quick] [--rounds N] [--duration S] [--idle N] [--pqproxy PATH] [--out DIR]
+#
+# One plaintext HTTP/1.1 upstream (nginx serving the small JSON document of
+# run.sh), and in front of it, with the same ECDSA P-256 certificate
+# (pqproxy certgen), TLS 1.3, one worker each, ALPN h2 and http/1.1:
+#   pqproxy   tls.alpn ["h2", "http/1.1"], pq_policy "prefer"
+#   nginx     listen ... ssl http2 (nginx 1.22 predates `http2 on;`),
+#             proxy_pass over HTTP/1.1 keep-alive to the upstream
+#   haproxy   bind ... alpn h2,http/1.1, HTTP/1.1 backend, nbthread 1
+# and runs:
+#   h2  h2load (nghttp2-client) -c C -m M, HTTP/2 only, GET /small.json, in
+#       interleaved rounds of S seconds: req/s, CPU per request (the
+#       proxy's own utime+stime from /proc, children included, over
+#       h2load's requests), p99 (from h2load's --log-file), and the ratios
+#       pqproxy / best anchor.
+#   idle  N idle connections per proxy (idleconns.py), HTTP/2 (preface and
+#       SETTINGS exchanged, no stream) and HTTP/1.1 (handshake only),
+#       each on a freshly started proxy: RSS growth per connection.
+# Debian's h2load, nginx and HAProxy are on OpenSSL 3.0: X25519 only, so
+# the rows above are classical for everyone (pqproxy under "prefer"). When
+# Node.js 24 (OpenSSL 3.5; PX_NODE24 or scripts/deps.sh --peers) is there,
+# two more rows use h2node.mjs, an h2load stand-in on it, with the same -c
+# and -m: "pqproxy-h", a pqproxy under pq_policy "require" offered
+# X25519MLKEM768 only (what pqproxy ships), and "pqproxy-x", the pqproxy
+# above offered X25519 only: the group's cost, like for like (Node's client
+# is slower than h2load, so these two compare with each other).
+#
+# --quick: 1 round x 3 s, 200 idle connections. Defaults: 3 rounds x 10 s,
+# -c 8 -m 32, 500 idle connections. Results: DIR (default
+# loadtest/results/h2-<UTC timestamp>/): h2.md, h2.json, raw.tsv,
+# idle.tsv, the configurations and logs. Loopback only; every loop is
+# bounded; everything started is stopped on exit.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+PQPROXY="$ROOT/build/pqproxy"
+ROUNDS=3 DUR=10 IDLE_N=500 CONNS=8 STREAMS=32 OUT=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rounds|--duration|--idle|--pqproxy|--out)
+            [ $# -ge 2 ] || { echo "h2.sh: $1 needs a value" >&2; exit 2; } ;;
+    esac
+    case "$1" in
+        --quick) ROUNDS=1; DUR=3; IDLE_N=200 ;;
+        --rounds) ROUNDS="${2:-}"; shift ;;
+        --duration) DUR="${2:-}"; shift ;;
+        --idle) IDLE_N="${2:-}"; shift ;;
+        --pqproxy) PQPROXY="${2:-}"; shift ;;
+        --out) OUT="${2:-}"; shift ;;
+        -h|--help) sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 0 ;;
+        *) echo "h2.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+for v in "--rounds:$ROUNDS:1:15" "--duration:$DUR:1:600" "--idle:$IDLE_N:1:10000"; do
+    IFS=: read -r name val lo hi <<<"$v"
+    case "$val" in ''|*[!0-9]*) echo "h2.sh: $name takes a number ($lo..$hi)" >&2; exit 2 ;; esac
+    [ "$val" -ge "$lo" ] && [ "$val" -le "$hi" ] || { echo "h2.sh: $name must be $lo..$hi" >&2; exit 2; }
+done
+
+LT_NAME=h2.sh
+. "$HERE/lib.sh"
+lt_need_pqproxy "$PQPROXY"
+lt_need_tools scripts/bench-deps.sh nginx haproxy h2load curl python3
+
+NODE="$( (lt_node24) 2>/dev/null || true)"
+
+OUT="${OUT:-$HERE/results/h2-$(date -u +%Y%m%dT%H%M%SZ)}"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+RUN="$(mktemp -d /tmp/pqproxy-h2bench.XXXXXX)"
+chmod 755 "$RUN"
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    sleep 0.3
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    cp "$RUN"/*.conf "$RUN"/*.cfg "$RUN"/*.json "$OUT/" 2>/dev/null || true
+    rm -rf "$RUN"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+log() { printf 'h2.sh: %s\n' "$*" >&2; }
+HZ="$(getconf CLK_TCK)"
+
+"$PQPROXY" certgen --out "$RUN/certs" >/dev/null
+cat "$RUN/certs/server.crt" "$RUN/certs/server.key" > "$RUN/certs/server-combined.pem"
+mkdir -p "$RUN/www" "$RUN/tmp"
+printf '{"predictions": [2.5, 3.0, 4.5]}\n' > "$RUN/www/small.json"
+NGINX_USER=""
+[ "$(id -u)" -ne 0 ] || NGINX_USER="user root;"
+# nginx's temp paths, inside the run directory (NAME)
+ngx_temp() { local t; for t in client_body proxy fastcgi uwsgi scgi; do printf '%s_temp_path %s/tmp/%s-%s; ' "$t" "$RUN" "$1" "$t"; done; }
+
+declare -A PORT PID
+UP_PORT="$(free_port)"
+cat > "$RUN/upstream.conf" <<EOF
+$NGINX_USER
+worker_processes 1; daemon off; pid $RUN/upstream.pid; error_log $RUN/upstream.err warn;
+events { worker_connections 4096; }
+http {
+    access_log off; tcp_nodelay on; default_type application/json;
+    keepalive_requests 1000000; keepalive_timeout 300s;
+    $(ngx_temp upstream)
+    server { listen 127.0.0.1:$UP_PORT backlog=4096; root $RUN/www; location = /small.json { } }
+}
+EOF
+nginx -p "$RUN" -c "$RUN/upstream.conf" >"$RUN/upstream.out" 2>&1 &
+PIDS+=($!)
+wait_port "$UP_PORT" || lt_die "upstream nginx did not start: $(cat "$RUN/upstream.err" "$RUN/upstream.out" 2>/dev/null)"
+
+start_pqproxy() {   # name policy
+    local name="$1" port; port="$(free_port)"
+    cat > "$RUN/$name.json" <<EOF
+{
+  "listen": "127.0.0.1:$port", "workers": 1, "max_connections": 20000,
+  "tls": {
+    "certificates": [ { "cert": "certs/server.crt", "key": "certs/server.key" } ],
+    "groups": ["X25519MLKEM768", "SecP256r1MLKEM768", "SecP384r1MLKEM1024", "X25519"],
+    "pq_policy": "$2", "min_version": "1.3", "alpn": ["h2", "http/1.1"]
+  },
+  "upstream": { "address": "127.0.0.1:$UP_PORT", "pool_max_idle": 256 },
+  "timeouts": { "request_header_ms": 600000, "keepalive_idle_ms": 600000 },
+  "log": { "level": "warn", "access_log": "off", "error_log": "$RUN/$name.err" },
+  "admin": { "enabled": false }
+}
+EOF
+    (ulimit -n 20000 2>/dev/null || true; exec "$PQPROXY" run --config "$RUN/$name.json") >"$RUN/$name.out" 2>&1 &
+    PID[$name]=$!; PIDS+=("${PID[$name]}"); PORT[$name]=$port
+}
+
+start_nginx() {
+    local port; port="$(free_port)"
+    cat > "$RUN/nginx.conf" <<EOF
+$NGINX_USER
+worker_processes 1; daemon off; pid $RUN/nginx.pid; error_log $RUN/nginx.err warn;
+events { worker_connections 20000; }
+worker_rlimit_nofile 20000;
+http {
+    access_log off;
+    $(ngx_temp nginx)
+    keepalive_requests 1000000; keepalive_timeout 600s; http2_idle_timeout 600s;
+    upstream model { server 127.0.0.1:$UP_PORT; keepalive 256; }
+    server {
+        listen 127.0.0.1:$port ssl http2 backlog=4096;
+        ssl_certificate $RUN/certs/server.crt; ssl_certificate_key $RUN/certs/server.key;
+        ssl_protocols TLSv1.3;
+        location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    }
+}
+EOF
+    nginx -p "$RUN" -c "$RUN/nginx.conf" >"$RUN/nginx.out" 2>&1 &
+    PID[nginx]=$!; PIDS+=("${PID[nginx]}"); PORT[nginx]=$port
+}
+
+start_haproxy() {
+    local port; port="$(free_port)"
+    lt_haproxy_cfg 1 "127.0.0.1:$port ssl crt $RUN/certs/server-combined.pem alpn h2,http/1.1" "$UP_PORT" \
+        > "$RUN/haproxy.cfg"
+    (ulimit -n 20000 2>/dev/null || true; exec haproxy -db -f "$RUN/haproxy.cfg") >"$RUN/haproxy.out" 2>&1 &
+    PID[haproxy]=$!; PIDS+=("${PID[haproxy]}"); PORT[haproxy]=$port
+}
+
+TARGETS=(pqproxy nginx haproxy)
+start_pqproxy pqproxy prefer
+start_nginx
+start_haproxy
+if [ -n "$NODE" ]; then
+    start_pqproxy pqproxy-h require
+    PID[pqproxy-x]="${PID[pqproxy]}"; PORT[pqproxy-x]="${PORT[pqproxy]}"
+    TARGETS+=(pqproxy-h pqproxy-x)
+fi
+# the load generator for TARGET (h2node.mjs takes h2load's options)
+h2gen() {
+    case "$1" in
+        pqproxy-h) echo "$NODE $HERE/h2node.mjs --groups X25519MLKEM768" ;;
+        pqproxy-x) echo "$NODE $HERE/h2node.mjs --groups X25519" ;;
+        *) echo h2load ;;
+    esac
+}
+
+: > "$OUT/check.txt"
+for n in "${TARGETS[@]}"; do
+    wait_port "${PORT[$n]}" || lt_die "$n did not start: $(cat "$RUN/$n".out "$RUN/$n".err 2>/dev/null | tail -5)"
+    # one request over HTTP/2, and the protocol h2load negotiated
+    chk="$($(h2gen "$n") -n 1 -c 1 --npn-list=h2 "https://127.0.0.1:${PORT[$n]}/small.json" 2>&1 || true)"
+    grep -q '^Application protocol: h2$' <<<"$chk" && grep -q ' 1 succeeded' <<<"$chk" ||
+        lt_die "$n does not answer over HTTP/2: $(tail -5 <<<"$chk"; cat "$RUN/$n".out "$RUN/$n".err 2>/dev/null | tail -5)"
+    printf '%s: %s\n' "$n" "$(grep -E '^(TLS Protocol|Cipher|Server Temp Key|Application protocol):' <<<"$chk" | tr '\n' ' ')" >> "$OUT/check.txt"
+done
+if [ -n "$NODE" ]; then     # the hybrid proxy refuses a classical client: the group is really hybrid
+    chk="$(h2load -n 1 -c 1 --npn-list=h2 "https://127.0.0.1:${PORT[pqproxy-h]}/small.json" 2>&1 || true)"
+    grep -q ' 0 succeeded' <<<"$chk" || lt_die "pqproxy-h (require) answered h2load on OpenSSL 3.0 (X25519)"
+    echo "pqproxy-h: refuses h2load on OpenSSL 3.0 (X25519 only): $(grep '^requests:' <<<"$chk")" >> "$OUT/check.txt"
+fi
+LOADAVG_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+VERSIONS="$("$PQPROXY" version | head -n1); $(nginx -v 2>&1 | sed 's/.*: //'); HAProxy $(haproxy -v | head -1 | awk '{print $3}'); $(h2load --version | head -1); $(openssl version 2>/dev/null | awk '{print $1, $2}')"
+log "$VERSIONS; load average $LOADAVG_START"
+log "upstream :$UP_PORT; $(for n in "${TARGETS[@]}"; do printf '%s :%s  ' "$n" "${PORT[$n]}"; done)"
+
+# --- h2: many streams per connection, small responses ------------------------------------
+
+RAW="$OUT/raw.tsv"
+printf 'target\tround\trequests\tfailed\tduration_s\treq_s\tp50_us\tp99_us\tcpu_s\tcpu_us_per_req\n' > "$RAW"
+# run_h2load TARGET ROUND
+run_h2load() {
+    local n="$1" r="$2" c0 c1 out
+    rm -f "$RUN/h2load.log"
+    c0="$(cpu_ticks "${PID[$n]}")"
+    out="$(timeout $((DUR + 30)) $(h2gen "$n") -t 1 -c "$CONNS" -m "$STREAMS" -D "$DUR" --npn-list=h2 \
+             --log-file="$RUN/h2load.log" "https://127.0.0.1:${PORT[$n]}/small.json" 2>&1 || true)"
+    c1="$(cpu_ticks "${PID[$n]}")"
+    printf '== %s round %s\n%s\n' "$n" "$r" "$out" >> "$OUT/h2load.txt"
+    python3 - "$n" "$r" "$c0" "$c1" "$HZ" "$RUN/h2load.log" "$out" >> "$RAW" <<'EOF'
+import re, sys
+n, r, c0, c1, hz, logf, out = sys.argv[1:]
+m = re.search(r"^finished in ([0-9.]+)(m?s),", out, re.M)
+reqs = re.search(r"^requests: .* (\d+) succeeded, (\d+) failed", out, re.M)
+if not (m and reqs) or "Application protocol: h2" not in out:
+    print(f"h2.sh: h2load against {n} produced no HTTP/2 result", file=sys.stderr)
+    sys.exit(0)
+dur = float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
+ok, failed = int(reqs.group(1)), int(reqs.group(2))
+lat = sorted(int(l.split("\t")[2]) for l in open(logf) if l.split("\t")[1] != "-1")
+pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0
+cpu = (int(c1) - int(c0)) / int(hz)
+print("\t".join(map(str, [n, r, ok, failed, f"{dur:.3f}", f"{ok / dur:.1f}", pct(0.50), pct(0.99),
+                           f"{cpu:.2f}", f"{cpu * 1e6 / ok:.2f}" if ok else "nan"])))
+EOF
+}
+
+log "h2: h2load -c $CONNS -m $STREAMS, $ROUNDS interleaved round(s) x ${DUR}s per target"
+for n in "${TARGETS[@]}"; do     # warm-up, not recorded
+    timeout 20 $(h2gen "$n") -c 4 -m 8 -D 1 --npn-list=h2 "https://127.0.0.1:${PORT[$n]}/small.json" >/dev/null 2>&1 || true
+done
+for r in $(seq 1 "$ROUNDS"); do
+    # rotate the order each round so that drift does not favour one target
+    order=("${TARGETS[@]:$(( (r - 1) % ${#TARGETS[@]} ))}" "${TARGETS[@]:0:$(( (r - 1) % ${#TARGETS[@]} ))}")
+    for n in "${order[@]}"; do run_h2load "$n" "$r"; done
+done
+
+# --- idle: RSS per idle connection, HTTP/2 against HTTP/1.1 -------------------------------------
+
+IDLE="$OUT/idle.tsv"
+printf 'target\tprotocol\trequested\topen\tkib_per_conn\trss_before_kib\trss_after_kib\n' > "$IDLE"
+log "idle: $IDLE_N idle connections per proxy and protocol"
+# stop_target NAME: the process and its children gone (up to 5 s)
+stop_target() {
+    local p="${PID[$1]}" i
+    kill "$p" 2>/dev/null || true
+    for i in $(seq 1 50); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+}
+# Each count on a freshly started proxy: memory freed by an earlier count
+# stays in the allocator and would make the later protocol look cheaper.
+for proto in h2 http/1.1; do
+    for n in pqproxy nginx haproxy; do
+        stop_target "$n"
+        if [ "$n" = pqproxy ]; then start_pqproxy pqproxy prefer; else "start_$n"; fi
+        wait_port "${PORT[$n]}" || lt_die "$n did not restart: $(cat "$RUN/$n".out "$RUN/$n".err 2>/dev/null | tail -5)"
+        sleep 0.5
+        res="$( (ulimit -n 20000 2>/dev/null || true
+                  timeout 300 python3 "$HERE/idleconns.py" --port "${PORT[$n]}" --n "$IDLE_N" --pids "${PID[$n]}" \
+                      --hold 2 --alpn "$proto") 2>>"$OUT/idle.log" || true)"
+        echo "$n $proto $res" >> "$OUT/idle.log"
+        [ -n "$res" ] || continue
+        python3 -c "import json,sys; d=json.loads(sys.argv[3]); print('\t'.join(map(str,[sys.argv[1], sys.argv[2], d['requested'], d['open'], d['kib_per_conn'], d['rss_before_kib'], d['rss_after_kib']])))" \
+            "$n" "$proto" "$res" >> "$IDLE"
+        sleep 1     # the closed connections are gone before the next count
+    done
+done
+
+LOADAVG_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+NODE_VER=""
+[ -z "$NODE" ] || NODE_VER="$("$NODE" -p '"Node " + process.version + ", OpenSSL " + process.versions.openssl')"
+python3 "$HERE/h2report.py" --out "$OUT" --versions "$VERSIONS" --rounds "$ROUNDS" --duration "$DUR" \
+    --conns "$CONNS" --streams "$STREAMS" --idle-n "$IDLE_N" --loadavg "$LOADAVG_START -> $LOADAVG_END" \
+    --node "$NODE_VER" > "$OUT/h2.md"
+for n in "${TARGETS[@]}"; do [ -s "$RUN/$n.err" ] && cp "$RUN/$n.err" "$OUT/$n.err.log"; done
+cat "$OUT/h2.md"
+log "done: $OUT"

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""The report of loadtest/h2.sh: medians over the rounds of raw.tsv, the
+ratios pqproxy / best anchor, and the idle-connection table of idle.tsv.
+Prints Markdown; writes h2.json beside the inputs.
+
+    h2report.py --out DIR --versions S --rounds N --duration S --conns C --streams M --idle-n N --loadavg S
+"""
+import argparse, csv, json, os, statistics
+
+ANCHORS = ("nginx", "haproxy")
+
+
+def rows(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def med(values):
+    values = [float(v) for v in values if v not in ("", "nan", "None")]
+    return statistics.median(values) if values else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for k in ("out", "versions", "loadavg", "node"):
+        ap.add_argument("--" + k, default="")
+    for k in ("rounds", "duration", "conns", "streams", "idle-n"):
+        ap.add_argument("--" + k, type=int, default=0)
+    a = ap.parse_args()
+
+    raw = rows(os.path.join(a.out, "raw.tsv"))
+    targets = list(dict.fromkeys(r["target"] for r in raw))
+    summary = {}
+    for t in targets:
+        rs = [r for r in raw if r["target"] == t]
+        summary[t] = {"rounds": len(rs), "req_s": med(r["req_s"] for r in rs),
+                      "cpu_us_per_req": med(r["cpu_us_per_req"] for r in rs),
+                      "p50_us": med(r["p50_us"] for r in rs), "p99_us": med(r["p99_us"] for r in rs),
+                      "failed": sum(int(r["failed"]) for r in rs)}
+    anchors = [t for t in ANCHORS if t in summary and summary[t]["cpu_us_per_req"]]
+    best = {}
+    if anchors:
+        best = {"req_s": max(summary[t]["req_s"] for t in anchors),
+                "cpu_us_per_req": min(summary[t]["cpu_us_per_req"] for t in anchors),
+                "p99_us": min(summary[t]["p99_us"] for t in anchors)}
+        best["cpu_anchor"] = min(anchors, key=lambda t: summary[t]["cpu_us_per_req"])
+    ratios = {}
+    s = summary.get("pqproxy")
+    if best and s and s["cpu_us_per_req"]:
+        ratios["pqproxy"] = {k: round(s[k] / best[k], 3) for k in ("req_s", "cpu_us_per_req", "p99_us") if best[k]}
+    h, x = summary.get("pqproxy-h"), summary.get("pqproxy-x")
+    if h and x and x["cpu_us_per_req"]:     # the same Node client, hybrid against classical
+        ratios["pqproxy-h / pqproxy-x"] = {k: round(h[k] / x[k], 3) for k in ("req_s", "cpu_us_per_req", "p99_us")
+                                           if x[k]}
+
+    idle = rows(os.path.join(a.out, "idle.tsv"))
+
+    out = []
+    out.append("# HTTP/2 load test (loadtest/h2.sh)\n")
+    out.append(f"- {a.versions}")
+    out.append(f"- h2load -t 1 -c {a.conns} -m {a.streams} -D {a.duration} --npn-list=h2, GET /small.json "
+               f"(33-byte JSON from a plaintext nginx upstream over HTTP/1.1); {a.rounds} interleaved round(s), medians")
+    out.append("- one worker per proxy; TLS 1.3, ECDSA P-256; key exchange X25519 (h2load on OpenSSL 3.0)"
+               + (f"; pqproxy-h (require, X25519MLKEM768) and pqproxy-x (X25519) driven by h2node.mjs on {a.node}"
+                  if a.node else "; no Node.js 24: no hybrid rows"))
+    out.append(f"- load average (1, 5, 15 min) at start -> end: {a.loadavg}\n")
+    out.append("| target | req/s | CPU µs/req | p50 µs | p99 µs | failed | rounds |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    f = lambda v, d=1: "–" if v is None else f"{v:,.{d}f}"
+    for t, s in summary.items():
+        out.append(f"| {t} | {f(s['req_s'], 0)} | {f(s['cpu_us_per_req'])} | {f(s['p50_us'], 0)} | "
+                   f"{f(s['p99_us'], 0)} | {s['failed']} | {s['rounds']} |")
+    if ratios:
+        out.append("")
+        out.append(f"Ratios to the best anchor (req/s: the higher anchor; CPU per request: {best['cpu_anchor']}, "
+                   "the lower; p99: the lower):\n")
+        out.append("| | req/s | CPU per request | p99 |")
+        out.append("|---|---:|---:|---:|")
+        for t, r in ratios.items():
+            out.append(f"| {t if '/' in t else t + ' / best anchor'} | {r.get('req_s', '–')} | {r.get('cpu_us_per_req', '–')} | "
+                       f"{r.get('p99_us', '–')} |")
+    if idle:
+        out.append("")
+        out.append(f"Idle connections ({a.idle_n} per proxy and protocol; RSS growth of the proxy's processes):\n")
+        out.append("| target | protocol | open | KiB per connection | RSS before KiB | RSS after KiB |")
+        out.append("|---|---|---:|---:|---:|---:|")
+        for r in idle:
+            out.append(f"| {r['target']} | {r['protocol']} | {r['open']}/{r['requested']} | {r['kib_per_conn']} | "
+                       f"{r['rss_before_kib']} | {r['rss_after_kib']} |")
+    print("\n".join(out))
+    with open(os.path.join(a.out, "h2.json"), "w") as fh:
+        json.dump({"summary": summary, "best_anchor": best, "ratios": ratios, "idle": idle,
+                   "versions": a.versions, "loadavg": a.loadavg, "rounds": a.rounds, "duration_s": a.duration,
+                   "conns": a.conns, "streams": a.streams}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""loadtest/h2.sh (docs/benchmarks.md, "HTTP/2"): its argument checks and
+missing-tool messages, the idle-connection counter it uses (idleconns.py
+--alpn) and its hybrid load generator (h2node.mjs on Node 24) against a real
+pqproxy, and the ratios of its report (h2report.py) on known inputs. The
+benchmark itself is not run here (minutes, noisy)."""
+import json
+import os
+import subprocess
+import sys
+
+from pxhelpers import node24
+from pxtest import check, check_eq, check_in, main, pqproxy_bin
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+H2SH = os.path.join(ROOT, "loadtest", "h2.sh")
+IDLE = os.path.join(ROOT, "loadtest", "idleconns.py")
+REPORT = os.path.join(ROOT, "loadtest", "h2report.py")
+H2NODE = os.path.join(ROOT, "loadtest", "h2node.mjs")
+
+
+def run(args, env=None):
+    return subprocess.run(["bash", H2SH, *args], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL, env=env)
+
+
+def test_argument_checks():
+    for args, msg in ((["--rounds", "x"], "--rounds takes a number (1..15)"),
+                      (["--rounds", "0"], "--rounds must be 1..15"),
+                      (["--duration", "601"], "--duration must be 1..600"),
+                      (["--idle", ""], "--idle takes a number (1..10000)"),
+                      (["--out"], "--out needs a value"),
+                      (["--bogus"], "unknown argument --bogus")):
+        r = run(args)
+        check_eq(r.returncode, 2, f"{args}: {r.stderr}")
+        check_in(f"h2.sh: {msg}", r.stderr, str(args))
+    r = run(["--help"])
+    check_eq(r.returncode, 0, r.stderr)
+    check_in("loadtest/h2.sh [--quick]", r.stdout)
+    check(r.stdout.rstrip().endswith("stopped on exit."), r.stdout[-200:])
+
+
+def test_missing_pqproxy_and_tools(h):
+    r = run(["--pqproxy", h.path("no-such-pqproxy")])
+    check_eq(r.returncode, 1, r.stderr)
+    check_in(f"h2.sh: error: {h.path('no-such-pqproxy')} not built (make build)", r.stderr)
+    # PATH: every system tool but h2load
+    bindir = h.path("bin")
+    os.makedirs(bindir)
+    for d in ("/usr/local/bin", "/usr/bin", "/usr/sbin", "/bin", "/sbin"):
+        if not os.path.isdir(d):
+            continue
+        for name in os.listdir(d):
+            dst = os.path.join(bindir, name)
+            if name != "h2load" and not os.path.lexists(dst):
+                os.symlink(os.path.join(d, name), dst)
+    env = dict(os.environ, PATH=bindir)
+    r = run(["--pqproxy", pqproxy_bin()], env=env)
+    check_eq(r.returncode, 1, r.stderr)
+    check_in("h2.sh: error: h2load missing: run scripts/bench-deps.sh", r.stderr)
+
+
+def idle(port, pid, alpn, n=20):
+    r = subprocess.run([sys.executable, IDLE, "--port", str(port), "--n", str(n), "--pids", str(pid),
+                        "--hold", "0.2", "--alpn", alpn], capture_output=True, text=True, timeout=60)
+    check_eq(r.returncode, 0, r.stderr)
+    return json.loads(r.stdout)
+
+
+def test_idleconns_alpn(h):
+    """--alpn h2 holds real HTTP/2 sessions (preface and SETTINGS exchanged);
+    a proxy that does not select the protocol asked for counts as failed."""
+    both = h.start_proxy({"tls": {"alpn": ["h2", "http/1.1"]}})
+    port = both.port
+    for alpn in ("h2", "http/1.1"):
+        d = idle(port, both.proc.pid, alpn)
+        check_eq((d["alpn"], d["open"], d["failed"]), (alpn, 20, 0), str(d))
+        check(d["rss_after_kib"] > 0, str(d))
+    h1 = h.start_proxy({"tls": {"alpn": ["http/1.1"]}}, name="pqproxy-h1")
+    d = idle(h1.port, h1.proc.pid, "h2")
+    check_eq((d["open"], d["failed"]), (0, 20), str(d))
+
+
+def h2node(node, port, groups, logf):
+    r = subprocess.run([node, H2NODE, "-t", "1", "-c", "2", "-m", "4", "-n", "40", "--npn-list=h2",
+                        "--groups", groups, f"--log-file={logf}", f"https://127.0.0.1:{port}/small.json"],
+                       capture_output=True, text=True, timeout=60)
+    check_eq(r.returncode, 0, r.stderr)
+    return r.stdout
+
+
+def test_h2node_hybrid(h):
+    """The hybrid rows' generator: X25519MLKEM768 gets HTTP/2 answers from a
+    pqproxy under "require", in h2load's output and log formats; offering
+    X25519 alone gets nothing (so the rows are really hybrid)."""
+    node = node24()
+    px = h.start_proxy({"tls": {"alpn": ["h2", "http/1.1"], "pq_policy": "require"}})
+    logf = h.path("h2node.log")
+    out = h2node(node, px.port, "X25519MLKEM768", logf)
+    check_in("requests: 40 total, 40 started, 40 done, 40 succeeded, 0 failed", out)
+    check_in("Application protocol: h2", out)
+    lines = open(logf).read().splitlines()
+    check_eq(len(lines), 40)
+    check(all(int(l.split("\t")[1]) >= 200 and int(l.split("\t")[2]) > 0 for l in lines), lines[:3])
+    out = h2node(node, px.port, "X25519", h.path("x.log"))
+    check_in(" 0 succeeded", out)
+    check("Application protocol: h2" not in out, out)
+
+
+def test_report_ratios(h):
+    out = h.path("out")
+    os.makedirs(out)
+    cols = "target round requests failed duration_s req_s p50_us p99_us cpu_s cpu_us_per_req".split()
+    data = [("pqproxy", 1, 30000, 0, 10, 3000, 900, 2000, 0.9, 30.0),
+            ("pqproxy", 2, 31000, 0, 10, 3100, 900, 4000, 0.9, 40.0),
+            ("pqproxy", 3, 32000, 0, 10, 3200, 900, 3000, 0.9, 50.0),
+            ("nginx", 1, 40000, 0, 10, 4000, 800, 2500, 2.4, 60.0),
+            ("haproxy", 1, 50000, 1, 10, 5000, 700, 5000, 2.5, 50.0),
+            ("pqproxy-h", 1, 20000, 0, 10, 2000, 900, 9000, 0.9, 45.0),
+            ("pqproxy-x", 1, 25000, 0, 10, 2500, 900, 6000, 0.9, 40.0)]
+    with open(os.path.join(out, "raw.tsv"), "w") as f:
+        f.write("\t".join(cols) + "\n")
+        for row in data:
+            f.write("\t".join(map(str, row)) + "\n")
+    with open(os.path.join(out, "idle.tsv"), "w") as f:
+        f.write("target\tprotocol\trequested\topen\tkib_per_conn\trss_before_kib\trss_after_kib\n"
+                "pqproxy\th2\t10\t10\t12.5\t100\t225\n")
+    r = subprocess.run([sys.executable, REPORT, "--out", out, "--rounds", "3", "--loadavg", "1 2 3 -> 4 5 6"],
+                       capture_output=True, text=True, timeout=60)
+    check_eq(r.returncode, 0, r.stderr)
+    j = json.load(open(os.path.join(out, "h2.json")))
+    # medians: pqproxy 3100 req/s, 40 us/req, p99 3000; best anchor: 5000 req/s, 50 us (haproxy), p99 2500
+    check_eq(j["summary"]["pqproxy"]["cpu_us_per_req"], 40.0)
+    check_eq(j["best_anchor"]["cpu_anchor"], "haproxy")
+    check_eq(j["ratios"]["pqproxy"], {"req_s": 0.62, "cpu_us_per_req": 0.8, "p99_us": 1.2})
+    check_in("| pqproxy / best anchor | 0.62 | 0.8 | 1.2 |", r.stdout)
+    check_eq(j["ratios"]["pqproxy-h / pqproxy-x"], {"req_s": 0.8, "cpu_us_per_req": 1.125, "p99_us": 1.5})
+    check_in("| pqproxy-h / pqproxy-x | 0.8 | 1.125 | 1.5 |", r.stdout)
+    check_eq(set(j["ratios"]), {"pqproxy", "pqproxy-h / pqproxy-x"})
+    check_in("| pqproxy | h2 | 10/10 | 12.5 |", r.stdout)
+    check_in("1 2 3 -> 4 5 6", r.stdout)
+
+
+if __name__ == "__main__":
+    main([test_argument_checks, test_missing_pqproxy_and_tools, test_idleconns_alpn, test_h2node_hybrid,
+          test_report_ratios])
