@@ -29,7 +29,7 @@ static char cfgfile[PATH_MAX];                  /* tmpdir/cfg.json: name used in
 static char err[8192];
 
 static const char *const env_vars[] = { "PQPROXY_LISTEN", "PQPROXY_UPSTREAM",
-                                        "PQPROXY_ADMIN_LISTEN", "PQPROXY_TLS_CERT",
+                                        "PQPROXY_UPSTREAM_GRPC", "PQPROXY_ADMIN_LISTEN", "PQPROXY_TLS_CERT",
                                         "PQPROXY_TLS_KEY", "PQPROXY_TLS_CLIENT_CA",
                                         "PQPROXY_WORKERS", NULL };
 
