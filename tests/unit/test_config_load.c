@@ -299,6 +299,15 @@ static void test_shipped_configs(void **state)
                 check_defaults(c); /* the documented default is the code's default */
                 /* it writes out every section, signatures and routes included */
                 assert_string_equal(c->sig.response_keyid, "pqproxy");
+                /* upstreams and routes (no defaults: {} and []) front TF
+                 * Serving's gRPC port beside REST, as make run's demo */
+                assert_int_equal(c->upstream_count, 1);
+                assert_string_equal(c->upstreams[0].name, "grpc");
+                assert_int_equal(c->upstreams[0].cfg.addr.port, 8500);
+                assert_int_equal(c->upstreams[0].cfg.protocol, PX_UP_H2C);
+                assert_int_equal(c->route_count, 1);
+                assert_true(c->routes[0].grpc && c->routes[0].upstream == 1 &&
+                            !strcmp(c->routes[0].prefix, "/"));
                 saw_default = 1;
             }
             px_config_free(c);
