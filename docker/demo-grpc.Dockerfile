@@ -2,6 +2,8 @@
 # Inference Protocol over h2c) for docker/compose.yaml's demo-grpc profile:
 # Debian's python3-grpcio, python3-grpc-tools and python3-protobuf (the
 # packages scripts/deps.sh installs for it), the script and its .proto files.
+# python3-pkg-resources too: Debian 12's grpc_tools.protoc imports
+# pkg_resources without depending on it (a host has it from other packages).
 #
 #   docker build -f docker/demo-grpc.Dockerfile -t pqproxy-demo-grpc:local .   (from the repository root)
 #
@@ -11,7 +13,7 @@ ARG RUNTIME_IMAGE=debian:12-slim
 FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        python3-grpcio python3-grpc-tools python3-protobuf \
+        python3-grpcio python3-grpc-tools python3-protobuf python3-pkg-resources \
     && rm -rf /var/lib/apt/lists/*
 COPY scripts/demo_grpc_model_server.py /app/demo_grpc_model_server.py
 COPY scripts/proto/ /app/proto/

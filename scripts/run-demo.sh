@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Used by `make run`: the demo model server on 127.0.0.1:8501 and the demo
 # gRPC model server (Open Inference Protocol, h2c) on 127.0.0.1:8500 in the
-# background, pqproxy in front of the REST one in the foreground; Ctrl-C (or
-# SIGTERM, or the proxy exiting) stops them all. The gRPC server needs
+# background, pqproxy in front of both on one TLS port in the foreground (the
+# shipped config's upstream and upstreams.grpc, TF Serving's ports); Ctrl-C
+# (or SIGTERM, or the proxy exiting) stops them all. The gRPC server needs
 # Debian's python3-grpcio and python3-grpc-tools (scripts/deps.sh
-# --test-tools); without them it is left out, with a note. pqproxy does not
-# proxy HTTP/2 yet: gRPC clients reach that server directly for now.
+# --test-tools); without them it is left out, with a note.
 #   usage: scripts/run-demo.sh BIN CONFIG
 # PX_DEMO_PORT and PX_DEMO_CERTS override 8501 and config/certs (for tests),
 # PX_DEMO_GRPC_PORT overrides 8500 ("off": no gRPC server);
-# the proxy is pointed at them too (PQPROXY_UPSTREAM, PQPROXY_TLS_CERT/KEY,
-# unless those are set already), so the shipped config still fits.
+# the proxy is pointed at them too (PQPROXY_UPSTREAM, PQPROXY_UPSTREAM_GRPC,
+# PQPROXY_TLS_CERT/KEY, unless those are set already), so the shipped config
+# still fits.
 set -euo pipefail
 
 die() { echo "run-demo: $*" >&2; exit 1; }
@@ -31,6 +32,9 @@ command -v "$PYTHON" >/dev/null || die "$PYTHON not found (the demo model server
 
 if [ -n "${PX_DEMO_PORT:-}" ] && [ -z "${PQPROXY_UPSTREAM:-}" ]; then
     export PQPROXY_UPSTREAM="127.0.0.1:$DEMO_PORT"
+fi
+if [ -n "${PX_DEMO_GRPC_PORT:-}" ] && [ "$GRPC_PORT" != off ] && [ -z "${PQPROXY_UPSTREAM_GRPC:-}" ]; then
+    export PQPROXY_UPSTREAM_GRPC="127.0.0.1:$GRPC_PORT"
 fi
 if [ -n "${PX_DEMO_CERTS:-}" ] && [ -z "${PQPROXY_TLS_CERT:-}${PQPROXY_TLS_KEY:-}" ]; then
     export PQPROXY_TLS_CERT PQPROXY_TLS_KEY
@@ -114,8 +118,12 @@ EOF
 [ -z "$GRPC_PYTHON" ] || cat <<EOF
 gRPC: the demo gRPC model server (Open Inference Protocol, GRPCInferenceService
 of scripts/proto/grpc_predict_v2.proto, model half_plus_two) listens on h2c
-127.0.0.1:$GRPC_PORT. pqproxy does not proxy HTTP/2 yet, so gRPC clients reach it
-directly for now (any OIP client, e.g. Triton's tritonclient.grpc).
+127.0.0.1:$GRPC_PORT, behind the same TLS port: requests with content-type
+application/grpc go there. ServerLive (an empty message: 5 zero bytes) over HTTP/2:
+
+  printf '\0\0\0\0\0' | build/pqproxy request --http2 --cacert config/certs/ca.crt -i -H 'content-type: application/grpc' -H 'te: trailers' --data-file - https://localhost:8443/inference.GRPCInferenceService/ServerLive
+
+(any OIP client over TLS works too, e.g. Triton's tritonclient.grpc with ssl=True).
 
 EOF
 

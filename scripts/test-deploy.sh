@@ -17,9 +17,10 @@
 #    demo model through it (group X25519MLKEM768 in the access log, 200), a
 #    classical-only client refused under pq_policy require, and SIGTERM
 #    draining a request in flight before the container exits 0.
-# 4. Brings up docker/compose.yaml's demo profile with Debian's
-#    docker-compose against podman's Docker API socket, sends a hybrid
-#    request through it and takes it down.
+# 4. Builds docker/demo-grpc.Dockerfile, brings up docker/compose.yaml's
+#    demo and demo-grpc profiles with Debian's docker-compose against
+#    podman's Docker API socket, sends a hybrid REST request and a gRPC call
+#    (h2, ServerLive) through the one published port and takes it down.
 # 5. Seals and signs the demo model (scripts/seal-demo-model.sh) and brings
 #    up the sealed profile: the one-shot open-model service opens it, the
 #    model server starts after it and serves the opened weights; then a
@@ -255,6 +256,13 @@ if ! podman image exists "$PYIMAGE"; then
         > "$TMP/python.log" 2>&1 || { tail -n 30 "$TMP/python.log" >&2; die "building $PYIMAGE failed"; }
 fi
 
+# The demo gRPC model server's image (docker/demo-grpc.Dockerfile: Debian's
+# python3-grpcio from the archive), on the debootstrapped debian:12-slim.
+GRPCIMAGE="${PQPROXY_TEST_GRPC_IMAGE:-localhost/pqproxy-demo-grpc:local}"
+podman build --pull=never --format docker --layers --build-arg RUNTIME_IMAGE=localhost/debian:12-slim \
+    -t "$GRPCIMAGE" -f "$ROOT/docker/demo-grpc.Dockerfile" "$ROOT" > "$TMP/grpc-image.log" 2>&1 ||
+    { tail -n 30 "$TMP/grpc-image.log" >&2; die "building $GRPCIMAGE failed"; }
+
 SOCK="$TMP/podman.sock"
 podman system service --time=0 "unix://$SOCK" > "$TMP/service.log" 2>&1 &
 PIDS+=($!)
@@ -263,9 +271,10 @@ wait_for 20 test -S "$SOCK" || die "podman system service did not start: $(cat "
 PROJECT="pqproxy-test-deploy-$$"
 TLS_PORT="$(free_port)"
 ADMIN_PORT="$(free_port)"
-PROFILE=demo MODEL_SVC=demo-model SEALED_DIR="$TMP/sealed"
+PROFILE=demo,demo-grpc MODEL_SVC="demo-model demo-grpc-model" SEALED_DIR="$TMP/sealed"
 compose() {
     DOCKER_HOST="unix://$SOCK" COMPOSE_PROFILES="$PROFILE" PQPROXY_IMAGE="$IMAGE" PYTHON_IMAGE="$PYIMAGE" \
+        DEMO_GRPC_IMAGE="$GRPCIMAGE" \
         PQPROXY_PUBLISH="127.0.0.1:$TLS_PORT" PQPROXY_ADMIN_PORT="$ADMIN_PORT" PQPROXY_TLS_DIR="$TMP/tls" \
         SEALED_DIR="$SEALED_DIR" docker-compose --ansi never -p "$PROJECT" -f "$ROOT/docker/compose.yaml" "$@"
 }
@@ -274,7 +283,8 @@ IN=()   # from here on the client runs on the host, through the published ports
 # refuses to remove pqproxy's while the model's, which shares its network
 # namespace, still exists. So the model service goes first, then `down`.
 compose_down() {
-    { compose rm --stop --force "$MODEL_SVC" && compose down --volumes --remove-orphans --timeout 30; } \
+    # shellcheck disable=SC2086  # MODEL_SVC: one or more service names
+    { compose rm --stop --force $MODEL_SVC && compose down --volumes --remove-orphans --timeout 30; } \
         >> "$TMP/compose-down.log" 2>&1 || { cat "$TMP/compose-down.log" >&2; return 1; }
 }
 # the model starts after pqproxy: until it listens the proxy answers 502
@@ -285,13 +295,33 @@ predicts() {
 }
 COMPOSED=1
 if compose up -d --no-build > "$TMP/compose-up.log" 2>&1; then
-    ok "docker-compose up (demo profile)"
+    ok "docker-compose up (demo and demo-grpc profiles)"
     if wait_for 60 predicts; then
         ok "compose: hybrid request through the published port reaches the demo model"
         check "compose: client negotiated X25519MLKEM768" \
             grep -q 'key exchange X25519MLKEM768 (hybrid post-quantum)' "$TMP/compose.err"
         access_logged() { compose logs --no-color pqproxy | grep '"group":"X25519MLKEM768"' | grep -q '"status":200'; }
         check "compose: access log says X25519MLKEM768, 200" access_logged
+        # gRPC on the same published port: ServerLive (an empty message) over
+        # h2 to the demo gRPC server behind upstreams.grpc (h2c on 8500)
+        grpc_live() {
+            printf '\0\0\0\0\0' > "$TMP/live.bin"
+            request "$TMP/grpc.out" "$TMP/grpc.err" -v -i --http2 -H 'content-type: application/grpc' \
+                -H 'te: trailers' --data-file "$TMP/live.bin" \
+                "https://localhost:$TLS_PORT/inference.GRPCInferenceService/ServerLive" &&
+                grep -qa 'grpc-status: 0' "$TMP/grpc.out" &&
+                python3 -c 'import sys; sys.exit(b"\0\0\0\0\x02\x08\x01" not in open(sys.argv[1], "rb").read())' \
+                    "$TMP/grpc.out"
+        }
+        if wait_for 60 grpc_live; then
+            ok "compose: a gRPC call (h2, ServerLive) through the same port reaches the demo gRPC server"
+            grpc_logged() { compose logs --no-color pqproxy | grep '"protocol":"h2"' | grep ServerLive |
+                grep -q '"group":"X25519MLKEM768"'; }
+            check "compose: access log has the gRPC call over h2 with X25519MLKEM768" grpc_logged
+        else
+            fail "compose: no gRPC answer through the stack: $(cat "$TMP/grpc.out" "$TMP/grpc.err")"
+            compose logs --no-color >&2 || true
+        fi
     else
         fail "compose: no answer from the model through the stack: $(cat "$TMP/compose.out" "$TMP/compose.err")"
         compose logs --no-color >&2 || true

@@ -11,6 +11,7 @@
 
 #define ANN_INJECT "pqproxy.io/inject"
 #define ANN_PORT "pqproxy.io/upstream-port"
+#define ANN_GRPC_PORT "pqproxy.io/grpc-port"
 #define ANN_POLICY "pqproxy.io/pq-policy"
 #define ANN_CONFIG_MAP "pqproxy.io/config-map"
 #define ANN_SEALED "pqproxy.io/sealed-model-volume"
@@ -116,6 +117,21 @@ static int parse_port(const char *s, int *port)
     if (errno || *end || v < 1 || v > 65535)
         return -1;
     *port = (int)v;
+    return 0;
+}
+
+/* A port annotation (value s, when set) into *port: a port number, and not
+ * one the sidecar itself listens on. */
+static int port_annotation(const char *ann, const char *s, int *port, char *err, size_t errlen)
+{
+    if (s && parse_port(s, port) < 0) {
+        snprintf(err, errlen, "%s: must be a port number 1..65535", ann);
+        return -1;
+    }
+    if (*port == PX_INJECT_LISTEN_PORT || *port == PX_INJECT_ADMIN_PORT) {
+        snprintf(err, errlen, "%s: %d is the sidecar's own port", ann, *port);
+        return -1;
+    }
     return 0;
 }
 
@@ -307,12 +323,12 @@ static void add_limits(cJSON *c)
     cJSON_AddStringToObject(cJSON_AddObjectToObject(sc, "seccompProfile"), "type", "RuntimeDefault");
 }
 
-static cJSON *sidecar(const px_inject_opts_t *o, int upstream_port, const char *policy,
-                      const sealed_model_t *sealed)
+static cJSON *sidecar(const px_inject_opts_t *o, int upstream_port, int grpc_port,
+                      const char *policy, const sealed_model_t *sealed)
 {
     static const char *const cmd[] = { "pqproxy", "run", "--config",
                                        PX_INJECT_CONFIG_DIR "/pqproxy.json" };
-    char up[32], sleep_s[16];
+    char up[32], grpc_up[32], sleep_s[16];
     cJSON *c = cJSON_CreateObject(), *env, *ports, *mounts, *pre;
 
     snprintf(up, sizeof up, "127.0.0.1:%d", upstream_port);
@@ -324,6 +340,10 @@ static cJSON *sidecar(const px_inject_opts_t *o, int upstream_port, const char *
     cJSON_AddItemToObject(c, "command", cJSON_CreateStringArray(cmd, 4));
     env = cJSON_AddArrayToObject(c, "env");
     add_env(env, "PQPROXY_UPSTREAM", up);
+    if (grpc_port) {    /* the ConfigMap's upstreams.grpc, re-pointed */
+        snprintf(grpc_up, sizeof grpc_up, "127.0.0.1:%d", grpc_port);
+        add_env(env, "PQPROXY_UPSTREAM_GRPC", grpc_up);
+    }
     if (policy)
         add_env(env, "PQPROXY_PQ_POLICY", policy);
     ports = cJSON_AddArrayToObject(c, "ports");
@@ -435,8 +455,8 @@ cJSON *px_inject_patch(const cJSON *pod, px_inject_mode_t mode, const px_inject_
     const cJSON *inits, *vols;
     const char *want = annotation(pod, ANN_INJECT);
     const char *port_s = annotation(pod, ANN_PORT), *policy = annotation(pod, ANN_POLICY);
-    const char *cm = annotation(pod, ANN_CONFIG_MAP);
-    int port = o->upstream_port, inject, sealed, run_open;
+    const char *cm = annotation(pod, ANN_CONFIG_MAP), *grpc_s = annotation(pod, ANN_GRPC_PORT);
+    int port = o->upstream_port, grpc_port = 0, inject, sealed, run_open;
     sealed_model_t m;
     cJSON *patch = NULL, *vlist = NULL;
 
@@ -462,12 +482,11 @@ cJSON *px_inject_patch(const cJSON *pod, px_inject_mode_t mode, const px_inject_
     run_open = sealed && !has_named(inits, PX_INJECT_OPEN_CONTAINER);
     if (!inject && !run_open)
         return cJSON_CreateArray();
-    if (inject && port_s && parse_port(port_s, &port) < 0) {
-        snprintf(err, errlen, ANN_PORT ": must be a port number 1..65535");
+    if (inject && (port_annotation(ANN_PORT, port_s, &port, err, errlen) < 0 ||
+                   port_annotation(ANN_GRPC_PORT, grpc_s, &grpc_port, err, errlen) < 0))
         return NULL;
-    }
-    if (inject && (port == PX_INJECT_LISTEN_PORT || port == PX_INJECT_ADMIN_PORT)) {
-        snprintf(err, errlen, ANN_PORT ": %d is the sidecar's own port", port);
+    if (inject && grpc_port == port) {
+        snprintf(err, errlen, ANN_GRPC_PORT ": %d is the REST upstream's port too", port);
         return NULL;
     }
     if (inject && policy && strcmp(policy, "require") && strcmp(policy, "prefer")) {
@@ -499,7 +518,7 @@ cJSON *px_inject_patch(const cJSON *pod, px_inject_mode_t mode, const px_inject_
         if (run_open)
             cJSON_AddItemToArray(ours, open_model(o, &m));
         if (inject) {
-            cJSON_AddItemToArray(ours, c = sidecar(o, port, policy, sealed ? &m : NULL));
+            cJSON_AddItemToArray(ours, c = sidecar(o, port, grpc_port, policy, sealed ? &m : NULL));
             for (size_t i = 0; i < N_SHARED; i++) {
                 const char *v = annotation(pod, shared_secrets[i].annotation);
                 if (!v)

@@ -10,6 +10,8 @@
  *                             labelled pqproxy.io/inject=enabled opts every
  *                             pod in; see px_inject_mode_t)
  *   pqproxy.io/upstream-port  the model server's port on 127.0.0.1 (1..65535)
+ *   pqproxy.io/grpc-port      its gRPC (h2c) port on 127.0.0.1: re-points the
+ *                             ConfigMap's upstreams.grpc (PQPROXY_UPSTREAM_GRPC)
  *   pqproxy.io/pq-policy      "require" or "prefer" (PQPROXY_PQ_POLICY)
  *   pqproxy.io/config-map     ConfigMap holding pqproxy.json
  *   pqproxy.io/redis-secret   Secret mounted at /etc/pqproxy/redis (the Redis

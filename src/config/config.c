@@ -652,6 +652,21 @@ static int env_addr(ctx_t *c, const char *name, int allow_unix, px_addr_t *dst)
     return set_addr(c, where, v, allow_unix, dst);
 }
 
+/* PQPROXY_UPSTREAM_GRPC re-points upstreams.grpc (the sidecar injector's
+ * pqproxy.io/grpc-port): the file says what the upstream is (h2c, its
+ * routes), the environment only where it listens, as for PQPROXY_UPSTREAM. */
+static int env_grpc_upstream(ctx_t *c, px_config_t *cfg)
+{
+    if (!env("PQPROXY_UPSTREAM_GRPC"))
+        return 0;
+    for (int i = 0; i < cfg->upstream_count; i++)
+        if (!strcmp(cfg->upstreams[i].name, "grpc"))
+            return env_addr(c, "PQPROXY_UPSTREAM_GRPC", 1, &cfg->upstreams[i].cfg.addr);
+    return fail(c, "environment PQPROXY_UPSTREAM_GRPC", "the configuration has no upstreams.grpc "
+                "to point there (add {\"grpc\": {\"address\": ..., \"protocol\": \"h2c\"}} and a "
+                "route with \"grpc\": true and \"upstream\": \"grpc\")");
+}
+
 static int apply_env(ctx_t *c, px_config_t *cfg)
 {
     const char *w = env("PQPROXY_WORKERS"), *crt = env("PQPROXY_TLS_CERT");
@@ -662,6 +677,7 @@ static int apply_env(ctx_t *c, px_config_t *cfg)
 
     if ((r = env_addr(c, "PQPROXY_LISTEN", 0, &cfg->listen)) < 0 ||
         (r = env_addr(c, "PQPROXY_UPSTREAM", 1, &cfg->upstream.addr)) < 0 ||
+        (r = env_grpc_upstream(c, cfg)) < 0 ||
         (r = env_addr(c, "PQPROXY_ADMIN_LISTEN", 0, &cfg->admin.addr)) < 0)
         goto fail;
     if (w) {

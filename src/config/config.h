@@ -224,7 +224,7 @@ typedef struct px_config {
 } px_config_t;
 
 /* Loads and validates FILE, then applies environment overrides
- * (PQPROXY_LISTEN, PQPROXY_UPSTREAM, PQPROXY_ADMIN_LISTEN, PQPROXY_TLS_CERT,
+ * (PQPROXY_LISTEN, PQPROXY_UPSTREAM, PQPROXY_UPSTREAM_GRPC, PQPROXY_ADMIN_LISTEN, PQPROXY_TLS_CERT,
  * PQPROXY_TLS_KEY, PQPROXY_TLS_CLIENT_CA, PQPROXY_WORKERS, PQPROXY_PQ_POLICY).
  * On error returns NULL and writes "FILE: KEY.PATH: reason" into err. */
 px_config_t *px_config_load(const char *file, char *err, size_t errlen);

@@ -1008,10 +1008,15 @@ int px_server_check_file(const char *file)
     }
     px_tls_ctx_unref(tls);
     px_sigctx_unref(sig);
-    printf("%s: ok (listen %s, upstream %s, %d certificate(s), groups %s, pq_policy %s)\n", file,
-           addr_str(&cfg->listen, l, sizeof l), addr_str(&cfg->upstream.addr, u, sizeof u),
-           cfg->tls.cert_count, groups_str(cfg, groups, sizeof groups),
-           cfg->tls.pq_policy == PX_PQ_REQUIRE ? "require" : "prefer");
+    printf("%s: ok (listen %s, upstream %s", file, addr_str(&cfg->listen, l, sizeof l),
+           addr_str(&cfg->upstream.addr, u, sizeof u));
+    /* the named ones too: environment overrides (PQPROXY_UPSTREAM_GRPC) show */
+    for (int i = 0; i < cfg->upstream_count; i++)
+        printf(", upstreams.%s %s%s", cfg->upstreams[i].name,
+               addr_str(&cfg->upstreams[i].cfg.addr, u, sizeof u),
+               cfg->upstreams[i].cfg.protocol == PX_UP_H2C ? " h2c" : "");
+    printf(", %d certificate(s), groups %s, pq_policy %s)\n", cfg->tls.cert_count,
+           groups_str(cfg, groups, sizeof groups), cfg->tls.pq_policy == PX_PQ_REQUIRE ? "require" : "prefer");
     px_config_free(cfg);
     return 0;
 }

@@ -150,6 +150,15 @@ def test_compose_services():
     check_in("no-new-privileges:true", g.get("security_opt", []))
     check_eq(g["user"], "65534:65534")
     check_in("127.0.0.1:8500", " ".join(g["healthcheck"]["test"]))
+    # the proxy fronts it (and TF Serving's gRPC port) on the same TLS port:
+    # upstreams.grpc over h2c, chosen for gRPC requests
+    for name in ("pqproxy.json", "pqproxy-redis.json"):
+        with open(os.path.join(DOCKER, name)) as f:
+            conf = json.load(f)
+        check_eq(conf["upstreams"]["grpc"], {"address": f"127.0.0.1:{flag(g['command'], '--port')}",
+                                             "protocol": "h2c"}, f"{name}: the gRPC port")
+        check_eq(conf["routes"], [{"prefix": "/", "grpc": True, "upstream": "grpc"}], f"{name}: the gRPC route")
+    check("h2" in cfg["tls"].get("alpn", ["h2"]), "the listener offers h2 (default ALPN)")
     # hardening of the proxy container
     check(px.get("read_only") is True, "read_only root file system")
     check_in("ALL", px.get("cap_drop", []))
@@ -269,7 +278,7 @@ def test_container_config_loads(h):
     r = subprocess.run([pxtest.pqproxy_bin(), "check-config", path], capture_output=True, text=True,
                        timeout=30)
     check_eq(r.returncode, 0, f"check-config: {r.stderr}")
-    check_in("listen 0.0.0.0:8443, upstream 127.0.0.1:8501", r.stdout)
+    check_in("listen 0.0.0.0:8443, upstream 127.0.0.1:8501, upstreams.grpc 127.0.0.1:8500 h2c", r.stdout)
     check_in("pq_policy require", r.stdout)
     # unmaterialized, the file names the container paths
     r = subprocess.run([pxtest.pqproxy_bin(), "check-config", os.path.join(DOCKER, "pqproxy.json")],

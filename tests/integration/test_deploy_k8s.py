@@ -250,6 +250,12 @@ def test_base_config_loads(h):
     check_eq(r.returncode, 0, r.stderr)
     check_in("upstream 127.0.0.1:8000", r.stdout)
     check_in("pq_policy prefer", r.stdout)
+    check_in("upstreams.grpc 127.0.0.1:8500 h2c", r.stdout, "TF Serving's gRPC port, fronted too")
+    # pqproxy.io/grpc-port re-points that upstream
+    r = subprocess.run([pxtest.pqproxy_bin(), "check-config", path], capture_output=True, text=True,
+                       env=dict(env, PQPROXY_UPSTREAM_GRPC="127.0.0.1:8001"), timeout=30)
+    check_eq(r.returncode, 0, r.stderr)
+    check_in("upstreams.grpc 127.0.0.1:8001 h2c", r.stdout)
     r = subprocess.run([pxtest.pqproxy_bin(), "check-config", path], capture_output=True, text=True,
                        env=dict(env, PQPROXY_PQ_POLICY="maybe"), timeout=30)
     check_eq(r.returncode, 1)
@@ -470,6 +476,25 @@ def test_injected_sidecar_matches_base(h):
     check_security_context(pod["spec"], inj, "injected sidecar")
     check_eq({e["name"]: e["value"] for e in inj["env"]}["PQPROXY_UPSTREAM"],
              base_config()["upstream"]["address"])
+    check("PQPROXY_UPSTREAM_GRPC" not in {e["name"] for e in inj["env"]}, "the ConfigMap's gRPC port stays")
+    # pqproxy.io/grpc-port moves the ConfigMap's upstreams.grpc; a clash is refused
+    for value, want in (("8001", "127.0.0.1:8001"), ("8501", None)):
+        with open(fixture("pod-no-init.json")) as f:
+            review = json.load(f)
+        review["request"]["object"]["metadata"].setdefault("annotations", {})["pqproxy.io/grpc-port"] = value
+        body_file = h.path(f"pod-grpc-{value}.json")
+        with open(body_file, "w") as f:
+            json.dump(review, f)
+        status, body, _ = post(certs, port, "/inject", body_file)
+        resp = json.loads(body)["response"]
+        if want is None:
+            check(not resp["allowed"], body)
+            check_in("pqproxy.io/grpc-port: 8501 is the REST upstream's port too", resp["status"]["message"])
+            continue
+        pod = apply_patch(review["request"]["object"], json.loads(base64.b64decode(resp["patch"])))
+        env = {e["name"]: e["value"] for e in named(pod["spec"]["initContainers"], "pqproxy")["env"]}
+        check_eq(env.get("PQPROXY_UPSTREAM_GRPC"), want)
+        check_eq(base_config()["upstreams"]["grpc"]["protocol"], "h2c")
 
 
 # --- rendered with kustomize, validated against the API schemas ------------------------------------
@@ -552,6 +577,27 @@ def test_every_kustomization_renders_and_validates(h):
     check_in("initContainers/0/volumeMounts/0/readonly: unknown field", validate([dep], expect_ok=False))
     check_in("no schema", validate([{"apiVersion": "v1", "kind": "Sidecar", "metadata": {"name": "x"}}],
                                    expect_ok=False))
+
+
+def test_every_rendered_config_fronts_both_ports(h):
+    """Each kustomization's pqproxy-config, as rendered: TF Serving's REST port
+    as the default upstream, its gRPC port as the h2c upstream "grpc", and a
+    gRPC route at "/" to it (signed like the REST routes where those are)."""
+    seen = 0
+    for d in kustomization_dirs():
+        for o in render(d):
+            if o["kind"] != "ConfigMap" or "pqproxy.json" not in o.get("data", {}):
+                continue
+            seen += 1
+            cfg = json.loads(o["data"]["pqproxy.json"])
+            check_eq(cfg["upstream"]["address"], "127.0.0.1:8501", d)
+            check_eq(cfg.get("upstreams", {}).get("grpc"), {"address": "127.0.0.1:8500", "protocol": "h2c"}, d)
+            routes = cfg.get("routes", [])
+            grpc = [r for r in routes if r.get("grpc")]
+            check_eq([(r["prefix"], r.get("upstream")) for r in grpc], [("/", "grpc")], f"{d}: {routes}")
+            check_eq(grpc[0].get("sign_responses", False),
+                     any(r.get("sign_responses") for r in routes if not r.get("grpc")), f"{d}: signing alike")
+    check(seen >= 3, f"configs rendered: {seen}")
 
 
 def test_doc_overlay_keeps_the_names_injected_pods_use(h):
@@ -942,7 +988,7 @@ if __name__ == "__main__":
                  test_base_shutdown_budget, test_base_service_and_networkpolicy, test_base_config_loads,
                  test_webhook_configuration, test_webhook_deployment, test_webhook_served_over_https,
                  test_injected_sidecar_matches_base, test_every_kustomization_renders_and_validates,
-                 test_doc_overlay_keeps_the_names_injected_pods_use,
+                 test_doc_overlay_keeps_the_names_injected_pods_use, test_every_rendered_config_fronts_both_ports,
                  test_injected_pod_refers_only_to_what_the_install_creates,
                  test_webhook_help_names_the_secret_keys_the_config_reads,
                  test_doc_names_every_namespace_label_value, test_shared_state_overlay,

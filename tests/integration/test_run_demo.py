@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
-from pxtest import check, check_eq, http_request, wait_until  # noqa: E402
+from pxtest import check, check_eq, check_in, http_request, wait_until  # noqa: E402
 from pxhelpers import grpc_python  # noqa: E402
 
 RUN_DEMO = os.path.join(pxtest.SOURCE_DIR, "scripts", "run-demo.sh")
@@ -28,7 +28,7 @@ echo "$@" >> "$FAKE_LOG"
 case "$1" in
 certgen) mkdir -p "$3" && touch "$3/server.crt" "$3/ca.crt" ;;
 run)
-  echo "fake-proxy env upstream=$PQPROXY_UPSTREAM cert=$PQPROXY_TLS_CERT key=$PQPROXY_TLS_KEY"
+  echo "fake-proxy env upstream=$PQPROXY_UPSTREAM grpc=$PQPROXY_UPSTREAM_GRPC cert=$PQPROXY_TLS_CERT key=$PQPROXY_TLS_KEY"
   python3 - <<'EOF' || exit 9
 import json, os, urllib.request
 req = urllib.request.Request("http://127.0.0.1:%s/v1/models/half_plus_two:predict"
@@ -86,10 +86,10 @@ def test_starts_both_and_sigterm_stops_both(h):
     check("curl --cacert config/certs/ca.crt https://localhost:8443/v1/models/half_plus_two" in out, out)
     check('"pq_policy": "prefer"' in out and "OpenSSL >= 3.5" in out, out)
     # The proxy is pointed at the overridden demo port and certificates.
-    check(f"fake-proxy env upstream=127.0.0.1:{port} cert={h.path('certs', 'server.crt')} "
+    check(f"fake-proxy env upstream=127.0.0.1:{port} grpc=127.0.0.1:{h.grpc_port} cert={h.path('certs', 'server.crt')} "
           f"key={h.path('certs', 'server.key')}" in out, out)
     check_eq(http_request(port, "GET", "/healthz").status, 200)
-    check(f"listens on h2c\n127.0.0.1:{h.grpc_port}. pqproxy does not proxy HTTP/2 yet" in out, out)
+    check(f"listens on h2c\n127.0.0.1:{h.grpc_port}, behind the same TLS port" in out, out)
     check_eq(grpc_server_live(h.grpc_port), "0801", "the gRPC demo server answers ServerLive: live=true")
     members = pxtest.group_members(p.pid)
     check(len(members) >= 4, f"bash, both demo servers and fake proxy running: {members}")
@@ -151,6 +151,7 @@ def test_busy_grpc_port_fails_clearly_and_off(h):
     p, fake, config, port = start_demo(h, PX_DEMO_GRPC_PORT="off")
     p.wait_line("fake-proxy got", timeout=15)
     check("gRPC" not in p.stdout_text(), p.stdout_text())
+    check(" grpc= cert=" in p.stdout_text(), "no gRPC server: the config's upstreams.grpc is left as it is")
     cmds = [pxtest._read_text(f"/proc/{pid}/cmdline") for pid in pxtest.group_members(p.pid)]
     check(not any("demo_grpc_model_server" in c for c in cmds), f"no gRPC server: {cmds}")
     check(any("demo_model_server" in c for c in cmds), f"the REST one runs: {cmds}")
@@ -205,6 +206,22 @@ def test_real_binary_readme_request(h):
         return None
     log = wait_until(access, 10, msg="the request in the access log")
     check_eq((log["group"], log["status"], log["method"]), ("X25519MLKEM768", 200, "POST"))
+    # The printed gRPC call, through the same TLS port to the demo gRPC server
+    # (on this test's port, certificates and binary): ServerLive, live=true
+    example = [ln.strip() for ln in p.stdout_text().splitlines() if ln.strip().startswith("printf")]
+    check_eq(len(example), 1, p.stdout_text())
+    cmd = (example[0].replace("localhost:8443", f"localhost:{port}")
+           .replace("config/certs/ca.crt", os.path.join(certs, "ca.crt")).replace("build/pqproxy", bin_))
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    check_eq(r.returncode, 0, f"{cmd}: {r.stderr}")
+    out = r.stdout.decode("latin-1").lower()
+    check_in("content-type: application/grpc", out)
+    check_in("grpc-status: 0", out)
+    check(b"\x00\x00\x00\x00\x02\x08\x01" in r.stdout, f"ServerLive live=true, framed: {r.stdout!r}")
+    grpc_log = wait_until(lambda: next((json.loads(ln) for ln in p.stdout_text().splitlines()
+                                        if ln.startswith("{") and "ServerLive" in ln), None),
+                          10, msg="the gRPC call in the access log")
+    check_eq((grpc_log["protocol"], grpc_log["status"], grpc_log["group"]), ("h2", 200, "X25519MLKEM768"))
     os.kill(p.pid, signal.SIGTERM)
     check_eq(p.wait(30), 143)
     wait_until(lambda: not pxtest.group_members(p.pid), 10, msg="demo server and proxy gone")

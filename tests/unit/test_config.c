@@ -18,6 +18,8 @@ static void test_defaults(void **state)
 {
     px_config_t *c = ok(minimal());
     check_defaults(c);
+    assert_int_equal(c->upstream_count, 0);
+    assert_int_equal(c->route_count, 0);
     assert_string_equal(c->path, cfgfile);
     assert_string_equal(c->tls.certs[0].cert_file, crt);
     assert_string_equal(c->tls.certs[0].key_file, key);

@@ -238,6 +238,38 @@ static void test_env_overrides(void **state)
     expect_load_err("{}", "tls.certificates", "or set PQPROXY_TLS_CERT and PQPROXY_TLS_KEY");
 }
 
+/* PQPROXY_UPSTREAM_GRPC re-points upstreams.grpc only: its protocol and
+ * the routes stay the file's; a file without it is refused, naming the variable. */
+static void test_env_grpc_upstream(void **state)
+{
+    static char json[4096];
+    px_config_t *c;
+    (void)state;
+
+    clear_env();
+    setenv("PQPROXY_UPSTREAM_GRPC", "127.0.0.1:8001", 1);
+    snprintf(json, sizeof json, "{\"tls\":{\"certificates\":[{\"cert\":\"%s\",\"key\":\"%s\"}]},"
+             "\"upstreams\":{\"rest2\":{\"address\":\"127.0.0.1:8000\"},"
+             "\"grpc\":{\"address\":\"127.0.0.1:8500\",\"protocol\":\"h2c\"}},"
+             "\"routes\":[{\"prefix\":\"/\",\"grpc\":true,\"upstream\":\"grpc\"}]}", crt, key);
+    c = load(json);
+    if (!c)
+        fail_msg("%s", err);
+    assert_string_equal(c->upstreams[1].name, "grpc");
+    assert_int_equal(c->upstreams[1].cfg.addr.port, 8001);
+    assert_int_equal(c->upstreams[1].cfg.protocol, PX_UP_H2C);
+    assert_int_equal(c->upstreams[0].cfg.addr.port, 8000);
+    assert_int_equal(c->upstream.addr.port, 8501);
+    assert_int_equal(c->routes[0].upstream, 2);
+    px_config_free(c);
+    setenv("PQPROXY_UPSTREAM_GRPC", "model:8500", 1);
+    expect_load_err(json, "environment PQPROXY_UPSTREAM_GRPC", "invalid address \"model:8500\"");
+    setenv("PQPROXY_UPSTREAM_GRPC", "127.0.0.1:8500", 1);
+    snprintf(json, sizeof json, "%s", minimal());
+    expect_load_err(json, "environment PQPROXY_UPSTREAM_GRPC", "the configuration has no upstreams.grpc");
+    clear_env();
+}
+
 /* ---- shipped files and the command ------------------------------------------------- */
 
 static void test_shipped_configs(void **state)
@@ -267,6 +299,15 @@ static void test_shipped_configs(void **state)
                 check_defaults(c); /* the documented default is the code's default */
                 /* it writes out every section, signatures and routes included */
                 assert_string_equal(c->sig.response_keyid, "pqproxy");
+                /* upstreams and routes (no defaults: {} and []) front TF
+                 * Serving's gRPC port beside REST, as make run's demo */
+                assert_int_equal(c->upstream_count, 1);
+                assert_string_equal(c->upstreams[0].name, "grpc");
+                assert_int_equal(c->upstreams[0].cfg.addr.port, 8500);
+                assert_int_equal(c->upstreams[0].cfg.protocol, PX_UP_H2C);
+                assert_int_equal(c->route_count, 1);
+                assert_true(c->routes[0].grpc && c->routes[0].upstream == 1 &&
+                            !strcmp(c->routes[0].prefix, "/"));
                 saw_default = 1;
             }
             px_config_free(c);
@@ -357,6 +398,7 @@ int main(void)
         cmocka_unit_test(test_malformed_json),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_env_overrides),
+        cmocka_unit_test(test_env_grpc_upstream),
         cmocka_unit_test(test_shipped_configs),
         cmocka_unit_test(test_check_config_command),
     };

@@ -461,6 +461,53 @@ static void test_shared_state_secrets(void **state)
     cJSON_Delete(in);
 }
 
+/* pqproxy.io/grpc-port sets PQPROXY_UPSTREAM_GRPC beside PQPROXY_UPSTREAM;
+ * without it the sidecar has no such variable (the ConfigMap decides); a
+ * port that is not one, or that clashes, denies the pod. */
+static void test_grpc_port(void **state)
+{
+    static const struct { const char *value, *reason; } bad[] = {
+        { "0", "pqproxy.io/grpc-port: must be a port number 1..65535" },
+        { "85x", "pqproxy.io/grpc-port: must be a port number 1..65535" },
+        { "8443", "pqproxy.io/grpc-port: 8443 is the sidecar's own port" },
+        { "9901", "pqproxy.io/grpc-port: 9901 is the sidecar's own port" },
+        { "8501", "pqproxy.io/grpc-port: 8501 is the REST upstream's port too" },
+    };
+    char pod[512], err[200];
+    cJSON *in, *patch;
+    const cJSON *c;
+    int n;
+    (void)state;
+
+    for (int with = 1; with >= 0; with--) {
+        snprintf(pod, sizeof pod, "{\"metadata\":{\"annotations\":{\"pqproxy.io/inject\":\"true\"%s}},"
+                 "\"spec\":{\"containers\":[{\"name\":\"model\"}]}}",
+                 with ? ",\"pqproxy.io/grpc-port\":\"8001\"" : "");
+        in = cJSON_Parse(pod);
+        patch = px_inject_patch(in, PX_INJECT_OPT_IN, &opts, err, sizeof err);
+        assert_non_null(patch);
+        assert_int_equal(apply_patch(in, patch), 0);
+        c = named(cJSON_GetObjectItem(cJSON_GetObjectItem(in, "spec"), "initContainers"), "pqproxy", &n);
+        assert_non_null(c);
+        assert_string_equal(env_value(c, "PQPROXY_UPSTREAM"), "127.0.0.1:8501");
+        if (with)
+            assert_string_equal(env_value(c, "PQPROXY_UPSTREAM_GRPC"), "127.0.0.1:8001");
+        else
+            assert_null(env_value(c, "PQPROXY_UPSTREAM_GRPC"));
+        cJSON_Delete(patch);
+        cJSON_Delete(in);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(pod, sizeof pod, "{\"metadata\":{\"annotations\":{\"pqproxy.io/inject\":\"true\","
+                 "\"pqproxy.io/grpc-port\":\"%s\"}},\"spec\":{\"containers\":[{\"name\":\"model\"}]}}",
+                 bad[i].value);
+        in = cJSON_Parse(pod);
+        assert_null(px_inject_patch(in, PX_INJECT_OPT_IN, &opts, err, sizeof err));
+        assert_string_equal(err, bad[i].reason);
+        cJSON_Delete(in);
+    }
+}
+
 /* The sealed-model fixture with annotation key set to value (NULL: removed). */
 static void run_sealed(run_t *r, const char *key, const char *value)
 {
@@ -759,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_annotations_tune),
         cmocka_unit_test(test_bad_annotation_denied),
         cmocka_unit_test(test_shared_state_secrets),
+        cmocka_unit_test(test_grpc_port),
         cmocka_unit_test(test_sealed_model),
         cmocka_unit_test(test_sealed_model_refused),
         cmocka_unit_test(test_sealed_model_unmounted),
