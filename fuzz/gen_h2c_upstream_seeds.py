@@ -35,9 +35,11 @@ class Pair:
         self.srv = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=False, header_encoding=None, validate_outbound_headers=validate,
             normalize_outbound_headers=validate, validate_inbound_headers=False))
+        # one SETTINGS, as the pool sends: the server ACKs exactly one
+        self.cli.local_settings = h2.settings.Settings(client=True, initial_values={
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 256 * 1024,
+            h2.settings.SettingCodes.ENABLE_PUSH: 0})
         self.cli.initiate_connection()
-        self.cli.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 256 * 1024,
-                                  h2.settings.SettingCodes.ENABLE_PUSH: 0})
         self.cli.increment_flow_control_window(1 << 22)   # as the pool's connection window
         self.srv.initiate_connection()
         if max_streams:
@@ -128,6 +130,9 @@ def seeds():
                            (b"content-length", b"1"), (b"content-length", b"2")], end_stream=True)
     p.send()
     out["bad_fields"] = (0x00, 1, p.out)
+    p = Pair(1)                           # a stray SETTINGS ACK: nghttp2 ends the session
+    p.out += b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
+    out["stray_settings_ack"] = (0x00, 1, p.out)
     return out
 
 

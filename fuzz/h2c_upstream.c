@@ -23,8 +23,10 @@
  * specific field), values without CR, LF or NUL, the same after
  * px_h2cx_response / px_h2cx_trailers; a LENGTH body gets exactly its
  * content-length; no data before the head; no callback after on_end,
- * on_error or px_h2c_release; every stream still held at EOF ends with
- * exactly one on_end or on_error. */
+ * on_error or px_h2c_release; one write in flight per link; a session
+ * nghttp2 has finished (nothing to read or write) is not kept as a
+ * connection; every stream still held at EOF ends with exactly one on_end
+ * or on_error. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +65,10 @@ static struct {
     uint32_t rng;
     int fail_next_connect;
 } L;
+
+/* PX_FUZZ_TRACE=1: the events and pieces on stderr (reproducing a finding). */
+static int trace;
+#define TRACE(...) (trace ? fprintf(stderr, "h2c fuzz: " __VA_ARGS__) : 0)
 
 static char fake_upstream;
 
@@ -248,6 +254,7 @@ static void on_error(void *ud, int err)
 {
     slot_t *t = held(ud, "on_error after the end or release");
 
+    TRACE("stream %d: on_error %s\n", (int)(t - S), uv_err_name(err));
     if (err >= 0)
         die("on_error with no error", (int)(t - S));
     t->state = S_FAILED;
@@ -357,11 +364,24 @@ static px_uplink_t *current(void)
     return NULL;
 }
 
+/* A session nghttp2 has finished (a protocol error it answered with
+ * GOAWAY, all written) takes no stream any more: the pool must not keep it
+ * as a connection new streams could be given to. */
+static void check_sessions(void)
+{
+    for (conn_t *c = pool->conns; c; c = c->next)
+        if (c->connected && !c->writing && !c->dead && !nghttp2_session_want_read(c->ng) &&
+            !nghttp2_session_want_write(c->ng))
+            die("a finished session kept as a connection", -1);
+}
+
 static void event(void)
 {
     slot_t *t = nslots ? &S[next() % nslots] : NULL;
+    uint32_t e = next() % 10;
 
-    switch (next() % 10) {
+    TRACE("event %u on stream %d\n", e, t ? (int)(t - S) : -1);
+    switch (e) {
     case 0:
         open_stream();
         break;
@@ -420,6 +440,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (!inited) {
         uv_loop_init(&loop);
+        trace = getenv("PX_FUZZ_TRACE") != NULL;
         inited = 1;
     }
     memset(&L, 0, sizeof L);
@@ -456,11 +477,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 continue;
             }
         }
+        TRACE("%zu bytes to link %d\n", n, (int)(l - L.links));
         l->cb->on_read(l, (const char *)data + off, (ssize_t)n, l->ud);
         off += n;
         if (!(L.flags & 0x01) || next() & 1)
             finish_writes();
         run_loop();
+        check_sessions();
     }
 
     /* EOF: everything still held must end once */

@@ -371,6 +371,11 @@ static int pump(conn_t *c)
     }
     if (c->goaway && !c->nstreams && !nghttp2_session_want_write(c->ng))
         return UV_EOF;                    /* drained after GOAWAY: done */
+    /* nghttp2 is done with the session (a protocol error by the model
+     * server, answered with GOAWAY, now written): it reads nothing more
+     * and opens no stream, even if the server keeps the socket open. */
+    if (!c->writing && !nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng))
+        return c->goaway && !c->nstreams ? UV_EOF : UV_EPROTO;
     return 0;
 }
 
