@@ -130,6 +130,10 @@ def seeds():
                            (b"content-length", b"1"), (b"content-length", b"2")], end_stream=True)
     p.send()
     out["bad_fields"] = (0x00, 1, p.out)
+    p = Pair(2)                           # stream 3 still held when the pool closes (flag 0x40)
+    unary(p, 1)
+    out["pool_closed_mid_stream"] = (0x40, 1, p.out)
+
     p = Pair(1)                           # a stray SETTINGS ACK: nghttp2 ends the session
     p.out += b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
     out["stray_settings_ack"] = (0x00, 1, p.out)

@@ -14,7 +14,8 @@
  * response bytes at once (else on an event), 0x04 release every second
  * stream in its on_head, 0x08 the server may run 1 stream per connection
  * (h2c_max_streams 1), 0x10 request bodies (200 KiB, past the replay
- * limit), 0x20 connects fail now and then. Byte 1: streams opened at once
+ * limit), 0x20 connects fail now and then, 0x40 the pool closes with
+ * streams held instead of the final EOF. Byte 1: streams opened at once
  * (1..4). Byte 2: seed of the pieces and events. The rest: the model
  * server's bytes (SETTINGS first, then frames).
  *
@@ -486,6 +487,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_sessions();
     }
 
+    if (L.flags & 0x40) {
+        /* the pool closes with streams held: no callback after, release frees them */
+        px_h2c_pool_close(pool);
+        for (int i = 0; i < nslots; i++)
+            if (S[i].state == S_HELD) {
+                S[i].state = S_RELEASED;
+                px_h2c_release(S[i].s);
+            }
+        uv_run(&loop, UV_RUN_DEFAULT);
+        for (int i = 0; i < nslots; i++)
+            px_h2cx_free(S[i].x);
+        return 0;
+    }
     /* EOF: everything still held must end once */
     for (int round = 0; round < 4 * MAXL; round++) {
         int live = 0;
