@@ -36,7 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         static const char *const paths[] = { "/", "/v1/models/m:predict", "", "/a/b/c" };
         for (size_t i = 0; i < sizeof paths / sizeof *paths; i++)
-            (void)px_config_route(cfg, paths[i], strlen(paths[i]));
+            for (int grpc = 0; grpc < 2; grpc++)
+                (void)px_config_route(cfg, paths[i], strlen(paths[i]), grpc);
         if (cfg->workers < 1 || cfg->tls.cert_count < 1)
             abort();
         px_config_free(cfg);

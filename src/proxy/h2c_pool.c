@@ -1,4 +1,10 @@
-/* Multiplexed h2c connections to the model server (h2c_pool.h). */
+/* Multiplexed h2c connections to the model server (h2c_pool.h).
+ *
+ * Test seam: fuzz/h2c_upstream.c includes this file with the px_upstream_*
+ * and px_uplink_* names below defined to its own socketless link, and
+ * calls link_connect/link_read/link_write itself. So the model server's
+ * bytes reach nghttp2 only through link_read, and this file uses no other
+ * upstream.h function: keep it so (or add the name to the harness). */
 #include "proxy/h2c_pool.h"
 
 #include <stdlib.h>
@@ -365,6 +371,11 @@ static int pump(conn_t *c)
     }
     if (c->goaway && !c->nstreams && !nghttp2_session_want_write(c->ng))
         return UV_EOF;                    /* drained after GOAWAY: done */
+    /* nghttp2 is done with the session (a protocol error by the model
+     * server, answered with GOAWAY, now written): it reads nothing more
+     * and opens no stream, even if the server keeps the socket open. */
+    if (!c->writing && !nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng))
+        return c->goaway && !c->nstreams ? UV_EOF : UV_EPROTO;
     return 0;
 }
 

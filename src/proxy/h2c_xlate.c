@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/log.h"
 #include "http/h2_fields.h"
 
 #define RESP_BYTES (64 * 1024)
@@ -121,19 +122,54 @@ int px_h2cx_request(px_buf_t *wire, const px_http_head_t *orig, nghttp2_nv **nvp
     return 0;
 }
 
+/* Defence in depth: nghttp2 vets the model server's fields, but nothing
+ * that could break an HTTP/1.1 head may pass even if it did not: a name
+ * that is not a lowercase token (pseudo-fields too), CR, LF or NUL in a
+ * value, a connection-specific field, a content-length that is not one
+ * decimal number (or a second one). Such a field is dropped. */
+static int field_ok(px_str_t n, px_str_t v, int *cls)
+{
+    for (size_t i = 0; i < n.n; i++) {
+        unsigned char c = (unsigned char)n.p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-.^_`|~", c))))
+            return 0;
+    }
+    if (!n.n || memchr(v.p, '\r', v.n) || memchr(v.p, '\n', v.n) || memchr(v.p, '\0', v.n) ||
+        px_h2_connection_specific(n.p, n.n))
+        return 0;
+    if (n.n == 14 && !memcmp(n.p, "content-length", 14)) {
+        if (!v.n || v.n > 18 || strspn(v.p, "0123456789") != v.n || (*cls)++)
+            return 0;
+    }
+    return 1;
+}
+
+static void dropped(const char *where, px_str_t n)
+{
+    px_warn("h2c upstream: a response %s field dropped (%.*s): not a lowercase token, CR, LF or "
+            "NUL in its value, connection-specific or a bad content-length",
+            where, (int)(n.n > 64 ? 64 : n.n), n.p);
+}
+
 int px_h2cx_response(px_h2cx_t *h, const px_msg_t *m)
 {
-    int n = px_msg_header_count(m);
-    px_str_t cl = px_msg_find(m, "content-length");
+    int n = 0, cls = 0;
+    px_str_t cl;
 
     px_msg_reset(&h->msg);
     free(h->fields);
     h->fields = NULL;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < px_msg_header_count(m); i++) {
         px_str_t a = px_msg_header_name(m, i), b = px_msg_header_value(m, i);
+        if (!field_ok(a, b, &cls)) {
+            dropped("header", a);
+            continue;
+        }
         if (px_msg_add(&h->msg, a.p, a.n, b.p, b.n) != 0)
             return PX_ENOMEM;
+        n++;
     }
+    cl = px_msg_find(&h->msg, "content-length");
     if (!(h->fields = calloc((size_t)n + 1, sizeof *h->fields)))
         return PX_ENOMEM;
     for (int i = 0; i < n; i++) {   /* the arena does not move any more: no adds follow */
@@ -160,7 +196,7 @@ int px_h2cx_response(px_h2cx_t *h, const px_msg_t *m)
 
 int px_h2cx_trailers(px_h2cx_t *h, const px_msg_t *m)
 {
-    int n = px_msg_trailer_count(m);
+    int n = px_msg_trailer_count(m), k = 0, cls = 0;
 
     free(h->trailers);
     h->trailers = NULL;
@@ -176,11 +212,15 @@ int px_h2cx_trailers(px_h2cx_t *h, const px_msg_t *m)
     char *mem = (char *)(h->trailers + n);
     for (int i = 0; i < n; i++) {
         px_str_t a = px_msg_trailer_name(m, i), b = px_msg_trailer_value(m, i);
+        if (!field_ok(a, b, &cls)) {
+            dropped("trailer", a);
+            continue;
+        }
         memcpy(mem, a.p, a.n + 1);
         memcpy(mem + a.n + 1, b.p, b.n + 1);
-        h->trailers[i] = (px_header_t){ mem, a.n, mem + a.n + 1, b.n };
+        h->trailers[k++] = (px_header_t){ mem, a.n, mem + a.n + 1, b.n };
         mem += a.n + b.n + 2;
     }
-    h->ntrailers = n;
+    h->ntrailers = k;
     return 0;
 }

@@ -38,9 +38,14 @@ int px_h2cx_request(px_buf_t *wire, const px_http_head_t *orig, nghttp2_nv **nv,
 
 /* The upstream's final response head m, copied into h->head (body: NONE
  * when m ends the stream, LENGTH with a content-length, else CHUNKED, so
- * an HTTP/1.1 client gets chunked framing and the trailers). 0, PX_ENOMEM. */
+ * an HTTP/1.1 client gets chunked framing and the trailers). A field that
+ * could break an HTTP/1.1 head (a name not a lowercase token, CR, LF or
+ * NUL in the value, connection-specific, a content-length not one decimal
+ * number or a second one) is dropped with a warning, though nghttp2
+ * already refuses them. 0, PX_ENOMEM. */
 int px_h2cx_response(px_h2cx_t *h, const px_msg_t *m);
-/* The trailer fields of m into h->trailers / h->ntrailers. 0, PX_ENOMEM. */
+/* The trailer fields of m into h->trailers / h->ntrailers, the same
+ * fields dropped. 0, PX_ENOMEM. */
 int px_h2cx_trailers(px_h2cx_t *h, const px_msg_t *m);
 
 #endif

@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""An h2c model server that breaks the protocol (src/proxy/h2c_pool.c):
+what fuzz/h2c_upstream.c found, end to end."""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pxtest  # noqa: E402
+from pxtest import check, check_eq  # noqa: E402
+from test_grpc_proxy import grpc_proxy, h2_python  # noqa: E402
+
+BAD = os.path.join(pxtest.HERE, "peers", "h2c_bad_server.py")
+
+
+def get(proxy, h):
+    s = pxtest.tls_connect(proxy.port, os.path.join(h.certgen(), "ca.crt"), alpn=["http/1.1"])
+    t0 = time.monotonic()
+    s.sendall(b"GET /m HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    r = pxtest.read_response(s)
+    s.close()
+    return r, time.monotonic() - t0
+
+
+def test_protocol_error_ends_the_connection(h):
+    # The model server's stray SETTINGS ACK is a connection error: nghttp2
+    # answers GOAWAY and the session is over, though the server keeps the
+    # socket open. The stream fails at once (502, not the 20 s response
+    # timeout's 504) and the next request goes on a new connection.
+    p = h.start("h2c-bad", [h2_python(), BAD], ready="line", line=r"^READY (\d+)$")
+    proxy = grpc_proxy(h, int(p.ready_match.group(1)), tls={"pq_policy": "prefer"},
+                       timeouts={"upstream_response_ms": 20000, "upstream_idle_ms": 20000})
+    r, took = get(proxy, h)
+    check_eq(r.status, 502, f"the broken connection's stream fails: {r.raw[:300]}")
+    check(took < 5, f"at once, not by the response timeout: {took:.1f} s")
+    r, took = get(proxy, h)
+    check_eq((r.status, r.body), (200, b"served"), f"a new connection serves: {r.raw[:300]}")
+    with open(p.out_path) as f:
+        reqs = [ln.split()[1] for ln in f if ln.startswith("REQ ")]
+    check(len(reqs) == 2 and reqs[0] != reqs[1], f"two requests on two connections: {reqs}")
+
+
+if __name__ == "__main__":
+    pxtest.main([test_protocol_error_ends_the_connection])
