@@ -31,6 +31,7 @@ struct px_h2c_stream {
     px_buf_t out;                        /* request body: sent bytes [0, sent) kept for a retry */
     size_t sent;
     int replayable;                      /* every sent body byte is still in out */
+    int retries;                         /* reopened after GOAWAY or REFUSED_STREAM */
     int req_end, deferred, drained;
     px_msg_t msg;                        /* the response head, then its trailers */
     int got_head, in_trailers;
@@ -132,7 +133,9 @@ static void stream_retry(px_h2c_stream_t *s)
 {
     px_h2c_pool_t *p = s->pool;
 
-    if (s->detached || s->got_head || !s->replayable) {
+    /* a model server that refuses every stream must not make us reopen it
+     * on a new connection for ever */
+    if (s->detached || s->got_head || !s->replayable || ++s->retries > PX_H2C_MAX_RETRIES) {
         stream_fail(s, UV_ECONNRESET);
         return;
     }
@@ -493,13 +496,26 @@ static uint32_t conn_limit(const conn_t *c)
     return peer < c->pool->cfg.h2c_max_streams ? peer : c->pool->cfg.h2c_max_streams;
 }
 
-/* A connection with room for one more stream, a new one when all are full. */
+/* A connection with room for one more stream, a new one when all are full;
+ * at PX_H2C_MAX_CONNS the least loaded one, where nghttp2 holds the request
+ * until the model server admits it (its response timeout bounds the wait):
+ * a server that admits no stream (SETTINGS_MAX_CONCURRENT_STREAMS 0) does
+ * not get a connection per request. */
 static conn_t *conn_pick(px_h2c_pool_t *p)
 {
-    for (conn_t *c = p->conns; c; c = c->next)
-        if (!c->dead && !c->goaway && (uint32_t)c->nstreams < conn_limit(c))
+    conn_t *least = NULL;
+    int live = 0;
+
+    for (conn_t *c = p->conns; c; c = c->next) {
+        if (c->dead || c->goaway)
+            continue;
+        if ((uint32_t)c->nstreams < conn_limit(c))
             return c;
-    return conn_new(p);
+        live++;
+        if (!least || c->nstreams < least->nstreams)
+            least = c;
+    }
+    return least && live >= PX_H2C_MAX_CONNS ? least : conn_new(p);
 }
 
 /* Submits a waiting stream on a connection. 0, or a libuv error. */

@@ -11,6 +11,7 @@ from pxtest import check, check_eq  # noqa: E402
 from test_grpc_proxy import grpc_proxy, h2_python  # noqa: E402
 
 BAD = os.path.join(pxtest.HERE, "peers", "h2c_bad_server.py")
+ZERO = os.path.join(pxtest.HERE, "peers", "h2c_zero_streams_server.py")
 
 
 def get(proxy, h):
@@ -40,5 +41,46 @@ def test_protocol_error_ends_the_connection(h):
     check(len(reqs) == 2 and reqs[0] != reqs[1], f"two requests on two connections: {reqs}")
 
 
+def test_server_admitting_no_stream_gets_bounded_connections(h):
+    # SETTINGS_MAX_CONCURRENT_STREAMS 0: the model server admits no stream.
+    # Opening a connection per request would let it (or a misconfiguration)
+    # make a worker open thousands; the pool stops at its cap and the
+    # requests wait there until their response timeout.
+    from test_h2_smuggling import RawH2, req
+    p = h.start("h2c-zero", [h2_python(), ZERO], ready="line", line=r"^READY (\d+)$")
+    proxy = grpc_proxy(h, int(p.ready_match.group(1)), tls={"pq_policy": "prefer"},
+                       timeouts={"upstream_response_ms": 6000})
+    c = RawH2(h, proxy.port)
+    sids = []
+    for i in range(90):                        # spaced: each new connection has its SETTINGS
+        sids.append(c.request(req(f"/m?i={i}".encode())))
+        time.sleep(0.03)
+    time.sleep(0.5)
+    with open(p.out_path) as f:
+        conns = sum(1 for ln in f if ln.startswith("H2 "))
+    statuses = [c.wait(sid, timeout=30)["status"] for sid in sids]
+    c.close()
+    check_eq(set(statuses), {504}, "each waits for its response timeout")
+    check(conns <= 64, f"HTTP/2 connections to the model server bounded: {conns}")
+
+
+def test_goaway_retries_bounded(h):
+    # A model server that answers every stream with GOAWAY(last stream 0):
+    # each stream is unprocessed, so it may be retried, but not for ever (a
+    # hot loop of new connections): the request fails with 502 after a few.
+    p = h.start("h2c-goaway", [h2_python(), ZERO, "--goaway"], ready="line", line=r"^READY (\d+)$")
+    proxy = grpc_proxy(h, int(p.ready_match.group(1)), tls={"pq_policy": "prefer"},
+                       timeouts={"upstream_response_ms": 20000})
+    r, took = get(proxy, h)
+    check_eq(r.status, 502, f"the request fails: {r.raw[:200]}")
+    check(took < 5, f"at once: {took:.1f} s")
+    time.sleep(0.5)
+    with open(p.out_path) as f:
+        conns = sum(1 for ln in f if ln.startswith("H2 "))
+    check(conns <= 3, f"a few connections, not a loop: {conns}")
+
+
 if __name__ == "__main__":
-    pxtest.main([test_protocol_error_ends_the_connection])
+    pxtest.main([test_protocol_error_ends_the_connection,
+                 test_server_admitting_no_stream_gets_bounded_connections,
+                 test_goaway_retries_bounded])
