@@ -90,10 +90,15 @@ static const px_config_t *cfg_of(const px_conn_t *c)
 
 /* --- the stream's ops (px_sess_ops_t, exchange.h) ---------------------------------- */
 
-/* Output may leave now; inside h2.c's calls the pump after them does it. */
+/* Output may leave: from the loop's next turn (the reaper's pump), so that
+ * the responses of every stream that progressed in this turn share TLS
+ * records and one write instead of one each; inside h2.c's calls the pump
+ * after them does it. */
 static PX_MUST_CHECK int kick(h2stream_t *st)
 {
-    return st->hc->in_h2 ? 0 : pump(st->hc->c);
+    if (!st->hc->in_h2)
+        reap_later(st->hc);
+    return 0;
 }
 
 /* The exchange is over: the stream is freed from the loop once closed. */
