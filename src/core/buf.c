@@ -23,6 +23,14 @@ void px_buf_reset(px_buf_t *b)
     b->off = b->len = 0;
 }
 
+void px_buf_recycle(px_buf_t *b, size_t keep)
+{
+    if (b->cap > keep)
+        px_buf_free(b);
+    else
+        px_buf_reset(b);
+}
+
 void px_buf_consume(px_buf_t *b, size_t n)
 {
     if (n >= b->len - b->off)

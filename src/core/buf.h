@@ -24,6 +24,8 @@ static inline size_t px_buf_size(const px_buf_t *b) { return b->len - b->off; }
 /* Marks n bytes as read; resets to empty when everything is consumed. */
 void px_buf_consume(px_buf_t *b, size_t n);
 void px_buf_reset(px_buf_t *b);
+/* Empties b for reuse: keeps its allocation up to keep bytes, frees a larger one. */
+void px_buf_recycle(px_buf_t *b, size_t keep);
 /* Ensures room for n more bytes and returns a pointer to it (then px_buf_commit). */
 char *px_buf_reserve(px_buf_t *b, size_t n);
 /* Free space at the end of at least `min` bytes (growing only when less is

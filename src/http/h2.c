@@ -11,6 +11,11 @@
 /* Fields per head: a bound beside the byte limit (a list of empty fields
  * costs 32 bytes each in the RFC's accounting, little in ours). */
 #define MAX_FIELDS 256
+/* Finished streams kept for the next ones (their message arenas and body
+ * buffer up to SPARE_KEEP bytes each), so that a busy connection does not
+ * allocate per stream; an idle one gives them back at its next tick. */
+#define SPARES 32
+#define SPARE_KEEP 4096
 
 typedef struct stream {
     struct stream *prev, *next;           /* the session's open streams */
@@ -36,6 +41,8 @@ struct px_h2 {
     px_h2_clock_t clock;
     stream_t *streams;
     int nstreams;
+    stream_t *spares;                     /* finished streams for reuse (->next), at most SPARES */
+    int nspares;
     size_t queued;                        /* response bytes queued over all streams */
     int in_call;                          /* inside mem_recv/mem_send: no re-entry */
     int stop_in;                          /* a flood: no more input, the GOAWAY may go out */
@@ -61,6 +68,30 @@ static stream_t *find(const px_h2_t *s, int32_t id)
     return s->ng ? nghttp2_session_get_stream_user_data(s->ng, id) : NULL;
 }
 
+/* Keeps st as a spare (its allocations up to SPARE_KEEP) or frees it. */
+static void stream_release(px_h2_t *s, stream_t *st)
+{
+    if (s->nspares < SPARES) {
+        px_buf_t out = st->out;
+        px_msg_t head = st->head, trailers = st->trailers;
+        px_buf_recycle(&out, SPARE_KEEP);
+        px_msg_recycle(&head, SPARE_KEEP);
+        px_msg_recycle(&trailers, SPARE_KEEP);
+        memset(st, 0, sizeof *st);
+        st->out = out;
+        st->head = head;
+        st->trailers = trailers;
+        st->next = s->spares;
+        s->spares = st;
+        s->nspares++;
+        return;
+    }
+    px_buf_free(&st->out);
+    px_msg_free(&st->head);
+    px_msg_free(&st->trailers);
+    free(st);
+}
+
 static void stream_free(px_h2_t *s, stream_t *st)
 {
     if (st->prev)
@@ -71,10 +102,39 @@ static void stream_free(px_h2_t *s, stream_t *st)
         st->next->prev = st->prev;
     s->nstreams--;
     s->queued -= px_buf_size(&st->out);
-    px_buf_free(&st->out);
-    px_msg_free(&st->head);
-    px_msg_free(&st->trailers);
-    free(st);
+    stream_release(s, st);
+}
+
+static void spares_free(px_h2_t *s)
+{
+    while (s->spares) {
+        stream_t *st = s->spares;
+        s->spares = st->next;
+        px_buf_free(&st->out);
+        px_msg_free(&st->head);
+        px_msg_free(&st->trailers);
+        free(st);
+    }
+    s->nspares = 0;
+}
+
+/* A spare stream, or a new one. */
+static stream_t *stream_new(px_h2_t *s)
+{
+    stream_t *st = s->spares;
+
+    if (st) {
+        s->spares = st->next;
+        s->nspares--;
+        st->next = NULL;
+        return st;
+    }
+    if (!(st = calloc(1, sizeof *st)))
+        return NULL;
+    px_msg_init(&st->head, s->cfg.max_header_list_size, MAX_FIELDS);
+    px_msg_init(&st->trailers, s->cfg.max_header_list_size, MAX_FIELDS);
+    px_buf_init(&st->out, 0);
+    return st;
 }
 
 /* Every reset the client sent or caused spends the budget: reset_budget
@@ -113,15 +173,12 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *fr, void *
 
     if (fr->hd.type != NGHTTP2_HEADERS || fr->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    if (!(st = calloc(1, sizeof *st)))
+    if (!(st = stream_new(s)))
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     st->id = fr->hd.stream_id;
-    px_msg_init(&st->head, s->cfg.max_header_list_size, MAX_FIELDS);
-    px_msg_init(&st->trailers, s->cfg.max_header_list_size, MAX_FIELDS);
-    px_buf_init(&st->out, 0);
     st->fields = (px_h2_fields_t){ &st->head, 0, s->cfg.max_header_list_size, 0 };
     if (nghttp2_session_set_stream_user_data(ng, st->id, st) != 0) {
-        free(st);
+        stream_release(s, st);
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     st->next = s->streams;
@@ -399,6 +456,7 @@ void px_h2_free(px_h2_t *s)
             s->cb.on_close(s->ud, st->id, st->sd, NGHTTP2_CANCEL);
         stream_free(s, st);
     }
+    spares_free(s);
     nghttp2_session_del(s->ng);
     free(s);
 }
@@ -652,6 +710,8 @@ int px_h2_tick(px_h2_t *s)
 
     if (s->in_call)
         return PX_EINVAL;
+    if (!s->streams)
+        spares_free(s);             /* idle: what busy times kept goes back */
     if (s->dead)
         return 0;
     now = now_ms(s);

@@ -144,7 +144,8 @@ int px_h2_drain(px_h2_t *s) PX_MUST_CHECK;
 int px_h2_goaway(px_h2_t *s, uint32_t code) PX_MUST_CHECK;
 
 /* The owner's timer: resets (CANCEL) every stream that had queued response
- * bytes and no window to send them for cfg->stall_timeout_ms. Returns how
+ * bytes and no window to send them for cfg->stall_timeout_ms, and, with no
+ * stream open, frees the finished streams kept for reuse. Returns how
  * many it reset (or PX_EINVAL inside a callback). */
 int px_h2_tick(px_h2_t *s) PX_MUST_CHECK;
 

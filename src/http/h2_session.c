@@ -39,6 +39,11 @@
 #define OUT_PULL 16384                /* frame bytes pulled from h2.c at a time */
 #define RESP_MSG_BYTES (256 * 1024)   /* a response head or trailer section towards the client */
 #define RESP_MSG_FIELDS 1024
+/* Finished streams kept for the next ones (exchange, parser, buffers up
+ * to SPARE_KEEP bytes each), so that a busy connection does not allocate
+ * per stream; an idle one gives them back at its next tick. */
+#define SPARES 32
+#define SPARE_KEEP 4096
 
 typedef struct h2stream {
     px_exch_t x;
@@ -69,6 +74,9 @@ struct px_h2conn {
     uint64_t next_tick;           /* loop ms of the next 1 s tick (stream deadlines come between) */
     px_h2_stats_t reported;       /* what the metrics have of px_h2_stats so far */
     h2stream_t *streams;
+    h2stream_t *spares;           /* finished streams for reuse (->next), at most SPARES */
+    px_msg_t head;                /* a response head on its way into h2.c (h2_send_head) */
+    int nspares;
     px_defer_item_t reap;
 };
 
@@ -174,13 +182,13 @@ static PX_MUST_CHECK int h2_send_head(void *s, const px_http_head_t *h, const px
                                       int nextra)
 {
     h2stream_t *st = s;
-    px_msg_t m;
+    px_msg_t *mp = &st->hc->head, m;
     char cl[24];
     int rc = 0;
 
     if (h->status < 200)
         return 0;               /* interim heads are not forwarded over HTTP/2 */
-    px_msg_init(&m, RESP_MSG_BYTES, RESP_MSG_FIELDS);
+    m = *mp;                    /* the connection's, reused (px_msg_recycle below) */
     m.status = h->status;
     for (int i = 0; i < h->header_count && rc == 0; i++) {
         const px_header_t *f = &h->headers[i];
@@ -202,7 +210,8 @@ static PX_MUST_CHECK int h2_send_head(void *s, const px_http_head_t *h, const px
         note_grpc_status(st, h->headers, h->header_count);
     if (rc == 0)
         rc = px_h2_respond(st->hc->h2, st->id, &m);
-    px_msg_free(&m);
+    px_msg_recycle(&m, SPARE_KEEP);
+    *mp = m;
     if (rc != 0)
         return st->x.ops->reply_error(st, PX_HERR_UPSTREAM_BAD, "the response head cannot be forwarded");
     st->responded = 1;
@@ -421,6 +430,16 @@ static const px_sess_ops_t h2_ops = {
 
 /* --- streams ----------------------------------------------------------------------- */
 
+static void stream_destroy(h2stream_t *st)
+{
+    px_exch_free(&st->x);
+    px_buf_free(&st->in);
+    px_buf_free(&st->out);
+    px_msg_free(&st->trailers);
+    px_h2_req_free(&st->req);
+    free(st);
+}
+
 static void stream_free(h2stream_t *st)
 {
     struct px_h2conn *hc = st->hc;
@@ -430,12 +449,59 @@ static void stream_free(h2stream_t *st)
         hc->streams = st->next;
     if (st->next)
         st->next->prev = st->prev;
-    px_exch_free(&st->x);
-    px_buf_free(&st->in);
-    px_buf_free(&st->out);
-    px_msg_free(&st->trailers);
+    if (hc->nspares >= SPARES || !st->x.resp || hc->c->state >= C_CLOSING) {
+        stream_destroy(st);
+        return;
+    }
+    /* kept: the parser is made new when the stream is taken up again */
+    px_exch_reset(&st->x);
     px_h2_req_free(&st->req);
-    free(st);
+    px_buf_recycle(&st->in, SPARE_KEEP);
+    px_buf_recycle(&st->out, SPARE_KEEP);
+    px_msg_recycle(&st->trailers, SPARE_KEEP);
+    st->next = hc->spares;
+    hc->spares = st;
+    hc->nspares++;
+}
+
+static void spares_free(struct px_h2conn *hc)
+{
+    while (hc->spares) {
+        h2stream_t *st = hc->spares;
+        hc->spares = st->next;
+        stream_destroy(st);
+    }
+    hc->nspares = 0;
+    px_msg_free(&hc->head);
+}
+
+/* A spare stream (everything but its kept allocations zeroed), or a new one. */
+static h2stream_t *stream_new(struct px_h2conn *hc, const px_http1_limits_t *lim)
+{
+    h2stream_t *st = hc->spares;
+
+    if (st) {
+        px_exch_t x = st->x;
+        px_buf_t in = st->in, out = st->out;
+        px_msg_t trailers = st->trailers;
+        hc->spares = st->next;
+        hc->nspares--;
+        px_exch_recycle(&x, lim, SPARE_KEEP);
+        memset(st, 0, sizeof *st);
+        st->x = x;
+        st->in = in;
+        st->out = out;
+        st->trailers = trailers;
+        return st;
+    }
+    if (!(st = calloc(1, sizeof *st)))
+        return NULL;
+    px_buf_init(&st->in, 0);
+    px_buf_init(&st->out, 0);
+    px_msg_init(&st->trailers, RESP_MSG_BYTES, RESP_MSG_FIELDS);
+    px_exch_init(&st->x);
+    st->x.resp = px_http1_new(0, lim);
+    return st;
 }
 
 /* From the loop: a stream nghttp2 closed under a live exchange (a reset
@@ -578,7 +644,7 @@ static void on_request(void *ud, int32_t id, const px_msg_t *m)
     struct px_h2conn *hc = ud;
     px_conn_t *c = hc->c;
     px_http1_limits_t lim = { cfg_of(c)->http.max_header_bytes, 256, 0 };
-    h2stream_t *st = calloc(1, sizeof *st);
+    h2stream_t *st = stream_new(hc, &lim);
     const char *detail = NULL;
     int rc;
 
@@ -588,17 +654,12 @@ static void on_request(void *ud, int32_t id, const px_msg_t *m)
     }
     st->hc = hc;
     st->id = id;
-    px_buf_init(&st->in, 0);
-    px_buf_init(&st->out, 0);
-    px_msg_init(&st->trailers, RESP_MSG_BYTES, RESP_MSG_FIELDS);
-    px_exch_init(&st->x);
     st->x.ops = &h2_ops;
     st->x.sess = st;
     st->x.env = c->env;
     st->x.ci = (px_conninfo_t){ px_transport_peer(&c->tp), px_transport_peer_ip(&c->tp),
                                 px_transport_tls(&c->tp), c->env->worker_id, c->env->m,
                                 px_h2_sess.protocol };
-    st->x.resp = px_http1_new(0, &lim);
     st->next = hc->streams;
     if (hc->streams)
         hc->streams->prev = st;
@@ -788,6 +849,7 @@ static void h2s_timer(px_conn_t *c)
         if (hc->streams) {
             hc->idle_ms = 0;
         } else {
+            spares_free(hc);        /* idle: what busy times kept goes back */
             hc->idle_ms += PX_H2_TICK_MS;
             if (hc->idle_ms >= cfg_of(c)->timeouts.keepalive_idle) {
                 settle(px_h2_goaway(hc->h2, NGHTTP2_NO_ERROR));
@@ -860,6 +922,7 @@ int px_h2s_start(px_conn_t *c)
         return -1;
     hc->c = c;
     px_buf_init(&hc->out, 0);
+    px_msg_init(&hc->head, RESP_MSG_BYTES, RESP_MSG_FIELDS);
     if (px_h2_new(&cfg_of(c)->http2, &h2_cb, hc, NULL, &hc->h2) != 0) {
         free(hc);
         return -1;
@@ -886,7 +949,9 @@ void px_h2s_free(px_conn_t *c)
     px_h2_free(hc->h2);         /* on_close for open streams: only marks them */
     while (hc->streams)
         stream_free(hc->streams);
+    spares_free(hc);
     px_buf_free(&hc->out);
+    px_msg_free(&hc->head);
     free(hc);
     c->h2 = NULL;
 }

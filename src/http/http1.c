@@ -700,11 +700,9 @@ static const llhttp_settings_t h1_settings = {
 
 /* --- the pull interface ------------------------------------------------------ */
 
-px_http1_t *px_http1_new(int is_request, const px_http1_limits_t *limits)
+/* p (zeroed but for its allocations) set up for a new stream of messages. */
+static void setup(px_http1_t *p, int is_request, const px_http1_limits_t *limits)
 {
-    px_http1_t *p = calloc(1, sizeof *p);
-    if (!p)
-        return NULL;
     p->is_request = is_request;
     if (limits)                 /* NULL limits, or a 0 head/count limit: the defaults */
         p->lim = *limits;
@@ -715,7 +713,58 @@ px_http1_t *px_http1_new(int is_request, const px_http1_limits_t *limits)
     llhttp_init(&p->ll, is_request ? HTTP_REQUEST : HTTP_RESPONSE, &h1_settings);
     p->ll.data = p;
     p->st = ST_IDLE;
+}
+
+px_http1_t *px_http1_new(int is_request, const px_http1_limits_t *limits)
+{
+    px_http1_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    setup(p, is_request, limits);
     return p;
+}
+
+static void hbuf_keep(hbuf_t *b, size_t keep)
+{
+    if (b->cap > keep) {
+        free(b->data);
+        b->data = NULL;
+        b->cap = 0;
+    }
+    b->len = 0;
+}
+
+void px_http1_reuse(px_http1_t *p, const px_http1_limits_t *limits, size_t keep)
+{
+    hbuf_t acc = p->acc, front = p->front;
+    hspan_t *spans = p->spans;
+    uint32_t spans_cap = p->spans_cap, hdrs_cap = p->hdrs_cap;
+    px_header_t *hdrs = p->hdrs;
+    px_buf_t tacc = p->tacc;
+    int is_request = p->is_request;
+
+    hbuf_keep(&acc, keep);
+    hbuf_keep(&front, keep);
+    if (spans_cap * sizeof *spans > keep) {
+        free(spans);
+        spans = NULL;
+        spans_cap = 0;
+    }
+    if (hdrs_cap * sizeof *hdrs > keep) {
+        free(hdrs);
+        hdrs = NULL;
+        hdrs_cap = 0;
+    }
+    px_buf_recycle(&tacc, keep);
+    memset(p, 0, sizeof *p);
+    p->acc = acc;
+    p->front = front;
+    p->spans = spans;
+    p->spans_cap = spans_cap;
+    p->hdrs = hdrs;
+    p->hdrs_cap = hdrs_cap;
+    p->tacc = tacc;
+    setup(p, is_request, limits);
 }
 
 void px_http1_keep_trailers(px_http1_t *p, int keep)

@@ -75,6 +75,10 @@ typedef struct px_http1 px_http1_t;
 
 px_http1_t *px_http1_new(int is_request, const px_http1_limits_t *limits);
 void px_http1_free(px_http1_t *p);
+/* Makes p what px_http1_new(p's kind, limits) would return, keeping its
+ * allocations of up to keep bytes each (the rest is freed): for a parser
+ * taken up again by a new message stream. */
+void px_http1_reuse(px_http1_t *p, const px_http1_limits_t *limits, size_t keep);
 
 /* Parses from buf[0..len). *consumed is set to the bytes used (the caller
  * passes the rest again later). For PX_H1_BODY, *data points into buf. */

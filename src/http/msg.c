@@ -32,6 +32,14 @@ void px_msg_reset(px_msg_t *m)
     memset(m->pseudo, 0, sizeof m->pseudo);
 }
 
+void px_msg_recycle(px_msg_t *m, size_t keep)
+{
+    if (m->cap > keep || (size_t)m->fcap * sizeof *m->fields > keep)
+        px_msg_free(m);
+    else
+        px_msg_reset(m);
+}
+
 /* Copies s (plus a NUL) into the arena: its offset, or -1 with *err. */
 static int64_t store(px_msg_t *m, const char *s, size_t n, int *err)
 {

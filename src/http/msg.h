@@ -49,6 +49,8 @@ void px_msg_init(px_msg_t *m, size_t max_bytes, int max_fields);
 void px_msg_free(px_msg_t *m);
 /* Empties the message (limits and allocation kept). */
 void px_msg_reset(px_msg_t *m);
+/* px_msg_reset, and an arena or field array over keep bytes freed. */
+void px_msg_recycle(px_msg_t *m, size_t keep);
 
 /* Sets a request pseudo value (replacing an earlier one). 0, PX_ETOOBIG, PX_ENOMEM. */
 int px_msg_set(px_msg_t *m, px_msg_pseudo_t which, const char *v, size_t n) PX_MUST_CHECK;

@@ -63,6 +63,15 @@ void px_exch_compact(px_exch_t *x)
     px_buf_free(&x->replay);
 }
 
+void px_exch_recycle(px_exch_t *x, const px_http1_limits_t *limits, size_t keep)
+{
+    px_exch_reset(x);
+    px_buf_recycle(&x->up_out, keep);
+    px_buf_recycle(&x->replay, keep);
+    if (x->resp)
+        px_http1_reuse(x->resp, limits, keep);
+}
+
 /* Copies n bytes of s into a cap-byte field, truncated, NUL-terminated. */
 static void copy_field(char *dst, size_t cap, const char *s, size_t n)
 {

@@ -160,6 +160,9 @@ void px_exch_reset(px_exch_t *x);
 void px_exch_free(px_exch_t *x);
 /* An idle connection's exchange holds no buffers. */
 void px_exch_compact(px_exch_t *x);
+/* px_exch_reset for an exchange kept to serve another stream: its buffers
+ * over keep bytes are freed, and its response parser made new (limits). */
+void px_exch_recycle(px_exch_t *x, const px_http1_limits_t *limits, size_t keep);
 
 /* A new request with head h: resets x, then records what the protocol
  * does not decide: its identity (method, target, request id from *rng or,

@@ -413,6 +413,47 @@ static void test_limit_uri(void **state)
     assert_int_equal(parse_err(1, &lim, in, (size_t)n, 0, &t), PX_HERR_HEADERS_TOO_LARGE);
 }
 
+/* A response parser taken up again (px_http1_reuse) after a response cut
+ * in its body, a failed one and a long head: it reads the next response
+ * as a new parser would, under the new limits. */
+static void test_reuse(void **state)
+{
+    static const px_http1_limits_t big = { 65536, 64, 0 }, small = { 8192, 3, 0 };
+    h1_trace_t t;
+    px_http1_t *p = px_http1_new(0, &big);
+    char head[20000];
+    int n;
+
+    /* cut mid-body */
+    h1_run(p, S("HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-Old: 1\r\n\r\nabc"), 0, 0, &t);
+    assert_int_equal(t.heads, 1);
+    assert_false(px_http1_idle(p));
+    px_http1_reuse(p, &big, 4096);
+    assert_true(px_http1_idle(p));
+    h1_run(p, S("HTTP/1.1 204 No Content\r\nX-New: 2\r\n\r\n"), 0, 0, &t);
+    assert_false(t.error);
+    assert_string_equal(t.log, "<204 No Content 1.1 ka=1 N0 [X-New: 2]>|");
+    assert_null(px_http_head_get(px_http1_head(p), "x-old"));
+    /* failed */
+    h1_run(p, S("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), 0, 0, &t);
+    assert_true(t.error);
+    /* a head over keep bytes: its buffers go, the next head is read whole */
+    n = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nX-Big: %015000d\r\nContent-Length: 0\r\n\r\n", 7);
+    px_http1_reuse(p, &big, 4096);
+    h1_run(p, head, (size_t)n, 0, 0, &t);
+    assert_false(t.error);
+    assert_int_equal(t.heads, 1);
+    /* the new limits hold */
+    px_http1_reuse(p, &small, 4096);
+    h1_run(p, S("HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n"), 0, 0, &t);
+    assert_true(t.error);
+    px_http1_reuse(p, &small, 4096);
+    h1_run(p, S("HTTP/1.1 200 OK\r\nA: 1\r\nContent-Length: 0\r\n\r\n"), 0, 0, &t);
+    assert_false(t.error);
+    assert_string_equal(t.log, "<200 OK 1.1 ka=1 L0 [A: 1] [Content-Length: 0]>|");
+    px_http1_free(p);
+}
+
 static void test_limit_header_count(void **state)
 {
     px_http1_limits_t lim = { 8192, 3, 0 };
@@ -482,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_limit_head_bytes),
         cmocka_unit_test(test_limit_uri),
         cmocka_unit_test(test_limit_header_count),
+        cmocka_unit_test(test_reuse),
         cmocka_unit_test(test_limit_body),
         cmocka_unit_test(test_defaults_without_limits),
     };
