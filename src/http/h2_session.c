@@ -39,6 +39,8 @@
 #define OUT_PULL 16384                /* frame bytes pulled from h2.c at a time */
 #define RESP_MSG_BYTES (256 * 1024)   /* a response head or trailer section towards the client */
 #define RESP_MSG_FIELDS 1024
+/* The upstream response parser's px_http1_limits_t on connection c */
+#define RESP_LIMITS(c) { cfg_of(c)->http.max_header_bytes, 256, 0 }
 /* Finished streams kept for the next ones (exchange, parser, buffers up
  * to SPARE_KEEP bytes each), so that a busy connection does not allocate
  * per stream; an idle one gives them back at its next tick. */
@@ -46,13 +48,15 @@
 #define SPARE_KEEP 4096
 
 typedef struct h2stream {
+    /* kept by a spare (stream_free, stream_new) */
     px_exch_t x;
-    struct px_h2conn *hc;
-    int32_t id;
-    px_h2_req_t req;              /* the request, translated for the HTTP/1.1 upstream */
     px_buf_t in;                  /* request body bytes the exchange has not taken yet */
     px_buf_t out;                 /* response body bytes h2.c has not taken yet */
     px_msg_t trailers;            /* the response's trailers, while out drains */
+    /* zeroed for each stream: from hc on */
+    struct px_h2conn *hc;
+    int32_t id;
+    px_h2_req_t req;              /* the request, translated for the HTTP/1.1 upstream */
     int in_end, req_end_given;
     int responded, resp_ended, end_pending;
     int xdone;                    /* the exchange is over (logged) */
@@ -72,6 +76,7 @@ struct px_h2conn {
     int draining;
     uint32_t idle_ms;             /* without a stream, counted by the tick */
     uint64_t next_tick;           /* loop ms of the next 1 s tick (stream deadlines come between) */
+    uint64_t armed_at;            /* loop ms the timer was last set to fire (arm_deadlines) */
     px_h2_stats_t reported;       /* what the metrics have of px_h2_stats so far */
     h2stream_t *streams;
     h2stream_t *spares;           /* finished streams for reuse (->next), at most SPARES */
@@ -453,8 +458,7 @@ static void stream_free(h2stream_t *st)
         stream_destroy(st);
         return;
     }
-    /* kept: the parser is made new when the stream is taken up again */
-    px_exch_reset(&st->x);
+    px_exch_recycle(&st->x, &(px_http1_limits_t)RESP_LIMITS(hc->c), SPARE_KEEP);
     px_h2_req_free(&st->req);
     px_buf_recycle(&st->in, SPARE_KEEP);
     px_buf_recycle(&st->out, SPARE_KEEP);
@@ -481,17 +485,9 @@ static h2stream_t *stream_new(struct px_h2conn *hc, const px_http1_limits_t *lim
     h2stream_t *st = hc->spares;
 
     if (st) {
-        px_exch_t x = st->x;
-        px_buf_t in = st->in, out = st->out;
-        px_msg_t trailers = st->trailers;
         hc->spares = st->next;
         hc->nspares--;
-        px_exch_recycle(&x, lim, SPARE_KEEP);
-        memset(st, 0, sizeof *st);
-        st->x = x;
-        st->in = in;
-        st->out = out;
-        st->trailers = trailers;
+        memset(&st->hc, 0, sizeof *st - offsetof(h2stream_t, hc));
         return st;
     }
     if (!(st = calloc(1, sizeof *st)))
@@ -597,6 +593,18 @@ static void arm_deadlines(struct px_h2conn *hc)
             at = d;
     }
     px_transport_arm(&hc->c->tp, at > now ? (uint32_t)(at - now) : 1);
+    hc->armed_at = at;
+}
+
+/* A new stream's deadlines: the timer moves only when they come before
+ * the time it is set for (an early firing re-arms; a late one is what
+ * must not happen). */
+static void arm_for(struct px_h2conn *hc, const h2stream_t *st)
+{
+    deadline_t which;
+
+    if (next_deadline(st, &which) < hc->armed_at)
+        arm_deadlines(hc);
 }
 
 /* A deadline passed: the request is answered 408 (gRPC: DEADLINE_EXCEEDED)
@@ -643,7 +651,7 @@ static void on_request(void *ud, int32_t id, const px_msg_t *m)
 {
     struct px_h2conn *hc = ud;
     px_conn_t *c = hc->c;
-    px_http1_limits_t lim = { cfg_of(c)->http.max_header_bytes, 256, 0 };
+    px_http1_limits_t lim = RESP_LIMITS(c);
     h2stream_t *st = stream_new(hc, &lim);
     const char *detail = NULL;
     int rc;
@@ -678,7 +686,7 @@ static void on_request(void *ud, int32_t id, const px_msg_t *m)
         rc = 1 + PX_HERR_BAD_REQUEST;
         detail = "malformed grpc-timeout";
     }
-    arm_deadlines(hc);
+    arm_for(hc, st);
     if (rc > 0) {
         settle(h2_reply_error(st, (px_http_error_t)(rc - 1), detail));
         return;
@@ -933,7 +941,7 @@ int px_h2s_start(px_conn_t *c)
     px_m_inc(&c->env->m->h2_conns);
     px_conn_set_state(c, C_REQUEST);
     px_conn_arm(c, T_H2);
-    hc->next_tick = uv_now(c->env->loop) + PX_H2_TICK_MS;
+    hc->next_tick = hc->armed_at = uv_now(c->env->loop) + PX_H2_TICK_MS;
     return 0;
 }
 

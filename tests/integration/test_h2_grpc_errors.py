@@ -84,7 +84,7 @@ def test_grpc_timeout_is_a_deadline(h):
     ])
     slow, late, bad, ok = res["responses"]
     check_grpc_error(slow, 4, "deadline_exceeded", "grpc-timeout 200m")
-    check(150 <= slow["t_head_ms"] < 1500, f"ended at about 200 ms: {slow['t_head_ms']} ms")
+    check(150 <= slow["t_head_ms"] < 800, f"ended at about 200 ms, not at the next 1 s tick: {slow['t_head_ms']} ms")
     check_eq((late["status"], late["rst_code"]), (200, 8), f"head out, then RST_STREAM CANCEL: {late}")
     check(late["t_end_ms"] < 2000, f"reset at about 300 ms: {late}")
     check_grpc_error(bad, 3, "bad_request", "a malformed grpc-timeout")
