@@ -784,6 +784,13 @@ static PX_MUST_CHECK int h2c_head(px_exch_t *x, const px_msg_t *m)
         x->t_sent = x->t_first;
     if (px_h2cx_response(x->h2c, m) < 0)
         return reply_error(x, PX_HERR_INTERNAL, "out of memory");
+    /* An HTTP/2 response may end in trailers whatever its content-length
+     * (a gRPC status): to a client that takes trailers it goes chunked,
+     * where they fit. nghttp2 still holds the DATA to the length. A
+     * response to sign keeps its length: small, it is held and signed in
+     * its head (response_sign_begin). */
+    if (x->h2c->head.body == PX_BODY_LENGTH && !x->is_head && !x->sign && x->ops->trailers_ok(x->sess))
+        x->h2c->head.body = PX_BODY_CHUNKED;
     return response_final_head(x, &x->h2c->head);
 }
 

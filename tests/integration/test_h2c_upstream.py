@@ -12,6 +12,7 @@ from test_grpc_proxy import grpc_proxy, h2_python  # noqa: E402
 
 BAD = os.path.join(pxtest.HERE, "peers", "h2c_bad_server.py")
 ZERO = os.path.join(pxtest.HERE, "peers", "h2c_zero_streams_server.py")
+LENGTH_TRAILERS = os.path.join(pxtest.HERE, "peers", "h2c_length_trailers_server.py")
 
 
 def get(proxy, h):
@@ -39,6 +40,37 @@ def test_protocol_error_ends_the_connection(h):
     with open(p.out_path) as f:
         reqs = [ln.split()[1] for ln in f if ln.startswith("REQ ")]
     check(len(reqs) == 2 and reqs[0] != reqs[1], f"two requests on two connections: {reqs}")
+
+
+def test_content_length_and_trailers(h):
+    # HTTP/2 lets a response have both; its trailers (a gRPC status) must
+    # reach every client that takes trailers: chunked to HTTP/1.1, in a
+    # trailing HEADERS frame to HTTP/2.
+    from test_h2_smuggling import RawH2, req
+    import h2.events
+    p = h.start("h2c-lt", [h2_python(), LENGTH_TRAILERS], ready="line", line=r"^READY (\d+)$")
+    proxy = grpc_proxy(h, int(p.ready_match.group(1)), tls={"pq_policy": "prefer"})
+    s = pxtest.tls_connect(proxy.port, os.path.join(h.certgen(), "ca.crt"), alpn=["http/1.1"])
+    s.sendall(b"GET /m HTTP/1.1\r\nHost: localhost\r\nTE: trailers\r\n\r\n")
+    r = pxtest.read_response(s)
+    s.close()
+    check_eq((r.status, r.body), (200, b"served"), f"HTTP/1.1: {r.raw[:300]}")
+    check(b"\r\ngrpc-status: 0\r\n" in r.raw and b"\r\nx-end: yes\r\n" in r.raw,
+          f"HTTP/1.1: the trailers came, chunked: {r.raw[:400]}")
+
+    class Trailing(RawH2):
+        def event(self, ev):
+            super().event(ev)
+            if isinstance(ev, h2.events.TrailersReceived):
+                self.streams[ev.stream_id]["trailers"] = dict(ev.headers)
+
+    c = Trailing(h, proxy.port)
+    try:
+        st = c.wait(c.request(req(b"/m", extra=[(b"te", b"trailers")])))
+    finally:
+        c.close()
+    check_eq((st["status"], st["body"], st["reset"]), (200, b"served", None), f"HTTP/2: {st}")
+    check_eq(st.get("trailers"), {b"grpc-status": b"0", b"x-end": b"yes"}, f"HTTP/2: the trailers: {st}")
 
 
 def test_server_admitting_no_stream_gets_bounded_connections(h):
@@ -81,6 +113,6 @@ def test_goaway_retries_bounded(h):
 
 
 if __name__ == "__main__":
-    pxtest.main([test_protocol_error_ends_the_connection,
+    pxtest.main([test_content_length_and_trailers, test_protocol_error_ends_the_connection,
                  test_server_admitting_no_stream_gets_bounded_connections,
                  test_goaway_retries_bounded])
