@@ -5,19 +5,15 @@ connection error the client answers with GOAWAY), then keeps that socket
 open and silent. Every later request gets 200 "served". Prints READY
 <port>, then "REQ <connection>" per request (connections numbered as
 accepted; a TCP probe counts too)."""
-import socket
 import sys
-import threading
 
-import h2.config
-import h2.connection
 import h2.events
+
+from h2c_peer import listen_and_serve, server_conn
 
 
 def serve(sock, n, seen):
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
-    conn.initiate_connection()
-    sock.sendall(conn.data_to_send())
+    conn = server_conn(sock)
     while True:
         data = sock.recv(65536)
         if not data:
@@ -41,15 +37,7 @@ def serve(sock, n, seen):
 
 
 def main():
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(16)
-    print(f"READY {ls.getsockname()[1]}", flush=True)
-    n, seen = 0, []
-    while True:
-        s, _ = ls.accept()
-        n += 1
-        threading.Thread(target=serve, args=(s, n, seen), daemon=True).start()
+    listen_and_serve(serve, [])
 
 
 if __name__ == "__main__":

@@ -3,19 +3,15 @@
 responses carry both a content-length and trailers, as HTTP/2 allows:
 200, content-length 6, "served", then grpc-status 0 and x-end: yes as
 trailers. Prints READY <port>."""
-import socket
 import sys
-import threading
 
-import h2.config
-import h2.connection
 import h2.events
 
+from h2c_peer import listen_and_serve, server_conn
 
-def serve(sock):
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
-    conn.initiate_connection()
-    sock.sendall(conn.data_to_send())
+
+def serve(sock, n):
+    conn = server_conn(sock)
     while True:
         data = sock.recv(65536)
         if not data:
@@ -31,13 +27,7 @@ def serve(sock):
 
 
 def main():
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(16)
-    print(f"READY {ls.getsockname()[1]}", flush=True)
-    while True:
-        s, _ = ls.accept()
-        threading.Thread(target=serve, args=(s,), daemon=True).start()
+    listen_and_serve(serve)
 
 
 if __name__ == "__main__":
