@@ -223,6 +223,8 @@ LOADAVG_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 python3 "$HERE/grpcreport.py" --out "$OUT" --versions "$VERSIONS" --rounds "$ROUNDS" --duration "$DUR" \
     --conns "$CONNS" --streams "$STREAMS" --method "$METHOD" --loadavg "$LOADAVG_START -> $LOADAVG_END" \
     > "$OUT/grpc.md"
-for n in "${TARGETS[@]}" upstream; do [ -s "$RUN/$n.err" ] && cp "$RUN/$n.err" "$OUT/$n.err.log"; done
+for f in "${TARGETS[@]/%/.err}" "${TARGETS[@]/%/.out}" upstream.err; do   # logs, and stderr (sanitizer reports)
+    [ -s "$RUN/$f" ] && cp "$RUN/$f" "$OUT/$f.log"
+done
 cat "$OUT/grpc.md"
 log "done: $OUT"
