@@ -108,62 +108,10 @@ UP_PID=$!
 PIDS+=("$UP_PID")
 wait_port "$UP_PORT" || lt_die "upstream nginx did not start: $(cat "$RUN/upstream.err" "$RUN/upstream.out" 2>/dev/null)"
 
-start_pqproxy() {
-    local port; port="$(free_port)"
-    cat > "$RUN/pqproxy.json" <<EOF
-{
-  "listen": "127.0.0.1:$port", "workers": 1, "max_connections": 20000,
-  "tls": {
-    "certificates": [ { "cert": "certs/server.crt", "key": "certs/server.key" } ],
-    "groups": ["X25519MLKEM768", "SecP256r1MLKEM768", "SecP384r1MLKEM1024", "X25519"],
-    "pq_policy": "prefer", "min_version": "1.3", "alpn": ["h2"]
-  },
-  "upstream": { "address": "127.0.0.1:$UP_PORT", "protocol": "h2c" },
-  "timeouts": { "request_header_ms": 600000, "keepalive_idle_ms": 600000 },
-  "log": { "level": "warn", "access_log": "off", "error_log": "$RUN/pqproxy.err" },
-  "admin": { "enabled": false }
-}
-EOF
-    (ulimit -n 20000 2>/dev/null || true; exec "$PQPROXY" run --config "$RUN/pqproxy.json") >"$RUN/pqproxy.out" 2>&1 &
-    PID[pqproxy]=$!; PIDS+=("${PID[pqproxy]}"); PORT[pqproxy]=$port
-}
-
-start_nginx() {
-    local port; port="$(free_port)"
-    cat > "$RUN/nginx.conf" <<EOF
-$NGINX_USER
-worker_processes 1; daemon off; pid $RUN/nginx.pid; error_log $RUN/nginx.err warn;
-events { worker_connections 20000; }
-worker_rlimit_nofile 20000;
-http {
-    access_log off;
-    $(lt_ngx_temp nginx)
-    keepalive_requests 1000000; keepalive_timeout 600s; http2_idle_timeout 600s;
-    upstream model { server 127.0.0.1:$UP_PORT; keepalive 256; keepalive_requests 1000000; }
-    server {
-        listen 127.0.0.1:$port ssl http2 backlog=4096;
-        ssl_certificate $RUN/certs/server.crt; ssl_certificate_key $RUN/certs/server.key;
-        ssl_protocols TLSv1.3;
-        location / { grpc_pass grpc://model; }
-    }
-}
-EOF
-    nginx -p "$RUN" -c "$RUN/nginx.conf" >"$RUN/nginx.out" 2>&1 &
-    PID[nginx]=$!; PIDS+=("${PID[nginx]}"); PORT[nginx]=$port
-}
-
-start_haproxy() {
-    local port; port="$(free_port)"
-    lt_haproxy_cfg 1 "127.0.0.1:$port ssl crt $RUN/certs/server-combined.pem alpn h2" "$UP_PORT" "proto h2" \
-        > "$RUN/haproxy.cfg"
-    (ulimit -n 20000 2>/dev/null || true; exec haproxy -db -f "$RUN/haproxy.cfg") >"$RUN/haproxy.out" 2>&1 &
-    PID[haproxy]=$!; PIDS+=("${PID[haproxy]}"); PORT[haproxy]=$port
-}
-
 TARGETS=(pqproxy nginx haproxy)
-start_pqproxy
-start_nginx
-start_haproxy
+lt_start_pqproxy pqproxy prefer '["h2"]' '"protocol": "h2c"'
+lt_start_nginx_h2 " keepalive_requests 1000000;" "grpc_pass grpc://model;"
+lt_start_haproxy h2 "proto h2"
 
 # h2load_call SECONDS PORT ARGS...: h2load posting the prepared call, stopped after SECONDS
 h2load_call() {

@@ -88,57 +88,10 @@ nginx -p "$RUN" -c "$RUN/upstream.conf" >"$RUN/upstream.out" 2>&1 &
 PIDS+=($!)
 wait_port "$UP_PORT" || lt_die "upstream nginx did not start: $(cat "$RUN/upstream.err" "$RUN/upstream.out" 2>/dev/null)"
 
-start_pqproxy() {   # name policy
-    local name="$1" port; port="$(free_port)"
-    cat > "$RUN/$name.json" <<EOF
-{
-  "listen": "127.0.0.1:$port", "workers": 1, "max_connections": 20000,
-  "tls": {
-    "certificates": [ { "cert": "certs/server.crt", "key": "certs/server.key" } ],
-    "groups": ["X25519MLKEM768", "SecP256r1MLKEM768", "SecP384r1MLKEM1024", "X25519"],
-    "pq_policy": "$2", "min_version": "1.3", "alpn": ["h2", "http/1.1"]
-  },
-  "upstream": { "address": "127.0.0.1:$UP_PORT", "pool_max_idle": 256 },
-  "timeouts": { "request_header_ms": 600000, "keepalive_idle_ms": 600000 },
-  "log": { "level": "warn", "access_log": "off", "error_log": "$RUN/$name.err" },
-  "admin": { "enabled": false }
-}
-EOF
-    (ulimit -n 20000 2>/dev/null || true; exec "$PQPROXY" run --config "$RUN/$name.json") >"$RUN/$name.out" 2>&1 &
-    PID[$name]=$!; PIDS+=("${PID[$name]}"); PORT[$name]=$port
-}
-
-start_nginx() {
-    local port; port="$(free_port)"
-    cat > "$RUN/nginx.conf" <<EOF
-$NGINX_USER
-worker_processes 1; daemon off; pid $RUN/nginx.pid; error_log $RUN/nginx.err warn;
-events { worker_connections 20000; }
-worker_rlimit_nofile 20000;
-http {
-    access_log off;
-    $(lt_ngx_temp nginx)
-    keepalive_requests 1000000; keepalive_timeout 600s; http2_idle_timeout 600s;
-    upstream model { server 127.0.0.1:$UP_PORT; keepalive 256; }
-    server {
-        listen 127.0.0.1:$port ssl http2 backlog=4096;
-        ssl_certificate $RUN/certs/server.crt; ssl_certificate_key $RUN/certs/server.key;
-        ssl_protocols TLSv1.3;
-        location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; }
-    }
-}
-EOF
-    nginx -p "$RUN" -c "$RUN/nginx.conf" >"$RUN/nginx.out" 2>&1 &
-    PID[nginx]=$!; PIDS+=("${PID[nginx]}"); PORT[nginx]=$port
-}
-
-start_haproxy() {
-    local port; port="$(free_port)"
-    lt_haproxy_cfg 1 "127.0.0.1:$port ssl crt $RUN/certs/server-combined.pem alpn h2,http/1.1" "$UP_PORT" \
-        > "$RUN/haproxy.cfg"
-    (ulimit -n 20000 2>/dev/null || true; exec haproxy -db -f "$RUN/haproxy.cfg") >"$RUN/haproxy.out" 2>&1 &
-    PID[haproxy]=$!; PIDS+=("${PID[haproxy]}"); PORT[haproxy]=$port
-}
+# start_pqproxy NAME POLICY, start_nginx, start_haproxy: the proxies (also restarted for the idle counts)
+start_pqproxy() { lt_start_pqproxy "$1" "$2" '["h2", "http/1.1"]' '"pool_max_idle": 256'; }
+start_nginx() { lt_start_nginx_h2 "" 'proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection "";'; }
+start_haproxy() { lt_start_haproxy h2,http/1.1; }
 
 TARGETS=(pqproxy nginx haproxy)
 start_pqproxy pqproxy prefer

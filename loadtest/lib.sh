@@ -153,3 +153,65 @@ lt_rotated() {
     shift
     printf '%s\n' "${@:$((k + 1))}" "${@:1:$k}"
 }
+
+# The three proxies of h2.sh and grpc.sh, one worker each, TLS 1.3 with the
+# certificate of lt_run_setup, in front of the upstream on UP_PORT; each sets
+# PID[NAME] and PORT[NAME] (associative arrays of the caller) and joins PIDS.
+
+# lt_start_pqproxy NAME POLICY ALPN UPSTREAM: pqproxy, RUN/NAME.json; ALPN a
+# JSON array, UPSTREAM the keys of "upstream" after its address
+lt_start_pqproxy() {
+    local name="$1" port; port="$(free_port)"
+    cat > "$RUN/$name.json" <<EOF
+{
+  "listen": "127.0.0.1:$port", "workers": 1, "max_connections": 20000,
+  "tls": {
+    "certificates": [ { "cert": "certs/server.crt", "key": "certs/server.key" } ],
+    "groups": ["X25519MLKEM768", "SecP256r1MLKEM768", "SecP384r1MLKEM1024", "X25519"],
+    "pq_policy": "$2", "min_version": "1.3", "alpn": $3
+  },
+  "upstream": { "address": "127.0.0.1:$UP_PORT", $4 },
+  "timeouts": { "request_header_ms": 600000, "keepalive_idle_ms": 600000 },
+  "log": { "level": "warn", "access_log": "off", "error_log": "$RUN/$name.err" },
+  "admin": { "enabled": false }
+}
+EOF
+    (ulimit -n 20000 2>/dev/null || true; exec "$PQPROXY" run --config "$RUN/$name.json") >"$RUN/$name.out" 2>&1 &
+    PID[$name]=$!; PIDS+=("${PID[$name]}"); PORT[$name]=$port
+}
+
+# lt_start_nginx_h2 POOL LOCATION: nginx, `listen ... ssl http2` (1.22 has no
+# `http2 on;`), upstream block "model" with keepalive 256 and POOL,
+# `location / { LOCATION }`
+lt_start_nginx_h2() {
+    local port; port="$(free_port)"
+    cat > "$RUN/nginx.conf" <<EOF
+$NGINX_USER
+worker_processes 1; daemon off; pid $RUN/nginx.pid; error_log $RUN/nginx.err warn;
+events { worker_connections 20000; }
+worker_rlimit_nofile 20000;
+http {
+    access_log off;
+    $(lt_ngx_temp nginx)
+    keepalive_requests 1000000; keepalive_timeout 600s; http2_idle_timeout 600s;
+    upstream model { server 127.0.0.1:$UP_PORT; keepalive 256;$1 }
+    server {
+        listen 127.0.0.1:$port ssl http2 backlog=4096;
+        ssl_certificate $RUN/certs/server.crt; ssl_certificate_key $RUN/certs/server.key;
+        ssl_protocols TLSv1.3;
+        location / { $2 }
+    }
+}
+EOF
+    nginx -p "$RUN" -c "$RUN/nginx.conf" >"$RUN/nginx.out" 2>&1 &
+    PID[nginx]=$!; PIDS+=("${PID[nginx]}"); PORT[nginx]=$port
+}
+
+# lt_start_haproxy ALPN [SERVER_OPTIONS]: HAProxy (lt_haproxy_cfg, nbthread 1)
+lt_start_haproxy() {
+    local port; port="$(free_port)"
+    lt_haproxy_cfg 1 "127.0.0.1:$port ssl crt $RUN/certs/server-combined.pem alpn $1" "$UP_PORT" "${2:-}" \
+        > "$RUN/haproxy.cfg"
+    (ulimit -n 20000 2>/dev/null || true; exec haproxy -db -f "$RUN/haproxy.cfg") >"$RUN/haproxy.out" 2>&1 &
+    PID[haproxy]=$!; PIDS+=("${PID[haproxy]}"); PORT[haproxy]=$port
+}
