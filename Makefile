@@ -11,7 +11,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= config/pqproxy.json
 DEPS_MK    := $(BUILD)/deps.mk
 
-.PHONY: update-deps all deps deps-peers curl build build-asan build-fuzz run test test-unit test-asan clean distclean demo-model bench bench-deps bench-seal bench-h2 fuzz fuzz-ci
+.PHONY: update-deps all deps deps-peers curl build build-asan build-fuzz run test test-unit test-asan clean distclean demo-model bench bench-deps bench-seal bench-h2 bench-grpc fuzz fuzz-ci
 .PHONY: test-minimal-wolfssl test-deploy
 
 all: build
@@ -147,6 +147,16 @@ bench-seal: build
 bench-h2: build
 	@scripts/bench-deps.sh --no-openssl35
 	@loadtest/h2.sh $(if $(BENCH_FULL),,--quick) --pqproxy $(BUILD)/pqproxy
+
+# gRPC unary (docs/benchmarks.md): h2load posting one ModelInfer through
+# pqproxy, nginx and HAProxy to one h2c upstream, each target checked with
+# @grpc/grpc-js on Node 24 first (installed by deps.sh --peers --test-tools).
+# Quick by default (about 30 s); BENCH_FULL=1 for 3 rounds of 10 s.
+# Results: loadtest/results/grpc-<timestamp>/.
+bench-grpc: build
+	@scripts/bench-deps.sh --no-openssl35
+	@scripts/deps.sh --peers --test-tools
+	@loadtest/grpc.sh $(if $(BENCH_FULL),,--quick) --pqproxy $(BUILD)/pqproxy
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ) $(BUILD).cmake.log $(BUILD_SAN).cmake.log $(BUILD_FUZZ).cmake.log

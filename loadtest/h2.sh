@@ -56,46 +56,20 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-for v in "--rounds:$ROUNDS:1:15" "--duration:$DUR:1:600" "--idle:$IDLE_N:1:10000"; do
-    IFS=: read -r name val lo hi <<<"$v"
-    case "$val" in ''|*[!0-9]*) echo "h2.sh: $name takes a number ($lo..$hi)" >&2; exit 2 ;; esac
-    [ "$val" -ge "$lo" ] && [ "$val" -le "$hi" ] || { echo "h2.sh: $name must be $lo..$hi" >&2; exit 2; }
-done
 
 LT_NAME=h2.sh
 . "$HERE/lib.sh"
+lt_check_ranges "--rounds:$ROUNDS:1:15" "--duration:$DUR:1:600" "--idle:$IDLE_N:1:10000"
 lt_need_pqproxy "$PQPROXY"
 lt_need_tools scripts/bench-deps.sh nginx haproxy h2load curl python3
 
 NODE="$( (lt_node24) 2>/dev/null || true)"
 
-OUT="${OUT:-$HERE/results/h2-$(date -u +%Y%m%dT%H%M%SZ)}"
-mkdir -p "$OUT"
-OUT="$(cd "$OUT" && pwd)"
-RUN="$(mktemp -d /tmp/pqproxy-h2bench.XXXXXX)"
-chmod 755 "$RUN"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    sleep 0.3
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    cp "$RUN"/*.conf "$RUN"/*.cfg "$RUN"/*.json "$OUT/" 2>/dev/null || true
-    rm -rf "$RUN"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+lt_run_setup "$PQPROXY" h2
 log() { printf 'h2.sh: %s\n' "$*" >&2; }
-HZ="$(getconf CLK_TCK)"
 
-"$PQPROXY" certgen --out "$RUN/certs" >/dev/null
-cat "$RUN/certs/server.crt" "$RUN/certs/server.key" > "$RUN/certs/server-combined.pem"
 mkdir -p "$RUN/www" "$RUN/tmp"
 printf '{"predictions": [2.5, 3.0, 4.5]}\n' > "$RUN/www/small.json"
-NGINX_USER=""
-[ "$(id -u)" -ne 0 ] || NGINX_USER="user root;"
-# nginx's temp paths, inside the run directory (NAME)
-ngx_temp() { local t; for t in client_body proxy fastcgi uwsgi scgi; do printf '%s_temp_path %s/tmp/%s-%s; ' "$t" "$RUN" "$1" "$t"; done; }
 
 declare -A PORT PID
 UP_PORT="$(free_port)"
@@ -106,7 +80,7 @@ events { worker_connections 4096; }
 http {
     access_log off; tcp_nodelay on; default_type application/json;
     keepalive_requests 1000000; keepalive_timeout 300s;
-    $(ngx_temp upstream)
+    $(lt_ngx_temp upstream)
     server { listen 127.0.0.1:$UP_PORT backlog=4096; root $RUN/www; location = /small.json { } }
 }
 EOF
@@ -114,57 +88,10 @@ nginx -p "$RUN" -c "$RUN/upstream.conf" >"$RUN/upstream.out" 2>&1 &
 PIDS+=($!)
 wait_port "$UP_PORT" || lt_die "upstream nginx did not start: $(cat "$RUN/upstream.err" "$RUN/upstream.out" 2>/dev/null)"
 
-start_pqproxy() {   # name policy
-    local name="$1" port; port="$(free_port)"
-    cat > "$RUN/$name.json" <<EOF
-{
-  "listen": "127.0.0.1:$port", "workers": 1, "max_connections": 20000,
-  "tls": {
-    "certificates": [ { "cert": "certs/server.crt", "key": "certs/server.key" } ],
-    "groups": ["X25519MLKEM768", "SecP256r1MLKEM768", "SecP384r1MLKEM1024", "X25519"],
-    "pq_policy": "$2", "min_version": "1.3", "alpn": ["h2", "http/1.1"]
-  },
-  "upstream": { "address": "127.0.0.1:$UP_PORT", "pool_max_idle": 256 },
-  "timeouts": { "request_header_ms": 600000, "keepalive_idle_ms": 600000 },
-  "log": { "level": "warn", "access_log": "off", "error_log": "$RUN/$name.err" },
-  "admin": { "enabled": false }
-}
-EOF
-    (ulimit -n 20000 2>/dev/null || true; exec "$PQPROXY" run --config "$RUN/$name.json") >"$RUN/$name.out" 2>&1 &
-    PID[$name]=$!; PIDS+=("${PID[$name]}"); PORT[$name]=$port
-}
-
-start_nginx() {
-    local port; port="$(free_port)"
-    cat > "$RUN/nginx.conf" <<EOF
-$NGINX_USER
-worker_processes 1; daemon off; pid $RUN/nginx.pid; error_log $RUN/nginx.err warn;
-events { worker_connections 20000; }
-worker_rlimit_nofile 20000;
-http {
-    access_log off;
-    $(ngx_temp nginx)
-    keepalive_requests 1000000; keepalive_timeout 600s; http2_idle_timeout 600s;
-    upstream model { server 127.0.0.1:$UP_PORT; keepalive 256; }
-    server {
-        listen 127.0.0.1:$port ssl http2 backlog=4096;
-        ssl_certificate $RUN/certs/server.crt; ssl_certificate_key $RUN/certs/server.key;
-        ssl_protocols TLSv1.3;
-        location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; }
-    }
-}
-EOF
-    nginx -p "$RUN" -c "$RUN/nginx.conf" >"$RUN/nginx.out" 2>&1 &
-    PID[nginx]=$!; PIDS+=("${PID[nginx]}"); PORT[nginx]=$port
-}
-
-start_haproxy() {
-    local port; port="$(free_port)"
-    lt_haproxy_cfg 1 "127.0.0.1:$port ssl crt $RUN/certs/server-combined.pem alpn h2,http/1.1" "$UP_PORT" \
-        > "$RUN/haproxy.cfg"
-    (ulimit -n 20000 2>/dev/null || true; exec haproxy -db -f "$RUN/haproxy.cfg") >"$RUN/haproxy.out" 2>&1 &
-    PID[haproxy]=$!; PIDS+=("${PID[haproxy]}"); PORT[haproxy]=$port
-}
+# start_pqproxy NAME POLICY, start_nginx, start_haproxy: the proxies (also restarted for the idle counts)
+start_pqproxy() { lt_start_pqproxy "$1" "$2" '["h2", "http/1.1"]' '"pool_max_idle": 256'; }
+start_nginx() { lt_start_nginx_h2 "" 'proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection "";'; }
+start_haproxy() { lt_start_haproxy h2,http/1.1; }
 
 TARGETS=(pqproxy nginx haproxy)
 start_pqproxy pqproxy prefer
@@ -216,22 +143,7 @@ run_h2load() {
              --log-file="$RUN/h2load.log" "https://127.0.0.1:${PORT[$n]}/small.json" 2>&1 || true)"
     c1="$(cpu_ticks "${PID[$n]}")"
     printf '== %s round %s\n%s\n' "$n" "$r" "$out" >> "$OUT/h2load.txt"
-    python3 - "$n" "$r" "$c0" "$c1" "$HZ" "$RUN/h2load.log" "$out" >> "$RAW" <<'EOF'
-import re, sys
-n, r, c0, c1, hz, logf, out = sys.argv[1:]
-m = re.search(r"^finished in ([0-9.]+)(m?s),", out, re.M)
-reqs = re.search(r"^requests: .* (\d+) succeeded, (\d+) failed", out, re.M)
-if not (m and reqs) or "Application protocol: h2" not in out:
-    print(f"h2.sh: h2load against {n} produced no HTTP/2 result", file=sys.stderr)
-    sys.exit(0)
-dur = float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
-ok, failed = int(reqs.group(1)), int(reqs.group(2))
-lat = sorted(int(l.split("\t")[2]) for l in open(logf) if l.split("\t")[1] != "-1")
-pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0
-cpu = (int(c1) - int(c0)) / int(hz)
-print("\t".join(map(str, [n, r, ok, failed, f"{dur:.3f}", f"{ok / dur:.1f}", pct(0.50), pct(0.99),
-                           f"{cpu:.2f}", f"{cpu * 1e6 / ok:.2f}" if ok else "nan"])))
-EOF
+    python3 "$HERE/h2row.py" "$n" "$r" "$HZ" "$RUN/h2load.log" "$c0" "$c1" <<<"$out" >> "$RAW"
 }
 
 log "h2: h2load -c $CONNS -m $STREAMS, $ROUNDS interleaved round(s) x ${DUR}s per target"
@@ -239,9 +151,7 @@ for n in "${TARGETS[@]}"; do     # warm-up, not recorded
     timeout 20 $(h2gen "$n") -c 4 -m 8 -D 1 --npn-list=h2 "https://127.0.0.1:${PORT[$n]}/small.json" >/dev/null 2>&1 || true
 done
 for r in $(seq 1 "$ROUNDS"); do
-    # rotate the order each round so that drift does not favour one target
-    order=("${TARGETS[@]:$(( (r - 1) % ${#TARGETS[@]} ))}" "${TARGETS[@]:0:$(( (r - 1) % ${#TARGETS[@]} ))}")
-    for n in "${order[@]}"; do run_h2load "$n" "$r"; done
+    for n in $(lt_rotated "$r" "${TARGETS[@]}"); do run_h2load "$n" "$r"; done
 done
 
 # --- idle: RSS per idle connection, HTTP/2 against HTTP/1.1 -------------------------------------

@@ -22,6 +22,44 @@ def med(values):
     return statistics.median(values) if values else None
 
 
+def summarize(raw, extra=()):
+    """Medians per target over the rounds of raw.tsv (and of the columns in
+    extra), and the best anchor's figures: {target: {...}}, best."""
+    summary = {}
+    for t in dict.fromkeys(r["target"] for r in raw):
+        rs = [r for r in raw if r["target"] == t]
+        summary[t] = {"rounds": len(rs), "req_s": med(r["req_s"] for r in rs),
+                      "cpu_us_per_req": med(r["cpu_us_per_req"] for r in rs),
+                      "p50_us": med(r["p50_us"] for r in rs), "p99_us": med(r["p99_us"] for r in rs),
+                      "failed": sum(int(r["failed"]) for r in rs)}
+        summary[t].update({k: med(r[k] for r in rs) for k in extra})
+    anchors = [t for t in ANCHORS if t in summary and summary[t]["cpu_us_per_req"]]
+    best = {}
+    if anchors:
+        best = {"req_s": max(summary[t]["req_s"] for t in anchors),
+                "cpu_us_per_req": min(summary[t]["cpu_us_per_req"] for t in anchors),
+                "p99_us": min(summary[t]["p99_us"] for t in anchors)}
+        best["cpu_anchor"] = min(anchors, key=lambda t: summary[t]["cpu_us_per_req"])
+    return summary, best
+
+
+def to_best(s, best):
+    """A target's req/s, CPU per request and p99 over the best anchor's."""
+    return {k: round(s[k] / best[k], 3) for k in ("req_s", "cpu_us_per_req", "p99_us") if best[k] and s[k]}
+
+
+def table(summary, extra=()):
+    """The Markdown table of the medians; extra: (column title, key) pairs."""
+    f = lambda v, d=1: "–" if v is None else f"{v:,.{d}f}"
+    out = ["| target | req/s | CPU µs/req | " + "".join(f"{c} | " for c, _ in extra) + "p50 µs | p99 µs | failed | rounds |",
+           "|---|---:|---:|" + "---:|" * len(extra) + "---:|---:|---:|---:|"]
+    for t, s in summary.items():
+        out.append(f"| {t} | {f(s['req_s'], 0)} | {f(s['cpu_us_per_req'])} | "
+                   + "".join(f"{f(s[k])} | " for _, k in extra)
+                   + f"{f(s['p50_us'], 0)} | {f(s['p99_us'], 0)} | {s['failed']} | {s['rounds']} |")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     for k in ("out", "versions", "loadavg", "node"):
@@ -31,29 +69,13 @@ def main():
     a = ap.parse_args()
 
     raw = rows(os.path.join(a.out, "raw.tsv"))
-    targets = list(dict.fromkeys(r["target"] for r in raw))
-    summary = {}
-    for t in targets:
-        rs = [r for r in raw if r["target"] == t]
-        summary[t] = {"rounds": len(rs), "req_s": med(r["req_s"] for r in rs),
-                      "cpu_us_per_req": med(r["cpu_us_per_req"] for r in rs),
-                      "p50_us": med(r["p50_us"] for r in rs), "p99_us": med(r["p99_us"] for r in rs),
-                      "failed": sum(int(r["failed"]) for r in rs)}
-    anchors = [t for t in ANCHORS if t in summary and summary[t]["cpu_us_per_req"]]
-    best = {}
-    if anchors:
-        best = {"req_s": max(summary[t]["req_s"] for t in anchors),
-                "cpu_us_per_req": min(summary[t]["cpu_us_per_req"] for t in anchors),
-                "p99_us": min(summary[t]["p99_us"] for t in anchors)}
-        best["cpu_anchor"] = min(anchors, key=lambda t: summary[t]["cpu_us_per_req"])
+    summary, best = summarize(raw)
     ratios = {}
-    s = summary.get("pqproxy")
-    if best and s and s["cpu_us_per_req"]:
-        ratios["pqproxy"] = {k: round(s[k] / best[k], 3) for k in ("req_s", "cpu_us_per_req", "p99_us") if best[k]}
+    if best and summary.get("pqproxy", {}).get("cpu_us_per_req"):
+        ratios["pqproxy"] = to_best(summary["pqproxy"], best)
     h, x = summary.get("pqproxy-h"), summary.get("pqproxy-x")
     if h and x and x["cpu_us_per_req"]:     # the same Node client, hybrid against classical
-        ratios["pqproxy-h / pqproxy-x"] = {k: round(h[k] / x[k], 3) for k in ("req_s", "cpu_us_per_req", "p99_us")
-                                           if x[k]}
+        ratios["pqproxy-h / pqproxy-x"] = to_best(h, x)
 
     idle = rows(os.path.join(a.out, "idle.tsv"))
 
@@ -66,12 +88,7 @@ def main():
                + (f"; pqproxy-h (require, X25519MLKEM768) and pqproxy-x (X25519) driven by h2node.mjs on {a.node}"
                   if a.node else "; no Node.js 24: no hybrid rows"))
     out.append(f"- load average (1, 5, 15 min) at start -> end: {a.loadavg}\n")
-    out.append("| target | req/s | CPU µs/req | p50 µs | p99 µs | failed | rounds |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|")
-    f = lambda v, d=1: "–" if v is None else f"{v:,.{d}f}"
-    for t, s in summary.items():
-        out.append(f"| {t} | {f(s['req_s'], 0)} | {f(s['cpu_us_per_req'])} | {f(s['p50_us'], 0)} | "
-                   f"{f(s['p99_us'], 0)} | {s['failed']} | {s['rounds']} |")
+    out += table(summary)
     if ratios:
         out.append("")
         out.append(f"Ratios to the best anchor (req/s: the higher anchor; CPU per request: {best['cpu_anchor']}, "

@@ -72,8 +72,9 @@ proc_sum() {
 cpu_ticks() { proc_sum stat '{ sub(/.*\) /, ""); print $12 + $13 }' "$@"; }
 rss_kib() { proc_sum status '/^VmRSS:/ { print $2 }' "$@"; }
 
-# lt_haproxy_cfg NBTHREAD BIND UPSTREAM_PORT: the HAProxy configuration of the
-# load tests (mode http, keep-alive both sides, BIND the frontend's bind line)
+# lt_haproxy_cfg NBTHREAD BIND UPSTREAM_PORT [SERVER_OPTIONS]: the HAProxy
+# configuration of the load tests (mode http, keep-alive both sides, BIND the
+# frontend's bind line; SERVER_OPTIONS e.g. "proto h2" for an h2c upstream)
 lt_haproxy_cfg() {
     cat <<EOF
 global
@@ -93,6 +94,124 @@ frontend fe
     bind $2
     default_backend model
 backend model
-    server up 127.0.0.1:$3 maxconn 1000
+    server up 127.0.0.1:$3 maxconn 1000${4:+ $4}
 EOF
+}
+
+# --- shared by h2.sh and grpc.sh: one run of proxies side by side ---
+
+# lt_check_ranges NAME:VALUE:LO:HI...: each VALUE a number in LO..HI, else stop (exit 2)
+lt_check_ranges() {
+    local v name val lo hi
+    for v in "$@"; do
+        IFS=: read -r name val lo hi <<<"$v"
+        case "$val" in ''|*[!0-9]*) echo "$LT_NAME: $name takes a number ($lo..$hi)" >&2; exit 2 ;; esac
+        [ "$val" -ge "$lo" ] && [ "$val" -le "$hi" ] || { echo "$LT_NAME: $name must be $lo..$hi" >&2; exit 2; }
+    done
+}
+
+# lt_run_setup PQPROXY KIND: OUT made absolute (default loadtest/results/KIND-<UTC
+# timestamp>), RUN a fresh directory with pqproxy certgen's PKI in RUN/certs
+# (and server-combined.pem for HAProxy) and RUN/tmp; on exit every pid in
+# PIDS is stopped, the configurations are copied to OUT and RUN is removed.
+# Also HZ (clock ticks per second) and NGINX_USER (root runs nginx as root).
+lt_run_setup() {
+    OUT="${OUT:-$(dirname "${BASH_SOURCE[0]}")/results/$2-$(date -u +%Y%m%dT%H%M%SZ)}"
+    mkdir -p "$OUT"
+    OUT="$(cd "$OUT" && pwd)"
+    RUN="$(mktemp -d "/tmp/pqproxy-$2bench.XXXXXX")"
+    chmod 755 "$RUN"
+    PIDS=()
+    trap lt_run_cleanup EXIT
+    trap 'exit 130' INT TERM
+    HZ="$(getconf CLK_TCK)"
+    NGINX_USER=""
+    [ "$(id -u)" -ne 0 ] || NGINX_USER="user root;"
+    "$1" certgen --out "$RUN/certs" >/dev/null
+    cat "$RUN/certs/server.crt" "$RUN/certs/server.key" > "$RUN/certs/server-combined.pem"
+    mkdir -p "$RUN/tmp"
+}
+lt_run_cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    sleep 0.3
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    cp "$RUN"/*.conf "$RUN"/*.cfg "$RUN"/*.json "$OUT/" 2>/dev/null || true
+    rm -rf "$RUN"
+}
+
+# lt_ngx_temp NAME: nginx's temp path directives, inside RUN/tmp
+lt_ngx_temp() {
+    local t
+    for t in client_body proxy fastcgi uwsgi scgi; do printf '%s_temp_path %s/tmp/%s-%s; ' "$t" "$RUN" "$1" "$t"; done
+}
+
+# lt_rotated ROUND TARGET...: the targets, starting with the ROUND-th (1-based,
+# cyclic), so that drift over interleaved rounds does not favour one
+lt_rotated() {
+    local k=$(( ($1 - 1) % ($# - 1) ))
+    shift
+    printf '%s\n' "${@:$((k + 1))}" "${@:1:$k}"
+}
+
+# The three proxies of h2.sh and grpc.sh, one worker each, TLS 1.3 with the
+# certificate of lt_run_setup, in front of the upstream on UP_PORT; each sets
+# PID[NAME] and PORT[NAME] (associative arrays of the caller) and joins PIDS.
+
+# lt_start_pqproxy NAME POLICY ALPN UPSTREAM: pqproxy, RUN/NAME.json; ALPN a
+# JSON array, UPSTREAM the keys of "upstream" after its address
+lt_start_pqproxy() {
+    local name="$1" port; port="$(free_port)"
+    cat > "$RUN/$name.json" <<EOF
+{
+  "listen": "127.0.0.1:$port", "workers": 1, "max_connections": 20000,
+  "tls": {
+    "certificates": [ { "cert": "certs/server.crt", "key": "certs/server.key" } ],
+    "groups": ["X25519MLKEM768", "SecP256r1MLKEM768", "SecP384r1MLKEM1024", "X25519"],
+    "pq_policy": "$2", "min_version": "1.3", "alpn": $3
+  },
+  "upstream": { "address": "127.0.0.1:$UP_PORT", $4 },
+  "timeouts": { "request_header_ms": 600000, "keepalive_idle_ms": 600000 },
+  "log": { "level": "warn", "access_log": "off", "error_log": "$RUN/$name.err" },
+  "admin": { "enabled": false }
+}
+EOF
+    (ulimit -n 20000 2>/dev/null || true; exec "$PQPROXY" run --config "$RUN/$name.json") >"$RUN/$name.out" 2>&1 &
+    PID[$name]=$!; PIDS+=("${PID[$name]}"); PORT[$name]=$port
+}
+
+# lt_start_nginx_h2 POOL LOCATION: nginx, `listen ... ssl http2` (1.22 has no
+# `http2 on;`), upstream block "model" with keepalive 256 and POOL,
+# `location / { LOCATION }`
+lt_start_nginx_h2() {
+    local port; port="$(free_port)"
+    cat > "$RUN/nginx.conf" <<EOF
+$NGINX_USER
+worker_processes 1; daemon off; pid $RUN/nginx.pid; error_log $RUN/nginx.err warn;
+events { worker_connections 20000; }
+worker_rlimit_nofile 20000;
+http {
+    access_log off;
+    $(lt_ngx_temp nginx)
+    keepalive_requests 1000000; keepalive_timeout 600s; http2_idle_timeout 600s;
+    upstream model { server 127.0.0.1:$UP_PORT; keepalive 256;$1 }
+    server {
+        listen 127.0.0.1:$port ssl http2 backlog=4096;
+        ssl_certificate $RUN/certs/server.crt; ssl_certificate_key $RUN/certs/server.key;
+        ssl_protocols TLSv1.3;
+        location / { $2 }
+    }
+}
+EOF
+    nginx -p "$RUN" -c "$RUN/nginx.conf" >"$RUN/nginx.out" 2>&1 &
+    PID[nginx]=$!; PIDS+=("${PID[nginx]}"); PORT[nginx]=$port
+}
+
+# lt_start_haproxy ALPN [SERVER_OPTIONS]: HAProxy (lt_haproxy_cfg, nbthread 1)
+lt_start_haproxy() {
+    local port; port="$(free_port)"
+    lt_haproxy_cfg 1 "127.0.0.1:$port ssl crt $RUN/certs/server-combined.pem alpn $1" "$UP_PORT" "${2:-}" \
+        > "$RUN/haproxy.cfg"
+    (ulimit -n 20000 2>/dev/null || true; exec haproxy -db -f "$RUN/haproxy.cfg") >"$RUN/haproxy.out" 2>&1 &
+    PID[haproxy]=$!; PIDS+=("${PID[haproxy]}"); PORT[haproxy]=$port
 }
