@@ -220,6 +220,7 @@ void px_exch_log(px_exch_t *x, const px_conninfo_t *ci)
         a.bytes_out = x->resp_bytes;
         a.duration_ms = x->t_start ? ms_since(x->t_start, now) : 0;
         a.upstream_ms = x->t_first && x->t_sent ? ms_since(x->t_sent, x->t_first) : -1;
+        a.upstream = x->upstream[0] ? x->upstream : NULL;
         a.request_id = x->request_id;
         a.error = x->error;
         a.grpc_status = x->grpc_status;
@@ -841,6 +842,11 @@ static void h2c_on_drain(void *ud)
 static PX_MUST_CHECK int upstream_start(px_exch_t *x)
 {
     int rc;
+    int k = x->upstream_idx;
+
+    /* named as up_cfg_of picks it: after a reload that removed it, "default" */
+    snprintf(x->upstream, sizeof x->upstream, "%s",
+             k > 0 && k <= cfg_of(x)->upstream_count ? cfg_of(x)->upstreams[k - 1].name : "default");
     if (x->up_h2c)
         return h2c_start(x);
     rc = px_upstream_acquire(pool_of(x), &up_cb, x, &x->up, &x->up_reused);
