@@ -388,6 +388,8 @@ static int upstream_failed(px_exch_t *x, int uverr)
     }
     if (uverr == UV_EOF)
         snprintf(detail, sizeof detail, "the model server closed the connection before responding");
+    else if (uverr == UV_EMSGSIZE)
+        snprintf(detail, sizeof detail, "the request head is too large to send to the model server");
     else
         snprintf(detail, sizeof detail, "the model server is unreachable: %s", uv_strerror(uverr));
     return reply_error(x, PX_HERR_UPSTREAM_ERROR, detail);
