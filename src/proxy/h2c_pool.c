@@ -1,10 +1,11 @@
 /* Multiplexed h2c connections to the model server (h2c_pool.h).
  *
- * Test seam: fuzz/h2c_upstream.c includes this file with the px_upstream_*
- * and px_uplink_* names below defined to its own socketless link, and
- * calls link_connect/link_read/link_write itself. So the model server's
- * bytes reach nghttp2 only through link_read, and this file uses no other
- * upstream.h function: keep it so (or add the name to the harness). */
+ * Test seam: fuzz/h2c_upstream.c and tests/unit/test_h2c_pool.c include
+ * this file with the px_upstream_* and px_uplink_* names below defined to
+ * their own socketless link, and call link_connect/link_read/link_write
+ * themselves. So the model server's bytes reach nghttp2 only through
+ * link_read, and this file uses no other upstream.h function: keep it so
+ * (or add the name to both). */
 #include "proxy/h2c_pool.h"
 
 #include <stdlib.h>
