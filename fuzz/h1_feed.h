@@ -172,6 +172,20 @@ static int h1_same(const char *a, size_t alen, const char *b, size_t blen)
     return alen == blen && (!alen || !memcmp(a, b, alen));
 }
 
+/* How the request harnesses render a head for the upstream: flags 0x01
+ * trust X-Forwarded-*, 0x02 send an X-Request-Id; one extra field and one
+ * dropped. */
+static inline px_fwd_opts_t h1_fwd_opts(unsigned flags)
+{
+    static const px_header_t extra[] = { { "X-Extra", 7, "1", 1 } };
+    static const char *const drop[] = { "x-drop-me" };
+    px_fwd_opts_t o = { .client_ip = "192.0.2.7", .proto = "https",
+                        .trust_forwarded = flags & 1,
+                        .request_id = flags & 2 ? "rid-1" : NULL,
+                        .extra = extra, .extra_count = 1, .drop = drop, .drop_count = 1 };
+    return o;
+}
+
 /* The harness's entry point, feeding through case c. */
 #define H1_FUZZER(...)                                                     \
     int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);          \

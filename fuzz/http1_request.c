@@ -15,12 +15,7 @@ static int no_head(unsigned flags, unsigned msg) { return 0; }
 
 static void check(const px_http_head_t *h, unsigned flags, int is_head_req, int interim)
 {
-    static const px_header_t extra[] = { { "X-Extra", 7, "1", 1 } };
-    static const char *const drop[] = { "x-drop-me" };
-    px_fwd_opts_t o = { .client_ip = "192.0.2.7", .proto = "https",
-                        .trust_forwarded = flags & 1,
-                        .request_id = flags & 2 ? "rid-1" : NULL,
-                        .extra = extra, .extra_count = 1, .drop = drop, .drop_count = 1 };
+    px_fwd_opts_t o = h1_fwd_opts(flags);
     const px_http_head_t *r;
     px_http1_t *q;
     px_buf_t out;

@@ -226,6 +226,10 @@ void px_access_log(const px_access_t *a)
         n += snprintf(line + n, sizeof line - (size_t)n, ",\"upstream_ms\":%.3f", a->upstream_ms);
     else
         n += snprintf(line + n, sizeof line - (size_t)n, ",\"upstream_ms\":null");
+    if (a->upstream)
+        FIELD("upstream", a->upstream);
+    else
+        n += snprintf(line + n, sizeof line - (size_t)n, ",\"upstream\":null");
     FIELD("request_id", a->request_id);
     if (a->sig_result) {
         FIELD("sig", a->sig_result);

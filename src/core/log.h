@@ -44,6 +44,7 @@ typedef struct {
     uint64_t bytes_in, bytes_out;   /* request / response body bytes */
     double duration_ms;             /* head received -> response complete */
     double upstream_ms;             /* request sent -> first response byte; < 0: none */
+    const char *upstream;           /* the upstream's name ("default", upstreams.<name>); NULL: none */
     const char *request_id;
     const char *sig_result, *sig_keyid;  /* NULL when no signature policy applies */
     const char *error;              /* the error string when pqproxy answered itself */

@@ -229,6 +229,7 @@ void px_exch_log(px_exch_t *x, const px_conninfo_t *ci)
         a.bytes_out = x->resp_bytes;
         a.duration_ms = x->t_start ? ms_since(x->t_start, now) : 0;
         a.upstream_ms = x->t_first && x->t_sent ? ms_since(x->t_sent, x->t_first) : -1;
+        a.upstream = x->upstream[0] ? x->upstream : NULL;
         a.request_id = x->request_id;
         a.error = x->error;
         a.grpc_status = x->grpc_status;
@@ -396,6 +397,8 @@ static int upstream_failed(px_exch_t *x, int uverr)
     }
     if (uverr == UV_EOF)
         snprintf(detail, sizeof detail, "the model server closed the connection before responding");
+    else if (uverr == UV_EMSGSIZE)
+        snprintf(detail, sizeof detail, "the request head is too large to send to the model server");
     else
         snprintf(detail, sizeof detail, "the model server is unreachable: %s", uv_strerror(uverr));
     return reply_error(x, PX_HERR_UPSTREAM_ERROR, detail);
@@ -857,6 +860,11 @@ static void h2c_on_drain(void *ud)
 static PX_MUST_CHECK int upstream_start(px_exch_t *x)
 {
     int rc;
+    int k = x->upstream_idx;
+
+    /* named as up_cfg_of picks it: after a reload that removed it, "default" */
+    snprintf(x->upstream, sizeof x->upstream, "%s",
+             k > 0 && k <= cfg_of(x)->upstream_count ? cfg_of(x)->upstreams[k - 1].name : "default");
     if (x->up_h2c)
         return h2c_start(x);
     rc = px_upstream_acquire(pool_of(x), &up_cb, x, &x->up, &x->up_reused);

@@ -1,10 +1,11 @@
 /* Multiplexed h2c connections to the model server (h2c_pool.h).
  *
- * Test seam: fuzz/h2c_upstream.c includes this file with the px_upstream_*
- * and px_uplink_* names below defined to its own socketless link, and
- * calls link_connect/link_read/link_write itself. So the model server's
- * bytes reach nghttp2 only through link_read, and this file uses no other
- * upstream.h function: keep it so (or add the name to the harness). */
+ * Test seam: fuzz/h2c_upstream.c and tests/unit/test_h2c_pool.c include
+ * this file with the px_upstream_* and px_uplink_* names below defined to
+ * their own socketless link, and call link_connect/link_read/link_write
+ * themselves. So the model server's bytes reach nghttp2 only through
+ * link_read, and this file uses no other upstream.h function: keep it so
+ * (or add the name to both). */
 #include "proxy/h2c_pool.h"
 
 #include <stdlib.h>
@@ -32,6 +33,7 @@ struct px_h2c_stream {
     size_t sent;
     int replayable;                      /* every sent body byte is still in out */
     int retries;                         /* reopened after GOAWAY or REFUSED_STREAM */
+    int not_sent;                        /* why nghttp2 did not send the request HEADERS (0: sent) */
     int req_end, deferred, drained;
     px_msg_t msg;                        /* the response head, then its trailers */
     int got_head, in_trailers;
@@ -142,6 +144,7 @@ static void stream_retry(px_h2c_stream_t *s)
     stream_unlink(s);
     s->sent = 0;
     s->deferred = 0;
+    s->not_sent = 0;
     px_msg_reset(&s->msg);
     list_add(&p->waiting, s);
     kick(p);
@@ -251,6 +254,24 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
     return 0;
 }
 
+/* nghttp2 could not send a request's HEADERS: it closes the stream at once
+ * with REFUSED_STREAM (CANCEL when we reset it first), and on_stream_close
+ * takes it from there. Only a GOAWAY (or a session ending) is worth another
+ * connection; anything else (a head beyond nghttp2's 64 KiB send limit, a
+ * compression failure) would fail there too, so the stream fails now. */
+static int on_frame_not_send(nghttp2_session *ng, const nghttp2_frame *fr, int err, void *ud)
+{
+    px_h2c_stream_t *s;
+
+    if (fr->hd.type != NGHTTP2_HEADERS || fr->headers.cat != NGHTTP2_HCAT_REQUEST ||
+        !(s = stream_of(ng, fr->hd.stream_id)))
+        return 0;
+    s->not_sent = err;
+    if (err != NGHTTP2_ERR_START_STREAM_NOT_ALLOWED && err != NGHTTP2_ERR_STREAM_CLOSING)
+        px_warn("h2c upstream: request not sent: %s", nghttp2_strerror(err));
+    return 0;
+}
+
 static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 {
     px_h2c_stream_t *s = stream_of(ng, id);
@@ -260,6 +281,8 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
     if (s->detached) {
         stream_unlink(s);
         stream_free(s);
+    } else if (s->not_sent && s->not_sent != NGHTTP2_ERR_START_STREAM_NOT_ALLOWED) {
+        stream_fail(s, s->not_sent == NGHTTP2_ERR_FRAME_SIZE_ERROR ? UV_EMSGSIZE : UV_EPROTO);
     } else if (code == NGHTTP2_REFUSED_STREAM) {
         stream_retry(s);                  /* GOAWAY above it, or refused: not processed */
     } else {
@@ -453,6 +476,7 @@ static conn_t *conn_new(px_h2c_pool_t *p)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
     nghttp2_option_set_no_auto_window_update(opt, 1);   /* windows reopen by px_h2c_consumed */
     nghttp2_option_set_peer_max_concurrent_streams(opt, p->cfg.h2c_max_streams);
     if (nghttp2_session_client_new2(&c->ng, cbs, c, opt) != 0)

@@ -54,7 +54,8 @@ typedef struct {
     void (*on_end)(void *ud, const px_msg_t *m);
     /* The stream failed: err is a libuv code (UV_ECONNREFUSED, UV_EOF,
      * UV_ECONNRESET, UV_ETIMEDOUT, UV_EPROTO for a protocol error or a
-     * reset by the model server). */
+     * reset by the model server, UV_EMSGSIZE for a request head too large
+     * to send as HTTP/2). */
     void (*on_error)(void *ud, int err);
     /* Request body bytes left: px_h2c_write has room again. */
     void (*on_drain)(void *ud);

@@ -8,7 +8,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
 from pxtest import check, check_eq  # noqa: E402
-from test_grpc_proxy import grpc_proxy, h2_python  # noqa: E402
+from test_grpc_proxy import H2C_GOAWAY, grpc_proxy, h2_python  # noqa: E402
 
 BAD = os.path.join(pxtest.HERE, "peers", "h2c_bad_server.py")
 ZERO = os.path.join(pxtest.HERE, "peers", "h2c_zero_streams_server.py")
@@ -112,7 +112,36 @@ def test_goaway_retries_bounded(h):
     check(conns <= 3, f"a few connections, not a loop: {conns}")
 
 
+def test_request_head_nghttp2_cannot_send(h):
+    # A head the client may send (http.max_header_bytes) but beyond
+    # nghttp2's 64 KiB HEADERS send limit: nghttp2 does not send it and
+    # closes the stream as REFUSED_STREAM. Another connection would refuse
+    # it the same way, so it is not retried: 502 at once, saying why, and
+    # the model server never sees it; the next request is served.
+    p = h.start("h2c-ok", [h2_python(), H2C_GOAWAY, "--last", "-1"], ready="line",
+                line=r"^READY (\d+)$")
+    proxy = grpc_proxy(h, int(p.ready_match.group(1)), tls={"pq_policy": "prefer"},
+                       http={"max_header_bytes": 262144},
+                       timeouts={"upstream_response_ms": 20000})
+    ca = os.path.join(h.certgen(), "ca.crt")
+    s = pxtest.tls_connect(proxy.port, ca, alpn=["http/1.1"])
+    t0 = time.monotonic()
+    s.sendall(b"GET /big HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n")
+    r = pxtest.read_response(s)
+    took = time.monotonic() - t0
+    s.close()
+    check_eq(r.status, 502, r.raw[:300])
+    check("too large" in r.json().get("detail", ""), f"the answer says why: {r.raw[:300]}")
+    check(took < 5, f"at once: {took:.1f} s")
+    pxtest.wait_until(lambda: "request not sent" in proxy.proc.stderr_text(), msg="nghttp2's reason logged")
+    r, _ = get(proxy, h)
+    check_eq((r.status, r.body), (200, b"served 1"), f"the next request is served: {r.raw[:300]}")
+    with open(p.out_path) as f:
+        reqs = [ln.split()[3] for ln in f if ln.startswith("REQ ")]
+    check_eq(reqs, ["/m"], "the model server saw only the request that could be sent")
+
+
 if __name__ == "__main__":
     pxtest.main([test_content_length_and_trailers, test_protocol_error_ends_the_connection,
                  test_server_admitting_no_stream_gets_bounded_connections,
-                 test_goaway_retries_bounded])
+                 test_goaway_retries_bounded, test_request_head_nghttp2_cannot_send])

@@ -8,7 +8,7 @@ import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pxtest import check, check_eq, http_request, main, tls_connect, wait_until  # noqa: E402
+from pxtest import check, check_eq, free_port, http_request, main, tls_connect, wait_until  # noqa: E402
 from pxhelpers import metrics  # noqa: E402
 
 
@@ -58,6 +58,28 @@ def test_routes_choose_upstreams(h):
         want = [t for t, _, k in cases if k == i]
         up.wait_records(len(want))
         check_eq(targets(up), want, f"upstream {i} got exactly its routes")
+    # the access log names each request's upstream, in request order
+    names = ["default", "grpc", "batch"]
+    lines = px.wait_access_log(len(cases))
+    check_eq([(ln["path"], ln["upstream"]) for ln in lines], [(t, names[k]) for t, _, k in cases])
+
+
+def test_access_log_upstream_when_unreached_or_not_forwarded(h):
+    ups = three_upstreams(h)
+    cfg = routed_config(ups)
+    dead = free_port()
+    cfg["upstreams"]["down"] = {"address": f"127.0.0.1:{dead}"}
+    cfg["routes"].insert(0, {"prefix": "/v1/down/", "upstream": "down"})
+    px = h.start_proxy(cfg, upstream=ups[0])
+    ca = os.path.join(h.certgen(), "ca.crt")
+    with tls_connect(px.port, ca) as s:
+        check_eq(http_request(s, "GET", "/v1/down/x").status, 502)
+    with tls_connect(px.port, ca) as s:                 # refused before any upstream is chosen
+        s.sendall(b"POST /v1/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n")
+        check(s.recv(4096).startswith(b"HTTP/1.1 400"), "ambiguous framing refused")
+    lines = px.wait_access_log(2)
+    check_eq([(ln["status"], ln["upstream"]) for ln in lines], [(502, "down"), (400, None)])
 
 
 def test_reload_repoints_named_upstreams(h):
@@ -111,5 +133,6 @@ def test_gauges_add_up_over_pools(h):
 
 
 if __name__ == "__main__":
-    main([test_routes_choose_upstreams, test_reload_repoints_named_upstreams,
+    main([test_routes_choose_upstreams, test_access_log_upstream_when_unreached_or_not_forwarded,
+          test_reload_repoints_named_upstreams,
           test_bad_route_upstream_refused_at_reload, test_gauges_add_up_over_pools])
