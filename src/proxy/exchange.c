@@ -734,6 +734,8 @@ static int h2c_start(px_exch_t *x)
     int rc;
 
     x->connect_on_body = 0;
+    if (!h->host_len)           /* HTTP/1.0 may omit it; HTTP/2 needs an :authority */
+        return reply_error(x, PX_HERR_BAD_REQUEST, "an HTTP/2 model server needs the request's Host");
     if (!(x->h2c = px_h2cx_new()))
         return reply_error(x, PX_HERR_INTERNAL, "out of memory");
     if ((rc = px_h2cx_request(&x->up_out, h, &nv, &n)) < 0)

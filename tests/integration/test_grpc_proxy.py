@@ -8,6 +8,7 @@ upload at bounded proxy memory, the upstream killed mid-stream (an error
 status, not a hang), a graceful upstream restart (GOAWAY), and an
 HTTP/1.1 client translated for the h2c upstream."""
 import base64
+import json
 import os
 import signal
 import struct
@@ -368,6 +369,13 @@ def test_http1_client_to_h2c(h):
     check_eq(r.body, grpc_frame(b"\x08\x01"), "ServerLiveResponse{live: true}")
     check_eq(dict((k.lower(), v) for k, v in r.trailers).get("grpc-status"), "0", f"trailers {r.trailers}")
     s.close()
+    # HTTP/1.0 may leave Host out; the h2c upstream needs an :authority: a
+    # clear 400, not an internal error
+    s = pxtest.tls_connect(proxy.port, ca, alpn=["http/1.1"])
+    s.sendall(b"GET /v1/models HTTP/1.0\r\n\r\n")
+    r = pxtest.read_response(s)
+    s.close()
+    check_eq((r.status, json.loads(r.body)["error"]), (400, "bad_request"), f"HTTP/1.0 without Host: {r.raw[:300]}")
 
 
 def test_rest_and_grpc_on_one_port(h):
