@@ -183,7 +183,9 @@ static void check(const px_http_head_t *h, unsigned flags, int is_head_req, int 
     px_buf_init(&wire, 0);
     if (px_http1_write_request_head(&wire, h, &o) != 0)
         abort();
-    rc = px_h2cx_request(&wire, h, &nv, &n);
+    /* one parser for every input, as an exchange keeps one from request to request */
+    static px_http1_t *parser;
+    rc = px_h2cx_request(&wire, h, &parser, &nv, &n);
     if (rc != 0) {
         /* HTTP/1.0 without Host: the rendered head carries an empty Host,
          * which the request parser refuses; nothing else may fail */

@@ -22,7 +22,7 @@ void px_exch_init(px_exch_t *x)
 void px_exch_reset(px_exch_t *x)
 {
     px_buf_t up_out = x->up_out, replay = x->replay;
-    px_http1_t *resp = x->resp;
+    px_http1_t *resp = x->resp, *h2c_req = x->h2c_req;
     const px_sess_ops_t *ops = x->ops;
     void *sess = x->sess;
     struct px_conn_env *env = x->env;
@@ -42,6 +42,7 @@ void px_exch_reset(px_exch_t *x)
     x->up_out = up_out;
     x->replay = replay;
     x->resp = resp;
+    x->h2c_req = h2c_req;
     x->ops = ops;
     x->sess = sess;
     x->env = env;
@@ -55,12 +56,16 @@ void px_exch_free(px_exch_t *x)
     px_buf_free(&x->replay);
     px_http1_free(x->resp);
     x->resp = NULL;
+    px_http1_free(x->h2c_req);
+    x->h2c_req = NULL;
 }
 
 void px_exch_compact(px_exch_t *x)
 {
     px_buf_free(&x->up_out);
     px_buf_free(&x->replay);
+    px_http1_free(x->h2c_req);
+    x->h2c_req = NULL;
 }
 
 void px_exch_recycle(px_exch_t *x, const px_http1_limits_t *limits, size_t keep)
@@ -738,7 +743,7 @@ static int h2c_start(px_exch_t *x)
         return reply_error(x, PX_HERR_BAD_REQUEST, "an HTTP/2 model server needs the request's Host");
     if (!(x->h2c = px_h2cx_new()))
         return reply_error(x, PX_HERR_INTERNAL, "out of memory");
-    if ((rc = px_h2cx_request(&x->up_out, h, &nv, &n)) < 0)
+    if ((rc = px_h2cx_request(&x->up_out, h, &x->h2c_req, &nv, &n)) < 0)
         return reply_error(x, PX_HERR_INTERNAL, "the request head cannot be translated for HTTP/2");
     rc = px_h2c_open(h2c_pool_of(x), nv, n, no_body, &h2c_cb, x, &x->h2c->s);
     free(nv);
@@ -863,10 +868,10 @@ static PX_MUST_CHECK int upstream_start(px_exch_t *x)
 {
     int rc;
     int k = x->upstream_idx;
-
     /* named as up_cfg_of picks it: after a reload that removed it, "default" */
-    snprintf(x->upstream, sizeof x->upstream, "%s",
-             k > 0 && k <= cfg_of(x)->upstream_count ? cfg_of(x)->upstreams[k - 1].name : "default");
+    const char *name = k > 0 && k <= cfg_of(x)->upstream_count ? cfg_of(x)->upstreams[k - 1].name : "default";
+
+    copy_field(x->upstream, sizeof x->upstream, name, strlen(name));
     if (x->up_h2c)
         return h2c_start(x);
     rc = px_upstream_acquire(pool_of(x), &up_cb, x, &x->up, &x->up_reused);

@@ -146,6 +146,7 @@ typedef struct px_exch {
     const px_http_head_t *req_head; /* the request's head: in the session's memory until the next */
     /* kept across requests (px_exch_reset): */
     px_http1_t *resp;            /* the upstream's response parser (the exchange frees it) */
+    px_http1_t *h2c_req;         /* px_h2cx_request's parser, kept likewise */
     const px_sess_ops_t *ops;    /* the session answering ... */
     void *sess;                  /* ... and its own pointer for the ops */
     struct px_conn_env *env;     /* the worker's shared state (http/conn.h) */

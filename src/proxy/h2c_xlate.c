@@ -10,6 +10,7 @@
 
 #define RESP_BYTES (64 * 1024)
 #define RESP_FIELDS 256
+#define PARSER_KEEP 4096              /* a kept request parser's buffers, at most */
 
 px_h2cx_t *px_h2cx_new(void)
 {
@@ -57,10 +58,11 @@ static int te_trailers(const px_http_head_t *h)
     return 0;
 }
 
-int px_h2cx_request(px_buf_t *wire, const px_http_head_t *orig, nghttp2_nv **nvp, size_t *np)
+int px_h2cx_request(px_buf_t *wire, const px_http_head_t *orig, px_http1_t **parser, nghttp2_nv **nvp,
+                    size_t *np)
 {
     static const px_http1_limits_t lim = { 1u << 20, 1024, 0 };
-    px_http1_t *p = px_http1_new(1, &lim);
+    px_http1_t *p = *parser;
     const px_http_head_t *h;
     const char *data;
     size_t used = 0, dlen = 0, bytes, k = 0;
@@ -68,21 +70,19 @@ int px_h2cx_request(px_buf_t *wire, const px_http_head_t *orig, nghttp2_nv **nvp
     char *mem;
     int te = te_trailers(orig);
 
-    if (!p)
+    if (p)
+        px_http1_reuse(p, &lim, PARSER_KEEP);
+    else if (!(p = *parser = px_http1_new(1, &lim)))
         return PX_ENOMEM;
-    if (px_http1_parse(p, px_buf_ptr(wire), px_buf_size(wire), &used, &data, &dlen) != PX_H1_HEAD) {
-        px_http1_free(p);
+    if (px_http1_parse(p, px_buf_ptr(wire), px_buf_size(wire), &used, &data, &dlen) != PX_H1_HEAD)
         return PX_EPARSE;
-    }
     h = px_http1_head(p);
     bytes = (size_t)(h->header_count + 5) * sizeof *nv + h->method_len + h->target_len + h->host_len +
             64;
     for (int i = 0; i < h->header_count; i++)
         bytes += h->headers[i].name_len + h->headers[i].value_len + 2;
-    if (!(nv = malloc(bytes))) {
-        px_http1_free(p);
+    if (!(nv = malloc(bytes)))
         return PX_ENOMEM;
-    }
     mem = (char *)(nv + h->header_count + 5);
 #define NV(n, nl, v, vl)                                                                     \
     do {                                                                                     \
@@ -116,7 +116,6 @@ int px_h2cx_request(px_buf_t *wire, const px_http_head_t *orig, nghttp2_nv **nvp
         NV("te", 2, "trailers", 8);
 #undef NV
     px_buf_consume(wire, used);
-    px_http1_free(p);
     *nvp = nv;
     *np = k;
     return 0;

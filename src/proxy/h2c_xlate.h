@@ -32,9 +32,11 @@ void px_h2cx_free(px_h2cx_t *h);
  * fields set, hop-by-hop fields gone), which is consumed from *wire.
  * orig is the client's head: a `te` field naming "trailers" is kept as
  * `te: trailers` (gRPC needs it); Host becomes :authority; field names are
- * lowered; Transfer-Encoding goes. *nv is one allocation. 0, PX_ENOMEM,
- * PX_EPARSE. */
-int px_h2cx_request(px_buf_t *wire, const px_http_head_t *orig, nghttp2_nv **nv, size_t *n);
+ * lowered; Transfer-Encoding goes. *nv is one allocation. *parser is the
+ * request parser this uses, kept by the caller from one call to the next
+ * (made when NULL; px_http1_free it when done). 0, PX_ENOMEM, PX_EPARSE. */
+int px_h2cx_request(px_buf_t *wire, const px_http_head_t *orig, px_http1_t **parser, nghttp2_nv **nv,
+                    size_t *n);
 
 /* The upstream's final response head m, copied into h->head (body: NONE
  * when m ends the stream, LENGTH with a content-length, else CHUNKED, so
