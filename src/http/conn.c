@@ -15,6 +15,9 @@
 #include "http/conn.h"
 
 #include <assert.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,6 +29,7 @@
 #define PLAIN_CHUNK (16 * 1024)     /* input room beyond a full head */
 #define LINGER_MS 3000              /* after our FIN, wait this long for the client's */
 #define IDLE_COMPACT_MS 1000
+#define TRIM_EVERY_MS 1000
 
 /* The close rule (conn.h, session.h): every function below that can close
  * the connection returns PX_MUST_CHECK int; GONE means nothing may touch
@@ -357,6 +361,18 @@ int px_conn_accept(px_conn_env_t *env, int fd)
 fail:
     settle(px_conn_abort(c, PX_END_CLIENT_CLOSED));
     return rc;
+}
+
+void px_conn_trim(px_conn_env_t *env)
+{
+    uint64_t now = uv_now(env->loop);
+
+    if (now - env->trimmed_at < TRIM_EVERY_MS)
+        return;
+    env->trimmed_at = now;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }
 
 void px_conn_drain_all(px_conn_env_t *env)

@@ -56,12 +56,18 @@ typedef struct px_conn_env {
     uint64_t rng;                /* request ids */
     px_metrics_t *m;             /* this worker's counters */
     px_defer_t defer;            /* work taken up from the loop (px_defer_init by the worker) */
+    uint64_t trimmed_at;         /* loop ms of the last px_conn_trim */
     void (*on_conn_closed)(struct px_conn_env *env);   /* optional */
 } px_conn_env_t;
 
 /* Serves fd, an accepted non-blocking socket, as a new px_conn. The
  * connection owns fd from here on, also when this fails (it is closed). */
 int px_conn_accept(px_conn_env_t *env, int fd);
+
+/* A connection gone idle has freed its buffers: the allocator gives free
+ * pages back to the system, at most once a second per worker, so that
+ * idle connections do not keep what busy ones needed. */
+void px_conn_trim(px_conn_env_t *env);
 
 /* Draining: idle connections close now, busy ones after their response. */
 void px_conn_drain_all(px_conn_env_t *env);

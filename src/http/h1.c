@@ -249,6 +249,7 @@ static void compact(px_conn_t *c)
     px_buf_free(&c->h1.scratch);
     px_exch_compact(&c->h1.x);
     px_transport_compact(&c->tp);
+    px_conn_trim(c->env);
 }
 
 /* A second without a request: release the buffers (a busy connection keeps

@@ -857,7 +857,14 @@ static void h2s_timer(px_conn_t *c)
         if (hc->streams) {
             hc->idle_ms = 0;
         } else {
-            spares_free(hc);        /* idle: what busy times kept goes back */
+            /* idle: what busy times kept goes back, and the buffers
+             * (an idle connection holds no more than an HTTP/1.1 one) */
+            spares_free(hc);
+            if (!px_transport_writing(&c->tp)) {
+                px_buf_free(&hc->out);
+                px_transport_compact(&c->tp);
+                px_conn_trim(c->env);
+            }
             hc->idle_ms += PX_H2_TICK_MS;
             if (hc->idle_ms >= cfg_of(c)->timeouts.keepalive_idle) {
                 settle(px_h2_goaway(hc->h2, NGHTTP2_NO_ERROR));
