@@ -84,12 +84,13 @@ seeds = {
                                           b"\x20" + block(BASE, True) + b"\x3f\xe1\x1f"),
 }
 
-out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "h2_session")
-os.makedirs(out, exist_ok=True)
-for name, body in seeds.items():
-    for flags in (0x01, 0x13, 0x0D):
-        data = bytes([flags, len(name)]) + body
-        path = os.path.join(out, hashlib.sha256(data).hexdigest()[:16])
-        with open(path, "wb") as f:
-            f.write(data)
-print(f"{len(seeds) * 3} seeds in {out}")
+if __name__ == "__main__":             # gen_grpc_health_seeds.py imports the helpers
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "h2_session")
+    os.makedirs(out, exist_ok=True)
+    for name, body in seeds.items():
+        for flags in (0x01, 0x13, 0x0D):
+            data = bytes([flags, len(name)]) + body
+            path = os.path.join(out, hashlib.sha256(data).hexdigest()[:16])
+            with open(path, "wb") as f:
+                f.write(data)
+    print(f"{len(seeds) * 3} seeds in {out}")

@@ -1,5 +1,7 @@
 /* Admin endpoints (see admin.h). One request per connection: probes and
- * scrapes are cheap to reconnect and this keeps the code small.
+ * scrapes are cheap to reconnect and this keeps the code small. A
+ * connection that opens with the HTTP/2 preface is a gRPC health probe
+ * (grpc_health.h): its own session, one call.
  *
  * The admin port accepts itself, holding spare descriptors (accept.h): when
  * the data port has used every descriptor the process may open, probes
@@ -17,6 +19,7 @@
 #include "core/errors.h"
 #include "http/http1.h"
 #include "core/log.h"
+#include "proxy/grpc_health.h"
 
 #define ADMIN_MAX_REQUEST 8192
 #define ADMIN_TIMEOUT_MS 5000
@@ -43,9 +46,11 @@ struct admin_conn {
     uv_timer_t timer;
     uv_write_t wreq;
     px_http1_t *parser;
-    px_buf_t in, out;
-    int handles, answered;
+    px_ghealth_t *health;    /* a gRPC health probe (HTTP/2), else NULL */
+    px_buf_t in, out, pend;  /* out: being written; pend: HTTP/2 frames waiting for it */
+    int handles, answered, writing;
     int waiting_ready;       /* a readiness answer is due: keep the memory */
+    int in_input;            /* inside px_ghealth_input */
     int head_only;
     admin_conn_t *next, *prev;
 };
@@ -66,8 +71,10 @@ static void conn_free(admin_conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     px_http1_free(c->parser);
+    px_ghealth_free(c->health);
     px_buf_free(&c->in);
     px_buf_free(&c->out);
+    px_buf_free(&c->pend);
     free(c);
     a->open_handles--;
     if (!a->closing)
@@ -91,10 +98,90 @@ static void conn_close(admin_conn_t *c)
     uv_close((uv_handle_t *)&c->timer, conn_closed);
 }
 
+static void h2_pump(admin_conn_t *c);
+
 static void write_done(uv_write_t *req, int status)
 {
-    (void)status;
-    conn_close(req->data);
+    admin_conn_t *c = req->data;
+    c->writing = 0;
+    if (c->health && status == 0) {
+        px_buf_reset(&c->out);
+        h2_pump(c);
+        return;
+    }
+    conn_close(c);
+}
+
+/* --- a gRPC health probe ---------------------------------------------------------- */
+
+/* Frames out, one write at a time; the end once the probe is answered. */
+static void h2_pump(admin_conn_t *c)
+{
+    uv_buf_t b;
+
+    if (uv_is_closing((uv_handle_t *)&c->tcp) || c->writing)
+        return;
+    if (px_ghealth_output(c->health, &c->pend) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (!px_buf_size(&c->pend)) {
+        if (px_ghealth_done(c->health))
+            conn_close(c);
+        return;
+    }
+    px_buf_t t = c->out;
+    c->out = c->pend;
+    c->pend = t;
+    c->writing = 1;
+    b = uv_buf_init((char *)px_buf_ptr(&c->out), (unsigned)px_buf_size(&c->out));
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, write_done) != 0) {
+        c->writing = 0;
+        conn_close(c);
+    }
+}
+
+static void health_ready_done(void *token, int ready, const char *why);
+
+static void health_ask(void *ud)
+{
+    admin_conn_t *c = ud;
+    c->waiting_ready = 1;
+    c->a->h.ready(c->a->h.ud, c, health_ready_done);
+}
+
+static void health_ready_done(void *token, int ready, const char *why)
+{
+    admin_conn_t *c = token;
+    (void)why;
+    c->waiting_ready = 0;
+    if (uv_is_closing((uv_handle_t *)&c->tcp)) {
+        if (c->handles == 0)
+            conn_free(c);       /* closed (timeout, shutdown) while we waited */
+        return;
+    }
+    px_ghealth_ready(c->health, ready);
+    if (!c->in_input)
+        h2_pump(c);             /* else the input's own pump sends it */
+}
+
+static void h2_input(admin_conn_t *c)
+{
+    int rc;
+
+    if (!c->health && !(c->health = px_ghealth_new(health_ask, c))) {
+        conn_close(c);
+        return;
+    }
+    c->in_input = 1;
+    rc = px_ghealth_input(c->health, px_buf_ptr(&c->in), px_buf_size(&c->in));
+    c->in_input = 0;
+    px_buf_consume(&c->in, px_buf_size(&c->in));
+    if (rc != 0)
+        c->answered = 1;        /* read no more; the GOAWAY leaves, then the end */
+    h2_pump(c);
+    if (rc != 0 && !c->writing)
+        conn_close(c);
 }
 
 static void respond(admin_conn_t *c, int status, const char *ctype, const char *body, size_t blen,
@@ -215,6 +302,10 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     px_buf_commit(&c->in, (size_t)n);
+    if (c->health || px_ghealth_preface(px_buf_ptr(&c->in), px_buf_size(&c->in))) {
+        h2_input(c);
+        return;
+    }
     for (;;) {
         const char *data;
         size_t used = 0, dlen = 0;
@@ -272,6 +363,7 @@ static void serve(px_admin_t *a, int fd)
     a->conns = c;
     px_buf_init(&c->in, ADMIN_MAX_REQUEST);
     px_buf_init(&c->out, 0);
+    px_buf_init(&c->pend, 0);
     c->parser = px_http1_new(1, &lim);
     if (uv_tcp_open(&c->tcp, fd) != 0) {
         close(fd);

@@ -13,7 +13,7 @@ import time
 import pxtest
 from pxtest import (Harness, check, check_eq, check_in, http_request, main, pqproxy_bin,
                     tls_connect, wait_until)
-from pxhelpers import admin_get, metrics  # noqa: E402
+from pxhelpers import admin_get, grpc_python, metrics  # noqa: E402
 
 
 def pq_request(h, proxy, groups=None, path="/echo", extra=()):
@@ -99,6 +99,39 @@ def test_readiness_follows_upstream(h):
         return st == 503 and b"upstream unreachable" in body
     wait_until(not_ready, timeout=8, msg="not ready once the upstream is gone")
     check_eq(admin_get(proxy, "/healthz")[0], 200, "still alive")
+
+
+def health_call(h, proxy, **opts):
+    """One grpc.health.v1.Health call to the admin port (peers/grpc_health_check.py)."""
+    args = [grpc_python(), os.path.join(pxtest.HERE, "peers", "grpc_health_check.py"), str(proxy.admin_port)]
+    for k, v in opts.items():
+        args += [f"--{k}", v]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    check_eq(r.returncode, 0, f"grpc_health_check.py: {r.stderr[-800:]}")
+    return json.loads(r.stdout)
+
+
+def test_grpc_health_checking(h):
+    """The admin port answers gRPC health probes (Kubernetes' grpc probe,
+    grpc_health_probe) over h2c beside its HTTP/1.1 endpoints: "" and
+    "readiness" as /readyz, "liveness" as /healthz; the rest refused with
+    the gRPC status the protocol names."""
+    up = h.start_upstream()
+    proxy = h.start_proxy(upstream=up)
+    wait_until(lambda: admin_get(proxy, "/readyz")[0] == 200, msg="ready")
+    serving, not_serving = "0801", "0802"       # HealthCheckResponse{status: SERVING | NOT_SERVING}
+    for svc in ("", "readiness", "liveness"):
+        check_eq(health_call(h, proxy, service=svc), {"code": "OK", "response": serving, "details": None},
+                 f"Check {svc!r} while the model server answers")
+    check_eq(health_call(h, proxy, service="model")["code"], "NOT_FOUND", "an unknown service")
+    check_eq(health_call(h, proxy, method="Watch")["code"], "UNIMPLEMENTED", "Watch")
+    check_eq(health_call(h, proxy, raw="ff")["code"], "INVALID_ARGUMENT", "not a HealthCheckRequest")
+    check_eq(admin_get(proxy, "/healthz")[0], 200, "HTTP/1.1 on the same port")
+    up.proc.stop()
+    wait_until(lambda: health_call(h, proxy)["response"] == not_serving, timeout=8,
+               msg="NOT_SERVING once the model server is gone")
+    check_eq(health_call(h, proxy, service="readiness")["response"], not_serving, "readiness")
+    check_eq(health_call(h, proxy, service="liveness")["response"], serving, "still alive")
 
 
 def test_ready_gauge_follows_upstream_unpolled(h):
@@ -362,7 +395,7 @@ def test_sighup_during_startup_does_not_kill(h):
 
 if __name__ == "__main__":
     main([test_health_and_metrics_after_traffic, test_pq_refusals_counted,
-          test_readiness_follows_upstream, test_admin_listens_before_data_port,
+          test_readiness_follows_upstream, test_grpc_health_checking, test_admin_listens_before_data_port,
           test_ready_gauge_follows_upstream_unpolled, test_idle_connections_release_buffers,
           test_drain_finishes_in_flight,
           test_drain_timeout_bounds_exit, test_sighup_swaps_certificate,

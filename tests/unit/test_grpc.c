@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "proxy/grpc.h"
+#include "proxy/grpc_health.h"
 
 static int parse(const char *s, uint64_t *ms)
 {
@@ -103,6 +104,34 @@ static void test_message_encoding(void **state)
     assert_string_equal(out, "internal_error: ");
 }
 
+/* HealthCheckRequest decoding (admin port's gRPC health, grpc_health.h). */
+static void test_health_request(void **state)
+{
+    static const uint8_t named[] = "\x0a\x09readiness", with_others[] = "\x10\x05\x0a\x02" "ab\x1d\x01\x02\x03\x04",
+                         twice[] = "\x0a\x01x\x0a\x01y", nul[] = "\x0a\x02" "a\x00", cut[] = "\x0a\x05" "ab",
+                         group[] = "\x0b\x0a\x01x", field0[] = "\x02\x00";
+    char svc[8];
+    (void)state;
+
+    assert_int_equal(px_ghealth_parse_request(NULL, 0, svc, sizeof svc), 0);
+    assert_string_equal(svc, "");
+    assert_int_equal(px_ghealth_parse_request(named, sizeof named - 1, svc, sizeof svc), PX_EPARSE);   /* 9 > 7 */
+    assert_int_equal(px_ghealth_parse_request(named, sizeof named - 1, svc, 10), 0);
+    assert_string_equal(svc, "readiness");
+    assert_int_equal(px_ghealth_parse_request(with_others, sizeof with_others - 1, svc, sizeof svc), 0);
+    assert_string_equal(svc, "ab");                 /* unknown fields skipped */
+    assert_int_equal(px_ghealth_parse_request(twice, sizeof twice - 1, svc, sizeof svc), 0);
+    assert_string_equal(svc, "y");                  /* the last one wins */
+    assert_int_equal(px_ghealth_parse_request(nul, sizeof nul - 1, svc, sizeof svc), PX_EPARSE);
+    assert_int_equal(px_ghealth_parse_request(cut, sizeof cut - 1, svc, sizeof svc), PX_EPARSE);
+    assert_int_equal(px_ghealth_parse_request(group, sizeof group - 1, svc, sizeof svc), PX_EPARSE);
+    assert_int_equal(px_ghealth_parse_request(field0, sizeof field0 - 1, svc, sizeof svc), PX_EPARSE);
+    assert_int_equal(px_ghealth_preface("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24), 1);
+    assert_int_equal(px_ghealth_preface("PRI", 3), 1);
+    assert_int_equal(px_ghealth_preface("GET / HTTP/1.1\r\n", 16), 0);
+    assert_int_equal(px_ghealth_preface("", 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -111,6 +140,7 @@ int main(void)
         cmocka_unit_test(test_content_type),
         cmocka_unit_test(test_status_mapping),
         cmocka_unit_test(test_message_encoding),
+        cmocka_unit_test(test_health_request),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
