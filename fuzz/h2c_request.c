@@ -54,25 +54,26 @@ static int same(const nghttp2_nv *f, const char *v, size_t n)
  * restated: an independent reading of the same fields). */
 static int asked_trailers(const px_http_head_t *h)
 {
-    for (int i = 0; i < h->header_count; i++) {
+    int found = 0;
+
+    for (int i = 0; i < h->header_count && !found; i++) {
         const px_header_t *f = &h->headers[i];
-        char v[512];
-        size_t n = f->value_len < sizeof v - 1 ? f->value_len : sizeof v - 1;
+        char *v;
         if (f->name_len != 2 || strncasecmp(f->name, "te", 2))
             continue;
-        memcpy(v, f->value, n);
-        v[n] = '\0';
-        for (char *save = NULL, *t = strtok_r(v, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!(v = strndup(f->value, f->value_len)))     /* the whole value: "trailers" may come late */
+            abort();
+        for (char *save = NULL, *t = strtok_r(v, ",", &save); t && !found; t = strtok_r(NULL, ",", &save)) {
             while (*t == ' ' || *t == '\t')
                 t++;
             size_t k = strlen(t);
             while (k && (t[k - 1] == ' ' || t[k - 1] == '\t'))
                 k--;
-            if (k == 8 && !strncasecmp(t, "trailers", 8))
-                return 1;
+            found = k == 8 && !strncasecmp(t, "trailers", 8);
         }
+        free(v);
     }
-    return 0;
+    return found;
 }
 
 /* ---- an nghttp2 server receives the request -------------------------------- */
