@@ -110,14 +110,14 @@ static void test_health_request(void **state)
     static const uint8_t named[] = "\x0a\x09readiness", with_others[] = "\x10\x05\x0a\x02" "ab\x1d\x01\x02\x03\x04",
                          twice[] = "\x0a\x01x\x0a\x01y", nul[] = "\x0a\x02" "a\x00", cut[] = "\x0a\x05" "ab",
                          group[] = "\x0b\x0a\x01x", field0[] = "\x02\x00";
-    char svc[8];
+    char svc[8], big[16];
     (void)state;
 
     assert_int_equal(px_ghealth_parse_request(NULL, 0, svc, sizeof svc), 0);
     assert_string_equal(svc, "");
     assert_int_equal(px_ghealth_parse_request(named, sizeof named - 1, svc, sizeof svc), PX_EPARSE);   /* 9 > 7 */
-    assert_int_equal(px_ghealth_parse_request(named, sizeof named - 1, svc, 10), 0);
-    assert_string_equal(svc, "readiness");
+    assert_int_equal(px_ghealth_parse_request(named, sizeof named - 1, big, 10), 0);   /* 9 < 10 */
+    assert_string_equal(big, "readiness");
     assert_int_equal(px_ghealth_parse_request(with_others, sizeof with_others - 1, svc, sizeof svc), 0);
     assert_string_equal(svc, "ab");                 /* unknown fields skipped */
     assert_int_equal(px_ghealth_parse_request(twice, sizeof twice - 1, svc, sizeof svc), 0);
