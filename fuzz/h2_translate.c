@@ -138,7 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
     px_msg_t m;
-    px_h2_req_t r;
+    px_h2_req_t r = { 0 };
     const char *detail = NULL;
     int rc;
 

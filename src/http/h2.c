@@ -43,6 +43,7 @@ struct px_h2 {
     int nstreams;
     stream_t *spares;                     /* finished streams for reuse (->next), at most SPARES */
     int nspares;
+    px_buf_t nvbuf;                       /* px_h2_fields_out's arrays, before nghttp2 copies them */
     size_t queued;                        /* response bytes queued over all streams */
     int in_call;                          /* inside mem_recv/mem_send: no re-entry */
     int stop_in;                          /* a flood: no more input, the GOAWAY may go out */
@@ -116,6 +117,7 @@ static void spares_free(px_h2_t *s)
         free(st);
     }
     s->nspares = 0;
+    px_buf_free(&s->nvbuf);
 }
 
 /* A spare stream, or a new one. */
@@ -347,11 +349,10 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
             nghttp2_nv *nv;
             size_t k;
             /* checked in px_h2_end: only memory can fail here */
-            if (px_h2_fields_out(&st->trailers, 1, &nv, &k) != 0)
+            if (px_h2_fields_out(&st->trailers, 1, &s->nvbuf, &nv, &k) != 0)
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-            if (nghttp2_submit_trailer(ng, id, nv, k) == 0)
+            if (nghttp2_submit_trailer(ng, id, nv, k) == 0)     /* copies them */
                 *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-            free(nv);
         }
         return (ssize_t)n;
     }
@@ -585,10 +586,9 @@ int px_h2_respond(px_h2_t *s, int32_t id, const px_msg_t *head)
         return PX_ENOTFOUND;
     if (st->responded)
         return PX_EINVAL;
-    if ((rc = px_h2_fields_out(head, 0, &nv, &n)) != 0)
+    if ((rc = px_h2_fields_out(head, 0, &s->nvbuf, &nv, &n)) != 0)
         return rc;
-    rc = nghttp2_submit_response(s->ng, id, nv, n, head->end_stream ? NULL : &prd);
-    free(nv);
+    rc = nghttp2_submit_response(s->ng, id, nv, n, head->end_stream ? NULL : &prd);   /* copies them */
     if (rc != 0)
         return rc == NGHTTP2_ERR_NOMEM ? PX_ENOMEM : PX_EINVAL;
     st->responded = 1;
@@ -643,10 +643,9 @@ int px_h2_end(px_h2_t *s, int32_t id, const px_msg_t *trailers)
     if (trailers && px_msg_trailer_count(trailers) > 0) {
         nghttp2_nv *nv;
         size_t k;
-        int rc = px_h2_fields_out(trailers, 1, &nv, &k);
+        int rc = px_h2_fields_out(trailers, 1, &s->nvbuf, &nv, &k);   /* only checked here */
         if (rc)
             return rc;
-        free(nv);
         px_msg_begin_trailers(&st->trailers);
         for (int i = 0; i < px_msg_trailer_count(trailers); i++) {
             px_str_t a = px_msg_trailer_name(trailers, i), b = px_msg_trailer_value(trailers, i);

@@ -79,7 +79,7 @@ static int token_char(unsigned char c)
     return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-int px_h2_fields_out(const px_msg_t *m, int trailers, nghttp2_nv **nva, size_t *n)
+int px_h2_fields_out(const px_msg_t *m, int trailers, px_buf_t *scratch, nghttp2_nv **nva, size_t *n)
 {
     int first = trailers ? px_msg_header_count(m) : 0;
     int count = trailers ? px_msg_trailer_count(m) : px_msg_header_count(m);
@@ -93,7 +93,8 @@ int px_h2_fields_out(const px_msg_t *m, int trailers, nghttp2_nv **nva, size_t *
         return PX_EPARSE;
     for (int i = 0; i < count; i++)
         bytes += px_msg_header_name(m, first + i).n;
-    if (!(nv = malloc((size_t)(count + 1) * sizeof *nv + bytes)))
+    px_buf_reset(scratch);
+    if (!(nv = (nghttp2_nv *)px_buf_reserve(scratch, (size_t)(count + 1) * sizeof *nv + bytes)))
         return PX_ENOMEM;
     arena = (char *)(nv + count + 1);
     if (!trailers) {
@@ -123,6 +124,5 @@ int px_h2_fields_out(const px_msg_t *m, int trailers, nghttp2_nv **nva, size_t *
     *n = k;
     return 0;
 bad:
-    free(nv);
     return PX_EPARSE;
 }

@@ -8,6 +8,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "core/buf.h"
 #include "http/msg.h"
 
 /* One request's field block(s) being received. */
@@ -28,10 +29,11 @@ uint32_t px_h2_field_in(px_h2_fields_t *f, const uint8_t *name, size_t nlen, con
 
 /* The nghttp2 name/value array for a response head (":status" first) or
  * for the trailer fields of m (trailers != 0): names lowered,
- * connection-specific fields dropped. *nva and its strings are one
- * allocation (free(*nva)). 0, PX_EPARSE (CR, LF or NUL in a field, a name
- * not a token, a status outside 100..999), PX_ENOMEM. */
-int px_h2_fields_out(const px_msg_t *m, int trailers, nghttp2_nv **nva, size_t *n);
+ * connection-specific fields dropped. *nva and its lowered names live in
+ * scratch (emptied first; the caller's, reused from call to call), the
+ * values in m. 0, PX_EPARSE (CR, LF or NUL in a field, a name not a
+ * token, a status outside 100..999), PX_ENOMEM. */
+int px_h2_fields_out(const px_msg_t *m, int trailers, px_buf_t *scratch, nghttp2_nv **nva, size_t *n);
 
 /* A field HTTP/2 forbids (RFC 9113 8.2.2): connection, keep-alive,
  * proxy-connection, transfer-encoding, upgrade (any case). */

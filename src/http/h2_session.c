@@ -53,10 +53,10 @@ typedef struct h2stream {
     px_buf_t in;                  /* request body bytes the exchange has not taken yet */
     px_buf_t out;                 /* response body bytes h2.c has not taken yet */
     px_msg_t trailers;            /* the response's trailers, while out drains */
+    px_h2_req_t req;              /* the request, translated for the HTTP/1.1 upstream */
     /* zeroed for each stream: from hc on */
     struct px_h2conn *hc;
     int32_t id;
-    px_h2_req_t req;              /* the request, translated for the HTTP/1.1 upstream */
     int in_end, req_end_given;
     int responded, resp_ended, end_pending;
     int xdone;                    /* the exchange is over (logged) */
@@ -459,7 +459,7 @@ static void stream_free(h2stream_t *st)
         return;
     }
     px_exch_recycle(&st->x, &(px_http1_limits_t)RESP_LIMITS(hc->c), SPARE_KEEP);
-    px_h2_req_free(&st->req);
+    px_h2_req_recycle(&st->req, SPARE_KEEP);
     px_buf_recycle(&st->in, SPARE_KEEP);
     px_buf_recycle(&st->out, SPARE_KEEP);
     px_msg_recycle(&st->trailers, SPARE_KEEP);

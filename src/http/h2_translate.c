@@ -171,7 +171,7 @@ int px_h2_translate(const px_msg_t *m, uint64_t max_body_bytes, px_h2_req_t *r, 
     px_header_t *f;
     char *cookie = NULL;
 
-    memset(r, 0, sizeof *r);
+    memset(&r->head, 0, sizeof r->head);
     /* a refused request still gets its head built: the exchange logs it */
     err = vet(m, max_body_bytes, &cl, &auth, detail);
     need = method.n + path.n + auth.n + 3;
@@ -184,10 +184,21 @@ int px_h2_translate(const px_msg_t *m, uint64_t max_body_bytes, px_h2_req_t *r, 
         }
     }
     need += cookie_len + 1;
-    r->mem = malloc(need);
-    r->fields = f = calloc((size_t)n + 1, sizeof *f);
-    if (!r->mem || !f)
-        return PX_ENOMEM;
+    if (need > r->mem_cap) {
+        char *p = realloc(r->mem, need);
+        if (!p)
+            return PX_ENOMEM;
+        r->mem = p;
+        r->mem_cap = need;
+    }
+    if ((size_t)n + 1 > r->fields_cap) {
+        px_header_t *p = realloc(r->fields, ((size_t)n + 1) * sizeof *p);
+        if (!p)
+            return PX_ENOMEM;
+        r->fields = p;
+        r->fields_cap = (size_t)n + 1;
+    }
+    f = r->fields;
 #define COPY(dst, dlen, s)                                \
     do {                                                  \
         memcpy(r->mem + off, (s).p, (s).n);               \
@@ -242,4 +253,12 @@ void px_h2_req_free(px_h2_req_t *r)
     free(r->fields);
     free(r->mem);
     memset(r, 0, sizeof *r);
+}
+
+void px_h2_req_recycle(px_h2_req_t *r, size_t keep)
+{
+    if (r->mem_cap > keep || r->fields_cap * sizeof *r->fields > keep)
+        px_h2_req_free(r);
+    else
+        memset(&r->head, 0, sizeof r->head);
 }

@@ -15,11 +15,14 @@
 #include "http/http1.h"
 #include "http/msg.h"
 
-/* A translated request: head's strings and fields live in mem and fields. */
+/* A translated request: head's strings and fields live in mem and fields,
+ * which a next px_h2_translate into the same r reuses. Zero it before the
+ * first use; px_h2_req_free frees it. */
 typedef struct {
     px_http_head_t head;
     char *mem;
     px_header_t *fields;
+    size_t mem_cap, fields_cap;
 } px_h2_req_t;
 
 /* Fills r from m (the request's head; m->end_stream: no body follows).
@@ -37,5 +40,8 @@ typedef struct {
 int px_h2_translate(const px_msg_t *m, uint64_t max_body_bytes, px_h2_req_t *r,
                     const char **detail) PX_MUST_CHECK;
 void px_h2_req_free(px_h2_req_t *r);
+/* Keeps r's allocations for the next request if none is over keep bytes,
+ * else frees them. */
+void px_h2_req_recycle(px_h2_req_t *r, size_t keep);
 
 #endif

@@ -1161,27 +1161,30 @@ static void test_fields_out(void **state)
     px_msg_t m = resp(200, 0);
     nghttp2_nv *nv;
     size_t n;
+    px_buf_t scratch;
+
+    px_buf_init(&scratch, 0);
 
     assert_int_equal(px_msg_add(&m, "X-Up", 4, "1", 1), 0);
     assert_int_equal(px_msg_add(&m, "Transfer-Encoding", 17, "chunked", 7), 0);
     assert_int_equal(px_msg_add(&m, "TE", 2, "trailers", 8), 0);
-    assert_int_equal(px_h2_fields_out(&m, 0, &nv, &n), 0);
+    assert_int_equal(px_h2_fields_out(&m, 0, &scratch, &nv, &n), 0);
     assert_int_equal(n, 2);
     assert_memory_equal(nv[0].name, ":status", 7);
     assert_memory_equal(nv[0].value, "200", 3);
     assert_int_equal(nv[1].namelen, 4);
     assert_memory_equal(nv[1].name, "x-up", 4);
-    free(nv);
     assert_int_equal(px_msg_add(&m, "x-bad", 5, "a\r\nb", 4), 0);
-    assert_int_equal(px_h2_fields_out(&m, 0, &nv, &n), PX_EPARSE);
+    assert_int_equal(px_h2_fields_out(&m, 0, &scratch, &nv, &n), PX_EPARSE);
     px_msg_reset(&m);
     m.status = 200;
     assert_int_equal(px_msg_add(&m, "x y", 3, "1", 1), 0);
-    assert_int_equal(px_h2_fields_out(&m, 0, &nv, &n), PX_EPARSE);
+    assert_int_equal(px_h2_fields_out(&m, 0, &scratch, &nv, &n), PX_EPARSE);
     px_msg_reset(&m);
     m.status = 1000;
-    assert_int_equal(px_h2_fields_out(&m, 0, &nv, &n), PX_EPARSE);
+    assert_int_equal(px_h2_fields_out(&m, 0, &scratch, &nv, &n), PX_EPARSE);
     px_msg_free(&m);
+    px_buf_free(&scratch);
 }
 
 static void test_msg_bounds(void **state)

@@ -74,7 +74,7 @@ static void roundtrip(const px_h2_req_t *r, const char *want_cookie)
 static void test_get(void **state)
 {
     px_msg_t m;
-    px_h2_req_t r;
+    px_h2_req_t r = { 0 };
     const char *detail = NULL;
     (void)state;
     make(&m, "GET", "/v1/models/x?a=b", "api.example:8443", 1, "accept", "*/*", "cookie", "a=1",
@@ -92,7 +92,7 @@ static void test_get(void **state)
 static void test_bodies(void **state)
 {
     px_msg_t m;
-    px_h2_req_t r;
+    px_h2_req_t r = { 0 };
     const char *detail = NULL;
     (void)state;
     make(&m, "POST", "/p", "h", 0, "content-length", "42", NULL);
@@ -160,7 +160,7 @@ static void test_refused(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const bad_t *b = &cases[i];
         px_msg_t m;
-        px_h2_req_t r;
+        px_h2_req_t r = { 0 };
         const char *detail = NULL;
         make(&m, b->method, b->path, b->auth, b->end, NULL);
         if (b->name)
@@ -178,7 +178,7 @@ static void test_refused(void **state)
 static void test_nul(void **state)
 {
     px_msg_t m;
-    px_h2_req_t r;
+    px_h2_req_t r = { 0 };
     const char *detail = NULL;
     (void)state;
     make(&m, "GET", "/", "h", 1, NULL);
@@ -193,6 +193,41 @@ static void test_nul(void **state)
     px_msg_free(&m);
 }
 
+/* One px_h2_req_t for request after request (a kept HTTP/2 stream): a
+ * long head, then a short one, then one refused: each translation is its
+ * own, nothing of the one before shows through. */
+static void test_reuse(void **state)
+{
+    px_msg_t m;
+    px_h2_req_t r = { 0 };
+    const char *detail = NULL;
+    (void)state;
+
+    make(&m, "POST", "/a/long/path?with=query", "first.example", 0, "cookie", "a=1", "x-first", "1",
+         "cookie", "b=2", "content-length", "3", NULL);
+    assert_int_equal(px_h2_translate(&m, 0, &r, &detail), 0);
+    assert_int_equal(r.head.header_count, 3);
+    roundtrip(&r, "a=1; b=2");
+    px_msg_free(&m);
+    make(&m, "GET", "/b", "b.example", 1, NULL);
+    assert_int_equal(px_h2_translate(&m, 0, &r, &detail), 0);
+    assert_int_equal(r.head.header_count, 0);
+    assert_int_equal(r.head.body, PX_BODY_NONE);
+    assert_string_equal(r.head.target, "/b");
+    assert_null(px_http_head_get(&r.head, "x-first"));
+    roundtrip(&r, NULL);
+    px_msg_free(&m);
+    make(&m, "GET", "/c", NULL, 1, NULL);                       /* no authority: refused */
+    assert_int_equal(px_h2_translate(&m, 0, &r, &detail), 1 + PX_HERR_BAD_REQUEST);
+    assert_string_equal(r.head.target, "/c");                   /* built all the same, for the log */
+    px_h2_req_recycle(&r, 4096);
+    assert_non_null(r.mem);                                     /* small: kept */
+    px_h2_req_recycle(&r, 8);
+    assert_null(r.mem);                                         /* over keep: freed */
+    px_msg_free(&m);
+    px_h2_req_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +235,7 @@ int main(void)
         cmocka_unit_test(test_bodies),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_nul),
+        cmocka_unit_test(test_reuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
