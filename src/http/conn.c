@@ -363,10 +363,12 @@ fail:
     return rc;
 }
 
-void px_conn_trim(px_conn_env_t *env)
+void px_conn_compact(px_conn_t *c)
 {
+    px_conn_env_t *env = c->env;
     uint64_t now = uv_now(env->loop);
 
+    px_transport_compact(&c->tp);
     if (now - env->trimmed_at < TRIM_EVERY_MS)
         return;
     env->trimmed_at = now;

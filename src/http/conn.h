@@ -56,7 +56,7 @@ typedef struct px_conn_env {
     uint64_t rng;                /* request ids */
     px_metrics_t *m;             /* this worker's counters */
     px_defer_t defer;            /* work taken up from the loop (px_defer_init by the worker) */
-    uint64_t trimmed_at;         /* loop ms of the last px_conn_trim */
+    uint64_t trimmed_at;         /* loop ms of the last malloc_trim (px_conn_compact) */
     void (*on_conn_closed)(struct px_conn_env *env);   /* optional */
 } px_conn_env_t;
 
@@ -64,10 +64,11 @@ typedef struct px_conn_env {
  * connection owns fd from here on, also when this fails (it is closed). */
 int px_conn_accept(px_conn_env_t *env, int fd);
 
-/* A connection gone idle has freed its buffers: the allocator gives free
- * pages back to the system, at most once a second per worker, so that
- * idle connections do not keep what busy ones needed. */
-void px_conn_trim(px_conn_env_t *env);
+/* An idle connection (nothing being written) gives back its transport
+ * buffers, and the allocator gives free pages back to the system, at most
+ * once a second per worker, so that idle connections do not keep what busy
+ * ones needed. Both sessions call it once their own buffers are freed. */
+void px_conn_compact(px_conn_t *c);
 
 /* Draining: idle connections close now, busy ones after their response. */
 void px_conn_drain_all(px_conn_env_t *env);

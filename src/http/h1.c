@@ -248,8 +248,7 @@ static void compact(px_conn_t *c)
         return;
     px_buf_free(&c->h1.scratch);
     px_exch_compact(&c->h1.x);
-    px_transport_compact(&c->tp);
-    px_conn_trim(c->env);
+    px_conn_compact(c);
 }
 
 /* A second without a request: release the buffers (a busy connection keeps

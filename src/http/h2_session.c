@@ -476,7 +476,6 @@ static void spares_free(struct px_h2conn *hc)
         stream_destroy(st);
     }
     hc->nspares = 0;
-    px_msg_free(&hc->head);
 }
 
 /* A spare stream (everything but its kept allocations zeroed), or a new one. */
@@ -860,11 +859,10 @@ static void h2s_timer(px_conn_t *c)
             /* idle: what busy times kept goes back, and the buffers
              * (an idle connection holds no more than an HTTP/1.1 one) */
             spares_free(hc);
-            if (!px_transport_writing(&c->tp)) {
-                px_buf_free(&hc->out);
-                px_transport_compact(&c->tp);
-                px_conn_trim(c->env);
-            }
+            px_msg_free(&hc->head);
+            px_buf_free(&hc->out);
+            if (!px_transport_writing(&c->tp))
+                px_conn_compact(c);
             hc->idle_ms += PX_H2_TICK_MS;
             if (hc->idle_ms >= cfg_of(c)->timeouts.keepalive_idle) {
                 settle(px_h2_goaway(hc->h2, NGHTTP2_NO_ERROR));

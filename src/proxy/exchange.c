@@ -322,13 +322,20 @@ static struct px_h2c_pool *h2c_pool_of(const px_exch_t *x)
     return k > 0 && x->env->named_h2c[k - 1] ? x->env->named_h2c[k - 1] : x->env->h2c;
 }
 
-/* The route's upstream settings, from the current configuration (the same
- * position as its pools: see server.c named_pools). */
-static const px_upstream_config_t *up_cfg_of(const px_exch_t *x)
+/* The route's named upstream in the current configuration (the same
+ * position as its pools: see server.c named_pools), or NULL: the default
+ * one, also after a reload that removed it. */
+static const px_named_upstream_t *named_of(const px_exch_t *x)
 {
     int k = x->upstream_idx;
-    return k > 0 && k <= cfg_of(x)->upstream_count ? &cfg_of(x)->upstreams[k - 1].cfg
-                                                    : &cfg_of(x)->upstream;
+    return k > 0 && k <= cfg_of(x)->upstream_count ? &cfg_of(x)->upstreams[k - 1] : NULL;
+}
+
+/* The route's upstream settings. */
+static const px_upstream_config_t *up_cfg_of(const px_exch_t *x)
+{
+    const px_named_upstream_t *u = named_of(x);
+    return u ? &u->cfg : &cfg_of(x)->upstream;
 }
 
 /* Everything queued for the upstream has left. */
@@ -866,10 +873,9 @@ static void h2c_on_drain(void *ud)
 
 static PX_MUST_CHECK int upstream_start(px_exch_t *x)
 {
+    const px_named_upstream_t *u = named_of(x);
+    const char *name = u ? u->name : "default";
     int rc;
-    int k = x->upstream_idx;
-    /* named as up_cfg_of picks it: after a reload that removed it, "default" */
-    const char *name = k > 0 && k <= cfg_of(x)->upstream_count ? cfg_of(x)->upstreams[k - 1].name : "default";
 
     copy_field(x->upstream, sizeof x->upstream, name, strlen(name));
     if (x->up_h2c)
