@@ -502,19 +502,35 @@ static h2stream_t *stream_new(struct px_h2conn *hc, const px_http1_limits_t *lim
 /* From the loop: a stream nghttp2 closed under a live exchange (a reset
  * from the client) ends it; a stream whose exchange is over and which no
  * job holds is freed. */
-static void reap_cb(px_defer_item_t *it)
+/* Frees the streams that are over and closed; 1 if any was. */
+static int free_finished(struct px_h2conn *hc)
 {
-    struct px_h2conn *hc = (struct px_h2conn *)((char *)it - offsetof(struct px_h2conn, reap));
+    int freed = 0;
     for (h2stream_t *st = hc->streams, *next; st; st = next) {
         next = st->next;
         if (st->closed && !st->xdone) {
             px_exch_log_unfinished(&st->x, &st->x.ci, PX_END_CLIENT_CLOSED);
             exch_over(st);
         }
-        if (st->closed && st->xdone && !st->x.job)
+        if (st->closed && st->xdone && !st->x.job) {
             stream_free(st);
+            freed = 1;
+        }
     }
-    settle(pump(hc->c));
+    return freed;
+}
+
+/* The streams the pump closes (their last frames left) are freed in the
+ * same turn, before the poll brings the requests that follow them: these
+ * then find a spare instead of allocating one. */
+static void reap_cb(px_defer_item_t *it)
+{
+    struct px_h2conn *hc = (struct px_h2conn *)((char *)it - offsetof(struct px_h2conn, reap));
+    free_finished(hc);
+    if (pump(hc->c) < 0)
+        return;
+    if (free_finished(hc) && hc->draining)
+        reap_later(hc);     /* the pump's close check, now without them */
 }
 
 /* Not once the connection closes: conn_free frees what is left. */
