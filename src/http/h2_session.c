@@ -30,6 +30,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "core/errors.h"
+#include "core/fmt.h"
 #include "core/log.h"
 #include "http/h2.h"
 #include "http/h2_translate.h"
@@ -161,10 +162,8 @@ static int lower_add(px_msg_t *m, const char *name, size_t nlen, const char *val
     return px_msg_add(m, low, nlen, value, vlen);
 }
 
-static int named(const px_header_t *h, const char *name)
-{
-    return h->name_len == strlen(name) && !strncasecmp(h->name, name, h->name_len);
-}
+/* h is named the string literal lit (any case) */
+#define named(h, lit) ((h)->name_len == sizeof(lit) - 1 && !strncasecmp((h)->name, (lit), sizeof(lit) - 1))
 
 /* Moves what waits in st->out into h2.c, and the end after it. */
 static PX_MUST_CHECK int push_out(h2stream_t *st)
@@ -188,7 +187,7 @@ static PX_MUST_CHECK int h2_send_head(void *s, const px_http_head_t *h, const px
 {
     h2stream_t *st = s;
     px_msg_t *mp = &st->hc->head, m;
-    char cl[24];
+    char cl[20], *d;
     int rc = 0;
 
     if (h->status < 200)
@@ -207,8 +206,8 @@ static PX_MUST_CHECK int h2_send_head(void *s, const px_http_head_t *h, const px
         if (!named(&extra[j], "trailer"))       /* HTTP/2 needs no announcement */
             rc = lower_add(&m, extra[j].name, extra[j].name_len, extra[j].value, extra[j].value_len);
     if (rc == 0 && h->body == PX_BODY_LENGTH) {
-        snprintf(cl, sizeof cl, "%llu", (unsigned long long)h->content_length);
-        rc = px_msg_add(&m, "content-length", 14, cl, strlen(cl));
+        d = px_u64_dec(cl + sizeof cl, h->content_length);
+        rc = px_msg_add(&m, "content-length", 14, d, (size_t)(cl + sizeof cl - d));
     }
     m.end_stream = st->x.is_head || h->body == PX_BODY_NONE;
     if (st->grpc)               /* trailers-only (in the head), else its trailers say it */

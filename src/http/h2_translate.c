@@ -8,22 +8,19 @@
 #include "http/h2_fields.h"
 #include "http/h2_translate.h"
 
-static int is(px_str_t s, const char *lit)
-{
-    size_t l = strlen(lit);
-    return s.n == l && memcmp(s.p, lit, l) == 0;
-}
+/* s is the string literal lit */
+#define is(s, lit) ((s).n == sizeof(lit) - 1 && memcmp((s).p, (lit), sizeof(lit) - 1) == 0)
 
 /* The methods the upstream's parser (and ours, llhttp) reads. */
 static int known_method(px_str_t m)
 {
-    static const char *const names[] = {
-#define XX(num, name, string) #string,
+    static const struct { const char *s; size_t n; } names[] = {
+#define XX(num, name, string) { #string, sizeof #string - 1 },
         HTTP_METHOD_MAP(XX)
 #undef XX
     };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (is(m, names[i]))
+        if (m.n == names[i].n && memcmp(m.p, names[i].s, m.n) == 0)
             return 1;
     return 0;
 }

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fmt.h"
+
 #define H1_DEFAULT_HEAD    16384u
 #define H1_DEFAULT_HEADERS 100u
 #define H1_MAX_CHUNK_EXT   16384u    /* chunk-extension bytes per message (CVE-2024-22019) */
@@ -149,7 +151,7 @@ static int is_hostchar(int c)
 
 /* RFC 9110 tchar, one byte per byte value (0x80 and up: 0): digits,
  * letters and !#$%&'*+-.^_`|~ (test_http1_rewrite tries all 256). */
-static const unsigned char tchar[256] = {
+const unsigned char px_tchar[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 0x00 */
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 0x10 */
     0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,   /* 0x20  !"#$%&'()*+,-./ */
@@ -164,7 +166,7 @@ static int is_token(const char *s, size_t len)
 {
     size_t i;
     for (i = 0; i < len; i++)
-        if (!tchar[(unsigned char)s[i]])
+        if (!px_tchar[(unsigned char)s[i]])
             return 0;
     return len > 0;
 }
@@ -1225,18 +1227,9 @@ static int put_extra(px_buf_t *out, const px_header_t *extra, int n)
     return 0;
 }
 
-/* Decimal digits of n at the end of buf[20]; returns where they start. */
-static char *u64_dec(char *end, uint64_t n)
-{
-    do
-        *--end = (char)('0' + n % 10);
-    while (n /= 10);
-    return end;
-}
-
 static int put_length(px_buf_t *out, uint64_t n)
 {
-    char digits[20], *d = u64_dec(digits + sizeof digits, n);
+    char digits[20], *d = px_u64_dec(digits + sizeof digits, n);
     const char *p[3] = { "Content-Length: ", d, "\r\n" };
     const size_t len[3] = { 16, (size_t)(digits + sizeof digits - d), 2 };
     return put_parts(out, p, len, 3);

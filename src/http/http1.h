@@ -108,6 +108,9 @@ const px_header_t *px_http1_trailers(px_http1_t *p, int *count);
 /* After PX_H1_ERROR: which error to answer with, and a short detail. */
 px_http_error_t px_http1_error(const px_http1_t *p, const char **detail);
 
+/* RFC 9110 tchar: 1 for the byte values a field name (token) may hold. */
+extern const unsigned char px_tchar[256];
+
 /* True when the parser is between messages (no bytes of a next message seen). */
 int px_http1_idle(const px_http1_t *p);
 
