@@ -574,26 +574,35 @@ int px_h2_set_stream_data(px_h2_t *s, int32_t id, void *sd)
     return 0;
 }
 
-int px_h2_respond(px_h2_t *s, int32_t id, const px_msg_t *head)
+int px_h2_respond_nv(px_h2_t *s, int32_t id, const nghttp2_nv *nv, size_t n, int end_stream)
 {
     stream_t *st = find(s, id);
     nghttp2_data_provider prd = { .source.ptr = st, .read_callback = read_body };
-    nghttp2_nv *nv;
-    size_t n;
     int rc;
 
     if (!st)
         return PX_ENOTFOUND;
     if (st->responded)
         return PX_EINVAL;
-    if ((rc = px_h2_fields_out(head, 0, &s->nvbuf, &nv, &n)) != 0)
-        return rc;
-    rc = nghttp2_submit_response(s->ng, id, nv, n, head->end_stream ? NULL : &prd);   /* copies them */
+    rc = nghttp2_submit_response(s->ng, id, nv, n, end_stream ? NULL : &prd);   /* copies them */
     if (rc != 0)
         return rc == NGHTTP2_ERR_NOMEM ? PX_ENOMEM : PX_EINVAL;
     st->responded = 1;
-    st->eof = head->end_stream;         /* no body: px_h2_send/px_h2_end refuse */
+    st->eof = end_stream;               /* no body: px_h2_send/px_h2_end refuse */
     return 0;
+}
+
+int px_h2_respond(px_h2_t *s, int32_t id, const px_msg_t *head)
+{
+    nghttp2_nv *nv;
+    size_t n;
+    int rc;
+
+    if (!find(s, id))
+        return PX_ENOTFOUND;
+    if ((rc = px_h2_fields_out(head, 0, &s->nvbuf, &nv, &n)) != 0)
+        return rc;
+    return px_h2_respond_nv(s, id, nv, n, head->end_stream);
 }
 
 static void resume(px_h2_t *s, stream_t *st)

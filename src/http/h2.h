@@ -64,6 +64,8 @@
 #include "core/errors.h"
 #include "http/msg.h"
 
+#include <nghttp2/nghttp2.h>
+
 typedef struct px_h2 px_h2_t;
 
 typedef struct {
@@ -124,6 +126,8 @@ int px_h2_set_stream_data(px_h2_t *s, int32_t id, void *sd) PX_MUST_CHECK;
  * connection-specific fields dropped; a CR, LF or NUL in a value is
  * PX_EPARSE); head->end_stream: no body. Otherwise px_h2_send/px_h2_end. */
 int px_h2_respond(px_h2_t *s, int32_t id, const px_msg_t *head) PX_MUST_CHECK;
+/* The same from fields already vetted and laid out (px_h2_head_nv). */
+int px_h2_respond_nv(px_h2_t *s, int32_t id, const nghttp2_nv *nv, size_t n, int end_stream) PX_MUST_CHECK;
 /* Queues body bytes; returns how many fit (0..n) or < 0. */
 int64_t px_h2_send(px_h2_t *s, int32_t id, const void *p, size_t n) PX_MUST_CHECK;
 /* Ends the response after what is queued; trailers: the trailer fields of

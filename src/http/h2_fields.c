@@ -96,11 +96,54 @@ static int has_break(const char *v, size_t n)
     return 0;
 }
 
+/* Lays out *nv for count fields and :status (status > 0) with arena room
+ * for names of `bytes` in total; returns the arena after the status. */
+static char *nv_begin(px_buf_t *scratch, int count, size_t bytes, int status, nghttp2_nv **nv, size_t *k)
+{
+    char *arena;
+    px_buf_reset(scratch);
+    if (!(*nv = (nghttp2_nv *)px_buf_reserve(scratch, (size_t)(count + 1) * sizeof **nv + bytes + 4)))
+        return NULL;
+    arena = (char *)(*nv + count + 1);
+    *k = 0;
+    if (status) {
+        arena[0] = (char)('0' + status / 100);
+        arena[1] = (char)('0' + status / 10 % 10);
+        arena[2] = (char)('0' + status % 10);
+        (*nv)[(*k)++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)arena, 7, 3, NGHTTP2_NV_FLAG_NONE };
+        arena += 4;
+    }
+    return arena;
+}
+
+/* One field into nv[*k] (its name lowered into *arena), or none when
+ * HTTP/2 forbids it; -1 when it cannot be forwarded at all. */
+static int nv_put(nghttp2_nv *nv, size_t *k, char **arena, const char *name, size_t nlen, const char *val,
+                  size_t vlen)
+{
+    char *a = *arena;
+    if (!nlen)
+        return -1;
+    for (size_t j = 0; j < nlen; j++) {
+        unsigned char ch = (unsigned char)name[j];
+        if (!px_tchar[ch])
+            return -1;
+        a[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    }
+    if (has_break(val, vlen))
+        return -1;
+    if (px_h2_connection_specific(name, nlen) || is_ci(name, nlen, "te"))
+        return 0;
+    nv[(*k)++] = (nghttp2_nv){ (uint8_t *)a, (uint8_t *)val, nlen, vlen, NGHTTP2_NV_FLAG_NONE };
+    *arena = a + nlen;
+    return 0;
+}
+
 int px_h2_fields_out(const px_msg_t *m, int trailers, px_buf_t *scratch, nghttp2_nv **nva, size_t *n)
 {
     int first = trailers ? px_msg_header_count(m) : 0;
     int count = trailers ? px_msg_trailer_count(m) : px_msg_header_count(m);
-    size_t bytes = 4, k = 0;
+    size_t bytes = 0, k;
     nghttp2_nv *nv;
     char *arena;
 
@@ -110,38 +153,37 @@ int px_h2_fields_out(const px_msg_t *m, int trailers, px_buf_t *scratch, nghttp2
         return PX_EPARSE;
     for (int i = 0; i < count; i++)
         bytes += px_msg_header_name(m, first + i).n;
-    px_buf_reset(scratch);
-    if (!(nv = (nghttp2_nv *)px_buf_reserve(scratch, (size_t)(count + 1) * sizeof *nv + bytes)))
+    if (!(arena = nv_begin(scratch, count, bytes, trailers ? 0 : m->status, &nv, &k)))
         return PX_ENOMEM;
-    arena = (char *)(nv + count + 1);
-    if (!trailers) {
-        arena[0] = (char)('0' + m->status / 100);
-        arena[1] = (char)('0' + m->status / 10 % 10);
-        arena[2] = (char)('0' + m->status % 10);
-        nv[k++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)arena, 7, 3, NGHTTP2_NV_FLAG_NONE };
-        arena += 4;
-    }
     for (int i = 0; i < count; i++) {
         px_str_t name = px_msg_header_name(m, first + i), val = px_msg_header_value(m, first + i);
-        if (!name.n)
-            goto bad;
-        for (size_t j = 0; j < name.n; j++) {
-            unsigned char ch = (unsigned char)name.p[j];
-            if (!px_tchar[ch])
-                goto bad;
-            arena[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-        }
-        if (has_break(val.p, val.n))
-            goto bad;
-        if (px_h2_connection_specific(name.p, name.n) || is_ci(name.p, name.n, "te"))
-            continue;
-        nv[k++] = (nghttp2_nv){ (uint8_t *)arena, (uint8_t *)val.p, name.n, val.n,
-                                NGHTTP2_NV_FLAG_NONE };
-        arena += name.n;
+        if (nv_put(nv, &k, &arena, name.p, name.n, val.p, val.n) < 0)
+            return PX_EPARSE;
     }
     *nva = nv;
     *n = k;
     return 0;
-bad:
-    return PX_EPARSE;
+}
+
+int px_h2_head_nv(int status, const px_header_t *f, int count, px_buf_t *scratch, nghttp2_nv **nva,
+                  size_t *n)
+{
+    size_t bytes = 0, k;
+    nghttp2_nv *nv;
+    char *arena;
+
+    *nva = NULL;
+    *n = 0;
+    if (status < 100 || status > 999)
+        return PX_EPARSE;
+    for (int i = 0; i < count; i++)
+        bytes += f[i].name_len;
+    if (!(arena = nv_begin(scratch, count, bytes, status, &nv, &k)))
+        return PX_ENOMEM;
+    for (int i = 0; i < count; i++)
+        if (nv_put(nv, &k, &arena, f[i].name, f[i].name_len, f[i].value, f[i].value_len) < 0)
+            return PX_EPARSE;
+    *nva = nv;
+    *n = k;
+    return 0;
 }

@@ -9,6 +9,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "core/buf.h"
+#include "http/http1.h"
 #include "http/msg.h"
 
 /* One request's field block(s) being received. */
@@ -34,6 +35,12 @@ uint32_t px_h2_field_in(px_h2_fields_t *f, const uint8_t *name, size_t nlen, con
  * values in m. 0, PX_EPARSE (CR, LF or NUL in a field, a name not a
  * token, a status outside 100..999), PX_ENOMEM. */
 int px_h2_fields_out(const px_msg_t *m, int trailers, px_buf_t *scratch, nghttp2_nv **nva, size_t *n);
+
+/* The same for a response head given as fields f[0..count) with its status,
+ * without a px_msg_t in between: the values stay in f's memory, which must
+ * outlive the call that hands *nva to nghttp2 (it copies them). */
+int px_h2_head_nv(int status, const px_header_t *f, int count, px_buf_t *scratch, nghttp2_nv **nva,
+                  size_t *n);
 
 /* A field HTTP/2 forbids (RFC 9113 8.2.2): connection, keep-alive,
  * proxy-connection, transfer-encoding, upgrade (any case). */

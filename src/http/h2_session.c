@@ -33,6 +33,7 @@
 #include "core/fmt.h"
 #include "core/log.h"
 #include "http/h2.h"
+#include "http/h2_fields.h"
 #include "http/h2_translate.h"
 #include "proxy/grpc.h"
 #include "sig/sigflow.h"
@@ -81,7 +82,7 @@ struct px_h2conn {
     px_h2_stats_t reported;       /* what the metrics have of px_h2_stats so far */
     h2stream_t *streams;
     h2stream_t *spares;           /* finished streams for reuse (->next), at most SPARES */
-    px_msg_t head;                /* a response head on its way into h2.c (h2_send_head) */
+    px_buf_t sel, nv;             /* a response head on its way into h2.c (h2_send_head) */
     int nspares;
     px_defer_item_t reap;
 };
@@ -182,44 +183,51 @@ static PX_MUST_CHECK int push_out(h2stream_t *st)
     return 0;
 }
 
+/* The upstream's head goes to nghttp2 as it is, without a copy in
+ * between: the fields to send are picked (framing from h->body, the
+ * extras replacing fields of the same name), then px_h2_head_nv vets and
+ * lowers them, and nghttp2 copies them in px_h2_respond_nv. */
 static PX_MUST_CHECK int h2_send_head(void *s, const px_http_head_t *h, const px_header_t *extra,
                                       int nextra)
 {
     h2stream_t *st = s;
-    px_msg_t *mp = &st->hc->head, m;
+    struct px_h2conn *hc = st->hc;
+    px_header_t *f;
+    nghttp2_nv *nv;
+    size_t nnv;
     char cl[20], *d;
-    int rc = 0;
+    int n = 0, end = st->x.is_head || h->body == PX_BODY_NONE, rc = 0;
 
     if (h->status < 200)
         return 0;               /* interim heads are not forwarded over HTTP/2 */
-    m = *mp;                    /* the connection's, reused (px_msg_recycle below) */
-    m.status = h->status;
+    px_buf_reset(&hc->sel);
+    if (!(f = (px_header_t *)px_buf_reserve(&hc->sel, ((size_t)h->header_count + (size_t)nextra + 1) * sizeof *f)))
+        rc = PX_ENOMEM;
     for (int i = 0; i < h->header_count && rc == 0; i++) {
-        const px_header_t *f = &h->headers[i];
-        int skip = named(f, "content-length") || named(f, "transfer-encoding");
+        const px_header_t *g = &h->headers[i];
+        int skip = named(g, "content-length") || named(g, "transfer-encoding");
         for (int j = 0; j < nextra && !skip; j++)
-            skip = f->name_len == extra[j].name_len && !strncasecmp(f->name, extra[j].name, f->name_len);
+            skip = g->name_len == extra[j].name_len && !strncasecmp(g->name, extra[j].name, g->name_len);
         if (!skip)
-            rc = lower_add(&m, f->name, f->name_len, f->value, f->value_len);
+            f[n++] = *g;
     }
     for (int j = 0; j < nextra && rc == 0; j++)
         if (!named(&extra[j], "trailer"))       /* HTTP/2 needs no announcement */
-            rc = lower_add(&m, extra[j].name, extra[j].name_len, extra[j].value, extra[j].value_len);
+            f[n++] = extra[j];
     if (rc == 0 && h->body == PX_BODY_LENGTH) {
         d = px_u64_dec(cl + sizeof cl, h->content_length);
-        rc = px_msg_add(&m, "content-length", 14, d, (size_t)(cl + sizeof cl - d));
+        f[n++] = (px_header_t){ "content-length", 14, d, (size_t)(cl + sizeof cl - d) };
     }
-    m.end_stream = st->x.is_head || h->body == PX_BODY_NONE;
     if (st->grpc)               /* trailers-only (in the head), else its trailers say it */
         note_grpc_status(st, h->headers, h->header_count);
-    if (rc == 0)
-        rc = px_h2_respond(st->hc->h2, st->id, &m);
-    px_msg_recycle(&m, SPARE_KEEP);
-    *mp = m;
+    if (rc == 0 && (rc = px_h2_head_nv(h->status, f, n, &hc->nv, &nv, &nnv)) == 0)
+        rc = px_h2_respond_nv(hc->h2, st->id, nv, nnv, end);
+    px_buf_recycle(&hc->sel, SPARE_KEEP);
+    px_buf_recycle(&hc->nv, SPARE_KEEP);
     if (rc != 0)
         return st->x.ops->reply_error(st, PX_HERR_UPSTREAM_BAD, "the response head cannot be forwarded");
     st->responded = 1;
-    st->resp_ended = m.end_stream;
+    st->resp_ended = end;
     return 0;
 }
 
@@ -874,7 +882,8 @@ static void h2s_timer(px_conn_t *c)
             /* idle: what busy times kept goes back, and the buffers
              * (an idle connection holds no more than an HTTP/1.1 one) */
             spares_free(hc);
-            px_msg_free(&hc->head);
+            px_buf_free(&hc->sel);
+            px_buf_free(&hc->nv);
             px_buf_free(&hc->out);
             if (!px_transport_writing(&c->tp))
                 px_conn_compact(c);
@@ -950,7 +959,8 @@ int px_h2s_start(px_conn_t *c)
         return -1;
     hc->c = c;
     px_buf_init(&hc->out, 0);
-    px_msg_init(&hc->head, RESP_MSG_BYTES, RESP_MSG_FIELDS);
+    px_buf_init(&hc->sel, 0);
+    px_buf_init(&hc->nv, 0);
     if (px_h2_new(&cfg_of(c)->http2, &h2_cb, hc, NULL, &hc->h2) != 0) {
         free(hc);
         return -1;
@@ -979,7 +989,8 @@ void px_h2s_free(px_conn_t *c)
         stream_free(hc->streams);
     spares_free(hc);
     px_buf_free(&hc->out);
-    px_msg_free(&hc->head);
+    px_buf_free(&hc->sel);
+    px_buf_free(&hc->nv);
     free(hc);
     c->h2 = NULL;
 }

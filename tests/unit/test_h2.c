@@ -1187,6 +1187,52 @@ static void test_fields_out(void **state)
     px_buf_free(&scratch);
 }
 
+/* px_h2_head_nv: the same vetting straight from a head's fields; every
+ * CR, LF and NUL is found wherever it sits in a value (the scan goes eight
+ * bytes at a time, then byte by byte). */
+static void test_head_nv(void **state)
+{
+    px_header_t f[4] = { { "Content-Type", 12, "application/json", 16 },
+                         { "Connection", 10, "keep-alive", 10 },
+                         { "te", 2, "trailers", 8 },
+                         { "X-Long-Name", 11, "0123456789abcdef0123", 20 } };
+    char v[40];
+    nghttp2_nv *nv;
+    size_t n;
+    px_buf_t scratch;
+
+    (void)state;
+    px_buf_init(&scratch, 0);
+    assert_int_equal(px_h2_head_nv(204, f, 4, &scratch, &nv, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(nv[0].valuelen, 3);
+    assert_memory_equal(nv[0].value, "204", 3);
+    assert_int_equal(nv[1].namelen, 12);
+    assert_memory_equal(nv[1].name, "content-type", 12);
+    assert_ptr_equal(nv[1].value, f[0].value);            /* values are not copied */
+    assert_memory_equal(nv[2].name, "x-long-name", 11);
+    assert_int_equal(nv[2].valuelen, 20);
+    for (size_t len = 1; len <= sizeof v; len++)
+        for (size_t at = 0; at < len; at++)
+            for (int k = 0; k < 3; k++) {
+                memset(v, 'a', sizeof v);
+                v[at] = "\r\n"[k];
+                f[3].value = v;
+                f[3].value_len = len;
+                assert_int_equal(px_h2_head_nv(200, f, 4, &scratch, &nv, &n), PX_EPARSE);
+            }
+    memset(v, 0x8d, sizeof v);                           /* high bytes are no breaks */
+    f[3].value_len = sizeof v;
+    assert_int_equal(px_h2_head_nv(200, f, 4, &scratch, &nv, &n), 0);
+    f[3] = (px_header_t){ "x y", 3, "1", 1 };
+    assert_int_equal(px_h2_head_nv(200, f, 4, &scratch, &nv, &n), PX_EPARSE);
+    f[3] = (px_header_t){ "", 0, "1", 1 };
+    assert_int_equal(px_h2_head_nv(200, f, 4, &scratch, &nv, &n), PX_EPARSE);
+    assert_int_equal(px_h2_head_nv(99, f, 1, &scratch, &nv, &n), PX_EPARSE);
+    assert_int_equal(px_h2_head_nv(1000, f, 1, &scratch, &nv, &n), PX_EPARSE);
+    px_buf_free(&scratch);
+}
+
 static void test_msg_bounds(void **state)
 {
     px_msg_t m;
@@ -1252,6 +1298,7 @@ int main(void)
         T(test_no_reentry_from_callbacks),
         T(test_free_closes_open_streams),
         T(test_fields_out),
+        T(test_head_nv),
         T(test_msg_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
