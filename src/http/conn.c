@@ -24,6 +24,7 @@
 
 #include "core/errors.h"
 #include "core/log.h"
+#include "http/h2_mem.h"
 #include "http/session.h"
 
 #define PLAIN_CHUNK (16 * 1024)     /* input room beyond a full head */
@@ -372,6 +373,7 @@ void px_conn_compact(px_conn_t *c)
     if (now - env->trimmed_at < TRIM_EVERY_MS)
         return;
     env->trimmed_at = now;
+    px_h2_mem_trim();
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif

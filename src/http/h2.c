@@ -7,6 +7,7 @@
 
 #include "http/h2.h"
 #include "http/h2_fields.h"
+#include "http/h2_mem.h"
 
 /* Fields per head: a bound beside the byte limit (a list of empty fields
  * costs 32 bytes each in the RFC's accounting, little in ours). */
@@ -414,7 +415,7 @@ int px_h2_new(const px_http2_config_t *cfg, const px_h2_callbacks_t *cb, void *u
     nghttp2_option_set_stream_reset_rate_limit(opt, (uint64_t)cfg->reset_budget * 2 + 1000,
                                                (uint64_t)cfg->reset_budget * 2000 /
                                                cfg->reset_window_ms + 33);
-    if (nghttp2_session_server_new2(&s->ng, cbs, s, opt) != 0)
+    if (nghttp2_session_server_new3(&s->ng, cbs, s, opt, px_h2_mem()) != 0)
         goto out;
     nghttp2_settings_entry iv[] = {
         { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->max_concurrent_streams },

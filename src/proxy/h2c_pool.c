@@ -13,6 +13,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "http/h2_mem.h"
 #include "proxy/upstream.h"
 
 #define MAX_FIELDS 256
@@ -479,7 +480,7 @@ static conn_t *conn_new(px_h2c_pool_t *p)
     nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
     nghttp2_option_set_no_auto_window_update(opt, 1);   /* windows reopen by px_h2c_consumed */
     nghttp2_option_set_peer_max_concurrent_streams(opt, p->cfg.h2c_max_streams);
-    if (nghttp2_session_client_new2(&c->ng, cbs, c, opt) != 0)
+    if (nghttp2_session_client_new3(&c->ng, cbs, c, opt, px_h2_mem()) != 0)
         goto out;
     nghttp2_settings_entry iv[] = {
         { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },

@@ -24,6 +24,7 @@ size_t __sanitizer_get_heap_size(void);
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
+#include "http/h2_mem.h"
 #include "net/accept.h"
 #include "proxy/admin.h"
 #include "sig/sigflow.h"
@@ -365,6 +366,7 @@ static void worker_main(void *arg)
     worker_t *w = arg;
     px_access_log_batch(1);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    px_h2_mem_trim();           /* what this thread's sessions left */
     px_access_log_batch(0);
     atomic_fetch_add(&w->srv->workers_done, 1);
     uv_async_send(&w->srv->worker_done);
@@ -533,6 +535,7 @@ void px_server_free(px_server_t *s)
         gen_unref(w->gen);
     }
     free(s->workers);
+    px_h2_mem_trim();           /* of sessions closed on this thread just now */
     if (s->loop_ready) {
         if (!s->main_closed) {
             px_admin_close(s->admin);
