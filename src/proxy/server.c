@@ -893,6 +893,15 @@ static void on_worker_done(uv_async_t *a)
     s->main_closed = 1;
 }
 
+/* SIGHUP blocked or unblocked on the calling thread (px_server_run_file). */
+static void block_hup(int how)
+{
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(how, &hup, NULL);
+}
+
 int px_server_run(px_server_t *s)
 {
     char err[256];
@@ -907,6 +916,7 @@ int px_server_run(px_server_t *s)
     uv_signal_start(&s->sig_term, on_signal, SIGTERM);
     uv_signal_start(&s->sig_int, on_signal, SIGINT);
     uv_signal_start(&s->sig_hup, on_signal, SIGHUP);
+    block_hup(SIG_UNBLOCK);     /* a SIGHUP pending since start-up comes now */
     s->tickets = px_ticketsync_start(&s->loop, s->gen->cfg);
 
     for (i = 0; i < s->nworkers; i++) {
@@ -948,8 +958,10 @@ int px_server_run_file(const char *file)
 
     /* Until px_server_run installs the handlers (the listener accepts and
      * readiness probes pass before that), a SIGHUP from a config reloader
-     * must not kill the process by its default action. */
-    signal(SIGHUP, SIG_IGN);
+     * must neither kill the process by its default action nor be lost:
+     * blocked, it waits (threads started meanwhile inherit the mask) and
+     * reloads once px_server_run unblocks it. */
+    block_hup(SIG_BLOCK);
     cfg = px_config_load(file, err, sizeof err);
     if (!cfg) {
         fprintf(stderr, "pqproxy: %s\n", err);

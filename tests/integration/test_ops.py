@@ -374,7 +374,8 @@ def test_sighup_during_startup_does_not_kill(h):
     # A config reloader may signal the moment the port accepts, which is
     # before px_server_run installs the handlers. strace holds the process
     # right after its listen() calls (the port already accepts) while a
-    # SIGHUP arrives: its default action would kill it.
+    # SIGHUP arrives: its default action would kill it, and ignored, the
+    # reload it asks for would be lost.
     strace = pxtest.require_exe("strace")
     cfg = h.base_proxy_config()
     path = h.write_config(cfg)
@@ -389,6 +390,8 @@ def test_sighup_during_startup_does_not_kill(h):
     wait_until(lambda: "listening on" in tracer.stderr_text() or not os.path.exists(f"/proc/{pid}"),
                timeout=15, msg="start-up done or the process gone")
     check(os.path.exists(f"/proc/{pid}"), "the proxy survived a SIGHUP during start-up")
+    wait_until(lambda: "configuration reloaded" in tracer.stderr_text(), timeout=15,
+               msg="the reload asked for during start-up")
     ca = os.path.join(h.certgen(), "ca.crt")
     with pxtest.tls_connect(port, ca) as s:
         check_eq(http_request(s, "GET", "/echo").status, 200)
