@@ -75,27 +75,6 @@ uint32_t px_h2_field_in(px_h2_fields_t *f, const uint8_t *name, size_t nlen, con
     return px_msg_add(m, (const char *)name, nlen, v, vlen) ? NGHTTP2_ENHANCE_YOUR_CALM : 0;
 }
 
-/* A CR, LF or NUL in v[0..n): never forwarded in a field value. Eight
- * bytes at a time (a zero byte in w, w ^ CRs or w ^ LFs), as every
- * field of every head passes here. */
-static int has_break(const char *v, size_t n)
-{
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w, a, b;
-        memcpy(&w, v + i, 8);
-        a = w ^ (ones * '\r');
-        b = w ^ (ones * '\n');
-        if (((w - ones) & ~w & highs) | ((a - ones) & ~a & highs) | ((b - ones) & ~b & highs))
-            return 1;
-    }
-    for (; i < n; i++)
-        if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
-            return 1;
-    return 0;
-}
-
 /* Lays out *nv for count fields and :status (status > 0) with arena room
  * for names of `bytes` in total; returns the arena after the status. */
 static char *nv_begin(px_buf_t *scratch, int count, size_t bytes, int status, nghttp2_nv **nv, size_t *k)
@@ -130,7 +109,7 @@ static int nv_put(nghttp2_nv *nv, size_t *k, char **arena, const char *name, siz
             return -1;
         a[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
     }
-    if (has_break(val, vlen))
+    if (px_has_line_break(val, vlen))
         return -1;
     if (px_h2_connection_specific(name, nlen) || is_ci(name, nlen, "te"))
         return 0;

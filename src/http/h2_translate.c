@@ -29,7 +29,7 @@ static int lower_token(px_str_t s)
 {
     for (size_t i = 0; i < s.n; i++) {
         unsigned char c = (unsigned char)s.p[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-.^_`|~", c))))
+        if (!px_tchar[c] || (c >= 'A' && c <= 'Z'))
             return 0;
     }
     return s.n > 0;
@@ -122,8 +122,7 @@ static int vet(const px_msg_t *m, uint64_t max_body_bytes, int64_t *cl, px_str_t
         FAIL(BAD_REQUEST, "invalid :scheme");
     for (int i = 0; i < n; i++) {
         px_str_t a = px_msg_header_name(m, i), b = px_msg_header_value(m, i);
-        if (memchr(a.p, '\r', a.n) || memchr(a.p, '\n', a.n) || memchr(a.p, '\0', a.n) ||
-            memchr(b.p, '\r', b.n) || memchr(b.p, '\n', b.n) || memchr(b.p, '\0', b.n))
+        if (px_has_line_break(a.p, a.n) || px_has_line_break(b.p, b.n))
             FAIL(BAD_REQUEST, "a field carries CR, LF or NUL");
         if (!lower_token(a))
             FAIL(BAD_REQUEST, "a field name is not a lowercase token");

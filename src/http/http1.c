@@ -1079,9 +1079,9 @@ static int put_parts(px_buf_t *out, const char *const *p, const size_t *len, int
     return 0;
 }
 
-/* Whether v has a CR, LF or NUL. Eight bytes at a time while none is
- * below 0x0E (the usual case), then byte by byte. */
-static int has_line_break(const char *v, size_t n)
+/* Eight bytes at a time while none is below 0x0E (the usual case), then
+ * byte by byte. */
+int px_has_line_break(const char *v, size_t n)
 {
     const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
     size_t i = 0;
@@ -1102,7 +1102,7 @@ static int put_header(px_buf_t *out, const char *name, size_t nlen, const char *
 {
     char *d;
     int rc;
-    if (!is_token(name, nlen) || has_line_break(value, vlen))
+    if (!is_token(name, nlen) || px_has_line_break(value, vlen))
         return PX_EINVAL;
     if ((rc = room(out, nlen + vlen + 4, &d)))
         return rc;

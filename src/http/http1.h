@@ -111,6 +111,9 @@ px_http_error_t px_http1_error(const px_http1_t *p, const char **detail);
 /* RFC 9110 tchar: 1 for the byte values a field name (token) may hold. */
 extern const unsigned char px_tchar[256];
 
+/* Whether v[0..n) holds a CR, LF or NUL (never forwarded in a field). */
+int px_has_line_break(const char *v, size_t n);
+
 /* True when the parser is between messages (no bytes of a next message seen). */
 int px_http1_idle(const px_http1_t *p);
 
