@@ -1097,13 +1097,13 @@ int px_has_line_break(const char *v, size_t n)
     return 0;
 }
 
-/* One header line, refusing anything that could split the head. */
-static int put_header(px_buf_t *out, const char *name, size_t nlen, const char *value, size_t vlen)
+/* One header line, vetted by the caller (px_http1_write_request_head's
+ * sink: the walk vets each field). */
+static int put_line(void *ud, const char *name, size_t nlen, const char *value, size_t vlen)
 {
+    px_buf_t *out = ud;
     char *d;
     int rc;
-    if (!is_token(name, nlen) || px_has_line_break(value, vlen))
-        return PX_EINVAL;
     if ((rc = room(out, nlen + vlen + 4, &d)))
         return rc;
     memcpy(d, name, nlen);
@@ -1119,9 +1119,12 @@ static int put_header(px_buf_t *out, const char *name, size_t nlen, const char *
     return 0;
 }
 
-static int put_header_z(px_buf_t *out, const char *name, const char *value)
+/* One header line, refusing anything that could split the head. */
+static int put_header(px_buf_t *out, const char *name, size_t nlen, const char *value, size_t vlen)
 {
-    return put_header(out, name, strlen(name), value, strlen(value));
+    if (!is_token(name, nlen) || px_has_line_break(value, vlen))
+        return PX_EINVAL;
+    return put_line(out, name, nlen, value, vlen);
 }
 
 /* The options of a head's Connection headers, gathered once per rewrite:
@@ -1242,32 +1245,42 @@ static int rollback(px_buf_t *out, size_t mark, int rc)
     return rc;
 }
 
-int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
-                                const px_fwd_opts_t *opts)
+/* The walk of px_http1_request_fields: each field vetted, then sunk. */
+typedef struct {
+    px_field_sink_t sink;
+    void *ud;
+} walk_t;
+
+static int emit(const walk_t *w, const char *name, size_t nlen, const char *value, size_t vlen)
 {
-    static const px_fwd_opts_t none;
-    size_t mark = px_buf_size(out), i;
-    int rc, trusted, have_xfp = 0, have_xfh = 0, have_rid = 0, nxff = 0;
-    px_buf_t xff;
+    if (!is_token(name, nlen) || px_has_line_break(value, vlen))
+        return PX_EINVAL;
+    return w->sink(w->ud, name, nlen, value, vlen);
+}
+
+static int emit_z(const walk_t *w, const char *name, size_t nlen, const char *value)
+{
+    return emit(w, name, nlen, value, strlen(value));
+}
+
+static int request_line_ok(const px_http_head_t *head)
+{
+    return head->is_request && is_token(head->method, head->method_len) && head->target_len &&
+           !memchr(head->target, ' ', head->target_len) && !memchr(head->target, '\r', head->target_len) &&
+           !memchr(head->target, '\n', head->target_len);
+}
+
+static int walk_fields(const px_http_head_t *head, const px_fwd_opts_t *opts, const walk_t *w,
+                       px_buf_t *xff)
+{
+    int rc, trusted = opts->trust_forwarded, have_xfp = 0, have_xfh = 0, have_rid = 0, nxff = 0;
     conn_opts_t conn;
 
-    if (!opts)
-        opts = &none;
-    trusted = opts->trust_forwarded;
-    if (!head->is_request || !is_token(head->method, head->method_len) || !head->target_len ||
-        memchr(head->target, ' ', head->target_len) || memchr(head->target, '\r', head->target_len) ||
-        memchr(head->target, '\n', head->target_len))
-        return PX_EINVAL;
-    px_buf_init(&xff, 0);
-    if ((rc = px_buf_append(out, head->method, head->method_len)) || (rc = px_buf_append(out, " ", 1)) ||
-        (rc = px_buf_append(out, head->target, head->target_len)) ||
-        (rc = px_buf_append(out, " HTTP/1.1\r\n", 11)) ||
-        /* RFC 9112 3.2: an empty Host when there is no authority */
-        (rc = put_header(out, "Host", 4, head->host ? head->host : "", head->host_len)))
-        goto fail;
-
+    /* RFC 9112 3.2: an empty Host when there is no authority */
+    if ((rc = emit(w, "Host", 4, head->host ? head->host : "", head->host_len)))
+        return rc;
     conn_opts(head, &conn);
-    for (i = 0; i < (size_t)head->header_count; i++) {
+    for (int i = 0; i < head->header_count; i++) {
         const px_header_t *h = &head->headers[i];
         unsigned cls = name_class(h->name, h->name_len);
         if (is_hop(head, &conn, h, cls) || (cls & (HN_HOST | HN_CL)) || dropped(opts, h))
@@ -1275,9 +1288,9 @@ int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
         if (cls & HN_XFF) {
             if (!trusted)
                 continue;
-            if ((nxff++ && (rc = px_buf_append(&xff, ", ", 2))) ||
-                (rc = px_buf_append(&xff, h->value, h->value_len)))
-                goto fail;
+            if ((nxff++ && (rc = px_buf_append(xff, ", ", 2))) ||
+                (rc = px_buf_append(xff, h->value, h->value_len)))
+                return rc;
             continue;
         }
         if (cls & HN_FWD) {
@@ -1291,42 +1304,69 @@ int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
                 continue;
             have_rid = 1;
         }
-        if ((rc = put_header(out, h->name, h->name_len, h->value, h->value_len)))
-            goto fail;
+        if ((rc = emit(w, h->name, h->name_len, h->value, h->value_len)))
+            return rc;
     }
 
     if (nxff) {                 /* the incoming ones (trusted), then ours */
-        if (opts->client_ip && ((rc = px_buf_append(&xff, ", ", 2)) ||
-                                (rc = px_buf_append(&xff, opts->client_ip, strlen(opts->client_ip)))))
-            goto fail;
-        if ((rc = put_header(out, "X-Forwarded-For", 15, px_buf_ptr(&xff), px_buf_size(&xff))))
-            goto fail;
-    } else if (opts->client_ip && (rc = put_header_z(out, "X-Forwarded-For", opts->client_ip))) {
-        goto fail;              /* the usual case: nothing to join, no buffer */
+        if (opts->client_ip && ((rc = px_buf_append(xff, ", ", 2)) ||
+                                (rc = px_buf_append(xff, opts->client_ip, strlen(opts->client_ip)))))
+            return rc;
+        if ((rc = emit(w, "X-Forwarded-For", 15, px_buf_ptr(xff), px_buf_size(xff))))
+            return rc;
+    } else if (opts->client_ip && (rc = emit_z(w, "X-Forwarded-For", 15, opts->client_ip))) {
+        return rc;              /* the usual case: nothing to join, no buffer */
     }
-    if (!have_xfp && opts->proto && (rc = put_header_z(out, "X-Forwarded-Proto", opts->proto)))
-        goto fail;
+    if (!have_xfp && opts->proto && (rc = emit_z(w, "X-Forwarded-Proto", 17, opts->proto)))
+        return rc;
     if (!have_xfh && head->host_len &&
-        (rc = put_header(out, "X-Forwarded-Host", 16, head->host, head->host_len)))
-        goto fail;
-    if (!have_rid && opts->request_id && (rc = put_header_z(out, "X-Request-Id", opts->request_id)))
-        goto fail;
-    if ((rc = put_extra(out, opts->extra, opts->extra_count)))
-        goto fail;
-    rc = 0;
-    if (head->body == PX_BODY_LENGTH)
-        rc = put_length(out, head->content_length);
-    else if (head->body == PX_BODY_CHUNKED)
-        rc = px_buf_append(out, "Transfer-Encoding: chunked\r\n", 28);
-    else if (head->body == PX_BODY_EOF)
-        rc = PX_EINVAL;         /* a request cannot be delimited by close */
-    if (rc || (rc = px_buf_append(out, "\r\n", 2)))
-        goto fail;
+        (rc = emit(w, "X-Forwarded-Host", 16, head->host, head->host_len)))
+        return rc;
+    if (!have_rid && opts->request_id && (rc = emit_z(w, "X-Request-Id", 12, opts->request_id)))
+        return rc;
+    for (int i = 0; i < opts->extra_count; i++)
+        if ((rc = emit(w, opts->extra[i].name, opts->extra[i].name_len, opts->extra[i].value,
+                       opts->extra[i].value_len)))
+            return rc;
+    if (head->body == PX_BODY_LENGTH) {
+        char digits[20], *d = px_u64_dec(digits + sizeof digits, head->content_length);
+        return emit(w, "Content-Length", 14, d, (size_t)(digits + sizeof digits - d));
+    }
+    if (head->body == PX_BODY_CHUNKED)
+        return emit(w, "Transfer-Encoding", 17, "chunked", 7);
+    return head->body == PX_BODY_EOF ? PX_EINVAL : 0;   /* a request cannot be delimited by close */
+}
+
+int px_http1_request_fields(const px_http_head_t *head, const px_fwd_opts_t *opts,
+                            px_field_sink_t sink, void *ud)
+{
+    static const px_fwd_opts_t none;
+    const walk_t w = { sink, ud };
+    px_buf_t xff;
+    int rc;
+
+    if (!request_line_ok(head))
+        return PX_EINVAL;
+    px_buf_init(&xff, 0);
+    rc = walk_fields(head, opts ? opts : &none, &w, &xff);
     px_buf_free(&xff);
+    return rc;
+}
+
+int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
+                                const px_fwd_opts_t *opts)
+{
+    size_t mark = px_buf_size(out);
+    const char *p[4] = { head->method, " ", head->target, " HTTP/1.1\r\n" };
+    const size_t len[4] = { head->method_len, 1, head->target_len, 11 };
+    int rc;
+
+    if (!request_line_ok(head))
+        return PX_EINVAL;
+    if ((rc = put_parts(out, p, len, 4)) || (rc = px_http1_request_fields(head, opts, put_line, out)) ||
+        (rc = px_buf_append(out, "\r\n", 2)))
+        return rollback(out, mark, rc);
     return 0;
-fail:
-    px_buf_free(&xff);
-    return rollback(out, mark, rc);
 }
 
 /* The proxy's own fields replace the upstream's of the same name: a model

@@ -130,13 +130,32 @@ typedef struct {
     int drop_count;
 } px_fwd_opts_t;
 
+/* One field of a request head rewritten for the model server, as
+ * px_http1_request_fields hands it on: the name a token (in the case the
+ * client or the proxy wrote it), no CR, LF or NUL in the value. 0 to go on,
+ * else a PX_E* code that stops the walk. */
+typedef int (*px_field_sink_t)(void *ud, const char *name, size_t nlen, const char *value,
+                               size_t vlen);
+
+/* The fields of the request head to send upstream, in order, one call of
+ * sink each: Host first (empty when the head has none), then the client's
+ * fields without the hop-by-hop ones (Connection, Keep-Alive,
+ * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, and any named
+ * in Connection) and without those opts drops, X-Forwarded-For/Proto/Host
+ * set, X-Request-Id, the extra fields, then framing from head->body
+ * (Content-Length: N, or Transfer-Encoding: chunked). PX_EINVAL when the
+ * method is not a token, the target is empty or holds SP, CR or LF, a
+ * field would not be one, or the body is close-delimited; the sink's code
+ * when it stops. The one forwarding policy of both upstream protocols:
+ * px_http1_write_request_head renders it as HTTP/1.1, h2c_xlate.c as
+ * HTTP/2 fields. */
+int px_http1_request_fields(const px_http_head_t *head, const px_fwd_opts_t *opts,
+                            px_field_sink_t sink, void *ud);
+
 /* Appends to out the request head to send upstream: "METHOD target HTTP/1.1",
- * Host preserved, hop-by-hop headers (Connection, Keep-Alive,
- * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, and any header
- * named in Connection) removed, X-Forwarded-For/Proto/Host set,
- * X-Request-Id, the extra headers, then framing re-emitted from head->body
- * (Content-Length: N, or Transfer-Encoding: chunked), and the blank line.
- * The upstream connection is kept alive (no "Connection: close"). */
+ * the fields of px_http1_request_fields, and the blank line. The upstream
+ * connection is kept alive (no "Connection: close"). On failure out is as
+ * it was. */
 int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
                                 const px_fwd_opts_t *opts);
 

@@ -17,12 +17,13 @@ void px_exch_init(px_exch_t *x)
     memset(x, 0, sizeof *x);
     px_buf_init(&x->up_out, 0);
     px_buf_init(&x->replay, 0);
+    px_buf_init(&x->h2c_head, 0);
 }
 
 void px_exch_reset(px_exch_t *x)
 {
-    px_buf_t up_out = x->up_out, replay = x->replay;
-    px_http1_t *resp = x->resp, *h2c_req = x->h2c_req;
+    px_buf_t up_out = x->up_out, replay = x->replay, h2c_head = x->h2c_head;
+    px_http1_t *resp = x->resp;
     const px_sess_ops_t *ops = x->ops;
     void *sess = x->sess;
     struct px_conn_env *env = x->env;
@@ -33,7 +34,8 @@ void px_exch_reset(px_exch_t *x)
         px_sig_nonce_release(x->sig, x->env->rstore, &x->info);
     px_h2cx_free(x->h2c);
     px_buf_reset(&up_out);
-    px_buf_reset(&replay);      /* kept for the next request; px_exch_compact frees both */
+    px_buf_reset(&replay);      /* kept for the next request; px_exch_compact frees them */
+    px_buf_reset(&h2c_head);
     px_sigctx_unref(x->sig);
     free(x->digest);
     px_sig_response_free(x->rsig);
@@ -42,7 +44,7 @@ void px_exch_reset(px_exch_t *x)
     x->up_out = up_out;
     x->replay = replay;
     x->resp = resp;
-    x->h2c_req = h2c_req;
+    x->h2c_head = h2c_head;
     x->ops = ops;
     x->sess = sess;
     x->env = env;
@@ -54,18 +56,16 @@ void px_exch_free(px_exch_t *x)
     px_exch_reset(x);
     px_buf_free(&x->up_out);
     px_buf_free(&x->replay);
+    px_buf_free(&x->h2c_head);
     px_http1_free(x->resp);
     x->resp = NULL;
-    px_http1_free(x->h2c_req);
-    x->h2c_req = NULL;
 }
 
 void px_exch_compact(px_exch_t *x)
 {
     px_buf_free(&x->up_out);
     px_buf_free(&x->replay);
-    px_http1_free(x->h2c_req);
-    x->h2c_req = NULL;
+    px_buf_free(&x->h2c_head);
 }
 
 void px_exch_recycle(px_exch_t *x, const px_http1_limits_t *limits, size_t keep)
@@ -73,6 +73,7 @@ void px_exch_recycle(px_exch_t *x, const px_http1_limits_t *limits, size_t keep)
     px_exch_reset(x);
     px_buf_recycle(&x->up_out, keep);
     px_buf_recycle(&x->replay, keep);
+    px_buf_recycle(&x->h2c_head, keep);
     if (x->resp)
         px_http1_reuse(x->resp, limits, keep);
 }
@@ -736,24 +737,22 @@ static void h2c_on_drain(void *ud);
 static const px_h2c_cb_t h2c_cb = { h2c_on_head, h2c_on_data, h2c_on_end, h2c_on_error,
                                     h2c_on_drain };
 
-/* The request head as HTTP/2 fields, its body as DATA. */
+/* The request head as HTTP/2 fields (upstream_head made them), its body
+ * as DATA. */
 static int h2c_start(px_exch_t *x)
 {
     const px_http_head_t *h = x->req_head;
     int no_body = h->body == PX_BODY_NONE || (h->body == PX_BODY_LENGTH && h->content_length == 0);
-    nghttp2_nv *nv;
-    size_t n;
     int rc;
 
     x->connect_on_body = 0;
-    if (!h->host_len)           /* HTTP/1.0 may omit it; HTTP/2 needs an :authority */
-        return reply_error(x, PX_HERR_BAD_REQUEST, "an HTTP/2 model server needs the request's Host");
+    if (!x->h2c_nv)
+        return reply_error(x, PX_HERR_INTERNAL, "the request head was not translated for HTTP/2");
     if (!(x->h2c = px_h2cx_new()))
         return reply_error(x, PX_HERR_INTERNAL, "out of memory");
-    if ((rc = px_h2cx_request(&x->up_out, h, &x->h2c_req, &nv, &n)) < 0)
-        return reply_error(x, PX_HERR_INTERNAL, "the request head cannot be translated for HTTP/2");
-    rc = px_h2c_open(h2c_pool_of(x), nv, n, no_body, &h2c_cb, x, &x->h2c->s);
-    free(nv);
+    rc = px_h2c_open(h2c_pool_of(x), x->h2c_nv, x->h2c_nnv, no_body, &h2c_cb, x, &x->h2c->s);
+    px_buf_reset(&x->h2c_head);
+    x->h2c_nv = NULL;
     if (rc < 0)
         return reply_error(x, PX_HERR_INTERNAL, "out of memory");
     x->upstream_ok = 1;
@@ -971,6 +970,13 @@ static int upstream_head(px_exch_t *x, const px_http_head_t *h, const char *keyi
     if (ti.client_xfcc[0])
         extra[fo.extra_count++] = (px_header_t){ "X-Forwarded-Client-Cert", 23, ti.client_xfcc,
                                                  strlen(ti.client_xfcc) };
+    if (x->up_h2c) {            /* the same rules, straight into HTTP/2 fields */
+        if (!h->host_len)       /* HTTP/1.0 may omit it; HTTP/2 needs an :authority */
+            return reply_error(x, PX_HERR_BAD_REQUEST, "an HTTP/2 model server needs the request's Host");
+        if (px_h2cx_request(&x->h2c_head, h, &fo, &x->h2c_nv, &x->h2c_nnv) < 0)
+            return reply_error(x, PX_HERR_INTERNAL, "the request head cannot be translated for HTTP/2");
+        return 0;
+    }
     if (px_http1_write_request_head(&x->up_out, h, &fo) < 0)
         return reply_error(x, PX_HERR_HEADERS_TOO_LARGE, "the rewritten request head is too large");
     if (x->idempotent)

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <nghttp2/nghttp2.h>
+
 #include "core/buf.h"
 #include "config/config.h"
 #include "core/errors.h"
@@ -110,6 +112,8 @@ typedef struct px_exch {
     px_uplink_t *up;
     struct px_h2cx *h2c;         /* the h2c upstream's stream (NULL: the upstream speaks HTTP/1.1) */
     int up_h2c;                  /* this request goes to an h2c upstream */
+    nghttp2_nv *h2c_nv;          /* its fields, in h2c_head, from upstream_head to h2c_start */
+    size_t h2c_nnv;
     int up_reused;
     px_buf_t up_out;             /* bytes waiting for the upstream */
     px_buf_t replay;             /* the request head, kept for one retry */
@@ -146,7 +150,7 @@ typedef struct px_exch {
     const px_http_head_t *req_head; /* the request's head: in the session's memory until the next */
     /* kept across requests (px_exch_reset): */
     px_http1_t *resp;            /* the upstream's response parser (the exchange frees it) */
-    px_http1_t *h2c_req;         /* px_h2cx_request's parser, kept likewise */
+    px_buf_t h2c_head;           /* the h2c request's fields (px_h2cx_request), kept likewise */
     const px_sess_ops_t *ops;    /* the session answering ... */
     void *sess;                  /* ... and its own pointer for the ops */
     struct px_conn_env *env;     /* the worker's shared state (http/conn.h) */

@@ -748,7 +748,7 @@ int px_h2c_open(px_h2c_pool_t *p, const nghttp2_nv *nv, size_t n, int end_stream
         memcpy(mem, nv[i].value, nv[i].valuelen);
         mem[nv[i].valuelen] = '\0';
         mem += nv[i].valuelen + 1;
-        s->nv[i].flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+        s->nv[i].flags = nv[i].flags | NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
     }
     s->nnv = n;
     s->cb = *cb;

@@ -1,6 +1,7 @@
 /* Heads to and from an h2c upstream (h2c_xlate.h). */
 #include "proxy/h2c_xlate.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -10,7 +11,6 @@
 
 #define RESP_BYTES (64 * 1024)
 #define RESP_FIELDS 256
-#define PARSER_KEEP 4096              /* a kept request parser's buffers, at most */
 
 px_h2cx_t *px_h2cx_new(void)
 {
@@ -58,66 +58,98 @@ static int te_trailers(const px_http_head_t *h)
     return 0;
 }
 
-int px_h2cx_request(px_buf_t *wire, const px_http_head_t *orig, px_http1_t **parser, nghttp2_nv **nvp,
-                    size_t *np)
-{
-    static const px_http1_limits_t lim = { 1u << 20, 1024, 0 };
-    px_http1_t *p = *parser;
+/* The fields being gathered in a scratch buffer: the nghttp2_nv array at
+ * its front (room for max), names and values after it. Until done, an
+ * entry's name and value hold offsets into the buffer, which may move as it
+ * grows. */
+typedef struct {
+    px_buf_t *b;
+    size_t n, max;
+    int authority;                      /* :authority (and :path) are in */
     const px_http_head_t *h;
-    const char *data;
-    size_t used = 0, dlen = 0, bytes, k = 0;
-    nghttp2_nv *nv;
-    char *mem;
-    int te = te_trailers(orig);
+} nvb_t;
 
-    if (p)
-        px_http1_reuse(p, &lim, PARSER_KEEP);
-    else if (!(p = *parser = px_http1_new(1, &lim)))
+static nghttp2_nv *nvb_at(const nvb_t *v, size_t i)
+{
+    return (nghttp2_nv *)(void *)px_buf_ptr(v->b) + i;
+}
+
+static int nvb_add(nvb_t *v, const char *name, size_t nlen, const char *val, size_t vlen, uint8_t flags)
+{
+    size_t at = px_buf_size(v->b);
+    nghttp2_nv *e;
+    char *d;
+
+    if (v->n == v->max)
+        return PX_EINVAL;               /* more than the walk can emit: a bug, refused */
+    if (!(d = px_buf_reserve(v->b, nlen + vlen + 2)))
         return PX_ENOMEM;
-    if (px_http1_parse(p, px_buf_ptr(wire), px_buf_size(wire), &used, &data, &dlen) != PX_H1_HEAD)
-        return PX_EPARSE;
-    h = px_http1_head(p);
-    bytes = (size_t)(h->header_count + 5) * sizeof *nv + h->method_len + h->target_len + h->host_len +
-            64;
-    for (int i = 0; i < h->header_count; i++)
-        bytes += h->headers[i].name_len + h->headers[i].value_len + 2;
-    if (!(nv = malloc(bytes)))
-        return PX_ENOMEM;
-    mem = (char *)(nv + h->header_count + 5);
-#define NV(n, nl, v, vl)                                                                     \
-    do {                                                                                     \
-        nv[k].name = (uint8_t *)mem;                                                         \
-        for (size_t j_ = 0; j_ < (nl); j_++)                                                 \
-            mem[j_] = (char)((n)[j_] >= 'A' && (n)[j_] <= 'Z' ? (n)[j_] + 32 : (n)[j_]);      \
-        mem[nl] = '\0';                                                                      \
-        mem += (nl) + 1;                                                                     \
-        nv[k].value = (uint8_t *)mem;                                                        \
-        memcpy(mem, (v), (vl));                                                              \
-        mem[vl] = '\0';                                                                      \
-        mem += (vl) + 1;                                                                     \
-        nv[k].namelen = (nl);                                                                \
-        nv[k].valuelen = (vl);                                                               \
-        nv[k].flags = NGHTTP2_NV_FLAG_NONE;                                                  \
-        k++;                                                                                 \
-    } while (0)
-    NV(":method", 7, h->method, h->method_len);
-    NV(":scheme", 7, "http", 4);
-    if (h->host_len)
-        NV(":authority", 10, h->host, h->host_len);
-    NV(":path", 5, h->target, h->target_len);
-    for (int i = 0; i < h->header_count; i++) {
-        const px_header_t *f = &h->headers[i];
-        if ((f->name_len == 4 && !strncasecmp(f->name, "host", 4)) ||
-            px_h2_connection_specific(f->name, f->name_len))
-            continue;
-        NV(f->name, f->name_len, f->value, f->value_len);
+    for (size_t j = 0; j < nlen; j++)   /* a token (px_http1_request_fields vetted it) */
+        d[j] = (char)(name[j] >= 'A' && name[j] <= 'Z' ? name[j] + 32 : name[j]);
+    d[nlen] = '\0';
+    if (vlen)
+        memcpy(d + nlen + 1, val, vlen);
+    d[nlen + 1 + vlen] = '\0';
+    v->b->len += nlen + vlen + 2;
+    e = nvb_at(v, v->n++);
+    *e = (nghttp2_nv){ (uint8_t *)(uintptr_t)at, (uint8_t *)(uintptr_t)(at + nlen + 1), nlen, vlen,
+                       flags };
+    return 0;
+}
+
+/* px_http1_request_fields's sink: Host (always first) becomes :authority,
+ * followed by :path; Transfer-Encoding goes (HTTP/2 frames the body). */
+static int h2_field(void *ud, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    nvb_t *v = ud;
+    int rc;
+
+    if (!v->authority) {
+        v->authority = 1;
+        if (!vlen)
+            return PX_EINVAL;           /* HTTP/2 needs an :authority */
+        if ((rc = nvb_add(v, ":authority", 10, value, vlen, NGHTTP2_NV_FLAG_NONE)))
+            return rc;
+        return nvb_add(v, ":path", 5, v->h->target, v->h->target_len, NGHTTP2_NV_FLAG_NONE);
     }
-    if (te)
-        NV("te", 2, "trailers", 8);
-#undef NV
-    px_buf_consume(wire, used);
-    *nvp = nv;
-    *np = k;
+    if (px_h2_connection_specific(name, nlen))
+        return 0;
+    /* unique to each request: indexed, every one would evict an entry that
+     * could be reused and lengthen the encoder's search of its table */
+    return nvb_add(v, name, nlen, value, vlen,
+                   nlen == 12 && !strncasecmp(name, "x-request-id", 12) ? NGHTTP2_NV_FLAG_NO_INDEX
+                                                                        : NGHTTP2_NV_FLAG_NONE);
+}
+
+int px_h2cx_request(px_buf_t *scratch, const px_http_head_t *h, const px_fwd_opts_t *opts,
+                    nghttp2_nv **nvp, size_t *np)
+{
+    /* what px_http1_request_fields can emit: Host, the client's fields, four
+     * forwarding ones, the extras and the framing; then the pseudo-headers
+     * and te */
+    nvb_t v = { scratch, 0, (size_t)h->header_count + (opts ? (size_t)opts->extra_count : 0) + 12, 0, h };
+    int rc;
+
+    *nvp = NULL;
+    *np = 0;
+    px_buf_reset(scratch);
+    if (!px_buf_reserve(scratch, v.max * sizeof(nghttp2_nv)))
+        return PX_ENOMEM;
+    scratch->len += v.max * sizeof(nghttp2_nv);
+    if ((rc = nvb_add(&v, ":method", 7, h->method, h->method_len, NGHTTP2_NV_FLAG_NONE)) ||
+        (rc = nvb_add(&v, ":scheme", 7, "http", 4, NGHTTP2_NV_FLAG_NONE)) ||
+        (rc = px_http1_request_fields(h, opts, h2_field, &v)) ||
+        (te_trailers(h) && (rc = nvb_add(&v, "te", 2, "trailers", 8, NGHTTP2_NV_FLAG_NONE)))) {
+        px_buf_reset(scratch);
+        return rc;
+    }
+    for (size_t i = 0; i < v.n; i++) {  /* offsets to pointers: the buffer has stopped moving */
+        nghttp2_nv *e = nvb_at(&v, i);
+        e->name = (uint8_t *)px_buf_ptr(scratch) + (uintptr_t)e->name;
+        e->value = (uint8_t *)px_buf_ptr(scratch) + (uintptr_t)e->value;
+    }
+    *nvp = nvb_at(&v, 0);
+    *np = v.n;
     return 0;
 }
 
@@ -130,11 +162,10 @@ static int field_ok(px_str_t n, px_str_t v, int *cls)
 {
     for (size_t i = 0; i < n.n; i++) {
         unsigned char c = (unsigned char)n.p[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-.^_`|~", c))))
+        if (!px_tchar[c] || (c >= 'A' && c <= 'Z'))
             return 0;
     }
-    if (!n.n || memchr(v.p, '\r', v.n) || memchr(v.p, '\n', v.n) || memchr(v.p, '\0', v.n) ||
-        px_h2_connection_specific(n.p, n.n))
+    if (!n.n || px_has_line_break(v.p, v.n) || px_h2_connection_specific(n.p, n.n))
         return 0;
     if (n.n == 14 && !memcmp(n.p, "content-length", 14)) {
         if (!v.n || v.n > 18 || strspn(v.p, "0123456789") != v.n || (*cls)++)

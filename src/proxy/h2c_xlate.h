@@ -27,16 +27,16 @@ px_h2cx_t *px_h2cx_new(void);
 /* Releases the stream if still held. */
 void px_h2cx_free(px_h2cx_t *h);
 
-/* The request for the h2c upstream from `wire`, the rewritten HTTP/1.1
- * head at the start of *wire (px_http1_write_request_head: forwarding
- * fields set, hop-by-hop fields gone), which is consumed from *wire.
- * orig is the client's head: a `te` field naming "trailers" is kept as
- * `te: trailers` (gRPC needs it); Host becomes :authority; field names are
- * lowered; Transfer-Encoding goes. *nv is one allocation. *parser is the
- * request parser this uses, kept by the caller from one call to the next
- * (made when NULL; px_http1_free it when done). 0, PX_ENOMEM, PX_EPARSE. */
-int px_h2cx_request(px_buf_t *wire, const px_http_head_t *orig, px_http1_t **parser, nghttp2_nv **nv,
-                    size_t *n);
+/* The request for the h2c upstream: the client's head h with the
+ * forwarding rules of px_http1_request_fields (opts), as HTTP/2 fields:
+ * :method, :scheme "http", :authority (the Host), :path (the target), then
+ * the fields with lowercase names, without Transfer-Encoding, and
+ * `te: trailers` when the client's te names "trailers" (gRPC needs it).
+ * X-Request-Id is never indexed (unique to each request). *nv and the
+ * strings are in *scratch, valid until it changes (px_h2c_open copies
+ * them). 0, PX_ENOMEM, PX_EINVAL (a head the rules refuse, or no Host). */
+int px_h2cx_request(px_buf_t *scratch, const px_http_head_t *h, const px_fwd_opts_t *opts,
+                    nghttp2_nv **nv, size_t *n);
 
 /* The upstream's final response head m, copied into h->head (body: NONE
  * when m ends the stream, LENGTH with a content-length, else CHUNKED, so

@@ -1,5 +1,10 @@
-/* The model server's response head and trailers as the exchange takes them
- * (proxy/h2c_xlate.h): px_h2cx_response / px_h2cx_trailers keep what
+/* Heads to and from an h2c upstream (proxy/h2c_xlate.h).
+ * px_h2cx_request: the client's head with the forwarding rules of the
+ * HTTP/1.1 rendering (the same fields, in the same order, lowercased), the
+ * pseudo-headers first, Transfer-Encoding gone, te: trailers kept when
+ * asked, X-Request-Id never indexed, a head without Host refused.
+ * The model server's response head and trailers as the exchange takes them:
+ * px_h2cx_response / px_h2cx_trailers keep what
  * nghttp2 passed and drop what could break an HTTP/1.1 head even if
  * nghttp2 had let it through (upper case or non-token names, pseudo
  * fields, CR, LF or NUL in a value, connection-specific fields, a
@@ -108,9 +113,114 @@ static void test_trailers(void **state)
     assert_string_equal(joined(h->trailers, h->ntrailers), "grpc-status=0;x-model-version=1;");
 }
 
+/* ---- the request --------------------------------------------------------------- */
+
+static px_http_head_t req(px_header_t *f, int n, const char *host)
+{
+    px_http_head_t r;
+    memset(&r, 0, sizeof r);
+    r.is_request = 1;
+    r.method = "POST", r.method_len = 4;
+    r.target = "/inference.GRPCInferenceService/ModelInfer", r.target_len = 42;
+    r.host = host, r.host_len = host ? strlen(host) : 0;
+    r.headers = f, r.header_count = n;
+    r.body = PX_BODY_CHUNKED;
+    return r;
+}
+
+#define F(n, v) { n, sizeof n - 1, v, sizeof v - 1 }
+
+static const char *joined_nv(const nghttp2_nv *nv, size_t n)
+{
+    size_t k = 0;
+    got[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        k += (size_t)snprintf(got + k, sizeof got - k, "%.*s=%.*s;", (int)nv[i].namelen,
+                              (const char *)nv[i].name, (int)nv[i].valuelen, (const char *)nv[i].value);
+    return got;
+}
+
+static void test_request_fields(void **state)
+{
+    px_header_t f[] = { F("Content-Type", "application/grpc"), F("TE", "gzip, trailers"),
+                        F("Connection", "x-hop"), F("X-Hop", "1"), F("Host", "other"),
+                        F("X-Forwarded-For", "203.0.113.9"), F("grpc-timeout", "5S"),
+                        F("Transfer-Encoding", "chunked") };
+    px_http_head_t r = req(f, 8, "model:8500");
+    px_fwd_opts_t o = { .client_ip = "192.0.2.7", .proto = "https", .request_id = "abc123" };
+    px_buf_t scratch, wire;
+    nghttp2_nv *nv;
+    size_t n;
+    (void)state;
+
+    px_buf_init(&scratch, 0);
+    px_buf_init(&wire, 0);
+    assert_int_equal(px_h2cx_request(&scratch, &r, &o, &nv, &n), 0);
+    assert_string_equal(joined_nv(nv, n),
+                        ":method=POST;:scheme=http;:authority=model:8500;"
+                        ":path=/inference.GRPCInferenceService/ModelInfer;"
+                        "content-type=application/grpc;grpc-timeout=5S;x-forwarded-for=192.0.2.7;"
+                        "x-forwarded-proto=https;x-forwarded-host=model:8500;x-request-id=abc123;"
+                        "te=trailers;");
+    for (size_t i = 0; i < n; i++) {
+        /* NUL-terminated (px_h2c_open copies them as strings) */
+        assert_int_equal(nv[i].name[nv[i].namelen], 0);
+        assert_int_equal(nv[i].value[nv[i].valuelen], 0);
+        assert_int_equal(nv[i].flags, i == n - 2 ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE);
+    }
+    /* the HTTP/1.1 rendering of the same head carries the same fields */
+    assert_int_equal(px_http1_write_request_head(&wire, &r, &o), 0);
+    assert_non_null(strstr(px_buf_ptr(&wire), "\r\nContent-Type: application/grpc\r\n"
+                                              "grpc-timeout: 5S\r\nX-Forwarded-For: 192.0.2.7\r\n"));
+
+    /* a field the rules refuse fails the whole head, and the scratch is empty */
+    f[6] = (px_header_t)F("grpc-timeout", "5S\r\nx: y");
+    assert_int_equal(px_h2cx_request(&scratch, &r, &o, &nv, &n), PX_EINVAL);
+    assert_int_equal(px_buf_size(&scratch), 0);
+    /* no Host: HTTP/2 has no :authority to send */
+    f[6] = (px_header_t)F("grpc-timeout", "5S");
+    r = req(f, 8, NULL);
+    assert_int_equal(px_h2cx_request(&scratch, &r, &o, &nv, &n), PX_EINVAL);
+    px_buf_free(&scratch);
+    px_buf_free(&wire);
+}
+
+/* Many fields: the scratch buffer moves as it grows, the fields stay right. */
+static void test_request_many_fields(void **state)
+{
+    static char names[200][16], values[200][600];
+    px_header_t f[200];
+    px_http_head_t r;
+    px_buf_t scratch;
+    nghttp2_nv *nv;
+    size_t n;
+    (void)state;
+
+    for (int i = 0; i < 200; i++) {
+        int nl = snprintf(names[i], sizeof names[i], "X-F%d", i);
+        memset(values[i], 'a' + i % 26, sizeof values[i] - 1);
+        f[i] = (px_header_t){ names[i], (size_t)nl, values[i], sizeof values[i] - 1 };
+    }
+    r = req(f, 200, "m");
+    px_buf_init(&scratch, 0);
+    assert_int_equal(px_h2cx_request(&scratch, &r, NULL, &nv, &n), 0);
+    assert_int_equal(n, 4 + 200 + 1);        /* pseudo-headers, the fields, x-forwarded-host */
+    for (int i = 0; i < 200; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "x-f%d", i);
+        assert_int_equal(nv[4 + i].namelen, strlen(want));
+        assert_memory_equal(nv[4 + i].name, want, strlen(want));
+        assert_int_equal(nv[4 + i].valuelen, sizeof values[i] - 1);
+        assert_memory_equal(nv[4 + i].value, values[i], sizeof values[i] - 1);
+    }
+    px_buf_free(&scratch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_request_fields),
+        cmocka_unit_test(test_request_many_fields),
         cmocka_unit_test_setup_teardown(test_good_fields_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_fields_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trailers, setup, teardown),
