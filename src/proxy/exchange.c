@@ -12,6 +12,8 @@
 #include "proxy/grpc.h"
 #include "proxy/h2c_xlate.h"
 
+#define H2C_KEEP 4096                /* an h2c response's buffers kept for the next request */
+
 void px_exch_init(px_exch_t *x)
 {
     memset(x, 0, sizeof *x);
@@ -24,6 +26,7 @@ void px_exch_reset(px_exch_t *x)
 {
     px_buf_t up_out = x->up_out, replay = x->replay, h2c_head = x->h2c_head;
     px_http1_t *resp = x->resp;
+    struct px_h2cx *h2c_spare = x->h2c_spare;
     const px_sess_ops_t *ops = x->ops;
     void *sess = x->sess;
     struct px_conn_env *env = x->env;
@@ -32,7 +35,11 @@ void px_exch_reset(px_exch_t *x)
         px_uplink_release(x->up, 0);
     if (x->sig_state != PX_XSIG_DONE && x->sig)     /* verified but never forwarded */
         px_sig_nonce_release(x->sig, x->env->rstore, &x->info);
-    px_h2cx_free(x->h2c);
+    if (x->h2c) {               /* the stream goes back; the buffers stay for the next */
+        px_h2cx_free(h2c_spare);
+        px_h2cx_recycle(x->h2c, H2C_KEEP);
+        h2c_spare = x->h2c;
+    }
     px_buf_reset(&up_out);
     px_buf_reset(&replay);      /* kept for the next request; px_exch_compact frees them */
     px_buf_reset(&h2c_head);
@@ -45,6 +52,7 @@ void px_exch_reset(px_exch_t *x)
     x->replay = replay;
     x->resp = resp;
     x->h2c_head = h2c_head;
+    x->h2c_spare = h2c_spare;
     x->ops = ops;
     x->sess = sess;
     x->env = env;
@@ -57,6 +65,8 @@ void px_exch_free(px_exch_t *x)
     px_buf_free(&x->up_out);
     px_buf_free(&x->replay);
     px_buf_free(&x->h2c_head);
+    px_h2cx_free(x->h2c_spare);
+    x->h2c_spare = NULL;
     px_http1_free(x->resp);
     x->resp = NULL;
 }
@@ -66,6 +76,8 @@ void px_exch_compact(px_exch_t *x)
     px_buf_free(&x->up_out);
     px_buf_free(&x->replay);
     px_buf_free(&x->h2c_head);
+    px_h2cx_free(x->h2c_spare);
+    x->h2c_spare = NULL;
 }
 
 void px_exch_recycle(px_exch_t *x, const px_http1_limits_t *limits, size_t keep)
@@ -748,7 +760,9 @@ static int h2c_start(px_exch_t *x)
     x->connect_on_body = 0;
     if (!x->h2c_nv)
         return reply_error(x, PX_HERR_INTERNAL, "the request head was not translated for HTTP/2");
-    if (!(x->h2c = px_h2cx_new()))
+    x->h2c = x->h2c_spare ? x->h2c_spare : px_h2cx_new();
+    x->h2c_spare = NULL;
+    if (!x->h2c)
         return reply_error(x, PX_HERR_INTERNAL, "out of memory");
     rc = px_h2c_open(h2c_pool_of(x), x->h2c_nv, x->h2c_nnv, no_body, &h2c_cb, x, &x->h2c->s);
     px_buf_reset(&x->h2c_head);

@@ -151,6 +151,7 @@ typedef struct px_exch {
     /* kept across requests (px_exch_reset): */
     px_http1_t *resp;            /* the upstream's response parser (the exchange frees it) */
     px_buf_t h2c_head;           /* the h2c request's fields (px_h2cx_request), kept likewise */
+    struct px_h2cx *h2c_spare;   /* the last request's h2c state, recycled for the next */
     const px_sess_ops_t *ops;    /* the session answering ... */
     void *sess;                  /* ... and its own pointer for the ops */
     struct px_conn_env *env;     /* the worker's shared state (http/conn.h) */

@@ -27,7 +27,7 @@ struct px_h2c_stream {
     conn_t *c;                           /* NULL: waiting for a connection */
     int32_t id;                          /* 0: not submitted */
     nghttp2_nv *nv;                      /* the request head (one allocation) */
-    size_t nnv;
+    size_t nnv, nv_bytes;
     px_h2c_cb_t cb;
     void *ud;
     px_buf_t out;                        /* request body: sent bytes [0, sent) kept for a retry */
@@ -68,6 +68,8 @@ struct px_h2c_pool {
     conn_t *conns;
     int nconns;
     px_h2c_stream_t *waiting;            /* streams to (re)open from the loop */
+    px_h2c_stream_t *spares;             /* finished streams whose buffers serve the next */
+    int nspares;
 };
 
 static void list_add(px_h2c_stream_t **head, px_h2c_stream_t *s)
@@ -92,12 +94,68 @@ static void list_del(px_h2c_stream_t **head, px_h2c_stream_t *s)
 
 static void kick(px_h2c_pool_t *p);
 
+/* A finished stream's buffers serve the next request (px_h2c_open): up to
+ * SPARES streams per pool, SPARE_KEEP bytes per buffer, all freed when no
+ * stream is left (on_tick) and at close. */
+#define SPARES 16
+#define SPARE_KEEP 4096
+
 static void stream_free(px_h2c_stream_t *s)
 {
+    px_h2c_pool_t *p = s->pool;
+
+    if (p && !p->closing && p->nspares < SPARES) {
+        px_buf_recycle(&s->out, SPARE_KEEP);
+        px_msg_recycle(&s->msg, SPARE_KEEP);
+        if (s->nv_bytes > SPARE_KEEP) {
+            free(s->nv);
+            s->nv = NULL;
+            s->nv_bytes = 0;
+        }
+        s->next = p->spares;
+        p->spares = s;
+        p->nspares++;
+        return;
+    }
     px_buf_free(&s->out);
     px_msg_free(&s->msg);
     free(s->nv);
     free(s);
+}
+
+static void spares_free(px_h2c_pool_t *p)
+{
+    while (p->spares) {
+        px_h2c_stream_t *s = p->spares;
+        p->spares = s->next;
+        p->nspares--;
+        s->pool = NULL;
+        stream_free(s);
+    }
+}
+
+/* A stream for a new request: a spare's buffers, or fresh ones. */
+static px_h2c_stream_t *stream_new(px_h2c_pool_t *p)
+{
+    px_h2c_stream_t *s = p->spares;
+    px_buf_t out;
+    px_msg_t msg;
+    nghttp2_nv *nv;
+    size_t nv_bytes;
+
+    if (!s) {
+        if ((s = calloc(1, sizeof *s))) {
+            px_buf_init(&s->out, 0);
+            px_msg_init(&s->msg, MAX_HEAD_BYTES, MAX_FIELDS);
+        }
+        return s;
+    }
+    p->spares = s->next;
+    p->nspares--;
+    out = s->out, msg = s->msg, nv = s->nv, nv_bytes = s->nv_bytes;
+    memset(s, 0, sizeof *s);
+    s->out = out, s->msg = msg, s->nv = nv, s->nv_bytes = nv_bytes;
+    return s;
 }
 
 /* Takes s off its connection (its nghttp2 stream is closed or the session gone). */
@@ -615,6 +673,7 @@ static void on_tick(uv_timer_t *t)
     if (!any) {
         uv_timer_stop(t);
         p->ticking = 0;
+        spares_free(p);                   /* no stream left: nothing kept for one */
     }
 }
 
@@ -689,6 +748,7 @@ void px_h2c_pool_close(px_h2c_pool_t *p)
     if (!p)
         return;
     p->closing = 1;
+    spares_free(p);
     while (p->waiting) {
         px_h2c_stream_t *s = p->waiting;
         list_del(&p->waiting, s);
@@ -725,7 +785,7 @@ void px_h2c_pool_set_config(px_h2c_pool_t *p, const px_upstream_config_t *cfg,
 int px_h2c_open(px_h2c_pool_t *p, const nghttp2_nv *nv, size_t n, int end_stream,
                 const px_h2c_cb_t *cb, void *ud, px_h2c_stream_t **out)
 {
-    px_h2c_stream_t *s = calloc(1, sizeof *s);
+    px_h2c_stream_t *s = stream_new(p);
     size_t bytes = n * sizeof *nv;
     char *mem;
 
@@ -733,9 +793,15 @@ int px_h2c_open(px_h2c_pool_t *p, const nghttp2_nv *nv, size_t n, int end_stream
         return PX_ENOMEM;
     for (size_t i = 0; i < n; i++)
         bytes += nv[i].namelen + nv[i].valuelen + 2;
-    if (!(s->nv = malloc(bytes))) {
-        free(s);
-        return PX_ENOMEM;
+    if (bytes > s->nv_bytes) {
+        free(s->nv);
+        s->nv_bytes = 0;
+        if (!(s->nv = malloc(bytes))) {
+            s->pool = NULL;               /* not kept: its buffers are freed */
+            stream_free(s);
+            return PX_ENOMEM;
+        }
+        s->nv_bytes = bytes;
     }
     mem = (char *)(s->nv + n);
     for (size_t i = 0; i < n; i++) {
@@ -756,8 +822,6 @@ int px_h2c_open(px_h2c_pool_t *p, const nghttp2_nv *nv, size_t n, int end_stream
     s->pool = p;
     s->replayable = 1;
     s->req_end = end_stream;
-    px_buf_init(&s->out, 0);
-    px_msg_init(&s->msg, MAX_HEAD_BYTES, MAX_FIELDS);
     list_add(&p->waiting, s);
     kick(p);
     *out = s;

@@ -32,6 +32,27 @@ void px_h2cx_free(px_h2cx_t *h)
     free(h);
 }
 
+void px_h2cx_recycle(px_h2cx_t *h, size_t keep)
+{
+    if (h->s)
+        px_h2c_release(h->s);
+    h->s = NULL;
+    px_msg_recycle(&h->msg, keep);
+    if (h->fields_cap * sizeof *h->fields > keep) {
+        free(h->fields);
+        h->fields = NULL;
+        h->fields_cap = 0;
+    }
+    if (h->trailers_cap > keep) {
+        free(h->trailers);
+        h->trailers = NULL;
+        h->trailers_cap = 0;
+    }
+    memset(&h->head, 0, sizeof h->head);
+    h->ntrailers = 0;
+    h->unacked = 0;
+}
+
 /* "trailers" among te's comma-separated codings. */
 static int te_trailers(const px_http_head_t *h)
 {
@@ -187,8 +208,6 @@ int px_h2cx_response(px_h2cx_t *h, const px_msg_t *m)
     px_str_t cl;
 
     px_msg_reset(&h->msg);
-    free(h->fields);
-    h->fields = NULL;
     for (int i = 0; i < px_msg_header_count(m); i++) {
         px_str_t a = px_msg_header_name(m, i), b = px_msg_header_value(m, i);
         if (!field_ok(a, b, &cls)) {
@@ -200,8 +219,14 @@ int px_h2cx_response(px_h2cx_t *h, const px_msg_t *m)
         n++;
     }
     cl = px_msg_find(&h->msg, "content-length");
-    if (!(h->fields = calloc((size_t)n + 1, sizeof *h->fields)))
-        return PX_ENOMEM;
+    if ((size_t)n + 1 > h->fields_cap) {
+        free(h->fields);
+        h->fields_cap = 0;
+        if (!(h->fields = malloc(((size_t)n + 1) * sizeof *h->fields)))
+            return PX_ENOMEM;
+        h->fields_cap = (size_t)n + 1;
+    }
+    h->fields[n] = (px_header_t){ NULL, 0, NULL, 0 };
     for (int i = 0; i < n; i++) {   /* the arena does not move any more: no adds follow */
         px_str_t a = px_msg_header_name(&h->msg, i), b = px_msg_header_value(&h->msg, i);
         h->fields[i] = (px_header_t){ a.p, a.n, b.p, b.n };
@@ -228,8 +253,6 @@ int px_h2cx_trailers(px_h2cx_t *h, const px_msg_t *m)
 {
     int n = px_msg_trailer_count(m), k = 0, cls = 0;
 
-    free(h->trailers);
-    h->trailers = NULL;
     h->ntrailers = 0;
     if (!n)
         return 0;
@@ -237,8 +260,13 @@ int px_h2cx_trailers(px_h2cx_t *h, const px_msg_t *m)
     size_t bytes = (size_t)n * sizeof *h->trailers;
     for (int i = 0; i < n; i++)
         bytes += px_msg_trailer_name(m, i).n + px_msg_trailer_value(m, i).n + 2;
-    if (!(h->trailers = malloc(bytes)))
-        return PX_ENOMEM;
+    if (bytes > h->trailers_cap) {
+        free(h->trailers);
+        h->trailers_cap = 0;
+        if (!(h->trailers = malloc(bytes)))
+            return PX_ENOMEM;
+        h->trailers_cap = bytes;
+    }
     char *mem = (char *)(h->trailers + n);
     for (int i = 0; i < n; i++) {
         px_str_t a = px_msg_trailer_name(m, i), b = px_msg_trailer_value(m, i);

@@ -20,12 +20,16 @@ typedef struct px_h2cx {
     px_header_t *fields;                  /* head.headers (into msg) */
     px_header_t *trailers;                /* the response's trailers (one allocation) */
     int ntrailers;
+    size_t fields_cap, trailers_cap;      /* their sizes: kept from one call to the next */
     size_t unacked;                       /* response bytes not yet reported consumed */
 } px_h2cx_t;
 
 px_h2cx_t *px_h2cx_new(void);
 /* Releases the stream if still held. */
 void px_h2cx_free(px_h2cx_t *h);
+/* Ready for another request: the stream released if still held, the
+ * response forgotten, its buffers kept up to keep bytes each. */
+void px_h2cx_recycle(px_h2cx_t *h, size_t keep);
 
 /* The request for the h2c upstream: the client's head h with the
  * forwarding rules of px_http1_request_fields (opts), as HTTP/2 fields:
