@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The report of loadtest/grpc.sh: medians over the rounds of raw.tsv (with
-the upstream's CPU per call), the ratios pqproxy / best anchor and the
-target "CPU per call <= 0.8 x the best anchor's". Prints Markdown; writes
+the upstream's CPU per call), the ratios pqproxy / best anchor (and, round
+by round, pqproxy's CPU per call over that anchor's) and the target "CPU
+per call <= 0.8 x the best anchor's" (on the medians). Prints Markdown; writes
 grpc.json beside the inputs.
 
     grpcreport.py --out DIR --versions S --rounds N --duration S --conns C --streams M --method PATH --loadavg S
@@ -10,7 +11,7 @@ import argparse
 import json
 import os
 
-from h2report import rows, summarize, table, to_best
+from h2report import per_round, per_round_line, rows, summarize, table, to_best
 
 TARGET_CPU_RATIO = 0.8
 
@@ -25,9 +26,10 @@ def main():
 
     raw = rows(os.path.join(a.out, "raw.tsv"))
     summary, best = summarize(raw, extra=("upstream_cpu_us_per_req",))
-    ratios, target = {}, {}
+    ratios, target, rounds = {}, {}, {}
     if best and summary.get("pqproxy", {}).get("cpu_us_per_req"):
         ratios["pqproxy"] = to_best(summary["pqproxy"], best)
+        rounds = per_round(raw, "pqproxy", best["cpu_anchor"])
         cpu = ratios["pqproxy"]["cpu_us_per_req"]
         target = {"cpu_us_per_req_ratio": cpu, "limit": TARGET_CPU_RATIO, "met": cpu <= TARGET_CPU_RATIO}
 
@@ -45,12 +47,13 @@ def main():
         out += ["", f"Ratios to the best anchor (calls/s: the higher anchor; CPU per call: {best['cpu_anchor']}, "
                 "the lower; p99: the lower):\n", "| | calls/s | CPU per call | p99 |", "|---|---:|---:|---:|",
                 f"| pqproxy / best anchor | {r.get('req_s', '–')} | {r.get('cpu_us_per_req', '–')} | "
-                f"{r.get('p99_us', '–')} |", "",
-                f"Target CPU per call <= {TARGET_CPU_RATIO} x the best anchor's: "
+                f"{r.get('p99_us', '–')} |"]
+        out += per_round_line(rounds, what="call")
+        out += ["", f"Target CPU per call <= {TARGET_CPU_RATIO} x the best anchor's: "
                 + ("**met**" if target["met"] else "**missed**") + f" (x{target['cpu_us_per_req_ratio']})"]
     print("\n".join(out))
     with open(os.path.join(a.out, "grpc.json"), "w") as fh:
-        json.dump({"summary": summary, "best_anchor": best, "ratios": ratios, "target": target,
+        json.dump({"summary": summary, "best_anchor": best, "ratios": ratios, "per_round": rounds, "target": target,
                    "versions": a.versions, "loadavg": a.loadavg, "rounds": a.rounds, "duration_s": a.duration,
                    "conns": a.conns, "streams": a.streams, "method": a.method}, fh, indent=1)
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The report of loadtest/h2.sh: medians over the rounds of raw.tsv, the
-ratios pqproxy / best anchor, and the idle-connection table of idle.tsv.
+ratios pqproxy / best anchor (and, round by round, pqproxy's CPU per request
+over that anchor's), and the idle-connection table of idle.tsv.
 Prints Markdown; writes h2.json beside the inputs.
 
     h2report.py --out DIR --versions S --rounds N --duration S --conns C --streams M --idle-n N --loadavg S
@@ -43,6 +44,29 @@ def summarize(raw, extra=()):
     return summary, best
 
 
+def per_round(raw, target, anchor):
+    """CPU per request of target over anchor's, round by round (the rounds
+    are interleaved: a pair shares the machine's state of that moment, which
+    the medians over rounds do not), and the median of those pairs."""
+    cpu = lambda t, n: next((float(r["cpu_us_per_req"]) for r in raw
+                             if r["target"] == t and r["round"] == n and r["cpu_us_per_req"] not in ("", "nan", "None")), None)
+    pairs = []
+    for n in dict.fromkeys(r["round"] for r in raw if r["target"] == target):
+        a, b = cpu(target, n), cpu(anchor, n)
+        if a is not None and b:
+            pairs.append({"round": int(n), "cpu_us_per_req_ratio": round(a / b, 3)})
+    return {"anchor": anchor, "pairs": pairs,
+            "median": round(statistics.median(p["cpu_us_per_req_ratio"] for p in pairs), 3) if pairs else None}
+
+
+def per_round_line(pr, target="pqproxy", what="request"):
+    """The Markdown line of per_round's result."""
+    if not pr or not pr["pairs"]:
+        return []
+    each = ", ".join(f"x{p['cpu_us_per_req_ratio']} ({p['round']})" for p in pr["pairs"])
+    return ["", f"Per round, CPU per {what} {target} / {pr['anchor']}: {each}; median of the pairs x{pr['median']}."]
+
+
 def to_best(s, best):
     """A target's req/s, CPU per request and p99 over the best anchor's."""
     return {k: round(s[k] / best[k], 3) for k in ("req_s", "cpu_us_per_req", "p99_us") if best[k] and s[k]}
@@ -70,9 +94,10 @@ def main():
 
     raw = rows(os.path.join(a.out, "raw.tsv"))
     summary, best = summarize(raw)
-    ratios = {}
+    ratios, rounds = {}, {}
     if best and summary.get("pqproxy", {}).get("cpu_us_per_req"):
         ratios["pqproxy"] = to_best(summary["pqproxy"], best)
+        rounds = per_round(raw, "pqproxy", best["cpu_anchor"])
     h, x = summary.get("pqproxy-h"), summary.get("pqproxy-x")
     if h and x and x["cpu_us_per_req"]:     # the same Node client, hybrid against classical
         ratios["pqproxy-h / pqproxy-x"] = to_best(h, x)
@@ -98,6 +123,7 @@ def main():
         for t, r in ratios.items():
             out.append(f"| {t if '/' in t else t + ' / best anchor'} | {r.get('req_s', '–')} | {r.get('cpu_us_per_req', '–')} | "
                        f"{r.get('p99_us', '–')} |")
+        out += per_round_line(rounds)
     if idle:
         out.append("")
         out.append(f"Idle connections ({a.idle_n} per proxy and protocol; RSS growth of the proxy's processes):\n")
@@ -108,7 +134,7 @@ def main():
                        f"{r['rss_before_kib']} | {r['rss_after_kib']} |")
     print("\n".join(out))
     with open(os.path.join(a.out, "h2.json"), "w") as fh:
-        json.dump({"summary": summary, "best_anchor": best, "ratios": ratios, "idle": idle,
+        json.dump({"summary": summary, "best_anchor": best, "ratios": ratios, "per_round": rounds, "idle": idle,
                    "versions": a.versions, "loadavg": a.loadavg, "rounds": a.rounds, "duration_s": a.duration,
                    "conns": a.conns, "streams": a.streams}, fh, indent=1)
 

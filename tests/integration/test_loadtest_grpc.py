@@ -75,12 +75,19 @@ def test_quick_run(h):
     cpu = j["summary"]["pqproxy"]["cpu_us_per_req"] / j["best_anchor"]["cpu_us_per_req"]
     check_eq(j["ratios"]["pqproxy"]["cpu_us_per_req"], round(cpu, 3))
     check_eq(j["target"]["met"], cpu <= 0.8)
+    # --quick is one round: one pair, pqproxy's CPU over the anchor's in that round
+    anchor = j["best_anchor"]["cpu_anchor"]
+    pair = float(next(r for r in raw if r["target"] == "pqproxy")["cpu_us_per_req"]) / \
+        float(next(r for r in raw if r["target"] == anchor)["cpu_us_per_req"])
+    check_eq(j["per_round"], {"anchor": anchor, "pairs": [{"round": 1, "cpu_us_per_req_ratio": round(pair, 3)}],
+                              "median": round(pair, 3)})
     md = open(os.path.join(out, "grpc.md")).read()
     check_eq(md, r.stdout)
     for t in TARGETS:
         check_in(f"| {t} | ", md)
     check_in("| pqproxy / best anchor | ", md)
     check_in("Target CPU per call <= 0.8 x the best anchor's: **", md)
+    check_in(f"Per round, CPU per call pqproxy / {anchor}: x{round(pair, 3)} (1); median of the pairs", md)
     for f in ("pqproxy.json", "nginx.conf", "haproxy.cfg", "upstream.conf", "h2load.txt"):
         check(os.path.exists(os.path.join(out, f)), f)
     log = os.path.join(out, "pqproxy.out.log")

@@ -137,6 +137,10 @@ def test_report_ratios(h):
     check_eq(j["ratios"]["pqproxy-h / pqproxy-x"], {"req_s": 0.8, "cpu_us_per_req": 1.125, "p99_us": 1.5})
     check_in("| pqproxy-h / pqproxy-x | 0.8 | 1.125 | 1.5 |", r.stdout)
     check_eq(set(j["ratios"]), {"pqproxy", "pqproxy-h / pqproxy-x"})
+    # round by round against the CPU anchor: only round 1 has both (30 / 50)
+    check_eq(j["per_round"], {"anchor": "haproxy", "pairs": [{"round": 1, "cpu_us_per_req_ratio": 0.6}],
+                              "median": 0.6})
+    check_in("Per round, CPU per request pqproxy / haproxy: x0.6 (1); median of the pairs x0.6.", r.stdout)
     check_in("| pqproxy | h2 | 10/10 | 12.5 |", r.stdout)
     check_in("1 2 3 -> 4 5 6", r.stdout)
 
