@@ -323,7 +323,8 @@ int px_conn_accept(px_conn_env_t *env, int fd)
     const px_config_t *cfg = env->cfg;
     int rc, h1rc;
 
-    if (!c) {
+    if (!c || !(c->h1 = calloc(1, sizeof *c->h1))) {
+        free(c);
         close(fd);
         return UV_ENOMEM;
     }

@@ -62,11 +62,11 @@ static int request_timed_out(px_conn_t *c)
  * inside that response's completion (see conn.h). */
 static void resume_cb(px_defer_item_t *it)
 {
-    px_conn_t *c = (px_conn_t *)((char *)it - offsetof(px_conn_t, h1.resume));
+    px_conn_t *c = ((px_h1_t *)(void *)((char *)it - offsetof(px_h1_t, resume)))->conn;
     if (c->state != C_IDLE)
         return;
     if (px_transport_writing(&c->tp)) {
-        c->h1.resume_after_write = 1;
+        c->h1->resume_after_write = 1;
         return;
     }
     settle(px_conn_process(c));
@@ -75,21 +75,21 @@ static void resume_cb(px_defer_item_t *it)
 static void resume_later(px_conn_t *c)
 {
     if (px_transport_writing(&c->tp))
-        c->h1.resume_after_write = 1;
+        c->h1->resume_after_write = 1;
     else
-        px_defer_add(&c->env->defer, &c->h1.resume, resume_cb);
+        px_defer_add(&c->env->defer, &c->h1->resume, resume_cb);
 }
 
 /* Once per exchange, however it ends. */
 static void log_exchange(px_conn_t *c)
 {
-    px_exch_log(&c->h1.x, &c->h1.x.ci);
+    px_exch_log(&c->h1->x, &c->h1->x.ci);
 }
 
 /* An exchange not yet logged is logged now (px_exch_log_unfinished). */
 static void log_unfinished(px_conn_t *c, px_end_reason_t why)
 {
-    px_exch_log_unfinished(&c->h1.x, &c->h1.x.ci, why);
+    px_exch_log_unfinished(&c->h1->x, &c->h1->x.ci, why);
 }
 
 /* Answers with a JSON error and closes gracefully. Always GONE. */
@@ -100,13 +100,13 @@ static int respond_error(px_conn_t *c, px_http_error_t e, const char *detail)
 
     if (c->state >= C_CLOSING)
         return GONE;
-    c->h1.x.error = px_http_error_str(e);
-    if (c->h1.x.resp_head_sent)        /* too late for a status: a truncated response is all we can signal */
+    c->h1->x.error = px_http_error_str(e);
+    if (c->h1->x.resp_head_sent)        /* too late for a status: a truncated response is all we can signal */
         return px_conn_abort(c, PX_END_INTERNAL);
-    px_exch_release_upstream(&c->h1.x, 0);
+    px_exch_release_upstream(&c->h1->x, 0);
     n = px_http_error_render(buf, sizeof buf, e, detail, 1);
-    c->h1.x.status = px_http_error_status(e);
-    c->h1.x.resp_bytes = n > 0 ? (uint64_t)n : 0;
+    c->h1->x.status = px_http_error_status(e);
+    c->h1->x.resp_bytes = n > 0 ? (uint64_t)n : 0;
     log_exchange(c);
     if (n > 0 && px_conn_send(c, buf, (size_t)n) < 0)
         return GONE;
@@ -119,16 +119,16 @@ static PX_MUST_CHECK int h1_send_head(void *s, const px_http_head_t *h, const px
                                       int nextra)
 {
     px_conn_t *c = s;
-    px_exch_t *x = &c->h1.x;
-    px_buf_reset(&c->h1.scratch);
+    px_exch_t *x = &c->h1->x;
+    px_buf_reset(&c->h1->scratch);
     if (c->env->draining)
         x->keep_alive = 0;          /* h1_done will close: say so */
-    if ((h->body == PX_BODY_EOF || h->body == PX_BODY_CHUNKED) && c->h1.client_minor == 0)
+    if ((h->body == PX_BODY_EOF || h->body == PX_BODY_CHUNKED) && c->h1->client_minor == 0)
         x->keep_alive = 0;          /* unframed to HTTP/1.0: the client learns the end from our close */
-    if (px_http1_write_response_head(&c->h1.scratch, h, c->h1.client_minor, x->keep_alive, extra, nextra,
-                                     &c->h1.chunked_down) < 0)
+    if (px_http1_write_response_head(&c->h1->scratch, h, c->h1->client_minor, x->keep_alive, extra, nextra,
+                                     &c->h1->chunked_down) < 0)
         return respond_error(c, PX_HERR_UPSTREAM_BAD, "the response head cannot be forwarded");
-    if (px_conn_send(c, px_buf_ptr(&c->h1.scratch), px_buf_size(&c->h1.scratch)) < 0)
+    if (px_conn_send(c, px_buf_ptr(&c->h1->scratch), px_buf_size(&c->h1->scratch)) < 0)
         return GONE;
     /* Head and body of a response known to fit one record leave together
      * even when the upstream writes them apart: the head waits (no timer)
@@ -136,7 +136,7 @@ static PX_MUST_CHECK int h1_send_head(void *s, const px_http_head_t *h, const px
      * close-delimited, larger) go out as each piece comes; a signed one
      * held whole goes out at once anyway. */
     if (h->status >= 200 && x->rsig_mode != PX_RSIG_HEAD)
-        c->h1.hold_small = h->body == PX_BODY_LENGTH && !c->h1.chunked_down && !x->is_head &&
+        c->h1->hold_small = h->body == PX_BODY_LENGTH && !c->h1->chunked_down && !x->is_head &&
                         h->content_length > 0 &&
                         h->content_length <= RECORD_MAX - px_transport_staged(&c->tp);
     return 0;
@@ -145,14 +145,14 @@ static PX_MUST_CHECK int h1_send_head(void *s, const px_http_head_t *h, const px
 static PX_MUST_CHECK int h1_send_data(void *s, const char *p, size_t n)
 {
     px_conn_t *c = s;
-    if (!c->h1.chunked_down)
+    if (!c->h1->chunked_down)
         return px_conn_send(c, p, n);
     /* One record for framing and data rather than three. */
-    px_buf_reset(&c->h1.scratch);
-    if (px_http1_chunk_begin(&c->h1.scratch, n) < 0 || px_buf_append(&c->h1.scratch, p, n) < 0 ||
-        px_http1_chunk_end(&c->h1.scratch) < 0)
+    px_buf_reset(&c->h1->scratch);
+    if (px_http1_chunk_begin(&c->h1->scratch, n) < 0 || px_buf_append(&c->h1->scratch, p, n) < 0 ||
+        px_http1_chunk_end(&c->h1->scratch) < 0)
         return px_conn_abort(c, PX_END_INTERNAL);
-    return px_conn_send(c, px_buf_ptr(&c->h1.scratch), px_buf_size(&c->h1.scratch));
+    return px_conn_send(c, px_buf_ptr(&c->h1->scratch), px_buf_size(&c->h1->scratch));
 }
 
 /* The last chunk, with the trailer section when there are fields. */
@@ -161,21 +161,21 @@ static PX_MUST_CHECK int h1_send_end(void *s, const px_header_t *trailers, int n
     px_conn_t *c = s;
     int i, rc;
     if (!n)
-        return c->h1.chunked_down && !c->h1.x.is_head ? px_conn_send(c, "0\r\n\r\n", 5) : 0;
-    px_buf_reset(&c->h1.scratch);
-    rc = px_buf_append(&c->h1.scratch, "0\r\n", 3);
+        return c->h1->chunked_down && !c->h1->x.is_head ? px_conn_send(c, "0\r\n\r\n", 5) : 0;
+    px_buf_reset(&c->h1->scratch);
+    rc = px_buf_append(&c->h1->scratch, "0\r\n", 3);
     for (i = 0; i < n && rc == 0; i++)
-        rc = px_buf_printf(&c->h1.scratch, "%.*s: %.*s\r\n", (int)trailers[i].name_len, trailers[i].name,
+        rc = px_buf_printf(&c->h1->scratch, "%.*s: %.*s\r\n", (int)trailers[i].name_len, trailers[i].name,
                            (int)trailers[i].value_len, trailers[i].value);
-    if (rc < 0 || px_buf_append(&c->h1.scratch, "\r\n", 2) < 0)
+    if (rc < 0 || px_buf_append(&c->h1->scratch, "\r\n", 2) < 0)
         return px_conn_abort(c, PX_END_INTERNAL);
-    return px_conn_send(c, px_buf_ptr(&c->h1.scratch), px_buf_size(&c->h1.scratch));
+    return px_conn_send(c, px_buf_ptr(&c->h1->scratch), px_buf_size(&c->h1->scratch));
 }
 
 static PX_MUST_CHECK int h1_flush(void *s, int all)
 {
     px_conn_t *c = s;
-    return all || !c->h1.hold_small ? px_conn_flush(c) : 0;
+    return all || !c->h1->hold_small ? px_conn_flush(c) : 0;
 }
 
 static size_t h1_pending(void *s)
@@ -185,7 +185,7 @@ static size_t h1_pending(void *s)
 
 static int h1_trailers_ok(void *s)
 {
-    return ((px_conn_t *)s)->h1.client_minor != 0;
+    return ((px_conn_t *)s)->h1->client_minor != 0;
 }
 
 /* The body may come now: answer 100-continue, and time it. */
@@ -196,7 +196,7 @@ static PX_MUST_CHECK int h1_proceed(void *s, int body)
         px_conn_arm(c, T_NONE);
         return 0;
     }
-    if (px_http1_head(c->h1.req)->expect_continue && px_conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
+    if (px_http1_head(c->h1->req)->expect_continue && px_conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
         return GONE;
     px_conn_arm(c, T_BODY);
     return 0;
@@ -246,8 +246,8 @@ static void compact(px_conn_t *c)
 {
     if (c->state != C_IDLE)
         return;
-    px_buf_free(&c->h1.scratch);
-    px_exch_compact(&c->h1.x);
+    px_buf_free(&c->h1->scratch);
+    px_exch_compact(&c->h1->x);
     px_conn_compact(c);
 }
 
@@ -269,10 +269,10 @@ static void to_keepalive(px_conn_t *c)
 static int h1_done(void *s)
 {
     px_conn_t *c = s;
-    int keep = c->h1.x.keep_alive && c->h1.x.req_done && !c->env->draining && !px_transport_eof(&c->tp);
+    int keep = c->h1->x.keep_alive && c->h1->x.req_done && !c->env->draining && !px_transport_eof(&c->tp);
 
-    px_exch_reset(&c->h1.x);
-    c->h1.chunked_down = c->h1.hold_small = 0;
+    px_exch_reset(&c->h1->x);
+    c->h1->chunked_down = c->h1->hold_small = 0;
     c->req_deadline = 0;
     if (!keep)
         return px_conn_begin_close(c);
@@ -287,19 +287,19 @@ static int h1_done(void *s)
 
 static PX_MUST_CHECK int start_exchange(px_conn_t *c)
 {
-    const px_http_head_t *h = px_http1_head(c->h1.req);
+    const px_http_head_t *h = px_http1_head(c->h1->req);
     const px_config_t *cfg = cfg_of(c);
-    px_exch_t *x = &c->h1.x;
+    px_exch_t *x = &c->h1->x;
 
     px_exch_begin(x, h, cfg, c->env->sig, &c->env->rng);
-    c->h1.client_minor = h->http_minor;
-    c->h1.chunked_down = c->h1.hold_small = 0;
+    c->h1->client_minor = h->http_minor;
+    c->h1->chunked_down = c->h1->hold_small = 0;
     px_conn_set_state(c, C_REQUEST);
     if (!c->req_deadline)           /* the head came in one piece: count from now */
         c->req_deadline = uv_now(c->env->loop) + cfg->timeouts.request;
-    c->h1.requests++;
+    c->h1->requests++;
     x->keep_alive = h->keep_alive && !c->env->draining &&
-                    (!cfg->http.max_requests_per_conn || c->h1.requests < cfg->http.max_requests_per_conn);
+                    (!cfg->http.max_requests_per_conn || c->h1->requests < cfg->http.max_requests_per_conn);
     if (px_exch_req_head(x) < 0)
         return GONE;
     if (x->sig_state == PX_XSIG_VERIFYING)
@@ -310,7 +310,7 @@ static PX_MUST_CHECK int start_exchange(px_conn_t *c)
 static int parse_requests(px_conn_t *c)
 {
     while (c->state == C_IDLE || c->state == C_REQUEST) {
-        px_exch_t *x = &c->h1.x;
+        px_exch_t *x = &c->h1->x;
         const char *data, *detail;
         size_t used = 0, dlen = 0;
         px_h1_event_t ev;
@@ -324,12 +324,12 @@ static int parse_requests(px_conn_t *c)
                 break;
         }
         /* Called even with no input left: END can follow the last body bytes. */
-        ev = px_http1_parse(c->h1.req, px_buf_ptr(px_transport_input(&c->tp)), px_buf_size(px_transport_input(&c->tp)), &used, &data, &dlen);
+        ev = px_http1_parse(c->h1->req, px_buf_ptr(px_transport_input(&c->tp)), px_buf_size(px_transport_input(&c->tp)), &used, &data, &dlen);
         switch (ev) {
         case PX_H1_NEED_MORE:
             px_buf_consume(px_transport_input(&c->tp), used);
             if (!x->active && (c->tkind == T_KEEPALIVE || c->tkind == T_IDLE) &&
-                !px_http1_idle(c->h1.req))
+                !px_http1_idle(c->h1->req))
                 px_conn_arm(c, T_HEADER);   /* a new head has begun: it must complete in time */
             goto out;
         case PX_H1_HEAD:
@@ -350,7 +350,7 @@ static int parse_requests(px_conn_t *c)
                 return GONE;
             break;
         case PX_H1_ERROR:
-            e = px_http1_error(c->h1.req, &detail);
+            e = px_http1_error(c->h1->req, &detail);
             if (!x->active) {
                 snprintf(x->method, sizeof x->method, "-");
                 x->t_start = uv_hrtime();
@@ -359,7 +359,7 @@ static int parse_requests(px_conn_t *c)
         }
     }
 out:
-    if (px_exch_flush_upstream(&c->h1.x) < 0)
+    if (px_exch_flush_upstream(&c->h1->x) < 0)
         return GONE;
     return px_conn_flush(c);
 }
@@ -368,11 +368,12 @@ out:
 
 void px_h1_init(px_conn_t *c)
 {
-    px_buf_init(&c->h1.scratch, 0);
-    px_exch_init(&c->h1.x);
-    c->h1.x.ops = &h1_ops;
-    c->h1.x.sess = c;
-    c->h1.x.env = c->env;
+    c->h1->conn = c;
+    px_buf_init(&c->h1->scratch, 0);
+    px_exch_init(&c->h1->x);
+    c->h1->x.ops = &h1_ops;
+    c->h1->x.sess = c;
+    c->h1->x.env = c->env;
 }
 
 int px_h1_open(px_conn_t *c)
@@ -385,20 +386,24 @@ int px_h1_open(px_conn_t *c)
     req_lim.max_body_bytes = cfg->http.max_body_bytes;
     resp_lim = req_lim;
     resp_lim.max_body_bytes = 0;
-    c->h1.req = px_http1_new(1, &req_lim);
-    c->h1.x.resp = px_http1_new(0, &resp_lim);
-    c->h1.x.ci = (px_conninfo_t){ px_transport_peer(&c->tp), px_transport_peer_ip(&c->tp),
+    c->h1->req = px_http1_new(1, &req_lim);
+    c->h1->x.resp = px_http1_new(0, &resp_lim);
+    c->h1->x.ci = (px_conninfo_t){ px_transport_peer(&c->tp), px_transport_peer_ip(&c->tp),
                                px_transport_tls(&c->tp), c->env->worker_id, c->env->m,
                                px_h1_sess.protocol };
-    return c->h1.req && c->h1.x.resp ? 0 : -1;
+    return c->h1->req && c->h1->x.resp ? 0 : -1;
 }
 
 void px_h1_free(px_conn_t *c)
 {
-    px_defer_cancel(&c->h1.resume);
-    px_exch_free(&c->h1.x);
-    px_http1_free(c->h1.req);
-    px_buf_free(&c->h1.scratch);
+    if (!c->h1)
+        return;
+    px_defer_cancel(&c->h1->resume);
+    px_exch_free(&c->h1->x);
+    px_http1_free(c->h1->req);
+    px_buf_free(&c->h1->scratch);
+    free(c->h1);
+    c->h1 = NULL;
 }
 
 void px_h1_start(px_conn_t *c)
@@ -414,7 +419,7 @@ int px_h1_input(px_conn_t *c)
     if (px_transport_eof(&c->tp)) {
         if (c->state == C_IDLE)
             return px_conn_begin_close(c);
-        if (c->state == C_REQUEST && !c->h1.x.req_done)
+        if (c->state == C_REQUEST && !c->h1->x.req_done)
             return px_conn_abort(c, PX_END_CLIENT_CLOSED);     /* the client gave up mid-request */
     }
     return 0;
@@ -422,14 +427,14 @@ int px_h1_input(px_conn_t *c)
 
 void px_h1_written(px_conn_t *c)
 {
-    px_exch_resp_drained(&c->h1.x);
+    px_exch_resp_drained(&c->h1->x);
 }
 
 void px_h1_sent(px_conn_t *c)
 {
     px_h1_written(c);
-    if (c->h1.resume_after_write && !px_transport_writing(&c->tp)) {
-        c->h1.resume_after_write = 0;
+    if (c->h1->resume_after_write && !px_transport_writing(&c->tp)) {
+        c->h1->resume_after_write = 0;
         if (c->state == C_IDLE)
             resume_later(c);
     }
@@ -455,8 +460,8 @@ void px_h1_timer(px_conn_t *c)
 
 int px_h1_abort_prep(px_conn_t *c, px_end_reason_t why)
 {
-    if (c->h1.hold_small) {            /* what came of a held response goes out, as if not held */
-        c->h1.hold_small = 0;
+    if (c->h1->hold_small) {            /* what came of a held response goes out, as if not held */
+        c->h1->hold_small = 0;
         if (px_conn_flush(c) < 0)
             return GONE;
     }
@@ -467,8 +472,8 @@ int px_h1_abort_prep(px_conn_t *c, px_end_reason_t why)
 
 void px_h1_stop(px_conn_t *c)
 {
-    px_defer_cancel(&c->h1.resume);
-    px_exch_release_upstream(&c->h1.x, 0);
+    px_defer_cancel(&c->h1->resume);
+    px_exch_release_upstream(&c->h1->x, 0);
 }
 
 void px_h1_log_unfinished(px_conn_t *c, px_end_reason_t why)
@@ -483,7 +488,7 @@ int px_h1_idle(px_conn_t *c)
 
 int px_h1_job_pending(const px_conn_t *c)
 {
-    return c->h1.x.job != NULL;
+    return c->h1->x.job != NULL;
 }
 
 /* Drain: an idle connection closes now, a busy one after its response

@@ -59,6 +59,7 @@ extern const px_conn_sess_t px_h2_sess;
 
 /* The HTTP/1.1 session's state (h1.c). */
 typedef struct px_h1 {
+    px_conn_t *conn;             /* the connection it belongs to */
     px_buf_t scratch;            /* response heads and chunk framing */
     px_http1_t *req;             /* the request parser (the exchange has the response's) */
     px_exch_t x;                 /* the exchange in progress */
@@ -77,8 +78,10 @@ struct px_conn {
     px_tkind_t tkind;
     const px_conn_sess_t *sess;  /* HTTP/1.1 until ALPN chooses h2 */
     uint64_t req_deadline;       /* loop ms by which the request must be complete; 0: none yet */
-    union {                      /* the session's own state, by c->sess */
-        px_h1_t h1;              /* HTTP/1.1 (h1.c): from accept until ALPN chooses h2 */
+    union {                      /* the session's own state, by c->sess; allocated
+                                  * apart, so that an HTTP/2 connection does not carry
+                                  * the HTTP/1.1 state (1.3 KiB, mostly its exchange) */
+        px_h1_t *h1;             /* HTTP/1.1 (h1.c): from accept until ALPN chooses h2 */
         struct px_h2conn *h2;    /* HTTP/2 (h2_session.c), after px_h1_free */
     };
     px_conn_t *next, *prev;
