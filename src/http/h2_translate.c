@@ -48,7 +48,17 @@ static int method_token(px_str_t s)
 /* RFC 9110 field-value: no control byte but HTAB, no surrounding whitespace. */
 static int good_value(px_str_t v)
 {
-    for (size_t i = 0; i < v.n; i++) {
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+
+    for (; i + 8 <= v.n; i += 8) {      /* eight bytes at a time until one is < 0x20 or DEL */
+        uint64_t w, d;
+        memcpy(&w, v.p + i, 8);
+        d = w ^ (0x7f * ones);
+        if (((w - 0x20 * ones) & ~w & highs) || ((d - ones) & ~d & highs))
+            break;
+    }
+    for (; i < v.n; i++) {
         unsigned char c = (unsigned char)v.p[i];
         if ((c < 0x20 && c != '\t') || c == 0x7f)
             return 0;
@@ -122,12 +132,13 @@ static int vet(const px_msg_t *m, uint64_t max_body_bytes, int64_t *cl, px_str_t
         FAIL(BAD_REQUEST, "invalid :scheme");
     for (int i = 0; i < n; i++) {
         px_str_t a = px_msg_header_name(m, i), b = px_msg_header_value(m, i);
-        if (px_has_line_break(a.p, a.n) || px_has_line_break(b.p, b.n))
-            FAIL(BAD_REQUEST, "a field carries CR, LF or NUL");
-        if (!lower_token(a))
-            FAIL(BAD_REQUEST, "a field name is not a lowercase token");
-        if (!good_value(b))
+        if (!lower_token(a) || !good_value(b)) {    /* both refuse CR, LF and NUL: say so */
+            if (px_has_line_break(a.p, a.n) || px_has_line_break(b.p, b.n))
+                FAIL(BAD_REQUEST, "a field carries CR, LF or NUL");
+            if (!lower_token(a))
+                FAIL(BAD_REQUEST, "a field name is not a lowercase token");
             FAIL(BAD_REQUEST, "invalid field value");
+        }
         if (px_h2_connection_specific(a.p, a.n))
             FAIL(BAD_REQUEST, "connection-specific field in an HTTP/2 request");
         if (is(a, "te") && !is(b, "trailers"))

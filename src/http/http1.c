@@ -1337,20 +1337,25 @@ static int walk_fields(const px_http_head_t *head, const px_fwd_opts_t *opts, co
     return head->body == PX_BODY_EOF ? PX_EINVAL : 0;   /* a request cannot be delimited by close */
 }
 
-int px_http1_request_fields(const px_http_head_t *head, const px_fwd_opts_t *opts,
-                            px_field_sink_t sink, void *ud)
+/* The walk with its X-Forwarded-For scratch; the caller checked the line. */
+static int walk(const px_http_head_t *head, const px_fwd_opts_t *opts, px_field_sink_t sink,
+                void *ud)
 {
     static const px_fwd_opts_t none;
     const walk_t w = { sink, ud };
     px_buf_t xff;
     int rc;
 
-    if (!request_line_ok(head))
-        return PX_EINVAL;
     px_buf_init(&xff, 0);
     rc = walk_fields(head, opts ? opts : &none, &w, &xff);
     px_buf_free(&xff);
     return rc;
+}
+
+int px_http1_request_fields(const px_http_head_t *head, const px_fwd_opts_t *opts,
+                            px_field_sink_t sink, void *ud)
+{
+    return request_line_ok(head) ? walk(head, opts, sink, ud) : PX_EINVAL;
 }
 
 int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
@@ -1363,7 +1368,7 @@ int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
 
     if (!request_line_ok(head))
         return PX_EINVAL;
-    if ((rc = put_parts(out, p, len, 4)) || (rc = px_http1_request_fields(head, opts, put_line, out)) ||
+    if ((rc = put_parts(out, p, len, 4)) || (rc = walk(head, opts, put_line, out)) ||
         (rc = px_buf_append(out, "\r\n", 2)))
         return rollback(out, mark, rc);
     return 0;

@@ -95,6 +95,24 @@ static nghttp2_nv *nvb_at(const nvb_t *v, size_t i)
     return (nghttp2_nv *)(void *)px_buf_ptr(v->b) + i;
 }
 
+/* A token's bytes lowercased, eight at a time: tokens are ASCII, so a byte
+ * gains 0x20 exactly when it is in A..Z (no carry crosses a byte). */
+static void lower_copy(char *d, const char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, h;
+        memcpy(&w, s + i, 8);
+        h = w & ~highs;
+        w |= ((h + (0x80 - 'A') * ones) & ~(h + (0x80 - 'Z' - 1) * ones) & ~w & highs) >> 2;
+        memcpy(d + i, &w, 8);
+    }
+    for (; i < n; i++)
+        d[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+}
+
 static int nvb_add(nvb_t *v, const char *name, size_t nlen, const char *val, size_t vlen, uint8_t flags)
 {
     size_t at = px_buf_size(v->b);
@@ -105,8 +123,7 @@ static int nvb_add(nvb_t *v, const char *name, size_t nlen, const char *val, siz
         return PX_EINVAL;               /* more than the walk can emit: a bug, refused */
     if (!(d = px_buf_reserve(v->b, nlen + vlen + 2)))
         return PX_ENOMEM;
-    for (size_t j = 0; j < nlen; j++)   /* a token (px_http1_request_fields vetted it) */
-        d[j] = (char)(name[j] >= 'A' && name[j] <= 'Z' ? name[j] + 32 : name[j]);
+    lower_copy(d, name, nlen);          /* a token (px_http1_request_fields vetted it) */
     d[nlen] = '\0';
     if (vlen)
         memcpy(d + nlen + 1, val, vlen);

@@ -193,6 +193,46 @@ static void test_nul(void **state)
     px_msg_free(&m);
 }
 
+/* Every control byte but HTAB, and DEL, at every position of values up to
+ * 40 bytes (the check reads eight bytes at once) is refused, CR, LF and
+ * NUL saying so; HTAB inside and bytes from 0x80 pass. */
+static void test_value_bytes(void **state)
+{
+    char v[41];
+    (void)state;
+    for (int len = 1; len <= 40; len++) {
+        for (int at = 0; at < len; at++) {
+            for (int c = 0; c <= 0x80; c++) {
+                px_msg_t m;
+                px_h2_req_t r = { 0 };
+                const char *detail = NULL;
+                int bad = c < 0x20 || c == 0x7f, rc;
+                if (c == 0x80)
+                    c = 0xff;
+                memset(v, c == '\t' || c >= 0x7f ? 'a' : 'b', (size_t)len);
+                v[at] = (char)c;
+                if ((c == '\t' || c == ' ') && (at == 0 || at == len - 1))
+                    continue;               /* surrounding whitespace: refused elsewhere */
+                make(&m, "GET", "/", "h", 1, NULL);
+                assert_int_equal(px_msg_add(&m, "x-a", 3, v, (size_t)len), 0);
+                rc = px_h2_translate(&m, 0, &r, &detail);
+                if (c == '\t' || !bad) {
+                    assert_int_equal(rc, 0);
+                } else {
+                    assert_int_equal(rc, 1 + PX_HERR_BAD_REQUEST);
+                    assert_string_equal(detail, c == '\r' || c == '\n' || c == 0
+                                                    ? "a field carries CR, LF or NUL"
+                                                    : "invalid field value");
+                }
+                px_h2_req_free(&r);
+                px_msg_free(&m);
+                if (c == 0xff)
+                    break;
+            }
+        }
+    }
+}
+
 /* One px_h2_req_t for request after request (a kept HTTP/2 stream): a
  * long head, then a short one, then one refused: each translation is its
  * own, nothing of the one before shows through. */
@@ -235,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_bodies),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_nul),
+        cmocka_unit_test(test_value_bytes),
         cmocka_unit_test(test_reuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

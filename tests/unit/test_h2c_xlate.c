@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -216,11 +217,47 @@ static void test_request_many_fields(void **state)
     px_buf_free(&scratch);
 }
 
+/* Names of every length up to 24 with every token byte at every position:
+ * lowercased exactly as tolower does (the copy works eight bytes at once). */
+static void test_request_names_lowercased(void **state)
+{
+    static const char tchars[] = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                 "abcdefghijklmnopqrstuvwxyz";
+    enum { NT = sizeof tchars - 1 };
+    static char names[NT][25];
+    px_header_t f[NT];
+    px_buf_t scratch;
+    nghttp2_nv *nv;
+    size_t n;
+    (void)state;
+
+    px_buf_init(&scratch, 0);
+    for (size_t len = 1; len <= 24; len++) {
+        for (size_t k = 0; k < NT; k++) {
+            for (size_t j = 0; j < len; j++)
+                names[k][j] = tchars[(k + j * 7) % NT];
+            f[k] = (px_header_t){ names[k], len, "v", 1 };
+        }
+        px_http_head_t r = req(f, NT, "m");
+        assert_int_equal(px_h2cx_request(&scratch, &r, NULL, &nv, &n), 0);
+        assert_int_equal(n, 4 + NT + 1);
+        for (size_t k = 0; k < NT; k++) {
+            char want[25];
+            for (size_t j = 0; j < len; j++)
+                want[j] = (char)tolower((unsigned char)names[k][j]);
+            assert_int_equal(nv[4 + k].namelen, len);
+            assert_memory_equal(nv[4 + k].name, want, len);
+        }
+    }
+    px_buf_free(&scratch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_fields),
         cmocka_unit_test(test_request_many_fields),
+        cmocka_unit_test(test_request_names_lowercased),
         cmocka_unit_test_setup_teardown(test_good_fields_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_fields_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trailers, setup, teardown),
