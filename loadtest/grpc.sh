@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gRPC unary side by side in one run (docs/benchmarks.md, "gRPC unary"):
 #
-#   loadtest/grpc.sh [--quick] [--rounds N] [--duration S] [--pqproxy PATH] [--out DIR]
+#   loadtest/grpc.sh [--quick] [--rounds N] [--duration S] [--stock-anchors] [--pqproxy PATH]
+#                    [--out DIR]
 #
 # One h2c gRPC upstream: nginx (one worker, `listen ... http2` without ssl,
 # i.e. HTTP/2 with prior knowledge) answering every
@@ -12,6 +13,9 @@
 #   pqproxy   upstream.protocol "h2c", pq_policy "prefer"
 #   nginx     listen ... ssl http2, grpc_pass to an upstream block with keepalive
 #   haproxy   bind ... alpn h2, backend server ... proto h2, nbthread 1
+# each forwarding the fields pqproxy adds (X-Forwarded-For, -Proto, -Host,
+# X-Request-Id; loadtest/lib.sh), checked at the upstream (check.txt);
+# --stock-anchors: nginx and HAProxy on their defaults, adding none.
 # Before the rounds, one call through each with @grpc/grpc-js on Node 24
 # (tests/integration/peers/grpc_client.mjs): status OK and the expected
 # response decoded, else the run stops (h2load counts any complete HTTP 200
@@ -33,7 +37,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 PQPROXY="$ROOT/build/pqproxy"
-ROUNDS=3 DUR=10 CONNS=8 STREAMS=32 OUT=""
+ROUNDS=3 DUR=10 CONNS=8 STREAMS=32 OUT="" STOCK=0
 METHOD=/inference.GRPCInferenceService/ModelInfer
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -42,6 +46,7 @@ while [ $# -gt 0 ]; do
     esac
     case "$1" in
         --quick) ROUNDS=1; DUR=3 ;;
+        --stock-anchors) STOCK=1 ;;
         --rounds) ROUNDS="${2:-}"; shift ;;
         --duration) DUR="${2:-}"; shift ;;
         --pqproxy) PQPROXY="${2:-}"; shift ;;
@@ -55,6 +60,8 @@ done
 LT_NAME=grpc.sh
 . "$HERE/lib.sh"
 lt_check_ranges "--rounds:$ROUNDS:1:15" "--duration:$DUR:1:600"
+[ "$STOCK" = 0 ] || LT_SAME_FIELDS=0
+lt_same_fields
 lt_need_pqproxy "$PQPROXY"
 lt_need_tools scripts/bench-deps.sh nginx haproxy h2load python3
 NODE="$(lt_node24)"
@@ -89,9 +96,11 @@ http {
     keepalive_requests 1000000; keepalive_timeout 300s; http2_idle_timeout 300s;
     http2_max_concurrent_streams 1000;
     $(lt_ngx_temp upstream)
+    $(lt_ngx_fields_format)
     server {
         listen 127.0.0.1:$UP_PORT http2 backlog=4096;
         root $RUN/www; etag off; max_ranges 0;
+        $(lt_ngx_fields_log)
         location ${METHOD%/*}/ {
             types { } default_type application/grpc;
             add_trailer grpc-status 0 always;
@@ -110,7 +119,7 @@ wait_port "$UP_PORT" || lt_die "upstream nginx did not start: $(cat "$RUN/upstre
 
 TARGETS=(pqproxy nginx haproxy)
 lt_start_pqproxy pqproxy prefer '["h2"]' '"protocol": "h2c"'
-lt_start_nginx_h2 " keepalive_requests 1000000;" "grpc_pass grpc://model;"
+lt_start_nginx_h2 " keepalive_requests 1000000;" "grpc_pass grpc://model; $(lt_ngx_fields grpc)"
 lt_start_haproxy h2 "proto h2"
 
 # h2load_call SECONDS PORT ARGS...: h2load posting the prepared call, stopped after SECONDS
@@ -123,7 +132,7 @@ h2load_call() {
 : > "$OUT/check.txt"
 for n in "${TARGETS[@]}"; do
     wait_port "${PORT[$n]}" || lt_die "$n did not start: $(cat "$RUN/$n".out "$RUN/$n".err 2>/dev/null | tail -5)"
-    chk="$(h2load_call 30 "${PORT[$n]}" -n 1 -c 1 2>&1 || true)"
+    chk="$(h2load_call 30 "${PORT[$n]}" -n 1 -c 1 -H "x-lt-check: $n" 2>&1 || true)"
     grep -q '^Application protocol: h2$' <<<"$chk" && grep -q ' 1 succeeded' <<<"$chk" ||
         lt_die "$n does not answer the call over HTTP/2: $(tail -5 <<<"$chk"; cat "$RUN/$n".out "$RUN/$n".err 2>/dev/null | tail -5)"
     # the same call from a real gRPC client: grpc-status 0 and the expected message
@@ -136,9 +145,10 @@ want = json.load(open(sys.argv[1]))
 got = json.loads(sys.argv[2].strip().splitlines()[-1])
 sys.exit(0 if got.get("ok") and got.get("code") == 0 and got.get("response") == want else 1)
 EOF
-    printf '%s: grpc-status 0 (@grpc/grpc-js, %s), response as expected; h2load: %s\n' "$n" "${METHOD##*/}" \
-        "$(grep -E '^(TLS Protocol|Cipher|Server Temp Key|Application protocol):' <<<"$chk" | tr '\n' ' ')" \
-        >> "$OUT/check.txt"
+    fields="$(lt_check_fields "$n")"
+    printf '%s: grpc-status 0 (@grpc/grpc-js, %s), response as expected; h2load: %s; forwarded: %s\n' "$n" \
+        "${METHOD##*/}" "$(grep -E '^(TLS Protocol|Cipher|Server Temp Key|Application protocol):' <<<"$chk" | tr '\n' ' ')" \
+        "$fields" >> "$OUT/check.txt"
 done
 LOADAVG_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 VERSIONS="$("$PQPROXY" version | head -n1); $(nginx -v 2>&1 | sed 's/.*: //'); HAProxy $(haproxy -v | head -1 | awk '{print $3}'); $(h2load --version | head -1); $(openssl version 2>/dev/null | awk '{print $1, $2}')"
@@ -170,6 +180,7 @@ done
 LOADAVG_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 python3 "$HERE/grpcreport.py" --out "$OUT" --versions "$VERSIONS" --rounds "$ROUNDS" --duration "$DUR" \
     --conns "$CONNS" --streams "$STREAMS" --method "$METHOD" --loadavg "$LOADAVG_START -> $LOADAVG_END" \
+    --anchor-fields "$([ "$LT_SAME_FIELDS" = 1 ] && echo same || echo stock)" \
     > "$OUT/grpc.md"
 for f in "${TARGETS[@]/%/.err}" "${TARGETS[@]/%/.out}" upstream.err; do   # logs, and stderr (sanitizer reports)
     [ -s "$RUN/$f" ] && cp "$RUN/$f" "$OUT/$f.log"

@@ -11,14 +11,14 @@ import argparse
 import json
 import os
 
-from h2report import per_round, per_round_line, rows, summarize, table, to_best
+from h2report import anchor_fields_line, per_round, per_round_line, rows, summarize, table, to_best
 
 TARGET_CPU_RATIO = 0.8
 
 
 def main():
     ap = argparse.ArgumentParser()
-    for k in ("out", "versions", "loadavg", "method"):
+    for k in ("out", "versions", "loadavg", "method", "anchor-fields"):
         ap.add_argument("--" + k, default="")
     for k in ("rounds", "duration", "conns", "streams"):
         ap.add_argument("--" + k, type=int, default=0)
@@ -40,6 +40,7 @@ def main():
            f"{a.rounds} interleaved round(s), medians",
            "- one worker per proxy; TLS 1.3, ECDSA P-256, X25519 (h2load on OpenSSL 3.0); every target "
            "checked first with @grpc/grpc-js (check.txt)",
+           anchor_fields_line(a.anchor_fields),
            f"- load average (1, 5, 15 min) at start -> end: {a.loadavg}\n"]
     out += table(summary, extra=(("upstream CPU µs/call", "upstream_cpu_us_per_req"),))
     if ratios:
@@ -55,7 +56,8 @@ def main():
     with open(os.path.join(a.out, "grpc.json"), "w") as fh:
         json.dump({"summary": summary, "best_anchor": best, "ratios": ratios, "per_round": rounds, "target": target,
                    "versions": a.versions, "loadavg": a.loadavg, "rounds": a.rounds, "duration_s": a.duration,
-                   "conns": a.conns, "streams": a.streams, "method": a.method}, fh, indent=1)
+                   "conns": a.conns, "streams": a.streams, "method": a.method,
+                   "anchor_fields": a.anchor_fields}, fh, indent=1)
 
 
 if __name__ == "__main__":

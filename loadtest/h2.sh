@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # HTTP/2 side by side in one run (docs/benchmarks.md, "HTTP/2"):
 #
-#   loadtest/h2.sh [--quick] [--rounds N] [--duration S] [--idle N] [--pqproxy PATH] [--out DIR]
+#   loadtest/h2.sh [--quick] [--rounds N] [--duration S] [--idle N] [--stock-anchors]
+#                  [--pqproxy PATH] [--out DIR]
 #
 # One plaintext HTTP/1.1 upstream (nginx serving the small JSON document of
 # run.sh), and in front of it, with the same ECDSA P-256 certificate
@@ -10,7 +11,10 @@
 #   nginx     listen ... ssl http2 (nginx 1.22 predates `http2 on;`),
 #             proxy_pass over HTTP/1.1 keep-alive to the upstream
 #   haproxy   bind ... alpn h2,http/1.1, HTTP/1.1 backend, nbthread 1
-# and runs:
+# each forwarding the fields pqproxy adds (X-Forwarded-For, -Proto, -Host,
+# X-Request-Id; loadtest/lib.sh), checked at the upstream (check.txt);
+# --stock-anchors: nginx and HAProxy on their defaults, adding none.
+# It runs:
 #   h2  h2load (nghttp2-client) -c C -m M, HTTP/2 only, GET /small.json, in
 #       interleaved rounds of S seconds: req/s, CPU per request (the
 #       proxy's own utime+stime from /proc, children included, over
@@ -38,7 +42,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 PQPROXY="$ROOT/build/pqproxy"
-ROUNDS=3 DUR=10 IDLE_N=500 CONNS=8 STREAMS=32 OUT=""
+ROUNDS=3 DUR=10 IDLE_N=500 CONNS=8 STREAMS=32 OUT="" STOCK=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds|--duration|--idle|--pqproxy|--out)
@@ -46,6 +50,7 @@ while [ $# -gt 0 ]; do
     esac
     case "$1" in
         --quick) ROUNDS=1; DUR=3; IDLE_N=200 ;;
+        --stock-anchors) STOCK=1 ;;
         --rounds) ROUNDS="${2:-}"; shift ;;
         --duration) DUR="${2:-}"; shift ;;
         --idle) IDLE_N="${2:-}"; shift ;;
@@ -60,6 +65,8 @@ done
 LT_NAME=h2.sh
 . "$HERE/lib.sh"
 lt_check_ranges "--rounds:$ROUNDS:1:15" "--duration:$DUR:1:600" "--idle:$IDLE_N:1:10000"
+[ "$STOCK" = 0 ] || LT_SAME_FIELDS=0
+lt_same_fields
 lt_need_pqproxy "$PQPROXY"
 lt_need_tools scripts/bench-deps.sh nginx haproxy h2load curl python3
 
@@ -81,7 +88,8 @@ http {
     access_log off; tcp_nodelay on; default_type application/json;
     keepalive_requests 1000000; keepalive_timeout 300s;
     $(lt_ngx_temp upstream)
-    server { listen 127.0.0.1:$UP_PORT backlog=4096; root $RUN/www; location = /small.json { } }
+    $(lt_ngx_fields_format)
+    server { listen 127.0.0.1:$UP_PORT backlog=4096; root $RUN/www; $(lt_ngx_fields_log) location = /small.json { } }
 }
 EOF
 nginx -p "$RUN" -c "$RUN/upstream.conf" >"$RUN/upstream.out" 2>&1 &
@@ -90,7 +98,7 @@ wait_port "$UP_PORT" || lt_die "upstream nginx did not start: $(cat "$RUN/upstre
 
 # start_pqproxy NAME POLICY, start_nginx, start_haproxy: the proxies (also restarted for the idle counts)
 start_pqproxy() { lt_start_pqproxy "$1" "$2" '["h2", "http/1.1"]' '"pool_max_idle": 256'; }
-start_nginx() { lt_start_nginx_h2 "" 'proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection "";'; }
+start_nginx() { lt_start_nginx_h2 "" "proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection \"\"; $(lt_ngx_fields proxy)"; }
 start_haproxy() { lt_start_haproxy h2,http/1.1; }
 
 TARGETS=(pqproxy nginx haproxy)
@@ -115,10 +123,14 @@ h2gen() {
 for n in "${TARGETS[@]}"; do
     wait_port "${PORT[$n]}" || lt_die "$n did not start: $(cat "$RUN/$n".out "$RUN/$n".err 2>/dev/null | tail -5)"
     # one request over HTTP/2, and the protocol h2load negotiated
-    chk="$($(h2gen "$n") -n 1 -c 1 --npn-list=h2 "https://127.0.0.1:${PORT[$n]}/small.json" 2>&1 || true)"
+    hdr=()      # h2load's check request is marked for the upstream's log of fields
+    [ "$(h2gen "$n")" != h2load ] || hdr=(-H "x-lt-check: $n")
+    chk="$($(h2gen "$n") -n 1 -c 1 --npn-list=h2 "${hdr[@]}" "https://127.0.0.1:${PORT[$n]}/small.json" 2>&1 || true)"
     grep -q '^Application protocol: h2$' <<<"$chk" && grep -q ' 1 succeeded' <<<"$chk" ||
         lt_die "$n does not answer over HTTP/2: $(tail -5 <<<"$chk"; cat "$RUN/$n".out "$RUN/$n".err 2>/dev/null | tail -5)"
-    printf '%s: %s\n' "$n" "$(grep -E '^(TLS Protocol|Cipher|Server Temp Key|Application protocol):' <<<"$chk" | tr '\n' ' ')" >> "$OUT/check.txt"
+    fields=""
+    [ ${#hdr[@]} -eq 0 ] || fields="; forwarded: $(lt_check_fields "$n")"
+    printf '%s: %s%s\n' "$n" "$(grep -E '^(TLS Protocol|Cipher|Server Temp Key|Application protocol):' <<<"$chk" | tr '\n' ' ')" "$fields" >> "$OUT/check.txt"
 done
 if [ -n "$NODE" ]; then     # the hybrid proxy refuses a classical client: the group is really hybrid
     chk="$(h2load -n 1 -c 1 --npn-list=h2 "https://127.0.0.1:${PORT[pqproxy-h]}/small.json" 2>&1 || true)"
@@ -190,7 +202,7 @@ NODE_VER=""
 [ -z "$NODE" ] || NODE_VER="$("$NODE" -p '"Node " + process.version + ", OpenSSL " + process.versions.openssl')"
 python3 "$HERE/h2report.py" --out "$OUT" --versions "$VERSIONS" --rounds "$ROUNDS" --duration "$DUR" \
     --conns "$CONNS" --streams "$STREAMS" --idle-n "$IDLE_N" --loadavg "$LOADAVG_START -> $LOADAVG_END" \
-    --node "$NODE_VER" > "$OUT/h2.md"
+    --node "$NODE_VER" --anchor-fields "$([ "$LT_SAME_FIELDS" = 1 ] && echo same || echo stock)" > "$OUT/h2.md"
 for n in "${TARGETS[@]}"; do [ -s "$RUN/$n.err" ] && cp "$RUN/$n.err" "$OUT/$n.err.log"; done
 cat "$OUT/h2.md"
 log "done: $OUT"

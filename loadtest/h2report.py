@@ -59,6 +59,16 @@ def per_round(raw, target, anchor):
             "median": round(statistics.median(p["cpu_us_per_req_ratio"] for p in pairs), 3) if pairs else None}
 
 
+def anchor_fields_line(mode):
+    """What the anchors were told to add (loadtest/lib.sh, lt_same_fields)."""
+    if mode == "same":
+        return ("- every proxy forwards the fields pqproxy adds: X-Forwarded-For, X-Forwarded-Proto, "
+                "X-Forwarded-Host, a unique X-Request-Id (nginx `*_set_header`, HAProxy `option forwardfor`, "
+                "`set-header`, `unique-id-header`), checked at the upstream (check.txt)")
+    return ("- --stock-anchors: nginx and HAProxy on their defaults, forwarding none of the four fields "
+            "pqproxy adds (X-Forwarded-For, -Proto, -Host, X-Request-Id)")
+
+
 def per_round_line(pr, target="pqproxy", what="request"):
     """The Markdown line of per_round's result."""
     if not pr or not pr["pairs"]:
@@ -86,7 +96,7 @@ def table(summary, extra=()):
 
 def main():
     ap = argparse.ArgumentParser()
-    for k in ("out", "versions", "loadavg", "node"):
+    for k in ("out", "versions", "loadavg", "node", "anchor-fields"):
         ap.add_argument("--" + k, default="")
     for k in ("rounds", "duration", "conns", "streams", "idle-n"):
         ap.add_argument("--" + k, type=int, default=0)
@@ -112,6 +122,7 @@ def main():
     out.append("- one worker per proxy; TLS 1.3, ECDSA P-256; key exchange X25519 (h2load on OpenSSL 3.0)"
                + (f"; pqproxy-h (require, X25519MLKEM768) and pqproxy-x (X25519) driven by h2node.mjs on {a.node}"
                   if a.node else "; no Node.js 24: no hybrid rows"))
+    out.append(anchor_fields_line(a.anchor_fields))
     out.append(f"- load average (1, 5, 15 min) at start -> end: {a.loadavg}\n")
     out += table(summary)
     if ratios:
@@ -136,7 +147,7 @@ def main():
     with open(os.path.join(a.out, "h2.json"), "w") as fh:
         json.dump({"summary": summary, "best_anchor": best, "ratios": ratios, "per_round": rounds, "idle": idle,
                    "versions": a.versions, "loadavg": a.loadavg, "rounds": a.rounds, "duration_s": a.duration,
-                   "conns": a.conns, "streams": a.streams}, fh, indent=1)
+                   "conns": a.conns, "streams": a.streams, "anchor_fields": a.anchor_fields}, fh, indent=1)
 
 
 if __name__ == "__main__":

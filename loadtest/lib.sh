@@ -92,7 +92,7 @@ defaults
     http-reuse always
 frontend fe
     bind $2
-    default_backend model
+${LT_HAPROXY_FE:-}    default_backend model
 backend model
     server up 127.0.0.1:$3 maxconn 1000${4:+ $4}
 EOF
@@ -138,6 +138,57 @@ lt_run_cleanup() {
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     cp "$RUN"/*.conf "$RUN"/*.cfg "$RUN"/*.json "$OUT/" 2>/dev/null || true
     rm -rf "$RUN"
+}
+
+# --- the same request from every proxy (h2.sh and grpc.sh) ---
+# pqproxy adds X-Forwarded-For, -Proto, -Host and a unique X-Request-Id to
+# every request; nginx and HAProxy add none by default. CPU per request
+# compares like with like only when the anchors forward the same fields, so
+# they are configured to (LT_SAME_FIELDS=1, the default); --stock-anchors
+# (LT_SAME_FIELDS=0) runs them on their defaults. The upstream logs the
+# fields of the one check request of each target (header x-lt-check), and
+# lt_check_fields proves they arrived.
+LT_SAME_FIELDS=1
+lt_same_fields() {
+    [ "$LT_SAME_FIELDS" = 1 ] || { LT_HAPROXY_FE=""; return 0; }
+    LT_HAPROXY_FE='    option forwardfor
+    http-request set-header X-Forwarded-Proto https
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    unique-id-format %{+X}o%ci%cp%fi%fp%Ts%rt%pid
+    unique-id-header X-Request-Id
+'
+}
+# lt_ngx_fields PREFIX: nginx's PREFIX_set_header lines (proxy, grpc) for them
+lt_ngx_fields() {
+    [ "$LT_SAME_FIELDS" = 1 ] || return 0
+    printf '%s_set_header X-Forwarded-For $remote_addr; %s_set_header X-Forwarded-Proto $scheme; ' "$1" "$1"
+    printf '%s_set_header X-Forwarded-Host $host; %s_set_header X-Request-Id $request_id;' "$1" "$1"
+}
+# lt_ngx_fields_log: the upstream's log of the check requests (in its server block)
+lt_ngx_fields_log() {
+    printf 'access_log %s/fields.log ltfields if=$http_x_lt_check;' "$RUN"
+}
+lt_ngx_fields_format() {
+    printf '%s' "log_format ltfields '\$http_x_lt_check xff=\$http_x_forwarded_for xfp=\$http_x_forwarded_proto xfh=\$http_x_forwarded_host rid=\$http_x_request_id';"
+}
+# lt_check_fields TARGET: the fields TARGET's check request reached the
+# upstream with (check.txt); stop when pqproxy, or under LT_SAME_FIELDS an
+# anchor, left one out
+lt_check_fields() {
+    local line i
+    for i in $(seq 1 20); do
+        line="$(grep -m1 "^$1 " "$RUN/fields.log" 2>/dev/null || true)"
+        [ -n "$line" ] && break
+        sleep 0.1
+    done
+    [ -n "$line" ] || lt_die "$1: its check request did not reach the upstream"
+    if [ "$1" = "${1#pqproxy}" ] && [ "$LT_SAME_FIELDS" != 1 ]; then
+        printf '%s\n' "${line#* }"
+        return 0
+    fi
+    grep -Eq ' xff=[0-9a-f.:]+ xfp=https xfh=[^ -][^ ]* rid=[^ -][^ ]*$' <<<"$line" ||
+        lt_die "$1 does not forward X-Forwarded-For/-Proto/-Host and X-Request-Id: $line"
+    printf '%s\n' "${line#* }"
 }
 
 # lt_ngx_temp NAME: nginx's temp path directives, inside RUN/tmp

@@ -7,6 +7,7 @@ h2load alone would count as success."""
 import csv
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -61,6 +62,8 @@ def test_quick_run(h):
         check_in("grpc-status 0 (@grpc/grpc-js, ModelInfer), response as expected", line)
         check_in("Application protocol: h2", line)
         check_in("TLS Protocol: TLSv1.3", line)
+        # every proxy forwarded the fields pqproxy adds (loadtest/lib.sh, lt_check_fields)
+        check(re.search(r"; forwarded: xff=127\.0\.0\.1 xfp=https xfh=127\.0\.0\.1\S* rid=\S+$", line), line)
     with open(os.path.join(out, "raw.tsv")) as f:
         raw = list(csv.DictReader(f, delimiter="\t"))
     check_eq([row["target"] for row in raw], TARGETS)
@@ -71,6 +74,7 @@ def test_quick_run(h):
     j = json.load(open(os.path.join(out, "grpc.json")))
     check_eq(sorted(j["summary"]), sorted(TARGETS))
     check_eq(j["method"], "/inference.GRPCInferenceService/ModelInfer")
+    check_eq(j["anchor_fields"], "same")
     check_eq(j["best_anchor"]["cpu_anchor"] in ("nginx", "haproxy"), True)
     cpu = j["summary"]["pqproxy"]["cpu_us_per_req"] / j["best_anchor"]["cpu_us_per_req"]
     check_eq(j["ratios"]["pqproxy"]["cpu_us_per_req"], round(cpu, 3))

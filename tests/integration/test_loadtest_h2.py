@@ -125,10 +125,12 @@ def test_report_ratios(h):
     with open(os.path.join(out, "idle.tsv"), "w") as f:
         f.write("target\tprotocol\trequested\topen\tkib_per_conn\trss_before_kib\trss_after_kib\n"
                 "pqproxy\th2\t10\t10\t12.5\t100\t225\n")
-    r = subprocess.run([sys.executable, REPORT, "--out", out, "--rounds", "3", "--loadavg", "1 2 3 -> 4 5 6"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, REPORT, "--out", out, "--rounds", "3", "--loadavg", "1 2 3 -> 4 5 6",
+                        "--anchor-fields", "same"], capture_output=True, text=True, timeout=60)
     check_eq(r.returncode, 0, r.stderr)
     j = json.load(open(os.path.join(out, "h2.json")))
+    check_eq(j["anchor_fields"], "same")
+    check_in("- every proxy forwards the fields pqproxy adds: X-Forwarded-For", r.stdout)
     # medians: pqproxy 3100 req/s, 40 us/req, p99 3000; best anchor: 5000 req/s, 50 us (haproxy), p99 2500
     check_eq(j["summary"]["pqproxy"]["cpu_us_per_req"], 40.0)
     check_eq(j["best_anchor"]["cpu_anchor"], "haproxy")
@@ -145,6 +147,55 @@ def test_report_ratios(h):
     check_in("1 2 3 -> 4 5 6", r.stdout)
 
 
+def lib(script, env_extra=None):
+    """script run after sourcing loadtest/lib.sh (LT_NAME lib)"""
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run(["bash", "-c", f"set -euo pipefail; LT_NAME=lib; . {ROOT}/loadtest/lib.sh; {script}"],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env=env)
+
+
+def test_same_fields(h):
+    """The anchors are configured to forward what pqproxy adds, and the check
+    at the upstream stops a run where a proxy left a field out (pqproxy
+    always; nginx and HAProxy unless --stock-anchors)."""
+    run_dir = h.path("run")
+    os.makedirs(run_dir)
+    cfg = lib("lt_same_fields; lt_haproxy_cfg 1 127.0.0.1:1 2; echo; lt_ngx_fields grpc")
+    check_eq(cfg.returncode, 0, cfg.stderr)
+    for want in ("\n    option forwardfor\n", "http-request set-header X-Forwarded-Proto https",
+                 "http-request set-header X-Forwarded-Host %[req.hdr(host)]", "unique-id-header X-Request-Id\n",
+                 "grpc_set_header X-Forwarded-For $remote_addr;", "grpc_set_header X-Forwarded-Proto $scheme;",
+                 "grpc_set_header X-Forwarded-Host $host;", "grpc_set_header X-Request-Id $request_id;"):
+        check_in(want, cfg.stdout)
+    check(cfg.stdout.index("option forwardfor") < cfg.stdout.index("default_backend"), cfg.stdout)
+    stock = lib("LT_SAME_FIELDS=0; lt_same_fields; lt_haproxy_cfg 1 127.0.0.1:1 2; lt_ngx_fields proxy")
+    check_eq(stock.returncode, 0, stock.stderr)
+    for absent in ("forwardfor", "unique-id", "set-header", "_set_header"):
+        check(absent not in stock.stdout, stock.stdout)
+
+    log = os.path.join(run_dir, "fields.log")
+    with open(log, "w") as f:
+        f.write("pqproxy xff=127.0.0.1 xfp=https xfh=127.0.0.1:8443 rid=0a1b\n"
+                "nginx xff=- xfp=- xfh=- rid=-\n"
+                "haproxy xff=127.0.0.1 xfp=https xfh=h rid=-\n")
+    for target, same, ok in (("pqproxy", "1", True), ("pqproxy", "0", True), ("nginx", "1", False),
+                             ("nginx", "0", True), ("haproxy", "1", False), ("haproxy", "0", True)):
+        r = lib(f"RUN={run_dir}; LT_SAME_FIELDS={same}; lt_check_fields {target}")
+        check_eq(r.returncode == 0, ok, f"{target} {same}: {r.stdout} {r.stderr}")
+        if ok:
+            check_eq(r.stdout, open(log).read().split(target + " ", 1)[1].split("\n")[0] + "\n")
+        else:
+            check_in(f"lib: error: {target} does not forward X-Forwarded-For/-Proto/-Host and X-Request-Id",
+                     r.stderr)
+    with open(log, "w") as f:
+        f.write("pqproxy xff=127.0.0.1 xfp=http xfh=h rid=1\n")      # not https
+    r = lib(f"RUN={run_dir}; lt_check_fields pqproxy")
+    check_eq(r.returncode, 1, r.stdout)
+    r = lib(f"RUN={run_dir}; lt_check_fields haproxy")
+    check_eq(r.returncode, 1, r.stdout)
+    check_in("lib: error: haproxy: its check request did not reach the upstream", r.stderr)
+
+
 if __name__ == "__main__":
     main([test_argument_checks, test_missing_pqproxy_and_tools, test_idleconns_alpn, test_h2node_hybrid,
-          test_report_ratios])
+          test_report_ratios, test_same_fields])
