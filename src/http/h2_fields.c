@@ -103,12 +103,9 @@ static int nv_put(nghttp2_nv *nv, size_t *k, char **arena, const char *name, siz
     char *a = *arena;
     if (!nlen)
         return -1;
-    for (size_t j = 0; j < nlen; j++) {
-        unsigned char ch = (unsigned char)name[j];
-        if (!px_tchar[ch])
+    for (size_t j = 0; j < nlen; j++)
+        if (!(a[j] = (char)px_tchar[(unsigned char)name[j]]))
             return -1;
-        a[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-    }
     if (px_has_line_break(val, vlen))
         return -1;
     if (px_h2_connection_specific(name, nlen) || is_ci(name, nlen, "te"))

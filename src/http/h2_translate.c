@@ -29,7 +29,7 @@ static int lower_token(px_str_t s)
 {
     for (size_t i = 0; i < s.n; i++) {
         unsigned char c = (unsigned char)s.p[i];
-        if (!px_tchar[c] || (c >= 'A' && c <= 'Z'))
+        if (!c || px_tchar[c] != c)       /* not a token, or upper case */
             return 0;
     }
     return s.n > 0;

@@ -150,17 +150,22 @@ static int is_hostchar(int c)
 }
 
 /* RFC 9110 tchar, one byte per byte value (0x80 and up: 0): digits,
- * letters and !#$%&'*+-.^_`|~ (test_http1_rewrite tries all 256). */
+ * letters and !#$%&'*+-.^_`|~ map to themselves lowercased, the rest to 0;
+ * so one look-up both checks and lowercases a field name's byte
+ * (test_http1_rewrite tries all 256). */
+#define T(c) [c] = c
+#define U(c) [c] = c + 32
 const unsigned char px_tchar[256] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 0x00 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 0x10 */
-    0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,   /* 0x20  !"#$%&'()*+,-./ */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,   /* 0x30 0-9 :;<=>? */
-    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* 0x40 @A-O */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,   /* 0x50 P-Z [\]^_ */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* 0x60 `a-o */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,   /* 0x70 p-z {|}~ DEL */
+    T('!'), T('#'), T('$'), T('%'), T('&'), T('\''), T('*'), T('+'), T('-'), T('.'), T('^'),
+    T('_'), T('`'), T('|'), T('~'), T('0'), T('1'), T('2'), T('3'), T('4'), T('5'), T('6'), T('7'),
+    T('8'), T('9'), U('A'), U('B'), U('C'), U('D'), U('E'), U('F'), U('G'), U('H'), U('I'), U('J'),
+    U('K'), U('L'), U('M'), U('N'), U('O'), U('P'), U('Q'), U('R'), U('S'), U('T'), U('U'), U('V'),
+    U('W'), U('X'), U('Y'), U('Z'), T('a'), T('b'), T('c'), T('d'), T('e'), T('f'), T('g'), T('h'),
+    T('i'), T('j'), T('k'), T('l'), T('m'), T('n'), T('o'), T('p'), T('q'), T('r'), T('s'), T('t'),
+    T('u'), T('v'), T('w'), T('x'), T('y'), T('z')
 };
+#undef T
+#undef U
 
 static int is_token(const char *s, size_t len)
 {

@@ -108,7 +108,8 @@ const px_header_t *px_http1_trailers(px_http1_t *p, int *count);
 /* After PX_H1_ERROR: which error to answer with, and a short detail. */
 px_http_error_t px_http1_error(const px_http1_t *p, const char **detail);
 
-/* RFC 9110 tchar: 1 for the byte values a field name (token) may hold. */
+/* RFC 9110 tchar: 0 for a byte a field name (token) may not hold, else the
+ * byte lowercased. */
 extern const unsigned char px_tchar[256];
 
 /* Whether v[0..n) holds a CR, LF or NUL (never forwarded in a field). */

@@ -567,8 +567,8 @@ static PX_MUST_CHECK int send_end_with(px_exch_t *x, const px_header_t *own, int
     px_header_t *all;
     int rc;
 
-    if (!nup)
-        return x->ops->send_end(x->sess, own, n);
+    if (!nup || !n)     /* one list: sent as it is */
+        return nup ? x->ops->send_end(x->sess, x->h2c->trailers, nup) : x->ops->send_end(x->sess, own, n);
     if (!(all = malloc(sizeof *all * (size_t)(nup + n))))
         return abort_exch(x, PX_END_INTERNAL);
     memcpy(all, x->h2c->trailers, sizeof *all * (size_t)nup);

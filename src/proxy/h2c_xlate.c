@@ -200,7 +200,7 @@ static int field_ok(px_str_t n, px_str_t v, int *cls)
 {
     for (size_t i = 0; i < n.n; i++) {
         unsigned char c = (unsigned char)n.p[i];
-        if (!px_tchar[c] || (c >= 'A' && c <= 'Z'))
+        if (!c || px_tchar[c] != c)       /* not a token, or upper case */
             return 0;
     }
     if (!n.n || px_has_line_break(v.p, v.n) || px_h2_connection_specific(n.p, n.n))

@@ -149,6 +149,9 @@ static void test_name_bytes(void **state)
         int rc = px_http1_write_response_head(&b, px_http1_head(p), 1, 1, &extra, 1, &chunked);
         if (tchar ? rc != 0 : rc == 0)
             fail_msg("name byte 0x%02x: rc %d", c, rc);
+        /* the table itself: the byte lowercased for a tchar, else 0 */
+        if (px_tchar[c] != (tchar ? (c >= 'A' && c <= 'Z' ? c + 32 : c) : 0))
+            fail_msg("px_tchar[0x%02x] = 0x%02x", c, px_tchar[c]);
         px_buf_reset(&b);
     }
     px_buf_free(&b);
