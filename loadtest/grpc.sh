@@ -22,9 +22,9 @@
 # as success, whatever grpc-status says); check.txt records it.
 # Load: h2load -t 1 -c C -m M -d request.grpc -H content-type: application/grpc
 # -H te: trailers, in interleaved rounds of S seconds: calls/s, CPU per call
-# (the proxy's own utime+stime from /proc, children included, over h2load's
-# successful calls; the upstream's beside it), p50/p99 (h2load's
-# --log-file), and the ratios pqproxy / best anchor.
+# (the proxy's own utime+stime from /proc, children included, and its
+# user-space part, over h2load's successful calls; the upstream's beside
+# it), p50/p99 (h2load's --log-file), and the ratios pqproxy / best anchor.
 # Debian's h2load, nginx and HAProxy are on OpenSSL 3.0: the key exchange is
 # X25519 for all three (pqproxy under "prefer").
 #
@@ -156,17 +156,17 @@ log "$VERSIONS; load average $LOADAVG_START"
 log "upstream :$UP_PORT; $(for n in "${TARGETS[@]}"; do printf '%s :%s  ' "$n" "${PORT[$n]}"; done)"
 
 RAW="$OUT/raw.tsv"
-printf 'target\tround\trequests\tfailed\tduration_s\treq_s\tp50_us\tp99_us\tcpu_s\tcpu_us_per_req\tupstream_cpu_us_per_req\n' > "$RAW"
+printf 'target\tround\trequests\tfailed\tduration_s\treq_s\tp50_us\tp99_us\tcpu_s\tcpu_us_per_req\tupstream_cpu_us_per_req\tuser_us_per_req\n' > "$RAW"
 # run_round TARGET ROUND
 run_round() {
-    local n="$1" r="$2" c0 c1 u0 u1 out
+    local n="$1" r="$2" c0 c1 u0 u1 s0 s1 out
     rm -f "$RUN/h2load.log"
-    c0="$(cpu_ticks "${PID[$n]}")"; u0="$(cpu_ticks "$UP_PID")"
+    c0="$(cpu_ticks "${PID[$n]}")"; u0="$(cpu_ticks "$UP_PID")"; s0="$(user_ticks "${PID[$n]}")"
     out="$(h2load_call $((DUR + 30)) "${PORT[$n]}" -c "$CONNS" -m "$STREAMS" -D "$DUR" \
              --log-file="$RUN/h2load.log" 2>&1 || true)"
-    c1="$(cpu_ticks "${PID[$n]}")"; u1="$(cpu_ticks "$UP_PID")"
+    c1="$(cpu_ticks "${PID[$n]}")"; u1="$(cpu_ticks "$UP_PID")"; s1="$(user_ticks "${PID[$n]}")"
     printf '== %s round %s\n%s\n' "$n" "$r" "$out" >> "$OUT/h2load.txt"
-    python3 "$HERE/h2row.py" "$n" "$r" "$HZ" "$RUN/h2load.log" "$c0" "$c1" "$u0" "$u1" <<<"$out" >> "$RAW"
+    python3 "$HERE/h2row.py" "$n" "$r" "$HZ" "$RUN/h2load.log" "$c0" "$c1" "$u0" "$u1" --user "$s0" "$s1" <<<"$out" >> "$RAW"
 }
 
 log "h2load -c $CONNS -m $STREAMS, $ROUNDS interleaved round(s) x ${DUR}s per target"

@@ -11,7 +11,8 @@ import argparse
 import json
 import os
 
-from h2report import anchor_fields_line, per_round, per_round_line, rows, summarize, table, to_best
+from h2report import (anchor_fields_line, per_round, per_round_line, rows, split, split_line, summarize,
+                      table, to_best)
 
 TARGET_CPU_RATIO = 0.8
 
@@ -25,11 +26,13 @@ def main():
     a = ap.parse_args()
 
     raw = rows(os.path.join(a.out, "raw.tsv"))
-    summary, best = summarize(raw, extra=("upstream_cpu_us_per_req",))
-    ratios, target, rounds = {}, {}, {}
+    user = raw and "user_us_per_req" in raw[0]
+    summary, best = summarize(raw, extra=("upstream_cpu_us_per_req",) + (("user_us_per_req",) if user else ()))
+    ratios, target, rounds, sp = {}, {}, {}, {}
     if best and summary.get("pqproxy", {}).get("cpu_us_per_req"):
         ratios["pqproxy"] = to_best(summary["pqproxy"], best)
         rounds = per_round(raw, "pqproxy", best["cpu_anchor"])
+        sp = split(summary, "pqproxy", best["cpu_anchor"])
         cpu = ratios["pqproxy"]["cpu_us_per_req"]
         target = {"cpu_us_per_req_ratio": cpu, "limit": TARGET_CPU_RATIO, "met": cpu <= TARGET_CPU_RATIO}
 
@@ -42,7 +45,8 @@ def main():
            "checked first with @grpc/grpc-js (check.txt)",
            anchor_fields_line(a.anchor_fields),
            f"- load average (1, 5, 15 min) at start -> end: {a.loadavg}\n"]
-    out += table(summary, extra=(("upstream CPU µs/call", "upstream_cpu_us_per_req"),))
+    out += table(summary, extra=((("user µs/call", "user_us_per_req"),) if user else ())
+                 + (("upstream CPU µs/call", "upstream_cpu_us_per_req"),))
     if ratios:
         r = ratios["pqproxy"]
         out += ["", f"Ratios to the best anchor (calls/s: the higher anchor; CPU per call: {best['cpu_anchor']}, "
@@ -50,11 +54,12 @@ def main():
                 f"| pqproxy / best anchor | {r.get('req_s', '–')} | {r.get('cpu_us_per_req', '–')} | "
                 f"{r.get('p99_us', '–')} |"]
         out += per_round_line(rounds, what="call")
+        out += split_line(sp, what="call")
         out += ["", f"Target CPU per call <= {TARGET_CPU_RATIO} x the best anchor's: "
                 + ("**met**" if target["met"] else "**missed**") + f" (x{target['cpu_us_per_req_ratio']})"]
     print("\n".join(out))
     with open(os.path.join(a.out, "grpc.json"), "w") as fh:
-        json.dump({"summary": summary, "best_anchor": best, "ratios": ratios, "per_round": rounds, "target": target,
+        json.dump({"summary": summary, "best_anchor": best, "ratios": ratios, "per_round": rounds, "cpu_split": sp, "target": target,
                    "versions": a.versions, "loadavg": a.loadavg, "rounds": a.rounds, "duration_s": a.duration,
                    "conns": a.conns, "streams": a.streams, "method": a.method,
                    "anchor_fields": a.anchor_fields}, fh, indent=1)

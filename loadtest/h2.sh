@@ -18,8 +18,8 @@
 #   h2  h2load (nghttp2-client) -c C -m M, HTTP/2 only, GET /small.json, in
 #       interleaved rounds of S seconds: req/s, CPU per request (the
 #       proxy's own utime+stime from /proc, children included, over
-#       h2load's requests), p99 (from h2load's --log-file), and the ratios
-#       pqproxy / best anchor.
+#       h2load's requests; its user-space part beside it), p99 (from
+#       h2load's --log-file), and the ratios pqproxy / best anchor.
 #   idle  N idle connections per proxy (idleconns.py), HTTP/2 (preface and
 #       SETTINGS exchanged, no stream) and HTTP/1.1 (handshake only),
 #       each on a freshly started proxy: RSS growth per connection.
@@ -145,17 +145,17 @@ log "upstream :$UP_PORT; $(for n in "${TARGETS[@]}"; do printf '%s :%s  ' "$n" "
 # --- h2: many streams per connection, small responses ------------------------------------
 
 RAW="$OUT/raw.tsv"
-printf 'target\tround\trequests\tfailed\tduration_s\treq_s\tp50_us\tp99_us\tcpu_s\tcpu_us_per_req\n' > "$RAW"
+printf 'target\tround\trequests\tfailed\tduration_s\treq_s\tp50_us\tp99_us\tcpu_s\tcpu_us_per_req\tuser_us_per_req\n' > "$RAW"
 # run_h2load TARGET ROUND
 run_h2load() {
-    local n="$1" r="$2" c0 c1 out
+    local n="$1" r="$2" c0 c1 s0 s1 out
     rm -f "$RUN/h2load.log"
-    c0="$(cpu_ticks "${PID[$n]}")"
+    c0="$(cpu_ticks "${PID[$n]}")"; s0="$(user_ticks "${PID[$n]}")"
     out="$(timeout $((DUR + 30)) $(h2gen "$n") -t 1 -c "$CONNS" -m "$STREAMS" -D "$DUR" --npn-list=h2 \
              --log-file="$RUN/h2load.log" "https://127.0.0.1:${PORT[$n]}/small.json" 2>&1 || true)"
-    c1="$(cpu_ticks "${PID[$n]}")"
+    c1="$(cpu_ticks "${PID[$n]}")"; s1="$(user_ticks "${PID[$n]}")"
     printf '== %s round %s\n%s\n' "$n" "$r" "$out" >> "$OUT/h2load.txt"
-    python3 "$HERE/h2row.py" "$n" "$r" "$HZ" "$RUN/h2load.log" "$c0" "$c1" <<<"$out" >> "$RAW"
+    python3 "$HERE/h2row.py" "$n" "$r" "$HZ" "$RUN/h2load.log" "$c0" "$c1" --user "$s0" "$s1" <<<"$out" >> "$RAW"
 }
 
 log "h2: h2load -c $CONNS -m $STREAMS, $ROUNDS interleaved round(s) x ${DUR}s per target"

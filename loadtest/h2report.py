@@ -77,6 +77,30 @@ def per_round_line(pr, target="pqproxy", what="request"):
     return ["", f"Per round, CPU per {what} {target} / {pr['anchor']}: {each}; median of the pairs x{pr['median']}."]
 
 
+def split(summary, target, anchor):
+    """User-space and system CPU per request of target and anchor (medians)
+    and their ratios: the kernel's share (loopback TCP to the upstream, the
+    same syscalls for every proxy) bounds what a proxy's own code can win."""
+    t, a = summary.get(target, {}), summary.get(anchor, {})
+    if t.get("user_us_per_req") is None or a.get("user_us_per_req") is None:
+        return {}
+    sys_ = lambda s: max(s["cpu_us_per_req"] - s["user_us_per_req"], 0.0)
+    out = {"anchor": anchor, "user_us_per_req": [t["user_us_per_req"], a["user_us_per_req"]],
+           "sys_us_per_req": [round(sys_(t), 2), round(sys_(a), 2)]}
+    out["user_ratio"] = round(t["user_us_per_req"] / a["user_us_per_req"], 3) if a["user_us_per_req"] else None
+    out["sys_ratio"] = round(sys_(t) / sys_(a), 3) if sys_(a) else None
+    return out
+
+
+def split_line(sp, target="pqproxy", what="request"):
+    """The Markdown line of split's result."""
+    if not sp:
+        return []
+    (tu, au), (ts, as_) = sp["user_us_per_req"], sp["sys_us_per_req"]
+    return ["", f"CPU per {what}, user-space + system (µs): {target} {tu:.1f} + {ts:.1f}, {sp['anchor']} "
+            f"{au:.1f} + {as_:.1f}; {target} / {sp['anchor']}: user x{sp['user_ratio']}, system x{sp['sys_ratio']}."]
+
+
 def to_best(s, best):
     """A target's req/s, CPU per request and p99 over the best anchor's."""
     return {k: round(s[k] / best[k], 3) for k in ("req_s", "cpu_us_per_req", "p99_us") if best[k] and s[k]}
@@ -103,11 +127,12 @@ def main():
     a = ap.parse_args()
 
     raw = rows(os.path.join(a.out, "raw.tsv"))
-    summary, best = summarize(raw)
-    ratios, rounds = {}, {}
+    summary, best = summarize(raw, extra=("user_us_per_req",) if raw and "user_us_per_req" in raw[0] else ())
+    ratios, rounds, sp = {}, {}, {}
     if best and summary.get("pqproxy", {}).get("cpu_us_per_req"):
         ratios["pqproxy"] = to_best(summary["pqproxy"], best)
         rounds = per_round(raw, "pqproxy", best["cpu_anchor"])
+        sp = split(summary, "pqproxy", best["cpu_anchor"])
     h, x = summary.get("pqproxy-h"), summary.get("pqproxy-x")
     if h and x and x["cpu_us_per_req"]:     # the same Node client, hybrid against classical
         ratios["pqproxy-h / pqproxy-x"] = to_best(h, x)
@@ -124,7 +149,7 @@ def main():
                   if a.node else "; no Node.js 24: no hybrid rows"))
     out.append(anchor_fields_line(a.anchor_fields))
     out.append(f"- load average (1, 5, 15 min) at start -> end: {a.loadavg}\n")
-    out += table(summary)
+    out += table(summary, extra=(("user µs/req", "user_us_per_req"),) if sp else ())
     if ratios:
         out.append("")
         out.append(f"Ratios to the best anchor (req/s: the higher anchor; CPU per request: {best['cpu_anchor']}, "
@@ -135,6 +160,7 @@ def main():
             out.append(f"| {t if '/' in t else t + ' / best anchor'} | {r.get('req_s', '–')} | {r.get('cpu_us_per_req', '–')} | "
                        f"{r.get('p99_us', '–')} |")
         out += per_round_line(rounds)
+        out += split_line(sp)
     if idle:
         out.append("")
         out.append(f"Idle connections ({a.idle_n} per proxy and protocol; RSS growth of the proxy's processes):\n")
@@ -145,7 +171,7 @@ def main():
                        f"{r['rss_before_kib']} | {r['rss_after_kib']} |")
     print("\n".join(out))
     with open(os.path.join(a.out, "h2.json"), "w") as fh:
-        json.dump({"summary": summary, "best_anchor": best, "ratios": ratios, "per_round": rounds, "idle": idle,
+        json.dump({"summary": summary, "best_anchor": best, "ratios": ratios, "per_round": rounds, "cpu_split": sp, "idle": idle,
                    "versions": a.versions, "loadavg": a.loadavg, "rounds": a.rounds, "duration_s": a.duration,
                    "conns": a.conns, "streams": a.streams, "anchor_fields": a.anchor_fields}, fh, indent=1)
 

@@ -70,11 +70,15 @@ def test_quick_run(h):
     for row in raw:
         check(int(row["requests"]) > 100 and int(row["failed"]) == 0, str(row))
         check(float(row["cpu_us_per_req"]) > 0 and float(row["upstream_cpu_us_per_req"]) > 0, str(row))
+        check(0 < float(row["user_us_per_req"]) <= float(row["cpu_us_per_req"]), str(row))
         check(0 < int(row["p50_us"]) <= int(row["p99_us"]), str(row))
     j = json.load(open(os.path.join(out, "grpc.json")))
     check_eq(sorted(j["summary"]), sorted(TARGETS))
     check_eq(j["method"], "/inference.GRPCInferenceService/ModelInfer")
     check_eq(j["anchor_fields"], "same")
+    sp = j["cpu_split"]
+    check_eq(sp["anchor"], j["best_anchor"]["cpu_anchor"])
+    check_eq(sp["user_us_per_req"], [j["summary"][t]["user_us_per_req"] for t in ("pqproxy", sp["anchor"])])
     check_eq(j["best_anchor"]["cpu_anchor"] in ("nginx", "haproxy"), True)
     cpu = j["summary"]["pqproxy"]["cpu_us_per_req"] / j["best_anchor"]["cpu_us_per_req"]
     check_eq(j["ratios"]["pqproxy"]["cpu_us_per_req"], round(cpu, 3))

@@ -110,14 +110,14 @@ def test_h2node_hybrid(h):
 def test_report_ratios(h):
     out = h.path("out")
     os.makedirs(out)
-    cols = "target round requests failed duration_s req_s p50_us p99_us cpu_s cpu_us_per_req".split()
-    data = [("pqproxy", 1, 30000, 0, 10, 3000, 900, 2000, 0.9, 30.0),
-            ("pqproxy", 2, 31000, 0, 10, 3100, 900, 4000, 0.9, 40.0),
-            ("pqproxy", 3, 32000, 0, 10, 3200, 900, 3000, 0.9, 50.0),
-            ("nginx", 1, 40000, 0, 10, 4000, 800, 2500, 2.4, 60.0),
-            ("haproxy", 1, 50000, 1, 10, 5000, 700, 5000, 2.5, 50.0),
-            ("pqproxy-h", 1, 20000, 0, 10, 2000, 900, 9000, 0.9, 45.0),
-            ("pqproxy-x", 1, 25000, 0, 10, 2500, 900, 6000, 0.9, 40.0)]
+    cols = "target round requests failed duration_s req_s p50_us p99_us cpu_s cpu_us_per_req user_us_per_req".split()
+    data = [("pqproxy", 1, 30000, 0, 10, 3000, 900, 2000, 0.9, 30.0, 10.0),
+            ("pqproxy", 2, 31000, 0, 10, 3100, 900, 4000, 0.9, 40.0, 14.0),
+            ("pqproxy", 3, 32000, 0, 10, 3200, 900, 3000, 0.9, 50.0, 12.0),
+            ("nginx", 1, 40000, 0, 10, 4000, 800, 2500, 2.4, 60.0, 30.0),
+            ("haproxy", 1, 50000, 1, 10, 5000, 700, 5000, 2.5, 50.0, 20.0),
+            ("pqproxy-h", 1, 20000, 0, 10, 2000, 900, 9000, 0.9, 45.0, 20.0),
+            ("pqproxy-x", 1, 25000, 0, 10, 2500, 900, 6000, 0.9, 40.0, 20.0)]
     with open(os.path.join(out, "raw.tsv"), "w") as f:
         f.write("\t".join(cols) + "\n")
         for row in data:
@@ -144,6 +144,12 @@ def test_report_ratios(h):
                               "median": 0.6})
     check_in("Per round, CPU per request pqproxy / haproxy: x0.6 (1); median of the pairs x0.6.", r.stdout)
     check_in("| pqproxy | h2 | 10/10 | 12.5 |", r.stdout)
+    # user-space and system CPU: medians 12 + 28 (40 - 12) against haproxy's 20 + 30
+    check_eq(j["cpu_split"], {"anchor": "haproxy", "user_us_per_req": [12.0, 20.0], "sys_us_per_req": [28.0, 30.0],
+                              "user_ratio": 0.6, "sys_ratio": 0.933})
+    check_in("CPU per request, user-space + system (µs): pqproxy 12.0 + 28.0, haproxy 20.0 + 30.0; "
+             "pqproxy / haproxy: user x0.6, system x0.933.", r.stdout)
+    check_in("| pqproxy | 3,100 | 40.0 | 12.0 | ", r.stdout)
     check_in("1 2 3 -> 4 5 6", r.stdout)
 
 
