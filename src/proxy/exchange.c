@@ -134,6 +134,8 @@ static void route_policy(px_exch_t *x, const px_http_head_t *h, const px_config_
     if (r) {
         x->route_idx = (int)(r - cfg->routes) + 1;
         x->upstream_idx = r->upstream;
+        if (r->upstream > 0)
+            memcpy(x->route_up, cfg->upstreams[r->upstream - 1].name, sizeof x->route_up);
     }
     if (!r || !sig)
         return;
@@ -322,26 +324,44 @@ static void up_on_read(px_uplink_t *l, const char *p, ssize_t n, void *ud);
 static void up_on_write(px_uplink_t *l, int status, void *ud);
 static const px_uplink_cb_t up_cb = { up_on_connect, up_on_read, up_on_write };
 
+/* The position of the route's named upstream in the current configuration
+ * (its pools have the same: see server.c named_pools), 0 for the default
+ * one. Looked up by name: a reload between the routing and the upstream's
+ * use (a body or a signature awaited, a retry) may have moved it, and a
+ * position alone would then send the request to another model server. One
+ * the reload removed falls back to the default upstream. */
+static int up_index(const px_exch_t *x)
+{
+    const px_config_t *cfg = cfg_of(x);
+    int k = x->upstream_idx;
+
+    if (k <= 0 || (k <= cfg->upstream_count && !strcmp(cfg->upstreams[k - 1].name, x->route_up)))
+        return k > 0 ? k : 0;
+    for (int i = 0; i < cfg->upstream_count; i++)
+        if (!strcmp(cfg->upstreams[i].name, x->route_up))
+            return i + 1;
+    return 0;
+}
+
 /* The pool of the route's upstream (the default one when a reload removed it). */
 static px_upstream_t *pool_of(const px_exch_t *x)
 {
-    int k = x->upstream_idx;
+    int k = up_index(x);
     return k > 0 && x->env->named_up[k - 1] ? x->env->named_up[k - 1] : x->env->upstream;
 }
 
 static struct px_h2c_pool *h2c_pool_of(const px_exch_t *x)
 {
-    int k = x->upstream_idx;
+    int k = up_index(x);
     return k > 0 && x->env->named_h2c[k - 1] ? x->env->named_h2c[k - 1] : x->env->h2c;
 }
 
-/* The route's named upstream in the current configuration (the same
- * position as its pools: see server.c named_pools), or NULL: the default
- * one, also after a reload that removed it. */
+/* The route's named upstream in the current configuration, or NULL: the
+ * default one, also after a reload that removed it. */
 static const px_named_upstream_t *named_of(const px_exch_t *x)
 {
-    int k = x->upstream_idx;
-    return k > 0 && k <= cfg_of(x)->upstream_count ? &cfg_of(x)->upstreams[k - 1] : NULL;
+    int k = up_index(x);
+    return k > 0 ? &cfg_of(x)->upstreams[k - 1] : NULL;
 }
 
 /* The route's upstream settings. */

@@ -133,6 +133,7 @@ typedef struct px_exch {
     int sign;
     int route_idx;               /* 1 + index of the route in the config, 0: none (metrics) */
     int upstream_idx;            /* the route's upstream: 0 default, k env->named_up[k - 1] */
+    char route_up[PX_UPSTREAM_NAME_MAX + 1]; /* and its name: a reload may move it (up_index) */
     char upstream[PX_UPSTREAM_NAME_MAX + 1]; /* its name once forwarding began ("": not), for the log */
     px_xsig_t sig_state;
     px_sigjob_t *job;            /* verification or signing on the thread pool */

@@ -8,7 +8,8 @@ import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pxtest import check, check_eq, free_port, http_request, main, tls_connect, wait_until  # noqa: E402
+from pxtest import (check, check_eq, free_port, http_request, main, read_response, tls_connect,  # noqa: E402
+                    wait_until)
 from pxhelpers import metrics  # noqa: E402
 
 
@@ -103,6 +104,34 @@ def test_reload_repoints_named_upstreams(h):
     check_eq(targets(ups[0]), ["/x"])
 
 
+def test_request_keeps_its_upstream_when_a_reload_moves_it(h):
+    """A request routed to a named upstream and waiting for its body when a
+    reload changes the upstreams' order still goes to that upstream (the
+    exchange finds it by name, not by its old position)."""
+    ups = three_upstreams(h)
+    px = h.start_proxy(routed_config(ups), upstream=ups[0])
+    ca = os.path.join(h.certgen(), "ca.crt")
+    with tls_connect(px.port, ca) as s:
+        s.sendall(b"POST /v1/batch/held HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                  b"Expect: 100-continue\r\n\r\n")
+        r = read_response(s, "POST", skip_1xx=False)
+        check_eq(r.status, 100, "routed, waiting for the body")
+        cfg = dict(px.config)
+        cfg["upstreams"] = {"batch": cfg["upstreams"]["batch"], "grpc": cfg["upstreams"]["grpc"]}
+        with open(px.config_path, "w") as f:
+            json.dump(cfg, f)
+        px.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "configuration reloaded" in px.proc.stderr_text(), msg="reloaded")
+        s.sendall(b"x")
+        r = read_response(s, "POST")
+        check_eq((r.status, r.json().get("path")), (404, "/v1/batch/held"), "the upstream's answer")
+    ups[2].wait_records(1)
+    check_eq(targets(ups[2]), ["/v1/batch/held"], "the batch upstream got it")
+    check_eq(targets(ups[1]), [], "not the upstream now at its old position")
+    line = px.wait_access_log(1)[0]
+    check_eq((line["path"], line["upstream"]), ("/v1/batch/held", "batch"))
+
+
 def test_bad_route_upstream_refused_at_reload(h):
     ups = three_upstreams(h)
     px = h.start_proxy(routed_config(ups), upstream=ups[0])
@@ -134,5 +163,5 @@ def test_gauges_add_up_over_pools(h):
 
 if __name__ == "__main__":
     main([test_routes_choose_upstreams, test_access_log_upstream_when_unreached_or_not_forwarded,
-          test_reload_repoints_named_upstreams,
+          test_reload_repoints_named_upstreams, test_request_keeps_its_upstream_when_a_reload_moves_it,
           test_bad_route_upstream_refused_at_reload, test_gauges_add_up_over_pools])
