@@ -180,7 +180,7 @@ done
 LOADAVG_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 python3 "$HERE/grpcreport.py" --out "$OUT" --versions "$VERSIONS" --rounds "$ROUNDS" --duration "$DUR" \
     --conns "$CONNS" --streams "$STREAMS" --method "$METHOD" --loadavg "$LOADAVG_START -> $LOADAVG_END" \
-    --anchor-fields "$([ "$LT_SAME_FIELDS" = 1 ] && echo same || echo stock)" \
+    --anchor-fields "$(lt_fields_mode)" \
     > "$OUT/grpc.md"
 for f in "${TARGETS[@]/%/.err}" "${TARGETS[@]/%/.out}" upstream.err; do   # logs, and stderr (sanitizer reports)
     [ -s "$RUN/$f" ] && cp "$RUN/$f" "$OUT/$f.log"

@@ -202,7 +202,7 @@ NODE_VER=""
 [ -z "$NODE" ] || NODE_VER="$("$NODE" -p '"Node " + process.version + ", OpenSSL " + process.versions.openssl')"
 python3 "$HERE/h2report.py" --out "$OUT" --versions "$VERSIONS" --rounds "$ROUNDS" --duration "$DUR" \
     --conns "$CONNS" --streams "$STREAMS" --idle-n "$IDLE_N" --loadavg "$LOADAVG_START -> $LOADAVG_END" \
-    --node "$NODE_VER" --anchor-fields "$([ "$LT_SAME_FIELDS" = 1 ] && echo same || echo stock)" > "$OUT/h2.md"
+    --node "$NODE_VER" --anchor-fields "$(lt_fields_mode)" > "$OUT/h2.md"
 for n in "${TARGETS[@]}"; do [ -s "$RUN/$n.err" ] && cp "$RUN/$n.err" "$OUT/$n.err.log"; done
 cat "$OUT/h2.md"
 log "done: $OUT"

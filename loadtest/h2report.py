@@ -79,8 +79,7 @@ def per_round_line(pr, target="pqproxy", what="request"):
 
 def split(summary, target, anchor):
     """User-space and system CPU per request of target and anchor (medians)
-    and their ratios: the kernel's share (loopback TCP to the upstream, the
-    same syscalls for every proxy) bounds what a proxy's own code can win."""
+    and their ratios: the proxy's own code apart from the kernel's share."""
     t, a = summary.get(target, {}), summary.get(anchor, {})
     if t.get("user_us_per_req") is None or a.get("user_us_per_req") is None:
         return {}

@@ -162,6 +162,8 @@ lt_same_fields() {
     unique-id-header X-Request-Id
 '
 }
+# lt_fields_mode: what the reports call it (--anchor-fields)
+lt_fields_mode() { if [ "$LT_SAME_FIELDS" = 1 ]; then echo same; else echo stock; fi; }
 # lt_ngx_fields PREFIX: nginx's PREFIX_set_header lines (proxy, grpc) for them
 lt_ngx_fields() {
     [ "$LT_SAME_FIELDS" = 1 ] || return 0

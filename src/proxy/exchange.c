@@ -335,8 +335,10 @@ static int up_index(const px_exch_t *x)
     const px_config_t *cfg = cfg_of(x);
     int k = x->upstream_idx;
 
-    if (k <= 0 || (k <= cfg->upstream_count && !strcmp(cfg->upstreams[k - 1].name, x->route_up)))
-        return k > 0 ? k : 0;
+    if (k <= 0)
+        return 0;
+    if (k <= cfg->upstream_count && !strcmp(cfg->upstreams[k - 1].name, x->route_up))
+        return k;
     for (int i = 0; i < cfg->upstream_count; i++)
         if (!strcmp(cfg->upstreams[i].name, x->route_up))
             return i + 1;
@@ -587,8 +589,10 @@ static PX_MUST_CHECK int send_end_with(px_exch_t *x, const px_header_t *own, int
     px_header_t *all;
     int rc;
 
-    if (!nup || !n)     /* one list: sent as it is */
-        return nup ? x->ops->send_end(x->sess, x->h2c->trailers, nup) : x->ops->send_end(x->sess, own, n);
+    if (!nup)
+        return x->ops->send_end(x->sess, own, n);
+    if (!n)             /* the upstream's alone: sent as they are */
+        return x->ops->send_end(x->sess, x->h2c->trailers, nup);
     if (!(all = malloc(sizeof *all * (size_t)(nup + n))))
         return abort_exch(x, PX_END_INTERNAL);
     memcpy(all, x->h2c->trailers, sizeof *all * (size_t)nup);

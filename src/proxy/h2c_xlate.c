@@ -95,7 +95,8 @@ static nghttp2_nv *nvb_at(const nvb_t *v, size_t i)
     return (nghttp2_nv *)(void *)px_buf_ptr(v->b) + i;
 }
 
-/* A token's bytes lowercased, eight at a time: tokens are ASCII, so a byte
+/* A name's bytes lowercased, eight at a time: tokens and pseudo-header
+ * names (not tokens: px_tchar would drop their ':') are ASCII, so a byte
  * gains 0x20 exactly when it is in A..Z (no carry crosses a byte). */
 static void lower_copy(char *d, const char *s, size_t n)
 {
