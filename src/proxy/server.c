@@ -893,6 +893,31 @@ static void on_worker_done(uv_async_t *a)
     s->main_closed = 1;
 }
 
+/* SIGTERM or SIGINT before px_server_run installs the loop's handlers (the
+ * listener accepts and readiness probes pass before that): the default
+ * action would kill the process with connections in its backlog and a
+ * non-zero status. Noted instead, it drains once the workers run; a
+ * second one, as during a drain, exits at once (a start-up that hangs
+ * stays stoppable). */
+static volatile sig_atomic_t early_stop;
+
+static void on_early_stop(int signum)
+{
+    if (early_stop)
+        _exit(1);
+    early_stop = signum;
+}
+
+static void catch_early_stop(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_early_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
 /* SIGHUP blocked or unblocked on the calling thread (px_server_run_file). */
 static void block_hup(int how)
 {
@@ -930,6 +955,11 @@ int px_server_run(px_server_t *s)
         }
     }
     s->started = 1;
+    if (early_stop) {           /* the loop's handlers replaced on_early_stop above */
+        px_info("%s during start-up: draining (up to %u ms)", strsignal(early_stop),
+                s->gen->cfg->timeouts.drain);
+        px_server_drain(s);
+    }
     uv_timer_start(&s->probe_tick, probe_tick, 0, PROBE_INTERVAL_MS);
     {
         const px_config_t *c = s->gen->cfg;
@@ -962,6 +992,7 @@ int px_server_run_file(const char *file)
      * blocked, it waits (threads started meanwhile inherit the mask) and
      * reloads once px_server_run unblocks it. */
     block_hup(SIG_BLOCK);
+    catch_early_stop();
     cfg = px_config_load(file, err, sizeof err);
     if (!cfg) {
         fprintf(stderr, "pqproxy: %s\n", err);

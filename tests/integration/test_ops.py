@@ -396,6 +396,41 @@ def test_sighup_during_startup_does_not_kill(h):
     with pxtest.tls_connect(port, ca) as s:
         check_eq(http_request(s, "GET", "/echo").status, 200)
 
+def test_sigterm_during_startup_drains(h):
+    # The same window for SIGTERM (a pod stopped the moment it is ready):
+    # its default action would kill the proxy with a non-zero status and
+    # whatever sits in the listener's backlog. It drains and exits 0.
+    strace = pxtest.require_exe("strace")
+    cfg = h.base_proxy_config()
+    path = h.write_config(cfg)
+    port = int(cfg["listen"].rsplit(":", 1)[1])
+    # the exit status is the point: LeakSanitizer cannot run under ptrace
+    # and would turn a clean exit into 1 in the sanitizer build
+    opts = os.environ.get("ASAN_OPTIONS", "")
+    env = {"ASAN_OPTIONS": (opts + ":" if opts else "") + "detect_leaks=0"}
+    tracer = h.start("pqproxy-strace", [strace, "-f", "-qq", "-o", "/dev/null",
+                                        "-e", "trace=listen", "-e", "inject=listen:delay_exit=700000",
+                                        pqproxy_bin(), "run", "--config", path],
+                     env=env, ready="port", port=port)
+    with open(f"/proc/{tracer.popen.pid}/task/{tracer.popen.pid}/children") as f:
+        pid = int(f.read().split()[0])
+    os.kill(pid, signal.SIGTERM)
+    check_eq(tracer.popen.wait(timeout=15), 0, "exit status (strace passes the proxy's on)")
+    check("Terminated during start-up: draining" in tracer.stderr_text(), tracer.stderr_text()[-2000:])
+    check("drained, exiting" in tracer.stderr_text(), tracer.stderr_text()[-2000:])
+    # a second one while start-up still holds: out at once, status 1
+    tracer = h.start("pqproxy-strace-2", [strace, "-f", "-qq", "-o", "/dev/null",
+                                          "-e", "trace=listen", "-e", "inject=listen:delay_exit=1000000",
+                                          pqproxy_bin(), "run", "--config", path],
+                     env=env, ready="port", port=port)
+    with open(f"/proc/{tracer.popen.pid}/task/{tracer.popen.pid}/children") as f:
+        pid = int(f.read().split()[0])
+    os.kill(pid, signal.SIGINT)
+    os.kill(pid, signal.SIGTERM)
+    check_eq(tracer.popen.wait(timeout=15), 1, "exit status after a second signal")
+    check("listening on" not in tracer.stderr_text(), "it did not wait for the start-up to end")
+
+
 if __name__ == "__main__":
     main([test_health_and_metrics_after_traffic, test_pq_refusals_counted,
           test_readiness_follows_upstream, test_grpc_health_checking, test_admin_listens_before_data_port,
@@ -404,4 +439,5 @@ if __name__ == "__main__":
           test_drain_timeout_bounds_exit, test_sighup_swaps_certificate,
           test_sighup_broken_config_keeps_serving, test_sighup_names_settings_needing_restart,
           test_access_log_and_request_id,
-          test_access_log_batched_lines_complete, test_sighup_during_startup_does_not_kill])
+          test_access_log_batched_lines_complete, test_sighup_during_startup_does_not_kill,
+          test_sigterm_during_startup_drains])
