@@ -370,22 +370,29 @@ def test_access_log_batched_lines_complete(h):
     check_eq(sorted(r["path"] for r in recs), sorted(f"/echo?i={i}" for i in range(50) for _ in range(4)))
 
 
+def held_after_listen(h, name, path, port, delay_us):
+    """pqproxy under strace, held delay_us after its listen() calls (the port
+    already accepts, the signal handlers are not in yet): (tracer, pid).
+    LeakSanitizer cannot run under ptrace: off, so that the sanitizer build
+    exits with the proxy's own status."""
+    strace = pxtest.require_exe("strace")
+    opts = os.environ.get("ASAN_OPTIONS", "")
+    tracer = h.start(name, [strace, "-f", "-qq", "-o", "/dev/null", "-e", "trace=listen",
+                            "-e", f"inject=listen:delay_exit={delay_us}", pqproxy_bin(), "run", "--config", path],
+                     env={"ASAN_OPTIONS": (opts + ":" if opts else "") + "detect_leaks=0"},
+                     ready="port", port=port)
+    with open(f"/proc/{tracer.popen.pid}/task/{tracer.popen.pid}/children") as f:
+        return tracer, int(f.read().split()[0])
+
+
 def test_sighup_during_startup_does_not_kill(h):
     # A config reloader may signal the moment the port accepts, which is
     # before px_server_run installs the handlers. strace holds the process
-    # right after its listen() calls (the port already accepts) while a
-    # SIGHUP arrives: its default action would kill it, and ignored, the
-    # reload it asks for would be lost.
-    strace = pxtest.require_exe("strace")
+    # right after its listen() calls while a SIGHUP arrives: its default
+    # action would kill it, and ignored, the reload it asks for would be lost.
     cfg = h.base_proxy_config()
-    path = h.write_config(cfg)
     port = int(cfg["listen"].rsplit(":", 1)[1])
-    tracer = h.start("pqproxy-strace", [strace, "-f", "-qq", "-o", "/dev/null",
-                                        "-e", "trace=listen", "-e", "inject=listen:delay_exit=700000",
-                                        pqproxy_bin(), "run", "--config", path],
-                     ready="port", port=port)
-    with open(f"/proc/{tracer.popen.pid}/task/{tracer.popen.pid}/children") as f:
-        pid = int(f.read().split()[0])
+    tracer, pid = held_after_listen(h, "pqproxy-strace", h.write_config(cfg), port, 700000)
     os.kill(pid, signal.SIGHUP)
     wait_until(lambda: "listening on" in tracer.stderr_text() or not os.path.exists(f"/proc/{pid}"),
                timeout=15, msg="start-up done or the process gone")
@@ -396,35 +403,21 @@ def test_sighup_during_startup_does_not_kill(h):
     with pxtest.tls_connect(port, ca) as s:
         check_eq(http_request(s, "GET", "/echo").status, 200)
 
+
 def test_sigterm_during_startup_drains(h):
     # The same window for SIGTERM (a pod stopped the moment it is ready):
     # its default action would kill the proxy with a non-zero status and
     # whatever sits in the listener's backlog. It drains and exits 0.
-    strace = pxtest.require_exe("strace")
     cfg = h.base_proxy_config()
     path = h.write_config(cfg)
     port = int(cfg["listen"].rsplit(":", 1)[1])
-    # the exit status is the point: LeakSanitizer cannot run under ptrace
-    # and would turn a clean exit into 1 in the sanitizer build
-    opts = os.environ.get("ASAN_OPTIONS", "")
-    env = {"ASAN_OPTIONS": (opts + ":" if opts else "") + "detect_leaks=0"}
-    tracer = h.start("pqproxy-strace", [strace, "-f", "-qq", "-o", "/dev/null",
-                                        "-e", "trace=listen", "-e", "inject=listen:delay_exit=700000",
-                                        pqproxy_bin(), "run", "--config", path],
-                     env=env, ready="port", port=port)
-    with open(f"/proc/{tracer.popen.pid}/task/{tracer.popen.pid}/children") as f:
-        pid = int(f.read().split()[0])
+    tracer, pid = held_after_listen(h, "pqproxy-strace", path, port, 700000)
     os.kill(pid, signal.SIGTERM)
     check_eq(tracer.popen.wait(timeout=15), 0, "exit status (strace passes the proxy's on)")
     check("Terminated during start-up: draining" in tracer.stderr_text(), tracer.stderr_text()[-2000:])
     check("drained, exiting" in tracer.stderr_text(), tracer.stderr_text()[-2000:])
     # a second one while start-up still holds: out at once, status 1
-    tracer = h.start("pqproxy-strace-2", [strace, "-f", "-qq", "-o", "/dev/null",
-                                          "-e", "trace=listen", "-e", "inject=listen:delay_exit=1000000",
-                                          pqproxy_bin(), "run", "--config", path],
-                     env=env, ready="port", port=port)
-    with open(f"/proc/{tracer.popen.pid}/task/{tracer.popen.pid}/children") as f:
-        pid = int(f.read().split()[0])
+    tracer, pid = held_after_listen(h, "pqproxy-strace-2", path, port, 1000000)
     os.kill(pid, signal.SIGINT)
     os.kill(pid, signal.SIGTERM)
     check_eq(tracer.popen.wait(timeout=15), 1, "exit status after a second signal")
