@@ -104,10 +104,17 @@ test: build build-asan
 
 # The proxy on a wolfSSL with the correctness patches 0001 and 0010 alone, without the
 # handshake trims 0002-0009 (PQPROXY_WOLFSSL_PATCHES=minimal, its own cache
-# key): the normal build and its tests, in a build directory of its own.
+# key): the normal build and its tests, in a build directory of its own. The
+# interop clients `make test` installed (Node 24, the wolfSSL curl) are given
+# to it too: the handshakes they make are what the trims could break.
 BUILD_MINIMAL ?= build-minimal-wolfssl
 test-minimal-wolfssl:
 	@$(MAKE) --no-print-directory build BUILD=$(BUILD_MINIMAL) PQPROXY_WOLFSSL_PATCHES=minimal
+	@node24="$$(sed -n 's/^NODE24 := //p' $(DEPS_MK) 2>/dev/null)"; \
+	curlpq="$$(sed -n 's/^CURL_PQ := //p' $(DEPS_MK) 2>/dev/null)"; \
+	[ -z "$$node24$$curlpq" ] || cmake -S . -B $(BUILD_MINIMAL) $${node24:+-DPX_NODE24="$$node24"} \
+	    $${curlpq:+-DPX_CURL_PQ="$$curlpq"} > $(BUILD_MINIMAL).cmake.log 2>&1 || \
+	    { cat $(BUILD_MINIMAL).cmake.log; exit 1; }
 	@echo "== tests: normal build on wolfSSL without patches 0002-0009"
 	@cd $(BUILD_MINIMAL) && ctest --output-on-failure -j $(JOBS)
 
