@@ -75,6 +75,7 @@ struct px_h2conn {
     px_h2_t *h2;
     px_buf_t out;                 /* frames pulled from h2.c, on their way to the transport */
     int in_h2;                    /* inside px_h2_input/px_h2_output: no pulling */
+    int reaping;                  /* inside the reaper's pump: it frees what closes there */
     int draining;
     uint32_t idle_ms;             /* without a stream, counted by the tick */
     uint64_t next_tick;           /* loop ms of the next 1 s tick (stream deadlines come between) */
@@ -534,8 +535,13 @@ static void reap_cb(px_defer_item_t *it)
 {
     struct px_h2conn *hc = (struct px_h2conn *)((char *)it - offsetof(struct px_h2conn, reap));
     free_finished(hc);
+    /* The streams whose last frames this pump sends close inside it; they
+     * are freed just below, not on one more turn of the loop (a turn whose
+     * poll could not block). */
+    hc->reaping = 1;
     if (pump(hc->c) < 0)
         return;
+    hc->reaping = 0;
     if (free_finished(hc) && hc->draining)
         reap_later(hc);     /* the pump's close check, now without them */
 }
@@ -543,7 +549,7 @@ static void reap_cb(px_defer_item_t *it)
 /* Not once the connection closes: conn_free frees what is left. */
 static void reap_later(struct px_h2conn *hc)
 {
-    if (hc->c->state >= C_CLOSING)
+    if (hc->c->state >= C_CLOSING || hc->reaping)
         return;
     px_defer_add(&hc->c->env->defer, &hc->reap, reap_cb);
 }
