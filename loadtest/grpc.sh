@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # gRPC unary side by side in one run (docs/benchmarks.md, "gRPC unary"):
 #
-#   loadtest/grpc.sh [--quick] [--rounds N] [--duration S] [--stock-anchors] [--pqproxy PATH]
-#                    [--out DIR]
+#   loadtest/grpc.sh [--quick] [--rounds N] [--duration S] [--stock-anchors] [--pin]
+#                    [--pqproxy PATH] [--out DIR]
 #
 # One h2c gRPC upstream: nginx (one worker, `listen ... http2` without ssl,
 # i.e. HTTP/2 with prior knowledge) answering every
@@ -22,9 +22,12 @@
 # as success, whatever grpc-status says); check.txt records it.
 # Load: h2load -t 1 -c C -m M -d request.grpc -H content-type: application/grpc
 # -H te: trailers, in interleaved rounds of S seconds: calls/s, CPU per call
-# (the proxy's own utime+stime from /proc, children included, and its
-# user-space part, over h2load's successful calls; the upstream's beside
-# it), p50/p99 (h2load's --log-file), and the ratios pqproxy / best anchor.
+# (the proxy's own utime+stime from /proc, children included, its
+# user-space part and its sleeps in the kernel, voluntary context switches,
+# over h2load's successful calls; the upstream's CPU beside it), p50/p99
+# (h2load's --log-file), and the ratios pqproxy / best anchor.
+# --pin: the proxies on the last CPU, the upstream and h2load on the others
+# (taskset; two or more CPUs).
 # Debian's h2load, nginx and HAProxy are on OpenSSL 3.0: the key exchange is
 # X25519 for all three (pqproxy under "prefer").
 #
@@ -37,7 +40,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 PQPROXY="$ROOT/build/pqproxy"
-ROUNDS=3 DUR=10 CONNS=8 STREAMS=32 OUT="" STOCK=0
+ROUNDS=3 DUR=10 CONNS=8 STREAMS=32 OUT="" STOCK=0 PIN=0
 METHOD=/inference.GRPCInferenceService/ModelInfer
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -47,6 +50,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --quick) ROUNDS=1; DUR=3 ;;
         --stock-anchors) STOCK=1 ;;
+        --pin) PIN=1 ;;
         --rounds) ROUNDS="${2:-}"; shift ;;
         --duration) DUR="${2:-}"; shift ;;
         --pqproxy) PQPROXY="${2:-}"; shift ;;
@@ -74,6 +78,7 @@ done
 [ -n "$GRPC_PY" ] || lt_die "no Python with grpc_tools and protobuf: run scripts/deps.sh --test-tools"
 
 lt_run_setup "$PQPROXY" grpc
+lt_pin_setup "$PIN"
 log() { printf 'grpc.sh: %s\n' "$*" >&2; }
 
 mkdir -p "$RUN/msg" "$RUN/www${METHOD%/*}" "$RUN/tmp"
@@ -112,7 +117,7 @@ http {
     }
 }
 EOF
-nginx -p "$RUN" -c "$RUN/upstream.conf" >"$RUN/upstream.out" 2>&1 &
+$LT_LOAD_PIN nginx -p "$RUN" -c "$RUN/upstream.conf" >"$RUN/upstream.out" 2>&1 &
 UP_PID=$!
 PIDS+=("$UP_PID")
 wait_port "$UP_PORT" || lt_die "upstream nginx did not start: $(cat "$RUN/upstream.err" "$RUN/upstream.out" 2>/dev/null)"
@@ -125,7 +130,7 @@ lt_start_haproxy h2 "proto h2"
 # h2load_call SECONDS PORT ARGS...: h2load posting the prepared call, stopped after SECONDS
 h2load_call() {
     local t="$1" port="$2"; shift 2
-    timeout "$t" h2load -t 1 --npn-list=h2 -d "$RUN/msg/request.grpc" -H 'content-type: application/grpc' -H 'te: trailers' \
+    timeout "$t" $LT_LOAD_PIN h2load -t 1 --npn-list=h2 -d "$RUN/msg/request.grpc" -H 'content-type: application/grpc' -H 'te: trailers' \
         "$@" "https://127.0.0.1:$port$METHOD"
 }
 
@@ -146,27 +151,29 @@ got = json.loads(sys.argv[2].strip().splitlines()[-1])
 sys.exit(0 if got.get("ok") and got.get("code") == 0 and got.get("response") == want else 1)
 EOF
     fields="$(lt_check_fields "$n")"
-    printf '%s: grpc-status 0 (@grpc/grpc-js, %s), response as expected; h2load: %s; forwarded: %s\n' "$n" \
+    printf '%s: grpc-status 0 (@grpc/grpc-js, %s), response as expected; h2load: %s; forwarded: %s; CPUs %s\n' "$n" \
         "${METHOD##*/}" "$(grep -E '^(TLS Protocol|Cipher|Server Temp Key|Application protocol):' <<<"$chk" | tr '\n' ' ')" \
-        "$fields" >> "$OUT/check.txt"
+        "$fields" "$(lt_cpus_of "${PID[$n]}")" >> "$OUT/check.txt"
 done
 LOADAVG_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 VERSIONS="$("$PQPROXY" version | head -n1); $(nginx -v 2>&1 | sed 's/.*: //'); HAProxy $(haproxy -v | head -1 | awk '{print $3}'); $(h2load --version | head -1); $(openssl version 2>/dev/null | awk '{print $1, $2}')"
 log "$VERSIONS; load average $LOADAVG_START"
-log "upstream :$UP_PORT; $(for n in "${TARGETS[@]}"; do printf '%s :%s  ' "$n" "${PORT[$n]}"; done)"
+log "$LT_CPUS; upstream :$UP_PORT; $(for n in "${TARGETS[@]}"; do printf '%s :%s  ' "$n" "${PORT[$n]}"; done)"
 
 RAW="$OUT/raw.tsv"
-printf 'target\tround\trequests\tfailed\tduration_s\treq_s\tp50_us\tp99_us\tcpu_s\tcpu_us_per_req\tupstream_cpu_us_per_req\tuser_us_per_req\n' > "$RAW"
+printf 'target\tround\trequests\tfailed\tduration_s\treq_s\tp50_us\tp99_us\tcpu_s\tcpu_us_per_req\tupstream_cpu_us_per_req\tuser_us_per_req\tsleeps_per_req\n' > "$RAW"
 # run_round TARGET ROUND
 run_round() {
-    local n="$1" r="$2" c0 c1 u0 u1 s0 s1 out
+    local n="$1" r="$2" c0 c1 u0 u1 s0 s1 z0 z1 out
     rm -f "$RUN/h2load.log"
     c0="$(cpu_ticks "${PID[$n]}")"; u0="$(cpu_ticks "$UP_PID")"; s0="$(user_ticks "${PID[$n]}")"
+    z0="$(sleep_count "${PID[$n]}")"
     out="$(h2load_call $((DUR + 30)) "${PORT[$n]}" -c "$CONNS" -m "$STREAMS" -D "$DUR" \
              --log-file="$RUN/h2load.log" 2>&1 || true)"
     c1="$(cpu_ticks "${PID[$n]}")"; u1="$(cpu_ticks "$UP_PID")"; s1="$(user_ticks "${PID[$n]}")"
+    z1="$(sleep_count "${PID[$n]}")"
     printf '== %s round %s\n%s\n' "$n" "$r" "$out" >> "$OUT/h2load.txt"
-    python3 "$HERE/h2row.py" "$n" "$r" "$HZ" "$RUN/h2load.log" "$c0" "$c1" "$u0" "$u1" --user "$s0" "$s1" <<<"$out" >> "$RAW"
+    python3 "$HERE/h2row.py" "$n" "$r" "$HZ" "$RUN/h2load.log" "$c0" "$c1" "$u0" "$u1" --user "$s0" "$s1" --sleeps "$z0" "$z1" <<<"$out" >> "$RAW"
 }
 
 log "h2load -c $CONNS -m $STREAMS, $ROUNDS interleaved round(s) x ${DUR}s per target"
@@ -180,8 +187,7 @@ done
 LOADAVG_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 python3 "$HERE/grpcreport.py" --out "$OUT" --versions "$VERSIONS" --rounds "$ROUNDS" --duration "$DUR" \
     --conns "$CONNS" --streams "$STREAMS" --method "$METHOD" --loadavg "$LOADAVG_START -> $LOADAVG_END" \
-    --anchor-fields "$(lt_fields_mode)" \
-    > "$OUT/grpc.md"
+    --anchor-fields "$(lt_fields_mode)" --cpus "$LT_CPUS" > "$OUT/grpc.md"
 for f in "${TARGETS[@]/%/.err}" "${TARGETS[@]/%/.out}" upstream.err; do   # logs, and stderr (sanitizer reports)
     [ -s "$RUN/$f" ] && cp "$RUN/$f" "$OUT/$f.log"
 done

@@ -6,28 +6,28 @@ per call <= 0.8 x the best anchor's" (on the medians). Prints Markdown; writes
 grpc.json beside the inputs.
 
     grpcreport.py --out DIR --versions S --rounds N --duration S --conns C --streams M --method PATH --loadavg S
+                  [--anchor-fields same|stock] [--cpus S]
 """
 import argparse
 import json
 import os
 
-from h2report import (anchor_fields_line, per_round, per_round_line, rows, split, split_line, summarize,
-                      table, to_best)
+from h2report import (anchor_fields_line, columns, cpus_line, measured, per_round, per_round_line, rows, split,
+                      split_line, summarize, table, to_best)
 
 TARGET_CPU_RATIO = 0.8
 
 
 def main():
     ap = argparse.ArgumentParser()
-    for k in ("out", "versions", "loadavg", "method", "anchor-fields"):
+    for k in ("out", "versions", "loadavg", "method", "anchor-fields", "cpus"):
         ap.add_argument("--" + k, default="")
     for k in ("rounds", "duration", "conns", "streams"):
         ap.add_argument("--" + k, type=int, default=0)
     a = ap.parse_args()
 
     raw = rows(os.path.join(a.out, "raw.tsv"))
-    user = raw and "user_us_per_req" in raw[0]
-    summary, best = summarize(raw, extra=("upstream_cpu_us_per_req",) + (("user_us_per_req",) if user else ()))
+    summary, best = summarize(raw, extra=("upstream_cpu_us_per_req",) + measured(raw))
     ratios, target, rounds, sp = {}, {}, {}, {}
     if best and summary.get("pqproxy", {}).get("cpu_us_per_req"):
         ratios["pqproxy"] = to_best(summary["pqproxy"], best)
@@ -43,10 +43,9 @@ def main():
            f"{a.rounds} interleaved round(s), medians",
            "- one worker per proxy; TLS 1.3, ECDSA P-256, X25519 (h2load on OpenSSL 3.0); every target "
            "checked first with @grpc/grpc-js (check.txt)",
-           anchor_fields_line(a.anchor_fields),
+           anchor_fields_line(a.anchor_fields), cpus_line(a.cpus),
            f"- load average (1, 5, 15 min) at start -> end: {a.loadavg}\n"]
-    out += table(summary, extra=((("user µs/call", "user_us_per_req"),) if user else ())
-                 + (("upstream CPU µs/call", "upstream_cpu_us_per_req"),))
+    out += table(summary, extra=columns(raw, "call") + (("upstream CPU µs/call", "upstream_cpu_us_per_req"),))
     if ratios:
         r = ratios["pqproxy"]
         out += ["", f"Ratios to the best anchor (calls/s: the higher anchor; CPU per call: {best['cpu_anchor']}, "
@@ -62,7 +61,7 @@ def main():
         json.dump({"summary": summary, "best_anchor": best, "ratios": ratios, "per_round": rounds, "cpu_split": sp, "target": target,
                    "versions": a.versions, "loadavg": a.loadavg, "rounds": a.rounds, "duration_s": a.duration,
                    "conns": a.conns, "streams": a.streams, "method": a.method,
-                   "anchor_fields": a.anchor_fields}, fh, indent=1)
+                   "anchor_fields": a.anchor_fields, "cpus": a.cpus or "unpinned"}, fh, indent=1)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 # HTTP/2 side by side in one run (docs/benchmarks.md, "HTTP/2"):
 #
 #   loadtest/h2.sh [--quick] [--rounds N] [--duration S] [--idle N] [--stock-anchors]
-#                  [--pqproxy PATH] [--out DIR]
+#                  [--pin] [--pqproxy PATH] [--out DIR]
 #
 # One plaintext HTTP/1.1 upstream (nginx serving the small JSON document of
 # run.sh), and in front of it, with the same ECDSA P-256 certificate
@@ -18,8 +18,12 @@
 #   h2  h2load (nghttp2-client) -c C -m M, HTTP/2 only, GET /small.json, in
 #       interleaved rounds of S seconds: req/s, CPU per request (the
 #       proxy's own utime+stime from /proc, children included, over
-#       h2load's requests; its user-space part beside it), p99 (from
-#       h2load's --log-file), and the ratios pqproxy / best anchor.
+#       h2load's requests; its user-space part and its sleeps in the kernel,
+#       voluntary context switches, beside it), p99 (from h2load's
+#       --log-file), and the ratios pqproxy / best anchor.
+# --pin: the proxies on the last CPU, the upstream and h2load on the others
+# (taskset; two or more CPUs), so that they do not take turns on the
+# proxy's core.
 #   idle  N idle connections per proxy (idleconns.py), HTTP/2 (preface and
 #       SETTINGS exchanged, no stream) and HTTP/1.1 (handshake only),
 #       each on a freshly started proxy: RSS growth per connection.
@@ -42,7 +46,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 PQPROXY="$ROOT/build/pqproxy"
-ROUNDS=3 DUR=10 IDLE_N=500 CONNS=8 STREAMS=32 OUT="" STOCK=0
+ROUNDS=3 DUR=10 IDLE_N=500 CONNS=8 STREAMS=32 OUT="" STOCK=0 PIN=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds|--duration|--idle|--pqproxy|--out)
@@ -51,6 +55,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --quick) ROUNDS=1; DUR=3; IDLE_N=200 ;;
         --stock-anchors) STOCK=1 ;;
+        --pin) PIN=1 ;;
         --rounds) ROUNDS="${2:-}"; shift ;;
         --duration) DUR="${2:-}"; shift ;;
         --idle) IDLE_N="${2:-}"; shift ;;
@@ -73,6 +78,7 @@ lt_need_tools scripts/bench-deps.sh nginx haproxy h2load curl python3
 NODE="$( (lt_node24) 2>/dev/null || true)"
 
 lt_run_setup "$PQPROXY" h2
+lt_pin_setup "$PIN"
 log() { printf 'h2.sh: %s\n' "$*" >&2; }
 
 mkdir -p "$RUN/www" "$RUN/tmp"
@@ -92,7 +98,7 @@ http {
     server { listen 127.0.0.1:$UP_PORT backlog=4096; root $RUN/www; $(lt_ngx_fields_log) location = /small.json { } }
 }
 EOF
-nginx -p "$RUN" -c "$RUN/upstream.conf" >"$RUN/upstream.out" 2>&1 &
+$LT_LOAD_PIN nginx -p "$RUN" -c "$RUN/upstream.conf" >"$RUN/upstream.out" 2>&1 &
 PIDS+=($!)
 wait_port "$UP_PORT" || lt_die "upstream nginx did not start: $(cat "$RUN/upstream.err" "$RUN/upstream.out" 2>/dev/null)"
 
@@ -113,9 +119,9 @@ fi
 # the load generator for TARGET (h2node.mjs takes h2load's options)
 h2gen() {
     case "$1" in
-        pqproxy-h) echo "$NODE $HERE/h2node.mjs --groups X25519MLKEM768" ;;
-        pqproxy-x) echo "$NODE $HERE/h2node.mjs --groups X25519" ;;
-        *) echo h2load ;;
+        pqproxy-h) echo "$LT_LOAD_PIN $NODE $HERE/h2node.mjs --groups X25519MLKEM768" ;;
+        pqproxy-x) echo "$LT_LOAD_PIN $NODE $HERE/h2node.mjs --groups X25519" ;;
+        *) echo "$LT_LOAD_PIN h2load" ;;
     esac
 }
 
@@ -124,13 +130,14 @@ for n in "${TARGETS[@]}"; do
     wait_port "${PORT[$n]}" || lt_die "$n did not start: $(cat "$RUN/$n".out "$RUN/$n".err 2>/dev/null | tail -5)"
     # one request over HTTP/2, and the protocol h2load negotiated
     hdr=()      # h2load's check request is marked for the upstream's log of fields
-    [ "$(h2gen "$n")" != h2load ] || hdr=(-H "x-lt-check: $n")
+    [ "$n" != "${n#pqproxy-}" ] || hdr=(-H "x-lt-check: $n")
     chk="$($(h2gen "$n") -n 1 -c 1 --npn-list=h2 "${hdr[@]}" "https://127.0.0.1:${PORT[$n]}/small.json" 2>&1 || true)"
     grep -q '^Application protocol: h2$' <<<"$chk" && grep -q ' 1 succeeded' <<<"$chk" ||
         lt_die "$n does not answer over HTTP/2: $(tail -5 <<<"$chk"; cat "$RUN/$n".out "$RUN/$n".err 2>/dev/null | tail -5)"
     fields=""
     [ ${#hdr[@]} -eq 0 ] || fields="; forwarded: $(lt_check_fields "$n")"
-    printf '%s: %s%s\n' "$n" "$(grep -E '^(TLS Protocol|Cipher|Server Temp Key|Application protocol):' <<<"$chk" | tr '\n' ' ')" "$fields" >> "$OUT/check.txt"
+    printf '%s: %s%s; CPUs %s\n' "$n" "$(grep -E '^(TLS Protocol|Cipher|Server Temp Key|Application protocol):' <<<"$chk" | tr '\n' ' ')" \
+        "$fields" "$(lt_cpus_of "${PID[$n]}")" >> "$OUT/check.txt"
 done
 if [ -n "$NODE" ]; then     # the hybrid proxy refuses a classical client: the group is really hybrid
     chk="$(h2load -n 1 -c 1 --npn-list=h2 "https://127.0.0.1:${PORT[pqproxy-h]}/small.json" 2>&1 || true)"
@@ -140,22 +147,22 @@ fi
 LOADAVG_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 VERSIONS="$("$PQPROXY" version | head -n1); $(nginx -v 2>&1 | sed 's/.*: //'); HAProxy $(haproxy -v | head -1 | awk '{print $3}'); $(h2load --version | head -1); $(openssl version 2>/dev/null | awk '{print $1, $2}')"
 log "$VERSIONS; load average $LOADAVG_START"
-log "upstream :$UP_PORT; $(for n in "${TARGETS[@]}"; do printf '%s :%s  ' "$n" "${PORT[$n]}"; done)"
+log "$LT_CPUS; upstream :$UP_PORT; $(for n in "${TARGETS[@]}"; do printf '%s :%s  ' "$n" "${PORT[$n]}"; done)"
 
 # --- h2: many streams per connection, small responses ------------------------------------
 
 RAW="$OUT/raw.tsv"
-printf 'target\tround\trequests\tfailed\tduration_s\treq_s\tp50_us\tp99_us\tcpu_s\tcpu_us_per_req\tuser_us_per_req\n' > "$RAW"
+printf 'target\tround\trequests\tfailed\tduration_s\treq_s\tp50_us\tp99_us\tcpu_s\tcpu_us_per_req\tuser_us_per_req\tsleeps_per_req\n' > "$RAW"
 # run_h2load TARGET ROUND
 run_h2load() {
-    local n="$1" r="$2" c0 c1 s0 s1 out
+    local n="$1" r="$2" c0 c1 s0 s1 z0 z1 out
     rm -f "$RUN/h2load.log"
-    c0="$(cpu_ticks "${PID[$n]}")"; s0="$(user_ticks "${PID[$n]}")"
+    c0="$(cpu_ticks "${PID[$n]}")"; s0="$(user_ticks "${PID[$n]}")"; z0="$(sleep_count "${PID[$n]}")"
     out="$(timeout $((DUR + 30)) $(h2gen "$n") -t 1 -c "$CONNS" -m "$STREAMS" -D "$DUR" --npn-list=h2 \
              --log-file="$RUN/h2load.log" "https://127.0.0.1:${PORT[$n]}/small.json" 2>&1 || true)"
-    c1="$(cpu_ticks "${PID[$n]}")"; s1="$(user_ticks "${PID[$n]}")"
+    c1="$(cpu_ticks "${PID[$n]}")"; s1="$(user_ticks "${PID[$n]}")"; z1="$(sleep_count "${PID[$n]}")"
     printf '== %s round %s\n%s\n' "$n" "$r" "$out" >> "$OUT/h2load.txt"
-    python3 "$HERE/h2row.py" "$n" "$r" "$HZ" "$RUN/h2load.log" "$c0" "$c1" --user "$s0" "$s1" <<<"$out" >> "$RAW"
+    python3 "$HERE/h2row.py" "$n" "$r" "$HZ" "$RUN/h2load.log" "$c0" "$c1" --user "$s0" "$s1" --sleeps "$z0" "$z1" <<<"$out" >> "$RAW"
 }
 
 log "h2: h2load -c $CONNS -m $STREAMS, $ROUNDS interleaved round(s) x ${DUR}s per target"
@@ -202,7 +209,7 @@ NODE_VER=""
 [ -z "$NODE" ] || NODE_VER="$("$NODE" -p '"Node " + process.version + ", OpenSSL " + process.versions.openssl')"
 python3 "$HERE/h2report.py" --out "$OUT" --versions "$VERSIONS" --rounds "$ROUNDS" --duration "$DUR" \
     --conns "$CONNS" --streams "$STREAMS" --idle-n "$IDLE_N" --loadavg "$LOADAVG_START -> $LOADAVG_END" \
-    --node "$NODE_VER" --anchor-fields "$(lt_fields_mode)" > "$OUT/h2.md"
+    --node "$NODE_VER" --anchor-fields "$(lt_fields_mode)" --cpus "$LT_CPUS" > "$OUT/h2.md"
 for n in "${TARGETS[@]}"; do [ -s "$RUN/$n.err" ] && cp "$RUN/$n.err" "$OUT/$n.err.log"; done
 cat "$OUT/h2.md"
 log "done: $OUT"

@@ -5,6 +5,7 @@ over that anchor's), and the idle-connection table of idle.tsv.
 Prints Markdown; writes h2.json beside the inputs.
 
     h2report.py --out DIR --versions S --rounds N --duration S --conns C --streams M --idle-n N --loadavg S
+                [--node S] [--anchor-fields same|stock] [--cpus S]
 """
 import argparse, csv, json, os, statistics
 
@@ -69,6 +70,25 @@ def anchor_fields_line(mode):
             "pqproxy adds (X-Forwarded-For, -Proto, -Host, X-Request-Id)")
 
 
+def measured(raw):
+    """The optional columns of raw.tsv this run has (h2row.py --user, --sleeps)."""
+    return tuple(k for k in ("user_us_per_req", "sleeps_per_req") if raw and k in raw[0])
+
+
+def columns(raw, what):
+    """The table's columns for measured(raw)."""
+    titles = {"user_us_per_req": (f"user µs/{what}", "user_us_per_req", 1),
+              "sleeps_per_req": (f"sleeps/{what}", "sleeps_per_req", 3)}
+    return tuple(titles[k] for k in measured(raw))
+
+
+def cpus_line(cpus):
+    """Where the processes ran (loadtest/lib.sh, lt_pin_setup)."""
+    if cpus and cpus != "unpinned":
+        return f"- --pin: {cpus} (taskset)"
+    return "- CPUs: unpinned, every process wherever the scheduler puts it"
+
+
 def per_round_line(pr, target="pqproxy", what="request"):
     """The Markdown line of per_round's result."""
     if not pr or not pr["pairs"]:
@@ -88,6 +108,8 @@ def split(summary, target, anchor):
            "sys_us_per_req": [round(sys_(t), 2), round(sys_(a), 2)]}
     out["user_ratio"] = round(t["user_us_per_req"] / a["user_us_per_req"], 3) if a["user_us_per_req"] else None
     out["sys_ratio"] = round(sys_(t) / sys_(a), 3) if sys_(a) else None
+    if t.get("sleeps_per_req") is not None and a.get("sleeps_per_req") is not None:
+        out["sleeps_per_req"] = [t["sleeps_per_req"], a["sleeps_per_req"]]
     return out
 
 
@@ -96,8 +118,13 @@ def split_line(sp, target="pqproxy", what="request"):
     if not sp:
         return []
     (tu, au), (ts, as_) = sp["user_us_per_req"], sp["sys_us_per_req"]
-    return ["", f"CPU per {what}, user-space + system (µs): {target} {tu:.1f} + {ts:.1f}, {sp['anchor']} "
-            f"{au:.1f} + {as_:.1f}; {target} / {sp['anchor']}: user x{sp['user_ratio']}, system x{sp['sys_ratio']}."]
+    line = (f"CPU per {what}, user-space + system (µs): {target} {tu:.1f} + {ts:.1f}, {sp['anchor']} "
+            f"{au:.1f} + {as_:.1f}; {target} / {sp['anchor']}: user x{sp['user_ratio']}, system x{sp['sys_ratio']}.")
+    if "sleeps_per_req" in sp:
+        (tz, az) = sp["sleeps_per_req"]
+        line += (f" Sleeps in the kernel per {what} (voluntary context switches, each a wake-up paid in "
+                 f"system time): {target} {tz:.3f}, {sp['anchor']} {az:.3f}.")
+    return ["", line]
 
 
 def to_best(s, best):
@@ -106,27 +133,29 @@ def to_best(s, best):
 
 
 def table(summary, extra=()):
-    """The Markdown table of the medians; extra: (column title, key) pairs."""
+    """The Markdown table of the medians; extra: (column title, key) pairs,
+    or (title, key, decimals)."""
     f = lambda v, d=1: "–" if v is None else f"{v:,.{d}f}"
-    out = ["| target | req/s | CPU µs/req | " + "".join(f"{c} | " for c, _ in extra) + "p50 µs | p99 µs | failed | rounds |",
+    extra = [(e + (1,))[:3] for e in extra]
+    out = ["| target | req/s | CPU µs/req | " + "".join(f"{c} | " for c, _, _ in extra) + "p50 µs | p99 µs | failed | rounds |",
            "|---|---:|---:|" + "---:|" * len(extra) + "---:|---:|---:|---:|"]
     for t, s in summary.items():
         out.append(f"| {t} | {f(s['req_s'], 0)} | {f(s['cpu_us_per_req'])} | "
-                   + "".join(f"{f(s[k])} | " for _, k in extra)
+                   + "".join(f"{f(s.get(k), d)} | " for _, k, d in extra)
                    + f"{f(s['p50_us'], 0)} | {f(s['p99_us'], 0)} | {s['failed']} | {s['rounds']} |")
     return out
 
 
 def main():
     ap = argparse.ArgumentParser()
-    for k in ("out", "versions", "loadavg", "node", "anchor-fields"):
+    for k in ("out", "versions", "loadavg", "node", "anchor-fields", "cpus"):
         ap.add_argument("--" + k, default="")
     for k in ("rounds", "duration", "conns", "streams", "idle-n"):
         ap.add_argument("--" + k, type=int, default=0)
     a = ap.parse_args()
 
     raw = rows(os.path.join(a.out, "raw.tsv"))
-    summary, best = summarize(raw, extra=("user_us_per_req",) if raw and "user_us_per_req" in raw[0] else ())
+    summary, best = summarize(raw, extra=measured(raw))
     ratios, rounds, sp = {}, {}, {}
     if best and summary.get("pqproxy", {}).get("cpu_us_per_req"):
         ratios["pqproxy"] = to_best(summary["pqproxy"], best)
@@ -147,8 +176,9 @@ def main():
                + (f"; pqproxy-h (require, X25519MLKEM768) and pqproxy-x (X25519) driven by h2node.mjs on {a.node}"
                   if a.node else "; no Node.js 24: no hybrid rows"))
     out.append(anchor_fields_line(a.anchor_fields))
+    out.append(cpus_line(a.cpus))
     out.append(f"- load average (1, 5, 15 min) at start -> end: {a.loadavg}\n")
-    out += table(summary, extra=(("user µs/req", "user_us_per_req"),) if sp else ())
+    out += table(summary, extra=columns(raw, "req"))
     if ratios:
         out.append("")
         out.append(f"Ratios to the best anchor (req/s: the higher anchor; CPU per request: {best['cpu_anchor']}, "
@@ -172,7 +202,8 @@ def main():
     with open(os.path.join(a.out, "h2.json"), "w") as fh:
         json.dump({"summary": summary, "best_anchor": best, "ratios": ratios, "per_round": rounds, "cpu_split": sp, "idle": idle,
                    "versions": a.versions, "loadavg": a.loadavg, "rounds": a.rounds, "duration_s": a.duration,
-                   "conns": a.conns, "streams": a.streams, "anchor_fields": a.anchor_fields}, fh, indent=1)
+                   "conns": a.conns, "streams": a.streams, "anchor_fields": a.anchor_fields, "cpus": a.cpus or "unpinned"},
+                  fh, indent=1)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,44 @@ cpu_ticks() { proc_sum stat '{ sub(/.*\) /, ""); print $12 + $13 }' "$@"; }
 # utime alone: the user-space part of cpu_ticks
 user_ticks() { proc_sum stat '{ sub(/.*\) /, ""); print $12 }' "$@"; }
 rss_kib() { proc_sum status '/^VmRSS:/ { print $2 }' "$@"; }
+# sleep_count PID...: voluntary context switches (a thread blocking in the
+# kernel, in poll mostly, and woken again) of every thread of the processes
+# and their children: part of the system time a faster proxy pays by
+# running out of work more often
+sleep_count() {
+    local total=0 p q kids
+    for p in "$@"; do
+        kids="$(pgrep -P "$p" 2>/dev/null | tr '\n' ' ' || true)"
+        for q in $p $kids; do
+            total=$((total + $(cat /proc/"$q"/task/*/status 2>/dev/null |
+                               awk '/^voluntary_ctxt_switches:/ { s += $2 } END { print s + 0 }')))
+        done
+    done
+    echo "$total"
+}
+
+# lt_pin_setup PIN: PIN=1 on a machine of two or more CPUs puts the proxies
+# on the last CPU (LT_PROXY_PIN, a taskset prefix) and the upstream and the
+# load generator on the others (LT_LOAD_PIN), so that they do not take turns
+# on the proxy's core and scheduling noise stays out of its accounting;
+# otherwise both prefixes are empty. LT_CPUS says which for the reports.
+lt_pin_setup() {
+    local cpus
+    LT_PROXY_PIN="" LT_LOAD_PIN="" LT_CPUS="unpinned"
+    [ "$1" = 1 ] || return 0
+    command -v taskset >/dev/null 2>&1 || lt_die "--pin needs taskset (util-linux)"
+    cpus="$(python3 -c 'import os; print(" ".join(map(str, sorted(os.sched_getaffinity(0)))))')"
+    set -- $cpus
+    [ $# -ge 2 ] || lt_die "--pin needs two or more CPUs (this process may use: $cpus)"
+    local last="${!#}" rest
+    rest="$(printf '%s\n' "$@" | head -n $(($# - 1)) | paste -sd, -)"
+    LT_PROXY_PIN="taskset -c $last" LT_LOAD_PIN="taskset -c $rest"
+    LT_CPUS="proxies on CPU $last, upstream and load generator on CPU $rest"
+}
+# lt_cpus_of PID: the CPUs the process may run on, for check.txt
+lt_cpus_of() {
+    python3 -c 'import os, sys; print(",".join(map(str, sorted(os.sched_getaffinity(int(sys.argv[1]))))))' "$1"
+}
 
 # lt_haproxy_cfg NBTHREAD BIND UPSTREAM_PORT [SERVER_OPTIONS]: the HAProxy
 # configuration of the load tests (mode http, keep-alive both sides, BIND the
@@ -212,8 +250,9 @@ lt_rotated() {
 }
 
 # The three proxies of h2.sh and grpc.sh, one worker each, TLS 1.3 with the
-# certificate of lt_run_setup, in front of the upstream on UP_PORT; each sets
-# PID[NAME] and PORT[NAME] (associative arrays of the caller) and joins PIDS.
+# certificate of lt_run_setup, in front of the upstream on UP_PORT, on the
+# CPU of lt_pin_setup; each sets PID[NAME] and PORT[NAME] (associative
+# arrays of the caller) and joins PIDS.
 
 # lt_start_pqproxy NAME POLICY ALPN UPSTREAM: pqproxy, RUN/NAME.json; ALPN a
 # JSON array, UPSTREAM the keys of "upstream" after its address
@@ -233,7 +272,8 @@ lt_start_pqproxy() {
   "admin": { "enabled": false }
 }
 EOF
-    (ulimit -n 20000 2>/dev/null || true; exec "$PQPROXY" run --config "$RUN/$name.json") >"$RUN/$name.out" 2>&1 &
+    (ulimit -n 20000 2>/dev/null || true; exec ${LT_PROXY_PIN:-} "$PQPROXY" run --config "$RUN/$name.json") \
+        >"$RUN/$name.out" 2>&1 &
     PID[$name]=$!; PIDS+=("${PID[$name]}"); PORT[$name]=$port
 }
 
@@ -260,7 +300,7 @@ http {
     }
 }
 EOF
-    nginx -p "$RUN" -c "$RUN/nginx.conf" >"$RUN/nginx.out" 2>&1 &
+    ${LT_PROXY_PIN:-} nginx -p "$RUN" -c "$RUN/nginx.conf" >"$RUN/nginx.out" 2>&1 &
     PID[nginx]=$!; PIDS+=("${PID[nginx]}"); PORT[nginx]=$port
 }
 
@@ -269,6 +309,7 @@ lt_start_haproxy() {
     local port; port="$(free_port)"
     lt_haproxy_cfg 1 "127.0.0.1:$port ssl crt $RUN/certs/server-combined.pem alpn $1" "$UP_PORT" "${2:-}" \
         > "$RUN/haproxy.cfg"
-    (ulimit -n 20000 2>/dev/null || true; exec haproxy -db -f "$RUN/haproxy.cfg") >"$RUN/haproxy.out" 2>&1 &
+    (ulimit -n 20000 2>/dev/null || true; exec ${LT_PROXY_PIN:-} haproxy -db -f "$RUN/haproxy.cfg") \
+        >"$RUN/haproxy.out" 2>&1 &
     PID[haproxy]=$!; PIDS+=("${PID[haproxy]}"); PORT[haproxy]=$port
 }

@@ -54,7 +54,9 @@ def test_quick_run(h):
     round each with calls that succeeded and no failures."""
     need_tools()
     out = h.path("out")
-    r = run(["--quick", "--pqproxy", pqproxy_bin(), "--out", out], timeout=240)
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = ["--pin"] if len(cpus) >= 2 else []     # the proxies on the last CPU, the load on the others
+    r = run(["--quick", *pin, "--pqproxy", pqproxy_bin(), "--out", out], timeout=240)
     check_eq(r.returncode, 0, r.stderr[-2000:])
     check_lines = open(os.path.join(out, "check.txt")).read().splitlines()
     check_eq([l.split(":")[0] for l in check_lines], TARGETS)
@@ -63,7 +65,9 @@ def test_quick_run(h):
         check_in("Application protocol: h2", line)
         check_in("TLS Protocol: TLSv1.3", line)
         # every proxy forwarded the fields pqproxy adds (loadtest/lib.sh, lt_check_fields)
-        check(re.search(r"; forwarded: xff=127\.0\.0\.1 xfp=https xfh=127\.0\.0\.1\S* rid=\S+$", line), line)
+        check(re.search(r"; forwarded: xff=127\.0\.0\.1 xfp=https xfh=127\.0\.0\.1\S* rid=\S+; CPUs \S+$", line), line)
+        want = str(cpus[-1]) if pin else ",".join(map(str, cpus))
+        check(line.endswith(f"; CPUs {want}"), line)
     with open(os.path.join(out, "raw.tsv")) as f:
         raw = list(csv.DictReader(f, delimiter="\t"))
     check_eq([row["target"] for row in raw], TARGETS)
@@ -72,11 +76,16 @@ def test_quick_run(h):
         check(float(row["cpu_us_per_req"]) > 0 and float(row["upstream_cpu_us_per_req"]) > 0, str(row))
         check(0 < float(row["user_us_per_req"]) <= float(row["cpu_us_per_req"]), str(row))
         check(0 < int(row["p50_us"]) <= int(row["p99_us"]), str(row))
+        check(float(row["sleeps_per_req"]) >= 0, str(row))
     j = json.load(open(os.path.join(out, "grpc.json")))
     check_eq(sorted(j["summary"]), sorted(TARGETS))
     check_eq(j["method"], "/inference.GRPCInferenceService/ModelInfer")
     check_eq(j["anchor_fields"], "same")
+    if pin:
+        rest = ",".join(map(str, cpus[:-1]))
+        check_eq(j["cpus"], f"proxies on CPU {cpus[-1]}, upstream and load generator on CPU {rest}")
     sp = j["cpu_split"]
+    check_eq(sp["sleeps_per_req"], [j["summary"][t]["sleeps_per_req"] for t in ("pqproxy", sp["anchor"])])
     check_eq(sp["anchor"], j["best_anchor"]["cpu_anchor"])
     check_eq(sp["user_us_per_req"], [j["summary"][t]["user_us_per_req"] for t in ("pqproxy", sp["anchor"])])
     check_eq(j["best_anchor"]["cpu_anchor"] in ("nginx", "haproxy"), True)

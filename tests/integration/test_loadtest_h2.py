@@ -110,14 +110,15 @@ def test_h2node_hybrid(h):
 def test_report_ratios(h):
     out = h.path("out")
     os.makedirs(out)
-    cols = "target round requests failed duration_s req_s p50_us p99_us cpu_s cpu_us_per_req user_us_per_req".split()
-    data = [("pqproxy", 1, 30000, 0, 10, 3000, 900, 2000, 0.9, 30.0, 10.0),
-            ("pqproxy", 2, 31000, 0, 10, 3100, 900, 4000, 0.9, 40.0, 14.0),
-            ("pqproxy", 3, 32000, 0, 10, 3200, 900, 3000, 0.9, 50.0, 12.0),
-            ("nginx", 1, 40000, 0, 10, 4000, 800, 2500, 2.4, 60.0, 30.0),
-            ("haproxy", 1, 50000, 1, 10, 5000, 700, 5000, 2.5, 50.0, 20.0),
-            ("pqproxy-h", 1, 20000, 0, 10, 2000, 900, 9000, 0.9, 45.0, 20.0),
-            ("pqproxy-x", 1, 25000, 0, 10, 2500, 900, 6000, 0.9, 40.0, 20.0)]
+    cols = ("target round requests failed duration_s req_s p50_us p99_us cpu_s cpu_us_per_req user_us_per_req "
+            "sleeps_per_req").split()
+    data = [("pqproxy", 1, 30000, 0, 10, 3000, 900, 2000, 0.9, 30.0, 10.0, 0.1),
+            ("pqproxy", 2, 31000, 0, 10, 3100, 900, 4000, 0.9, 40.0, 14.0, 0.3),
+            ("pqproxy", 3, 32000, 0, 10, 3200, 900, 3000, 0.9, 50.0, 12.0, 0.125),
+            ("nginx", 1, 40000, 0, 10, 4000, 800, 2500, 2.4, 60.0, 30.0, 0.05),
+            ("haproxy", 1, 50000, 1, 10, 5000, 700, 5000, 2.5, 50.0, 20.0, 0.04),
+            ("pqproxy-h", 1, 20000, 0, 10, 2000, 900, 9000, 0.9, 45.0, 20.0, 0.2),
+            ("pqproxy-x", 1, 25000, 0, 10, 2500, 900, 6000, 0.9, 40.0, 20.0, 0.2)]
     with open(os.path.join(out, "raw.tsv"), "w") as f:
         f.write("\t".join(cols) + "\n")
         for row in data:
@@ -126,7 +127,8 @@ def test_report_ratios(h):
         f.write("target\tprotocol\trequested\topen\tkib_per_conn\trss_before_kib\trss_after_kib\n"
                 "pqproxy\th2\t10\t10\t12.5\t100\t225\n")
     r = subprocess.run([sys.executable, REPORT, "--out", out, "--rounds", "3", "--loadavg", "1 2 3 -> 4 5 6",
-                        "--anchor-fields", "same"], capture_output=True, text=True, timeout=60)
+                        "--anchor-fields", "same", "--cpus", "proxies on CPU 1, upstream and load generator on CPU 0"],
+                       capture_output=True, text=True, timeout=60)
     check_eq(r.returncode, 0, r.stderr)
     j = json.load(open(os.path.join(out, "h2.json")))
     check_eq(j["anchor_fields"], "same")
@@ -145,11 +147,16 @@ def test_report_ratios(h):
     check_in("Per round, CPU per request pqproxy / haproxy: x0.6 (1); median of the pairs x0.6.", r.stdout)
     check_in("| pqproxy | h2 | 10/10 | 12.5 |", r.stdout)
     # user-space and system CPU: medians 12 + 28 (40 - 12) against haproxy's 20 + 30
+    # sleeps per request: the median of pqproxy's rounds (0.125) against haproxy's
     check_eq(j["cpu_split"], {"anchor": "haproxy", "user_us_per_req": [12.0, 20.0], "sys_us_per_req": [28.0, 30.0],
-                              "user_ratio": 0.6, "sys_ratio": 0.933})
+                              "user_ratio": 0.6, "sys_ratio": 0.933, "sleeps_per_req": [0.125, 0.04]})
     check_in("CPU per request, user-space + system (µs): pqproxy 12.0 + 28.0, haproxy 20.0 + 30.0; "
-             "pqproxy / haproxy: user x0.6, system x0.933.", r.stdout)
-    check_in("| pqproxy | 3,100 | 40.0 | 12.0 | ", r.stdout)
+             "pqproxy / haproxy: user x0.6, system x0.933. Sleeps in the kernel per request (voluntary context "
+             "switches, each a wake-up paid in system time): pqproxy 0.125, haproxy 0.040.", r.stdout)
+    check_in("| target | req/s | CPU µs/req | user µs/req | sleeps/req | p50 µs |", r.stdout)
+    check_in("| pqproxy | 3,100 | 40.0 | 12.0 | 0.125 | 900 | ", r.stdout)
+    check_eq(j["cpus"], "proxies on CPU 1, upstream and load generator on CPU 0")
+    check_in("- --pin: proxies on CPU 1, upstream and load generator on CPU 0 (taskset)", r.stdout)
     check_in("1 2 3 -> 4 5 6", r.stdout)
 
 
@@ -202,6 +209,58 @@ def test_same_fields(h):
     check_in("lib: error: haproxy: its check request did not reach the upstream", r.stderr)
 
 
+def test_h2row_sleeps(h):
+    """h2row.py's row: CPU and sleeps per request over h2load's successful requests."""
+    logf = h.path("h2load.log")
+    with open(logf, "w") as f:
+        f.write("".join(f"{i}\t200\t{100 * (i + 1)}\n" for i in range(100)))
+    out = "finished in 2.00s, 50 req/s\nrequests: 100 total, 100 started, 100 done, 80 succeeded, 20 failed\n" \
+          "Application protocol: h2\n"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "loadtest", "h2row.py"), "pqproxy", "1", "100", logf,
+                        "100", "180", "--user", "10", "30", "--sleeps", "1000", "1036"],
+                       input=out, capture_output=True, text=True, timeout=60)
+    check_eq(r.returncode, 0, r.stderr)
+    # 0.8 s of CPU, 0.2 s of it user-space, 36 sleeps, over 80 requests
+    check_eq(r.stdout.split("\t"), ["pqproxy", "1", "80", "20", "2.000", "40.0", "5100", "10000", "0.80", "10000.00",
+                                    "2500.00", "0.450\n"])
+
+
+def test_pin_and_sleep_count(h):
+    """--pin (lt_pin_setup): the proxies on the last CPU, the rest for the
+    load; refused with one CPU. sleep_count counts every thread's sleeps."""
+    cpus = sorted(os.sched_getaffinity(0))
+    r = lib("lt_pin_setup 0; echo \"[$LT_PROXY_PIN] [$LT_LOAD_PIN] $LT_CPUS\"")
+    check_eq((r.returncode, r.stdout), (0, "[] [] unpinned\n"), r.stderr)
+    r = lib(f"exec taskset -c {cpus[0]} bash -c 'LT_NAME=lib; . {ROOT}/loadtest/lib.sh; lt_pin_setup 1'")
+    check_eq(r.returncode, 1, r.stdout)
+    check_in(f"lib: error: --pin needs two or more CPUs (this process may use: {cpus[0]})", r.stderr)
+    if len(cpus) >= 2:
+        r = lib("lt_pin_setup 1; echo \"[$LT_PROXY_PIN] [$LT_LOAD_PIN] $LT_CPUS\"")
+        rest = ",".join(map(str, cpus[:-1]))
+        check_eq(r.stdout, f"[taskset -c {cpus[-1]}] [taskset -c {rest}] proxies on CPU {cpus[-1]}, upstream and "
+                           f"load generator on CPU {rest}\n", r.stderr)
+    # a process whose second thread sleeps 40 times and stays, blocked; the
+    # main thread blocks once or twice: only the second thread's count reaches 40
+    prog = ("import threading, time, sys\n"
+            "done, stay = threading.Event(), threading.Event()\n"
+            "def work():\n"
+            "    for _ in range(40): time.sleep(0.002)\n"
+            "    done.set(); stay.wait()\n"
+            "threading.Thread(target=work, daemon=True).start(); done.wait()\n"
+            "print('slept', flush=True); sys.stdin.readline()\n")
+    p = subprocess.Popen([sys.executable, "-c", prog], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        check_eq(p.stdout.readline(), "slept\n")
+        n = lib(f"sleep_count {p.pid}")
+        check_eq(n.returncode, 0, n.stderr)
+        check(int(n.stdout) >= 40, n.stdout)
+        main_only = open(f"/proc/{p.pid}/status").read()
+        check(int(main_only.split("voluntary_ctxt_switches:")[1].split()[0]) < 40, main_only)
+    finally:
+        p.kill()
+        p.wait()
+
+
 if __name__ == "__main__":
     main([test_argument_checks, test_missing_pqproxy_and_tools, test_idleconns_alpn, test_h2node_hybrid,
-          test_report_ratios, test_same_fields])
+          test_report_ratios, test_h2row_sleeps, test_pin_and_sleep_count, test_same_fields])
