@@ -10,6 +10,8 @@ FUZZ_SECONDS ?= 300
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG     ?= config/pqproxy.json
 DEPS_MK    := $(BUILD)/deps.mk
+# where cmake_build finds NODE24 and CURL_PQ (test-minimal-wolfssl: the normal build's)
+PEERS_MK   ?= $(DEPS_MK)
 
 .PHONY: update-deps all deps deps-peers curl build build-asan build-fuzz run test test-unit test-asan clean distclean demo-model bench bench-deps bench-seal bench-h2 bench-grpc fuzz fuzz-ci
 .PHONY: test-minimal-wolfssl test-deploy
@@ -57,8 +59,8 @@ DEPS_TARGET := $(if $(filter test,$(MAKECMDGOALS)),deps-peers,deps)
 # PX_NODE24 / PX_CURL_PQ are passed only when deps.mk names them: a plain
 # `make` keeps the values a previous `make test` left in the CMake cache.
 define cmake_build
-	@node24="$$(sed -n 's/^NODE24 := //p' $(DEPS_MK))"; \
-	curlpq="$$(sed -n 's/^CURL_PQ := //p' $(DEPS_MK))"; \
+	@node24="$$(sed -n 's/^NODE24 := //p' $(PEERS_MK) 2>/dev/null)"; \
+	curlpq="$$(sed -n 's/^CURL_PQ := //p' $(PEERS_MK) 2>/dev/null)"; \
 	cmake -S . -B $(1) -DWOLFSSL_ROOT="$$(sed -n 's/^WOLFSSL_ROOT := //p' $(DEPS_MK))" \
 	    -DLLHTTP_ROOT="$$(sed -n 's/^LLHTTP_ROOT := //p' $(DEPS_MK))" \
 	    $${node24:+-DPX_NODE24="$$node24"} $${curlpq:+-DPX_CURL_PQ="$$curlpq"} $(2) > $(1).cmake.log 2>&1 || \
@@ -109,12 +111,8 @@ test: build build-asan
 # to it too: the handshakes they make are what the trims could break.
 BUILD_MINIMAL ?= build-minimal-wolfssl
 test-minimal-wolfssl:
-	@$(MAKE) --no-print-directory build BUILD=$(BUILD_MINIMAL) PQPROXY_WOLFSSL_PATCHES=minimal
-	@node24="$$(sed -n 's/^NODE24 := //p' $(DEPS_MK) 2>/dev/null)"; \
-	curlpq="$$(sed -n 's/^CURL_PQ := //p' $(DEPS_MK) 2>/dev/null)"; \
-	[ -z "$$node24$$curlpq" ] || cmake -S . -B $(BUILD_MINIMAL) $${node24:+-DPX_NODE24="$$node24"} \
-	    $${curlpq:+-DPX_CURL_PQ="$$curlpq"} > $(BUILD_MINIMAL).cmake.log 2>&1 || \
-	    { cat $(BUILD_MINIMAL).cmake.log; exit 1; }
+	@$(MAKE) --no-print-directory build BUILD=$(BUILD_MINIMAL) PQPROXY_WOLFSSL_PATCHES=minimal \
+	    PEERS_MK=$(abspath $(DEPS_MK))
 	@echo "== tests: normal build on wolfSSL without patches 0002-0009"
 	@cd $(BUILD_MINIMAL) && ctest --output-on-failure -j $(JOBS)
 

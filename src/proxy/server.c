@@ -858,6 +858,13 @@ int px_server_metrics(px_server_t *s, px_buf_t *out)
     return admin_metrics(s, out);
 }
 
+/* SIGTERM or SIGINT: drain, logged with the signal and when it came. */
+static void stop_draining(px_server_t *s, int signum, const char *when)
+{
+    px_info("%s%s: draining (up to %u ms)", strsignal(signum), when, s->gen->cfg->timeouts.drain);
+    px_server_drain(s);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     px_server_t *s = h->data;
@@ -870,8 +877,7 @@ static void on_signal(uv_signal_t *h, int signum)
         px_warn("second %s: exiting now", strsignal(signum));
         _exit(1);
     }
-    px_info("%s: draining (up to %u ms)", strsignal(signum), s->gen->cfg->timeouts.drain);
-    px_server_drain(s);
+    stop_draining(s, signum, "");
 }
 
 /* Every worker has finished: let the main loop end. */
@@ -955,11 +961,8 @@ int px_server_run(px_server_t *s)
         }
     }
     s->started = 1;
-    if (early_stop) {           /* the loop's handlers replaced on_early_stop above */
-        px_info("%s during start-up: draining (up to %u ms)", strsignal(early_stop),
-                s->gen->cfg->timeouts.drain);
-        px_server_drain(s);
-    }
+    if (early_stop)             /* the loop's handlers replaced on_early_stop above */
+        stop_draining(s, early_stop, " during start-up");
     uv_timer_start(&s->probe_tick, probe_tick, 0, PROBE_INTERVAL_MS);
     {
         const px_config_t *c = s->gen->cfg;
