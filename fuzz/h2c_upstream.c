@@ -13,7 +13,8 @@
  * Byte 0: flags: 0x01 writes complete later (else at once), 0x02 consume
  * response bytes at once (else on an event), 0x04 release every second
  * stream in its on_head, 0x08 the server may run 1 stream per connection
- * (h2c_max_streams 1), 0x10 request bodies (200 KiB, past the replay
+ * (h2c_max_streams 1) on at most 2 connections (h2c_max_connections 2:
+ * further streams wait on the least loaded one), 0x10 request bodies (200 KiB, past the replay
  * limit), 0x20 connects fail now and then, 0x40 the pool closes with
  * streams held instead of the final EOF. Byte 1: streams opened at once
  * (1..4). Byte 2: seed of the pieces and events. The rest: the model
@@ -452,6 +453,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&cfg, 0, sizeof cfg);
     memset(&to, 0, sizeof to);            /* timeouts only by the tick event */
     cfg.h2c_max_streams = (L.flags & 0x08) ? 1 : 100;
+    cfg.h2c_max_connections = (L.flags & 0x08) ? 2 : 64;
     if (!(pool = px_h2c_pool_new(&loop, &cfg, &to, NULL)))
         return 0;
     for (int i = 0; i < 1 + data[1] % 4; i++)

@@ -392,7 +392,7 @@ static int parse_tls(ctx_t *c, const cJSON *o, px_config_t *cfg)
 
 static const char *const upstream_keys[] = { "address", "pool_max_idle",
                                              "max_requests_per_conn", "protocol",
-                                             "h2c_max_streams", NULL };
+                                             "h2c_max_streams", "h2c_max_connections", NULL };
 static const char *const upstream_protocols[] = { "http1", "h2c", NULL };
 
 /* One upstream object: `upstream` or `upstreams.<name>` (path says which). */
@@ -407,6 +407,8 @@ static int parse_upstream(ctx_t *c, const cJSON *o, const char *path, px_upstrea
                      &u->max_requests_per_conn)) < 0 ||
         (r = px_jv_u32(&c->jv, o, path, "h2c_max_streams", 1, 10000,
                        &u->h2c_max_streams)) < 0 ||
+        (r = px_jv_u32(&c->jv, o, path, "h2c_max_connections", 1, PX_H2C_MAX_CONNECTIONS,
+                       &u->h2c_max_connections)) < 0 ||
         (r = px_jv_enum(&c->jv, o, path, "protocol", upstream_protocols, &idx)) < 0)
         return r;
     if (r)
@@ -618,6 +620,7 @@ static int set_defaults(ctx_t *c, px_config_t *cfg)
     px_config_ticket_keys_defaults(&cfg->tls.ticket_keys);
     cfg->upstream.pool_max_idle = 64;
     cfg->upstream.h2c_max_streams = 100;
+    cfg->upstream.h2c_max_connections = 64;
     cfg->http.max_header_bytes = 65536;
     cfg->http.max_body_bytes = 64 << 20;   /* a finite default; 0 in the file: unlimited */
     px_config_http2_defaults(&cfg->http2);

@@ -78,12 +78,15 @@ typedef struct {
 
 typedef enum { PX_UP_HTTP1, PX_UP_H2C } px_upstream_proto_t;
 
+#define PX_H2C_MAX_CONNECTIONS 1024        /* the most h2c_max_connections may say */
+
 typedef struct {
     px_addr_t addr;
     uint32_t pool_max_idle;               /* idle keep-alive connections kept per worker */
     uint32_t max_requests_per_conn;       /* 0 = unlimited */
     px_upstream_proto_t protocol;         /* HTTP/1.1 or h2c (prior knowledge) */
     uint32_t h2c_max_streams;             /* h2c: streams per connection at most (and the peer's limit) */
+    uint32_t h2c_max_connections;         /* h2c: connections per worker at most */
 } px_upstream_config_t;
 
 /* upstreams.<name>: model servers besides the default `upstream`, chosen by

@@ -580,7 +580,7 @@ static uint32_t conn_limit(const conn_t *c)
 }
 
 /* A connection with room for one more stream, a new one when all are full;
- * at PX_H2C_MAX_CONNS the least loaded one, where nghttp2 holds the request
+ * at h2c_max_connections the least loaded one, where nghttp2 holds the request
  * until the model server admits it (its response timeout bounds the wait):
  * a server that admits no stream (SETTINGS_MAX_CONCURRENT_STREAMS 0) does
  * not get a connection per request. */
@@ -598,7 +598,7 @@ static conn_t *conn_pick(px_h2c_pool_t *p)
         if (!least || c->nstreams < least->nstreams)
             least = c;
     }
-    return least && live >= PX_H2C_MAX_CONNS ? least : conn_new(p);
+    return least && (uint32_t)live >= p->cfg.h2c_max_connections ? least : conn_new(p);
 }
 
 /* Submits a waiting stream on a connection. 0, or a libuv error. */

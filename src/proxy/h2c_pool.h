@@ -37,7 +37,6 @@
 #define PX_H2C_STREAM_BUF (64 * 1024)    /* request body bytes queued per stream */
 #define PX_H2C_REPLAY_MAX (64 * 1024)    /* sent body bytes kept for a retry after GOAWAY */
 #define PX_H2C_WINDOW (256 * 1024)       /* response bytes in flight per stream */
-#define PX_H2C_MAX_CONNS 64              /* per worker and upstream (see conn_pick) */
 #define PX_H2C_MAX_RETRIES 2             /* reopenings of a stream the server did not process */
 
 typedef struct px_h2c_pool px_h2c_pool_t;

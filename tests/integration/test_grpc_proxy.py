@@ -296,14 +296,17 @@ def test_signed_held_response(h):
     check(r.header("x-signature") and r.header("content-digest"), f"signed in the head: {r.headers}")
 
 
-def spread(h, cap, server_max, n=6):
-    """n concurrent GETs through a proxy with h2c_max_streams `cap` to the
-    scripted server announcing `server_max` streams (0: no limit), each
-    answer 1 s late: returns {connection: requests} as the server saw."""
+def spread(h, cap, server_max, n=6, conns=None):
+    """n concurrent GETs through a proxy with h2c_max_streams `cap` (and
+    h2c_max_connections `conns`) to the scripted server announcing
+    `server_max` streams (0: no limit), each answer 1 s late: returns
+    {connection: requests} as the server saw."""
     args = [h2_python(), H2C_GOAWAY, "--last", "-1", "--delay-ms", "1000", "--max-streams", str(server_max)]
-    p = h.start(f"h2c-spread-{cap}-{server_max}", args, ready="line", line=r"^READY (\d+)$")
-    proxy = grpc_proxy(h, int(p.ready_match.group(1)), tls={"pq_policy": "prefer"},
-                       upstream={"h2c_max_streams": cap})
+    p = h.start(f"h2c-spread-{cap}-{server_max}-{conns}", args, ready="line", line=r"^READY (\d+)$")
+    up = {"h2c_max_streams": cap}
+    if conns is not None:
+        up["h2c_max_connections"] = conns
+    proxy = grpc_proxy(h, int(p.ready_match.group(1)), tls={"pq_policy": "prefer"}, upstream=up)
     ca = os.path.join(h.certgen(), "ca.crt")
     got = []
     # one request first: a connection exists and the server's SETTINGS are known
@@ -338,6 +341,16 @@ def test_streams_per_connection_bounded(h):
     check(len(per) >= 3 and max(per.values()) <= 2, f"h2c_max_streams 2: {per}")
     per = spread(h, 100, 3)
     check(len(per) >= 2 and max(per.values()) <= 3, f"the server's SETTINGS (3): {per}")
+
+
+def test_connections_per_worker_bounded(h):
+    """h2c_max_connections: at the cap, streams beyond h2c_max_streams wait
+    on the least loaded connection (here the server admits them at once)
+    instead of opening another; all are answered."""
+    per = spread(h, 2, 0, conns=1)
+    check_eq(list(per.values()), [6], f"h2c_max_connections 1: {per}")
+    per = spread(h, 1, 0, conns=2)
+    check_eq((len(per), sum(per.values())), (2, 6), f"h2c_max_connections 2: {per}")
 
 
 def test_goaway_fails_processed_stream(h):
@@ -410,5 +423,6 @@ if __name__ == "__main__":
                  test_goaway_retries_unprocessed_stream, test_goaway_fails_processed_stream,
                  test_upstream_response_timeout, test_signed_response_keeps_grpc_trailers,
                  test_signed_held_response, test_streams_per_connection_bounded,
+                 test_connections_per_worker_bounded,
                  test_proxy_stops_with_stream_in_flight, test_slow_reader_holds_the_upstream_back,
                  test_rest_and_grpc_on_one_port])

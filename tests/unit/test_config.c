@@ -298,11 +298,15 @@ static void test_enums(void **state)
     c = ok(with("upstream", "\"address\":\"127.0.0.1:9\""));
     assert_int_equal(c->upstream.protocol, PX_UP_HTTP1);
     assert_int_equal(c->upstream.h2c_max_streams, 100);
+    assert_int_equal(c->upstream.h2c_max_connections, 64);
     px_config_free(c);
-    c = ok(with("upstream", "\"protocol\":\"h2c\",\"h2c_max_streams\":7"));
+    c = ok(with("upstream", "\"protocol\":\"h2c\",\"h2c_max_streams\":7,\"h2c_max_connections\":3"));
     assert_int_equal(c->upstream.protocol, PX_UP_H2C);
     assert_int_equal(c->upstream.h2c_max_streams, 7);
+    assert_int_equal(c->upstream.h2c_max_connections, 3);
     px_config_free(c);
+    expect_err(with("upstream", "\"h2c_max_connections\":0"), "upstream.h2c_max_connections", "");
+    expect_err(with("upstream", "\"h2c_max_connections\":1025"), "upstream.h2c_max_connections", "");
     expect_err(with("upstream", "\"protocol\":\"h2\""), "upstream.protocol",
                "must be one of \"http1\", \"h2c\", got \"h2\"");
     expect_err(with("upstream", "\"h2c_max_streams\":0"), "upstream.h2c_max_streams", "");

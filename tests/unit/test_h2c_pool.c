@@ -132,7 +132,7 @@ static nghttp2_nv nv[] = {
 
 static int setup(void **state)
 {
-    px_upstream_config_t cfg = { .h2c_max_streams = 100 };
+    px_upstream_config_t cfg = { .h2c_max_streams = 100, .h2c_max_connections = 64 };
     px_timeouts_config_t t = { 0 };
 
     (void)state;
