@@ -159,6 +159,7 @@ typedef struct {
     int upstream;                         /* 0: the default upstream, k: upstreams[k - 1] */
     px_verify_mode_t verify;
     int sign_responses;
+    int metrics_row;                      /* its counters' row (1..): position + 1, kept by reloads (metrics.h) */
 } px_route_t;
 
 /* signatures.replay_store: where nonces are recorded. "local": this

@@ -183,6 +183,7 @@ int px_config_parse_routes(px_jv_t *j, const cJSON *v, px_config_t *cfg)
                                   rt->grpc ? " (both with grpc: true)" : "");
         if (!(rt->prefix = strdup(prefix)))
             return oom(j);
+        rt->metrics_row = i + 1;
         cfg->route_count = i + 1;
         if ((r = route_upstream(j, o, path, cfg, &rt->upstream)) < 0)
             return r;

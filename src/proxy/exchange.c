@@ -132,7 +132,7 @@ static void route_policy(px_exch_t *x, const px_http_head_t *h, const px_config_
     int signed_req;
 
     if (r) {
-        x->route_idx = (int)(r - cfg->routes) + 1;
+        x->route_idx = r->metrics_row;
         x->upstream_idx = r->upstream;
         if (r->upstream > 0)
             memcpy(x->route_up, cfg->upstreams[r->upstream - 1].name, sizeof x->route_up);

@@ -131,7 +131,7 @@ typedef struct px_exch {
     px_sigctx_t *sig;            /* the generation's context, held for the exchange */
     px_verify_mode_t verify;
     int sign;
-    int route_idx;               /* 1 + index of the route in the config, 0: none (metrics) */
+    int route_idx;               /* the route's metrics_row (config.h), 0: none */
     int upstream_idx;            /* the route's upstream: 0 default, k env->named_up[k - 1] */
     char route_up[PX_UPSTREAM_NAME_MAX + 1]; /* and its name: a reload may move it (up_index) */
     char upstream[PX_UPSTREAM_NAME_MAX + 1]; /* its name once forwarding began ("": not), for the log */

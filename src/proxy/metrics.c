@@ -56,6 +56,41 @@ void px_m_observe(px_hist_t *h, double seconds)
     px_m_add(&h->sum_us, (uint64_t)(seconds * 1e6));
 }
 
+_Static_assert(PX_M_ROUTES == 1 + 2 * PX_MAX_ROUTES, "a row per route, and as many again for a reload");
+
+static int same_route(const px_route_t *a, const px_route_t *b)
+{
+    return a->grpc == b->grpc && !strcmp(a->prefix, b->prefix);
+}
+
+void px_m_route_rows(px_config_t *next, const px_config_t *prev, px_metrics_t *const *m, int nm)
+{
+    unsigned char taken[PX_M_ROUTES] = { 0 };
+    int unkept[PX_MAX_ROUTES], nunkept = 0, row = 1;
+
+    for (int i = 0; i < prev->route_count; i++)    /* rows prev's requests may still count into */
+        taken[prev->routes[i].metrics_row] = 1;
+    for (int i = 0; i < next->route_count; i++) {
+        px_route_t *rt = &next->routes[i];
+        rt->metrics_row = 0;
+        for (int k = 0; k < prev->route_count && !rt->metrics_row; k++)
+            if (same_route(rt, &prev->routes[k]))
+                rt->metrics_row = prev->routes[k].metrics_row;
+        if (!rt->metrics_row)
+            unkept[nunkept++] = i;
+    }
+    for (int i = 0; i < nunkept; i++) {
+        while (taken[row])          /* prev used at most half the rows: one is free */
+            row++;
+        taken[row] = 1;
+        next->routes[unkept[i]].metrics_row = row;
+        for (int w = 0; w < nm; w++)
+            for (int a = 0; a < PX_M_METHODS; a++)
+                for (int c = 0; c < PX_M_CLASSES; c++)
+                    px_m_set(&m[w]->requests[row][a][c], 0);
+    }
+}
+
 int px_m_group_index(uint16_t group)
 {
     const uint16_t *ids;
@@ -240,23 +275,28 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
     cert_metrics(o, w, n, g);
 
     help(o, "pqproxy_http_requests_total", "counter",
-         "Requests by route (the matching routes[].prefix, \"none\" when no route matched), method "
-         "and response status class (\"none\": no response was sent).");
-    for (int r = 0; r < PX_M_ROUTES; r++)
+         "Requests by route (the matching routes[].prefix, \"grpc:\" before it for a gRPC route, "
+         "\"none\" when no route matched), method and response status class (\"none\": no response "
+         "was sent).");
+    for (int r = 0; r < PX_M_ROUTES; r++) {
+        const px_route_t *rt = NULL;
+        for (int i = 0; r && i < g->route_count && !rt; i++)
+            if (g->routes[i].metrics_row == r)
+                rt = &g->routes[i];
+        if (r && !rt)
+            continue;   /* a route a reload removed: its series ends */
         for (int m = 0; m < PX_M_METHODS; m++)
             for (int c = 0; c < PX_M_CLASSES; c++) {
                 uint64_t v = SUM(requests[r][m][c]);
-                char route[256];
                 if (!v)
                     continue;
-                if (r == 0 || r > g->route_count || !g->route_names)
-                    snprintf(route, sizeof route, "none");
-                else   /* prefixes hold no '"', '\\' or control characters (config.c) */
-                    snprintf(route, sizeof route, "%s", g->route_names[r]);
+                /* prefixes hold no '"', '\\' or control characters (config_sig.c) */
                 px_buf_printf(o,
-                              "pqproxy_http_requests_total{route=\"%s\",method=\"%s\",code=\"%s\"} %llu\n",
-                              route, method_names[m], class_names[c], (unsigned long long)v);
+                              "pqproxy_http_requests_total{route=\"%s%s\",method=\"%s\",code=\"%s\"} %llu\n",
+                              rt && rt->grpc ? "grpc:" : "", rt ? rt->prefix : "none", method_names[m],
+                              class_names[c], (unsigned long long)v);
             }
+    }
     hist(o, w, n, offsetof(px_metrics_t, request_seconds), "pqproxy_http_request_duration_seconds",
          "From the complete request head to the complete response.");
     hist(o, w, n, offsetof(px_metrics_t, upstream_seconds), "pqproxy_upstream_response_seconds",

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "config/config.h"
 #include "core/buf.h"
 #include "sig/rstore.h"
 
@@ -21,7 +22,10 @@ enum { PX_HS_PQ_REFUSED, PX_HS_NO_GROUP, PX_HS_NO_SIGALG, PX_HS_MALFORMED, PX_HS
        PX_HS_FAILED, PX_HS_TIMEOUT, PX_M_HS_FAIL };
 enum { PX_M_METHODS = 8 };                                 /* GET POST PUT DELETE HEAD OPTIONS PATCH other */
 enum { PX_M_CLASSES = 6 };                                 /* 0: no response, 1..5: 1xx..5xx */
-enum { PX_M_ROUTES = 33 };                                 /* 0: no route, 1..32: config routes */
+/* 0: no route; then a row per route of the running configuration and as
+ * many again, so that a reload can give new routes rows the configuration
+ * before it did not use (px_m_route_rows) */
+enum { PX_M_ROUTES = 1 + 2 * 32 };
 enum { PX_UP_CONNECT, PX_UP_RESET, PX_UP_TIMEOUT, PX_UP_BAD_RESPONSE, PX_M_UP_ERR };
 /* HTTP/2 events (pqproxy_h2_events_total{event}), px_h2_stats_t's counters
  * after streams. */
@@ -67,6 +71,15 @@ static inline void px_m_set(uint64_t *c, uint64_t v) { __atomic_store_n(c, v, __
 static inline uint64_t px_m_get(const uint64_t *c) { return __atomic_load_n(c, __ATOMIC_RELAXED); }
 
 void px_m_observe(px_hist_t *h, double seconds);
+
+/* The counters' row of each route of next (px_route_t.metrics_row), at a
+ * reload from prev. A route prev had too (same prefix, same grpc) keeps its
+ * row, so a reload that reorders, adds or removes routes leaves the counts
+ * of the others with their labels; a new route takes a row prev did not
+ * use, cleared first in each worker's metrics (m[0..nm-1]). A request of
+ * an older configuration still finishing may count once into a cleared
+ * row (a relaxed store beside the worker's). */
+void px_m_route_rows(px_config_t *next, const px_config_t *prev, px_metrics_t *const *m, int nm);
 /* Label indexes. */
 int px_m_group_index(uint16_t group);
 int px_m_cipher_index(const char *cipher);
@@ -81,7 +94,7 @@ typedef struct {
     uint64_t config_timestamp;        /* unix time of the running config */
     uint64_t workers;
     uint64_t mem_allocated, mem_heap; /* malloc's bytes in use / held from the OS */
-    const char *const *route_names;   /* [1..route_count]: the running config's prefixes */
+    const px_route_t *routes;         /* the running configuration's, each with its metrics_row */
     int route_count;
     /* signatures (process-wide) */
     const char *const *sig_result_names;   /* PX_SIG__COUNT names */

@@ -605,6 +605,17 @@ static const char *groups_str(const px_config_t *c, char *buf, size_t len)
     return buf;
 }
 
+#define MAX_WORKERS 256         /* config.c's bound on "workers" */
+
+/* Each worker's metrics into w (MAX_WORKERS entries); their count. */
+static int worker_metrics(px_server_t *s, px_metrics_t **w)
+{
+    int n = s->nworkers < MAX_WORKERS ? s->nworkers : MAX_WORKERS;
+    for (int i = 0; i < n; i++)
+        w[i] = &s->workers[i].metrics;
+    return n;
+}
+
 int px_server_reload(px_server_t *s)
 {
     char err[512];
@@ -628,6 +639,10 @@ int px_server_reload(px_server_t *s)
         return PX_ECONFIG;
     }
     warn_restart_only(cfg, cur);
+    {
+        px_metrics_t *wm[MAX_WORKERS];
+        px_m_route_rows(cfg, cur, wm, worker_metrics(s, wm));
+    }
     if (px_log_open(&cfg->log, err, sizeof err) != 0)
         px_warn("reload: %s (logging unchanged)", err);
     g = gen_new(cfg, tls, sig);
@@ -800,13 +815,10 @@ static void heap_usage(uint64_t *allocated, uint64_t *heap)
 static int admin_metrics(void *ud, px_buf_t *out)
 {
     px_server_t *s = ud;
-    px_metrics_t *w[256];
+    px_metrics_t *w[MAX_WORKERS];
     px_metrics_global_t g;
     const char *why;
-    int n = s->nworkers < 256 ? s->nworkers : 256;
-
-    for (int i = 0; i < n; i++)
-        w[i] = &s->workers[i].metrics;
+    int n = worker_metrics(s, w);
     memset(&g, 0, sizeof g);
     g.version = PX_VERSION;
     g.wolfssl_version = wolfSSL_lib_version();
@@ -817,14 +829,8 @@ static int admin_metrics(void *ud, px_buf_t *out)
     g.config_timestamp = s->config_time;
     g.workers = (uint64_t)s->nworkers;
     heap_usage(&g.mem_allocated, &g.mem_heap);
-    {
-        static const char *routes[PX_MAX_ROUTES + 1];
-        const px_config_t *c = s->gen->cfg;
-        for (int i = 0; i < c->route_count; i++)
-            routes[i + 1] = c->routes[i].prefix;
-        g.route_names = routes;
-        g.route_count = c->route_count;
-    }
+    g.routes = s->gen->cfg->routes;
+    g.route_count = s->gen->cfg->route_count;
     {
         static px_tls_cert_status_t certs[PX_MAX_CERTS];
         g.certs = certs;

@@ -149,6 +149,39 @@ def test_bad_route_upstream_refused_at_reload(h):
     check_eq(targets(ups[2]), ["/v1/batch/still"], "the running routes stay")
 
 
+def test_route_metrics_follow_routes_across_reload(h):
+    """pqproxy_http_requests_total by route: a gRPC route and a plain one
+    with the same prefix are two series ("grpc:/" and "/"); a reload that
+    reorders the routes, removes one and adds one leaves every kept route's
+    count with its label (counters kept by route, not by position)."""
+    ups = three_upstreams(h)
+    cfg = routed_config(ups)
+    cfg["routes"].append({"prefix": "/"})          # beside the gRPC "/"
+    px = h.start_proxy(cfg, upstream=ups[0])
+    ca = os.path.join(h.certgen(), "ca.crt")
+
+    def counts():   # POSTs the upstream answered 404, by route label
+        return {k.split('route="')[1].split('"')[0]: v for k, v in metrics(px).items()
+                if k.startswith("pqproxy_http_requests_total{") and 'method="POST",code="4xx"' in k}
+
+    for target, ctype in (("/v1/a", None), ("/v1/b", None), ("/g", "application/grpc"), ("/other", None),
+                          ("/v1/batch/c", None)):
+        ask(px, ca, target, ctype)
+    want = {"/v1/": 2, "grpc:/": 1, "/": 1, "/v1/batch/": 1}
+    wait_until(lambda: counts() == want, msg=f"counts by route: {want}")
+    cfg = dict(px.config)
+    cfg["routes"] = [{"prefix": "/v2/"}, {"prefix": "/"}, {"prefix": "/v1/"},
+                     {"prefix": "/", "grpc": True, "upstream": "grpc"}]
+    with open(px.config_path, "w") as f:
+        json.dump(cfg, f)
+    px.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "configuration reloaded" in px.proc.stderr_text(), msg="reloaded")
+    ask(px, ca, "/v1/c")
+    ask(px, ca, "/v2/d")
+    want = {"/v1/": 3, "grpc:/": 1, "/": 1, "/v2/": 1}     # "/v1/batch/" is gone, its series with it
+    wait_until(lambda: counts() == want, msg=f"counts by route after the reload: {want} (got {counts()})")
+
+
 def test_gauges_add_up_over_pools(h):
     ups = three_upstreams(h)
     px = h.start_proxy(routed_config(ups), upstream=ups[0])
@@ -164,4 +197,5 @@ def test_gauges_add_up_over_pools(h):
 if __name__ == "__main__":
     main([test_routes_choose_upstreams, test_access_log_upstream_when_unreached_or_not_forwarded,
           test_reload_repoints_named_upstreams, test_request_keeps_its_upstream_when_a_reload_moves_it,
-          test_bad_route_upstream_refused_at_reload, test_gauges_add_up_over_pools])
+          test_bad_route_upstream_refused_at_reload, test_route_metrics_follow_routes_across_reload,
+          test_gauges_add_up_over_pools])
