@@ -45,7 +45,8 @@ def main():
            "checked first with @grpc/grpc-js (check.txt)",
            anchor_fields_line(a.anchor_fields), cpus_line(a.cpus),
            f"- load average (1, 5, 15 min) at start -> end: {a.loadavg}\n"]
-    out += table(summary, extra=columns(raw, "call") + (("upstream CPU µs/call", "upstream_cpu_us_per_req"),))
+    out += table(summary, extra=columns(raw, "call") + (("upstream CPU µs/call", "upstream_cpu_us_per_req"),),
+                 what="call")
     if ratios:
         r = ratios["pqproxy"]
         out += ["", f"Ratios to the best anchor (calls/s: the higher anchor; CPU per call: {best['cpu_anchor']}, "

@@ -132,12 +132,13 @@ def to_best(s, best):
     return {k: round(s[k] / best[k], 3) for k in ("req_s", "cpu_us_per_req", "p99_us") if best[k] and s[k]}
 
 
-def table(summary, extra=()):
+def table(summary, extra=(), what="req"):
     """The Markdown table of the medians; extra: (column title, key) pairs,
-    or (title, key, decimals)."""
+    or (title, key, decimals); what: "req" or "call"."""
     f = lambda v, d=1: "–" if v is None else f"{v:,.{d}f}"
     extra = [(e + (1,))[:3] for e in extra]
-    out = ["| target | req/s | CPU µs/req | " + "".join(f"{c} | " for c, _, _ in extra) + "p50 µs | p99 µs | failed | rounds |",
+    rate = "req/s" if what == "req" else f"{what}s/s"
+    out = [f"| target | {rate} | CPU µs/{what} | " + "".join(f"{c} | " for c, _, _ in extra) + "p50 µs | p99 µs | failed | rounds |",
            "|---|---:|---:|" + "---:|" * len(extra) + "---:|---:|---:|---:|"]
     for t, s in summary.items():
         out.append(f"| {t} | {f(s['req_s'], 0)} | {f(s['cpu_us_per_req'])} | "

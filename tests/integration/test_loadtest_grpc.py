@@ -103,6 +103,7 @@ def test_quick_run(h):
     for t in TARGETS:
         check_in(f"| {t} | ", md)
     check_in("| pqproxy / best anchor | ", md)
+    check_in("| target | calls/s | CPU µs/call | user µs/call | sleeps/call | upstream CPU µs/call | p50 µs |", md)
     check_in("Target CPU per call <= 0.8 x the best anchor's: **", md)
     check_in(f"Per round, CPU per call pqproxy / {anchor}: x{round(pair, 3)} (1); median of the pairs", md)
     for f in ("pqproxy.json", "nginx.conf", "haproxy.cfg", "upstream.conf", "h2load.txt"):
