@@ -56,8 +56,6 @@ void px_m_observe(px_hist_t *h, double seconds)
     px_m_add(&h->sum_us, (uint64_t)(seconds * 1e6));
 }
 
-_Static_assert(PX_M_ROUTES == 1 + 2 * PX_MAX_ROUTES, "a row per route, and as many again for a reload");
-
 static int same_route(const px_route_t *a, const px_route_t *b)
 {
     return a->grpc == b->grpc && !strcmp(a->prefix, b->prefix);

@@ -25,7 +25,7 @@ enum { PX_M_CLASSES = 6 };                                 /* 0: no response, 1.
 /* 0: no route; then a row per route of the running configuration and as
  * many again, so that a reload can give new routes rows the configuration
  * before it did not use (px_m_route_rows) */
-enum { PX_M_ROUTES = 1 + 2 * 32 };
+enum { PX_M_ROUTES = 1 + 2 * PX_MAX_ROUTES };
 enum { PX_UP_CONNECT, PX_UP_RESET, PX_UP_TIMEOUT, PX_UP_BAD_RESPONSE, PX_M_UP_ERR };
 /* HTTP/2 events (pqproxy_h2_events_total{event}), px_h2_stats_t's counters
  * after streams. */
