@@ -148,20 +148,21 @@ bench-seal: build
 
 # HTTP/2 (docs/benchmarks.md): h2load against pqproxy, nginx and HAProxy, and
 # RSS per idle HTTP/2 against HTTP/1.1 connection. Quick by default (about a
-# minute); BENCH_FULL=1 for 3 rounds of 10 s. Results: loadtest/results/h2-<timestamp>/.
+# minute); BENCH_FULL=1 for 3 rounds of 10 s; BENCH_PIN=1 for --pin (the proxies on
+# a core of their own). Results: loadtest/results/h2-<timestamp>/.
 bench-h2: build
 	@scripts/bench-deps.sh --no-openssl35
-	@loadtest/h2.sh $(if $(BENCH_FULL),,--quick) --pqproxy $(BUILD)/pqproxy
+	@loadtest/h2.sh $(if $(BENCH_FULL),,--quick) $(if $(BENCH_PIN),--pin) --pqproxy $(BUILD)/pqproxy
 
 # gRPC unary (docs/benchmarks.md): h2load posting one ModelInfer through
 # pqproxy, nginx and HAProxy to one h2c upstream, each target checked with
 # @grpc/grpc-js on Node 24 first (installed by deps.sh --peers --test-tools).
-# Quick by default (about 30 s); BENCH_FULL=1 for 3 rounds of 10 s.
-# Results: loadtest/results/grpc-<timestamp>/.
+# Quick by default (about 30 s); BENCH_FULL=1 for 3 rounds of 10 s; BENCH_PIN=1 as
+# for bench-h2. Results: loadtest/results/grpc-<timestamp>/.
 bench-grpc: build
 	@scripts/bench-deps.sh --no-openssl35
 	@scripts/deps.sh --peers --test-tools
-	@loadtest/grpc.sh $(if $(BENCH_FULL),,--quick) --pqproxy $(BUILD)/pqproxy
+	@loadtest/grpc.sh $(if $(BENCH_FULL),,--quick) $(if $(BENCH_PIN),--pin) --pqproxy $(BUILD)/pqproxy
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ) $(BUILD).cmake.log $(BUILD_SAN).cmake.log $(BUILD_FUZZ).cmake.log
