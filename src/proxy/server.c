@@ -1017,6 +1017,13 @@ int px_server_run_file(const char *file)
      * with TLB-shootdown interrupts across the threads. Keep them. */
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
     mallopt(M_TRIM_THRESHOLD, 16 << 20);
+    /* glibc's allocator set up here, before the workers: under ASan, malloc
+     * and mallopt are ASan's but malloc_trim (px_conn_compact) and mallinfo2
+     * are glibc's, and the first thread to call one sets glibc's allocator
+     * up and takes its main arena without counting itself in. Two workers
+     * doing that at once left the count short, and glibc aborted at their
+     * exit ("a->attached_threads > 0") after a drain. */
+    malloc_trim(0);
     threads = px_sig_pool_setup(cfg->sig.crypto_threads);
     s = px_server_new(cfg, err, sizeof err);
     if (!s) {
