@@ -10,6 +10,7 @@ HTTP/1.1 client translated for the h2c upstream."""
 import base64
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -327,10 +328,11 @@ def spread(h, cap, server_max, n=6, conns=None):
         t.join(30)
     check_eq(got, [200] * n, "every request answered")
     per = {}
+    # "REQ <connection> <stream> <path>" per request; the server's threads may
+    # write two of them on one line (print writes the newline apart)
     with open(p.out_path) as f:
-        for ln in f:
-            if ln.startswith("REQ ") and " /r" in ln:
-                per[ln.split()[1]] = per.get(ln.split()[1], 0) + 1
+        for conn, _ in re.findall(r"REQ (\d+) \d+ (/r\d+)", f.read()):
+            per[conn] = per.get(conn, 0) + 1
     return per
 
 
