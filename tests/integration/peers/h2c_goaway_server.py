@@ -45,7 +45,8 @@ def serve(sock, n, a, seen):
             for ev in events:
                 if isinstance(ev, h2.events.RequestReceived):
                     path = dict(ev.headers).get(b":path", b"").decode()
-                    print(f"REQ {n} {ev.stream_id} {path}", flush=True)
+                    # one write per line: the connections' threads print at once
+                    print(f"REQ {n} {ev.stream_id} {path}\n", end="", flush=True)
                     if not seen[1] and last >= 0:
                         seen[1] = 1
                         conn.close_connection(last_stream_id=last)
