@@ -54,16 +54,19 @@ wait_port() {   # port [tls]: up to 10 s
     return 1
 }
 
-# proc_sum FILE AWK PID...: AWK's number from /proc/<pid>/FILE, summed over
-# the processes and their children
+# proc_sum FILE AWK PID...: AWK's number from /proc/<pid>/FILE (a pattern:
+# task/*/status is every thread's), summed over the processes and their
+# children
 proc_sum() {
-    local file="$1" prog="$2" total=0 p q kids
+    local file="$1" prog="$2" total=0 p q f kids
     shift 2
     for p in "$@"; do
         kids="$(pgrep -P "$p" 2>/dev/null | tr '\n' ' ' || true)"
         for q in $p $kids; do
-            [ -r "/proc/$q/$file" ] || continue
-            total=$((total + $(awk "$prog" "/proc/$q/$file")))
+            for f in /proc/$q/$file; do
+                [ -r "$f" ] || continue
+                total=$((total + $(awk "$prog" "$f")))
+            done
         done
     done
     echo "$total"
@@ -77,17 +80,7 @@ rss_kib() { proc_sum status '/^VmRSS:/ { print $2 }' "$@"; }
 # kernel, in poll mostly, and woken again) of every thread of the processes
 # and their children: part of the system time a faster proxy pays by
 # running out of work more often
-sleep_count() {
-    local total=0 p q kids
-    for p in "$@"; do
-        kids="$(pgrep -P "$p" 2>/dev/null | tr '\n' ' ' || true)"
-        for q in $p $kids; do
-            total=$((total + $(cat /proc/"$q"/task/*/status 2>/dev/null |
-                               awk '/^voluntary_ctxt_switches:/ { s += $2 } END { print s + 0 }')))
-        done
-    done
-    echo "$total"
-}
+sleep_count() { proc_sum 'task/*/status' '/^voluntary_ctxt_switches:/ { print $2 }' "$@"; }
 
 # lt_pin_setup PIN: PIN=1 on a machine of two or more CPUs puts the proxies
 # on the last CPU (LT_PROXY_PIN, a taskset prefix) and the upstream and the
@@ -99,15 +92,12 @@ lt_pin_setup() {
     LT_PROXY_PIN="" LT_LOAD_PIN="" LT_CPUS="unpinned"
     [ "$1" = 1 ] || return 0
     command -v taskset >/dev/null 2>&1 || lt_die "--pin needs taskset (util-linux)"
-    cpus="$(python3 -c 'import os; print(" ".join(map(str, sorted(os.sched_getaffinity(0)))))')"
-    set -- $cpus
-    [ $# -ge 2 ] || lt_die "--pin needs two or more CPUs (this process may use: $cpus)"
-    local last="${!#}" rest
-    rest="$(printf '%s\n' "$@" | head -n $(($# - 1)) | paste -sd, -)"
-    LT_PROXY_PIN="taskset -c $last" LT_LOAD_PIN="taskset -c $rest"
-    LT_CPUS="proxies on CPU $last, upstream and load generator on CPU $rest"
+    cpus="$(lt_cpus_of $$)"
+    [ "${cpus#*,}" != "$cpus" ] || lt_die "--pin needs two or more CPUs (this process may use: $cpus)"
+    LT_PROXY_PIN="taskset -c ${cpus##*,}" LT_LOAD_PIN="taskset -c ${cpus%,*}"
+    LT_CPUS="proxies on CPU ${cpus##*,}, upstream and load generator on CPU ${cpus%,*}"
 }
-# lt_cpus_of PID: the CPUs the process may run on, for check.txt
+# lt_cpus_of PID: the CPUs the process may run on, comma-separated, in order (check.txt)
 lt_cpus_of() {
     python3 -c 'import os, sys; print(",".join(map(str, sorted(os.sched_getaffinity(int(sys.argv[1]))))))' "$1"
 }
