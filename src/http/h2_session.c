@@ -810,25 +810,34 @@ static void report(struct px_h2conn *hc)
 static int pump(px_conn_t *c)
 {
     struct px_h2conn *hc = c->h2;
-    int rc;
+    int rc, full;
 
     report(hc);
     if (c->state >= C_CLOSING || hc->in_h2)
         return c->state >= C_CLOSING ? GONE : 0;
-    while (px_h2_want_write(hc->h2) && px_transport_pending(&c->tp) < PX_HIGH_WATER) {
-        px_buf_reset(&hc->out);
-        hc->in_h2 = 1;
-        rc = px_h2_output(hc->h2, &hc->out, OUT_PULL);
-        hc->in_h2 = 0;
-        if (rc != 0)
-            return px_conn_abort(c, PX_END_INTERNAL);
-        if (!px_buf_size(&hc->out))
-            break;
-        if (px_conn_send(c, px_buf_ptr(&hc->out), px_buf_size(&hc->out)) < 0)
+    do {
+        full = 0;
+        while (px_h2_want_write(hc->h2)) {
+            if (px_transport_pending(&c->tp) >= PX_HIGH_WATER) {
+                full = 1;
+                break;
+            }
+            px_buf_reset(&hc->out);
+            hc->in_h2 = 1;
+            rc = px_h2_output(hc->h2, &hc->out, OUT_PULL);
+            hc->in_h2 = 0;
+            if (rc != 0)
+                return px_conn_abort(c, PX_END_INTERNAL);
+            if (!px_buf_size(&hc->out))
+                break;
+            if (px_conn_send(c, px_buf_ptr(&hc->out), px_buf_size(&hc->out)) < 0)
+                return GONE;
+        }
+        if (px_conn_flush(c) < 0)
             return GONE;
-    }
-    if (px_conn_flush(c) < 0)
-        return GONE;
+        /* stopped for room, and the socket took it all at once: no on_sent
+         * follows to pull the rest (it would wait for the next tick) */
+    } while (full && !px_transport_writing(&c->tp));
     if (px_h2_want_close(hc->h2) || (hc->draining && !open_streams(hc) && !hc->streams))
         return px_conn_begin_close(c);
     return 0;

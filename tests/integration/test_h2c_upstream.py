@@ -4,15 +4,20 @@ what fuzz/h2c_upstream.c found, end to end."""
 import os
 import sys
 import time
+import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
 from pxtest import check, check_eq  # noqa: E402
 from test_grpc_proxy import H2C_GOAWAY, grpc_proxy, h2_python  # noqa: E402
+from test_h2_smuggling import RawH2, h2, req  # noqa: E402 (runs under Debian's python3 if need be)
+if h2 is not None:
+    import h2.settings  # noqa: E402
 
 BAD = os.path.join(pxtest.HERE, "peers", "h2c_bad_server.py")
 ZERO = os.path.join(pxtest.HERE, "peers", "h2c_zero_streams_server.py")
 LENGTH_TRAILERS = os.path.join(pxtest.HERE, "peers", "h2c_length_trailers_server.py")
+FAULTS = os.path.join(pxtest.HERE, "peers", "h2c_fault_server.py")
 
 
 def get(proxy, h):
@@ -141,7 +146,31 @@ def test_request_head_nghttp2_cannot_send(h):
     check_eq(reqs, ["/m"], "the model server saw only the request that could be sent")
 
 
+
+def test_large_response_to_a_wide_window(h):
+    # An HTTP/2 client with a 16 MiB window, 4 MB from the model server
+    # over h2c: the model sends it all at once, the proxy's session pulls
+    # more than a transport's worth per turn and the socket takes each
+    # write at once. Every pump must go on until the socket pushes back:
+    # it once stopped with data left and no write in flight, and the rest
+    # waited for the session's 1 s tick, 64 KiB at a time (a minute here).
+    p = h.start("h2c-faults", [h2_python(), FAULTS], ready="line", line=r"^READY (\d+)$")
+    proxy = grpc_proxy(h, int(p.ready_match.group(1)), tls={"pq_policy": "prefer"})
+    for n in (200000, 4000000):
+        c = RawH2(h, proxy.port)
+        c.c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 24})
+        c.c.increment_flow_control_window(1 << 24)
+        c.flush()
+        t0 = time.monotonic()
+        st = c.wait(c.request(req(f"/bytes/{n}".encode())), timeout=30)
+        took = time.monotonic() - t0
+        c.close()
+        check_eq((st["status"], len(st["body"]), st["reset"]), (200, n, None), f"{n} bytes whole")
+        check(took < 5, f"{n} bytes without waiting for ticks: {took:.1f} s")
+
+
 if __name__ == "__main__":
     pxtest.main([test_content_length_and_trailers, test_protocol_error_ends_the_connection,
                  test_server_admitting_no_stream_gets_bounded_connections,
-                 test_goaway_retries_bounded, test_request_head_nghttp2_cannot_send])
+                 test_goaway_retries_bounded, test_request_head_nghttp2_cannot_send,
+                 test_large_response_to_a_wide_window])

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""An h2c model server (Debian's python3-h2) that misbehaves on demand, for
+test_faults_h2.py. By :path (a query is ignored):
+  /fault/<how>   instead of a response;
+  /cut/<how>     after a 200 head declaring 400,000 bytes and 100,000 of them;
+  /delay/<ms>    200 after ms;
+  /bytes/<n>     200 and n bytes, as fast as the windows let them go;
+  anything else  200 "served".
+<how>: reset (TCP RST), fin (close), garbage (bytes that are not HTTP/2,
+then close), stall (nothing more on the stream; the connection goes on),
+rst_stream (RST_STREAM INTERNAL_ERROR), goaway (GOAWAY naming no stream as
+processed, then close). A request's body is read whole first. Prints
+READY <port>, then "REQ <connection> <path>" per request head, each line in
+one write."""
+import os
+import socket
+import struct
+import sys
+import threading
+
+import h2.errors
+import h2.events
+import h2.exceptions
+
+from h2c_peer import listen_and_serve, server_conn
+
+CUT_DECLARED, CUT_SENT = 400_000, 100_000
+
+
+class Conn:
+    """One connection; a lock because delayed answers come from timers."""
+
+    def __init__(self, sock, n):
+        self.sock, self.n = sock, n
+        self.conn = server_conn(sock)
+        self.lock = threading.Lock()
+        self.paths = {}
+        self.dead = False
+        self.pending = {}                   # stream -> (body, offset sent up to, end)
+
+    def flush(self):
+        data = self.conn.data_to_send()
+        if data and not self.dead:
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                self.dead = True
+
+    def kill(self, how):
+        self.flush()
+        self.dead = True
+        if how == "reset":
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        elif how == "garbage":
+            try:
+                self.sock.sendall(b"\x16\x03\x01 zz not HTTP/2 \xff\xfe\r\n\r\n" * 4)
+            except OSError:
+                pass
+        self.sock.close()
+
+    def send_body(self, sid, data=None, end=False):
+        """As much of data as the windows take; the rest on WINDOW_UPDATE
+        (end: the stream ends with the last byte)."""
+        if data is not None:
+            self.pending[sid] = (memoryview(data), 0, end)
+        data, off, end = self.pending.pop(sid)
+        n = min(len(data) - off, self.conn.local_flow_control_window(sid))
+        while n > 0:
+            k = min(n, self.conn.max_outbound_frame_size)
+            self.conn.send_data(sid, data[off:off + k].tobytes())
+            off, n = off + k, n - k
+        if off < len(data) or not end:
+            self.pending[sid] = (data, off, end)
+        else:
+            self.conn.end_stream(sid)
+
+    def answer(self, sid, body=b"served"):
+        with self.lock:
+            if self.dead:
+                return
+            self.conn.send_headers(sid, [(":status", "200"), ("content-length", str(len(body)))])
+            self.conn.send_data(sid, body, end_stream=True)
+            self.flush()
+
+    def fault(self, sid, how):
+        if how == "stall":
+            return
+        if how == "rst_stream":
+            self.conn.reset_stream(sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
+        elif how == "goaway":
+            self.conn.close_connection(h2.errors.ErrorCodes.NO_ERROR, last_stream_id=0)
+            self.kill("fin")
+        else:
+            self.kill(how)
+
+    def request(self, sid):
+        segs = self.paths.pop(sid).split("?")[0].strip("/").split("/")
+        if len(segs) == 2 and segs[0] == "fault":
+            self.fault(sid, segs[1])
+        elif len(segs) == 2 and segs[0] == "cut":
+            self.conn.send_headers(sid, [(":status", "200"), ("content-length", str(CUT_DECLARED))])
+            self.send_body(sid, b"c" * CUT_SENT, False)
+            self.flush()
+            self.fault(sid, segs[1])
+        elif len(segs) == 2 and segs[0] == "bytes":
+            n = int(segs[1])
+            self.conn.send_headers(sid, [(":status", "200"), ("content-length", str(n))])
+            self.send_body(sid, b"b" * n, True)
+        elif len(segs) == 2 and segs[0] == "delay":
+            threading.Timer(int(segs[1]) / 1000, self.answer, (sid,)).start()
+        else:
+            self.conn.send_headers(sid, [(":status", "200"), ("content-length", "6")])
+            self.conn.send_data(sid, b"served", end_stream=True)
+
+    def run(self):
+        while not self.dead:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            with self.lock:
+                if self.dead:
+                    break
+                try:
+                    events = self.conn.receive_data(data)
+                except h2.exceptions.ProtocolError:
+                    self.kill("fin")
+                    break
+                for ev in events:
+                    if isinstance(ev, h2.events.RequestReceived):
+                        path = dict(ev.headers).get(b":path", b"").decode()
+                        self.paths[ev.stream_id] = path
+                        os.write(1, f"REQ {self.n} {path}\n".encode())
+                    elif isinstance(ev, h2.events.DataReceived):
+                        self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.StreamReset):
+                        self.paths.pop(ev.stream_id, None)
+                        self.pending.pop(ev.stream_id, None)
+                    if isinstance(ev, h2.events.StreamEnded) and ev.stream_id in self.paths:
+                        self.request(ev.stream_id)
+                    if self.dead:
+                        break
+                for sid in list(self.pending):  # windows may have grown (WINDOW_UPDATE, SETTINGS)
+                    if not self.dead:
+                        self.send_body(sid)
+                self.flush()
+        if not self.dead:
+            self.dead = True
+            self.sock.close()
+
+
+def serve(sock, n):
+    Conn(sock, n).run()
+
+
+def main():
+    listen_and_serve(serve)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
