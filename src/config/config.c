@@ -481,7 +481,8 @@ static int parse_http(ctx_t *c, const cJSON *o, px_http_config_t *h)
     XX(handshake, 10000) XX(request_header, 15000) XX(body_idle, 30000)          \
     XX(request, 120000)                                                          \
     XX(keepalive_idle, 75000) XX(upstream_connect, 3000)                         \
-    XX(upstream_response, 120000) XX(upstream_idle, 60000) XX(drain, 25000)
+    XX(upstream_response, 120000) XX(upstream_idle, 60000)                       \
+    XX(send_idle, 60000) XX(drain, 25000)
 
 static const char *const timeout_keys[] = {
 #define XX(f, def) #f "_ms",

@@ -131,6 +131,7 @@ typedef struct {                          /* all in milliseconds */
     uint32_t upstream_connect;
     uint32_t upstream_response;           /* request fully sent -> first response byte */
     uint32_t upstream_idle;               /* between response bytes */
+    uint32_t send_idle;                   /* a write to the client that does not complete */
     uint32_t drain;                       /* SIGTERM -> exit at the latest */
 } px_timeouts_config_t;
 

@@ -89,6 +89,7 @@ typedef enum {
     XX(UPSTREAM_TIMEOUT,   "upstream_timeout")                                 \
     XX(REQUEST_TIMEOUT,    "request_timeout")                                  \
     XX(DEADLINE_EXCEEDED,  "deadline_exceeded")                                \
+    XX(SEND_TIMEOUT,       "send_timeout")                                     \
     XX(SIGNING_FAILED,     "response_signing_failed")                          \
     XX(INTERNAL,           "internal_error")                                   \
     XX(SHUTDOWN,           "shutdown")

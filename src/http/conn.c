@@ -79,6 +79,7 @@ void px_conn_arm(px_conn_t *c, px_tkind_t kind)
     case T_KEEPALIVE: ms = to->keepalive_idle > IDLE_COMPACT_MS ? to->keepalive_idle - IDLE_COMPACT_MS : 1; break;
     case T_BODY:      ms = to->body_idle; break;
     case T_LINGER:    ms = LINGER_MS; break;
+    case T_SEND:      ms = to->send_idle; break;
     case T_H2:        ms = PX_H2_TICK_MS; break;
     case T_NONE:      break;
     }
@@ -113,6 +114,9 @@ static void tp_timer(px_transport_t *t)
         break;
     case T_LINGER:
         settle(px_conn_abort(c, PX_END_CLIENT_CLOSED));
+        break;
+    case T_SEND:
+        settle(px_conn_send_timed_out(c));
         break;
     default:
         c->sess->timer(c);  /* the session's */
@@ -200,6 +204,25 @@ static int transport_failed(px_conn_t *c)
     return px_conn_abort(c, px_transport_why(&c->tp));
 }
 
+/* A client that takes none of a pending write for timeouts.send_idle has
+ * stopped reading: while the response waits on it the upstream is not
+ * read (its silence is then not the model server's), so this is what
+ * bounds the exchange. Timed here while nothing else is (an HTTP/1.1
+ * response); HTTP/2's tick checks px_transport_write_stalled itself. */
+static void arm_send(px_conn_t *c)
+{
+    if (c->tkind == T_NONE && px_transport_writing(&c->tp))
+        px_conn_arm(c, T_SEND);
+}
+
+int px_conn_send_timed_out(px_conn_t *c)
+{
+    px_m_inc(&c->env->m->send_timeouts);
+    px_debug("%s: the client took no bytes for %u ms", px_transport_peer(&c->tp),
+             cfg_of(c)->timeouts.send_idle);
+    return px_conn_abort(c, PX_END_SEND_TIMEOUT);
+}
+
 int px_conn_flush(px_conn_t *c)
 {
     int rc = px_transport_flush(&c->tp);
@@ -207,6 +230,8 @@ int px_conn_flush(px_conn_t *c)
         return transport_failed(c);
     if (rc == 1)
         c->sess->written(c);   /* it all left at once */
+    else
+        arm_send(c);
     return 0;
 }
 
@@ -224,6 +249,8 @@ static void tp_input(px_transport_t *t)
 static void tp_sent(px_transport_t *t)
 {
     px_conn_t *c = t->ud;
+    if (c->tkind == T_SEND)     /* the client made room: its time starts again */
+        px_conn_arm(c, px_transport_writing(&c->tp) ? T_SEND : T_NONE);
     c->sess->sent(c);
 }
 

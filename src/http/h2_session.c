@@ -885,6 +885,10 @@ static void h2s_timer(px_conn_t *c)
     uint64_t now = uv_now(c->env->loop);
     if (c->tkind != T_H2)
         return;
+    if (px_transport_write_stalled(&c->tp, now) >= cfg_of(c)->timeouts.send_idle) {
+        settle(px_conn_send_timed_out(c));      /* conn.c's T_SEND, for HTTP/2 */
+        return;
+    }
     expire_streams(hc);
     if (c->state >= C_CLOSING)
         return;

@@ -30,10 +30,11 @@
 
 typedef enum { C_HANDSHAKE, C_IDLE, C_REQUEST, C_CLOSING, C_CLOSED } px_cstate_t;
 /* The transport's one timer expires for one of these (px_conn_arm).
- * Handshake and linger are the connection's; the rest the session's.
+ * Handshake, linger and send are the connection's; the rest the session's.
  * T_IDLE: the first second between requests; then buffers are released
  * and the rest of the keep-alive time runs as T_KEEPALIVE. */
 typedef enum { T_NONE, T_HANDSHAKE, T_HEADER, T_IDLE, T_KEEPALIVE, T_BODY, T_LINGER,
+               T_SEND, /* a write pending while nothing else is timed (conn.c) */
                T_H2 /* the HTTP/2 session's tick (stalls, idle) */ } px_tkind_t;
 
 struct px_h2conn;
@@ -96,6 +97,9 @@ void px_conn_arm(px_conn_t *c, px_tkind_t kind);
 PX_MUST_CHECK int px_conn_abort(px_conn_t *c, px_end_reason_t why);
 /* Closes gracefully (the response in flight leaves first). Always GONE. */
 PX_MUST_CHECK int px_conn_begin_close(px_conn_t *c);
+/* The client took nothing for timeouts.send_idle: counted, closed at once.
+ * Always GONE. */
+PX_MUST_CHECK int px_conn_send_timed_out(px_conn_t *c);
 /* Plaintext for the client, staged (transport.h). */
 PX_MUST_CHECK int px_conn_send(px_conn_t *c, const char *p, size_t n);
 /* What is staged leaves now. */

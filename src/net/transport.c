@@ -181,6 +181,7 @@ int px_transport_flush(px_transport_t *t)
     if (uv_write(&t->wreq, (uv_stream_t *)&t->tcp, &b, 1, write_cb) != 0)
         return fail(t, PX_END_CLIENT_CLOSED);
     t->writing = 1;
+    t->write_since = uv_now(t->tcp.loop);
     return 0;
 }
 

@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "core/buf.h"
@@ -51,6 +52,7 @@ struct px_transport {
     px_buf_t plain;              /* small writes, staged to share one TLS record */
     size_t in_max;               /* the plaintext input is not filled beyond this */
     int writing, reading, eof, shutdown_sent, got_bytes, closing, closed;
+    uint64_t write_since;        /* loop ms the write in flight began */
     px_end_reason_t why;         /* of the last failed call */
     char client_ip[INET6_ADDRSTRLEN];
     char client_addr[INET6_ADDRSTRLEN + 8];
@@ -95,6 +97,13 @@ static inline px_buf_t *px_transport_input(px_transport_t *t) { return &t->in; }
 static inline size_t px_transport_staged(const px_transport_t *t) { return px_buf_size(&t->plain); }
 static inline px_tls_t *px_transport_tls(const px_transport_t *t) { return t->tls; }
 static inline int px_transport_writing(const px_transport_t *t) { return t->writing; }
+/* How long the client has taken none of the write in flight (0: none is):
+ * every write is begun at once after the one before it completes, so this
+ * is the time since the client last made room. */
+static inline uint64_t px_transport_write_stalled(const px_transport_t *t, uint64_t now)
+{
+    return t->writing && now > t->write_since ? now - t->write_since : 0;
+}
 static inline int px_transport_reading(const px_transport_t *t) { return t->reading; }
 static inline int px_transport_eof(const px_transport_t *t) { return t->eof; }
 static inline int px_transport_got_bytes(const px_transport_t *t) { return t->got_bytes; }

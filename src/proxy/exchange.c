@@ -496,8 +496,11 @@ void px_exch_resp_drained(px_exch_t *x)
         h2c_credit(x);
         return;
     }
-    if (x->up && x->upstream_ok && x->ops->pending(x->sess) < PX_HIGH_WATER && !x->resp_done)
+    if (x->up && x->upstream_ok && x->ops->pending(x->sess) < PX_HIGH_WATER && !x->resp_done &&
+        !px_uplink_reading(x->up)) {
         px_uplink_read_start(x->up);
+        px_uplink_timeout(x->up, cfg_of(x)->timeouts.upstream_idle);   /* its silence counts again */
+    }
 }
 
 void px_exch_release_upstream(px_exch_t *x, int reusable)
@@ -733,8 +736,12 @@ static PX_MUST_CHECK int upstream_input(px_exch_t *x, px_uplink_t *l, const char
         case PX_H1_NEED_MORE:
             if (x->ops->flush(x->sess, 0) < 0)
                 return GONE;
-            if (x->ops->pending(x->sess) >= PX_HIGH_WATER)
+            if (x->ops->pending(x->sess) >= PX_HIGH_WATER) {
+                /* the client is behind: the model server's silence from
+                 * now on is ours, and timeouts.send_idle bounds the wait */
                 px_uplink_read_stop(l);   /* resumed by px_exch_resp_drained */
+                px_uplink_timeout(l, 0);
+            }
             return 0;
         case PX_H1_HEAD:
             if (response_head(x) < 0)

@@ -648,7 +648,9 @@ static void on_kick(uv_idle_t *h)
 /* The model server's silence: upstream_response_ms before the response
  * head, upstream_idle_ms between bytes after it (either way, so a bidi
  * stream that only sends is not cut). The stream is reset and fails with
- * UV_ETIMEDOUT. */
+ * UV_ETIMEDOUT. While the owner holds bytes of the stream unconsumed (its
+ * client is behind, and the window stays shut) the silence is not the
+ * model server's and does not count. */
 static void on_tick(uv_timer_t *t)
 {
     px_h2c_pool_t *p = t->data;
@@ -663,6 +665,8 @@ static void on_tick(uv_timer_t *t)
             if (s->detached)
                 continue;
             any = 1;
+            if (s->unconsumed)
+                s->active_ms = now;
             if (!limit || now - s->active_ms < limit)
                 continue;
             nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);

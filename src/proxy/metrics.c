@@ -389,5 +389,8 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
          "Requests answered 408 because head and body were not complete within timeouts.request_ms.");
     px_buf_printf(o, "pqproxy_request_deadline_exceeded_total %llu\n",
                   (unsigned long long)SUM(request_deadline));
+    help(o, "pqproxy_send_timeouts_total", "counter",
+         "Client connections closed because the client took no response bytes for timeouts.send_idle_ms.");
+    px_buf_printf(o, "pqproxy_send_timeouts_total %llu\n", (unsigned long long)SUM(send_timeouts));
     return px_buf_size(o) ? 0 : PX_ENOMEM;
 }

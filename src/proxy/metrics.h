@@ -55,6 +55,7 @@ typedef struct px_metrics {
     uint64_t upstream_idle, upstream_busy;     /* gauges, set by the worker */
     uint64_t responses_unsigned;      /* on a signing route, streamed to HTTP/1.0 (no trailers) */
     uint64_t request_deadline;        /* requests not complete within timeouts.request_ms */
+    uint64_t send_timeouts;           /* connections closed on timeouts.send_idle_ms */
     uint64_t h2_conns, h2_streams;    /* HTTP/2 connections (ALPN h2) and their request streams */
     uint64_t h2_events[PX_M_H2_EVENTS];
     uint64_t h2_stream_timeouts[3];   /* h2 streams ended by request_ms, body_idle_ms, grpc-timeout */

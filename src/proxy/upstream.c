@@ -350,6 +350,11 @@ void px_uplink_read_stop(px_uplink_t *l)
     }
 }
 
+int px_uplink_reading(const px_uplink_t *l)
+{
+    return l->reading;
+}
+
 void px_uplink_timeout(px_uplink_t *l, uint32_t ms)
 {
     link_arm(l, ms);

@@ -54,6 +54,7 @@ int px_uplink_write(px_uplink_t *l, px_buf_t *data);
 int px_uplink_writing(const px_uplink_t *l);
 void px_uplink_read_start(px_uplink_t *l);
 void px_uplink_read_stop(px_uplink_t *l);
+int px_uplink_reading(const px_uplink_t *l);
 /* Arms (ms > 0) or disarms (0) the link's timer; on expiry on_read gets UV_ETIMEDOUT. */
 void px_uplink_timeout(px_uplink_t *l, uint32_t ms);
 /* Gives the link back: reusable (response complete, keep-alive) links go to

@@ -23,7 +23,7 @@ from pxhelpers import check_error
 # Short limits so that every timeout-driven case ends quickly.
 TIMEOUTS = {"handshake_ms": 1500, "request_header_ms": 1000, "body_idle_ms": 1000,
             "keepalive_idle_ms": 5000, "upstream_connect_ms": 1000, "upstream_response_ms": 1500,
-            "upstream_idle_ms": 1000, "drain_ms": 3000}
+            "upstream_idle_ms": 1000, "send_idle_ms": 2000, "drain_ms": 3000}
 POOL_MAX_IDLE = 4
 WORKERS = 2
 # Heap the proxy may keep above its baseline after a case: caches that grow
@@ -525,6 +525,8 @@ def run_cases(env, phase, cases, only=None, rebaseline_each=False):
     cases = [(f"{phase} x {fault}", fn) for fault, fn in cases]
     if only:
         cases = [(n, fn) for n, fn in cases if any(o.strip() and o.strip() in n for o in only.split(","))]
+        if not cases:
+            return                  # another phase's cases were asked for
     # A first round unchecked: what a kind of fault allocates once (a
     # metrics label set, a TLS cache entry) belongs in the baseline.
     crashed = set()

@@ -12,13 +12,19 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pxtest import build_request, check, check_eq, main, send_raw, wait_until  # noqa: E402
 from pxfaults import (FaultEnv, connect_small_rcvbuf, expect_cut, expect_error, fin,  # noqa: E402
-                      fin_then, footprint, outcome, read_rest, read_some, reset_around_response, rst,
+                      fin_then, footprint, metric, outcome, read_rest, read_some, reset_around_response, rst,
                       run_cases)
 from pxhelpers import check_error  # noqa: E402
 
 
 def get(path):
     return build_request("GET", path)
+
+
+def timeouts(env):
+    """(send timeouts, upstream timeouts) counted so far."""
+    return (metric(env.px, "pqproxy_send_timeouts_total"),
+            metric(env.px, 'pqproxy_upstream_errors_total{kind="timeout"}'))
 
 
 # --- waiting for the upstream's head --------------------------------------------------------
@@ -89,12 +95,19 @@ def body_fault(kind, fault):
         if fault == "client stops reading":
             s = connect_small_rcvbuf(env.px.port, env.ca)
             before = footprint(env.px, env.upstream_port).mem
-            send_raw(s, get(path(n=BIG if kind != "sse" else 200000, m=m)))
+            counts = timeouts(env)
+            send_raw(s, get(path(n=BIG if kind != "sse" else 100000, m=m)))   # upstream.py's most
             read_some(s, n_bytes=1)
             time.sleep(1.5)         # the buffers fill; the upstream must be held back
             grown = footprint(env.px, env.upstream_port).mem - before
             check(grown < 4 << 20, f"the proxy buffered {grown:.0f} B for a client not reading")
-            rst(s)
+            # timeouts.send_idle_ms (2 s) ends it once the socket is full;
+            # the upstream, held back meanwhile (upstream_idle_ms is 1 s),
+            # is not blamed. Reading before that would let it go on.
+            wait_until(lambda: timeouts(env)[0] > counts[0], timeout=10, msg="a send timeout")
+            check_eq(timeouts(env), (counts[0] + 1, counts[1]), "a send timeout, not an upstream one")
+            read_rest(s, timeout=5)
+            s.close()
             return
         s = env.connect()
         if fault.startswith("client"):

@@ -63,7 +63,7 @@ static void test_full_config(void **state)
              "\"trust_forwarded\":true,\"max_requests_per_conn\":7},"
              "\"timeouts\":{\"handshake_ms\":1,\"request_header_ms\":2,\"body_idle_ms\":3,"
              "\"keepalive_idle_ms\":4,\"upstream_connect_ms\":5,\"upstream_response_ms\":6,"
-             "\"upstream_idle_ms\":7,\"drain_ms\":3600000},"
+             "\"upstream_idle_ms\":7,\"send_idle_ms\":8,\"drain_ms\":3600000},"
              "\"log\":{\"level\":\"debug\",\"access_log\":\"off\",\"error_log\":\"/var/log/e.log\"},"
              "\"admin\":{\"enabled\":false,\"listen\":\"[::1]:9000\"}}",
              crt, key, rel_crt, rel_key, ca);
@@ -102,6 +102,7 @@ static void test_full_config(void **state)
     assert_int_equal(c->timeouts.upstream_connect, 5);
     assert_int_equal(c->timeouts.upstream_response, 6);
     assert_int_equal(c->timeouts.upstream_idle, 7);
+    assert_int_equal(c->timeouts.send_idle, 8);
     assert_int_equal(c->timeouts.drain, 3600000);
     assert_int_equal(c->log.level, PX_LOG_DEBUG);
     assert_string_equal(c->log.access_log, "off");
@@ -183,6 +184,7 @@ static const struct {
     { "timeouts", "upstream_connect_ms", 1, 3600000 },
     { "timeouts", "upstream_response_ms", 1, 3600000 },
     { "timeouts", "upstream_idle_ms", 1, 3600000 },
+    { "timeouts", "send_idle_ms", 1, 3600000 },
     { "timeouts", "drain_ms", 1, 3600000 },
 };
 
@@ -206,6 +208,7 @@ static int64_t field(const px_config_t *c, const char *section, const char *k)
     if (!strcmp(k, "upstream_connect_ms")) return c->timeouts.upstream_connect;
     if (!strcmp(k, "upstream_response_ms")) return c->timeouts.upstream_response;
     if (!strcmp(k, "upstream_idle_ms")) return c->timeouts.upstream_idle;
+    if (!strcmp(k, "send_idle_ms")) return c->timeouts.send_idle;
     if (!strcmp(k, "drain_ms")) return c->timeouts.drain;
     fail_msg("no field %s", k);
     return -1;
