@@ -71,6 +71,8 @@ void px_conn_arm(px_conn_t *c, px_tkind_t kind)
 {
     const px_timeouts_config_t *to = &cfg_of(c)->timeouts;
     uint32_t ms = 0;
+    if (kind == T_NONE && px_transport_writing(&c->tp))
+        kind = T_SEND;          /* nothing else timed, a write pending: see arm_send */
     c->tkind = kind;
     switch (kind) {
     case T_HANDSHAKE: ms = to->handshake; break;
@@ -208,7 +210,8 @@ static int transport_failed(px_conn_t *c)
  * stopped reading: while the response waits on it the upstream is not
  * read (its silence is then not the model server's), so this is what
  * bounds the exchange. Timed here while nothing else is (an HTTP/1.1
- * response); HTTP/2's tick checks px_transport_write_stalled itself. */
+ * response): a write begun, or T_NONE armed, with a write pending, is
+ * T_SEND. HTTP/2's tick checks px_transport_write_stalled itself. */
 static void arm_send(px_conn_t *c)
 {
     if (c->tkind == T_NONE && px_transport_writing(&c->tp))
@@ -250,7 +253,7 @@ static void tp_sent(px_transport_t *t)
 {
     px_conn_t *c = t->ud;
     if (c->tkind == T_SEND)     /* the client made room: its time starts again */
-        px_conn_arm(c, px_transport_writing(&c->tp) ? T_SEND : T_NONE);
+        px_conn_arm(c, T_NONE);
     c->sess->sent(c);
 }
 
