@@ -68,22 +68,30 @@ class RawH2:
         self.flush()
         return sid
 
-    def wait(self, sid, timeout=10.0):
-        st = self.streams[sid]
+    def pump_until(self, pred, timeout, what):
+        """Takes frames until pred() holds; fails after timeout, or when the
+        proxy closes the connection."""
         deadline = time.monotonic() + timeout
-        while not (st["ended"] or st["reset"] is not None):
-            check(self.terminated is None, f"the connection ended: GOAWAY {self.terminated}")
+        while not pred():
             left = deadline - time.monotonic()
-            check(left > 0, f"stream {sid}: no answer in {timeout} s")
+            check(left > 0, f"{what}: not within {timeout} s")
             self.s.settimeout(left)
             try:
                 data = self.s.recv(65536)
             except socket.timeout:
                 continue
-            check(data, f"the proxy closed the connection (waiting for stream {sid})")
+            check(data, f"{what}: the proxy closed the connection")
             for ev in self.c.receive_data(data):
                 self.event(ev)
             self.flush()
+
+    def wait(self, sid, timeout=10.0):
+        st = self.streams[sid]
+
+        def answered():
+            check(self.terminated is None, f"the connection ended: GOAWAY {self.terminated}")
+            return st["ended"] or st["reset"] is not None
+        self.pump_until(answered, timeout, f"stream {sid}: an answer")
         return st
 
     def event(self, ev):

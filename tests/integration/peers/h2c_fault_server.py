@@ -83,6 +83,7 @@ class Conn:
             self.flush()
 
     def fault(self, sid, how):
+        self.pending.pop(sid, None)         # a cut body sends nothing more
         if how == "stall":
             return
         if how == "rst_stream":
@@ -143,8 +144,10 @@ class Conn:
                     if self.dead:
                         break
                 for sid in list(self.pending):  # windows may have grown (WINDOW_UPDATE, SETTINGS)
-                    if not self.dead:
+                    try:
                         self.send_body(sid)
+                    except h2.exceptions.StreamClosedError:
+                        self.pending.pop(sid, None)
                 self.flush()
         if not self.dead:
             self.dead = True
