@@ -24,7 +24,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
 from pxtest import TestFailure, check, check_eq, check_in, main, wait_until  # noqa: E402
-from pxfaults import FaultEnv, expect_error, fin, metric, outcome, rst, run_cases  # noqa: E402
+from pxfaults import (FaultEnv, connect_small_rcvbuf, expect_error, fin, metric, outcome,  # noqa: E402
+                      read_some, rst, run_cases)
 from test_h2_smuggling import RawH2, h2, req  # noqa: E402
 from test_grpc_proxy import h2_python  # noqa: E402
 if h2 is not None:
@@ -300,16 +301,17 @@ def response_phase(fault):
 
 
 def stopped_reading(env, c, what):
-    """c has stopped reading its socket: the proxy closes the connection at
-    timeouts.send_idle_ms, counted as such; the upstream, which the proxy
-    stopped reading meanwhile (upstream_idle_ms is shorter), is not blamed."""
+    """c (a Client, or a TLS socket) has stopped reading its socket: the
+    proxy closes the connection at timeouts.send_idle_ms, counted as such;
+    the upstream, which the proxy stopped reading meanwhile
+    (upstream_idle_ms is shorter), is not blamed."""
     def counts():
         return (metric(env.px, "pqproxy_send_timeouts_total"),
                 metric(env.px, 'pqproxy_upstream_errors_total{kind="timeout"}'))
     before = counts()
     wait_until(lambda: counts()[0] > before[0], timeout=SEND_IDLE_S + 8, msg=f"{what}: a send timeout")
     check_eq(counts(), (before[0] + 1, before[1]), f"{what}: a send timeout, not an upstream one")
-    closes(c.s, 5, what)
+    closes(getattr(c, "s", c), 5, what)
 
 
 def warm_h2(env):
@@ -387,6 +389,12 @@ def h2c_case(fault):
             c.pump_until(lambda: len(st["body"]) >= 60000, 5, "the start of the body")
             stopped_reading(env, c, fault)
             c.close()
+        elif fault == "http1 client stops reading":
+            s = connect_small_rcvbuf(env.px.port, env.ca)
+            s.sendall(f"GET /bytes/{32 << 20}?m={m} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+            read_some(s, n_bytes=1)
+            stopped_reading(env, s, fault)
+            s.close()
         elif kind == "http1":                               # the same faults to an HTTP/1.1 client
             s = env.connect()
             s.sendall(f"GET /fault/{how}?m={m} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
@@ -414,7 +422,8 @@ def test_fault_h2c_upstream(h):
     run_cases(env, "h2c", [(f, h2c_case(f)) for f in
                            [f"upstream {x}" for x in faults] +
                            [f"cut {x}" for x in faults if x != "goaway"] +
-                           [f"http1 {x}" for x in ("reset", "garbage", "stall", "rst_stream")] +
+                           [f"http1 {x}" for x in ("reset", "garbage", "stall", "rst_stream",
+                                                   "client stops reading")] +
                            ["client RST", "client FIN", "client RST_STREAM", "client GOAWAY",
                             "client stops reading the socket"]])
 
