@@ -443,8 +443,15 @@ void px_h1_sent(px_conn_t *c)
 void px_h1_timer(px_conn_t *c)
 {
     switch (c->tkind) {
-    case T_HEADER:
     case T_BODY:
+        /* held back for a model server that takes the body slower: the
+         * client is not idle (the upstream's own timer runs) */
+        if (px_exch_upstream_behind(&c->h1->x) && uv_now(c->env->loop) < c->req_deadline) {
+            px_conn_arm(c, T_BODY);
+            break;
+        }
+        /* fall through */
+    case T_HEADER:
         settle(request_timed_out(c));
         break;
     case T_IDLE:

@@ -397,6 +397,11 @@ int px_exch_flush_upstream(px_exch_t *x)
     rc = px_uplink_write(x->up, &x->up_out);
     if (rc < 0)
         return upstream_failed(x, rc);
+    /* A model server that takes none of the request is silent too: timed
+     * while a write waits on it (before its response, whose own timers
+     * follow), and not once the write has gone. */
+    if (!x->resp_started)
+        px_uplink_timeout(x->up, rc == 1 ? 0 : cfg_of(x)->timeouts.upstream_idle);
     if (rc == 1)
         upstream_sent(x);       /* written at once: no on_write will come */
     return 0;
@@ -410,8 +415,10 @@ static PX_MUST_CHECK int upstream_timed_out(px_exch_t *x, uint32_t ms)
         x->error = px_end_reason_str(PX_END_UPSTREAM_TIMEOUT);
         return abort_exch(x, PX_END_UPSTREAM_TIMEOUT);
     }
-    snprintf(detail, sizeof detail, x->upstream_ok ? "the model server did not respond within %u ms"
-                                                   : "no connection to the model server within %u ms",
+    snprintf(detail, sizeof detail,
+             !x->upstream_ok ? "no connection to the model server within %u ms"
+             : x->up && px_uplink_writing(x->up) ? "the model server took none of the request for %u ms"
+                                                 : "the model server did not respond within %u ms",
              ms);
     return reply_error(x, PX_HERR_UPSTREAM_TIMEOUT, detail);
 }
@@ -478,6 +485,8 @@ static PX_MUST_CHECK int upstream_written(px_exch_t *x, int status)
         if (px_exch_flush_upstream(x) < 0)
             return GONE;
     } else {
+        if (!x->resp_started)
+            px_uplink_timeout(x->up, 0);    /* the client's turn (or the response's, below) */
         upstream_sent(x);
     }
     /* Room again towards the upstream: take more of the client's body. */
@@ -714,8 +723,9 @@ static PX_MUST_CHECK int upstream_input(px_exch_t *x, px_uplink_t *l, const char
     size_t off = 0;
 
     if (n == UV_ETIMEDOUT)
-        return upstream_timed_out(x, x->resp_started ? cfg_of(x)->timeouts.upstream_idle
-                                                     : cfg_of(x)->timeouts.upstream_response);
+        return upstream_timed_out(x, x->resp_started || px_uplink_writing(l)
+                                         ? cfg_of(x)->timeouts.upstream_idle
+                                         : cfg_of(x)->timeouts.upstream_response);
     if (n == UV_EOF && x->resp_head_sent && px_http1_finish(x->resp) == PX_H1_END)
         return response_end(x, 0);
     if (n < 0)
@@ -1104,6 +1114,12 @@ int px_exch_req_end(px_exch_t *x)
         return upstream_start(x);
     }
     return x->connect_on_body ? upstream_start(x) : 0;
+}
+
+int px_exch_upstream_behind(const px_exch_t *x)
+{
+    return x->active && !x->req_done && x->sig_state != PX_XSIG_BODY &&
+           px_buf_size(&x->up_out) >= PX_HIGH_WATER;
 }
 
 int px_exch_req_room(px_exch_t *x)

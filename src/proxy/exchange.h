@@ -202,6 +202,9 @@ PX_MUST_CHECK int px_exch_req_end(px_exch_t *x);
 /* 1: the exchange takes more request input now; 0: hold it (the response
  * comes first, a signature is being verified, or the upstream is slower). */
 PX_MUST_CHECK int px_exch_req_room(px_exch_t *x);
+/* 1 while request body bytes wait for the upstream to take them: the
+ * client is not idle then, the upstream is (and is timed for it). */
+int px_exch_upstream_behind(const px_exch_t *x);
 /* Writes what waits for the upstream, when it can take it. */
 PX_MUST_CHECK int px_exch_flush_upstream(px_exch_t *x);
 /* Response output has left the session: read the upstream again below

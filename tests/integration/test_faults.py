@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
-from pxtest import (TestFailure, build_request, check, check_eq, main, read_response,  # noqa: E402
+from pxtest import (TestFailure, build_request, check, check_eq, check_in, main, read_response,  # noqa: E402
                     send_raw, wait_until)
 from pxfaults import (BODY_LEN, HEAD, MEM_SLACK, FaultEnv, body_start, client_gives_up,  # noqa: E402
                       client_hello, expect_closed, expect_error, fin, footprint, outcome, rst,
@@ -181,21 +181,30 @@ def body_case(fault, chunked):
         upstream = fault.startswith("upstream")
         path = f"/early-fault/{fault.split()[1]}" if upstream else "/upload-sha"
         s = env.connect()
-        length = 64 << 20 if fault == "upstream stall" else BODY_LEN
+        length = 64 << 20 if fault in ("upstream stall", "upstream hold") else BODY_LEN
         send_raw(s, body_start(m, path, chunked, length))
         if fault in ("client RST", "client FIN"):
             client_gives_up(s, fault, "mid-body")
         elif fault == "client stalls":
             expect_error(s, 408, "request_timeout", "stalled body")
             s.close()
-        elif fault == "upstream stall":
-            # The upstream reads nothing: the upload must be held back, not
-            # buffered by the proxy; then the client gives up.
+        elif fault in ("upstream stall", "upstream hold"):
+            # The upstream answers nothing (stall: reads and drops the body;
+            # hold: reads none of it): the upload must be held back, not
+            # buffered by the proxy; then the client gives up, or (hold)
+            # waits and is told the model server timed out
+            # (upstream_idle_ms): held back, the client is not the idle
+            # one (body_idle_ms is as short).
             before = footprint(env.px, env.upstream_port).mem
             send_until_blocked(s, b"b" * (16 << 20), 1.5)
             grown = footprint(env.px, env.upstream_port).mem - before
             check(grown < 2 << 20, f"the proxy buffered {grown:.0f} B of an unread upload")
-            rst(s)
+            if fault == "upstream stall":
+                rst(s)
+            else:
+                r = expect_error(s, 504, "upstream_timeout", fault)
+                check_in("took none of the request", r.json()["detail"], fault)
+                s.close()
         else:
             kind, r = outcome(s)
             if kind == "response":     # else closed: the request could not finish
@@ -216,7 +225,7 @@ def test_fault_request_head(h):
 
 
 BODY_FAULTS = ("client RST", "client FIN", "client stalls", "upstream reset", "upstream fin",
-               "upstream garbage", "upstream stall")
+               "upstream garbage", "upstream stall", "upstream hold")
 
 
 def test_fault_request_body(h):

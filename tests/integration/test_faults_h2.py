@@ -29,6 +29,7 @@ from pxfaults import (FaultEnv, connect_small_rcvbuf, expect_error, fin, metric,
 from test_h2_smuggling import RawH2, h2, req  # noqa: E402
 from test_grpc_proxy import h2_python  # noqa: E402
 if h2 is not None:
+    import h2.exceptions  # noqa: E402
     import h2.settings  # noqa: E402
 
 H2C_FAULT = os.path.join(pxtest.HERE, "peers", "h2c_fault_server.py")
@@ -64,6 +65,26 @@ class Client(RawH2):
             self.streams[ev.stream_id]["body"] += ev.data
             return
         super().event(ev)
+
+    def send_until_held(self, sid, seconds):
+        """Sends body bytes as fast as the windows open until they stay shut
+        for `seconds` (the proxy holds the client back); the bytes sent."""
+        sent, last = 0, time.monotonic()
+        while time.monotonic() - last < seconds:
+            n = min(self.c.local_flow_control_window(sid), self.c.max_outbound_frame_size)
+            if n > 0:
+                try:
+                    self.c.send_data(sid, b"h" * n)
+                except h2.exceptions.StreamClosedError:
+                    break                   # answered (and reset) meanwhile
+                self.flush()
+                sent, last = sent + n, time.monotonic()
+                continue
+            try:
+                self.pump_until(lambda: self.c.local_flow_control_window(sid) > 0, 0.2, "a window")
+            except TestFailure:
+                pass
+        return sent
 
     def cancel(self, sid):
         self.c.reset_stream(sid, CANCEL)
@@ -182,8 +203,9 @@ def body_phase(fault):
         c = Client(env)
         sid = c.c.get_next_available_stream_id()
         c.streams[sid] = {"status": None, "body": b"", "reset": None, "ended": False}
-        declared = 40000 if fault == "data past content-length" else BODY_LEN
-        c.c.send_headers(sid, post(f"/upload-sha?m={m}", declared))
+        declared = {"data past content-length": 40000, "upstream hold": 64 << 20}.get(fault, BODY_LEN)
+        path = "/early-fault/hold" if fault == "upstream hold" else "/upload-sha"
+        c.c.send_headers(sid, post(f"{path}?m={m}", declared))
         for _ in range(3):
             c.c.send_data(sid, b"b" * 10000)
         c.flush()
@@ -202,6 +224,17 @@ def body_phase(fault):
             st = c.wait(sid, timeout=5)
             check_eq((st["status"], error_of(st)), (408, "request_timeout"), f"{fault}: {st}")
             still_serves(c, fault)
+        elif fault == "upstream hold":
+            # the model server reads none of the body: the client is held
+            # back, which is not idleness (body_idle_ms); the model server
+            # is timed out (upstream_idle_ms), the stream answered 504
+            c.send_until_held(sid, 1.5)
+            st = c.wait(sid, timeout=8)
+            check_eq((st["status"], error_of(st)), (504, "upstream_timeout"), f"{fault}: {st['body'][:200]!r}")
+            check_in("took none of the request", json.loads(st["body"])["detail"], fault)
+            still_serves(c, fault)
+            c.close()
+            return
         elif fault == "data past content-length":
             c.s.sendall(frame(0x0, END_STREAM, sid, b"b" * 10001))
             st = c.wait(sid, timeout=5)
@@ -331,7 +364,8 @@ def test_fault_h2_client(h):
     run_cases(env, "header block", [(f, header_block_phase(f)) for f in (
         "client RST", "client FIN", "stall", "garbage frame")])
     run_cases(env, "request body", [(f, body_phase(f)) for f in (
-        "client RST", "client FIN", "RST_STREAM", "stall", "data past content-length")])
+        "client RST", "client FIN", "RST_STREAM", "stall", "data past content-length",
+        "upstream hold")])
     run_cases(env, "waiting for the upstream head", [(f, head_wait_phase(f)) for f in (
         "client RST", "client FIN", "client RST_STREAM", "client GOAWAY", "upstream reset", "upstream fin",
         "upstream garbage", "upstream stall", "upstream stall-mid-head")])

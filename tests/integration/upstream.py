@@ -284,7 +284,8 @@ class Conn:
           /sse?n=N&interval_ms=M  /reset-after/<n>  /close-before-response
           /slow-headers/<ms>  /late-body/<ms>  /no-length[?n=N]  /continue  /upload-sha
           /fault/<how>  /early-fault/<how>  else 404.
-        Hostile ones (<how>: reset, fin, garbage or stall): /fault/<how>
+        Hostile ones (<how>: reset, fin, garbage, stall, or hold: stall
+        without reading the rest of the request): /fault/<how>
         does it instead of a response, /early-fault/<how> as soon as the
         head has arrived, before reading the body (recorded with "early":
         true), and ?cut=<how> on /bytes and /sse does it after the body's
@@ -471,6 +472,11 @@ class Conn:
                     pass
             except asyncio.TimeoutError:
                 pass
+        elif how == "hold":
+            # Read nothing more either: what the proxy sends stays in the
+            # socket (the kernel's buffers fill and its writes wait).
+            self.writer.transport.pause_reading()
+            await asyncio.sleep(STALL_MAX_S)
         else:
             raise BadRequest(f"unknown fault {how!r}")
         return False
