@@ -210,16 +210,8 @@ def body_phase(fault):
             c.c.send_data(sid, b"b" * 10000)
         c.flush()
         time.sleep(0.3)             # the proxy connects upstream on the first body bytes
-        if fault == "client RST":
-            time.sleep(0.1)
-            rst(c.s)
-            return
-        if fault == "client FIN":
-            fin(c.s)
-            closes(c.s, 3, fault)
-        elif fault == "RST_STREAM":
-            c.cancel(sid)
-            still_serves(c, fault)
+        if fault in ("client RST", "client FIN", "client RST_STREAM"):
+            client_leaves(c, sid, fault)
         elif fault == "stall":
             st = c.wait(sid, timeout=5)
             check_eq((st["status"], error_of(st)), (408, "request_timeout"), f"{fault}: {st}")
@@ -273,8 +265,9 @@ def head_wait_phase(fault):
 
 
 def client_leaves(c, sid, fault):
-    """While the model thinks (800 ms) over stream sid, the client resets
-    the connection, half-closes it, cancels the stream or says GOAWAY."""
+    """While stream sid waits (for the rest of its body, or for the model
+    server), the client resets the connection, half-closes it, cancels the
+    stream or says GOAWAY."""
     how = fault.split()[-1]
     if how == "RST":
         rst(c.s)
@@ -292,18 +285,23 @@ def client_leaves(c, sid, fault):
     c.close()
 
 
+def cut_mid_body(env, path, most, fault):
+    """The upstream cuts the response to path after at most `most` body
+    bytes: the stream is reset, never ended as complete, no byte invented,
+    and a sibling stream is served."""
+    c = Client(env)
+    st = reset_not_ended(c, c.request(get(path)), fault)
+    check(len(st["body"]) <= most, f"{fault}: no byte invented: {len(st['body'])}")
+    still_serves(c, fault)
+    c.close()
+
+
 def response_phase(fault):
     """Mid response body: 2,000,000 bytes, or the upstream cutting one."""
     def run(env):
         m = env.marker("resp")
         if fault.startswith("upstream"):
-            how = fault.split()[1]
-            c = Client(env)
-            sid = c.request(get(f"/bytes/300000?m={m}&cut={how}"))
-            st = reset_not_ended(c, sid, fault)
-            check(len(st["body"]) <= 300000, f"{fault}: no byte invented: {len(st['body'])}")
-            still_serves(c, fault)
-            c.close()
+            cut_mid_body(env, f"/bytes/300000?m={m}&cut={fault.split()[1]}", 300000, fault)
             return
         c = Client(env, ack=not fault.startswith("client stops reading"),
                    window=(1 << 24) if fault == "client stops reading the socket" else None)
@@ -323,12 +321,8 @@ def response_phase(fault):
             check_eq(st["reset"], CANCEL, f"{fault}: CANCEL after http2.stall_timeout_ms")
             c.ack = True
             still_serves(c, fault)
-        elif fault == "client FIN":
-            fin(c.s)
-            closes(c.s, 5, fault)
-        elif fault == "RST_STREAM":
-            c.cancel(sid)
-            still_serves(c, fault)
+        elif fault in ("client FIN", "client RST_STREAM"):
+            client_leaves(c, sid, fault)
         c.close()
     return run
 
@@ -364,7 +358,7 @@ def test_fault_h2_client(h):
     run_cases(env, "header block", [(f, header_block_phase(f)) for f in (
         "client RST", "client FIN", "stall", "garbage frame")])
     run_cases(env, "request body", [(f, body_phase(f)) for f in (
-        "client RST", "client FIN", "RST_STREAM", "stall", "data past content-length",
+        "client RST", "client FIN", "client RST_STREAM", "stall", "data past content-length",
         "upstream hold")])
     run_cases(env, "waiting for the upstream head", [(f, head_wait_phase(f)) for f in (
         "client RST", "client FIN", "client RST_STREAM", "client GOAWAY", "upstream reset", "upstream fin",
@@ -372,7 +366,7 @@ def test_fault_h2_client(h):
     run_cases(env, "response body", [(f, response_phase(f)) for f in (
         "client stops reading, then RST", "client stops reading until the stall timeout",
         "client stops reading the socket",
-        "client FIN", "RST_STREAM", "upstream reset", "upstream fin", "upstream garbage",
+        "client FIN", "client RST_STREAM", "upstream reset", "upstream fin", "upstream garbage",
         "upstream stall")])
 
 
@@ -411,12 +405,7 @@ def h2c_case(fault):
             still_serves(c, fault)
             c.close()
         elif kind == "cut":                                 # mid response body
-            c = Client(env)
-            sid = c.request(get(f"/cut/{how}?m={m}"))
-            st = reset_not_ended(c, sid, fault)
-            check(len(st["body"]) <= 100000, f"{fault}: no byte invented: {len(st['body'])}")
-            still_serves(c, fault)
-            c.close()
+            cut_mid_body(env, f"/cut/{how}?m={m}", 100000, fault)
         elif fault == "client stops reading the socket":
             c = Client(env, window=1 << 24)
             st = c.streams[c.request(get(f"/bytes/{32 << 20}?m={m}"))]
