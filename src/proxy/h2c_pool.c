@@ -671,6 +671,14 @@ static void on_tick(uv_timer_t *t)
                 continue;
             nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
             stream_fail(s, UV_ETIMEDOUT);
+            /* the model server took a body and never gave the connection's
+             * window back: every later body on it would wait the same way,
+             * so it gets no new stream and closes once empty */
+            if (!c->goaway && nghttp2_session_get_remote_window_size(c->ng) <= 0) {
+                px_warn("h2c upstream: a stream timed out with the connection's window spent: "
+                        "the connection is retired");
+                c->goaway = 1;
+            }
         }
         conn_pump(c);
     }

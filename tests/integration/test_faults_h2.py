@@ -406,6 +406,19 @@ def h2c_case(fault):
             c.close()
         elif kind == "cut":                                 # mid response body
             cut_mid_body(env, f"/cut/{how}?m={m}", 100000, fault)
+        elif fault == "upload hold":                       # the model takes none of the body
+            c = Client(env)
+            sid = c.c.get_next_available_stream_id()
+            c.streams[sid] = {"status": None, "body": b"", "reset": None, "ended": False}
+            c.c.send_headers(sid, post(f"/fault/hold?m={m}", 64 << 20))
+            c.send_until_held(sid, 1.0)
+            st = c.wait(sid, timeout=8)
+            check_eq((st["status"], error_of(st)), (504, "upstream_timeout"), f"{fault}: {st['body'][:200]!r}")
+            # the connection whose window the model server kept is not
+            # used again: a request with a body goes through
+            st = c.wait(c.request(post(f"/ok?m={m}", 10), b"x" * 10), timeout=5)
+            check_eq(st["status"], 200, f"{fault}: a body afterwards")
+            c.close()
         elif fault == "client stops reading the socket":
             c = Client(env, window=1 << 24)
             st = c.streams[c.request(get(f"/bytes/{32 << 20}?m={m}"))]
@@ -444,7 +457,7 @@ def test_fault_h2c_upstream(h):
     faults = ("reset", "fin", "garbage", "stall", "rst_stream", "goaway")
     run_cases(env, "h2c", [(f, h2c_case(f)) for f in
                            [f"upstream {x}" for x in faults] +
-                           [f"cut {x}" for x in faults if x != "goaway"] +
+                           [f"cut {x}" for x in faults if x != "goaway"] + ["upload hold"] +
                            [f"http1 {x}" for x in ("reset", "garbage", "stall", "rst_stream",
                                                    "client stops reading")] +
                            ["client RST", "client FIN", "client RST_STREAM", "client GOAWAY",

@@ -8,6 +8,8 @@ test_faults_h2.py. By :path (a query is ignored):
   anything else  200 "served".
 <how>: reset (TCP RST), fin (close), garbage (bytes that are not HTTP/2,
 then close), stall (nothing more on the stream; the connection goes on),
+hold (as stall, from the head on, and the body is never consumed: the
+stream's window stays shut),
 rst_stream (RST_STREAM INTERNAL_ERROR), goaway (GOAWAY naming no stream as
 processed, then close). A request's body is read whole first. Prints
 READY <port>, then "REQ <connection> <path>" per request head, each line in
@@ -37,6 +39,7 @@ class Conn:
         self.paths = {}
         self.dead = False
         self.pending = {}                   # stream -> (body, offset sent up to, end)
+        self.held = set()                   # streams whose body is never consumed
 
     def flush(self):
         data = self.conn.data_to_send()
@@ -84,7 +87,7 @@ class Conn:
 
     def fault(self, sid, how):
         self.pending.pop(sid, None)         # a cut body sends nothing more
-        if how == "stall":
+        if how in ("stall", "hold"):
             return
         if how == "rst_stream":
             self.conn.reset_stream(sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
@@ -133,8 +136,10 @@ class Conn:
                     if isinstance(ev, h2.events.RequestReceived):
                         path = dict(ev.headers).get(b":path", b"").decode()
                         self.paths[ev.stream_id] = path
+                        if path.startswith("/fault/hold"):
+                            self.held.add(ev.stream_id)
                         os.write(1, f"REQ {self.n} {path}\n".encode())
-                    elif isinstance(ev, h2.events.DataReceived):
+                    elif isinstance(ev, h2.events.DataReceived) and ev.stream_id not in self.held:
                         self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
                     elif isinstance(ev, h2.events.StreamReset):
                         self.paths.pop(ev.stream_id, None)
