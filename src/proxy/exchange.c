@@ -1118,8 +1118,7 @@ int px_exch_req_end(px_exch_t *x)
 
 int px_exch_upstream_behind(const px_exch_t *x)
 {
-    return x->active && !x->req_done && x->sig_state != PX_XSIG_BODY &&
-           px_buf_size(&x->up_out) >= PX_HIGH_WATER;
+    return !x->req_done && x->sig_state != PX_XSIG_BODY && px_buf_size(&x->up_out) >= PX_HIGH_WATER;
 }
 
 int px_exch_req_room(px_exch_t *x)
@@ -1128,10 +1127,10 @@ int px_exch_req_room(px_exch_t *x)
         return 0;                   /* answer in order: wait for this response */
     if (x->sig_state == PX_XSIG_VERIFYING)
         return 0;                   /* no body byte before the signature has passed */
-    if (x->sig_state != PX_XSIG_BODY && px_buf_size(&x->up_out) >= PX_HIGH_WATER) {
+    if (px_exch_upstream_behind(x)) {
         if (px_exch_flush_upstream(x) < 0)  /* it may all leave at once ... */
             return GONE;
-        if (px_buf_size(&x->up_out) >= PX_HIGH_WATER)
+        if (px_exch_upstream_behind(x))
             return 0;               /* ... else the upstream is slower: hold the client */
     }
     return 1;
