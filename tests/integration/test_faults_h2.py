@@ -34,9 +34,9 @@ if h2 is not None:
 
 H2C_FAULT = os.path.join(pxtest.HERE, "peers", "h2c_fault_server.py")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-HEADERS, CONTINUATION = 0x1, 0x9
+HEADERS = 0x1
 END_STREAM = 0x1
-CANCEL, INTERNAL_ERROR = 0x8, 0x2
+CANCEL = 0x8
 H2 = {"tls": {"alpn": ["h2", "http/1.1"], "pq_policy": "prefer"},
       "http2": {"stall_timeout_ms": 1500}}
 KEEPALIVE_S = 5.0                       # pxfaults.TIMEOUTS keepalive_idle_ms

@@ -4,7 +4,6 @@ what fuzz/h2c_upstream.c found, end to end."""
 import os
 import sys
 import time
-import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
@@ -144,7 +143,6 @@ def test_request_head_nghttp2_cannot_send(h):
     with open(p.out_path) as f:
         reqs = [ln.split()[3] for ln in f if ln.startswith("REQ ")]
     check_eq(reqs, ["/m"], "the model server saw only the request that could be sent")
-
 
 
 def test_large_response_to_a_wide_window(h):
