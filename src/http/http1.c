@@ -748,7 +748,7 @@ void px_http1_reuse(px_http1_t *p, const px_http1_limits_t *limits, size_t keep)
     uint32_t spans_cap = p->spans_cap, hdrs_cap = p->hdrs_cap;
     px_header_t *hdrs = p->hdrs;
     px_buf_t tacc = p->tacc;
-    int is_request = p->is_request;
+    int is_request = p->is_request, keep_trailers = p->keep_trailers;
 
     hbuf_keep(&acc, keep);
     hbuf_keep(&front, keep);
@@ -771,6 +771,7 @@ void px_http1_reuse(px_http1_t *p, const px_http1_limits_t *limits, size_t keep)
     p->hdrs = hdrs;
     p->hdrs_cap = hdrs_cap;
     p->tacc = tacc;
+    p->keep_trailers = keep_trailers;
     setup(p, is_request, limits);
 }
 
@@ -1457,6 +1458,61 @@ int px_http1_chunk_begin(px_buf_t *out, size_t n) { return px_buf_printf(out, "%
 int px_http1_chunk_end(px_buf_t *out) { return px_buf_append(out, "\r\n", 2); }
 
 int px_http1_chunk_last(px_buf_t *out) { return px_buf_append(out, "0\r\n\r\n", 5); }
+
+/* Fields that must not arrive after the content (RFC 9110 6.5.1: framing,
+ * routing, request modifiers, authentication, response control data,
+ * content handling): a recipient that merges trailers into the head would
+ * let a late one override what the head said. */
+static const char *const late_fields[] = {
+    "age", "authorization", "cache-control", "content-encoding", "content-range",
+    "content-type", "cookie", "date", "expect", "expires", "location", "max-forwards",
+    "pragma", "proxy-authenticate", "proxy-authorization", "range", "retry-after",
+    "set-cookie", "vary", "www-authenticate",
+};
+/* and in a request, the fields a signature is checked by: the model server
+ * must not take a late one for what the proxy verified */
+static const char *const late_sig_fields[] = {
+    "content-digest", "signature", "signature-input", "x-signature",
+};
+
+static int named_in(const char *n, size_t len, const char *const *list, size_t k)
+{
+    for (size_t i = 0; i < k; i++)
+        if (strlen(list[i]) == len && lit_eq(n, list[i], len))
+            return 1;
+    return 0;
+}
+
+int px_http1_trailer_ok(const char *name, size_t nlen, const char *value, size_t vlen, int request)
+{
+    if (!is_token(name, nlen) || px_has_line_break(value, vlen))
+        return 0;
+    if (name_class(name, nlen) || (nlen >= 3 && lit_eq(name, "if-", 3)) ||
+        (nlen >= 8 && lit_eq(name, "pqproxy-", 8)) ||
+        named_in(name, nlen, late_fields, sizeof late_fields / sizeof *late_fields))
+        return 0;
+    return !request || !named_in(name, nlen, late_sig_fields, sizeof late_sig_fields / sizeof *late_sig_fields);
+}
+
+int px_http1_write_request_trailers(px_buf_t *out, const px_header_t *t, int n, int *dropped)
+{
+    size_t at = px_buf_size(out);
+    int rc = px_buf_append(out, "0\r\n", 3);
+
+    *dropped = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (!px_http1_trailer_ok(t[i].name, t[i].name_len, t[i].value, t[i].value_len, 1)) {
+            ++*dropped;
+            continue;
+        }
+        rc = put_header(out, t[i].name, t[i].name_len, t[i].value, t[i].value_len);
+    }
+    if (rc == 0)
+        rc = px_buf_append(out, "\r\n", 2);
+    if (rc)
+        out->len = at;
+    return rc;
+}
 
 const px_header_t *px_http_head_get(const px_http_head_t *head, const char *name)
 {

@@ -98,8 +98,8 @@ const px_http_head_t *px_http1_head(const px_http1_t *p);
  * HEAD + END pair; this tells whether the last head was one. */
 int px_http1_is_interim(const px_http1_t *p);
 
-/* Keep trailer fields (at most PX_H1_MAX_TRAILERS; off by default: the
- * proxy drops request trailers). After PX_H1_END, px_http1_trailers gives
+/* Keep trailer fields (at most PX_H1_MAX_TRAILERS, the others dropped;
+ * off by default). After PX_H1_END, px_http1_trailers gives
  * them until the next message starts. */
 #define PX_H1_MAX_TRAILERS 16
 void px_http1_keep_trailers(px_http1_t *p, int keep);
@@ -175,6 +175,20 @@ int px_http1_write_response_head(px_buf_t *out, const px_http_head_t *head, int 
 int px_http1_chunk_begin(px_buf_t *out, size_t n);
 int px_http1_chunk_end(px_buf_t *out);
 int px_http1_chunk_last(px_buf_t *out);
+
+/* Whether a trailer field may be forwarded (request: towards the model
+ * server; else towards the client): a token name, no CR, LF or NUL in the
+ * value, and none of the fields that must not come after the content
+ * (RFC 9110 6.5.1): hop-by-hop and framing, Host, the forwarding fields
+ * the proxy sets (X-Forwarded-*, Forwarded, X-Request-Id, Pqproxy-*),
+ * authentication, request modifiers (If-*, Range, Expect, ...), response
+ * control data, content handling; in a request also the signature fields
+ * (Signature, Signature-Input, X-Signature, Content-Digest). */
+int px_http1_trailer_ok(const char *name, size_t nlen, const char *value, size_t vlen, int request);
+/* Appends the last chunk of a chunked request with the trailer fields of
+ * t[0..n) that px_http1_trailer_ok lets through; *dropped counts the
+ * others. On failure out is as it was. */
+int px_http1_write_request_trailers(px_buf_t *out, const px_header_t *t, int n, int *dropped);
 
 /* Case-insensitive header lookup in a head; returns the first match or NULL. */
 const px_header_t *px_http_head_get(const px_http_head_t *head, const char *name);

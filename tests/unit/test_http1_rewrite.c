@@ -451,6 +451,65 @@ static void test_head_get(void **state)
     px_http1_free(p);
 }
 
+/* Which trailer fields may be forwarded (RFC 9110 6.5.1), in what case. */
+static void test_trailer_policy(void **state)
+{
+    static const char *const never[] = {
+        "Content-Length", "transfer-encoding", "Host", "TE", "Trailer", "Connection", "Keep-Alive",
+        "Upgrade", "Proxy-Connection", "X-Forwarded-For", "x-forwarded-proto", "Forwarded",
+        "X-Request-Id", "X-Forwarded-Client-Cert", "Pqproxy-Model-Manifest", "Authorization",
+        "Proxy-Authorization", "Cookie", "Set-Cookie", "Cache-Control", "Expect", "Max-Forwards",
+        "Pragma", "Range", "If-Match", "if-none-match", "If-Modified-Since", "Content-Type",
+        "Content-Encoding", "Content-Range", "Age", "Date", "Expires", "Location", "Retry-After",
+        "Vary", "WWW-Authenticate", "Proxy-Authenticate",
+    };
+    static const char *const in_request_only[] = { "Signature", "signature-input", "X-Signature",
+                                                   "Content-Digest" };
+    (void)state;
+    for (size_t i = 0; i < sizeof never / sizeof *never; i++) {
+        assert_false(px_http1_trailer_ok(never[i], strlen(never[i]), "v", 1, 1));
+        assert_false(px_http1_trailer_ok(never[i], strlen(never[i]), "v", 1, 0));
+    }
+    for (size_t i = 0; i < sizeof in_request_only / sizeof *in_request_only; i++) {
+        const char *n = in_request_only[i];
+        assert_false(px_http1_trailer_ok(n, strlen(n), "v", 1, 1));
+        assert_true(px_http1_trailer_ok(n, strlen(n), "v", 1, 0));
+    }
+    assert_true(px_http1_trailer_ok(S("X-Checksum"), S("crc32=1"), 1));
+    assert_true(px_http1_trailer_ok(S("grpc-status"), S("0"), 0));
+    assert_true(px_http1_trailer_ok(S("Server-Timing"), S("db;dur=53"), 0));
+    assert_true(px_http1_trailer_ok(S("x-if"), S(""), 1));          /* not If-* */
+    assert_false(px_http1_trailer_ok(S("X Bad"), S("v"), 1));       /* not a token */
+    assert_false(px_http1_trailer_ok("", 0, S("v"), 1));
+    assert_false(px_http1_trailer_ok(S("X-A"), S("a\r\nHost: b"), 1));
+    assert_false(px_http1_trailer_ok(S("X-A"), "a\0b", 3, 0));
+}
+
+static void test_request_trailers_written(void **state)
+{
+    const px_header_t t[] = { { S("X-Checksum"), S("abc") }, { S("Set-Cookie"), S("s=1") },
+                              { S("x-b"), S("") }, { S("X-C"), S("a\nb") } };
+    px_buf_t b;
+    int dropped = -1;
+    (void)state;
+    px_buf_init(&b, 0);
+    assert_int_equal(px_http1_write_request_trailers(&b, t, 4, &dropped), 0);
+    assert_int_equal(dropped, 2);
+    assert_int_equal(px_buf_size(&b), strlen("0\r\nX-Checksum: abc\r\nx-b: \r\n\r\n"));
+    assert_memory_equal(px_buf_ptr(&b), "0\r\nX-Checksum: abc\r\nx-b: \r\n\r\n", px_buf_size(&b));
+    px_buf_reset(&b);
+    assert_int_equal(px_http1_write_request_trailers(&b, t, 0, &dropped), 0);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(px_buf_size(&b), 5);
+    assert_memory_equal(px_buf_ptr(&b), "0\r\n\r\n", 5);
+    /* a bounded buffer too small: nothing half-written */
+    px_buf_free(&b);
+    px_buf_init(&b, 12);
+    assert_int_not_equal(px_http1_write_request_trailers(&b, t, 1, &dropped), 0);
+    assert_int_equal(px_buf_size(&b), 0);
+    px_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -471,6 +530,8 @@ int main(void)
         cmocka_unit_test(test_round_trip_chunked),
         cmocka_unit_test(test_round_trip_response),
         cmocka_unit_test(test_head_get),
+        cmocka_unit_test(test_trailer_policy),
+        cmocka_unit_test(test_request_trailers_written),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
