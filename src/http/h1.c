@@ -160,8 +160,10 @@ static PX_MUST_CHECK int h1_send_end(void *s, const px_header_t *trailers, int n
 {
     px_conn_t *c = s;
     int i, rc;
+    if (!c->h1->chunked_down || c->h1->x.is_head)
+        return 0;               /* no chunked body: no place for trailers either */
     if (!n)
-        return c->h1->chunked_down && !c->h1->x.is_head ? px_conn_send(c, "0\r\n\r\n", 5) : 0;
+        return px_conn_send(c, "0\r\n\r\n", 5);
     px_buf_reset(&c->h1->scratch);
     rc = px_buf_append(&c->h1->scratch, "0\r\n", 3);
     for (i = 0; i < n && rc == 0; i++)
@@ -312,7 +314,9 @@ static int parse_requests(px_conn_t *c)
     while (c->state == C_IDLE || c->state == C_REQUEST) {
         px_exch_t *x = &c->h1->x;
         const char *data, *detail;
+        const px_header_t *trailers;
         size_t used = 0, dlen = 0;
+        int ntrailers;
         px_h1_event_t ev;
         px_http_error_t e;
 
@@ -346,7 +350,8 @@ static int parse_requests(px_conn_t *c)
         case PX_H1_END:
             px_buf_consume(px_transport_input(&c->tp), used);
             px_conn_arm(c, T_NONE);
-            if (px_exch_req_end(x) < 0)
+            trailers = px_http1_trailers(c->h1->req, &ntrailers);
+            if (px_exch_req_end(x, trailers, ntrailers) < 0)
                 return GONE;
             break;
         case PX_H1_ERROR:
@@ -387,7 +392,11 @@ int px_h1_open(px_conn_t *c)
     resp_lim = req_lim;
     resp_lim.max_body_bytes = 0;
     c->h1->req = px_http1_new(1, &req_lim);
+    if (c->h1->req)
+        px_http1_keep_trailers(c->h1->req, 1);    /* forwarded where they can go (exchange.c) */
     c->h1->x.resp = px_http1_new(0, &resp_lim);
+    if (c->h1->x.resp)
+        px_http1_keep_trailers(c->h1->x.resp, 1);    /* the model server's, forwarded (exchange.c) */
     c->h1->x.ci = (px_conninfo_t){ px_transport_peer(&c->tp), px_transport_peer_ip(&c->tp),
                                px_transport_tls(&c->tp), c->env->worker_id, c->env->m,
                                px_h1_sess.protocol };

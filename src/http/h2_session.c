@@ -60,6 +60,8 @@ typedef struct h2stream {
     struct px_h2conn *hc;
     int32_t id;
     int in_end, req_end_given;
+    px_header_t *req_trailers;    /* the request's trailers (one allocation), for px_exch_req_end */
+    int req_ntrailers;
     int responded, resp_ended, end_pending;
     int xdone;                    /* the exchange is over (logged) */
     int grpc;                     /* gRPC-shaped: proxy errors as gRPC statuses (proxy/grpc.h) */
@@ -327,7 +329,7 @@ static PX_MUST_CHECK int feed(h2stream_t *st)
                 settle(px_h2_consumed(st->hc->h2, st->id, n));
         } else {
             st->req_end_given = 1;
-            if (px_exch_req_end(x) < 0)
+            if (px_exch_req_end(x, st->req_trailers, st->req_ntrailers) < 0)
                 return -1;
         }
     }
@@ -445,6 +447,7 @@ static const px_sess_ops_t h2_ops = {
 
 static void stream_destroy(h2stream_t *st)
 {
+    free(st->req_trailers);
     px_exch_free(&st->x);
     px_buf_free(&st->in);
     px_buf_free(&st->out);
@@ -456,7 +459,9 @@ static void stream_destroy(h2stream_t *st)
 static void stream_free(h2stream_t *st)
 {
     struct px_h2conn *hc = st->hc;
-    if (st->prev)
+
+    free(st->req_trailers);       /* rare: never kept */
+    st->req_trailers = NULL;    if (st->prev)
         st->prev->next = st->next;
     else
         hc->streams = st->next;
@@ -504,6 +509,8 @@ static h2stream_t *stream_new(struct px_h2conn *hc, const px_http1_limits_t *lim
     px_msg_init(&st->trailers, RESP_MSG_BYTES, RESP_MSG_FIELDS);
     px_exch_init(&st->x);
     st->x.resp = px_http1_new(0, lim);
+    if (st->x.resp)
+        px_http1_keep_trailers(st->x.resp, 1);    /* the model server's, forwarded (exchange.c) */
     return st;
 }
 
@@ -737,14 +744,41 @@ static void on_data(void *ud, int32_t id, void *sd, const uint8_t *p, size_t n)
     settle(feed(st));
 }
 
+/* The request's trailer fields out of h2.c's message, whose arena lives no
+ * longer than nghttp2's stream: the exchange may take its end later. */
+static int copy_trailers(h2stream_t *st, const px_msg_t *m)
+{
+    int n = px_msg_trailer_count(m);
+    size_t bytes = (size_t)n * sizeof *st->req_trailers;
+    char *mem;
+
+    for (int i = 0; i < n; i++)
+        bytes += px_msg_trailer_name(m, i).n + px_msg_trailer_value(m, i).n + 2;
+    if (!n || !(st->req_trailers = malloc(bytes)))
+        return n ? PX_ENOMEM : 0;
+    mem = (char *)(st->req_trailers + n);
+    for (int i = 0; i < n; i++) {
+        px_str_t a = px_msg_trailer_name(m, i), b = px_msg_trailer_value(m, i);
+        memcpy(mem, a.p, a.n + 1);
+        memcpy(mem + a.n + 1, b.p, b.n + 1);
+        st->req_trailers[i] = (px_header_t){ mem, a.n, mem + a.n + 1, b.n };
+        mem += a.n + b.n + 2;
+    }
+    st->req_ntrailers = n;
+    return 0;
+}
+
 static void on_end(void *ud, int32_t id, void *sd, const px_msg_t *head)
 {
     h2stream_t *st = sd;
     (void)ud;
     (void)id;
-    (void)head;                 /* request trailers are not forwarded (exchange.h) */
     if (!st)
         return;
+    if (!st->xdone && copy_trailers(st, head) < 0) {
+        settle(h2_abort(st, PX_END_INTERNAL));
+        return;
+    }
     st->in_end = 1;
     settle(feed(st));
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <uv.h>
 
 #include "core/log.h"
@@ -20,11 +21,13 @@ void px_exch_init(px_exch_t *x)
     px_buf_init(&x->up_out, 0);
     px_buf_init(&x->replay, 0);
     px_buf_init(&x->h2c_head, 0);
+    px_buf_init(&x->req_trailers, 0);
 }
 
 void px_exch_reset(px_exch_t *x)
 {
     px_buf_t up_out = x->up_out, replay = x->replay, h2c_head = x->h2c_head;
+    px_buf_t req_trailers = x->req_trailers;
     px_http1_t *resp = x->resp;
     struct px_h2cx *h2c_spare = x->h2c_spare;
     const px_sess_ops_t *ops = x->ops;
@@ -43,6 +46,7 @@ void px_exch_reset(px_exch_t *x)
     px_buf_reset(&up_out);
     px_buf_reset(&replay);      /* kept for the next request; px_exch_compact frees them */
     px_buf_reset(&h2c_head);
+    px_buf_reset(&req_trailers);
     px_sigctx_unref(x->sig);
     free(x->digest);
     px_sig_response_free(x->rsig);
@@ -52,6 +56,7 @@ void px_exch_reset(px_exch_t *x)
     x->replay = replay;
     x->resp = resp;
     x->h2c_head = h2c_head;
+    x->req_trailers = req_trailers;
     x->h2c_spare = h2c_spare;
     x->ops = ops;
     x->sess = sess;
@@ -65,6 +70,7 @@ void px_exch_free(px_exch_t *x)
     px_buf_free(&x->up_out);
     px_buf_free(&x->replay);
     px_buf_free(&x->h2c_head);
+    px_buf_free(&x->req_trailers);
     px_h2cx_free(x->h2c_spare);
     x->h2c_spare = NULL;
     px_http1_free(x->resp);
@@ -76,6 +82,7 @@ void px_exch_compact(px_exch_t *x)
     px_buf_free(&x->up_out);
     px_buf_free(&x->replay);
     px_buf_free(&x->h2c_head);
+    px_buf_free(&x->req_trailers);
     px_h2cx_free(x->h2c_spare);
     x->h2c_spare = NULL;
 }
@@ -86,6 +93,7 @@ void px_exch_recycle(px_exch_t *x, const px_http1_limits_t *limits, size_t keep)
     px_buf_recycle(&x->up_out, keep);
     px_buf_recycle(&x->replay, keep);
     px_buf_recycle(&x->h2c_head, keep);
+    px_buf_recycle(&x->req_trailers, keep);
     if (x->resp)
         px_http1_reuse(x->resp, limits, keep);
 }
@@ -592,25 +600,36 @@ static PX_MUST_CHECK int response_sign_begin(px_exch_t *x, const px_http_head_t 
     return 0;
 }
 
-/* Ends the response with the proxy's trailer fields `own` after the h2c
- * upstream's (gRPC status), when the client takes trailers. */
+/* Ends the response with the upstream's trailer fields (a gRPC status;
+ * those px_http1_trailer_ok lets through and not named like one of own)
+ * then the proxy's own[0..n), when the client takes trailers. */
 static PX_MUST_CHECK int send_end_with(px_exch_t *x, const px_header_t *own, int n)
 {
-    int nup = x->h2c && x->h2c->head.body == PX_BODY_CHUNKED && x->ops->trailers_ok(x->sess)
-                  ? x->h2c->ntrailers : 0;
+    const px_header_t *up = NULL;
     px_header_t *all;
-    int rc;
+    int nup = 0, k = 0, rc;
 
+    if (x->ops->trailers_ok(x->sess)) {
+        if (!x->h2c)
+            up = px_http1_trailers(x->resp, &nup);
+        else if (x->h2c->head.body == PX_BODY_CHUNKED)
+            up = x->h2c->trailers, nup = x->h2c->ntrailers;
+    }
     if (!nup)
         return x->ops->send_end(x->sess, own, n);
-    if (!n)             /* the upstream's alone: sent as they are */
-        return x->ops->send_end(x->sess, x->h2c->trailers, nup);
     if (!(all = malloc(sizeof *all * (size_t)(nup + n))))
         return abort_exch(x, PX_END_INTERNAL);
-    memcpy(all, x->h2c->trailers, sizeof *all * (size_t)nup);
+    for (int i = 0; i < nup; i++) {
+        int same = 0;
+        for (int j = 0; j < n && !same; j++)
+            same = up[i].name_len == own[j].name_len &&
+                   !strncasecmp(up[i].name, own[j].name, own[j].name_len);
+        if (!same && px_http1_trailer_ok(up[i].name, up[i].name_len, up[i].value, up[i].value_len, 0))
+            all[k++] = up[i];
+    }
     if (n)
-        memcpy(all + nup, own, sizeof *all * (size_t)n);
-    rc = x->ops->send_end(x->sess, all, nup + n);
+        memcpy(all + k, own, sizeof *all * (size_t)n);
+    rc = x->ops->send_end(x->sess, all, k + n);
     free(all);
     return rc;
 }
@@ -678,7 +697,6 @@ static PX_MUST_CHECK int response_end(px_exch_t *x, int link_reusable)
     x->link_reusable = link_reusable;
     if (x->rsig)
         return response_sign_finish(x);
-    /* an h2c upstream's trailers (gRPC status) go on; HTTP/1.1's are dropped */
     if (send_end_with(x, NULL, 0) < 0)
         return GONE;
     return finish_exchange(x, link_reusable);
@@ -827,7 +845,8 @@ static int h2c_flush(px_exch_t *x)
         px_buf_consume(&x->up_out, n);
     }
     if (x->req_done && px_buf_size(&x->up_out) == 0) {
-        px_h2c_end(s);
+        if (px_h2c_end(s, x->trl_nv, x->trl_nnv) < 0)
+            return reply_error(x, PX_HERR_INTERNAL, "out of memory");
         if (!x->t_sent)
             x->t_sent = uv_hrtime();
     }
@@ -1091,11 +1110,35 @@ int px_exch_req_data(px_exch_t *x, const char *p, size_t n)
     return x->connect_on_body && n ? upstream_start(x) : 0;
 }
 
-int px_exch_req_end(px_exch_t *x)
+/* The request's trailer fields for the upstream, as far as they can go:
+ * in the last chunk of a chunked HTTP/1.1 request, in the HEADERS that end
+ * an h2c stream; never past a signature check (nothing could cover them)
+ * nor in a request with a Content-Length to an HTTP/1.1 upstream (no
+ * place for them). px_http1_trailer_ok decides which fields may go. */
+static PX_MUST_CHECK int request_trailers(px_exch_t *x, const px_header_t *t, int n)
 {
-    /* Request trailers are not forwarded (they cannot be vetted here). */
-    if (x->chunked_up && px_http1_chunk_last(&x->up_out) < 0)
+    int given = n, dropped = 0, rc = 0;
+
+    if (x->verify != PX_VERIFY_OFF)
+        n = 0;
+    if (x->chunked_up)
+        rc = px_http1_write_request_trailers(&x->up_out, t, n, &dropped);
+    else if (x->up_h2c)
+        rc = px_h2cx_request_trailers(&x->req_trailers, t, n, &x->trl_nv, &x->trl_nnv, &dropped);
+    else
+        n = 0;
+    if (rc < 0)
         return reply_error(x, PX_HERR_INTERNAL, "out of memory");
+    if (given > n - dropped)
+        px_debug("%s: %d of %d request trailer fields not forwarded", x->ci.client_addr,
+                 given - (n - dropped), given);
+    return 0;
+}
+
+int px_exch_req_end(px_exch_t *x, const px_header_t *trailers, int n)
+{
+    if (request_trailers(x, trailers, n) < 0)
+        return GONE;
     x->req_done = 1;
     if (x->sig_state == PX_XSIG_BODY) {
         px_digest_value_t v;

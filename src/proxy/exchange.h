@@ -114,6 +114,8 @@ typedef struct px_exch {
     int up_h2c;                  /* this request goes to an h2c upstream */
     nghttp2_nv *h2c_nv;          /* its fields, in h2c_head, from upstream_head to h2c_start */
     size_t h2c_nnv;
+    nghttp2_nv *trl_nv;          /* its trailers, in req_trailers, for px_h2c_end */
+    size_t trl_nnv;
     int up_reused;
     px_buf_t up_out;             /* bytes waiting for the upstream */
     px_buf_t replay;             /* the request head, kept for one retry */
@@ -152,6 +154,7 @@ typedef struct px_exch {
     /* kept across requests (px_exch_reset): */
     px_http1_t *resp;            /* the upstream's response parser (the exchange frees it) */
     px_buf_t h2c_head;           /* the h2c request's fields (px_h2cx_request), kept likewise */
+    px_buf_t req_trailers;       /* the h2c request's trailer fields (trl_nv), kept likewise */
     struct px_h2cx *h2c_spare;   /* the last request's h2c state, recycled for the next */
     const px_sess_ops_t *ops;    /* the session answering ... */
     void *sess;                  /* ... and its own pointer for the ops */
@@ -197,8 +200,10 @@ px_sig_response_t *px_exch_response_signer(const px_exch_t *x, px_sig_signer_t *
 PX_MUST_CHECK int px_exch_req_head(px_exch_t *x);
 /* n bytes of the request body (copied). */
 PX_MUST_CHECK int px_exch_req_data(px_exch_t *x, const char *p, size_t n);
-/* The request's end (trailers are not forwarded). */
-PX_MUST_CHECK int px_exch_req_end(px_exch_t *x);
+/* The request's end, with its trailer fields t[0..n) (n may be 0; read
+ * during the call only). They reach the model server where they can
+ * (request_trailers in exchange.c says where). */
+PX_MUST_CHECK int px_exch_req_end(px_exch_t *x, const px_header_t *t, int n);
 /* 1: the exchange takes more request input now; 0: hold it (the response
  * comes first, a signature is being verified, or the upstream is slower). */
 PX_MUST_CHECK int px_exch_req_room(px_exch_t *x);

@@ -28,6 +28,8 @@ struct px_h2c_stream {
     int32_t id;                          /* 0: not submitted */
     nghttp2_nv *nv;                      /* the request head (one allocation) */
     size_t nnv, nv_bytes;
+    nghttp2_nv *tnv;                     /* the request's trailers (one allocation), sent at its end */
+    size_t tnnv;
     px_h2c_cb_t cb;
     void *ud;
     px_buf_t out;                        /* request body: sent bytes [0, sent) kept for a retry */
@@ -104,6 +106,9 @@ static void stream_free(px_h2c_stream_t *s)
 {
     px_h2c_pool_t *p = s->pool;
 
+    free(s->tnv);                         /* rare: never kept */
+    s->tnv = NULL;
+    s->tnnv = 0;
     if (p && !p->closing && p->nspares < SPARES) {
         px_buf_recycle(&s->out, SPARE_KEEP);
         px_msg_recycle(&s->msg, SPARE_KEEP);
@@ -373,6 +378,9 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     }
     if (s->sent == px_buf_size(&s->out) && s->req_end) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        /* the trailers end the stream in their HEADERS (nghttp2 copies them) */
+        if (s->tnnv && nghttp2_submit_trailer(ng, id, s->tnv, s->tnnv) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
         return (ssize_t)n;
     }
     if (n == 0) {
@@ -611,7 +619,7 @@ static int stream_submit(px_h2c_pool_t *p, px_h2c_stream_t *s)
     if (!c)
         return UV_ENOMEM;
     id = nghttp2_submit_request(c->ng, NULL, s->nv, s->nnv,
-                                s->req_end && px_buf_size(&s->out) == 0 ? NULL : &prd, s);
+                                s->req_end && px_buf_size(&s->out) == 0 && !s->tnnv ? NULL : &prd, s);
     if (id < 0)
         return UV_ENOMEM;
     s->c = c;
@@ -794,39 +802,51 @@ void px_h2c_pool_set_config(px_h2c_pool_t *p, const px_upstream_config_t *cfg,
     kick(p);
 }
 
+/* Copies fields nv[0..n) into *dst (one allocation, reused when *cap
+ * bytes are enough): the stream keeps them for a retry on another
+ * connection. 0 or PX_ENOMEM (*dst freed). */
+static int nv_copy(nghttp2_nv **dst, size_t *cap, const nghttp2_nv *nv, size_t n)
+{
+    size_t bytes = n * sizeof *nv;
+    char *mem;
+
+    for (size_t i = 0; i < n; i++)
+        bytes += nv[i].namelen + nv[i].valuelen + 2;
+    if (bytes > *cap) {
+        free(*dst);
+        *cap = 0;
+        if (!(*dst = malloc(bytes)))
+            return PX_ENOMEM;
+        *cap = bytes;
+    }
+    mem = (char *)(*dst + n);
+    for (size_t i = 0; i < n; i++) {
+        nghttp2_nv *d = &(*dst)[i];
+        *d = nv[i];
+        d->name = (uint8_t *)mem;
+        memcpy(mem, nv[i].name, nv[i].namelen);
+        mem[nv[i].namelen] = '\0';
+        mem += nv[i].namelen + 1;
+        d->value = (uint8_t *)mem;
+        memcpy(mem, nv[i].value, nv[i].valuelen);
+        mem[nv[i].valuelen] = '\0';
+        mem += nv[i].valuelen + 1;
+        d->flags = nv[i].flags | NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+    }
+    return 0;
+}
+
 int px_h2c_open(px_h2c_pool_t *p, const nghttp2_nv *nv, size_t n, int end_stream,
                 const px_h2c_cb_t *cb, void *ud, px_h2c_stream_t **out)
 {
     px_h2c_stream_t *s = stream_new(p);
-    size_t bytes = n * sizeof *nv;
-    char *mem;
 
     if (!s)
         return PX_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        bytes += nv[i].namelen + nv[i].valuelen + 2;
-    if (bytes > s->nv_bytes) {
-        free(s->nv);
-        s->nv_bytes = 0;
-        if (!(s->nv = malloc(bytes))) {
-            s->pool = NULL;               /* not kept: its buffers are freed */
-            stream_free(s);
-            return PX_ENOMEM;
-        }
-        s->nv_bytes = bytes;
-    }
-    mem = (char *)(s->nv + n);
-    for (size_t i = 0; i < n; i++) {
-        s->nv[i] = nv[i];
-        s->nv[i].name = (uint8_t *)mem;
-        memcpy(mem, nv[i].name, nv[i].namelen);
-        mem[nv[i].namelen] = '\0';
-        mem += nv[i].namelen + 1;
-        s->nv[i].value = (uint8_t *)mem;
-        memcpy(mem, nv[i].value, nv[i].valuelen);
-        mem[nv[i].valuelen] = '\0';
-        mem += nv[i].valuelen + 1;
-        s->nv[i].flags = nv[i].flags | NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+    if (nv_copy(&s->nv, &s->nv_bytes, nv, n) != 0) {
+        s->pool = NULL;                   /* not kept: its buffers are freed */
+        stream_free(s);
+        return PX_ENOMEM;
     }
     s->nnv = n;
     s->cb = *cb;
@@ -860,16 +880,24 @@ size_t px_h2c_write(px_h2c_stream_t *s, const void *p, size_t n)
     return n;
 }
 
-void px_h2c_end(px_h2c_stream_t *s)
+int px_h2c_end(px_h2c_stream_t *s, const nghttp2_nv *trailers, size_t n)
 {
+    size_t cap = 0;
+
     if (s->req_end)
-        return;
+        return 0;
+    /* the body's provider is read again after this (END_STREAM goes only
+     * once req_end is set), so the trailers always make it */
+    if (n && nv_copy(&s->tnv, &cap, trailers, n) != 0)
+        return PX_ENOMEM;
+    s->tnnv = n;
     s->req_end = 1;
     if (s->deferred && s->c && !s->c->dead) {
         s->deferred = 0;
         nghttp2_session_resume_data(s->c->ng, s->id);
     }
     kick(s->pool);
+    return 0;
 }
 
 void px_h2c_consumed(px_h2c_stream_t *s, size_t n)

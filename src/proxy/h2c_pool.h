@@ -76,8 +76,10 @@ int px_h2c_open(px_h2c_pool_t *p, const nghttp2_nv *nv, size_t n, int end_stream
                 const px_h2c_cb_t *cb, void *ud, px_h2c_stream_t **out);
 /* Queues request body bytes: returns how many fit (0..n). */
 size_t px_h2c_write(px_h2c_stream_t *s, const void *p, size_t n);
-/* The request body ends after what is queued. */
-void px_h2c_end(px_h2c_stream_t *s);
+/* The request body ends after what is queued, with trailer fields
+ * trailers[0..n) (copied; n 0: none) in a HEADERS frame that ends the
+ * stream. Nothing for a stream opened with end_stream. 0 or PX_ENOMEM. */
+int px_h2c_end(px_h2c_stream_t *s, const nghttp2_nv *trailers, size_t n) PX_MUST_CHECK;
 /* n response body bytes were taken: the stream's window reopens by n. */
 void px_h2c_consumed(px_h2c_stream_t *s, size_t n);
 /* The owner is done with the stream. */

@@ -136,6 +136,16 @@ static int nvb_add(nvb_t *v, const char *name, size_t nlen, const char *val, siz
     return 0;
 }
 
+/* Offsets to pointers, once the buffer has stopped moving. */
+static void nvb_done(nvb_t *v)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        nghttp2_nv *e = nvb_at(v, i);
+        e->name = (uint8_t *)px_buf_ptr(v->b) + (uintptr_t)e->name;
+        e->value = (uint8_t *)px_buf_ptr(v->b) + (uintptr_t)e->value;
+    }
+}
+
 /* px_http1_request_fields's sink: Host (always first) becomes :authority,
  * followed by :path; Transfer-Encoding goes (HTTP/2 frames the body). */
 static int h2_field(void *ud, const char *name, size_t nlen, const char *value, size_t vlen)
@@ -182,12 +192,39 @@ int px_h2cx_request(px_buf_t *scratch, const px_http_head_t *h, const px_fwd_opt
         px_buf_reset(scratch);
         return rc;
     }
-    for (size_t i = 0; i < v.n; i++) {  /* offsets to pointers: the buffer has stopped moving */
-        nghttp2_nv *e = nvb_at(&v, i);
-        e->name = (uint8_t *)px_buf_ptr(scratch) + (uintptr_t)e->name;
-        e->value = (uint8_t *)px_buf_ptr(scratch) + (uintptr_t)e->value;
-    }
+    nvb_done(&v);
     *nvp = nvb_at(&v, 0);
+    *np = v.n;
+    return 0;
+}
+
+int px_h2cx_request_trailers(px_buf_t *scratch, const px_header_t *t, int n, nghttp2_nv **nvp,
+                             size_t *np, int *dropped)
+{
+    nvb_t v = { scratch, 0, (size_t)n, 1, NULL };
+    int rc;
+
+    *nvp = NULL;
+    *np = 0;
+    *dropped = 0;
+    px_buf_reset(scratch);
+    if (n <= 0)
+        return 0;
+    if (!px_buf_reserve(scratch, v.max * sizeof(nghttp2_nv)))
+        return PX_ENOMEM;
+    scratch->len += v.max * sizeof(nghttp2_nv);
+    for (int i = 0; i < n; i++) {
+        if (!px_http1_trailer_ok(t[i].name, t[i].name_len, t[i].value, t[i].value_len, 1)) {
+            ++*dropped;
+            continue;
+        }
+        if ((rc = nvb_add(&v, t[i].name, t[i].name_len, t[i].value, t[i].value_len, NGHTTP2_NV_FLAG_NONE))) {
+            px_buf_reset(scratch);
+            return rc;
+        }
+    }
+    nvb_done(&v);
+    *nvp = v.n ? nvb_at(&v, 0) : NULL;
     *np = v.n;
     return 0;
 }

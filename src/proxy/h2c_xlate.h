@@ -42,6 +42,12 @@ void px_h2cx_recycle(px_h2cx_t *h, size_t keep);
 int px_h2cx_request(px_buf_t *scratch, const px_http_head_t *h, const px_fwd_opts_t *opts,
                     nghttp2_nv **nv, size_t *n);
 
+/* A request's trailer fields t[0..n) for the h2c upstream: those
+ * px_http1_trailer_ok lets through (*dropped counts the others), names
+ * lowercased, in *scratch as px_h2cx_request does. 0, PX_ENOMEM. */
+int px_h2cx_request_trailers(px_buf_t *scratch, const px_header_t *t, int n, nghttp2_nv **nv,
+                             size_t *np, int *dropped);
+
 /* The upstream's final response head m, copied into h->head (body: NONE
  * when m ends the stream, LENGTH with a content-length, else CHUNKED, so
  * an HTTP/1.1 client gets chunked framing and the trailers). A field that

@@ -37,14 +37,14 @@ def test_chunked_request(h):
         check_eq(upstream_header(got, "transfer-encoding"), ["chunked"], "re-chunked upstream")
         check_eq(upstream_header(got, "content-length"), [])
         # Chunk extensions and trailers from the client: accepted, extensions
-        # not forwarded, trailers not forwarded (they cannot be vetted).
+        # not forwarded, trailers forwarded (test_trailers.py: which ones).
         raw = (b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
                b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
         send_raw(s, raw)
         r = read_response(s)
         got = r.json()
         check_eq((r.status, got["body_len"], got["body_sha256"], got["trailers"]),
-                 (200, 11, sha(b"hello world"), []))
+                 (200, 11, sha(b"hello world"), [["X-Trailer", "t"]]))
         # Sent slowly, one chunk per write.
         send_raw(s, b"POST /upload-sha HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n")
         for i in range(5):

@@ -29,6 +29,9 @@ MAX_CHUNK_LINE = 4096
 PIECE = 64 * 1024            # streaming unit for /bytes and body reads
 MAX_DELAY_MS = 600_000
 FAULTS = ("reset", "fin", "garbage", "stall")
+# /trailers' trailer section: X-End may reach the client, the others may not
+TRAILERS_OUT = (("X-End", "yes"), ("Set-Cookie", "a=b"), ("X-Request-Id", "late"),
+                ("Content-Type", "text/late"))
 STALL_MAX_S = 120
 
 REASONS = {
@@ -246,9 +249,10 @@ class Conn:
         else:
             await self.send(data)
 
-    async def end_stream(self):
+    async def end_stream(self, trailers=()):
         if self.chunked_out and self.method != "HEAD":
-            await self.send(b"0\r\n\r\n")
+            await self.send(b"0\r\n" + b"".join(f"{k}: {v}\r\n".encode() for k, v in trailers)
+                            + b"\r\n")
 
     # --- main loop -----------------------------------------------------------
     async def run(self):
@@ -280,7 +284,8 @@ class Conn:
 
     async def respond(self, method, target, version, headers):
         """Behaviour by path:
-          /echo  /status/<code>  /delay/<ms>  /bytes/<n>[?chunked=1]
+          /echo  /trailers (/echo's answer chunked, then TRAILERS_OUT)
+          /status/<code>  /delay/<ms>  /bytes/<n>[?chunked=1]
           /sse?n=N&interval_ms=M  /reset-after/<n>  /close-before-response
           /slow-headers/<ms>  /late-body/<ms>  /no-length[?n=N]  /continue  /upload-sha
           /fault/<how>  /early-fault/<how>  else 404.
@@ -355,6 +360,12 @@ class Conn:
             await self.send_json(200, info)
         elif path == "/continue":
             await self.send_json(200, dict(info, continue_sent=continue_sent))
+        elif path == "/trailers":
+            # what /echo says, chunked, then a trailer section: one field a
+            # proxy forwards and three it must not (RFC 9110 6.5.1)
+            await self.start_stream(200, [("Content-Type", "application/json")])
+            await self.stream(json.dumps(info).encode())
+            await self.end_stream(TRAILERS_OUT)
         elif path == "/upload-sha":
             await self.send_json(200, {"body_len": body_len, "body_sha256": body_sha})
         elif len(segs) == 2 and segs[0] == "status":

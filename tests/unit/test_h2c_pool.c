@@ -1,4 +1,6 @@
-/* Requests whose HEADERS nghttp2 does not send (src/proxy/h2c_pool.c,
+/* Request trailers (px_h2c_end): a HEADERS frame after the body that ends
+ * the stream, also when the request is opened again on a new connection.
+ * Requests whose HEADERS nghttp2 does not send (src/proxy/h2c_pool.c,
  * on_frame_not_send). nghttp2 then closes the stream as REFUSED_STREAM
  * (on_stream_close), whatever the reason; the pool tells the reasons
  * apart: after a GOAWAY the request goes on a new connection, a head too
@@ -37,6 +39,7 @@ struct px_uplink {
 };
 
 static struct px_uplink links[4];
+static px_buf_t wrote[4];                 /* what each link was given to send */
 static int nlinks, delay_writes;
 static char fake_upstream;
 
@@ -70,6 +73,7 @@ int t_connect_fresh(px_upstream_t *u, const px_uplink_cb_t *cb, void *ud, px_upl
 int t_uplink_write(px_uplink_t *l, px_buf_t *data)
 {
     assert_false(l->writing);
+    assert_int_equal(px_buf_append(&wrote[l - links], px_buf_ptr(data), px_buf_size(data)), 0);
     px_buf_reset(data);
     l->writes++;
     l->writing = delay_writes;
@@ -137,6 +141,8 @@ static int setup(void **state)
 
     (void)state;
     memset(links, 0, sizeof links);
+    for (int i = 0; i < 4; i++)
+        px_buf_init(&wrote[i], 0);
     memset(errors, 0, sizeof errors);
     memset(last_err, 0, sizeof last_err);
     memset(big, 'a', sizeof big);
@@ -153,6 +159,8 @@ static int teardown(void **state)
     (void)state;
     px_h2c_pool_close(pool);
     uv_run(&loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 4; i++)
+        px_buf_free(&wrote[i]);
     return uv_loop_close(&loop);         /* 0: every handle closed */
 }
 
@@ -202,6 +210,135 @@ static void test_goaway_before_headers_sent_is_retried(void **state)
     px_h2c_release(s2);
 }
 
+/* ---- the model server's view: an nghttp2 server session reads what a link sent */
+
+typedef struct {
+    int data_bytes, trailers, trailer_ok, end_on_trailers, end_on_data, data_after_trailers;
+} seen_t;
+
+static int srv_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+                         const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
+{
+    seen_t *sn = ud;
+    (void)ng, (void)flags;
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_HEADERS) {
+        sn->trailers++;
+        sn->trailer_ok += nlen == 10 && !memcmp(name, "x-checksum", 10) && vlen == 3 &&
+                          !memcmp(value, "abc", 3);
+    }
+    return 0;
+}
+
+static int srv_on_frame(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+    seen_t *sn = ud;
+    int end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    (void)ng;
+    if (f->hd.type == NGHTTP2_DATA) {
+        sn->data_bytes += (int)f->hd.length;
+        sn->end_on_data += end;
+        sn->data_after_trailers += sn->trailers > 0;
+    } else if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_HEADERS) {
+        sn->end_on_trailers += end;
+    }
+    return 0;
+}
+
+static seen_t server_reads(int i)
+{
+    nghttp2_session_callbacks *cbs;
+    nghttp2_session *srv;
+    seen_t sn = { 0 };
+
+    assert_int_equal(nghttp2_session_callbacks_new(&cbs), 0);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, srv_on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, srv_on_frame);
+    assert_int_equal(nghttp2_session_server_new(&srv, cbs, &sn), 0);
+    assert_int_equal(nghttp2_session_mem_recv(srv, (const uint8_t *)px_buf_ptr(&wrote[i]),
+                                              px_buf_size(&wrote[i])),
+                     (ssize_t)px_buf_size(&wrote[i]));
+    nghttp2_session_del(srv);
+    nghttp2_session_callbacks_del(cbs);
+    return sn;
+}
+
+/* What link i sent: data_bytes of body, then the one trailer field in a
+ * HEADERS frame that ends the stream (the last DATA does not). */
+static void assert_body_then_trailer(int i, int data_bytes)
+{
+    seen_t sn = server_reads(i);
+    assert_int_equal(sn.data_bytes, data_bytes);
+    assert_int_equal(sn.trailers, 1);
+    assert_int_equal(sn.trailer_ok, 1);
+    assert_int_equal(sn.end_on_trailers, 1);
+    assert_int_equal(sn.end_on_data, 0);
+    assert_int_equal(sn.data_after_trailers, 0);
+}
+
+static const nghttp2_nv trailers[] = {
+    { (uint8_t *)"x-checksum", (uint8_t *)"abc", 10, 3, 0 },
+};
+
+static void test_trailers_end_the_stream(void **state)
+{
+    px_h2c_stream_t *s;
+
+    (void)state;
+    assert_int_equal(px_h2c_open(pool, nv, 4, 0, &cb, (void *)(intptr_t)1, &s), 0);
+    turn();
+    link_connected(0);
+    assert_int_equal(px_h2c_write(s, "hello", 5), 5);
+    turn();
+    assert_int_equal(px_h2c_end(s, trailers, 1), 0);
+    turn();
+    assert_body_then_trailer(0, 5);
+    assert_int_equal(errors[1], 0);
+    px_h2c_release(s);
+}
+
+static void test_trailers_without_body_bytes(void **state)
+{
+    px_h2c_stream_t *s;
+
+    (void)state;
+    assert_int_equal(px_h2c_open(pool, nv, 4, 0, &cb, (void *)(intptr_t)1, &s), 0);
+    assert_int_equal(px_h2c_end(s, trailers, 1), 0);  /* before it is even submitted */
+    turn();
+    link_connected(0);
+    turn();
+    assert_body_then_trailer(0, 0);
+    px_h2c_release(s);
+}
+
+static void test_trailers_go_again_on_a_retry(void **state)
+{
+    px_h2c_stream_t *s1, *s2;
+
+    (void)state;
+    delay_writes = 1;
+    assert_int_equal(px_h2c_open(pool, nv, 4, 1, &cb, (void *)(intptr_t)1, &s1), 0);
+    turn();
+    link_connected(0);                    /* stream 1's HEADERS: a write in flight */
+    assert_int_equal(px_h2c_open(pool, nv, 4, 0, &cb, (void *)(intptr_t)2, &s2), 0);
+    assert_int_equal(px_h2c_write(s2, "hello", 5), 5);
+    assert_int_equal(px_h2c_end(s2, trailers, 1), 0);
+    turn();
+    link_gets(0, settings_goaway_1, sizeof settings_goaway_1);
+    link_written(0);                      /* stream 3 refused after the GOAWAY: reopened */
+    turn();
+    assert_int_equal(s2->retries, 1);
+    assert_int_equal(nlinks, 2);
+    link_connected(1);
+    for (int i = 0; i < 4 && links[1].writing; i++) {
+        link_written(1);
+        turn();
+    }
+    assert_body_then_trailer(1, 5);
+    assert_int_equal(errors[2], 0);
+    px_h2c_release(s1);
+    px_h2c_release(s2);
+}
+
 static void test_head_too_large_fails_at_once(void **state)
 {
     px_h2c_stream_t *s;
@@ -224,6 +361,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_goaway_before_headers_sent_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_too_large_fails_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trailers_end_the_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trailers_without_body_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trailers_go_again_on_a_retry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -252,12 +252,40 @@ static void test_request_names_lowercased(void **state)
     px_buf_free(&scratch);
 }
 
+/* A request's trailers for the h2c upstream: the policy of
+ * px_http1_trailer_ok, names lowercased, the others counted. */
+static void test_request_trailers(void **state)
+{
+    px_header_t t[] = { F("X-Checksum", "abc"), F("Authorization", "late"), F("Signature", "s"),
+                        F("x-b", ""), F("Grpc-Trace-Bin", "AAAA"), F("X-Forwarded-For", "1.2.3.4") };
+    px_buf_t scratch;
+    nghttp2_nv *nv = NULL;
+    size_t n = 9;
+    int dropped = -1;
+
+    (void)state;
+    px_buf_init(&scratch, 0);
+    assert_int_equal(px_h2cx_request_trailers(&scratch, t, 6, &nv, &n, &dropped), 0);
+    assert_int_equal(dropped, 3);
+    assert_string_equal(joined_nv(nv, n), "x-checksum=abc;x-b=;grpc-trace-bin=AAAA;");
+    for (size_t i = 0; i < n; i++)      /* NUL-terminated, as nghttp2's NO_COPY flags want */
+        assert_int_equal(nv[i].name[nv[i].namelen] | nv[i].value[nv[i].valuelen], 0);
+    assert_int_equal(px_h2cx_request_trailers(&scratch, t + 1, 2, &nv, &n, &dropped), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(dropped, 2);
+    assert_int_equal(px_h2cx_request_trailers(&scratch, t, 0, &nv, &n, &dropped), 0);
+    assert_int_equal(n, 0);
+    assert_null(nv);
+    px_buf_free(&scratch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_fields),
         cmocka_unit_test(test_request_many_fields),
         cmocka_unit_test(test_request_names_lowercased),
+        cmocka_unit_test(test_request_trailers),
         cmocka_unit_test_setup_teardown(test_good_fields_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_fields_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trailers, setup, teardown),

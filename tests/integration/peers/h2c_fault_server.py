@@ -5,6 +5,9 @@ test_faults_h2.py. By :path (a query is ignored):
   /cut/<how>     after a 200 head declaring 400,000 bytes and 100,000 of them;
   /delay/<ms>    200 after ms;
   /bytes/<n>     200 and n bytes, as fast as the windows let them go;
+  /trailers      200, a JSON body {"body_len", "trailers"} saying what the
+                 request brought (its trailer fields as [name, value]
+                 pairs), then the trailers of TRAILERS_OUT;
   anything else  200 "served".
 <how>: reset (TCP RST), fin (close), garbage (bytes that are not HTTP/2,
 then close), stall (nothing more on the stream; the connection goes on),
@@ -14,6 +17,7 @@ rst_stream (RST_STREAM INTERNAL_ERROR), goaway (GOAWAY naming no stream as
 processed, then close). A request's body is read whole first. Prints
 READY <port>, then "REQ <connection> <path>" per request head, each line in
 one write."""
+import json
 import os
 import socket
 import struct
@@ -27,6 +31,8 @@ import h2.exceptions
 from h2c_peer import listen_and_serve, server_conn
 
 CUT_DECLARED, CUT_SENT = 400_000, 100_000
+# /trailers' response trailers: x-end may reach the client, the others may not
+TRAILERS_OUT = [("x-end", "yes"), ("set-cookie", "a=b"), ("x-request-id", "late")]
 
 
 class Conn:
@@ -40,6 +46,7 @@ class Conn:
         self.dead = False
         self.pending = {}                   # stream -> (body, offset sent up to, end)
         self.held = set()                   # streams whose body is never consumed
+        self.got = {}                       # stream -> [body bytes, trailer fields]
 
     def flush(self):
         data = self.conn.data_to_send()
@@ -110,6 +117,12 @@ class Conn:
             n = int(segs[1])
             self.conn.send_headers(sid, [(":status", "200"), ("content-length", str(n))])
             self.send_body(sid, b"b" * n, True)
+        elif segs == ["trailers"]:
+            n, trailers = self.got.pop(sid, [0, []])
+            body = json.dumps({"body_len": n, "trailers": trailers}).encode()
+            self.conn.send_headers(sid, [(":status", "200"), ("content-type", "application/json")])
+            self.conn.send_data(sid, body)
+            self.conn.send_headers(sid, TRAILERS_OUT, end_stream=True)
         elif len(segs) == 2 and segs[0] == "delay":
             threading.Timer(int(segs[1]) / 1000, self.answer, (sid,)).start()
         else:
@@ -140,9 +153,14 @@ class Conn:
                             self.held.add(ev.stream_id)
                         os.write(1, f"REQ {self.n} {path}\n".encode())
                     elif isinstance(ev, h2.events.DataReceived) and ev.stream_id not in self.held:
+                        self.got.setdefault(ev.stream_id, [0, []])[0] += len(ev.data)
                         self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.TrailersReceived):
+                        self.got.setdefault(ev.stream_id, [0, []])[1] = [
+                            [k.decode(), v.decode()] for k, v in ev.headers]
                     elif isinstance(ev, h2.events.StreamReset):
                         self.paths.pop(ev.stream_id, None)
+                        self.got.pop(ev.stream_id, None)
                         self.pending.pop(ev.stream_id, None)
                     if isinstance(ev, h2.events.StreamEnded) and ev.stream_id in self.paths:
                         self.request(ev.stream_id)
