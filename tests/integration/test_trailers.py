@@ -17,6 +17,8 @@ import pxtest  # noqa: E402
 from pxtest import check, check_eq, http_request, read_response, send_raw  # noqa: E402
 from pxhelpers import Env, sha  # noqa: E402
 from test_grpc_proxy import grpc_proxy, h2_python  # noqa: E402
+from test_h2 import H2_ALPN, h2_requests, pattern_sha  # noqa: E402
+from test_interop_node import node24  # noqa: E402
 from test_h2_smuggling import RawH2, h2, req  # noqa: E402
 from test_signatures import Sig  # noqa: E402
 
@@ -114,6 +116,27 @@ def test_request_trailers_to_h2c(h):
     check_eq(json.loads(st["body"]), {"body_len": 1, "trailers": []}, "no trailers")
 
 
+def test_node_streams_a_large_body_with_trailers(h):
+    # Node 24's http2 client over X25519MLKEM768: 8 MiB streamed without
+    # content-length (past every window and buffer), then trailers; to the
+    # HTTP/1.1 upstream in the last chunk, and to an h2c one as HEADERS.
+    node24()
+    n = 8 << 20
+    sent = {"x-checksum": "crc32=1234", "authorization": "Bearer late", "x-request-id": "late"}
+    e = Env(h, H2_ALPN)
+    p = h.start("h2c-faults", [h2_python(), FAULTS], ready="line", line=r"^READY (\d+)$")
+    h2c = grpc_proxy(h, int(p.ready_match.group(1)))
+    for port, path in ((e.px.port, "/echo"), (h2c.port, "/trailers")):
+        res = h2_requests(h, port, [{"method": "POST", "path": path, "body_len": n, "no_length": True,
+                                     "trailers": sent}])
+        r = res["responses"][0]
+        check_eq((r.get("error"), r["status"]), (None, 200), f"{path}: {r}")
+        got = json.loads(r["body"])
+        check_eq((got["body_len"], got["trailers"]), (n, KEPT), f"{path}: what the model server got")
+        if path == "/echo":
+            check_eq(got["body_sha256"], pattern_sha(n), "the body, whole")
+
+
 def check_response_trailers(r, st, end_name):
     """r: the HTTP/1.1 response, st: the HTTP/2 stream of the same request."""
     check_eq(r.status, 200, r.raw[:300])
@@ -164,5 +187,6 @@ def test_signed_route_forwards_no_request_trailers(h):
 
 if __name__ == "__main__":
     pxtest.main([test_request_trailers_to_http1, test_request_trailers_to_h2c,
+                 test_node_streams_a_large_body_with_trailers,
                  test_response_trailers_from_http1, test_response_trailers_from_h2c,
                  test_signed_route_forwards_no_request_trailers])

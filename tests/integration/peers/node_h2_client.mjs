@@ -14,7 +14,8 @@
 // after the response ends, wait that long for the stream to close (the
 // server's RST_STREAM); streams still open at the end are cancelled.
 // save_body: a file the whole response body is written to (to verify a
-// signed response). headers may set ':authority' (default: the session's).
+// signed response). trailers: {name: value} sent after the body (with
+// body_len) in trailing HEADERS (Node's waitForTrailers / sendTrailers). headers may set ':authority' (default: the session's).
 //
 // Prints one JSON line and exits 0 when the connection was made:
 //   {"ok": true, "alpn", "protocol", "ephemeral",
@@ -77,7 +78,8 @@ function one(r) {
             headers[':authority'] = r.authority ?? 'example.com:443';
         }
         const endStream = r.body_len === undefined;
-        const stream = session.request(headers, { endStream });
+        const stream = session.request(headers, { endStream, waitForTrailers: !!r.trailers });
+        if (r.trailers) stream.on('wantTrailers', () => stream.sendTrailers(r.trailers));
         const hash = crypto.createHash('sha256');
         const res = { status: 0, headers: {}, body_len: 0, body: '' };
         const t0 = Date.now();
