@@ -424,7 +424,9 @@ static void event(void)
     }
     case 6:
         if (next() % 8 == 0)
-            px_h2c_pool_set_config(pool, &pool->cfg, &pool->timeouts);
+            /* a reload also moves http.max_header_bytes (spares keep their arenas) */
+            px_h2c_pool_set_config(pool, &pool->cfg, &pool->timeouts,
+                                   pool->max_head == 65536 ? 8192 : 65536);
         break;
     default:
         run_loop();
@@ -457,7 +459,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&to, 0, sizeof to);            /* timeouts only by the tick event */
     cfg.h2c_max_streams = (L.flags & 0x08) ? 1 : 100;
     cfg.h2c_max_connections = (L.flags & 0x08) ? 2 : 64;
-    if (!(pool = px_h2c_pool_new(&loop, &cfg, &to, NULL)))
+    if (!(pool = px_h2c_pool_new(&loop, &cfg, &to, 65536, NULL)))
         return 0;
     for (int i = 0; i < 1 + data[1] % 4; i++)
         open_stream();

@@ -464,7 +464,7 @@ static int parse_http(ctx_t *c, const cJSON *o, px_http_config_t *h)
     int r;
 
     if ((r = px_jv_object(&c->jv, o, "http", http_keys)) < 0 ||
-        (r = px_jv_u32(&c->jv, o, "http", "max_header_bytes", 8192, 1048576,
+        (r = px_jv_u32(&c->jv, o, "http", "max_header_bytes", 8192, PX_MAX_HEADER_BYTES,
                        &h->max_header_bytes)) < 0 ||
         (r = px_jv_int(&c->jv, o, "http", "max_body_bytes", 0, (int64_t)MAX_BODY_LIMIT, &body)) < 0)
         return r;

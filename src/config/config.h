@@ -99,7 +99,7 @@ typedef struct {
 } px_named_upstream_t;
 
 typedef struct {
-    uint32_t max_header_bytes;            /* whole request/response head */
+    uint32_t max_header_bytes;            /* whole request/response head (at most PX_MAX_HEADER_BYTES) */
     uint64_t max_body_bytes;              /* 0 = unlimited (default 64 MiB) */
     int trust_forwarded;                  /* keep incoming X-Forwarded-* and append */
     uint32_t max_requests_per_conn;       /* 0 = unlimited */
@@ -149,6 +149,10 @@ typedef struct {
 } px_admin_config_t;
 
 /* Per-request signatures (docs/signatures.md). */
+/* The largest http.max_header_bytes: what holds a head or trailer section
+ * already bounded by it (h2c_xlate.c, h2_session.c) is capped here. */
+#define PX_MAX_HEADER_BYTES 1048576
+
 typedef enum { PX_VERIFY_OFF = 0, PX_VERIFY_OPTIONAL, PX_VERIFY_REQUIRED } px_verify_mode_t;
 
 #define PX_MAX_ROUTES 32

@@ -39,7 +39,9 @@
 #include "sig/sigflow.h"
 
 #define OUT_PULL 16384                /* frame bytes pulled from h2.c at a time */
-#define RESP_MSG_BYTES (256 * 1024)   /* a response head or trailer section towards the client */
+/* a response's trailer section towards the client, which the upstream's
+ * parser (HTTP/1.1) or pool (h2c) bounded by http.max_header_bytes */
+#define RESP_MSG_BYTES PX_MAX_HEADER_BYTES
 #define RESP_MSG_FIELDS 1024
 /* The upstream response parser's px_http1_limits_t on connection c */
 #define RESP_LIMITS(c) { cfg_of(c)->http.max_header_bytes, 256, 0 }

@@ -32,6 +32,11 @@ void px_msg_reset(px_msg_t *m)
     memset(m->pseudo, 0, sizeof m->pseudo);
 }
 
+void px_msg_set_limit(px_msg_t *m, size_t max_bytes)
+{
+    m->max_bytes = max_bytes;
+}
+
 void px_msg_recycle(px_msg_t *m, size_t keep)
 {
     if (m->cap > keep || (size_t)m->fcap * sizeof *m->fields > keep)

@@ -49,6 +49,8 @@ void px_msg_init(px_msg_t *m, size_t max_bytes, int max_fields);
 void px_msg_free(px_msg_t *m);
 /* Empties the message (limits and allocation kept). */
 void px_msg_reset(px_msg_t *m);
+/* A new byte limit for an empty message (a kept one serving a new use). */
+void px_msg_set_limit(px_msg_t *m, size_t max_bytes);
 /* px_msg_reset, and an arena or field array over keep bytes freed. */
 void px_msg_recycle(px_msg_t *m, size_t keep);
 

@@ -17,7 +17,6 @@
 #include "proxy/upstream.h"
 
 #define MAX_FIELDS 256
-#define MAX_HEAD_BYTES (64 * 1024)
 #define OUT_CHUNK (64 * 1024)            /* frames pulled per write */
 
 typedef struct conn conn_t;
@@ -40,6 +39,7 @@ struct px_h2c_stream {
     int req_end, deferred, drained;
     px_msg_t msg;                        /* the response head, then its trailers */
     int got_head, in_trailers;
+    int too_big;                         /* its head or trailers passed the pool's max_head */
     size_t unconsumed;                   /* response bytes given to the owner, not consumed */
     int detached;                        /* released by the owner, or told its end */
     uint64_t active_ms;                  /* last bytes either way (the tick's timeouts) */
@@ -63,6 +63,7 @@ struct px_h2c_pool {
     px_upstream_t *up;                   /* connects the links (no idle pool) */
     px_upstream_config_t cfg;
     px_timeouts_config_t timeouts;
+    uint32_t max_head;                   /* http.max_header_bytes: a response head, its trailers */
     uv_timer_t tick;                     /* response timeouts, once a second while streams run */
     int ticking;
     uv_idle_t kick;                      /* deferred work: pumping, failing, retrying */
@@ -151,7 +152,7 @@ static px_h2c_stream_t *stream_new(px_h2c_pool_t *p)
     if (!s) {
         if ((s = calloc(1, sizeof *s))) {
             px_buf_init(&s->out, 0);
-            px_msg_init(&s->msg, MAX_HEAD_BYTES, MAX_FIELDS);
+            px_msg_init(&s->msg, p->max_head, MAX_FIELDS);
         }
         return s;
     }
@@ -160,6 +161,7 @@ static px_h2c_stream_t *stream_new(px_h2c_pool_t *p)
     out = s->out, msg = s->msg, nv = s->nv, nv_bytes = s->nv_bytes;
     memset(s, 0, sizeof *s);
     s->out = out, s->msg = msg, s->nv = nv, s->nv_bytes = nv_bytes;
+    px_msg_set_limit(&s->msg, p->max_head);   /* a reload may have changed it */
     return s;
 }
 
@@ -252,8 +254,10 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *fr, const uint8_t
     }
     if (nlen && name[0] == ':')
         return 0;
-    if (px_msg_add(&s->msg, (const char *)name, nlen, (const char *)value, vlen) != 0)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* resets the stream: too big */
+    if (px_msg_add(&s->msg, (const char *)name, nlen, (const char *)value, vlen) != 0) {
+        s->too_big = 1;
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* resets the stream */
+    }
     return 0;
 }
 
@@ -347,6 +351,8 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
         stream_free(s);
     } else if (s->not_sent && s->not_sent != NGHTTP2_ERR_START_STREAM_NOT_ALLOWED) {
         stream_fail(s, s->not_sent == NGHTTP2_ERR_FRAME_SIZE_ERROR ? UV_EMSGSIZE : UV_EPROTO);
+    } else if (s->too_big) {
+        stream_fail(s, UV_E2BIG);
     } else if (code == NGHTTP2_REFUSED_STREAM) {
         stream_retry(s);                  /* GOAWAY above it, or refused: not processed */
     } else {
@@ -551,7 +557,7 @@ static conn_t *conn_new(px_h2c_pool_t *p)
     nghttp2_settings_entry iv[] = {
         { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
         { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, PX_H2C_WINDOW },
-        { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEAD_BYTES },
+        { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, p->max_head },
     };
     if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof *iv) != 0)
         goto out;
@@ -714,7 +720,8 @@ static void kick(px_h2c_pool_t *p)
 /* ---- the pool ----------------------------------------------------------------- */
 
 px_h2c_pool_t *px_h2c_pool_new(uv_loop_t *loop, const px_upstream_config_t *cfg,
-                               const px_timeouts_config_t *timeouts, px_metrics_t *m)
+                               const px_timeouts_config_t *timeouts, uint32_t max_head,
+                               px_metrics_t *m)
 {
     px_h2c_pool_t *p = calloc(1, sizeof *p);
     px_upstream_config_t ucfg = *cfg;
@@ -724,6 +731,7 @@ px_h2c_pool_t *px_h2c_pool_new(uv_loop_t *loop, const px_upstream_config_t *cfg,
     p->loop = loop;
     p->cfg = *cfg;
     p->timeouts = *timeouts;
+    p->max_head = max_head;
     ucfg.pool_max_idle = 0;              /* links are the connections: never pooled idle */
     if (!(p->up = px_upstream_new(loop, &ucfg, timeouts, m)) || uv_idle_init(loop, &p->kick) != 0) {
         if (p->up)
@@ -789,12 +797,13 @@ void px_h2c_pool_close(px_h2c_pool_t *p)
 }
 
 void px_h2c_pool_set_config(px_h2c_pool_t *p, const px_upstream_config_t *cfg,
-                            const px_timeouts_config_t *timeouts)
+                            const px_timeouts_config_t *timeouts, uint32_t max_head)
 {
     px_upstream_config_t ucfg = *cfg;
 
     p->cfg = *cfg;
     p->timeouts = *timeouts;
+    p->max_head = max_head;
     ucfg.pool_max_idle = 0;
     px_upstream_set_config(p->up, &ucfg, timeouts);
     for (conn_t *c = p->conns; c; c = c->next)

@@ -54,21 +54,26 @@ typedef struct {
     /* The stream failed: err is a libuv code (UV_ECONNREFUSED, UV_EOF,
      * UV_ECONNRESET, UV_ETIMEDOUT, UV_EPROTO for a protocol error or a
      * reset by the model server, UV_EMSGSIZE for a request head too large
-     * to send as HTTP/2). */
+     * to send as HTTP/2, UV_E2BIG for a response head or trailer section
+     * past max_head). */
     void (*on_error)(void *ud, int err);
     /* Request body bytes left: px_h2c_write has room again. */
     void (*on_drain)(void *ud);
 } px_h2c_cb_t;
 
+/* max_head: http.max_header_bytes, the bound on a response's head and on
+ * its trailers (each; SETTINGS_MAX_HEADER_LIST_SIZE says so to the model
+ * server); a stream past it fails with UV_E2BIG. */
 px_h2c_pool_t *px_h2c_pool_new(uv_loop_t *loop, const px_upstream_config_t *cfg,
-                               const px_timeouts_config_t *timeouts, px_metrics_t *m);
+                               const px_timeouts_config_t *timeouts, uint32_t max_head,
+                               px_metrics_t *m);
 /* Closes the connections; streams their owners still hold get no more
  * callbacks (px_h2c_release frees them, also after this). The memory goes
  * once the last link is closed. */
 void px_h2c_pool_close(px_h2c_pool_t *p);
 /* Reload: new connections use cfg; open ones finish their streams. */
 void px_h2c_pool_set_config(px_h2c_pool_t *p, const px_upstream_config_t *cfg,
-                            const px_timeouts_config_t *timeouts);
+                            const px_timeouts_config_t *timeouts, uint32_t max_head);
 
 /* Opens a stream with request fields nv (pseudo-headers first; copied);
  * end_stream: no body follows. 0 or PX_ENOMEM. */

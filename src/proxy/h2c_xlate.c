@@ -9,7 +9,8 @@
 #include "core/log.h"
 #include "http/h2_fields.h"
 
-#define RESP_BYTES (64 * 1024)
+/* a copy of what the pool took, which http.max_header_bytes bounds */
+#define RESP_BYTES PX_MAX_HEADER_BYTES
 #define RESP_FIELDS 256
 
 px_h2cx_t *px_h2cx_new(void)

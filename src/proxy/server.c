@@ -307,10 +307,12 @@ static int named_pools(worker_t *w, const px_config_t *cfg)
             *h = NULL;
         } else if (*p) {
             px_upstream_set_config(*p, u, &cfg->timeouts);
-            px_h2c_pool_set_config(*h, u, &cfg->timeouts);
+            px_h2c_pool_set_config(*h, u, &cfg->timeouts, cfg->http.max_header_bytes);
         } else {
             *p = px_upstream_new(&w->loop, u, &cfg->timeouts, &w->metrics);
-            *h = *p ? px_h2c_pool_new(&w->loop, u, &cfg->timeouts, &w->metrics) : NULL;
+            *h = *p ? px_h2c_pool_new(&w->loop, u, &cfg->timeouts, cfg->http.max_header_bytes,
+                                      &w->metrics)
+                    : NULL;
             if (!*h) {
                 if (*p)
                     px_upstream_close(*p);
@@ -342,7 +344,8 @@ static void worker_wake(uv_async_t *a)
         w->env.tls = newgen->tls;
         w->env.sig = newgen->sig;
         px_upstream_set_config(w->env.upstream, &newgen->cfg->upstream, &newgen->cfg->timeouts);
-        px_h2c_pool_set_config(w->env.h2c, &newgen->cfg->upstream, &newgen->cfg->timeouts);
+        px_h2c_pool_set_config(w->env.h2c, &newgen->cfg->upstream, &newgen->cfg->timeouts,
+                               newgen->cfg->http.max_header_bytes);
         if (named_pools(w, newgen->cfg) < 0)
             px_error("worker %d: reload: out of memory for the named upstreams' pools "
                      "(their routes use the default upstream)", w->id);
@@ -397,7 +400,7 @@ static int worker_init(worker_t *w, px_server_t *s, int id, int fd, char *err, s
     w->env.upstream = px_upstream_new(&w->loop, &w->gen->cfg->upstream, &w->gen->cfg->timeouts,
                                       &w->metrics);
     w->env.h2c = px_h2c_pool_new(&w->loop, &w->gen->cfg->upstream, &w->gen->cfg->timeouts,
-                                 &w->metrics);
+                                 w->gen->cfg->http.max_header_bytes, &w->metrics);
     if (!w->env.upstream || !w->env.h2c || named_pools(w, w->gen->cfg) < 0) {
         rc = UV_ENOMEM;
         goto fail;

@@ -77,6 +77,35 @@ def test_content_length_and_trailers(h):
     check_eq(st.get("trailers"), {b"grpc-status": b"0", b"x-end": b"yes"}, f"HTTP/2: the trailers: {st}")
 
 
+def test_response_head_bounded_by_max_header_bytes(h):
+    # http.max_header_bytes bounds an h2c model server's response head as it
+    # does an HTTP/1.1 one's (and SETTINGS_MAX_HEADER_LIST_SIZE says so):
+    # past it a 502 that names the setting; raised, the head goes through.
+    p = h.start("h2c-faults", [h2_python(), FAULTS], ready="line", line=r"^READY (\d+)$")
+    port = int(p.ready_match.group(1))
+    ca = os.path.join(h.certgen(), "ca.crt")
+
+    def get(proxy, n):
+        s = pxtest.tls_connect(proxy.port, ca, alpn=["http/1.1"])
+        s.sendall(f"GET /head/{n} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        r = pxtest.read_response(s)
+        s.close()
+        got = sum(len(r.header(f"x-big-{i}") or "") for i in range(n // 10000 + 1))
+        return r, got
+
+    small = grpc_proxy(h, port, tls={"pq_policy": "prefer"})
+    r, got = get(small, 30000)
+    check_eq((r.status, r.body, got), (200, b"served", 30000), r.raw[:200])
+    r, _ = get(small, 100000)
+    check_eq(r.status, 502, r.raw[:300])
+    check("http.max_header_bytes (65536)" in r.json()["detail"], f"the detail names the limit: {r.body}")
+    r, _ = get(small, 10)
+    check_eq((r.status, r.body), (200, b"served"), "the connection serves on")
+    big = grpc_proxy(h, port, tls={"pq_policy": "prefer"}, http={"max_header_bytes": 262144})
+    r, got = get(big, 100000)
+    check_eq((r.status, got), (200, 100000), r.raw[:200])
+
+
 def test_server_admitting_no_stream_gets_bounded_connections(h):
     # SETTINGS_MAX_CONCURRENT_STREAMS 0: the model server admits no stream.
     # Opening a connection per request would let it (or a misconfiguration)
@@ -168,7 +197,7 @@ def test_large_response_to_a_wide_window(h):
 
 
 if __name__ == "__main__":
-    pxtest.main([test_content_length_and_trailers, test_protocol_error_ends_the_connection,
+    pxtest.main([test_content_length_and_trailers, test_response_head_bounded_by_max_header_bytes, test_protocol_error_ends_the_connection,
                  test_server_admitting_no_stream_gets_bounded_connections,
                  test_goaway_retries_bounded, test_request_head_nghttp2_cannot_send,
                  test_large_response_to_a_wide_window])

@@ -150,7 +150,7 @@ static int setup(void **state)
     delay_writes = 0;
     nv[4].valuelen = 1;
     assert_int_equal(uv_loop_init(&loop), 0);
-    pool = px_h2c_pool_new(&loop, &cfg, &t, NULL);
+    pool = px_h2c_pool_new(&loop, &cfg, &t, 65536, NULL);
     return pool ? 0 : -1;
 }
 
