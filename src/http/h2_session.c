@@ -718,7 +718,7 @@ static void on_request(void *ud, int32_t id, const px_msg_t *m)
     px_exch_begin(&st->x, &st->req.head, cfg_of(c), c->env->sig, &c->env->rng);
     st->x.keep_alive = 1;
     st->t_open = st->last_in = uv_now(c->env->loop);
-    st->grpc = px_grpc_request(&st->req.head);
+    st->grpc = st->x.grpc;
     if (rc == 0 && st->grpc && grpc_deadline(st) != 0) {
         rc = 1 + PX_HERR_BAD_REQUEST;
         detail = "malformed grpc-timeout";

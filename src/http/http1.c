@@ -1462,36 +1462,40 @@ int px_http1_chunk_last(px_buf_t *out) { return px_buf_append(out, "0\r\n\r\n", 
 /* Fields that must not arrive after the content (RFC 9110 6.5.1: framing,
  * routing, request modifiers, authentication, response control data,
  * content handling): a recipient that merges trailers into the head would
- * let a late one override what the head said. */
-static const char *const late_fields[] = {
-    "age", "authorization", "cache-control", "content-encoding", "content-range",
-    "content-type", "cookie", "date", "expect", "expires", "location", "max-forwards",
-    "pragma", "proxy-authenticate", "proxy-authorization", "range", "retry-after",
-    "set-cookie", "vary", "www-authenticate",
-};
-/* and in a request, the fields a signature is checked by: the model server
- * must not take a late one for what the proxy verified */
-static const char *const late_sig_fields[] = {
-    "content-digest", "signature", "signature-input", "x-signature",
-};
-
-static int named_in(const char *n, size_t len, const char *const *list, size_t k)
+ * let a late one override what the head said. In a request also the fields
+ * a signature is checked by: the model server must not take a late one for
+ * what the proxy verified. One switch on the length, as name_class: every
+ * gRPC response's trailers pass here. */
+static int late_field(const char *n, size_t len, int request)
 {
-    for (size_t i = 0; i < k; i++)
-        if (strlen(list[i]) == len && lit_eq(n, list[i], len))
-            return 1;
-    return 0;
+    switch (len) {
+    case 3:  return lit_eq(n, "age", 3);
+    case 4:  return lit_eq(n, "date", 4) || lit_eq(n, "vary", 4);
+    case 5:  return lit_eq(n, "range", 5);
+    case 6:  return lit_eq(n, "cookie", 6) || lit_eq(n, "expect", 6) || lit_eq(n, "pragma", 6);
+    case 7:  return lit_eq(n, "expires", 7);
+    case 8:  return lit_eq(n, "location", 8);
+    case 9:  return request && lit_eq(n, "signature", 9);
+    case 10: return lit_eq(n, "set-cookie", 10);
+    case 11: return lit_eq(n, "retry-after", 11) || (request && lit_eq(n, "x-signature", 11));
+    case 12: return lit_eq(n, "content-type", 12) || lit_eq(n, "max-forwards", 12);
+    case 13: return lit_eq(n, "authorization", 13) || lit_eq(n, "cache-control", 13) ||
+                    lit_eq(n, "content-range", 13);
+    case 14: return request && lit_eq(n, "content-digest", 14);
+    case 15: return request && lit_eq(n, "signature-input", 15);
+    case 16: return lit_eq(n, "content-encoding", 16) || lit_eq(n, "www-authenticate", 16);
+    case 18: return lit_eq(n, "proxy-authenticate", 18);
+    case 19: return lit_eq(n, "proxy-authorization", 19);
+    default: return 0;
+    }
 }
 
 int px_http1_trailer_ok(const char *name, size_t nlen, const char *value, size_t vlen, int request)
 {
     if (!is_token(name, nlen) || px_has_line_break(value, vlen))
         return 0;
-    if (name_class(name, nlen) || (nlen >= 3 && lit_eq(name, "if-", 3)) ||
-        (nlen >= 8 && lit_eq(name, "pqproxy-", 8)) ||
-        named_in(name, nlen, late_fields, sizeof late_fields / sizeof *late_fields))
-        return 0;
-    return !request || !named_in(name, nlen, late_sig_fields, sizeof late_sig_fields / sizeof *late_sig_fields);
+    return !name_class(name, nlen) && !(nlen >= 3 && lit_eq(name, "if-", 3)) &&
+           !(nlen >= 8 && lit_eq(name, "pqproxy-", 8)) && !late_field(name, nlen, request);
 }
 
 int px_http1_write_request_trailers(px_buf_t *out, const px_header_t *t, int n, int *dropped)

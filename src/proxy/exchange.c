@@ -136,7 +136,7 @@ static void route_policy(px_exch_t *x, const px_http_head_t *h, const px_config_
 {
     const char *q = memchr(h->target, '?', h->target_len);
     const px_route_t *r = px_config_route(cfg, h->target, q ? (size_t)(q - h->target) : h->target_len,
-                                          px_grpc_request(h));
+                                          x->grpc);
     int signed_req;
 
     if (r) {
@@ -178,6 +178,7 @@ void px_exch_begin(px_exch_t *x, const px_http_head_t *h, const px_config_t *cfg
                     (method_is(h, "GET") || x->is_head || method_is(h, "OPTIONS") ||
                      method_is(h, "PUT") || method_is(h, "DELETE") || method_is(h, "TRACE"));
     x->chunked_up = h->body == PX_BODY_CHUNKED;
+    x->grpc = px_grpc_request(h);
     copy_field(x->model_manifest, sizeof x->model_manifest, cfg->sig.model_manifest_value,
                strlen(cfg->sig.model_manifest_value));
     route_policy(x, h, cfg, sig);

@@ -149,6 +149,7 @@ typedef struct px_exch {
     int link_reusable;           /* decided at the response's end */
     int connect_on_body;         /* the upstream is connected when the first body byte comes */
     int logged;                  /* the access log line is written (once) */
+    int grpc;                    /* px_grpc_request of its head (px_exch_begin) */
     int grpc_status;             /* 1 + the grpc-status the client got, 0: none (access log) */
     const px_http_head_t *req_head; /* the request's head: in the session's memory until the next */
     /* kept across requests (px_exch_reset): */
