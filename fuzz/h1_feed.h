@@ -25,6 +25,8 @@ typedef struct {
     /* before each response head: was the request it answers a HEAD? */
     int (*head_request)(unsigned flags, unsigned msg_index);
     void (*on_head)(const px_http_head_t *h, unsigned flags, int is_head_request, int interim);
+    /* at each message's end (NULL: nothing): its trailers are p's */
+    void (*on_end)(px_http1_t *p, unsigned flags);
 } h1_case_t;
 
 static void h1_die(const char *what, const char *buf, size_t len)
@@ -112,6 +114,8 @@ static void h1_feed(const uint8_t *data, size_t size, const h1_case_t *c)
             if (!px_http1_is_interim(p))
                 msgs++;
             in_msg = 0;
+            if (c->on_end)
+                c->on_end(p, flags);
             if (!c->is_request && !px_http1_is_interim(p))
                 px_http1_expect_head_response(p, is_head_req = c->head_request(flags, msgs));
             break;

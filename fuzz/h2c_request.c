@@ -272,4 +272,4 @@ static void check(const px_http_head_t *h, unsigned flags, int is_head_req, int 
     round_trip(nv, n);
 }
 
-H1_FUZZER({ 1, no_head, check })
+H1_FUZZER({ 1, no_head, check, NULL })

@@ -2,7 +2,10 @@
  * complete head is rendered for the upstream (px_http1_write_request_head),
  * and the rendered head must parse back cleanly to the same method,
  * target, Host and framing: what we forward must mean to the upstream what
- * we understood (request smuggling).
+ * we understood (request smuggling). With trailers kept, each message's
+ * end is rendered as the upstream gets it (px_http1_write_request_trailers
+ * after a chunked head) and must parse back to one message ending exactly
+ * there, with exactly the fields px_http1_trailer_ok lets through.
  *
  * Flags (byte 0): 0x01 trust X-Forwarded-*, 0x02 send an X-Request-Id,
  * 0x40 keep trailers, 0x80 a body limit of 4096 bytes. */
@@ -62,4 +65,58 @@ static void check(const px_http_head_t *h, unsigned flags, int is_head_req, int 
     px_buf_free(&out);
 }
 
-H1_FUZZER({ 1, no_head, check })
+/* The request's last chunk and trailers as the exchange sends them. */
+static void check_end(px_http1_t *p, unsigned flags)
+{
+    static const char head[] = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const px_http1_limits_t lim = { 1 << 20, 4096, 0 };
+    const px_header_t *t, *r;
+    int n, k, nr, dropped, ok = 0;
+    size_t used = 0, dlen;
+    const char *d;
+    px_http1_t *q;
+    px_buf_t out;
+
+    if (!(flags & 0x40))
+        return;
+    t = px_http1_trailers(p, &n);
+    for (int i = 0; i < n; i++)
+        ok += px_http1_trailer_ok(t[i].name, t[i].name_len, t[i].value, t[i].value_len, 1);
+    px_buf_init(&out, 0);
+    if (px_buf_append(&out, head, sizeof head - 1) || px_http1_write_request_trailers(&out, t, n, &dropped))
+        abort();
+    if (dropped != n - ok)
+        h1_die("trailers dropped: a miscount", px_buf_ptr(&out), px_buf_size(&out));
+    if (!(q = px_http1_new(1, &lim)))
+        abort();
+    px_http1_keep_trailers(q, 1);
+    k = 0;
+    for (;;) {
+        px_h1_event_t ev = px_http1_parse(q, px_buf_ptr(&out) + k, px_buf_size(&out) - (size_t)k, &used,
+                                          &d, &dlen);
+        k += (int)used;
+        if (ev == PX_H1_HEAD)
+            continue;
+        if (ev != PX_H1_END)
+            h1_die("rendered trailers do not parse back to one message's end", px_buf_ptr(&out),
+                   px_buf_size(&out));
+        break;
+    }
+    if ((size_t)k != px_buf_size(&out))
+        h1_die("bytes after the rendered trailers' end", px_buf_ptr(&out), px_buf_size(&out));
+    r = px_http1_trailers(q, &nr);
+    if (nr != (ok < PX_H1_MAX_TRAILERS ? ok : PX_H1_MAX_TRAILERS))
+        h1_die("rendered trailers: another count", px_buf_ptr(&out), px_buf_size(&out));
+    for (int i = 0, j = 0; i < n && j < nr; i++) {
+        if (!px_http1_trailer_ok(t[i].name, t[i].name_len, t[i].value, t[i].value_len, 1))
+            continue;
+        if (!h1_same(t[i].name, t[i].name_len, r[j].name, r[j].name_len) ||
+            !h1_same(t[i].value, t[i].value_len, r[j].value, r[j].value_len))
+            h1_die("rendered trailers: a field changed", px_buf_ptr(&out), px_buf_size(&out));
+        j++;
+    }
+    px_http1_free(q);
+    px_buf_free(&out);
+}
+
+H1_FUZZER({ 1, no_head, check, check_end })

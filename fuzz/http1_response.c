@@ -53,4 +53,4 @@ static void check(const px_http_head_t *h, unsigned flags, int is_head_req, int 
     px_buf_free(&out);
 }
 
-H1_FUZZER({ 0, head_request, check })
+H1_FUZZER({ 0, head_request, check, NULL })

@@ -783,9 +783,12 @@ void px_http1_keep_trailers(px_http1_t *p, int keep)
 const px_header_t *px_http1_trailers(px_http1_t *p, int *count)
 {
     int n = (int)(p->trailer_count < PX_H1_MAX_TRAILERS ? p->trailer_count : PX_H1_MAX_TRAILERS);
-    const char *base = px_buf_ptr(&p->tacc);
-    if (!p->keep_trailers)
-        n = 0;
+    const char *base;
+
+    *count = 0;
+    if (!p->keep_trailers || !n)
+        return p->theaders;     /* (tacc may have no memory: no pointer into it) */
+    base = px_buf_ptr(&p->tacc);
     for (int i = 0; i < n; i++) {
         size_t vl = p->tspans[i].vlen;
         while (vl && (base[p->tspans[i].voff + vl - 1] == ' ' || base[p->tspans[i].voff + vl - 1] == '\t'))
