@@ -463,7 +463,8 @@ static void stream_free(h2stream_t *st)
     struct px_h2conn *hc = st->hc;
 
     free(st->req_trailers);       /* rare: never kept */
-    st->req_trailers = NULL;    if (st->prev)
+    st->req_trailers = NULL;
+    if (st->prev)
         st->prev->next = st->next;
     else
         hc->streams = st->next;

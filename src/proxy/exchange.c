@@ -611,7 +611,7 @@ static PX_MUST_CHECK int response_sign_begin(px_exch_t *x, const px_http_head_t 
 static PX_MUST_CHECK int send_end_with(px_exch_t *x, const px_header_t *own, int n)
 {
     const px_header_t *up = NULL;
-    px_header_t *all;
+    px_header_t few[8], *all = few;     /* a gRPC status and message, the signature's two */
     int nup = 0, k = 0, rc;
 
     if (x->ops->trailers_ok(x->sess)) {
@@ -622,7 +622,7 @@ static PX_MUST_CHECK int send_end_with(px_exch_t *x, const px_header_t *own, int
     }
     if (!nup)
         return x->ops->send_end(x->sess, own, n);
-    if (!(all = malloc(sizeof *all * (size_t)(nup + n))))
+    if (nup + n > (int)(sizeof few / sizeof *few) && !(all = malloc(sizeof *all * (size_t)(nup + n))))
         return abort_exch(x, PX_END_INTERNAL);
     for (int i = 0; i < nup; i++) {
         int same = 0;
@@ -635,7 +635,8 @@ static PX_MUST_CHECK int send_end_with(px_exch_t *x, const px_header_t *own, int
     if (n)
         memcpy(all + k, own, sizeof *all * (size_t)n);
     rc = x->ops->send_end(x->sess, all, k + n);
-    free(all);
+    if (all != few)
+        free(all);
     return rc;
 }
 
