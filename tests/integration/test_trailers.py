@@ -116,6 +116,23 @@ def test_request_trailers_to_h2c(h):
     check_eq(json.loads(st["body"]), {"body_len": 1, "trailers": []}, "no trailers")
 
 
+def test_trailers_after_the_answer(h):
+    # A request refused mid-body (413) whose trailers still come: they are
+    # read and dropped with the rest, the connection serves on.
+    e = Env(h, {"http": {"max_body_bytes": 1000}})
+    c = Trailing(h, e.px.port)
+    try:
+        sid = c.post_with_trailers("/echo", body=b"x" * 20000)
+        st = c.wait(sid)
+        check_eq(st["status"], 413, f"refused: {st}")
+        st = c.wait(c.post_with_trailers("/echo", body=b"small"))
+        got = json.loads(st["body"])
+        check_eq((st["status"], got["body_len"], got["trailers"]), (200, 5, KEPT), f"then served: {st}")
+    finally:
+        c.close()
+    check_eq([r["target"] for r in e.records()], ["/echo"], "only the second reached the model server")
+
+
 def test_node_streams_a_large_body_with_trailers(h):
     # Node 24's http2 client over X25519MLKEM768: 8 MiB streamed without
     # content-length (past every window and buffer), then trailers; to the
@@ -187,6 +204,6 @@ def test_signed_route_forwards_no_request_trailers(h):
 
 if __name__ == "__main__":
     pxtest.main([test_request_trailers_to_http1, test_request_trailers_to_h2c,
-                 test_node_streams_a_large_body_with_trailers,
+                 test_trailers_after_the_answer, test_node_streams_a_large_body_with_trailers,
                  test_response_trailers_from_http1, test_response_trailers_from_h2c,
                  test_signed_route_forwards_no_request_trailers])
