@@ -36,7 +36,7 @@ int px_ignored_status(const px_sess_ops_t *o, px_exch_t *x)
 #elif CASE == 12
     px_exch_req_data(x, NULL, 0);
 #elif CASE == 13
-    px_exch_req_end(x);
+    px_exch_req_end(x, NULL, 0);
 #elif CASE == 14
     px_exch_req_room(x);
 #elif CASE == 15
@@ -46,7 +46,7 @@ int px_ignored_status(const px_sess_ops_t *o, px_exch_t *x)
           o->flush(x, 0) | o->proceed(x, 0) | o->resume_input(x) |
           o->reply_error(x, PX_HERR_INTERNAL, "") | o->abort(x, PX_END_INTERNAL) | o->done(x) |
           o->orphaned(x, NULL) | px_exch_req_head(x) | px_exch_req_data(x, NULL, 0) |
-          px_exch_req_end(x) | px_exch_req_room(x) | px_exch_flush_upstream(x);
+          px_exch_req_end(x, NULL, 0) | px_exch_req_room(x) | px_exch_flush_upstream(x);
 #endif
     return rc;
 }
