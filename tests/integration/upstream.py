@@ -284,7 +284,7 @@ class Conn:
 
     async def respond(self, method, target, version, headers):
         """Behaviour by path:
-          /echo  /trailers (/echo's answer chunked, then TRAILERS_OUT)
+          /echo  /trailers[?n=N] (/echo's answer chunked, then TRAILERS_OUT and N more)
           /status/<code>  /delay/<ms>  /bytes/<n>[?chunked=1]
           /sse?n=N&interval_ms=M  /reset-after/<n>  /close-before-response
           /slow-headers/<ms>  /late-body/<ms>  /no-length[?n=N]  /continue  /upload-sha
@@ -365,7 +365,8 @@ class Conn:
             # proxy forwards and three it must not (RFC 9110 6.5.1)
             await self.start_stream(200, [("Content-Type", "application/json")])
             await self.stream(json.dumps(info).encode())
-            await self.end_stream(TRAILERS_OUT)
+            extra = int_arg(query.get("n", "0"), 0, 64)   # ?n=N: N more, X-T-0.. (forwardable)
+            await self.end_stream(TRAILERS_OUT + tuple((f"X-T-{i}", str(i)) for i in range(extra)))
         elif path == "/upload-sha":
             await self.send_json(200, {"body_len": body_len, "body_sha256": body_sha})
         elif len(segs) == 2 and segs[0] == "status":
