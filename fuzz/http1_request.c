@@ -3,7 +3,7 @@
  * and the rendered head must parse back cleanly to the same method,
  * target, Host and framing: what we forward must mean to the upstream what
  * we understood (request smuggling). With trailers kept, each message's
- * end is rendered as the upstream gets it (px_http1_write_request_trailers
+ * end is rendered as the upstream gets it (px_http1_write_last_chunk
  * after a chunked head) and must parse back to one message ending exactly
  * there, with exactly the fields px_http1_trailer_ok lets through.
  *
@@ -83,7 +83,7 @@ static void check_end(px_http1_t *p, unsigned flags)
     for (int i = 0; i < n; i++)
         ok += px_http1_trailer_ok(t[i].name, t[i].name_len, t[i].value, t[i].value_len, 1);
     px_buf_init(&out, 0);
-    if (px_buf_append(&out, head, sizeof head - 1) || px_http1_write_request_trailers(&out, t, n, &dropped))
+    if (px_buf_append(&out, head, sizeof head - 1) || px_http1_write_last_chunk(&out, t, n, 1, &dropped))
         abort();
     if (dropped != n - ok)
         h1_die("trailers dropped: a miscount", px_buf_ptr(&out), px_buf_size(&out));

@@ -159,17 +159,13 @@ static PX_MUST_CHECK int h1_send_data(void *s, const char *p, size_t n)
 static PX_MUST_CHECK int h1_send_end(void *s, const px_header_t *trailers, int n)
 {
     px_conn_t *c = s;
-    int i, rc;
+    int dropped;
     if (!c->h1->chunked_down || c->h1->x.is_head)
         return 0;               /* no chunked body: no place for trailers either */
     if (!n)
         return px_conn_send(c, "0\r\n\r\n", 5);
     px_buf_reset(&c->h1->scratch);
-    rc = px_buf_append(&c->h1->scratch, "0\r\n", 3);
-    for (i = 0; i < n && rc == 0; i++)
-        rc = px_buf_printf(&c->h1->scratch, "%.*s: %.*s\r\n", (int)trailers[i].name_len, trailers[i].name,
-                           (int)trailers[i].value_len, trailers[i].value);
-    if (rc < 0 || px_buf_append(&c->h1->scratch, "\r\n", 2) < 0)
+    if (px_http1_write_last_chunk(&c->h1->scratch, trailers, n, 0, &dropped) != 0)
         return px_conn_abort(c, PX_END_INTERNAL);
     return px_conn_send(c, px_buf_ptr(&c->h1->scratch), px_buf_size(&c->h1->scratch));
 }

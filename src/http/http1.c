@@ -1501,14 +1501,14 @@ int px_http1_trailer_ok(const char *name, size_t nlen, const char *value, size_t
            !(nlen >= 8 && lit_eq(name, "pqproxy-", 8)) && !late_field(name, nlen, request);
 }
 
-int px_http1_write_request_trailers(px_buf_t *out, const px_header_t *t, int n, int *dropped)
+int px_http1_write_last_chunk(px_buf_t *out, const px_header_t *t, int n, int request, int *dropped)
 {
     size_t at = px_buf_size(out);
     int rc = px_buf_append(out, "0\r\n", 3);
 
     *dropped = 0;
     for (int i = 0; i < n && rc == 0; i++) {
-        if (!px_http1_trailer_ok(t[i].name, t[i].name_len, t[i].value, t[i].value_len, 1)) {
+        if (!px_http1_trailer_ok(t[i].name, t[i].name_len, t[i].value, t[i].value_len, request)) {
             ++*dropped;
             continue;
         }
@@ -1516,9 +1516,7 @@ int px_http1_write_request_trailers(px_buf_t *out, const px_header_t *t, int n, 
     }
     if (rc == 0)
         rc = px_buf_append(out, "\r\n", 2);
-    if (rc)
-        out->len = at;
-    return rc;
+    return rc ? rollback(out, at, rc) : 0;
 }
 
 const px_header_t *px_http_head_get(const px_http_head_t *head, const char *name)

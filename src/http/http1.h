@@ -185,10 +185,10 @@ int px_http1_chunk_last(px_buf_t *out);
  * control data, content handling; in a request also the signature fields
  * (Signature, Signature-Input, X-Signature, Content-Digest). */
 int px_http1_trailer_ok(const char *name, size_t nlen, const char *value, size_t vlen, int request);
-/* Appends the last chunk of a chunked request with the trailer fields of
- * t[0..n) that px_http1_trailer_ok lets through; *dropped counts the
- * others. On failure out is as it was. */
-int px_http1_write_request_trailers(px_buf_t *out, const px_header_t *t, int n, int *dropped);
+/* Appends the last chunk of a chunked body with the trailer fields of
+ * t[0..n) that px_http1_trailer_ok(..., request) lets through; *dropped
+ * counts the others. On failure out is as it was. */
+int px_http1_write_last_chunk(px_buf_t *out, const px_header_t *t, int n, int request, int *dropped);
 
 /* Case-insensitive header lookup in a head; returns the first match or NULL. */
 const px_header_t *px_http_head_get(const px_http_head_t *head, const char *name);

@@ -1128,7 +1128,7 @@ static PX_MUST_CHECK int request_trailers(px_exch_t *x, const px_header_t *t, in
     if (x->verify != PX_VERIFY_OFF)
         n = 0;
     if (x->chunked_up)
-        rc = px_http1_write_request_trailers(&x->up_out, t, n, &dropped);
+        rc = px_http1_write_last_chunk(&x->up_out, t, n, 1, &dropped);
     else if (x->up_h2c)
         rc = px_h2cx_request_trailers(&x->req_trailers, t, n, &x->trl_nv, &x->trl_nnv, &dropped);
     else

@@ -493,21 +493,34 @@ static void test_request_trailers_written(void **state)
     int dropped = -1;
     (void)state;
     px_buf_init(&b, 0);
-    assert_int_equal(px_http1_write_request_trailers(&b, t, 4, &dropped), 0);
+    assert_int_equal(px_http1_write_last_chunk(&b, t, 4, 1, &dropped), 0);
     assert_int_equal(dropped, 2);
     assert_int_equal(px_buf_size(&b), strlen("0\r\nX-Checksum: abc\r\nx-b: \r\n\r\n"));
     assert_memory_equal(px_buf_ptr(&b), "0\r\nX-Checksum: abc\r\nx-b: \r\n\r\n", px_buf_size(&b));
     px_buf_reset(&b);
-    assert_int_equal(px_http1_write_request_trailers(&b, t, 0, &dropped), 0);
+    assert_int_equal(px_http1_write_last_chunk(&b, t, 0, 1, &dropped), 0);
     assert_int_equal(dropped, 0);
     assert_int_equal(px_buf_size(&b), 5);
     assert_memory_equal(px_buf_ptr(&b), "0\r\n\r\n", 5);
-    /* a bounded buffer too small: nothing half-written */
+    /* a bounded buffer too small: nothing half-written, also behind bytes
+     * partly consumed (the upstream's queue) */
     px_buf_free(&b);
-    px_buf_init(&b, 12);
-    assert_int_not_equal(px_http1_write_request_trailers(&b, t, 1, &dropped), 0);
-    assert_int_equal(px_buf_size(&b), 0);
+    px_buf_init(&b, 16);
+    assert_int_equal(px_buf_append(&b, "0123456789", 10), 0);
+    px_buf_consume(&b, 4);
+    assert_int_not_equal(px_http1_write_last_chunk(&b, t, 1, 1, &dropped), 0);
+    assert_int_equal(px_buf_size(&b), 6);
+    assert_memory_equal(px_buf_ptr(&b), "456789", 6);
     px_buf_free(&b);
+    /* towards a client (request 0): the signature fields pass */
+    {
+        const px_header_t sig[] = { { S("Content-Digest"), S("sha-256=:x:") }, { S("Set-Cookie"), S("a") } };
+        px_buf_init(&b, 0);
+        assert_int_equal(px_http1_write_last_chunk(&b, sig, 2, 0, &dropped), 0);
+        assert_int_equal(dropped, 1);
+        assert_int_equal(px_buf_size(&b), strlen("0\r\nContent-Digest: sha-256=:x:\r\n\r\n"));
+        px_buf_free(&b);
+    }
 }
 
 int main(void)
