@@ -463,9 +463,9 @@ static int upstream_failed(px_exch_t *x, int uverr)
     else if (uverr == UV_EMSGSIZE)
         snprintf(detail, sizeof detail, "the request head is too large to send to the model server");
     else if (uverr == UV_E2BIG)
-        snprintf(detail, sizeof detail, "the model server's response head or trailers are larger "
-                                        "than http.max_header_bytes (%u)",
-                 (unsigned)cfg_of(x)->http.max_header_bytes);
+        snprintf(detail, sizeof detail, "the model server's response head or trailers pass "
+                                        "http.max_header_bytes (%u) or %d fields",
+                 (unsigned)cfg_of(x)->http.max_header_bytes, PX_H2C_MAX_FIELDS);
     else
         snprintf(detail, sizeof detail, "the model server is unreachable: %s", uv_strerror(uverr));
     return reply_error(x, PX_HERR_UPSTREAM_ERROR, detail);

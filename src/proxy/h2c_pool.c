@@ -16,7 +16,6 @@
 #include "http/h2_mem.h"
 #include "proxy/upstream.h"
 
-#define MAX_FIELDS 256
 #define OUT_CHUNK (64 * 1024)            /* frames pulled per write */
 
 typedef struct conn conn_t;
@@ -39,7 +38,7 @@ struct px_h2c_stream {
     int req_end, deferred, drained;
     px_msg_t msg;                        /* the response head, then its trailers */
     int got_head, in_trailers;
-    int too_big;                         /* its head or trailers passed the pool's max_head */
+    int too_big;                         /* its head or trailers passed max_head or the field cap */
     size_t unconsumed;                   /* response bytes given to the owner, not consumed */
     int detached;                        /* released by the owner, or told its end */
     uint64_t active_ms;                  /* last bytes either way (the tick's timeouts) */
@@ -152,7 +151,7 @@ static px_h2c_stream_t *stream_new(px_h2c_pool_t *p)
     if (!s) {
         if ((s = calloc(1, sizeof *s))) {
             px_buf_init(&s->out, 0);
-            px_msg_init(&s->msg, p->max_head, MAX_FIELDS);
+            px_msg_init(&s->msg, p->max_head, PX_H2C_MAX_FIELDS);
         }
         return s;
     }
@@ -242,6 +241,7 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *fr, const uint8_t
                      const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
 {
     px_h2c_stream_t *s = stream_of(ng, fr->hd.stream_id);
+    int rc;
 
     if (!s || s->detached)
         return 0;
@@ -254,8 +254,8 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *fr, const uint8_t
     }
     if (nlen && name[0] == ':')
         return 0;
-    if (px_msg_add(&s->msg, (const char *)name, nlen, (const char *)value, vlen) != 0) {
-        s->too_big = 1;
+    if ((rc = px_msg_add(&s->msg, (const char *)name, nlen, (const char *)value, vlen)) != 0) {
+        s->too_big = rc == PX_ETOOBIG;                 /* else out of memory: a plain failure */
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* resets the stream */
     }
     return 0;

@@ -35,6 +35,7 @@
 #include "proxy/metrics.h"
 
 #define PX_H2C_STREAM_BUF (64 * 1024)    /* request body bytes queued per stream */
+#define PX_H2C_MAX_FIELDS 256            /* fields in a response head, and in its trailers */
 #define PX_H2C_REPLAY_MAX (64 * 1024)    /* sent body bytes kept for a retry after GOAWAY */
 #define PX_H2C_WINDOW (256 * 1024)       /* response bytes in flight per stream */
 #define PX_H2C_MAX_RETRIES 2             /* reopenings of a stream the server did not process */
@@ -55,7 +56,7 @@ typedef struct {
      * UV_ECONNRESET, UV_ETIMEDOUT, UV_EPROTO for a protocol error or a
      * reset by the model server, UV_EMSGSIZE for a request head too large
      * to send as HTTP/2, UV_E2BIG for a response head or trailer section
-     * past max_head). */
+     * past max_head bytes or PX_H2C_MAX_FIELDS fields). */
     void (*on_error)(void *ud, int err);
     /* Request body bytes left: px_h2c_write has room again. */
     void (*on_drain)(void *ud);

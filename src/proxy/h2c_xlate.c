@@ -137,6 +137,16 @@ static int nvb_add(nvb_t *v, const char *name, size_t nlen, const char *val, siz
     return 0;
 }
 
+/* An empty scratch with room for v->max entries at its front. */
+static int nvb_begin(nvb_t *v)
+{
+    px_buf_reset(v->b);
+    if (!px_buf_reserve(v->b, v->max * sizeof(nghttp2_nv)))
+        return PX_ENOMEM;
+    v->b->len += v->max * sizeof(nghttp2_nv);
+    return 0;
+}
+
 /* Offsets to pointers, once the buffer has stopped moving. */
 static void nvb_done(nvb_t *v)
 {
@@ -182,10 +192,8 @@ int px_h2cx_request(px_buf_t *scratch, const px_http_head_t *h, const px_fwd_opt
 
     *nvp = NULL;
     *np = 0;
-    px_buf_reset(scratch);
-    if (!px_buf_reserve(scratch, v.max * sizeof(nghttp2_nv)))
+    if (nvb_begin(&v) != 0)
         return PX_ENOMEM;
-    scratch->len += v.max * sizeof(nghttp2_nv);
     if ((rc = nvb_add(&v, ":method", 7, h->method, h->method_len, NGHTTP2_NV_FLAG_NONE)) ||
         (rc = nvb_add(&v, ":scheme", 7, "http", 4, NGHTTP2_NV_FLAG_NONE)) ||
         (rc = px_http1_request_fields(h, opts, h2_field, &v)) ||
@@ -211,9 +219,8 @@ int px_h2cx_request_trailers(px_buf_t *scratch, const px_header_t *t, int n, ngh
     px_buf_reset(scratch);
     if (n <= 0)
         return 0;
-    if (!px_buf_reserve(scratch, v.max * sizeof(nghttp2_nv)))
+    if (nvb_begin(&v) != 0)
         return PX_ENOMEM;
-    scratch->len += v.max * sizeof(nghttp2_nv);
     for (int i = 0; i < n; i++) {
         if (!px_http1_trailer_ok(t[i].name, t[i].name_len, t[i].value, t[i].value_len, 1)) {
             ++*dropped;
