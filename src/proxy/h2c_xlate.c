@@ -9,9 +9,10 @@
 #include "core/log.h"
 #include "http/h2_fields.h"
 
-/* a copy of what the pool took, which http.max_header_bytes bounds */
+/* a copy of what the pool took, which http.max_header_bytes and the
+ * pool's field cap bound: the copy never refuses what the pool let in */
 #define RESP_BYTES PX_MAX_HEADER_BYTES
-#define RESP_FIELDS 256
+#define RESP_FIELDS PX_H2C_MAX_FIELDS
 
 px_h2cx_t *px_h2cx_new(void)
 {

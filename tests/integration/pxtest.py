@@ -52,14 +52,21 @@ def check(cond, msg="check failed"):
         raise TestFailure(msg)
 
 
+def _prefix(msg):
+    # a message may be the bytes of what came back (r.raw[:200])
+    if not msg:
+        return ""
+    return (msg if isinstance(msg, str) else repr(msg)) + ": "
+
+
 def check_eq(actual, expected, msg=""):
     if actual != expected:
-        raise TestFailure(f"{msg + ': ' if msg else ''}expected {expected!r}, got {actual!r}")
+        raise TestFailure(f"{_prefix(msg)}expected {expected!r}, got {actual!r}")
 
 
 def check_in(item, container, msg=""):
     if item not in container:
-        raise TestFailure(f"{msg + ': ' if msg else ''}{item!r} not in {container!r}")
+        raise TestFailure(f"{_prefix(msg)}{item!r} not in {container!r}")
 
 
 def check_raises(exc_types, fn, *args, **kwargs):

@@ -106,6 +106,31 @@ def test_response_head_bounded_by_max_header_bytes(h):
     check_eq((r.status, got), (200, 100000), r.raw[:200])
 
 
+def test_response_head_bounded_in_fields(h):
+    # Past 256 fields a response head is refused whatever its bytes (300
+    # small fields are about 12 KB, far under max_header_bytes): a 502 that
+    # names the field cap, and the next request is served.
+    p = h.start("h2c-faults", [h2_python(), FAULTS], ready="line", line=r"^READY (\d+)$")
+    ca = os.path.join(h.certgen(), "ca.crt")
+    proxy = grpc_proxy(h, int(p.ready_match.group(1)), tls={"pq_policy": "prefer"})
+
+    def get(n):
+        s = pxtest.tls_connect(proxy.port, ca, alpn=["http/1.1"])
+        s.sendall(f"GET /fields/{n} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        r = pxtest.read_response(s)
+        s.close()
+        return r
+
+    r = get(250)
+    check_eq((r.status, r.body, r.header("x-f-249")), (200, b"served", "v"), r.raw[:200])
+    r = get(300)
+    check_eq(r.status, 502, r.raw[:300])
+    check("256 fields" in r.json()["detail"], f"the detail names the field cap: {r.body}")
+    check(r.header("x-f-0") is None, "no field of the refused head reaches the client")
+    r = get(10)
+    check_eq((r.status, r.body), (200, b"served"), "the model server's connection serves on")
+
+
 def test_server_admitting_no_stream_gets_bounded_connections(h):
     # SETTINGS_MAX_CONCURRENT_STREAMS 0: the model server admits no stream.
     # Opening a connection per request would let it (or a misconfiguration)
@@ -197,7 +222,8 @@ def test_large_response_to_a_wide_window(h):
 
 
 if __name__ == "__main__":
-    pxtest.main([test_content_length_and_trailers, test_response_head_bounded_by_max_header_bytes, test_protocol_error_ends_the_connection,
+    pxtest.main([test_content_length_and_trailers, test_response_head_bounded_by_max_header_bytes,
+                 test_response_head_bounded_in_fields, test_protocol_error_ends_the_connection,
                  test_server_admitting_no_stream_gets_bounded_connections,
                  test_goaway_retries_bounded, test_request_head_nghttp2_cannot_send,
                  test_large_response_to_a_wide_window])

@@ -7,6 +7,7 @@ test_faults_h2.py. By :path (a query is ignored):
   /bytes/<n>     200 and n bytes, as fast as the windows let them go;
   /head/<n>      200 "served" with n bytes of fields x-big-<i> (10,000 bytes
                  each at most: nghttp2 takes no field over 64 KiB) in its head;
+  /fields/<n>    200 "served" with n small fields x-f-<i> in its head;
   /trailers      200, a JSON body {"body_len", "trailers"} saying what the
                  request brought (its trailer fields as [name, value]
                  pairs), then the trailers of TRAILERS_OUT;
@@ -129,6 +130,10 @@ class Conn:
             n = int(segs[1])
             big = [(f"x-big-{i}", "b" * min(10000, n - i * 10000)) for i in range((n + 9999) // 10000)]
             self.conn.send_headers(sid, [(":status", "200")] + big + [("content-length", "6")])
+            self.conn.send_data(sid, b"served", end_stream=True)
+        elif len(segs) == 2 and segs[0] == "fields":
+            many = [(f"x-f-{i}", "v") for i in range(int(segs[1]))]
+            self.conn.send_headers(sid, [(":status", "200")] + many + [("content-length", "6")])
             self.conn.send_data(sid, b"served", end_stream=True)
         elif len(segs) == 2 and segs[0] == "delay":
             threading.Timer(int(segs[1]) / 1000, self.answer, (sid,)).start()
