@@ -1088,22 +1088,56 @@ static int put_parts(px_buf_t *out, const char *const *p, const size_t *len, int
     return 0;
 }
 
-/* Eight bytes at a time while none is below 0x0E (the usual case), then
- * byte by byte. */
-int px_has_line_break(const char *v, size_t n)
+/* Whether a word holds a byte below 0x0E (CR, LF, NUL, and also a tab,
+ * so a hit is confirmed byte by byte). */
+static int low_byte(uint64_t w)
 {
     const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, v + i, 8);
-        if ((w - 0x0E * ones) & ~w & highs)
-            break;
-    }
-    for (; i < n; i++)
+    return ((w - 0x0E * ones) & ~w & highs) != 0;
+}
+
+static int bytes_break(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
         if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
             return 1;
     return 0;
+}
+
+/* Called for every field that leaves: eight bytes at a time, and a short
+ * value or the tail of a long one in one word of overlapping loads (the
+ * spare bytes of a word under four bytes are spaces), not a byte loop. */
+int px_has_line_break(const char *v, size_t n)
+{
+    uint64_t w;
+    if (n >= 8) {
+        size_t i;
+        for (i = 0; i + 8 <= n; i += 8) {
+            memcpy(&w, v + i, 8);
+            if (low_byte(w) && bytes_break(v + i, 8))
+                return 1;
+        }
+        if (i == n)
+            return 0;
+        memcpy(&w, v + n - 8, 8);
+        return low_byte(w) && bytes_break(v + n - 8, 8);
+    }
+    if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, v, 4);
+        memcpy(&b, v + n - 4, 4);
+        w = a | (uint64_t)b << 32;
+    } else if (n >= 2) {
+        uint16_t a, b;
+        memcpy(&a, v, 2);
+        memcpy(&b, v + n - 2, 2);
+        w = a | (uint64_t)b << 16 | 0x2020202000000000ULL;
+    } else if (n == 1) {
+        w = (unsigned char)v[0] | 0x2020202020202000ULL;
+    } else {
+        return 0;
+    }
+    return low_byte(w) && bytes_break(v, n);
 }
 
 /* One header line, vetted by the caller (px_http1_write_request_head's

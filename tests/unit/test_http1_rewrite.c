@@ -523,6 +523,43 @@ static void test_request_trailers_written(void **state)
     }
 }
 
+/* px_has_line_break against a byte loop: every length to 40, every
+ * position, each byte value that matters (the three it refuses, the tab
+ * and other bytes below 0x0E that its word test also flags, bytes around
+ * them and high ones), on a buffer read at an odd offset. */
+static int slow_break(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
+            return 1;
+    return 0;
+}
+
+static void test_line_break_scan(void **state)
+{
+    static const unsigned char probe[] = { 0, '\t', '\n', 0x0B, 0x0C, '\r', 0x0D + 1, 0x01, 0x1F, ' ', 0x7F, 0x80, 0xFF };
+    char buf[64];
+    (void)state;
+    for (size_t n = 0; n <= 40; n++) {
+        char *v = buf + 3;
+        memset(buf, 'a', sizeof buf);
+        buf[2] = '\r';                                      /* just before: never read */
+        buf[3 + n] = '\n';                                  /* just after: never read */
+        assert_int_equal(px_has_line_break(v, n), 0);
+        for (size_t i = 0; i < n; i++)
+            for (size_t k = 0; k < sizeof probe; k++) {
+                v[i] = (char)probe[k];
+                assert_int_equal(px_has_line_break(v, n), slow_break(v, n));
+                if (i + 1 < n) {                             /* a tab before it, too */
+                    v[i + 1] = '\t';
+                    assert_int_equal(px_has_line_break(v, n), slow_break(v, n));
+                    v[i + 1] = 'a';
+                }
+                v[i] = 'a';
+            }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -545,6 +582,7 @@ int main(void)
         cmocka_unit_test(test_head_get),
         cmocka_unit_test(test_trailer_policy),
         cmocka_unit_test(test_request_trailers_written),
+        cmocka_unit_test(test_line_break_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
