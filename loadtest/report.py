@@ -55,6 +55,7 @@ def main():
     ap.add_argument("--versions", default="")
     ap.add_argument("--idle-n", default="")
     ap.add_argument("--big-mib", default="")
+    ap.add_argument("--anchor-fields", default="stock", choices=("same", "stock"))
     a = ap.parse_args()
     out = a.out
     raw = read_tsv(os.path.join(out, "raw.tsv"))
@@ -154,7 +155,7 @@ def main():
               "primitives_us": {"hybrid_handshake_server": hs_sum, "signed_request_server": sig_sum,
                                 "ops_cpu_us": {i: ops[i]["cpu_us_per_op"] for i in HS_PRIMS + SIG_PRIMS if i in ops}},
               "scenario4": big, "scenario7": idle, "scenario9": {"runs": s9, "rounds": s9_rounds},
-              "targets": {}}
+              "anchor_fields": a.anchor_fields, "targets": {}}
     L = []
     w = L.append
     w(f"# pqproxy load test ({'quick' if a.quick == '1' else 'full'})\n")
@@ -163,7 +164,13 @@ def main():
     w(f"Peers: {a.versions}.  ")
     w("Classical set (scenarios 1, 2, 4, 7): wrk and curl on Debian's OpenSSL 3.0 (no hybrid group), pqproxy with "
       "pq_policy \"prefer\": X25519. Hybrid set (scenario 3, the hybrid variant of 1, and 5/8 when available): wrk, "
-      "nginx, HAProxy and hitch on OpenSSL 3.5 (LD_LIBRARY_PATH), pqproxy with pq_policy \"require\": X25519MLKEM768.\n")
+      "nginx, HAProxy and hitch on OpenSSL 3.5 (LD_LIBRARY_PATH), pqproxy with pq_policy \"require\": X25519MLKEM768.  ")
+    if a.anchor_fields == "same":
+        w("nginx and HAProxy forward the fields pqproxy adds (X-Forwarded-For, -Proto, -Host, a unique X-Request-Id), "
+          "checked at the upstream (check.txt); hitch, a TLS terminator, adds none.\n")
+    else:
+        w("--stock-anchors: nginx and HAProxy on their defaults, forwarding none of the fields pqproxy adds "
+          "(X-Forwarded-For, -Proto, -Host, X-Request-Id); hitch adds none.\n")
 
     def s1_table(res, title):
         w(f"\n### {title}\n")

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # pqproxy against TLS-terminating anchors (nginx, HAProxy, hitch), on loopback.
 #
-#   loadtest/run.sh [--quick] [--pqproxy PATH] [--out DIR] [--scenarios "1 2 3 4 5 6 7 8"]
+#   loadtest/run.sh [--quick] [--stock-anchors] [--pqproxy PATH] [--out DIR] [--scenarios "1 2 3 4 5 6 7 8"]
 #
 # Starts one plaintext upstream (nginx: a small JSON document and /bytes/
 # files), then each TLS proxy in front of it with the same ECDSA P-256
 # certificate (pqproxy certgen), TLS 1.3 only, one worker each (and a
-# two-worker variant), and runs:
+# two-worker variant). nginx and HAProxy forward the fields pqproxy adds
+# (X-Forwarded-For, -Proto, -Host, X-Request-Id; loadtest/lib.sh), checked
+# at the upstream (check.txt); hitch, a TLS terminator, adds none.
+# --stock-anchors: nginx and HAProxy on their defaults, adding none. It runs:
 #   1  keep-alive small requests (wrk), interleaved rounds, direct baseline
 #   2  a new connection per request (wrk -H "Connection: close"): handshakes/s
 #   4  a 64 MiB streamed download through each proxy (curl): throughput, RSS
@@ -49,15 +52,17 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 PQPROXY="$ROOT/build/pqproxy"
 QUICK=0
+STOCK=0
 SCENARIOS="1 2 4 6 7 3 5 8 9"
 OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
+        --stock-anchors) STOCK=1 ;;
         --pqproxy) PQPROXY="$2"; shift ;;
         --out) OUT="$2"; shift ;;
         --scenarios) SCENARIOS="$2"; shift ;;
-        -h|--help) sed -n '2,52p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -75,6 +80,8 @@ has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 LT_NAME=loadtest
 . "$HERE/lib.sh"
+[ "$STOCK" = 0 ] || LT_SAME_FIELDS=0
+lt_same_fields
 lt_need_pqproxy "$PQPROXY"
 lt_need_tools scripts/bench-deps.sh nginx haproxy hitch wrk curl python3
 
@@ -162,9 +169,11 @@ http {
     client_body_temp_path $RUN/tmp/up-body; proxy_temp_path $RUN/tmp/up-proxy;
     fastcgi_temp_path $RUN/tmp/up-fcgi; uwsgi_temp_path $RUN/tmp/up-uwsgi; scgi_temp_path $RUN/tmp/up-scgi;
     default_type application/json;
+    $(lt_ngx_fields_format)
     server {
         listen 127.0.0.1:$UP_PORT reuseport backlog=4096;
         root $RUN/www;
+        $(lt_ngx_fields_log)
         location = /small.json { }
         location /bytes/ { default_type application/octet-stream; }
         # the model endpoints of scenarios 5 and 8 (POST is fine with return)
@@ -239,6 +248,7 @@ http {
             proxy_pass http://model;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            $(lt_ngx_fields proxy)
             proxy_buffering off;
         }
     }
@@ -342,9 +352,19 @@ for n in "${PROXIES1[@]}" "${PROXIES2[@]}" "${PROXIESH[@]}" "${SIGPROXY[@]}"; do
     wait_port "${PORT[$n]}" || die "$n did not start: $(cat "$RUN/$n".out "$RUN/$n".err 2>/dev/null | tail -5)"
     # curl on OpenSSL 3.5 too, where available (pqproxy-h refuses classical clients)
     if [ $HYB -eq 1 ]; then c=(on35 curl); else c=(curl); fi
-    "${c[@]}" -fsSk --max-time 5 "https://127.0.0.1:${PORT[$n]}/small.json" >/dev/null ||
+    chk=(); [ "${n#hitch}" != "$n" ] || chk=(-H "x-lt-check: $n")
+    "${c[@]}" -fsSk --max-time 5 "${chk[@]}" "https://127.0.0.1:${PORT[$n]}/small.json" >/dev/null ||
         die "$n does not answer: $(cat "$RUN/$n".out "$RUN/$n".err 2>/dev/null | tail -5)"
 done
+# what each one's check request reached the upstream with (lt_check_fields
+# stops the run when pqproxy, or under the same fields an anchor, left one out)
+for n in "${PROXIES1[@]}" "${PROXIES2[@]}" "${PROXIESH[@]}"; do
+    if [ "${n#hitch}" != "$n" ]; then
+        echo "$n: none (a TLS terminator: the request's bytes pass as they came)"
+    else
+        echo "$n: $(lt_check_fields "$n")"
+    fi
+done > "$OUT/check.txt"
 log "upstream :$UP_PORT; $(for n in "${PROXIES1[@]}" "${PROXIES2[@]}" "${PROXIESH[@]}" "${SIGPROXY[@]}"; do printf '%s :%s  ' "$n" "${PORT[$n]}"; done)"
 
 VERSIONS="$(nginx -v 2>&1 | sed 's/.*: //'); HAProxy $(haproxy -v | head -1 | awk '{print $3}'); $(hitch --version 2>&1 | head -1); $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'); $(openssl version 2>/dev/null | awk '{print $1, $2}')"
@@ -684,7 +704,8 @@ fi
 # --- report -------------------------------------------------------------------------------------
 
 python3 "$HERE/report.py" --out "$OUT" --quick "$QUICK" --duration "$DUR" --rounds "$ROUNDS" --conns "$CONNS" \
-    --versions "$VERSIONS" --idle-n "$IDLE_N" --big-mib "$BIG_MIB" > "$OUT/results.md"
+    --versions "$VERSIONS" --idle-n "$IDLE_N" --big-mib "$BIG_MIB" --anchor-fields "$(lt_fields_mode)" \
+    > "$OUT/results.md"
 if command -v gnuplot >/dev/null 2>&1 && [ -f "$OUT/plot.gp" ]; then
     (cd "$OUT" && gnuplot plot.gp) 2>>"$OUT/gnuplot.log" || log "gnuplot failed (see gnuplot.log)"
 fi
