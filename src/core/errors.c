@@ -63,22 +63,38 @@ const char *px_http_error_str(px_http_error_t e)
     return (unsigned)e < PX_HERR__COUNT ? http_errors[e].str : "internal_error";
 }
 
-const char *px_http_status_reason(int status)
+const char *px_http_status_phrase(int status)
 {
     switch (status) {
     case 100: return "Continue";
+    case 101: return "Switching Protocols";
     case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
     case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
     case 411: return "Length Required";
+    case 412: return "Precondition Failed";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
     case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
@@ -86,8 +102,14 @@ const char *px_http_status_reason(int status)
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
     case 505: return "HTTP Version Not Supported";
-    default:  return "Unknown";
+    default:  return "";
     }
+}
+
+const char *px_http_status_reason(int status)
+{
+    const char *r = px_http_status_phrase(status);
+    return *r ? r : "Unknown";
 }
 
 /* JSON string escaping for the detail text; stops before overflowing. */

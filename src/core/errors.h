@@ -109,7 +109,10 @@ const char *px_end_reason_str(px_end_reason_t r);
 
 int px_http_error_status(px_http_error_t e);
 const char *px_http_error_str(px_http_error_t e);
+/* RFC 9110's reason phrase for a status; px_http_status_reason says
+ * "Unknown" where px_http_status_phrase says "" (a status it does not name). */
 const char *px_http_status_reason(int status);
+const char *px_http_status_phrase(int status);
 
 /* Renders a complete HTTP/1.1 response for an error: status line, JSON
  * content type, Content-Length, optional "Connection: close", and the body

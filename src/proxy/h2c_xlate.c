@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/errors.h"
 #include "core/log.h"
 #include "http/h2_fields.h"
 
@@ -298,7 +299,9 @@ int px_h2cx_response(px_h2cx_t *h, const px_msg_t *m)
     memset(&h->head, 0, sizeof h->head);
     h->head.status = m->status;
     h->head.http_minor = 1;
-    h->head.reason = "";
+    /* HTTP/2 has no reason phrase: an HTTP/1.1 client reads the usual one */
+    h->head.reason = px_http_status_phrase(m->status);
+    h->head.reason_len = strlen(h->head.reason);
     h->head.headers = h->fields;
     h->head.header_count = n;
     h->head.keep_alive = 1;

@@ -72,6 +72,23 @@ static void test_good_fields_kept(void **state)
     assert_int_equal(h->head.content_length, 12);
 }
 
+/* HTTP/2 has no reason phrase: the usual one for a status it names, none
+ * for another (the HTTP/1.1 status line ends "299 "). */
+static void test_reason_phrase(void **state)
+{
+    static const struct { int status; const char *reason; } cases[] = {
+        { 200, "OK" }, { 404, "Not Found" }, { 429, "Too Many Requests" }, { 503, "Service Unavailable" },
+        { 299, "" }, { 599, "" },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        m.status = cases[i].status;
+        assert_int_equal(px_h2cx_response(h, &m), 0);
+        assert_int_equal(h->head.reason_len, strlen(cases[i].reason));
+        assert_memory_equal(h->head.reason, cases[i].reason, h->head.reason_len);
+    }
+}
+
 static void test_bad_fields_dropped(void **state)
 {
     static const struct { const char *n, *v; size_t vlen; } f[] = {
@@ -287,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_request_names_lowercased),
         cmocka_unit_test(test_request_trailers),
         cmocka_unit_test_setup_teardown(test_good_fields_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reason_phrase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_fields_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trailers, setup, teardown),
     };
