@@ -92,11 +92,61 @@ static void log_unfinished(px_conn_t *c, px_end_reason_t why)
     px_exch_log_unfinished(&c->h1->x, &c->h1->x.ci, why);
 }
 
-/* Answers with a JSON error and closes gracefully. Always GONE. */
+/* The model server's responses: heads as large as the clients' (the body
+ * is streamed, never held). */
+static px_http1_limits_t resp_limits(const px_config_t *cfg)
+{
+    return (px_http1_limits_t){ .max_head_bytes = cfg->http.max_header_bytes, .max_headers = 256,
+                                .max_body_bytes = 0 };
+}
+
+/* An exchange answered by respond_error on a connection that stays ends
+ * here, from the loop: never under respond_error's caller. The model
+ * server's response may have stopped mid-message or in a parse error: its
+ * parser starts clean (after a whole response it already is). */
+static void done_cb(px_defer_item_t *it)
+{
+    px_conn_t *c = ((px_h1_t *)(void *)((char *)it - offsetof(px_h1_t, done)))->conn;
+    px_http1_limits_t lim;
+    if (c->state != C_REQUEST)
+        return;
+    lim = resp_limits(cfg_of(c));
+    px_http1_reuse(c->h1->x.resp, &lim, 0);
+    settle(h1_done(c));
+}
+
+/* After this error the connection can serve the next request: the request
+ * was read whole (the next byte starts the next one), the client asked to
+ * keep the connection, and the model server or the proxy's capacity failed,
+ * not the client. Closing then would cost each client a TLS handshake per
+ * request for as long as the model server is down or restarting. Every
+ * other error closes: the client's input is not where the next request
+ * starts, or the client is the one at fault. */
+static int keep_after_error(const px_conn_t *c, px_http_error_t e)
+{
+    const px_exch_t *x = &c->h1->x;
+    switch (e) {
+    case PX_HERR_UPSTREAM_ERROR:
+    case PX_HERR_UPSTREAM_BAD:
+    case PX_HERR_UPSTREAM_TIMEOUT:
+    case PX_HERR_DEADLINE_EXCEEDED:
+    case PX_HERR_OVERLOADED:
+    case PX_HERR_REPLAY_STORE_UNAVAILABLE:
+        break;
+    default:
+        return 0;
+    }
+    return x->active && x->req_done && x->keep_alive && !x->job && c->h1->client_minor == 1 &&
+           !c->env->draining && !px_transport_eof(&c->tp);
+}
+
+/* Answers with a JSON error and closes gracefully, or (keep_after_error)
+ * ends the exchange from the loop with the connection kept. Always GONE:
+ * the caller touches neither the exchange nor the connection again. */
 static int respond_error(px_conn_t *c, px_http_error_t e, const char *detail)
 {
     char buf[1536];
-    int n;
+    int n, keep;
 
     if (c->state >= C_CLOSING)
         return GONE;
@@ -104,13 +154,20 @@ static int respond_error(px_conn_t *c, px_http_error_t e, const char *detail)
     if (c->h1->x.resp_head_sent)        /* too late for a status: a truncated response is all we can signal */
         return px_conn_abort(c, PX_END_INTERNAL);
     px_exch_release_upstream(&c->h1->x, 0);
-    n = px_http_error_render(buf, sizeof buf, e, detail, 1);
+    keep = keep_after_error(c, e);
+    n = px_http_error_render(buf, sizeof buf, e, detail, !keep);
     c->h1->x.status = px_http_error_status(e);
     c->h1->x.resp_bytes = n > 0 ? (uint64_t)n : 0;
     log_exchange(c);
     if (n > 0 && px_conn_send(c, buf, (size_t)n) < 0)
         return GONE;
-    return px_conn_begin_close(c);
+    if (!keep || n <= 0)
+        return px_conn_begin_close(c);
+    px_conn_arm(c, T_NONE);
+    if (px_conn_flush(c) < 0)
+        return GONE;
+    px_defer_add(&c->env->defer, &c->h1->done, done_cb);
+    return GONE;
 }
 
 /* --- the session's ops (px_sess_ops_t, exchange.h) ------------------------------- */
@@ -382,11 +439,9 @@ int px_h1_open(px_conn_t *c)
     const px_config_t *cfg = cfg_of(c);
     px_http1_limits_t req_lim, resp_lim;
 
-    req_lim.max_head_bytes = cfg->http.max_header_bytes;
-    req_lim.max_headers = 256;
+    req_lim = resp_limits(cfg);
     req_lim.max_body_bytes = cfg->http.max_body_bytes;
-    resp_lim = req_lim;
-    resp_lim.max_body_bytes = 0;
+    resp_lim = resp_limits(cfg);
     c->h1->req = px_http1_new(1, &req_lim);
     if (c->h1->req)
         px_http1_keep_trailers(c->h1->req, 1);    /* forwarded where they can go (exchange.c) */
@@ -404,6 +459,7 @@ void px_h1_free(px_conn_t *c)
     if (!c->h1)
         return;
     px_defer_cancel(&c->h1->resume);
+    px_defer_cancel(&c->h1->done);
     px_exch_free(&c->h1->x);
     px_http1_free(c->h1->req);
     px_buf_free(&c->h1->scratch);
@@ -485,6 +541,7 @@ int px_h1_abort_prep(px_conn_t *c, px_end_reason_t why)
 void px_h1_stop(px_conn_t *c)
 {
     px_defer_cancel(&c->h1->resume);
+    px_defer_cancel(&c->h1->done);
     px_exch_release_upstream(&c->h1->x, 0);
 }
 

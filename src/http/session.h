@@ -69,6 +69,7 @@ typedef struct px_h1 {
     int hold_small;              /* a small fixed-length response, staged whole, one record */
     uint32_t requests;
     px_defer_item_t resume;      /* input taken up from the loop (resume_cb) */
+    px_defer_item_t done;        /* an exchange answered with a kept error ends (done_cb) */
     int resume_after_write;      /* ... once the write in flight has left */
 } px_h1_t;
 

@@ -11,9 +11,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pxtest import build_request, check, check_eq, main, send_raw, wait_until  # noqa: E402
-from pxfaults import (FaultEnv, connect_small_rcvbuf, expect_cut, expect_error, fin,  # noqa: E402
-                      fin_then, footprint, metric, outcome, read_rest, read_some, reset_around_response, rst,
-                      run_cases)
+from pxfaults import (FaultEnv, body_start, connect_small_rcvbuf, expect_closed, expect_cut,  # noqa: E402
+                      expect_error, fin, fin_then, footprint, metric, outcome, read_rest, read_some,
+                      reset_around_response, rst, run_cases)
 from pxhelpers import check_error  # noqa: E402
 
 
@@ -153,6 +153,56 @@ def test_fault_response_body_streamed(h):
     run_cases(env, "mid response body (SSE)", [(f, body_fault("sse", f)) for f in faults])
 
 
+# --- after the error: the connection ------------------------------------------------------
+
+def test_connection_kept_after_upstream_errors(h):
+    # A request read whole that the model server fails gets its 502/504 on
+    # a connection that serves on (no "Connection: close"): a client is not
+    # made to handshake again per request while its model server restarts.
+    # Where the next request's start is unknown (the body not read whole), or
+    # the client asked to close, or speaks HTTP/1.0, the connection closes.
+    env = FaultEnv(h)
+    s = env.connect()
+    for what, method, path, body, status, error in (
+            ("reset", "GET", "/fault/reset", None, 502, "upstream_unavailable"),
+            ("fin", "GET", "/fault/fin", None, 502, "upstream_unavailable"),
+            ("garbage", "GET", "/fault/garbage", None, 502, "upstream_bad_response"),
+            ("stall", "GET", "/fault/stall", None, 504, "upstream_timeout"),
+            ("a POST's body read whole, garbage", "POST", "/fault/garbage", b"x" * 5000, 502,
+             "upstream_bad_response")):
+        m = env.marker("kept-" + path.split("/")[2])
+        send_raw(s, build_request(method, f"{path}?m={m}", body=body))
+        r = expect_error(s, status, error, what)
+        check(r.header("connection") is None, f"after {what}, no close announced: {r.raw[:300]!r}")
+        send_raw(s, get(f"/echo?m={m}-next"))
+        kind, r = outcome(s)
+        check_eq((kind, r.status if r else None), ("response", 200), f"the request after {what}")
+    m = env.marker("kept-pipelined")                  # the error and the next answer, in order
+    send_raw(s, get(f"/fault/reset?m={m}") + get(f"/echo?m={m}-next"))
+    expect_error(s, 502, "upstream_unavailable", "pipelined")
+    kind, r = outcome(s)
+    check_eq((kind, r.status if r else None), ("response", 200), "the pipelined request after the 502")
+    s.close()
+
+    def closes(data, what, status, error):
+        s = env.connect()
+        send_raw(s, data)
+        r = expect_error(s, status, error, what)
+        check_eq((r.header("connection") or "").lower(), "close", f"{what}: {r.raw[:300]!r}")
+        expect_closed(s, what)
+        s.close()
+
+    m = env.marker("closes")
+    closes(f"GET /fault/reset?m={m}a HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode(),
+           "Connection: close", 502, "upstream_unavailable")
+    closes(f"GET /fault/reset?m={m}b HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n".encode(),
+           "HTTP/1.0 keep-alive", 502, "upstream_unavailable")
+    # the model server fails on the head while 190 KB of the body are still to come
+    closes(body_start(f"{m}c", "/early-fault/reset", False, 200000, n=10000),
+           "the body not read whole", 502, "upstream_unavailable")
+    env.check_serves()
+
+
 if __name__ == "__main__":
     main([test_fault_waiting_for_upstream_head, test_fault_response_body_length,
-          test_fault_response_body_streamed])
+          test_fault_response_body_streamed, test_connection_kept_after_upstream_errors])
