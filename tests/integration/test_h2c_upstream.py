@@ -109,17 +109,16 @@ def test_response_head_bounded_by_max_header_bytes(h):
 def test_response_head_bounded_in_fields(h):
     # Past 256 fields a response head is refused whatever its bytes (300
     # small fields are about 12 KB, far under max_header_bytes): a 502 that
-    # names the field cap, and the next request is served.
+    # names the field cap. The client's connection serves on (a request read
+    # whole that the model server failed), and so does the model server's.
     p = h.start("h2c-faults", [h2_python(), FAULTS], ready="line", line=r"^READY (\d+)$")
     ca = os.path.join(h.certgen(), "ca.crt")
     proxy = grpc_proxy(h, int(p.ready_match.group(1)), tls={"pq_policy": "prefer"})
+    s = pxtest.tls_connect(proxy.port, ca, alpn=["http/1.1"])
 
     def get(n):
-        s = pxtest.tls_connect(proxy.port, ca, alpn=["http/1.1"])
         s.sendall(f"GET /fields/{n} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
-        r = pxtest.read_response(s)
-        s.close()
-        return r
+        return pxtest.read_response(s)
 
     r = get(250)
     check_eq((r.status, r.body, r.header("x-f-249")), (200, b"served", "v"), r.raw[:200])
@@ -127,10 +126,15 @@ def test_response_head_bounded_in_fields(h):
     check_eq(r.status, 502, r.raw[:300])
     check("256 fields" in r.json()["detail"], f"the detail names the field cap: {r.body}")
     check(r.header("x-f-0") is None, "no field of the refused head reaches the client")
+    check(r.header("connection") is None, f"no close announced: {r.raw[:300]!r}")
     r = get(10)
-    check_eq((r.status, r.body), (200, b"served"), "the model server's connection serves on")
+    check_eq((r.status, r.body), (200, b"served"), "the next request on the same connection")
     # HTTP/2 has no reason phrase; the HTTP/1.1 client reads the usual one
     check(r.raw.startswith(b"HTTP/1.1 200 OK\r\n"), repr(r.raw[:40]))
+    s.close()
+    with open(p.out_path) as f:
+        conns = {ln.split()[1] for ln in f if ln.startswith("REQ ")}
+    check_eq(len(conns), 1, "one connection to the model server throughout")
 
 
 def test_server_admitting_no_stream_gets_bounded_connections(h):
