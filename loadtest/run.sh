@@ -362,7 +362,8 @@ for n in "${PROXIES1[@]}" "${PROXIES2[@]}" "${PROXIESH[@]}"; do
     if [ "${n#hitch}" != "$n" ]; then
         echo "$n: none (a TLS terminator: the request's bytes pass as they came)"
     else
-        echo "$n: $(lt_check_fields "$n")"
+        fields="$(lt_check_fields "$n")"    # an assignment: set -e stops the run on lt_die
+        echo "$n: $fields"
     fi
 done > "$OUT/check.txt"
 log "upstream :$UP_PORT; $(for n in "${PROXIES1[@]}" "${PROXIES2[@]}" "${PROXIESH[@]}" "${SIGPROXY[@]}"; do printf '%s :%s  ' "$n" "${PORT[$n]}"; done)"
