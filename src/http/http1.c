@@ -1442,7 +1442,8 @@ int px_http1_write_response_head(px_buf_t *out, const px_http_head_t *head, int 
 
     *chunked_out = 0;
     if (head->is_request || head->status < 100 || head->status > 999 ||
-        px_has_line_break(head->reason, head->reason_len))
+        (head->reason_len && (memchr(head->reason, '\r', head->reason_len) ||
+                              memchr(head->reason, '\n', head->reason_len))))
         return PX_EINVAL;
     {
         char code[3] = { (char)('0' + head->status / 100), (char)('0' + head->status / 10 % 10),
