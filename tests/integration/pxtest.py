@@ -107,8 +107,34 @@ def wait_until(pred, timeout=10.0, interval=0.02, msg="condition"):
 _handed_out = set()
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def free_port():
-    """A loopback TCP port that is free now and not handed out before by this process."""
+    """A loopback TCP port that is free now and not handed out before by this
+    process. Taken below the kernel's ephemeral range when there is room: a
+    port from that range can become some outgoing connection's source port
+    (a load test's, a connection pool's, another test's) between this check
+    and the bind of the process it is for."""
+    import random
+    low = _ephemeral_low()
+    if low > 12000:
+        for _ in range(200):
+            port = random.randint(10000, low - 1)
+            if port in _handed_out:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((LOOPBACK, port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
     for _ in range(100):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((LOOPBACK, 0))
