@@ -92,14 +92,6 @@ static void log_unfinished(px_conn_t *c, px_end_reason_t why)
     px_exch_log_unfinished(&c->h1->x, &c->h1->x.ci, why);
 }
 
-/* The model server's responses: heads as large as the clients' (the body
- * is streamed, never held). */
-static px_http1_limits_t resp_limits(const px_config_t *cfg)
-{
-    return (px_http1_limits_t){ .max_head_bytes = cfg->http.max_header_bytes, .max_headers = 256,
-                                .max_body_bytes = 0 };
-}
-
 /* An exchange answered by respond_error on a connection that stays ends
  * here, from the loop: never under respond_error's caller. The model
  * server's response may have stopped mid-message or in a parse error: its
@@ -110,7 +102,7 @@ static void done_cb(px_defer_item_t *it)
     px_http1_limits_t lim;
     if (c->state != C_REQUEST)
         return;
-    lim = resp_limits(cfg_of(c));
+    lim = px_exch_resp_limits(cfg_of(c));
     px_http1_reuse(c->h1->x.resp, &lim, 0);
     settle(h1_done(c));
 }
@@ -439,9 +431,10 @@ int px_h1_open(px_conn_t *c)
     const px_config_t *cfg = cfg_of(c);
     px_http1_limits_t req_lim, resp_lim;
 
-    req_lim = resp_limits(cfg);
+    req_lim.max_head_bytes = cfg->http.max_header_bytes;
+    req_lim.max_headers = 256;
     req_lim.max_body_bytes = cfg->http.max_body_bytes;
-    resp_lim = resp_limits(cfg);
+    resp_lim = px_exch_resp_limits(cfg);
     c->h1->req = px_http1_new(1, &req_lim);
     if (c->h1->req)
         px_http1_keep_trailers(c->h1->req, 1);    /* forwarded where they can go (exchange.c) */

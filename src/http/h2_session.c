@@ -43,8 +43,6 @@
  * parser (HTTP/1.1) or pool (h2c) bounded by http.max_header_bytes */
 #define RESP_MSG_BYTES PX_MAX_HEADER_BYTES
 #define RESP_MSG_FIELDS 1024
-/* The upstream response parser's px_http1_limits_t on connection c */
-#define RESP_LIMITS(c) { cfg_of(c)->http.max_header_bytes, 256, 0 }
 /* Finished streams kept for the next ones (exchange, parser, buffers up
  * to SPARE_KEEP bytes each), so that a busy connection does not allocate
  * per stream; an idle one gives them back at its next tick. */
@@ -461,6 +459,7 @@ static void stream_destroy(h2stream_t *st)
 static void stream_free(h2stream_t *st)
 {
     struct px_h2conn *hc = st->hc;
+    px_http1_limits_t lim;
 
     free(st->req_trailers);       /* rare: never kept */
     st->req_trailers = NULL;
@@ -474,7 +473,8 @@ static void stream_free(h2stream_t *st)
         stream_destroy(st);
         return;
     }
-    px_exch_recycle(&st->x, &(px_http1_limits_t)RESP_LIMITS(hc->c), SPARE_KEEP);
+    lim = px_exch_resp_limits(cfg_of(hc->c));
+    px_exch_recycle(&st->x, &lim, SPARE_KEEP);
     px_h2_req_recycle(&st->req, SPARE_KEEP);
     px_buf_recycle(&st->in, SPARE_KEEP);
     px_buf_recycle(&st->out, SPARE_KEEP);
@@ -689,7 +689,7 @@ static void on_request(void *ud, int32_t id, const px_msg_t *m)
 {
     struct px_h2conn *hc = ud;
     px_conn_t *c = hc->c;
-    px_http1_limits_t lim = RESP_LIMITS(c);
+    px_http1_limits_t lim = px_exch_resp_limits(cfg_of(c));
     h2stream_t *st = stream_new(hc, &lim);
     const char *detail = NULL;
     int rc;

@@ -98,6 +98,12 @@ void px_exch_recycle(px_exch_t *x, const px_http1_limits_t *limits, size_t keep)
         px_http1_reuse(x->resp, limits, keep);
 }
 
+px_http1_limits_t px_exch_resp_limits(const px_config_t *cfg)
+{
+    return (px_http1_limits_t){ .max_head_bytes = cfg->http.max_header_bytes, .max_headers = 256,
+                                .max_body_bytes = 0 };
+}
+
 /* Copies n bytes of s into a cap-byte field, truncated, NUL-terminated. */
 static void copy_field(char *dst, size_t cap, const char *s, size_t n)
 {

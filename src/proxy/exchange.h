@@ -175,6 +175,9 @@ void px_exch_compact(px_exch_t *x);
 /* px_exch_reset for an exchange kept to serve another stream: its buffers
  * over keep bytes are freed, and its response parser made new (limits). */
 void px_exch_recycle(px_exch_t *x, const px_http1_limits_t *limits, size_t keep);
+/* The limits of the model server's HTTP/1.1 response parser (x->resp): a
+ * head as large as a client's may be; the body is streamed, never held. */
+px_http1_limits_t px_exch_resp_limits(const px_config_t *cfg);
 
 /* A new request with head h: resets x, then records what the protocol
  * does not decide: its identity (method, target, request id from *rng or,
