@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/streamio.h"
 
 #define READ_CHUNK (16 * 1024)      /* ciphertext per socket read */
 #define PLAIN_CHUNK (16 * 1024)     /* plaintext per TLS read (one record) */
 #define RECORD_MAX 16384            /* TLS plaintext record size */
+#define READ_BURST 32               /* full reads per readiness, as libuv's own */
 
 static PX_MUST_CHECK int flush_plain(px_transport_t *t);
 
@@ -160,7 +162,7 @@ int px_transport_flush(px_transport_t *t)
     /* Usually the socket takes it all at once: no request, no deferred
      * callback, no epoll change. */
     b = uv_buf_init((char *)px_buf_ptr(out), (unsigned)px_buf_size(out));
-    n = uv_try_write((uv_stream_t *)&t->tcp, &b, 1);
+    n = px_stream_try_send((uv_stream_t *)&t->tcp, b.base, b.len);
     if (n == (int)px_buf_size(out)) {
         px_buf_reset(out);
         if (t->closing)
@@ -232,46 +234,54 @@ int px_transport_begin_close(px_transport_t *t, int notify)
 
 /* --- input -------------------------------------------------------------------- */
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* One read's result (px_stream_recv's): 0 to read on, -1 when the
+ * transport must not be touched again in this callback. */
+static int take_read(px_transport_t *t, ssize_t n)
 {
-    px_transport_t *t = h->data;
-    char *p = px_tls_in_reserve(t->tls, READ_CHUNK);
-    (void)suggested;
-    buf->base = p;
-    buf->len = p ? READ_CHUNK : 0;
-}
-
-static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-    px_transport_t *t = s->data;
-    (void)buf;
-    if (t->closed)
-        return;
     if (n > 0) {
         t->got_bytes = 1;
         px_tls_in_commit(t->tls, (size_t)n);
     } else if (n == UV_EOF) {
         px_tls_in_eof(t->tls);
         t->eof = 1;
-    } else if (n == UV_ENOBUFS) {
-        uv_read_stop(s);
-        t->reading = 0;
-        return;
-    } else if (n < 0) {
-        t->cb->on_fail(t, PX_END_CLIENT_CLOSED, 1);
-        return;
     } else {
-        return;
+        t->cb->on_fail(t, PX_END_CLIENT_CLOSED, 1);
+        return -1;
     }
     if (t->closing) {
         /* Lingering: the client's bytes are of no use now; its FIN ends it. */
-        if (t->eof)
+        if (t->eof) {
             t->cb->on_fail(t, PX_END_CLIENT_CLOSED, 0);
-        else
-            px_tls_in_discard(t->tls);
-        return;
+            return -1;
+        }
+        px_tls_in_discard(t->tls);
+        return 0;
     }
     t->cb->on_input(t);
+    return 0;
+}
+
+/* The socket is readable (streamio.h: libuv reads nothing itself). */
+static void read_cb(uv_stream_t *s, ssize_t status, const uv_buf_t *buf)
+{
+    px_transport_t *t = s->data;
+    (void)status;               /* UV_ENOBUFS, from px_stream_no_alloc */
+    (void)buf;
+    for (int i = 0; i < READ_BURST; i++) {
+        char *p;
+        ssize_t n;
+        if (t->closed || !t->reading || t->eof)
+            return;
+        p = px_tls_in_reserve(t->tls, READ_CHUNK);
+        if (!p) {
+            uv_read_stop(s);
+            t->reading = 0;
+            return;
+        }
+        n = px_stream_recv(s, p, READ_CHUNK);
+        if (n == UV_EAGAIN || take_read(t, n) < 0 || n < READ_CHUNK)
+            return;
+    }
 }
 
 void px_transport_update_reading(px_transport_t *t)
@@ -284,7 +294,7 @@ void px_transport_update_reading(px_transport_t *t)
     if (t->closing)
         want = !t->eof;
     if (want && !t->reading) {
-        if (uv_read_start((uv_stream_t *)&t->tcp, alloc_cb, read_cb) == 0)
+        if (uv_read_start((uv_stream_t *)&t->tcp, px_stream_no_alloc, read_cb) == 0)
             t->reading = 1;
     } else if (!want && t->reading) {
         uv_read_stop((uv_stream_t *)&t->tcp);

@@ -6,8 +6,10 @@
 
 #include "core/errors.h"
 #include "core/ltimer.h"
+#include "core/streamio.h"
 
 #define READ_CHUNK (64 * 1024)
+#define READ_BURST 32           /* full reads per readiness, as libuv's own */
 
 /* L_RELEASING: given back while its last write's callback is still due
  * (libuv reports completion on the next loop turn, possibly after the
@@ -131,27 +133,30 @@ static void link_close(px_uplink_t *l)
     uv_close((uv_handle_t *)&l->timer.timer, on_link_closed);
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    px_uplink_t *l = h->data;
-    (void)suggested;
-    buf->base = l->pool->rbuf;
-    buf->len = sizeof l->pool->rbuf;
-}
-
-static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+/* The socket is readable (streamio.h: libuv reads nothing itself). */
+static void read_cb(uv_stream_t *s, ssize_t status, const uv_buf_t *buf)
 {
     px_uplink_t *l = s->data;
-    if (n == 0)
-        return;
+    (void)status;               /* UV_ENOBUFS, from px_stream_no_alloc */
+    (void)buf;
     if (l->state == L_IDLE || l->state == L_RELEASING) {
         /* A pooled link must stay silent: data or EOF means it is unusable. */
-        link_close(l);
+        if (px_stream_readable(s))
+            link_close(l);
         return;
     }
-    if (l->state != L_OWNED || !l->cb)
-        return;
-    l->cb->on_read(l, buf->base, n, l->ud);
+    for (int i = 0; i < READ_BURST; i++) {
+        char *p = l->pool->rbuf;
+        ssize_t n;
+        if (l->state != L_OWNED || !l->cb || !l->reading)
+            return;
+        n = px_stream_recv(s, p, sizeof l->pool->rbuf);
+        if (n == UV_EAGAIN)
+            return;
+        l->cb->on_read(l, p, n, l->ud);
+        if (n < (ssize_t)sizeof l->pool->rbuf)
+            return;
+    }
 }
 
 static void timer_cb(uv_timer_t *t);
@@ -308,7 +313,7 @@ int px_uplink_write(px_uplink_t *l, px_buf_t *data)
     /* Most writes fit in the socket buffer: done now, without a request,
      * a deferred callback or an epoll change. */
     b = uv_buf_init((char *)px_buf_ptr(data), (unsigned)px_buf_size(data));
-    n = uv_try_write(&l->h.stream, &b, 1);
+    n = px_stream_try_send(&l->h.stream, b.base, b.len);
     if (n == (int)px_buf_size(data)) {
         px_buf_reset(data);
         return 1;
@@ -337,7 +342,7 @@ int px_uplink_writing(const px_uplink_t *l)
 void px_uplink_read_start(px_uplink_t *l)
 {
     if (!l->reading && l->state == L_OWNED) {
-        if (uv_read_start(&l->h.stream, alloc_cb, read_cb) == 0)
+        if (uv_read_start(&l->h.stream, px_stream_no_alloc, read_cb) == 0)
             l->reading = 1;
     }
 }
@@ -398,7 +403,7 @@ static void pool_insert(px_uplink_t *l)
     u->idle_count++;
     gauges(u);
     px_buf_free(&l->inflight);          /* idle links hold no buffers */
-    if (!l->reading && uv_read_start(&l->h.stream, alloc_cb, read_cb) == 0)
+    if (!l->reading && uv_read_start(&l->h.stream, px_stream_no_alloc, read_cb) == 0)
         l->reading = 1;                 /* to notice the server closing it */
     link_arm(l, u->timeouts.keepalive_idle);
 }
