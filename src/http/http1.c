@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/errors.h"
 #include "core/fmt.h"
 
 #define H1_DEFAULT_HEAD    16384u
@@ -1427,6 +1428,16 @@ static int replaced(const px_header_t *extra, int n, const px_header_t *h)
     return 0;
 }
 
+int px_http1_reason_ok(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
 /* To an HTTP/1.0 client a chunked or close-delimited body cannot be chunked:
  * it goes out unframed (*chunked_out = 0) with "Connection: close", and the
  * caller closes the connection after the body. */
@@ -1441,15 +1452,19 @@ int px_http1_write_response_head(px_buf_t *out, const px_http_head_t *head, int 
     int keep_cl = head->body == PX_BODY_NONE && head->status >= 200 && head->status != 204;
 
     *chunked_out = 0;
-    if (head->is_request || head->status < 100 || head->status > 999 ||
-        (head->reason_len && (memchr(head->reason, '\r', head->reason_len) ||
-                              memchr(head->reason, '\n', head->reason_len))))
+    if (head->is_request || head->status < 100 || head->status > 999)
         return PX_EINVAL;
     {
         char code[3] = { (char)('0' + head->status / 100), (char)('0' + head->status / 10 % 10),
                          (char)('0' + head->status % 10) };     /* 100..999, checked above */
-        const char *p[5] = { "HTTP/1.1 ", code, " ", head->reason, "\r\n" };
-        const size_t len[5] = { 9, 3, 1, head->reason_len, 2 };
+        const char *reason = head->reason;
+        size_t reason_len = head->reason_len;
+        if (!px_http1_reason_ok(reason, reason_len)) {
+            reason = px_http_status_phrase(head->status);
+            reason_len = strlen(reason);
+        }
+        const char *p[5] = { "HTTP/1.1 ", code, " ", reason, "\r\n" };
+        const size_t len[5] = { 9, 3, 1, reason_len, 2 };
         if ((rc = put_parts(out, p, len, 5)))
             goto fail;
     }

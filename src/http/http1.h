@@ -160,8 +160,14 @@ int px_http1_request_fields(const px_http_head_t *head, const px_fwd_opts_t *opt
 int px_http1_write_request_head(px_buf_t *out, const px_http_head_t *head,
                                 const px_fwd_opts_t *opts);
 
-/* Appends to out the response head for the client: "HTTP/1.1 status reason",
- * hop-by-hop headers and those named like an extra header removed, the
+/* Whether p (n bytes) is an RFC 9110 reason-phrase: HTAB, SP, VCHAR,
+ * obs-text. llhttp takes any byte but CR and LF there (a NUL, a vertical
+ * tab). */
+int px_http1_reason_ok(const char *p, size_t n);
+
+/* Appends to out the response head for the client: "HTTP/1.1 status reason"
+ * (a reason that is not px_http1_reason_ok replaced by the usual one for
+ * the status, px_http_status_phrase, never forwarded), hop-by-hop headers and those named like an extra header removed, the
  * extra headers, then framing: Content-Length
  * for PX_BODY_LENGTH, "Transfer-Encoding: chunked" for PX_BODY_CHUNKED and,
  * when to an HTTP/1.1 client, for PX_BODY_EOF; "Connection: close" when

@@ -153,6 +153,30 @@ def test_fault_response_body_streamed(h):
     run_cases(env, "mid response body (SSE)", [(f, body_fault("sse", f)) for f in faults])
 
 
+# --- the status line ------------------------------------------------------------------------
+
+def test_reason_phrase_vetted(h):
+    # A model server's reason phrase reaches the client as sent while it keeps
+    # to RFC 9110's grammar (tabs, obs-text); one with another control byte
+    # (llhttp takes a NUL, an escape, DEL) is replaced by the usual phrase for
+    # the status, never forwarded and never a 502.
+    env = FaultEnv(h)
+    s = env.connect()
+    for status, reason, want in ((200, "O%00K", b"OK"),
+                                 (404, "%1B[31mred%1B[0m", b"Not Found"),
+                                 (503, "busy%7F", b"Service Unavailable"),
+                                 (299, "odd%07", b""),
+                                 (200, "Fine%09and%E9%FF", b"Fine\tand\xe9\xff"),
+                                 (404, "Gone+fishing", b"Gone fishing")):
+        m = env.marker(f"reason-{status}")
+        send_raw(s, get(f"/status/{status}?reason={reason}&m={m}"))
+        kind, r = outcome(s)
+        check_eq((kind, r.status if r else None), ("response", status), f"reason {reason}")
+        line = r.raw.split(b"\r\n", 1)[0]
+        check_eq(line, b"HTTP/1.1 %d %s" % (status, want), f"status line for reason {reason}")
+    s.close()
+
+
 # --- after the error: the connection ------------------------------------------------------
 
 def test_connection_kept_after_upstream_errors(h):
@@ -205,4 +229,5 @@ def test_connection_kept_after_upstream_errors(h):
 
 if __name__ == "__main__":
     main([test_fault_waiting_for_upstream_head, test_fault_response_body_length,
-          test_fault_response_body_streamed, test_connection_kept_after_upstream_errors])
+          test_fault_response_body_streamed, test_reason_phrase_vetted,
+          test_connection_kept_after_upstream_errors])

@@ -211,7 +211,9 @@ class Conn:
         await self.writer.drain()
 
     def head_bytes(self, status, headers):
-        reason = REASONS.get(status, "Status")
+        reason = getattr(self, "reason", None)
+        if reason is None:
+            reason = REASONS.get(status, "Status")
         out = [f"HTTP/1.1 {status} {reason}\r\n"]
         out += [f"{k}: {v}\r\n" for k, v in headers + getattr(self, "extra_headers", [])]
         out.append("\r\n")
@@ -295,7 +297,9 @@ class Conn:
         head has arrived, before reading the body (recorded with "early":
         true), and ?cut=<how> on /bytes and /sse does it after the body's
         n bytes or N events (a cut /bytes declares 1000 bytes more).
-        On any path, ?close=1 closes the connection after the response without
+        On any path, ?reason=<percent-encoded bytes> is the status line's
+        reason phrase (any byte but CR and LF: a NUL, an escape, obs-text);
+        ?close=1 closes the connection after the response without
         saying so, and ?drop_next=1 closes it, unanswered, when the next
         request has arrived (recorded with "dropped": true).
         Returns False when the connection must be closed without more output."""
@@ -309,6 +313,9 @@ class Conn:
         url = urlsplit(target)
         path = url.path
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        self.reason = parse_qs(url.query, encoding="latin-1").get("reason", [None])[-1]
+        if self.reason is not None and ("\r" in self.reason or "\n" in self.reason):
+            raise BadRequest("a reason with CR or LF")
         segs = path.strip("/").split("/")
 
         def int_arg(s, lo, hi):
