@@ -29,17 +29,12 @@ static void check(const px_http_head_t *h, unsigned flags, int is_head_req, int 
     const px_http_head_t *r;
     px_http1_t *q;
     px_buf_t out;
-    const char *reason = h->reason;
-    size_t reason_len = h->reason_len;
+    /* the reason as sent, or the usual one when it is outside RFC 9110's
+     * grammar (px_http1_reason_ok, checked byte by byte in test_http1_rewrite) */
+    const char *reason = px_http1_reason_ok(h->reason, h->reason_len) ? h->reason
+                                                                      : px_http_status_phrase(h->status);
+    size_t reason_len = reason == h->reason ? h->reason_len : strlen(reason);
 
-    /* the reason as sent, or the usual one when it has a control byte
-     * other than HTAB (RFC 9110's grammar, checked here byte by byte) */
-    for (size_t i = 0; i < h->reason_len; i++)
-        if (((unsigned char)h->reason[i] < 0x20 && h->reason[i] != '\t') || h->reason[i] == 0x7f) {
-            reason = px_http_status_phrase(h->status);
-            reason_len = strlen(reason);
-            break;
-        }
     px_buf_init(&out, 0);
     if ((rc = px_http1_write_response_head(&out, h, minor, keep, extra, 1, &chunked)) != 0) {
         fprintf(stderr, "h1 fuzz: write_response_head failed (%d) on a parsed head\n", rc);

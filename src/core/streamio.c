@@ -13,38 +13,37 @@ void px_stream_no_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = 0;
 }
 
-ssize_t px_stream_recv(uv_stream_t *s, void *buf, size_t len)
+/* One recv() with flags: bytes (0 at EOF), UV_EAGAIN, or a negative libuv
+ * error (libuv's codes are -errno here). */
+static ssize_t recv_once(uv_stream_t *s, void *buf, size_t len, int flags)
 {
     uv_os_fd_t fd;
     ssize_t n;
-    int err;
 
     if (uv_fileno((uv_handle_t *)s, &fd) != 0)
         return UV_EBADF;
     do
-        n = recv(fd, buf, len, MSG_DONTWAIT);
+        n = recv(fd, buf, len, flags | MSG_DONTWAIT);
     while (n < 0 && errno == EINTR);
-    if (n > 0)
+    if (n >= 0)
         return n;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        return UV_EAGAIN;
-    err = n == 0 ? UV_EOF : -errno;     /* libuv's codes are -errno here */
+    return errno == EAGAIN || errno == EWOULDBLOCK ? UV_EAGAIN : -errno;
+}
+
+ssize_t px_stream_recv(uv_stream_t *s, void *buf, size_t len)
+{
+    ssize_t n = recv_once(s, buf, len, 0);
+
+    if (n > 0 || n == UV_EAGAIN)
+        return n;
     uv_read_stop(s);
-    return err;
+    return n == 0 ? UV_EOF : n;
 }
 
 int px_stream_readable(uv_stream_t *s)
 {
-    uv_os_fd_t fd;
     char c;
-    ssize_t n;
-
-    if (uv_fileno((uv_handle_t *)s, &fd) != 0)
-        return 1;
-    do
-        n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    while (n < 0 && errno == EINTR);
-    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    return recv_once(s, &c, 1, MSG_PEEK) != UV_EAGAIN;
 }
 
 int px_stream_try_send(uv_stream_t *s, const void *p, size_t n)

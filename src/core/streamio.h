@@ -18,6 +18,11 @@
 #include <sys/types.h>
 #include <uv.h>
 
+/* Full reads a read callback makes per readiness at most (libuv's own
+ * number): a fast sender does not cost one poll per buffer, nor hold the
+ * loop for long. */
+#define PX_STREAM_READ_BURST 32
+
 /* uv_alloc_cb offering no buffer (above). */
 void px_stream_no_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 

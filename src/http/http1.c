@@ -1457,12 +1457,9 @@ int px_http1_write_response_head(px_buf_t *out, const px_http_head_t *head, int 
     {
         char code[3] = { (char)('0' + head->status / 100), (char)('0' + head->status / 10 % 10),
                          (char)('0' + head->status % 10) };     /* 100..999, checked above */
-        const char *reason = head->reason;
-        size_t reason_len = head->reason_len;
-        if (!px_http1_reason_ok(reason, reason_len)) {
-            reason = px_http_status_phrase(head->status);
-            reason_len = strlen(reason);
-        }
+        const char *reason = px_http1_reason_ok(head->reason, head->reason_len)
+                                 ? head->reason : px_http_status_phrase(head->status);
+        size_t reason_len = reason == head->reason ? head->reason_len : strlen(reason);
         const char *p[5] = { "HTTP/1.1 ", code, " ", reason, "\r\n" };
         const size_t len[5] = { 9, 3, 1, reason_len, 2 };
         if ((rc = put_parts(out, p, len, 5)))

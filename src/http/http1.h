@@ -167,8 +167,9 @@ int px_http1_reason_ok(const char *p, size_t n);
 
 /* Appends to out the response head for the client: "HTTP/1.1 status reason"
  * (a reason that is not px_http1_reason_ok replaced by the usual one for
- * the status, px_http_status_phrase, never forwarded), hop-by-hop headers and those named like an extra header removed, the
- * extra headers, then framing: Content-Length
+ * the status, px_http_status_phrase, never forwarded), hop-by-hop headers
+ * and those named like an extra header removed, the extra headers, then
+ * framing: Content-Length
  * for PX_BODY_LENGTH, "Transfer-Encoding: chunked" for PX_BODY_CHUNKED and,
  * when to an HTTP/1.1 client, for PX_BODY_EOF; "Connection: close" when
  * !keep_alive. *chunked_out tells the caller whether to chunk the body. */

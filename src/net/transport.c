@@ -10,7 +10,6 @@
 #define READ_CHUNK (16 * 1024)      /* ciphertext per socket read */
 #define PLAIN_CHUNK (16 * 1024)     /* plaintext per TLS read (one record) */
 #define RECORD_MAX 16384            /* TLS plaintext record size */
-#define READ_BURST 32               /* full reads per readiness, as libuv's own */
 
 static PX_MUST_CHECK int flush_plain(px_transport_t *t);
 
@@ -161,8 +160,7 @@ int px_transport_flush(px_transport_t *t)
     }
     /* Usually the socket takes it all at once: no request, no deferred
      * callback, no epoll change. */
-    b = uv_buf_init((char *)px_buf_ptr(out), (unsigned)px_buf_size(out));
-    n = px_stream_try_send((uv_stream_t *)&t->tcp, b.base, b.len);
+    n = px_stream_try_send((uv_stream_t *)&t->tcp, px_buf_ptr(out), px_buf_size(out));
     if (n == (int)px_buf_size(out)) {
         px_buf_reset(out);
         if (t->closing)
@@ -267,7 +265,7 @@ static void read_cb(uv_stream_t *s, ssize_t status, const uv_buf_t *buf)
     px_transport_t *t = s->data;
     (void)status;               /* UV_ENOBUFS, from px_stream_no_alloc */
     (void)buf;
-    for (int i = 0; i < READ_BURST; i++) {
+    for (int i = 0; i < PX_STREAM_READ_BURST; i++) {
         char *p;
         ssize_t n;
         if (t->closed || !t->reading || t->eof)

@@ -9,7 +9,6 @@
 #include "core/streamio.h"
 
 #define READ_CHUNK (64 * 1024)
-#define READ_BURST 32           /* full reads per readiness, as libuv's own */
 
 /* L_RELEASING: given back while its last write's callback is still due
  * (libuv reports completion on the next loop turn, possibly after the
@@ -145,7 +144,7 @@ static void read_cb(uv_stream_t *s, ssize_t status, const uv_buf_t *buf)
             link_close(l);
         return;
     }
-    for (int i = 0; i < READ_BURST; i++) {
+    for (int i = 0; i < PX_STREAM_READ_BURST; i++) {
         char *p = l->pool->rbuf;
         ssize_t n;
         if (l->state != L_OWNED || !l->cb || !l->reading)
@@ -312,8 +311,7 @@ int px_uplink_write(px_uplink_t *l, px_buf_t *data)
         return UV_EBUSY;
     /* Most writes fit in the socket buffer: done now, without a request,
      * a deferred callback or an epoll change. */
-    b = uv_buf_init((char *)px_buf_ptr(data), (unsigned)px_buf_size(data));
-    n = px_stream_try_send(&l->h.stream, b.base, b.len);
+    n = px_stream_try_send(&l->h.stream, px_buf_ptr(data), px_buf_size(data));
     if (n == (int)px_buf_size(data)) {
         px_buf_reset(data);
         return 1;

@@ -15,6 +15,7 @@ import atexit
 import inspect
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -121,7 +122,6 @@ def free_port():
     port from that range can become some outgoing connection's source port
     (a load test's, a connection pool's, another test's) between this check
     and the bind of the process it is for."""
-    import random
     low = _ephemeral_low()
     if low > 12000:
         for _ in range(200):
