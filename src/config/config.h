@@ -87,6 +87,7 @@ typedef struct {
     px_upstream_proto_t protocol;         /* HTTP/1.1 or h2c (prior knowledge) */
     uint32_t h2c_max_streams;             /* h2c: streams per connection at most (and the peer's limit) */
     uint32_t h2c_max_connections;         /* h2c: connections per worker at most */
+    uint32_t max_connections;             /* http1: connections per worker at most; 0 = no cap */
 } px_upstream_config_t;
 
 /* upstreams.<name>: model servers besides the default `upstream`, chosen by
@@ -129,6 +130,7 @@ typedef struct {                          /* all in milliseconds */
     uint32_t request;                     /* first byte of the head -> end of the body */
     uint32_t keepalive_idle;
     uint32_t upstream_connect;
+    uint32_t upstream_queue;              /* waiting for a connection under upstream.max_connections */
     uint32_t upstream_response;           /* request fully sent -> first response byte */
     uint32_t upstream_idle;               /* between response bytes */
     uint32_t send_idle;                   /* a write to the client that does not complete */

@@ -66,6 +66,7 @@ int px_errorf(int code, char *err, size_t errlen, const char *fmt, ...)
     XX(UPSTREAM_ERROR,     502, "upstream_unavailable")                        \
     XX(UPSTREAM_BAD,       502, "upstream_bad_response")                       \
     XX(OVERLOADED,         503, "overloaded")                                  \
+    XX(UPSTREAM_BUSY,      503, "upstream_busy")                               \
     XX(DRAINING,           503, "draining")                                    \
     XX(REPLAY_STORE_UNAVAILABLE, 503, "replay_store_unavailable")              \
     XX(UPSTREAM_TIMEOUT,   504, "upstream_timeout")                            \

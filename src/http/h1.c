@@ -121,6 +121,7 @@ static int keep_after_error(const px_conn_t *c, px_http_error_t e)
     case PX_HERR_UPSTREAM_ERROR:
     case PX_HERR_UPSTREAM_BAD:
     case PX_HERR_UPSTREAM_TIMEOUT:
+    case PX_HERR_UPSTREAM_BUSY:
     case PX_HERR_DEADLINE_EXCEEDED:
     case PX_HERR_OVERLOADED:
     case PX_HERR_REPLAY_STORE_UNAVAILABLE:

@@ -34,6 +34,7 @@ void px_exch_reset(px_exch_t *x)
     void *sess = x->sess;
     struct px_conn_env *env = x->env;
     px_conninfo_t ci = x->ci;
+    px_upstream_cancel(&x->upwait);
     if (x->up)
         px_uplink_release(x->up, 0);
     if (x->sig_state != PX_XSIG_DONE && x->sig)     /* verified but never forwarded */
@@ -298,6 +299,7 @@ static PX_MUST_CHECK int upstream_failed(px_exch_t *x, int uverr);
 static PX_MUST_CHECK int h2c_flush(px_exch_t *x);
 static void h2c_credit(px_exch_t *x);
 static PX_MUST_CHECK int h2c_start(px_exch_t *x);
+static PX_MUST_CHECK int upstream_acquire(px_exch_t *x);
 static PX_MUST_CHECK int response_final_head(px_exch_t *x, const px_http_head_t *h);
 static PX_MUST_CHECK int response_piece(px_exch_t *x, const char *data, size_t dlen);
 static PX_MUST_CHECK int response_end(px_exch_t *x, int link_reusable);
@@ -477,12 +479,30 @@ static int upstream_failed(px_exch_t *x, int uverr)
     return reply_error(x, PX_HERR_UPSTREAM_ERROR, detail);
 }
 
+/* Every link upstream.max_connections allows was busy for
+ * timeouts.upstream_queue_ms. */
+static PX_MUST_CHECK int upstream_queue_timeout(px_exch_t *x)
+{
+    char detail[160];
+    px_m_inc(&x->ci.m->upstream_errors[PX_UP_QUEUE_TIMEOUT]);
+    snprintf(detail, sizeof detail,
+             "no connection to the model server came free within %u ms "
+             "(upstream.max_connections: %u per worker)",
+             (unsigned)cfg_of(x)->timeouts.upstream_queue, (unsigned)up_cfg_of(x)->max_connections);
+    return reply_error(x, PX_HERR_UPSTREAM_BUSY, detail);
+}
+
 static PX_MUST_CHECK int upstream_connected(px_exch_t *x, int status)
 {
+    if (status == UV_EBUSY && !x->up)
+        return upstream_queue_timeout(x);
+    if (status == UV_EAGAIN && !x->up)
+        return upstream_acquire(x);     /* a reload re-pointed the pool it waited in */
     if (status == UV_ETIMEDOUT)
         return upstream_timed_out(x, cfg_of(x)->timeouts.upstream_connect);
     if (status < 0)
         return upstream_failed(x, status);
+    x->up_reused = px_uplink_reused(x->up);    /* a pooled link, given after a wait */
     x->upstream_ok = 1;
     px_uplink_read_start(x->up);
     if (px_exch_flush_upstream(x) < 0)
@@ -492,8 +512,9 @@ static PX_MUST_CHECK int upstream_connected(px_exch_t *x, int status)
 
 static void up_on_connect(px_uplink_t *l, int status, void *ud)
 {
-    (void)l;
-    settle(upstream_connected(ud, status));
+    px_exch_t *x = ud;
+    x->up = l;                  /* the same, or the one a wait was given (or NULL) */
+    settle(upstream_connected(x, status));
 }
 
 static PX_MUST_CHECK int upstream_written(px_exch_t *x, int status)
@@ -533,6 +554,7 @@ void px_exch_resp_drained(px_exch_t *x)
 
 void px_exch_release_upstream(px_exch_t *x, int reusable)
 {
+    px_upstream_cancel(&x->upwait);
     if (x->up)
         px_uplink_release(x->up, reusable && x->req_done);
     x->up = NULL;
@@ -960,17 +982,21 @@ static PX_MUST_CHECK int upstream_start(px_exch_t *x)
 {
     const px_named_upstream_t *u = named_of(x);
     const char *name = u ? u->name : "default";
-    int rc;
 
     copy_field(x->upstream, sizeof x->upstream, name, strlen(name));
+    x->connect_on_body = 0;
     if (x->up_h2c)
         return h2c_start(x);
-    rc = px_upstream_acquire(pool_of(x), &up_cb, x, &x->up, &x->up_reused);
-    x->connect_on_body = 0;
+    return upstream_acquire(x);
+}
+
+static PX_MUST_CHECK int upstream_acquire(px_exch_t *x)
+{
+    int rc = px_upstream_acquire(pool_of(x), &up_cb, x, &x->upwait, &x->up, &x->up_reused);
     if (rc < 0)
         return upstream_failed(x, rc);
     if (!x->up_reused)
-        return 0;
+        return 0;               /* connecting, or waiting for a link: on_connect follows */
     x->upstream_ok = 1;             /* a pooled link is connected: write now */
     return px_exch_flush_upstream(x);
 }

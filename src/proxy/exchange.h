@@ -110,6 +110,7 @@ typedef struct px_exch {
     int keep_alive, is_head, idempotent, retried;
     int upstream_ok;
     px_uplink_t *up;
+    px_upwait_t upwait;          /* queued for a link (upstream.max_connections) */
     struct px_h2cx *h2c;         /* the h2c upstream's stream (NULL: the upstream speaks HTTP/1.1) */
     int up_h2c;                  /* this request goes to an h2c upstream */
     nghttp2_nv *h2c_nv;          /* its fields, in h2c_head, from upstream_head to h2c_start */

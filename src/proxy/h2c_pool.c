@@ -733,6 +733,7 @@ px_h2c_pool_t *px_h2c_pool_new(uv_loop_t *loop, const px_upstream_config_t *cfg,
     p->timeouts = *timeouts;
     p->max_head = max_head;
     ucfg.pool_max_idle = 0;              /* links are the connections: never pooled idle */
+    ucfg.max_connections = 0;            /* h2c_max_connections caps them, here */
     if (!(p->up = px_upstream_new(loop, &ucfg, timeouts, m)) || uv_idle_init(loop, &p->kick) != 0) {
         if (p->up)
             px_upstream_close(p->up);
@@ -805,6 +806,7 @@ void px_h2c_pool_set_config(px_h2c_pool_t *p, const px_upstream_config_t *cfg,
     p->timeouts = *timeouts;
     p->max_head = max_head;
     ucfg.pool_max_idle = 0;
+    ucfg.max_connections = 0;
     px_upstream_set_config(p->up, &ucfg, timeouts);
     for (conn_t *c = p->conns; c; c = c->next)
         c->goaway = 1;                    /* the address may have changed: new streams go anew */

@@ -44,7 +44,8 @@ static const char *const hs_fail_names[PX_M_HS_FAIL] = {
     "failed", "timeout" };
 _Static_assert(PX_HS_FAILED == PX_TLS_FAIL_OTHER - 1 && PX_HS_PQ_REFUSED == PX_TLS_FAIL_PQ_POLICY - 1,
                "handshake failure labels follow px_tls_fail_t");
-static const char *const up_err_names[PX_M_UP_ERR] = { "connect", "reset", "timeout", "bad_response" };
+static const char *const up_err_names[PX_M_UP_ERR] = { "connect", "reset", "timeout", "bad_response",
+                                                       "queue_timeout" };
 
 void px_m_observe(px_hist_t *h, double seconds)
 {
@@ -309,6 +310,12 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
                   (unsigned long long)SUM(upstream_idle));
     px_buf_printf(o, "pqproxy_upstream_connections{state=\"busy\"} %llu\n",
                   (unsigned long long)SUM(upstream_busy));
+    help(o, "pqproxy_upstream_queued_requests", "gauge",
+         "Requests waiting for an upstream connection (upstream.max_connections reached).");
+    px_buf_printf(o, "pqproxy_upstream_queued_requests %llu\n", (unsigned long long)SUM(upstream_queued));
+    help(o, "pqproxy_upstream_queued_total", "counter",
+         "Requests that waited for an upstream connection (upstream.max_connections reached).");
+    px_buf_printf(o, "pqproxy_upstream_queued_total %llu\n", (unsigned long long)SUM(upstream_queued_total));
     help(o, "pqproxy_upstream_connects_total", "counter", "New upstream connections opened.");
     px_buf_printf(o, "pqproxy_upstream_connects_total %llu\n", (unsigned long long)SUM(upstream_connects));
     help(o, "pqproxy_upstream_reuses_total", "counter", "Requests sent on a pooled keep-alive connection.");

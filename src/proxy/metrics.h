@@ -26,7 +26,7 @@ enum { PX_M_CLASSES = 6 };                                 /* 0: no response, 1.
  * many again, so that a reload can give new routes rows the configuration
  * before it did not use (px_m_route_rows) */
 enum { PX_M_ROUTES = 1 + 2 * PX_MAX_ROUTES };
-enum { PX_UP_CONNECT, PX_UP_RESET, PX_UP_TIMEOUT, PX_UP_BAD_RESPONSE, PX_M_UP_ERR };
+enum { PX_UP_CONNECT, PX_UP_RESET, PX_UP_TIMEOUT, PX_UP_BAD_RESPONSE, PX_UP_QUEUE_TIMEOUT, PX_M_UP_ERR };
 /* HTTP/2 events (pqproxy_h2_events_total{event}), px_h2_stats_t's counters
  * after streams. */
 #define PX_M_H2_EVENTS 9
@@ -53,6 +53,8 @@ typedef struct px_metrics {
     uint64_t upstream_errors[PX_M_UP_ERR], upstream_retries;
     uint64_t upstream_connects, upstream_reuses;
     uint64_t upstream_idle, upstream_busy;     /* gauges, set by the worker */
+    uint64_t upstream_queued;         /* gauge: requests waiting (upstream.max_connections) */
+    uint64_t upstream_queued_total;   /* requests that had to wait */
     uint64_t responses_unsigned;      /* on a signing route, streamed to HTTP/1.0 (no trailers) */
     uint64_t request_deadline;        /* requests not complete within timeouts.request_ms */
     uint64_t send_timeouts;           /* connections closed on timeouts.send_idle_ms */

@@ -43,9 +43,15 @@ struct px_upstream {
     px_timeouts_config_t timeouts;
     struct sockaddr_storage addr;
     unsigned generation;
+    unsigned addr_generation;    /* moves when a reload changes the address */
     px_uplink_t *idle;           /* most recently used first */
     uint32_t idle_count, live_count;
-    uint64_t shown_idle, shown_busy;     /* what the gauges hold of this pool */
+    uint32_t open_count;         /* links not closing: what max_connections caps */
+    px_upwait_t *wait_head, *wait_tail;  /* FIFO: the oldest first */
+    uint32_t wait_count;
+    uv_timer_t qtimer;           /* hands links to the queue (at 0 ms), times it out */
+    int qtimer_closed;           /* 1: closing, 2: closed (the pool may go) */
+    uint64_t shown_idle, shown_busy, shown_queued;   /* what the gauges hold of this pool */
     int closing;
     px_metrics_t *m;
     char rbuf[READ_CHUNK];       /* shared: on_read consumers copy what they keep */
@@ -69,8 +75,26 @@ static void gauges(px_upstream_t *u)
     uint64_t idle = u->idle_count, busy = u->live_count - u->idle_count;
     px_m_add(&u->m->upstream_idle, idle - u->shown_idle);
     px_m_add(&u->m->upstream_busy, busy - u->shown_busy);
+    px_m_add(&u->m->upstream_queued, u->wait_count - u->shown_queued);
     u->shown_idle = idle;
     u->shown_busy = busy;
+    u->shown_queued = u->wait_count;
+}
+
+static void queue_cb(uv_timer_t *t);
+
+/* The queue is looked at on the next loop turn, never from the call that
+ * gave a link back or closed one: its owner's callbacks do not run inside
+ * another owner's call. */
+static void queue_kick(px_upstream_t *u)
+{
+    if (u->wait_head && !u->qtimer_closed)
+        uv_timer_start(&u->qtimer, queue_cb, 0, 0);
+}
+
+static int at_cap(const px_upstream_t *u)
+{
+    return u->cfg.max_connections && u->open_count >= u->cfg.max_connections;
 }
 
 px_upstream_t *px_upstream_new(uv_loop_t *loop, const px_upstream_config_t *cfg,
@@ -84,13 +108,22 @@ px_upstream_t *px_upstream_new(uv_loop_t *loop, const px_upstream_config_t *cfg,
     u->cfg = *cfg;
     u->timeouts = *timeouts;
     resolve(u);
+    uv_timer_init(loop, &u->qtimer);
+    u->qtimer.data = u;
     return u;
 }
 
 static void maybe_free_pool(px_upstream_t *u)
 {
-    if (u->closing && u->live_count == 0)
+    if (u->closing && u->live_count == 0 && u->qtimer_closed == 2)
         free(u);
+}
+
+static void on_qtimer_closed(uv_handle_t *h)
+{
+    px_upstream_t *u = h->data;
+    u->qtimer_closed = 2;
+    maybe_free_pool(u);
 }
 
 static void on_link_closed(uv_handle_t *h)
@@ -130,6 +163,8 @@ static void link_close(px_uplink_t *l)
     l->cb = NULL;               /* the owner has gone; nothing more is reported */
     uv_close(&l->h.handle, on_link_closed);
     uv_close((uv_handle_t *)&l->timer.timer, on_link_closed);
+    l->pool->open_count--;
+    queue_kick(l->pool);        /* a slot is free */
 }
 
 /* The socket is readable (streamio.h: libuv reads nothing itself). */
@@ -226,6 +261,7 @@ static px_uplink_t *link_new(px_upstream_t *u)
     l->h.handle.data = l->timer.timer.data = l->connect_req.data = l->write_req.data = l;
     l->open_handles = 2;
     u->live_count++;
+    u->open_count++;
     gauges(u);
     return l;
 }
@@ -261,26 +297,130 @@ int px_upstream_connect_fresh(px_upstream_t *u, const px_uplink_cb_t *cb, void *
     return 0;
 }
 
-int px_upstream_acquire(px_upstream_t *u, const px_uplink_cb_t *cb, void *ud, px_uplink_t **out,
-                        int *reused)
+/* An idle link to its new owner. Still registered for reading (it watched
+ * for a close while idle): no epoll change, and usable at once. */
+static px_uplink_t *take_idle(px_upstream_t *u, const px_uplink_cb_t *cb, void *ud)
 {
     px_uplink_t *l = u->idle;
+    idle_unlink(l);
+    link_arm(l, 0);
+    l->state = L_OWNED;
+    l->cb = cb;
+    l->ud = ud;
+    px_m_inc(&u->m->upstream_reuses);
+    gauges(u);
+    return l;
+}
+
+static void wait_unlink(px_upwait_t *w)
+{
+    px_upstream_t *u = w->pool;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        u->wait_head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        u->wait_tail = w->prev;
+    w->next = w->prev = NULL;
+    w->pool = NULL;
+    u->wait_count--;
+    gauges(u);
+}
+
+int px_upstream_acquire(px_upstream_t *u, const px_uplink_cb_t *cb, void *ud, px_upwait_t *w,
+                        px_uplink_t **out, int *reused)
+{
     *reused = 0;
-    if (l) {
-        /* Still registered for reading (it watched for a close while idle):
-         * no epoll change, and usable at once. */
-        idle_unlink(l);
-        link_arm(l, 0);
-        l->state = L_OWNED;
-        l->cb = cb;
-        l->ud = ud;
-        px_m_inc(&u->m->upstream_reuses);
-        gauges(u);
-        *reused = 1;
-        *out = l;
-        return 0;
+    if (u->closing)
+        return UV_ECANCELED;
+    /* Those waiting go first: a link given back meanwhile is theirs. */
+    if (!u->wait_head) {
+        if (u->idle) {
+            *out = take_idle(u, cb, ud);
+            *reused = 1;
+            return 0;
+        }
+        if (!at_cap(u))
+            return px_upstream_connect_fresh(u, cb, ud, out);
     }
-    return px_upstream_connect_fresh(u, cb, ud, out);
+    w->cb = cb;
+    w->ud = ud;
+    w->slot = out;
+    w->since = uv_now(u->loop);
+    w->addr_generation = u->addr_generation;
+    w->pool = u;
+    w->next = NULL;
+    w->prev = u->wait_tail;
+    if (u->wait_tail)
+        u->wait_tail->next = w;
+    else
+        u->wait_head = w;
+    u->wait_tail = w;
+    u->wait_count++;
+    px_m_inc(&u->m->upstream_queued_total);
+    gauges(u);
+    if (!uv_is_active((uv_handle_t *)&u->qtimer))
+        uv_timer_start(&u->qtimer, queue_cb, u->timeouts.upstream_queue, 0);
+    return PX_UPSTREAM_QUEUED;
+}
+
+void px_upstream_cancel(px_upwait_t *w)
+{
+    if (w->pool)
+        wait_unlink(w);
+}
+
+/* Links to those waiting, oldest first, while there are any to give; then
+ * those waiting past timeouts.upstream_queue are told. Each owner's
+ * callback may queue, cancel or give back others: the head is read again
+ * every time. */
+static void queue_cb(uv_timer_t *t)
+{
+    px_upstream_t *u = t->data;
+    px_upwait_t *w;
+    uint64_t now = uv_now(u->loop);
+
+    while ((w = u->wait_head)) {
+        const px_uplink_cb_t *cb = w->cb;
+        px_uplink_t **slot = w->slot;
+        void *ud = w->ud;
+        int status;
+
+        if (u->closing)
+            status = UV_ECANCELED;
+        else if (w->addr_generation != u->addr_generation)
+            status = UV_EAGAIN;     /* its upstream may be another pool's now (by name) */
+        else if (u->idle) {
+            wait_unlink(w);
+            *slot = take_idle(u, cb, ud);
+            cb->on_connect(*slot, 0, ud);
+            continue;
+        } else if (!at_cap(u)) {
+            wait_unlink(w);
+            if ((status = px_upstream_connect_fresh(u, cb, ud, slot)) == 0)
+                continue;               /* on_connect follows */
+            cb->on_connect(NULL, status, ud);
+            continue;
+        } else if (now - w->since >= u->timeouts.upstream_queue)
+            status = UV_EBUSY;
+        else
+            break;
+        wait_unlink(w);
+        cb->on_connect(NULL, status, ud);
+    }
+    if (u->closing) {
+        if (!u->qtimer_closed) {
+            u->qtimer_closed = 1;
+            uv_close((uv_handle_t *)&u->qtimer, on_qtimer_closed);
+        }
+        return;
+    }
+    if ((w = u->wait_head)) {
+        uint64_t due = w->since + u->timeouts.upstream_queue;
+        uv_timer_start(&u->qtimer, queue_cb, due > now ? due - now : 0, 0);
+    }
 }
 
 static void pool_insert(px_uplink_t *l);
@@ -337,6 +477,11 @@ int px_uplink_writing(const px_uplink_t *l)
     return l->writing;
 }
 
+int px_uplink_reused(const px_uplink_t *l)
+{
+    return l->requests > 0;
+}
+
 void px_uplink_read_start(px_uplink_t *l)
 {
     if (!l->reading && l->state == L_OWNED) {
@@ -384,8 +529,9 @@ void px_uplink_release(px_uplink_t *l, int reusable)
 static void pool_insert(px_uplink_t *l)
 {
     px_upstream_t *u = l->pool;
-    if (u->closing ||
-        l->generation != u->generation || u->idle_count >= u->cfg.pool_max_idle ||
+    /* A link someone waits for is kept whatever pool_max_idle says. */
+    if (u->closing || l->generation != u->generation ||
+        (u->idle_count >= u->cfg.pool_max_idle && !u->wait_head) ||
         (u->cfg.max_requests_per_conn && l->requests >= u->cfg.max_requests_per_conn)) {
         link_close(l);
         return;
@@ -404,6 +550,7 @@ static void pool_insert(px_uplink_t *l)
     if (!l->reading && uv_read_start(&l->h.stream, px_stream_no_alloc, read_cb) == 0)
         l->reading = 1;                 /* to notice the server closing it */
     link_arm(l, u->timeouts.keepalive_idle);
+    queue_kick(u);
 }
 
 static void drop_idle(px_upstream_t *u)
@@ -415,16 +562,25 @@ static void drop_idle(px_upstream_t *u)
 void px_upstream_set_config(px_upstream_t *u, const px_upstream_config_t *cfg,
                             const px_timeouts_config_t *timeouts)
 {
+    if (cfg->addr.is_unix != u->cfg.addr.is_unix || cfg->addr.port != u->cfg.addr.port ||
+        strcmp(cfg->addr.host, u->cfg.addr.host) != 0)
+        u->addr_generation++;
     u->cfg = *cfg;
     u->timeouts = *timeouts;
     u->generation++;
     resolve(u);
     drop_idle(u);
+    queue_kick(u);              /* a higher max_connections, a new timeout */
 }
 
 void px_upstream_close(px_upstream_t *u)
 {
     u->closing = 1;
     drop_idle(u);
-    maybe_free_pool(u);
+    if (u->wait_head)
+        queue_kick(u);          /* each is told UV_ECANCELED, then the timer closes */
+    else if (!u->qtimer_closed) {
+        u->qtimer_closed = 1;
+        uv_close((uv_handle_t *)&u->qtimer, on_qtimer_closed);
+    }
 }
