@@ -13,7 +13,7 @@ DEPS_MK    := $(BUILD)/deps.mk
 # where cmake_build finds NODE24 and CURL_PQ (test-minimal-wolfssl: the normal build's)
 PEERS_MK   ?= $(DEPS_MK)
 
-.PHONY: update-deps all deps deps-peers curl build build-asan build-fuzz run test test-unit test-asan clean distclean demo-model bench bench-deps bench-seal bench-h2 bench-grpc fuzz fuzz-ci
+.PHONY: update-deps all deps deps-peers curl build build-asan build-fuzz run test test-unit test-asan clean distclean demo-model bench bench-deps bench-seal bench-h2 bench-grpc bench-burst fuzz fuzz-ci
 .PHONY: test-minimal-wolfssl test-deploy
 
 all: build
@@ -163,6 +163,13 @@ bench-grpc: build
 	@scripts/bench-deps.sh --no-openssl35
 	@scripts/deps.sh --peers --test-tools
 	@loadtest/grpc.sh $(if $(BENCH_FULL),,--quick) $(if $(BENCH_PIN),--pin) --pqproxy $(BUILD)/pqproxy
+
+# A burst on a cold pool (docs/benchmarks.md): h2load -n 256 on freshly started
+# pqproxy (upstream.max_connections 256, 64, none), nginx and HAProxy; seconds.
+# Results: loadtest/results/burst-<timestamp>/.
+bench-burst: build
+	@scripts/bench-deps.sh --no-openssl35
+	@loadtest/burst.sh $(if $(BENCH_FULL),,--quick) --pqproxy $(BUILD)/pqproxy
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ) $(BUILD).cmake.log $(BUILD_SAN).cmake.log $(BUILD_FUZZ).cmake.log

@@ -81,26 +81,8 @@ lt_run_setup "$PQPROXY" h2
 lt_pin_setup "$PIN"
 log() { printf 'h2.sh: %s\n' "$*" >&2; }
 
-mkdir -p "$RUN/www" "$RUN/tmp"
-printf '{"predictions": [2.5, 3.0, 4.5]}\n' > "$RUN/www/small.json"
-
 declare -A PORT PID
-UP_PORT="$(free_port)"
-cat > "$RUN/upstream.conf" <<EOF
-$NGINX_USER
-worker_processes 1; daemon off; pid $RUN/upstream.pid; error_log $RUN/upstream.err warn;
-events { worker_connections 4096; }
-http {
-    access_log off; tcp_nodelay on; default_type application/json;
-    keepalive_requests 1000000; keepalive_timeout 300s;
-    $(lt_ngx_temp upstream)
-    $(lt_ngx_fields_format)
-    server { listen 127.0.0.1:$UP_PORT backlog=4096; root $RUN/www; $(lt_ngx_fields_log) location = /small.json { } }
-}
-EOF
-$LT_LOAD_PIN nginx -p "$RUN" -c "$RUN/upstream.conf" >"$RUN/upstream.out" 2>&1 &
-PIDS+=($!)
-wait_port "$UP_PORT" || lt_die "upstream nginx did not start: $(cat "$RUN/upstream.err" "$RUN/upstream.out" 2>/dev/null)"
+lt_start_small_upstream
 
 # start_pqproxy NAME POLICY, start_nginx, start_haproxy: the proxies (also restarted for the idle counts)
 start_pqproxy() { lt_start_pqproxy "$1" "$2" '["h2", "http/1.1"]' '"pool_max_idle": 256'; }
@@ -178,18 +160,11 @@ done
 IDLE="$OUT/idle.tsv"
 printf 'target\tprotocol\trequested\topen\tkib_per_conn\trss_before_kib\trss_after_kib\n' > "$IDLE"
 log "idle: $IDLE_N idle connections per proxy and protocol"
-# stop_target NAME: the process and its children gone (up to 5 s)
-stop_target() {
-    local p="${PID[$1]}" i
-    kill "$p" 2>/dev/null || true
-    for i in $(seq 1 50); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-}
 # Each count on a freshly started proxy: memory freed by an earlier count
 # stays in the allocator and would make the later protocol look cheaper.
 for proto in h2 http/1.1; do
     for n in pqproxy nginx haproxy; do
-        stop_target "$n"
+        lt_stop_target "$n"
         if [ "$n" = pqproxy ]; then start_pqproxy pqproxy prefer; else "start_$n"; fi
         wait_port "${PORT[$n]}" || lt_die "$n did not restart: $(cat "$RUN/$n".out "$RUN/$n".err 2>/dev/null | tail -5)"
         sleep 0.5

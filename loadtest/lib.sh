@@ -239,6 +239,38 @@ lt_rotated() {
     printf '%s\n' "${@:$((k + 1))}" "${@:1:$k}"
 }
 
+# lt_start_small_upstream: nginx serving RUN/www/small.json (run.sh's small
+# JSON document) over HTTP/1.1 on UP_PORT (set here), logging the fields of
+# check requests (lt_check_fields); h2.sh and burst.sh
+lt_start_small_upstream() {
+    mkdir -p "$RUN/www" "$RUN/tmp"
+    printf '{"predictions": [2.5, 3.0, 4.5]}\n' > "$RUN/www/small.json"
+    UP_PORT="$(free_port)"
+    cat > "$RUN/upstream.conf" <<EOF
+$NGINX_USER
+worker_processes 1; daemon off; pid $RUN/upstream.pid; error_log $RUN/upstream.err warn;
+events { worker_connections 4096; }
+http {
+    access_log off; tcp_nodelay on; default_type application/json;
+    keepalive_requests 1000000; keepalive_timeout 300s;
+    $(lt_ngx_temp upstream)
+    $(lt_ngx_fields_format)
+    server { listen 127.0.0.1:$UP_PORT backlog=4096; root $RUN/www; $(lt_ngx_fields_log) location = /small.json { } }
+}
+EOF
+    ${LT_LOAD_PIN:-} nginx -p "$RUN" -c "$RUN/upstream.conf" >"$RUN/upstream.out" 2>&1 &
+    PIDS+=($!)
+    wait_port "$UP_PORT" || lt_die "upstream nginx did not start: $(cat "$RUN/upstream.err" "$RUN/upstream.out" 2>/dev/null)"
+}
+
+# lt_stop_target NAME: PID[NAME] gone (up to 5 s, then SIGKILL)
+lt_stop_target() {
+    local p="${PID[$1]}" i
+    kill "$p" 2>/dev/null || true
+    for i in $(seq 1 50); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+}
+
 # The three proxies of h2.sh and grpc.sh, one worker each, TLS 1.3 with the
 # certificate of lt_run_setup, in front of the upstream on UP_PORT, on the
 # CPU of lt_pin_setup; each sets PID[NAME] and PORT[NAME] (associative
