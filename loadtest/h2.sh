@@ -2,7 +2,7 @@
 # HTTP/2 side by side in one run (docs/benchmarks.md, "HTTP/2"):
 #
 #   loadtest/h2.sh [--quick] [--rounds N] [--duration S] [--idle N] [--stock-anchors]
-#                  [--pin] [--pqproxy PATH] [--out DIR]
+#                  [--pin] [--upstream-cap N] [--pqproxy PATH] [--out DIR]
 #
 # One plaintext HTTP/1.1 upstream (nginx serving the small JSON document of
 # run.sh), and in front of it, with the same ECDSA P-256 certificate
@@ -21,6 +21,8 @@
 #       h2load's requests; its user-space part and its sleeps in the kernel,
 #       voluntary context switches, beside it), p99 (from h2load's
 #       --log-file), and the ratios pqproxy / best anchor.
+# --upstream-cap N: pqproxy's upstream.max_connections (default: its
+# default), to see what the connections it opens to the upstream cost.
 # --pin: the proxies on the last CPU, the upstream and h2load on the others
 # (taskset; two or more CPUs), so that they do not take turns on the
 # proxy's core.
@@ -46,10 +48,10 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 PQPROXY="$ROOT/build/pqproxy"
-ROUNDS=3 DUR=10 IDLE_N=500 CONNS=8 STREAMS=32 OUT="" STOCK=0 PIN=0
+ROUNDS=3 DUR=10 IDLE_N=500 CONNS=8 STREAMS=32 OUT="" STOCK=0 PIN=0 UPCAP=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --rounds|--duration|--idle|--pqproxy|--out)
+        --rounds|--duration|--idle|--upstream-cap|--pqproxy|--out)
             [ $# -ge 2 ] || { echo "h2.sh: $1 needs a value" >&2; exit 2; } ;;
     esac
     case "$1" in
@@ -59,6 +61,7 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS="${2:-}"; shift ;;
         --duration) DUR="${2:-}"; shift ;;
         --idle) IDLE_N="${2:-}"; shift ;;
+        --upstream-cap) UPCAP="${2:-}"; shift ;;
         --pqproxy) PQPROXY="${2:-}"; shift ;;
         --out) OUT="${2:-}"; shift ;;
         -h|--help) sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 0 ;;
@@ -70,6 +73,7 @@ done
 LT_NAME=h2.sh
 . "$HERE/lib.sh"
 lt_check_ranges "--rounds:$ROUNDS:1:15" "--duration:$DUR:1:600" "--idle:$IDLE_N:1:10000"
+[ -z "$UPCAP" ] || lt_check_ranges "--upstream-cap:$UPCAP:1:100000"
 [ "$STOCK" = 0 ] || LT_SAME_FIELDS=0
 lt_same_fields
 lt_need_pqproxy "$PQPROXY"
@@ -85,7 +89,7 @@ declare -A PORT PID
 lt_start_small_upstream
 
 # start_pqproxy NAME POLICY, start_nginx, start_haproxy: the proxies (also restarted for the idle counts)
-start_pqproxy() { lt_start_pqproxy "$1" "$2" '["h2", "http/1.1"]' '"pool_max_idle": 256'; }
+start_pqproxy() { lt_start_pqproxy "$1" "$2" '["h2", "http/1.1"]' "\"pool_max_idle\": 256${UPCAP:+, \"max_connections\": $UPCAP}"; }
 start_nginx() { lt_start_nginx_h2 "" "proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection \"\"; $(lt_ngx_fields proxy)"; }
 start_haproxy() { lt_start_haproxy h2,http/1.1; }
 
@@ -184,7 +188,7 @@ NODE_VER=""
 [ -z "$NODE" ] || NODE_VER="$("$NODE" -p '"Node " + process.version + ", OpenSSL " + process.versions.openssl')"
 python3 "$HERE/h2report.py" --out "$OUT" --versions "$VERSIONS" --rounds "$ROUNDS" --duration "$DUR" \
     --conns "$CONNS" --streams "$STREAMS" --idle-n "$IDLE_N" --loadavg "$LOADAVG_START -> $LOADAVG_END" \
-    --node "$NODE_VER" --anchor-fields "$(lt_fields_mode)" --cpus "$LT_CPUS" > "$OUT/h2.md"
+    --node "$NODE_VER" --anchor-fields "$(lt_fields_mode)" --cpus "$LT_CPUS" --upstream-cap "$UPCAP" > "$OUT/h2.md"
 for n in "${TARGETS[@]}"; do [ -s "$RUN/$n.err" ] && cp "$RUN/$n.err" "$OUT/$n.err.log"; done
 cat "$OUT/h2.md"
 log "done: $OUT"

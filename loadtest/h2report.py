@@ -5,7 +5,7 @@ over that anchor's), and the idle-connection table of idle.tsv.
 Prints Markdown; writes h2.json beside the inputs.
 
     h2report.py --out DIR --versions S --rounds N --duration S --conns C --streams M --idle-n N --loadavg S
-                [--node S] [--anchor-fields same|stock] [--cpus S]
+                [--node S] [--anchor-fields same|stock] [--cpus S] [--upstream-cap N]
 """
 import argparse, csv, json, os, statistics
 
@@ -149,7 +149,7 @@ def table(summary, extra=(), what="req"):
 
 def main():
     ap = argparse.ArgumentParser()
-    for k in ("out", "versions", "loadavg", "node", "anchor-fields", "cpus"):
+    for k in ("out", "versions", "loadavg", "node", "anchor-fields", "cpus", "upstream-cap"):
         ap.add_argument("--" + k, default="")
     for k in ("rounds", "duration", "conns", "streams", "idle-n"):
         ap.add_argument("--" + k, type=int, default=0)
@@ -177,6 +177,8 @@ def main():
                + (f"; pqproxy-h (require, X25519MLKEM768) and pqproxy-x (X25519) driven by h2node.mjs on {a.node}"
                   if a.node else "; no Node.js 24: no hybrid rows"))
     out.append(anchor_fields_line(a.anchor_fields))
+    out.append("- pqproxy's upstream.max_connections: " +
+               (f"{a.upstream_cap} (--upstream-cap)" if a.upstream_cap else "the default"))
     out.append(cpus_line(a.cpus))
     out.append(f"- load average (1, 5, 15 min) at start -> end: {a.loadavg}\n")
     out += table(summary, extra=columns(raw, "req"))
@@ -203,7 +205,8 @@ def main():
     with open(os.path.join(a.out, "h2.json"), "w") as fh:
         json.dump({"summary": summary, "best_anchor": best, "ratios": ratios, "per_round": rounds, "cpu_split": sp, "idle": idle,
                    "versions": a.versions, "loadavg": a.loadavg, "rounds": a.rounds, "duration_s": a.duration,
-                   "conns": a.conns, "streams": a.streams, "anchor_fields": a.anchor_fields, "cpus": a.cpus or "unpinned"},
+                   "conns": a.conns, "streams": a.streams, "anchor_fields": a.anchor_fields, "cpus": a.cpus or "unpinned",
+                   "upstream_cap": a.upstream_cap or "default"},
                   fh, indent=1)
 
 

@@ -29,6 +29,8 @@ def test_argument_checks():
                       (["--rounds", "0"], "--rounds must be 1..15"),
                       (["--duration", "601"], "--duration must be 1..600"),
                       (["--idle", ""], "--idle takes a number (1..10000)"),
+                      (["--upstream-cap", "0"], "--upstream-cap must be 1..100000"),
+                      (["--upstream-cap", "x"], "--upstream-cap takes a number (1..100000)"),
                       (["--out"], "--out needs a value"),
                       (["--bogus"], "unknown argument --bogus")):
         r = run(args)
@@ -131,7 +133,8 @@ def test_report_ratios(h):
                        capture_output=True, text=True, timeout=60)
     check_eq(r.returncode, 0, r.stderr)
     j = json.load(open(os.path.join(out, "h2.json")))
-    check_eq(j["anchor_fields"], "same")
+    check_eq((j["anchor_fields"], j["upstream_cap"]), ("same", "default"))
+    check_in("- pqproxy's upstream.max_connections: the default", r.stdout)
     check_in("- every proxy forwards the fields pqproxy adds: X-Forwarded-For", r.stdout)
     # medians: pqproxy 3100 req/s, 40 us/req, p99 3000; best anchor: 5000 req/s, 50 us (haproxy), p99 2500
     check_eq(j["summary"]["pqproxy"]["cpu_us_per_req"], 40.0)
