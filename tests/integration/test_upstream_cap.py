@@ -5,7 +5,8 @@ for one to come free (oldest first) and get 503 upstream_busy (gRPC: 14
 UNAVAILABLE) after timeouts.upstream_queue_ms; a request whose client goes
 while it waits leaves nothing behind; a reload that raises the cap serves
 those waiting, and one that re-points the pool it waits in sends it to its
-own upstream; the queue is in /metrics."""
+own upstream; the queue is in /metrics; clients coming and going at random
+in front of a faulty model server leave it up and its queue empty."""
 import json
 import os
 import signal
@@ -217,6 +218,81 @@ def test_waiting_request_keeps_its_upstream_across_a_reorder(h):
     check_eq([r["target"] for r in b.records()], [], "nothing went to b")
 
 
+def churn_h1(px, ca, seed, until, tally):
+    """One HTTP/1.1 client's random mix until `until`: whole requests (some
+    to a model server that resets, sends garbage or is slow), requests
+    abandoned while they wait, bodies cut short, pipelined pairs."""
+    import random
+    import socket
+    rnd = random.Random(seed)
+    targets = ["/echo", "/delay/50", "/delay/150", "/fault/reset", "/fault/garbage", "/status/503"]
+    while time.monotonic() < until:
+        kind = rnd.random()
+        try:
+            with tls_connect(px.port, ca) as s:
+                s.settimeout(5)
+                if kind < 0.45:
+                    r = http_request(s, "GET", rnd.choice(targets))
+                    tally[r.status] = tally.get(r.status, 0) + 1
+                elif kind < 0.7:                     # abandoned while it waits (or runs)
+                    s.sendall(f"GET /delay/{rnd.randint(0, 300)} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                    time.sleep(rnd.random() * 0.2)
+                    if rnd.random() < 0.5:
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                elif kind < 0.85:                    # a body that stops halfway, then the client goes
+                    s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 5000)
+                    time.sleep(rnd.random() * 0.2)
+                else:                                # two pipelined requests
+                    s.sendall(b"GET /delay/20 HTTP/1.1\r\nHost: x\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+                    for _ in range(2):
+                        r = read_response(s, timeout=5)
+                        tally[r.status] = tally.get(r.status, 0) + 1
+        except Exception as e:      # resets and timeouts are the point; the proxy must survive them
+            tally[type(e).__name__] = tally.get(type(e).__name__, 0) + 1
+
+
+def test_churn_with_a_faulty_model_server(h):
+    """Clients that come, wait and go at random, over HTTP/1.1 and HTTP/2,
+    in front of a model server that resets, sends garbage and is slow, with
+    max_connections 2 and a short queue timeout: the proxy stays up (and,
+    in the ASan build, clean), the queue empties, no more than two
+    connections are ever busy, and it answers afterwards."""
+    node24()
+    px = h.start_proxy(dict(BOTH, **cap(2, queue_ms=400)))
+    ca = os.path.join(h.certgen(), "ca.crt")
+    until = time.monotonic() + 8
+    tallies = [{} for _ in range(4)]
+    threads = [threading.Thread(target=churn_h1, args=(px, ca, i, until, tallies[i])) for i in range(4)]
+    for t in threads:
+        t.start()
+    peak = 0
+    try:
+        import random
+        rnd = random.Random(99)
+        while time.monotonic() < until - 1:
+            reqs = [{"method": "GET", "path": rnd.choice(["/echo", "/delay/100", "/fault/reset"]),
+                     **({"cancel_after_ms": rnd.randint(1, 300)} if rnd.random() < 0.5 else {})}
+                    for _ in range(30)]
+            h2_requests(h, px.port, reqs)
+            peak = max(peak, metrics(px)[BUSY])
+    finally:
+        for t in threads:
+            t.join(30)
+    check(not any(t.is_alive() for t in threads), "the clients finished")
+    total = {}
+    for t in tallies:
+        for k, v in t.items():
+            total[k] = total.get(k, 0) + v
+    m = metrics(px)
+    check(total.get(200, 0) > 0 and m[QUEUED_TOTAL] > 0 and m[QUEUE_TIMEOUTS] > 0,
+          f"answers, waits and queue timeouts all happened: {total}, {m[QUEUED_TOTAL]}, {m[QUEUE_TIMEOUTS]}")
+    wait_until(lambda: metrics(px)[QUEUED] == 0 and metrics(px)[BUSY] <= 2, msg="the queue empties")
+    check(peak <= 2, f"busy connections at most 2, saw {peak}")
+    with tls_connect(px.port, ca) as s:
+        check_eq(http_request(s, "GET", "/echo?after").status, 200, "it answers afterwards")
+    check(px.proc.alive(), "the proxy is up")
+
+
 def test_unlimited_when_zero(h):
     """max_connections 0: no cap; four concurrent slow requests, four connections."""
     node24()
@@ -245,4 +321,5 @@ if __name__ == "__main__":
     main([test_cap_bounds_connections_all_answered, test_queue_timeout_is_503_and_keeps_the_connection,
           test_grpc_queue_timeout_is_unavailable, test_client_gone_while_waiting,
           test_reload_raising_the_cap_serves_the_queue,
-          test_waiting_request_keeps_its_upstream_across_a_reorder, test_unlimited_when_zero, test_config_validation])
+          test_waiting_request_keeps_its_upstream_across_a_reorder, test_churn_with_a_faulty_model_server,
+          test_unlimited_when_zero, test_config_validation])
