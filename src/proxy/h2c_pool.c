@@ -54,6 +54,7 @@ struct conn {
     int connected, writing, goaway, dead, in_ng;
     int dead_err;
     int nstreams;
+    int ndrained;                        /* streams with drained set: pump's walk stops at 0 */
     px_h2c_stream_t *streams;
 };
 
@@ -178,6 +179,10 @@ static void stream_unlink(px_h2c_stream_t *s)
     s->unconsumed = 0;
     list_del(&c->streams, s);
     c->nstreams--;
+    if (s->drained) {
+        s->drained = 0;
+        c->ndrained--;
+    }
     s->c = NULL;
     s->id = 0;
 }
@@ -379,7 +384,10 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
         s->replayable = 0;
     }
     if (n) {
-        s->drained = 1;
+        if (!s->drained && s->c) {
+            s->drained = 1;
+            s->c->ndrained++;
+        }
         s->active_ms = uv_now(s->pool->loop);
     }
     if (s->sent == px_buf_size(&s->out) && s->req_end) {
@@ -449,11 +457,13 @@ static int pump(conn_t *c)
             if (px_buf_append(&c->out, b, (size_t)n) != 0)
                 return UV_ENOMEM;
         }
-        /* body bytes left their streams: their owners may write more */
-        for (px_h2c_stream_t *s = c->streams, *next; s; s = next) {
+        /* body bytes left their streams: their owners may write more
+         * (walked only while some did: most pumps carry no body) */
+        for (px_h2c_stream_t *s = c->streams, *next; s && c->ndrained > 0; s = next) {
             next = s->next;
             if (s->drained) {
                 s->drained = 0;
+                c->ndrained--;
                 if (!s->detached && s->cb.on_drain)
                     s->cb.on_drain(s->ud);
             }

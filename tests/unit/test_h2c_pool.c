@@ -279,6 +279,44 @@ static const nghttp2_nv trailers[] = {
     { (uint8_t *)"x-checksum", (uint8_t *)"abc", 10, 3, 0 },
 };
 
+/* Body bytes that leave a stream's queue are reported (on_drain) to that
+ * stream's owner only, once per pump that took some: its owner writes the
+ * rest then. */
+static int drains[4];
+
+static void on_drain(void *ud)
+{
+    drains[(int)(intptr_t)ud]++;
+}
+
+static const px_h2c_cb_t cb_drain = { .on_error = on_error, .on_drain = on_drain };
+
+static void test_drain_reported_to_the_stream_whose_body_left(void **state)
+{
+    px_h2c_stream_t *s1, *s2;
+    size_t n;
+
+    (void)state;
+    memset(drains, 0, sizeof drains);
+    assert_int_equal(px_h2c_open(pool, nv, 4, 0, &cb_drain, (void *)(intptr_t)1, &s1), 0);
+    assert_int_equal(px_h2c_open(pool, nv, 4, 0, &cb_drain, (void *)(intptr_t)2, &s2), 0);
+    turn();
+    link_connected(0);
+    n = px_h2c_write(s1, big, sizeof big);
+    assert_int_equal(n, PX_H2C_STREAM_BUF);          /* the queue is full: the rest waits */
+    assert_int_equal(px_h2c_write(s1, big, 1), 0);
+    turn();                                           /* DATA up to the stream's window leaves */
+    assert_int_equal(drains[1], 1);
+    assert_int_equal(drains[2], 0);                   /* nothing of s2's left: not told */
+    assert_true(px_h2c_write(s1, big, sizeof big - n) > 0);   /* room again */
+    turn();
+    turn();
+    assert_int_equal(drains[1], 1);                   /* the window is shut: nothing more left */
+    assert_int_equal(errors[1] + errors[2], 0);
+    px_h2c_release(s1);
+    px_h2c_release(s2);
+}
+
 static void test_trailers_end_the_stream(void **state)
 {
     px_h2c_stream_t *s;
@@ -361,6 +399,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_goaway_before_headers_sent_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_too_large_fails_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_reported_to_the_stream_whose_body_left, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trailers_end_the_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trailers_without_body_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trailers_go_again_on_a_retry, setup, teardown),
