@@ -70,6 +70,7 @@ typedef struct h2stream {
     int closed;                   /* nghttp2 closed the stream */
     uint32_t close_code;
     struct h2stream *next, *prev;
+    struct h2stream *closed_next; /* on the connection's list of closed streams */
 } h2stream_t;
 
 struct px_h2conn {
@@ -84,6 +85,9 @@ struct px_h2conn {
     uint64_t armed_at;            /* loop ms the timer was last set to fire (arm_deadlines) */
     px_h2_stats_t reported;       /* what the metrics have of px_h2_stats so far */
     h2stream_t *streams;
+    /* Closed, not yet freed, in the order they closed: the reaper walks
+     * these, not every stream (each a cache miss of its own). */
+    h2stream_t *closed_head, *closed_tail;
     h2stream_t *spares;           /* finished streams for reuse (->next), at most SPARES */
     px_buf_t sel, nv;             /* a response head on its way into h2.c (h2_send_head) */
     int nspares;
@@ -520,20 +524,38 @@ static h2stream_t *stream_new(struct px_h2conn *hc, const px_http1_limits_t *lim
 /* From the loop: a stream nghttp2 closed under a live exchange (a reset
  * from the client) ends it; a stream whose exchange is over and which no
  * job holds is freed. */
-/* Frees the streams that are over and closed; 1 if any was. */
+/* Frees the streams that are over and closed; 1 if any was. Those a job
+ * still holds stay on the list, ahead of any that close meanwhile. */
 static int free_finished(struct px_h2conn *hc)
 {
+    h2stream_t *st = hc->closed_head, *keep = NULL, *keep_tail = NULL;
     int freed = 0;
-    for (h2stream_t *st = hc->streams, *next; st; st = next) {
-        next = st->next;
-        if (st->closed && !st->xdone) {
+
+    hc->closed_head = hc->closed_tail = NULL;
+    while (st) {
+        h2stream_t *next = st->closed_next;
+        st->closed_next = NULL;
+        if (!st->xdone) {
             px_exch_log_unfinished(&st->x, &st->x.ci, PX_END_CLIENT_CLOSED);
             exch_over(st);
         }
-        if (st->closed && st->xdone && !st->x.job) {
+        if (st->xdone && !st->x.job) {
             stream_free(st);
             freed = 1;
+        } else {
+            if (keep_tail)
+                keep_tail->closed_next = st;
+            else
+                keep = st;
+            keep_tail = st;
         }
+        st = next;
+    }
+    if (keep) {
+        keep_tail->closed_next = hc->closed_head;
+        if (!hc->closed_head)
+            hc->closed_tail = keep_tail;
+        hc->closed_head = keep;
     }
     return freed;
 }
@@ -807,10 +829,15 @@ static void on_close(void *ud, int32_t id, void *sd, uint32_t code)
     struct px_h2conn *hc = ud;
     h2stream_t *st = sd;
     (void)id;
-    if (!st)
+    if (!st || st->closed)
         return;
     st->closed = 1;
     st->close_code = code;
+    if (hc->closed_tail)
+        hc->closed_tail->closed_next = st;
+    else
+        hc->closed_head = st;
+    hc->closed_tail = st;
     reap_later(hc);
 }
 
