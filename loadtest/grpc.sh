@@ -2,7 +2,7 @@
 # gRPC unary side by side in one run (docs/benchmarks.md, "gRPC unary"):
 #
 #   loadtest/grpc.sh [--quick] [--rounds N] [--duration S] [--stock-anchors] [--pin]
-#                    [--pqproxy PATH] [--out DIR]
+#                    [--baseline PATH] [--pqproxy PATH] [--out DIR]
 #
 # One h2c gRPC upstream: nginx (one worker, `listen ... http2` without ssl,
 # i.e. HTTP/2 with prior knowledge) answering every
@@ -28,6 +28,9 @@
 # (h2load's --log-file), and the ratios pqproxy / best anchor.
 # --pin: the proxies on the last CPU, the upstream and h2load on the others
 # (taskset; two or more CPUs).
+# --baseline PATH: another pqproxy binary (an earlier build) as one more
+# target, pqproxy-base, in the same interleaved rounds: a change's effect
+# measured side by side (ratio pqproxy / pqproxy-base), not across runs.
 # Debian's h2load, nginx and HAProxy are on OpenSSL 3.0: the key exchange is
 # X25519 for all three (pqproxy under "prefer").
 #
@@ -40,11 +43,11 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 PQPROXY="$ROOT/build/pqproxy"
-ROUNDS=3 DUR=10 CONNS=8 STREAMS=32 OUT="" STOCK=0 PIN=0
+ROUNDS=3 DUR=10 CONNS=8 STREAMS=32 OUT="" STOCK=0 PIN=0 BASELINE=""
 METHOD=/inference.GRPCInferenceService/ModelInfer
 while [ $# -gt 0 ]; do
     case "$1" in
-        --rounds|--duration|--pqproxy|--out)
+        --rounds|--duration|--baseline|--pqproxy|--out)
             [ $# -ge 2 ] || { echo "grpc.sh: $1 needs a value" >&2; exit 2; } ;;
     esac
     case "$1" in
@@ -53,6 +56,7 @@ while [ $# -gt 0 ]; do
         --pin) PIN=1 ;;
         --rounds) ROUNDS="${2:-}"; shift ;;
         --duration) DUR="${2:-}"; shift ;;
+        --baseline) BASELINE="${2:-}"; shift ;;
         --pqproxy) PQPROXY="${2:-}"; shift ;;
         --out) OUT="${2:-}"; shift ;;
         -h|--help) sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 0 ;;
@@ -67,6 +71,7 @@ lt_check_ranges "--rounds:$ROUNDS:1:15" "--duration:$DUR:1:600"
 [ "$STOCK" = 0 ] || LT_SAME_FIELDS=0
 lt_same_fields
 lt_need_pqproxy "$PQPROXY"
+[ -z "$BASELINE" ] || lt_need_pqproxy "$BASELINE"
 lt_need_tools scripts/bench-deps.sh nginx haproxy h2load python3
 NODE="$(lt_node24)"
 NODE_MODULES="$(lt_npm_module "$ROOT" @grpc/grpc-js)"
@@ -124,6 +129,10 @@ wait_port "$UP_PORT" || lt_die "upstream nginx did not start: $(cat "$RUN/upstre
 
 TARGETS=(pqproxy nginx haproxy)
 lt_start_pqproxy pqproxy prefer '["h2"]' '"protocol": "h2c"'
+if [ -n "$BASELINE" ]; then
+    PQPROXY="$BASELINE" lt_start_pqproxy pqproxy-base prefer '["h2"]' '"protocol": "h2c"'
+    TARGETS+=(pqproxy-base)
+fi
 lt_start_nginx_h2 " keepalive_requests 1000000;" "grpc_pass grpc://model; $(lt_ngx_fields grpc)"
 lt_start_haproxy h2 "proto h2"
 

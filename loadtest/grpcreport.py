@@ -35,6 +35,10 @@ def main():
         sp = split(summary, "pqproxy", best["cpu_anchor"])
         cpu = ratios["pqproxy"]["cpu_us_per_req"]
         target = {"cpu_us_per_req_ratio": cpu, "limit": TARGET_CPU_RATIO, "met": cpu <= TARGET_CPU_RATIO}
+    base, base_rounds = summary.get("pqproxy-base"), {}
+    if base and base["cpu_us_per_req"] and summary.get("pqproxy", {}).get("cpu_us_per_req"):
+        ratios["pqproxy / pqproxy-base"] = to_best(summary["pqproxy"], base)
+        base_rounds = per_round(raw, "pqproxy", "pqproxy-base")
 
     out = ["# gRPC unary load test (loadtest/grpc.sh)\n", f"- {a.versions}",
            f"- h2load -t 1 -c {a.conns} -m {a.streams} -D {a.duration} --npn-list=h2, POST {a.method} "
@@ -57,12 +61,20 @@ def main():
         out += split_line(sp, what="call")
         out += ["", f"Target CPU per call <= {TARGET_CPU_RATIO} x the best anchor's: "
                 + ("**met**" if target["met"] else "**missed**") + f" (x{target['cpu_us_per_req_ratio']})"]
+    if "pqproxy / pqproxy-base" in ratios:
+        r = ratios["pqproxy / pqproxy-base"]
+        out += ["", "Against the baseline binary (--baseline), in the same rounds:\n",
+                "| | calls/s | CPU per call | p99 |", "|---|---:|---:|---:|",
+                f"| pqproxy / pqproxy-base | {r.get('req_s', '–')} | {r.get('cpu_us_per_req', '–')} | "
+                f"{r.get('p99_us', '–')} |"]
+        out += per_round_line(base_rounds, what="call")
     print("\n".join(out))
     with open(os.path.join(a.out, "grpc.json"), "w") as fh:
         json.dump({"summary": summary, "best_anchor": best, "ratios": ratios, "per_round": rounds, "cpu_split": sp, "target": target,
                    "versions": a.versions, "loadavg": a.loadavg, "rounds": a.rounds, "duration_s": a.duration,
                    "conns": a.conns, "streams": a.streams, "method": a.method,
-                   "anchor_fields": a.anchor_fields, "cpus": a.cpus or "unpinned"}, fh, indent=1)
+                   "anchor_fields": a.anchor_fields, "cpus": a.cpus or "unpinned",
+                   "baseline_per_round": base_rounds}, fh, indent=1)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,34 @@ def test_argument_checks():
     r = run(["--pqproxy", "/nonexistent/pqproxy"])
     check_eq(r.returncode, 1, r.stderr)
     check_in("grpc.sh: error: /nonexistent/pqproxy not built (make build)", r.stderr)
+    r = run(["--baseline", "/nonexistent/old-pqproxy"])
+    check_eq(r.returncode, 1, r.stderr)
+    check_in("grpc.sh: error: /nonexistent/old-pqproxy not built (make build)", r.stderr)
+    r = run(["--baseline"])
+    check_eq(r.returncode, 2, r.stderr)
+    check_in("grpc.sh: --baseline needs a value", r.stderr)
+
+
+def test_quick_run_with_baseline(h):
+    """--baseline: one more pqproxy (here the same binary) in the same rounds,
+    checked like the others, and its ratio in the report."""
+    need_tools()
+    out = h.path("out")
+    r = run(["--quick", "--baseline", pqproxy_bin(), "--pqproxy", pqproxy_bin(), "--out", out], timeout=240)
+    check_eq(r.returncode, 0, r.stderr[-2000:])
+    with open(os.path.join(out, "raw.tsv")) as f:
+        raw = {row["target"]: row for row in csv.DictReader(f, delimiter="\t")}
+    check_eq(sorted(raw), sorted(TARGETS + ["pqproxy-base"]))
+    check(int(raw["pqproxy-base"]["requests"]) > 100 and int(raw["pqproxy-base"]["failed"]) == 0, str(raw))
+    check_in("pqproxy-base: grpc-status 0 (@grpc/grpc-js, ModelInfer), response as expected",
+             open(os.path.join(out, "check.txt")).read())
+    j = json.load(open(os.path.join(out, "grpc.json")))
+    cpu = float(raw["pqproxy"]["cpu_us_per_req"]) / float(raw["pqproxy-base"]["cpu_us_per_req"])
+    check_eq(j["ratios"]["pqproxy / pqproxy-base"]["cpu_us_per_req"], round(cpu, 3))
+    check_eq(j["best_anchor"]["cpu_anchor"] in ("nginx", "haproxy"), True, "the baseline is no anchor")
+    md = open(os.path.join(out, "grpc.md")).read()
+    check_in("| pqproxy / pqproxy-base | ", md)
+    check_in(f"Per round, CPU per call pqproxy / pqproxy-base: x{round(cpu, 3)} (1)", md)
 
 
 def test_quick_run(h):
@@ -138,4 +166,4 @@ exec {pqproxy_bin()} "$@"
 
 
 if __name__ == "__main__":
-    main([test_argument_checks, test_quick_run, test_grpc_error_stops_the_run])
+    main([test_argument_checks, test_quick_run, test_quick_run_with_baseline, test_grpc_error_stops_the_run])
