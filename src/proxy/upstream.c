@@ -50,7 +50,7 @@ struct px_upstream {
     px_upwait_t *wait_head, *wait_tail;  /* FIFO: the oldest first */
     uint32_t wait_count;
     uv_timer_t qtimer;           /* hands links to the queue (at 0 ms), times it out */
-    int qtimer_closed;           /* 1: closing, 2: closed (the pool may go) */
+    int qtimer_gone;             /* its close callback ran: the pool may go */
     uint64_t shown_idle, shown_busy, shown_queued;   /* what the gauges hold of this pool */
     int closing;
     px_metrics_t *m;
@@ -88,7 +88,7 @@ static void queue_cb(uv_timer_t *t);
  * another owner's call. */
 static void queue_kick(px_upstream_t *u)
 {
-    if (u->wait_head && !u->qtimer_closed)
+    if (u->wait_head && !uv_is_closing((uv_handle_t *)&u->qtimer))
         uv_timer_start(&u->qtimer, queue_cb, 0, 0);
 }
 
@@ -115,15 +115,21 @@ px_upstream_t *px_upstream_new(uv_loop_t *loop, const px_upstream_config_t *cfg,
 
 static void maybe_free_pool(px_upstream_t *u)
 {
-    if (u->closing && u->live_count == 0 && u->qtimer_closed == 2)
+    if (u->closing && u->live_count == 0 && u->qtimer_gone)
         free(u);
 }
 
 static void on_qtimer_closed(uv_handle_t *h)
 {
     px_upstream_t *u = h->data;
-    u->qtimer_closed = 2;
+    u->qtimer_gone = 1;
     maybe_free_pool(u);
+}
+
+static void qtimer_close(px_upstream_t *u)
+{
+    if (!uv_is_closing((uv_handle_t *)&u->qtimer))
+        uv_close((uv_handle_t *)&u->qtimer, on_qtimer_closed);
 }
 
 static void on_link_closed(uv_handle_t *h)
@@ -308,8 +314,24 @@ static px_uplink_t *take_idle(px_upstream_t *u, const px_uplink_cb_t *cb, void *
     l->cb = cb;
     l->ud = ud;
     px_m_inc(&u->m->upstream_reuses);
-    gauges(u);
     return l;
+}
+
+/* A link now: an idle one (*reused = 1: usable at once, no on_connect) or
+ * a new connection (on_connect follows): 0. PX_UPSTREAM_QUEUED at
+ * max_connections, or a negative error. */
+static int take_link(px_upstream_t *u, const px_uplink_cb_t *cb, void *ud, px_uplink_t **out,
+                     int *reused)
+{
+    *reused = 0;
+    if (u->idle) {
+        *out = take_idle(u, cb, ud);
+        *reused = 1;
+        return 0;
+    }
+    if (at_cap(u))
+        return PX_UPSTREAM_QUEUED;
+    return px_upstream_connect_fresh(u, cb, ud, out);
 }
 
 static void wait_unlink(px_upwait_t *w)
@@ -332,19 +354,14 @@ static void wait_unlink(px_upwait_t *w)
 int px_upstream_acquire(px_upstream_t *u, const px_uplink_cb_t *cb, void *ud, px_upwait_t *w,
                         px_uplink_t **out, int *reused)
 {
+    int rc;
+
     *reused = 0;
     if (u->closing)
         return UV_ECANCELED;
     /* Those waiting go first: a link given back meanwhile is theirs. */
-    if (!u->wait_head) {
-        if (u->idle) {
-            *out = take_idle(u, cb, ud);
-            *reused = 1;
-            return 0;
-        }
-        if (!at_cap(u))
-            return px_upstream_connect_fresh(u, cb, ud, out);
-    }
+    if (!u->wait_head && (rc = take_link(u, cb, ud, out, reused)) != PX_UPSTREAM_QUEUED)
+        return rc;
     w->cb = cb;
     w->ud = ud;
     w->slot = out;
@@ -386,35 +403,24 @@ static void queue_cb(uv_timer_t *t)
         const px_uplink_cb_t *cb = w->cb;
         px_uplink_t **slot = w->slot;
         void *ud = w->ud;
-        int status;
+        int status, reused = 0;
 
         if (u->closing)
             status = UV_ECANCELED;
         else if (w->addr_generation != u->addr_generation)
             status = UV_EAGAIN;     /* its upstream may be another pool's now (by name) */
-        else if (u->idle) {
-            wait_unlink(w);
-            *slot = take_idle(u, cb, ud);
-            cb->on_connect(*slot, 0, ud);
-            continue;
-        } else if (!at_cap(u)) {
-            wait_unlink(w);
-            if ((status = px_upstream_connect_fresh(u, cb, ud, slot)) == 0)
-                continue;               /* on_connect follows */
-            cb->on_connect(NULL, status, ud);
-            continue;
-        } else if (now - w->since >= u->timeouts.upstream_queue)
+        else if ((status = take_link(u, cb, ud, slot, &reused)) == PX_UPSTREAM_QUEUED) {
+            if (now - w->since < u->timeouts.upstream_queue)
+                break;
             status = UV_EBUSY;
-        else
-            break;
+        }
         wait_unlink(w);
-        cb->on_connect(NULL, status, ud);
+        if (status == 0 && !reused)
+            continue;               /* connecting: on_connect follows */
+        cb->on_connect(status == 0 ? *slot : NULL, status, ud);
     }
     if (u->closing) {
-        if (!u->qtimer_closed) {
-            u->qtimer_closed = 1;
-            uv_close((uv_handle_t *)&u->qtimer, on_qtimer_closed);
-        }
+        qtimer_close(u);
         return;
     }
     if ((w = u->wait_head)) {
@@ -579,8 +585,6 @@ void px_upstream_close(px_upstream_t *u)
     drop_idle(u);
     if (u->wait_head)
         queue_kick(u);          /* each is told UV_ECANCELED, then the timer closes */
-    else if (!u->qtimer_closed) {
-        u->qtimer_closed = 1;
-        uv_close((uv_handle_t *)&u->qtimer, on_qtimer_closed);
-    }
+    else
+        qtimer_close(u);
 }

@@ -9,13 +9,17 @@ own upstream; the queue is in /metrics; clients coming and going at random
 in front of a faulty model server leave it up and its queue empty."""
 import json
 import os
+import random
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pxtest import check, check_eq, http_request, main, read_response, tls_connect, wait_until  # noqa: E402
+from pxtest import (check, check_eq, http_request, main, pqproxy_bin, read_response, tls_connect,  # noqa: E402
+                    wait_until)
 from pxhelpers import check_error, metrics  # noqa: E402
 from test_h2 import H2_ALPN, h2_requests  # noqa: E402
 from test_interop_node import node24  # noqa: E402
@@ -222,8 +226,6 @@ def churn_h1(px, ca, seed, until, tally):
     """One HTTP/1.1 client's random mix until `until`: whole requests (some
     to a model server that resets, sends garbage or is slow), requests
     abandoned while they wait, bodies cut short, pipelined pairs."""
-    import random
-    import socket
     rnd = random.Random(seed)
     targets = ["/echo", "/delay/50", "/delay/150", "/fault/reset", "/fault/garbage", "/status/503"]
     while time.monotonic() < until:
@@ -267,7 +269,6 @@ def test_churn_with_a_faulty_model_server(h):
         t.start()
     peak = 0
     try:
-        import random
         rnd = random.Random(99)
         while time.monotonic() < until - 1:
             reqs = [{"method": "GET", "path": rnd.choice(["/echo", "/delay/100", "/fault/reset"]),
@@ -305,8 +306,6 @@ def test_unlimited_when_zero(h):
 
 def test_config_validation(h):
     """The key is checked like the others: range, type."""
-    from pxtest import pqproxy_bin
-    import subprocess
     for bad, why in ((-1, "between 0 and 100000"), (100001, "between 0 and 100000"),
                      ("8", "integer")):
         path = h.write_config(dict(h.base_proxy_config(), upstream={"address": "127.0.0.1:1",
