@@ -521,41 +521,32 @@ static h2stream_t *stream_new(struct px_h2conn *hc, const px_http1_limits_t *lim
     return st;
 }
 
-/* From the loop: a stream nghttp2 closed under a live exchange (a reset
- * from the client) ends it; a stream whose exchange is over and which no
- * job holds is freed. */
-/* Frees the streams that are over and closed; 1 if any was. Those a job
- * still holds stay on the list, ahead of any that close meanwhile. */
+/* From the loop, over the closed streams: one closed under a live
+ * exchange (a reset from the client) ends it; one whose exchange is over
+ * and which no job holds is freed (1 if any was). Those a job still holds
+ * stay on the list; streams that close meanwhile join its end and are
+ * looked at in this walk too. */
 static int free_finished(struct px_h2conn *hc)
 {
-    h2stream_t *st = hc->closed_head, *keep = NULL, *keep_tail = NULL;
+    h2stream_t **pp = &hc->closed_head, *prev = NULL, *st;
     int freed = 0;
 
-    hc->closed_head = hc->closed_tail = NULL;
-    while (st) {
-        h2stream_t *next = st->closed_next;
-        st->closed_next = NULL;
+    while ((st = *pp)) {
         if (!st->xdone) {
             px_exch_log_unfinished(&st->x, &st->x.ci, PX_END_CLIENT_CLOSED);
             exch_over(st);
         }
         if (st->xdone && !st->x.job) {
+            *pp = st->closed_next;
+            if (hc->closed_tail == st)
+                hc->closed_tail = prev;
+            st->closed_next = NULL;
             stream_free(st);
             freed = 1;
         } else {
-            if (keep_tail)
-                keep_tail->closed_next = st;
-            else
-                keep = st;
-            keep_tail = st;
+            prev = st;
+            pp = &st->closed_next;
         }
-        st = next;
-    }
-    if (keep) {
-        keep_tail->closed_next = hc->closed_head;
-        if (!hc->closed_head)
-            hc->closed_tail = keep_tail;
-        hc->closed_head = keep;
     }
     return freed;
 }
