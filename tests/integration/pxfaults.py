@@ -9,6 +9,7 @@ return to its baseline footprint. A case that fails is reported by name and
 the rest still run (on a fresh proxy if that one died)."""
 import http.client
 import os
+import random
 import socket
 import ssl
 import struct
@@ -16,8 +17,8 @@ import threading
 import time
 
 import pxtest
-from pxtest import (IncompleteResponse, TestFailure, build_request, check, check_eq, read_response,
-                    send_raw, tls_connect, wait_until)
+from pxtest import (IncompleteResponse, TestFailure, build_request, check, check_eq, http_request,
+                    read_response, send_raw, tls_connect, wait_until)
 from pxhelpers import check_error
 
 # Short limits so that every timeout-driven case ends quickly.
@@ -342,6 +343,39 @@ def footprint(px, upstream_port):
     return Footprint(fixed, links, kinds, metric(px, "pqproxy_memory_allocated_bytes"))
 
 
+# --- a client's random mix -----------------------------------------------------------
+
+def churn_h1(port, ca, seed, until, tally):
+    """One HTTP/1.1 client's random mix until `until`: whole requests (some
+    to a model server that resets, sends garbage or is slow), requests
+    abandoned while they wait, bodies cut short, pipelined pairs."""
+    rnd = random.Random(seed)
+    targets = ["/echo", "/delay/50", "/delay/150", "/fault/reset", "/fault/garbage", "/status/503"]
+    while time.monotonic() < until:
+        kind = rnd.random()
+        try:
+            with tls_connect(port, ca) as s:
+                s.settimeout(5)
+                if kind < 0.45:
+                    r = http_request(s, "GET", rnd.choice(targets))
+                    tally[r.status] = tally.get(r.status, 0) + 1
+                elif kind < 0.7:                     # abandoned while it waits (or runs)
+                    s.sendall(f"GET /delay/{rnd.randint(0, 300)} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                    time.sleep(rnd.random() * 0.2)
+                    if rnd.random() < 0.5:
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                elif kind < 0.85:                    # a body that stops halfway, then the client goes
+                    s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 5000)
+                    time.sleep(rnd.random() * 0.2)
+                else:                                # two pipelined requests
+                    s.sendall(b"GET /delay/20 HTTP/1.1\r\nHost: x\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+                    for _ in range(2):
+                        r = read_response(s, timeout=5)
+                        tally[r.status] = tally.get(r.status, 0) + 1
+        except Exception as e:      # resets and timeouts are the point; the proxy must survive them
+            tally[type(e).__name__] = tally.get(type(e).__name__, 0) + 1
+
+
 # --- the environment and the runner -------------------------------------------------
 
 class FaultEnv:
@@ -370,6 +404,7 @@ class FaultEnv:
                                                {"upstream": {"address": f"127.0.0.1:{upstream_port}"}})
         self.serve = serve
         self.warm = warm
+        self.mem_slack = MEM_SLACK
         self.run_id = 0
         self.px = None
         self.base = None
@@ -472,7 +507,7 @@ class FaultEnv:
             cur = footprint(self.px, self.upstream_port)
             last[0] = self.last = cur
             return (cur.fixed == self.base.fixed and cur.links <= POOL_MAX_IDLE * WORKERS and
-                    cur.mem <= self.base.mem + MEM_SLACK)
+                    cur.mem <= self.base.mem + self.mem_slack)
         try:
             pxtest.wait_until(back, timeout, interval=0.2, msg="footprint back to baseline")
         except TestFailure:

@@ -11,16 +11,15 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pxtest import (check, check_eq, http_request, main, pqproxy_bin, read_response, tls_connect,  # noqa: E402
-                    wait_until)
+from pxtest import check, check_eq, http_request, main, pqproxy_bin, tls_connect, wait_until  # noqa: E402
 from pxhelpers import check_error, metrics  # noqa: E402
+from pxfaults import churn_h1  # noqa: E402
 from test_h2 import H2_ALPN, h2_requests  # noqa: E402
 from test_interop_node import node24  # noqa: E402
 
@@ -222,37 +221,6 @@ def test_waiting_request_keeps_its_upstream_across_a_reorder(h):
     check_eq([r["target"] for r in b.records()], [], "nothing went to b")
 
 
-def churn_h1(px, ca, seed, until, tally):
-    """One HTTP/1.1 client's random mix until `until`: whole requests (some
-    to a model server that resets, sends garbage or is slow), requests
-    abandoned while they wait, bodies cut short, pipelined pairs."""
-    rnd = random.Random(seed)
-    targets = ["/echo", "/delay/50", "/delay/150", "/fault/reset", "/fault/garbage", "/status/503"]
-    while time.monotonic() < until:
-        kind = rnd.random()
-        try:
-            with tls_connect(px.port, ca) as s:
-                s.settimeout(5)
-                if kind < 0.45:
-                    r = http_request(s, "GET", rnd.choice(targets))
-                    tally[r.status] = tally.get(r.status, 0) + 1
-                elif kind < 0.7:                     # abandoned while it waits (or runs)
-                    s.sendall(f"GET /delay/{rnd.randint(0, 300)} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-                    time.sleep(rnd.random() * 0.2)
-                    if rnd.random() < 0.5:
-                        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                elif kind < 0.85:                    # a body that stops halfway, then the client goes
-                    s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 5000)
-                    time.sleep(rnd.random() * 0.2)
-                else:                                # two pipelined requests
-                    s.sendall(b"GET /delay/20 HTTP/1.1\r\nHost: x\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
-                    for _ in range(2):
-                        r = read_response(s, timeout=5)
-                        tally[r.status] = tally.get(r.status, 0) + 1
-        except Exception as e:      # resets and timeouts are the point; the proxy must survive them
-            tally[type(e).__name__] = tally.get(type(e).__name__, 0) + 1
-
-
 def test_churn_with_a_faulty_model_server(h):
     """Clients that come, wait and go at random, over HTTP/1.1 and HTTP/2,
     in front of a model server that resets, sends garbage and is slow, with
@@ -264,7 +232,7 @@ def test_churn_with_a_faulty_model_server(h):
     ca = os.path.join(h.certgen(), "ca.crt")
     until = time.monotonic() + 8
     tallies = [{} for _ in range(4)]
-    threads = [threading.Thread(target=churn_h1, args=(px, ca, i, until, tallies[i])) for i in range(4)]
+    threads = [threading.Thread(target=churn_h1, args=(px.port, ca, i, until, tallies[i])) for i in range(4)]
     for t in threads:
         t.start()
     peak = 0
