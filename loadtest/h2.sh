@@ -2,7 +2,7 @@
 # HTTP/2 side by side in one run (docs/benchmarks.md, "HTTP/2"):
 #
 #   loadtest/h2.sh [--quick] [--rounds N] [--duration S] [--idle N] [--stock-anchors]
-#                  [--pin] [--upstream-cap N] [--pqproxy PATH] [--out DIR]
+#                  [--pin] [--upstream-cap N] [--rate-share F] [--pqproxy PATH] [--out DIR]
 #
 # One plaintext HTTP/1.1 upstream (nginx serving the small JSON document of
 # run.sh), and in front of it, with the same ECDSA P-256 certificate
@@ -21,6 +21,13 @@
 #       h2load's requests; its user-space part and its sleeps in the kernel,
 #       voluntary context switches, beside it), p99 (from h2load's
 #       --log-file), and the ratios pqproxy / best anchor.
+#   rate  the same load at one offered rate for every h2load target:
+#       h2load --rps, F (--rate-share, default 0.6; 0 skips it) of the
+#       slowest one's median req/s above, in as many interleaved rounds.
+#       Above, each proxy sets its own rate (256 requests always in
+#       flight), so its latency follows its throughput; here all serve the
+#       same requests per second, and p50/p99 and CPU per request compare
+#       like for like (a target that did not keep up is flagged).
 # --upstream-cap N: pqproxy's upstream.max_connections (default: its
 # default), to see what the connections it opens to the upstream cost.
 # --pin: the proxies on the last CPU, the upstream and h2load on the others
@@ -41,17 +48,17 @@
 # --quick: 1 round x 3 s, 200 idle connections. Defaults: 3 rounds x 10 s,
 # -c 8 -m 32, 500 idle connections. Results: DIR (default
 # loadtest/results/h2-<UTC timestamp>/): h2.md, h2.json, raw.tsv,
-# idle.tsv, the configurations and logs. Loopback only; every loop is
+# raw_rate.tsv, idle.tsv, the configurations and logs. Loopback only; every loop is
 # bounded; everything started is stopped on exit.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 PQPROXY="$ROOT/build/pqproxy"
-ROUNDS=3 DUR=10 IDLE_N=500 CONNS=8 STREAMS=32 OUT="" STOCK=0 PIN=0 UPCAP=""
+ROUNDS=3 DUR=10 IDLE_N=500 CONNS=8 STREAMS=32 OUT="" STOCK=0 PIN=0 UPCAP="" RATE_SHARE=0.6
 while [ $# -gt 0 ]; do
     case "$1" in
-        --rounds|--duration|--idle|--upstream-cap|--pqproxy|--out)
+        --rounds|--duration|--idle|--upstream-cap|--rate-share|--pqproxy|--out)
             [ $# -ge 2 ] || { echo "h2.sh: $1 needs a value" >&2; exit 2; } ;;
     esac
     case "$1" in
@@ -62,6 +69,7 @@ while [ $# -gt 0 ]; do
         --duration) DUR="${2:-}"; shift ;;
         --idle) IDLE_N="${2:-}"; shift ;;
         --upstream-cap) UPCAP="${2:-}"; shift ;;
+        --rate-share) RATE_SHARE="${2:-}"; shift ;;
         --pqproxy) PQPROXY="${2:-}"; shift ;;
         --out) OUT="${2:-}"; shift ;;
         -h|--help) sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 0 ;;
@@ -74,6 +82,9 @@ LT_NAME=h2.sh
 . "$HERE/lib.sh"
 lt_check_ranges "--rounds:$ROUNDS:1:15" "--duration:$DUR:1:600" "--idle:$IDLE_N:1:10000"
 [ -z "$UPCAP" ] || lt_check_ranges "--upstream-cap:$UPCAP:1:100000"
+[[ "$RATE_SHARE" =~ ^(0|0?\.[0-9]+|1|1\.0*)$ ]] ||
+    { echo "h2.sh: --rate-share must be a number from 0 to 1, got '$RATE_SHARE'" >&2; exit 2; }
+awk -v f="$RATE_SHARE" 'BEGIN { exit !(f + 0 == 0) }' && RATE_SHARE=0
 [ "$STOCK" = 0 ] || LT_SAME_FIELDS=0
 lt_same_fields
 lt_need_pqproxy "$PQPROXY"
@@ -137,18 +148,21 @@ log "$LT_CPUS; upstream :$UP_PORT; $(for n in "${TARGETS[@]}"; do printf '%s :%s
 
 # --- h2: many streams per connection, small responses ------------------------------------
 
-RAW="$OUT/raw.tsv"
-printf 'target\tround\trequests\tfailed\tduration_s\treq_s\tp50_us\tp99_us\tcpu_s\tcpu_us_per_req\tuser_us_per_req\tsleeps_per_req\n' > "$RAW"
-# run_h2load TARGET ROUND
+RAW="$OUT/raw.tsv" RAW_RATE="$OUT/raw_rate.tsv"
+for f in "$RAW" "$RAW_RATE"; do
+    printf 'target\tround\trequests\tfailed\tduration_s\treq_s\tp50_us\tp99_us\tcpu_s\tcpu_us_per_req\tuser_us_per_req\tsleeps_per_req\n' > "$f"
+done
+# run_h2load TARGET ROUND FILE [H2LOAD OPTION...]: one run, its row into FILE
 run_h2load() {
-    local n="$1" r="$2" c0 c1 s0 s1 z0 z1 out
+    local n="$1" r="$2" f="$3" c0 c1 s0 s1 z0 z1 out
+    shift 3
     rm -f "$RUN/h2load.log"
     c0="$(cpu_ticks "${PID[$n]}")"; s0="$(user_ticks "${PID[$n]}")"; z0="$(sleep_count "${PID[$n]}")"
-    out="$(timeout $((DUR + 30)) $(h2gen "$n") -t 1 -c "$CONNS" -m "$STREAMS" -D "$DUR" --npn-list=h2 \
+    out="$(timeout $((DUR + 30)) $(h2gen "$n") -t 1 -c "$CONNS" -m "$STREAMS" -D "$DUR" --npn-list=h2 "$@" \
              --log-file="$RUN/h2load.log" "https://127.0.0.1:${PORT[$n]}/small.json" 2>&1 || true)"
     c1="$(cpu_ticks "${PID[$n]}")"; s1="$(user_ticks "${PID[$n]}")"; z1="$(sleep_count "${PID[$n]}")"
-    printf '== %s round %s\n%s\n' "$n" "$r" "$out" >> "$OUT/h2load.txt"
-    python3 "$HERE/h2row.py" "$n" "$r" "$HZ" "$RUN/h2load.log" "$c0" "$c1" --user "$s0" "$s1" --sleeps "$z0" "$z1" <<<"$out" >> "$RAW"
+    printf '== %s round %s %s\n%s\n' "$n" "$r" "$*" "$out" >> "$OUT/h2load.txt"
+    python3 "$HERE/h2row.py" "$n" "$r" "$HZ" "$RUN/h2load.log" "$c0" "$c1" --user "$s0" "$s1" --sleeps "$z0" "$z1" <<<"$out" >> "$f"
 }
 
 log "h2: h2load -c $CONNS -m $STREAMS, $ROUNDS interleaved round(s) x ${DUR}s per target"
@@ -156,8 +170,29 @@ for n in "${TARGETS[@]}"; do     # warm-up, not recorded
     timeout 20 $(h2gen "$n") -c 4 -m 8 -D 1 --npn-list=h2 "https://127.0.0.1:${PORT[$n]}/small.json" >/dev/null 2>&1 || true
 done
 for r in $(seq 1 "$ROUNDS"); do
-    for n in $(lt_rotated "$r" "${TARGETS[@]}"); do run_h2load "$n" "$r"; done
+    for n in $(lt_rotated "$r" "${TARGETS[@]}"); do run_h2load "$n" "$r" "$RAW"; done
 done
+
+# --- rate: one offered rate for every h2load target -----------------------------------------
+
+RPS=""
+if [ "$RATE_SHARE" != 0 ]; then
+    # per connection: the share of the slowest h2load target's median req/s, over CONNS
+    RPS="$(python3 - "$RAW" "$RATE_SHARE" "$CONNS" <<'PY'
+import csv, statistics, sys
+raw, share, conns = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+rows = list(csv.DictReader(open(raw), delimiter="\t"))
+meds = [statistics.median(float(r["req_s"]) for r in rows if r["target"] == t)
+        for t in ("pqproxy", "nginx", "haproxy") if any(r["target"] == t for r in rows)]
+print(max(1, int(min(meds) * share / conns)) if len(meds) == 3 else "")
+PY
+)"
+    [ -n "$RPS" ] || lt_die "rate: a target has no result above (raw.tsv)"
+    log "rate: h2load --rps $RPS per connection ($((RPS * CONNS)) req/s, $RATE_SHARE of the slowest), $ROUNDS round(s)"
+    for r in $(seq 1 "$ROUNDS"); do
+        for n in $(lt_rotated "$r" pqproxy nginx haproxy); do run_h2load "$n" "$r" "$RAW_RATE" --rps "$RPS"; done
+    done
+fi
 
 # --- idle: RSS per idle connection, HTTP/2 against HTTP/1.1 -------------------------------------
 
@@ -188,7 +223,8 @@ NODE_VER=""
 [ -z "$NODE" ] || NODE_VER="$("$NODE" -p '"Node " + process.version + ", OpenSSL " + process.versions.openssl')"
 python3 "$HERE/h2report.py" --out "$OUT" --versions "$VERSIONS" --rounds "$ROUNDS" --duration "$DUR" \
     --conns "$CONNS" --streams "$STREAMS" --idle-n "$IDLE_N" --loadavg "$LOADAVG_START -> $LOADAVG_END" \
-    --node "$NODE_VER" --anchor-fields "$(lt_fields_mode)" --cpus "$LT_CPUS" --upstream-cap "$UPCAP" > "$OUT/h2.md"
+    --node "$NODE_VER" --anchor-fields "$(lt_fields_mode)" --cpus "$LT_CPUS" --upstream-cap "$UPCAP" \
+    --rps "$RPS" --rate-share "$RATE_SHARE" > "$OUT/h2.md"
 for n in "${TARGETS[@]}"; do [ -s "$RUN/$n.err" ] && cp "$RUN/$n.err" "$OUT/$n.err.log"; done
 cat "$OUT/h2.md"
 log "done: $OUT"

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """The report of loadtest/h2.sh: medians over the rounds of raw.tsv, the
 ratios pqproxy / best anchor (and, round by round, pqproxy's CPU per request
-over that anchor's), and the idle-connection table of idle.tsv.
-Prints Markdown; writes h2.json beside the inputs.
+over that anchor's); the same at one offered rate (raw_rate.tsv, h2load
+--rps), where p50/p99 compare like for like; and the idle-connection table
+of idle.tsv. Prints Markdown; writes h2.json beside the inputs.
 
     h2report.py --out DIR --versions S --rounds N --duration S --conns C --streams M --idle-n N --loadavg S
                 [--node S] [--anchor-fields same|stock] [--cpus S] [--upstream-cap N]
+                [--rps R --rate-share F]
 """
 import argparse, csv, json, os, statistics
 
 ANCHORS = ("nginx", "haproxy")
+KEEP_UP = 0.97          # at one offered rate, a target that served less than this share of it fell behind
 
 
 def rows(path):
@@ -147,10 +150,47 @@ def table(summary, extra=(), what="req"):
     return out
 
 
+def same_rate(raw_rate, rps, conns):
+    """The offered-rate rounds: medians, pqproxy over the best anchor, and
+    the targets that served less than KEEP_UP of the offered rate."""
+    if not raw_rate or not rps:
+        return {}
+    summary, best = summarize(raw_rate, extra=measured(raw_rate))
+    offered = rps * conns
+    out = {"offered_req_s": offered, "rps_per_conn": rps, "summary": summary,
+           "behind": sorted(t for t, v in summary.items() if (v["req_s"] or 0) < KEEP_UP * offered)}
+    if best and summary.get("pqproxy", {}).get("cpu_us_per_req"):
+        out["best_anchor"] = best
+        out["ratios"] = {"pqproxy": to_best(summary["pqproxy"], best)}
+        out["per_round"] = per_round(raw_rate, "pqproxy", best["cpu_anchor"])
+        out["p99_anchor"] = min((t for t in ANCHORS if t in summary), key=lambda t: summary[t]["p99_us"])
+    return out
+
+
+def same_rate_lines(sr, raw_rate, share, conns):
+    """The Markdown of same_rate's result."""
+    if not sr:
+        return []
+    out = ["", f"At one offered rate for every proxy: h2load --rps {sr['rps_per_conn']} on each of the {conns} "
+               f"connections, {sr['offered_req_s']:,} req/s ({share} of the slowest proxy's median above); "
+               "latency here compares like for like:\n"]
+    out += table(sr["summary"], extra=columns(raw_rate, "req"))
+    if sr["behind"]:
+        out += ["", f"Below {KEEP_UP:.0%} of the offered rate (fell behind, its latency is queueing): "
+                    + ", ".join(sr["behind"]) + "."]
+    r = sr.get("ratios", {}).get("pqproxy")
+    if r:
+        out += ["", f"pqproxy / best anchor at this rate: CPU per request x{r.get('cpu_us_per_req', '–')} "
+                    f"({sr['best_anchor']['cpu_anchor']}), p99 x{r.get('p99_us', '–')} ({sr['p99_anchor']})."]
+        out += per_round_line(sr["per_round"])
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
-    for k in ("out", "versions", "loadavg", "node", "anchor-fields", "cpus", "upstream-cap"):
+    for k in ("out", "versions", "loadavg", "node", "anchor-fields", "cpus", "upstream-cap", "rate-share"):
         ap.add_argument("--" + k, default="")
+    ap.add_argument("--rps", type=int, default=0)
     for k in ("rounds", "duration", "conns", "streams", "idle-n"):
         ap.add_argument("--" + k, type=int, default=0)
     a = ap.parse_args()
@@ -167,6 +207,8 @@ def main():
         ratios["pqproxy-h / pqproxy-x"] = to_best(h, x)
 
     idle = rows(os.path.join(a.out, "idle.tsv"))
+    raw_rate = rows(os.path.join(a.out, "raw_rate.tsv"))
+    sr = same_rate(raw_rate, a.rps, a.conns)
 
     out = []
     out.append("# HTTP/2 load test (loadtest/h2.sh)\n")
@@ -193,6 +235,7 @@ def main():
                        f"{r.get('p99_us', '–')} |")
         out += per_round_line(rounds)
         out += split_line(sp)
+    out += same_rate_lines(sr, raw_rate, a.rate_share, a.conns)
     if idle:
         out.append("")
         out.append(f"Idle connections ({a.idle_n} per proxy and protocol; RSS growth of the proxy's processes):\n")
@@ -206,7 +249,7 @@ def main():
         json.dump({"summary": summary, "best_anchor": best, "ratios": ratios, "per_round": rounds, "cpu_split": sp, "idle": idle,
                    "versions": a.versions, "loadavg": a.loadavg, "rounds": a.rounds, "duration_s": a.duration,
                    "conns": a.conns, "streams": a.streams, "anchor_fields": a.anchor_fields, "cpus": a.cpus or "unpinned",
-                   "upstream_cap": a.upstream_cap or "default"},
+                   "upstream_cap": a.upstream_cap or "default", "same_rate": sr},
                   fh, indent=1)
 
 

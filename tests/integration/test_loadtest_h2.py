@@ -31,6 +31,8 @@ def test_argument_checks():
                       (["--idle", ""], "--idle takes a number (1..10000)"),
                       (["--upstream-cap", "0"], "--upstream-cap must be 1..100000"),
                       (["--upstream-cap", "x"], "--upstream-cap takes a number (1..100000)"),
+                      (["--rate-share", "1.5"], "--rate-share must be a number from 0 to 1, got '1.5'"),
+                      (["--rate-share", "x"], "--rate-share must be a number from 0 to 1, got 'x'"),
                       (["--out"], "--out needs a value"),
                       (["--bogus"], "unknown argument --bogus")):
         r = run(args)
@@ -109,11 +111,19 @@ def test_h2node_hybrid(h):
     check("Application protocol: h2" not in out, out)
 
 
+def write_raw(path, data):
+    """rows as h2.sh's raw.tsv (h2row.py's columns with --user and --sleeps)"""
+    cols = ("target round requests failed duration_s req_s p50_us p99_us cpu_s cpu_us_per_req user_us_per_req "
+            "sleeps_per_req").split()
+    with open(path, "w") as f:
+        f.write("\t".join(cols) + "\n")
+        for row in data:
+            f.write("\t".join(map(str, row)) + "\n")
+
+
 def test_report_ratios(h):
     out = h.path("out")
     os.makedirs(out)
-    cols = ("target round requests failed duration_s req_s p50_us p99_us cpu_s cpu_us_per_req user_us_per_req "
-            "sleeps_per_req").split()
     data = [("pqproxy", 1, 30000, 0, 10, 3000, 900, 2000, 0.9, 30.0, 10.0, 0.1),
             ("pqproxy", 2, 31000, 0, 10, 3100, 900, 4000, 0.9, 40.0, 14.0, 0.3),
             ("pqproxy", 3, 32000, 0, 10, 3200, 900, 3000, 0.9, 50.0, 12.0, 0.125),
@@ -121,10 +131,7 @@ def test_report_ratios(h):
             ("haproxy", 1, 50000, 1, 10, 5000, 700, 5000, 2.5, 50.0, 20.0, 0.04),
             ("pqproxy-h", 1, 20000, 0, 10, 2000, 900, 9000, 0.9, 45.0, 20.0, 0.2),
             ("pqproxy-x", 1, 25000, 0, 10, 2500, 900, 6000, 0.9, 40.0, 20.0, 0.2)]
-    with open(os.path.join(out, "raw.tsv"), "w") as f:
-        f.write("\t".join(cols) + "\n")
-        for row in data:
-            f.write("\t".join(map(str, row)) + "\n")
+    write_raw(os.path.join(out, "raw.tsv"), data)
     with open(os.path.join(out, "idle.tsv"), "w") as f:
         f.write("target\tprotocol\trequested\topen\tkib_per_conn\trss_before_kib\trss_after_kib\n"
                 "pqproxy\th2\t10\t10\t12.5\t100\t225\n")
@@ -161,6 +168,39 @@ def test_report_ratios(h):
     check_eq(j["cpus"], "proxies on CPU 1, upstream and load generator on CPU 0")
     check_in("- --pin: proxies on CPU 1, upstream and load generator on CPU 0 (taskset)", r.stdout)
     check_in("1 2 3 -> 4 5 6", r.stdout)
+
+
+def test_report_same_rate(h):
+    """The offered-rate rounds (raw_rate.tsv): their own medians and ratios,
+    and a target that served less than 97% of the offered rate named."""
+    out = h.path("out")
+    os.makedirs(out)
+    closed = [("pqproxy", 1, 60000, 0, 10, 6000, 900, 3000, 0.9, 10.0, 3.0, 0.1),
+              ("nginx", 1, 40000, 0, 10, 4000, 800, 2500, 2.4, 20.0, 5.0, 0.05),
+              ("haproxy", 1, 50000, 0, 10, 5000, 700, 2000, 2.5, 12.0, 4.0, 0.04)]
+    # offered 2400 req/s (--rps 300 x 8): nginx served 2300, below 97%
+    rate = [("pqproxy", 1, 24000, 0, 10, 2400, 500, 1800, 0.9, 11.0, 3.0, 0.2),
+            ("pqproxy", 2, 24000, 0, 10, 2400, 500, 2200, 0.9, 13.0, 3.0, 0.2),
+            ("nginx", 1, 23000, 0, 10, 2300, 600, 1500, 2.4, 22.0, 5.0, 0.05),
+            ("haproxy", 1, 24000, 0, 10, 2400, 600, 2500, 2.5, 15.0, 4.0, 0.04),
+            ("haproxy", 2, 24000, 0, 10, 2400, 600, 2500, 2.5, 13.0, 4.0, 0.04)]
+    write_raw(os.path.join(out, "raw.tsv"), closed)
+    write_raw(os.path.join(out, "raw_rate.tsv"), rate)
+    r = subprocess.run([sys.executable, REPORT, "--out", out, "--rounds", "2", "--conns", "8", "--rps", "300",
+                        "--rate-share", "0.6"], capture_output=True, text=True, timeout=60)
+    check_eq(r.returncode, 0, r.stderr)
+    sr = json.load(open(os.path.join(out, "h2.json")))["same_rate"]
+    check_eq((sr["offered_req_s"], sr["rps_per_conn"], sr["behind"]), (2400, 300, ["nginx"]))
+    # medians: pqproxy 12 us, p99 2000; haproxy 14 us (the CPU anchor), nginx p99 1500 (the p99 anchor)
+    check_eq(sr["ratios"]["pqproxy"], {"req_s": 1.0, "cpu_us_per_req": round(12 / 14, 3), "p99_us": round(2000 / 1500, 3)})
+    check_eq((sr["best_anchor"]["cpu_anchor"], sr["p99_anchor"]), ("haproxy", "nginx"))
+    check_eq(sr["per_round"]["pairs"], [{"round": 1, "cpu_us_per_req_ratio": round(11 / 15, 3)},
+                                        {"round": 2, "cpu_us_per_req_ratio": 1.0}])
+    check_in("h2load --rps 300 on each of the 8 connections, 2,400 req/s (0.6 of the slowest", r.stdout)
+    check_in("Below 97% of the offered rate (fell behind, its latency is queueing): nginx.", r.stdout)
+    check_in("pqproxy / best anchor at this rate: CPU per request x0.857 (haproxy), p99 x1.333 (nginx).", r.stdout)
+    # the closed-loop ratios are the closed-loop rounds' alone
+    check_eq(json.load(open(os.path.join(out, "h2.json")))["ratios"]["pqproxy"]["cpu_us_per_req"], round(10 / 12, 3))
 
 
 def lib(script, env_extra=None):
@@ -266,4 +306,4 @@ def test_pin_and_sleep_count(h):
 
 if __name__ == "__main__":
     main([test_argument_checks, test_missing_pqproxy_and_tools, test_idleconns_alpn, test_h2node_hybrid,
-          test_report_ratios, test_h2row_sleeps, test_pin_and_sleep_count, test_same_fields])
+          test_report_ratios, test_report_same_rate, test_h2row_sleeps, test_pin_and_sleep_count, test_same_fields])
