@@ -149,6 +149,10 @@ static int respond_error(px_conn_t *c, px_http_error_t e, const char *detail)
     px_exch_release_upstream(&c->h1->x, 0);
     keep = keep_after_error(c, e);
     n = px_http_error_render(buf, sizeof buf, e, detail, !keep);
+    if (n > 0 && (c->h1->x.active ? c->h1->x.is_head : px_http1_head_request(c->h1->req))) {
+        const char *end = strstr(buf, "\r\n\r\n");  /* HEAD: the head alone (RFC 9110 9.3.2) */
+        n = end ? (int)(end + 4 - buf) : n;
+    }
     c->h1->x.status = px_http_error_status(e);
     c->h1->x.resp_bytes = n > 0 ? (uint64_t)n : 0;
     log_exchange(c);

@@ -397,6 +397,10 @@ static PX_MUST_CHECK int h2_reply_error(void *s, px_http_error_t e, const char *
     body = body ? body + 4 : "";
     px_msg_init(&m, 4096, 8);
     rc = error_head(st, &m, e, detail, strlen(body));
+    if (x->is_head) {           /* the head alone (RFC 9110 9.3.2); content-length as for a GET */
+        m.end_stream = 1;
+        body = "";
+    }
     x->status = m.status;
     x->resp_bytes = strlen(body);
     px_exch_log(x, &x->ci);

@@ -49,6 +49,7 @@ struct px_http1 {
     uint32_t proto_len;
     int in_field, url_done, url_over, version_ok;
     int n_host, n_cl, n_te;
+    int head_method;             /* the request line so far says HEAD (for an error before the head) */
 
     /* vetted results, published at PX_H1_HEAD */
     struct {
@@ -262,6 +263,7 @@ static int on_message_begin(llhttp_t *ll)
     p->url_total = p->proto_len = 0;
     p->in_field = p->url_done = p->url_over = p->version_ok = 0;
     p->n_host = p->n_cl = p->n_te = 0;
+    p->head_method = 0;
     p->origin_pending = 1;
     p->body_seen = 0;
     p->ext_bytes = p->trailer_bytes = p->trailer_count = 0;
@@ -277,6 +279,7 @@ static int on_method(llhttp_t *ll, const char *at, size_t len)
 
 static int on_method_complete(llhttp_t *ll)
 {
+    P(ll)->head_method = llhttp_get_method(ll) == HTTP_HEAD;
     /* we never tunnel; refuse before reading further */
     if (llhttp_get_method(ll) == HTTP_CONNECT)
         return fail(P(ll), PX_HERR_METHOD_NOT_ALLOWED, "CONNECT is not supported");
@@ -980,6 +983,8 @@ px_h1_event_t px_http1_parse(px_http1_t *p, const char *buf, size_t len, size_t 
 }
 
 void px_http1_expect_head_response(px_http1_t *p, int is_head) { p->head_resp = is_head; }
+
+int px_http1_head_request(const px_http1_t *p) { return p->is_request && p->head_method; }
 
 px_h1_event_t px_http1_finish(px_http1_t *p)
 {

@@ -88,6 +88,10 @@ px_h1_event_t px_http1_parse(px_http1_t *p, const char *buf, size_t len, size_t 
 /* For a response parser: the request this response answers was HEAD (no
  * body follows whatever the headers say). Call before the response head. */
 void px_http1_expect_head_response(px_http1_t *p, int is_head);
+/* A request parser: the current request's method is HEAD, as far as its
+ * request line has been read (also when the head then fails to parse: its
+ * error response goes without a body). */
+int px_http1_head_request(const px_http1_t *p);
 
 /* The peer closed: for a PX_BODY_EOF response this completes the message
  * (returns PX_H1_END); in the middle of any other message it is an error. */

@@ -98,6 +98,7 @@ class RawH2:
         st = self.streams.get(getattr(ev, "stream_id", None))
         if isinstance(ev, h2.events.ResponseReceived):
             st["status"] = int(dict(ev.headers)[b":status"])
+            st["content_length"] = dict(ev.headers).get(b"content-length")
         elif isinstance(ev, h2.events.DataReceived):
             st["body"] += ev.data
             self.c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
@@ -228,5 +229,28 @@ def test_refused_before_the_upstream_with_bodies(h):
     check_in(recs[0]["method"], ["POST"])
 
 
+def test_head_errors_without_body(h):
+    """The proxy's own error answering HEAD is a head without DATA (RFC
+    9110 9.3.2), its content-length the one a GET would get; the stream
+    ends on the HEADERS frame and the connection serves on."""
+    up = h.start_upstream()
+    proxy = h.start_proxy(H2_ALPN, upstream=up)
+    c = RawH2(h, proxy.port)
+    try:
+        # the model server resets, or answers garbage (nghttp2 resets what a
+        # client does wrong before pqproxy could answer it with a body)
+        for path, status in ((b"/fault/reset", 502), (b"/fault/garbage", 502)):
+            st = c.wait(c.request(req(path, method=b"HEAD")))
+            check_eq((st["status"], st["body"], st["ended"], st["reset"]), (status, b"", True, None),
+                     f"HEAD {path!r}")
+            check(int(st["content_length"]) > 0, f"HEAD {path!r}: the GET's content-length {st}")
+        st = c.wait(c.request(req(b"/fault/reset")))
+        check_eq(st["status"], 502)
+        check_eq(len(st["body"]), int(st["content_length"]), "the GET's body, as long as HEAD said")
+    finally:
+        c.close()
+
+
 if __name__ == "__main__":
-    pxtest.main([test_refused_and_nothing_forwarded, test_refused_before_the_upstream_with_bodies])
+    pxtest.main([test_refused_and_nothing_forwarded, test_refused_before_the_upstream_with_bodies,
+                 test_head_errors_without_body])

@@ -93,6 +93,28 @@ def test_bad_request_after_good_one_on_same_connection(h):
     check_eq([x["target"] for x in e.records()], ["/echo?first=1"])
 
 
+def test_head_errors_without_body(h):
+    """The proxy's own error answering HEAD is a head alone (RFC 9110 9.3.2):
+    a body there would be read as the next response. Refused at the head
+    (the connection closes after it), and after the model server failed (the
+    connection stays: the next response on it must parse)."""
+    e = Env(h)
+    with e.connect() as s:
+        send_raw(s, b"HEAD /echo HTTP/1.1\r\nHost: localhost\r\nBad Name: x\r\n\r\n")
+        data = pxtest.read_until_closed(s, 5)[0]
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1.1 400 ") and sep, f"a 400 head: {data[:200]!r}")
+        check_eq(rest, b"", "nothing after the head")
+    with e.connect() as s:
+        send_raw(s, b"HEAD /fault/reset HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                    b"GET /echo?after=1 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        r = read_response(s, "HEAD")
+        check_eq((r.status, r.body), (502, b""), "HEAD: the 502 head")
+        check(int(r.header("content-length")) > 0, "the content-length a GET would get")
+        r = read_response(s)
+        check_eq((r.status, r.json()["target"]), (200, "/echo?after=1"), "the next response on the connection")
+
+
 def test_oversized_headers_431(h):
     e = Env(h, {"http": {"max_header_bytes": 8192}})
     with e.connect() as s:
@@ -443,7 +465,7 @@ def test_max_connections(h):
 
 if __name__ == "__main__":
     main([test_malformed_requests_refused, test_bad_request_after_good_one_on_same_connection,
-          test_oversized_headers_431, test_body_too_large_413, test_request_header_timeout_408,
+          test_head_errors_without_body, test_oversized_headers_431, test_body_too_large_413, test_request_header_timeout_408,
           test_body_idle_timeout_408, test_keepalive_idle_timeout, test_timeouts_after_busy_keepalive,
           test_upstream_timeout_on_reused_link, test_upstream_down_502,
           test_upstream_closes_before_response_502, test_upstream_reset_mid_response,
