@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Random HTTP/2 clients against model servers that fail at random.
+"""Random HTTP/2 and HTTP/1.1 clients against model servers that fail at
+random, while the proxy is reloaded.
 
-Several threads open TLS connections (ALPN h2) and play a random script on
+Six threads open TLS connections (ALPN h2) and play a random script on
 each, frame by frame, with their own frame writer and HPACK encoder (no
 client library to keep them polite): requests (GET; POST with a body that
 matches its content-length or not, ends or never ends, ends in trailers;
@@ -11,23 +12,32 @@ on open, closed, unopened and even streams, WINDOW_UPDATE of 0 and of
 ENABLE_PUSH), PINGs of the wrong size, PRIORITY on itself, a header block
 in CONTINUATIONs (or interrupted by another frame), unknown frame types,
 bare garbage, GOAWAY; they read at once, late or not at all; they end with
-FIN, RST or a clean close. The proxy is reloaded (SIGHUP) every 3 s
-meanwhile, and two HTTP/1.1 clients (pxfaults.churn_h1) share its model
-server, whose connections are capped (upstream.max_connections). The paths they ask for make the HTTP/1.1 model
-server (upstream.py) and the h2c one (peers/h2c_fault_server.py) reset,
-close, stall, send garbage, or cut a body short, or answer slowly or at
-length.
+FIN, RST or a clean close. Two more threads (ALPN http/1.1) pipeline one to
+four random requests per connection: GET, HEAD, POST with a body by
+content-length (right or short), chunked (with or without trailers) or
+after Expect: 100-continue, HTTP/1.0, Connection: close, and now and then
+what must be refused (content-length with transfer-encoding, a list of
+lengths, a bad field name, a NUL, an obs-fold, a 70 KB field, garbage),
+sent whole or in pieces, read or abandoned. The proxy is reloaded (SIGHUP)
+every 3 s meanwhile, and the HTTP/1.1 model server's connections are
+capped (upstream.max_connections 6). The paths asked for make that server
+(upstream.py) and the h2c one (peers/h2c_fault_server.py) reset, close,
+stall, send garbage, or cut a body short, or answer slowly or at length.
 
-What the proxy sends back is parsed frame by frame by the test and must be
-well-formed whatever the client did: no frame above the client's
+What the proxy sends back is parsed by the test and must be well-formed
+whatever the client did. Over HTTP/2: no frame above the client's
 SETTINGS_MAX_FRAME_SIZE (16,384; the client never raises it in effect),
 nothing on an even stream, no HEADERS or DATA on a stream the client never
 opened, header blocks that decode (the proxy's HPACK state stays
 consistent), every response head with a three-digit :status and no
 connection-specific field, trailers without pseudo-fields, a body that
-ends with END_STREAM only when it matches the response's content-length,
-and, for the errors of the proxy itself (5xx from the HTTP/1.1 route),
-JSON {"error", "detail"}.
+ends with END_STREAM only when it matches the response's content-length.
+Over HTTP/1.1: status lines and fields in the grammar (no control byte),
+one framing per response (never content-length and transfer-encoding
+together, no conflicting lengths), well-formed chunks and trailers, no more
+responses than requests, nothing after a response that says Connection:
+close. On both, the errors of the proxy itself (5xx from the HTTP/1.1
+route) are its JSON {"error", "detail"}.
 
 Afterwards the proxy (ASan/UBSan in that build) must be alive and clean,
 serve a normal request and a gRPC-routed one, and return to its footprint
@@ -56,7 +66,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
 from pxtest import IncompleteResponse, TestFailure, check, main, read_response, send_raw  # noqa: E402
-from pxfaults import LINGER0, FaultEnv, churn_h1, fd_kinds, metric  # noqa: E402
+from pxfaults import LINGER0, FaultEnv, fd_kinds, metric  # noqa: E402
 from test_h2_smuggling import h2  # noqa: E402  (re-runs under Debian's Python if needed)
 from test_grpc_proxy import h2_python  # noqa: E402
 if h2 is not None:
@@ -70,7 +80,7 @@ END_STREAM, ACK, END_HEADERS, PADDED, PRIO = 0x1, 0x1, 0x4, 0x8, 0x20
 MAX_FRAME = 16384                       # the client never raises its SETTINGS_MAX_FRAME_SIZE
 CONN_SPECIFIC = {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
                  b"upgrade"}
-THREADS = 6                             # HTTP/2 clients; and H1_THREADS of pxfaults.churn_h1
+THREADS = 6                             # HTTP/2 clients; and H1_THREADS HTTP/1.1 ones
 H1_THREADS = 2
 GLIBC_CACHE_SLACK = 512 * 1024          # 2 workers x glibc's tcache (~235 KB per thread when full)
 SECONDS = float(os.environ.get("PX_CHAOS_SECONDS", "20"))
@@ -429,6 +439,243 @@ def storm(port, ca, seed, until, tally, violations):
                 c.s.close()
 
 
+# --- HTTP/1.1: random requests, every response checked ---------------------------------------
+
+TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([1-5][0-9][0-9]) ([\t\x20-\x7e\x80-\xff]*)")
+H1_HEAD_MAX = 1 << 20
+
+
+class H1Reader:
+    """The proxy's side of one HTTP/1.1 connection, checked as it comes:
+    status lines and fields in the grammar (no control byte), one framing
+    (not content-length and transfer-encoding both; one content-length),
+    chunks well-formed, no more responses than requests, nothing after a
+    response that said Connection: close, and the proxy's own 5xx its JSON
+    error."""
+
+    def __init__(self):
+        self.buf = b""
+        self.sent = []                      # the methods of the requests sent, in order
+        self.answered = 0
+        self.closing = False                # a response said Connection: close
+        self.body_left = None               # bytes of a content-length body still to come
+        self.chunked = False
+        self.body = b""
+        self.resp = None
+        self.seen = {}
+
+    def feed(self, data):
+        self.buf += data
+        while self.step():
+            pass
+
+    def step(self):
+        if self.resp is None:
+            if self.closing and self.buf:
+                raise Violation(f"bytes after a response with Connection: close: {self.buf[:60]!r}")
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buf) > H1_HEAD_MAX:
+                    raise Violation("a response head over 1 MiB")
+                return False
+            self.head(self.buf[:end].split(b"\r\n"))
+            self.buf = self.buf[end + 4:]
+            return True
+        if self.body_left is not None:
+            n = min(self.body_left, len(self.buf))
+            self.body += self.buf[:n][:4096 - len(self.body)]
+            self.buf, self.body_left = self.buf[n:], self.body_left - n
+            if self.body_left == 0:
+                self.body_left = None
+                if not self.chunked:
+                    self.done()
+                    return True
+                if len(self.buf) < 2:
+                    self.body_left = 0          # the CRLF after the chunk's data is still to come
+                    return False
+                if self.buf[:2] != b"\r\n":
+                    raise Violation(f"chunk data not followed by CRLF: {self.buf[:20]!r}")
+                self.buf = self.buf[2:]
+                return True
+            return False
+        if self.chunked:
+            end = self.buf.find(b"\r\n")
+            if end < 0:
+                return False
+            line, self.buf = self.buf[:end], self.buf[end + 2:]
+            if self.resp["trailers"]:
+                if line == b"":
+                    self.done()
+                elif not (TOKEN.fullmatch(line.partition(b":")[0]) and line.partition(b":")[1]):
+                    raise Violation(f"a bad trailer line {line!r}")
+                return True
+            m = re.fullmatch(rb"([0-9a-fA-F]{1,15})(;[\t\x20-\x7e]*)?", line)
+            if not m:
+                raise Violation(f"a bad chunk-size line {line!r}")
+            size = int(m.group(1), 16)
+            if size == 0:
+                self.resp["trailers"] = True
+            else:
+                self.body_left = size
+            return True
+        return False                            # read until the connection closes
+
+    def head(self, lines):
+        m = STATUS_LINE.fullmatch(lines[0])
+        if not m:
+            raise Violation(f"a bad status line {lines[0][:100]!r}")
+        status, fields = int(m.group(1)), {}
+        for ln in lines[1:]:
+            name, sep, value = ln.partition(b":")
+            if not sep or not TOKEN.fullmatch(name) or not FIELD_VALUE.fullmatch(value):
+                raise Violation(f"a bad field line {ln[:100]!r} (status {status})")
+            fields.setdefault(name.lower(), []).append(value.strip())
+        if 100 <= status < 200:                 # interim: no body, the final one follows
+            self.seen["1xx"] = self.seen.get("1xx", 0) + 1
+            return
+        if self.answered >= len(self.sent):
+            raise Violation(f"a {status} answering no request ({len(self.sent)} sent)")
+        cls, te = fields.get(b"content-length", []), fields.get(b"transfer-encoding", [])
+        if cls and te:
+            raise Violation(f"a {status} with both content-length and transfer-encoding")
+        if len(set(cls)) > 1 or any(not v.isdigit() for v in cls):
+            raise Violation(f"a {status} with content-length {cls}")
+        self.resp = {"status": status, "trailers": False,
+                     "json": b"application/json" in b"".join(fields.get(b"content-type", []))}
+        if b"close" in b",".join(fields.get(b"connection", [])).lower():
+            self.closing = True
+        self.body, self.chunked = b"", False
+        method = self.sent[self.answered]
+        self.resp["json"] = self.resp["json"] and method != "HEAD"     # a HEAD's answer has no body
+        if method == "HEAD" or status in (204, 304):
+            self.done()
+        elif te:
+            if te[-1].lower().split(b",")[-1].strip() != b"chunked":
+                raise Violation(f"a {status} with transfer-encoding {te} not ending in chunked")
+            self.chunked = True
+        elif cls:
+            self.body_left = int(cls[0])
+            if self.body_left == 0:
+                self.body_left = None
+                self.done()
+        else:
+            self.closing = True                 # delimited by the close
+
+    def done(self):
+        r, self.resp = self.resp, None
+        self.answered += 1
+        self.seen[f"{r['status'] // 100}xx"] = self.seen.get(f"{r['status'] // 100}xx", 0) + 1
+        if r["status"] >= 500 and r["json"] and len(self.body) < 4096:
+            try:
+                doc = json.loads(self.body)
+                ok = isinstance(doc, dict) and "error" in doc and "detail" in doc
+            except ValueError:
+                ok = False
+            if not ok:
+                raise Violation(f"a {r['status']} of the proxy that is not its JSON error: {self.body[:200]!r}")
+
+    def closed(self):
+        """The proxy closed: a close-delimited body ends here; any other cut
+        is a response cut short (allowed: the model server may fail
+        mid-body), but not mid-head."""
+        if self.resp is not None and self.body_left is None and not self.chunked:
+            self.done()
+
+
+def h1_request(rnd):
+    """(method, bytes) of one random request, right or wrong."""
+    method = rnd.choice(["GET"] * 5 + ["POST"] * 4 + ["HEAD"])
+    path = rnd.choice(H1_PATHS + ["/continue"])
+    version = "HTTP/1.0" if rnd.random() < 0.1 else "HTTP/1.1"
+    lines = [f"{method} {path} {version}"]
+    if rnd.random() < 0.95:
+        lines.append("Host: localhost")
+    if rnd.random() < 0.1:
+        lines.append("Connection: close")
+    body, framing = b"", None
+    if method == "POST":
+        framing = rnd.choice(["length", "length", "chunked", "short"])
+        data = b"b" * rnd.choice([0, 10, 5000, 70000])
+        if rnd.random() < 0.2:
+            lines.append("Expect: 100-continue")
+        if framing == "chunked":
+            lines.append("Transfer-Encoding: chunked")
+            pieces, i = [], 0
+            while i < len(data):
+                n = rnd.randint(1, 20000)
+                pieces.append(b"%x\r\n" % len(data[i:i + n]) + data[i:i + n] + b"\r\n")
+                i += n
+            body = b"".join(pieces) + (b"0\r\nx-t: 1\r\n\r\n" if rnd.random() < 0.3 else b"0\r\n\r\n")
+        else:
+            lines.append(f"Content-Length: {len(data) + (100 if framing == 'short' else 0)}")
+            body = data
+    if rnd.random() < 0.12:                 # a request the proxy must refuse (or a smuggling try)
+        lines.append(rnd.choice(["Content-Length: 5\r\nTransfer-Encoding: chunked", "Content-Length: 1, 2",
+                                 "Transfer-Encoding: gzip", "Bad Name: x", "X-A: b\x00c", " folded: x",
+                                 "Content-Length: -1", "X-Big: " + "y" * 70000, "Transfer-Encoding: chunked, x"]))
+    return method, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def h1_connection(port, ca, rnd, tally):
+    """One connection's random pipeline; the responses checked (H1Reader)."""
+    s = pxtest.tls_connect(port, ca, alpn=["http/1.1"], timeout=5)
+    r = H1Reader()
+    try:
+        out = b""
+        for _ in range(rnd.randint(1, 4)):
+            method, data = h1_request(rnd)
+            r.sent.append(method)
+            out += data
+        if rnd.random() < 0.05:
+            out += rnd.randbytes(rnd.randint(1, 200))
+        if rnd.random() < 0.5:
+            s.sendall(out)
+        else:                                   # in random pieces
+            i = 0
+            while i < len(out):
+                n = rnd.randint(1, 3000)
+                s.sendall(out[i:i + n])
+                i += n
+                if rnd.random() < 0.1:
+                    time.sleep(0.01)
+        if rnd.random() < 0.15:                 # gone without reading
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER0)
+            return
+        deadline = time.monotonic() + 4
+        while r.answered < len(r.sent) and time.monotonic() < deadline:
+            if not s.pending() and not select.select([s], [], [], 0.2)[0]:
+                continue
+            try:
+                data = s.recv(65536)
+            except OSError as e:
+                tally[type(e).__name__] = tally.get(type(e).__name__, 0) + 1
+                data = b""
+            if not data:
+                r.closed()
+                break
+            r.feed(data)
+    finally:
+        s.close()
+        for k, v in r.seen.items():
+            tally[k] = tally.get(k, 0) + v
+
+
+def storm_h1(port, ca, seed, until, tally, violations):
+    rnd = random.Random(seed)
+    n = 0
+    while time.monotonic() < until and not violations:
+        n += 1
+        try:
+            h1_connection(port, ca, rnd, tally)
+            tally["connections"] = tally.get("connections", 0) + 1
+        except Violation as e:
+            violations.append(f"HTTP/1.1 seed {seed}, connection {n}: {e}")
+        except (OSError, ValueError) as e:
+            tally[type(e).__name__] = tally.get(type(e).__name__, 0) + 1
+
+
 def sanitized():
     """The proxy under test is the ASan/UBSan build (PX_SANITIZE)."""
     build = os.environ.get("PX_BUILD_DIR") or os.path.dirname(pxtest.pqproxy_bin())
@@ -501,8 +748,8 @@ def test_random_clients_and_faulty_model_servers(h):
     violations = []
     threads = [threading.Thread(target=storm, args=(env.px.port, env.ca, seed + i, until, tallies[i],
                                                     violations)) for i in range(THREADS)]
-    threads += [threading.Thread(target=churn_h1, args=(env.px.port, env.ca, seed + i, until, tallies[i]))
-                for i in range(THREADS, THREADS + H1_THREADS)]
+    threads += [threading.Thread(target=storm_h1, args=(env.px.port, env.ca, seed + i, until, tallies[i],
+                                                       violations)) for i in range(THREADS, THREADS + H1_THREADS)]
     for t in threads:
         t.start()
     reloads = 0
@@ -521,7 +768,7 @@ def test_random_clients_and_faulty_model_servers(h):
     print(f"  HTTP/2 {total}, HTTP/1.1 {h1}", flush=True)
     if violations:
         raise TestFailure("the proxy sent what no client may be sent: " + " | ".join(violations[:5]))
-    check(total.get("connections", 0) >= THREADS * 5 and total.get("2xx", 0) and h1.get(200, 0),
+    check(total.get("connections", 0) >= THREADS * 5 and total.get("2xx", 0) and h1.get("2xx", 0),
           f"the clients got through connections and answers: {total}, {h1}")
     check(env.px.proc.alive(), "the proxy is up after the storm")
     pxtest.wait_until(lambda: metric(env.px, 'pqproxy_config_reloads_total{result="ok"}') == reloads,
@@ -593,5 +840,47 @@ def test_output_checks_can_fail():
     check(verdict(json_err(b"Bad Gateway")) is None, "the h2c model server's own 5xx is its own")
 
 
+def test_h1_output_checks_can_fail():
+    """The same for H1Reader, the HTTP/1.1 side."""
+    def verdict(methods, data, close=False):
+        r = H1Reader()
+        r.sent = list(methods)
+        try:
+            r.feed(data)
+            if close:
+                r.closed()
+            return None
+        except Violation as e:
+            return str(e)
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+    err = b'{"error":"upstream_unavailable","detail":"x"}'
+    json_502 = b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    cases = [                                   # (what, methods, right, wrong)
+        ("status line", ["GET"], ok, b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n"),
+        ("control byte", ["GET"], b"HTTP/1.1 200 OK\r\nX-A: b\tc\r\nContent-Length: 0\r\n\r\n",
+         b"HTTP/1.1 200 OK\r\nX-A: b\x01c\r\nContent-Length: 0\r\n\r\n"),
+        ("field name", ["GET"], ok, b"HTTP/1.1 200 OK\r\nBad Name: x\r\nContent-Length: 0\r\n\r\n"),
+        ("two framings", ["GET"], b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\nhi\r\n0\r\n\r\n"),
+        ("two lengths", ["GET"], b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi",
+         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi!"),
+        ("chunk size", ["GET"], b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nx-t: 1\r\n\r\n",
+         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+        ("chunk end", ["GET"], b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhix\r\n0\r\n\r\n"),
+        ("unasked", ["GET"], ok, ok + ok),
+        ("after close", ["GET", "GET"], b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi",
+         b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi" + ok),
+        ("HEAD", ["HEAD", "GET"], b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 5\r\n\r\n" + ok,
+         b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 5\r\n\r\nhello" + ok),
+        ("JSON error", ["GET"], json_502 % len(err) + err, json_502 % 11 + b"Bad Gateway"),
+    ]
+    for what, methods, right, wrong in cases:
+        check(verdict(methods, right) is None, f"{what}: the right sequence passes: {verdict(methods, right)}")
+        check(verdict(methods, wrong) is not None, f"{what}: the wrong one is caught")
+    check(verdict(["GET"], b"HTTP/1.1 200 OK\r\n\r\nuntil the close", close=True) is None,
+          "a body delimited by the close")
+
+
 if __name__ == "__main__":
-    main([test_output_checks_can_fail, test_random_clients_and_faulty_model_servers])
+    main([test_output_checks_can_fail, test_h1_output_checks_can_fail, test_random_clients_and_faulty_model_servers])
