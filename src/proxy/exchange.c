@@ -455,6 +455,7 @@ static int upstream_failed(px_exch_t *x, int uverr)
         x->up = NULL;
         x->upstream_ok = 0;
         x->up_reused = 0;
+        x->t_sent = 0;          /* sent anew: upstream_sent arms the response timeout again */
         px_buf_reset(&x->up_out);
         if (px_buf_append(&x->up_out, px_buf_ptr(&x->replay), px_buf_size(&x->replay)) == 0 &&
             px_upstream_connect_fresh(pool_of(x), &up_cb, x, &x->up) == 0)

@@ -418,6 +418,26 @@ def test_retry_idempotent_on_stale_pooled_connection(h):
               ("/echo?retry=0", 502)])
 
 
+def test_retried_request_still_times_out(h):
+    """A request retried on a fresh connection (its pooled one closed under
+    it) keeps its response timeout: a model server that then says nothing
+    gets the 504 after upstream_response_ms, not a request (and an upstream
+    connection) held for ever."""
+    e = Env(h, {"workers": 1, "timeouts": {"upstream_response_ms": 1000}})
+    with e.connect() as s:
+        check_eq(http_request(s, "GET", "/echo?drop_next=1").status, 200)
+        t0 = time.monotonic()
+        r = http_request(s, "GET", "/fault/stall", timeout=8)
+        took = time.monotonic() - t0
+        check_error(r, 504, "upstream_timeout", "the retried request")
+        check(0.9 < took < 4, f"504 after {took:.2f} s (upstream_response_ms 1 s)")
+        check_eq(http_request(s, "GET", "/echo?after=1").status, 200, "the connection serves on")
+    recs = e.records()
+    check_eq([(x["target"], x.get("dropped", False)) for x in recs][:3],
+             [("/echo?drop_next=1", False), ("/fault/stall", True), ("/fault/stall", False)],
+             "dropped on the pooled connection, then sent on a fresh one")
+
+
 def test_upstream_closes_idle_pooled_connection(h):
     e = Env(h)
     with e.connect() as s:
@@ -471,4 +491,5 @@ if __name__ == "__main__":
           test_upstream_closes_before_response_502, test_upstream_reset_mid_response,
           test_upstream_response_timeout_504, test_upstream_idle_timeout_mid_stream,
           test_upstream_connect_timeout_504, test_retry_idempotent_on_stale_pooled_connection,
+          test_retried_request_still_times_out,
           test_upstream_closes_idle_pooled_connection, test_max_connections])
