@@ -13,7 +13,8 @@ ENABLE_PUSH), PINGs of the wrong size, PRIORITY on itself, a header block
 in CONTINUATIONs (or interrupted by another frame), unknown frame types,
 bare garbage, GOAWAY; they read at once, late or not at all; they end with
 FIN, RST or a clean close. Two more threads (ALPN http/1.1) pipeline one to
-four random requests per connection: GET, HEAD, POST with a body by
+four random requests per connection (a fifth of them gRPC-routed, so
+translated to the h2c model server): GET, HEAD, POST with a body by
 content-length (right or short), chunked (with or without trailers) or
 after Expect: 100-continue, HTTP/1.0, Connection: close, and now and then
 what must be refused (content-length with transfer-encoding, a list of
@@ -590,9 +591,12 @@ def h1_request(rnd):
     its content-length promises more than it sends (the proxy would take the
     next request's bytes for the rest of its body)."""
     method = rnd.choice(["GET"] * 5 + ["POST"] * 4 + ["HEAD"])
-    path = rnd.choice(H1_PATHS + ["/continue"])
+    grpc = rnd.random() < 0.2                   # translated to the h2c model server
+    path = rnd.choice(H2C_PATHS if grpc else H1_PATHS + ["/continue"])
     version = "HTTP/1.0" if rnd.random() < 0.1 else "HTTP/1.1"
     lines = [f"{method} {path} {version}"]
+    if grpc:
+        lines += ["Content-Type: application/grpc", "TE: trailers"]
     if rnd.random() < 0.95:
         lines.append("Host: localhost")
     if rnd.random() < 0.1:
@@ -779,8 +783,13 @@ def test_random_clients_and_faulty_model_servers(h):
     check(env.px.proc.alive(), "the proxy is up after the storm")
     pxtest.wait_until(lambda: metric(env.px, 'pqproxy_config_reloads_total{result="ok"}') == reloads,
                       msg=f"{reloads} reloads done")
-    st = grpc_call(env, "/ok")
-    check(st == 200, f"a gRPC-routed request after the storm: {st}")
+    st = grpc_call(env, "/ok?after-the-storm")
+    if st != 200:
+        with open(up2.out_path) as f:
+            seen = sum("after-the-storm" in ln for ln in f)
+        raise TestFailure(f"a gRPC-routed request after the storm (seed {seed}): {st}; the h2c model "
+                          f"server saw it {seen} time(s); the proxy holds {h2c_links(env, h2c_port)} "
+                          "connection(s) to it")
     drop_h2c(env, h2c_port)
     # busy counts the h2c pool's connections too: none are left (drop_h2c)
     upstream = lambda: (metric(env.px, "pqproxy_upstream_queued_requests"),  # noqa: E731

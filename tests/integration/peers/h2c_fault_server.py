@@ -91,8 +91,11 @@ class Conn:
         with self.lock:
             if self.dead:
                 return
-            self.conn.send_headers(sid, [(":status", "200"), ("content-length", str(len(body)))])
-            self.conn.send_data(sid, body, end_stream=True)
+            try:
+                self.conn.send_headers(sid, [(":status", "200"), ("content-length", str(len(body)))])
+                self.conn.send_data(sid, body, end_stream=True)
+            except (h2.exceptions.H2Error, KeyError):
+                pass                # the stream was reset while it waited
             self.flush()
 
     def fault(self, sid, how):
@@ -175,7 +178,15 @@ class Conn:
                         self.got.pop(ev.stream_id, None)
                         self.pending.pop(ev.stream_id, None)
                     if isinstance(ev, h2.events.StreamEnded) and ev.stream_id in self.paths:
-                        self.request(ev.stream_id)
+                        try:
+                            self.request(ev.stream_id)
+                        except h2.exceptions.StreamClosedError:
+                            pass            # the proxy reset it while its request ended: a race
+                        except Exception as e:  # noqa: BLE001
+                            # anything else closes the connection: a thread that died
+                            # would leave it open and silent
+                            os.write(2, f"conn {self.n}: {e!r}: closing\n".encode())
+                            self.kill("fin")
                     if self.dead:
                         break
                 for sid in list(self.pending):  # windows may have grown (WINDOW_UPDATE, SETTINGS)
