@@ -67,8 +67,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
-from pxtest import IncompleteResponse, TestFailure, check, main, read_response, send_raw  # noqa: E402
+from pxtest import IncompleteResponse, TestFailure, check, http_request, main  # noqa: E402
 from pxfaults import LINGER0, FaultEnv, fd_kinds, metric  # noqa: E402
+from pxhelpers import is_asan_build  # noqa: E402
 from test_h2_smuggling import h2  # noqa: E402  (re-runs under Debian's Python if needed)
 from test_grpc_proxy import h2_python  # noqa: E402
 if h2 is not None:
@@ -416,29 +417,35 @@ class Client:
             self.s.close()
 
 
-def storm(port, ca, seed, until, tally, violations):
+def h2_connection(port, ca, rnd, tally):
+    """One HTTP/2 connection's random script; what came back checked (Reader)."""
+    c = Client(port, ca, rnd, tally)
+    try:
+        for _ in range(rnd.randint(1, 60)):
+            c.act()
+            if c.r.closed:
+                break
+        c.end()
+    finally:
+        c.s.close()
+        for k, v in c.r.seen.items():
+            tally[k] = tally.get(k, 0) + v
+
+
+def storm(connection, port, ca, seed, until, tally, violations):
+    """connection(port, ca, rnd, tally) again and again until `until` or a
+    violation (in any thread)."""
     rnd = random.Random(seed)
     n = 0
     while time.monotonic() < until and not violations:
         n += 1
-        c = None
         try:
-            c = Client(port, ca, rnd, tally)
-            for _ in range(rnd.randint(1, 60)):
-                c.act()
-                if c.r.closed:
-                    break
-            c.end()
+            connection(port, ca, rnd, tally)
             tally["connections"] = tally.get("connections", 0) + 1
-            for k, v in c.r.seen.items():
-                tally[k] = tally.get(k, 0) + v
         except Violation as e:
-            violations.append(f"seed {seed}, connection {n}: {e}")
+            violations.append(f"{connection.__name__} seed {seed}, connection {n}: {e}")
         except (OSError, ValueError) as e:          # resets, closes and timeouts are the point
             tally[type(e).__name__] = tally.get(type(e).__name__, 0) + 1
-        finally:
-            if c is not None:
-                c.s.close()
 
 
 # --- HTTP/1.1: random requests, every response checked ---------------------------------------
@@ -672,38 +679,13 @@ def h1_connection(port, ca, rnd, tally):
             tally[k] = tally.get(k, 0) + v
 
 
-def storm_h1(port, ca, seed, until, tally, violations):
-    rnd = random.Random(seed)
-    n = 0
-    while time.monotonic() < until and not violations:
-        n += 1
-        try:
-            h1_connection(port, ca, rnd, tally)
-            tally["connections"] = tally.get("connections", 0) + 1
-        except Violation as e:
-            violations.append(f"HTTP/1.1 seed {seed}, connection {n}: {e}")
-        except (OSError, ValueError) as e:
-            tally[type(e).__name__] = tally.get(type(e).__name__, 0) + 1
-
-
-def sanitized():
-    """The proxy under test is the ASan/UBSan build (PX_SANITIZE)."""
-    build = os.environ.get("PX_BUILD_DIR") or os.path.dirname(pxtest.pqproxy_bin())
-    try:
-        with open(os.path.join(build, "CMakeCache.txt")) as f:
-            return "PX_SANITIZE:BOOL=ON" in f.read()
-    except OSError:
-        return False
-
-
 def grpc_call(env, path):
     """One gRPC-routed request over HTTP/1.1 on a new connection (either
     worker); the status, or None when the connection broke."""
     s = env.connect()
     try:
-        send_raw(s, f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/grpc\r\n"
-                    "TE: trailers\r\nContent-Length: 0\r\n\r\n")
-        return read_response(s, "POST", timeout=10).status
+        return http_request(s, "POST", path, headers=[("Content-Type", "application/grpc"),
+                                                      ("TE", "trailers")], body=b"").status
     except (OSError, IncompleteResponse):
         return None
     finally:
@@ -748,7 +730,7 @@ def test_random_clients_and_faulty_model_servers(h):
                                              "h2c_max_streams": 4}},
                        "routes": [{"prefix": "/", "grpc": True, "upstream": "h2c"}, {"prefix": "/"}]},
                    warm=warm)
-    if not sanitized():
+    if not is_asan_build():
         env.mem_slack = GLIBC_CACHE_SLACK
     seed = int(os.environ.get("PX_CHAOS_SEED") or random.SystemRandom().randrange(1 << 32))
     print(f"  seed {seed} (PX_CHAOS_SEED), {SECONDS:.0f} s, {THREADS} HTTP/2 and {H1_THREADS} HTTP/1.1 "
@@ -756,10 +738,9 @@ def test_random_clients_and_faulty_model_servers(h):
     until = time.monotonic() + SECONDS
     tallies = [{} for _ in range(THREADS + H1_THREADS)]
     violations = []
-    threads = [threading.Thread(target=storm, args=(env.px.port, env.ca, seed + i, until, tallies[i],
-                                                    violations)) for i in range(THREADS)]
-    threads += [threading.Thread(target=storm_h1, args=(env.px.port, env.ca, seed + i, until, tallies[i],
-                                                       violations)) for i in range(THREADS, THREADS + H1_THREADS)]
+    threads = [threading.Thread(target=storm, args=(h2_connection if i < THREADS else h1_connection,
+                                                    env.px.port, env.ca, seed + i, until, tallies[i],
+                                                    violations)) for i in range(THREADS + H1_THREADS)]
     for t in threads:
         t.start()
     reloads = 0
