@@ -30,7 +30,7 @@ def grpc_msg(payload):
 class Pair:
     """A server conversation: the client's requests go in, the server's bytes out."""
 
-    def __init__(self, streams, body=False, validate=True, max_streams=None):
+    def __init__(self, streams, body=False, validate=True, max_streams=None, ping=False):
         self.cli = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
         self.srv = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=False, header_encoding=None, validate_outbound_headers=validate,
@@ -40,6 +40,8 @@ class Pair:
             h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 256 * 1024,
             h2.settings.SettingCodes.ENABLE_PUSH: 0})
         self.cli.initiate_connection()
+        if ping:                          # the pool's PING when its connection opens
+            self.cli.ping(b"\0" * 8)
         self.cli.increment_flow_control_window(1 << 22)   # as the pool's connection window
         self.srv.initiate_connection()
         if max_streams:
@@ -70,6 +72,10 @@ def seeds():
     p = Pair(1)
     unary(p, 1, extra=[("x-model-version", "1")])
     out["unary_trailers"] = (0x00, 0, p.out)
+
+    p = Pair(1, ping=True)                # the PING answered (its ACK is the server's first frame after SETTINGS)
+    unary(p, 1)
+    out["ping_answered"] = (0x00, 0, p.out)
 
     p = Pair(1)
     p.srv.send_headers(1, GRPC_HEAD + [("grpc-status", "5"), ("grpc-message", "model not found")],

@@ -3,7 +3,8 @@
  * streams, the input is what the model server answers, fed in pieces to
  * the pool's connections (oldest live one first), between owner and link
  * events: connects, write completions, body writes, consumes, releases,
- * a reload, a timeout tick, EOF. At the end every link gets EOF.
+ * a reload, a timeout tick (streams' silences; one time in two also the
+ * pool's unanswered PINGs), EOF. At the end every link gets EOF.
  *
  * The pool is this file's own copy of h2c_pool.c, its px_upstream_* and
  * px_uplink_* calls renamed below to a link without a socket (the seam
@@ -411,12 +412,17 @@ static void event(void)
         finish_writes();
         break;
     case 5: {
-        /* a timeout: every stream's silence is long enough */
+        /* a timeout: every stream's silence is long enough (and, one time
+         * in two, every unanswered PING's wait) */
         px_timeouts_config_t to = pool->timeouts;
+        int pings = next() & 1;
         pool->timeouts.upstream_response = pool->timeouts.upstream_idle = 1;
-        for (conn_t *c = pool->conns; c; c = c->next)
+        for (conn_t *c = pool->conns; c; c = c->next) {
+            if (pings && c->ping_ms)
+                c->ping_ms = 1;
             for (px_h2c_stream_t *s = c->streams; s; s = s->next)
                 s->active_ms = 0;
+        }
         if (uv_now(&loop) > 1)
             on_tick(&pool->tick);
         pool->timeouts = to;
@@ -459,6 +465,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&to, 0, sizeof to);            /* timeouts only by the tick event */
     cfg.h2c_max_streams = (L.flags & 0x08) ? 1 : 100;
     cfg.h2c_max_connections = (L.flags & 0x08) ? 2 : 64;
+    cfg.h2c_ping_timeout = 1000;          /* PINGs expire only by the tick event */
     if (!(pool = px_h2c_pool_new(&loop, &cfg, &to, 65536, NULL)))
         return 0;
     for (int i = 0; i < 1 + data[1] % 4; i++)

@@ -393,7 +393,7 @@ static int parse_tls(ctx_t *c, const cJSON *o, px_config_t *cfg)
 static const char *const upstream_keys[] = { "address", "pool_max_idle",
                                              "max_requests_per_conn", "protocol",
                                              "h2c_max_streams", "h2c_max_connections",
-                                             "max_connections", NULL };
+                                             "h2c_ping_timeout_ms", "max_connections", NULL };
 static const char *const upstream_protocols[] = { "http1", "h2c", NULL };
 
 /* One upstream object: `upstream` or `upstreams.<name>` (path says which). */
@@ -410,6 +410,8 @@ static int parse_upstream(ctx_t *c, const cJSON *o, const char *path, px_upstrea
                        &u->h2c_max_streams)) < 0 ||
         (r = px_jv_u32(&c->jv, o, path, "h2c_max_connections", 1, PX_H2C_MAX_CONNECTIONS,
                        &u->h2c_max_connections)) < 0 ||
+        (r = px_jv_u32(&c->jv, o, path, "h2c_ping_timeout_ms", 0, 600000,
+                       &u->h2c_ping_timeout)) < 0 ||
         (r = px_jv_u32(&c->jv, o, path, "max_connections", 0, 100000, &u->max_connections)) < 0 ||
         (r = px_jv_enum(&c->jv, o, path, "protocol", upstream_protocols, &idx)) < 0)
         return r;
@@ -624,6 +626,7 @@ static int set_defaults(ctx_t *c, px_config_t *cfg)
     cfg->upstream.pool_max_idle = 64;
     cfg->upstream.h2c_max_streams = 100;
     cfg->upstream.h2c_max_connections = 64;
+    cfg->upstream.h2c_ping_timeout = 5000;
     cfg->upstream.max_connections = 256;
     cfg->http.max_header_bytes = 65536;
     cfg->http.max_body_bytes = 64 << 20;   /* a finite default; 0 in the file: unlimited */

@@ -87,6 +87,7 @@ typedef struct {
     px_upstream_proto_t protocol;         /* HTTP/1.1 or h2c (prior knowledge) */
     uint32_t h2c_max_streams;             /* h2c: streams per connection at most (and the peer's limit) */
     uint32_t h2c_max_connections;         /* h2c: connections per worker at most */
+    uint32_t h2c_ping_timeout;            /* h2c: ms for a PING's answer, else the connection ends; 0: no PINGs */
     uint32_t max_connections;             /* http1: connections per worker at most; 0 = no cap */
 } px_upstream_config_t;
 

@@ -424,7 +424,10 @@ int px_exch_flush_upstream(px_exch_t *x)
     return 0;
 }
 
-static PX_MUST_CHECK int upstream_timed_out(px_exch_t *x, uint32_t ms)
+/* The model server's silence: a 504, or the exchange aborted once the
+ * response head has gone. unresponsive: its h2c connection left a PING
+ * unanswered for ms (else the timeout that ran out was ms). */
+static PX_MUST_CHECK int upstream_timed_out_how(px_exch_t *x, uint32_t ms, int unresponsive)
 {
     char detail[96];
     px_m_inc(&x->ci.m->upstream_errors[PX_UP_TIMEOUT]);
@@ -433,11 +436,17 @@ static PX_MUST_CHECK int upstream_timed_out(px_exch_t *x, uint32_t ms)
         return abort_exch(x, PX_END_UPSTREAM_TIMEOUT);
     }
     snprintf(detail, sizeof detail,
-             !x->upstream_ok ? "no connection to the model server within %u ms"
+             unresponsive ? "the model server did not answer a PING within %u ms"
+             : !x->upstream_ok ? "no connection to the model server within %u ms"
              : x->up && px_uplink_writing(x->up) ? "the model server took none of the request for %u ms"
                                                  : "the model server did not respond within %u ms",
              ms);
     return reply_error(x, PX_HERR_UPSTREAM_TIMEOUT, detail);
+}
+
+static PX_MUST_CHECK int upstream_timed_out(px_exch_t *x, uint32_t ms)
+{
+    return upstream_timed_out_how(x, ms, 0);
 }
 
 static int upstream_failed(px_exch_t *x, int uverr)
@@ -958,7 +967,9 @@ static void h2c_on_error(void *ud, int err)
     px_exch_t *x = ud;
 
     x->h2c->s = NULL;
-    if (err == UV_ETIMEDOUT)
+    if (err == PX_H2C_EUNRESPONSIVE)
+        settle(upstream_timed_out_how(x, up_cfg_of(x)->h2c_ping_timeout, 1));
+    else if (err == UV_ETIMEDOUT)
         settle(upstream_timed_out(x, x->resp_started ? cfg_of(x)->timeouts.upstream_idle
                                                      : cfg_of(x)->timeouts.upstream_response));
     else

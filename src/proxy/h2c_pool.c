@@ -52,7 +52,10 @@ struct conn {
     nghttp2_session *ng;
     px_buf_t out;
     int connected, writing, goaway, dead, in_ng;
+    int suspect;                         /* a stream timed out on its silence: no new stream */
     int dead_err;
+    uint64_t ping_ms;                    /* a PING unanswered since then (0: none) */
+    uint64_t rx_ms;                      /* bytes last read from the model server */
     int nstreams;
     int ndrained;                        /* streams with drained set: pump's walk stops at 0 */
     px_h2c_stream_t *streams;
@@ -73,6 +76,7 @@ struct px_h2c_pool {
     px_h2c_stream_t *waiting;            /* streams to (re)open from the loop */
     px_h2c_stream_t *spares;             /* finished streams whose buffers serve the next */
     int nspares;
+    px_metrics_t *m;                     /* NULL in tests */
 };
 
 static void list_add(px_h2c_stream_t **head, px_h2c_stream_t *s)
@@ -300,6 +304,10 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
         if (s && !s->detached && end)
             tell_end(s);
         break;
+    case NGHTTP2_PING:
+        if (fr->hd.flags & NGHTTP2_FLAG_ACK)
+            c->ping_ms = 0, c->suspect = 0;   /* one PING at a time: the answer to ours */
+        break;
     case NGHTTP2_GOAWAY:
         /* streams above last_stream_id close with REFUSED_STREAM: retried */
         c->goaway = 1;
@@ -495,6 +503,18 @@ static void conn_pump(conn_t *c)
         conn_end(c, rc);
 }
 
+/* Asks the model server for a PING answer within h2c_ping_timeout (on_tick
+ * checks it). suspect: a stream timed out in the connection's silence, so
+ * no new stream goes there until the answer comes. */
+static void conn_ping(conn_t *c, int suspect)
+{
+    if (!c->pool->cfg.h2c_ping_timeout || c->ping_ms || c->dead ||
+        nghttp2_submit_ping(c->ng, NGHTTP2_FLAG_NONE, NULL) != 0)
+        return;
+    c->ping_ms = uv_now(c->pool->loop);
+    c->suspect = suspect;
+}
+
 static void link_connect(px_uplink_t *l, int status, void *ud)
 {
     conn_t *c = ud;
@@ -504,6 +524,11 @@ static void link_connect(px_uplink_t *l, int status, void *ud)
         return;
     }
     c->connected = 1;
+    c->rx_ms = uv_now(c->pool->loop);
+    /* a model server that accepts and then says nothing (not even its
+     * SETTINGS) is found out by its first PING, not by each request's
+     * upstream_response_ms */
+    conn_ping(c, 0);
     px_uplink_timeout(l, 0);
     px_uplink_read_start(l);
     conn_pump(c);
@@ -518,6 +543,7 @@ static void link_read(px_uplink_t *l, const char *p, ssize_t n, void *ud)
         conn_end(c, (int)n);
         return;
     }
+    c->rx_ms = uv_now(c->pool->loop);
     c->in_ng = 1;
     rv = nghttp2_session_mem_recv(c->ng, (const uint8_t *)p, (size_t)n);
     c->in_ng = 0;
@@ -610,19 +636,27 @@ static uint32_t conn_limit(const conn_t *c)
  * not get a connection per request. */
 static conn_t *conn_pick(px_h2c_pool_t *p)
 {
-    conn_t *least = NULL;
+    conn_t *least = NULL, *wary = NULL;
     int live = 0;
 
     for (conn_t *c = p->conns; c; c = c->next) {
         if (c->dead || c->goaway)
             continue;
+        if (c->suspect) {                 /* counted, used only when nothing else is left */
+            live++;
+            if (!wary || c->nstreams < wary->nstreams)
+                wary = c;
+            continue;
+        }
         if ((uint32_t)c->nstreams < conn_limit(c))
             return c;
         live++;
         if (!least || c->nstreams < least->nstreams)
             least = c;
     }
-    return least && (uint32_t)live >= p->cfg.h2c_max_connections ? least : conn_new(p);
+    if ((uint32_t)live < p->cfg.h2c_max_connections)
+        return conn_new(p);
+    return least ? least : wary;
 }
 
 /* Submits a waiting stream on a connection. 0, or a libuv error. */
@@ -683,6 +717,17 @@ static void on_tick(uv_timer_t *t)
 
     for (conn_t *c = p->conns, *cn; c; c = cn) {
         cn = c->next;
+        if (c->ping_ms && p->cfg.h2c_ping_timeout) {
+            any = 1;
+            if (now - c->ping_ms >= p->cfg.h2c_ping_timeout) {
+                px_warn("h2c upstream: no answer to a PING in %u ms: the connection is closed",
+                        p->cfg.h2c_ping_timeout);
+                if (p->m)
+                    px_m_inc(&p->m->upstream_h2c_unresponsive);
+                conn_end(c, PX_H2C_EUNRESPONSIVE);
+                continue;
+            }
+        }
         for (px_h2c_stream_t *s = c->streams, *next; s; s = next) {
             uint32_t limit = s->got_head ? p->timeouts.upstream_idle : p->timeouts.upstream_response;
             next = s->next;
@@ -693,6 +738,10 @@ static void on_tick(uv_timer_t *t)
                 s->active_ms = now;
             if (!limit || now - s->active_ms < limit)
                 continue;
+            /* nothing at all came on the connection while this stream
+             * waited: is the model server there? */
+            if (c->rx_ms <= s->active_ms)
+                conn_ping(c, 1);
             nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
             stream_fail(s, UV_ETIMEDOUT);
             /* the model server took a body and never gave the connection's
@@ -742,6 +791,7 @@ px_h2c_pool_t *px_h2c_pool_new(uv_loop_t *loop, const px_upstream_config_t *cfg,
     p->cfg = *cfg;
     p->timeouts = *timeouts;
     p->max_head = max_head;
+    p->m = m;
     ucfg.pool_max_idle = 0;              /* links are the connections: never pooled idle */
     ucfg.max_connections = 0;            /* h2c_max_connections caps them, here */
     if (!(p->up = px_upstream_new(loop, &ucfg, timeouts, m)) || uv_idle_init(loop, &p->kick) != 0) {

@@ -10,6 +10,12 @@
  *   another connection, with the request head and the body bytes sent so
  *   far (kept up to PX_H2C_REPLAY_MAX, beyond that the stream fails);
  *   the others finish. A connection that fails fails its streams.
+ * - Liveness: a PING when a connection opens and when a stream times out
+ *   with nothing at all read from its connection meanwhile (then no new
+ *   stream goes there until the answer); no answer within
+ *   h2c_ping_timeout ends the connection, and its streams fail with
+ *   PX_H2C_EUNRESPONSIVE, instead of each waiting out its own timeout on a
+ *   model server that is wedged with its socket open.
  * - Flow control is backpressure: automatic WINDOW_UPDATE is off; a
  *   stream's window reopens only by what the owner reports taken
  *   (px_h2c_consumed). Request body bytes are queued per stream up to
@@ -39,6 +45,7 @@
 #define PX_H2C_REPLAY_MAX (64 * 1024)    /* sent body bytes kept for a retry after GOAWAY */
 #define PX_H2C_WINDOW (256 * 1024)       /* response bytes in flight per stream */
 #define PX_H2C_MAX_RETRIES 2             /* reopenings of a stream the server did not process */
+#define PX_H2C_EUNRESPONSIVE UV_EHOSTDOWN /* on_error: a PING went unanswered */
 
 typedef struct px_h2c_pool px_h2c_pool_t;
 typedef struct px_h2c_stream px_h2c_stream_t;
@@ -56,7 +63,9 @@ typedef struct {
      * UV_ECONNRESET, UV_ETIMEDOUT, UV_EPROTO for a protocol error or a
      * reset by the model server, UV_EMSGSIZE for a request head too large
      * to send as HTTP/2, UV_E2BIG for a response head or trailer section
-     * past max_head bytes or PX_H2C_MAX_FIELDS fields). */
+     * past max_head bytes or PX_H2C_MAX_FIELDS fields, PX_H2C_EUNRESPONSIVE
+     * when its connection went without an answer to a PING for
+     * h2c_ping_timeout). */
     void (*on_error)(void *ud, int err);
     /* Request body bytes left: px_h2c_write has room again. */
     void (*on_drain)(void *ud);

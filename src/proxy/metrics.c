@@ -368,6 +368,10 @@ int px_metrics_render(px_buf_t *o, px_metrics_t *const *w, int n, const px_metri
     px_buf_printf(o, "pqproxy_tls_ticket_key_updates_total{result=\"failed\"} %llu\n",
                   (unsigned long long)g->ticket_key_failures);
 
+    help(o, "pqproxy_upstream_h2c_unresponsive_total", "counter",
+         "h2c connections to the model server closed because a PING went unanswered.");
+    px_buf_printf(o, "pqproxy_upstream_h2c_unresponsive_total %llu\n",
+                  (unsigned long long)SUM(upstream_h2c_unresponsive));
     help(o, "pqproxy_upstream_retries_total", "counter",
          "Idempotent requests retried on a fresh connection after a stale pooled one failed.");
     px_buf_printf(o, "pqproxy_upstream_retries_total %llu\n", (unsigned long long)SUM(upstream_retries));

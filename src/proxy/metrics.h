@@ -55,6 +55,7 @@ typedef struct px_metrics {
     uint64_t upstream_idle, upstream_busy;     /* gauges, set by the worker */
     uint64_t upstream_queued;         /* gauge: requests waiting (upstream.max_connections) */
     uint64_t upstream_queued_total;   /* requests that had to wait */
+    uint64_t upstream_h2c_unresponsive;  /* h2c connections ended on an unanswered PING */
     uint64_t responses_unsigned;      /* on a signing route, streamed to HTTP/1.0 (no trailers) */
     uint64_t request_deadline;        /* requests not complete within timeouts.request_ms */
     uint64_t send_timeouts;           /* connections closed on timeouts.send_idle_ms */

@@ -23,7 +23,9 @@ sent whole or in pieces, read or abandoned. The proxy is reloaded (SIGHUP)
 every 3 s meanwhile, and the HTTP/1.1 model server's connections are
 capped (upstream.max_connections 6). The paths asked for make that server
 (upstream.py) and the h2c one (peers/h2c_fault_server.py) reset, close,
-stall, send garbage, or cut a body short, or answer slowly or at length.
+stall, send garbage, or cut a body short, or answer slowly or at length;
+the h2c one also falls silent on a whole connection (found by the proxy's
+PING and closed).
 
 What the proxy sends back is parsed by the test and must be well-formed
 whatever the client did. Over HTTP/2: no frame above the client's
@@ -94,7 +96,8 @@ H1_PATHS = ["/echo", "/delay/20", "/delay/300", "/bytes/200000", "/bytes/3000?cu
             "/upload-sha", "/sse?n=5&interval_ms=30", "/trailers", "/no-length?n=3000"]
 H2C_PATHS = ["/ok", "/delay/20", "/delay/400", "/bytes/150000", "/trailers", "/fields/50",
              "/fault/reset", "/fault/fin", "/fault/garbage", "/fault/stall", "/fault/rst_stream",
-             "/fault/goaway", "/fault/hold", "/cut/reset", "/cut/garbage", "/cut/rst_stream"]
+             "/fault/goaway", "/fault/hold", "/fault/wedge", "/cut/reset", "/cut/garbage",
+             "/cut/rst_stream"]
 
 
 def frame(kind, flags, sid, payload=b""):
@@ -722,12 +725,13 @@ def test_random_clients_and_faulty_model_servers(h):
             check(grpc_call(env, "/ok") == 200, "a gRPC-routed request in the warm-up")
         drop_h2c(env, h2c_port)
     # h2c_max_streams 4: a second connection, and requests waiting for a stream, under load;
-    # upstream.max_connections 6: requests waiting for an HTTP/1.1 link (and 503 past 1 s)
+    # upstream.max_connections 6: requests waiting for an HTTP/1.1 link (and 503 past 1 s);
+    # /fault/wedge silences an h2c connection: found by its PING (1 s) and closed
     env = FaultEnv(h, {"tls": {"alpn": ["h2", "http/1.1"], "pq_policy": "prefer"},
                        "http2": {"stall_timeout_ms": 1500},
                        "upstream": {"max_connections": 6}, "timeouts": {"upstream_queue_ms": 1000},
                        "upstreams": {"h2c": {"address": f"127.0.0.1:{h2c_port}", "protocol": "h2c",
-                                             "h2c_max_streams": 4}},
+                                             "h2c_max_streams": 4, "h2c_ping_timeout_ms": 1000}},
                        "routes": [{"prefix": "/", "grpc": True, "upstream": "h2c"}, {"prefix": "/"}]},
                    warm=warm)
     if not is_asan_build():

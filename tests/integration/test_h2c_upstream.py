@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """An h2c model server that breaks the protocol (src/proxy/h2c_pool.c):
 what fuzz/h2c_upstream.c found, end to end."""
+import json
 import os
+import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
-from pxtest import check, check_eq  # noqa: E402
+from pxtest import check, check_eq, wait_until  # noqa: E402
+from pxfaults import metric  # noqa: E402
 from test_grpc_proxy import H2C_GOAWAY, grpc_proxy, h2_python  # noqa: E402
 from test_h2_smuggling import RawH2, h2, req  # noqa: E402 (runs under Debian's python3 if need be)
 if h2 is not None:
@@ -19,10 +23,10 @@ LENGTH_TRAILERS = os.path.join(pxtest.HERE, "peers", "h2c_length_trailers_server
 FAULTS = os.path.join(pxtest.HERE, "peers", "h2c_fault_server.py")
 
 
-def get(proxy, h):
+def get(proxy, h, path="/m"):
     s = pxtest.tls_connect(proxy.port, os.path.join(h.certgen(), "ca.crt"), alpn=["http/1.1"])
     t0 = time.monotonic()
-    s.sendall(b"GET /m HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
     r = pxtest.read_response(s)
     s.close()
     return r, time.monotonic() - t0
@@ -226,10 +230,87 @@ def test_large_response_to_a_wide_window(h):
         check_eq((st["status"], len(st["body"]), st["reset"]), (200, n, None), f"{n} bytes whole")
         check(took < 5, f"{n} bytes without waiting for ticks: {took:.1f} s")
 
+def silent_listener():
+    """A port that accepts TCP connections and then says nothing (no
+    SETTINGS, no PING answer): a model server wedged with its sockets open.
+    Returns (port, [connections accepted, connections the other side closed])."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(64)
+    accepted = [0, 0]
+
+    def hold(s):
+        try:
+            while s.recv(65536):
+                pass
+        except OSError:
+            pass
+        s.close()
+        accepted[1] += 1
+
+    def loop():
+        while True:
+            s, _ = ls.accept()
+            accepted[0] += 1
+            threading.Thread(target=hold, args=(s,), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+    return ls.getsockname()[1], accepted
+
+
+def test_silent_model_server_found_by_ping(h):
+    # The connection's first PING goes unanswered: the request fails at
+    # h2c_ping_timeout_ms (a 504 that says so), not at the 20 s response
+    # timeout, and the connection is closed and counted.
+    port, accepted = silent_listener()
+    proxy = grpc_proxy(h, port, tls={"pq_policy": "prefer"}, upstream={"h2c_ping_timeout_ms": 1000},
+                       timeouts={"upstream_response_ms": 20000, "upstream_idle_ms": 20000})
+    r, took = get(proxy, h)
+    check_eq(r.status, 504, f"a timeout: {r.raw[:300]}")
+    body = json.loads(r.body)
+    check_eq(body["error"], "upstream_timeout", r.body)
+    check("did not answer a PING within 1000 ms" in body["detail"], f"the detail says why: {body}")
+    check(took < 4, f"at the PING's timeout (1 s on a 1 s tick), not the response timeout: {took:.1f} s")
+    check_eq(metric(proxy, "pqproxy_upstream_h2c_unresponsive_total"), 1, "counted")
+    wait_until(lambda: accepted[1] == accepted[0], timeout=5, msg="the proxy closes its connections")
+
+
+def test_wedged_connection_set_aside(h):
+    # A connection that served, then fell silent with its socket open (the
+    # fault server's /fault/wedge): the stream that waited on it times out;
+    # nothing at all came on the connection meanwhile, so the proxy PINGs
+    # it and opens no new stream there: the next request is served at once
+    # on a new connection. The PING unanswered, the wedged connection is
+    # closed (counted), not kept for later requests to time out on.
+    p = h.start("h2c-faults", [h2_python(), FAULTS], ready="line", line=r"^READY (\d+)$")
+    proxy = grpc_proxy(h, int(p.ready_match.group(1)), tls={"pq_policy": "prefer"},
+                       upstream={"h2c_ping_timeout_ms": 1500},
+                       timeouts={"upstream_response_ms": 1500, "upstream_idle_ms": 1500})
+    r, _ = get(proxy, h, "/ok")
+    check_eq(r.status, 200, f"served first: {r.raw[:300]}")
+    r, took = get(proxy, h, "/fault/wedge")
+    check_eq(r.status, 504, f"the wedged connection's stream times out: {r.raw[:300]}")
+    check("did not respond within 1500 ms" in json.loads(r.body)["detail"], r.body)
+    r, took = get(proxy, h, "/ok?after")
+    check_eq((r.status, r.body), (200, b"served"), f"served on another connection: {r.raw[:300]}")
+    check(took < 1, f"at once, not after a timeout: {took:.1f} s")
+
+    def lines(kind):
+        with open(p.out_path) as f:
+            return [ln.split() for ln in f if ln.startswith(kind + " ")]
+    reqs = {path: conn for _, conn, path in lines("REQ")}
+    check(reqs["/fault/wedge"] == reqs["/ok"] != reqs["/ok?after"],
+          f"the wedged connection had served; the next request went elsewhere: {reqs}")
+    wait_until(lambda: [reqs["/fault/wedge"]] in [ln[1:] for ln in lines("EOF")], timeout=5,
+               msg="the proxy closes the wedged connection")
+    check_eq(metric(proxy, "pqproxy_upstream_h2c_unresponsive_total"), 1, "counted")
+    r, _ = get(proxy, h, "/ok?later")
+    check_eq(r.status, 200, "served afterwards")
+
 
 if __name__ == "__main__":
     pxtest.main([test_content_length_and_trailers, test_response_head_bounded_by_max_header_bytes,
                  test_response_head_bounded_in_fields, test_protocol_error_ends_the_connection,
                  test_server_admitting_no_stream_gets_bounded_connections,
                  test_goaway_retries_bounded, test_request_head_nghttp2_cannot_send,
-                 test_large_response_to_a_wide_window])
+                 test_large_response_to_a_wide_window, test_silent_model_server_found_by_ping,
+                 test_wedged_connection_set_aside])

@@ -302,12 +302,16 @@ static void test_enums(void **state)
     assert_int_equal(c->upstream.protocol, PX_UP_HTTP1);
     assert_int_equal(c->upstream.h2c_max_streams, 100);
     assert_int_equal(c->upstream.h2c_max_connections, 64);
+    assert_int_equal(c->upstream.h2c_ping_timeout, 5000);
     px_config_free(c);
-    c = ok(with("upstream", "\"protocol\":\"h2c\",\"h2c_max_streams\":7,\"h2c_max_connections\":3"));
+    c = ok(with("upstream", "\"protocol\":\"h2c\",\"h2c_max_streams\":7,\"h2c_max_connections\":3,"
+                "\"h2c_ping_timeout_ms\":0"));
     assert_int_equal(c->upstream.protocol, PX_UP_H2C);
     assert_int_equal(c->upstream.h2c_max_streams, 7);
     assert_int_equal(c->upstream.h2c_max_connections, 3);
+    assert_int_equal(c->upstream.h2c_ping_timeout, 0);
     px_config_free(c);
+    expect_err(with("upstream", "\"h2c_ping_timeout_ms\":600001"), "upstream.h2c_ping_timeout_ms", "");
     expect_err(with("upstream", "\"h2c_max_connections\":0"), "upstream.h2c_max_connections", "");
     expect_err(with("upstream", "\"h2c_max_connections\":1025"), "upstream.h2c_max_connections", "");
     expect_err(with("upstream", "\"protocol\":\"h2\""), "upstream.protocol",

@@ -9,7 +9,9 @@
  * The pool is included with its px_upstream_* / px_uplink_* calls renamed
  * to a link without a socket (the seam h2c_pool.c's head comment
  * describes, as fuzz/h2c_upstream.c uses it); the test plays the model
- * server's bytes and the link's events. */
+ * server's bytes and the link's events. Liveness PINGs: sent when a
+ * connection opens and when a stream times out in the connection's
+ * silence; unanswered, they end the connection. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -394,6 +396,135 @@ static void test_head_too_large_fails_at_once(void **state)
     assert_int_equal(px_h2c_pool_connections(pool), 1);
 }
 
+/* ---- liveness: PINGs -------------------------------------------------------- */
+
+/* PINGs (not answers) link i sent: its frames read one by one after the
+ * client preface. */
+static int pings_sent(int i)
+{
+    const uint8_t *b = (const uint8_t *)px_buf_ptr(&wrote[i]);
+    size_t off = 24, n = px_buf_size(&wrote[i]);
+    int pings = 0;
+
+    while (off + 9 <= n) {
+        size_t len = (size_t)b[off] << 16 | (size_t)b[off + 1] << 8 | b[off + 2];
+        pings += b[off + 3] == NGHTTP2_PING && !(b[off + 4] & NGHTTP2_FLAG_ACK);
+        off += 9 + len;
+    }
+    assert_int_equal(off, n);
+    return pings;
+}
+
+/* The server's SETTINGS (empty), then its answer to a PING (opaque zeros). */
+static const uint8_t settings_ping_ack[] = {
+    0, 0, 0, 4, 0, 0, 0, 0, 0,
+    0, 0, 8, 6, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+/* A GET (owner i) on connection 0, connected. */
+static px_h2c_stream_t *get_connected(int i)
+{
+    px_h2c_stream_t *s;
+
+    assert_int_equal(px_h2c_open(pool, nv, 4, 1, &cb, (void *)(intptr_t)i, &s), 0);
+    turn();
+    link_connected(0);
+    return s;
+}
+
+/* A model server that accepts and says nothing: the PING sent with the
+ * connection goes unanswered, and at h2c_ping_timeout the connection ends
+ * with its streams (not each at its own upstream_response_ms). */
+static void test_unanswered_ping_ends_the_connection(void **state)
+{
+    px_h2c_stream_t *s;
+    conn_t *c;
+
+    (void)state;
+    pool->cfg.h2c_ping_timeout = 1000;
+    s = get_connected(1);
+    assert_int_equal(pings_sent(0), 1);
+    c = s->c;
+    assert_true(c->ping_ms > 0);
+    on_tick(&pool->tick);                 /* not yet */
+    assert_int_equal(errors[1], 0);
+    c->ping_ms -= 1000;
+    on_tick(&pool->tick);
+    assert_int_equal(errors[1], 1);
+    assert_int_equal(last_err[1], PX_H2C_EUNRESPONSIVE);
+    assert_int_equal(px_h2c_pool_connections(pool), 0);
+}
+
+/* h2c_ping_timeout 0: no PING at all, and silence ends nothing. */
+static void test_no_ping_when_disabled(void **state)
+{
+    px_h2c_stream_t *s;
+
+    (void)state;
+    s = get_connected(1);
+    assert_int_equal(pings_sent(0), 0);
+    assert_int_equal(s->c->ping_ms, 0);
+    on_tick(&pool->tick);
+    assert_int_equal(errors[1], 0);
+    px_h2c_release(s);
+}
+
+/* A stream that times out while nothing at all came on its connection:
+ * a PING, and until its answer new streams go to another connection; the
+ * answer puts the connection back in use. When the connection spoke
+ * meanwhile (other streams' bytes) the timeout is the stream's alone: no
+ * PING. */
+static void test_stream_timeout_in_silence_pings(void **state)
+{
+    px_h2c_stream_t *s1, *s2, *s3;
+    conn_t *c;
+    uint64_t now;
+
+    (void)state;
+    pool->cfg.h2c_ping_timeout = 1000;
+    pool->timeouts.upstream_response = 1000;
+    assert_int_equal(px_h2c_open(pool, nv, 4, 1, &cb, (void *)(intptr_t)1, &s1), 0);
+    assert_int_equal(px_h2c_open(pool, nv, 4, 1, &cb, (void *)(intptr_t)3, &s3), 0);
+    turn();
+    link_connected(0);
+    link_gets(0, settings_ping_ack, sizeof settings_ping_ack);
+    c = s1->c;
+    assert_ptr_equal(s3->c, c);
+    assert_int_equal(c->ping_ms, 0);
+
+    /* the connection spoke after stream 1's last bytes: no PING */
+    now = uv_now(&loop);
+    s1->active_ms = now - 2000;
+    c->rx_ms = now - 1000;
+    on_tick(&pool->tick);
+    assert_int_equal(errors[1], 1);
+    assert_int_equal(last_err[1], UV_ETIMEDOUT);
+    assert_int_equal(c->ping_ms, 0);
+    assert_false(c->suspect);
+    assert_int_equal(pings_sent(0), 1);   /* the connection's first only */
+
+    /* silent all along stream 3's wait: a PING, and the connection is set aside */
+    s3->active_ms = now - 2000;
+    c->rx_ms = now - 3000;
+    on_tick(&pool->tick);
+    assert_int_equal(errors[3], 1);
+    assert_int_equal(last_err[3], UV_ETIMEDOUT);
+    assert_true(c->ping_ms > 0);
+    assert_true(c->suspect);
+    assert_int_equal(pings_sent(0), 2);
+    assert_int_equal(px_h2c_open(pool, nv, 4, 1, &cb, (void *)(intptr_t)2, &s2), 0);
+    turn();
+    assert_int_equal(nlinks, 2);
+    assert_ptr_not_equal(s2->c, c);
+
+    /* the answer: back in use, nothing ended */
+    link_gets(0, settings_ping_ack + 9, sizeof settings_ping_ack - 9);
+    assert_int_equal(c->ping_ms, 0);
+    assert_false(c->suspect);
+    assert_int_equal(px_h2c_pool_connections(pool), 2);
+    px_h2c_release(s2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,6 +534,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_trailers_end_the_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trailers_without_body_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trailers_go_again_on_a_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unanswered_ping_ends_the_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_ping_when_disabled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_timeout_in_silence_pings, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,9 +17,11 @@ then close), stall (nothing more on the stream; the connection goes on),
 hold (as stall, from the head on, and the body is never consumed: the
 stream's window stays shut),
 rst_stream (RST_STREAM INTERNAL_ERROR), goaway (GOAWAY naming no stream as
-processed, then close). A request's body is read whole first. Prints
-READY <port>, then "REQ <connection> <path>" per request head, each line in
-one write."""
+processed, then close), wedge (the whole connection falls silent: what comes
+is read and ignored, PINGs included, nothing is sent, until the proxy
+closes it). A request's body is read whole first. Prints READY <port>, then
+"REQ <connection> <path>" per request head and "EOF <connection>" when the
+proxy closes a wedged connection, each line in one write."""
 import json
 import os
 import socket
@@ -47,13 +49,14 @@ class Conn:
         self.lock = threading.Lock()
         self.paths = {}
         self.dead = False
+        self.wedged = False
         self.pending = {}                   # stream -> (body, offset sent up to, end)
         self.held = set()                   # streams whose body is never consumed
         self.got = {}                       # stream -> [body bytes, trailer fields]
 
     def flush(self):
         data = self.conn.data_to_send()
-        if data and not self.dead:
+        if data and not self.dead and not self.wedged:
             try:
                 self.sock.sendall(data)
             except OSError:
@@ -102,6 +105,9 @@ class Conn:
         self.pending.pop(sid, None)         # a cut body sends nothing more
         if how in ("stall", "hold"):
             return
+        if how == "wedge":
+            self.wedged = True
+            return
         if how == "rst_stream":
             self.conn.reset_stream(sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
         elif how == "goaway":
@@ -149,7 +155,12 @@ class Conn:
             try:
                 data = self.sock.recv(65536)
             except OSError:
-                break
+                data = b""
+            if self.wedged:
+                if not data:
+                    os.write(1, f"EOF {self.n}\n".encode())
+                    break
+                continue
             if not data:
                 break
             with self.lock:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """An h2c server for test_h2c_upstream.py that admits no stream: after the
 client's preface it sends SETTINGS with MAX_CONCURRENT_STREAMS 0 and a
-SETTINGS ACK, then reads and discards everything, answering nothing
-(raw frames: an HTTP/2 library would end the connection instead).
+SETTINGS ACK, then reads and discards everything, answering nothing but
+PINGs (raw frames: an HTTP/2 library would end the connection instead).
 --goaway: it answers each HEADERS with GOAWAY(last stream 0, NO_ERROR)
 instead: every stream is unprocessed, so a client may retry it. Prints
 READY <port>, then "CONN <n>" per accepted connection and "H2 <n>" once
@@ -35,6 +35,8 @@ def serve(sock, n, goaway):
                     break
                 if buf[3] == 0x1 and goaway:
                     sock.sendall(GOAWAY)
+                elif buf[3] == 0x6 and not buf[4] & 0x1:      # a PING: its ACK, as a live server
+                    sock.sendall(b"\x00\x00\x08\x06\x01\x00\x00\x00\x00" + buf[9:17])
                 buf = buf[9 + n:]
             d = sock.recv(65536)
             if not d:
