@@ -224,7 +224,7 @@ NODE_VER=""
 python3 "$HERE/h2report.py" --out "$OUT" --versions "$VERSIONS" --rounds "$ROUNDS" --duration "$DUR" \
     --conns "$CONNS" --streams "$STREAMS" --idle-n "$IDLE_N" --loadavg "$LOADAVG_START -> $LOADAVG_END" \
     --node "$NODE_VER" --anchor-fields "$(lt_fields_mode)" --cpus "$LT_CPUS" --upstream-cap "$UPCAP" \
-    --rps "$RPS" --rate-share "$RATE_SHARE" > "$OUT/h2.md"
+    --rps "${RPS:-0}" --rate-share "$RATE_SHARE" > "$OUT/h2.md"
 for n in "${TARGETS[@]}"; do [ -s "$RUN/$n.err" ] && cp "$RUN/$n.err" "$OUT/$n.err.log"; done
 cat "$OUT/h2.md"
 log "done: $OUT"

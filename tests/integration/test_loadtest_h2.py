@@ -3,14 +3,17 @@
 missing-tool messages, the idle-connection counter it uses (idleconns.py
 --alpn) and its hybrid load generator (h2node.mjs on Node 24) against a real
 pqproxy, and the ratios of its report (h2report.py) on known inputs. The
-benchmark itself is not run here (minutes, noisy)."""
+benchmark itself runs here only in its shortest form, and only where
+scripts/bench-deps.sh installed its tools (make test does not): that it
+runs to its report, not what it measures."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 from pxhelpers import node24
-from pxtest import check, check_eq, check_in, main, pqproxy_bin
+from pxtest import check, check_eq, check_in, main, pqproxy_bin, skip
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 H2SH = os.path.join(ROOT, "loadtest", "h2.sh")
@@ -42,6 +45,25 @@ def test_argument_checks():
     check_eq(r.returncode, 0, r.stderr)
     check_in("loadtest/h2.sh [--quick]", r.stdout)
     check(r.stdout.rstrip().endswith("stopped on exit."), r.stdout[-200:])
+
+
+def test_shortest_run_reports(h):
+    # one round of 1 s per target, no offered-rate phase (--rate-share 0):
+    # the report is written, with every target measured and no rate table
+    for t in ("nginx", "haproxy", "h2load"):
+        if not shutil.which(t):
+            skip(f"{t} not installed (scripts/bench-deps.sh)")
+    out = h.path("out")
+    r = subprocess.run(["bash", H2SH, "--rounds", "1", "--duration", "1", "--idle", "20",
+                        "--rate-share", "0", "--pqproxy", pqproxy_bin(), "--out", out],
+                       capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    check_eq(r.returncode, 0, r.stderr[-2000:])
+    j = json.load(open(os.path.join(out, "h2.json")))
+    check(not j.get("same_rate"), f"no offered-rate phase: {j.get('same_rate')}")
+    with open(os.path.join(out, "raw.tsv")) as f:
+        targets = {line.split("\t")[0] for line in f.read().splitlines()[1:]}
+    for t in ("pqproxy", "nginx", "haproxy"):
+        check_in(t, targets, f"raw.tsv measured {t}")
 
 
 def test_missing_pqproxy_and_tools(h):
@@ -314,4 +336,4 @@ def test_pin_and_sleep_count(h):
 
 if __name__ == "__main__":
     main([test_argument_checks, test_missing_pqproxy_and_tools, test_idleconns_alpn, test_h2node_hybrid,
-          test_report_ratios, test_report_same_rate, test_h2row_sleeps, test_pin_and_sleep_count, test_same_fields])
+          test_shortest_run_reports, test_report_ratios, test_report_same_rate, test_h2row_sleeps, test_pin_and_sleep_count, test_same_fields])
