@@ -3,15 +3,14 @@
 what fuzz/h2c_upstream.c found, end to end."""
 import json
 import os
-import socket
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxtest  # noqa: E402
 from pxtest import check, check_eq, wait_until  # noqa: E402
 from pxfaults import metric  # noqa: E402
+from pxhelpers import FakeTcpServer  # noqa: E402
 from test_grpc_proxy import H2C_GOAWAY, grpc_proxy, h2_python  # noqa: E402
 from test_h2_smuggling import RawH2, h2, req  # noqa: E402 (runs under Debian's python3 if need be)
 if h2 is not None:
@@ -230,39 +229,31 @@ def test_large_response_to_a_wide_window(h):
         check_eq((st["status"], len(st["body"]), st["reset"]), (200, n, None), f"{n} bytes whole")
         check(took < 5, f"{n} bytes without waiting for ticks: {took:.1f} s")
 
-def silent_listener():
-    """A port that accepts TCP connections and then says nothing (no
-    SETTINGS, no PING answer): a model server wedged with its sockets open.
-    Returns (port, [connections accepted, connections the other side closed])."""
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(64)
-    accepted = [0, 0]
 
-    def hold(s):
+class SilentServer(FakeTcpServer):
+    """Accepts TCP connections and then says nothing (no SETTINGS, no PING
+    answer): a model server wedged with its sockets open. Counts the
+    connections accepted and those the other side closed."""
+
+    def __init__(self):
+        self.accepted = self.closed = 0
+        super().__init__()
+
+    def one(self, c):
+        self.accepted += 1
         try:
-            while s.recv(65536):
+            while c.recv(65536):
                 pass
-        except OSError:
-            pass
-        s.close()
-        accepted[1] += 1
-
-    def loop():
-        while True:
-            s, _ = ls.accept()
-            accepted[0] += 1
-            threading.Thread(target=hold, args=(s,), daemon=True).start()
-    threading.Thread(target=loop, daemon=True).start()
-    return ls.getsockname()[1], accepted
+        finally:
+            self.closed += 1
 
 
 def test_silent_model_server_found_by_ping(h):
     # The connection's first PING goes unanswered: the request fails at
     # h2c_ping_timeout_ms (a 504 that says so), not at the 20 s response
     # timeout, and the connection is closed and counted.
-    port, accepted = silent_listener()
-    proxy = grpc_proxy(h, port, tls={"pq_policy": "prefer"}, upstream={"h2c_ping_timeout_ms": 1000},
+    silent = SilentServer()
+    proxy = grpc_proxy(h, silent.port, tls={"pq_policy": "prefer"}, upstream={"h2c_ping_timeout_ms": 1000},
                        timeouts={"upstream_response_ms": 20000, "upstream_idle_ms": 20000})
     r, took = get(proxy, h)
     check_eq(r.status, 504, f"a timeout: {r.raw[:300]}")
@@ -271,7 +262,7 @@ def test_silent_model_server_found_by_ping(h):
     check("did not answer a PING within 1000 ms" in body["detail"], f"the detail says why: {body}")
     check(took < 4, f"at the PING's timeout (1 s on a 1 s tick), not the response timeout: {took:.1f} s")
     check_eq(metric(proxy, "pqproxy_upstream_h2c_unresponsive_total"), 1, "counted")
-    wait_until(lambda: accepted[1] == accepted[0], timeout=5, msg="the proxy closes its connections")
+    wait_until(lambda: silent.closed == silent.accepted, timeout=5, msg="the proxy closes its connections")
 
 
 def test_wedged_connection_set_aside(h):

@@ -22,8 +22,8 @@ REPORT = os.path.join(ROOT, "loadtest", "h2report.py")
 H2NODE = os.path.join(ROOT, "loadtest", "h2node.mjs")
 
 
-def run(args, env=None):
-    return subprocess.run(["bash", H2SH, *args], capture_output=True, text=True, timeout=60,
+def run(args, env=None, timeout=60):
+    return subprocess.run(["bash", H2SH, *args], capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL, env=env)
 
 
@@ -54,9 +54,8 @@ def test_shortest_run_reports(h):
         if not shutil.which(t):
             skip(f"{t} not installed (scripts/bench-deps.sh)")
     out = h.path("out")
-    r = subprocess.run(["bash", H2SH, "--rounds", "1", "--duration", "1", "--idle", "20",
-                        "--rate-share", "0", "--pqproxy", pqproxy_bin(), "--out", out],
-                       capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    r = run(["--rounds", "1", "--duration", "1", "--idle", "20", "--rate-share", "0",
+             "--pqproxy", pqproxy_bin(), "--out", out], timeout=300)
     check_eq(r.returncode, 0, r.stderr[-2000:])
     j = json.load(open(os.path.join(out, "h2.json")))
     check(not j.get("same_rate"), f"no offered-rate phase: {j.get('same_rate')}")
